@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# System packages the test suites need (Debian). Idempotent; a no-op when all are present.
+set -euo pipefail
+need=()
+command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+if [ ${#need[@]} -gt 0 ]; then
+  if [ "$(id -u)" != 0 ]; then echo "install-test-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi
+  echo "install-test-deps: apt-get install ${need[*]}"
+  apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
+fi

@@ -1,0 +1,2 @@
+// Placeholder entry: replaced by the agent CLI.
+console.log(`trellis (node ${process.version})`);

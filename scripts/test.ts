@@ -1,0 +1,50 @@
+// The README's test command: type-check, then every test file under node's test runner, then one
+// plain summary line ("N passed, N failed, N skipped") that CI reads.
+//   npm test                 all suites
+//   npm test -- raft         only test files whose path contains "raft"
+import { spawnSync, spawn } from 'node:child_process';
+import { globSync } from 'node:fs';
+import path from 'node:path';
+
+const root = path.resolve(import.meta.dirname, '..');
+const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
+const skipTypecheck = process.argv.includes('--no-typecheck');
+
+let typecheckFailed = 0;
+if (!skipTypecheck) {
+  process.stdout.write('typecheck: tsc --noEmit\n');
+  const tsc = spawnSync('tsc', ['--noEmit', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
+  if (tsc.status !== 0) { typecheckFailed = 1; process.stdout.write('typecheck: FAILED\n'); }
+}
+
+const files = globSync(['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], { cwd: root })
+  .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
+  .sort();
+if (files.length === 0) {
+  process.stdout.write(`no test files match ${filters.join(' ')}\n`);
+  process.exit(1);
+}
+
+const child = spawn(process.execPath, [
+  '--test',
+  `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`,
+  '--test-reporter=spec', '--test-reporter-destination=stdout',
+  `--test-reporter=${path.join(root, 'scripts', 'summary-reporter.ts')}`, '--test-reporter-destination=stdout',
+  ...files,
+], { cwd: root, stdio: ['ignore', 'pipe', 'inherit'] });
+
+let tail = '';
+child.stdout.on('data', (chunk: Buffer) => {
+  const s = chunk.toString();
+  tail = (tail + s).slice(-4096);
+  // The summary reporter's own line is printed last by us, with the typecheck folded in.
+  process.stdout.write(s.split('\n').filter((l) => !l.startsWith('TRELLIS-SUMMARY ')).join('\n'));
+});
+child.on('exit', (code) => {
+  const m = /TRELLIS-SUMMARY (\d+) (\d+) (\d+)/.exec(tail);
+  const passed = m ? Number(m[1]) : 0;
+  const failed = (m ? Number(m[2]) : 1) + typecheckFailed;
+  const skipped = m ? Number(m[3]) : 0;
+  process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
+  process.exit(code === 0 && failed === 0 ? 0 : 1);
+});
