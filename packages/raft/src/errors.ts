@@ -1,0 +1,69 @@
+// Errors with stable codes; the facts live in fields so callers (and the agent's HTTP edge) can act.
+import type { NodeId } from './core/types.ts';
+
+export class RaftError extends Error {
+  readonly code: string;
+  constructor(code: string, message: string) {
+    super(message);
+    this.name = 'RaftError';
+    this.code = code;
+  }
+}
+
+/** This node is not the leader. `leader`/`leaderAddress` are '' when no leader is known. */
+export class NotLeaderError extends RaftError {
+  readonly leader: NodeId | '';
+  readonly leaderAddress: string;
+  constructor(leader: NodeId | '', leaderAddress = '') {
+    super('ERR_NOT_LEADER', leader ? `not the leader; the leader is ${leader}${leaderAddress ? ` at ${leaderAddress}` : ''}` : 'not the leader, and no leader is known');
+    this.leader = leader;
+    this.leaderAddress = leaderAddress;
+  }
+}
+
+export class ProposalTooLargeError extends RaftError {
+  readonly bytes: number;
+  readonly maxBytes: number;
+  constructor(bytes: number, maxBytes: number) {
+    super('ERR_PROPOSAL_TOO_LARGE', `proposal of ${bytes} bytes exceeds maxEntryBytes (${maxBytes})`);
+    this.bytes = bytes;
+    this.maxBytes = maxBytes;
+  }
+}
+
+/** Leadership changed before the proposal's entry was known to commit: it may or may not apply. */
+export class ProposalDroppedError extends RaftError {
+  constructor(reason: string) { super('ERR_PROPOSAL_DROPPED', `proposal dropped: ${reason}`); }
+}
+
+export class ConfChangeInProgressError extends RaftError {
+  constructor() { super('ERR_CONF_CHANGE_IN_PROGRESS', 'a membership change is already in progress; retry when it has committed'); }
+}
+
+export class InvalidConfChangeError extends RaftError {
+  constructor(why: string) { super('ERR_INVALID_CONF_CHANGE', `invalid membership change: ${why}`); }
+}
+
+export class LeadershipTransferInProgressError extends RaftError {
+  constructor(to: NodeId) { super('ERR_TRANSFER_IN_PROGRESS', `leadership transfer to ${to} in progress; proposals are refused until it ends`); }
+}
+
+/** Stored data failed its checksum or is inconsistent. Never repaired silently. */
+export class CorruptionError extends RaftError {
+  readonly file: string;
+  readonly index?: number;
+  constructor(file: string, what: string, index?: number) {
+    super('ERR_CORRUPT', `corrupt raft data in ${file}${index !== undefined ? ` at index ${index}` : ''}: ${what}. ` +
+      'Refusing to start; restore the data dir from a backup or remove this node and re-add it empty.');
+    this.file = file;
+    this.index = index;
+  }
+}
+
+export class StoppedError extends RaftError {
+  constructor() { super('ERR_STOPPED', 'raft node is stopped'); }
+}
+
+export class TimeoutError extends RaftError {
+  constructor(what: string) { super('ERR_TIMEOUT', `${what} timed out`); }
+}
