@@ -61,8 +61,7 @@ export type MessageType =
   | 'app' | 'appResp'
   | 'heartbeat' | 'heartbeatResp'
   | 'snap'
-  | 'timeoutNow'
-  | 'readIndex' | 'readIndexResp';
+  | 'timeoutNow';
 
 /**
  * One flat message shape for every RPC (as etcd's raftpb.Message), so transports serialize one type.
@@ -79,8 +78,7 @@ export type MessageType =
  * - snap: snapshot (meta from the core; the driver attaches data before sending).
  * - appResp after snap: index = snapshot index.
  * - timeoutNow: term.
- * - readIndex (follower → leader): context. readIndexResp (leader → follower): index, context;
- *   reject = true when the leader could not serve it (the follower retries or fails the read).
+ * ReadIndex is served by the leader only (followers' callers are told NotLeader and forward).
  */
 export interface Message {
   type: MessageType;
