@@ -30,9 +30,13 @@ export interface InitialState {
   hardState: HardState;
   /** The latest snapshot's metadata, or undefined if none. Log entries start after it. */
   snapshot?: SnapshotMeta;
-  /** Log entries after the snapshot (contiguous, ascending). */
+  /** Log entries, contiguous and ascending. Usually they start at snapshot.index + 1, but after a
+   *  compaction that kept trailing entries they may start earlier (then the entry at snapshot.index,
+   *  if present, has snapshot.term). Membership = snapshot conf (or `conf`) with every conf entry
+   *  after the snapshot index replayed in order. A new cluster is bootstrapped by the driver writing
+   *  one 'addVoter' conf entry per member at term 1 (indexes 1..n) with commit = n on every member. */
   entries: Entry[];
-  /** Membership when there is no snapshot and no conf entry in the log (bootstrap). */
+  /** Membership when there is no snapshot (normally empty: membership lives in the log). */
   conf?: ConfState;
   /** Highest index the state machine has already applied (e.g. restored from a snapshot). */
   applied?: number;
