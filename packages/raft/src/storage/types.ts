@@ -13,6 +13,9 @@ import type { Entry, HardState, Snapshot, SnapshotMeta } from '../core/types.ts'
  *   Every entry's checksum is verified on load; a mismatch rejects with CorruptionError naming the
  *   file and index. It never drops data silently.
  * - `compact(index)` removes entries ≤ index (they are covered by a snapshot). Idempotent.
+ * - `reset(index)` removes EVERY entry and records compactedTo = index, atomically and synced: a
+ *   snapshot from the leader replaced this node's log (entries after it may belong to a divergent
+ *   history and must not survive a restart, or log matching could break).
  * - `entries(lo, hi)` returns [lo, hi) from storage (used rarely: the core keeps the log in memory).
  */
 export interface LogStore {
@@ -20,6 +23,7 @@ export interface LogStore {
   load(): Promise<{ hardState: HardState; entries: Entry[]; compactedTo: number }>;
   save(entries: Entry[], hardState: HardState | undefined, sync: boolean): Promise<void>;
   compact(index: number): Promise<void>;
+  reset(index: number): Promise<void>;
   entries(lo: number, hi: number): Promise<Entry[]>;
   close(): Promise<void>;
 }
