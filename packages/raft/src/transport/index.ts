@@ -1,0 +1,6 @@
+export type { Transport } from './types.ts';
+export { TransportError, type TransportErrorCode } from './errors.ts';
+export {
+  MemoryNetwork, MemoryTransport, cloneMessage,
+  type MemoryNetworkOptions, type MemoryTransportOptions, type MemoryNetworkStats, type MessageFilter,
+} from './memory.ts';
