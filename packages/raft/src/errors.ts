@@ -67,3 +67,56 @@ export class StoppedError extends RaftError {
 export class TimeoutError extends RaftError {
   constructor(what: string) { super('ERR_TIMEOUT', `${what} timed out`); }
 }
+
+/** A LogStore was asked to write something that would break its invariants (a gap, an overwrite of
+ *  compacted entries, a commit index beyond the log). A caller bug: nothing was written. */
+export class InvalidLogWriteError extends RaftError {
+  constructor(what: string) { super('ERR_INVALID_LOG_WRITE', `invalid log write, nothing was written: ${what}`); }
+}
+
+/** entries(lo, hi) asked for indexes the store does not hold (compacted, or beyond the last index). */
+export class LogUnavailableError extends RaftError {
+  readonly lo: number;
+  readonly hi: number;
+  readonly firstIndex: number;
+  readonly lastIndex: number;
+  constructor(lo: number, hi: number, firstIndex: number, lastIndex: number) {
+    super('ERR_LOG_UNAVAILABLE', `log entries [${lo}, ${hi}) are not available: the store holds [${firstIndex}, ${lastIndex}]` +
+      (lo < firstIndex ? ' (the start is compacted into a snapshot)' : ''));
+    this.lo = lo;
+    this.hi = hi;
+    this.firstIndex = firstIndex;
+    this.lastIndex = lastIndex;
+  }
+}
+
+/** A store was used before open(), after close(), after a simulated crash, or after a failed write. */
+export class StoreClosedError extends RaftError {
+  constructor(store: string, why = 'is not open') { super('ERR_STORE_CLOSED', `${store} ${why}`); }
+}
+
+/** A snapshot older than the newest stored one was offered: storing it would not make it the latest. */
+export class StaleSnapshotError extends RaftError {
+  readonly index: number;
+  readonly term: number;
+  readonly latestIndex: number;
+  readonly latestTerm: number;
+  constructor(index: number, term: number, latestIndex: number, latestTerm: number) {
+    super('ERR_STALE_SNAPSHOT', `snapshot at index ${index} (term ${term}) is older than the latest stored snapshot ` +
+      `at index ${latestIndex} (term ${latestTerm}); refusing to store it`);
+    this.index = index;
+    this.term = term;
+    this.latestIndex = latestIndex;
+    this.latestTerm = latestTerm;
+  }
+}
+
+/** A streamed snapshot verified, but it is not the snapshot the sender announced (a sender bug). */
+export class SnapshotMismatchError extends RaftError {
+  readonly file: string;
+  constructor(file: string, got: { index: number; term: number }, announced: { index: number; term: number }) {
+    super('ERR_SNAPSHOT_MISMATCH', `${file} holds the snapshot at index ${got.index} (term ${got.term}), ` +
+      `but index ${announced.index} (term ${announced.term}) was announced; it was discarded`);
+    this.file = file;
+  }
+}
