@@ -120,3 +120,50 @@ export class SnapshotMismatchError extends RaftError {
     this.file = file;
   }
 }
+
+// --- Added by the pure core (packages/raft/src/core) ---
+
+/** A CoreConfig (or the initial state inside it) that the core cannot run with. */
+export class InvalidConfigError extends RaftError {
+  readonly field: string;
+  constructor(field: string, why: string) {
+    super('ERR_INVALID_CONFIG', `invalid raft config: ${field} ${why}`);
+    this.field = field;
+  }
+}
+
+/** A new leader may not change membership until it has committed an entry of its own term
+ *  (Raft thesis §4.1, the fix for single-server changes across leader changes). Retry shortly.
+ *  A ConfChangeInProgressError, so callers that retry on that also retry on this. */
+export class LeaderNotReadyError extends ConfChangeInProgressError {
+  constructor() {
+    super();
+    this.message = 'this leader has not yet committed an entry of its term; retry the membership change shortly';
+  }
+}
+
+/** transferLeader() named a node that cannot take over (not a voter of the current configuration). */
+export class InvalidTransferTargetError extends RaftError {
+  readonly target: NodeId;
+  constructor(target: NodeId, why: string) {
+    super('ERR_INVALID_TRANSFER_TARGET', `cannot transfer leadership to ${target}: ${why}`);
+    this.target = target;
+  }
+}
+
+/** snapshotTaken() was told about a snapshot the core cannot reconcile with its log. */
+export class InvalidSnapshotError extends RaftError {
+  constructor(why: string) { super('ERR_INVALID_SNAPSHOT', `invalid snapshot: ${why}`); }
+}
+
+/** The disk refused a read or write. After a failed write a store refuses further use, since what
+ *  reached the disk is unknown: stop the node and restart it, which re-reads and verifies the data. */
+export class StorageIOError extends RaftError {
+  readonly path: string;
+  constructor(path: string, op: string, cause: unknown) {
+    super('ERR_STORAGE_IO', `${op} failed for ${path}: ${cause instanceof Error ? cause.message : String(cause)}` +
+      (cause instanceof Error && cause.cause instanceof Error ? ` (${cause.cause.message})` : ''));
+    this.path = path;
+    this.cause = cause;
+  }
+}
