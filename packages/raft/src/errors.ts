@@ -167,3 +167,5 @@ export class StorageIOError extends RaftError {
     this.cause = cause;
   }
 }
+
+

@@ -5,3 +5,4 @@ export type { SnapshotReader, SnapshotWriter, StreamingSnapshotStore } from './s
 export { MemoryLogStore, MemorySnapshotStore } from './memory.ts';
 export type { MemorySnapshotStoreOptions } from './memory.ts';
 export { EMPTY_HARD_STATE } from './logWrite.ts';
+export { LevelLogStore } from './level.ts';
