@@ -299,6 +299,8 @@ export class RaftCore {
     this._role = 'leader';
     this.lead = this.id;
     this.syncProgress();
+    // Check-quorum counts only what followers say to this leader, starting now.
+    for (const pr of this.progress.values()) pr.recentActive = false;
     // Raft §5.4.2 / thesis §6.4: a leader commits entries of older terms only by committing one of
     // its own, so it appends an empty entry at once.
     this.appendEntry('normal', EMPTY);
@@ -500,9 +502,11 @@ export class RaftCore {
         else this.handleSnapshot(m);
         return;
       case 'timeoutNow':
-        // Thesis §3.10: the leader asks us to start an election now, skipping pre-vote.
-        if (this.promotable()) this.hup(true);
-        else this.stats.ignoredUnexpected++;
+        // Thesis §3.10: the leader asks us to start an election now, skipping pre-vote. Only the
+        // leader we follow may ask (it sends this only to a follower that acknowledged its log).
+        if (m.from !== this.lead) this.stats.ignoredUnknownSender++;
+        else if (!this.promotable()) this.stats.ignoredUnexpected++;
+        else this.hup(true);
         return;
       default:
         this.stats.ignoredUnexpected++;
@@ -609,7 +613,6 @@ export class RaftCore {
       return;
     }
 
-    const wasPaused = pr.isPaused();
     if (pr.maybeUpdate(index)) {
       if (pr.state === 'probe') {
         pr.becomeReplicate();
@@ -630,10 +633,6 @@ export class RaftCore {
       if (m.from === this.leadTransferee && pr.match === this.log.lastIndex()) {
         this.sendTimeoutNow(m.from);
       }
-    } else if (wasPaused && pr.state === 'probe') {
-      // A stale acknowledgement still proves the follower is alive; keep probing.
-      pr.paused = false;
-      this.sendAppend(pr, true);
     }
   }
 
