@@ -67,6 +67,8 @@ export class Progress {
   paused = false;
   /** Snapshot index being installed (snapshot state only). */
   pendingSnapshot = 0;
+  /** Commit index carried by the last append sent, so a commit broadcast skips peers that have it. */
+  sentCommit = -1;
   /** Ticks spent in snapshot state without an acknowledgement. */
   snapshotTicks = 0;
   readonly inflights: Inflights;

@@ -682,6 +682,7 @@ export class RaftCore {
       index: prevIndex, logTerm: prevTerm, entries, commit: this.log.committed,
     });
     pr.sentEntries(entries.length, prevIndex + entries.length);
+    pr.sentCommit = this.log.committed;
     return true;
   }
 
@@ -702,9 +703,11 @@ export class RaftCore {
     this.send({ type: 'timeoutNow', from: this.id, to, term: this._term });
   }
 
+  /** Sends new entries to every follower, and an empty append to those that have not been told the
+   *  current commit index (or, after an election, have been sent nothing yet). */
   private bcastAppend(): void {
     for (const pr of this.progress.values()) {
-      if (this.sendAppend(pr, true)) {
+      if (this.sendAppend(pr, pr.sentCommit < this.log.committed)) {
         while (this.sendAppend(pr, false)) { /* fill the window */ }
       }
     }
