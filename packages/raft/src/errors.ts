@@ -167,5 +167,3 @@ export class StorageIOError extends RaftError {
     this.cause = cause;
   }
 }
-
-
