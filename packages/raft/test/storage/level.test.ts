@@ -16,7 +16,7 @@ const freshDir = () => join(root, `db-${++seq}`);
 logStoreContract('LevelLogStore', async () => {
   const dir = freshDir();
   return { handle: () => new LevelLogStore(dir), cleanup: () => rm(dir, { recursive: true, force: true }) };
-}, { propertyRuns: 25 });
+}, { propertyRuns: 40 });
 
 /** Opens the store's directory with a plain Level handle (the store must be closed). */
 async function raw<T>(dir: string, fn: (db: Level<Uint8Array, Uint8Array>) => Promise<T>): Promise<T> {

@@ -6,7 +6,8 @@ import { join } from 'node:path';
 import { FileSnapshotStore } from '../../src/storage/snapshots.ts';
 import { encodeSnapshot, snapshotFileName } from '../../src/storage/snapshotFormat.ts';
 import { CorruptionError } from '../../src/errors.ts';
-import { plainSnap, snap, snapshotStoreContract } from './snapshotStore.contract.ts';
+import { MemorySnapshotStore } from '../../src/storage/memory.ts';
+import { plainSnap, snap, snapshotStoreContract, transfer } from './snapshotStore.contract.ts';
 
 const root = await mkdtemp(join(tmpdir(), 'trellis-snap-'));
 after(() => rm(root, { recursive: true, force: true }));
@@ -63,6 +64,21 @@ describe('FileSnapshotStore files', () => {
     assert.deepEqual(await readdir(dir), [snapshotFileName({ index: 5, term: 1 })]);
     assert.equal((await reopened.latestMeta())?.index, 5);
     await reopened.close();
+  });
+
+  test('file and memory stores stream to each other (one byte format)', async () => {
+    const a = snap(30, 4, 70_000);
+    const { store: file } = await storeWith(a);
+    const mem = new MemorySnapshotStore();
+    await mem.open();
+    assert.deepEqual(await transfer(file, mem, 16 * 1024), a.meta);
+    assert.deepEqual(plainSnap(await mem.latest()), plainSnap(a));
+    const b = snap(31, 4, 5000);
+    await mem.save(b);
+    assert.deepEqual(await transfer(mem, file, 1000), b.meta);
+    assert.deepEqual(plainSnap(await file.latest()), plainSnap(b));
+    await file.close();
+    await mem.close();
   });
 
   test('open prunes extra snapshots left by a crash between a rename and the pruning', async () => {
