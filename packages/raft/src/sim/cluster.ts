@@ -1,0 +1,940 @@
+// A simulated Raft cluster driven in discrete steps. Each step: the fault schedule may act, due
+// messages are delivered (or lost to a partition), every live node ticks once, clients invoke and
+// time out operations, an operator may change membership or move leadership, and the safety
+// checker runs. Every node is a real RaftCore; everything around it (disk, network, clocks,
+// clients) is simulated and draws its randomness from one seed.
+//
+// The driver follows the Ready contract (types.ts): persist → send → apply → advance, draining the
+// core after every call into it so the checker sees each state the core passes through.
+import { RaftCore } from '../core/raft.ts';
+import { decodeConfChange, encodeConfChange } from '../core/types.ts';
+import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
+import { NotLeaderError, RaftError } from '../errors.ts';
+import { HistoryRecorder, type OpId } from './history.ts';
+import { SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
+import { decodeCommand, encodeCommand, KvStateMachine, type KvInput, type KvOutput } from './kv.ts';
+import { SimNetwork, type NetworkFaults } from './network.ts';
+import { Rng } from './rng.ts';
+import { SimStorage, StorageContractError, termAt, lastIndexOf, type StorageBug } from './storage.ts';
+import { Trace, describeMessage } from './trace.ts';
+
+/** Deliberate bugs outside the core, to prove the checkers catch what they cause. */
+export type SimBug =
+  | StorageBug
+  /** The driver answers ReadIndex reads at once, without waiting to apply up to the read index. */
+  | 'staleReadIndex';
+
+/** Everything that shapes one run. `randomClusterConfig` draws one from a seed. */
+export interface ClusterConfig {
+  seed: number;
+  /** Steps with faults, then `quietSteps` with none, at the end of which liveness is judged. */
+  faultSteps: number;
+  quietSteps: number;
+  initialVoters: number;
+  /** Ids beyond the initial voters the operator may add. */
+  spareNodes: number;
+  electionTicks: number;
+  heartbeatTicks: number;
+  preVote: boolean;
+  checkQuorum: boolean;
+  readOnly: 'safe' | 'lease';
+  maxInflight: number;
+  maxMsgBytes: number;
+  /** Take a snapshot every this many applied entries; keep up to `snapshotTrail` entries below it. */
+  snapshotEvery: number;
+  snapshotTrail: number;
+  network: NetworkFaults;
+  clients: number;
+  keys: number;
+  /** Steps a client waits for an answer before giving up (the outcome becomes unknown). */
+  clientTimeout: number;
+  /** Fraction of reads served by ReadIndex (the rest go through the log). */
+  readIndexShare: number;
+  /** Per-step probabilities of fault events (all 0 = a fault-free run). */
+  rates: FaultRates;
+  bug?: SimBug;
+  /** Trace events kept for a failure report. */
+  traceKeep: number;
+}
+
+export interface FaultRates {
+  partition: number;
+  oneWay: number;
+  isolateLeader: number;
+  heal: number;
+  crash: number;
+  /** Per down node per step. */
+  restart: number;
+  membership: number;
+  transfer: number;
+  /** Change the network's loss/duplication/delay for a while. */
+  weather: number;
+}
+
+export const NO_FAULTS: FaultRates = {
+  partition: 0, oneWay: 0, isolateLeader: 0, heal: 0, crash: 0, restart: 0, membership: 0, transfer: 0, weather: 0,
+};
+
+/** A config drawn from the seed: cluster shape, timing, flow-control limits and fault mix vary. */
+export function randomClusterConfig(seed: number, opts: { faultSteps: number; quietSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number }): ClusterConfig {
+  const r = new Rng(seed).fork('config');
+  const electionTicks = r.pick([6, 8, 10]);
+  const checkQuorum = r.chance(0.8);
+  const snapshotEvery = r.pick([8, 16, 32, 64]);
+  const faults = opts.faults;
+  return {
+    seed,
+    faultSteps: opts.faultSteps,
+    quietSteps: opts.quietSteps,
+    initialVoters: r.pick([1, 3, 3, 3, 5, 5]),
+    spareNodes: r.pick([0, 1, 2, 2]),
+    electionTicks,
+    heartbeatTicks: r.pick([1, 1, 2]),
+    preVote: r.chance(0.8),
+    checkQuorum,
+    readOnly: 'safe',
+    maxInflight: r.pick([2, 4, 256]),
+    maxMsgBytes: r.pick([150, 600, 1 << 20]),
+    snapshotEvery,
+    snapshotTrail: r.int(snapshotEvery + 1),
+    network: faults
+      ? { lossRate: r.pick([0, 0.01, 0.05, 0.1]), duplicateRate: r.pick([0, 0.01, 0.05]), minDelay: 1, maxDelay: r.pick([1, 2, 3, 5]) }
+      : { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: 2 },
+    clients: r.range(2, 4),
+    keys: r.range(2, 4),
+    clientTimeout: electionTicks * r.pick([4, 8]),
+    readIndexShare: r.pick([0, 0.5, 1]),
+    rates: faults
+      ? {
+        partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03,
+        membership: r.pick([0, 0.01, 0.02]), transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
+      }
+      : NO_FAULTS,
+    bug: opts.bug,
+    traceKeep: opts.traceKeep ?? 400,
+  };
+}
+
+type NodeState = 'never' | 'up' | 'down' | 'removed';
+
+interface PendingProposal {
+  opId: OpId;
+  cmdId: string;
+  client: SimClient;
+  index: number;
+  term: number;
+}
+
+interface PendingRead {
+  opId: OpId;
+  client: SimClient;
+  key: string;
+  /** Set once the core answered with a read state. */
+  index?: number;
+}
+
+interface SimClient {
+  id: number;
+  leaderHint: NodeId | '';
+  /** Next step it may invoke an operation. */
+  nextAt: number;
+  busy?: { opId: OpId; node: NodeId; deadline: number; input: KvInput; ctx?: string; cmdId?: string };
+}
+
+class SimNode {
+  readonly id: NodeId;
+  state: NodeState = 'never';
+  storage: SimStorage;
+  core: RaftCore | undefined;
+  kv = new KvStateMachine();
+  /** Highest index applied to `kv` (volatile; rebuilt from the snapshot on restart). */
+  applied = 0;
+  /** Membership as of `applied`, for snapshot metadata. */
+  conf: ConfState = { voters: [], learners: [] };
+  snapshotIndex = 0;
+  /** Commit index seen in this incarnation's hard states (must never go down). */
+  commit = 0;
+  lastRole: Role = 'follower';
+  lastTerm = 0;
+  incarnation = 0;
+  /** Client proposals waiting on this node, by log index. */
+  proposals = new Map<number, PendingProposal[]>();
+  reads = new Map<string, PendingRead>();
+
+  constructor(id: NodeId, bug: StorageBug | undefined) {
+    this.id = id;
+    this.storage = new SimStorage(bug);
+  }
+}
+
+function cloneMessage(m: Message): Message {
+  return { ...m };
+}
+
+/** The membership rules (our own copy, so the driver's bookkeeping does not share a core bug). */
+function nextConf(c: ConfState, cc: ConfChange): ConfState {
+  const voters = c.voters.filter((v) => v !== cc.node);
+  const learners = c.learners.filter((l) => l !== cc.node);
+  switch (cc.type) {
+    case 'addVoter':
+    case 'promote':
+      return { voters: [...voters, cc.node], learners };
+    case 'addLearner':
+      return c.voters.includes(cc.node) ? c : { voters, learners: [...learners, cc.node] };
+    case 'remove':
+      return { voters, learners };
+    default:
+      return c;
+  }
+}
+
+export interface ClusterStats {
+  steps: number;
+  leadersElected: number;
+  maxTerm: number;
+  committed: number;
+  crashes: number;
+  restarts: number;
+  partitions: number;
+  confChanges: number;
+  confChangesRefused: number;
+  transfers: number;
+  snapshotsTaken: number;
+  snapshotsInstalled: number;
+  proposalsRefused: number;
+  messages: SimNetwork['stats'];
+  ops: HistoryRecorder<KvInput, KvOutput>['counts'];
+}
+
+export class SimCluster {
+  readonly cfg: ClusterConfig;
+  readonly checker = new SafetyChecker(decodeConfChange);
+  readonly history = new HistoryRecorder<KvInput, KvOutput>();
+  readonly trace: Trace;
+  readonly network: SimNetwork;
+  readonly nodes = new Map<NodeId, SimNode>();
+  private readonly ids: NodeId[];
+  private readonly rng: Rng;
+  private readonly faultRng: Rng;
+  private readonly clientRng: Rng;
+  private readonly clients: SimClient[] = [];
+  private readonly keys: string[];
+  now = 0;
+  private readonly stats = {
+    leadersElected: 0, crashes: 0, restarts: 0, partitions: 0, confChanges: 0, confChangesRefused: 0,
+    transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0,
+  };
+  /** Committed membership the operator last acted on (decommissions follow it). */
+  private operatorConf: ConfState = { voters: [], learners: [] };
+  /** index → state machine bytes, from the first snapshot taken there (every node must agree). */
+  private readonly snapshotBytes = new Map<number, string>();
+  private opSeq = 0;
+  private decommissionPending = false;
+  /** Per node: core-reported invariant violations already turned into a report. */
+  private readonly coreViolationsSeen = new Map<string, number>();
+  private stormUntil = 0;
+  private readonly calmNetwork: NetworkFaults;
+
+  constructor(cfg: ClusterConfig) {
+    this.cfg = cfg;
+    this.rng = new Rng(cfg.seed);
+    this.faultRng = this.rng.fork('faults');
+    this.clientRng = this.rng.fork('clients');
+    this.network = new SimNetwork(this.rng.fork('network'), { ...cfg.network });
+    this.calmNetwork = { ...cfg.network };
+    this.trace = new Trace(cfg.traceKeep);
+    const total = cfg.initialVoters + cfg.spareNodes;
+    this.ids = Array.from({ length: total }, (_, i) => `n${i + 1}`);
+    this.keys = Array.from({ length: cfg.keys }, (_, i) => `k${i}`);
+    const storageBug = cfg.bug === 'forgetVoteOnCrash' || cfg.bug === 'ignoreSync' ? cfg.bug : undefined;
+    for (const id of this.ids) this.nodes.set(id, new SimNode(id, storageBug));
+
+    // Bootstrap (config.ts): one addVoter conf entry per initial member at term 1, commit = n.
+    const voters = this.ids.slice(0, cfg.initialVoters);
+    const encode = (node: string) => encodeConfChange({ type: 'addVoter', node, address: node });
+    for (const id of voters) {
+      const n = this.nodes.get(id)!;
+      n.storage.bootstrap(voters, encode);
+      this.start(n);
+    }
+    this.checker.bootstrap(this.nodes.get(voters[0]!)!.storage.current.entries);
+    this.operatorConf = this.checker.committedConf();
+    for (let i = 0; i < cfg.clients; i++) this.clients.push({ id: i, leaderHint: '', nextAt: 0 });
+  }
+
+  get violations(): readonly Violation[] {
+    return this.checker.violations;
+  }
+
+  private fail(kind: ViolationKind, message: string): void {
+    this.checker.fail(kind, message);
+    this.trace.add(this.now, `VIOLATION ${kind}: ${message}`);
+  }
+
+  // ---------------------------------------------------------------- node lifecycle
+
+  /** Starts (or restarts) a node from its disk: volatile state is rebuilt from the durable snapshot. */
+  private start(n: SimNode): void {
+    n.incarnation++;
+    const init = n.storage.initialState();
+    const snap = n.storage.durable.snapshot;
+    n.kv = new KvStateMachine();
+    if (snap) n.kv.restore(snap.data);
+    n.applied = snap?.meta.index ?? 0;
+    n.snapshotIndex = n.applied;
+    n.conf = snap ? snap.meta.conf : { voters: [], learners: [] };
+    // The core starts from the durable commit index (at least the snapshot's); Readies report changes.
+    n.commit = Math.max(init.hardState.commit, init.snapshot?.index ?? 0);
+    n.proposals.clear();
+    n.reads.clear();
+    const random = this.rng.fork(`core-${n.id}-${n.incarnation}`);
+    try {
+      n.core = new RaftCore({
+        id: n.id,
+        electionTicks: this.cfg.electionTicks,
+        heartbeatTicks: this.cfg.heartbeatTicks,
+        random: () => random.float(),
+        preVote: this.cfg.preVote,
+        checkQuorum: this.cfg.checkQuorum,
+        readOnly: this.cfg.readOnly,
+        maxInflight: this.cfg.maxInflight,
+        maxMsgBytes: this.cfg.maxMsgBytes,
+        initial: init,
+      });
+    } catch (err) {
+      this.fail('crash', `${n.id} could not restart from its own disk: ${(err as Error).stack ?? err}`);
+      n.core = undefined;
+      n.state = 'down';
+      return;
+    }
+    n.state = 'up';
+    n.lastRole = 'follower';
+    n.lastTerm = n.core.term;
+    this.trace.add(this.now, `start ${n.id} #${n.incarnation} term=${init.hardState.term} vote=${init.hardState.vote || '-'} commit=${init.hardState.commit} snap=${init.snapshot?.index ?? 0} log=${init.entries.length ? `${init.entries[0]!.index}..${init.entries[init.entries.length - 1]!.index}` : 'empty'}`);
+  }
+
+  /** Power loss: unsynced writes may vanish, every volatile thing is gone. */
+  private crash(n: SimNode): void {
+    n.storage.crash(this.faultRng);
+    this.stopVolatile(n, 'crash');
+    n.state = 'down';
+    this.stats.crashes++;
+  }
+
+  private stopVolatile(n: SimNode, why: string): void {
+    n.core = undefined;
+    // Clients waiting on this node never hear back.
+    for (const list of n.proposals.values()) for (const p of list) this.giveUp(p.client);
+    for (const r of n.reads.values()) this.giveUp(r.client);
+    n.proposals.clear();
+    n.reads.clear();
+    this.trace.add(this.now, `${why} ${n.id}`);
+  }
+
+  // ---------------------------------------------------------------- the Ready loop
+
+  /** Calls into one node's core, then drains its Ready; a throw is a core bug. */
+  private call(n: SimNode, what: string, fn: (core: RaftCore) => void): void {
+    const core = n.core;
+    if (!core) return;
+    try {
+      fn(core);
+    } catch (err) {
+      this.fail('crash', `${n.id}.${what} threw: ${(err as Error).stack ?? err}`);
+      return;
+    }
+    this.drain(n);
+  }
+
+  private drain(n: SimNode): void {
+    for (let rounds = 0; n.core && n.core.hasReady(); rounds++) {
+      if (rounds > 50) {
+        this.fail('contract', `${n.id}.hasReady() stayed true after 50 Ready rounds`);
+        return;
+      }
+      let rd: Ready;
+      try {
+        rd = n.core.ready();
+      } catch (err) {
+        this.fail('crash', `${n.id}.ready() threw: ${(err as Error).stack ?? err}`);
+        return;
+      }
+      this.handleReady(n, n.core, rd);
+    }
+    if (n.core) this.observeRole(n, n.core);
+  }
+
+  private handleReady(n: SimNode, core: RaftCore, rd: Ready): void {
+    const st = n.storage;
+    const prevHard = st.current.hardState;
+    const voteChanged = rd.hardState !== undefined && (rd.hardState.term !== prevHard.term || rd.hardState.vote !== prevHard.vote);
+    if (!rd.mustSync && (rd.entries.length > 0 || rd.snapshot !== undefined || voteChanged)) {
+      this.fail('contract', `${n.id}: Ready has ${rd.entries.length} entries${rd.snapshot ? ', a snapshot' : ''}${voteChanged ? ', a term/vote change' : ''} but mustSync is false`);
+    }
+    if (rd.hardState && rd.hardState.term < prevHard.term) {
+      this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${rd.hardState.term}`);
+    }
+    if (rd.hardState && rd.hardState.vote !== '') {
+      // Raft §5.2: one vote per term, remembered across restarts (the ledger lives with the disk,
+      // so it is forgotten only when the operator wipes the disk).
+      const hs = rd.hardState;
+      const earlier = st.votes.get(hs.term);
+      if (earlier === undefined) st.votes.set(hs.term, hs.vote);
+      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
+    }
+
+    // 1. Persist: snapshot (restoring the state machine), entries, hard state.
+    if (rd.snapshot) {
+      const meta = rd.snapshot.meta;
+      this.checker.observeSnapshot(n.id, meta);
+      this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
+      try {
+        n.kv.restore(rd.snapshot.data);
+      } catch (err) {
+        this.fail('contract', `${n.id}: snapshot ${meta.index}/${meta.term} data does not decode: ${(err as Error).message}`);
+      }
+      if (meta.index <= n.applied) {
+        this.fail('contract', `${n.id}: handed snapshot ${meta.index} at or below its applied index ${n.applied}`);
+      }
+      n.applied = Math.max(n.applied, meta.index);
+      n.snapshotIndex = meta.index;
+      n.conf = meta.conf;
+      this.stats.snapshotsInstalled++;
+      // Proposals whose slot the snapshot skipped over can no longer be matched to an outcome.
+      for (const [index, list] of n.proposals) {
+        if (index > meta.index) continue;
+        for (const p of list) this.giveUp(p.client);
+        n.proposals.delete(index);
+      }
+    }
+    const prevTerm = rd.entries.length > 0 ? (rd.snapshot && rd.entries[0]!.index - 1 === rd.snapshot.meta.index ? rd.snapshot.meta.term : termAt(st.current, rd.entries[0]!.index - 1)) : undefined;
+    try {
+      st.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, rd.mustSync);
+    } catch (err) {
+      if (err instanceof StorageContractError) this.fail('contract', `${n.id}: ${err.message}`);
+      else throw err;
+      return;
+    }
+    if (rd.entries.length > 0) {
+      this.checker.observePersist(n.id, rd.entries, prevTerm);
+      this.trace.add(this.now, `${n.id} persist ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index} t${rd.entries[rd.entries.length - 1]!.term}`);
+    }
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      if (hs.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hs.commit}`);
+      if (hs.commit > lastIndexOf(st.current)) this.fail('contract', `${n.id}: commit ${hs.commit} beyond its last index ${lastIndexOf(st.current)}`);
+      n.commit = hs.commit;
+      // A leader that commits its own removal steps down in the same call (thesis §4.2.2), so
+      // "leader when the call began, same term now" also counts as a leader's commit.
+      const asLeader = core.role === 'leader' || (n.lastRole === 'leader' && n.lastTerm === core.term);
+      if (asLeader && hs.commit > this.checker.committedIndex()) {
+        const later = this.liveLeaders().filter((l) => l.term > core.term);
+        this.checker.observeLeaderCommit(n.id, core.term, hs.commit, st.current, later);
+        this.trace.add(this.now, `${n.id} (leader t${core.term}) commits ${hs.commit}`);
+        this.onCommittedConf();
+      } else if (hs.commit > this.checker.committedIndex()) {
+        this.fail('stateMachineSafety', `${n.id} (${core.role}, term ${core.term}) believes index ${hs.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
+      }
+    }
+
+    // 2. Send.
+    for (const m of rd.messages) {
+      const out = cloneMessage(m);
+      if (out.type === 'snap') {
+        const snap = st.current.snapshot;
+        const meta = out.snapshot?.meta;
+        if (!meta || !snap || snap.meta.index !== meta.index || snap.meta.term !== meta.term) {
+          this.fail('contract', `${n.id} sent a snapshot ${meta?.index}/${meta?.term} but the driver holds ${snap ? `${snap.meta.index}/${snap.meta.term}` : 'none'}`);
+          continue;
+        }
+        out.snapshot = { meta, data: snap.data };
+      }
+      this.network.send(out, this.now);
+    }
+
+    // 3. Apply.
+    for (const e of rd.committed) this.applyEntry(n, e);
+    for (const rs of rd.readStates) {
+      const r = n.reads.get(rs.context);
+      if (r) r.index = rs.index;
+    }
+    this.serveReads(n);
+
+    // 4. Advance.
+    core.advance(rd);
+
+    if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
+  }
+
+  private applyEntry(n: SimNode, e: Entry): void {
+    if (e.index !== n.applied + 1) {
+      this.fail('contract', `${n.id} was handed index ${e.index} to apply after applying ${n.applied}`);
+      return;
+    }
+    if (e.index > n.commit) {
+      this.fail('contract', `${n.id} was handed index ${e.index} to apply beyond its commit index ${n.commit}`);
+    }
+    let cmdId: string | undefined;
+    let output: KvOutput | undefined;
+    if (e.kind === 'conf') {
+      const cc = decodeConfChange(e.data);
+      n.conf = nextConf(n.conf, cc);
+      this.checker.observeApply(n.id, e, undefined);
+    } else {
+      const cmd = decodeCommand(e.data);
+      cmdId = cmd?.id;
+      this.checker.observeApply(n.id, e, cmdId);
+      if (cmd?.op) output = n.kv.apply(cmd.op);
+    }
+    n.applied = e.index;
+
+    // Answer the client waiting on this slot, or tell it its proposal lost the slot.
+    const waiting = n.proposals.get(e.index);
+    if (waiting) {
+      n.proposals.delete(e.index);
+      for (const p of waiting) {
+        if (p.cmdId === cmdId && p.term === e.term) {
+          this.finish(p.client, p.opId);
+          this.history.ok(p.opId, output!);
+          this.trace.add(this.now, `c${p.client.id} ok ${p.cmdId} @${e.index} on ${n.id}`);
+        } else {
+          // A different entry committed at (index): ours, (index, p.term), never will.
+          this.finish(p.client, p.opId);
+          this.history.fail(p.opId);
+          this.trace.add(this.now, `c${p.client.id} lost slot ${p.cmdId} @${e.index}/${p.term} on ${n.id}`);
+        }
+      }
+    }
+  }
+
+  private serveReads(n: SimNode): void {
+    for (const [ctx, r] of n.reads) {
+      if (r.index === undefined) continue;
+      if (r.index > n.applied && this.cfg.bug !== 'staleReadIndex') continue;
+      n.reads.delete(ctx);
+      const value = n.kv.get(r.key);
+      this.finish(r.client, r.opId);
+      this.history.ok(r.opId, { kind: 'get', value });
+      this.trace.add(this.now, `c${r.client.id} read ${r.key}=${JSON.stringify(value)} @${r.index} on ${n.id}`);
+    }
+  }
+
+  private takeSnapshot(n: SimNode, core: RaftCore): void {
+    const index = n.applied;
+    const term = termAt(n.storage.current, index);
+    if (term === undefined) {
+      this.fail('contract', `${n.id} applied index ${index} that its log does not hold`);
+      return;
+    }
+    const data = n.kv.snapshot();
+    const key = Buffer.from(data).toString('latin1');
+    const seen = this.snapshotBytes.get(index);
+    if (seen === undefined) this.snapshotBytes.set(index, key);
+    else if (seen !== key) this.fail('stateMachineSafety', `${n.id}'s state machine at index ${index} differs from another node's at the same index`);
+    const snap: Snapshot = { meta: { index, term, conf: { voters: [...n.conf.voters], learners: [...n.conf.learners] } }, data };
+    const compactTo = Math.max(0, index - this.cfg.snapshotTrail);
+    n.storage.saveLocalSnapshot(snap, compactTo);
+    n.snapshotIndex = index;
+    this.stats.snapshotsTaken++;
+    try {
+      core.snapshotTaken(snap.meta, compactTo);
+    } catch (err) {
+      this.fail('crash', `${n.id}.snapshotTaken(${index}/${term}, ${compactTo}) threw: ${(err as Error).message}`);
+    }
+    this.trace.add(this.now, `${n.id} snapshot ${index}/${term} compact≤${compactTo}`);
+  }
+
+  private observeRole(n: SimNode, core: RaftCore): void {
+    const role = core.role;
+    const term = core.term;
+    if (role === 'leader') {
+      if (n.lastRole !== 'leader' || n.lastTerm !== term) {
+        this.stats.leadersElected++;
+        this.trace.add(this.now, `${n.id} LEADER t${term} last=${lastIndexOf(n.storage.current)}`);
+      }
+      this.checker.observeLeader(n.id, term, n.storage.current);
+    } else if (n.lastRole === 'leader') {
+      this.trace.add(this.now, `${n.id} steps down t${term} → ${role}`);
+    }
+    n.lastRole = role;
+    n.lastTerm = term;
+  }
+
+  private liveLeaders(): Array<{ id: NodeId; term: number; log: SimStorage['current'] }> {
+    const out = [];
+    for (const n of this.nodes.values()) {
+      if (n.core && n.core.role === 'leader') out.push({ id: n.id, term: n.core.term, log: n.storage.current });
+    }
+    return out;
+  }
+
+  /** The operator follows the committed configuration: a server removed from it is shut down. */
+  private onCommittedConf(): void {
+    const conf = this.checker.committedConf();
+    if (conf === this.operatorConf) return;
+    // Shut down after the current call into the cores has been fully handled, as an operator
+    // watching the cluster would (never in the middle of a node's Ready).
+    this.decommissionPending = true;
+  }
+
+  private decommission(): void {
+    if (!this.decommissionPending) return;
+    this.decommissionPending = false;
+    const conf = this.checker.committedConf();
+    const before = this.operatorConf;
+    this.operatorConf = conf;
+    const members = new Set([...conf.voters, ...conf.learners]);
+    for (const id of [...before.voters, ...before.learners]) {
+      if (members.has(id)) continue;
+      const n = this.nodes.get(id);
+      if (!n || n.state === 'removed') continue;
+      if (n.state === 'up') this.stopVolatile(n, 'decommission');
+      n.state = 'removed';
+      this.trace.add(this.now, `operator: ${id} removed from the configuration`);
+    }
+  }
+
+  // ---------------------------------------------------------------- clients
+
+  private finish(c: SimClient, opId: OpId): void {
+    if (c.busy?.opId === opId) {
+      c.busy = undefined;
+      c.nextAt = this.now + this.clientRng.int(3);
+    }
+  }
+
+  /** The client stops waiting: the operation's outcome is unknown to it. */
+  private giveUp(c: SimClient): void {
+    const b = c.busy;
+    if (!b) return;
+    c.busy = undefined;
+    c.nextAt = this.now + 1;
+    c.leaderHint = '';
+    this.history.indeterminate(b.opId, b.input.kind !== 'get');
+    const n = this.nodes.get(b.node);
+    if (n) {
+      if (b.ctx) n.reads.delete(b.ctx);
+      for (const [index, list] of n.proposals) {
+        const rest = list.filter((p) => p.opId !== b.opId);
+        if (rest.length === 0) n.proposals.delete(index);
+        else if (rest.length !== list.length) n.proposals.set(index, rest);
+      }
+    }
+    this.trace.add(this.now, `c${c.id} gives up op ${b.opId}`);
+  }
+
+  private runClients(allowNew: boolean): void {
+    for (const c of this.clients) {
+      if (c.busy && this.now >= c.busy.deadline) this.giveUp(c);
+      if (!c.busy && allowNew && this.now >= c.nextAt) this.invoke(c);
+    }
+  }
+
+  private invoke(c: SimClient): void {
+    const r = this.clientRng;
+    const key = r.pick(this.keys);
+    const value = `v${++this.opSeq}`;
+    const roll = r.float();
+    const input: KvInput = roll < 0.4 ? { kind: 'put', key, value }
+      : roll < 0.7 ? { kind: 'get', key }
+      : { kind: 'cas', key, expected: r.chance(0.2) ? null : `v${Math.max(1, this.opSeq - 1 - r.int(6))}`, value };
+    const up = [...this.nodes.values()].filter((n) => n.state === 'up');
+    if (up.length === 0) return;
+    const hinted = c.leaderHint ? this.nodes.get(c.leaderHint) : undefined;
+    const target = hinted && hinted.state === 'up' ? hinted : r.pick(up);
+    const core = target.core!;
+    const opId = this.history.invoke(c.id, input);
+    const viaReadIndex = input.kind === 'get' && r.chance(this.cfg.readIndexShare);
+    const deadline = this.now + this.cfg.clientTimeout;
+    try {
+      if (viaReadIndex) {
+        const ctx = `r${opId}`;
+        core.readIndex(ctx);
+        c.busy = { opId, node: target.id, deadline, input, ctx };
+        target.reads.set(ctx, { opId, client: c, key });
+        this.trace.add(this.now, `c${c.id} readIndex ${key} op ${opId} → ${target.id}`);
+      } else {
+        const cmdId = `o${opId}`;
+        const res = core.propose(encodeCommand({ id: cmdId, op: input }));
+        c.busy = { opId, node: target.id, deadline, input, cmdId };
+        const list = target.proposals.get(res.index) ?? [];
+        list.push({ opId, cmdId, client: c, index: res.index, term: res.term });
+        target.proposals.set(res.index, list);
+        this.trace.add(this.now, `c${c.id} propose ${cmdId} ${input.kind} ${key} → ${target.id} @${res.index}/${res.term}`);
+      }
+    } catch (err) {
+      if (!(err instanceof RaftError)) {
+        this.fail('crash', `${target.id} threw on a client request: ${(err as Error).stack ?? err}`);
+        return;
+      }
+      // Refused before anything was appended: the operation did not happen.
+      this.history.fail(opId);
+      this.stats.proposalsRefused++;
+      c.leaderHint = err instanceof NotLeaderError ? err.leader : '';
+      c.nextAt = this.now + 1;
+      return;
+    }
+    this.drain(target);
+  }
+
+  // ---------------------------------------------------------------- faults and the operator
+
+  private injectFaults(): void {
+    const f = this.faultRng;
+    const rates = this.cfg.rates;
+    const all = this.ids;
+    if (f.chance(rates.partition)) {
+      const shuffled = f.shuffle(all.slice());
+      const cut = 1 + f.int(Math.max(1, shuffled.length - 1));
+      const a = shuffled.slice(0, cut);
+      const b = shuffled.slice(cut);
+      this.network.partition(a, b);
+      this.stats.partitions++;
+      this.trace.add(this.now, `partition [${a.join(',')}] | [${b.join(',')}]`);
+    }
+    if (f.chance(rates.oneWay)) {
+      const from = f.pick(all);
+      const others = all.filter((x) => x !== from);
+      if (others.length > 0) {
+        const to = f.pick(others);
+        this.network.block(from, to);
+        this.trace.add(this.now, `cut ${from} → ${to}`);
+      }
+    }
+    if (f.chance(rates.isolateLeader)) {
+      const leader = this.currentLeader();
+      if (leader) {
+        this.network.partition([leader.id], all.filter((x) => x !== leader.id));
+        this.stats.partitions++;
+        this.trace.add(this.now, `isolate leader ${leader.id}`);
+      }
+    }
+    if (f.chance(rates.heal)) {
+      this.network.healAll();
+      this.trace.add(this.now, 'heal network');
+    }
+    if (f.chance(rates.weather)) {
+      const storm: NetworkFaults = {
+        lossRate: f.pick([0.05, 0.2, 0.4]), duplicateRate: f.pick([0, 0.05, 0.2]), minDelay: 1, maxDelay: f.pick([2, 6, 12]),
+      };
+      this.network.faults = storm;
+      this.stormUntil = this.now + f.range(10, 80);
+      this.trace.add(this.now, `storm loss=${storm.lossRate} dup=${storm.duplicateRate} delay≤${storm.maxDelay}`);
+    } else if (this.stormUntil !== 0 && this.now >= this.stormUntil) {
+      this.network.faults = { ...this.calmNetwork };
+      this.stormUntil = 0;
+      this.trace.add(this.now, 'storm over');
+    }
+    if (f.chance(rates.crash)) {
+      const up = all.filter((id) => this.nodes.get(id)!.state === 'up');
+      // Crash the leader more often than chance: that is where the interesting recoveries are.
+      const leader = this.currentLeader();
+      const victim = leader && f.chance(0.4) ? leader.id : up.length > 0 ? f.pick(up) : undefined;
+      if (victim) this.crash(this.nodes.get(victim)!);
+    }
+    for (const id of all) {
+      const n = this.nodes.get(id)!;
+      if (n.state === 'down' && f.chance(rates.restart)) {
+        this.stats.restarts++;
+        this.start(n);
+        this.drain(n);
+      }
+    }
+    if (f.chance(rates.membership)) this.changeMembership();
+    if (f.chance(rates.transfer)) {
+      const leader = this.currentLeader();
+      if (leader?.core) {
+        const voters = leader.core.status().conf.voters.filter((v) => v !== leader.id);
+        if (voters.length > 0) {
+          const to = f.pick(voters);
+          this.stats.transfers++;
+          this.trace.add(this.now, `operator: transfer leadership ${leader.id} → ${to}`);
+          this.call(leader, 'transferLeader', (core) => {
+            try {
+              core.transferLeader(to);
+            } catch (err) {
+              if (!(err instanceof RaftError)) throw err;
+              this.trace.add(this.now, `transfer refused: ${err.code}`);
+            }
+          });
+        }
+      }
+    }
+  }
+
+  /** The up node that is leader in the highest term, if any. */
+  private currentLeader(): SimNode | undefined {
+    let best: SimNode | undefined;
+    for (const n of this.nodes.values()) {
+      if (n.core?.role === 'leader' && (!best || n.core.term > best.core!.term)) best = n;
+    }
+    return best;
+  }
+
+  private changeMembership(): void {
+    const leader = this.currentLeader();
+    if (!leader?.core) return;
+    const f = this.faultRng;
+    const conf = leader.core.status().conf;
+    const members = new Set([...conf.voters, ...conf.learners]);
+    const committed = this.checker.committedConf();
+    const committedMembers = new Set([...committed.voters, ...committed.learners]);
+    const choices: Array<() => ConfChange | undefined> = [];
+    // Only ids out of both the leader's and the committed configuration, and shut down, may join.
+    // (An outsider may already be up: started for a join whose proposal was refused or lost.)
+    const outsiders = this.ids.filter((id) => !members.has(id) && !committedMembers.has(id) && this.nodes.get(id)!.state !== 'down');
+    if (outsiders.length > 0) {
+      choices.push(() => this.prepareJoin(f.pick(outsiders), 'addLearner'));
+      choices.push(() => (f.chance(0.3) ? this.prepareJoin(f.pick(outsiders), 'addVoter') : undefined));
+    }
+    if (conf.learners.length > 0) choices.push(() => ({ type: 'promote', node: f.pick(conf.learners) }));
+    const removable = [...conf.learners, ...(conf.voters.length > 2 ? conf.voters : [])];
+    if (removable.length > 0) choices.push(() => ({ type: 'remove', node: f.pick(removable) }));
+    if (choices.length === 0) return;
+    const cc = f.pick(choices)();
+    if (!cc) return;
+    this.trace.add(this.now, `operator: propose ${cc.type} ${cc.node} via ${leader.id}`);
+    this.call(leader, 'proposeConfChange', (core) => {
+      try {
+        const r = core.proposeConfChange(cc);
+        this.stats.confChanges++;
+        this.trace.add(this.now, `conf change ${cc.type} ${cc.node} @${r.index}/${r.term}`);
+      } catch (err) {
+        if (!(err instanceof RaftError)) throw err;
+        this.stats.confChangesRefused++;
+        this.trace.add(this.now, `conf change refused: ${err.code}`);
+      }
+    });
+  }
+
+  /** Starts a server that is about to be added: fresh, or (re-add) with or without its old disk. */
+  private prepareJoin(id: NodeId, type: 'addLearner' | 'addVoter'): ConfChange {
+    const n = this.nodes.get(id)!;
+    if (n.state === 'up') return { type, node: id, address: id };
+    if (n.state === 'removed' && this.faultRng.chance(0.5)) {
+      // Re-add after wiping its data dir, as an operator replacing a server would.
+      n.storage = new SimStorage(this.cfg.bug === 'forgetVoteOnCrash' || this.cfg.bug === 'ignoreSync' ? this.cfg.bug : undefined);
+      this.trace.add(this.now, `operator: wipe ${id}`);
+    }
+    this.start(n);
+    this.drain(n);
+    return { type, node: id, address: id };
+  }
+
+  // ---------------------------------------------------------------- the run
+
+  /** One step of simulated time. */
+  step(phase: 'faults' | 'quiet' | 'drain'): void {
+    this.now++;
+    this.checker.step = this.now;
+    if (phase === 'faults') this.injectFaults();
+    for (const m of this.network.due(this.now)) {
+      const n = this.nodes.get(m.to);
+      if (!n?.core) continue;
+      this.trace.add(this.now, describeMessage(m));
+      this.call(n, `step(${m.type})`, (core) => core.step(m));
+    }
+    for (const n of this.nodes.values()) {
+      if (n.core) this.call(n, 'tick', (core) => core.tick());
+    }
+    this.runClients(phase !== 'drain');
+    this.decommission();
+    this.checkCoreStats();
+    this.checker.checkDurability((id) => {
+      const n = this.nodes.get(id);
+      return n && n.state !== 'never' ? n.storage.durable : undefined;
+    });
+  }
+
+  /** Ends the fault phase: the network heals, storms pass, every crashed server comes back. */
+  heal(): void {
+    this.network.healAll();
+    this.network.faults = { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: Math.min(2, this.calmNetwork.maxDelay) };
+    this.stormUntil = 0;
+    for (const n of this.nodes.values()) {
+      if (n.state === 'down') {
+        this.stats.restarts++;
+        this.start(n);
+        this.drain(n);
+      }
+    }
+    this.trace.add(this.now, 'quiet phase: network healed, all servers up');
+  }
+
+  /**
+   * Liveness after the quiet phase: exactly one leader, no entry it holds left uncommitted, every
+   * up member applied everything, no client waiting on it, and equal state machines everywhere.
+   */
+  checkLiveness(): void {
+    const up = [...this.nodes.values()].filter((n) => n.core);
+    const leaders = up.filter((n) => n.core!.role === 'leader');
+    const maxTerm = Math.max(0, ...up.map((n) => n.core!.term));
+    const leader = leaders.find((n) => n.core!.term === maxTerm);
+    const where = `after ${this.cfg.quietSteps} quiet steps`;
+    if (!leader) {
+      this.fail('liveness', `no leader ${where} (max term ${maxTerm}; roles: ${up.map((n) => `${n.id}:${n.core!.role}/t${n.core!.term}`).join(' ')})`);
+      return;
+    }
+    const st = leader.core!.status();
+    if (st.commit !== st.lastIndex) {
+      this.fail('liveness', `leader ${leader.id} (term ${st.term}) still has entries ${st.commit + 1}..${st.lastIndex} uncommitted ${where}; progress: ${JSON.stringify(st.progress)}`);
+      return;
+    }
+    const members = new Set([...st.conf.voters, ...st.conf.learners]);
+    for (const n of up) {
+      if (!members.has(n.id)) continue;
+      if (n.applied !== st.commit) {
+        this.fail('liveness', `${n.id} applied ${n.applied}, but the leader ${leader.id} committed ${st.commit} ${where}`);
+        return;
+      }
+    }
+    for (const id of members) {
+      const n = this.nodes.get(id)!;
+      if (!n.core) {
+        this.fail('liveness', `member ${id} is not running ${where} (state ${n.state})`);
+        return;
+      }
+    }
+    for (const c of this.clients) {
+      if (c.busy && c.busy.node === leader.id) {
+        this.fail('liveness', `client ${c.id}'s operation ${c.busy.opId} on leader ${leader.id} is still unanswered ${where}`);
+        return;
+      }
+    }
+    let reference: string | undefined;
+    for (const n of up) {
+      if (!members.has(n.id)) continue;
+      const bytes = Buffer.from(n.kv.snapshot()).toString('latin1');
+      if (reference === undefined) reference = bytes;
+      else if (bytes !== reference) {
+        this.fail('stateMachineSafety', `${n.id}'s state machine differs from the others' at the same applied index ${n.applied}`);
+        return;
+      }
+    }
+  }
+
+  /** Core-reported anomalies (messages that contradict an invariant) are bugs too. */
+  private checkCoreStats(): void {
+    for (const n of this.nodes.values()) {
+      const v = n.core?.stats.invariantViolations ?? 0;
+      const key = `${n.id}#${n.incarnation}`;
+      if (v > (this.coreViolationsSeen.get(key) ?? 0)) {
+        this.coreViolationsSeen.set(key, v);
+        this.fail('contract', `${n.id}'s core counted ${v} message(s) contradicting a Raft invariant (a second leader in its term, or an append contradicting a committed entry)`);
+      }
+    }
+  }
+
+  summary(): ClusterStats {
+    let maxTerm = 0;
+    for (const n of this.nodes.values()) maxTerm = Math.max(maxTerm, n.core?.term ?? n.storage.durable.hardState.term);
+    return {
+      steps: this.now,
+      ...this.stats,
+      maxTerm,
+      committed: this.checker.committedIndex(),
+      messages: { ...this.network.stats },
+      ops: { ...this.history.counts },
+    };
+  }
+}
