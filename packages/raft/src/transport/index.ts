@@ -4,3 +4,8 @@ export {
   MemoryNetwork, MemoryTransport, cloneMessage,
   type MemoryNetworkOptions, type MemoryTransportOptions, type MemoryNetworkStats, type MessageFilter,
 } from './memory.ts';
+export {
+  GrpcTransport,
+  type GrpcTransportOptions, type GrpcTransportCredentials, type GrpcTransportStats, type TransportLogger,
+} from './grpc.ts';
+export { MalformedFrameError } from './codec.ts';
