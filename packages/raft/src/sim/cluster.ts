@@ -21,8 +21,9 @@ import { Trace, describeMessage } from './trace.ts';
 /** Deliberate bugs outside the core, to prove the checkers catch what they cause. */
 export type SimBug =
   | StorageBug
-  /** The driver answers ReadIndex reads at once, without waiting to apply up to the read index. */
-  | 'staleReadIndex';
+  /** The driver answers reads from its local state machine on whatever node the client reached,
+   *  without ReadIndex (the classic stale-read bug: followers and deposed leaders lag). */
+  | 'localReads';
 
 /** Everything that shapes one run. `randomClusterConfig` draws one from a seed. */
 export interface ClusterConfig {
@@ -76,7 +77,9 @@ export const NO_FAULTS: FaultRates = {
 };
 
 /** A config drawn from the seed: cluster shape, timing, flow-control limits and fault mix vary. */
-export function randomClusterConfig(seed: number, opts: { faultSteps: number; quietSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number }): ClusterConfig {
+export function randomClusterConfig(seed: number, opts: {
+  faultSteps: number; quietSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number; rates?: Partial<FaultRates>;
+}): ClusterConfig {
   const r = new Rng(seed).fork('config');
   const electionTicks = r.pick([6, 8, 10]);
   const checkQuorum = r.chance(0.8);
@@ -108,6 +111,7 @@ export function randomClusterConfig(seed: number, opts: { faultSteps: number; qu
       ? {
         partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03,
         membership: r.pick([0, 0.01, 0.02]), transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
+        ...opts.rates,
       }
       : NO_FAULTS,
     bug: opts.bug,
@@ -495,7 +499,7 @@ export class SimCluster {
       for (const p of waiting) {
         if (p.cmdId === cmdId && p.term === e.term) {
           this.finish(p.client, p.opId);
-          this.history.ok(p.opId, output!);
+          this.history.ok(p.opId, output!, `applied @${e.index} step ${this.now}`);
           this.trace.add(this.now, `c${p.client.id} ok ${p.cmdId} @${e.index} on ${n.id}`);
         } else {
           // A different entry committed at (index): ours, (index, p.term), never will.
@@ -510,11 +514,11 @@ export class SimCluster {
   private serveReads(n: SimNode): void {
     for (const [ctx, r] of n.reads) {
       if (r.index === undefined) continue;
-      if (r.index > n.applied && this.cfg.bug !== 'staleReadIndex') continue;
+      if (r.index > n.applied) continue;
       n.reads.delete(ctx);
       const value = n.kv.get(r.key);
       this.finish(r.client, r.opId);
-      this.history.ok(r.opId, { kind: 'get', value });
+      this.history.ok(r.opId, { kind: 'get', value }, `read index ${r.index} step ${this.now}`);
       this.trace.add(this.now, `c${r.client.id} read ${r.key}=${JSON.stringify(value)} @${r.index} on ${n.id}`);
     }
   }
@@ -643,9 +647,16 @@ export class SimCluster {
     const hinted = c.leaderHint ? this.nodes.get(c.leaderHint) : undefined;
     const target = hinted && hinted.state === 'up' ? hinted : r.pick(up);
     const core = target.core!;
-    const opId = this.history.invoke(c.id, input);
+    const opId = this.history.invoke(c.id, input, `step ${this.now} → ${target.id}`);
     const viaReadIndex = input.kind === 'get' && r.chance(this.cfg.readIndexShare);
     const deadline = this.now + this.cfg.clientTimeout;
+    if (viaReadIndex && this.cfg.bug === 'localReads') {
+      const value = target.kv.get(key);
+      this.history.ok(opId, { kind: 'get', value }, `local read step ${this.now}`);
+      this.trace.add(this.now, `c${c.id} local read ${key}=${JSON.stringify(value)} on ${target.id} (bug)`);
+      c.nextAt = this.now + 1;
+      return;
+    }
     try {
       if (viaReadIndex) {
         const ctx = `r${opId}`;

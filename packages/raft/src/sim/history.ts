@@ -9,6 +9,7 @@ interface Pending<I> {
   client: number;
   input: I;
   call: number;
+  label: string;
 }
 
 export class HistoryRecorder<I, O> {
@@ -19,17 +20,18 @@ export class HistoryRecorder<I, O> {
   /** Counts per outcome, for the run's statistics. */
   readonly counts = { invoked: 0, ok: 0, failed: 0, indeterminate: 0 };
 
-  invoke(client: number, input: I): OpId {
+  /** `label` says where and when, for reports (e.g. "step 40→n2"). */
+  invoke(client: number, input: I, label = ''): OpId {
     const id = this.nextId++;
-    this.pending.set(id, { client, input, call: ++this.clock });
+    this.pending.set(id, { client, input, call: ++this.clock, label });
     this.counts.invoked++;
     return id;
   }
 
   /** The client received `output`: the operation took effect exactly once, between call and now. */
-  ok(id: OpId, output: O): void {
+  ok(id: OpId, output: O, label = ''): void {
     const p = this.take(id);
-    this.done.push({ client: p.client, input: p.input, output, call: p.call, ret: ++this.clock });
+    this.done.push({ client: p.client, input: p.input, output, call: p.call, ret: ++this.clock, label: joinLabel(p.label, label) });
     this.counts.ok++;
   }
 
@@ -45,7 +47,7 @@ export class HistoryRecorder<I, O> {
   indeterminate(id: OpId, keep: boolean): void {
     const p = this.take(id);
     this.counts.indeterminate++;
-    if (keep) this.done.push({ client: p.client, input: p.input, output: undefined, call: p.call, ret: Infinity });
+    if (keep) this.done.push({ client: p.client, input: p.input, output: undefined, call: p.call, ret: Infinity, label: joinLabel(p.label, 'no answer') });
   }
 
   isPending(id: OpId): boolean {
@@ -62,7 +64,7 @@ export class HistoryRecorder<I, O> {
     const out = this.done.slice();
     for (const p of this.pending.values()) {
       if (dropPending?.(p.input)) continue;
-      out.push({ client: p.client, input: p.input, output: undefined, call: p.call, ret: Infinity });
+      out.push({ client: p.client, input: p.input, output: undefined, call: p.call, ret: Infinity, label: joinLabel(p.label, 'pending') });
     }
     return out;
   }
@@ -73,4 +75,8 @@ export class HistoryRecorder<I, O> {
     this.pending.delete(id);
     return p;
   }
+}
+
+function joinLabel(a: string, b: string): string {
+  return a && b ? `${a}, ${b}` : a || b;
 }

@@ -29,6 +29,8 @@ export interface Operation<I, O> {
   /** Invocation and response times; any totally ordered clock. ret = Infinity for unknown outcomes. */
   call: number;
   ret: number;
+  /** Free text for reports (e.g. the simulation steps and node involved). */
+  label?: string;
 }
 
 export type CheckResult<I, O> =
@@ -187,19 +189,26 @@ function unlift(call: ListNode): void {
 }
 
 function explain<S, I, O>(model: Model<S, I, O>, key: string, ops: Operation<I, O>[], prefix: Operation<I, O>[]): string {
-  const fmtTime = (t: number) => (t === Infinity ? '∞' : String(t));
-  const lines = [`key ${JSON.stringify(key)}: no linearization of ${ops.length} operations exists.`];
+  const fmt = (op: Operation<I, O>) =>
+    `c${op.client} [${op.call}, ${op.ret === Infinity ? '∞' : op.ret}] ${model.describe(op.input, op.output)}${op.label ? `  (${op.label})` : ''}`;
+  const lines = [`key ${JSON.stringify(key)}: no linearization of its ${ops.length} operations exists.`];
   let state = model.init();
-  lines.push(`longest legal order found (${prefix.length} ops):`);
+  const states: string[] = [];
   for (const op of prefix) {
     state = model.step(state, op.input, op.output).state;
-    lines.push(`  c${op.client} [${fmtTime(op.call)},${fmtTime(op.ret)}] ${model.describe(op.input, op.output)}   state → ${model.stateKey(state)}`);
+    states.push(model.stateKey(state));
   }
-  const rest = ops.filter((op) => !prefix.includes(op));
-  lines.push('could not be placed after it:');
-  for (const op of rest.slice(0, 20)) {
-    lines.push(`  c${op.client} [${fmtTime(op.call)},${fmtTime(op.ret)}] ${model.describe(op.input, op.output)}`);
-  }
-  if (rest.length > 20) lines.push(`  … ${rest.length - 20} more`);
+  const shown = 10;
+  lines.push(`The longest legal order found has ${prefix.length} operations; its end${prefix.length > shown ? ` (last ${shown})` : ''}:`);
+  prefix.forEach((op, i) => {
+    if (i >= prefix.length - shown) lines.push(`  ${fmt(op)}   ⇒ ${states[i]}`);
+  });
+  // The blocking operations are the ones that returned earliest among those left over: one of
+  // them can be placed neither here nor anywhere after.
+  const placed = new Set(prefix);
+  const rest = ops.filter((op) => !placed.has(op)).sort((a, b) => a.ret - b.ret);
+  lines.push(`None of these can come next (earliest returns first):`);
+  for (const op of rest.slice(0, 6)) lines.push(`  ${fmt(op)}`);
+  if (rest.length > 6) lines.push(`  … ${rest.length - 6} more`);
   return lines.join('\n');
 }

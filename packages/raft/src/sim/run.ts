@@ -1,6 +1,6 @@
 // One seeded simulation run, end to end: faults, then a quiet phase, then the verdicts (safety was
 // checked after every step; liveness and linearizability are judged at the end).
-import { SimCluster, randomClusterConfig, type ClusterConfig, type ClusterStats, type SimBug } from './cluster.ts';
+import { SimCluster, randomClusterConfig, type ClusterConfig, type ClusterStats, type FaultRates, type SimBug } from './cluster.ts';
 import type { Violation } from './invariants.ts';
 import { checkLinearizability } from './linearizability.ts';
 import { kvModel } from './kv.ts';
@@ -14,6 +14,8 @@ export interface RunOptions {
   faults?: boolean;
   /** A deliberate bug, for proving the checkers work. */
   bug?: SimBug;
+  /** Overrides of the per-step fault probabilities (e.g. more crashes for a targeted test). */
+  rates?: Partial<FaultRates>;
   /** Trace events kept for the report (default 400). */
   traceKeep?: number;
   /** Search budget of the linearizability check (default 2,000,000 moves). */
@@ -38,7 +40,7 @@ export const DEFAULT_QUIET_STEPS = 300;
 export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const faultSteps = opts.steps ?? DEFAULT_STEPS;
   const quietSteps = opts.quietSteps ?? DEFAULT_QUIET_STEPS;
-  const cfg = randomClusterConfig(seed, { faultSteps, quietSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep });
+  const cfg = randomClusterConfig(seed, { faultSteps, quietSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep, rates: opts.rates });
   const cluster = new SimCluster(cfg);
   const ok = () => cluster.violations.length === 0;
 

@@ -113,6 +113,8 @@ export class SimStorage {
   bootstrap(voters: readonly string[], encode: (node: string) => Uint8Array): void {
     const entries: Entry[] = voters.map((node, i) => ({ term: 1, index: i + 1, kind: 'conf', data: encode(node) }));
     this.save({ entries, hardState: { term: 1, vote: '', commit: voters.length } }, true);
+    // Bootstrap is the operator's doing, not the Ready path an injected sync bug stands for.
+    this.sync();
   }
 
   /**

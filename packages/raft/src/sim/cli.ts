@@ -1,0 +1,107 @@
+// The simulator's command line (root: `npm run sim -- …`).
+//
+//   npm run sim -- --seeds 10000 [--start N] [--steps N] [--quiet N] [--trace N] [--bug NAME] [--stop]
+//   SEED=<n> npm run sim            replay one seed and print its trace
+//
+// Each seed is an independent simulated cluster run; the same seed always produces the same run,
+// so a failing seed is a complete bug report.
+import { parseArgs } from 'node:util';
+import { runSeed, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
+import type { SimBug } from './cluster.ts';
+
+const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads'];
+
+function usage(problem?: string): never {
+  if (problem) process.stderr.write(`sim: ${problem}\n`);
+  process.stderr.write([
+    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--trace N] [--bug NAME] [--stop]',
+    '       SEED=<n> npm run sim   (replay one seed with its trace)',
+    `  --seeds  number of seeds to run (default 100)`,
+    `  --start  first seed (default 1)`,
+    `  --steps  fault-phase steps per seed (default ${DEFAULT_STEPS})`,
+    `  --quiet  fault-free steps at the end, for liveness (default ${DEFAULT_QUIET_STEPS})`,
+    `  --trace  trace lines to print for a failure (default 60; a replay prints 400)`,
+    `  --bug    inject a deliberate bug to see the checkers catch it: ${BUGS.join(', ')}`,
+    `  --stop   stop at the first failing seed`,
+    '',
+  ].join('\n'));
+  process.exit(2);
+}
+
+function intOption(name: string, raw: string | undefined, fallback: number, min = 0): number {
+  if (raw === undefined) return fallback;
+  const n = Number(raw);
+  if (!Number.isSafeInteger(n) || n < min) usage(`--${name} must be an integer ≥ ${min}, got ${JSON.stringify(raw)}`);
+  return n;
+}
+
+let parsed;
+try {
+  parsed = parseArgs({
+    options: {
+      seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' },
+      trace: { type: 'string' }, bug: { type: 'string' }, stop: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+    },
+    strict: true,
+  });
+} catch (err) {
+  usage((err as Error).message);
+}
+const v = parsed.values;
+if (v.help) usage();
+if (v.bug !== undefined && !BUGS.includes(v.bug as SimBug)) usage(`--bug must be one of ${BUGS.join(', ')}, got ${JSON.stringify(v.bug)}`);
+const bug = v.bug as SimBug | undefined;
+const steps = intOption('steps', v.steps, DEFAULT_STEPS);
+const quietSteps = intOption('quiet', v.quiet, DEFAULT_QUIET_STEPS);
+const envSeed = process.env.SEED;
+const replay = envSeed !== undefined && envSeed !== '';
+const start = replay ? intOption('SEED', envSeed, 0) : intOption('start', v.start, 1);
+const count = replay ? 1 : intOption('seeds', v.seeds, 100, 1);
+const traceLines = intOption('trace', v.trace, replay ? 400 : 60);
+
+function replayHint(seed: number): string {
+  const extra = [
+    steps !== DEFAULT_STEPS ? `--steps ${steps}` : '',
+    quietSteps !== DEFAULT_QUIET_STEPS ? `--quiet ${quietSteps}` : '',
+    bug ? `--bug ${bug}` : '',
+  ].filter(Boolean).join(' ');
+  return `SEED=${seed} npm run sim${extra ? ` -- ${extra}` : ''}`;
+}
+
+function report(r: RunResult): void {
+  const out: string[] = [];
+  out.push(`\nFAIL seed ${r.seed}`);
+  for (const viol of r.violations.slice(0, 5)) out.push(`  [${viol.kind}] at step ${viol.step}: ${viol.message.split('\n').join('\n    ')}`);
+  if (r.violations.length > 5) out.push(`  … ${r.violations.length - 5} more violations`);
+  const c = r.config;
+  out.push(`  cluster: ${c.initialVoters} voters + ${c.spareNodes} spare, election ${c.electionTicks} ticks, heartbeat ${c.heartbeatTicks}, preVote ${c.preVote}, checkQuorum ${c.checkQuorum}, maxInflight ${c.maxInflight}, maxMsgBytes ${c.maxMsgBytes}, snapshot every ${c.snapshotEvery} (trail ${c.snapshotTrail})`);
+  out.push(`  last ${Math.min(traceLines, r.trace.length)} trace events (step event):`);
+  for (const line of r.trace.slice(-traceLines)) out.push(`    ${line}`);
+  out.push(`  replay: ${replayHint(r.seed)}`);
+  process.stdout.write(out.join('\n') + '\n');
+}
+
+const t0 = performance.now();
+const failed: number[] = [];
+const unknown: number[] = [];
+for (let i = 0; i < count; i++) {
+  const seed = start + i;
+  const r = runSeed(seed, { steps, quietSteps, bug, traceKeep: Math.max(traceLines, 60) });
+  if (r.stats.linearizability === 'unknown') unknown.push(seed);
+  if (!r.ok) {
+    failed.push(seed);
+    report(r);
+    if (v.stop) break;
+  } else if (replay) {
+    process.stdout.write(`${r.trace.slice(-traceLines).join('\n')}\n`);
+    process.stdout.write(`seed ${seed}: ok  ${JSON.stringify(r.stats)}\n  digest ${r.digest}\n`);
+  }
+  if (!replay && (i + 1) % 250 === 0) {
+    const s = (performance.now() - t0) / 1000;
+    process.stdout.write(`… ${i + 1}/${count} seeds (${start}..${seed}), ${failed.length} failing, ${s.toFixed(1)} s\n`);
+  }
+}
+const secs = (performance.now() - t0) / 1000;
+process.stdout.write(`\n${count} seeds from ${start}: ${failed.length} failing${failed.length ? ` (${failed.slice(0, 20).join(', ')}${failed.length > 20 ? ', …' : ''})` : ''}` +
+  `${unknown.length ? `; linearizability undecided (search budget) for ${unknown.length}: ${unknown.slice(0, 10).join(', ')}` : ''}; ${secs.toFixed(1)} s\n`);
+process.exit(failed.length > 0 ? 1 : 0);
