@@ -78,6 +78,9 @@ export interface GrpcTransportOptions {
   maxConcurrentSnapshots?: number;
   /** Deadline of one InstallSnapshot call. Default 10 minutes. */
   snapshotTimeoutMs?: number;
+  /** A new stream the peer has not accepted within this time counts as a failure (a black-holed
+   *  address would otherwise hold messages for the OS's connect timeout). Default 5000. */
+  connectTimeoutMs?: number;
   /** HTTP/2 keepalive ping interval, which finds peers that vanished without closing. Default 10000. */
   keepaliveTimeMs?: number;
   /** How long a keepalive ping may go unanswered. Default 5000. */
@@ -130,6 +133,7 @@ const DEFAULTS = {
   maxSnapshotBytes: 2 * 1024 ** 3,
   maxConcurrentSnapshots: 2,
   snapshotTimeoutMs: 10 * 60_000,
+  connectTimeoutMs: 5_000,
   keepaliveTimeMs: 10_000,
   keepaliveTimeoutMs: 5_000,
 } as const;
@@ -188,9 +192,41 @@ interface Peer {
   snapshot: grpc.ClientWritableStream<Buffer> | undefined;
 }
 
-interface Incoming {
-  /** Answers the call (once; later calls do nothing). `reply` is the response body on OK. */
-  finish(code: grpc.status, details: string, reply?: Buffer): void;
+/** One call a peer opened to us. Answered exactly once, by whichever comes first: the call's own end,
+ *  a protocol error, or stop(). After that its remaining frames are ignored. */
+class IncomingCall {
+  done = false;
+  /** Runs once when the call is over, however it ended (frees what it reserved). */
+  cleanup: (() => void) | undefined;
+  readonly #cb: grpc.sendUnaryData<Buffer>;
+  readonly #registry: Set<IncomingCall>;
+
+  constructor(cb: grpc.sendUnaryData<Buffer>, registry: Set<IncomingCall>) {
+    this.#cb = cb;
+    this.#registry = registry;
+    registry.add(this);
+  }
+
+  /** Answers with `code` (and `reply` as the body when OK). */
+  finish(code: grpc.status, details: string, reply: Buffer = EMPTY): void {
+    if (this.done) return;
+    this.#close();
+    if (code === grpc.status.OK) this.#cb(null, reply);
+    else this.#cb({ code, details, metadata: new grpc.Metadata() });
+  }
+
+  /** The call ended without our answer (client cancelled, connection lost, deadline). */
+  abandon(): void {
+    if (!this.done) this.#close();
+  }
+
+  #close(): void {
+    this.done = true;
+    this.#registry.delete(this);
+    const cleanup = this.cleanup;
+    this.cleanup = undefined;
+    cleanup?.();
+  }
 }
 
 /**
@@ -216,7 +252,7 @@ export class GrpcTransport implements Transport {
   readonly #peers = new Map<NodeId, Peer>();
   readonly #dirty = new Set<Peer>();
   #flushScheduled = false;
-  readonly #incoming = new Set<Incoming>();
+  readonly #incoming = new Set<IncomingCall>();
   #incomingSnapshots = 0;
   readonly #stats: GrpcTransportStats = {
     sentMessages: 0, sentBatches: 0, receivedMessages: 0, droppedUnknownPeer: 0, droppedPeerDown: 0,
@@ -437,11 +473,23 @@ export class GrpcTransport implements Transport {
   #ensureStream(peer: Peer): grpc.ClientWritableStream<Buffer> {
     if (peer.stream !== undefined) return peer.stream;
     const client = this.#ensureClient(peer);
+    let timer: NodeJS.Timeout | undefined;
+    // grpc-js reports a call's end asynchronously, so the callback always sees `stream` assigned.
     const stream: grpc.ClientWritableStream<Buffer> = client.makeClientStreamRequest<Buffer, Buffer>(
       this.#service.streamPath, (b) => b, (b) => b, this.#metadata(peer.id), {},
-      (err) => this.#onStreamEnd(peer, stream, err),
+      (err) => {
+        clearTimeout(timer);
+        this.#onStreamEnd(peer, stream, err);
+      },
     );
+    timer = setTimeout(() => {
+      if (peer.stream !== stream || peer.connected) return;
+      this.#onStreamEnd(peer, stream, { code: grpc.status.DEADLINE_EXCEEDED, details: `no answer within connectTimeoutMs (${this.#o.connectTimeoutMs} ms)` });
+      stream.cancel(); // its callback then finds the stream superseded and stays quiet
+    }, this.#o.connectTimeoutMs);
+    timer.unref();
     stream.on('metadata', () => {
+      clearTimeout(timer);
       if (peer.stream !== stream) return;
       peer.connected = true;
       this.#stats.connects++;
@@ -459,7 +507,7 @@ export class GrpcTransport implements Transport {
     return stream;
   }
 
-  #onStreamEnd(peer: Peer, stream: grpc.ClientWritableStream<Buffer>, err: grpc.ServiceError | null): void {
+  #onStreamEnd(peer: Peer, stream: grpc.ClientWritableStream<Buffer>, err: { code: grpc.status; details: string } | null): void {
     if (peer.stream !== stream) return; // superseded (peer closed or replaced)
     peer.stream = undefined;
     peer.connected = false;
@@ -631,18 +679,9 @@ export class GrpcTransport implements Transport {
     this.#serviceRegistered = true;
   }
 
-  /** Common checks for both RPCs; returns a finisher that answers the call exactly once. */
-  #admit(call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>, what: string): Incoming | undefined {
-    let finished = false;
-    const inc: Incoming = {
-      finish: (code, details, reply = EMPTY) => {
-        if (finished) return;
-        finished = true;
-        this.#incoming.delete(inc);
-        if (code === grpc.status.OK) cb(null, reply);
-        else cb({ code, details, metadata: new grpc.Metadata() });
-      },
-    };
+  /** Checks common to both RPCs. Returns undefined when the call was refused (and answered). */
+  #admit(call: grpc.ServerReadableStream<Buffer, Buffer>, cb: grpc.sendUnaryData<Buffer>, what: string): IncomingCall | undefined {
+    const inc = new IncomingCall(cb, this.#incoming);
     if (!this.#running) {
       this.#stats.droppedNotRunning++;
       inc.finish(grpc.status.UNAVAILABLE, `raft node ${this.id} is not running`);
@@ -653,9 +692,7 @@ export class GrpcTransport implements Transport {
       inc.finish(grpc.status.FAILED_PRECONDITION, `this is raft node ${JSON.stringify(this.id)}, not ${JSON.stringify(String(to))}`);
       return undefined;
     }
-    this.#incoming.add(inc);
-    // Ends without a status (client vanished, deadline, server shutdown): forget the call.
-    call.on('cancelled', () => { finished = true; this.#incoming.delete(inc); });
+    call.on('cancelled', () => inc.abandon());
     call.on('error', (err: Error) => this.#log.debug({ err: err.message, what }, 'raft incoming call error'));
     return inc;
   }
@@ -669,7 +706,8 @@ export class GrpcTransport implements Transport {
     call.sendMetadata(new grpc.Metadata());
     let warned = false;
     call.on('data', (frame: Buffer) => {
-      if (!this.#running) return;
+      // Once answered (a bad frame, or stop()), nothing more from this stream is trusted.
+      if (inc.done || !this.#running) return;
       let batch;
       try {
         batch = decodeBatch(frame);
@@ -700,23 +738,22 @@ export class GrpcTransport implements Transport {
       return;
     }
     this.#incomingSnapshots++;
-    let released = false;
-    const release = () => { if (!released) { released = true; this.#incomingSnapshots--; } };
-    call.on('cancelled', release);
-
     let header: Message | undefined;
     let hasData = false;
     let buf: Uint8Array | undefined;
     let received = 0;
+    // However the call ends, give back the slot and the assembly buffer.
+    inc.cleanup = () => {
+      this.#incomingSnapshots--;
+      buf = undefined;
+    };
     const reject = (code: grpc.status, why: string) => {
       this.#stats.snapshotsRejected++;
       this.#log.warn({ from, index: header?.snapshot?.meta.index, received, reason: why }, 'raft snapshot refused');
-      release();
-      buf = undefined;
       inc.finish(code, why);
     };
     call.on('data', (frame: Buffer) => {
-      if (released) return;
+      if (inc.done) return;
       let c;
       try {
         c = decodeSnapshotChunk(frame);
@@ -734,6 +771,8 @@ export class GrpcTransport implements Transport {
         }
         header = c.message;
         hasData = c.hasData;
+        // The data already exists whole on the sender; holding it whole here is what the Transport
+        // contract asks for (deliver whole). maxSnapshotBytes and maxConcurrentSnapshots bound it.
         buf = new Uint8Array(c.totalBytes);
       } else if (c.message !== undefined) {
         return reject(grpc.status.INVALID_ARGUMENT, 'snapshot message repeated after the first chunk');
@@ -746,16 +785,14 @@ export class GrpcTransport implements Transport {
       received += c.data.byteLength;
     });
     call.on('end', () => {
-      if (released) return;
+      if (inc.done) return;
       if (header === undefined) return reject(grpc.status.INVALID_ARGUMENT, 'snapshot call ended before its first chunk');
       if (received !== buf!.byteLength) return reject(grpc.status.INVALID_ARGUMENT, `snapshot ended after ${received} of ${buf!.byteLength} bytes`);
-      release();
       const msg: Message = { ...header, snapshot: { meta: header.snapshot!.meta } };
       if (hasData) msg.snapshot!.data = buf!;
-      buf = undefined;
+      inc.finish(grpc.status.OK, '', encodeSnapshotReceived(received));
       this.#stats.snapshotsReceived++;
       this.#log.info({ from, index: msg.snapshot!.meta.index, bytes: received }, 'raft snapshot received');
-      inc.finish(grpc.status.OK, '', encodeSnapshotReceived(received));
       this.#deliver(msg, from);
     });
   }

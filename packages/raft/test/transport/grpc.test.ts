@@ -7,6 +7,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { randomBytes } from 'node:crypto';
 import { setTimeout as sleep } from 'node:timers/promises';
+import { createServer, type AddressInfo, type Socket } from 'node:net';
 import * as grpc from '@grpc/grpc-js';
 import { GrpcTransport, type GrpcTransportCredentials, type GrpcTransportOptions } from '../../src/transport/grpc.ts';
 import { encodeBatch, encodeSnapshotChunk } from '../../src/transport/codec.ts';
@@ -197,22 +198,27 @@ describe('GrpcTransport failures', () => {
     await stopNode(b);
 
     // Down: keep sending like a leader's heartbeat timer does.
-    for (let i = 0; i < 30; i++) { a.t.send([hb(2)]); await sleep(10); }
-    assert.deepEqual(a.unreachable, ['b'], 'exactly one report for one failure episode');
-    assert.ok(a.t.stats.droppedPeerDown > 0);
-
-    b = await startNode('b', { listen: address });
-    assert.equal(b.t.localAddress(), address);
-    const timer = setInterval(() => a.t.send([hb(3)]), 10);
+    let term = 2;
+    const timer = setInterval(() => a.t.send([hb(term)]), 10);
     try {
+      await waitFor('unreachable b', () => a.unreachable.length > 0);
+      await sleep(300); // many more sends, many failed reconnects: still one episode
+      assert.deepEqual(a.unreachable, ['b'], 'exactly one report for one failure episode');
+      assert.ok(a.t.stats.droppedPeerDown > 0);
+      assert.ok(a.t.stats.connectFailures > 1, 'reconnects were attempted');
+
+      term = 3;
+      b = await startNode('b', { listen: address });
+      assert.equal(b.t.localAddress(), address);
       await waitFor('delivery after restart', () => b.inbox.some((m) => m.term === 3), 5000);
+
+      // A new failure is a new episode: reported again.
+      await stopNode(b);
+      await waitFor('second report', () => a.unreachable.length === 2);
+      assert.deepEqual(a.unreachable, ['b', 'b']);
     } finally {
       clearInterval(timer);
     }
-    // A new failure is a new episode: reported again.
-    await stopNode(b);
-    for (let i = 0; i < 10 && a.unreachable.length < 2; i++) { a.t.send([hb(4)]); await sleep(20); }
-    assert.deepEqual(a.unreachable, ['b', 'b']);
     await stopNode(a);
   });
 
@@ -226,6 +232,21 @@ describe('GrpcTransport failures', () => {
     await waitFor('snapshot failure report', () => a.unreachable.filter((p) => p === 'z').length === 2);
     assert.equal(a.t.stats.snapshotsFailed, 1);
     await stopNode(a);
+  });
+
+  test('an address that accepts connections but never answers counts as unreachable after connectTimeoutMs', async () => {
+    const sockets = new Set<Socket>();
+    const mute = createServer((s) => { sockets.add(s); s.on('error', () => {}); }); // holds connections, says nothing
+    await new Promise<void>((r) => mute.listen(0, '127.0.0.1', r));
+    const a = await startNode('a', { connectTimeoutMs: 200 });
+    a.t.setPeers({ a: a.t.localAddress(), m: `127.0.0.1:${(mute.address() as AddressInfo).port}` });
+    const t0 = performance.now();
+    a.t.send([{ type: 'heartbeat', from: 'a', to: 'm', term: 1, commit: 0 }]);
+    await waitFor('unreachable m', () => a.unreachable.includes('m'), 3000);
+    assert.ok(performance.now() - t0 >= 150, 'not before the connect timeout');
+    await stopNode(a);
+    for (const s of sockets) s.destroy();
+    mute.close();
   });
 
   test('stop() is prompt with streams open, and nothing is delivered afterwards', async () => {
