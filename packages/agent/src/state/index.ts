@@ -1,0 +1,13 @@
+// The state store's public surface: what the server wiring, HTTP and DNS import.
+export * from './types.ts';
+export { StateStore } from './store.ts';
+export { WatchSet } from './watch.ts';
+export { createFsm, type FsmEntry, type StateFsm } from './fsm.ts';
+export { encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION } from './codec.ts';
+export { isReadOnlyTxn } from './txn.ts';
+export { StateError, SnapshotFormatError, CommandDecodeError } from './errors.ts';
+export {
+  validateKvKey, validateServiceName, validateSessionTtl, isCheckStatus, isCheckStatusFilter, isUuid, parseGoDuration,
+  DEFAULT_LOCK_DELAY_NS, MAX_LOCK_DELAY_NS, SESSION_TTL_MIN_NS, SESSION_TTL_MAX_NS,
+  type KvKeyOptions, type ServiceNameCheck,
+} from './validate.ts';

@@ -1,0 +1,229 @@
+// Snapshot format of the state store: a magic line, then one JSON document.
+//
+//   TRELLIS-STATE\n{"version":1,"lastIndex":…,"tableIndexes":{…},…,"kvs":[{…,"Value":"<base64>"}],…}
+//
+// Everything the FSM needs is in it: rows, table indexes, per-service indexes, the extinction index,
+// KV tombstones and lock delays. Secondary indexes are rebuilt on load. Encoding is deterministic
+// (ordered trees, sorted maps), so equal states give equal bytes. Loading validates every row and
+// builds a new StateData without touching the live one: a bad snapshot changes nothing.
+import { BTree } from './btree.ts';
+import { SnapshotFormatError, StateError } from './errors.ts';
+import { checkFromInput, isRecord, nodeFromInput, optString, optUint, reqString, serviceFromInput, deepFreeze } from './rows.ts';
+import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
+import { isCheckStatus } from './validate.ts';
+import type { DirEntry, HealthCheck, Node, NodeService, ServiceCheck, Session, TableName } from './types.ts';
+
+const MAGIC = 'TRELLIS-STATE\n';
+export const SNAPSHOT_VERSION = 1;
+
+function toBase64(b: Uint8Array | null): string {
+  return b === null ? '' : Buffer.from(b.buffer, b.byteOffset, b.byteLength).toString('base64');
+}
+
+/** Decodes base64 into an exact-size array (not a view of Buffer's shared pool, which it would pin). */
+export function fromBase64(s: string): Uint8Array {
+  const b = Buffer.from(s, 'base64');
+  const out = new Uint8Array(b.length);
+  out.set(b);
+  return out;
+}
+
+function entries<V>(tree: BTree<string, V>): V[] {
+  return tree.valuesArray();
+}
+
+export function encodeSnapshot(d: StateData): Uint8Array {
+  const tableIndexes: Record<string, number> = {};
+  for (const t of ALL_TABLES) tableIndexes[t] = d.tableIndex(t);
+  const future: Record<string, [string, unknown][]> = {};
+  for (const t of FUTURE_TABLES) future[t] = d.future[t].toArray();
+  const doc = {
+    version: SNAPSHOT_VERSION,
+    lastIndex: d.lastIndex,
+    tableIndexes,
+    serviceIndexes: Object.fromEntries([...d.serviceIndexes].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0))),
+    serviceExtinctionIndex: d.serviceExtinctionIndex,
+    nodes: entries(d.nodes),
+    services: entries(d.services),
+    checks: entries(d.checks),
+    kvs: entries(d.kvs).map((e) => ({ ...e, Value: toBase64(e.Value) })),
+    tombstones: d.tombstones.toArray(),
+    sessions: entries(d.sessions),
+    lockDelays: [...d.lockDelays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    future,
+  };
+  return Buffer.from(MAGIC + JSON.stringify(doc));
+}
+
+// ---- decoding ----------------------------------------------------------------------------------
+
+function fail(where: string, what: string): never {
+  throw new SnapshotFormatError(`${where}: ${what}`);
+}
+
+/** Runs a row parser, turning its StateError into a SnapshotFormatError that says where. */
+function row<T>(where: string, fn: () => T): T {
+  try {
+    return fn();
+  } catch (e) {
+    if (e instanceof StateError) fail(where, e.message);
+    throw e;
+  }
+}
+
+function list(doc: Record<string, unknown>, field: string): unknown[] {
+  const v = doc[field];
+  if (!Array.isArray(v)) fail(field, 'missing or not a list');
+  return v;
+}
+
+function indexes<T extends { CreateIndex: number; ModifyIndex: number }>(r: T, raw: Record<string, unknown>, where: string): T {
+  r.CreateIndex = optUint(raw.CreateIndex, `${where}.CreateIndex`);
+  r.ModifyIndex = optUint(raw.ModifyIndex, `${where}.ModifyIndex`);
+  return r;
+}
+
+function pairList(doc: Record<string, unknown>, field: string): [string, number][] {
+  return list(doc, field).map((p, i) => {
+    if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string' || typeof p[1] !== 'number' || !Number.isFinite(p[1])) {
+      fail(`${field}[${i}]`, 'expected a [string, number] pair');
+    }
+    return [p[0], p[1]];
+  });
+}
+
+export function decodeSnapshot(bytes: Uint8Array): StateData {
+  if (!(bytes instanceof Uint8Array)) fail('snapshot', 'not bytes');
+  const buf = Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength);
+  if (buf.length < MAGIC.length || buf.subarray(0, MAGIC.length).toString('latin1') !== MAGIC) {
+    fail('snapshot', 'not a Trellis state snapshot (bad magic)');
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(buf.subarray(MAGIC.length).toString('utf8'));
+  } catch (e) {
+    fail('snapshot', `body is not valid JSON (${(e as Error).message})`);
+  }
+  if (!isRecord(doc)) fail('snapshot', 'body is not an object');
+  if (doc.version !== SNAPSHOT_VERSION) fail('version', `unsupported snapshot version ${JSON.stringify(doc.version)} (this build reads ${SNAPSHOT_VERSION})`);
+
+  const d = new StateData();
+  d.lastIndex = row('lastIndex', () => optUint(doc.lastIndex, 'lastIndex'));
+  d.serviceExtinctionIndex = row('serviceExtinctionIndex', () => optUint(doc.serviceExtinctionIndex, 'serviceExtinctionIndex'));
+
+  if (!isRecord(doc.tableIndexes)) fail('tableIndexes', 'missing or not an object');
+  for (const [t, v] of Object.entries(doc.tableIndexes)) {
+    if (!(ALL_TABLES as readonly string[]).includes(t)) fail('tableIndexes', `unknown table ${JSON.stringify(t)}`);
+    d.tableIndexes.set(t as TableName, row(`tableIndexes.${t}`, () => optUint(v, t)));
+  }
+  if (!isRecord(doc.serviceIndexes)) fail('serviceIndexes', 'missing or not an object');
+  for (const [name, v] of Object.entries(doc.serviceIndexes)) {
+    d.serviceIndexes.set(name, row(`serviceIndexes.${name}`, () => optUint(v, name)));
+  }
+
+  list(doc, 'nodes').forEach((raw, i) => {
+    const where = `nodes[${i}]`;
+    if (!isRecord(raw)) fail(where, 'not an object');
+    const n: Node = row(where, () => indexes(nodeFromInput(raw, where), raw, where));
+    const key = nodeKey(n.Node);
+    if (d.nodes.has(key)) fail(where, `duplicate node ${JSON.stringify(n.Node)}`);
+    d.setNode(key, deepFreeze(n));
+  });
+
+  list(doc, 'services').forEach((raw, i) => {
+    const where = `services[${i}]`;
+    if (!isRecord(raw) || !isRecord(raw.Service)) fail(where, 'expected {Node, Service}');
+    const nodeName = row(where, () => reqString(raw.Node, `${where}.Node`));
+    if (!d.nodes.has(nodeKey(nodeName))) fail(where, `service on unknown node ${JSON.stringify(nodeName)}`);
+    const rawSvc = raw.Service;
+    const svc: NodeService = row(where, () => indexes(serviceFromInput(rawSvc, `${where}.Service`), rawSvc, where));
+    d.setService(serviceKey(nodeName, svc.ID), { Node: nodeName, Service: deepFreeze(svc) });
+  });
+
+  list(doc, 'checks').forEach((raw, i) => {
+    const where = `checks[${i}]`;
+    if (!isRecord(raw)) fail(where, 'not an object');
+    const hc: HealthCheck = row(where, () => {
+      const c = indexes(checkFromInput(raw, '', where), raw, where);
+      if (!isCheckStatus(raw.Status)) throw new StateError('ERR_INVALID_REQUEST', `${where}.Status is not a check status`);
+      c.ServiceName = optString(raw.ServiceName, `${where}.ServiceName`);
+      if (!Array.isArray(raw.ServiceTags) || !raw.ServiceTags.every((t) => typeof t === 'string')) {
+        throw new StateError('ERR_INVALID_REQUEST', `${where}.ServiceTags must be a list of strings`);
+      }
+      c.ServiceTags = [...raw.ServiceTags];
+      return c;
+    });
+    if (!d.nodes.has(nodeKey(hc.Node))) fail(where, `check on unknown node ${JSON.stringify(hc.Node)}`);
+    d.setCheck(checkKey(hc.Node, hc.CheckID), deepFreeze(hc));
+  });
+
+  list(doc, 'kvs').forEach((raw, i) => {
+    const where = `kvs[${i}]`;
+    if (!isRecord(raw)) fail(where, 'not an object');
+    const e: DirEntry = row(where, () => {
+      const value = reqString(raw.Value, `${where}.Value`);
+      const session = optString(raw.Session, `${where}.Session`);
+      const out: DirEntry = {
+        LockIndex: optUint(raw.LockIndex, `${where}.LockIndex`),
+        Key: reqString(raw.Key, `${where}.Key`),
+        Flags: optUint(raw.Flags, `${where}.Flags`),
+        Value: fromBase64(value),
+        ...(session !== '' ? { Session: session } : {}),
+        CreateIndex: 0,
+        ModifyIndex: 0,
+      };
+      return indexes(out, raw, where);
+    });
+    d.setKv(e.Key, Object.freeze(e));
+  });
+
+  for (const [k, idx] of pairList(doc, 'tombstones')) d.setTombstone(k, idx);
+
+  list(doc, 'sessions').forEach((raw, i) => {
+    const where = `sessions[${i}]`;
+    if (!isRecord(raw)) fail(where, 'not an object');
+    const s: Session = row(where, () => {
+      const behavior = reqString(raw.Behavior, `${where}.Behavior`);
+      if (behavior !== 'release' && behavior !== 'delete') throw new StateError('ERR_INVALID_REQUEST', `${where}.Behavior must be release or delete`);
+      const strings = (v: unknown, f: string): string[] => {
+        if (!Array.isArray(v) || !v.every((x) => typeof x === 'string')) throw new StateError('ERR_INVALID_REQUEST', `${where}.${f} must be a list of strings`);
+        return [...v];
+      };
+      if (!Array.isArray(raw.ServiceChecks)) throw new StateError('ERR_INVALID_REQUEST', `${where}.ServiceChecks must be a list`);
+      const out: Session = {
+        ID: reqString(raw.ID, `${where}.ID`),
+        Name: optString(raw.Name, `${where}.Name`),
+        Node: reqString(raw.Node, `${where}.Node`),
+        LockDelay: optUint(raw.LockDelay, `${where}.LockDelay`),
+        Behavior: behavior,
+        TTL: optString(raw.TTL, `${where}.TTL`),
+        NodeChecks: strings(raw.NodeChecks, 'NodeChecks'),
+        ServiceChecks: raw.ServiceChecks.map((c, j): ServiceCheck => {
+          if (!isRecord(c)) throw new StateError('ERR_INVALID_REQUEST', `${where}.ServiceChecks[${j}] must be an object`);
+          const sc: ServiceCheck = { ID: reqString(c.ID, `${where}.ServiceChecks[${j}].ID`) };
+          if (c.Namespace !== undefined) sc.Namespace = reqString(c.Namespace, `${where}.ServiceChecks[${j}].Namespace`);
+          return sc;
+        }),
+        CreateIndex: 0,
+        ModifyIndex: 0,
+      };
+      if (raw.Checks !== undefined) out.Checks = strings(raw.Checks, 'Checks');
+      return indexes(out, raw, where);
+    });
+    if (!d.nodes.has(nodeKey(s.Node))) fail(where, `session on unknown node ${JSON.stringify(s.Node)}`);
+    d.setSession(sessionKey(s.ID), deepFreeze(s));
+  });
+
+  for (const [k, until] of pairList(doc, 'lockDelays')) d.lockDelays.set(k, until);
+
+  if (!isRecord(doc.future)) fail('future', 'missing or not an object');
+  for (const t of FUTURE_TABLES) {
+    const rows = doc.future[t] ?? [];
+    if (!Array.isArray(rows)) fail(`future.${t}`, 'not a list');
+    for (const [i, p] of rows.entries()) {
+      if (!Array.isArray(p) || p.length !== 2 || typeof p[0] !== 'string') fail(`future.${t}[${i}]`, 'expected a [key, row] pair');
+      d.future[t].set(p[0], deepFreeze(p[1]));
+    }
+  }
+  return d;
+}
