@@ -215,13 +215,17 @@ function writeMessage(w: Writer, m: Message): void {
 }
 
 /**
- * Checks that `m` can be encoded at all (what our own core produces always can; this guards the wire
- * against a caller's bug such as a NaN index, which would otherwise corrupt the varint stream).
- * Returns the reason it cannot, or undefined.
+ * Checks that `m` can be encoded and that a receiver would accept it (what our own core produces
+ * always passes; this catches a caller's bug at the sender, such as a NaN index that would otherwise
+ * corrupt the varint stream, or a field the receiver requires). Returns the reason, or undefined.
  */
 export function unencodable(m: Message): string | undefined {
+  if (m === null || typeof m !== 'object') return 'not a message object';
   if (!TYPE_NUMBER.has(m.type)) return `unknown message type ${JSON.stringify(m.type)}`;
-  if (typeof m.from !== 'string' || typeof m.to !== 'string') return 'from/to must be strings';
+  if (typeof m.from !== 'string' || typeof m.to !== 'string' || m.from === '' || m.to === '') return 'from/to must be non-empty strings';
+  for (const k of REQUIRED[m.type] ?? []) {
+    if (m[k] === undefined) return `${m.type} message without ${k}`;
+  }
   for (const k of ['term', 'logTerm', 'index', 'commit', 'hintIndex', 'hintTerm'] as const) {
     const v = m[k];
     if (v !== undefined && !isUint(v)) return `${k}=${String(v)} is not a non-negative safe integer`;

@@ -373,15 +373,15 @@ export class GrpcTransport implements Transport {
   // Outgoing
 
   #route(msg: Message): void {
-    const address = msg.to === this.id ? undefined : this.#addresses.get(msg.to);
-    if (address === undefined) {
-      this.#stats.droppedUnknownPeer++;
-      return;
-    }
     const bad = unencodable(msg);
     if (bad !== undefined) {
       this.#stats.droppedUnencodable++;
-      this.#log.error({ to: msg.to, type: msg.type, reason: bad }, 'raft message cannot be encoded; dropped');
+      this.#log.error({ to: msg?.to, type: msg?.type, reason: bad }, 'raft message cannot be sent; dropped (a bug in its producer)');
+      return;
+    }
+    const address = msg.to === this.id ? undefined : this.#addresses.get(msg.to);
+    if (address === undefined) {
+      this.#stats.droppedUnknownPeer++;
       return;
     }
     let peer = this.#peers.get(msg.to);

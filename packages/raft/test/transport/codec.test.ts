@@ -249,5 +249,7 @@ describe('codec rejects what Raft cannot use', () => {
     assert.match(unencodable({ ...base, index: -1 })!, /index/);
     assert.match(unencodable({ ...base, type: 'bogus' as MessageType })!, /unknown message type/);
     assert.match(unencodable({ ...base, entries: [{ term: 1, index: 1, kind: 'x' as 'normal', data: new Uint8Array() }] })!, /kind/);
+    assert.match(unencodable({ type: 'app', from: 'a', to: 'b', term: 1, index: 1, commit: 0 })!, /app message without logTerm/);
+    assert.match(unencodable({ ...base, to: '' })!, /from\/to/);
   });
 });

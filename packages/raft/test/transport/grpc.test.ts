@@ -166,8 +166,10 @@ describe('GrpcTransport delivery', () => {
       { type: 'heartbeat', from: 'a', to: 'b', term: Number.NaN, commit: 0 },
       { type: 'bogus' as Message['type'], from: 'a', to: 'b', term: 1 },
       { type: 'app', from: 'a', to: 'b', term: 1, index: 0, logTerm: 0, commit: 0, entries: [{ term: 1, index: 1, kind: 'normal', data: 'x' as unknown as Uint8Array }] },
+      { type: 'snap', from: 'a', to: 'b', term: 1 }, // no snapshot
+      null as unknown as Message,
     ]));
-    assert.equal(a.t.stats.droppedUnencodable, before + 3);
+    assert.equal(a.t.stats.droppedUnencodable, before + 5);
     assert.doesNotThrow(() => a.t.send([{ type: 'heartbeat', from: 'a', to: 'nobody', term: 1, commit: 0 }]));
     assert.doesNotThrow(() => a.t.send(null as unknown as Message[]));
   });
