@@ -1,0 +1,34 @@
+// What the DNS server needs from the catalog: the contract between DNS and the state store.
+// The agent wiring implements it over the local StateStore replica (a default-consistency read,
+// as Consul's DNS interface does with allow_stale); tests use a fake.
+
+export interface ServiceInstance {
+  /** The node's name, as registered. */
+  readonly node: string;
+  readonly nodeAddress: string;
+  /** The service's own address; '' when it has none (then the node's address is used). */
+  readonly serviceAddress: string;
+  readonly port: number;
+  readonly datacenter: string;
+}
+
+export interface NodeInfo {
+  readonly node: string;
+  /** An IP address, or a host name (answered with a CNAME, as Consul does). */
+  readonly address: string;
+  readonly datacenter: string;
+}
+
+export interface DnsLookup {
+  /**
+   * Instances of `service` in the local datacenter that pass their health checks (the caller
+   * filters: DNS never returns a failing instance), restricted to those carrying `tag` when it is
+   * given. Names arrive lower-cased: implementations must match service names and tags
+   * case-insensitively, as Consul's catalog indexes do. Must not throw for unknown names: return [].
+   */
+  serviceInstances(service: string, tag: string | undefined): ServiceInstance[];
+  /** The node named `name` (lower-cased; match case-insensitively), or undefined. */
+  node(name: string): NodeInfo | undefined;
+  /** Every datacenter known (local first is not required). */
+  datacenters(): string[];
+}
