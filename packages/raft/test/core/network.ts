@@ -53,9 +53,12 @@ export class Network {
   /** Every message ever sent, for assertions. */
   sent: Message[] = [];
   private seed: number;
+  /** Options every node of this network is created (and restarted) with. */
+  private readonly opts: NodeOptions;
 
   constructor(ids: NodeId[], opts: NodeOptions = {}, seed = 1, conf?: ConfState) {
     this.seed = seed;
+    this.opts = opts;
     for (const id of ids) {
       const initial: InitialState = conf
         ? { hardState: { term: 0, vote: '', commit: 0 }, entries: [], conf }
@@ -64,7 +67,7 @@ export class Network {
     }
   }
 
-  add(id: NodeId, opts: NodeOptions = {}, initial?: InitialState): SimNode {
+  add(id: NodeId, opts: NodeOptions = this.opts, initial?: InitialState): SimNode {
     const init: InitialState = initial ?? { hardState: { term: 0, vote: '', commit: 0 }, entries: [] };
     const core = new RaftCore({ id, electionTicks: 10, heartbeatTicks: 1, random: seededRandom(this.seed++ * 7919), ...opts, initial: init });
     const node: SimNode = {
@@ -79,7 +82,7 @@ export class Network {
   }
 
   /** Restarts `id` from what it persisted (unsent messages and volatile state are lost). */
-  restart(id: NodeId, opts: NodeOptions = {}): SimNode {
+  restart(id: NodeId, opts: NodeOptions = this.opts): SimNode {
     const old = this.node(id);
     const s = old.storage;
     const initial: InitialState = {
