@@ -246,6 +246,7 @@ export class GrpcTransport implements Transport {
   #serviceRegistered = false;
   #boundPort: number | undefined;
   #running = false;
+  #starting: Promise<void> | undefined;
   #handler: ((msg: Message) => void) | undefined;
   #onUnreachable: ((peer: NodeId) => void) | undefined;
   #addresses = new Map<NodeId, string>();
@@ -278,35 +279,45 @@ export class GrpcTransport implements Transport {
   }
 
   async start(handler: (msg: Message) => void, onUnreachable?: (peer: NodeId) => void): Promise<void> {
-    if (this.#running) throw new TransportError('ERR_TRANSPORT_STARTED', `grpc transport ${JSON.stringify(this.id)} is already started`);
-    if (this.#sharedServer !== undefined) {
-      this.#registerOn(this.#sharedServer);
-    } else {
-      const server = new grpc.Server({
-        'grpc.max_receive_message_length': this.#o.maxMessageBytes,
-        'grpc.keepalive_time_ms': this.#o.keepaliveTimeMs,
-        'grpc.keepalive_timeout_ms': this.#o.keepaliveTimeoutMs,
-      });
-      this.#registerOn(server);
-      this.#boundPort = await new Promise<number>((resolve, reject) => {
-        server.bindAsync(this.#o.listen, this.#serverCredentials(), (err, port) => {
-          if (err !== null) {
-            reject(new TransportError('ERR_TRANSPORT_BIND', `cannot listen on ${this.#o.listen} for raft: ${err.message}`, { cause: err }));
-          } else {
-            resolve(port);
-          }
-        });
-      }).catch((err: unknown) => {
-        server.forceShutdown();
-        this.#serviceRegistered = false;
-        throw err;
-      });
-      this.#server = server;
+    if (this.#running || this.#starting !== undefined) {
+      throw new TransportError('ERR_TRANSPORT_STARTED', `grpc transport ${JSON.stringify(this.id)} is already started`);
+    }
+    this.#starting = this.#listen();
+    try {
+      await this.#starting;
+    } finally {
+      this.#starting = undefined;
     }
     this.#handler = handler;
     this.#onUnreachable = onUnreachable;
     this.#running = true;
     this.#log.info({ id: this.id, address: this.localAddress(), tls: this.#credentials !== undefined }, 'raft transport listening');
+  }
+
+  async #listen(): Promise<void> {
+    if (this.#sharedServer !== undefined) {
+      this.#registerOn(this.#sharedServer);
+      return;
+    }
+    const server = new grpc.Server({
+      'grpc.max_receive_message_length': this.#o.maxMessageBytes,
+      'grpc.keepalive_time_ms': this.#o.keepaliveTimeMs,
+      'grpc.keepalive_timeout_ms': this.#o.keepaliveTimeoutMs,
+    });
+    this.#registerOn(server);
+    try {
+      this.#boundPort = await new Promise<number>((resolve, reject) => {
+        server.bindAsync(this.#o.listen, this.#serverCredentials(), (err, port) => {
+          if (err !== null) reject(new TransportError('ERR_TRANSPORT_BIND', `cannot listen on ${this.#o.listen} for raft: ${err.message}`, { cause: err }));
+          else resolve(port);
+        });
+      });
+    } catch (err) {
+      server.forceShutdown();
+      this.#serviceRegistered = false;
+      throw err;
+    }
+    this.#server = server;
   }
 
   send(messages: Message[]): void {
@@ -347,6 +358,8 @@ export class GrpcTransport implements Transport {
   }
 
   async stop(): Promise<void> {
+    // A stop() racing start() waits for it, so the listener it is opening does not outlive stop().
+    if (this.#starting !== undefined) await this.#starting.catch(() => { /* start() reports its own failure */ });
     if (!this.#running) return;
     this.#running = false;
     this.#handler = undefined;

@@ -480,6 +480,19 @@ describe('GrpcTransport options', () => {
     });
   }
 
+  test('stop() racing start() leaves nothing listening', async () => {
+    const first = await startNode('a');
+    const address = first.t.localAddress();
+    await stopNode(first);
+    const t = new GrpcTransport({ id: 'a', listen: address });
+    const starting = t.start(() => {});
+    await t.stop();
+    await starting;
+    const again = new GrpcTransport({ id: 'a', listen: address });
+    await again.start(() => {}); // would fail with ERR_TRANSPORT_BIND if the first listener survived
+    await again.stop();
+  });
+
   test('a port already in use fails start() with ERR_TRANSPORT_BIND', async () => {
     const a = await startNode('a');
     const clash = new GrpcTransport({ id: 'x', listen: a.t.localAddress() });
