@@ -612,8 +612,8 @@ export class GrpcTransport implements Transport {
     const pump = async (): Promise<void> => {
       const first = data === undefined ? new Uint8Array(0) : data.subarray(0, chunk);
       let ok = call.write(encodeSnapshotChunk({ message: header, totalBytes: total, hasData: data !== undefined, offset: 0, data: first }));
-      // One chunk encoded at a time, and only when the stream wants more: the copy in flight stays
-      // a few chunks, however large the snapshot.
+      // Chunks are encoded only as the stream asks for more, so the copies in flight stay bounded by
+      // grpc-js' write buffer (16 chunks, 4 MiB at the default size) however large the snapshot.
       for (let off = first.byteLength; off < total; off += chunk) {
         if (!ok) await drained();
         if (done) return;
