@@ -1,2 +1,11 @@
-// Placeholder entry: replaced by the agent CLI.
-console.log(`trellis (node ${process.version})`);
+// Entry point of the `trellis` command (bin/trellis.cjs imports or re-executes this file under
+// Node 24). Everything testable lives in run.ts; this file only binds it to the real process.
+
+import { runCli } from './run.ts';
+import { processIO } from './io.ts';
+
+const code = await runCli(process.argv.slice(2), processIO());
+// Exit explicitly: idle keep-alive sockets (fetch) or stdin listeners must not hold the process
+// open after the command is done. Writes to pipes and files are synchronous on Linux, and for
+// TTYs we wait for the stream to drain first.
+process.stdout.write('', () => process.stderr.write('', () => process.exit(code)));
