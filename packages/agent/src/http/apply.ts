@@ -1,0 +1,24 @@
+// Proposing a command and turning a refusal into an error the HTTP edge maps (errors.ts).
+
+import type { Command, CommandType, CommandValueMap, StateErrorCode } from '../state/types.ts';
+
+/** A command the state machine refused; nothing was changed. `code` is the store's stable code. */
+export class CommandRefusedError extends Error {
+  readonly code: StateErrorCode;
+  readonly index: number;
+  constructor(code: StateErrorCode, message: string, index: number) {
+    super(message);
+    this.name = 'CommandRefusedError';
+    this.code = code;
+    this.index = index;
+  }
+}
+
+type ApplyFn = (cmd: Command) => Promise<import('../state/types.ts').CommandResult>;
+
+/** Applies `cmd` and returns its value; throws CommandRefusedError when the store refused it. */
+export async function applyOk<C extends Command>(apply: ApplyFn, cmd: C): Promise<{ value: CommandValueMap[C['type'] & CommandType]; index: number }> {
+  const res = await apply(cmd);
+  if (!res.ok) throw new CommandRefusedError(res.error.code, res.error.message, res.index);
+  return { value: res.value as CommandValueMap[C['type'] & CommandType], index: res.index };
+}

@@ -1,0 +1,99 @@
+// The contract between the HTTP API and the rest of the agent. The HTTP layer never reaches past
+// this interface: the server wiring (server/, agent.ts) builds one AgentBackend and hands it over.
+//
+// Writes: every state change is a Command through `apply` (Raft propose → commit → FSM apply on
+// every server). Reads: handlers read `store` synchronously; `?consistent` first awaits
+// `consistentRead()`.
+
+import type { RuntimeConfig } from '../config/runtime.ts';
+import type { Command, CommandResult, StateReader } from '../state/types.ts';
+import type { WatchSet } from '../state/watch.ts';
+import type { EventLog } from './events.ts';
+import type { LocalState } from './local.ts';
+import type { MetricsSink } from './metrics.ts';
+
+/** The store as the HTTP layer uses it: the query API plus fresh watch sets for blocking reads. */
+export interface HttpStore extends StateReader {
+  watchSet(): WatchSet;
+}
+
+export interface RaftStatus {
+  /** "<ip>:<server port>" of the leader, '' when none is known. */
+  leaderAddr: string;
+  knownLeader: boolean;
+  /** Time since this server last heard from the leader (0 on the leader). */
+  lastContactMs: number;
+  /** "<ip>:<server port>" of every voter. */
+  peers: string[];
+}
+
+/**
+ * Session TTL timers live on the leader, outside the state machine (as in Consul: renewing is not a
+ * Raft write; only an expiry becomes a `sessionDestroy` command). The HTTP layer calls these after
+ * the corresponding request succeeds. The implementation must also rebuild every timer from the
+ * session table when this server becomes leader, and may use `sessionDestroy` commands it observes
+ * (from any path: txn, node deregistration, expiry) to clear timers; `created`/`destroyed` are
+ * conveniences for the HTTP paths and must be idempotent.
+ */
+export interface SessionTimers {
+  /** A session with a TTL was created: start its timer (fires at 2×TTL, Consul's grace). */
+  created?(id: string, ttlNs: number): void;
+  /**
+   * Resets the TTL timer of a live session (`PUT /v1/session/renew/:id`). Rejects with an error
+   * whose code is ERR_NOT_LEADER / ERR_NO_LEADER on a server that cannot renew (the HTTP layer maps
+   * that to 500 "No cluster leader"). Resolves even for a session without a TTL.
+   */
+  renew(id: string): void | Promise<void>;
+  /** A session was destroyed through the HTTP API: clear its timer. */
+  destroyed?(id: string): void;
+}
+
+/** One gossip member as `GET /v1/agent/members` shows it (serf.Member's JSON). */
+export interface AgentMember {
+  Name: string;
+  Addr: string;
+  Port: number;
+  Tags: Record<string, string>;
+  /** serf's MemberStatus: 0 none, 1 alive, 2 leaving, 3 left, 4 failed. */
+  Status: number;
+  ProtocolMin: number;
+  ProtocolMax: number;
+  ProtocolCur: number;
+  DelegateMin: number;
+  DelegateMax: number;
+  DelegateCur: number;
+}
+
+export interface AgentBackend {
+  /** The local replica, read synchronously. */
+  store: HttpStore;
+  /**
+   * Proposes a command through Raft and resolves with its result once applied locally. Rejects
+   * (never with ok:false) when the command could not be committed: errors carry `.code`
+   * (ERR_NOT_LEADER / ERR_NO_LEADER → 500 "No cluster leader"; ERR_PROPOSAL_TOO_LARGE → 413).
+   */
+  apply(cmd: Command): Promise<CommandResult>;
+  /** Resolves once the local store reflects everything committed before the call (ReadIndex). */
+  consistentRead(signal?: AbortSignal): Promise<void>;
+  raftStatus(): RaftStatus;
+  /** Node name, datacenter, ports, limits (kv_max_value_size, txn_max_req_len), query times, ... */
+  config: RuntimeConfig;
+  /** Agent-local services and checks (agent/* endpoints). */
+  local: LocalState;
+
+  /** Shared metrics sink; the HTTP server creates one when absent. */
+  metrics?: MetricsSink;
+  /** User events (event/fire, event/list); the HTTP server creates a local ring when absent. */
+  events?: EventLog;
+  /** Session TTL timers on the leader; without it, renew only checks that the session exists. */
+  sessionTimers?: SessionTimers;
+  /** Gossip members; without it, agent/members lists this agent alone. */
+  members?(): AgentMember[];
+  /**
+   * `PUT /v1/agent/leave`: leave the cluster gracefully. The HTTP response is sent after this
+   * resolves; shutting the process down must be scheduled, not awaited (it closes this server).
+   */
+  leave?(): Promise<void>;
+  /** `PUT /v1/agent/reload`: re-read configuration files. Absent: 500 "reload is not supported". */
+  reload?(): Promise<void>;
+}

@@ -1,0 +1,608 @@
+// Agent-local state: the services and checks this agent owns (registered through agent/* or its
+// config files), with their definitions. Consul keeps this in agent/local/state.go and syncs it to
+// the catalog by anti-entropy; what the agent holds wins over the catalog for its own node.
+//
+// On a server agent every change is written to the catalog through Raft first and recorded locally
+// only once that succeeded, so `catalog/service` shows a registration as soon as the HTTP call
+// returns and a failed write (no leader) leaves both sides unchanged. `syncFull()` is the
+// anti-entropy pass (repair drift, e.g. after a snapshot restore); the agent wiring may run it
+// periodically. TTL checks are run here too (they need nothing but a timer): a TTL that is not
+// renewed turns the check critical with Consul's "TTL expired" output.
+//
+// Every mutation goes through one queue, so two concurrent registrations of the same service
+// cannot interleave their catalog writes and local updates.
+
+import { formatGoDurationNs } from '../config/duration.ts';
+import type {
+  CatalogRegisterCommand, CheckStatus, Command, CommandResult, HealthCheck, HealthCheckDefinition,
+  HealthCheckInput, NodeServiceInput, ServiceConnect, ConnectProxyConfig, ServiceKind, StateReader,
+  Weights, ServiceAddress,
+} from '../state/types.ts';
+import { applyOk } from './apply.ts';
+import { HttpError, notFound } from './errors.ts';
+
+export const SERF_CHECK_ID = 'serfHealth';
+export const NODE_MAINT_CHECK_ID = '_node_maintenance';
+export const SERVICE_MAINT_PREFIX = '_service_maintenance:';
+const DEFAULT_NODE_MAINT_REASON = 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
+const DEFAULT_SERVICE_MAINT_REASON = 'Maintenance mode is enabled for this service, but no reason was provided. This is a default message.';
+/** Consul's default check OutputMaxSize. */
+export const DEFAULT_OUTPUT_MAX_BYTES = 4096;
+
+/** The node this agent registers as. */
+export interface LocalNodeInfo {
+  Node: string;
+  ID: string;
+  Address: string;
+  Datacenter: string;
+  TaggedAddresses: Record<string, string>;
+  Meta: Record<string, string>;
+}
+
+/** A service as this agent holds it (Consul's NodeService without indexes). */
+export interface LocalServiceDef {
+  Kind: ServiceKind;
+  ID: string;
+  Service: string;
+  Tags: string[];
+  Address: string;
+  TaggedAddresses: Record<string, ServiceAddress>;
+  Meta: Record<string, string>;
+  Port: number;
+  SocketPath?: string;
+  Weights: Weights;
+  EnableTagOverride: boolean;
+  Proxy?: ConnectProxyConfig;
+  Connect?: ServiceConnect;
+}
+
+/** Consul's CheckType: how a check runs. Durations are nanoseconds. */
+export interface CheckType {
+  CheckID?: string;
+  Name?: string;
+  Notes?: string;
+  Status?: CheckStatus | '';
+  ScriptArgs?: string[];
+  HTTP?: string;
+  Header?: Record<string, string[]>;
+  Method?: string;
+  Body?: string;
+  TCP?: string;
+  UDP?: string;
+  GRPC?: string;
+  GRPCUseTLS?: boolean;
+  H2PING?: string;
+  H2PingUseTLS?: boolean;
+  TLSServerName?: string;
+  TLSSkipVerify?: boolean;
+  DockerContainerID?: string;
+  Shell?: string;
+  AliasNode?: string;
+  AliasService?: string;
+  OSService?: string;
+  IntervalNs?: number;
+  TimeoutNs?: number;
+  TTLNs?: number;
+  DeregisterCriticalServiceAfterNs?: number;
+  SuccessBeforePassing?: number;
+  FailuresBeforeWarning?: number;
+  FailuresBeforeCritical?: number;
+  OutputMaxSize?: number;
+}
+
+/** Consul's CheckType.Type(): what kind of check a definition describes. */
+export function checkKind(ct: CheckType): string {
+  if (ct.TTLNs && ct.TTLNs > 0) return 'ttl';
+  if (ct.HTTP) return 'http';
+  if (ct.TCP) return 'tcp';
+  if (ct.UDP) return 'udp';
+  if (ct.GRPC) return 'grpc';
+  if (ct.H2PING) return 'h2ping';
+  if (ct.OSService) return 'os_service';
+  if (ct.DockerContainerID) return 'docker';
+  if (ct.ScriptArgs && ct.ScriptArgs.length > 0) return 'script';
+  if (ct.AliasNode || ct.AliasService) return 'alias';
+  return '';
+}
+
+/** Consul's CheckType.Validate(); null when valid, else its sentence. */
+export function validateCheckType(ct: CheckType): string | null {
+  const intervalCheck = Boolean(
+    (ct.ScriptArgs && ct.ScriptArgs.length > 0) || ct.HTTP || ct.TCP || ct.UDP || ct.GRPC || ct.H2PING || ct.OSService,
+  );
+  const interval = ct.IntervalNs ?? 0;
+  const ttl = ct.TTLNs ?? 0;
+  if (interval > 0 && ttl > 0) return 'Interval and TTL cannot both be specified';
+  if (intervalCheck && interval <= 0) return 'Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks';
+  if (!intervalCheck && !(ct.AliasNode || ct.AliasService) && ttl <= 0) return 'TTL must be > 0 for TTL checks';
+  if ((ct.OutputMaxSize ?? 0) < 0) return 'MaxOutputMaxSize must be positive';
+  return null;
+}
+
+/** A check is "empty" when nothing describes how it runs (Consul skips such a `Check` block). */
+export function isEmptyCheckType(ct: CheckType): boolean {
+  return checkKind(ct) === '' && !ct.Name && !ct.CheckID && !ct.IntervalNs && !ct.TTLNs;
+}
+
+function goDur(ns: number | undefined): string | undefined {
+  return ns === undefined || ns === 0 ? undefined : formatGoDurationNs(BigInt(Math.trunc(ns)));
+}
+
+/** The catalog's HealthCheckDefinition of a check type (durations as Go strings). */
+export function checkDefinition(ct: CheckType): HealthCheckDefinition {
+  const d: HealthCheckDefinition = {};
+  const set = <K extends string>(k: K, v: unknown) => {
+    if (v !== undefined && v !== '' && v !== false) d[k] = v;
+  };
+  set('HTTP', ct.HTTP);
+  set('TLSServerName', ct.TLSServerName);
+  set('TLSSkipVerify', ct.TLSSkipVerify);
+  set('Header', ct.Header);
+  set('Method', ct.Method);
+  set('Body', ct.Body);
+  set('TCP', ct.TCP);
+  set('UDP', ct.UDP);
+  set('GRPC', ct.GRPC);
+  set('GRPCUseTLS', ct.GRPCUseTLS);
+  set('H2PING', ct.H2PING);
+  set('OSService', ct.OSService);
+  set('AliasNode', ct.AliasNode);
+  set('AliasService', ct.AliasService);
+  set('ScriptArgs', ct.ScriptArgs);
+  set('Interval', goDur(ct.IntervalNs));
+  set('Timeout', goDur(ct.TimeoutNs));
+  set('TTL', goDur(ct.TTLNs));
+  set('DeregisterCriticalServiceAfter', goDur(ct.DeregisterCriticalServiceAfterNs));
+  return d;
+}
+
+/** A check as the agent holds it: the catalog row (without indexes) and how it runs. */
+export interface LocalCheck {
+  check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'>;
+  type: CheckType | null;
+}
+
+export interface LocalService {
+  service: LocalServiceDef;
+}
+
+/** Timer functions, injectable for tests. */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
+
+export interface LocalStateOptions {
+  node: LocalNodeInfo;
+  /** Proposes a command through Raft (AgentBackend.apply). */
+  apply: (cmd: Command) => Promise<CommandResult>;
+  /** The local replica, used to decide whether the node row needs writing and by syncFull(). */
+  store: StateReader;
+  timers?: Timers;
+  /** Reports background failures (TTL expiry writes, anti-entropy); defaults to ignoring them. */
+  onError?: (err: unknown, what: string) => void;
+}
+
+const realTimers: Timers = {
+  setTimeout: (fn, ms) => {
+    const t = setTimeout(fn, ms);
+    t.unref?.();
+    return t;
+  },
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+};
+
+function truncateOutput(output: string, max: number): string {
+  const bytes = Buffer.from(output);
+  if (bytes.length <= max) return output;
+  return `${bytes.subarray(0, max).toString('utf8')} ... (captured ${max} of ${bytes.length} bytes)`;
+}
+
+export class LocalState {
+  readonly node: LocalNodeInfo;
+  readonly #apply: (cmd: Command) => Promise<CommandResult>;
+  readonly #store: StateReader;
+  readonly #timers: Timers;
+  readonly #onError: (err: unknown, what: string) => void;
+  readonly #services = new Map<string, LocalService>();
+  readonly #checks = new Map<string, LocalCheck>();
+  readonly #ttlTimers = new Map<string, unknown>();
+  /** Last output a TTL check was given, for the "TTL expired" message. */
+  readonly #ttlLastOutput = new Map<string, string>();
+  #queue: Promise<unknown> = Promise.resolve();
+  #version = 0;
+  readonly #waiters = new Set<() => void>();
+  #closed = false;
+
+  constructor(opts: LocalStateOptions) {
+    this.node = opts.node;
+    this.#apply = opts.apply;
+    this.#store = opts.store;
+    this.#timers = opts.timers ?? realTimers;
+    this.#onError = opts.onError ?? (() => {});
+  }
+
+  // ---- reads -------------------------------------------------------------------------------
+
+  services(): LocalService[] {
+    return [...this.#services.values()];
+  }
+
+  service(id: string): LocalService | undefined {
+    return this.#services.get(id);
+  }
+
+  checks(): LocalCheck[] {
+    return [...this.#checks.values()];
+  }
+
+  check(id: string): LocalCheck | undefined {
+    return this.#checks.get(id);
+  }
+
+  /** Checks of one service, in registration order. */
+  serviceChecks(serviceId: string): LocalCheck[] {
+    return this.checks().filter((c) => c.check.ServiceID === serviceId);
+  }
+
+  /** Increases on every local change (for hash-based blocking on agent/service/:id). */
+  get version(): number {
+    return this.#version;
+  }
+
+  /** Resolves true on the next local change, false when `signal` aborts. */
+  wait(signal: AbortSignal): Promise<boolean> {
+    if (signal.aborted) return Promise.resolve(false);
+    return new Promise((resolve) => {
+      const onChange = (): void => {
+        signal.removeEventListener('abort', onAbort);
+        resolve(true);
+      };
+      const onAbort = (): void => {
+        this.#waiters.delete(onChange);
+        resolve(false);
+      };
+      this.#waiters.add(onChange);
+      signal.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  // ---- writes ------------------------------------------------------------------------------
+
+  /**
+   * Registers (or replaces) a service with its checks. Checks without an ID get Consul's
+   * `service:<id>` (or `service:<id>:<n>` when there are several). A re-registered check keeps its
+   * current status and output. With `replaceExistingChecks`, the service's checks not in `checks`
+   * are removed; otherwise they stay.
+   */
+  addService(svc: LocalServiceDef, checks: CheckType[], opts: { replaceExistingChecks?: boolean } = {}): Promise<void> {
+    return this.#serialize(async () => {
+      const newChecks: LocalCheck[] = checks.map((ct, i) => {
+        let id = ct.CheckID ?? '';
+        if (id === '') {
+          id = `service:${svc.ID}`;
+          if (checks.length > 1) id += `:${i + 1}`;
+        }
+        const prev = this.#checks.get(id);
+        const check = this.#buildCheck(id, ct, svc);
+        if (prev) {
+          check.Status = prev.check.Status;
+          check.Output = prev.check.Output;
+        }
+        return { check, type: ct };
+      });
+      const keep = new Set(newChecks.map((c) => c.check.CheckID));
+      const stale = opts.replaceExistingChecks
+        ? this.serviceChecks(svc.ID).filter((c) => !keep.has(c.check.CheckID) && !c.check.CheckID.startsWith(SERVICE_MAINT_PREFIX))
+        : [];
+      // Existing checks that stay must carry the (possibly new) service tags into the catalog.
+      const kept = this.serviceChecks(svc.ID)
+        .filter((c) => !keep.has(c.check.CheckID) && !stale.includes(c))
+        .map((c) => ({ ...c, check: { ...c.check, ServiceName: svc.Service, ServiceTags: [...svc.Tags] } }));
+
+      await this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept].map((c) => this.#checkInput(c.check)) });
+      for (const c of stale) {
+        await this.#deregister({ CheckID: c.check.CheckID });
+      }
+
+      this.#services.set(svc.ID, { service: svc });
+      for (const c of stale) this.#dropCheck(c.check.CheckID);
+      for (const c of kept) this.#checks.set(c.check.CheckID, c);
+      for (const c of newChecks) {
+        this.#checks.set(c.check.CheckID, c);
+        this.#armTtl(c);
+      }
+      this.#changed();
+    });
+  }
+
+  /** Removes a service and its checks (404 with Consul's text when unknown). */
+  removeService(id: string): Promise<void> {
+    return this.#serialize(async () => {
+      if (!this.#services.has(id)) {
+        throw notFound(`Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
+      }
+      await this.#deregister({ ServiceID: id });
+      this.#services.delete(id);
+      for (const c of this.serviceChecks(id)) this.#dropCheck(c.check.CheckID);
+      this.#changed();
+    });
+  }
+
+  /** Registers (or replaces) a check. A check on a service must name a local service (404). */
+  addCheck(ct: CheckType & { CheckID: string; ServiceID?: string }): Promise<void> {
+    return this.#serialize(async () => {
+      let svc: LocalServiceDef | undefined;
+      if (ct.ServiceID) {
+        svc = this.#services.get(ct.ServiceID)?.service;
+        if (!svc) throw notFound(`ServiceID ${JSON.stringify(ct.ServiceID)} does not exist`);
+      }
+      const prev = this.#checks.get(ct.CheckID);
+      const check = this.#buildCheck(ct.CheckID, ct, svc);
+      if (prev && !ct.Status) {
+        check.Status = prev.check.Status;
+        check.Output = prev.check.Output;
+      }
+      await this.#register({ Check: this.#checkInput(check) });
+      const lc: LocalCheck = { check, type: ct };
+      this.#dropCheck(ct.CheckID);
+      this.#checks.set(ct.CheckID, lc);
+      this.#armTtl(lc);
+      this.#changed();
+    });
+  }
+
+  /** Removes a check (404 with Consul's text when unknown). */
+  removeCheck(id: string): Promise<void> {
+    return this.#serialize(async () => {
+      if (!this.#checks.has(id)) {
+        throw notFound(`Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
+      }
+      await this.#deregister({ CheckID: id });
+      this.#dropCheck(id);
+      this.#changed();
+    });
+  }
+
+  /**
+   * Sets a TTL check's status and output (agent/check/pass|warn|fail|update) and restarts its TTL.
+   * Only TTL checks accept updates, as in Consul; an unchanged status and output writes nothing.
+   */
+  updateTtlCheck(id: string, status: CheckStatus, output: string): Promise<void> {
+    return this.#serialize(async () => {
+      const lc = this.#checks.get(id);
+      if (!lc || !lc.type || !(lc.type.TTLNs && lc.type.TTLNs > 0)) {
+        throw notFound(`CheckID ${JSON.stringify(id)} does not have associated TTL`);
+      }
+      const max = lc.type.OutputMaxSize && lc.type.OutputMaxSize > 0 ? lc.type.OutputMaxSize : DEFAULT_OUTPUT_MAX_BYTES;
+      const out = truncateOutput(output, max);
+      this.#ttlLastOutput.set(id, out);
+      this.#armTtl(lc);
+      await this.#setStatus(lc, status, out);
+    });
+  }
+
+  /** Puts a service into maintenance: a critical `_service_maintenance:<id>` check. */
+  enableServiceMaintenance(serviceId: string, reason: string): Promise<void> {
+    return this.#serialize(async () => {
+      const svc = this.#services.get(serviceId)?.service;
+      if (!svc) throw notFound(`No service registered with ID ${JSON.stringify(serviceId)}`);
+      const id = SERVICE_MAINT_PREFIX + serviceId;
+      if (this.#checks.has(id)) return; // Already in maintenance: Consul keeps the first reason.
+      const check = this.#buildCheck(id, { Name: 'Service Maintenance Mode', Notes: reason || DEFAULT_SERVICE_MAINT_REASON, Status: 'critical' }, svc);
+      check.Type = 'maintenance';
+      await this.#register({ Check: this.#checkInput(check) });
+      this.#checks.set(id, { check, type: null });
+      this.#changed();
+    });
+  }
+
+  disableServiceMaintenance(serviceId: string): Promise<void> {
+    return this.#serialize(async () => {
+      if (!this.#services.has(serviceId)) throw notFound(`No service registered with ID ${JSON.stringify(serviceId)}`);
+      const id = SERVICE_MAINT_PREFIX + serviceId;
+      if (!this.#checks.has(id)) return;
+      await this.#deregister({ CheckID: id });
+      this.#dropCheck(id);
+      this.#changed();
+    });
+  }
+
+  /** Puts the node into maintenance: a critical `_node_maintenance` check. */
+  enableNodeMaintenance(reason: string): Promise<void> {
+    return this.#serialize(async () => {
+      if (this.#checks.has(NODE_MAINT_CHECK_ID)) return;
+      const check = this.#buildCheck(NODE_MAINT_CHECK_ID, { Name: 'Node Maintenance Mode', Notes: reason || DEFAULT_NODE_MAINT_REASON, Status: 'critical' });
+      check.Type = 'maintenance';
+      await this.#register({ Check: this.#checkInput(check) });
+      this.#checks.set(NODE_MAINT_CHECK_ID, { check, type: null });
+      this.#changed();
+    });
+  }
+
+  disableNodeMaintenance(): Promise<void> {
+    return this.#serialize(async () => {
+      if (!this.#checks.has(NODE_MAINT_CHECK_ID)) return;
+      await this.#deregister({ CheckID: NODE_MAINT_CHECK_ID });
+      this.#dropCheck(NODE_MAINT_CHECK_ID);
+      this.#changed();
+    });
+  }
+
+  /**
+   * Anti-entropy: makes the catalog's view of this node match the local state. Registers the node,
+   * services and checks that differ, and deregisters the node's catalog services and checks that
+   * this agent does not hold (except serfHealth, which the leader owns). Returns the number of
+   * commands it applied.
+   */
+  syncFull(): Promise<number> {
+    return this.#serialize(async () => {
+      let writes = 0;
+      const ns = this.#store.nodeServices(this.node.Node).value;
+      const catalogChecks = ns ? this.#store.nodeChecks(this.node.Node).value : [];
+      const svcInCatalog = new Map((ns?.Services ?? []).map((s) => [s.ID, s]));
+      for (const { service } of this.#services.values()) {
+        const cur = svcInCatalog.get(service.ID);
+        if (!cur || !sameFields(this.#serviceInput(service), cur)) {
+          await this.#register({ Service: this.#serviceInput(service) });
+          writes++;
+        }
+      }
+      for (const id of svcInCatalog.keys()) {
+        if (!this.#services.has(id)) {
+          await this.#deregister({ ServiceID: id });
+          writes++;
+        }
+      }
+      const checkInCatalog = new Map(catalogChecks.map((c) => [c.CheckID, c]));
+      for (const { check } of this.#checks.values()) {
+        const cur = checkInCatalog.get(check.CheckID);
+        if (!cur || !sameFields(this.#checkInput(check), cur)) {
+          await this.#register({ Check: this.#checkInput(check) });
+          writes++;
+        }
+      }
+      for (const id of checkInCatalog.keys()) {
+        if (id !== SERF_CHECK_ID && !this.#checks.has(id)) {
+          await this.#deregister({ CheckID: id });
+          writes++;
+        }
+      }
+      return writes;
+    });
+  }
+
+  /** Stops TTL timers and wakes waiters; later mutations are refused. */
+  close(): void {
+    this.#closed = true;
+    for (const h of this.#ttlTimers.values()) this.#timers.clearTimeout(h);
+    this.#ttlTimers.clear();
+    this.#changed();
+  }
+
+  // ---- internals ---------------------------------------------------------------------------
+
+  #serialize<T>(fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(new HttpError(500, 'agent is shutting down', 'ERR_STOPPED'));
+    const run = this.#queue.then(fn, fn);
+    // The queue must keep going after a failure; the caller sees the rejection through `run`.
+    this.#queue = run.catch(() => undefined);
+    return run;
+  }
+
+  #changed(): void {
+    this.#version++;
+    const waiters = [...this.#waiters];
+    this.#waiters.clear();
+    for (const w of waiters) w();
+  }
+
+  #buildCheck(id: string, ct: CheckType, svc?: LocalServiceDef): Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'> {
+    const kind = checkKind(ct);
+    const check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'> = {
+      Node: this.node.Node,
+      CheckID: id,
+      Name: ct.Name || (svc ? `Service '${svc.Service}' check` : id),
+      Status: ct.Status || 'critical',
+      Notes: ct.Notes ?? '',
+      Output: '',
+      ServiceID: svc?.ID ?? '',
+      ServiceName: svc?.Service ?? '',
+      ServiceTags: svc ? [...svc.Tags] : [],
+      Type: kind,
+      Definition: checkDefinition(ct),
+    };
+    const interval = goDur(ct.IntervalNs);
+    const timeout = goDur(ct.TimeoutNs);
+    if (interval) check.Interval = interval;
+    if (timeout) check.Timeout = timeout;
+    return check;
+  }
+
+  #serviceInput(svc: LocalServiceDef): NodeServiceInput {
+    const input: NodeServiceInput = {
+      Kind: svc.Kind, ID: svc.ID, Service: svc.Service, Tags: [...svc.Tags], Address: svc.Address,
+      TaggedAddresses: { ...svc.TaggedAddresses }, Meta: { ...svc.Meta }, Port: svc.Port,
+      Weights: { ...svc.Weights }, EnableTagOverride: svc.EnableTagOverride,
+    };
+    if (svc.SocketPath) input.SocketPath = svc.SocketPath;
+    if (svc.Proxy) input.Proxy = svc.Proxy;
+    if (svc.Connect) input.Connect = svc.Connect;
+    return input;
+  }
+
+  #checkInput(check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'>): HealthCheckInput {
+    return { ...check, ServiceTags: [...check.ServiceTags], Definition: { ...check.Definition } };
+  }
+
+  async #register(parts: Pick<CatalogRegisterCommand, 'Service' | 'Check' | 'Checks'>): Promise<void> {
+    const n = this.node;
+    // Write the node row only when it is missing or differs (as Consul's anti-entropy does), so
+    // registering a service does not bump the node's ModifyIndex and wake every node watcher.
+    const cur = this.#store.node(n.Node).value;
+    const nodeInSync = cur !== null && cur.Address === n.Address && cur.ID === n.ID &&
+      sameFields(n.TaggedAddresses, cur.TaggedAddresses) && sameFields(n.Meta, cur.Meta);
+    const cmd: CatalogRegisterCommand = {
+      type: 'catalogRegister', Node: n.Node, ID: n.ID, Address: n.Address, Datacenter: n.Datacenter,
+      TaggedAddresses: { ...n.TaggedAddresses }, NodeMeta: { ...n.Meta }, ...parts,
+    };
+    if (nodeInSync) cmd.SkipNodeUpdate = true;
+    await applyOk(this.#apply, cmd);
+  }
+
+  async #deregister(what: { ServiceID?: string; CheckID?: string }): Promise<void> {
+    await applyOk(this.#apply, { type: 'catalogDeregister', Node: this.node.Node, ...what });
+  }
+
+  async #setStatus(lc: LocalCheck, status: CheckStatus, output: string): Promise<void> {
+    if (lc.check.Status === status && lc.check.Output === output) return;
+    const check = { ...lc.check, Status: status, Output: output };
+    await this.#register({ Check: this.#checkInput(check) });
+    // The check may have been removed or replaced while the write was in flight.
+    if (this.#checks.get(check.CheckID) !== lc) return;
+    this.#checks.set(check.CheckID, { check, type: lc.type });
+    this.#changed();
+  }
+
+  #dropCheck(id: string): void {
+    this.#checks.delete(id);
+    this.#ttlLastOutput.delete(id);
+    const h = this.#ttlTimers.get(id);
+    if (h !== undefined) {
+      this.#timers.clearTimeout(h);
+      this.#ttlTimers.delete(id);
+    }
+  }
+
+  /** (Re)starts a TTL check's timer; on expiry the check turns critical ("TTL expired"). */
+  #armTtl(lc: LocalCheck): void {
+    const id = lc.check.CheckID;
+    const prev = this.#ttlTimers.get(id);
+    if (prev !== undefined) {
+      this.#timers.clearTimeout(prev);
+      this.#ttlTimers.delete(id);
+    }
+    const ttl = lc.type?.TTLNs ?? 0;
+    if (ttl <= 0 || this.#closed) return;
+    const handle = this.#timers.setTimeout(() => {
+      this.#ttlTimers.delete(id);
+      const last = this.#ttlLastOutput.get(id) ?? '';
+      const output = last === '' ? 'TTL expired' : `TTL expired (last output before timeout follows): ${last}`;
+      this.#serialize(async () => {
+        const cur = this.#checks.get(id);
+        if (cur) await this.#setStatus(cur, 'critical', output);
+      }).catch((err) => this.#onError(err, `marking TTL check ${id} critical`));
+    }, ttl / 1e6);
+    this.#ttlTimers.set(id, handle);
+  }
+}
+
+/** True when every field of `want` equals the same field of `have` (deep, JSON-wise). */
+function sameFields(want: object, have: object): boolean {
+  const h = have as Record<string, unknown>;
+  for (const [k, v] of Object.entries(want)) {
+    if (v === undefined) continue;
+    if (JSON.stringify(v) !== JSON.stringify(h[k] ?? (Array.isArray(v) ? [] : typeof v === 'object' ? {} : undefined))) return false;
+  }
+  return true;
+}

@@ -1,0 +1,386 @@
+// /v1/agent/*: the agent's own view (agent/agent_endpoint.go). Services and checks registered here
+// live in LocalState and, on a server, are written to the catalog before the call returns.
+
+import { createHash } from 'node:crypto';
+import { HealthCheckSchema, NodeServiceSchema } from '../../filter/index.ts';
+import type { CheckStatus } from '../../state/types.ts';
+import { isCheckStatus, validateServiceName } from '../../state/validate.ts';
+import type { AgentMember } from '../backend.ts';
+import { parseQueryOptions, waitWithTimeout } from '../blocking.ts';
+import { RawBody, type RequestContext } from '../context.ts';
+import { decodeBody } from '../decode.ts';
+import { badRequest, HttpError, notFound } from '../errors.ts';
+import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceDef } from '../local.ts';
+import type { EndpointSpec } from '../router.ts';
+import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
+import type { RouteDeps } from '../server.ts';
+import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
+import { isAnyAddress, validateMeta, validateWeights } from './convert.ts';
+
+type Obj = Record<string, unknown>;
+
+const SERVICE_KINDS: ReadonlySet<string> = new Set(['', 'connect-proxy', 'mesh-gateway', 'terminating-gateway', 'ingress-gateway', 'api-gateway']);
+
+/** A decoded AgentServiceCheck / CheckDefinition → CheckType (durations stay in ns). */
+export function toCheckType(o: Obj): CheckType {
+  const ct: CheckType = {};
+  const copy = <K extends keyof CheckType>(k: K, from = k as string) => {
+    if (o[from] !== undefined) (ct as Obj)[k] = o[from];
+  };
+  for (const k of [
+    'CheckID', 'Name', 'Notes', 'Status', 'ScriptArgs', 'HTTP', 'Header', 'Method', 'Body', 'TCP', 'UDP', 'GRPC',
+    'GRPCUseTLS', 'H2PING', 'H2PingUseTLS', 'TLSServerName', 'TLSSkipVerify', 'DockerContainerID', 'Shell', 'AliasNode',
+    'AliasService', 'OSService', 'SuccessBeforePassing', 'FailuresBeforeWarning', 'FailuresBeforeCritical', 'OutputMaxSize',
+  ] as const) copy(k);
+  copy('IntervalNs', 'Interval');
+  copy('TimeoutNs', 'Timeout');
+  copy('TTLNs', 'TTL');
+  copy('DeregisterCriticalServiceAfterNs', 'DeregisterCriticalServiceAfter');
+  return ct;
+}
+
+/** Consul's buildAgentService: the api.AgentService JSON of a local service. */
+export function agentServiceJson(s: LocalServiceDef, datacenter: string): Obj {
+  const out: Obj = {};
+  if (s.Kind) out.Kind = s.Kind;
+  out.ID = s.ID;
+  out.Service = s.Service;
+  out.Tags = s.Tags;
+  out.Meta = s.Meta;
+  out.Port = s.Port;
+  out.Address = s.Address;
+  if (s.SocketPath) out.SocketPath = s.SocketPath;
+  if (Object.keys(s.TaggedAddresses).length > 0) out.TaggedAddresses = s.TaggedAddresses;
+  out.Weights = s.Weights;
+  out.EnableTagOverride = s.EnableTagOverride;
+  if (s.Proxy) out.Proxy = s.Proxy;
+  if (s.Connect) out.Connect = s.Connect;
+  out.Datacenter = datacenter;
+  return out;
+}
+
+function parseBool(raw: string): boolean | undefined {
+  if (['1', 't', 'T', 'true', 'TRUE', 'True'].includes(raw)) return true;
+  if (['0', 'f', 'F', 'false', 'FALSE', 'False'].includes(raw)) return false;
+  return undefined;
+}
+
+/** Consul's ?enable for the maintenance endpoints. */
+function enableParam(ctx: RequestContext): boolean {
+  if (!ctx.has('enable')) throw badRequest('Missing value for enable');
+  const raw = ctx.get('enable') ?? '';
+  const v = parseBool(raw);
+  if (v === undefined) throw badRequest(`Invalid value for enable: ${JSON.stringify(raw)}`);
+  return v;
+}
+
+export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
+  const { backend, metrics } = deps;
+  const cfg = backend.config;
+  const local = () => backend.local;
+
+  function selfMember(): AgentMember {
+    return {
+      Name: cfg.nodeName,
+      Addr: cfg.advertiseAddrLan,
+      Port: cfg.ports.serfLan,
+      Tags: {
+        role: cfg.serverMode ? 'consul' : 'node',
+        dc: cfg.datacenter,
+        segment: '',
+        id: cfg.nodeId,
+        port: String(cfg.ports.server),
+        build: `${cfg.version}:trellis`,
+        vsn: '2',
+        vsn_min: '2',
+        vsn_max: '3',
+        raft_vsn: '3',
+      },
+      Status: 1,
+      ProtocolMin: 1,
+      ProtocolMax: 5,
+      ProtocolCur: 2,
+      DelegateMin: 2,
+      DelegateMax: 5,
+      DelegateCur: 4,
+    };
+  }
+
+  function self(): unknown {
+    const raft = backend.raftStatus();
+    const l = local();
+    return {
+      Config: {
+        Datacenter: cfg.datacenter,
+        PrimaryDatacenter: cfg.primaryDatacenter,
+        NodeName: cfg.nodeName,
+        NodeID: cfg.nodeId,
+        Revision: 'trellis',
+        Server: cfg.serverMode,
+        Version: cfg.version,
+        BuildDate: '1970-01-01T00:00:00Z',
+      },
+      DebugConfig: {
+        Datacenter: cfg.datacenter,
+        PrimaryDatacenter: cfg.primaryDatacenter,
+        NodeName: cfg.nodeName,
+        NodeID: cfg.nodeId,
+        ServerMode: cfg.serverMode,
+        DNSDomain: cfg.domain,
+        AdvertiseAddrLAN: cfg.advertiseAddrLan,
+        HTTPPort: cfg.ports.http,
+        DNSPort: cfg.ports.dns,
+        ServerPort: cfg.ports.server,
+        SerfPortLAN: cfg.ports.serfLan,
+        SerfPortWAN: cfg.ports.serfWan,
+        NodeMeta: cfg.nodeMeta ?? {},
+      },
+      Coord: null,
+      Member: selfMember(),
+      Stats: {
+        agent: {
+          check_monitors: '0',
+          check_ttls: String(l.checks().filter((c) => (c.type?.TTLNs ?? 0) > 0).length),
+          checks: String(l.checks().length),
+          services: String(l.services().length),
+        },
+        build: { prerelease: '', revision: 'trellis', version: cfg.version },
+        consul: {
+          bootstrap: 'false',
+          known_datacenters: '1',
+          leader: String(raft.knownLeader && raft.lastContactMs === 0),
+          leader_addr: raft.leaderAddr,
+          server: String(cfg.serverMode),
+        },
+        raft: {
+          applied_index: String(backend.store.lastIndex()),
+          num_peers: String(Math.max(0, raft.peers.length - 1)),
+        },
+        runtime: { arch: process.arch, os: process.platform, version: process.version },
+      },
+      Meta: cfg.nodeMeta ?? {},
+    };
+  }
+
+  function members(ctx: RequestContext): AgentMember[] {
+    const wan = (ctx.get('wan') ?? '') !== '';
+    const segment = ctx.get('segment') ?? '';
+    if (wan && segment !== '' && segment !== '_all') throw badRequest('Cannot provide a segment with wan=true');
+    if (wan) {
+      if (!cfg.serverMode) return [];
+      return [{ ...selfMember(), Name: `${cfg.nodeName}.${cfg.datacenter}`, Port: cfg.ports.serfWan }];
+    }
+    const list = backend.members?.() ?? [selfMember()];
+    const filter = filterParam(ctx);
+    return filter ? filter.apply(list) : list;
+  }
+
+  function services(ctx: RequestContext): Record<string, Obj> {
+    const filter = filterParam(ctx, NodeServiceSchema);
+    const out: Record<string, Obj> = {};
+    for (const { service } of local().services()) out[service.ID] = agentServiceJson(service, cfg.datacenter);
+    return filterMap(out, filter);
+  }
+
+  async function service(ctx: RequestContext): Promise<Obj> {
+    const id = requireRest(ctx, 'service ID');
+    const opts = parseQueryOptions(ctx, waitLimits(deps));
+    const hash = ctx.get('hash') ?? '';
+    const deadline = performance.now() + opts.waitMs;
+    for (;;) {
+      const svc = local().service(id)?.service;
+      if (!svc) throw notFound(`unknown service ID: ${id}`);
+      const json = agentServiceJson(svc, cfg.datacenter);
+      const contentHash = createHash('sha256').update(JSON.stringify(json)).digest('hex').slice(0, 16);
+      const remaining = deadline - performance.now();
+      // Consul's hash-based blocking: wait while the client's hash is still the current one.
+      if (hash === '' || hash !== contentHash || remaining <= 0 || ctx.signal.aborted) {
+        ctx.header('X-Consul-ContentHash', contentHash);
+        return { ...json, ContentHash: contentHash };
+      }
+      await waitWithTimeout(local(), remaining, ctx.signal);
+    }
+  }
+
+  async function registerService(ctx: RequestContext): Promise<undefined> {
+    const def = decodeBody<Obj>(ctx.body, ServiceDefinitionSchema);
+    const name = (def.Name as string | undefined) ?? '';
+    if (name === '') throw badRequest('Missing service name');
+    const nameCheck = validateServiceName(name);
+    if (nameCheck.error) throw badRequest(nameCheck.error);
+    if (nameCheck.warning) deps.logger?.warn({ service: name }, nameCheck.warning);
+    const address = (def.Address as string | undefined) ?? '';
+    if (isAnyAddress(address)) throw badRequest('Invalid service address');
+    let weights = { Passing: 1, Warning: 1 };
+    if (def.Weights !== undefined) {
+      const w = def.Weights as { Passing?: number; Warning?: number };
+      const why = validateWeights(w);
+      if (why) throw badRequest(`Invalid Weights: ${why}`);
+      weights = { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 };
+    }
+    const meta = (def.Meta as Record<string, string> | undefined) ?? {};
+    const metaErr = validateMeta(meta, 'Service');
+    if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
+    const kind = (def.Kind as string | undefined) ?? '';
+    if (!SERVICE_KINDS.has(kind)) throw badRequest(`Invalid service kind: ${JSON.stringify(kind)}`);
+    const port = (def.Port as number | undefined) ?? 0;
+    const proxy = def.Proxy as Obj | undefined;
+    if (kind === 'connect-proxy') {
+      if (!proxy || !proxy.DestinationServiceName) {
+        throw badRequest('Validation failed: Proxy.DestinationServiceName must be non-empty for Connect proxy services');
+      }
+      if (port === 0 && !def.SocketPath) throw badRequest('Validation failed: Port or SocketPath must be set for a Connect proxy');
+    }
+    if (kind === 'mesh-gateway' && port === 0) throw badRequest('Validation failed: Port must be non-zero for a Mesh Gateway');
+
+    const checkDefs: Obj[] = [];
+    if (def.Check) checkDefs.push(def.Check as Obj);
+    if (def.Checks) checkDefs.push(...(def.Checks as Obj[]));
+    const checks: CheckType[] = [];
+    for (const c of checkDefs) {
+      const ct = toCheckType(c);
+      if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
+      const why = validateCheckType(ct);
+      if (why) throw badRequest(`Invalid check: ${why}`);
+      if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
+      checks.push(ct);
+    }
+
+    const svc: LocalServiceDef = {
+      Kind: kind as LocalServiceDef['Kind'],
+      ID: (def.ID as string | undefined) || name,
+      Service: name,
+      Tags: (def.Tags as string[] | undefined) ?? [],
+      Address: address,
+      TaggedAddresses: (def.TaggedAddresses as LocalServiceDef['TaggedAddresses'] | undefined) ?? {},
+      Meta: meta,
+      Port: port,
+      Weights: weights,
+      EnableTagOverride: (def.EnableTagOverride as boolean | undefined) ?? false,
+    };
+    if (def.SocketPath) svc.SocketPath = def.SocketPath as string;
+    if (proxy) svc.Proxy = proxy;
+    if (def.Connect) svc.Connect = def.Connect as LocalServiceDef['Connect'];
+
+    const r = ctx.getAll('replace-existing-checks');
+    const replaceExistingChecks = r.length > 0 && (r[0] === '' || r[0] === 'true');
+    const started = performance.now();
+    try {
+      await local().addService(svc, checks, { replaceExistingChecks });
+    } finally {
+      metrics.measureSince('consul.agent.service.register', started);
+    }
+    return undefined;
+  }
+
+  async function deregisterService(ctx: RequestContext): Promise<undefined> {
+    const id = requireRest(ctx, 'service ID');
+    await local().removeService(id);
+    return undefined;
+  }
+
+  async function serviceMaintenance(ctx: RequestContext): Promise<undefined> {
+    const id = requireRest(ctx, 'service ID');
+    const enable = enableParam(ctx);
+    if (enable) await local().enableServiceMaintenance(id, ctx.get('reason') ?? '');
+    else await local().disableServiceMaintenance(id);
+    return undefined;
+  }
+
+  async function nodeMaintenance(ctx: RequestContext): Promise<undefined> {
+    const enable = enableParam(ctx);
+    if (enable) await local().enableNodeMaintenance(ctx.get('reason') ?? '');
+    else await local().disableNodeMaintenance();
+    return undefined;
+  }
+
+  function checks(ctx: RequestContext): Record<string, Obj> {
+    const filter = filterParam(ctx, HealthCheckSchema);
+    const out: Record<string, Obj> = {};
+    for (const { check } of local().checks()) {
+      out[check.CheckID] = { ...check, Interval: check.Interval ?? '', Timeout: check.Timeout ?? '', ExposedPort: check.ExposedPort ?? 0, CreateIndex: 0, ModifyIndex: 0 };
+    }
+    return filterMap(out, filter);
+  }
+
+  async function registerCheck(ctx: RequestContext): Promise<undefined> {
+    const def = decodeBody<Obj>(ctx.body, CheckDefinitionSchema);
+    const name = (def.Name as string | undefined) ?? '';
+    if (name === '') throw badRequest('Missing check name');
+    const status = (def.Status as string | undefined) ?? '';
+    if (status !== '' && !isCheckStatus(status)) throw badRequest('Bad check status');
+    const ct = toCheckType(def);
+    const why = validateCheckType(ct);
+    if (why) throw badRequest(`Invalid check: ${why}`);
+    await local().addCheck({ ...ct, CheckID: ct.CheckID || name, ...(def.ServiceID ? { ServiceID: def.ServiceID as string } : {}) });
+    return undefined;
+  }
+
+  async function deregisterCheck(ctx: RequestContext): Promise<undefined> {
+    const id = requireRest(ctx, 'check ID');
+    await local().removeCheck(id);
+    return undefined;
+  }
+
+  const ttlUpdate = (status: CheckStatus) => async (ctx: RequestContext): Promise<undefined> => {
+    const id = requireRest(ctx, 'check ID');
+    await local().updateTtlCheck(id, status, ctx.get('note') ?? '');
+    return undefined;
+  };
+
+  async function updateCheck(ctx: RequestContext): Promise<undefined> {
+    const body = decodeBody<Obj>(ctx.body, CheckUpdateSchema);
+    const status = (body.Status as string | undefined) ?? '';
+    if (!isCheckStatus(status)) throw badRequest(`Invalid check status: '${status}'`);
+    const id = requireRest(ctx, 'check ID');
+    await local().updateTtlCheck(id, status, (body.Output as string | undefined) ?? '');
+    return undefined;
+  }
+
+  async function agentMetrics(ctx: RequestContext): Promise<unknown> {
+    const accept = String(ctx.headers.accept ?? '').toLowerCase();
+    const openMetrics = accept.split(',').some((m) => {
+      const [mime, param] = m.split(';').map((s) => s.trim());
+      return mime === 'application/openmetrics-text' || (mime === 'text/plain' && param === 'version=0.4.0');
+    });
+    if (ctx.get('format') === 'prometheus' || openMetrics) {
+      const { contentType, body } = await metrics.prometheus();
+      return new RawBody(contentType, body);
+    }
+    return metrics.summary();
+  }
+
+  async function reload(): Promise<undefined> {
+    if (!backend.reload) throw new HttpError(500, 'Reload is not supported by this agent', 'ERR_UNSUPPORTED');
+    await backend.reload();
+    return undefined;
+  }
+
+  async function leave(): Promise<undefined> {
+    if (!backend.leave) throw new HttpError(500, 'Leave is not supported by this agent', 'ERR_UNSUPPORTED');
+    await backend.leave();
+    return undefined;
+  }
+
+  const local_ = { agentLocal: true } as const;
+  return [
+    { ...local_, path: '/v1/agent/self', methods: { GET: self } },
+    { ...local_, path: '/v1/agent/members', methods: { GET: members } },
+    { ...local_, path: '/v1/agent/services', methods: { GET: services } },
+    { ...local_, path: '/v1/agent/service/', prefix: true, methods: { GET: service } },
+    { ...local_, path: '/v1/agent/service/register', methods: { PUT: registerService } },
+    { ...local_, path: '/v1/agent/service/deregister/', prefix: true, methods: { PUT: deregisterService } },
+    { ...local_, path: '/v1/agent/service/maintenance/', prefix: true, methods: { PUT: serviceMaintenance } },
+    { ...local_, path: '/v1/agent/maintenance', methods: { PUT: nodeMaintenance } },
+    { ...local_, path: '/v1/agent/checks', methods: { GET: checks } },
+    { ...local_, path: '/v1/agent/check/register', methods: { PUT: registerCheck } },
+    { ...local_, path: '/v1/agent/check/deregister/', prefix: true, methods: { PUT: deregisterCheck } },
+    { ...local_, path: '/v1/agent/check/pass/', prefix: true, methods: { PUT: ttlUpdate('passing') } },
+    { ...local_, path: '/v1/agent/check/warn/', prefix: true, methods: { PUT: ttlUpdate('warning') } },
+    { ...local_, path: '/v1/agent/check/fail/', prefix: true, methods: { PUT: ttlUpdate('critical') } },
+    { ...local_, path: '/v1/agent/check/update/', prefix: true, methods: { PUT: updateCheck } },
+    { ...local_, path: '/v1/agent/metrics', methods: { GET: agentMetrics } },
+    { ...local_, path: '/v1/agent/reload', methods: { PUT: reload } },
+    { ...local_, path: '/v1/agent/leave', methods: { PUT: leave } },
+  ];
+}

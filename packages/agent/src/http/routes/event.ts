@@ -1,0 +1,80 @@
+// /v1/event/fire/:name and /v1/event/list: user events (agent/event_endpoint.go). See events.ts for
+// how they are kept; delivery to other agents comes with gossip.
+
+import type { RequestContext } from '../context.ts';
+import { parseQueryOptions, setQueryMeta, waitWithTimeout } from '../blocking.ts';
+import { badRequest, HttpError } from '../errors.ts';
+import type { UserEvent } from '../events.ts';
+import type { EndpointSpec } from '../router.ts';
+import type { RouteDeps } from '../server.ts';
+import { requireRest, waitLimits } from './common.ts';
+
+/** serf's default UserEventSizeLimit: name and payload together. */
+export const USER_EVENT_SIZE_LIMIT = 512;
+
+function compileFilterRegex(kind: string, pattern: string): RegExp | undefined {
+  if (pattern === '') return undefined;
+  try {
+    // Go's regexp.MatchString: unanchored.
+    return new RegExp(pattern);
+  } catch (err) {
+    throw badRequest(`Invalid ${kind} filter: ${(err as Error).message}`);
+  }
+}
+
+export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
+  const { backend, events } = deps;
+
+  /** Consul's shouldProcessUserEvent: do the event's filters select this agent? */
+  function matchesHere(ev: UserEvent): boolean {
+    const node = compileFilterRegex('node', ev.NodeFilter);
+    if (node && !node.test(backend.config.nodeName)) return false;
+    const service = compileFilterRegex('service', ev.ServiceFilter);
+    if (!service) return true;
+    const tag = compileFilterRegex('tag', ev.TagFilter);
+    return backend.local.services().some(({ service: s }) =>
+      service.test(s.Service) && (!tag || s.Tags.some((t) => tag.test(t))));
+  }
+
+  function fire(ctx: RequestContext): unknown {
+    const name = requireRest(ctx, 'name');
+    const NodeFilter = ctx.get('node') ?? '';
+    const ServiceFilter = ctx.get('service') ?? '';
+    const TagFilter = ctx.get('tag') ?? '';
+    compileFilterRegex('node', NodeFilter);
+    compileFilterRegex('service', ServiceFilter);
+    compileFilterRegex('tag', TagFilter);
+    if (TagFilter !== '' && ServiceFilter === '') throw badRequest('Cannot provide tag filter without service filter');
+    const payload = ctx.body && ctx.body.length > 0 ? new Uint8Array(ctx.body) : null;
+    const size = Buffer.byteLength(name) + (payload?.length ?? 0);
+    if (size > USER_EVENT_SIZE_LIMIT) {
+      throw new HttpError(500, `user event exceeds configured limit of ${USER_EVENT_SIZE_LIMIT} bytes before encoding (${size} bytes)`, 'ERR_EVENT_TOO_LARGE');
+    }
+    return events.fire({ Name: name, Payload: payload, NodeFilter, ServiceFilter, TagFilter }, matchesHere);
+  }
+
+  async function list(ctx: RequestContext): Promise<UserEvent[]> {
+    const opts = parseQueryOptions(ctx, waitLimits(deps));
+    const name = ctx.get('name') ?? '';
+    const jitter = opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
+    const deadline = performance.now() + opts.waitMs + jitter;
+    for (;;) {
+      const evs = events.list(name || undefined);
+      // An empty list answers 1, never 0, so a watcher does not spin on ?index=0.
+      const index = evs.length === 0 ? 1 : evs[evs.length - 1]!.LTime;
+      const remaining = deadline - performance.now();
+      // The index is opaque to clients (Consul's is derived from an event UUID): block only while
+      // it equals the one the client has.
+      if (!opts.blocking || index !== opts.minIndex || remaining <= 0 || ctx.signal.aborted) {
+        setQueryMeta(ctx, backend, index, true);
+        return evs;
+      }
+      await waitWithTimeout(events, remaining, ctx.signal);
+    }
+  }
+
+  return [
+    { path: '/v1/event/fire/', prefix: true, methods: { PUT: fire } },
+    { path: '/v1/event/list', methods: { GET: list } },
+  ];
+}

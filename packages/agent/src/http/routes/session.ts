@@ -1,0 +1,134 @@
+// /v1/session/*: Consul's session endpoints (agent/session_endpoint.go and the Session RPC's checks).
+// Creation defaults are Consul's: this agent's node, NodeChecks ["serfHealth"] unless the body names
+// checks, LockDelay 15 s, Behavior "release". TTL timers are the leader's (backend.sessionTimers).
+
+import { randomUUID } from 'node:crypto';
+import { parseGoDurationNs } from '../../config/duration.ts';
+import type { Session, SessionInput } from '../../state/types.ts';
+import { DEFAULT_LOCK_DELAY_NS, parseGoDuration, validateSessionTtl } from '../../state/validate.ts';
+import { applyOk } from '../apply.ts';
+import type { RequestContext } from '../context.ts';
+import { decodeBody, parseJsonBody } from '../decode.ts';
+import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
+import { SERF_CHECK_ID } from '../local.ts';
+import type { EndpointSpec } from '../router.ts';
+import { SessionCreateSchema } from '../schemas.ts';
+import type { RouteDeps } from '../server.ts';
+import { readQuery, requireRest } from './common.ts';
+
+/** Consul's lockDelayMinThreshold: a LockDelay below 1000 (ns) is taken to mean seconds. */
+const LOCK_DELAY_MIN_THRESHOLD = 1000;
+
+/** Consul's FixupLockDelay: a Go duration string or a number of ns; small values mean seconds. */
+export function parseLockDelay(v: unknown): number {
+  let ns: number;
+  if (typeof v === 'string') {
+    try {
+      ns = Number(parseGoDurationNs(v));
+    } catch (err) {
+      throw decodeFailed((err as Error).message);
+    }
+  } else if (typeof v === 'number' && Number.isFinite(v)) {
+    ns = Math.trunc(v);
+  } else {
+    throw decodeFailed(`json: cannot unmarshal ${Array.isArray(v) ? 'array' : typeof v} into Go struct field Session.LockDelay of type time.Duration`);
+  }
+  if (ns < LOCK_DELAY_MIN_THRESHOLD) ns *= 1e9;
+  return ns;
+}
+
+export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
+  const { backend, metrics } = deps;
+  const store = () => backend.store;
+
+  async function create(ctx: RequestContext): Promise<{ ID: string }> {
+    const input: SessionInput = {
+      ID: randomUUID(),
+      Node: backend.config.nodeName,
+      LockDelay: DEFAULT_LOCK_DELAY_NS,
+      Behavior: 'release',
+      NodeChecks: [SERF_CHECK_ID],
+    };
+    // Consul reads a body only when there is one; an empty PUT creates a default session.
+    if (ctx.body && ctx.body.length > 0) {
+      const raw = parseJsonBody(ctx.body);
+      const body = decodeBody<Record<string, unknown>>(ctx.body, SessionCreateSchema);
+      // Consul's FixupChecks: naming any check list replaces the serfHealth default, so an empty
+      // list creates a session bound to no checks at all.
+      if (raw && typeof raw === 'object' && Object.keys(raw).some((k) => ['checks', 'nodechecks', 'servicechecks'].includes(k.toLowerCase()))) {
+        delete input.NodeChecks;
+      }
+      if (body.Name !== undefined) input.Name = body.Name as string;
+      if (body.Node !== undefined && body.Node !== '') input.Node = body.Node as string;
+      if (body.Behavior !== undefined) input.Behavior = body.Behavior as SessionInput['Behavior'];
+      if (body.TTL !== undefined) input.TTL = body.TTL as string;
+      if (body.LockDelay !== undefined) input.LockDelay = parseLockDelay(body.LockDelay);
+      if (body.NodeChecks !== undefined) input.NodeChecks = body.NodeChecks as string[];
+      if (body.ServiceChecks !== undefined) input.ServiceChecks = body.ServiceChecks as SessionInput['ServiceChecks'];
+      if (body.Checks !== undefined) input.Checks = body.Checks as string[];
+    }
+    if (input.Behavior !== '' && input.Behavior !== 'release' && input.Behavior !== 'delete') {
+      throw badRequest(`Invalid Behavior setting '${input.Behavior}'`);
+    }
+    const ttlErr = validateSessionTtl(input.TTL ?? '', (backend.config.sessionTtlMinMs ?? 10_000) * 1e6);
+    if (ttlErr) throw badRequest(ttlErr);
+    const started = performance.now();
+    let id: string;
+    try {
+      ({ value: id } = await applyOk(backend.apply, { type: 'sessionCreate', Session: input }));
+    } finally {
+      metrics.measureSince('consul.session.apply', started);
+    }
+    if (input.TTL) backend.sessionTimers?.created?.(id, parseGoDuration(input.TTL) ?? 0);
+    return { ID: id };
+  }
+
+  async function destroy(ctx: RequestContext): Promise<boolean> {
+    const id = requireRest(ctx, 'session');
+    const started = performance.now();
+    try {
+      await applyOk(backend.apply, { type: 'sessionDestroy', ID: id });
+    } finally {
+      metrics.measureSince('consul.session.apply', started);
+    }
+    backend.sessionTimers?.destroyed?.(id);
+    return true;
+  }
+
+  async function renew(ctx: RequestContext): Promise<Session[]> {
+    const id = requireRest(ctx, 'session');
+    // Renewal is a leader-local timer reset (not a Raft write); the session must exist.
+    const res = await readQuery(ctx, deps, (ws) => store().sessionGet(id, ws));
+    if (!res.value) throw notFound(`Session id '${id}' not found`);
+    if (backend.sessionTimers) {
+      await backend.sessionTimers.renew(id);
+    } else if (!backend.raftStatus().knownLeader) {
+      throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
+    }
+    return [res.value];
+  }
+
+  async function info(ctx: RequestContext): Promise<Session[]> {
+    const id = requireRest(ctx, 'session');
+    const res = await readQuery(ctx, deps, (ws) => store().sessionGet(id, ws));
+    return res.value ? [res.value] : [];
+  }
+
+  async function nodeSessions(ctx: RequestContext): Promise<Session[]> {
+    const node = requireRest(ctx, 'node name');
+    return (await readQuery(ctx, deps, (ws) => store().nodeSessions(node, ws))).value;
+  }
+
+  async function list(ctx: RequestContext): Promise<Session[]> {
+    return (await readQuery(ctx, deps, (ws) => store().sessionList(ws))).value;
+  }
+
+  return [
+    { path: '/v1/session/create', methods: { PUT: create } },
+    { path: '/v1/session/destroy/', prefix: true, methods: { PUT: destroy } },
+    { path: '/v1/session/renew/', prefix: true, methods: { PUT: renew } },
+    { path: '/v1/session/info/', prefix: true, methods: { GET: info } },
+    { path: '/v1/session/node/', prefix: true, methods: { GET: nodeSessions } },
+    { path: '/v1/session/list', methods: { GET: list } },
+  ];
+}

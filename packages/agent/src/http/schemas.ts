@@ -1,0 +1,324 @@
+// Request body schemas: Consul's request types written as data (see decode.ts). Field names are the
+// canonical PascalCase of Consul's api package; aliases are the snake_case (and older) spellings
+// Consul also accepts. Registrations are strict (unknown fields are errors, as in Consul's agent
+// endpoints); catalog, session and txn bodies ignore unknown fields, as Consul's decoding does there.
+
+import type { FieldSpec, Schema } from './decode.ts';
+
+const serviceAddress: Schema = { name: 'ServiceAddress', fields: { Address: 'string', Port: 'int' } };
+const weights: Schema = { name: 'Weights', fields: { Passing: 'int', Warning: 'int' } };
+
+/** api.AgentServiceCheck / structs.CheckType. */
+const checkTypeFields: Record<string, FieldSpec> = {
+  CheckID: 'string',
+  Name: 'string',
+  Notes: 'string',
+  Status: 'string',
+  ScriptArgs: 'stringArray',
+  DockerContainerID: 'string',
+  Shell: 'string',
+  Interval: 'duration',
+  Timeout: 'duration',
+  TTL: 'duration',
+  HTTP: 'string',
+  Header: { map: 'stringArray' },
+  Method: 'string',
+  Body: 'string',
+  DisableRedirects: 'bool',
+  TCP: 'string',
+  TCPUseTLS: 'bool',
+  UDP: 'string',
+  TLSServerName: 'string',
+  TLSSkipVerify: 'bool',
+  GRPC: 'string',
+  GRPCUseTLS: 'bool',
+  H2PING: 'string',
+  H2PingUseTLS: 'bool',
+  OSService: 'string',
+  AliasNode: 'string',
+  AliasService: 'string',
+  SuccessBeforePassing: 'int',
+  FailuresBeforeWarning: 'int',
+  FailuresBeforeCritical: 'int',
+  DeregisterCriticalServiceAfter: 'duration',
+  OutputMaxSize: 'int',
+  ProxyHTTP: 'string',
+  ProxyGRPC: 'string',
+  Namespace: 'string',
+  Partition: 'string',
+};
+
+const checkTypeAliases: Record<string, string> = {
+  ID: 'CheckID',
+  check_id: 'CheckID',
+  Args: 'ScriptArgs',
+  script_args: 'ScriptArgs',
+  docker_container_id: 'DockerContainerID',
+  tls_server_name: 'TLSServerName',
+  tls_skip_verify: 'TLSSkipVerify',
+  tcp_use_tls: 'TCPUseTLS',
+  grpc_use_tls: 'GRPCUseTLS',
+  h2ping_use_tls: 'H2PingUseTLS',
+  os_service: 'OSService',
+  alias_node: 'AliasNode',
+  alias_service: 'AliasService',
+  success_before_passing: 'SuccessBeforePassing',
+  failures_before_warning: 'FailuresBeforeWarning',
+  failures_before_critical: 'FailuresBeforeCritical',
+  deregister_critical_service_after: 'DeregisterCriticalServiceAfter',
+  output_max_size: 'OutputMaxSize',
+  disable_redirects: 'DisableRedirects',
+};
+
+export const CheckTypeSchema: Schema = {
+  name: 'CheckType',
+  strict: true,
+  fields: checkTypeFields,
+  aliases: checkTypeAliases,
+};
+
+/** `PUT /v1/agent/check/register` (api.AgentCheckRegistration / structs.CheckDefinition). */
+export const CheckDefinitionSchema: Schema = {
+  name: 'CheckDefinition',
+  strict: true,
+  fields: { ...checkTypeFields, ServiceID: 'string', Token: 'string' },
+  aliases: { ...checkTypeAliases, service_id: 'ServiceID' },
+};
+
+/** Opaque proxy configuration: known fields typed, the rest kept as sent. */
+const proxySchema: Schema = {
+  name: 'ConnectProxyConfig',
+  keepUnknown: true,
+  fields: {
+    DestinationServiceName: 'string',
+    DestinationServiceID: 'string',
+    LocalServiceAddress: 'string',
+    LocalServicePort: 'int',
+    LocalServiceSocketPath: 'string',
+    Mode: 'string',
+    TransparentProxy: 'any',
+    Config: 'any',
+    Upstreams: { array: 'any' },
+    MeshGateway: 'any',
+    Expose: 'any',
+    AccessLogs: 'any',
+  },
+  aliases: {
+    destination_service_name: 'DestinationServiceName',
+    destination_service_id: 'DestinationServiceID',
+    local_service_address: 'LocalServiceAddress',
+    local_service_port: 'LocalServicePort',
+    local_service_socket_path: 'LocalServiceSocketPath',
+    mesh_gateway: 'MeshGateway',
+    transparent_proxy: 'TransparentProxy',
+    access_logs: 'AccessLogs',
+  },
+};
+
+const connectSchema: Schema = {
+  name: 'ServiceConnect',
+  keepUnknown: true,
+  fields: { Native: 'bool', SidecarService: 'any' },
+  aliases: { sidecar_service: 'SidecarService' },
+};
+
+/** `PUT /v1/agent/service/register` (api.AgentServiceRegistration / structs.ServiceDefinition). */
+export const ServiceDefinitionSchema: Schema = {
+  name: 'ServiceDefinition',
+  strict: true,
+  fields: {
+    Kind: 'string',
+    ID: 'string',
+    Name: 'string',
+    Tags: 'stringArray',
+    Address: 'string',
+    TaggedAddresses: { map: { object: serviceAddress } },
+    Meta: 'stringMap',
+    Port: 'int',
+    SocketPath: 'string',
+    EnableTagOverride: 'bool',
+    Weights: { object: weights },
+    Check: { object: CheckTypeSchema },
+    Checks: { array: { object: CheckTypeSchema } },
+    Proxy: { object: proxySchema },
+    Connect: { object: connectSchema },
+    Token: 'string',
+    Namespace: 'string',
+    Partition: 'string',
+    Locality: 'any',
+  },
+  aliases: {
+    enable_tag_override: 'EnableTagOverride',
+    tagged_addresses: 'TaggedAddresses',
+    socket_path: 'SocketPath',
+  },
+};
+
+/** `PUT /v1/agent/check/update/:id`. */
+export const CheckUpdateSchema: Schema = {
+  name: 'checkUpdate',
+  fields: { Status: 'string', Output: 'string' },
+};
+
+const nodeServiceSchema: Schema = {
+  name: 'NodeService',
+  fields: {
+    Kind: 'string',
+    ID: 'string',
+    Service: 'string',
+    Tags: 'stringArray',
+    Address: 'string',
+    TaggedAddresses: { map: { object: serviceAddress } },
+    Meta: 'stringMap',
+    Port: 'int',
+    SocketPath: 'string',
+    Weights: { object: weights },
+    EnableTagOverride: 'bool',
+    Proxy: { object: proxySchema },
+    Connect: { object: connectSchema },
+    CreateIndex: 'uint',
+    ModifyIndex: 'uint',
+    Namespace: 'string',
+    Partition: 'string',
+  },
+};
+
+/** structs.HealthCheckDefinition as catalog/register and txn accept it (durations as strings or ns). */
+const healthCheckDefinitionSchema: Schema = {
+  name: 'HealthCheckDefinition',
+  keepUnknown: true,
+  fields: {
+    HTTP: 'string', TLSServerName: 'string', TLSSkipVerify: 'bool', Header: { map: 'stringArray' },
+    Method: 'string', Body: 'string', TCP: 'string', UDP: 'string', GRPC: 'string', GRPCUseTLS: 'bool',
+    Interval: 'duration', Timeout: 'duration', DeregisterCriticalServiceAfter: 'duration', TTL: 'duration',
+    ScriptArgs: 'stringArray', AliasNode: 'string', AliasService: 'string', OSService: 'string', H2PING: 'string',
+  },
+  aliases: {
+    IntervalDuration: 'Interval', TimeoutDuration: 'Timeout',
+    DeregisterCriticalServiceAfterDuration: 'DeregisterCriticalServiceAfter',
+  },
+};
+
+const healthCheckSchema: Schema = {
+  name: 'HealthCheck',
+  fields: {
+    Node: 'string',
+    CheckID: 'string',
+    Name: 'string',
+    Status: 'string',
+    Notes: 'string',
+    Output: 'string',
+    ServiceID: 'string',
+    ServiceName: 'string',
+    ServiceTags: 'stringArray',
+    Type: 'string',
+    Interval: 'string',
+    Timeout: 'string',
+    ExposedPort: 'int',
+    Definition: { object: healthCheckDefinitionSchema },
+    CreateIndex: 'uint',
+    ModifyIndex: 'uint',
+    Namespace: 'string',
+    Partition: 'string',
+  },
+  aliases: { ID: 'CheckID' },
+};
+
+/** `PUT /v1/catalog/register` (structs.RegisterRequest). */
+export const CatalogRegisterSchema: Schema = {
+  name: 'RegisterRequest',
+  fields: {
+    Datacenter: 'string',
+    ID: 'string',
+    Node: 'string',
+    Address: 'string',
+    TaggedAddresses: 'stringMap',
+    NodeMeta: 'stringMap',
+    Service: { object: nodeServiceSchema },
+    Check: { object: healthCheckSchema },
+    Checks: { array: { object: healthCheckSchema } },
+    SkipNodeUpdate: 'bool',
+    Token: 'string',
+    Namespace: 'string',
+    Partition: 'string',
+  },
+};
+
+/** `PUT /v1/catalog/deregister` (structs.DeregisterRequest). */
+export const CatalogDeregisterSchema: Schema = {
+  name: 'DeregisterRequest',
+  fields: {
+    Datacenter: 'string',
+    Node: 'string',
+    ServiceID: 'string',
+    CheckID: 'string',
+    Token: 'string',
+    Namespace: 'string',
+    Partition: 'string',
+  },
+};
+
+const serviceCheckSchema: Schema = { name: 'ServiceCheck', fields: { ID: 'string', Namespace: 'string' } };
+
+/** `PUT /v1/session/create` (structs.Session). LockDelay is handled separately (Consul's FixupLockDelay). */
+export const SessionCreateSchema: Schema = {
+  name: 'Session',
+  fields: {
+    ID: 'string',
+    Name: 'string',
+    Node: 'string',
+    LockDelay: 'any',
+    Behavior: 'string',
+    TTL: 'string',
+    NodeChecks: 'stringArray',
+    ServiceChecks: { array: { object: serviceCheckSchema } },
+    Checks: 'stringArray',
+    Namespace: 'string',
+    Partition: 'string',
+  },
+};
+
+// ---- txn (api.TxnOps) ------------------------------------------------------------------------
+
+const txnKvSchema: Schema = {
+  name: 'KVTxnOp',
+  fields: { Verb: 'string', Key: 'string', Value: 'any', Flags: 'uint', Index: 'uint', Session: 'string', Namespace: 'string', Partition: 'string' },
+};
+const txnNodeSchema: Schema = {
+  name: 'NodeTxnOp',
+  fields: {
+    Verb: 'string',
+    Node: {
+      object: {
+        name: 'Node',
+        fields: {
+          ID: 'string', Node: 'string', Address: 'string', Datacenter: 'string', TaggedAddresses: 'stringMap',
+          Meta: 'stringMap', CreateIndex: 'uint', ModifyIndex: 'uint', Partition: 'string',
+        },
+      },
+    },
+  },
+};
+const txnServiceSchema: Schema = {
+  name: 'ServiceTxnOp',
+  fields: { Verb: 'string', Node: 'string', Service: { object: nodeServiceSchema } },
+};
+const txnCheckSchema: Schema = {
+  name: 'CheckTxnOp',
+  fields: { Verb: 'string', Check: { object: healthCheckSchema } },
+};
+const txnSessionSchema: Schema = {
+  name: 'SessionTxnOp',
+  fields: { Verb: 'string', Session: { object: { name: 'Session', fields: { ID: 'string', Node: 'string' } } } },
+};
+
+export const TxnOpSchema: Schema = {
+  name: 'TxnOp',
+  fields: {
+    KV: { object: txnKvSchema },
+    Node: { object: txnNodeSchema },
+    Service: { object: txnServiceSchema },
+    Check: { object: txnCheckSchema },
+    Session: { object: txnSessionSchema },
+  },
+};

@@ -1,0 +1,266 @@
+// The HTTP API server: fastify underneath, Consul's conventions on top, all in one dispatcher:
+//   - every endpoint is one fastify route accepting every method; the dispatcher answers a wrong
+//     method with 405 + Allow, OPTIONS with 200 + Allow (Consul's wrap());
+//   - bodies arrive raw (no content-type sniffing: Consul clients send JSON without a content type
+//     and KV values with any), limited per endpoint, decoded by each handler's schema;
+//   - path remainders are percent-decoded here (a KV key keeps its slashes; `a%2Fb` is `a/b`);
+//   - ?dc (other than ours → 500 "No path to datacenter"), ?pretty, tokens accepted and ignored;
+//   - errors become plain-text bodies with Consul's status codes (errors.ts);
+//   - a client that goes away aborts its request's signal, ending any blocking wait at once.
+
+import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
+import type { Logger } from 'pino';
+import type { AgentBackend } from './backend.ts';
+import type { BlockingDeps } from './blocking.ts';
+import { RawBody, RequestContext } from './context.ts';
+import { HttpError, mapError, methodNotAllowed } from './errors.ts';
+import { EventLog } from './events.ts';
+import { MetricsSink } from './metrics.ts';
+import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod } from './router.ts';
+import { agentRoutes } from './routes/agent.ts';
+import { catalogRoutes } from './routes/catalog.ts';
+import { eventRoutes } from './routes/event.ts';
+import { healthRoutes } from './routes/health.ts';
+import { kvRoutes } from './routes/kv.ts';
+import { sessionRoutes } from './routes/session.ts';
+import { statusRoutes } from './routes/status.ts';
+import { txnRoutes } from './routes/txn.ts';
+
+/** Default cap for request bodies of endpoints that do not set their own. */
+export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+
+export interface HttpServerOptions {
+  host: string;
+  port: number;
+  logger?: Logger;
+  /** [0,1) source for blocking-query jitter; Math.random by default. */
+  random?: () => number;
+}
+
+/** Everything a route module needs; built once per server. */
+export interface RouteDeps extends BlockingDeps {
+  backend: AgentBackend;
+  metrics: MetricsSink;
+  events: EventLog;
+  logger?: Logger;
+}
+
+export interface HttpServer {
+  /** Binds the socket; resolves with the bound port (useful with port 0). */
+  listen(): Promise<{ port: number }>;
+  /** Ends blocking queries at once, then closes the socket and waits for in-flight requests. */
+  close(): Promise<void>;
+  /** The fastify instance, for in-process tests (`app.inject`). */
+  readonly app: FastifyInstance;
+  readonly metrics: MetricsSink;
+  readonly events: EventLog;
+}
+
+interface RouteConfig {
+  spec: EndpointSpec;
+  label: string;
+}
+
+function allowedMethods(spec: EndpointSpec): HttpMethod[] {
+  return HTTP_METHODS.filter((m) => spec.methods[m] !== undefined);
+}
+
+/** Consul's unprintable-path filter (hashicorp/go-cleanhttp): control characters are refused. */
+// eslint-disable-next-line no-control-regex
+const UNPRINTABLE = /[\u0000-\u001f\u007f]/;
+
+export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions): HttpServer {
+  const metrics = backend.metrics ?? new MetricsSink();
+  const events = backend.events ?? new EventLog();
+  const logger = opts.logger?.child({ component: 'agent.http' });
+  const deps: RouteDeps = {
+    backend,
+    metrics,
+    events,
+    logger,
+    random: opts.random ?? Math.random,
+    newWatchSet: () => backend.store.watchSet(),
+  };
+
+  const app = Fastify({
+    logger: false,
+    bodyLimit: DEFAULT_MAX_BODY_BYTES,
+    exposeHeadRoutes: false,
+    // Clients in the wild send `Expect`, odd content types and huge keys; fastify's defaults for
+    // parameter length would 404 long KV keys.
+    routerOptions: { maxParamLength: 64 * 1024, ignoreTrailingSlash: false },
+    forceCloseConnections: 'idle',
+    frameworkErrors: (err, _req, reply) => {
+      // A path that does not percent-decode (fastify's FST_ERR_BAD_URL) is bad input.
+      const r = reply as unknown as FastifyReply;
+      void r.code(400).type('text/plain; charset=utf-8').send(`Invalid URL: ${err.message}`);
+    },
+  });
+
+  // Bodies stay raw Buffers whatever their content type; each handler decodes what it expects.
+  app.removeAllContentTypeParsers();
+  app.addContentTypeParser('*', { parseAs: 'buffer' }, (_req, body, done) => done(null, body));
+
+  const inflight = new Set<AbortController>();
+  const blocked = backend.config.http?.blockEndpoints ?? [];
+  const responseHeaders = backend.config.http?.responseHeaders ?? {};
+
+  app.setNotFoundHandler((_req, reply) => {
+    void reply.code(404).type('text/plain; charset=utf-8').send('');
+  });
+
+  app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {
+    const cfg = req.routeOptions.config as Partial<RouteConfig> | undefined;
+    if (err.code === 'FST_ERR_CTP_BODY_TOO_LARGE' && cfg?.spec) {
+      const limit = cfg.spec.bodyLimit ?? DEFAULT_MAX_BODY_BYTES;
+      const declared = Number(req.headers['content-length']);
+      const bytes = Number.isFinite(declared) && declared > 0 ? declared : undefined;
+      const msg = cfg.spec.tooLargeMessage?.(bytes, limit) ?? `Request body too large, max size: ${limit} bytes`;
+      void sendError(reply, new HttpError(413, msg, 'ERR_TOO_LARGE'));
+      return;
+    }
+    if (typeof err.statusCode === 'number' && err.statusCode >= 400 && err.statusCode < 500 && err.code?.startsWith('FST_')) {
+      void sendError(reply, new HttpError(err.statusCode, err.message, err.code));
+      return;
+    }
+    logger?.error({ err, method: req.method, url: redactUrl(req.url) }, 'unhandled request error');
+    void sendError(reply, err);
+  });
+
+  const specs: EndpointSpec[] = [
+    ...statusRoutes(deps),
+    ...agentRoutes(deps),
+    ...catalogRoutes(deps),
+    ...healthRoutes(deps),
+    ...kvRoutes(deps),
+    ...sessionRoutes(deps),
+    ...txnRoutes(deps),
+    ...eventRoutes(deps),
+  ];
+
+  for (const spec of specs) {
+    const label = pathLabel(spec);
+    const config: RouteConfig = { spec, label };
+    const url = spec.prefix ? `${spec.path}*` : spec.path;
+    app.route({
+      method: [...HTTP_METHODS],
+      url,
+      bodyLimit: spec.bodyLimit ?? DEFAULT_MAX_BODY_BYTES,
+      config,
+      handler: (req, reply) => dispatch(spec, label, req, reply),
+    });
+  }
+
+  async function dispatch(spec: EndpointSpec, label: string, req: FastifyRequest, reply: FastifyReply): Promise<void> {
+    const started = performance.now();
+    const method = req.method as HttpMethod;
+    const ac = new AbortController();
+    inflight.add(ac);
+    // A response that closes before it finished means the client went away.
+    const onClose = (): void => {
+      if (!reply.raw.writableFinished) ac.abort();
+    };
+    reply.raw.on('close', onClose);
+    // Consul's http_config.response_headers go on every answer, errors included.
+    for (const [k, v] of Object.entries(responseHeaders)) reply.header(k, v);
+    try {
+      const rawUrl = req.raw.url ?? '/';
+      const q = rawUrl.indexOf('?');
+      const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
+      const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+      const allowed = allowedMethods(spec);
+      if (method === 'OPTIONS' && spec.methods.OPTIONS === undefined) {
+        reply.header('Allow', ['OPTIONS', ...allowed].join(','));
+        await reply.code(200).send();
+        return;
+      }
+      const handler = spec.methods[method];
+      if (!handler) throw methodNotAllowed(method, allowed);
+
+      let rest = '';
+      if (spec.prefix) {
+        const encoded = rawPath.length >= spec.path.length ? rawPath.slice(spec.path.length) : '';
+        try {
+          rest = decodeURIComponent(encoded);
+        } catch {
+          throw new HttpError(400, `Invalid URL path: ${JSON.stringify(encoded)} is not valid percent-encoding`, 'ERR_BAD_REQUEST');
+        }
+        if (UNPRINTABLE.test(rest)) throw new HttpError(400, 'Invalid URL path: contains unprintable characters', 'ERR_BAD_REQUEST');
+      }
+
+      // Consul's http_config.block_endpoints: path prefixes refused with 403.
+      if (blocked.some((prefix) => rawPath.startsWith(prefix))) {
+        throw new HttpError(403, 'Endpoint is blocked by agent configuration', 'ERR_BLOCKED');
+      }
+
+      if (!spec.agentLocal) {
+        const dc = query.get('dc');
+        if (dc && dc !== backend.config.datacenter) {
+          // Consul's structs.ErrNoDCPath: there is no WAN federation yet.
+          throw new HttpError(500, 'No path to datacenter', 'ERR_NO_DC_PATH');
+        }
+      }
+
+      const body = Buffer.isBuffer(req.body) ? req.body : undefined;
+      const ctx = new RequestContext({ method, rawPath, rest, query, headers: req.headers, body, signal: ac.signal });
+      const result = await handler(ctx);
+      for (const [k, v] of Object.entries(ctx.responseHeaders)) reply.header(k, v);
+      reply.code(ctx.status);
+      if (result === undefined) {
+        await reply.send();
+      } else if (result instanceof RawBody) {
+        await reply.type(result.contentType).send(result.data);
+      } else {
+        // ?pretty (or Consul's dev mode) indents by four spaces and ends with a newline.
+        const text = query.has('pretty') ? `${JSON.stringify(result, jsonReplacer, 4)}\n` : JSON.stringify(result, jsonReplacer);
+        // Set as a header: reply.type() would append a charset, which Consul does not send.
+        await reply.header('Content-Type', 'application/json').send(text);
+      }
+    } catch (err) {
+      if (!(err instanceof HttpError)) {
+        logger?.debug({ err, method, url: redactUrl(req.url) }, 'request failed');
+      }
+      await sendError(reply, err);
+    } finally {
+      reply.raw.off('close', onClose);
+      inflight.delete(ac);
+      metrics.measureSince('consul.api.http', started, { method, path: label });
+    }
+  }
+
+  function sendError(reply: FastifyReply, err: unknown): FastifyReply {
+    const m = mapError(err);
+    for (const [k, v] of Object.entries(m.headers)) reply.header(k, v);
+    return reply.code(m.statusCode).type('text/plain; charset=utf-8').send(m.body);
+  }
+
+  return {
+    app,
+    metrics,
+    events,
+    async listen() {
+      await app.listen({ host: opts.host, port: opts.port });
+      const addr = app.server.address();
+      const port = typeof addr === 'object' && addr ? addr.port : opts.port;
+      logger?.info({ address: `${opts.host}:${port}` }, 'HTTP API listening');
+      return { port };
+    },
+    async close() {
+      for (const ac of inflight) ac.abort();
+      await app.close();
+    },
+  };
+}
+
+/** Byte arrays (KV values, event payloads) are base64 in Consul's JSON, as Go's []byte. The holder's
+ *  own value is checked because JSON.stringify has already applied Buffer#toJSON to `value`. */
+function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
+  const raw = this[key];
+  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
+  return value;
+}
+
+/** Tokens never reach the logs. */
+function redactUrl(url: string): string {
+  return url.replace(/([?&]token=)[^&]*/g, '$1<hidden>');
+}
