@@ -56,10 +56,10 @@ export function decodeCommand(data: Uint8Array): Command {
   }
   if (!isRecord(doc) || typeof doc.type !== 'string') throw new CommandDecodeError('command entry has no type');
   if (!COMMAND_TYPES.has(doc.type as CommandType)) throw new CommandDecodeError(`unknown command type ${JSON.stringify(doc.type)}`);
-  if (VALUE_COMMANDS.has(doc.type)) doc.Value = bytesField(doc.Value, 'Value');
+  if (VALUE_COMMANDS.has(doc.type) && doc.Value !== undefined) doc.Value = bytesField(doc.Value, 'Value');
   if (doc.type === 'txn' && Array.isArray(doc.Ops)) {
     doc.Ops = doc.Ops.map((op, i) => {
-      if (isRecord(op) && isRecord(op.KV)) return { KV: { ...op.KV, Value: bytesField(op.KV.Value, `Ops[${i}].KV.Value`) } };
+      if (isRecord(op) && isRecord(op.KV) && op.KV.Value !== undefined) return { KV: { ...op.KV, Value: bytesField(op.KV.Value, `Ops[${i}].KV.Value`) } };
       return op;
     });
   }

@@ -204,8 +204,8 @@ export type NodeServiceInput = Partial<Omit<NodeService, 'CreateIndex' | 'Modify
   ModifyIndex?: number;
 };
 
+/** CheckID defaults to Name; Node (in catalogRegister) to the registration's node. */
 export type HealthCheckInput = Partial<Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex' | 'Status'>> & {
-  CheckID: string;
   /** Defaults to "critical", as in Consul. */
   Status?: CheckStatus | '';
   /** Used by txn `cas` verbs only. */

@@ -16,7 +16,7 @@ export class Harness {
   /** Applies at the next Raft index. */
   apply<T extends CommandType>(cmd: Command & { type: T }): CommandResult<T> {
     this.index += 1;
-    return this.store.apply(this.index, cmd) as CommandResult<T>;
+    return this.store.apply(this.index, cmd as Command) as CommandResult<T>;
   }
 
   /** Applies and asserts success; returns the value. */
