@@ -6,20 +6,21 @@
 // Each seed is an independent simulated cluster run; the same seed always produces the same run,
 // so a failing seed is a complete bug report.
 import { parseArgs } from 'node:util';
-import { runSeed, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
+import { runSeed, DEFAULT_DRAIN_STEPS, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
 import type { SimBug } from './cluster.ts';
 
-const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads'];
+const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads', 'neverHeal'];
 
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`sim: ${problem}\n`);
   process.stderr.write([
-    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--trace N] [--bug NAME] [--stop]',
+    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--stop]',
     '       SEED=<n> npm run sim   (replay one seed with its trace)',
     `  --seeds  number of seeds to run (default 100)`,
     `  --start  first seed (default 1)`,
     `  --steps  fault-phase steps per seed (default ${DEFAULT_STEPS})`,
-    `  --quiet  fault-free steps at the end, for liveness (default ${DEFAULT_QUIET_STEPS})`,
+    `  --quiet  fault-free steps after the faults, clients active (default ${DEFAULT_QUIET_STEPS})`,
+    `  --drain  bound on the steps to converge once clients stop (liveness; default ${DEFAULT_DRAIN_STEPS})`,
     `  --trace  trace lines to print for a failure (default 60; a replay prints 400)`,
     `  --bug    inject a deliberate bug to see the checkers catch it: ${BUGS.join(', ')}`,
     `  --stop   stop at the first failing seed`,
@@ -39,7 +40,7 @@ let parsed;
 try {
   parsed = parseArgs({
     options: {
-      seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' },
+      seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' }, drain: { type: 'string' },
       trace: { type: 'string' }, bug: { type: 'string' }, stop: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
     },
     strict: true,
@@ -53,6 +54,7 @@ if (v.bug !== undefined && !BUGS.includes(v.bug as SimBug)) usage(`--bug must be
 const bug = v.bug as SimBug | undefined;
 const steps = intOption('steps', v.steps, DEFAULT_STEPS);
 const quietSteps = intOption('quiet', v.quiet, DEFAULT_QUIET_STEPS);
+const drainSteps = intOption('drain', v.drain, DEFAULT_DRAIN_STEPS);
 const envSeed = process.env.SEED;
 const replay = envSeed !== undefined && envSeed !== '';
 const start = replay ? intOption('SEED', envSeed, 0) : intOption('start', v.start, 1);
@@ -63,6 +65,7 @@ function replayHint(seed: number): string {
   const extra = [
     steps !== DEFAULT_STEPS ? `--steps ${steps}` : '',
     quietSteps !== DEFAULT_QUIET_STEPS ? `--quiet ${quietSteps}` : '',
+    drainSteps !== DEFAULT_DRAIN_STEPS ? `--drain ${drainSteps}` : '',
     bug ? `--bug ${bug}` : '',
   ].filter(Boolean).join(' ');
   return `SEED=${seed} npm run sim${extra ? ` -- ${extra}` : ''}`;
@@ -86,7 +89,7 @@ const failed: number[] = [];
 const unknown: number[] = [];
 for (let i = 0; i < count; i++) {
   const seed = start + i;
-  const r = runSeed(seed, { steps, quietSteps, bug, traceKeep: Math.max(traceLines, 60) });
+  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60) });
   if (r.stats.linearizability === 'unknown') unknown.push(seed);
   if (!r.ok) {
     failed.push(seed);

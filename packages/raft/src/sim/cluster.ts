@@ -23,14 +23,18 @@ export type SimBug =
   | StorageBug
   /** The driver answers reads from its local state machine on whatever node the client reached,
    *  without ReadIndex (the classic stale-read bug: followers and deposed leaders lag). */
-  | 'localReads';
+  | 'localReads'
+  /** The quiet phase never heals the network: every node stays cut off (liveness must fail). */
+  | 'neverHeal';
 
 /** Everything that shapes one run. `randomClusterConfig` draws one from a seed. */
 export interface ClusterConfig {
   seed: number;
-  /** Steps with faults, then `quietSteps` with none, at the end of which liveness is judged. */
+  /** Steps with faults; then `quietSteps` without faults (clients still active); then up to
+   *  `drainSteps` without new client operations, within which the cluster must converge. */
   faultSteps: number;
   quietSteps: number;
+  drainSteps: number;
   initialVoters: number;
   /** Ids beyond the initial voters the operator may add. */
   spareNodes: number;
@@ -78,7 +82,7 @@ export const NO_FAULTS: FaultRates = {
 
 /** A config drawn from the seed: cluster shape, timing, flow-control limits and fault mix vary. */
 export function randomClusterConfig(seed: number, opts: {
-  faultSteps: number; quietSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number; rates?: Partial<FaultRates>;
+  faultSteps: number; quietSteps: number; drainSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number; rates?: Partial<FaultRates>;
 }): ClusterConfig {
   const r = new Rng(seed).fork('config');
   const electionTicks = r.pick([6, 8, 10]);
@@ -89,6 +93,7 @@ export function randomClusterConfig(seed: number, opts: {
     seed,
     faultSteps: opts.faultSteps,
     quietSteps: opts.quietSteps,
+    drainSteps: opts.drainSteps,
     initialVoters: r.pick([1, 3, 3, 3, 5, 5]),
     spareNodes: r.pick([0, 1, 2, 2]),
     electionTicks,
@@ -233,7 +238,9 @@ export class SimCluster {
   /** index → state machine bytes, from the first snapshot taken there (every node must agree). */
   private readonly snapshotBytes = new Map<number, string>();
   private opSeq = 0;
-  private decommissionPending = false;
+  private confPending = false;
+  /** Servers to be re-added with an empty disk once their join commits. */
+  private readonly wipeOnJoin = new Set<NodeId>();
   /** Per node: core-reported invariant violations already turned into a report. */
   private readonly coreViolationsSeen = new Map<string, number>();
   private stormUntil = 0;
@@ -250,8 +257,7 @@ export class SimCluster {
     const total = cfg.initialVoters + cfg.spareNodes;
     this.ids = Array.from({ length: total }, (_, i) => `n${i + 1}`);
     this.keys = Array.from({ length: cfg.keys }, (_, i) => `k${i}`);
-    const storageBug = cfg.bug === 'forgetVoteOnCrash' || cfg.bug === 'ignoreSync' ? cfg.bug : undefined;
-    for (const id of this.ids) this.nodes.set(id, new SimNode(id, storageBug));
+    for (const id of this.ids) this.nodes.set(id, new SimNode(id, this.storageBug()));
 
     // Bootstrap (config.ts): one addVoter conf entry per initial member at term 1, commit = n.
     const voters = this.ids.slice(0, cfg.initialVoters);
@@ -572,18 +578,20 @@ export class SimCluster {
     return out;
   }
 
-  /** The operator follows the committed configuration: a server removed from it is shut down. */
+  /** A leader committed a conf entry: the operator reacts at the end of the step (never in the
+   *  middle of a node's Ready), as an operator watching the cluster would. */
   private onCommittedConf(): void {
-    const conf = this.checker.committedConf();
-    if (conf === this.operatorConf) return;
-    // Shut down after the current call into the cores has been fully handled, as an operator
-    // watching the cluster would (never in the middle of a node's Ready).
-    this.decommissionPending = true;
+    if (this.checker.committedConf() !== this.operatorConf) this.confPending = true;
   }
 
-  private decommission(): void {
-    if (!this.decommissionPending) return;
-    this.decommissionPending = false;
+  /**
+   * The operator follows the committed configuration: a server removed from it is shut down; a
+   * learner added to it is started (etcd's order: add the member, then start the server, so a join
+   * whose entry was lost leaves no stray server behind that still believes an old configuration).
+   */
+  private followCommittedConf(): void {
+    if (!this.confPending) return;
+    this.confPending = false;
     const conf = this.checker.committedConf();
     const before = this.operatorConf;
     this.operatorConf = conf;
@@ -596,6 +604,24 @@ export class SimCluster {
       n.state = 'removed';
       this.trace.add(this.now, `operator: ${id} removed from the configuration`);
     }
+    for (const id of members) {
+      const n = this.nodes.get(id)!;
+      if (n.state !== 'never' && n.state !== 'removed') continue;
+      if (this.wipeOnJoin.delete(id) && n.state === 'removed') this.wipe(n);
+      this.trace.add(this.now, `operator: ${id} joined the configuration`);
+      this.start(n);
+      this.drain(n);
+    }
+  }
+
+  /** Replaces a server's disk with an empty one, as an operator re-adding it from scratch would. */
+  private wipe(n: SimNode): void {
+    n.storage = new SimStorage(this.storageBug());
+    this.trace.add(this.now, `operator: wipe ${n.id}`);
+  }
+
+  private storageBug(): StorageBug | undefined {
+    return this.cfg.bug === 'forgetVoteOnCrash' || this.cfg.bug === 'ignoreSync' ? this.cfg.bug : undefined;
   }
 
   // ---------------------------------------------------------------- clients
@@ -682,7 +708,9 @@ export class SimCluster {
       this.history.fail(opId);
       this.stats.proposalsRefused++;
       c.leaderHint = err instanceof NotLeaderError ? err.leader : '';
-      c.nextAt = this.now + 1;
+      // Redirected: go straight to the named leader. Otherwise (no leader known, or one busy
+      // transferring leadership) back off for a few steps, as a real client would.
+      c.nextAt = this.now + (c.leaderHint ? 0 : 2 + r.int(4));
       return;
     }
     this.drain(target);
@@ -796,7 +824,9 @@ export class SimCluster {
     const outsiders = this.ids.filter((id) => !members.has(id) && !committedMembers.has(id) && this.nodes.get(id)!.state !== 'down');
     if (outsiders.length > 0) {
       choices.push(() => this.prepareJoin(f.pick(outsiders), 'addLearner'));
-      choices.push(() => (f.chance(0.3) ? this.prepareJoin(f.pick(outsiders), 'addVoter') : undefined));
+      // Adding a voter directly needs a server started before its entry commits: only fresh ones.
+      const fresh = outsiders.filter((id) => this.nodes.get(id)!.state !== 'removed' || f.chance(0.5));
+      if (fresh.length > 0) choices.push(() => (f.chance(0.3) ? this.prepareJoin(f.pick(fresh), 'addVoter') : undefined));
     }
     if (conf.learners.length > 0) choices.push(() => ({ type: 'promote', node: f.pick(conf.learners) }));
     const removable = [...conf.learners, ...(conf.voters.length > 2 ? conf.voters : [])];
@@ -818,17 +848,22 @@ export class SimCluster {
     });
   }
 
-  /** Starts a server that is about to be added: fresh, or (re-add) with or without its old disk. */
+  /**
+   * Readies a join. A learner is started once its addition commits (followCommittedConf), with its
+   * old disk or, half the time, a wiped one. A voter added directly counts toward the quorum the
+   * moment its entry is appended (thesis §4.1), so it must be running already: it starts now, from
+   * an empty disk (with no configuration it cannot disturb anyone should its entry be lost).
+   */
   private prepareJoin(id: NodeId, type: 'addLearner' | 'addVoter'): ConfChange {
     const n = this.nodes.get(id)!;
-    if (n.state === 'up') return { type, node: id, address: id };
-    if (n.state === 'removed' && this.faultRng.chance(0.5)) {
-      // Re-add after wiping its data dir, as an operator replacing a server would.
-      n.storage = new SimStorage(this.cfg.bug === 'forgetVoteOnCrash' || this.cfg.bug === 'ignoreSync' ? this.cfg.bug : undefined);
-      this.trace.add(this.now, `operator: wipe ${id}`);
+    if (type === 'addLearner') {
+      if (n.state === 'removed' && this.faultRng.chance(0.5)) this.wipeOnJoin.add(id);
+      else this.wipeOnJoin.delete(id);
+    } else if (n.state !== 'up') {
+      if (n.state === 'removed') this.wipe(n);
+      this.start(n);
+      this.drain(n);
     }
-    this.start(n);
-    this.drain(n);
     return { type, node: id, address: id };
   }
 
@@ -843,13 +878,13 @@ export class SimCluster {
       const n = this.nodes.get(m.to);
       if (!n?.core) continue;
       this.trace.add(this.now, describeMessage(m));
-      this.call(n, `step(${m.type})`, (core) => core.step(m));
+      this.call(n, 'step', (core) => core.step(m));
     }
     for (const n of this.nodes.values()) {
       if (n.core) this.call(n, 'tick', (core) => core.tick());
     }
     this.runClients(phase !== 'drain');
-    this.decommission();
+    this.followCommittedConf();
     this.checkCoreStats();
     this.checker.checkDurability((id) => {
       const n = this.nodes.get(id);
@@ -869,59 +904,56 @@ export class SimCluster {
         this.drain(n);
       }
     }
+    if (this.cfg.bug === 'neverHeal') {
+      for (const a of this.ids) for (const b of this.ids) if (a !== b) this.network.block(a, b);
+    }
     this.trace.add(this.now, 'quiet phase: network healed, all servers up');
   }
 
   /**
-   * Liveness after the quiet phase: exactly one leader, no entry it holds left uncommitted, every
-   * up member applied everything, no client waiting on it, and equal state machines everywhere.
+   * What still keeps the healed cluster from having converged, or undefined if nothing: exactly one
+   * leader (of the highest term), nothing it holds left uncommitted, every member running and
+   * applied up to its commit, no client waiting on it, and equal state machines everywhere.
    */
-  checkLiveness(): void {
+  livenessProblem(): { kind: ViolationKind; message: string } | undefined {
     const up = [...this.nodes.values()].filter((n) => n.core);
-    const leaders = up.filter((n) => n.core!.role === 'leader');
     const maxTerm = Math.max(0, ...up.map((n) => n.core!.term));
-    const leader = leaders.find((n) => n.core!.term === maxTerm);
-    const where = `after ${this.cfg.quietSteps} quiet steps`;
+    const leader = up.find((n) => n.core!.role === 'leader' && n.core!.term === maxTerm);
     if (!leader) {
-      this.fail('liveness', `no leader ${where} (max term ${maxTerm}; roles: ${up.map((n) => `${n.id}:${n.core!.role}/t${n.core!.term}`).join(' ')})`);
-      return;
+      return { kind: 'liveness', message: `no leader (max term ${maxTerm}; roles: ${up.map((n) => `${n.id}:${n.core!.role}/t${n.core!.term}`).join(' ')})` };
     }
     const st = leader.core!.status();
     if (st.commit !== st.lastIndex) {
-      this.fail('liveness', `leader ${leader.id} (term ${st.term}) still has entries ${st.commit + 1}..${st.lastIndex} uncommitted ${where}; progress: ${JSON.stringify(st.progress)}`);
-      return;
+      return { kind: 'liveness', message: `leader ${leader.id} (term ${st.term}) still has entries ${st.commit + 1}..${st.lastIndex} uncommitted; progress: ${JSON.stringify(st.progress)}` };
     }
-    const members = new Set([...st.conf.voters, ...st.conf.learners]);
-    for (const n of up) {
-      if (!members.has(n.id)) continue;
-      if (n.applied !== st.commit) {
-        this.fail('liveness', `${n.id} applied ${n.applied}, but the leader ${leader.id} committed ${st.commit} ${where}`);
-        return;
-      }
-    }
+    const members = [...st.conf.voters, ...st.conf.learners];
     for (const id of members) {
       const n = this.nodes.get(id)!;
-      if (!n.core) {
-        this.fail('liveness', `member ${id} is not running ${where} (state ${n.state})`);
-        return;
+      if (!n.core) return { kind: 'liveness', message: `member ${id} is not running (state ${n.state})` };
+      if (n.applied !== st.commit) {
+        return { kind: 'liveness', message: `${n.id} applied ${n.applied}, but the leader ${leader.id} (term ${st.term}) committed ${st.commit}` };
       }
     }
     for (const c of this.clients) {
       if (c.busy && c.busy.node === leader.id) {
-        this.fail('liveness', `client ${c.id}'s operation ${c.busy.opId} on leader ${leader.id} is still unanswered ${where}`);
-        return;
+        return { kind: 'liveness', message: `client ${c.id}'s operation ${c.busy.opId} on leader ${leader.id} is still unanswered` };
       }
     }
     let reference: string | undefined;
-    for (const n of up) {
-      if (!members.has(n.id)) continue;
-      const bytes = Buffer.from(n.kv.snapshot()).toString('latin1');
+    for (const id of members) {
+      const bytes = Buffer.from(this.nodes.get(id)!.kv.snapshot()).toString('latin1');
       if (reference === undefined) reference = bytes;
       else if (bytes !== reference) {
-        this.fail('stateMachineSafety', `${n.id}'s state machine differs from the others' at the same applied index ${n.applied}`);
-        return;
+        return { kind: 'stateMachineSafety', message: `${id}'s state machine differs from ${members[0]}'s at the same applied index ${st.commit}` };
       }
     }
+    return undefined;
+  }
+
+  /** Fails the run if the cluster has not converged (see livenessProblem). */
+  checkLiveness(context: string): void {
+    const p = this.livenessProblem();
+    if (p) this.fail(p.kind, `${p.message} ${context}`);
   }
 
   /** Core-reported anomalies (messages that contradict an invariant) are bugs too. */
