@@ -66,6 +66,10 @@ export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome
   }
 
   const q = req.questions[0]!;
+  // dns-packet decodes label bytes as UTF-8; anything beyond printable ASCII would be echoed back
+  // re-encoded (U+FFFD is 3 bytes), possibly past the 63-byte label limit. No name we serve has
+  // such bytes, so the question is refused as malformed rather than echoed wrong.
+  if (!/^[\x21-\x7e]*$/.test(q.name)) return finish(reply, RCODE.FORMERR, 'question name is not printable ASCII');
   reply.packet.questions = [q];
   const parsed = parseQueryName(q.name, q.type, ctx.config.domain);
   // Names outside the domain would go to recursors; there are none yet, so refuse them (and claim
@@ -124,15 +128,15 @@ export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome
   }
 }
 
-/** The response for a request that decoded no further than its header (RFC 1035 FORMERR). */
-export function formatErrorFor(header: Buffer): Buffer | undefined {
+/** A header-only response (FORMERR by default) for a request that decoded no further than its header. */
+export function formatErrorFor(header: Buffer, rcode: number = RCODE.FORMERR): Buffer | undefined {
   if (header.length < 12) return undefined;
   const flags = header.readUInt16BE(2);
   if (flags & 0x8000) return undefined; // a response: never answer one (no reflection loops)
   const out = Buffer.alloc(12);
   header.copy(out, 0, 0, 2); // id
   const opcode = flags & 0x7800;
-  out.writeUInt16BE(0x8000 | opcode | (flags & RECURSION_DESIRED) | RCODE.FORMERR, 2);
+  out.writeUInt16BE(0x8000 | opcode | (flags & RECURSION_DESIRED) | rcode, 2);
   return out;
 }
 

@@ -1,6 +1,6 @@
-// The DNS server's shell: a UDP socket and a TCP listener on the same port, framing (TCP messages
-// carry a 2-byte length prefix, RFC 1035 §4.2.2), decoding, and the size limit of each transport.
-// What to answer is resolver.ts's business.
+// The DNS server's shell: a UDP socket and a TCP listener on the same port, and TCP framing (a
+// 2-byte length prefix per message, RFC 1035 §4.2.2). handler.ts turns one message into its reply
+// (decode, resolve, fit to the transport, encode); resolver.ts decides what the answer is.
 //
 // Hostile input is expected: a datagram that does not decode is answered FORMERR when its header
 // is readable and dropped otherwise; a TCP stream that stops making sense is closed. Nothing a
@@ -8,18 +8,12 @@
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
-import { decode, encode, type DecodedPacket } from 'dns-packet';
+import { createMessageHandler, errorText, type DnsLogger } from './handler.ts';
 import type { DnsLookup } from './lookup.ts';
 import { domainLabels, isEncodableName } from './names.ts';
-import { DEFAULT_SOA, formatErrorFor, RCODE, resolve, type ResolveContext, type SoaTimers } from './resolver.ts';
-import { fitResponse, MAX_TCP_MESSAGE_BYTES, udpPayloadLimit } from './truncate.ts';
+import { DEFAULT_SOA, type ResolveContext, type SoaTimers } from './resolver.ts';
 
-/** The subset of a pino logger the DNS server writes to. */
-export interface DnsLogger {
-  debug(fields: object, msg: string): void;
-  warn(fields: object, msg: string): void;
-  error(fields: object, msg: string): void;
-}
+export type { DnsLogger };
 
 export interface DnsServerOptions {
   /** Address to bind, e.g. '127.0.0.1' or '::'. */
@@ -87,46 +81,9 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     random: opts.random ?? Math.random,
     now: opts.now ?? Date.now,
   };
-  const answerLimit = opts.udpAnswerLimit ?? 3;
-  const setTruncated = opts.enableTruncate ?? true;
   const idleMs = opts.tcpIdleTimeoutMs ?? 10_000;
 
-  const handle = (msg: Buffer, transport: 'udp' | 'tcp', client: string): Buffer | undefined => {
-    let req: DecodedPacket;
-    try {
-      req = decode(msg);
-    } catch (err) {
-      log.debug({ transport, client, bytes: msg.length, error: errorText(err), node: opts.nodeName }, 'DNS request did not decode');
-      return formatErrorFor(msg);
-    }
-    if (req.type === 'response') return undefined; // never answer a response
-    const outcome = resolve(req, ctx);
-    const q = req.questions[0];
-    if (outcome.error !== undefined) {
-      log.error({ transport, client, name: q?.name, type: q?.type, error: errorText(outcome.error), node: opts.nodeName }, 'DNS lookup failed');
-    }
-    const edns = req.additionals.find((a) => a.type === 'OPT');
-    const fit = fitResponse(outcome.response, {
-      maxBytes: transport === 'udp' ? udpPayloadLimit(edns ? (edns.udpPayloadSize ?? 512) : undefined) : MAX_TCP_MESSAGE_BYTES,
-      answerLimit: transport === 'udp' ? answerLimit : undefined,
-      setTruncated,
-    });
-    log.debug(
-      {
-        transport, client, name: q?.name, type: q?.type, rcode: (fit.packet.flags ?? 0) & 0xf,
-        answers: fit.packet.answers?.length ?? 0, ...(fit.truncated ? { truncatedFrom: fit.answersBefore } : {}),
-        ...(outcome.note ? { note: outcome.note } : {}), node: opts.nodeName,
-      },
-      'DNS request served',
-    );
-    try {
-      return encode(fit.packet);
-    } catch (err) {
-      // A record the encoder refused (data the catalog should not hold); say so rather than go quiet.
-      log.error({ transport, client, name: q?.name, error: errorText(err), node: opts.nodeName }, 'DNS response did not encode');
-      return encode({ id: req.id, type: 'response', flags: (req.flags & 0x7900) | RCODE.SERVFAIL, questions: req.questions });
-    }
-  };
+  const handle = createMessageHandler({ ctx, udpAnswerLimit: opts.udpAnswerLimit ?? 3, setTruncated: opts.enableTruncate ?? true, log, nodeName: opts.nodeName });
 
   const { udp, tcp } = await bindBoth(opts.host, opts.port);
   const connections = new Set<TcpSocket>();
@@ -278,6 +235,3 @@ function listenError(transport: string, host: string, port: number, err: unknown
   return e;
 }
 
-function errorText(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}

@@ -219,6 +219,15 @@ describe('DNS resolver: nodes, zone records, errors', () => {
     assert.equal(badvers.answers.length, 0);
   });
 
+  test('a question name with bytes beyond printable ASCII is FORMERR, not echoed', () => {
+    const req = question('x.service.consul', 'A');
+    const wire = encode(req);
+    wire[13] = 0xff; // the label "x" becomes an invalid UTF-8 byte
+    const r = decode(encode(resolve(decode(wire), ctxFor(catalog())).response));
+    assert.equal(rcodeOf(r), RCODE.FORMERR);
+    assert.equal(r.questions.length, 0);
+  });
+
   test('the response echoes id, question and RD', () => {
     const req = question('web.service.consul', 'A');
     const r = ask(ctxFor(catalog()), req);
