@@ -135,7 +135,8 @@ export class Network {
     const rd = n.core.ready();
     if (rd.snapshot) {
       n.storage.snapshot = rd.snapshot;
-      n.storage.entries = n.storage.entries.filter((e) => e.index > rd.snapshot!.meta.index);
+      // Installing a leader's snapshot replaces the whole log (the core's log restarts after it).
+      n.storage.entries = [];
       n.appliedIndex = rd.snapshot.meta.index;
       n.applied = n.applied.filter((e) => e.index <= rd.snapshot!.meta.index);
       // The snapshot stands for entries we never saw individually.
