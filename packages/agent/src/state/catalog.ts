@@ -236,7 +236,6 @@ function changesNode(node: Node, existing: Node): boolean {
 export function applyRegister(tx: WriteTx, cmd: CatalogRegisterCommand): void {
   const nodeName = optString(cmd.Node, 'Node');
   if (nodeName === '') throw invalidRequest('Must provide node');
-  if (nodeName.includes('\0')) throw invalidRequest('Node name must not contain NUL characters');
   const skipNodeUpdate = optBool(cmd.SkipNodeUpdate, 'SkipNodeUpdate');
   const address = optString(cmd.Address, 'Address');
   if (address === '' && !skipNodeUpdate) throw invalidRequest('Must provide address if SkipNodeUpdate is not set');

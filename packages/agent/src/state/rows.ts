@@ -118,6 +118,7 @@ export function nodeFromInput(input: NodeInput | Record<string, unknown>, field 
   const r = input as Record<string, unknown>;
   const name = reqString(r.Node, `${field}.Node`);
   if (name === '') throw invalidRequest('Must provide node');
+  if (name.includes('\0')) throw invalidRequest(`${field}.Node must not contain NUL characters`);
   return {
     ID: optString(r.ID, `${field}.ID`),
     Node: name,

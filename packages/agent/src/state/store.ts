@@ -84,7 +84,12 @@ export class StateStore implements StateReader {
     if (!Number.isSafeInteger(index) || index < 1) {
       return { ok: false, index, error: { code: 'ERR_BAD_COMMAND', message: `Raft index must be a positive integer, got ${index}` } };
     }
-    if (index > d.lastIndex) d.lastIndex = index;
+    if (index <= d.lastIndex) {
+      // Raft hands each index to the FSM once; seeing one again is a driver bug (a replay over
+      // state that already has it). Applying it twice would re-run CAS and locks, so refuse.
+      return { ok: false, index, error: { code: 'ERR_BAD_COMMAND', message: `entry ${index} is at or below the last applied index ${d.lastIndex}; refusing to apply it twice` } };
+    }
+    d.lastIndex = index;
     if (!isRecord(cmd) || typeof cmd.type !== 'string') {
       return { ok: false, index, error: { code: 'ERR_BAD_COMMAND', message: 'command has no type' } };
     }

@@ -245,8 +245,11 @@ interface CommandBase {
 export interface CatalogRegisterCommand extends CommandBase {
   type: 'catalogRegister';
   Node: string;
+  /** Node UUID; must parse as one when given. */
   ID?: string;
+  /** Required unless SkipNodeUpdate. */
   Address?: string;
+  /** Stored on the node row as given: the HTTP edge fills in the agent's datacenter, as Consul's RPC routing does. */
   Datacenter?: string;
   TaggedAddresses?: Record<string, string>;
   NodeMeta?: Record<string, string>;
@@ -568,6 +571,8 @@ export interface StateReader {
   kvKeys(prefix: string, separator: string, ws?: WatchRecorder): QueryResult<string[]>;
   /** Lock-delay expiry (ms since epoch) of a key, 0 when none. Lets the edge answer false early. */
   kvLockDelay(key: string): number;
+  /** Runs read-only txn ops locally, without Raft (Consul's TxnRO); see isReadOnlyTxn. */
+  readTxn(ops: readonly TxnOp[]): TxnResponse;
 
   sessionGet(id: string, ws?: WatchRecorder): QueryResult<Session | null>;
   sessionList(ws?: WatchRecorder): QueryResult<Session[]>;

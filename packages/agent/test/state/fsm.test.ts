@@ -115,3 +115,16 @@ describe('FSM', () => {
     assert.equal(a.kvLockDelay('l'), 1_003 + 15_000, 'the delay started at the invalidating entry\'s `now`');
   });
 });
+
+describe('apply guards', () => {
+  test('an index at or below the last applied one is refused (a driver replay must not double-apply)', () => {
+    const store = new StateStore();
+    assert.equal(store.apply(5, { type: 'kvCas', Key: 'k', Value: bytes('1'), Index: 0 }).ok, true);
+    const again = store.apply(5, { type: 'kvCas', Key: 'k', Value: bytes('1'), Index: 0 });
+    assert.equal(again.ok, false);
+    assert.equal(!again.ok && again.error.code, 'ERR_BAD_COMMAND');
+    assert.equal(store.apply(4, { type: 'kvDelete', Key: 'k' }).ok, false);
+    assert.ok(store.kvGet('k').value, 'the stale delete did not run');
+    assert.equal(store.lastIndex(), 5);
+  });
+});

@@ -21,7 +21,7 @@ export class Harness {
 
   /** Applies and asserts success; returns the value. */
   ok<T extends CommandType>(cmd: Command & { type: T }): CommandValueMap[T] {
-    const r = this.apply(cmd);
+    const r = this.apply<T>(cmd);
     assert.ok(r.ok, `expected ${cmd.type} to succeed, got ${JSON.stringify(r)}`);
     return r.value as CommandValueMap[T];
   }
