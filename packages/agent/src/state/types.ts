@@ -227,6 +227,7 @@ export interface SessionInput {
   LockDelay?: number;
   Behavior?: SessionBehavior | '';
   TTL?: string;
+  /** The store binds exactly what is given; Consul's HTTP edge defaults this to ["serfHealth"]. */
   NodeChecks?: string[];
   ServiceChecks?: ServiceCheck[];
   Checks?: string[];
@@ -256,7 +257,7 @@ export interface CatalogRegisterCommand extends CommandBase {
   Service?: NodeServiceInput | null;
   Check?: HealthCheckInput | null;
   Checks?: HealthCheckInput[] | null;
-  /** Register the service/checks without touching the node row (the node must exist). */
+  /** Leave an existing node row untouched (a missing node is still created, as in Consul). */
   SkipNodeUpdate?: boolean;
 }
 
