@@ -94,7 +94,7 @@ export async function blockingRead<T>(
     // A default-mode read is served by the leader (with its lease); without one, Consul fails it.
     throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
   }
-  const jitter = opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
+  const jitter = opts.blocking && opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
   const deadline = performance.now() + opts.waitMs + jitter;
   for (;;) {
     if (opts.consistent) await backend.consistentRead(ctx.signal);

@@ -213,8 +213,8 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       } else {
         // ?pretty (or Consul's dev mode) indents by four spaces and ends with a newline.
         const text = query.has('pretty') ? `${JSON.stringify(result, jsonReplacer, 4)}\n` : JSON.stringify(result, jsonReplacer);
-        // Set as a header: reply.type() would append a charset, which Consul does not send.
-        await reply.header('Content-Type', 'application/json').send(text);
+        // Sent as bytes: fastify appends "; charset=utf-8" to JSON strings, which Consul does not send.
+        await reply.header('Content-Type', 'application/json').send(Buffer.from(text));
       }
     } catch (err) {
       if (!(err instanceof HttpError)) {

@@ -5,6 +5,7 @@
 import type { LightMyRequestResponse } from 'fastify';
 import { defaults } from '../../src/config/runtime.ts';
 import type { RuntimeConfig } from '../../src/config/runtime.ts';
+import { decodeCommand, encodeCommand } from '../../src/state/codec.ts';
 import { StateStore } from '../../src/state/store.ts';
 import type { Command, CommandResult } from '../../src/state/types.ts';
 import type { AgentBackend, RaftStatus, SessionTimers } from '../../src/http/backend.ts';
@@ -58,11 +59,10 @@ export function harness(opts: HarnessOptions = {}): Harness {
     failApply: undefined as (Error & { code?: string }) | undefined,
     renewed: [] as string[],
   } as Harness;
-  const applyNow = (cmd: Command): CommandResult => {
-    // Round-trip through JSON-ish cloning so handlers cannot mutate what the store keeps.
-    const res = store.apply(nextIndex++, cmd);
-    return res;
-  };
+  const applyNow = (cmd: Command): CommandResult =>
+    // Through the real Raft entry codec, as the server wiring does: it stamps `now` (lock delays)
+    // and proves every command the HTTP layer builds survives encoding.
+    store.apply(nextIndex++, decodeCommand(encodeCommand(cmd)));
   h.apply = applyNow;
   const apply = async (cmd: Command): Promise<CommandResult> => {
     if (h.failApply) throw h.failApply;

@@ -56,7 +56,7 @@ export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
   async function list(ctx: RequestContext): Promise<UserEvent[]> {
     const opts = parseQueryOptions(ctx, waitLimits(deps));
     const name = ctx.get('name') ?? '';
-    const jitter = opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
+    const jitter = opts.blocking && opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
     const deadline = performance.now() + opts.waitMs + jitter;
     for (;;) {
       const evs = events.list(name || undefined);
