@@ -8,7 +8,7 @@
 // The session has a 15 s TTL and is renewed every TTL/2; losing it (or the key) kills the child.
 // Unlike Consul (which exits 0 unless -child-exit-code), the exit code is the child's.
 
-import { spawn, type ChildProcess } from 'node:child_process';
+import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandContext } from '../command.ts';
 import { apiErrorText, clientFor } from '../command.ts';
@@ -405,15 +405,21 @@ class Semaphore implements Holder {
   }
 }
 
-/** Runs the child; resolves with its exit code (128 + signal number when a signal ended it). */
+/**
+ * Runs the child in its own process group, so that a signal reaches everything it started (a
+ * shell's children included); resolves with its exit code (128 + signal number when a signal
+ * ended it).
+ */
 function startChild(ctx: CommandContext, args: string[], shell: boolean, passStdin: boolean): { child: ChildProcess; exited: Promise<number> } {
   const env = { ...process.env, ...ctx.io.env, CONSUL_LOCK_HELD: 'true', TRELLIS_LOCK_HELD: 'true' };
+  const opts: SpawnOptions = { env, stdio: ['pipe', 'pipe', 'pipe'], detached: true };
   const child = shell
-    ? spawn(ctx.io.env['SHELL'] || '/bin/sh', ['-c', args.join(' ')], { env, stdio: ['pipe', 'pipe', 'pipe'] })
-    : spawn(args[0]!, args.slice(1), { env, stdio: ['pipe', 'pipe', 'pipe'] });
+    ? spawn(ctx.io.env['SHELL'] || '/bin/sh', ['-c', args.join(' ')], opts)
+    : spawn(args[0]!, args.slice(1), opts);
   // Piped (not inherited) so the child's output goes wherever this command's output goes.
   child.stdout!.on('data', (b: Buffer) => ctx.io.stdout.write(b));
   child.stderr!.on('data', (b: Buffer) => ctx.io.stderr.write(b));
+  child.stdin!.on('error', () => { /* the child closed its stdin early: it does not want more input */ });
   if (passStdin) {
     (async () => {
       try {
@@ -431,22 +437,35 @@ function startChild(ctx: CommandContext, args: string[], shell: boolean, passStd
       ctx.ui.error(`Error executing handler: ${err.message}`);
       resolve(127);
     });
-    child.on('close', (code, signal) => {
-      if (code !== null) resolve(code);
-      else resolve(128 + ((signal && (osConstants.signals as Record<string, number>)[signal]) || 1));
+    child.on('exit', (code, signal) => {
+      const status = code !== null ? code : 128 + ((signal && (osConstants.signals as Record<string, number>)[signal]) || 1);
+      // Let the pipes deliver what the child wrote last, but do not wait on a grandchild that
+      // inherited them and lives on.
+      const flushed = setTimeout(() => resolve(status), 500);
+      child.on('close', () => { clearTimeout(flushed); resolve(status); });
     });
   });
   return { child, exited };
 }
 
+/** Signals the child's whole process group (it was started detached, as its own group). */
+function signalChild(child: ChildProcess, sig: NodeJS.Signals): void {
+  if (child.pid === undefined || child.exitCode !== null || child.signalCode !== null) return;
+  try {
+    process.kill(-child.pid, sig);
+  } catch {
+    // The group is already gone (ESRCH): the child exited between our check and the signal.
+  }
+}
+
 async function terminate(child: ChildProcess, exited: Promise<number>, graceMs: number): Promise<number> {
-  child.kill('SIGTERM');
+  signalChild(child, 'SIGTERM');
   let timer: NodeJS.Timeout | undefined;
   const grace = new Promise<'timeout'>((r) => { timer = setTimeout(() => r('timeout'), graceMs); });
   const first = await Promise.race([exited, grace]);
   clearTimeout(timer);
   if (first === 'timeout') {
-    child.kill('SIGKILL');
+    signalChild(child, 'SIGKILL');
     return exited;
   }
   return first;
@@ -514,7 +533,7 @@ export function makeLockCommand(timing: LockTiming = DEFAULT_LOCK_TIMING): Comma
       let child: ChildProcess | undefined;
       const onSignal = (sig: SignalName) => () => {
         shutdown.abort();
-        if (child && child.exitCode === null) child.kill(sig);
+        if (child) signalChild(child, sig);
       };
       const handlers = { SIGINT: onSignal('SIGINT'), SIGTERM: onSignal('SIGTERM') };
       ctx.io.signals.on('SIGINT', handlers.SIGINT);
