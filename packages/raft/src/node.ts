@@ -68,6 +68,11 @@ interface PendingRead {
   timer: NodeJS.Timeout;
 }
 
+/** Messages only a leader sends, which carry no promise about the sender's own disk. */
+function isLeaderTraffic(m: Message): boolean {
+  return m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow';
+}
+
 function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
 }
@@ -143,6 +148,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (this.started) return;
     await this.openStores();
     const { hardState, entries } = await this.opts.logStore.load();
+    this.persistedHard = { term: hardState.term, vote: hardState.vote };
     const snap = await this.opts.snapshotStore.latest();
     const initial: InitialState = { hardState, entries, snapshot: snap?.meta };
     if (snap) {
@@ -388,15 +394,24 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
 
-    // 1. Persist. A snapshot from the leader replaces the state machine and the log before it.
-    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     let confAppended = false;
     for (const e of rd.entries) if (e.kind === 'conf') { this.learnAddress(decodeConfChange(e.data)); confAppended = true; }
     if (confAppended) this.syncTransportPeers();
+
+    // Thesis §10.2.1: a leader may replicate while it writes its own log, since the core counts the
+    // leader toward a commit only once advance() confirms its copy durable. Only a leader's outgoing
+    // traffic qualifies; anything that promises something about this node's disk (a vote, an append
+    // acknowledgement) or a term/vote change waits for the sync below.
+    const early = !rd.snapshot && rd.messages.length > 0 && !this.termOrVoteChanged(rd) && rd.messages.every(isLeaderTraffic);
+    if (early) this.opts.transport.send(await this.attachSnapshots(rd.messages));
+
+    // 1. Persist. A snapshot from the leader replaces the state machine and the log before it.
+    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
     if (rd.entries.length > 0 || rd.hardState) await this.opts.logStore.save(rd.entries, rd.hardState, rd.mustSync);
+    if (rd.hardState) this.persistedHard = rd.hardState;
 
     // 2. Send (after persisting: a vote or an append ack must never precede its durable record).
-    if (rd.messages.length > 0) this.opts.transport.send(await this.attachSnapshots(rd.messages));
+    if (!early && rd.messages.length > 0) this.opts.transport.send(await this.attachSnapshots(rd.messages));
 
     // 3. Apply.
     for (const e of rd.committed) await this.applyEntry(e);
@@ -407,6 +422,11 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       if (this.applied >= rs.index) r.resolve();
       else this.waitApplied(rs.index).then(() => r.resolve());
     }
+  }
+
+  private persistedHard = { term: 0, vote: '' };
+  private termOrVoteChanged(rd: Ready): boolean {
+    return rd.hardState !== undefined && (rd.hardState.term !== this.persistedHard.term || rd.hardState.vote !== this.persistedHard.vote);
   }
 
   private onSoftState(leader: NodeId | '', role: string): void {

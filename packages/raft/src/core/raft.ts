@@ -116,6 +116,16 @@ export class RaftCore {
   private applied: number;
   private prevHard: HardState;
   private prevSoft: SoftState = { role: 'follower', leader: '' };
+  /**
+   * Highest index known durable on this node's own disk (confirmed by advance()). The leader counts
+   * itself toward a commit quorum only up to here, which is what lets the driver send appends to
+   * followers in parallel with the leader's own fsync (thesis §10.2.1) without ever committing an
+   * entry that a majority has not made durable.
+   */
+  private persisted: number;
+  /** Lowest truncation point since the last ready(): entries the Ready being persisted carried above
+   *  it were replaced in memory, so advance() must not count them as durable. */
+  private truncatedSinceReady = Infinity;
 
   constructor(config: CoreConfig) {
     const c = validateConfig(config);
@@ -170,6 +180,7 @@ export class RaftCore {
     this.stats.malformedConfEntries = this.membership.malformed;
     this.snapshotMeta = snap;
 
+    this.persisted = this.log.lastIndex();
     this.applied = Math.min(Math.max(init.applied ?? 0, snap?.index ?? 0), commit);
     this.applying = this.applied;
     // A node never holds entries of a term newer than its current term; repair a hard state that
@@ -581,6 +592,8 @@ export class RaftCore {
     }
     // Thesis §5.1 (InstallSnapshot): discard the whole log and restart it at the snapshot.
     this.log.restore(meta.index, meta.term);
+    this.persisted = Math.min(this.persisted, meta.index);
+    this.truncatedSinceReady = Math.min(this.truncatedSinceReady, meta.index);
     this.membership.reset(meta.index, meta.conf);
     this.snapshotMeta = meta;
     this.pendingSnapshot = { meta, data: m.snapshot!.data ?? EMPTY };
@@ -727,7 +740,8 @@ export class RaftCore {
   /** Raft §5.4.2: commit the majority-matched index, but only if it is an entry of this term. */
   private maybeCommit(): boolean {
     const last = this.log.lastIndex();
-    const mci = committedIndex(this.conf().voters, (id) => id === this.id ? last : this.progress.get(id)?.match ?? 0);
+    const self = Math.min(last, this.persisted);
+    const mci = committedIndex(this.conf().voters, (id) => id === this.id ? self : this.progress.get(id)?.match ?? 0);
     if (mci <= this.log.committed || this.log.term(mci) !== this._term) return false;
     const hadCommittedInTerm = this.committedInCurrentTerm();
     this.log.commitTo(mci);
@@ -776,6 +790,10 @@ export class RaftCore {
 
   private appendToLog(entries: readonly Entry[]): void {
     const truncatedFrom = this.log.append(entries);
+    if (truncatedFrom !== undefined) {
+      this.persisted = Math.min(this.persisted, truncatedFrom - 1);
+      this.truncatedSinceReady = Math.min(this.truncatedSinceReady, truncatedFrom - 1);
+    }
     let confChanged = false;
     if (truncatedFrom !== undefined) confChanged = this.membership.truncateFrom(truncatedFrom);
     if (this.membership.append(entries)) confChanged = true;
@@ -940,6 +958,7 @@ export class RaftCore {
     this.flush();
     const entries = this.log.unstableEntries();
     this.log.markHandedOut(this.log.lastIndex());
+    this.truncatedSinceReady = Infinity;
 
     // Committed entries go out only once handed out for persisting (now or earlier), and in
     // bounded batches.
@@ -979,9 +998,18 @@ export class RaftCore {
 
   /** The driver finished the Ready: its committed entries (and snapshot) are applied. */
   advance(rd: Ready): void {
-    if (rd.snapshot) this.applied = Math.max(this.applied, rd.snapshot.meta.index);
+    if (rd.snapshot) {
+      this.applied = Math.max(this.applied, rd.snapshot.meta.index);
+      this.persisted = Math.max(this.persisted, Math.min(rd.snapshot.meta.index, this.truncatedSinceReady));
+    }
     const last = rd.committed[rd.committed.length - 1];
     if (last) this.applied = Math.max(this.applied, last.index);
+    const lastPersisted = rd.entries[rd.entries.length - 1];
+    if (lastPersisted) {
+      this.persisted = Math.max(this.persisted, Math.min(lastPersisted.index, this.truncatedSinceReady, this.log.lastIndex()));
+      // The leader's own durable copy may complete a quorum (always so with a single voter).
+      if (this._role === 'leader' && this.maybeCommit()) this.needBroadcast = true;
+    }
   }
 
   // ---------------------------------------------------------------- introspection

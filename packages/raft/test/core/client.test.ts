@@ -29,14 +29,16 @@ describe('proposals', () => {
     assert.equal(small.status().lastIndex, 2, 'nothing appended');
   });
 
-  test('a single-voter leader commits a proposal at once, and hands it out to persist and apply in one Ready', () => {
+  test('a single-voter leader commits a proposal once its own copy is durable (thesis §10.2.1)', () => {
     const solo = makeLeader('a', { terms: [1], voters: ['a'] });
     const r = solo.propose(enc('x'));
-    assert.equal(solo.status().commit, r.index);
+    assert.equal(solo.status().commit, r.index - 1, 'not committed before the driver persisted it');
     const rd = drain(solo);
     assert.deepEqual(rd.entries.map((e) => e.index), [r.index]);
-    assert.deepEqual(rd.committed.map((e) => e.index), [r.index]);
+    assert.equal(rd.committed.some((e) => e.index === r.index), false, 'not handed out to apply before it is durable');
     assert.equal(rd.mustSync, true);
+    assert.equal(solo.status().commit, r.index, 'advance() confirmed it durable: a majority of one');
+    assert.deepEqual(drain(solo).committed.map((e) => e.index), [r.index]);
   });
 
   test('a Ready never hands out more than 1024 committed entries, and the rest follow', () => {
@@ -47,7 +49,9 @@ describe('proposals', () => {
       const rd = drain(solo);
       sizes.push(rd.committed.length);
     }
-    assert.deepEqual(sizes, [1024, 1024, 952]);
+    // The first Ready carries only the leader's earlier entries (its no-op became durable in
+    // makeLeader's drain); the 3000 proposals commit once that Ready is persisted.
+    assert.deepEqual(sizes, [2, 1024, 1024, 952], 'nothing commits until the batch is durable');
     assert.equal(solo.status().applied, 3002);
   });
 
@@ -146,6 +150,7 @@ describe('ReadIndex (thesis §6.4)', () => {
     const leader = committedLeader();
     leader.readIndex('r1');
     leader.propose(enc('x'));
+    assert.deepEqual(drain(leader).readStates, [], "r1 still needs a quorum"); // also persists x (the leader counts its own copy once durable)
     leader.step({ type: 'appResp', from: 'b', to: 'a', term: 2, index: 3 });
     leader.readIndex('r2');
     drain(leader);

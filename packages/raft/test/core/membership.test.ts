@@ -79,6 +79,7 @@ describe('membership changes take effect when appended (thesis §4.1)', () => {
   test('remove: the quorum shrinks at once, which can commit a pending entry', () => {
     const leader = readyLeader(['a', 'b', 'c', 'd']);
     leader.propose(enc('x')); // index 3: needs 3 of 4
+    drain(leader); // the leader's own copy is durable (thesis §10.2.1: it counts only then)
     leader.step({ type: 'appResp', from: 'b', to: 'a', term: 2, index: 3 });
     assert.equal(leader.status().commit, 2);
     leader.proposeConfChange({ type: 'remove', node: 'd' }); // index 4, appended: 3 voters now
@@ -106,6 +107,7 @@ describe('each change type', () => {
     const leader = readyLeader();
     leader.proposeConfChange({ type: 'addLearner', node: 'l' });
     assert.deepEqual(leader.status().conf, { voters: ['a', 'b', 'c'], learners: ['l'] });
+    drain(leader);
     leader.step({ type: 'appResp', from: 'l', to: 'a', term: 2, index: 3 });
     assert.equal(leader.status().commit, 2, 'a learner ack is not a majority');
     leader.step({ type: 'appResp', from: 'b', to: 'a', term: 2, index: 3 });
@@ -142,6 +144,7 @@ describe('each change type', () => {
     leader.proposeConfChange({ type: 'promote', node: 'l' });
     assert.deepEqual(leader.status().conf, { voters: ['a', 'b', 'c', 'l'], learners: [] });
     assert.equal(leader.status().progress!.find((x) => x.id === 'l')!.learner, false);
+    drain(leader);
     leader.step({ type: 'appResp', from: 'l', to: 'a', term: 2, index: 3 });
     leader.step({ type: 'appResp', from: 'b', to: 'a', term: 2, index: 3 });
     assert.equal(leader.status().commit, 3, 'a, b and l are 3 of 4');
@@ -179,6 +182,7 @@ describe('refused changes', () => {
     const leader = readyLeader();
     leader.proposeConfChange({ type: 'addLearner', node: 'l' });
     assert.throws(() => leader.proposeConfChange({ type: 'addLearner', node: 'm' }), ConfChangeInProgressError);
+    drain(leader);
     leader.step({ type: 'appResp', from: 'b', to: 'a', term: 2, index: 3 });
     leader.proposeConfChange({ type: 'addLearner', node: 'm' });
     assert.deepEqual(leader.status().conf.learners, ['l', 'm']);

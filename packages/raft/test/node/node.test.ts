@@ -86,7 +86,7 @@ describe('RaftNode', () => {
     await assert.rejects(stranded, (e: { code?: string }) => e.code === 'ERR_PROPOSAL_DROPPED');
     c.net.heal();
     // It rejoins as a follower and converges.
-    for (let i = 0; i < 200 && l.fsm.values.at(-1) !== 'after'; i++) await new Promise((r) => setTimeout(r, 10));
+    for (let i = 0; i < 500 && l.fsm.values.at(-1) !== 'after'; i++) await new Promise((r) => setTimeout(r, 10));
     assert.deepEqual(l.fsm.values, nl.fsm.values);
   });
 
