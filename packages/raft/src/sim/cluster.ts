@@ -6,7 +6,7 @@
 //
 // The driver follows the Ready contract (types.ts): persist → send → apply → advance, draining the
 // core after every call into it so the checker sees each state the core passes through.
-import { RaftCore } from '../core/raft.ts';
+import { RaftCore, type CoreStats } from '../core/raft.ts';
 import { decodeConfChange, encodeConfChange } from '../core/types.ts';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
 import { NotLeaderError, RaftError } from '../errors.ts';
@@ -36,7 +36,7 @@ export interface ClusterConfig {
   quietSteps: number;
   drainSteps: number;
   initialVoters: number;
-  /** Ids beyond the initial voters the operator may add. */
+  /** How many servers beyond the initial voters may run at once (the operator adds fresh ones). */
   spareNodes: number;
   electionTicks: number;
   heartbeatTicks: number;
@@ -70,6 +70,8 @@ export interface FaultRates {
   crash: number;
   /** Per down node per step. */
   restart: number;
+  /** A node freezes (GC pause, VM migration) for a while: no ticks, messages wait for it. */
+  pause: number;
   membership: number;
   transfer: number;
   /** Change the network's loss/duplication/delay for a while. */
@@ -77,16 +79,18 @@ export interface FaultRates {
 }
 
 export const NO_FAULTS: FaultRates = {
-  partition: 0, oneWay: 0, isolateLeader: 0, heal: 0, crash: 0, restart: 0, membership: 0, transfer: 0, weather: 0,
+  partition: 0, oneWay: 0, isolateLeader: 0, heal: 0, crash: 0, restart: 0, pause: 0, membership: 0, transfer: 0, weather: 0,
 };
 
 /** A config drawn from the seed: cluster shape, timing, flow-control limits and fault mix vary. */
 export function randomClusterConfig(seed: number, opts: {
   faultSteps: number; quietSteps: number; drainSteps: number; faults: boolean; bug?: SimBug; traceKeep?: number; rates?: Partial<FaultRates>;
+  readOnly?: 'safe' | 'lease';
 }): ClusterConfig {
   const r = new Rng(seed).fork('config');
   const electionTicks = r.pick([6, 8, 10]);
-  const checkQuorum = r.chance(0.8);
+  // Lease reads are only allowed with check-quorum (thesis §6.4.1).
+  const checkQuorum = r.chance(0.8) || opts.readOnly === 'lease';
   const snapshotEvery = r.pick([8, 16, 32, 64]);
   const faults = opts.faults;
   return {
@@ -100,21 +104,21 @@ export function randomClusterConfig(seed: number, opts: {
     heartbeatTicks: r.pick([1, 1, 2]),
     preVote: r.chance(0.8),
     checkQuorum,
-    readOnly: 'safe',
+    readOnly: opts.readOnly ?? 'safe',
     maxInflight: r.pick([2, 4, 256]),
     maxMsgBytes: r.pick([150, 600, 1 << 20]),
     snapshotEvery,
     snapshotTrail: r.int(snapshotEvery + 1),
     network: faults
-      ? { lossRate: r.pick([0, 0.01, 0.05, 0.1]), duplicateRate: r.pick([0, 0.01, 0.05]), minDelay: 1, maxDelay: r.pick([1, 2, 3, 5]) }
-      : { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: 2 },
+      ? { lossRate: r.pick([0, 0.01, 0.05, 0.1]), duplicateRate: r.pick([0, 0.01, 0.05]), minDelay: 1, maxDelay: r.pick([1, 2, 3, 5]), reorderRate: r.pick([0, 0.02, 0.2, 1]) }
+      : { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: 2, reorderRate: 0 },
     clients: r.range(2, 4),
     keys: r.range(2, 4),
     clientTimeout: electionTicks * r.pick([4, 8]),
     readIndexShare: r.pick([0, 0.5, 1]),
     rates: faults
       ? {
-        partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03,
+        partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03, pause: 0.004,
         membership: r.pick([0, 0.01, 0.02]), transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
         ...opts.rates,
       }
@@ -165,6 +169,8 @@ class SimNode {
   commit = 0;
   lastRole: Role = 'follower';
   lastTerm = 0;
+  /** Frozen (no ticks, no message handling) until this step. */
+  pausedUntil = 0;
   incarnation = 0;
   /** Client proposals waiting on this node, by log index. */
   proposals = new Map<number, PendingProposal[]>();
@@ -211,6 +217,11 @@ export interface ClusterStats {
   snapshotsTaken: number;
   snapshotsInstalled: number;
   proposalsRefused: number;
+  pauses: number;
+  /** RaftCore.stats summed over every core of the run (coverage: which protocol paths ran). */
+  core: Record<string, number>;
+  /** Log suffixes overwritten, and unsynced writes lost in crashes. */
+  disk: { truncations: number; lostWrites: number };
   messages: SimNetwork['stats'];
   ops: HistoryRecorder<KvInput, KvOutput>['counts'];
 }
@@ -222,6 +233,7 @@ export class SimCluster {
   readonly trace: Trace;
   readonly network: SimNetwork;
   readonly nodes = new Map<NodeId, SimNode>();
+  /** Every server id used so far (new ones are added for fresh servers; ids are never reused). */
   private readonly ids: NodeId[];
   private readonly rng: Rng;
   private readonly faultRng: Rng;
@@ -231,7 +243,7 @@ export class SimCluster {
   now = 0;
   private readonly stats = {
     leadersElected: 0, crashes: 0, restarts: 0, partitions: 0, confChanges: 0, confChangesRefused: 0,
-    transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0,
+    transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0, pauses: 0,
   };
   /** Committed membership the operator last acted on (decommissions follow it). */
   private operatorConf: ConfState = { voters: [], learners: [] };
@@ -239,8 +251,8 @@ export class SimCluster {
   private readonly snapshotBytes = new Map<number, string>();
   private opSeq = 0;
   private confPending = false;
-  /** Servers to be re-added with an empty disk once their join commits. */
-  private readonly wipeOnJoin = new Set<NodeId>();
+  /** Core counters of cores that have stopped (crashed, decommissioned), summed by name. */
+  private readonly coreStats: Record<string, number> = {};
   /** Per node: core-reported invariant violations already turned into a report. */
   private readonly coreViolationsSeen = new Map<string, number>();
   private stormUntil = 0;
@@ -254,14 +266,13 @@ export class SimCluster {
     this.network = new SimNetwork(this.rng.fork('network'), { ...cfg.network });
     this.calmNetwork = { ...cfg.network };
     this.trace = new Trace(cfg.traceKeep);
-    const total = cfg.initialVoters + cfg.spareNodes;
-    this.ids = Array.from({ length: total }, (_, i) => `n${i + 1}`);
+    this.ids = Array.from({ length: cfg.initialVoters }, (_, i) => `n${i + 1}`);
     this.keys = Array.from({ length: cfg.keys }, (_, i) => `k${i}`);
     for (const id of this.ids) this.nodes.set(id, new SimNode(id, this.storageBug()));
 
     // Bootstrap (config.ts): one addVoter conf entry per initial member at term 1, commit = n.
-    const voters = this.ids.slice(0, cfg.initialVoters);
-    const encode = (node: string) => encodeConfChange({ type: 'addVoter', node, address: node });
+    const voters = this.ids.slice();
+    const encode = (node: string) => encodeConfChange({ type: 'addVoter', node, address: 'sim' });
     for (const id of voters) {
       const n = this.nodes.get(id)!;
       n.storage.bootstrap(voters, encode);
@@ -318,9 +329,14 @@ export class SimCluster {
       return;
     }
     n.state = 'up';
+    n.pausedUntil = 0;
     n.lastRole = 'follower';
     n.lastTerm = n.core.term;
     this.trace.add(this.now, `start ${n.id} #${n.incarnation} term=${init.hardState.term} vote=${init.hardState.vote || '-'} commit=${init.hardState.commit} snap=${init.snapshot?.index ?? 0} log=${init.entries.length ? `${init.entries[0]!.index}..${init.entries[init.entries.length - 1]!.index}` : 'empty'}`);
+  }
+
+  private addCoreStats(s: CoreStats): void {
+    for (const [k, v] of Object.entries(s)) this.coreStats[k] = (this.coreStats[k] ?? 0) + v;
   }
 
   /** Power loss: unsynced writes may vanish, every volatile thing is gone. */
@@ -332,6 +348,7 @@ export class SimCluster {
   }
 
   private stopVolatile(n: SimNode, why: string): void {
+    if (n.core) this.addCoreStats(n.core.stats);
     n.core = undefined;
     // Clients waiting on this node never hear back.
     for (const list of n.proposals.values()) for (const p of list) this.giveUp(p.client);
@@ -607,17 +624,10 @@ export class SimCluster {
     for (const id of members) {
       const n = this.nodes.get(id)!;
       if (n.state !== 'never' && n.state !== 'removed') continue;
-      if (this.wipeOnJoin.delete(id) && n.state === 'removed') this.wipe(n);
       this.trace.add(this.now, `operator: ${id} joined the configuration`);
       this.start(n);
       this.drain(n);
     }
-  }
-
-  /** Replaces a server's disk with an empty one, as an operator re-adding it from scratch would. */
-  private wipe(n: SimNode): void {
-    n.storage = new SimStorage(this.storageBug());
-    this.trace.add(this.now, `operator: wipe ${n.id}`);
   }
 
   private storageBug(): StorageBug | undefined {
@@ -668,10 +678,11 @@ export class SimCluster {
     const input: KvInput = roll < 0.4 ? { kind: 'put', key, value }
       : roll < 0.7 ? { kind: 'get', key }
       : { kind: 'cas', key, expected: r.chance(0.2) ? null : `v${Math.max(1, this.opSeq - 1 - r.int(6))}`, value };
-    const up = [...this.nodes.values()].filter((n) => n.state === 'up');
+    // A frozen server accepts no connections: clients only reach running ones.
+    const up = [...this.nodes.values()].filter((n) => n.state === 'up' && n.pausedUntil <= this.now);
     if (up.length === 0) return;
     const hinted = c.leaderHint ? this.nodes.get(c.leaderHint) : undefined;
-    const target = hinted && hinted.state === 'up' ? hinted : r.pick(up);
+    const target = hinted && up.includes(hinted) ? hinted : r.pick(up);
     const core = target.core!;
     const opId = this.history.invoke(c.id, input, `step ${this.now} → ${target.id}`);
     const viaReadIndex = input.kind === 'get' && r.chance(this.cfg.readIndexShare);
@@ -755,6 +766,7 @@ export class SimCluster {
     if (f.chance(rates.weather)) {
       const storm: NetworkFaults = {
         lossRate: f.pick([0.05, 0.2, 0.4]), duplicateRate: f.pick([0, 0.05, 0.2]), minDelay: 1, maxDelay: f.pick([2, 6, 12]),
+        reorderRate: f.pick([0, 0.5, 1]),
       };
       this.network.faults = storm;
       this.stormUntil = this.now + f.range(10, 80);
@@ -770,6 +782,18 @@ export class SimCluster {
       const leader = this.currentLeader();
       const victim = leader && f.chance(0.4) ? leader.id : up.length > 0 ? f.pick(up) : undefined;
       if (victim) this.crash(this.nodes.get(victim)!);
+    }
+    if (f.chance(rates.pause)) {
+      // Freezing the leader is the interesting case: it wakes up still believing it leads.
+      const leader = this.currentLeader();
+      const up = all.filter((id) => this.nodes.get(id)!.state === 'up');
+      const victim = leader && f.chance(0.6) ? leader.id : up.length > 0 ? f.pick(up) : undefined;
+      if (victim) {
+        const n = this.nodes.get(victim)!;
+        n.pausedUntil = this.now + f.range(5, 8 * this.cfg.electionTicks);
+        this.stats.pauses++;
+        this.trace.add(this.now, `pause ${victim} until ${n.pausedUntil}`);
+      }
     }
     for (const id of all) {
       const n = this.nodes.get(id)!;
@@ -819,14 +843,35 @@ export class SimCluster {
     const committed = this.checker.committedConf();
     const committedMembers = new Set([...committed.voters, ...committed.learners]);
     const choices: Array<() => ConfChange | undefined> = [];
-    // Only ids out of both the leader's and the committed configuration, and shut down, may join.
-    // (An outsider may already be up: started for a join whose proposal was refused or lost.)
-    const outsiders = this.ids.filter((id) => !members.has(id) && !committedMembers.has(id) && this.nodes.get(id)!.state !== 'down');
-    if (outsiders.length > 0) {
-      choices.push(() => this.prepareJoin(f.pick(outsiders), 'addLearner'));
-      // Adding a voter directly needs a server started before its entry commits: only fresh ones.
-      const fresh = outsiders.filter((id) => this.nodes.get(id)!.state !== 'removed' || f.chance(0.5));
-      if (fresh.length > 0) choices.push(() => (f.chance(0.3) ? this.prepareJoin(f.pick(fresh), 'addVoter') : undefined));
+    const outside = (id: NodeId) => !members.has(id) && !committedMembers.has(id);
+    // A server started for a direct addVoter whose entry was then lost: shut it down (keeping its
+    // disk), as an operator whose "member add" failed would, before it campaigns on a config
+    // entry no one else kept.
+    for (const id of this.ids) {
+      const n = this.nodes.get(id)!;
+      if (outside(id) && n.state === 'up') {
+        this.stopVolatile(n, 'operator: stop stray');
+        n.state = 'removed';
+      }
+    }
+    // Re-adding a removed server: as a learner with its old disk (its durable term, vote and log
+    // intact, so to Raft it is just a follower that was away). A server id is never reused with an
+    // empty disk: a stale node whose log still lists that id as a voter could collect the wiped
+    // server's forgotten vote (which is why etcd and Consul give a wiped server a new id).
+    const removed = this.ids.filter((id) => outside(id) && this.nodes.get(id)!.state === 'removed');
+    if (removed.length > 0) choices.push(() => ({ type: 'addLearner', node: f.pick(removed), address: 'sim' }));
+    const fresh = this.freshId(outside);
+    if (fresh !== undefined) {
+      choices.push(() => ({ type: 'addLearner', node: fresh, address: 'sim' }));
+      // A voter added directly counts toward the quorum as soon as its entry is appended (thesis
+      // §4.1), so it must already be running: start it now, with an empty disk and no configuration.
+      choices.push(() => {
+        if (!f.chance(0.3)) return undefined;
+        const n = this.nodes.get(fresh)!;
+        this.start(n);
+        this.drain(n);
+        return { type: 'addVoter', node: fresh, address: 'sim' };
+      });
     }
     if (conf.learners.length > 0) choices.push(() => ({ type: 'promote', node: f.pick(conf.learners) }));
     const removable = [...conf.learners, ...(conf.voters.length > 2 ? conf.voters : [])];
@@ -848,23 +893,17 @@ export class SimCluster {
     });
   }
 
-  /**
-   * Readies a join. A learner is started once its addition commits (followCommittedConf), with its
-   * old disk or, half the time, a wiped one. A voter added directly counts toward the quorum the
-   * moment its entry is appended (thesis §4.1), so it must be running already: it starts now, from
-   * an empty disk (with no configuration it cannot disturb anyone should its entry be lost).
-   */
-  private prepareJoin(id: NodeId, type: 'addLearner' | 'addVoter'): ConfChange {
-    const n = this.nodes.get(id)!;
-    if (type === 'addLearner') {
-      if (n.state === 'removed' && this.faultRng.chance(0.5)) this.wipeOnJoin.add(id);
-      else this.wipeOnJoin.delete(id);
-    } else if (n.state !== 'up') {
-      if (n.state === 'removed') this.wipe(n);
-      this.start(n);
-      this.drain(n);
-    }
-    return { type, node: id, address: id };
+  /** An id that has never run (reusable: it holds no state anywhere), or a new one while the
+   *  cluster has room for another server. */
+  private freshId(outside: (id: NodeId) => boolean): NodeId | undefined {
+    const unused = this.ids.find((id) => this.nodes.get(id)!.state === 'never' && outside(id));
+    if (unused !== undefined) return unused;
+    const live = this.ids.filter((id) => this.nodes.get(id)!.state !== 'removed').length;
+    if (live >= this.cfg.initialVoters + this.cfg.spareNodes) return undefined;
+    const id = `n${this.ids.length + 1}`;
+    this.ids.push(id);
+    this.nodes.set(id, new SimNode(id, this.storageBug()));
+    return id;
   }
 
   // ---------------------------------------------------------------- the run
@@ -877,11 +916,15 @@ export class SimCluster {
     for (const m of this.network.due(this.now)) {
       const n = this.nodes.get(m.to);
       if (!n?.core) continue;
+      if (n.pausedUntil > this.now) {
+        this.network.holdUntil(m, n.pausedUntil);
+        continue;
+      }
       this.trace.add(this.now, describeMessage(m));
       this.call(n, 'step', (core) => core.step(m));
     }
     for (const n of this.nodes.values()) {
-      if (n.core) this.call(n, 'tick', (core) => core.tick());
+      if (n.core && n.pausedUntil <= this.now) this.call(n, 'tick', (core) => core.tick());
     }
     this.runClients(phase !== 'drain');
     this.followCommittedConf();
@@ -895,9 +938,10 @@ export class SimCluster {
   /** Ends the fault phase: the network heals, storms pass, every crashed server comes back. */
   heal(): void {
     this.network.healAll();
-    this.network.faults = { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: Math.min(2, this.calmNetwork.maxDelay) };
+    this.network.faults = { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: Math.min(2, this.calmNetwork.maxDelay), reorderRate: this.calmNetwork.reorderRate };
     this.stormUntil = 0;
     for (const n of this.nodes.values()) {
+      n.pausedUntil = 0;
       if (n.state === 'down') {
         this.stats.restarts++;
         this.start(n);
@@ -971,7 +1015,16 @@ export class SimCluster {
   summary(): ClusterStats {
     let maxTerm = 0;
     for (const n of this.nodes.values()) maxTerm = Math.max(maxTerm, n.core?.term ?? n.storage.durable.hardState.term);
+    const core: Record<string, number> = { ...this.coreStats };
+    const disk = { truncations: 0, lostWrites: 0 };
+    for (const n of this.nodes.values()) {
+      if (n.core) for (const [k, v] of Object.entries(n.core.stats)) core[k] = (core[k] ?? 0) + v;
+      disk.truncations += n.storage.truncations;
+      disk.lostWrites += n.storage.lostWrites;
+    }
     return {
+      core,
+      disk,
       steps: this.now,
       ...this.stats,
       maxTerm,

@@ -9,9 +9,12 @@ export interface NetworkFaults {
   lossRate: number;
   /** Probability that a message is delivered twice (each copy with its own delay). */
   duplicateRate: number;
-  /** Delivery delay in steps, uniform in [minDelay, maxDelay]; a spread reorders messages. */
+  /** Delivery delay in steps, uniform in [minDelay, maxDelay]. */
   minDelay: number;
   maxDelay: number;
+  /** Probability that a message may overtake earlier ones on its link. Otherwise a link is FIFO,
+   *  as a TCP stream is (a message is never delivered before one sent earlier on the same link). */
+  reorderRate: number;
 }
 
 interface InFlight {
@@ -24,6 +27,11 @@ interface InFlight {
 export class SimNetwork {
   faults: NetworkFaults;
   private queue: InFlight[] = [];
+  /** Tiebreaks for FIFO messages: increasing, and above every random one (2^32 + n), so within a
+   *  step FIFO messages keep their send order (random ones may still slip in before them). */
+  private fifoOrder = 0x1_0000_0000;
+  /** Per link ("from>to"): the latest delivery step given to a FIFO message. */
+  private readonly linkTail = new Map<string, number>();
   /** Blocked directed links, as "from>to". */
   private readonly cut = new Set<string>();
   private readonly rng: Rng;
@@ -50,7 +58,17 @@ export class SimNetwork {
   private enqueue(msg: Message, now: number): void {
     const delay = this.faults.minDelay + this.rng.int(this.faults.maxDelay - this.faults.minDelay + 1);
     // At least one step: a reply is never delivered within the step that caused it.
-    this.queue.push({ deliverAt: now + Math.max(1, delay), order: this.rng.u32(), msg });
+    let at = now + Math.max(1, delay);
+    let order = this.rng.u32();
+    if (!this.rng.chance(this.faults.reorderRate)) {
+      // FIFO: not before the previous message on this link; same step → after it (order grows).
+      const link = `${msg.from}>${msg.to}`;
+      const tail = this.linkTail.get(link) ?? 0;
+      if (at <= tail) at = tail;
+      this.linkTail.set(link, at);
+      order = this.fifoOrder++;
+    }
+    this.queue.push({ deliverAt: at, order, msg });
   }
 
   /** Messages due at `now`, in delivery order; messages over a cut link are dropped here (a
@@ -71,6 +89,11 @@ export class SimNetwork {
       out.push(f.msg);
     }
     return out;
+  }
+
+  /** Holds a due message back until `at` (its receiver is paused: it sits in a socket buffer). */
+  holdUntil(msg: Message, at: number): void {
+    this.queue.push({ deliverAt: at, order: this.fifoOrder++, msg });
   }
 
   inFlight(): number {

@@ -20,6 +20,8 @@ export interface RunOptions {
   bug?: SimBug;
   /** Overrides of the per-step fault probabilities (e.g. more crashes for a targeted test). */
   rates?: Partial<FaultRates>;
+  /** ReadIndex mode of every core (default 'safe'; 'lease' trusts clocks, see thesis §6.4.1). */
+  readOnly?: 'safe' | 'lease';
   /** Trace events kept for the report (default 400). */
   traceKeep?: number;
   /** Search budget of the linearizability check (default 2,000,000 moves). */
@@ -46,7 +48,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const faultSteps = opts.steps ?? DEFAULT_STEPS;
   const quietSteps = opts.quietSteps ?? DEFAULT_QUIET_STEPS;
   const drainSteps = opts.drainSteps ?? DEFAULT_DRAIN_STEPS;
-  const cfg = randomClusterConfig(seed, { faultSteps, quietSteps, drainSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep, rates: opts.rates });
+  const cfg = randomClusterConfig(seed, { faultSteps, quietSteps, drainSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep, rates: opts.rates, readOnly: opts.readOnly });
   const cluster = new SimCluster(cfg);
   const ok = () => cluster.violations.length === 0;
 

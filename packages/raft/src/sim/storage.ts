@@ -101,6 +101,8 @@ export class SimStorage {
   /** Counts for the run's statistics. */
   syncs = 0;
   lostWrites = 0;
+  /** Saves that overwrote a conflicting suffix of the log. */
+  truncations = 0;
 
   constructor(bug?: StorageBug) {
     this.bug = bug;
@@ -136,6 +138,7 @@ export class SimStorage {
       if (first > last + 1) throw new StorageContractError(`Ready.entries start at ${first} but the log ends at ${last}: a gap`);
       if (first <= after) throw new StorageContractError(`Ready.entries start at ${first}, at or below the compacted/snapshot index ${after}`);
     }
+    if (w.entries.length > 0 && w.entries[0]!.index <= last) this.truncations++;
     const write: Write = { kind: 'save', snapshot: w.snapshot, entries: w.entries.slice(), hardState: w.hardState };
     applyWrite(this.current, write);
     this.unsynced.push(write);
