@@ -268,6 +268,9 @@ describe('kv export and import', () => {
     assert.match(notJson.stderr, /^Cannot unmarshal data: /);
     const badValue = await run(['kv', 'import', '[{"key":"k","flags":0,"value":"***"}]']);
     assert.deepEqual([badValue.code, badValue.stderr], [1, 'Error base 64 decoding value for key k: illegal base64 data\n']);
+    const badFlags = await run(['kv', 'import', '[{"key":"k","flags":-1,"value":""}]']);
+    assert.deepEqual([badFlags.code, badFlags.stderr], [1, 'Error! Invalid flags for key k: -1 is not an unsigned 64-bit integer\n']);
+    assert.equal(fake.kv.size, 0);
     assert.equal((await run(['kv', 'import'])).stderr, 'Error! Missing DATA argument\n');
   });
 });

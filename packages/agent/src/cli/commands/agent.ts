@@ -19,6 +19,9 @@ async function defaultLoadAgent(): Promise<AgentModule> {
   return mod as AgentModule;
 }
 
+/** Signals closer together than this are one signal delivered twice (see onStop). */
+const DUPLICATE_SIGNAL_MS = 250;
+
 /** Go's os.Signal names, which Consul prints. */
 const SIGNAL_WORDS: Record<SignalName, string> = { SIGINT: 'interrupt', SIGTERM: 'terminated', SIGHUP: 'hangup' };
 
@@ -86,13 +89,19 @@ export async function runAgent(ctx: CommandContext, argv: readonly string[]): Pr
   let handle: AgentHandle | undefined;
   let reloading = Promise.resolve();
 
+  let firstSignalAt = 0;
   const onStop = (sig: SignalName) => () => {
+    // When bin/trellis.cjs re-executes us under Node 24, a Ctrl-C reaches us twice: from the
+    // terminal and forwarded by the launcher, a millisecond apart. Only a signal that comes
+    // noticeably later is the user insisting.
+    if (stopping && Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
     if (stopping) {
       ui.error(`==> Caught second signal ${SIGNAL_WORDS[sig]}. Exiting`);
       forced?.(1);
       return;
     }
     stopping = true;
+    firstSignalAt = Date.now();
     ui.output(`==> Caught signal: ${SIGNAL_WORDS[sig]}`);
     resolveSignal(sig);
   };

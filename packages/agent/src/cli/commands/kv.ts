@@ -409,8 +409,13 @@ export const kvImportCommand: Command = {
         ctx.ui.error(`Error base 64 decoding value for key ${key}: illegal base64 data`);
         return 1;
       }
+      const flags = e?.flags ?? 0;
+      if (!(typeof flags === 'bigint' || Number.isSafeInteger(flags)) || BigInt(flags) < 0n || BigInt(flags) >= 1n << 64n) {
+        ctx.ui.error(`Error! Invalid flags for key ${key}: ${String(flags)} is not an unsigned 64-bit integer`);
+        return 1;
+      }
       try {
-        await kvPut(client, key, Buffer.from(v, 'base64'), { flags: e.flags ?? 0 });
+        await kvPut(client, key, Buffer.from(v, 'base64'), { flags });
       } catch (err) {
         ctx.ui.error(apiErrorText(`Error! Failed writing data for key ${key}`, err));
         return 1;
