@@ -51,8 +51,23 @@ export function parseJsonBody(body: Buffer | string | undefined): unknown {
   try {
     return JSON.parse(text);
   } catch (err) {
-    throw decodeFailed(`invalid JSON: ${(err as Error).message}`);
+    throw decodeFailed(jsonSyntaxError(text, err as Error));
   }
+}
+
+/** A JSON syntax error in Go's words where V8 gives a position ("invalid character 'x' ..."). */
+export function jsonSyntaxError(text: string, err: Error): string {
+  if (/end of JSON input|Unterminated string/.test(err.message)) return 'unexpected EOF';
+  const m = /position (\d+)/.exec(err.message);
+  if (m) {
+    const pos = Number(m[1]);
+    const ch = text[pos];
+    if (ch === undefined) return 'unexpected EOF';
+    return `invalid character ${JSON.stringify(ch).replace(/^"|"$/g, "'")} at offset ${pos + 1}`;
+  }
+  const tok = /^Unexpected token '(.)'/su.exec(err.message);
+  if (tok) return `invalid character ${JSON.stringify(tok[1]).replace(/^"|"$/g, "'")} looking for beginning of value`;
+  return `invalid JSON: ${err.message}`;
 }
 
 /** parseJsonBody + decode, with every failure as a 400 "Request decode failed: ...". */

@@ -4,8 +4,9 @@
 //
 // Index: Consul derives X-Consul-Index of event/list from the last event's ID, which is not
 // monotonic, and blocks only while the client's index equals the current one. Trellis uses the
-// event's Lamport time (monotonic, ≥ 1) and keeps Consul's "block while equal" rule, which works
-// for clients that treat the index as opaque as well as for those that compare it.
+// last event's Lamport time + 1 (monotonic, and never the empty list's 1) and keeps Consul's
+// "block while equal" rule, which works for clients that treat the index as opaque as well as for
+// those that compare it.
 
 import { randomUUID } from 'node:crypto';
 

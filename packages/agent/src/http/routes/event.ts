@@ -60,8 +60,9 @@ export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
     const deadline = performance.now() + opts.waitMs + jitter;
     for (;;) {
       const evs = events.list(name || undefined);
-      // An empty list answers 1, never 0, so a watcher does not spin on ?index=0.
-      const index = evs.length === 0 ? 1 : evs[evs.length - 1]!.LTime;
+      // An empty list answers 1, never 0, so a watcher does not spin on ?index=0; a list answers its
+      // last event's Lamport time + 1, which can never equal the empty list's 1.
+      const index = evs.length === 0 ? 1 : evs[evs.length - 1]!.LTime + 1;
       const remaining = deadline - performance.now();
       // The index is opaque to clients (Consul's is derived from an event UUID): block only while
       // it equals the one the client has.

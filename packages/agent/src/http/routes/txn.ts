@@ -7,7 +7,7 @@
 import type { TxnOp, TxnResponse, TxnResult } from '../../state/types.ts';
 import { applyOk } from '../apply.ts';
 import type { RequestContext } from '../context.ts';
-import { decode, DecodeError } from '../decode.ts';
+import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { EndpointSpec } from '../router.ts';
 import { TxnOpSchema } from '../schemas.ts';
@@ -103,7 +103,7 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
     try {
       raw = JSON.parse(text);
     } catch (err) {
-      throw badRequest(`Failed to parse body: ${(err as Error).message}`);
+      throw badRequest(`Failed to parse body: ${jsonSyntaxError(text, err as Error)}`);
     }
     const ops = convert(raw);
     // Nothing to do; Consul answers an empty transaction from its read path.
