@@ -1,0 +1,98 @@
+// The agent: a composition of parts started in dependency order and stopped in reverse.
+//   server role: Raft (state store as FSM) → leader routines → local state → HTTP → DNS
+// Client agents (no -server) arrive with gossip; until then `trellis agent` must run as a server.
+import { createLogger, type Logger } from './logger.ts';
+import type { RuntimeConfig } from './config/runtime.ts';
+import { RaftServer, resolveNodeId } from './server/raftServer.ts';
+import { SessionTimers } from './server/sessionTimers.ts';
+import { LeaderRoutines } from './server/leader.ts';
+import { catalogDnsLookup } from './server/dnsLookup.ts';
+import { LocalState } from './http/local.ts';
+import { createHttpServer, type HttpServer } from './http/server.ts';
+import type { AgentBackend } from './http/backend.ts';
+import { startDnsServer, type DnsServer } from './dns/index.ts';
+
+export interface Agent {
+  readonly nodeId: string;
+  readonly httpPort: number;
+  readonly dnsPort: number;
+  readonly server: RaftServer;
+  stop(): Promise<void>;
+}
+
+export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger } = {}): Promise<Agent> {
+  const logger = opts.logger ?? createLogger({ level: config.logLevel.toLowerCase(), json: config.logJson });
+  const log = logger.child({ component: 'agent' });
+  if (!config.serverMode) {
+    throw new Error('client agents (without -server) need gossip, which is not built yet: run with -server or -dev');
+  }
+  const stack: Array<() => Promise<void> | void> = [];
+  const stopAll = async () => {
+    for (const fn of stack.reverse()) {
+      try { await fn(); } catch (err) { log.error({ err }, 'error while stopping'); }
+    }
+    stack.length = 0;
+  };
+
+  try {
+    const nodeId = await resolveNodeId(config);
+    log.info({ node: config.nodeName, id: nodeId, datacenter: config.datacenter, server: true, dev: config.devMode }, 'starting Trellis agent');
+
+    const server = new RaftServer({ config, nodeId, logger });
+    const apply = server.apply.bind(server);
+    const sessions = new SessionTimers(server.store, apply, logger);
+    const leader = new LeaderRoutines({ config, nodeId, store: server.store, apply, sessions, logger });
+    server.node.on('leaderChange', (e) => {
+      void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
+    });
+    await server.start();
+    stack.push(() => server.stop());
+    stack.push(() => leader.stop());
+
+    const local = new LocalState({
+      node: {
+        Node: config.nodeName, ID: nodeId, Address: config.advertiseAddrLan, Datacenter: config.datacenter,
+        TaggedAddresses: config.taggedAddresses, Meta: config.nodeMeta,
+      },
+      apply, store: server.store,
+      onError: (err, what) => log.warn({ err }, `local state: ${what}`),
+    });
+
+    const backend: AgentBackend = {
+      store: server.store,
+      apply,
+      consistentRead: (signal) => server.consistentRead(signal),
+      raftStatus: () => server.raftStatus(),
+      config: { ...config, nodeId },
+      local,
+      sessionTimers: sessions,
+      leave: async () => { setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50).unref(); },
+    };
+
+    let http: HttpServer | undefined;
+    let httpPort = -1;
+    if (config.ports.http > 0) {
+      const host = config.httpAddrs[0] ?? '127.0.0.1';
+      http = createHttpServer(backend, { host, port: config.ports.http, logger });
+      httpPort = (await http.listen()).port;
+      stack.push(() => http!.close());
+    }
+    let dns: DnsServer | undefined;
+    let dnsPort = -1;
+    if (config.ports.dns > 0) {
+      const host = config.dnsAddrs[0] ?? '127.0.0.1';
+      dns = await startDnsServer({
+        host, port: config.ports.dns, domain: config.domain, datacenter: config.datacenter, nodeName: config.nodeName,
+        lookup: catalogDnsLookup(server.store, config.datacenter), logger: logger.child({ component: 'agent.dns' }),
+        ttlSeconds: Math.round(config.dns.nodeTtlMs / 1000), udpAnswerLimit: config.dns.udpAnswerLimit, enableTruncate: config.dns.enableTruncate,
+      });
+      dnsPort = dns.port;
+      stack.push(() => dns!.close());
+    }
+    log.info({}, 'Trellis agent running!');
+    return { nodeId, httpPort, dnsPort, server, stop: stopAll };
+  } catch (err) {
+    await stopAll();
+    throw err;
+  }
+}
