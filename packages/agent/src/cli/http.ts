@@ -138,8 +138,7 @@ export class ApiClient {
   async stream(method: string, path: string, opts: RequestOptions = {}): Promise<Response> {
     const res = await this.send(method, path, opts);
     if (res.status !== 200 && !(opts.accept ?? []).includes(res.status)) {
-      const text = (await res.text()).trim();
-      throw new ApiError('ERR_HTTP_STATUS', `Unexpected response code: ${res.status}${text ? ` (${text})` : ''}`, { status: res.status, body: text });
+      throw statusError(method, path, res.status, (await res.text()).trim());
     }
     return res;
   }
@@ -171,9 +170,7 @@ export class ApiClient {
     }
     const index = indexOf(res);
     if (res.status !== 200 && !(opts.accept ?? []).includes(res.status)) {
-      const text = body.toString('utf8').trim();
-      // Consul's api package: "Unexpected response code: 500 (No cluster leader)".
-      throw new ApiError('ERR_HTTP_STATUS', `Unexpected response code: ${res.status}${text ? ` (${text})` : ''}`, { status: res.status, body: text });
+      throw statusError(method, path, res.status, body.toString('utf8').trim());
     }
     return { status: res.status, headers: res.headers, body, index };
   }
@@ -211,6 +208,15 @@ export class ApiClient {
  * JSON.parse that keeps integers above 2^53 exact as bigint: KV Flags are uint64 and the lock and
  * semaphore marker values (0x2ddccbc058a50c18, 0xe0f69a2baa414de0) do not fit in a double.
  */
+/**
+ * Consul's api package wording, "Unexpected response code: 500 (No cluster leader)"; a bare 404
+ * names the endpoint, since it usually means the agent does not serve it (yet).
+ */
+function statusError(method: string, path: string, status: number, text: string): ApiError {
+  const detail = text || (status === 404 ? `${method} ${path} is not served by this agent` : '');
+  return new ApiError('ERR_HTTP_STATUS', `Unexpected response code: ${status}${detail ? ` (${detail})` : ''}`, { status, body: text });
+}
+
 /** X-Consul-Index of a response, 0n when absent. */
 export function indexOf(res: Response): bigint {
   const idx = res.headers.get('x-consul-index');

@@ -350,15 +350,10 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
   const datacenter = get('datacenter', 'dc1').toLowerCase();
   const primaryDatacenter = get('primary_datacenter', '').toLowerCase() || datacenter;
 
+  // Consul: 0 disables a listener, like -1. Other values pass through for validateConfig to judge.
   const port = (key: string): number => {
     const v = get<number>(`ports.${key}`, -1);
-    // Consul: 0 (and anything below) disables the listener; we only accept -1 and 0 so a typo
-    // such as -8500 is reported instead of silently turning the listener off.
-    if (v === 0 || v === -1) return -1;
-    if (v < -1 || v > 65535) {
-      throw invalid(`ports.${key}`, `ports.${key} cannot be ${v}: must be a port between 1 and 65535, or -1 to disable it`);
-    }
-    return v;
+    return v === 0 ? -1 : v;
   };
   const ports: RuntimePorts = {
     http: port('http'), https: port('https'), dns: port('dns'), grpc: port('grpc'), grpcTls: port('grpc_tls'),
@@ -395,10 +390,7 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
   let altDomain = get('alt_domain', '').trim().toLowerCase();
   if (altDomain !== '' && !altDomain.endsWith('.')) altDomain += '.';
 
-  const raftMultiplier = get('performance.raft_multiplier', 5);
-  if (!Number.isInteger(raftMultiplier) || raftMultiplier < 1 || raftMultiplier > MAX_RAFT_MULTIPLIER) {
-    throw invalid('performance.raft_multiplier', `performance.raft_multiplier cannot be ${raftMultiplier}. Must be between 1 and ${MAX_RAFT_MULTIPLIER}`);
-  }
+  const raftMultiplier = get<number>('performance.raft_multiplier', 5);
   const timing = devMode ? RAFT_TIMING_DEV : {
     electionTimeoutMs: RAFT_TIMING.electionTimeoutMs * raftMultiplier,
     heartbeatTimeoutMs: RAFT_TIMING.heartbeatTimeoutMs * raftMultiplier,
@@ -750,7 +742,19 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
     warnings.push('bootstrap_expect is even number: A cluster with an even number of servers does not achieve optimum fault tolerance.');
   }
 
+  if (!Number.isInteger(c.raftMultiplier) || c.raftMultiplier < 1 || c.raftMultiplier > MAX_RAFT_MULTIPLIER) {
+    throw invalid('performance.raft_multiplier', `performance.raft_multiplier cannot be ${c.raftMultiplier}. Must be between 1 and ${MAX_RAFT_MULTIPLIER}`);
+  }
+
   const p = c.ports;
+  for (const [name, key] of PORT_KEYS) {
+    const v = p[name];
+    // We accept only -1 (and 0, normalized to -1) below 1, so that a typo such as -8500 is reported
+    // instead of silently turning a listener off as Consul would.
+    if (v !== -1 && (!Number.isInteger(v) || v < 1 || v > 65535)) {
+      throw invalid(key, `${key} cannot be ${v}: must be a port between 1 and 65535, or -1 to disable it`);
+    }
+  }
   if (p.sidecarMaxPort < p.sidecarMinPort) throw invalid('ports.sidecar_min_port', `sidecar_min_port (${p.sidecarMinPort}) must be less than sidecar_max_port (${p.sidecarMaxPort}). To disable, set both to zero.`);
   if (p.exposeMaxPort < p.exposeMinPort) throw invalid('ports.expose_min_port', `expose_min_port (${p.exposeMinPort}) must be less than expose_max_port (${p.exposeMaxPort}). To disable, set both to zero.`);
   checkAddressesUnique(c);
@@ -814,6 +818,13 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
   }
   return warnings;
 }
+
+const PORT_KEYS: ReadonlyArray<readonly [keyof RuntimePorts, string]> = [
+  ['http', 'ports.http'], ['https', 'ports.https'], ['dns', 'ports.dns'], ['grpc', 'ports.grpc'], ['grpcTls', 'ports.grpc_tls'],
+  ['server', 'ports.server'], ['serfLan', 'ports.serf_lan'], ['serfWan', 'ports.serf_wan'],
+  ['sidecarMinPort', 'ports.sidecar_min_port'], ['sidecarMaxPort', 'ports.sidecar_max_port'],
+  ['exposeMinPort', 'ports.expose_min_port'], ['exposeMaxPort', 'ports.expose_max_port'],
+];
 
 /** Two listeners on one host and port collide (DNS is TCP and UDP; the others are TCP). */
 function checkAddressesUnique(c: RuntimeConfig): void {

@@ -453,6 +453,11 @@ describe('HTTP options', () => {
     assert.equal(r.code, 1);
     assert.equal(r.stderr, `Error querying agent: connection refused to 127.0.0.1:${port} — is the agent running? Set -http-addr or CONSUL_HTTP_ADDR to its HTTP address\n`);
   });
+  test('a bare 404 names the endpoint the agent does not serve', async () => {
+    fake.failures.set('/v1/operator/raft/configuration', { status: 404, body: '' });
+    const r = await run(['operator', 'raft', 'list-peers']);
+    assert.deepEqual([r.code, r.stderr], [1, 'Error getting peers: Failed to retrieve raft configuration: Unexpected response code: 404 (GET /v1/operator/raft/configuration is not served by this agent)\n']);
+  });
   test('unix sockets are refused clearly', async () => {
     const r = await cli(['members', '-http-addr=unix:///tmp/consul.sock']);
     assert.deepEqual([r.code, r.stderr], [1, 'Error connecting to agent: unix socket addresses (unix:///tmp/consul.sock) are not supported by the trellis CLI yet; give host:port\n']);

@@ -196,7 +196,10 @@ class KeyLock implements Holder {
       if (pair && BigInt(pair.Flags) !== LOCK_FLAG_VALUE) throw errConflict();
       if (pair?.Session) {
         index = got.index;
-        continue; // held by someone else: block until the key changes
+        // Held by someone else: block until the key changes. An agent that sent no index cannot
+        // block, so pace the polling instead of spinning on it.
+        if (index === 0n) await sleep(timing.retryMs, signal);
+        continue;
       }
       let locked: boolean;
       try {
@@ -219,6 +222,7 @@ class KeyLock implements Holder {
         const got = await kvGet(this.o.client, this.key, { consistent: true, index, wait: formatGoDuration(this.o.timing.waitMs), signal });
         if (got.pair?.Session !== this.session?.id) return;
         index = got.index;
+        if (index === 0n) await sleep(this.o.timing.retryMs, signal);
         retries = this.o.monitorRetries;
       } catch (err) {
         if (isAbort(err)) return;
@@ -335,6 +339,7 @@ class Semaphore implements Holder {
       this.prune(lock, got.pairs);
       if (Object.keys(lock.Holders).length >= lock.Limit) {
         index = got.index;
+        if (index === 0n) await sleep(timing.retryMs, signal);
         continue;
       }
       lock.Holders[session.id] = true;
@@ -359,6 +364,7 @@ class Semaphore implements Holder {
         this.prune(lock, got.pairs);
         if (!this.session || !lock.Holders[this.session.id]) return;
         index = got.index;
+        if (index === 0n) await sleep(this.o.timing.retryMs, signal);
         retries = this.o.monitorRetries;
       } catch (err) {
         if (isAbort(err)) return;
