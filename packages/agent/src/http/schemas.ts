@@ -1,12 +1,13 @@
 // Request body schemas: Consul's request types written as data (see decode.ts). Field names are the
-// canonical PascalCase of Consul's api package; aliases are the snake_case (and older) spellings
-// Consul also accepts. Registrations are strict (unknown fields are errors, as in Consul's agent
-// endpoints); catalog, session and txn bodies ignore unknown fields, as Consul's decoding does there.
+// canonical PascalCase of Consul's structs/api packages; aliases are the snake_case (and older)
+// spellings Consul also accepts. Every body is strict, as Consul's decodeBody (lib.DecodeJSON with
+// DisallowUnknownFields) is: an unknown field is `Request decode failed: json: unknown field "X"`.
+// Only opaque blocks (proxy configuration, check definitions as stored) keep unknown keys.
 
 import type { FieldSpec, Schema } from './decode.ts';
 
-const serviceAddress: Schema = { name: 'ServiceAddress', fields: { Address: 'string', Port: 'int' } };
-const weights: Schema = { name: 'Weights', fields: { Passing: 'int', Warning: 'int' } };
+const serviceAddress: Schema = { name: 'ServiceAddress', strict: true, fields: { Address: 'string', Port: 'int' } };
+const weights: Schema = { name: 'Weights', strict: true, fields: { Passing: 'int', Warning: 'int' } };
 
 /** api.AgentServiceCheck / structs.CheckType. */
 const checkTypeFields: Record<string, FieldSpec> = {
@@ -157,11 +158,14 @@ export const ServiceDefinitionSchema: Schema = {
 /** `PUT /v1/agent/check/update/:id`. */
 export const CheckUpdateSchema: Schema = {
   name: 'checkUpdate',
+  strict: true,
   fields: { Status: 'string', Output: 'string' },
 };
 
+/** structs.NodeService, plus the api.AgentService fields the Go client sends in a registration. */
 const nodeServiceSchema: Schema = {
   name: 'NodeService',
+  strict: true,
   fields: {
     Kind: 'string',
     ID: 'string',
@@ -178,6 +182,11 @@ const nodeServiceSchema: Schema = {
     Connect: { object: connectSchema },
     CreateIndex: 'uint',
     ModifyIndex: 'uint',
+    ContentHash: 'string',
+    Datacenter: 'string',
+    PeerName: 'string',
+    Locality: 'any',
+    LocallyRegisteredAsSidecar: 'bool',
     Namespace: 'string',
     Partition: 'string',
   },
@@ -201,6 +210,7 @@ const healthCheckDefinitionSchema: Schema = {
 
 const healthCheckSchema: Schema = {
   name: 'HealthCheck',
+  strict: true,
   fields: {
     Node: 'string',
     CheckID: 'string',
@@ -218,6 +228,7 @@ const healthCheckSchema: Schema = {
     Definition: { object: healthCheckDefinitionSchema },
     CreateIndex: 'uint',
     ModifyIndex: 'uint',
+    PeerName: 'string',
     Namespace: 'string',
     Partition: 'string',
   },
@@ -227,6 +238,7 @@ const healthCheckSchema: Schema = {
 /** `PUT /v1/catalog/register` (structs.RegisterRequest). */
 export const CatalogRegisterSchema: Schema = {
   name: 'RegisterRequest',
+  strict: true,
   fields: {
     Datacenter: 'string',
     ID: 'string',
@@ -239,6 +251,8 @@ export const CatalogRegisterSchema: Schema = {
     Checks: { array: { object: healthCheckSchema } },
     SkipNodeUpdate: 'bool',
     Token: 'string',
+    PeerName: 'string',
+    Locality: 'any',
     Namespace: 'string',
     Partition: 'string',
   },
@@ -247,22 +261,25 @@ export const CatalogRegisterSchema: Schema = {
 /** `PUT /v1/catalog/deregister` (structs.DeregisterRequest). */
 export const CatalogDeregisterSchema: Schema = {
   name: 'DeregisterRequest',
+  strict: true,
   fields: {
     Datacenter: 'string',
     Node: 'string',
     ServiceID: 'string',
     CheckID: 'string',
     Token: 'string',
+    PeerName: 'string',
     Namespace: 'string',
     Partition: 'string',
   },
 };
 
-const serviceCheckSchema: Schema = { name: 'ServiceCheck', fields: { ID: 'string', Namespace: 'string' } };
+const serviceCheckSchema: Schema = { name: 'ServiceCheck', strict: true, fields: { ID: 'string', Namespace: 'string' } };
 
 /** `PUT /v1/session/create` (structs.Session). LockDelay is handled separately (Consul's FixupLockDelay). */
 export const SessionCreateSchema: Schema = {
   name: 'Session',
+  strict: true,
   fields: {
     ID: 'string',
     Name: 'string',
@@ -273,6 +290,8 @@ export const SessionCreateSchema: Schema = {
     NodeChecks: 'stringArray',
     ServiceChecks: { array: { object: serviceCheckSchema } },
     Checks: 'stringArray',
+    CreateIndex: 'uint',
+    ModifyIndex: 'uint',
     Namespace: 'string',
     Partition: 'string',
   },
@@ -282,18 +301,21 @@ export const SessionCreateSchema: Schema = {
 
 const txnKvSchema: Schema = {
   name: 'KVTxnOp',
+  strict: true,
   fields: { Verb: 'string', Key: 'string', Value: 'any', Flags: 'uint', Index: 'uint', Session: 'string', Namespace: 'string', Partition: 'string' },
 };
 const txnNodeSchema: Schema = {
   name: 'NodeTxnOp',
+  strict: true,
   fields: {
     Verb: 'string',
     Node: {
       object: {
         name: 'Node',
+        strict: true,
         fields: {
           ID: 'string', Node: 'string', Address: 'string', Datacenter: 'string', TaggedAddresses: 'stringMap',
-          Meta: 'stringMap', CreateIndex: 'uint', ModifyIndex: 'uint', Partition: 'string',
+          Meta: 'stringMap', CreateIndex: 'uint', ModifyIndex: 'uint', Partition: 'string', PeerName: 'string', Locality: 'any',
         },
       },
     },
@@ -301,19 +323,23 @@ const txnNodeSchema: Schema = {
 };
 const txnServiceSchema: Schema = {
   name: 'ServiceTxnOp',
+  strict: true,
   fields: { Verb: 'string', Node: 'string', Service: { object: nodeServiceSchema } },
 };
 const txnCheckSchema: Schema = {
   name: 'CheckTxnOp',
+  strict: true,
   fields: { Verb: 'string', Check: { object: healthCheckSchema } },
 };
 const txnSessionSchema: Schema = {
   name: 'SessionTxnOp',
-  fields: { Verb: 'string', Session: { object: { name: 'Session', fields: { ID: 'string', Node: 'string' } } } },
+  strict: true,
+  fields: { Verb: 'string', Session: { object: SessionCreateSchema } },
 };
 
 export const TxnOpSchema: Schema = {
   name: 'TxnOp',
+  strict: true,
   fields: {
     KV: { object: txnKvSchema },
     Node: { object: txnNodeSchema },

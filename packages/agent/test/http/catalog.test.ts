@@ -103,6 +103,9 @@ describe('catalog', () => {
       ['/v1/catalog/register', '{"Node":', /^Request decode failed: /],
       ['/v1/catalog/register', '', /^Request decode failed: EOF$/],
       ['/v1/catalog/deregister', {}, /^Must provide node$/],
+      ['/v1/catalog/register', { Node: 'n', Address: 'a', Bogus: 1 }, /^Request decode failed: json: unknown field "Bogus"$/],
+      ['/v1/catalog/register', { Node: 'n', Address: 'a', Service: { Service: 'w', Prot: 80 } }, /^Request decode failed: json: unknown field "Prot"$/],
+      ['/v1/catalog/deregister', { Node: 'n', Service: 'x' }, /^Request decode failed: json: unknown field "Service"$/],
     ];
     for (const [url, body, re] of cases) {
       const res = await h.req('PUT', url, body);

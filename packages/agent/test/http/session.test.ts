@@ -56,6 +56,7 @@ describe('sessions', () => {
       [{ LockDelay: 'x' }, 400, /^Request decode failed: /],
       [{ Name: 1 }, 400, /^Request decode failed: json: cannot unmarshal number 1 into Go struct field Session.Name of type string$/],
       ['{', 400, /^Request decode failed: /],
+      [{ Name: 'x', Timeout: '10s' }, 400, /^Request decode failed: json: unknown field "Timeout"$/],
       [{ Node: 'ghost' }, 500, /Missing node registration|ghost/],
       [{ NodeChecks: ['nope'] }, 500, /nope/],
     ];
@@ -158,6 +159,7 @@ describe('txn', () => {
       [[{ KV: { Verb: 'set', Key: 'k' }, Node: { Verb: 'get', Node: { Node: 'x' } } }], 400, /exactly one of/],
       [[{ KV: { Verb: 'set', Key: 1 } }], 400, /^Failed to parse body: json: cannot unmarshal number 1 into Go struct field TxnOp.KV.Key of type string$/],
       [{ KV: {} }, 400, /^Failed to parse body: json: cannot unmarshal object into Go value of type api.TxnOps$/],
+      [[{ KV: { Verb: 'get', Key: 'k', Sesion: 'x' } }], 400, /^Failed to parse body: json: unknown field "Sesion"$/],
       ['[', 400, /^Failed to parse body: /],
       ['', 400, 'Failed to parse body: EOF'],
     ];

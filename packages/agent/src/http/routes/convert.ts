@@ -76,13 +76,11 @@ export function serviceInput(svc: Obj): NodeServiceInput {
   const metaErr = validateMeta(meta, 'Service');
   if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
   const out: NodeServiceInput = { ...(svc as Partial<NodeServiceInput>), Service: name, ID: id, Kind: kind as ServiceKind };
-  delete (out as Obj).Namespace;
-  delete (out as Obj).Partition;
-  if (svc.Weights !== undefined) {
-    const w = svc.Weights as { Passing?: number; Warning?: number };
-    const why = validateWeights(w);
-    if (why) throw badRequest(`Invalid Weights: ${why}`);
-    out.Weights = { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 };
+  // Accepted for compatibility with what clients send (the Go client posts an api.AgentService),
+  // but not part of the catalog row. Weights are stored as given: Consul validates them only on
+  // the agent endpoint.
+  for (const k of ['Namespace', 'Partition', 'PeerName', 'Locality', 'ContentHash', 'Datacenter', 'LocallyRegisteredAsSidecar', 'CreateIndex']) {
+    delete (out as Obj)[k];
   }
   return out;
 }
@@ -100,8 +98,7 @@ export function checkInput(chk: Obj, defaultNode?: string): HealthCheckInput {
     Definition: definitionInput(chk.Definition as Obj | undefined),
   };
   if (defaultNode !== undefined && !out.Node) out.Node = defaultNode;
-  delete (out as Obj).Namespace;
-  delete (out as Obj).Partition;
+  for (const k of ['Namespace', 'Partition', 'PeerName', 'CreateIndex']) delete (out as Obj)[k];
   return out;
 }
 

@@ -92,7 +92,8 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
         return { Check: { Verb: (c.Verb ?? '') as never, Check: { ...chk, Node: chk.Node ?? '' } } };
       }
       const s = op.Session as Obj;
-      return { Session: { Verb: (s.Verb ?? '') as never, Session: (s.Session as { ID: string }) ?? { ID: '' } } };
+      const sess = (s.Session as Obj | undefined) ?? {};
+      return { Session: { Verb: (s.Verb ?? '') as never, Session: { ID: (sess.ID as string | undefined) ?? '', ...(sess.Node ? { Node: sess.Node as string } : {}) } } };
     });
   }
 
