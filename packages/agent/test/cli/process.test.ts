@@ -80,7 +80,7 @@ describe('the trellis command as a process', () => {
     assert.ok(Date.now() - started < 15_000);
   });
 
-  test('agent -dev runs until SIGTERM and removes its pid file', { skip: !fs.existsSync(agentModule) && 'src/agent.ts does not exist yet' }, async () => {
+  test('agent -dev serves the CLI, runs until SIGTERM and removes its pid file', { skip: !fs.existsSync(agentModule) && 'src/agent.ts does not exist yet' }, async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-proc-'));
     const pidFile = path.join(dir, 'agent.pid');
     const ports = await Promise.all([freePort(), freePort(), freePort(), freePort(), freePort()]);
@@ -98,6 +98,22 @@ describe('the trellis command as a process', () => {
       }
       assert.match(out, /==> Trellis agent running!/);
       assert.ok(fs.existsSync(pidFile), 'pid file written');
+      // The pid is the Node 24 process the launcher re-executed, which must be alive.
+      const pid = Number(fs.readFileSync(pidFile, 'utf8'));
+      assert.ok(Number.isInteger(pid) && pid > 0);
+      assert.doesNotThrow(() => process.kill(pid, 0), 'the pid file names a live process');
+
+      // The CLI against the real agent, each command its own process.
+      const env = { CONSUL_HTTP_ADDR: `127.0.0.1:${ports[0]}` };
+      const put = await trellis(['kv', 'put', 'e2e/greeting', 'hello'], env);
+      assert.deepEqual([put.code, put.stdout, put.stderr], [0, 'Success! Data written to: e2e/greeting\n', '']);
+      const get = await trellis(['kv', 'get', 'e2e/greeting'], env);
+      assert.deepEqual([get.code, get.stdout], [0, 'hello\n']);
+      const missing = await trellis(['kv', 'get', 'e2e/none'], env);
+      assert.deepEqual([missing.code, missing.stderr], [1, 'Error! No key exists at: e2e/none\n']);
+      const members = await trellis(['members'], env);
+      assert.equal(members.code, 0, members.stderr);
+      assert.match(members.stdout, /^Node +Address +Status +Type +Build +Protocol +DC +Partition +Segment\n\S+ +127\.0\.0\.1:\d+ +alive +server +/);
       child.kill('SIGTERM');
       assert.equal(await closed, 0, out);
       assert.equal(fs.existsSync(pidFile), false, 'pid file removed');
