@@ -63,13 +63,17 @@ export function parseQueryOptions(ctx: RequestContext, limits: WaitLimits = {}):
   return { stale, consistent, minIndex, waitMs, blocking: minIndex > 0, filter: ctx.get('filter') ?? '' };
 }
 
-/** Sets X-Consul-Index (≥ 1), X-Consul-KnownLeader and X-Consul-LastContact. */
-export function setQueryMeta(ctx: RequestContext, backend: AgentBackend, index: number, stale: boolean): void {
+/** Sets X-Consul-Index (≥ 1), X-Consul-KnownLeader, X-Consul-LastContact and, when the read's
+ *  mode is known, X-Consul-Effective-Consistency ("leader", "stale" or "consistent"). */
+export function setQueryMeta(ctx: RequestContext, backend: AgentBackend, index: number, stale: boolean, opts?: QueryOptions): void {
   const status = backend.raftStatus();
   ctx.header('X-Consul-Index', String(Math.max(1, Math.floor(index))));
   ctx.header('X-Consul-KnownLeader', status.knownLeader ? 'true' : 'false');
   // Only a stale read can be behind; a leader (or a consistent read) is by definition current.
   ctx.header('X-Consul-LastContact', String(stale ? Math.max(0, Math.floor(status.lastContactMs)) : 0));
+  if (opts) ctx.header('X-Consul-Effective-Consistency', opts.consistent ? 'consistent' : opts.stale ? 'stale' : 'leader');
+  // ?cached is accepted; this agent always answers from the store, which Consul reports as a miss.
+  if (ctx.has('cached')) ctx.header('X-Cache', 'MISS');
 }
 
 export interface BlockingDeps {
@@ -107,7 +111,7 @@ export async function blockingRead<T>(
       ctx.signal.aborted;
     const remaining = deadline - performance.now();
     if (done || remaining <= 0) {
-      setQueryMeta(ctx, backend, result.index, opts.stale);
+      setQueryMeta(ctx, backend, result.index, opts.stale, opts);
       return result;
     }
     await waitWithTimeout(ws, remaining, ctx.signal);

@@ -105,8 +105,17 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const blocked = backend.config.http?.blockEndpoints ?? [];
   const responseHeaders = backend.config.http?.responseHeaders ?? {};
 
-  app.setNotFoundHandler((_req, reply) => {
-    void reply.code(404).type('text/plain; charset=utf-8').send('');
+  // Consul's Index handler: "/" names the agent; anything else unknown is a 404 that says why.
+  app.setNotFoundHandler((req, reply) => {
+    const path = (req.raw.url ?? '/').split('?')[0]!;
+    if (path === '/') {
+      void reply.code(200).type('text/plain; charset=utf-8').send('Trellis agent (Consul-compatible HTTP API under /v1/): UI disabled.');
+      return;
+    }
+    const msg = path.includes('/v1/')
+      ? 'Invalid URL path: not a recognized HTTP API endpoint\n'
+      : "Invalid URL path: if attempting to use the HTTP API, ensure the path starts with '/v1/'\n";
+    void reply.code(404).type('text/plain; charset=utf-8').send(msg);
   });
 
   app.setErrorHandler((err: Error & { code?: string; statusCode?: number }, req, reply) => {

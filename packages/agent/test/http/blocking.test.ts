@@ -92,7 +92,12 @@ describe('blocking queries', () => {
       assert.ok(Number(res.headers['x-consul-index']) >= 1, url);
       assert.equal(res.headers['x-consul-knownleader'], 'true', url);
       assert.equal(res.headers['x-consul-lastcontact'], '0', url);
+      assert.equal(res.headers['x-consul-effective-consistency'], 'leader', url);
     }
+    const stale = await h.req('GET', '/v1/catalog/nodes?stale&cached');
+    assert.equal(stale.headers['x-consul-effective-consistency'], 'stale');
+    assert.equal(stale.headers['x-cache'], 'MISS');
+    assert.equal((await h.req('GET', '/v1/kv/x?consistent')).headers['x-consul-effective-consistency'], 'consistent');
     await h.close();
   });
 

@@ -108,10 +108,16 @@ describe('dispatcher conventions', () => {
     await h.close();
   });
 
-  test('unknown paths are 404', async () => {
+  test('unknown paths are 404 with Consul\'s hints; / names the agent', async () => {
     const h = harness();
-    assert.equal((await h.req('GET', '/v1/nope')).statusCode, 404);
-    assert.equal((await h.req('GET', '/v2/kv/a')).statusCode, 404);
+    const v1 = await h.req('GET', '/v1/nope');
+    assert.equal(v1.statusCode, 404);
+    assert.equal(v1.body, 'Invalid URL path: not a recognized HTTP API endpoint\n');
+    const v2 = await h.req('PUT', '/v2/kv/a', 'x');
+    assert.equal(v2.statusCode, 404);
+    assert.match(v2.body, /ensure the path starts with '\/v1\/'/);
+    const root = await h.req('GET', '/');
+    assert.equal(root.statusCode, 200);
     await h.close();
   });
 
