@@ -1,6 +1,7 @@
 // /v1/agent: local services and checks (and their catalog sync), maintenance, metrics, self, members.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { checkRegistrationFromJson, serviceRegistrationFromJson } from '../../src/http/routes/agent.ts';
 import { FakeTimers, harness, NODE, settle } from './helpers.ts';
 
 describe('agent services', () => {
@@ -172,6 +173,25 @@ describe('agent services', () => {
     assert.ok(performance.now() - t0 < 50);
     assert.notEqual(second.body.ContentHash, first.body.ContentHash);
     assert.deepEqual(second.body.Tags, ['x']);
+    await h.close();
+  });
+});
+
+describe('registrations from config files (same decoder as the API)', () => {
+  test('a service in the API JSON shape, as config/ produces it', async () => {
+    const h = harness();
+    const reg = serviceRegistrationFromJson({
+      Name: 'api', Kind: 'typical', Port: 9000, Tags: ['x'],
+      Checks: [{ ID: 'api-http', Name: 'http', HTTP: 'http://127.0.0.1:9000/', Interval: '10s' }, { Name: 'ttl', TTL: '1m' }],
+    });
+    assert.equal(reg.service.Kind, '');
+    assert.equal(reg.checks[0]!.CheckID, 'api-http');
+    await h.backend.local.addService(reg.service, reg.checks);
+    assert.deepEqual(h.store.nodeChecks(NODE).value.map((c) => c.CheckID), ['serfHealth', 'api-http', 'service:api:2']);
+    const check = checkRegistrationFromJson({ Name: 'disk', TTL: '30s' });
+    assert.equal(check.CheckID, 'disk');
+    assert.throws(() => serviceRegistrationFromJson({ Name: 'x', Bogus: 1 }), /Request decode failed: json: unknown field "Bogus"/);
+    assert.throws(() => checkRegistrationFromJson({ Name: 'c' }), /Invalid check: TTL must be > 0/);
     await h.close();
   });
 });

@@ -8,8 +8,8 @@ import { isCheckStatus, validateServiceName } from '../../state/validate.ts';
 import type { AgentMember } from '../backend.ts';
 import { parseQueryOptions, waitWithTimeout } from '../blocking.ts';
 import { RawBody, type RequestContext } from '../context.ts';
-import { decodeBody } from '../decode.ts';
-import { badRequest, HttpError, notFound } from '../errors.ts';
+import { decode, decodeBody, DecodeError, type Schema } from '../decode.ts';
+import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceDef } from '../local.ts';
 import type { EndpointSpec } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
@@ -72,6 +72,106 @@ function enableParam(ctx: RequestContext): boolean {
   const v = parseBool(raw);
   if (v === undefined) throw badRequest(`Invalid value for enable: ${JSON.stringify(raw)}`);
   return v;
+}
+
+/**
+ * Validates a decoded service registration (PUT /v1/agent/service/register's body, or a service
+ * from a config file in the same JSON shape) as Consul does, and builds what LocalState stores.
+ * Throws HttpError 400 with Consul's text. `warning` is Consul's note for names DNS cannot serve.
+ */
+export function serviceRegistration(def: Obj): { service: LocalServiceDef; checks: CheckType[]; warning: string | null } {
+  const name = (def.Name as string | undefined) ?? '';
+  if (name === '') throw badRequest('Missing service name');
+  const nameCheck = validateServiceName(name);
+  if (nameCheck.error) throw badRequest(nameCheck.error);
+  const address = (def.Address as string | undefined) ?? '';
+  if (isAnyAddress(address)) throw badRequest('Invalid service address');
+  let weights = { Passing: 1, Warning: 1 };
+  if (def.Weights !== undefined) {
+    const w = def.Weights as { Passing?: number; Warning?: number };
+    const why = validateWeights(w);
+    if (why) throw badRequest(`Invalid Weights: ${why}`);
+    weights = { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 };
+  }
+  const meta = (def.Meta as Record<string, string> | undefined) ?? {};
+  const metaErr = validateMeta(meta, 'Service');
+  if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
+  let kind = (def.Kind as string | undefined) ?? '';
+  // The api package's name for a typical service.
+  if (kind === 'typical') kind = '';
+  if (!SERVICE_KINDS.has(kind)) throw badRequest(`Invalid service kind: ${JSON.stringify(kind)}`);
+  const port = (def.Port as number | undefined) ?? 0;
+  const proxy = def.Proxy as Obj | undefined;
+  if (kind === 'connect-proxy') {
+    if (!proxy || !proxy.DestinationServiceName) {
+      throw badRequest('Validation failed: Proxy.DestinationServiceName must be non-empty for Connect proxy services');
+    }
+    if (port === 0 && !def.SocketPath) throw badRequest('Validation failed: Port or SocketPath must be set for a Connect proxy');
+  }
+  if (kind === 'mesh-gateway' && port === 0) throw badRequest('Validation failed: Port must be non-zero for a Mesh Gateway');
+
+  const checkDefs: Obj[] = [];
+  if (def.Check) checkDefs.push(def.Check as Obj);
+  if (def.Checks) checkDefs.push(...(def.Checks as Obj[]));
+  const checks: CheckType[] = [];
+  for (const c of checkDefs) {
+    const ct = toCheckType(c);
+    if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
+    const why = validateCheckType(ct);
+    if (why) throw badRequest(`Invalid check: ${why}`);
+    if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
+    checks.push(ct);
+  }
+
+  const svc: LocalServiceDef = {
+    Kind: kind as LocalServiceDef['Kind'],
+    ID: (def.ID as string | undefined) || name,
+    Service: name,
+    Tags: (def.Tags as string[] | undefined) ?? [],
+    Address: address,
+    TaggedAddresses: (def.TaggedAddresses as LocalServiceDef['TaggedAddresses'] | undefined) ?? {},
+    Meta: meta,
+    Port: port,
+    Weights: weights,
+    EnableTagOverride: (def.EnableTagOverride as boolean | undefined) ?? false,
+  };
+  if (def.SocketPath) svc.SocketPath = def.SocketPath as string;
+  if (proxy) svc.Proxy = proxy;
+  if (def.Connect) svc.Connect = def.Connect as LocalServiceDef['Connect'];
+  return { service: svc, checks, warning: nameCheck.warning };
+}
+
+/** Decodes and validates a registration given as parsed JSON (e.g. a config file's service). */
+export function serviceRegistrationFromJson(raw: unknown): { service: LocalServiceDef; checks: CheckType[]; warning: string | null } {
+  return serviceRegistration(decodeOrThrow(raw, ServiceDefinitionSchema));
+}
+
+/**
+ * Validates a check registration (PUT /v1/agent/check/register's body, or a config file's check in
+ * the same JSON shape); the result goes to LocalState.addCheck.
+ */
+export function checkRegistrationFromJson(raw: unknown): CheckType & { CheckID: string; ServiceID?: string } {
+  return checkRegistration(decodeOrThrow(raw, CheckDefinitionSchema));
+}
+
+function decodeOrThrow(raw: unknown, schema: Schema): Obj {
+  try {
+    return decode(raw, schema);
+  } catch (err) {
+    if (err instanceof DecodeError) throw decodeFailed(err.message);
+    throw err;
+  }
+}
+
+function checkRegistration(def: Obj): CheckType & { CheckID: string; ServiceID?: string } {
+  const name = (def.Name as string | undefined) ?? '';
+  if (name === '') throw badRequest('Missing check name');
+  const status = (def.Status as string | undefined) ?? '';
+  if (status !== '' && !isCheckStatus(status)) throw badRequest('Bad check status');
+  const ct = toCheckType(def);
+  const why = validateCheckType(ct);
+  if (why) throw badRequest(`Invalid check: ${why}`);
+  return { ...ct, CheckID: ct.CheckID || name, ...(def.ServiceID ? { ServiceID: def.ServiceID as string } : {}) };
 }
 
 export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
@@ -203,65 +303,8 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function registerService(ctx: RequestContext): Promise<undefined> {
-    const def = decodeBody<Obj>(ctx.body, ServiceDefinitionSchema);
-    const name = (def.Name as string | undefined) ?? '';
-    if (name === '') throw badRequest('Missing service name');
-    const nameCheck = validateServiceName(name);
-    if (nameCheck.error) throw badRequest(nameCheck.error);
-    if (nameCheck.warning) deps.logger?.warn({ service: name }, nameCheck.warning);
-    const address = (def.Address as string | undefined) ?? '';
-    if (isAnyAddress(address)) throw badRequest('Invalid service address');
-    let weights = { Passing: 1, Warning: 1 };
-    if (def.Weights !== undefined) {
-      const w = def.Weights as { Passing?: number; Warning?: number };
-      const why = validateWeights(w);
-      if (why) throw badRequest(`Invalid Weights: ${why}`);
-      weights = { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 };
-    }
-    const meta = (def.Meta as Record<string, string> | undefined) ?? {};
-    const metaErr = validateMeta(meta, 'Service');
-    if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
-    const kind = (def.Kind as string | undefined) ?? '';
-    if (!SERVICE_KINDS.has(kind)) throw badRequest(`Invalid service kind: ${JSON.stringify(kind)}`);
-    const port = (def.Port as number | undefined) ?? 0;
-    const proxy = def.Proxy as Obj | undefined;
-    if (kind === 'connect-proxy') {
-      if (!proxy || !proxy.DestinationServiceName) {
-        throw badRequest('Validation failed: Proxy.DestinationServiceName must be non-empty for Connect proxy services');
-      }
-      if (port === 0 && !def.SocketPath) throw badRequest('Validation failed: Port or SocketPath must be set for a Connect proxy');
-    }
-    if (kind === 'mesh-gateway' && port === 0) throw badRequest('Validation failed: Port must be non-zero for a Mesh Gateway');
-
-    const checkDefs: Obj[] = [];
-    if (def.Check) checkDefs.push(def.Check as Obj);
-    if (def.Checks) checkDefs.push(...(def.Checks as Obj[]));
-    const checks: CheckType[] = [];
-    for (const c of checkDefs) {
-      const ct = toCheckType(c);
-      if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
-      const why = validateCheckType(ct);
-      if (why) throw badRequest(`Invalid check: ${why}`);
-      if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
-      checks.push(ct);
-    }
-
-    const svc: LocalServiceDef = {
-      Kind: kind as LocalServiceDef['Kind'],
-      ID: (def.ID as string | undefined) || name,
-      Service: name,
-      Tags: (def.Tags as string[] | undefined) ?? [],
-      Address: address,
-      TaggedAddresses: (def.TaggedAddresses as LocalServiceDef['TaggedAddresses'] | undefined) ?? {},
-      Meta: meta,
-      Port: port,
-      Weights: weights,
-      EnableTagOverride: (def.EnableTagOverride as boolean | undefined) ?? false,
-    };
-    if (def.SocketPath) svc.SocketPath = def.SocketPath as string;
-    if (proxy) svc.Proxy = proxy;
-    if (def.Connect) svc.Connect = def.Connect as LocalServiceDef['Connect'];
-
+    const { service: svc, checks, warning } = serviceRegistration(decodeBody<Obj>(ctx.body, ServiceDefinitionSchema));
+    if (warning) deps.logger?.warn({ service: svc.Service }, warning);
     const r = ctx.getAll('replace-existing-checks');
     const replaceExistingChecks = r.length > 0 && (r[0] === '' || r[0] === 'true');
     const started = performance.now();
@@ -304,15 +347,7 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function registerCheck(ctx: RequestContext): Promise<undefined> {
-    const def = decodeBody<Obj>(ctx.body, CheckDefinitionSchema);
-    const name = (def.Name as string | undefined) ?? '';
-    if (name === '') throw badRequest('Missing check name');
-    const status = (def.Status as string | undefined) ?? '';
-    if (status !== '' && !isCheckStatus(status)) throw badRequest('Bad check status');
-    const ct = toCheckType(def);
-    const why = validateCheckType(ct);
-    if (why) throw badRequest(`Invalid check: ${why}`);
-    await local().addCheck({ ...ct, CheckID: ct.CheckID || name, ...(def.ServiceID ? { ServiceID: def.ServiceID as string } : {}) });
+    await local().addCheck(checkRegistration(decodeBody<Obj>(ctx.body, CheckDefinitionSchema)));
     return undefined;
   }
 
