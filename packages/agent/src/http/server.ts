@@ -234,6 +234,8 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       reply.raw.off('close', onClose);
       inflight.delete(ac);
       metrics.measureSince('consul.api.http', started, { method, path: label });
+      // Consul's "[DEBUG] agent.http: Request finished: method=GET url=... from=... latency=..."
+      logger?.debug({ method, url: redactUrl(req.url), status: reply.statusCode, latencyMs: Math.round((performance.now() - started) * 1000) / 1000 }, 'Request finished');
     }
   }
 

@@ -4,6 +4,8 @@ import assert from 'node:assert/strict';
 import { decode, DecodeError, type Schema } from '../../src/http/decode.ts';
 import { mapError } from '../../src/http/errors.ts';
 import { ServiceDefinitionSchema } from '../../src/http/schemas.ts';
+import { Writable } from 'node:stream';
+import pino from 'pino';
 import { harness } from './helpers.ts';
 
 describe('decode: Go encoding/json rules', () => {
@@ -245,4 +247,17 @@ describe('dispatcher conventions', () => {
     assert.match(prom, /consul_api_http_count\{method="GET",path="v1_status_leader"\} 1/);
     await h.close();
   });
+});
+
+test('requests are logged at debug with the component name; tokens never appear', async () => {
+  const lines: Record<string, unknown>[] = [];
+  const sink = new Writable({ write(chunk, _enc, cb) { for (const l of chunk.toString().split('\n')) if (l) lines.push(JSON.parse(l)); cb(); } });
+  const h = harness({ logger: pino({ level: 'debug' }, sink) });
+  await h.req('GET', '/v1/kv/a?token=s3cret');
+  await h.close();
+  const finished = lines.find((l) => l.msg === 'Request finished');
+  assert.ok(finished, JSON.stringify(lines));
+  assert.equal(finished.component, 'agent.http');
+  assert.equal(finished.status, 404);
+  assert.ok(!JSON.stringify(lines).includes('s3cret'));
 });

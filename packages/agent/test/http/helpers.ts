@@ -34,6 +34,7 @@ export interface Harness {
 
 export interface HarnessOptions {
   config?: Partial<RuntimeConfig>;
+  logger?: import('pino').Logger;
   timers?: Timers;
   random?: () => number;
   sessionTimers?: boolean;
@@ -90,7 +91,9 @@ export function harness(opts: HarnessOptions = {}): Harness {
     type: 'catalogRegister', Node: NODE, ID: NODE_ID, Address: '127.0.0.1', Datacenter: config.datacenter,
     Check: { CheckID: 'serfHealth', Name: 'Serf Health Status', Status: 'passing', Output: 'Agent alive and reachable' },
   });
-  const server = createHttpServer(backend, { host: '127.0.0.1', port: 0, ...(opts.random ? { random: opts.random } : {}) });
+  const server = createHttpServer(backend, {
+    host: '127.0.0.1', port: 0, ...(opts.random ? { random: opts.random } : {}), ...(opts.logger ? { logger: opts.logger } : {}),
+  });
   h.backend = backend;
   h.server = server;
   h.req = (method, url, body, headers = {}) =>
