@@ -6,15 +6,17 @@
 // `consistentRead()`.
 
 import type { RuntimeConfig } from '../config/runtime.ts';
-import type { Command, CommandResult, StateReader } from '../state/types.ts';
+import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '../state/types.ts';
 import type { WatchSet } from '../state/watch.ts';
 import type { EventLog } from './events.ts';
 import type { LocalState } from './local.ts';
 import type { MetricsSink } from './metrics.ts';
 
-/** The store as the HTTP layer uses it: the query API plus fresh watch sets for blocking reads. */
+/** The store as the HTTP layer uses it: the query API, fresh watch sets for blocking reads, and
+ *  read-only transactions (Consul's Txn.Read, which needs no Raft round). */
 export interface HttpStore extends StateReader {
   watchSet(): WatchSet;
+  readTxn(ops: readonly TxnOp[]): TxnResponse;
 }
 
 export interface RaftStatus {

@@ -292,6 +292,7 @@ describe('agent info endpoints', () => {
     const h = harness();
     await h.req('PUT', '/v1/kv/a', 'b');
     await h.req('PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'a' } }]);
+    await h.req('PUT', '/v1/txn', [{ KV: { Verb: 'set', Key: 't', Value: '' } }]);
     const json = await h.json<{ Timestamp: string; Gauges: unknown[]; Points: unknown[]; Counters: unknown[]; Samples: { Name: string; Count: number; Labels: Record<string, string> }[] }>('GET', '/v1/agent/metrics');
     assert.match(json.body.Timestamp, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d \+0000 UTC$/);
     assert.ok(Array.isArray(json.body.Gauges) && Array.isArray(json.body.Points) && Array.isArray(json.body.Counters));
@@ -303,6 +304,7 @@ describe('agent info endpoints', () => {
     assert.match(prom.body, /^# HELP consul_kvs_apply/m);
     assert.match(prom.body, /consul_kvs_apply\{quantile="0\.5"\}/);
     assert.match(prom.body, /consul_txn_apply_count 1/);
+    assert.match(prom.body, /consul_txn_read_count 1/);
     const om = await h.req('GET', '/v1/agent/metrics', undefined, { accept: 'application/openmetrics-text' });
     assert.match(om.body, /consul_kvs_apply/);
     await h.close();

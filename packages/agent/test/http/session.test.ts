@@ -119,6 +119,24 @@ describe('txn', () => {
     await h.close();
   });
 
+  test('a read-only transaction is answered without a Raft write', async () => {
+    const h = harness();
+    await h.req('PUT', '/v1/kv/r', 'x');
+    const before = h.store.lastIndex();
+    const res = await h.json<{ Results: { KV: { Value: string } }[] }>('PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'r' } }, { KV: { Verb: 'check-not-exists', Key: 'nope' } }]);
+    assert.equal(res.status, 200);
+    assert.equal(res.body.Results[0]!.KV.Value, b64('x'));
+    assert.equal(res.headers['x-consul-knownleader'], 'true');
+    assert.equal(h.store.lastIndex(), before);
+    const missing = await h.json<{ Errors: unknown[] }>('PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'nope' } }]);
+    assert.equal(missing.status, 409);
+    assert.equal(missing.body.Errors.length, 1);
+    h.raft.knownLeader = false;
+    assert.equal((await h.req('PUT', '/v1/txn', [{ KV: { Verb: 'get', Key: 'r' } }])).statusCode, 500);
+    assert.equal((await h.req('PUT', '/v1/txn?stale', [{ KV: { Verb: 'get', Key: 'r' } }])).statusCode, 200);
+    await h.close();
+  });
+
   test('a failing op is 409 with Errors, and nothing is applied', async () => {
     const h = harness();
     await h.req('PUT', '/v1/kv/a', 'old');

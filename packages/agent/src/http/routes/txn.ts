@@ -1,17 +1,20 @@
 // PUT /v1/txn: Consul's transaction endpoint (agent/txn_endpoint.go). The body is api.TxnOps; the
 // whole list is one Raft entry applied all-or-nothing. Success: 200 {"Results": [...], "Errors":
 // null}; a failing op: 409 {"Results": null, "Errors": [{"OpIndex", "What"}]} and nothing changed.
-// Consul sends read-only transactions down a stale-capable read path; Trellis applies every
-// transaction through Raft, which is stricter (linearizable) and answers the same shape.
+// As in Consul, a transaction of reads only is answered from the local store (honouring ?stale /
+// ?consistent, with X-Consul-KnownLeader and -LastContact but no index); any write goes to Raft.
 
 import type { TxnOp, TxnResponse, TxnResult } from '../../state/types.ts';
+import { isReadOnlyTxn } from '../../state/txn.ts';
 import { applyOk } from '../apply.ts';
+import { parseQueryOptions } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { EndpointSpec } from '../router.ts';
 import { TxnOpSchema } from '../schemas.ts';
 import type { RouteDeps } from '../server.ts';
+import { waitLimits } from './common.ts';
 import { checkInput, serviceInput } from './convert.ts';
 import { dirEntryJson, DEFAULT_KV_MAX_VALUE_BYTES } from './kv.ts';
 
@@ -111,10 +114,23 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
     if (ops.length === 0) return { Results: null, Errors: null };
     const started = performance.now();
     let resp: TxnResponse;
-    try {
-      ({ value: resp } = await applyOk(backend.apply, { type: 'txn', Ops: ops, now: Date.now() }));
-    } finally {
-      metrics.measureSince('consul.txn.apply', started);
+    if (isReadOnlyTxn(ops)) {
+      const opts = parseQueryOptions(ctx, waitLimits(deps));
+      if (!opts.stale && !opts.consistent && !backend.raftStatus().knownLeader) {
+        throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
+      }
+      if (opts.consistent) await backend.consistentRead(ctx.signal);
+      resp = backend.store.readTxn(ops);
+      const status = backend.raftStatus();
+      ctx.header('X-Consul-KnownLeader', status.knownLeader ? 'true' : 'false');
+      ctx.header('X-Consul-LastContact', String(opts.stale ? Math.max(0, Math.floor(status.lastContactMs)) : 0));
+      metrics.measureSince('consul.txn.read', started);
+    } else {
+      try {
+        ({ value: resp } = await applyOk(backend.apply, { type: 'txn', Ops: ops, now: Date.now() }));
+      } finally {
+        metrics.measureSince('consul.txn.apply', started);
+      }
     }
     if (resp.Errors && resp.Errors.length > 0) {
       ctx.status = 409;
