@@ -14,7 +14,7 @@ const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads'
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`sim: ${problem}\n`);
   process.stderr.write([
-    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--stop]',
+    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--set k=v]… [--stop]',
     '       SEED=<n> npm run sim   (replay one seed with its trace)',
     `  --seeds  number of seeds to run (default 100)`,
     `  --start  first seed (default 1)`,
@@ -23,6 +23,7 @@ function usage(problem?: string): never {
     `  --drain  bound on the steps to converge once clients stop (liveness; default ${DEFAULT_DRAIN_STEPS})`,
     `  --trace  trace lines to print for a failure (default 60; a replay prints 400)`,
     `  --bug    inject a deliberate bug to see the checkers catch it: ${BUGS.join(', ')}`,
+    `  --set    pin a cluster config field for every seed, e.g. --set preVote=false --set initialVoters=5`,
     `  --stop   stop at the first failing seed`,
     '',
   ].join('\n'));
@@ -42,6 +43,7 @@ try {
     options: {
       seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' }, drain: { type: 'string' },
       trace: { type: 'string' }, bug: { type: 'string' }, stop: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
+      set: { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -55,6 +57,22 @@ const bug = v.bug as SimBug | undefined;
 const steps = intOption('steps', v.steps, DEFAULT_STEPS);
 const quietSteps = intOption('quiet', v.quiet, DEFAULT_QUIET_STEPS);
 const drainSteps = intOption('drain', v.drain, DEFAULT_DRAIN_STEPS);
+const SETTABLE = ['initialVoters', 'spareNodes', 'electionTicks', 'heartbeatTicks', 'preVote', 'checkQuorum', 'readOnly',
+  'maxInflight', 'maxMsgBytes', 'fsyncSteps', 'snapshotEvery', 'snapshotTrail', 'clients', 'keys', 'clientTimeout', 'readIndexShare'] as const;
+const pinned: Record<string, unknown> = {};
+for (const kv of v.set ?? []) {
+  const eq = kv.indexOf('=');
+  const key = kv.slice(0, eq);
+  if (eq < 1 || !(SETTABLE as readonly string[]).includes(key)) usage(`--set takes field=value with field one of ${SETTABLE.join(', ')}; got ${JSON.stringify(kv)}`);
+  const raw = kv.slice(eq + 1);
+  let value: unknown;
+  try {
+    value = JSON.parse(raw);
+  } catch {
+    value = raw; // a bare word such as lease
+  }
+  pinned[key] = value;
+}
 const envSeed = process.env.SEED;
 const replay = envSeed !== undefined && envSeed !== '';
 const start = replay ? intOption('SEED', envSeed, 0) : intOption('start', v.start, 1);
@@ -67,6 +85,7 @@ function replayHint(seed: number): string {
     quietSteps !== DEFAULT_QUIET_STEPS ? `--quiet ${quietSteps}` : '',
     drainSteps !== DEFAULT_DRAIN_STEPS ? `--drain ${drainSteps}` : '',
     bug ? `--bug ${bug}` : '',
+    ...(v.set ?? []).map((kv) => `--set ${kv}`),
   ].filter(Boolean).join(' ');
   return `SEED=${seed} npm run sim${extra ? ` -- ${extra}` : ''}`;
 }
@@ -89,7 +108,7 @@ const failed: number[] = [];
 const unknown: number[] = [];
 for (let i = 0; i < count; i++) {
   const seed = start + i;
-  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60) });
+  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned });
   if (r.stats.linearizability === 'unknown') unknown.push(seed);
   if (!r.ok) {
     failed.push(seed);

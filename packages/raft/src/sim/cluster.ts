@@ -45,6 +45,9 @@ export interface ClusterConfig {
   readOnly: 'safe' | 'lease';
   maxInflight: number;
   maxMsgBytes: number;
+  /** Steps a synced write (Ready with mustSync) takes to reach the disk (0 = at once). Meanwhile the core keeps
+   *  running, and a leader's replication traffic goes out before its own write completes. */
+  fsyncSteps: number;
   /** Take a snapshot every this many applied entries; keep up to `snapshotTrail` entries below it. */
   snapshotEvery: number;
   snapshotTrail: number;
@@ -107,6 +110,9 @@ export function randomClusterConfig(seed: number, opts: {
     readOnly: opts.readOnly ?? 'safe',
     maxInflight: r.pick([2, 4, 256]),
     maxMsgBytes: r.pick([150, 600, 1 << 20]),
+    // Raft needs broadcast time ≪ election timeout (§5.6); a round trip that includes an fsync on
+    // each side must stay well inside electionTicks even with the slowest links.
+    fsyncSteps: r.pick([0, 0, 1, electionTicks >= 10 ? 2 : 1]),
     snapshotEvery,
     snapshotTrail: r.int(snapshotEvery + 1),
     network: faults
@@ -171,6 +177,8 @@ class SimNode {
   lastTerm = 0;
   /** Frozen (no ticks, no message handling) until this step. */
   pausedUntil = 0;
+  /** A Ready whose write is still on its way to the disk (fsync latency). */
+  inflight: { rd: Ready; doneAt: number; early: boolean } | undefined;
   incarnation = 0;
   /** Client proposals waiting on this node, by log index. */
   proposals = new Map<number, PendingProposal[]>();
@@ -350,6 +358,8 @@ export class SimCluster {
   private stopVolatile(n: SimNode, why: string): void {
     if (n.core) this.addCoreStats(n.core.stats);
     n.core = undefined;
+    n.inflight = undefined;
+    n.storage.dropStaged();
     // Clients waiting on this node never hear back.
     for (const list of n.proposals.values()) for (const p of list) this.giveUp(p.client);
     for (const r of n.reads.values()) this.giveUp(r.client);
@@ -374,11 +384,16 @@ export class SimCluster {
   }
 
   private drain(n: SimNode): void {
-    for (let rounds = 0; n.core && n.core.hasReady(); rounds++) {
+    if (n.core) this.observeLeaderCommit(n, n.core);
+    // While a Ready is being persisted the driver takes no other (one Ready at a time, as in etcd);
+    // the core keeps stepping messages and ticking meanwhile.
+    for (let rounds = 0; n.core && !n.inflight && n.core.hasReady(); rounds++) {
       if (rounds > 50) {
         this.fail('contract', `${n.id}.hasReady() stayed true after 50 Ready rounds`);
         return;
       }
+      // advance() may have moved a leader's commit (its own write completing a quorum).
+      this.observeLeaderCommit(n, n.core);
       let rd: Ready;
       try {
         rd = n.core.ready();
@@ -386,14 +401,20 @@ export class SimCluster {
         this.fail('crash', `${n.id}.ready() threw: ${(err as Error).stack ?? err}`);
         return;
       }
-      this.handleReady(n, n.core, rd);
+      this.takeReady(n, n.core, rd);
     }
     if (n.core) this.observeRole(n, n.core);
   }
 
-  private handleReady(n: SimNode, core: RaftCore, rd: Ready): void {
+  /**
+   * Ready step 1 begins: the write is checked and staged (the node's view of its log includes it),
+   * commits are observed, and, with fsync latency, the rest waits for the disk. A leader whose
+   * Ready holds only its own replication traffic sends it before its write completes (thesis
+   * §10.2.1, as RaftNode does): the core counts the leader toward a quorum only after advance().
+   */
+  private takeReady(n: SimNode, core: RaftCore, rd: Ready): void {
     const st = n.storage;
-    const prevHard = st.current.hardState;
+    const prevHard = st.view().hardState;
     const voteChanged = rd.hardState !== undefined && (rd.hardState.term !== prevHard.term || rd.hardState.vote !== prevHard.vote);
     if (!rd.mustSync && (rd.entries.length > 0 || rd.snapshot !== undefined || voteChanged)) {
       this.fail('contract', `${n.id}: Ready has ${rd.entries.length} entries${rd.snapshot ? ', a snapshot' : ''}${voteChanged ? ', a term/vote change' : ''} but mustSync is false`);
@@ -402,18 +423,59 @@ export class SimCluster {
       this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${rd.hardState.term}`);
     }
     if (rd.hardState && rd.hardState.vote !== '') {
-      // Raft §5.2: one vote per term, remembered across restarts (the ledger lives with the disk,
-      // so it is forgotten only when the operator wipes the disk).
+      // Raft §5.2: one vote per term, remembered across restarts (the ledger lives with the disk).
       const hs = rd.hardState;
       const earlier = st.votes.get(hs.term);
       if (earlier === undefined) st.votes.set(hs.term, hs.vote);
       else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
     }
+    if (rd.snapshot) this.checker.observeSnapshot(n.id, rd.snapshot.meta);
 
-    // 1. Persist: snapshot (restoring the state machine), entries, hard state.
+    const before = st.view();
+    const prevTerm = rd.entries.length > 0 ? (rd.snapshot && rd.entries[0]!.index - 1 === rd.snapshot.meta.index ? rd.snapshot.meta.term : termAt(before, rd.entries[0]!.index - 1)) : undefined;
+    try {
+      st.stage({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+    } catch (err) {
+      if (err instanceof StorageContractError) this.fail('contract', `${n.id}: ${err.message}`);
+      else throw err;
+      return;
+    }
+    if (rd.entries.length > 0) {
+      this.checker.observePersist(n.id, rd.entries, prevTerm);
+      this.trace.add(this.now, `${n.id} persist ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index} t${rd.entries[rd.entries.length - 1]!.term}`);
+    }
+    if (rd.hardState) {
+      const hs = rd.hardState;
+      const view = st.view();
+      if (hs.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hs.commit}`);
+      if (hs.commit > lastIndexOf(view)) this.fail('contract', `${n.id}: commit ${hs.commit} beyond its last index ${lastIndexOf(view)}`);
+      n.commit = hs.commit;
+      // Every leader commit was recorded right after the call that made it (observeLeaderCommit);
+      // a commit index nobody recorded came from somewhere else.
+      if (hs.commit > this.checker.committedIndex()) {
+        this.fail('stateMachineSafety', `${n.id} (${core.role}, term ${core.term}) believes index ${hs.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
+      }
+    }
+
+    // Only a write that must be synced waits for the disk; a buffered write (e.g. a commit-index
+    // update) returns at once.
+    const latency = rd.mustSync ? this.cfg.fsyncSteps : 0;
+    if (latency === 0) {
+      this.finishReady(n, core, rd, false);
+      return;
+    }
+    const early = rd.snapshot === undefined && rd.messages.length > 0 && !voteChanged
+      && rd.messages.every((m) => m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow');
+    if (early) this.send(n, rd.messages);
+    n.inflight = { rd, doneAt: this.now + latency, early };
+  }
+
+  /** The disk finished the write: sync, then (steps 2–4) send, apply, advance. */
+  private finishReady(n: SimNode, core: RaftCore, rd: Ready, sent: boolean): void {
+    n.inflight = undefined;
+    n.storage.completeStaged(rd.mustSync);
     if (rd.snapshot) {
       const meta = rd.snapshot.meta;
-      this.checker.observeSnapshot(n.id, meta);
       this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
       try {
         n.kv.restore(rd.snapshot.data);
@@ -434,41 +496,28 @@ export class SimCluster {
         n.proposals.delete(index);
       }
     }
-    const prevTerm = rd.entries.length > 0 ? (rd.snapshot && rd.entries[0]!.index - 1 === rd.snapshot.meta.index ? rd.snapshot.meta.term : termAt(st.current, rd.entries[0]!.index - 1)) : undefined;
+    if (!sent) this.send(n, rd.messages);
+    for (const e of rd.committed) this.applyEntry(n, e);
+    for (const rs of rd.readStates) {
+      const r = n.reads.get(rs.context);
+      if (r) r.index = rs.index;
+    }
+    this.serveReads(n);
     try {
-      st.save({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState }, rd.mustSync);
+      core.advance(rd);
     } catch (err) {
-      if (err instanceof StorageContractError) this.fail('contract', `${n.id}: ${err.message}`);
-      else throw err;
+      this.fail('crash', `${n.id}.advance() threw: ${(err as Error).stack ?? err}`);
       return;
     }
-    if (rd.entries.length > 0) {
-      this.checker.observePersist(n.id, rd.entries, prevTerm);
-      this.trace.add(this.now, `${n.id} persist ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index} t${rd.entries[rd.entries.length - 1]!.term}`);
-    }
-    if (rd.hardState) {
-      const hs = rd.hardState;
-      if (hs.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hs.commit}`);
-      if (hs.commit > lastIndexOf(st.current)) this.fail('contract', `${n.id}: commit ${hs.commit} beyond its last index ${lastIndexOf(st.current)}`);
-      n.commit = hs.commit;
-      // A leader that commits its own removal steps down in the same call (thesis §4.2.2), so
-      // "leader when the call began, same term now" also counts as a leader's commit.
-      const asLeader = core.role === 'leader' || (n.lastRole === 'leader' && n.lastTerm === core.term);
-      if (asLeader && hs.commit > this.checker.committedIndex()) {
-        const later = this.liveLeaders().filter((l) => l.term > core.term);
-        this.checker.observeLeaderCommit(n.id, core.term, hs.commit, st.current, later);
-        this.trace.add(this.now, `${n.id} (leader t${core.term}) commits ${hs.commit}`);
-        this.onCommittedConf();
-      } else if (hs.commit > this.checker.committedIndex()) {
-        this.fail('stateMachineSafety', `${n.id} (${core.role}, term ${core.term}) believes index ${hs.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
-      }
-    }
+    if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
+  }
 
-    // 2. Send.
-    for (const m of rd.messages) {
+  private send(n: SimNode, messages: readonly Message[]): void {
+    for (const m of messages) {
       const out = cloneMessage(m);
       if (out.type === 'snap') {
-        const snap = st.current.snapshot;
+        // The core names the snapshot; the driver attaches the bytes of the one it holds.
+        const snap = n.storage.current.snapshot;
         const meta = out.snapshot?.meta;
         if (!meta || !snap || snap.meta.index !== meta.index || snap.meta.term !== meta.term) {
           this.fail('contract', `${n.id} sent a snapshot ${meta?.index}/${meta?.term} but the driver holds ${snap ? `${snap.meta.index}/${snap.meta.term}` : 'none'}`);
@@ -478,19 +527,6 @@ export class SimCluster {
       }
       this.network.send(out, this.now);
     }
-
-    // 3. Apply.
-    for (const e of rd.committed) this.applyEntry(n, e);
-    for (const rs of rd.readStates) {
-      const r = n.reads.get(rs.context);
-      if (r) r.index = rs.index;
-    }
-    this.serveReads(n);
-
-    // 4. Advance.
-    core.advance(rd);
-
-    if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
   }
 
   private applyEntry(n: SimNode, e: Entry): void {
@@ -571,15 +607,33 @@ export class SimCluster {
     this.trace.add(this.now, `${n.id} snapshot ${index}/${term} compact≤${compactTo}`);
   }
 
+  /**
+   * Records a leader's commit advance right after the call into the core that made it, before any
+   * message can carry it to a follower, and while the node's role still shows who committed: with
+   * fsync latency several calls may pass before its next Ready. A leader that commits its own
+   * removal steps down in that same call (thesis §4.2.2), so "leader before the call, same term
+   * now" counts too.
+   */
+  private observeLeaderCommit(n: SimNode, core: RaftCore): void {
+    const asLeader = core.role === 'leader' || (n.lastRole === 'leader' && n.lastTerm === core.term);
+    if (!asLeader) return;
+    const commit = core.status().commit;
+    if (commit <= this.checker.committedIndex()) return;
+    const later = this.liveLeaders().filter((l) => l.term > core.term);
+    this.checker.observeLeaderCommit(n.id, core.term, commit, n.storage.view(), later);
+    this.trace.add(this.now, `${n.id} (leader t${core.term}) commits ${commit}`);
+    this.onCommittedConf();
+  }
+
   private observeRole(n: SimNode, core: RaftCore): void {
     const role = core.role;
     const term = core.term;
     if (role === 'leader') {
       if (n.lastRole !== 'leader' || n.lastTerm !== term) {
         this.stats.leadersElected++;
-        this.trace.add(this.now, `${n.id} LEADER t${term} last=${lastIndexOf(n.storage.current)}`);
+        this.trace.add(this.now, `${n.id} LEADER t${term} last=${lastIndexOf(n.storage.view())}`);
       }
-      this.checker.observeLeader(n.id, term, n.storage.current);
+      this.checker.observeLeader(n.id, term, n.storage.view());
     } else if (n.lastRole === 'leader') {
       this.trace.add(this.now, `${n.id} steps down t${term} → ${role}`);
     }
@@ -590,7 +644,7 @@ export class SimCluster {
   private liveLeaders(): Array<{ id: NodeId; term: number; log: SimStorage['current'] }> {
     const out = [];
     for (const n of this.nodes.values()) {
-      if (n.core && n.core.role === 'leader') out.push({ id: n.id, term: n.core.term, log: n.storage.current });
+      if (n.core && n.core.role === 'leader') out.push({ id: n.id, term: n.core.term, log: n.storage.view() });
     }
     return out;
   }
@@ -607,6 +661,7 @@ export class SimCluster {
    * whose entry was lost leaves no stray server behind that still believes an old configuration).
    */
   private followCommittedConf(): void {
+    this.stopStrays();
     if (!this.confPending) return;
     this.confPending = false;
     const conf = this.checker.committedConf();
@@ -844,16 +899,6 @@ export class SimCluster {
     const committedMembers = new Set([...committed.voters, ...committed.learners]);
     const choices: Array<() => ConfChange | undefined> = [];
     const outside = (id: NodeId) => !members.has(id) && !committedMembers.has(id);
-    // A server started for a direct addVoter whose entry was then lost: shut it down (keeping its
-    // disk), as an operator whose "member add" failed would, before it campaigns on a config
-    // entry no one else kept.
-    for (const id of this.ids) {
-      const n = this.nodes.get(id)!;
-      if (outside(id) && n.state === 'up') {
-        this.stopVolatile(n, 'operator: stop stray');
-        n.state = 'removed';
-      }
-    }
     // Re-adding a removed server: as a learner with its old disk (its durable term, vote and log
     // intact, so to Raft it is just a follower that was away). A server id is never reused with an
     // empty disk: a stale node whose log still lists that id as a voter could collect the wiped
@@ -893,6 +938,26 @@ export class SimCluster {
     });
   }
 
+  /**
+   * A server started for a direct addVoter whose entry was refused or then lost is in neither the
+   * leader's nor the committed configuration: shut it down (keeping its disk), as an operator whose
+   * "member add" failed would, before it campaigns on a config entry no one else kept. Should the
+   * entry still commit later, followCommittedConf starts it again.
+   */
+  private stopStrays(): void {
+    const leader = this.currentLeader();
+    if (!leader?.core) return;
+    const conf = leader.core.status().conf;
+    const committed = this.checker.committedConf();
+    for (const id of this.ids) {
+      const n = this.nodes.get(id)!;
+      if (n.state !== 'up') continue;
+      if (conf.voters.includes(id) || conf.learners.includes(id) || committed.voters.includes(id) || committed.learners.includes(id)) continue;
+      this.stopVolatile(n, 'operator: stop stray');
+      n.state = 'removed';
+    }
+  }
+
   /** An id that has never run (reusable: it holds no state anywhere), or a new one while the
    *  cluster has room for another server. */
   private freshId(outside: (id: NodeId) => boolean): NodeId | undefined {
@@ -913,6 +978,12 @@ export class SimCluster {
     this.now++;
     this.checker.step = this.now;
     if (phase === 'faults') this.injectFaults();
+    for (const n of this.nodes.values()) {
+      const f = n.inflight;
+      if (!f || !n.core || f.doneAt > this.now || n.pausedUntil > this.now) continue;
+      this.finishReady(n, n.core, f.rd, f.early);
+      this.drain(n);
+    }
     for (const m of this.network.due(this.now)) {
       const n = this.nodes.get(m.to);
       if (!n?.core) continue;
@@ -960,7 +1031,10 @@ export class SimCluster {
    * applied up to its commit, no client waiting on it, and equal state machines everywhere.
    */
   livenessProblem(): { kind: ViolationKind; message: string } | undefined {
-    const up = [...this.nodes.values()].filter((n) => n.core);
+    // Judged among members of the committed configuration (a server outside it may still be
+    // running, e.g. one whose join never committed; it cannot block the members).
+    const committed = this.checker.committedConf();
+    const up = [...committed.voters, ...committed.learners].map((id) => this.nodes.get(id)!).filter((n) => n.core);
     const maxTerm = Math.max(0, ...up.map((n) => n.core!.term));
     const leader = up.find((n) => n.core!.role === 'leader' && n.core!.term === maxTerm);
     if (!leader) {

@@ -22,6 +22,8 @@ export interface RunOptions {
   rates?: Partial<FaultRates>;
   /** ReadIndex mode of every core (default 'safe'; 'lease' trusts clocks, see thesis §6.4.1). */
   readOnly?: 'safe' | 'lease';
+  /** Pins parts of the seed-drawn cluster config (e.g. { preVote: false }) for targeted runs. */
+  config?: Partial<Omit<ClusterConfig, 'seed' | 'rates'>>;
   /** Trace events kept for the report (default 400). */
   traceKeep?: number;
   /** Search budget of the linearizability check (default 2,000,000 moves). */
@@ -48,7 +50,8 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const faultSteps = opts.steps ?? DEFAULT_STEPS;
   const quietSteps = opts.quietSteps ?? DEFAULT_QUIET_STEPS;
   const drainSteps = opts.drainSteps ?? DEFAULT_DRAIN_STEPS;
-  const cfg = randomClusterConfig(seed, { faultSteps, quietSteps, drainSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep, rates: opts.rates, readOnly: opts.readOnly });
+  const drawn = randomClusterConfig(seed, { faultSteps, quietSteps, drainSteps, faults: opts.faults ?? true, bug: opts.bug, traceKeep: opts.traceKeep, rates: opts.rates, readOnly: opts.readOnly });
+  const cfg = opts.config ? { ...drawn, ...opts.config } : drawn;
   const cluster = new SimCluster(cfg);
   const ok = () => cluster.violations.length === 0;
 

@@ -94,6 +94,7 @@ export class SimStorage {
   /** What survives a crash. */
   durable: DiskState = emptyState();
   private unsynced: Write[] = [];
+  private staged: { write: Write; view: DiskState } | undefined;
   private readonly bug: StorageBug | undefined;
   /** The checker's ledger of every vote this disk ever recorded, by term (not part of the modelled
    *  disk: a crash does not touch it, so a vote the disk forgot is still caught). */
@@ -125,8 +126,49 @@ export class SimStorage {
    * would leave a gap or rewrite compacted history.
    */
   save(w: { snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }, sync: boolean): void {
-    const after = w.snapshot ? w.snapshot.meta.index : this.current.compactedTo;
-    const last = w.snapshot ? w.snapshot.meta.index : lastIndexOf(this.current);
+    if (this.staged) throw new StorageContractError('save() while a staged write is in flight');
+    const write = this.check(w, this.current);
+    applyWrite(this.current, write);
+    this.unsynced.push(write);
+    if (sync && this.bug !== 'ignoreSync') this.sync();
+  }
+
+  /**
+   * Starts a write that completes later (fsync latency): `view()` shows it at once, as the node's
+   * own memory does, but the disk (`current`, `durable`) only gets it at completeStaged(). A crash
+   * before then loses it whole. One write at a time, as a driver persists one Ready at a time.
+   */
+  stage(w: { snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }): void {
+    if (this.staged) throw new StorageContractError('a second write staged while one is in flight');
+    const write = this.check(w, this.current);
+    const view = cloneState(this.current);
+    applyWrite(view, write);
+    this.staged = { write, view };
+  }
+
+  completeStaged(sync: boolean): void {
+    const st = this.staged;
+    if (!st) throw new StorageContractError('no staged write to complete');
+    this.staged = undefined;
+    applyWrite(this.current, st.write);
+    this.unsynced.push(st.write);
+    if (sync && this.bug !== 'ignoreSync') this.sync();
+  }
+
+  /** The process stopped with a write in flight: it never reached the disk. */
+  dropStaged(): void {
+    if (this.staged) this.lostWrites++;
+    this.staged = undefined;
+  }
+
+  /** The log as the running node knows it: the disk plus a write in flight. */
+  view(): DiskState {
+    return this.staged?.view ?? this.current;
+  }
+
+  private check(w: { snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }, base: DiskState): Write {
+    const after = w.snapshot ? w.snapshot.meta.index : base.compactedTo;
+    const last = w.snapshot ? w.snapshot.meta.index : lastIndexOf(base);
     for (let i = 0; i < w.entries.length; i++) {
       const e = w.entries[i]!;
       if (i > 0 && e.index !== w.entries[i - 1]!.index + 1) {
@@ -139,15 +181,13 @@ export class SimStorage {
       if (first <= after) throw new StorageContractError(`Ready.entries start at ${first}, at or below the compacted/snapshot index ${after}`);
     }
     if (w.entries.length > 0 && w.entries[0]!.index <= last) this.truncations++;
-    const write: Write = { kind: 'save', snapshot: w.snapshot, entries: w.entries.slice(), hardState: w.hardState };
-    applyWrite(this.current, write);
-    this.unsynced.push(write);
-    if (sync && this.bug !== 'ignoreSync') this.sync();
+    return { kind: 'save', snapshot: w.snapshot, entries: w.entries.slice(), hardState: w.hardState };
   }
 
   /** A snapshot the node took itself: SnapshotStore.save is durable on return (write, fsync, rename),
    *  then the log below `compactTo` (≤ snapshot index) is compacted. */
   saveLocalSnapshot(snapshot: Snapshot, compactTo: number): void {
+    if (this.staged) throw new StorageContractError('local snapshot while a write is in flight');
     if (compactTo > snapshot.meta.index) {
       throw new StorageContractError(`compactTo ${compactTo} is above the snapshot index ${snapshot.meta.index}`);
     }
@@ -166,6 +206,8 @@ export class SimStorage {
 
   /** Power loss: durable plus a random prefix of the unsynced writes survives. */
   crash(rng: Rng): void {
+    if (this.staged) this.lostWrites++;
+    this.staged = undefined;
     const keep = this.unsynced.length === 0 ? 0 : rng.int(this.unsynced.length + 1);
     for (let i = 0; i < keep; i++) applyWrite(this.durable, this.unsynced[i]!);
     this.lostWrites += this.unsynced.length - keep;
