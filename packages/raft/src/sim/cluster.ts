@@ -422,13 +422,6 @@ export class SimCluster {
     if (rd.hardState && rd.hardState.term < prevHard.term) {
       this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${rd.hardState.term}`);
     }
-    if (rd.hardState && rd.hardState.vote !== '') {
-      // Raft §5.2: one vote per term, remembered across restarts (the ledger lives with the disk).
-      const hs = rd.hardState;
-      const earlier = st.votes.get(hs.term);
-      if (earlier === undefined) st.votes.set(hs.term, hs.vote);
-      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
-    }
     if (rd.snapshot) this.checker.observeSnapshot(n.id, rd.snapshot.meta);
 
     const before = st.view();
@@ -474,6 +467,15 @@ export class SimCluster {
   private finishReady(n: SimNode, core: RaftCore, rd: Ready, sent: boolean): void {
     n.inflight = undefined;
     n.storage.completeStaged(rd.mustSync);
+    if (rd.hardState && rd.hardState.vote !== '') {
+      // Raft §5.2: one vote per term, remembered across restarts. The ledger lives with the disk
+      // and records a vote once written (a vote lost with an unfinished write was never cast:
+      // its message goes out only after the write).
+      const hs = rd.hardState;
+      const earlier = n.storage.votes.get(hs.term);
+      if (earlier === undefined) n.storage.votes.set(hs.term, hs.vote);
+      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
+    }
     if (rd.snapshot) {
       const meta = rd.snapshot.meta;
       this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
