@@ -66,6 +66,8 @@ export class AgentProcess {
   private exitPromise: Promise<ExitInfo> | undefined;
   private expectingExit = false;
   private starts = 0;
+  /** Leave the temp dir on dispose (set when a test using this agent failed). */
+  keepDir = false;
 
   private constructor(opts: StartOptions, dir: string, ownsDir: boolean, ports: AgentPorts) {
     this.opts = opts;
@@ -276,18 +278,20 @@ export class AgentProcess {
   async dispose(opts: { keepDir?: boolean } = {}): Promise<void> {
     if (this.running) await this.kill();
     live.delete(this);
-    if (this.ownsDir && !opts.keepDir && process.env.TRELLIS_E2E_KEEP !== '1') {
+    if (this.ownsDir && !opts.keepDir && !this.keepDir && process.env.TRELLIS_E2E_KEEP !== '1') {
       fs.rmSync(this.dir, { recursive: true, force: true });
     }
   }
 }
 
 /** For node:test's afterEach: when the test failed, print each agent's log tail. */
-export function printLogsIfFailed(t: { passed: boolean; name: string }, ...agents: Array<AgentProcess | undefined>): void {
-  if (t.passed) return;
+export function printLogsIfFailed(t: { name: string; passed?: boolean }, ...agents: Array<AgentProcess | undefined>): void {
+  // A suite context (no `passed`) has no outcome of its own to report.
+  if (!('passed' in t) || t.passed !== false) return;
   for (const a of agents) {
     if (!a) continue;
-    process.stderr.write(`\n[e2e] test "${t.name}" failed; agent ${a.name} log (${a.logFile}) ends:\n${a.logTail()}\n`);
+    a.keepDir = true; // the data dir and full log are evidence: dispose() leaves them
+    process.stderr.write(`\n[e2e] test "${t.name}" failed; agent ${a.name} log (${a.logFile}) ends:\n${a.logTail()}\n[e2e] kept ${a.dir}\n`);
   }
 }
 
