@@ -1,0 +1,417 @@
+// Protocol tests for the pure SWIM + Lifeguard core, named after the papers' sections.
+import { describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { GossipError, SwimCore } from '../../src/gossip/core/index.ts';
+import type { Message, Output, PingMessage, SwimConfig } from '../../src/gossip/core/index.ts';
+import { TestNet, ident, seeded } from './harness.ts';
+
+const names = (n: number): string[] => Array.from({ length: n }, (_, i) => String.fromCharCode(97 + i));
+
+/** One core driven by hand: every ping it sends is acked at once, so only injected messages matter. */
+function lonely(config: Partial<SwimConfig> = {}, n = 6): { core: SwimCore; advance: (to: number) => Output[]; now: () => number } {
+  const known = names(n).map((name) => ({ node: ident(name), incarnation: 1, state: 'alive' as const }));
+  const core = new SwimCore({ self: ident('b'), config, random: seeded(3), nowMs: 0, knownMembers: known });
+  core.takeOutputs();
+  let now = 0;
+  const advance = (to: number): Output[] => {
+    const all: Output[] = [];
+    while (core.nextDeadlineMs() <= to) {
+      now = core.nextDeadlineMs();
+      core.tick(now);
+      for (const o of core.takeOutputs()) {
+        all.push(o);
+        if (o.kind === 'send' && o.msg.type === 'ping') core.receive({ type: 'ack', seq: o.msg.seq, from: o.to.name, updates: [] }, now);
+      }
+    }
+    now = to;
+    return all;
+  };
+  return { core, advance, now: () => now };
+}
+
+describe('SWIM failure detection', () => {
+  test('§4.3: every member probes one member per protocol period, and a healthy pool raises no suspicion', () => {
+    const net = new TestNet(1);
+    net.addConverged(names(5));
+    net.run(20_000);
+    for (const [name, c] of net.cores) {
+      assert.ok(c.stats.probes >= 19 && c.stats.probes <= 21, `${name} probed ${c.stats.probes} times in 20 s`);
+      assert.equal(c.stats.suspicionsRaised, 0, name);
+      assert.equal(c.healthScore, 0);
+    }
+    // Randomized round-robin: within each round of 4 probes a member probes every other member once.
+    const pings = net.sent.filter((s) => s.from === 'a' && s.msg.type === 'ping').map((s) => s.to);
+    for (let i = 0; i + 4 <= pings.length; i += 4) assert.equal(new Set(pings.slice(i, i + 4)).size, 4, `round ${i / 4}: ${pings.slice(i, i + 4)}`);
+  });
+
+  test('§4.2: a silent member is probed through k others, suspected, then declared failed by everyone', () => {
+    const net = new TestNet(2);
+    net.addConverged(names(6));
+    net.crashed.add('f');
+    net.run(40_000);
+    const firstSuspect = net.sent.find((s) => s.msg.type === 'pingReq');
+    assert.ok(firstSuspect, 'an indirect probe was sent');
+    const prober = firstSuspect.from;
+    const relays = net.sent.filter((s) => s.msg.type === 'pingReq' && s.from === prober && s.at === firstSuspect.at).map((s) => s.to);
+    assert.equal(new Set(relays).size, 3, 'indirectChecks = 3 distinct relays');
+    assert.ok(!relays.includes('f') && !relays.includes(prober));
+    for (const n of names(5)) assert.equal(net.stateOf(n, 'f'), 'dead', `${n} sees f dead`);
+    const failed = net.eventsOf('member-failed', 'f');
+    assert.equal(new Set(failed.map((e) => e.at_node)).size, 5, 'member-failed once at each survivor');
+    assert.equal(failed.length, 5);
+    // Relays that did not hear from f told the prober so (Lifeguard nacks), so the prober is not blamed.
+    assert.ok(net.sent.some((s) => s.msg.type === 'nack'));
+    for (const n of names(5)) assert.equal(net.core(n).healthScore, 0, `${n} health`);
+  });
+
+  test('Lifeguard §4.1: a member that cannot hear anyone raises its own health score and probes more slowly', () => {
+    const net = new TestNet(3);
+    net.addConverged(names(5));
+    for (const n of ['b', 'c', 'd', 'e']) net.cut.add(`${n}>a`);
+    net.run(30_000);
+    const a = net.core('a');
+    assert.equal(a.healthScore, 7, 'score railed at awarenessMaxMultiplier - 1');
+    // Healthy members probe ~30 times in 30 s; a's probe period stretched up to 8×.
+    assert.ok(a.stats.probes < 12, `a probed ${a.stats.probes} times`);
+    assert.ok(net.core('b').stats.probes >= 29);
+  });
+
+  test('Lifeguard off: no nacks and no health score, so the deaf member accuses at full speed', () => {
+    const suspicionsIn6s = (lifeguard: boolean): number => {
+      const net = new TestNet(3);
+      net.addConverged(names(5), { lifeguard });
+      for (const n of ['b', 'c', 'd', 'e']) net.cut.add(`${n}>a`);
+      net.run(6000);
+      if (!lifeguard) {
+        assert.equal(net.core('a').healthScore, 0);
+        assert.equal(net.sent.filter((s) => s.msg.type === 'nack').length, 0);
+      }
+      return net.core('a').stats.suspicionsRaised;
+    };
+    const on = suspicionsIn6s(true);
+    const off = suspicionsIn6s(false);
+    assert.ok(on <= 2, `with Lifeguard a raised ${on} suspicions`);
+    assert.ok(off >= 4, `without Lifeguard a raised ${off} suspicions`);
+  });
+});
+
+describe('SWIM suspicion, incarnations and refutation', () => {
+  test('§4.2: a suspicion about oneself is refuted with a higher incarnation, never accepted', () => {
+    const net = new TestNet(4);
+    net.addConverged(names(4));
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'suspect', node: 'a', incarnation: 1, from: 'b' }] });
+    assert.equal(net.core('a').incarnation, 2);
+    assert.equal(net.stateOf('a', 'a'), 'alive');
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'dead', node: 'a', incarnation: 9, from: 'b' }] });
+    assert.equal(net.core('a').incarnation, 10, 'refutes above the accusation');
+    assert.equal(net.stateOf('a', 'a'), 'alive');
+    net.run(3000);
+    for (const n of ['b', 'c', 'd']) {
+      assert.equal(net.core(n).member('a')?.incarnation, 10, `${n} learned the refutation`);
+      assert.equal(net.stateOf(n, 'a'), 'alive');
+    }
+  });
+
+  test('an alive claiming a different version of ourselves (an old run, a forgery) is overridden', () => {
+    const net = new TestNet(5);
+    net.addConverged(names(3));
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'alive', node: ident('a', { role: 'evil' }), incarnation: 5 }] });
+    assert.equal(net.core('a').incarnation, 6);
+    assert.deepEqual(net.core('a').member('a')?.tags, {});
+  });
+
+  test('a higher incarnation for another member is an ordinary update (tags change, member-update once)', () => {
+    const net = new TestNet(6);
+    net.addConverged(names(3));
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'alive', node: ident('b', { role: 'consul' }), incarnation: 5 }] });
+    assert.equal(net.core('a').member('b')?.incarnation, 5);
+    assert.deepEqual(net.core('a').member('b')?.tags, { role: 'consul' });
+    assert.equal(net.eventsOf('member-update', 'b').filter((e) => e.at_node === 'a').length, 1);
+    // The same news again changes nothing.
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'alive', node: ident('b', { role: 'consul' }), incarnation: 5 }] });
+    assert.equal(net.eventsOf('member-update', 'b').filter((e) => e.at_node === 'a').length, 1);
+    // A suspicion at a higher incarnation is accepted; b itself refutes above it when it hears.
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'suspect', node: 'b', incarnation: 7, from: 'c' }] });
+    assert.equal(net.stateOf('a', 'b'), 'suspect');
+    net.run(5000);
+    assert.equal(net.stateOf('a', 'b'), 'alive');
+    assert.ok(net.core('a').member('b')!.incarnation >= 8);
+  });
+
+  test('stale suspect and dead messages (older incarnation) are ignored', () => {
+    const net = new TestNet(7);
+    net.addConverged(names(3));
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'alive', node: ident('b'), incarnation: 4 }] });
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'suspect', node: 'b', incarnation: 3, from: 'c' }, { type: 'dead', node: 'b', incarnation: 2, from: 'c' }] });
+    assert.equal(net.stateOf('a', 'b'), 'alive');
+  });
+
+  test('Lifeguard §4.3 buddy system: the probe of a suspect member carries the suspicion, and it refutes at once', () => {
+    const net = new TestNet(8);
+    net.addConverged(names(3));
+    // b can only learn of the suspicion from a's probe: c says nothing to b, and a neither gossips
+    // to b nor piggybacks on acks to it.
+    net.cut.add('c>b');
+    net.cut.add('a>b:gossip');
+    net.cut.add('a>b:ack');
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'suspect', node: 'b', incarnation: 1, from: 'c' }] });
+    net.run(3000);
+    const ping = net.sent.find((s) => s.from === 'a' && s.to === 'b' && s.msg.type === 'ping');
+    assert.ok(ping);
+    const updates = (ping.msg as PingMessage).updates;
+    assert.deepEqual(updates[0], { type: 'suspect', node: 'b', incarnation: 1, from: 'a' });
+    assert.equal(net.core('b').stats.refutations >= 1, true);
+    assert.equal(net.stateOf('a', 'b'), 'alive');
+  });
+
+  test('Lifeguard off: no buddy suspicion rides the probe', () => {
+    const net = new TestNet(8);
+    net.addConverged(names(3), { lifeguard: false });
+    net.deliver('a', { type: 'gossip', from: 'c', updates: [{ type: 'suspect', node: 'b', incarnation: 1, from: 'c' }] });
+    net.run(3000);
+    const ping = net.sent.find((s) => s.from === 'a' && s.to === 'b' && s.msg.type === 'ping');
+    assert.ok(ping);
+    assert.ok(!(ping.msg as PingMessage).updates.some((u) => u.type === 'suspect' && u.from === 'a'));
+  });
+
+  test('Lifeguard §4.2: one accuser alone gives the suspect the maximum time; k confirmations bring it to the minimum', () => {
+    // N = 6: min = 4 × max(1, log10 6) × 1 s = 4 s, max = 6 × min = 24 s, k = suspicionMult − 2 = 2.
+    const suspect = (from: string): Message => ({ type: 'gossip', from, updates: [{ type: 'suspect', node: 'f', incarnation: 1, from }] });
+    const alone = lonely();
+    alone.core.receive(suspect('a'), 0);
+    alone.advance(23_999);
+    assert.equal(alone.core.member('f')?.state, 'suspect');
+    alone.advance(24_000);
+    assert.equal(alone.core.member('f')?.state, 'dead');
+
+    const confirmed = lonely();
+    confirmed.core.receive(suspect('a'), 0);
+    confirmed.advance(1000);
+    confirmed.core.receive(suspect('c'), 1000);
+    confirmed.core.receive(suspect('d'), 1000);
+    confirmed.advance(3999);
+    assert.equal(confirmed.core.member('f')?.state, 'suspect');
+    confirmed.advance(4000);
+    assert.equal(confirmed.core.member('f')?.state, 'dead');
+
+    const plain = lonely({ lifeguard: false });
+    plain.core.receive(suspect('a'), 0);
+    plain.advance(4000);
+    assert.equal(plain.core.member('f')?.state, 'dead', 'plain SWIM: fixed minimum timeout');
+  });
+
+  test('a confirmation is re-gossiped only when it is new information', () => {
+    const { core, advance } = lonely();
+    const suspect = (from: string): Message => ({ type: 'gossip', from, updates: [{ type: 'suspect', node: 'f', incarnation: 1, from }] });
+    core.receive(suspect('a'), 0);
+    advance(2000);
+    assert.equal(core.queueDepth, 0, 'fully transmitted');
+    core.receive(suspect('a'), 2000);
+    assert.equal(core.queueDepth, 0, 'the same accuser again is old news');
+    core.receive(suspect('c'), 2000);
+    assert.equal(core.queueDepth, 1, 'an independent confirmation is spread');
+  });
+
+  test('a ping meant for another member is dropped, not acked', () => {
+    const net = new TestNet(9);
+    net.addConverged(names(2));
+    net.deliver('a', { type: 'ping', seq: 1, from: 'b', replyTo: ident('b'), target: 'zz', updates: [] });
+    assert.equal(net.core('a').stats.misdirectedPings, 1);
+    assert.ok(!net.sent.some((s) => s.from === 'a' && s.msg.type === 'ack'));
+    assert.equal(net.warnings[0]?.code, 'misdirected-ping');
+  });
+});
+
+describe('membership changes', () => {
+  test('join by push-pull: the joiner learns the pool and the pool learns the joiner', () => {
+    const net = new TestNet(10);
+    net.addConverged(names(4));
+    net.add('z');
+    net.join('z', 'a');
+    assert.equal(net.core('z').members().length, 5, 'the join reply carries the whole pool');
+    net.run(3000);
+    for (const n of names(4)) assert.equal(net.stateOf(n, 'z'), 'alive', `${n} knows z`);
+    assert.equal(net.eventsOf('member-join', 'z').filter((e) => e.at_node !== 'z').length, 4);
+  });
+
+  test('graceful leave: others see left (member-leave), never failed; the leave is fully disseminated', () => {
+    const net = new TestNet(11);
+    net.addConverged(names(4));
+    net.core('a').leave(net.now);
+    net.flush('a');
+    net.run(3000);
+    assert.ok(net.core('a').leaveDone());
+    for (const n of ['b', 'c', 'd']) assert.equal(net.stateOf(n, 'a'), 'left');
+    assert.equal(net.eventsOf('member-leave', 'a').filter((e) => e.at_node !== 'a').length, 3);
+    assert.equal(net.eventsOf('member-failed', 'a').length, 0);
+    // Afterwards a is simply gone: it sends no probes.
+    const before = net.core('a').stats.probes;
+    net.crashed.add('a');
+    net.run(10_000);
+    assert.equal(net.core('a').stats.probes, before);
+    for (const n of ['b', 'c', 'd']) assert.equal(net.stateOf(n, 'a'), 'left', 'a departed member is not probed into failed');
+  });
+
+  test('force-leave turns a failed member into left everywhere; prune forgets it; unknown names are refused', () => {
+    const net = new TestNet(12);
+    net.addConverged(names(4));
+    net.crashed.add('d');
+    net.run(30_000);
+    assert.equal(net.stateOf('a', 'd'), 'dead');
+    net.core('a').forceLeave('d', false, net.now);
+    net.flush('a');
+    net.run(2000);
+    for (const n of ['a', 'b', 'c']) assert.equal(net.stateOf(n, 'd'), 'left');
+    net.core('a').forceLeave('d', true, net.now);
+    net.flush('a');
+    net.run(2000);
+    for (const n of ['a', 'b', 'c']) assert.equal(net.core(n).member('d'), undefined, `${n} forgot d`);
+    assert.equal(net.eventsOf('member-reap', 'd').length, 3);
+    assert.throws(() => net.core('a').forceLeave('nobody', false, net.now),
+      (e: unknown) => e instanceof GossipError && e.code === 'ERR_UNKNOWN_MEMBER' && /No node found with name 'nobody'/.test(e.message));
+    // Force-leave of a live member changes nothing.
+    net.core('a').forceLeave('b', false, net.now);
+    assert.equal(net.stateOf('a', 'b'), 'alive');
+  });
+
+  test('failed members are reaped after the reconnect timeout, left ones after the tombstone timeout', () => {
+    const net = new TestNet(13);
+    net.addConverged(names(4), { reconnectTimeoutMs: 20_000, tombstoneTimeoutMs: 5000, reapIntervalMs: 1000 });
+    net.crashed.add('d');
+    net.core('c').leave(net.now);
+    net.flush('c');
+    net.run(10_000);
+    assert.equal(net.core('a').member('c'), undefined, 'left member reaped after 5 s');
+    assert.equal(net.stateOf('a', 'd'), 'dead');
+    net.run(30_000);
+    assert.equal(net.core('a').member('d'), undefined, 'failed member reaped after 20 s');
+    assert.ok(net.eventsOf('member-reap', 'd').some((e) => e.at_node === 'a'));
+  });
+
+  test('a restarted member (incarnation 1 again) refutes its old death and becomes alive', () => {
+    const net = new TestNet(14);
+    net.addConverged(names(4));
+    net.crashed.add('d');
+    net.run(30_000);
+    assert.equal(net.stateOf('a', 'd'), 'dead');
+    net.crashed.delete('d');
+    net.add('d');
+    net.join('d', 'a');
+    net.run(3000);
+    for (const n of ['a', 'b', 'c']) assert.equal(net.stateOf(n, 'd'), 'alive', `${n} sees d again`);
+    assert.ok(net.core('d').incarnation > 1, 'd had to refute');
+    assert.ok(net.eventsOf('member-join', 'd').some((e) => e.at_node === 'b' && e.at > 30_000));
+  });
+
+  test('a different peer claiming a live member\'s name is a conflict; once dead the name can be reclaimed', () => {
+    const net = new TestNet(15);
+    net.addConverged(names(3));
+    const impostor = { ...ident('c'), peerId: 'someone-else', addr: '10.9.9.9' };
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'alive', node: impostor, incarnation: 50 }] });
+    assert.equal(net.core('a').member('c')?.peerId, 'peer-c');
+    assert.equal(net.core('a').stats.conflicts, 1);
+    assert.equal(net.warnings.at(-1)?.code, 'address-conflict');
+    net.crashed.add('c');
+    net.run(30_000);
+    assert.equal(net.stateOf('a', 'c'), 'dead');
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'alive', node: impostor, incarnation: 1 }] });
+    assert.equal(net.core('a').member('c')?.peerId, 'someone-else');
+    assert.equal(net.stateOf('a', 'c'), 'alive');
+  });
+
+  test('members refused by validateMember (another datacenter) are not learned from gossip or push-pull', () => {
+    const net = new TestNet(16);
+    const validate = (n: { tags: Readonly<Record<string, string>> }) => (n.tags.dc && n.tags.dc !== 'dc1' ? `is in datacenter ${n.tags.dc}, this pool is dc1` : undefined);
+    net.add('a', {}, { tags: { dc: 'dc1' }, validate });
+    net.add('x', {}, { tags: { dc: 'dc2' } });
+    assert.throws(() => net.join('x', 'a'), (e: unknown) => e instanceof GossipError && e.code === 'ERR_MEMBER_REFUSED' && /member x is in datacenter dc2/.test(e.message));
+    assert.equal(net.core('a').member('x'), undefined);
+    net.deliver('a', { type: 'gossip', from: 'q', updates: [{ type: 'alive', node: ident('x', { dc: 'dc2' }), incarnation: 3 }] });
+    assert.equal(net.core('a').member('x'), undefined);
+    assert.equal(net.core('a').stats.refused, 2);
+  });
+
+  test('tags over 512 encoded bytes are refused with a clear error', () => {
+    const net = new TestNet(17);
+    net.add('a');
+    assert.throws(() => net.core('a').setTags({ big: 'x'.repeat(600) }, 0),
+      (e: unknown) => e instanceof GossipError && e.code === 'ERR_TAGS_TOO_LARGE' && /exceeds the limit of 512 bytes/.test(e.message));
+  });
+
+  test('setTags announces a new incarnation and others see member-update', () => {
+    const net = new TestNet(18);
+    net.addConverged(names(3));
+    net.core('a').setTags({ role: 'consul' }, net.now);
+    net.flush('a');
+    net.run(2000);
+    assert.deepEqual(net.core('c').member('a')?.tags, { role: 'consul' });
+    assert.ok(net.eventsOf('member-update', 'a').some((e) => e.at_node === 'c'));
+  });
+});
+
+describe('user events (serf)', () => {
+  test('an event reaches every member exactly once', () => {
+    const net = new TestNet(19);
+    net.addConverged(names(8));
+    const ltime = net.core('c').fireUserEvent('deploy', new TextEncoder().encode('v2'), net.now);
+    net.flush('c');
+    net.run(5000);
+    const got = net.events.filter((e) => e.event.type === 'user');
+    assert.equal(got.length, 8);
+    assert.equal(new Set(got.map((e) => e.at_node)).size, 8);
+    for (const g of got) assert.ok(g.event.type === 'user' && g.event.ltime === ltime && new TextDecoder().decode(g.event.payload) === 'v2');
+    assert.ok(net.core('a').stats.eventsDuplicate > 0, 'copies arrived and were recognised');
+  });
+
+  test('name + payload over 512 bytes is refused before anything is sent', () => {
+    const net = new TestNet(20);
+    net.addConverged(names(2));
+    assert.throws(() => net.core('a').fireUserEvent('deploy', new Uint8Array(507), 0),
+      (e: unknown) => e instanceof GossipError && e.code === 'ERR_EVENT_TOO_LARGE' && /is 513 bytes \(name \+ payload\); the limit is 512 bytes/.test(e.message));
+    assert.doesNotThrow(() => net.core('a').fireUserEvent('deploy', new Uint8Array(506), 0));
+    assert.throws(() => net.core('a').fireUserEvent('', new Uint8Array(0), 0), (e: unknown) => e instanceof GossipError && e.code === 'ERR_INVALID_EVENT');
+  });
+
+  test('a member that joins later does not replay old events, but receives new ones', () => {
+    const net = new TestNet(21);
+    net.addConverged(names(3));
+    net.core('a').fireUserEvent('old', new Uint8Array(0), net.now);
+    net.flush('a');
+    net.run(3000);
+    net.add('z');
+    net.join('z', 'b');
+    net.run(3000);
+    assert.equal(net.events.filter((e) => e.at_node === 'z' && e.event.type === 'user').length, 0);
+    net.core('a').fireUserEvent('new', new Uint8Array(0), net.now);
+    net.flush('a');
+    net.run(3000);
+    const atZ = net.events.filter((e) => e.at_node === 'z' && e.event.type === 'user');
+    assert.deepEqual(atZ.map((e) => e.event.type === 'user' && e.event.name), ['new']);
+  });
+
+  test('a member that missed an event gets it from a periodic push-pull', () => {
+    const net = new TestNet(22);
+    net.addConverged(names(3), { pushPullIntervalMs: 2000 });
+    for (const n of ['a', 'b']) net.cut.add(`${n}>c`);
+    net.core('a').fireUserEvent('missed', new Uint8Array(0), net.now);
+    net.flush('a');
+    net.run(1500);
+    assert.equal(net.events.filter((e) => e.at_node === 'c' && e.event.type === 'user').length, 0);
+    net.cut.clear();
+    net.run(10_000);
+    assert.equal(net.events.filter((e) => e.at_node === 'c' && e.event.type === 'user').length, 1);
+  });
+});
+
+describe('determinism', () => {
+  test('the same seed and inputs give the same run', () => {
+    const run = (): string => {
+      const net = new TestNet(99);
+      net.addConverged(names(6));
+      net.crashed.add('e');
+      net.run(30_000);
+      return JSON.stringify(net.sent.map((s) => [s.at, s.from, s.to, s.msg.type]));
+    };
+    assert.equal(run(), run());
+  });
+});
