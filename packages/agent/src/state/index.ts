@@ -5,6 +5,7 @@ export { WatchSet } from './watch.ts';
 export { createFsm, type FsmEntry, type StateFsm } from './fsm.ts';
 export { encodeCommand, decodeCommand, COMMAND_FORMAT_VERSION } from './codec.ts';
 export { isReadOnlyTxn } from './txn.ts';
+export { UINT64_MAX, parseUint64 } from './uint64.ts';
 export { SERF_CHECK_ID } from './catalog.ts';
 export { StateError, SnapshotFormatError, CommandDecodeError } from './errors.ts';
 export {

@@ -13,7 +13,8 @@ import type { DirEntry } from './types.ts';
 export interface KvWrite {
   Key: string;
   Value: Uint8Array;
-  Flags: number;
+  /** Already validated as a uint64 (optUint64). */
+  Flags: bigint;
   LockIndex?: number;
   Session?: string;
 }

@@ -2,6 +2,9 @@
 //
 //   TRELLIS-STATE\n{"version":1,"lastIndex":…,"tableIndexes":{…},…,"kvs":[{…,"Value":"<base64>"}],…}
 //
+// A KV row's Flags (uint64) is a number while that is exact and decimal text above 2^53, so a
+// snapshot without such values is byte for byte what earlier builds wrote, and theirs load here.
+//
 // Everything the FSM needs is in it: rows, table indexes, per-service indexes, the extinction index,
 // KV tombstones and lock delays. Secondary indexes are rebuilt on load. Encoding is deterministic
 // (ordered trees, sorted maps), so equal states give equal bytes. Loading validates every row and
@@ -12,6 +15,7 @@ import { checkFromInput, isRecord, nodeFromInput, optString, optUint, reqString,
 import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
 import { isCheckStatus } from './validate.ts';
 import type { DirEntry, HealthCheck, Node, NodeService, ServiceCheck, Session, TableName } from './types.ts';
+import { optUint64, uint64Wire } from './uint64.ts';
 
 const MAGIC = 'TRELLIS-STATE\n';
 export const SNAPSHOT_VERSION = 1;
@@ -46,7 +50,7 @@ export function encodeSnapshot(d: StateData): Uint8Array {
     nodes: entries(d.nodes),
     services: entries(d.services),
     checks: entries(d.checks),
-    kvs: entries(d.kvs).map((e) => ({ ...e, Value: toBase64(e.Value) })),
+    kvs: entries(d.kvs).map((e) => ({ ...e, Flags: uint64Wire(e.Flags), Value: toBase64(e.Value) })),
     tombstones: d.tombstones.toArray(),
     sessions: entries(d.sessions),
     lockDelays: [...d.lockDelays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
@@ -166,7 +170,7 @@ export function decodeSnapshot(bytes: Uint8Array): StateData {
       const out: DirEntry = {
         LockIndex: optUint(raw.LockIndex, `${where}.LockIndex`),
         Key: reqString(raw.Key, `${where}.Key`),
-        Flags: optUint(raw.Flags, `${where}.Flags`),
+        Flags: optUint64(raw.Flags, `${where}.Flags`),
         Value: fromBase64(value),
         ...(session !== '' ? { Session: session } : {}),
         CreateIndex: 0,

@@ -13,6 +13,7 @@ import { sessionCreate, sessionDestroy } from './sessions.ts';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.ts';
 import { SEP, StateData, WriteTx, lower, nodeKey, scanPrefix, sessionKey, topics } from './tables.ts';
 import { runTxn } from './txn.ts';
+import { optUint64 } from './uint64.ts';
 import { WatchHub, WatchSet, kvTopic } from './watch.ts';
 import type {
   CheckServiceNode, CheckStatusFilter, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
@@ -116,7 +117,7 @@ export class StateStore implements StateReader {
       if (k === '') throw new StateError('ERR_INVALID_KEY', 'Missing key name');
       return k;
     };
-    const write = () => ({ Key: key(), Value: optBytes(c.Value, 'Value'), Flags: optUint(c.Flags, 'Flags') });
+    const write = () => ({ Key: key(), Value: optBytes(c.Value, 'Value'), Flags: optUint64(c.Flags, 'Flags') });
     switch (cmd.type) {
       case 'catalogRegister':
         applyRegister(tx, cmd);

@@ -10,6 +10,7 @@ import { kvsDelete, kvsDeleteCas, kvsDeleteTree, kvsLock, kvsSet, kvsSetCas, kvs
 import { checkFromInput, isRecord, nodeFromInput, optBytes, optString, optUint, reqString, serviceFromInput } from './rows.ts';
 import { sessionDestroy } from './sessions.ts';
 import { checkKey, lower, nodeKey, scanPrefix, serviceKey, type WriteTx } from './tables.ts';
+import { optUint64 } from './uint64.ts';
 import type { DirEntry, TxnError, TxnOp, TxnResponse, TxnResult } from './types.ts';
 
 const q = (s: string): string => JSON.stringify(s);
@@ -29,7 +30,7 @@ function txnKv(tx: WriteTx, op: Record<string, unknown>): TxnResult[] {
   const verb = optString(op.Verb, 'KV.Verb');
   const key = reqString(op.Key, 'KV.Key');
   const d = tx.data;
-  const write = () => ({ Key: key, Value: optBytes(op.Value, 'KV.Value'), Flags: optUint(op.Flags, 'KV.Flags') });
+  const write = () => ({ Key: key, Value: optBytes(op.Value, 'KV.Value'), Flags: optUint64(op.Flags, 'KV.Flags') });
   let entry: DirEntry | undefined;
   switch (verb) {
     case 'set':

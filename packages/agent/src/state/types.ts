@@ -162,7 +162,11 @@ export interface CheckServiceNode {
 export interface DirEntry {
   LockIndex: number;
   Key: string;
-  Flags: number;
+  /**
+   * Consul's uint64, opaque to the store. A bigint because clients use all 64 bits (the lock and
+   * semaphore recipes' markers are above 2^53); the HTTP edge prints it as an exact JSON number.
+   */
+  Flags: bigint;
   /** Raw bytes (base64 only at the HTTP edge). null in txn results of write verbs (Consul blanks it). */
   Value: Uint8Array | null;
   /** The holding session's ID; absent when unlocked (Consul's omitempty). */
@@ -273,7 +277,8 @@ export interface KvSetCommand extends CommandBase {
   type: 'kvSet';
   Key: string;
   Value: Uint8Array;
-  Flags?: number;
+  /** uint64; a number must be a safe integer (see state/uint64.ts). Default 0. */
+  Flags?: bigint | number;
 }
 
 /** `?cas=N`: N=0 creates only if absent; otherwise writes only if ModifyIndex == N. Result: boolean. */
@@ -281,7 +286,8 @@ export interface KvCasCommand extends CommandBase {
   type: 'kvCas';
   Key: string;
   Value: Uint8Array;
-  Flags?: number;
+  /** uint64; a number must be a safe integer (see state/uint64.ts). Default 0. */
+  Flags?: bigint | number;
   Index: number;
 }
 
@@ -290,7 +296,8 @@ export interface KvLockCommand extends CommandBase {
   type: 'kvLock';
   Key: string;
   Value: Uint8Array;
-  Flags?: number;
+  /** uint64; a number must be a safe integer (see state/uint64.ts). Default 0. */
+  Flags?: bigint | number;
   Session: string;
 }
 
@@ -299,7 +306,8 @@ export interface KvUnlockCommand extends CommandBase {
   type: 'kvUnlock';
   Key: string;
   Value: Uint8Array;
-  Flags?: number;
+  /** uint64; a number must be a safe integer (see state/uint64.ts). Default 0. */
+  Flags?: bigint | number;
   Session: string;
 }
 
@@ -359,7 +367,8 @@ export interface TxnKVOp {
   Verb: KVVerb;
   Key: string;
   Value?: Uint8Array | null;
-  Flags?: number;
+  /** uint64; a number must be a safe integer (see state/uint64.ts). Default 0. */
+  Flags?: bigint | number;
   /** For cas / check-index / delete-cas. */
   Index?: number;
   /** For lock / unlock / check-session. */

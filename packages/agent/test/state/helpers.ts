@@ -1,5 +1,6 @@
 // Test helpers for the state store: a store with an auto-advancing Raft index, and small builders.
 import assert from 'node:assert/strict';
+import { inspect } from 'node:util';
 import { StateStore } from '../../src/state/store.ts';
 import type { Command, CommandResult, CommandType, CommandValueMap } from '../../src/state/types.ts';
 
@@ -22,14 +23,14 @@ export class Harness {
   /** Applies and asserts success; returns the value. */
   ok<T extends CommandType>(cmd: Command & { type: T }): CommandValueMap[T] {
     const r = this.apply<T>(cmd);
-    assert.ok(r.ok, `expected ${cmd.type} to succeed, got ${JSON.stringify(r)}`);
+    assert.ok(r.ok, `expected ${cmd.type} to succeed, got ${inspect(r, { depth: 6 })}`);
     return r.value as CommandValueMap[T];
   }
 
   /** Applies and asserts failure; returns the error. */
   fail(cmd: Command): { code: string; message: string } {
     const r = this.apply(cmd);
-    assert.ok(!r.ok, `expected ${cmd.type} to fail, got ${JSON.stringify(r)}`);
+    assert.ok(!r.ok, `expected ${cmd.type} to fail, got ${inspect(r, { depth: 6 })}`);
     return r.error;
   }
 

@@ -1,6 +1,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fc from 'fast-check';
+import { inspect } from 'node:util';
 import { Harness, SESSION_A, SESSION_B, bytes, text } from './helpers.ts';
 import type { Command } from '../../src/state/types.ts';
 
@@ -10,13 +11,13 @@ describe('KV set / get', () => {
     h.ok({ type: 'kvSet', Key: 'foo', Value: bytes('bar'), Flags: 42 });
     let r = h.store.kvGet('foo');
     assert.equal(r.index, 1);
-    assert.deepEqual({ ...r.value!, Value: text(r.value!.Value) }, { LockIndex: 0, Key: 'foo', Flags: 42, Value: 'bar', CreateIndex: 1, ModifyIndex: 1 });
+    assert.deepEqual({ ...r.value!, Value: text(r.value!.Value) }, { LockIndex: 0, Key: 'foo', Flags: 42n, Value: 'bar', CreateIndex: 1, ModifyIndex: 1 });
     h.ok({ type: 'kvSet', Key: 'other', Value: bytes('x') });
     h.ok({ type: 'kvSet', Key: 'foo', Value: bytes('baz') });
     r = h.store.kvGet('foo');
     assert.equal(r.value!.CreateIndex, 1);
     assert.equal(r.value!.ModifyIndex, 3);
-    assert.equal(r.value!.Flags, 0, 'flags come from the request, as in Consul');
+    assert.equal(r.value!.Flags, 0n, 'flags come from the request, as in Consul');
     assert.equal(r.index, 3, 'a single key answers its ModifyIndex');
   });
 
@@ -149,14 +150,14 @@ describe('KV against a Map model (property)', () => {
   // Keys from a tiny alphabet so operations collide, prefixes overlap and separators fold.
   const keyArb = fc.stringMatching(/^[ab/]{1,4}$/);
   const opArb = fc.oneof(
-    fc.record({ op: fc.constant('set' as const), key: keyArb, value: fc.constantFrom('x', 'y', ''), flags: fc.constantFrom(0, 1) }),
+    fc.record({ op: fc.constant('set' as const), key: keyArb, value: fc.constantFrom('x', 'y', ''), flags: fc.constantFrom(0n, 1n, 2n ** 53n + 1n, 2n ** 64n - 1n) }),
     fc.record({ op: fc.constant('cas' as const), key: keyArb, value: fc.constantFrom('x', 'z'), pick: fc.constantFrom('zero', 'current', 'stale') }),
     fc.record({ op: fc.constant('delete' as const), key: keyArb }),
     fc.record({ op: fc.constant('deleteCas' as const), key: keyArb, pick: fc.constantFrom('current', 'stale') }),
     fc.record({ op: fc.constant('deleteTree' as const), key: fc.stringMatching(/^[ab/]{0,2}$/) }),
   );
 
-  interface ModelEntry { value: string; flags: number; create: number; modify: number }
+  interface ModelEntry { value: string; flags: bigint; create: number; modify: number }
 
   test('values, indexes, list and keys agree with the model after every step', () => {
     fc.assert(
@@ -170,7 +171,7 @@ describe('KV against a Map model (property)', () => {
           const cur = model.get(o.key);
           let expected: boolean | true = true;
           let cmd: Command;
-          const write = (value: string, flags: number) => {
+          const write = (value: string, flags: bigint) => {
             if (cur && cur.value === value && cur.flags === flags) return; // no-op write
             model.set(o.key, { value, flags, create: cur ? cur.create : idx, modify: idx });
             tableIndex = idx;
@@ -189,7 +190,7 @@ describe('KV against a Map model (property)', () => {
               const casIndex = o.pick === 'zero' ? 0 : o.pick === 'current' ? (cur?.modify ?? 0) : (cur?.modify ?? 0) + 1000;
               cmd = { type: 'kvCas', Key: o.key, Value: bytes(o.value), Index: casIndex };
               expected = casIndex === 0 ? !cur : cur !== undefined && cur.modify === casIndex;
-              if (expected) write(o.value, 0);
+              if (expected) write(o.value, 0n);
               break;
             }
             case 'delete':
@@ -216,7 +217,7 @@ describe('KV against a Map model (property)', () => {
           }
           const r = h.apply(cmd);
           assert.ok(r.ok);
-          assert.equal(r.value, expected, `step ${idx} ${JSON.stringify(o)}`);
+          assert.equal(r.value, expected, `step ${idx} ${inspect(o)}`);
         });
 
         const sorted = [...model.keys()].sort();

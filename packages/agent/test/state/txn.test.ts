@@ -44,12 +44,12 @@ describe('txn: atomicity and Consul\'s error shape', () => {
     });
     assert.equal(r.Errors, null);
     assert.equal(r.Results!.length, 3);
-    const [set, check, get] = r.Results! as { KV: { Value: Uint8Array | null; ModifyIndex: number; Flags: number } }[];
+    const [set, check, get] = r.Results! as { KV: { Value: Uint8Array | null; ModifyIndex: number; Flags: bigint } }[];
     assert.equal(set!.KV.Value, null, 'write verbs return the entry without its value');
     assert.equal(set!.KV.ModifyIndex, 1);
     assert.equal(check!.KV.Value, null);
     assert.equal(text(get!.KV.Value), '1', 'get returns the value');
-    assert.equal(get!.KV.Flags, 3);
+    assert.equal(get!.KV.Flags, 3n);
   });
 
   const errorTexts: { name: string; setup?: (h: Harness) => void; op: TxnOp; what: string }[] = [
