@@ -1,24 +1,34 @@
 // The agent: a composition of parts started in dependency order and stopped in reverse.
-//   server role: Raft (state store as FSM) → leader routines → local state → HTTP → DNS
+//   server role: server port + Raft (server/server.ts) → leader routines → local state → HTTP → DNS
 // Client agents (no -server) arrive with gossip; until then `trellis agent` must run as a server.
 import { createLogger, type Logger } from './logger.ts';
 import type { RuntimeConfig } from './config/runtime.ts';
-import { RaftServer, resolveNodeId } from './server/raftServer.ts';
+import { resolveNodeId } from './server/raftServer.ts';
+import { Server } from './server/server.ts';
 import { SessionTimers } from './server/sessionTimers.ts';
 import { LeaderRoutines } from './server/leader.ts';
 import { catalogDnsLookup } from './server/dnsLookup.ts';
+import { registerOperatorRoutes } from './server/operatorRoutes.ts';
 import { LocalState } from './http/local.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import type { AgentBackend } from './http/backend.ts';
 import { startDnsServer, type DnsServer } from './dns/index.ts';
+import type { Command } from './state/index.ts';
 
 export interface Agent {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly dnsPort: number;
-  readonly server: RaftServer;
-  stop(): Promise<void>;
+  readonly server: Server;
+  /** Stops the agent. With `leave` (default: leave_on_terminate), leaves the cluster first. */
+  stop(opts?: { leave?: boolean }): Promise<void>;
 }
+
+/** The backend the HTTP API runs on, with the read hook clustering adds (see the report to http/). */
+export type ServerBackend = AgentBackend & {
+  /** Default-consistency reads: resolves once the local store is as current as the leader's. */
+  defaultRead(signal?: AbortSignal): Promise<void>;
+};
 
 export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger } = {}): Promise<Agent> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel.toLowerCase(), json: config.logJson });
@@ -38,12 +48,19 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     const nodeId = await resolveNodeId(config);
     log.info({ node: config.nodeName, id: nodeId, datacenter: config.datacenter, server: true, dev: config.devMode }, 'starting Trellis agent');
 
-    const server = new RaftServer({ config, nodeId, logger });
-    const apply = server.apply.bind(server);
+    const server = new Server({ config, nodeId, logger });
+    const apply = (cmd: Command) => server.apply(cmd);
     const sessions = new SessionTimers(server.store, apply, logger);
+    server.sessions = sessions;
     const leader = new LeaderRoutines({ config, nodeId, store: server.store, apply, sessions, logger });
-    server.node.on('leaderChange', (e) => {
+    server.raft.node.on('leaderChange', (e) => {
       void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
+    });
+    // A restored snapshot replaces the catalog and sessions: the leader registers itself again and
+    // re-arms every session timer from the restored table.
+    server.raft.fsm.events.on('restored', () => {
+      if (!server.raft.node.isLeader()) return;
+      void leader.setLeader(true).catch((err) => log.error({ err }, 'leader routines after restore failed'));
     });
     await server.start();
     stack.push(() => server.stop());
@@ -58,15 +75,24 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       onError: (err, what) => log.warn({ err }, `local state: ${what}`),
     });
 
-    const backend: AgentBackend = {
+    const backend: ServerBackend = {
       store: server.store,
       apply,
       consistentRead: (signal) => server.consistentRead(signal),
+      defaultRead: (signal) => server.defaultRead(signal),
       raftStatus: () => server.raftStatus(),
       config: { ...config, nodeId },
       local,
-      sessionTimers: sessions,
-      leave: async () => { setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50).unref(); },
+      sessionTimers: {
+        created: (id, ttlNs) => sessions.created(id, ttlNs),
+        // Renewals reset the timer on the leader, wherever they arrive.
+        renew: (id) => server.renewSession(id),
+        destroyed: (id) => sessions.destroyed(id),
+      },
+      leave: async () => {
+        await server.leave();
+        setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50).unref();
+      },
     };
 
     let http: HttpServer | undefined;
@@ -74,6 +100,7 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     if (config.ports.http > 0) {
       const host = config.httpAddrs[0] ?? '127.0.0.1';
       http = createHttpServer(backend, { host, port: config.ports.http, logger });
+      registerOperatorRoutes(http.app, { server, backend });
       httpPort = (await http.listen()).port;
       stack.push(() => http!.close());
     }
@@ -90,7 +117,19 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       stack.push(() => dns!.close());
     }
     log.info({}, 'Trellis agent running!');
-    return { nodeId, httpPort, dnsPort, server, stop: stopAll };
+    return {
+      nodeId, httpPort, dnsPort, server,
+      stop: async (o = {}) => {
+        if (o.leave ?? config.leaveOnTerminate) {
+          try {
+            await server.leave();
+          } catch (err) {
+            log.warn({ err }, 'leaving the cluster failed; stopping anyway');
+          }
+        }
+        await stopAll();
+      },
+    };
   } catch (err) {
     await stopAll();
     throw err;

@@ -1,16 +1,19 @@
-// The server role's Raft wiring: the state store as the Raft state machine, level (or in-memory for
-// -dev) storage under <data-dir>/raft, the gRPC transport on the server port, and the one write path:
-// apply(cmd) → encodeCommand → Raft propose → commit → FSM apply on every server → result.
+// The server role's Raft wiring: the state store (through ClusterFsm) as the Raft state machine,
+// level (or in-memory for -dev) storage under <data-dir>/raft, and the gRPC transport registered on
+// the server port's shared grpc.Server. Clustering (forwarding, bootstrap, autopilot) lives in
+// server.ts; this file only owns the Raft node and its storage.
 import { mkdir, readFile, writeFile, rename } from 'node:fs/promises';
 import { randomUUID } from 'node:crypto';
 import path from 'node:path';
+import type * as grpc from '@grpc/grpc-js';
 import {
-  RaftNode, GrpcTransport, LevelLogStore, FileSnapshotStore, MemoryLogStore, MemorySnapshotStore, NotLeaderError,
-  type LogStore, type SnapshotStore,
+  RaftNode, GrpcTransport, LevelLogStore, FileSnapshotStore, MemoryLogStore, MemorySnapshotStore,
+  type GrpcTransportCredentials, type LogStore, type NodeStatus, type SnapshotStore,
 } from '@trellis/raft';
-import { StateStore, createFsm, encodeCommand, type Command, type CommandResult } from '../state/index.ts';
+import { StateStore, type CommandResult } from '../state/index.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
+import { ClusterFsm } from './fsm.ts';
 
 /** An error the HTTP edge maps to 500 "No cluster leader" (Consul's structs.ErrNoLeader). */
 export class NoLeaderError extends Error {
@@ -37,28 +40,57 @@ export async function resolveNodeId(config: RuntimeConfig): Promise<string> {
   return id;
 }
 
+/**
+ * Consul's Raft timing (already scaled by raft_multiplier) in core ticks. The core has one election
+ * timeout e: a leader steps down after e without hearing from a quorum (check-quorum), and a
+ * follower campaigns after a random time in [e, 2e) without a leader. hashicorp/raft has two knobs
+ * for these: LeaderLeaseTimeout (the leader's side) and HeartbeatTimeout (the follower's, also
+ * randomized up to 2×). Trellis takes e = leader_lease_timeout, so a follower campaigns within
+ * [lease, 2·lease) = [heartbeat_timeout/2, heartbeat_timeout) — at raft_multiplier 5 that is 2.5–5 s,
+ * which is what lets a cluster elect a new leader within 5 s of losing one — and the leader still
+ * steps down before any follower can campaign, which keeps its lease (default reads) sound.
+ * Heartbeats go out every heartbeat_timeout/10, as hashicorp/raft's do.
+ */
+export function raftTiming(config: Pick<RuntimeConfig, 'raftHeartbeatTimeoutMs' | 'raftLeaderLeaseTimeoutMs'>): { tickMs: number; heartbeatTicks: number; electionTicks: number; heartbeatMs: number } {
+  const heartbeatMs = Math.max(1, config.raftHeartbeatTimeoutMs / 10);
+  const tickMs = Math.max(5, Math.round(heartbeatMs / 5));
+  const heartbeatTicks = Math.max(1, Math.round(heartbeatMs / tickMs));
+  const electionTicks = Math.max(3 * heartbeatTicks, Math.round(config.raftLeaderLeaseTimeoutMs / tickMs));
+  return { tickMs, heartbeatTicks, electionTicks, heartbeatMs: heartbeatTicks * tickMs };
+}
+
 export interface RaftServerOptions {
   config: RuntimeConfig;
   nodeId: string;
   logger: Logger;
+  /** The server port's gRPC server: the transport registers its service on it; the owner binds it. */
+  grpcServer: grpc.Server;
+  /** host:port other servers dial (the advertised address and the server port). */
+  raftAddress: string;
+  credentials?: GrpcTransportCredentials;
 }
 
 export class RaftServer {
   readonly store = new StateStore();
+  readonly fsm: ClusterFsm;
   readonly node: RaftNode<CommandResult>;
   readonly transport: GrpcTransport;
   readonly raftAddress: string;
+  readonly heartbeatMs: number;
   private readonly config: RuntimeConfig;
   private readonly logger: Logger;
+  #started = false;
+  #empty: boolean | undefined;
 
   constructor(opts: RaftServerOptions) {
     const { config } = opts;
     this.config = config;
     this.logger = opts.logger.child({ component: 'agent.server.raft' });
-    this.raftAddress = `${config.advertiseAddrLan}:${config.ports.server}`;
+    this.raftAddress = opts.raftAddress;
+    this.fsm = new ClusterFsm(this.store);
     this.transport = new GrpcTransport({
       id: opts.nodeId, listen: `${config.bindAddr}:${config.ports.server}`, advertise: this.raftAddress,
-      logger: this.logger,
+      server: opts.grpcServer, credentials: opts.credentials, logger: opts.logger.child({ component: 'raft.transport' }),
     });
     let logStore: LogStore, snapshotStore: SnapshotStore;
     if (config.devMode) {
@@ -68,73 +100,65 @@ export class RaftServer {
       logStore = new LevelLogStore(path.join(config.dataDir, 'raft', 'log'));
       snapshotStore = new FileSnapshotStore(path.join(config.dataDir, 'raft', 'snapshots'));
     }
-    // Consul's raft timing: heartbeat and election timeouts are already scaled by raft_multiplier.
-    const tickMs = Math.max(10, Math.round(config.raftHeartbeatTimeoutMs / 10));
+    const timing = raftTiming(config);
+    this.heartbeatMs = timing.heartbeatMs;
     this.node = new RaftNode<CommandResult>({
       id: opts.nodeId, transport: this.transport, logStore, snapshotStore,
-      stateMachine: createFsm(this.store),
-      tickMs,
-      heartbeatTicks: Math.max(1, Math.round(config.raftHeartbeatTimeoutMs / tickMs / 10)),
-      electionTicks: Math.max(2, Math.round(config.raftElectionTimeoutMs / tickMs)),
+      stateMachine: this.fsm,
+      tickMs: timing.tickMs,
+      heartbeatTicks: timing.heartbeatTicks,
+      electionTicks: timing.electionTicks,
       snapshotThreshold: config.raftSnapshotThreshold,
       trailingLogs: config.raftTrailingLogs,
       logger: this.logger,
     });
   }
 
+  get started(): boolean {
+    return this.#started;
+  }
+
+  /** <data-dir>/raft, or undefined in -dev. */
+  get raftDir(): string | undefined {
+    return this.config.devMode || !this.config.dataDir ? undefined : path.join(this.config.dataDir, 'raft');
+  }
+
+  /** Opens storage; true when it holds no Raft state (never bootstrapped or joined). */
+  async isEmpty(): Promise<boolean> {
+    if (this.raftDir) await mkdir(this.raftDir, { recursive: true });
+    this.#empty = await this.node.isEmpty();
+    return this.#empty;
+  }
+
+  /** Whether this server holds Raft state (belongs or belonged to a cluster). */
+  hasState(): boolean {
+    if (!this.#started) return this.#empty === false;
+    const s = this.node.status();
+    return s.term > 0 || s.lastIndex > 0 || s.snapshotIndex > 0;
+  }
+
+  /** Writes the first configuration of a new cluster (before start). */
+  async bootstrap(members: Record<string, string>): Promise<void> {
+    this.logger.info({ members }, 'bootstrapping a new cluster');
+    await this.node.bootstrap(members);
+    this.#empty = false;
+  }
+
   async start(): Promise<void> {
-    await mkdir(path.join(this.config.dataDir || '.', 'raft'), { recursive: true }).catch(() => { /* -dev: no data dir */ });
-    const c = this.config;
-    if (await this.node.isEmpty()) {
-      if (c.devMode || c.bootstrap || c.bootstrapExpect === 1) {
-        this.logger.info({ id: this.node.id, address: this.raftAddress }, 'bootstrapping a new single-server cluster');
-        await this.node.bootstrap({ [this.node.id]: this.raftAddress });
-      } else {
-        this.logger.warn({ expect: c.bootstrapExpect }, 'no Raft state and no -bootstrap: waiting to be added to a cluster by its leader');
-      }
-    }
     await this.node.start();
+    this.#started = true;
   }
 
   async stop(): Promise<void> {
     await this.node.stop();
   }
 
-  /**
-   * The write path. While there is no leader, waits up to rpc_hold_timeout (Consul: 7 s) for one
-   * before failing with "No cluster leader". Forwarding to a remote leader comes with clustering.
-   */
-  async apply(cmd: Command): Promise<CommandResult> {
-    const data = encodeCommand(cmd);
-    const deadline = Date.now() + this.config.rpcHoldTimeoutMs;
-    for (;;) {
-      try {
-        return await this.node.propose(data);
-      } catch (err) {
-        if (!(err instanceof NotLeaderError)) throw err;
-        if (err.leader) throw err; // another server leads: the caller forwards (clustering issue)
-        if (Date.now() >= deadline) throw new NoLeaderError();
-        await new Promise((r) => setTimeout(r, 50));
-      }
-    }
-  }
-
-  async consistentRead(signal?: AbortSignal): Promise<void> {
-    try {
-      await this.node.read({ signal });
-    } catch (err) {
-      if (err instanceof NotLeaderError && !err.leader) throw new NoLeaderError();
-      throw err;
-    }
-  }
-
-  raftStatus(): { leaderAddr: string; knownLeader: boolean; lastContactMs: number; peers: string[] } {
-    const s = this.node.status();
+  /** The node's status; before start, a follower that knows nothing. */
+  status(): NodeStatus {
+    if (this.#started) return this.node.status();
     return {
-      leaderAddr: s.leaderAddress,
-      knownLeader: s.leader !== '',
-      lastContactMs: Math.max(0, s.lastContactMs),
-      peers: s.peers.filter((p) => p.voter).map((p) => p.address),
+      id: this.node.id, term: 0, role: 'follower', leader: '', leaderAddress: '', commitIndex: 0, appliedIndex: 0,
+      lastIndex: 0, snapshotIndex: 0, peers: [], lastContactMs: -1,
     };
   }
 }

@@ -34,6 +34,13 @@ export class SessionTimers {
     if (this.leader && ttlNs > 0) this.arm(id, ttlNs / 1e6);
   }
 
+  /** A session was created (through any server): arm its timer from the session table. */
+  track(id: string): void {
+    if (!this.leader) return;
+    const s = this.store.sessionGet(id).value;
+    if (s?.TTL) this.arm(id, ttlMs(s.TTL));
+  }
+
   renew(id: string): void {
     if (!this.leader) throw new NoLeaderError();
     const s = this.store.sessionGet(id).value;

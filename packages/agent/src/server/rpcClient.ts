@@ -1,0 +1,149 @@
+// Calls to other servers' RPC services: one gRPC channel per address, reused by every call.
+//
+// Before a call is sent, the channel must be connected (waitForReady within the call's deadline). A
+// call that fails before that point certainly never reached the server, and the error says so
+// (RpcCallError.mayHaveArrived = false): the forwarding code may retry it elsewhere. A call that
+// fails after it was sent may or may not have been executed.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../logger.ts';
+import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
+import { RESTORE_CHUNK_BYTES, MAX_RPC_MESSAGE_BYTES } from './rpcServer.ts';
+import { RpcCallError, fromServiceError } from './rpcErrors.ts';
+
+export interface CallOptions {
+  /** Absolute deadline (Date.now() based). */
+  deadline: number;
+  signal?: AbortSignal;
+  /** Give up connecting after this long (before the deadline), so a caller can try another server. */
+  connectTimeoutMs?: number;
+}
+
+export interface RpcClientOptions {
+  credentials?: grpc.ChannelCredentials;
+  logger: Logger;
+}
+
+function abortError(signal: AbortSignal): Error {
+  return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
+}
+
+export class RpcClient {
+  readonly #o: RpcClientOptions;
+  readonly #channels = new Map<string, { client: grpc.Client; lastUsed: number }>();
+  #closed = false;
+  readonly #sweeper: NodeJS.Timeout;
+
+  constructor(o: RpcClientOptions) {
+    this.#o = o;
+    // Channels to servers that went away are closed after a while (each holds reconnect timers).
+    this.#sweeper = setInterval(() => this.#sweep(5 * 60_000), 60_000);
+    this.#sweeper.unref();
+  }
+
+  /** One unary call. Rejects with RemoteError (the handler's error) or RpcCallError. */
+  async call<M extends RpcMethod>(address: string, method: M, req: RpcRequest<M>, opts: CallOptions): Promise<RpcResponse<M>> {
+    const def = serverProto().method(method);
+    const client = this.#client(address);
+    await this.#ready(client, address, opts);
+    return new Promise<RpcResponse<M>>((resolve, reject) => {
+      const call = client.makeUnaryRequest<RpcRequest<M>, RpcResponse<M>>(
+        def.path, def.requestSerialize, def.responseDeserialize, req, new grpc.Metadata(), { deadline: opts.deadline },
+        (err, res) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          if (err) reject(opts.signal?.aborted ? abortError(opts.signal) : fromServiceError(err, address, true));
+          else resolve(res as RpcResponse<M>);
+        },
+      );
+      const onAbort = () => call.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+    });
+  }
+
+  /** Uploads a snapshot file to Operator.Restore in chunks. */
+  async restore(address: string, data: Uint8Array, opts: CallOptions): Promise<RpcResponse<'Operator.Restore'>> {
+    const def = serverProto().method('Operator.Restore');
+    const client = this.#client(address);
+    await this.#ready(client, address, opts);
+    return new Promise((resolve, reject) => {
+      const call = client.makeClientStreamRequest<RpcRequest<'Operator.Restore'>, RpcResponse<'Operator.Restore'>>(
+        def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata(), { deadline: opts.deadline },
+        (err, res) => {
+          opts.signal?.removeEventListener('abort', onAbort);
+          if (err) reject(opts.signal?.aborted ? abortError(opts.signal) : fromServiceError(err, address, true));
+          else resolve(res as RpcResponse<'Operator.Restore'>);
+        },
+      );
+      const onAbort = () => call.cancel();
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      call.on('error', () => { /* reported through the callback */ });
+      const buf = Buffer.from(data.buffer, data.byteOffset, data.byteLength);
+      const pump = async () => {
+        for (let off = 0; off < buf.length; off += RESTORE_CHUNK_BYTES) {
+          if (!call.write({ data: buf.subarray(off, off + RESTORE_CHUNK_BYTES) })) {
+            await new Promise<void>((r) => call.once('drain', r));
+          }
+        }
+        call.end();
+      };
+      pump().catch(() => call.cancel());
+    });
+  }
+
+  /** Closes every channel; later calls fail. */
+  close(): void {
+    this.#closed = true;
+    clearInterval(this.#sweeper);
+    for (const { client } of this.#channels.values()) client.close();
+    this.#channels.clear();
+  }
+
+  #client(address: string): grpc.Client {
+    if (this.#closed) throw new RpcCallError(address, grpc.status.CANCELLED, 'the RPC client is closed', false);
+    let ch = this.#channels.get(address);
+    if (ch === undefined) {
+      const client = new grpc.Client(address, this.#o.credentials ?? grpc.credentials.createInsecure(), {
+        'grpc.max_receive_message_length': MAX_RPC_MESSAGE_BYTES,
+        'grpc.max_send_message_length': MAX_RPC_MESSAGE_BYTES,
+        // grpc-js backs off up to 120 s after failures by default; a server that restarts (or a new
+        // leader at an old address) must be reachable again within a second or two.
+        'grpc.initial_reconnect_backoff_ms': 100,
+        'grpc.max_reconnect_backoff_ms': 1000,
+        'grpc.keepalive_time_ms': 10_000,
+        'grpc.keepalive_timeout_ms': 5_000,
+        // Retrying a forwarded write is decided by the caller, who knows whether it is safe.
+        'grpc.enable_retries': 0,
+      });
+      ch = { client, lastUsed: Date.now() };
+      this.#channels.set(address, ch);
+    }
+    ch.lastUsed = Date.now();
+    return ch.client;
+  }
+
+  /** Resolves once the channel is connected; rejects (as "never sent") otherwise. */
+  #ready(client: grpc.Client, address: string, opts: CallOptions): Promise<void> {
+    if (opts.signal?.aborted) return Promise.reject(abortError(opts.signal));
+    const state = client.getChannel().getConnectivityState(true);
+    if (state === grpc.connectivityState.READY) return Promise.resolve();
+    return new Promise<void>((resolve, reject) => {
+      const onAbort = () => reject(abortError(opts.signal!));
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      const connectBy = opts.connectTimeoutMs !== undefined ? Math.min(opts.deadline, Date.now() + opts.connectTimeoutMs) : opts.deadline;
+      client.waitForReady(connectBy, (err) => {
+        opts.signal?.removeEventListener('abort', onAbort);
+        if (err) reject(new RpcCallError(address, grpc.status.UNAVAILABLE, `cannot connect: ${err.message}`, false));
+        else resolve();
+      });
+    });
+  }
+
+  #sweep(idleMs: number): void {
+    const now = Date.now();
+    for (const [addr, ch] of this.#channels) {
+      if (now - ch.lastUsed > idleMs) {
+        ch.client.close();
+        this.#channels.delete(addr);
+      }
+    }
+  }
+}

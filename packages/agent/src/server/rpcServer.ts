@@ -1,0 +1,159 @@
+// The gRPC server on the server port. It carries the server RPC services of proto/server.proto and,
+// registered on the same grpc.Server, the Raft transport (packages/raft GrpcTransport with `server`).
+// One port, one TLS configuration, one listener: what Consul's port 8300 multiplexes.
+import * as grpc from '@grpc/grpc-js';
+import type { Logger } from '../logger.ts';
+import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
+import { toServiceError } from './rpcErrors.ts';
+
+/** Largest message accepted: Raft batches (4 MiB by default) and restore chunks fit well below. */
+export const MAX_RPC_MESSAGE_BYTES = 16 << 20;
+/** Snapshot chunks a restore call sends; the whole restore is bounded separately. */
+export const RESTORE_CHUNK_BYTES = 1 << 20;
+
+type Unary<M extends RpcMethod> = (req: RpcRequest<M>, signal: AbortSignal) => Promise<RpcResponse<M>> | RpcResponse<M>;
+
+/** What the services do; the server wiring (server/server.ts) implements them. */
+export interface RpcHandlers {
+  status: Unary<'Status.Status'>;
+  apply: Unary<'Forward.Apply'>;
+  readIndex: Unary<'Forward.ReadIndex'>;
+  renewSession: Unary<'Forward.RenewSession'>;
+  addPeer: Unary<'Operator.AddPeer'>;
+  removePeer: Unary<'Operator.RemovePeer'>;
+  transferLeader: Unary<'Operator.TransferLeader'>;
+  autopilotHealth: Unary<'Operator.AutopilotHealth'>;
+  /** The whole uploaded file (at most maxRestoreBytes). */
+  restore(data: Buffer, signal: AbortSignal): Promise<RpcResponse<'Operator.Restore'>>;
+}
+
+export interface RpcServerOptions {
+  /** host:port to bind. */
+  listen: string;
+  credentials?: grpc.ServerCredentials;
+  handlers: RpcHandlers;
+  logger: Logger;
+  /** Largest snapshot a Restore call may upload. Default 2 GiB. */
+  maxRestoreBytes?: number;
+}
+
+export class RpcServer {
+  readonly grpcServer: grpc.Server;
+  readonly #o: RpcServerOptions;
+  readonly #log: Logger;
+  #port: number | undefined;
+
+  constructor(o: RpcServerOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'agent.server.rpc' });
+    this.grpcServer = new grpc.Server({
+      'grpc.max_receive_message_length': MAX_RPC_MESSAGE_BYTES,
+      'grpc.max_send_message_length': MAX_RPC_MESSAGE_BYTES,
+      'grpc.keepalive_time_ms': 10_000,
+      'grpc.keepalive_timeout_ms': 5_000,
+      // Peers' Raft channels ping while idle (keepalive_permit_without_calls); allow it.
+      'grpc.keepalive_permit_without_calls': 1,
+      'grpc.http2.min_ping_interval_without_data_ms': 5_000,
+    });
+    const proto = serverProto();
+    const h = o.handlers;
+    this.grpcServer.addService(proto.services.Status, { Status: this.#unary('Status.Status', h.status) });
+    this.grpcServer.addService(proto.services.Forward, {
+      Apply: this.#unary('Forward.Apply', h.apply),
+      ReadIndex: this.#unary('Forward.ReadIndex', h.readIndex),
+      RenewSession: this.#unary('Forward.RenewSession', h.renewSession),
+    });
+    this.grpcServer.addService(proto.services.Operator, {
+      AddPeer: this.#unary('Operator.AddPeer', h.addPeer),
+      RemovePeer: this.#unary('Operator.RemovePeer', h.removePeer),
+      TransferLeader: this.#unary('Operator.TransferLeader', h.transferLeader),
+      AutopilotHealth: this.#unary('Operator.AutopilotHealth', h.autopilotHealth),
+      Restore: (call: grpc.ServerReadableStream<{ data?: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>) => this.#restore(call, cb),
+    });
+  }
+
+  /** The bound port (after bind()). */
+  get port(): number {
+    if (this.#port === undefined) throw new Error('RpcServer.port read before bind()');
+    return this.#port;
+  }
+
+  async bind(): Promise<number> {
+    const creds = this.#o.credentials ?? grpc.ServerCredentials.createInsecure();
+    this.#port = await new Promise<number>((resolve, reject) => {
+      this.grpcServer.bindAsync(this.#o.listen, creds, (err, port) => {
+        if (err) {
+          reject(Object.assign(new Error(`cannot listen on ${this.#o.listen} for server RPC: ${err.message}`), { code: 'ERR_RPC_BIND', cause: err }));
+        } else {
+          resolve(port);
+        }
+      });
+    });
+    this.#log.info({ address: this.#o.listen, port: this.#port, tls: this.#o.credentials !== undefined }, 'server RPC listening');
+    return this.#port;
+  }
+
+  /** Stops accepting calls; gives in-flight calls a moment, then cuts them (peers' Raft streams never end by themselves). */
+  async stop(graceMs = 1000): Promise<void> {
+    await new Promise<void>((resolve) => {
+      const timer = setTimeout(() => {
+        this.grpcServer.forceShutdown();
+        resolve();
+      }, graceMs);
+      this.grpcServer.tryShutdown(() => {
+        clearTimeout(timer);
+        resolve();
+      });
+    });
+  }
+
+  #unary<M extends RpcMethod>(name: M, fn: Unary<M>): grpc.handleUnaryCall<RpcRequest<M>, RpcResponse<M>> {
+    return (call, cb) => {
+      const ac = new AbortController();
+      call.on('cancelled', () => ac.abort());
+      let answered = false;
+      const answer = (err: grpc.ServiceError | null, res?: RpcResponse<M>) => {
+        if (answered) return;
+        answered = true;
+        if (err) cb(err);
+        else cb(null, res);
+      };
+      Promise.resolve()
+        .then(() => fn(call.request, ac.signal))
+        .then((res) => answer(null, res), (err: unknown) => {
+          this.#log.debug({ method: name, err }, 'server RPC failed');
+          answer(toServiceError(err));
+        });
+    };
+  }
+
+  #restore(call: grpc.ServerReadableStream<{ data?: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>): void {
+    const max = this.#o.maxRestoreBytes ?? 2 * 1024 ** 3;
+    const ac = new AbortController();
+    const chunks: Buffer[] = [];
+    let bytes = 0;
+    let done = false;
+    const finish = (err: unknown, res?: unknown) => {
+      if (done) return;
+      done = true;
+      if (err) cb(toServiceError(err));
+      else cb(null, res);
+    };
+    call.on('cancelled', () => { ac.abort(); done = true; });
+    call.on('error', (err: Error) => this.#log.debug({ err: err.message }, 'restore upload broke off'));
+    call.on('data', (chunk: { data?: Buffer }) => {
+      if (done) return;
+      const d = chunk.data ?? Buffer.alloc(0);
+      bytes += d.length;
+      if (bytes > max) {
+        finish(Object.assign(new Error(`snapshot exceeds the largest accepted restore (${max} bytes)`), { code: 'ERR_SNAPSHOT_INVALID' }));
+        return;
+      }
+      chunks.push(d);
+    });
+    call.on('end', () => {
+      if (done) return;
+      this.#o.handlers.restore(Buffer.concat(chunks, bytes), ac.signal).then((res) => finish(null, res), (err: unknown) => finish(err));
+    });
+  }
+}

@@ -1,0 +1,214 @@
+// Real server agents for the clustering suites: each `trellis agent -server` process has its own temp
+// directory (data dir, log, config file), free loopback ports, and joins the others through
+// -retry-join on their server ports. Unlike test/support's AgentProcess, a server here is not
+// "ready" on its own: a cluster is ready once its members agree on one leader.
+//
+//   const c = await Cluster.create(3, { expect: 3 });
+//   await c.startAll(order);           // launch the processes (no waiting for a leader)
+//   const leader = await c.waitLeader(); // every running server names the same leader
+//   await c.dispose();
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { freePort, launcher, request, trellisEnv, type HttpResult, type RequestOptions } from '../support/index.ts';
+
+export interface ServerSpec {
+  name: string;
+  datacenter?: string;
+  /** -bootstrap-expect; 0 for none. */
+  expect?: number;
+  /** Extra JSON config (merged into the generated config file). */
+  config?: Record<string, unknown>;
+  args?: string[];
+}
+
+export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+
+export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  const deadline = Date.now() + timeoutMs;
+  let lastErr: unknown;
+  while (Date.now() < deadline) {
+    try {
+      const v = await fn();
+      if (v) return v;
+    } catch (err) {
+      lastErr = err;
+    }
+    await sleep(everyMs);
+  }
+  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+}
+
+const live = new Set<ServerProc>();
+process.on('exit', () => { for (const s of live) s.killNow(); });
+
+export class ServerProc {
+  readonly spec: ServerSpec;
+  readonly dir: string;
+  readonly ports: { http: number; dns: number; server: number };
+  joins: string[] = [];
+  private child: ChildProcess | undefined;
+  private exited: Promise<void> = Promise.resolve();
+  starts = 0;
+
+  constructor(spec: ServerSpec, dir: string, ports: { http: number; dns: number; server: number }) {
+    this.spec = spec;
+    this.dir = dir;
+    this.ports = ports;
+  }
+
+  get name(): string { return this.spec.name; }
+  get url(): string { return `http://127.0.0.1:${this.ports.http}`; }
+  get rpcAddr(): string { return `127.0.0.1:${this.ports.server}`; }
+  get logFile(): string { return path.join(this.dir, 'agent.log'); }
+  get running(): boolean { return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null; }
+
+  args(): string[] {
+    const cfgFile = path.join(this.dir, 'config.json');
+    fs.writeFileSync(cfgFile, JSON.stringify({ ...this.spec.config }));
+    const a = [
+      'agent', '-server', '-data-dir', path.join(this.dir, 'data'), '-node', this.spec.name,
+      '-bind', '127.0.0.1', '-client', '127.0.0.1',
+      '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
+      '-retry-interval', '1s', '-config-file', cfgFile,
+    ];
+    if (this.spec.datacenter) a.push('-datacenter', this.spec.datacenter);
+    if (this.spec.expect) a.push('-bootstrap-expect', String(this.spec.expect));
+    for (const j of this.joins) a.push('-retry-join', j);
+    a.push(...(this.spec.args ?? []));
+    return a;
+  }
+
+  start(): void {
+    if (this.running) throw new Error(`${this.name} is already running`);
+    this.starts++;
+    fs.appendFileSync(this.logFile, `\n---- cluster test: start #${this.starts} ${new Date().toISOString()}: trellis ${this.args().join(' ')}\n`);
+    const fd = fs.openSync(this.logFile, 'a');
+    try {
+      this.child = spawn(launcher, this.args(), { cwd: this.dir, env: trellisEnv(), stdio: ['ignore', fd, fd], detached: true });
+    } finally {
+      fs.closeSync(fd);
+    }
+    live.add(this);
+    const child = this.child;
+    this.exited = new Promise<void>((resolve) => child.once('exit', () => { live.delete(this); resolve(); }));
+  }
+
+  /** kill -9 of the process group. */
+  async kill(): Promise<void> {
+    this.killNow();
+    await this.exited;
+  }
+
+  killNow(): void {
+    if (!this.running || this.child?.pid === undefined) return;
+    try { process.kill(-this.child.pid, 'SIGKILL'); } catch { /* already gone */ }
+  }
+
+  /** SIGTERM and wait (SIGKILL after timeoutMs). */
+  async stop(timeoutMs = 15_000): Promise<void> {
+    if (!this.running) return;
+    this.child!.kill('SIGTERM');
+    const t = setTimeout(() => this.killNow(), timeoutMs);
+    await this.exited;
+    clearTimeout(t);
+  }
+
+  request(method: string, urlPath: string, opts: RequestOptions = {}): Promise<HttpResult> {
+    return request(this.url, method, urlPath, { timeoutMs: 10_000, ...opts });
+  }
+
+  async getJson<T>(urlPath: string): Promise<T> {
+    const r = await this.request('GET', urlPath);
+    if (r.status !== 200) throw new Error(`${this.name} GET ${urlPath}: ${r.status} ${r.text}`);
+    return r.json<T>();
+  }
+
+  log(): string {
+    try { return fs.readFileSync(this.logFile, 'utf8'); } catch { return ''; }
+  }
+
+  logTail(lines = 40): string {
+    return this.log().split('\n').slice(-lines).join('\n');
+  }
+}
+
+export interface ClusterOptions {
+  /** -bootstrap-expect of every server (default: the cluster size). */
+  expect?: number;
+  /** Merged into every server's config file (e.g. { performance: { raft_multiplier: 1 } }). */
+  config?: Record<string, unknown>;
+  datacenter?: string;
+}
+
+export class Cluster {
+  readonly servers: ServerProc[] = [];
+  private readonly root: string;
+
+  private constructor(root: string) {
+    this.root = root;
+  }
+
+  static async create(n: number, o: ClusterOptions = {}): Promise<Cluster> {
+    const c = new Cluster(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-cluster-')));
+    for (let i = 0; i < n; i++) await c.add({ name: `s${i + 1}`, expect: o.expect ?? n, config: o.config, datacenter: o.datacenter });
+    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.rpcAddr);
+    return c;
+  }
+
+  /** A new server (not started) joining every existing one. */
+  async add(spec: ServerSpec): Promise<ServerProc> {
+    const dir = path.join(this.root, spec.name);
+    fs.mkdirSync(dir, { recursive: true });
+    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort() };
+    const s = new ServerProc(spec, dir, ports);
+    s.joins = this.servers.map((x) => x.rpcAddr);
+    this.servers.push(s);
+    return s;
+  }
+
+  byName(name: string): ServerProc {
+    const s = this.servers.find((x) => x.name === name);
+    if (!s) throw new Error(`no server ${name}`);
+    return s;
+  }
+
+  running(): ServerProc[] {
+    return this.servers.filter((s) => s.running);
+  }
+
+  /** Every running server (or those given) names the same leader; returns it. */
+  async waitLeader(timeoutMs = 20_000, among: ServerProc[] = this.running()): Promise<ServerProc> {
+    return waitFor('one leader named by every server', async () => {
+      const leaders = await Promise.all(among.map(async (s) => {
+        const r = await s.request('GET', '/v1/status/leader', { timeoutMs: 2000 });
+        return r.status === 200 ? r.json<string>() : '';
+      }));
+      if (leaders[0] === '' || leaders.some((l) => l !== leaders[0])) return undefined;
+      return this.servers.find((s) => s.rpcAddr === leaders[0]);
+    }, timeoutMs);
+  }
+
+  /** Every given server lists exactly these voters (by address). */
+  async waitVoters(expected: ServerProc[], timeoutMs = 20_000, among: ServerProc[] = this.running()): Promise<void> {
+    const want = expected.map((s) => s.rpcAddr).sort().join(',');
+    await waitFor(`voters ${want}`, async () => {
+      for (const s of among) {
+        const peers = await s.getJson<string[]>('/v1/status/peers');
+        if ([...peers].sort().join(',') !== want) return false;
+      }
+      return true;
+    }, timeoutMs);
+  }
+
+  /** Prints every server's log tail (for a failed test). */
+  dumpLogs(lines = 40): void {
+    for (const s of this.servers) process.stderr.write(`\n==== ${s.name} (${s.logFile}) ====\n${s.logTail(lines)}\n`);
+  }
+
+  async dispose(opts: { keep?: boolean } = {}): Promise<void> {
+    await Promise.all(this.servers.map((s) => s.kill()));
+    if (!opts.keep && process.env.TRELLIS_E2E_KEEP !== '1') fs.rmSync(this.root, { recursive: true, force: true });
+  }
+}

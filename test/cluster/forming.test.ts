@@ -1,0 +1,88 @@
+// Three real server processes form one cluster through -bootstrap-expect 3 and -retry-join; writes
+// sent to a follower are forwarded to the leader; reads in every consistency mode answer on every
+// server; the operator endpoints show the configuration.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { Cluster, type ServerProc } from './cluster.ts';
+
+const FAST = { performance: { raft_multiplier: 1 } };
+
+describe('three servers with -bootstrap-expect 3', () => {
+  let c: Cluster;
+  let leader: ServerProc;
+  let failed = false;
+
+  before(async () => {
+    c = await Cluster.create(3, { config: FAST });
+    for (const s of c.servers) s.start();
+    leader = await c.waitLeader(30_000);
+    await c.waitVoters(c.servers);
+  });
+  after(async () => {
+    if (failed) c.dumpLogs();
+    await c?.dispose();
+  });
+
+  const check = (name: string, fn: () => Promise<void>) => test(name, async () => {
+    try {
+      await fn();
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
+
+  check('one cluster: every server names the same leader and the same three voters', async () => {
+    for (const s of c.servers) {
+      const conf = await s.getJson<{ Servers: Array<{ Node: string; Address: string; Leader: boolean; Voter: boolean }> }>('/v1/operator/raft/configuration');
+      assert.deepEqual(conf.Servers.map((x) => x.Node).sort(), ['s1', 's2', 's3']);
+      assert.ok(conf.Servers.every((x) => x.Voter));
+      assert.deepEqual(conf.Servers.filter((x) => x.Leader).map((x) => x.Address), [leader.rpcAddr]);
+    }
+    // Every founder writes the first configuration itself; safety needs them to be identical.
+    const sets = c.servers.map((s) => /bootstrapping the cluster with the agreed founding set: members=(\{[^}]*\})/.exec(s.log())?.[1]);
+    assert.ok(sets.every((x) => x !== undefined), 'every founder bootstrapped');
+    assert.equal(new Set(sets).size, 1, 'with the identical configuration');
+  });
+
+  check('a write to a follower is forwarded to the leader and readable everywhere', async () => {
+    const follower = c.servers.find((s) => s !== leader)!;
+    const put = await follower.request('PUT', '/v1/kv/forwarded', { body: 'via-follower' });
+    assert.equal(put.status, 200, put.text);
+    assert.equal(put.text, 'true');
+    for (const s of c.servers) {
+      const r = await s.request('GET', '/v1/kv/forwarded?raw&consistent');
+      assert.equal(r.status, 200, `${s.name}: ${r.text}`);
+      assert.equal(r.text, 'via-follower');
+      assert.equal(r.headers['x-consul-knownleader'], 'true');
+    }
+  });
+
+  check('CAS through a follower keeps its semantics (the leader decides)', async () => {
+    const follower = c.servers.find((s) => s !== leader)!;
+    assert.equal((await follower.request('PUT', '/v1/kv/cas?cas=0', { body: 'first' })).text, 'true');
+    assert.equal((await follower.request('PUT', '/v1/kv/cas?cas=0', { body: 'second' })).text, 'false');
+    const r = await leader.request('GET', '/v1/kv/cas?raw&consistent');
+    assert.equal(r.text, 'first');
+  });
+
+  check('stale reads answer on a follower with X-Consul-LastContact', async () => {
+    const follower = c.servers.find((s) => s !== leader)!;
+    const r = await follower.request('GET', '/v1/kv/forwarded?stale');
+    assert.equal(r.status, 200);
+    assert.equal(r.headers['x-consul-knownleader'], 'true');
+    assert.match(String(r.headers['x-consul-lastcontact']), /^\d+$/);
+  });
+
+  check('status/leader and status/peers agree on every server', async () => {
+    for (const s of c.servers) {
+      assert.equal(await s.getJson<string>('/v1/status/leader'), leader.rpcAddr);
+      assert.deepEqual((await s.getJson<string[]>('/v1/status/peers')).sort(), c.servers.map((x) => x.rpcAddr).sort());
+    }
+  });
+
+  check('the leader registered the consul service in the catalog', async () => {
+    const services = await leader.getJson<Record<string, string[]>>('/v1/catalog/services?consistent');
+    assert.ok('consul' in services);
+  });
+});
