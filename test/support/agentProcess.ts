@@ -85,6 +85,7 @@ export class AgentProcess {
   static async start(opts: StartOptions = {}): Promise<AgentProcess> {
     const ownsDir = opts.dir === undefined;
     const dir = opts.dir ?? fs.mkdtempSync(path.join(os.tmpdir(), `trellis-e2e-${(opts.name ?? 'agent').replace(/[^\w-]/g, '_')}-`));
+    fs.mkdirSync(dir, { recursive: true });
     const agent = new AgentProcess(opts, dir, ownsDir, await AgentProcess.pickPorts());
     for (let attempt = 1; ; attempt++) {
       try {

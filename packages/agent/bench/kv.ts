@@ -1,0 +1,457 @@
+// KV benchmark: Trellis (one server agent with a data dir, not -dev) against a single-member etcd
+// 3.4 on this machine, driven by the same HTTP load generator in the same run.
+//
+//   npx node packages/agent/bench/kv.ts [--seconds 10] [--keys 100000] [--json]
+//   npm run bench:kv
+//
+// What it measures, per system, 64-byte values under distinct keys, keep-alive HTTP/1.1:
+//   writes at concurrency 1, 16, 64   Trellis: PUT /v1/kv/<key>     etcd: POST /v3/kv/put
+//   reads  at concurrency 16, 64      Trellis: GET /v1/kv/<key>     etcd: POST /v3/kv/range
+// Reads use each system's default consistency: Trellis serves them from the leader's state (Consul's
+// default mode); etcd's default is linearizable (a ReadIndex round per request).
+// Then: time from spawning `trellis agent -dev` to its first successful KV write (median of 5), and
+// resident memory after 100,000 keys (VmRSS from /proc), for both.
+//
+// Placement on a 2-core machine: the load generator is this process; each server is its own
+// process, started only for its own measurements and stopped before the other starts, so the idle
+// one never competes. No CPU pinning: pinning the server to one core would hobble etcd's Go runtime
+// (and its fsync thread) more than Node, and pinning the generator would cap it below what the
+// servers need at c=64. Both data dirs are on the same local filesystem (os.tmpdir()).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { parseArgs } from 'node:util';
+import { AgentProcess, freePort, launcher, trellisEnv } from '../../../test/support/index.ts';
+
+const VALUE_BYTES = 64;
+const WRITE_CONCURRENCY = [1, 16, 64] as const;
+const READ_CONCURRENCY = [16, 64] as const;
+const STARTUP_RUNS = 5;
+
+interface Options { seconds: number; keys: number; json: boolean; servers: number }
+
+function options(): Options {
+  const { values } = parseArgs({
+    options: {
+      seconds: { type: 'string', default: '10' },
+      keys: { type: 'string', default: '100000' },
+      servers: { type: 'string', default: '1' },
+      json: { type: 'boolean', default: false },
+      help: { type: 'boolean', default: false },
+    },
+    strict: true,
+  });
+  if (values.help) {
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1] [--json]\n');
+    process.exit(0);
+  }
+  const seconds = Number(values.seconds);
+  const keys = Number(values.keys);
+  const servers = Number(values.servers);
+  if (!(seconds > 0)) fail(`--seconds must be a positive number, got ${JSON.stringify(values.seconds)}`);
+  if (!Number.isInteger(keys) || keys < 1) fail(`--keys must be a positive integer, got ${JSON.stringify(values.keys)}`);
+  if (servers !== 1) {
+    fail(`--servers ${values.servers}: not yet. The bench runs a single server: Trellis agents cannot form a multi-server ` +
+      'cluster until the clustering work lands (-retry-join / -bootstrap-expect with Raft membership).');
+  }
+  return { seconds, keys, json: values.json, servers };
+}
+
+function fail(msg: string): never {
+  process.stderr.write(`bench:kv: ${msg}\n`);
+  process.exit(2);
+}
+
+function note(msg: string): void {
+  process.stderr.write(`# ${msg}\n`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Load generator: the same for both systems. A `Target` turns (key, value) into one HTTP request;
+// the generator owns connections, timing and the per-request latency record.
+
+interface HttpCall { method: string; path: string; body?: Buffer; headers?: Record<string, string> }
+
+interface Target {
+  name: string;
+  port: number;
+  put(key: string, value: Buffer): HttpCall;
+  get(key: string): HttpCall;
+  /** Checks a read's answer carried `value` (done on a sample, not on every read). */
+  verifyGet(body: Buffer, value: Buffer): boolean;
+}
+
+const trellisTarget = (port: number): Target => ({
+  name: 'trellis',
+  port,
+  put: (key, value) => ({ method: 'PUT', path: `/v1/kv/${key}`, body: value }),
+  get: (key) => ({ method: 'GET', path: `/v1/kv/${key}` }),
+  verifyGet: (body, value) => {
+    const [e] = JSON.parse(body.toString()) as Array<{ Value: string }>;
+    return Buffer.from(e!.Value, 'base64').equals(value);
+  },
+});
+
+const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
+
+const etcdTarget = (port: number, prefix: string): Target => ({
+  name: 'etcd',
+  port,
+  put: (key, value) => ({ method: 'POST', path: `${prefix}/kv/put`, body: Buffer.from(JSON.stringify({ key: b64(key), value: b64(value) })), headers: { 'content-type': 'application/json' } }),
+  get: (key) => ({ method: 'POST', path: `${prefix}/kv/range`, body: Buffer.from(JSON.stringify({ key: b64(key) })), headers: { 'content-type': 'application/json' } }),
+  verifyGet: (body, value) => {
+    const r = JSON.parse(body.toString()) as { kvs?: Array<{ value: string }> };
+    return r.kvs !== undefined && Buffer.from(r.kvs[0]!.value, 'base64').equals(value);
+  },
+});
+
+function call(agent: http.Agent, port: number, c: HttpCall): Promise<{ status: number; body: Buffer }> {
+  return new Promise((resolve, reject) => {
+    const headers: Record<string, string> = { ...c.headers };
+    if (c.body) headers['content-length'] = String(c.body.length);
+    const req = http.request({ host: '127.0.0.1', port, method: c.method, path: c.path, headers, agent }, (res) => {
+      const chunks: Buffer[] = [];
+      res.on('data', (d: Buffer) => chunks.push(d));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: Buffer.concat(chunks) }));
+      res.on('error', reject);
+    });
+    req.on('error', reject);
+    req.end(c.body);
+  });
+}
+
+interface CellResult { ops: number; opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string }
+
+function percentile(sorted: Float64Array, p: number): number {
+  if (sorted.length === 0) return Number.NaN;
+  return sorted[Math.min(sorted.length - 1, Math.floor(p * sorted.length))]!;
+}
+
+/**
+ * Runs `concurrency` closed loops for `seconds`: each sends one request, waits for its answer,
+ * sends the next. `op(worker, seq)` builds the request. Latency is send-to-last-byte.
+ */
+async function runCell(target: Target, concurrency: number, seconds: number,
+  op: (worker: number, seq: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }): Promise<CellResult> {
+  const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
+  let lat = new Float64Array(1 << 16);
+  let n = 0;
+  let errors = 0;
+  let firstError: string | undefined;
+  const started = performance.now();
+  const end = started + seconds * 1000;
+  await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
+    for (let seq = 0; performance.now() < end; seq++) {
+      const { call: c, check } = op(w, seq);
+      const t0 = performance.now();
+      let problem: string | null = null;
+      try {
+        const r = await call(agent, target.port, c);
+        problem = r.status === 200 ? (check?.(r.status, r.body) ?? null) : `${r.status} ${r.body.toString().slice(0, 120)}`;
+      } catch (err) {
+        problem = (err as Error).message;
+      }
+      const ms = performance.now() - t0;
+      if (problem !== null) {
+        errors++;
+        firstError ??= `${c.method} ${c.path}: ${problem}`;
+        continue;
+      }
+      if (n === lat.length) {
+        const bigger = new Float64Array(lat.length * 2);
+        bigger.set(lat);
+        lat = bigger;
+      }
+      lat[n++] = ms;
+    }
+  }));
+  const elapsedS = (performance.now() - started) / 1000;
+  agent.destroy();
+  const sorted = lat.slice(0, n).sort();
+  return { ops: n, opsPerSec: n / elapsedS, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors, firstError };
+}
+
+/** Deterministic 64-byte value for a key, so reads can be verified without remembering values. */
+function valueFor(key: string): Buffer {
+  const v = Buffer.alloc(VALUE_BYTES);
+  let h = 2166136261;
+  for (let i = 0; i < key.length; i++) h = Math.imul(h ^ key.charCodeAt(i), 16777619);
+  for (let i = 0; i < VALUE_BYTES; i++) {
+    h = Math.imul(h ^ (h >>> 13), 0x5bd1e995) >>> 0;
+    v[i] = 97 + (h % 26); // printable, so both systems store the same bytes as text
+  }
+  return v;
+}
+
+interface SystemResults {
+  writes: Record<number, CellResult>;
+  reads: Record<number, CellResult>;
+  rssAfterKeysMB: number;
+  keysForRss: number;
+}
+
+/** The write, read and memory phases against one running server. */
+async function measure(target: Target, pid: number, opts: Options): Promise<SystemResults> {
+  const written: string[] = [];
+  const writes: Record<number, CellResult> = {};
+  const reads: Record<number, CellResult> = {};
+  // Warm-up (JIT, connection setup, the first Raft batches): not measured.
+  await runCell(target, 16, Math.min(2, opts.seconds), (w, s) => {
+    const key = `warm/${w}/${s}`;
+    return { call: target.put(key, valueFor(key)) };
+  });
+  for (const c of WRITE_CONCURRENCY) {
+    const phaseKeys: string[][] = Array.from({ length: c }, () => []);
+    note(`${target.name}: writes at c=${c} for ${opts.seconds}s`);
+    writes[c] = await runCell(target, c, opts.seconds, (w, s) => {
+      const key = `bench/w${c}/${w}/${String(s).padStart(7, '0')}`;
+      phaseKeys[w]!.push(key);
+      return { call: target.put(key, valueFor(key)) };
+    });
+    // A key counts as written only if its request may have succeeded; the reads below verify.
+    for (const ks of phaseKeys) written.push(...ks);
+  }
+  // Reads: uniformly random keys from the ones written, every 100th answer checked for its value.
+  let rnd = 12345;
+  const nextKey = () => {
+    rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+    return written[rnd % written.length]!;
+  };
+  for (const c of READ_CONCURRENCY) {
+    note(`${target.name}: reads at c=${c} for ${opts.seconds}s`);
+    let i = 0;
+    reads[c] = await runCell(target, c, opts.seconds, () => {
+      const key = nextKey();
+      const verify = (i++ % 100) === 0;
+      return {
+        call: target.get(key),
+        check: verify ? (_s, body) => (target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined,
+      };
+    });
+  }
+  // Memory with opts.keys keys: top up with more distinct keys (the ones above count), then read RSS.
+  const have = written.length;
+  const missing = Math.max(0, opts.keys - have);
+  note(`${target.name}: writing ${missing} more keys to reach ${opts.keys} for the memory reading`);
+  let next = 0;
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+  await Promise.all(Array.from({ length: 64 }, async () => {
+    while (next < missing) {
+      const key = `fill/${String(next++).padStart(7, '0')}`;
+      const r = await call(agent, target.port, target.put(key, valueFor(key)));
+      if (r.status !== 200) throw new Error(`${target.name}: fill write ${key} answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+    }
+  }));
+  agent.destroy();
+  return { writes, reads, rssAfterKeysMB: rssMB(pid), keysForRss: have + missing };
+}
+
+function rssMB(pid: number): number {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const m = /^VmRSS:\s+(\d+)\s+kB/m.exec(status);
+  if (!m) throw new Error(`no VmRSS in /proc/${pid}/status`);
+  return Number(m[1]) / 1024;
+}
+
+// ---------------------------------------------------------------------------------------------
+// The servers.
+
+function etcdVersion(): string {
+  const r = spawnSync('etcd', ['--version'], { encoding: 'utf8' });
+  if (r.error || r.status !== 0) {
+    fail('etcd is not installed: run `bash deploy/install-bench-deps.sh` (installs Debian\'s etcd-server and etcd-client)');
+  }
+  const v = /etcd Version: (\S+)/.exec(r.stdout)?.[1] ?? 'unknown';
+  if (!v.startsWith('3.4.')) note(`etcd ${v} is not 3.4; the numbers compare against it all the same`);
+  return v;
+}
+
+interface Etcd { port: number; pid: number; prefix: string; stop(): Promise<void> }
+
+async function startEtcd(root: string): Promise<Etcd> {
+  const client = await freePort();
+  const peer = await freePort();
+  const dataDir = path.join(root, 'etcd');
+  const logFile = path.join(root, 'etcd.log');
+  const fd = fs.openSync(logFile, 'a');
+  const child: ChildProcess = spawn('etcd', [
+    '--name', 'bench', '--data-dir', dataDir,
+    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
+    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
+    '--initial-cluster', `bench=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new',
+    '--logger', 'zap', '--log-level', 'warn', '--log-outputs', 'stderr',
+  ], { stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const stop = async () => {
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  };
+  const agent = new http.Agent({ keepAlive: false });
+  const deadline = Date.now() + 20_000;
+  // etcd 3.4 serves the gRPC gateway at /v3 (and the deprecated /v3beta); find which answers.
+  while (Date.now() < deadline) {
+    if (child.exitCode !== null) break;
+    for (const prefix of ['/v3', '/v3beta']) {
+      try {
+        const r = await call(agent, client, { method: 'POST', path: `${prefix}/kv/range`, body: Buffer.from(JSON.stringify({ key: b64('probe') })) });
+        if (r.status === 200) return { port: client, pid: child.pid!, prefix, stop };
+      } catch {
+        // not listening yet
+      }
+    }
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  await stop();
+  throw new Error(`etcd did not answer within 20 s; its log (${logFile}) ends:\n${fs.readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n')}`);
+}
+
+/** Spawn `trellis agent -dev` and poll a KV write until it succeeds; returns ms from spawn. */
+async function startupOnce(root: string, run: number): Promise<number> {
+  const http1 = await freePort();
+  const dns = await freePort({ udp: true });
+  const srv = await freePort();
+  const logFile = path.join(root, `startup-${run}.log`);
+  const fd = fs.openSync(logFile, 'a');
+  const t0 = performance.now();
+  const child = spawn(launcher, ['agent', '-dev', '-node', `startup-${run}`, '-log-level', 'warn',
+    '-http-port', String(http1), '-dns-port', String(dns), '-server-port', String(srv)],
+  { env: trellisEnv(), stdio: ['ignore', fd, fd] });
+  fs.closeSync(fd);
+  const exited = new Promise<void>((r) => child.once('exit', () => r()));
+  const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+  try {
+    for (;;) {
+      if (child.exitCode !== null) throw new Error(`trellis agent -dev exited (${child.exitCode}); log ${logFile}`);
+      if (performance.now() - t0 > 30_000) throw new Error(`trellis agent -dev took no write within 30 s; log ${logFile}`);
+      try {
+        const r = await call(agent, http1, { method: 'PUT', path: '/v1/kv/startup', body: Buffer.from('x') });
+        if (r.status === 200 && r.body.toString() === 'true') return performance.now() - t0;
+      } catch {
+        // not listening yet
+      }
+      await new Promise((r) => setTimeout(r, 5));
+    }
+  } finally {
+    agent.destroy();
+    child.kill('SIGTERM');
+    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+    await exited;
+    clearTimeout(t);
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report.
+
+const fmtOps = (x: number) => (Number.isFinite(x) ? Math.round(x).toLocaleString('en-US') : '-');
+const fmtMs = (x: number) => (Number.isFinite(x) ? x.toFixed(2) : '-');
+const ratio = (a: number, b: number) => (b > 0 && Number.isFinite(a) ? `${(a / b).toFixed(2)}x` : '-');
+
+function table(t: SystemResults, e: SystemResults): string {
+  const rows: string[][] = [['op', 'conc', 'trellis ops/s', 'p50 ms', 'p99 ms', 'etcd ops/s', 'p50 ms', 'p99 ms', 'ops T/E', 'p50 T/E', 'p99 T/E', 'errors T/E']];
+  const add = (op: string, c: number, a: CellResult, b: CellResult) => rows.push([
+    op, String(c), fmtOps(a.opsPerSec), fmtMs(a.p50Ms), fmtMs(a.p99Ms), fmtOps(b.opsPerSec), fmtMs(b.p50Ms), fmtMs(b.p99Ms),
+    ratio(a.opsPerSec, b.opsPerSec), ratio(a.p50Ms, b.p50Ms), ratio(a.p99Ms, b.p99Ms), `${a.errors}/${b.errors}`,
+  ]);
+  for (const c of WRITE_CONCURRENCY) add('write', c, t.writes[c]!, e.writes[c]!);
+  for (const c of READ_CONCURRENCY) add('read', c, t.reads[c]!, e.reads[c]!);
+  const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+  return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
+}
+
+function verdicts(t: SystemResults, e: SystemResults, startupMs: number): string[] {
+  const out: string[] = [];
+  const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  for (const c of [16, 64]) {
+    const r = t.writes[c]!.opsPerSec / e.writes[c]!.opsPerSec;
+    out.push(`writes/s at c=${c} >= 1.0x etcd: ${r.toFixed(2)}x (${mark(r >= 1.0)})`);
+  }
+  for (const c of READ_CONCURRENCY) {
+    const r = t.reads[c]!.opsPerSec / e.reads[c]!.opsPerSec;
+    out.push(`reads/s at c=${c} >= 1.5x etcd: ${r.toFixed(2)}x (${mark(r >= 1.5)})`);
+  }
+  const p99s = [...WRITE_CONCURRENCY.map((c) => [`write c=${c}`, t.writes[c]!, e.writes[c]!] as const),
+    ...READ_CONCURRENCY.map((c) => [`read c=${c}`, t.reads[c]!, e.reads[c]!] as const)];
+  for (const [what, a, b] of p99s) {
+    const r = a.p99Ms / b.p99Ms;
+    out.push(`p99 ${what} <= 1.5x etcd: ${r.toFixed(2)}x (${mark(r <= 1.5)})`);
+  }
+  out.push(`startup to first KV write <= 1500 ms: ${startupMs.toFixed(0)} ms (${mark(startupMs <= 1500)})`);
+  out.push(`agent RSS after ${t.keysForRss.toLocaleString('en-US')} keys <= 150 MB: ${t.rssAfterKeysMB.toFixed(1)} MB (${mark(t.rssAfterKeysMB <= 150)})`);
+  return out;
+}
+
+async function main(): Promise<void> {
+  const opts = options();
+  const etcdV = etcdVersion();
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-'));
+  note(`work dir ${root} (${fsType(root)})`);
+  let failed = false;
+  try {
+    // Trellis: one server with a data dir on local disk (-server -bootstrap -data-dir), not -dev.
+    note('starting trellis agent -server -bootstrap -data-dir ...');
+    const trellis = await AgentProcess.start({ name: 'bench', mode: 'server', dir: path.join(root, 'trellis'), args: ['-log-level', 'warn'] });
+    let t: SystemResults;
+    try {
+      t = await measure(trellisTarget(trellis.ports.http), trellis.pid!, opts);
+    } finally {
+      await trellis.stop();
+    }
+
+    note(`starting etcd ${etcdV} (single member) ...`);
+    const etcd = await startEtcd(root);
+    let e: SystemResults;
+    try {
+      e = await measure(etcdTarget(etcd.port, etcd.prefix), etcd.pid, opts);
+    } finally {
+      await etcd.stop();
+    }
+
+    note(`startup: ${STARTUP_RUNS} runs of trellis agent -dev until the first KV write succeeds`);
+    const startups: number[] = [];
+    for (let i = 0; i < STARTUP_RUNS; i++) startups.push(await startupOnce(root, i));
+    const startupMedian = [...startups].sort((a, b) => a - b)[Math.floor(STARTUP_RUNS / 2)]!;
+
+    const errors = [...Object.values(t.writes), ...Object.values(t.reads), ...Object.values(e.writes), ...Object.values(e.reads)]
+      .filter((c) => c.errors > 0).map((c) => c.firstError);
+    failed = errors.length > 0;
+
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), seconds: opts.seconds, valueBytes: VALUE_BYTES, etcdVersion: etcdV, node: process.version, cpus: os.cpus().length, trellis: t, etcd: e, startupMs: startups, startupMedianMs: startupMedian }, null, 2)}\n`);
+      return;
+    }
+    const lines = [
+      `Trellis KV benchmark  ${new Date().toISOString()}`,
+      `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; etcd ${etcdV}; data dirs on ${fsType(root)}`,
+      `load: ${opts.seconds} s per cell after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values, distinct keys; reads pick random written keys`,
+      'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch), default-consistency reads',
+      'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway',
+      'placement: generator = the bench process; each server its own process, run one at a time; no CPU pinning',
+      '',
+      table(t, e),
+      '',
+      `startup (spawn trellis agent -dev -> first successful KV write): median ${startupMedian.toFixed(0)} ms of ${STARTUP_RUNS} [${startups.map((x) => x.toFixed(0)).join(', ')}]`,
+      `RSS after ${t.keysForRss.toLocaleString('en-US')} keys: trellis ${t.rssAfterKeysMB.toFixed(1)} MB, etcd ${e.rssAfterKeysMB.toFixed(1)} MB (after ${e.keysForRss.toLocaleString('en-US')} keys)`,
+      '',
+      'targets (issue 4):',
+      ...verdicts(t, e, startupMedian).map((v) => `  ${v}`),
+    ];
+    if (errors.length > 0) lines.push('', `ERRORS during the run (first of each cell): ${errors.join(' | ')}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+  if (failed) process.exitCode = 1;
+}
+
+function fsType(dir: string): string {
+  const r = spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim() : 'unknown filesystem';
+}
+
+await main();
