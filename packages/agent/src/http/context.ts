@@ -3,6 +3,7 @@
 // `func(resp, req) (interface{}, error)` endpoints — and throw for errors (see errors.ts).
 
 import type { IncomingHttpHeaders } from 'node:http';
+import { parseUint64 } from '../state/uint64.ts';
 import { badRequest } from './errors.ts';
 
 /** A response body sent as-is with its own content type (KV ?raw, Prometheus text). */
@@ -85,6 +86,21 @@ export class RequestContext {
       throw badRequest(message ?? `Invalid value for ${name}: ${JSON.stringify(v)}: must be an unsigned integer`);
     }
     return Number(v);
+  }
+
+  /**
+   * Parses an unsigned 64-bit query parameter exactly, as Go's strconv.ParseUint(s, 10, 64): digits
+   * only (no sign, exponent or fraction), at most 18446744073709551615. A bigint, because values
+   * above 2^53 are real (KV Flags of the lock recipes) and a number would round them.
+   */
+  uint64Param(name: string, message?: string): bigint | undefined {
+    const v = this.get(name);
+    if (v === undefined) return undefined;
+    const parsed = parseUint64(v);
+    if (parsed === null) {
+      throw badRequest(message ?? `Invalid value for ${name}: ${JSON.stringify(v)}: must be an unsigned 64-bit integer (0 to 18446744073709551615)`);
+    }
+    return parsed;
   }
 
   /** Go's strconv.ParseBool for a query parameter; `?x` alone counts as `def`. */

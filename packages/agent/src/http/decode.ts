@@ -8,10 +8,18 @@
 // are the canonical PascalCase names, so the rest of the code never sees the client's spelling.
 
 import { parseGoDurationNs } from '../config/duration.ts';
+import { parseUint64 } from '../state/uint64.ts';
 import { decodeFailed } from './errors.ts';
+import { numberSource } from './json.ts';
 
 export type FieldSpec =
   | 'string' | 'bool' | 'int' | 'uint' | 'float'
+  /**
+   * Go uint64 over its whole range, decoded to a bigint. Exact above 2^53 only when the body was
+   * parsed by parseJsonExact (json.ts), which keeps the digits; otherwise such a number is refused
+   * rather than rounded. As Go, a non-integer spelling (1e3, 1.0) or a sign is refused.
+   */
+  | 'uint64'
   /** Go time.Duration: a duration string ("10s", "1m30s") or a number of nanoseconds. Decoded to ns. */
   | 'duration'
   | 'stringArray'
@@ -95,6 +103,7 @@ function goTypeName(spec: FieldSpec): string {
       case 'bool': return 'bool';
       case 'int': return 'int';
       case 'uint': return 'uint64';
+      case 'uint64': return 'uint64';
       case 'float': return 'float64';
       case 'duration': return 'time.Duration';
       case 'stringArray': return '[]string';
@@ -141,17 +150,18 @@ function decodeObject(obj: Record<string, unknown>, schema: Schema, path: string
     }
     // Go leaves a field untouched on null.
     if (value === null) continue;
-    out[field] = decodeValue(value, schema.fields[field]!, `${path}.${field}`);
+    out[field] = decodeValue(value, schema.fields[field]!, `${path}.${field}`, numberSource(obj, key));
   }
   return out;
 }
 
-function mismatch(value: unknown, spec: FieldSpec, path: string): DecodeError {
-  const what = typeof value === 'number' ? `number ${value}` : jsonKind(value);
+/** `source`: the number's literal text when parseJsonExact kept it (Go prints what was sent). */
+function mismatch(value: unknown, spec: FieldSpec, path: string, source?: string): DecodeError {
+  const what = typeof value === 'number' ? `number ${source ?? value}` : jsonKind(value);
   return new DecodeError(`json: cannot unmarshal ${what} into Go struct field ${path} of type ${goTypeName(spec)}`);
 }
 
-function decodeValue(value: unknown, spec: FieldSpec, path: string): unknown {
+function decodeValue(value: unknown, spec: FieldSpec, path: string, source?: string): unknown {
   if (typeof spec === 'string') {
     switch (spec) {
       case 'string':
@@ -161,13 +171,22 @@ function decodeValue(value: unknown, spec: FieldSpec, path: string): unknown {
         if (typeof value !== 'boolean') throw mismatch(value, spec, path);
         return value;
       case 'int':
-        if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw mismatch(value, spec, path);
+        if (typeof value !== 'number' || !Number.isSafeInteger(value)) throw mismatch(value, spec, path, source);
         return value;
       case 'uint':
-        if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw mismatch(value, spec, path);
+        if (typeof value !== 'number' || !Number.isSafeInteger(value) || value < 0) throw mismatch(value, spec, path, source);
         return value;
-      case 'float':
+      case 'uint64': {
         if (typeof value !== 'number') throw mismatch(value, spec, path);
+        // No recorded source means the literal was a plain non-negative safe integer (or the body
+        // was parsed without parseJsonExact, where only such a value can be trusted to be exact).
+        if (source === undefined && !(Number.isSafeInteger(value) && value >= 0)) throw mismatch(value, spec, path);
+        const exact = parseUint64(source ?? String(value));
+        if (exact === null) throw mismatch(value, spec, path, source);
+        return exact;
+      }
+      case 'float':
+        if (typeof value !== 'number') throw mismatch(value, spec, path, source);
         return value;
       case 'duration':
         if (typeof value === 'number') {
@@ -208,13 +227,13 @@ function decodeValue(value: unknown, spec: FieldSpec, path: string): unknown {
   }
   if ('array' in spec) {
     if (!Array.isArray(value)) throw mismatch(value, spec, path);
-    return value.filter((v) => v !== null).map((v) => decodeValue(v, spec.array, path));
+    return value.flatMap((v, i) => (v === null ? [] : [decodeValue(v, spec.array, path, numberSource(value, String(i)))]));
   }
   if (value === null || typeof value !== 'object' || Array.isArray(value)) throw mismatch(value, spec, path);
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value as Record<string, unknown>)) {
     if (v === null) continue;
-    out[k] = decodeValue(v, spec.map, `${path}[${k}]`);
+    out[k] = decodeValue(v, spec.map, `${path}[${k}]`, numberSource(value, k));
   }
   return out;
 }

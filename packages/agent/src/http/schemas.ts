@@ -302,7 +302,7 @@ export const SessionCreateSchema: Schema = {
 const txnKvSchema: Schema = {
   name: 'KVTxnOp',
   strict: true,
-  fields: { Verb: 'string', Key: 'string', Value: 'any', Flags: 'uint', Index: 'uint', Session: 'string', Namespace: 'string', Partition: 'string' },
+  fields: { Verb: 'string', Key: 'string', Value: 'any', Flags: 'uint64', Index: 'uint', Session: 'string', Namespace: 'string', Partition: 'string' },
 };
 const txnNodeSchema: Schema = {
   name: 'NodeTxnOp',

@@ -6,6 +6,7 @@
 //   - path remainders are percent-decoded here (a KV key keeps its slashes; `a%2Fb` is `a/b`);
 //   - ?dc (other than ours → 500 "No path to datacenter"), ?pretty, tokens accepted and ignored;
 //   - errors become plain-text bodies with Consul's status codes (errors.ts);
+//   - JSON answers are Go's encoding (json.ts): bytes as base64, uint64 bigints as exact numbers;
 //   - a client that goes away aborts its request's signal, ending any blocking wait at once.
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
@@ -15,6 +16,7 @@ import type { BlockingDeps } from './blocking.ts';
 import { RawBody, RequestContext } from './context.ts';
 import { HttpError, mapError, methodNotAllowed } from './errors.ts';
 import { EventLog } from './events.ts';
+import { encodeJson } from './json.ts';
 import { MetricsSink } from './metrics.ts';
 import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod } from './router.ts';
 import { agentRoutes } from './routes/agent.ts';
@@ -221,7 +223,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
         await reply.type(result.contentType).send(result.data);
       } else {
         // ?pretty (or Consul's dev mode) indents by four spaces and ends with a newline.
-        const text = query.has('pretty') ? `${JSON.stringify(result, jsonReplacer, 4)}\n` : JSON.stringify(result, jsonReplacer);
+        const text = query.has('pretty') ? `${encodeJson(result, 4)}\n` : encodeJson(result);
         // Sent as bytes: fastify appends "; charset=utf-8" to JSON strings, which Consul does not send.
         await reply.header('Content-Type', 'application/json').send(Buffer.from(text));
       }
@@ -261,14 +263,6 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       await app.close();
     },
   };
-}
-
-/** Byte arrays (KV values, event payloads) are base64 in Consul's JSON, as Go's []byte. The holder's
- *  own value is checked because JSON.stringify has already applied Buffer#toJSON to `value`. */
-function jsonReplacer(this: Record<string, unknown>, key: string, value: unknown): unknown {
-  const raw = this[key];
-  if (raw instanceof Uint8Array) return Buffer.from(raw.buffer, raw.byteOffset, raw.byteLength).toString('base64');
-  return value;
 }
 
 /** Tokens never reach the logs. */

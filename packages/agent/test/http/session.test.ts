@@ -115,7 +115,7 @@ describe('txn', () => {
     assert.equal(res.body.Results.length, 3);
     assert.equal(res.body.Results[0]!.KV.Value, null, 'write verbs blank the value, as Consul');
     assert.equal(res.body.Results[2]!.KV.Value, b64('1'));
-    assert.equal(h.store.kvGet('b').value!.Flags, 7);
+    assert.equal(h.store.kvGet('b').value!.Flags, 7n);
     await h.close();
   });
 

@@ -16,7 +16,8 @@ import { readQuery } from './common.ts';
 /** Consul's default kv_max_value_size (the suggested Raft entry size). */
 export const DEFAULT_KV_MAX_VALUE_BYTES = 512 * 1024;
 
-/** DirEntry as Consul's JSON orders it; an empty value is null (Go's nil []byte). */
+/** DirEntry as Consul's JSON orders it; an empty value is null (Go's nil []byte). Flags stays a
+ *  bigint, which encodeJson prints as an exact number. */
 export function dirEntryJson(e: DirEntry): Record<string, unknown> {
   const out: Record<string, unknown> = {
     LockIndex: e.LockIndex,
@@ -101,7 +102,8 @@ export function kvRoutes(deps: RouteDeps): EndpointSpec[] {
     if (key === '') throw badRequest('Missing key name');
     checkKey(key);
     rejectConflicting(ctx, 'cas', 'acquire', 'release');
-    const flags = ctx.uintParam('flags', `Invalid flags: ${JSON.stringify(ctx.get('flags'))}: must be an unsigned integer`) ?? 0;
+    // uint64, exact: the lock and semaphore recipes mark their keys with values above 2^53.
+    const flags = ctx.uint64Param('flags', `Invalid flags: ${JSON.stringify(ctx.get('flags'))}: must be an unsigned 64-bit integer (0 to 18446744073709551615)`) ?? 0n;
     const cas = ctx.uintParam('cas', `Invalid cas index: ${JSON.stringify(ctx.get('cas'))}: must be an unsigned integer`);
     const body = ctx.body ?? Buffer.alloc(0);
     if (body.length > maxValue) {

@@ -11,6 +11,7 @@ import { parseQueryOptions } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
+import { parseJsonExact } from '../json.ts';
 import type { EndpointSpec } from '../router.ts';
 import { TxnOpSchema } from '../schemas.ts';
 import type { RouteDeps } from '../server.ts';
@@ -70,7 +71,7 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
             Verb: (kv.Verb ?? '') as never,
             Key: (kv.Key as string | undefined) ?? '',
             ...(value ? { Value: value } : {}),
-            ...(kv.Flags !== undefined ? { Flags: kv.Flags as number } : {}),
+            ...(kv.Flags !== undefined ? { Flags: kv.Flags as bigint } : {}),
             ...(kv.Index !== undefined ? { Index: kv.Index as number } : {}),
             ...(kv.Session !== undefined ? { Session: kv.Session as string } : {}),
           },
@@ -105,7 +106,8 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
     const text = ctx.body?.toString('utf8') ?? '';
     if (text.trim() === '') throw badRequest('Failed to parse body: EOF');
     try {
-      raw = JSON.parse(text);
+      // KV Flags is a uint64 that lock recipes fill above 2^53: keep the digits as sent.
+      raw = parseJsonExact(text);
     } catch (err) {
       throw badRequest(`Failed to parse body: ${jsonSyntaxError(text, err as Error)}`);
     }
