@@ -205,10 +205,6 @@ export class ApiClient {
 }
 
 /**
- * JSON.parse that keeps integers above 2^53 exact as bigint: KV Flags are uint64 and the lock and
- * semaphore marker values (0x2ddccbc058a50c18, 0xe0f69a2baa414de0) do not fit in a double.
- */
-/**
  * Consul's api package wording, "Unexpected response code: 500 (No cluster leader)"; a bare 404
  * names the endpoint, since it usually means the agent does not serve it (yet).
  */
@@ -223,6 +219,10 @@ export function indexOf(res: Response): bigint {
   return idx && /^\d+$/.test(idx) ? BigInt(idx) : 0n;
 }
 
+/**
+ * JSON.parse that keeps integers above 2^53 exact as bigint: KV Flags are uint64 and the lock and
+ * semaphore marker values (0x2ddccbc058a50c18, 0xe0f69a2baa414de0) do not fit in a double.
+ */
 export function parseJson<T>(text: string, what = 'response'): T {
   try {
     return JSON.parse(text, function reviver(this: unknown, _key: string, value: unknown, context?: { source?: string }) {

@@ -142,8 +142,15 @@ describe('lock (-n 1)', () => {
     assert.equal(fake.sessions.size, 0);
   });
 
+  test('`<prefix> -- <child...>`: the `--` separates, it is not handed to the child (where sh -c would refuse it)', async () => {
+    const r = await runLock(['dash', '--', 'echo', 'ran under the lock']).done;
+    assert.deepEqual([r.code, r.stderr], [0, '']);
+    assert.equal(fake.kv.has('dash/.lock'), false);
+  });
+
   test('argument checks', async () => {
     assert.equal((await runLock(['only-prefix']).done).stderr, 'Key prefix and child command must be specified\n');
+    assert.equal((await runLock(['only-prefix', '--']).done).stderr, 'Key prefix and child command must be specified\n');
     assert.equal((await runLock(['-n=0', 'p', 'true']).done).stderr, 'Lock holder limit must be positive\n');
   });
 });

@@ -511,9 +511,11 @@ export function makeLockCommand(timing: LockTiming = DEFAULT_LOCK_TIMING): Comma
       const limit = flagNumber(flags, 'n') ?? 1;
       if (limit <= 0) { ctx.ui.error('Lock holder limit must be positive'); return 1; }
       const extra = flags.args;
-      if (extra.length < 2) { ctx.ui.error('Key prefix and child command must be specified'); return 1; }
+      // `lock <prefix> -- <child...>`: flag parsing has stopped at the prefix, so Consul hands this
+      // `--` to the child (`sh -c "-- true"`, which no shell runs). Read it as the separator meant.
+      const childArgs = extra[1] === '--' ? extra.slice(2) : extra.slice(1);
+      if (extra.length < 1 || childArgs.length === 0) { ctx.ui.error('Key prefix and child command must be specified'); return 1; }
       const prefix = extra[0]!.replace(/^\/+/, '');
-      const childArgs = extra.slice(1);
       const timeoutMs = flagNumber(flags, 'timeout') ?? flagNumber(flags, 'try') ?? 0;
       if (timeoutMs < 0) { ctx.ui.error('Timeout must be positive'); return 1; }
       const monitorRetries = flagNumber(flags, 'monitor-retry') ?? 3;
