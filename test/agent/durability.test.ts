@@ -136,23 +136,24 @@ test('kill -9 during concurrent writes, restart on the same data dir: every ackn
 });
 
 test('right after a restart, a default read is not older than what was acknowledged before it', async () => {
-  // Enough entries that replaying the log takes more than one apply batch (the first failure seen
-  // was a read at index 1024 of 1239, i.e. mid-replay).
-  await Promise.all(Array.from({ length: 8 }, async (_, w) => {
-    for (let i = w; i < 2000; i += 8) {
+  // Enough entries that replaying the log takes several apply batches (the first failure seen was a
+  // read at index 1024 of 1239, i.e. mid-replay; 4000 more entries make the window wide).
+  const KEYS = 4000;
+  await Promise.all(Array.from({ length: 32 }, async (_, w) => {
+    for (let i = w; i < KEYS; i += 32) {
       const r = await agent.request('PUT', `/v1/kv/replay/${String(i).padStart(5, '0')}`, { body: 'x' });
       assert.equal(r.text, 'true');
     }
   }));
   for (const how of ['SIGTERM', 'SIGKILL'] as const) {
     const before = await agent.request('GET', '/v1/kv/replay/?keys');
-    assert.equal(before.json<string[]>().length, 2000);
+    assert.equal(before.json<string[]>().length, KEYS);
     if (how === 'SIGTERM') await agent.stop();
     else await agent.kill();
     await agent.restart();
     // The agent said it is ready (it names a leader): what it serves now is what clients get.
     const after = await agent.request('GET', '/v1/kv/replay/?keys');
-    assert.ok(after.index >= before.index && after.status === 200 && after.json<string[]>().length === 2000,
-      `after ${how} and restart, the first default read answered index ${after.index} with ${after.status === 200 ? after.json<string[]>().length : after.status} keys; before: index ${before.index}, 2000 keys`);
+    assert.ok(after.index >= before.index && after.status === 200 && after.json<string[]>().length === KEYS,
+      `after ${how} and restart, the first default read answered index ${after.index} with ${after.status === 200 ? after.json<string[]>().length : after.status} keys; before: index ${before.index}, ${KEYS} keys`);
   }
 });

@@ -40,6 +40,19 @@ export async function waitFor<T>(what: string, fn: () => Promise<T | undefined |
   throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
 }
 
+/** term → leaders named in the "raft: leader elected" lines of every server's log. */
+export function leadersByTerm(servers: ServerProc[]): Map<number, Set<string>> {
+  const out = new Map<number, Set<string>>();
+  for (const s of servers) {
+    for (const m of s.log().matchAll(/raft: leader elected: leader=(\S+) term=(\d+)/g)) {
+      const term = Number(m[2]);
+      if (!out.has(term)) out.set(term, new Set());
+      out.get(term)!.add(m[1]!);
+    }
+  }
+  return out;
+}
+
 const live = new Set<ServerProc>();
 process.on('exit', () => { for (const s of live) s.killNow(); });
 

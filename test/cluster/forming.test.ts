@@ -3,7 +3,7 @@
 // server; the operator endpoints show the configuration.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, type ServerProc } from './cluster.ts';
+import { Cluster, waitFor, type ServerProc } from './cluster.ts';
 
 const FAST = { performance: { raft_multiplier: 1 } };
 
@@ -81,8 +81,11 @@ describe('three servers with -bootstrap-expect 3', () => {
     }
   });
 
-  check('the leader registered the consul service in the catalog', async () => {
-    const services = await leader.getJson<Record<string, string[]>>('/v1/catalog/services?consistent');
-    assert.ok('consul' in services);
+  check('the leader reconciles every server into the catalog as a consul instance', async () => {
+    const rows = await waitFor('three consul instances', async () => {
+      const r = await leader.getJson<Array<{ Node: string; ServicePort: number }>>('/v1/catalog/service/consul?consistent');
+      return r.length === 3 ? r : undefined;
+    }, 15_000);
+    assert.deepEqual(rows.map((r) => `${r.Node}:${r.ServicePort}`).sort(), c.servers.map((s) => `${s.name}:${s.ports.server}`).sort());
   });
 });

@@ -43,11 +43,19 @@ export interface ExitInfo {
   signal: NodeJS.Signals | null;
 }
 
-/** Every agent still alive, killed when the test process exits however it exits. */
+/** Every agent still alive, killed when the test process exits (normally or by SIGINT/SIGTERM). */
 const live = new Set<AgentProcess>();
 process.on('exit', () => {
   for (const a of live) a.killNow();
 });
+// The test runner cancels a file by signalling its process; 'exit' handlers do not run on a death
+// by signal, so kill the agents here and then die of the same signal as we would have.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(sig, () => {
+    for (const a of live) a.killNow();
+    process.kill(process.pid, sig);
+  });
+}
 
 const ADDRESS_IN_USE = /EADDRINUSE|address already in use/i;
 

@@ -391,6 +391,9 @@ async function main(): Promise<void> {
   const etcdV = etcdVersion();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-'));
   note(`work dir ${root} (${fsType(root)})`);
+  // Other processes on a 2-core machine move these numbers more than anything measured here.
+  const loadBefore = loadAvg();
+  if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
   let failed = false;
   try {
     // Trellis: one server with a data dir on local disk (-server -bootstrap -data-dir), not -dev.
@@ -422,7 +425,7 @@ async function main(): Promise<void> {
     failed = errors.length > 0;
 
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), seconds: opts.seconds, valueBytes: VALUE_BYTES, etcdVersion: etcdV, node: process.version, cpus: os.cpus().length, trellis: t, etcd: e, startupMs: startups, startupMedianMs: startupMedian }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, valueBytes: VALUE_BYTES, etcdVersion: etcdV, node: process.version, cpus: os.cpus().length, trellis: t, etcd: e, startupMs: startups, startupMedianMs: startupMedian }, null, 2)}\n`);
       return;
     }
     const lines = [
@@ -432,6 +435,7 @@ async function main(): Promise<void> {
       'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch), default-consistency reads',
       'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway',
       'placement: generator = the bench process; each server its own process, run one at a time; no CPU pinning',
+      `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
       '',
       table(t, e),
       '',
@@ -450,8 +454,10 @@ async function main(): Promise<void> {
 }
 
 function fsType(dir: string): string {
-  const r = spawnSync('stat', ['-f', '-c', '%T', dir], { encoding: 'utf8' });
-  return r.status === 0 ? r.stdout.trim() : 'unknown filesystem';
+  const r = spawnSync('findmnt', ['-n', '-o', 'FSTYPE,SOURCE', '-T', dir], { encoding: 'utf8' });
+  return r.status === 0 ? r.stdout.trim().replace(/\s+/, ' on ') : 'unknown filesystem';
 }
+
+const loadAvg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 
 await main();

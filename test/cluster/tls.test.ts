@@ -1,0 +1,68 @@
+// TLS on the server port (Raft and server RPC share it): three servers with certificates from one CA,
+// verify_incoming + verify_outgoing + verify_server_hostname, form a cluster and forward writes; a
+// server whose certificate comes from another CA is never discovered, never added.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { Cluster, sleep } from './cluster.ts';
+
+function makeCerts(dir: string): void {
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  const ca = (name: string) => ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
+    '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${name}`, '-days', '1');
+  const leaf = (name: string, caName: string) => {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
+    fs.writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=DNS:server.dc1.consul,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
+  };
+  ca('ca');
+  ca('rogue-ca');
+  leaf('server', 'ca');
+  leaf('rogue', 'rogue-ca');
+}
+
+describe('TLS on the server port', () => {
+  let certs: string;
+  let c: Cluster;
+  let failed = true;
+  const tlsConfig = (cert: string, caName = 'ca') => ({
+    performance: { raft_multiplier: 1 },
+    tls: {
+      defaults: { ca_file: path.join(certs, `${caName}.crt`), cert_file: path.join(certs, `${cert}.crt`), key_file: path.join(certs, `${cert}.key`), verify_incoming: true, verify_outgoing: true },
+      internal_rpc: { verify_server_hostname: true },
+    },
+  });
+
+  before(() => {
+    certs = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-tls-'));
+    makeCerts(certs);
+  });
+  after(async () => {
+    if (failed) c?.dumpLogs(40);
+    await c?.dispose();
+    fs.rmSync(certs, { recursive: true, force: true });
+  });
+
+  test('servers with certificates from the cluster CA form a cluster; a rogue CA is refused', { timeout: 60_000 }, async () => {
+    c = await Cluster.create(3, { config: tlsConfig('server') });
+    for (const s of c.servers) s.start();
+    const leader = await c.waitLeader(30_000);
+    await c.waitVoters(c.servers);
+    assert.match(c.servers[0]!.log(), /server RPC listening: .*tls=true/);
+    const follower = c.servers.find((s) => s !== leader)!;
+    const put = await follower.request('PUT', '/v1/kv/tls', { body: 'forwarded over TLS' });
+    assert.equal(put.status, 200, put.text);
+    assert.equal((await leader.request('GET', '/v1/kv/tls?raw&consistent')).text, 'forwarded over TLS');
+
+    const rogue = await c.add({ name: 'rogue', expect: 0, config: tlsConfig('rogue', 'rogue-ca') });
+    rogue.start();
+    await sleep(5000);
+    const members = c.servers.slice(0, 3);
+    for (const s of members) assert.doesNotMatch(s.log(), /discovered server: .*name=rogue/);
+    await c.waitVoters(members, 5000, members);
+    failed = false;
+  });
+});
