@@ -70,6 +70,9 @@ export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome
   // re-encoded (U+FFFD is 3 bytes), possibly past the 63-byte label limit. No name we serve has
   // such bytes, so the question is refused as malformed rather than echoed wrong.
   if (!/^[\x21-\x7e]*$/.test(q.name)) return finish(reply, RCODE.FORMERR, 'question name is not printable ASCII');
+  // A label holding a '.' byte decodes to a name with an empty label, which cannot be re-encoded as
+  // the same question: refuse it rather than echo a different (or unencodable) name.
+  if (q.name !== '.' && !isEncodableName(q.name)) return finish(reply, RCODE.FORMERR, 'question name has an empty or overlong label');
   reply.packet.questions = [q];
   const parsed = parseQueryName(q.name, q.type, ctx.config.domain);
   // Names outside the domain would go to recursors; there are none yet, so refuse them (and claim

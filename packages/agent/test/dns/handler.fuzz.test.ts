@@ -107,3 +107,10 @@ test('mutated valid queries never throw', () => {
     params,
   );
 });
+
+test('a label holding a "." byte is answered FORMERR, not echoed as an unencodable name (fuzz finding)', () => {
+  const buf = Buffer.from(encode(question('web.service.consul', 'SRV', { additionals: ednsOpt(1232) })));
+  buf[15] = 0x2e; // "web" → "we."
+  const reply = handle(buf, 'udp', 'fuzz')!;
+  assert.equal(decode(reply).rcode, 'FORMERR');
+});
