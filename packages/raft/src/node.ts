@@ -407,14 +407,20 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
 
     // 1. Persist. A snapshot from the leader replaces the state machine and the log before it.
     if (rd.snapshot) await this.installSnapshot(rd.snapshot);
-    if (rd.entries.length > 0 || rd.hardState) await this.opts.logStore.save(rd.entries, rd.hardState, rd.mustSync);
+    const saving = rd.entries.length > 0 || rd.hardState ? this.opts.logStore.save(rd.entries, rd.hardState, rd.mustSync) : undefined;
+    // Keep the rejection observed even if apply below throws first; it is re-raised by the await.
+    saving?.catch(() => {});
+
+    // 2. Apply while the write is in flight. Every committed entry is durable on a majority (on the
+    // leader, its own copy counts only once durable), so applying it cannot be undone by a crash of
+    // this node; waiting for this Ready's fsync first would add a whole sync to every commit.
+    for (const e of rd.committed) await this.applyEntry(e);
+    await saving;
     if (rd.hardState) this.persistedHard = rd.hardState;
 
-    // 2. Send (after persisting: a vote or an append ack must never precede its durable record).
+    // 3. Send (after persisting: a vote or an append ack must never precede its durable record).
     if (!early && rd.messages.length > 0) this.opts.transport.send(await this.attachSnapshots(rd.messages));
 
-    // 3. Apply.
-    for (const e of rd.committed) await this.applyEntry(e);
     for (const rs of rd.readStates) {
       const r = this.reads.get(rs.context);
       if (!r) continue;

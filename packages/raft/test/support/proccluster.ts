@@ -44,7 +44,7 @@ export class ProcCluster {
 
   async spawn(id: string): Promise<void> {
     const child = fork(script, ['--id', id, '--dir', path.join(this.baseDir, id), '--listen', this.addresses[id]!, ...this.extraArgs], {
-      execPath: process.execPath, stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+      execPath: process.execPath, execArgv: process.env.KVNODE_EXEC_ARGV ? process.env.KVNODE_EXEC_ARGV.split(' ') : [], stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
     });
     const waiters = new Map<number, (m: any) => void>();
     let readyResolve!: () => void;
