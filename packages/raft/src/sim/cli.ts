@@ -7,14 +7,14 @@
 // so a failing seed is a complete bug report.
 import { parseArgs } from 'node:util';
 import { runSeed, DEFAULT_DRAIN_STEPS, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
-import type { SimBug } from './cluster.ts';
+import { NO_FAULTS, type FaultRates, type SimBug } from './cluster.ts';
 
 const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads', 'neverHeal'];
 
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`sim: ${problem}\n`);
   process.stderr.write([
-    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--set k=v]… [--stop]',
+    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--set k=v]… [--rate k=p]… [--stop]',
     '       SEED=<n> npm run sim   (replay one seed with its trace)',
     `  --seeds  number of seeds to run (default 100)`,
     `  --start  first seed (default 1)`,
@@ -24,6 +24,7 @@ function usage(problem?: string): never {
     `  --trace  trace lines to print for a failure (default 60; a replay prints 400)`,
     `  --bug    inject a deliberate bug to see the checkers catch it: ${BUGS.join(', ')}`,
     `  --set    pin a cluster config field for every seed, e.g. --set preVote=false --set initialVoters=5`,
+    `  --rate   override a per-step fault probability, e.g. --rate crash=0.02 --rate membership=0.03`,
     `  --stop   stop at the first failing seed`,
     '',
   ].join('\n'));
@@ -43,7 +44,7 @@ try {
     options: {
       seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' }, drain: { type: 'string' },
       trace: { type: 'string' }, bug: { type: 'string' }, stop: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      set: { type: 'string', multiple: true },
+      set: { type: 'string', multiple: true }, rate: { type: 'string', multiple: true },
     },
     strict: true,
   });
@@ -73,6 +74,15 @@ for (const kv of v.set ?? []) {
   }
   pinned[key] = value;
 }
+const rates: Partial<FaultRates> = {};
+for (const kv of v.rate ?? []) {
+  const [key, raw] = kv.split('=');
+  const p = Number(raw);
+  if (!key || !(key in NO_FAULTS) || raw === undefined || !(p >= 0 && p <= 1)) {
+    usage(`--rate takes name=probability with name one of ${Object.keys(NO_FAULTS).join(', ')} and 0 ≤ p ≤ 1; got ${JSON.stringify(kv)}`);
+  }
+  rates[key as keyof FaultRates] = p;
+}
 const envSeed = process.env.SEED;
 const replay = envSeed !== undefined && envSeed !== '';
 const start = replay ? intOption('SEED', envSeed, 0) : intOption('start', v.start, 1);
@@ -86,6 +96,7 @@ function replayHint(seed: number): string {
     drainSteps !== DEFAULT_DRAIN_STEPS ? `--drain ${drainSteps}` : '',
     bug ? `--bug ${bug}` : '',
     ...(v.set ?? []).map((kv) => `--set ${kv}`),
+    ...(v.rate ?? []).map((kv) => `--rate ${kv}`),
   ].filter(Boolean).join(' ');
   return `SEED=${seed} npm run sim${extra ? ` -- ${extra}` : ''}`;
 }
@@ -108,7 +119,7 @@ const failed: number[] = [];
 const unknown: number[] = [];
 for (let i = 0; i < count; i++) {
   const seed = start + i;
-  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned });
+  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned, rates });
   if (r.stats.linearizability === 'unknown') unknown.push(seed);
   if (!r.ok) {
     failed.push(seed);

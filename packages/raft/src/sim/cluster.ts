@@ -96,6 +96,12 @@ export function randomClusterConfig(seed: number, opts: {
   const checkQuorum = r.chance(0.8) || opts.readOnly === 'lease';
   const snapshotEvery = r.pick([8, 16, 32, 64]);
   const faults = opts.faults;
+  const preVote = r.chance(0.8);
+  // Without pre-vote, Raft cannot promise progress once a voter's log predates the current
+  // configuration: it campaigns among peers that cannot elect it, runs its term ahead, and the
+  // up-to-date candidates that need its vote never catch up (see SIM-FINDINGS.md, F1). Thesis §9.6's
+  // remedy is pre-vote, so runs without it change no membership (pin both to see the livelock).
+  const membership = r.pick([0, 0.01, 0.02]);
   return {
     seed,
     faultSteps: opts.faultSteps,
@@ -105,7 +111,7 @@ export function randomClusterConfig(seed: number, opts: {
     spareNodes: r.pick([0, 1, 2, 2]),
     electionTicks,
     heartbeatTicks: r.pick([1, 1, 2]),
-    preVote: r.chance(0.8),
+    preVote,
     checkQuorum,
     readOnly: opts.readOnly ?? 'safe',
     maxInflight: r.pick([2, 4, 256]),
@@ -125,7 +131,7 @@ export function randomClusterConfig(seed: number, opts: {
     rates: faults
       ? {
         partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03, pause: 0.004,
-        membership: r.pick([0, 0.01, 0.02]), transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
+        membership: preVote ? membership : 0, transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
         ...opts.rates,
       }
       : NO_FAULTS,
@@ -226,6 +232,8 @@ export interface ClusterStats {
   snapshotsInstalled: number;
   proposalsRefused: number;
   pauses: number;
+  /** Snap messages whose snapshot the driver had already replaced (see send()). */
+  staleSnapshotsDropped: number;
   /** RaftCore.stats summed over every core of the run (coverage: which protocol paths ran). */
   core: Record<string, number>;
   /** Log suffixes overwritten, and unsynced writes lost in crashes. */
@@ -251,7 +259,7 @@ export class SimCluster {
   now = 0;
   private readonly stats = {
     leadersElected: 0, crashes: 0, restarts: 0, partitions: 0, confChanges: 0, confChangesRefused: 0,
-    transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0, pauses: 0,
+    transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0, pauses: 0, staleSnapshotsDropped: 0,
   };
   /** Committed membership the operator last acted on (decommissions follow it). */
   private operatorConf: ConfState = { voters: [], learners: [] };
@@ -521,8 +529,21 @@ export class SimCluster {
         // The core names the snapshot; the driver attaches the bytes of the one it holds.
         const snap = n.storage.current.snapshot;
         const meta = out.snapshot?.meta;
-        if (!meta || !snap || snap.meta.index !== meta.index || snap.meta.term !== meta.term) {
-          this.fail('contract', `${n.id} sent a snapshot ${meta?.index}/${meta?.term} but the driver holds ${snap ? `${snap.meta.index}/${snap.meta.term}` : 'none'}`);
+        if (!meta) {
+          this.fail('contract', `${n.id} sent a snap message without snapshot metadata`);
+          continue;
+        }
+        if (!snap || snap.meta.index < meta.index || (snap.meta.index === meta.index && snap.meta.term !== meta.term)) {
+          this.fail('contract', `${n.id} sent a snapshot ${meta.index}/${meta.term} newer than any the driver holds (${snap ? `${snap.meta.index}/${snap.meta.term}` : 'none'})`);
+          continue;
+        }
+        if (snap.meta.index !== meta.index) {
+          // The core queued this message before the driver replaced that snapshot with a newer one
+          // (snapshotTaken between the message and its Ready). The bytes are gone: drop it, as a
+          // lossy link would; the leader re-probes and names the new snapshot. (Sending it without
+          // data would make the follower restore an empty state machine.)
+          this.stats.staleSnapshotsDropped++;
+          this.trace.add(this.now, `${n.id} drops snap ${meta.index}/${meta.term} to ${out.to}: replaced by ${snap.meta.index}/${snap.meta.term}`);
           continue;
         }
         out.snapshot = { meta, data: snap.data };
