@@ -1,0 +1,736 @@
+// The libp2p driver: runs the pure SWIM core (../core) against real time and a libp2p 3 node.
+//
+//   transport    TCP on the serf LAN port, noise, yamux, identify; with -encrypt a private network
+//                (pre-shared key via @libp2p/pnet): a peer without the key never completes a handshake.
+//   SWIM         ping / ack / nack / ping-req / gossip as length-prefixed frames on one long-lived
+//                stream per peer (/trellis/swim/1.0.0): a new stream per ping costs ~7× a reused one.
+//   push-pull    full state exchange on its own request/response protocol (/trellis/pushpull/1.0.0),
+//                used by join and periodically by the core.
+//   broadcasts   updates that originate here are also published on the pool's gossipsub topic
+//                (/trellis/<dc>/lan/1) — the fast path; the core's piggybacked gossip and push-pull
+//                are the slow, sure paths that converge whatever gossipsub's mesh does.
+//
+// The driver owns timers, sockets and files; every protocol decision is the core's. After each
+// call into the core it takes the outputs and acts on them (send, publish, emit, log).
+import { EventEmitter } from 'node:events';
+import { isIPv4, isIPv6 } from 'node:net';
+import { lookup } from 'node:dns/promises';
+import { networkInterfaces } from 'node:os';
+import { createLibp2p, type Libp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { identify } from '@libp2p/identify';
+import { gossipsub } from '@libp2p/gossipsub';
+import { preSharedKey } from '@libp2p/pnet';
+import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
+import pino from 'pino';
+import type { Logger } from '../../logger.ts';
+import { decodeMessage, encodeMessage } from '../core/codec.ts';
+import { LAN_DEFAULTS, WAN_DEFAULTS, type SwimConfig } from '../core/config.ts';
+import { GossipError } from '../core/errors.ts';
+import { SwimCore, type SwimStats } from '../core/swim.ts';
+import type { Endpoint, MemberEventType, MemberIdentity, MemberView, Message, PushPullMessage, Update } from '../core/types.ts';
+import { memberRow, type AgentMemberRow } from '../tags.ts';
+import { FrameDecoder, frame } from './framing.ts';
+import { loadOrCreatePeerKey, pskFromEncryptKey } from './keys.ts';
+
+export const SWIM_PROTOCOL = '/trellis/swim/1.0.0';
+export const PUSH_PULL_PROTOCOL = '/trellis/pushpull/1.0.0';
+/** A SWIM frame is a datagram in memberlist terms: small. */
+const SWIM_MAX_FRAME_BYTES = 64 * 1024;
+/** A push-pull carries the whole pool (~200 bytes a member). */
+const PUSH_PULL_MAX_FRAME_BYTES = 16 * 1024 * 1024;
+/** Frames queued for a peer while its stream opens; beyond this they are dropped, as UDP would. */
+const MAX_QUEUED_FRAMES = 64;
+/** Proactive connections opened at once (spreads the noise handshakes of a big join). */
+const WARM_CONCURRENCY = 4;
+const PP_OK = 0;
+const PP_REFUSED = 1;
+
+export function gossipTopic(datacenter: string, pool: 'lan' | 'wan'): string {
+  return pool === 'lan' ? `/trellis/${datacenter}/lan/1` : '/trellis/wan/1';
+}
+
+export interface GossipPoolOptions {
+  /** Member name (Consul node name; on the WAN pool `<node>.<dc>`). */
+  nodeName: string;
+  datacenter: string;
+  /** Address to listen on (Consul -bind), e.g. 0.0.0.0 or 127.0.0.1. */
+  bindAddr: string;
+  /** TCP port (serf LAN 8301 / WAN 8302); 0 picks a free one (tests). */
+  port: number;
+  /** Address other members use to reach this one (Consul -advertise); default: bindAddr, or the first private IPv4 when binding 0.0.0.0. */
+  advertiseAddr?: string;
+  /** Serf tags (see tags.ts). `dc` is always set to `datacenter`. */
+  tags?: Record<string, string>;
+  /** Keeps the peer key in `<dataDir>/gossip/peer-key`; without it (-dev) the identity is new each start. */
+  dataDir?: string;
+  /** Consul -encrypt: base64 of 32 bytes. Turns the pool into a libp2p private network. */
+  encryptKey?: string;
+  /** SWIM / Lifeguard settings over the pool's defaults (Consul LAN or WAN). */
+  config?: Partial<SwimConfig>;
+  /** Logs go here as they are: pass e.g. logger.child({ component: 'agent.gossip.lan' }). */
+  logger?: Logger;
+  pool?: 'lan' | 'wan';
+  /** A join attempt (dial + handshake + push-pull) that takes longer fails. Default 5000. */
+  joinTimeoutMs?: number;
+  /** leave() waits at most this long for the leave to be disseminated (serf BroadcastTimeout). Default 5000. */
+  leaveTimeoutMs?: number;
+  /** libp2p connection manager: connections kept before pruning. Default 1024. */
+  maxConnections?: number;
+  /** Inbound connections accepted per second from one host (libp2p's default of 5 is too low for agents sharing an address). Default 500. */
+  inboundConnectionThreshold?: number;
+  /** Randomness for the core (default Math.random). */
+  random?: () => number;
+}
+
+/** A user event as delivered on the 'event' event. */
+export interface PoolUserEvent {
+  name: string;
+  payload: Uint8Array;
+  ltime: number;
+}
+
+export interface GossipPoolEvents {
+  'member-join': [AgentMemberRow, MemberView];
+  'member-update': [AgentMemberRow, MemberView];
+  'member-failed': [AgentMemberRow, MemberView];
+  'member-leave': [AgentMemberRow, MemberView];
+  'member-reap': [AgentMemberRow, MemberView];
+  event: [PoolUserEvent];
+}
+
+export interface GossipPoolStats extends SwimStats {
+  /** Frames refused before the core: bad framing, a sender that is not who it claims, push-pull on the wrong protocol. */
+  framesRefused: number;
+  spoofed: number;
+  dialFailures: number;
+  framesDropped: number;
+  published: number;
+  publishFailed: number;
+  healthScore: number;
+  members: number;
+  liveMembers: number;
+}
+
+type SwimStream = Awaited<ReturnType<Libp2p['dialProtocol']>>;
+type PoolNode = Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }>;
+
+interface Link {
+  stream: SwimStream | undefined;
+  opening: Promise<void> | undefined;
+  queue: Uint8Array[];
+}
+
+function chunkBytes(data: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
+  return data instanceof Uint8Array ? data : data.subarray();
+}
+
+/** Resolves with the first complete frame on `stream`; rejects on close, abort, oversize or timeout. */
+function readOneFrame(stream: SwimStream, maxBytes: number, signal: AbortSignal): Promise<Uint8Array> {
+  return new Promise((resolve, reject) => {
+    const decoder = new FrameDecoder(maxBytes);
+    const cleanup = (): void => {
+      stream.removeEventListener('message', onMessage);
+      stream.removeEventListener('close', onClose);
+      signal.removeEventListener('abort', onAbort);
+    };
+    const onMessage = (e: { data: Uint8Array | { subarray(): Uint8Array } }): void => {
+      try {
+        const frames = decoder.push(chunkBytes(e.data));
+        if (frames.length > 0) {
+          cleanup();
+          resolve(frames[0]!);
+        }
+      } catch (err) {
+        cleanup();
+        stream.abort(err as Error);
+        reject(err);
+      }
+    };
+    const onClose = (): void => {
+      cleanup();
+      reject(new Error('stream closed before a complete reply'));
+    };
+    const onAbort = (): void => {
+      cleanup();
+      stream.abort(signal.reason instanceof Error ? signal.reason : new Error('timed out'));
+      reject(signal.reason);
+    };
+    if (signal.aborted) return onAbort();
+    stream.addEventListener('message', onMessage);
+    stream.addEventListener('close', onClose);
+    signal.addEventListener('abort', onAbort);
+  });
+}
+
+function endpointAddr(e: Endpoint): Multiaddr {
+  const proto = isIPv6(e.addr) ? 'ip6' : 'ip4';
+  return multiaddr(`/${proto}/${e.addr}/tcp/${e.port}${e.peerId ? `/p2p/${e.peerId}` : ''}`);
+}
+
+/** Consul join addresses: "host", "host:port", "[v6]:port", "v6", or a multiaddr. */
+export async function parseJoinAddress(addr: string, defaultPort: number): Promise<Multiaddr> {
+  const a = addr.trim();
+  if (a.startsWith('/')) return multiaddr(a);
+  let host = a;
+  let port = defaultPort;
+  const v6 = /^\[([^\]]+)\](?::(\d+))?$/.exec(a);
+  if (v6) {
+    host = v6[1]!;
+    if (v6[2]) port = Number(v6[2]);
+  } else if (a.split(':').length === 2) {
+    const [h, p] = a.split(':');
+    host = h!;
+    port = Number(p);
+  }
+  if (!Number.isInteger(port) || port < 1 || port > 65535) {
+    throw new GossipError('ERR_JOIN_FAILED', `join address "${addr}" has an invalid port`);
+  }
+  if (!isIPv4(host) && !isIPv6(host)) host = (await lookup(host)).address;
+  return multiaddr(`/${isIPv6(host) ? 'ip6' : 'ip4'}/${host}/tcp/${port}`);
+}
+
+function defaultAdvertise(bindAddr: string): string {
+  if (bindAddr !== '0.0.0.0' && bindAddr !== '::') return bindAddr;
+  for (const list of Object.values(networkInterfaces())) {
+    for (const i of list ?? []) if (i.family === 'IPv4' && !i.internal) return i.address;
+  }
+  return '127.0.0.1';
+}
+
+/** Nobody listens at the address, or it cannot be routed to: not a key problem. */
+function isUnreachable(err: unknown): boolean {
+  return /ECONNREFUSED|EHOSTUNREACH|ENETUNREACH|ENOTFOUND|EADDRNOTAVAIL|dial self|self/i.test(String((err as Error)?.message ?? ''));
+}
+
+function isTimeout(err: unknown): boolean {
+  const name = (err as { name?: string })?.name;
+  return name === 'TimeoutError' || name === 'AbortError';
+}
+
+export class GossipPool extends EventEmitter<GossipPoolEvents> {
+  readonly #opts: GossipPoolOptions;
+  readonly #node: PoolNode;
+  readonly #log: Logger;
+  readonly #topic: string;
+  readonly #config: Partial<SwimConfig>;
+  readonly #links = new Map<string, Link>();
+  #core: SwimCore | undefined;
+  #timer: NodeJS.Timeout | undefined;
+  #running = false;
+  #warmQueue: Endpoint[] = [];
+  #warming = 0;
+  readonly #counters = { framesRefused: 0, spoofed: 0, dialFailures: 0, framesDropped: 0, published: 0, publishFailed: 0 };
+
+  private constructor(opts: GossipPoolOptions, node: PoolNode, log: Logger) {
+    super();
+    this.#opts = opts;
+    this.#node = node;
+    this.#log = log;
+    const pool = opts.pool ?? 'lan';
+    this.#topic = gossipTopic(opts.datacenter, pool);
+    this.#config = { ...(pool === 'lan' ? LAN_DEFAULTS : WAN_DEFAULTS), ...opts.config };
+  }
+
+  /** Builds the libp2p node (keys, transports, private network); start() opens the port. */
+  static async create(opts: GossipPoolOptions): Promise<GossipPool> {
+    const log = opts.logger ?? pino({ level: 'silent' });
+    const psk = opts.encryptKey ? pskFromEncryptKey(opts.encryptKey) : undefined;
+    const privateKey = await loadOrCreatePeerKey(opts.dataDir);
+    const listen = isIPv6(opts.bindAddr) ? `/ip6/${opts.bindAddr}/tcp/${opts.port}` : `/ip4/${opts.bindAddr}/tcp/${opts.port}`;
+    const node = await createLibp2p({
+      privateKey,
+      start: false,
+      addresses: { listen: [listen] },
+      transports: [tcp()],
+      connectionEncrypters: [noise()],
+      streamMuxers: [yamux()],
+      ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
+      connectionManager: {
+        maxConnections: opts.maxConnections ?? 1024,
+        inboundConnectionThreshold: opts.inboundConnectionThreshold ?? 500,
+        maxIncomingPendingConnections: 64,
+        dialTimeout: opts.joinTimeoutMs ?? 5000,
+      },
+      services: {
+        identify: identify(),
+        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, ignoreDuplicatePublishError: true }),
+      },
+    });
+    return new GossipPool(opts, node, log);
+  }
+
+  /** Starts listening and the protocol; this member is then alive in a pool of one until it joins. */
+  async start(): Promise<void> {
+    if (this.#running) return;
+    const node = this.#node;
+    await node.start();
+    this.#running = true;
+    const listening = node.getMultiaddrs()[0];
+    const port = listening ? Number(listening.toString().split('/')[4]) : this.#opts.port;
+    const self: MemberIdentity = {
+      name: this.#opts.nodeName,
+      addr: this.#opts.advertiseAddr ?? defaultAdvertise(this.#opts.bindAddr),
+      port,
+      peerId: node.peerId.toString(),
+      tags: { ...this.#opts.tags, dc: this.#opts.datacenter },
+    };
+    const dc = this.#opts.datacenter;
+    const lan = (this.#opts.pool ?? 'lan') === 'lan';
+    this.#core = new SwimCore({
+      self,
+      config: this.#config,
+      random: this.#opts.random ?? Math.random,
+      nowMs: performance.now(),
+      publishLocalUpdates: true,
+      // Consul's lanMergeDelegate: a LAN pool holds one datacenter only.
+      validateMember: lan ? (m) => (m.tags.dc === dc ? undefined : `is in datacenter "${m.tags.dc ?? ''}", this LAN pool is "${dc}"`) : undefined,
+    });
+    await node.handle(SWIM_PROTOCOL, (stream, connection) => {
+      this.#readSwim(stream, connection.remotePeer.toString());
+    }, { maxInboundStreams: 8 });
+    await node.handle(PUSH_PULL_PROTOCOL, (stream) => this.#servePushPull(stream), { maxInboundStreams: 4 });
+    const pubsub = node.services.pubsub;
+    pubsub.subscribe(this.#topic);
+    pubsub.addEventListener('message', (evt) => {
+      const m = evt.detail;
+      if (m.topic !== this.#topic || m.type !== 'signed') return;
+      this.#onPacket(m.data, m.from.toString(), 'gossipsub');
+    });
+    this.#log.info({ name: self.name, addr: `${self.addr}:${port}`, peerId: self.peerId, topic: this.#topic }, 'gossip pool started');
+    this.#flush();
+  }
+
+  /**
+   * Joins the pool through the members at `addrs` (Consul semantics: each address gets a
+   * push-pull; resolves with how many answered, rejects with ERR_JOIN_FAILED when none did).
+   */
+  async join(addrs: string[]): Promise<number> {
+    const core = this.#requireCore();
+    if (core.leaving) throw new GossipError('ERR_NOT_RUNNING', 'cannot join after leaving the pool');
+    const timeoutMs = this.#opts.joinTimeoutMs ?? 5000;
+    const results = await Promise.allSettled(addrs.map(async (addr) => {
+      const target = await parseJoinAddress(addr, this.#opts.port || 8301);
+      let reply: PushPullMessage;
+      try {
+        reply = await this.#pushPull(target, core.joinRequest(), timeoutMs);
+      } catch (err) {
+        if (isTimeout(err)) {
+          throw new GossipError('ERR_KEY_MISMATCH',
+            `no answer within ${timeoutMs} ms — the connection handshake stalled (gossip key mismatch?)`, { cause: err });
+        }
+        throw err;
+      }
+      core.mergePushPull(reply, performance.now());
+      this.#flush();
+    }));
+    const joined = results.filter((r) => r.status === 'fulfilled').length;
+    const errors = results.flatMap((r, i) => (r.status === 'rejected' ? [`${addrs[i]}: ${(r.reason as Error).message}`] : []));
+    for (const e of errors) this.#log.warn({ error: e }, 'join attempt failed');
+    if (joined === 0) {
+      const keyHint = results.some((r) => r.status === 'rejected' && (r.reason as GossipError).code === 'ERR_KEY_MISMATCH');
+      throw new GossipError(keyHint ? 'ERR_KEY_MISMATCH' : 'ERR_JOIN_FAILED',
+        addrs.length === 0 ? 'no addresses to join' : `failed to join any of ${addrs.length} address(es): ${errors.join('; ')}`);
+    }
+    this.#log.info({ joined, addrs }, 'joined gossip pool');
+    return joined;
+  }
+
+  /** Graceful leave: announces it and waits (at most leaveTimeoutMs) until it has been disseminated. */
+  async leave(): Promise<void> {
+    const core = this.#requireCore();
+    if (core.leaving) return;
+    core.leave(performance.now());
+    this.#flush();
+    const deadline = performance.now() + (this.#opts.leaveTimeoutMs ?? 5000);
+    while (!core.leaveDone() && performance.now() < deadline && this.#running) {
+      await new Promise((r) => setTimeout(r, Math.min(50, core.config.gossipIntervalMs)));
+    }
+    if (!core.leaveDone()) this.#log.warn('timeout while waiting for graceful leave');
+    else this.#log.info('left the gossip pool');
+  }
+
+  /** Stops everything. Without leave() first, the others will detect this member as failed. */
+  async stop(): Promise<void> {
+    if (!this.#running) return;
+    this.#running = false;
+    if (this.#timer) clearTimeout(this.#timer);
+    this.#timer = undefined;
+    for (const link of this.#links.values()) link.stream?.abort(new Error('gossip pool stopped'));
+    this.#links.clear();
+    await this.#node.stop();
+  }
+
+  // ------------------------------------------------------------------ API for the agent
+
+  /** Every known member (alive, failed and left until reaped), as `GET /v1/agent/members` rows. */
+  members(): AgentMemberRow[] {
+    const core = this.#core;
+    if (!core) return [];
+    return core.members().map((m) => memberRow(m, m.name === core.name && core.leaving && !core.leaveDone()));
+  }
+
+  /** Members with the core's detail (state, incarnation, peer id). */
+  memberViews(): MemberView[] {
+    return this.#core?.members() ?? [];
+  }
+
+  localMember(): AgentMemberRow {
+    const core = this.#requireCore();
+    return memberRow(core.member(core.name)!, core.leaving && !core.leaveDone());
+  }
+
+  /** consul force-leave: a failed member becomes left (prune: forgotten). Throws ERR_UNKNOWN_MEMBER. */
+  forceLeave(name: string, prune = false): void {
+    const core = this.#requireCore();
+    core.forceLeave(name, prune, performance.now());
+    this.#flush();
+  }
+
+  /** Fires a user event to the whole pool; returns its Lamport time. Throws ERR_EVENT_TOO_LARGE. */
+  fireEvent(name: string, payload: Uint8Array): number {
+    const core = this.#requireCore();
+    const ltime = core.fireUserEvent(name, payload, performance.now());
+    this.#flush();
+    return ltime;
+  }
+
+  /** Replaces this member's tags (dc stays the pool's datacenter). Throws ERR_TAGS_TOO_LARGE. */
+  setTags(tags: Record<string, string>): void {
+    const core = this.#requireCore();
+    core.setTags({ ...tags, dc: this.#opts.datacenter }, performance.now());
+    this.#flush();
+  }
+
+  get peerId(): string {
+    return this.#node.peerId.toString();
+  }
+
+  /** Multiaddrs this agent listens on (with /p2p/<peerId>). */
+  get listenAddrs(): string[] {
+    return this.#node.getMultiaddrs().map(String);
+  }
+
+  /** "addr:port" other agents can join. */
+  get joinAddress(): string {
+    const me = this.#requireCore().member(this.#opts.nodeName)!;
+    return isIPv6(me.addr) ? `[${me.addr}]:${me.port}` : `${me.addr}:${me.port}`;
+  }
+
+  get topic(): string {
+    return this.#topic;
+  }
+
+  stats(): GossipPoolStats {
+    const core = this.#requireCore();
+    return {
+      ...core.stats, ...this.#counters, healthScore: core.healthScore,
+      members: core.members().length, liveMembers: core.liveMembers,
+    };
+  }
+
+  // ------------------------------------------------------------------ the loop
+
+  #requireCore(): SwimCore {
+    if (!this.#core || !this.#running) throw new GossipError('ERR_NOT_RUNNING', 'the gossip pool is not running (start() it first)');
+    return this.#core;
+  }
+
+  #onTimer(): void {
+    this.#timer = undefined;
+    if (!this.#running || !this.#core) return;
+    this.#core.tick(performance.now());
+    this.#flush();
+  }
+
+  /** Acts on everything the core produced, then re-arms the timer for its next deadline. */
+  #flush(): void {
+    const core = this.#core;
+    if (!core || !this.#running) return;
+    const publish: Update[] = [];
+    for (const o of core.takeOutputs()) {
+      switch (o.kind) {
+        case 'send':
+          if (o.msg.type === 'pushPull') this.#periodicPushPull(o.to, o.msg);
+          else this.#sendPacket(o.to, encodeMessage(o.msg));
+          break;
+        case 'publish':
+          publish.push(o.update);
+          break;
+        case 'event':
+          if (o.event.type === 'user') {
+            this.#emitSafe('event', { name: o.event.name, payload: o.event.payload, ltime: o.event.ltime });
+          } else {
+            const m = o.event.member;
+            this.#log.info({ member: m.name, addr: `${m.addr}:${m.port}` }, `EventMember${o.event.type.slice(7, 8).toUpperCase()}${o.event.type.slice(8)}`);
+            if (o.event.type === 'member-join' && m.name !== core.name) this.#warm(m);
+            if (o.event.type === 'member-reap' || o.event.type === 'member-leave') this.#dropLink(m.peerId);
+            this.#emitSafe(o.event.type as MemberEventType, memberRow(m), m);
+          }
+          break;
+        case 'warn':
+          this.#log.warn({ code: o.code }, o.message);
+          break;
+      }
+    }
+    if (publish.length > 0) this.#publish(publish);
+    if (this.#timer) clearTimeout(this.#timer);
+    const delay = Math.max(0, Math.min(core.nextDeadlineMs() - performance.now(), 60_000));
+    // The tick runs in setImmediate, after the event loop's I/O phase: when the process was
+    // stalled (GC, CPU starvation) and a deadline passed meanwhile, the acks that did arrive are
+    // read before the deadline is judged. Node runs expired timers *before* polling sockets, so
+    // a tick straight from the timer would blame peers for our own stall.
+    this.#timer = setTimeout(() => setImmediate(() => this.#onTimer()), delay);
+    this.#timer.unref();
+  }
+
+  #emitSafe<K extends keyof GossipPoolEvents>(event: K, ...args: GossipPoolEvents[K]): void {
+    try {
+      (this.emit as (e: K, ...a: GossipPoolEvents[K]) => boolean)(event, ...args);
+    } catch (err) {
+      // A listener's bug must not stop the protocol loop; it is the listener's to fix.
+      this.#log.error({ err, event }, 'gossip event listener threw');
+    }
+  }
+
+  #publish(updates: Update[]): void {
+    const core = this.#core!;
+    const bytes = encodeMessage({ type: 'gossip', from: core.name, updates });
+    this.#node.services.pubsub.publish(this.#topic, bytes).then(() => {
+      this.#counters.published++;
+    }, (err: unknown) => {
+      this.#counters.publishFailed++;
+      this.#log.debug({ err }, 'gossipsub publish failed (the piggybacked gossip still carries the update)');
+    });
+  }
+
+  // ------------------------------------------------------------------ SWIM frames
+
+  /** Refuses frames whose sender is not the peer that sent them (never reflect traffic to third parties). */
+  #authentic(msg: Message, remotePeer: string): boolean {
+    if ((msg.type === 'ping' || msg.type === 'pingReq') && (msg.replyTo.peerId !== remotePeer || msg.replyTo.name !== msg.from)) return false;
+    const known = this.#core!.member(msg.from);
+    // A dead or departed member's name may be taken by a new peer (a restart without its data dir).
+    return !(known && (known.state === 'alive' || known.state === 'suspect') && known.peerId !== remotePeer);
+  }
+
+  #onPacket(bytes: Uint8Array, remotePeer: string, via: 'swim' | 'gossipsub'): void {
+    const core = this.#core;
+    if (!core || !this.#running) return;
+    let msg: Message;
+    try {
+      msg = decodeMessage(bytes);
+    } catch (err) {
+      core.recordMalformed();
+      this.#logRefused('malformed', remotePeer, (err as Error).message);
+      return;
+    }
+    if (msg.type === 'pushPull' || (via === 'gossipsub' && msg.type !== 'gossip')) {
+      this.#counters.framesRefused++;
+      this.#logRefused('wrong-protocol', remotePeer, `${msg.type} message on the ${via} channel`);
+      return;
+    }
+    if (!this.#authentic(msg, remotePeer)) {
+      this.#counters.spoofed++;
+      this.#logRefused('spoofed', remotePeer, `${msg.type} claims to be from ${msg.from}`);
+      return;
+    }
+    core.receive(msg, performance.now());
+    this.#flush();
+  }
+
+  /** Logs refused input sparingly: the 1st, 2nd, 4th, 8th... of each kind (a flood must not flood the log). */
+  #refusedLogged = new Map<string, number>();
+  #logRefused(kind: string, peer: string, why: string): void {
+    const n = (this.#refusedLogged.get(kind) ?? 0) + 1;
+    this.#refusedLogged.set(kind, n);
+    if ((n & (n - 1)) === 0) this.#log.warn({ peer, kind, count: n }, `gossip message refused: ${why}`);
+  }
+
+  #readSwim(stream: SwimStream, remotePeer: string): void {
+    const decoder = new FrameDecoder(SWIM_MAX_FRAME_BYTES);
+    stream.addEventListener('message', (e) => {
+      let frames: Uint8Array[];
+      try {
+        frames = decoder.push(chunkBytes(e.data));
+      } catch (err) {
+        this.#counters.framesRefused++;
+        this.#logRefused('framing', remotePeer, (err as Error).message);
+        stream.abort(err as Error);
+        return;
+      }
+      for (const f of frames) this.#onPacket(f, remotePeer, 'swim');
+    });
+  }
+
+  #sendPacket(to: Endpoint, payload: Uint8Array): void {
+    if (!to.peerId) {
+      this.#counters.framesDropped++;
+      return;
+    }
+    let link = this.#links.get(to.peerId);
+    if (!link) {
+      link = { stream: undefined, opening: undefined, queue: [] };
+      this.#links.set(to.peerId, link);
+    }
+    const bytes = frame(payload);
+    const s = link.stream;
+    if (s && s.status === 'open' && s.writeStatus === 'writable') {
+      try {
+        s.send(bytes);
+        return;
+      } catch (err) {
+        // The stream died under us (reset by the peer, idle-closed by yamux): reopen below.
+        this.#log.debug({ err, peer: to.name }, 'gossip stream send failed; reopening');
+        link.stream = undefined;
+      }
+    }
+    if (link.queue.length < MAX_QUEUED_FRAMES) link.queue.push(bytes);
+    else this.#counters.framesDropped++;
+    if (!link.opening) link.opening = this.#openLink(to, link);
+  }
+
+  async #openLink(to: Endpoint, link: Link): Promise<void> {
+    try {
+      const stream = await this.#node.dialProtocol(endpointAddr(to), SWIM_PROTOCOL, {
+        signal: AbortSignal.timeout(this.#opts.joinTimeoutMs ?? 5000),
+      });
+      if (!this.#running || this.#links.get(to.peerId) !== link) {
+        stream.abort(new Error('gossip link no longer wanted'));
+        return;
+      }
+      link.stream = stream;
+      // The peer answers on its own stream, but read this one too in case it writes here.
+      this.#readSwim(stream, to.peerId);
+      stream.addEventListener('close', () => {
+        if (link.stream === stream) link.stream = undefined;
+      });
+      const queued = link.queue;
+      link.queue = [];
+      for (const f of queued) stream.send(f);
+    } catch (err) {
+      this.#counters.dialFailures++;
+      this.#counters.framesDropped += link.queue.length;
+      link.queue = [];
+      this.#log.debug({ err: (err as Error).message, peer: to.name }, 'could not open a gossip stream');
+    } finally {
+      link.opening = undefined;
+    }
+  }
+
+  #dropLink(peerId: string): void {
+    const link = this.#links.get(peerId);
+    if (!link) return;
+    this.#links.delete(peerId);
+    link.stream?.abort(new Error('member left'));
+  }
+
+  /** Opens the stream to a new member ahead of its first probe, so the probe does not wait for a handshake. */
+  #warm(m: Endpoint): void {
+    if (this.#links.has(m.peerId)) return;
+    this.#warmQueue.push(m);
+    this.#pumpWarm();
+  }
+
+  #pumpWarm(): void {
+    while (this.#warming < WARM_CONCURRENCY && this.#warmQueue.length > 0 && this.#running) {
+      const m = this.#warmQueue.shift()!;
+      if (this.#links.has(m.peerId)) continue;
+      const link: Link = { stream: undefined, opening: undefined, queue: [] };
+      this.#links.set(m.peerId, link);
+      this.#warming++;
+      link.opening = this.#openLink(m, link).finally(() => {
+        this.#warming--;
+        this.#pumpWarm();
+      });
+    }
+  }
+
+  // ------------------------------------------------------------------ push-pull
+
+  async #pushPull(target: Multiaddr, req: PushPullMessage, timeoutMs: number): Promise<PushPullMessage> {
+    const signal = AbortSignal.timeout(timeoutMs);
+    let stream: SwimStream;
+    try {
+      stream = await this.#node.dialProtocol(target, PUSH_PULL_PROTOCOL, { signal });
+    } catch (err) {
+      // With a different pre-shared key (or none) the private network's handshake stalls or the
+      // other side cuts it off with garbage in hand; anything but "nobody listens there" during
+      // connection setup most likely means that.
+      if (!isTimeout(err) && !isUnreachable(err)) {
+        throw new GossipError('ERR_KEY_MISMATCH',
+          `the connection handshake failed: ${(err as Error).message} (gossip key mismatch?)`, { cause: err });
+      }
+      throw err;
+    }
+    try {
+      stream.send(frame(encodeMessage(req)));
+      const reply = await readOneFrame(stream, PUSH_PULL_MAX_FRAME_BYTES, signal);
+      if (reply[0] === PP_REFUSED) {
+        throw new GossipError('ERR_MEMBER_REFUSED', `refused by the remote member: ${new TextDecoder().decode(reply.subarray(1))}`);
+      }
+      if (reply[0] !== PP_OK) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull reply has unknown status ${reply[0]}`);
+      const msg = decodeMessage(reply.subarray(1));
+      if (msg.type !== 'pushPull' || !msg.reply) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull answered with a ${msg.type} message`);
+      return msg;
+    } finally {
+      stream.close().catch(() => { /* the exchange is complete or failed already; closing is best effort */ });
+    }
+  }
+
+  #periodicPushPull(to: Endpoint, req: PushPullMessage): void {
+    this.#pushPull(endpointAddr(to), req, this.#opts.joinTimeoutMs ?? 5000).then((reply) => {
+      if (!this.#running || !this.#core) return;
+      try {
+        this.#core.mergePushPull(reply, performance.now());
+      } catch (err) {
+        this.#log.warn({ peer: to.name, err: (err as Error).message }, 'push-pull state refused');
+      }
+      this.#flush();
+    }, (err: unknown) => {
+      this.#log.debug({ peer: to.name, err: (err as Error).message }, 'push-pull failed');
+    });
+  }
+
+  async #servePushPull(stream: SwimStream): Promise<void> {
+    const core = this.#core;
+    if (!core) return stream.abort(new Error('not running'));
+    let msg: Message;
+    try {
+      msg = decodeMessage(await readOneFrame(stream, PUSH_PULL_MAX_FRAME_BYTES, AbortSignal.timeout(10_000)));
+    } catch (err) {
+      if (err instanceof GossipError) core.recordMalformed();
+      this.#logRefused('push-pull', 'unknown', (err as Error).message);
+      stream.abort(err as Error);
+      return;
+    }
+    if (msg.type !== 'pushPull' || msg.reply) {
+      this.#counters.framesRefused++;
+      stream.abort(new Error('expected a push-pull request'));
+      return;
+    }
+    let out: Uint8Array;
+    try {
+      const reply = core.answerPushPull(msg, performance.now());
+      const body = encodeMessage(reply);
+      out = new Uint8Array(body.byteLength + 1);
+      out[0] = PP_OK;
+      out.set(body, 1);
+    } catch (err) {
+      this.#log.warn({ from: msg.from, err: (err as Error).message }, 'push-pull refused');
+      const why = new TextEncoder().encode((err as Error).message);
+      out = new Uint8Array(why.byteLength + 1);
+      out[0] = PP_REFUSED;
+      out.set(why, 1);
+    }
+    this.#flush();
+    try {
+      stream.send(frame(out));
+      await stream.close();
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'push-pull reply not delivered');
+    }
+  }
+}

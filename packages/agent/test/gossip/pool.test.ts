@@ -1,0 +1,241 @@
+// Real libp2p agents in one process on 127.0.0.1, with timings scaled down (probe interval 200 ms)
+// so the file runs in well under a minute. The machine may be shared and loaded: assertions wait
+// for outcomes with generous deadlines rather than asserting exact timings.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdtemp, rm, stat } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { createLibp2p } from 'libp2p';
+import { tcp } from '@libp2p/tcp';
+import { noise } from '@chainsafe/libp2p-noise';
+import { yamux } from '@chainsafe/libp2p-yamux';
+import { multiaddr } from '@multiformats/multiaddr';
+import { GossipError, GossipPool, SWIM_PROTOCOL, parseJoinAddress, pskFromEncryptKey } from '../../src/gossip/index.ts';
+import type { AgentMemberRow, PoolUserEvent } from '../../src/gossip/index.ts';
+import { encodeMessage } from '../../src/gossip/core/index.ts';
+import { frame } from '../../src/gossip/libp2p/framing.ts';
+
+const FAST = { probeIntervalMs: 200, probeTimeoutMs: 100, gossipIntervalMs: 50, suspicionMult: 4, pushPullIntervalMs: 3000 };
+const KEY_A = Buffer.alloc(32, 7).toString('base64');
+const KEY_B = Buffer.alloc(32, 9).toString('base64');
+
+async function pool(name: string, extra: Partial<Parameters<typeof GossipPool.create>[0]> = {}): Promise<GossipPool> {
+  const p = await GossipPool.create({ nodeName: name, datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0, config: FAST, joinTimeoutMs: 3000, ...extra });
+  await p.start();
+  return p;
+}
+
+async function until(what: string, cond: () => boolean, timeoutMs: number): Promise<number> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > timeoutMs) assert.fail(`timed out after ${timeoutMs} ms waiting until ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  return performance.now() - t0;
+}
+
+const statusOf = (p: GossipPool, name: string): number | undefined => p.members().find((m) => m.Name === name)?.Status;
+
+describe('GossipPool on libp2p (6 agents on loopback)', () => {
+  const pools: GossipPool[] = [];
+  const names = ['n0', 'n1', 'n2', 'n3', 'n4', 'n5'];
+  let dataDir = '';
+  const memberEvents: { at: string; type: string; member: string }[] = [];
+
+  before(async () => {
+    dataDir = await mkdtemp(join(tmpdir(), 'trellis-gossip-'));
+    for (const n of names) pools.push(await pool(n, n === 'n5' ? { dataDir } : {}));
+    for (const [i, p] of pools.entries()) {
+      for (const type of ['member-join', 'member-failed', 'member-leave', 'member-update'] as const) {
+        p.on(type, (row: AgentMemberRow) => memberEvents.push({ at: names[i]!, type, member: row.Name }));
+      }
+    }
+    const seed = pools[0]!.joinAddress;
+    const joined = await Promise.all(pools.slice(1).map((p) => p.join([seed])));
+    assert.deepEqual(joined, [1, 1, 1, 1, 1]);
+  });
+
+  after(async () => {
+    await Promise.all(pools.map((p) => p.stop()));
+    await rm(dataDir, { recursive: true, force: true });
+  });
+
+  test('all agents converge to the full member list, with Consul member rows', async () => {
+    await until('every agent sees 6 alive members', () => pools.every((p) => p.members().filter((m) => m.Status === 1).length === 6), 30_000);
+    const row = pools[3]!.members().find((m) => m.Name === 'n1')!;
+    assert.equal(row.Addr, '127.0.0.1');
+    assert.equal(row.Tags.dc, 'dc1');
+    assert.equal(row.Status, 1);
+    assert.deepEqual([row.ProtocolMin, row.ProtocolMax, row.ProtocolCur, row.DelegateMin, row.DelegateMax, row.DelegateCur], [1, 5, 2, 2, 5, 4]);
+    assert.equal(row.Port, Number(pools[1]!.joinAddress.split(':')[1]));
+  });
+
+  test('a user event reaches every agent exactly once', async () => {
+    const got: { at: number; ev: PoolUserEvent }[] = [];
+    const listeners = pools.map((p, i) => {
+      const fn = (ev: PoolUserEvent): void => { got.push({ at: i, ev }); };
+      p.on('event', fn);
+      return fn;
+    });
+    const ltime = pools[2]!.fireEvent('deploy', new TextEncoder().encode('v2'));
+    await until('6 deliveries', () => got.length >= 6, 10_000);
+    await new Promise((r) => setTimeout(r, 500));
+    pools.forEach((p, i) => p.off('event', listeners[i]!));
+    assert.equal(got.length, 6, 'no duplicates');
+    assert.deepEqual(got.map((g) => g.at).sort(), [0, 1, 2, 3, 4, 5]);
+    for (const g of got) {
+      assert.equal(g.ev.name, 'deploy');
+      assert.equal(new TextDecoder().decode(g.ev.payload), 'v2');
+      assert.equal(g.ev.ltime, ltime);
+    }
+    assert.throws(() => pools[0]!.fireEvent('big', new Uint8Array(600)), (e: unknown) => e instanceof GossipError && e.code === 'ERR_EVENT_TOO_LARGE');
+  });
+
+  test('malformed, oversized and spoofed stream bytes are refused and counted; the agent keeps working', async () => {
+    const target = pools[1]!;
+    const before = target.stats();
+    const stranger = await createLibp2p({
+      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
+    });
+    try {
+      const addr = multiaddr(target.listenAddrs[0]!);
+      const s1 = await stranger.dialProtocol(addr, SWIM_PROTOCOL);
+      s1.send(frame(new Uint8Array([1, 99, 0, 0])));                 // unknown message type
+      s1.send(frame(new Uint8Array([7, 7, 7])));                     // unknown version
+      // A ping that asks for the ack to go to someone else (a reflection attempt).
+      s1.send(frame(encodeMessage({ type: 'ping', seq: 1, from: 'n2', replyTo: { name: 'n2', addr: '127.0.0.1', port: 1, peerId: target.peerId }, target: 'n1', updates: [] })));
+      // An alive update for n3 claiming a new incarnation, sent by someone who is not n3 but says it is.
+      s1.send(frame(encodeMessage({ type: 'gossip', from: 'n3', updates: [] })));
+      const s2 = await stranger.dialProtocol(addr, SWIM_PROTOCOL);
+      s2.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f]));        // a 34 GB frame length
+      await until('the garbage is processed', () => {
+        const s = target.stats();
+        return s.malformed >= before.malformed + 2 && s.spoofed >= before.spoofed + 2 && s.framesRefused >= before.framesRefused + 1;
+      }, 5000);
+      await until('the oversized stream is aborted', () => s2.status !== 'open', 5000);
+    } finally {
+      await stranger.stop();
+    }
+    // Still a healthy member: everyone still sees it alive, and it still sees everyone.
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(target.members().filter((m) => m.Status === 1).length, 6);
+    for (const p of pools) assert.equal(statusOf(p, 'n1'), 1);
+  });
+
+  test('graceful leave: the others see left (3), with member-leave and never member-failed', async () => {
+    const t = performance.now();
+    await pools[4]!.leave();
+    assert.ok(performance.now() - t < 5000, 'leave returns once disseminated');
+    assert.equal(pools[4]!.localMember().Status, 3);
+    await pools[4]!.stop();
+    const others = [0, 1, 2, 3, 5].map((i) => pools[i]!);
+    await until('everyone sees n4 left', () => others.every((p) => statusOf(p, 'n4') === 3), 5000);
+    await new Promise((r) => setTimeout(r, 1500));
+    for (const p of others) assert.equal(statusOf(p, 'n4'), 3, 'a member that left is not probed into failed');
+    assert.equal(memberEvents.filter((e) => e.member === 'n4' && e.type === 'member-failed').length, 0);
+    assert.equal(memberEvents.filter((e) => e.member === 'n4' && e.at !== 'n4' && e.type === 'member-leave').length, 5);
+  });
+
+  test('a stopped agent is detected as failed (4) by every other agent, once each', async () => {
+    const n5peer = pools[5]!.peerId;
+    await pools[5]!.stop();
+    const others = [0, 1, 2, 3].map((i) => pools[i]!);
+    // Detection bound at these settings: a probe round (≤ 5 × 200 ms), the probe (200 ms), and a
+    // suspicion of at most 6 × 4 × 200 ms = 4.8 s; doubled for a loaded machine.
+    const took = await until('everyone sees n5 failed', () => others.every((p) => statusOf(p, 'n5') === 4), 15_000);
+    assert.ok(took < 15_000);
+    assert.equal(memberEvents.filter((e) => e.member === 'n5' && e.type === 'member-failed').length, 4);
+
+    // Restarted with the same data dir it has the same identity, refutes its death and is alive again.
+    const again = await pool('n5', { dataDir });
+    pools[5] = again;
+    assert.equal(again.peerId, n5peer, 'peer key kept in <data-dir>/gossip/peer-key');
+    const st = await stat(join(dataDir, 'gossip', 'peer-key'));
+    assert.equal(st.mode & 0o777, 0o600);
+    await again.join([pools[0]!.joinAddress]);
+    await until('everyone sees n5 alive again', () => others.every((p) => statusOf(p, 'n5') === 1), 15_000);
+  });
+
+  test('an agent of another datacenter is refused by the LAN pool and learns nothing', async () => {
+    const foreign = await pool('x1', { datacenter: 'dc2' });
+    try {
+      await assert.rejects(foreign.join([pools[0]!.joinAddress]), (e: unknown) => e instanceof GossipError && /datacenter "dc2"/.test(e.message));
+      assert.equal(statusOf(pools[0]!, 'x1'), undefined);
+      assert.deepEqual(foreign.members().map((m) => m.Name), ['x1']);
+    } finally {
+      await foreign.stop();
+    }
+  });
+});
+
+describe('gossip encryption (-encrypt → libp2p private network)', () => {
+  test('agents with a wrong key or no key cannot join (the handshake stalls: "gossip key mismatch?") and learn nothing', async () => {
+    const a = await pool('k0', { encryptKey: KEY_A });
+    const wrong = await pool('k1', { encryptKey: KEY_B, joinTimeoutMs: 1500 });
+    const none = await pool('k2', { joinTimeoutMs: 1500 });
+    const right = await pool('k3', { encryptKey: KEY_A });
+    try {
+      const [w, n] = await Promise.allSettled([wrong.join([a.joinAddress]), none.join([a.joinAddress])]);
+      for (const r of [w, n]) {
+        assert.equal(r.status, 'rejected');
+        const err = (r as PromiseRejectedResult).reason as GossipError;
+        assert.equal(err.code, 'ERR_KEY_MISMATCH', err.message);
+        // Depending on timing the handshake stalls until the timeout or the other side cuts it off.
+        assert.match(err.message, /(no answer within 1500 ms — the connection handshake stalled|the connection handshake failed: .*) \(gossip key mismatch\?\)/);
+      }
+      assert.deepEqual(wrong.members().map((m) => m.Name), ['k1']);
+      assert.deepEqual(none.members().map((m) => m.Name), ['k2']);
+      assert.equal(await right.join([a.joinAddress]), 1);
+      await until('k0 and k3 see each other', () => statusOf(a, 'k3') === 1 && statusOf(right, 'k0') === 1, 10_000);
+      assert.equal(statusOf(a, 'k1'), undefined);
+      assert.equal(statusOf(a, 'k2'), undefined);
+    } finally {
+      await Promise.all([a, wrong, none, right].map((p) => p.stop()));
+    }
+  });
+
+  test('joining an address where nobody listens is an ordinary join failure, not a key mismatch', async () => {
+    const p = await pool('lonely');
+    try {
+      await assert.rejects(p.join(['127.0.0.1:1']), (e: unknown) => e instanceof GossipError && e.code === 'ERR_JOIN_FAILED' && /ECONNREFUSED/.test(e.message));
+      await assert.rejects(p.join([]), (e: unknown) => e instanceof GossipError && e.code === 'ERR_JOIN_FAILED');
+    } finally {
+      await p.stop();
+    }
+  });
+
+  test('the -encrypt key must be base64 of 16, 24 or 32 bytes', () => {
+    assert.equal(new TextDecoder().decode(pskFromEncryptKey(KEY_A)), `/key/swarm/psk/1.0.0/\n/base16/\n${'07'.repeat(32)}`);
+    // Consul's older 16- and 24-byte keys are stretched to 32 bytes, the same way on every agent.
+    const k16 = new TextDecoder().decode(pskFromEncryptKey(Buffer.alloc(16, 1).toString('base64')));
+    assert.match(k16, /^\/key\/swarm\/psk\/1\.0\.0\/\n\/base16\/\n[0-9a-f]{64}$/);
+    assert.equal(k16, new TextDecoder().decode(pskFromEncryptKey(Buffer.alloc(16, 1).toString('base64'))));
+    assert.notEqual(k16, new TextDecoder().decode(pskFromEncryptKey(Buffer.alloc(16, 2).toString('base64'))));
+    for (const bad of ['not base64!', Buffer.alloc(20).toString('base64'), 'YWJj', '']) {
+      assert.throws(() => pskFromEncryptKey(bad), (e: unknown) => e instanceof GossipError && e.code === 'ERR_INVALID_KEY');
+    }
+  });
+});
+
+describe('join addresses', () => {
+  const rows: [string, string][] = [
+    ['10.0.0.1', '/ip4/10.0.0.1/tcp/8301'],
+    ['10.0.0.1:9000', '/ip4/10.0.0.1/tcp/9000'],
+    ['[::1]:9000', '/ip6/::1/tcp/9000'],
+    ['::1', '/ip6/::1/tcp/8301'],
+    ['localhost:7000', '/ip4/127.0.0.1/tcp/7000'],
+    ['/ip4/1.2.3.4/tcp/5', '/ip4/1.2.3.4/tcp/5'],
+  ];
+  for (const [input, want] of rows) {
+    test(`${input} → ${want}`, async () => {
+      const got = (await parseJoinAddress(input, 8301)).toString();
+      // localhost may resolve to ::1 first on some hosts.
+      if (input.startsWith('localhost')) assert.match(got, /^\/ip[46]\/(127\.0\.0\.1|::1)\/tcp\/7000$/);
+      else assert.equal(got, want);
+    });
+  }
+  test('an invalid port is refused', async () => {
+    await assert.rejects(parseJoinAddress('10.0.0.1:99999', 8301), /invalid port/);
+  });
+});
