@@ -12,6 +12,9 @@
 // Then: time from spawning `trellis agent -dev` to its first successful KV write (median of 5), and
 // resident memory after 100,000 keys (VmRSS from /proc), for both.
 //
+// --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
+// three-member etcd, with the load on each one's leader.
+//
 // Placement on a 2-core machine: the load generator is this process; each server is its own
 // process, started only for its own measurements and stopped before the other starts, so the idle
 // one never competes. No CPU pinning: pinning the server to one core would hobble etcd's Go runtime
@@ -24,6 +27,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentProcess, freePort, launcher, trellisEnv } from '../../../test/support/index.ts';
+import { Cluster, type ServerProc } from '../../../test/cluster/cluster.ts';
 
 const VALUE_BYTES = 64;
 const WRITE_CONCURRENCY = [1, 16, 64] as const;
@@ -44,7 +48,7 @@ function options(): Options {
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1] [--json]\n');
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--json]\n');
     process.exit(0);
   }
   const seconds = Number(values.seconds);
@@ -52,10 +56,7 @@ function options(): Options {
   const servers = Number(values.servers);
   if (!(seconds > 0)) fail(`--seconds must be a positive number, got ${JSON.stringify(values.seconds)}`);
   if (!Number.isInteger(keys) || keys < 1) fail(`--keys must be a positive integer, got ${JSON.stringify(values.keys)}`);
-  if (servers !== 1) {
-    fail(`--servers ${values.servers}: not yet. The bench runs a single server: Trellis agents cannot form a multi-server ` +
-      'cluster until the clustering work lands (-retry-join / -bootstrap-expect with Raft membership).');
-  }
+  if (servers !== 1 && servers !== 3) fail(`--servers must be 1 or 3, got ${JSON.stringify(values.servers)}`);
   return { seconds, keys, json: values.json, servers };
 }
 
@@ -122,7 +123,20 @@ function call(agent: http.Agent, port: number, c: HttpCall): Promise<{ status: n
   });
 }
 
-interface CellResult { ops: number; opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string }
+interface CellResult {
+  ops: number; opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string;
+  /** CPU used during the cell, in % of one core: the generator (this process) and the server. */
+  generatorCpuPct: number; serverCpuPct: number;
+}
+
+const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
+
+/** user+system CPU seconds of a process so far, from /proc/<pid>/stat (fields 14 and 15). */
+function cpuSeconds(pid: number): number {
+  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' '); // the command name may hold spaces
+  return (Number(fields[11]) + Number(fields[12])) / CLOCK_TICKS_PER_S;
+}
 
 function percentile(sorted: Float64Array, p: number): number {
   if (sorted.length === 0) return Number.NaN;
@@ -133,7 +147,7 @@ function percentile(sorted: Float64Array, p: number): number {
  * Runs `concurrency` closed loops for `seconds`: each sends one request, waits for its answer,
  * sends the next. `op(worker, seq)` builds the request. Latency is send-to-last-byte.
  */
-async function runCell(target: Target, concurrency: number, seconds: number,
+async function runCell(target: Target, serverPids: number[], concurrency: number, seconds: number,
   op: (worker: number, seq: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }): Promise<CellResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
   let lat = new Float64Array(1 << 16);
@@ -142,6 +156,9 @@ async function runCell(target: Target, concurrency: number, seconds: number,
   let firstError: string | undefined;
   const started = performance.now();
   const end = started + seconds * 1000;
+  const genCpu0 = process.cpuUsage();
+  const serverCpu = () => serverPids.reduce((sum, pid) => sum + cpuSeconds(pid), 0);
+  const srvCpu0 = serverCpu();
   await Promise.all(Array.from({ length: concurrency }, async (_, w) => {
     for (let seq = 0; performance.now() < end; seq++) {
       const { call: c, check } = op(w, seq);
@@ -168,9 +185,12 @@ async function runCell(target: Target, concurrency: number, seconds: number,
     }
   }));
   const elapsedS = (performance.now() - started) / 1000;
+  const gen = process.cpuUsage(genCpu0);
+  const generatorCpuPct = ((gen.user + gen.system) / 1e6 / elapsedS) * 100;
+  const serverCpuPct = ((serverCpu() - srvCpu0) / elapsedS) * 100;
   agent.destroy();
   const sorted = lat.slice(0, n).sort();
-  return { ops: n, opsPerSec: n / elapsedS, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors, firstError };
+  return { ops: n, opsPerSec: n / elapsedS, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors, firstError, generatorCpuPct, serverCpuPct };
 }
 
 /** Deterministic 64-byte value for a key, so reads can be verified without remembering values. */
@@ -193,19 +213,20 @@ interface SystemResults {
 }
 
 /** The write, read and memory phases against one running server. */
-async function measure(target: Target, pid: number, opts: Options): Promise<SystemResults> {
+async function measure(sys: RunningSystem, opts: Options): Promise<SystemResults> {
+  const { target, pids } = sys;
   const written: string[] = [];
   const writes: Record<number, CellResult> = {};
   const reads: Record<number, CellResult> = {};
   // Warm-up (JIT, connection setup, the first Raft batches): not measured.
-  await runCell(target, 16, Math.min(2, opts.seconds), (w, s) => {
+  await runCell(target, pids, 16, Math.min(2, opts.seconds), (w, s) => {
     const key = `warm/${w}/${s}`;
     return { call: target.put(key, valueFor(key)) };
   });
   for (const c of WRITE_CONCURRENCY) {
     const phaseKeys: string[][] = Array.from({ length: c }, () => []);
     note(`${target.name}: writes at c=${c} for ${opts.seconds}s`);
-    writes[c] = await runCell(target, c, opts.seconds, (w, s) => {
+    writes[c] = await runCell(target, pids, c, opts.seconds, (w, s) => {
       const key = `bench/w${c}/${w}/${String(s).padStart(7, '0')}`;
       phaseKeys[w]!.push(key);
       return { call: target.put(key, valueFor(key)) };
@@ -222,7 +243,7 @@ async function measure(target: Target, pid: number, opts: Options): Promise<Syst
   for (const c of READ_CONCURRENCY) {
     note(`${target.name}: reads at c=${c} for ${opts.seconds}s`);
     let i = 0;
-    reads[c] = await runCell(target, c, opts.seconds, () => {
+    reads[c] = await runCell(target, pids, c, opts.seconds, () => {
       const key = nextKey();
       const verify = (i++ % 100) === 0;
       return {
@@ -245,7 +266,7 @@ async function measure(target: Target, pid: number, opts: Options): Promise<Syst
     }
   }));
   agent.destroy();
-  return { writes, reads, rssAfterKeysMB: rssMB(pid), keysForRss: have + missing };
+  return { writes, reads, rssAfterKeysMB: rssMB(sys.leaderPid), keysForRss: have + missing };
 }
 
 function rssMB(pid: number): number {
@@ -268,46 +289,112 @@ function etcdVersion(): string {
   return v;
 }
 
-interface Etcd { port: number; pid: number; prefix: string; stop(): Promise<void> }
+/** A running system under test: where the load goes, and the processes to account CPU to. */
+interface RunningSystem {
+  target: Target;
+  /** Every server process (CPU is summed over them). */
+  pids: number[];
+  /** The process the load goes to (the leader); RSS is read from it. */
+  leaderPid: number;
+  stop(): Promise<void>;
+}
 
-async function startEtcd(root: string): Promise<Etcd> {
-  const client = await freePort();
-  const peer = await freePort();
-  const dataDir = path.join(root, 'etcd');
-  const logFile = path.join(root, 'etcd.log');
-  const fd = fs.openSync(logFile, 'a');
-  const child: ChildProcess = spawn('etcd', [
-    '--name', 'bench', '--data-dir', dataDir,
-    '--listen-client-urls', `http://127.0.0.1:${client}`, '--advertise-client-urls', `http://127.0.0.1:${client}`,
-    '--listen-peer-urls', `http://127.0.0.1:${peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${peer}`,
-    '--initial-cluster', `bench=http://127.0.0.1:${peer}`, '--initial-cluster-state', 'new',
-    '--logger', 'zap', '--log-level', 'warn', '--log-outputs', 'stderr',
-  ], { stdio: ['ignore', fd, fd] });
-  fs.closeSync(fd);
+function stopChild(child: ChildProcess): Promise<void> {
+  if (child.exitCode !== null || child.signalCode !== null) return Promise.resolve();
   const exited = new Promise<void>((r) => child.once('exit', () => r()));
-  const stop = async () => {
-    child.kill('SIGTERM');
-    const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
-    await exited;
-    clearTimeout(t);
-  };
+  child.kill('SIGTERM');
+  const t = setTimeout(() => child.kill('SIGKILL'), 10_000);
+  return exited.finally(() => clearTimeout(t));
+}
+
+/**
+ * `members` etcd processes forming one cluster (static bootstrap), each with its own data dir and
+ * loopback ports. The load goes to the leader, found through the maintenance status API.
+ */
+async function startEtcd(root: string, members: number): Promise<RunningSystem> {
+  const nodes = [];
+  for (let i = 1; i <= members; i++) nodes.push({ name: `m${i}`, client: await freePort(), peer: await freePort() });
+  const initialCluster = nodes.map((n) => `${n.name}=http://127.0.0.1:${n.peer}`).join(',');
+  const children = nodes.map((n) => {
+    const logFile = path.join(root, `etcd-${n.name}.log`);
+    const fd = fs.openSync(logFile, 'a');
+    try {
+      return spawn('etcd', [
+        '--name', n.name, '--data-dir', path.join(root, `etcd-${n.name}`),
+        '--listen-client-urls', `http://127.0.0.1:${n.client}`, '--advertise-client-urls', `http://127.0.0.1:${n.client}`,
+        '--listen-peer-urls', `http://127.0.0.1:${n.peer}`, '--initial-advertise-peer-urls', `http://127.0.0.1:${n.peer}`,
+        '--initial-cluster', initialCluster, '--initial-cluster-state', 'new', '--initial-cluster-token', 'trellis-bench',
+        '--logger', 'zap', '--log-level', 'warn', '--log-outputs', 'stderr',
+      ], { stdio: ['ignore', fd, fd] });
+    } finally {
+      fs.closeSync(fd);
+    }
+  });
+  const stop = async () => { await Promise.all(children.map(stopChild)); };
   const agent = new http.Agent({ keepAlive: false });
-  const deadline = Date.now() + 20_000;
+  const deadline = Date.now() + 30_000;
   // etcd 3.4 serves the gRPC gateway at /v3 (and the deprecated /v3beta); find which answers.
+  let lastProblem = 'no answer yet';
   while (Date.now() < deadline) {
-    if (child.exitCode !== null) break;
+    const dead = children.findIndex((c) => c.exitCode !== null);
+    if (dead >= 0) { lastProblem = `member ${nodes[dead]!.name} exited`; break; }
     for (const prefix of ['/v3', '/v3beta']) {
       try {
-        const r = await call(agent, client, { method: 'POST', path: `${prefix}/kv/range`, body: Buffer.from(JSON.stringify({ key: b64('probe') })) });
-        if (r.status === 200) return { port: client, pid: child.pid!, prefix, stop };
-      } catch {
-        // not listening yet
+        for (const [i, n] of nodes.entries()) {
+          const r = await call(agent, n.client, { method: 'POST', path: `${prefix}/maintenance/status`, body: Buffer.from('{}') });
+          if (r.status !== 200) { lastProblem = `${n.name}: ${r.status}`; break; }
+          const st = JSON.parse(r.body.toString()) as { header?: { member_id?: string }; leader?: string };
+          if (st.leader !== undefined && st.leader !== '0' && st.leader === st.header?.member_id) {
+            // Confirm the leader takes a write before measuring it.
+            const put = await call(agent, n.client, { method: 'POST', path: `${prefix}/kv/put`, body: Buffer.from(JSON.stringify({ key: b64('probe'), value: b64('x') })) });
+            if (put.status === 200) {
+              return { target: etcdTarget(n.client, prefix), pids: children.map((c) => c.pid!), leaderPid: children[i]!.pid!, stop };
+            }
+          }
+        }
+      } catch (err) {
+        lastProblem = (err as Error).message; // not listening yet
       }
     }
     await new Promise((r) => setTimeout(r, 100));
   }
   await stop();
-  throw new Error(`etcd did not answer within 20 s; its log (${logFile}) ends:\n${fs.readFileSync(logFile, 'utf8').split('\n').slice(-20).join('\n')}`);
+  const tail = fs.readFileSync(path.join(root, `etcd-${nodes[0]!.name}.log`), 'utf8').split('\n').slice(-20).join('\n');
+  throw new Error(`etcd (${members} member${members > 1 ? 's' : ''}) had no leader taking writes within 30 s (${lastProblem}); m1's log ends:\n${tail}`);
+}
+
+/**
+ * Trellis servers with data dirs on local disk, not -dev: one agent with -server -bootstrap, or
+ * `servers` agents with -bootstrap-expect joining each other (test/cluster's helper). The load
+ * goes to the leader.
+ */
+async function startTrellis(root: string, servers: number): Promise<RunningSystem> {
+  if (servers === 1) {
+    const a = await AgentProcess.start({ name: 'bench', mode: 'server', dir: path.join(root, 'trellis'), args: ['-log-level', 'warn'] });
+    return { target: trellisTarget(a.ports.http), pids: [a.pid!], leaderPid: a.pid!, stop: async () => { await a.stop(); } };
+  }
+  const c = await Cluster.create(0);
+  try {
+    const pidFile = (i: number) => path.join(root, `trellis-s${i}.pid`);
+    for (let i = 1; i <= servers; i++) await c.add({ name: `bench${i}`, expect: servers, args: ['-log-level', 'warn', '-pid-file', pidFile(i)] });
+    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.rpcAddr);
+    for (const s of c.servers) s.start();
+    const leader = await c.waitLeader(60_000);
+    const pidOf = (s: ServerProc) => Number(fs.readFileSync(pidFile(c.servers.indexOf(s) + 1), 'utf8').trim());
+    return {
+      target: trellisTarget(leader.ports.http),
+      pids: c.servers.map(pidOf),
+      leaderPid: pidOf(leader),
+      stop: async () => {
+        await Promise.all(c.servers.map((s) => s.stop()));
+        await c.dispose();
+      },
+    };
+  } catch (err) {
+    c.dumpLogs(20);
+    await c.dispose();
+    throw err;
+  }
 }
 
 /** Spawn `trellis agent -dev` and poll a KV write until it succeeds; returns ms from spawn. */
@@ -364,6 +451,17 @@ function table(t: SystemResults, e: SystemResults): string {
   return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
 
+/** CPU per cell: on 2 cores, generator + server near 200% means the machine, not the server, was the limit. */
+function cpuTable(t: SystemResults, e: SystemResults): string {
+  const cells: Array<[string, CellResult, CellResult]> = [
+    ...WRITE_CONCURRENCY.map((c) => [`write c=${c}`, t.writes[c]!, e.writes[c]!] as [string, CellResult, CellResult]),
+    ...READ_CONCURRENCY.map((c) => [`read c=${c}`, t.reads[c]!, e.reads[c]!] as [string, CellResult, CellResult]),
+  ];
+  const pct = (x: number) => `${Math.round(x)}%`.padStart(5);
+  return ['CPU, % of one core (generator / server):', ...cells.map(([what, a, b]) =>
+    `  ${what.padEnd(11)} trellis ${pct(a.generatorCpuPct)} / ${pct(a.serverCpuPct)}    etcd ${pct(b.generatorCpuPct)} / ${pct(b.serverCpuPct)}`)].join('\n');
+}
+
 function verdicts(t: SystemResults, e: SystemResults, startupMs: number): string[] {
   const out: string[] = [];
   const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
@@ -396,21 +494,21 @@ async function main(): Promise<void> {
   if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
   let failed = false;
   try {
-    // Trellis: one server with a data dir on local disk (-server -bootstrap -data-dir), not -dev.
-    note('starting trellis agent -server -bootstrap -data-dir ...');
-    const trellis = await AgentProcess.start({ name: 'bench', mode: 'server', dir: path.join(root, 'trellis'), args: ['-log-level', 'warn'] });
+    const shape = opts.servers === 1 ? 'a single server' : `${opts.servers} servers`;
+    note(`starting Trellis: ${shape} with data dirs (not -dev) ...`);
+    const trellis = await startTrellis(root, opts.servers);
     let t: SystemResults;
     try {
-      t = await measure(trellisTarget(trellis.ports.http), trellis.pid!, opts);
+      t = await measure(trellis, opts);
     } finally {
       await trellis.stop();
     }
 
-    note(`starting etcd ${etcdV} (single member) ...`);
-    const etcd = await startEtcd(root);
+    note(`starting etcd ${etcdV}: ${opts.servers === 1 ? 'a single member' : `${opts.servers} members`} ...`);
+    const etcd = await startEtcd(root, opts.servers);
     let e: SystemResults;
     try {
-      e = await measure(etcdTarget(etcd.port, etcd.prefix), etcd.pid, opts);
+      e = await measure(etcd, opts);
     } finally {
       await etcd.stop();
     }
@@ -432,17 +530,23 @@ async function main(): Promise<void> {
       `Trellis KV benchmark  ${new Date().toISOString()}`,
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; etcd ${etcdV}; data dirs on ${fsType(root)}`,
       `load: ${opts.seconds} s per cell after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values, distinct keys; reads pick random written keys`,
-      'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch), default-consistency reads',
-      'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway',
+      opts.servers === 1
+        ? 'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch), default-consistency reads'
+        : `trellis: ${opts.servers} x trellis agent -server -bootstrap-expect ${opts.servers} -retry-join, load on the leader, default-consistency reads`,
+      opts.servers === 1
+        ? 'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway'
+        : `etcd:    ${opts.servers} members, defaults, load on the leader, default (linearizable) range reads via the /v3 JSON gateway`,
       'placement: generator = the bench process; each server its own process, run one at a time; no CPU pinning',
       `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
       '',
       table(t, e),
       '',
-      `startup (spawn trellis agent -dev -> first successful KV write): median ${startupMedian.toFixed(0)} ms of ${STARTUP_RUNS} [${startups.map((x) => x.toFixed(0)).join(', ')}]`,
-      `RSS after ${t.keysForRss.toLocaleString('en-US')} keys: trellis ${t.rssAfterKeysMB.toFixed(1)} MB, etcd ${e.rssAfterKeysMB.toFixed(1)} MB (after ${e.keysForRss.toLocaleString('en-US')} keys)`,
+      cpuTable(t, e),
       '',
-      'targets (issue 4):',
+      `startup (spawn trellis agent -dev -> first successful KV write): median ${startupMedian.toFixed(0)} ms of ${STARTUP_RUNS} [${startups.map((x) => x.toFixed(0)).join(', ')}]`,
+      `RSS after ${t.keysForRss.toLocaleString('en-US')} keys${opts.servers > 1 ? ' (the leader)' : ''}: trellis ${t.rssAfterKeysMB.toFixed(1)} MB, etcd ${e.rssAfterKeysMB.toFixed(1)} MB (after ${e.keysForRss.toLocaleString('en-US')} keys)`,
+      '',
+      `targets (issue 4${opts.servers > 1 ? '; stated for a single server, shown here for reference' : ''}):`,
       ...verdicts(t, e, startupMedian).map((v) => `  ${v}`),
     ];
     if (errors.length > 0) lines.push('', `ERRORS during the run (first of each cell): ${errors.join(' | ')}`);
