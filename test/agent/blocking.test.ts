@@ -217,20 +217,27 @@ describe('locks', () => {
     assert.equal(wins[a]! + wins[b]!, 20);
   });
 
-  test('a waiter blocked on the lock key wakes within 50 ms of the release and takes the lock', async () => {
-    const holder = await newSession({ Name: 'holder' });
-    const waiter = await newSession({ Name: 'waiter' });
-    assert.equal((await put(`/v1/kv/handoff?acquire=${holder}`, 'h')).text, 'true');
-    assert.equal((await put(`/v1/kv/handoff?acquire=${waiter}`, 'w')).text, 'false');
-    const cur = await get('/v1/kv/handoff');
-    const woke = get(`/v1/kv/handoff?index=${cur.index}&wait=10s`).then((r) => ({ r, at: performance.now() }));
-    await sleep(150);
-    assert.equal((await put(`/v1/kv/handoff?release=${holder}`)).text, 'true');
-    const releasedAt = performance.now();
-    const { r, at } = await woke;
-    assert.ok(at - releasedAt < 50, `woke ${(at - releasedAt).toFixed(1)} ms after the release was acknowledged`);
-    assert.equal(r.json<Array<{ Session?: string }>>()[0]!.Session, undefined);
-    assert.equal((await put(`/v1/kv/handoff?acquire=${waiter}`, 'w')).text, 'true');
+  test('a waiter blocked on the lock key wakes within 50 ms of the release (median of 3) and takes the lock', async () => {
+    const lags: number[] = [];
+    for (let round = 0; round < 3; round++) {
+      const holder = await newSession({ Name: `holder-${round}` });
+      const waiter = await newSession({ Name: `waiter-${round}` });
+      const key = `/v1/kv/handoff/${round}`;
+      assert.equal((await put(`${key}?acquire=${holder}`, 'h')).text, 'true');
+      assert.equal((await put(`${key}?acquire=${waiter}`, 'w')).text, 'false');
+      const cur = await get(key);
+      const woke = get(`${key}?index=${cur.index}&wait=10s`).then((r) => ({ r, at: performance.now() }));
+      await sleep(150);
+      const sentAt = performance.now();
+      assert.equal((await put(`${key}?release=${holder}`)).text, 'true');
+      const releasedAt = performance.now();
+      const { r, at } = await woke;
+      assert.ok(at >= sentAt, 'the waiter returned before the release: it did not block');
+      assert.equal(r.json<Array<{ Session?: string }>>()[0]!.Session, undefined);
+      assert.equal((await put(`${key}?acquire=${waiter}`, 'w')).text, 'true');
+      lags.push(at - releasedAt);
+    }
+    assert.ok(median(lags) < 50, `woke after the release was acknowledged (ms): ${lags.map((x) => x.toFixed(1)).join(', ')}`);
   });
 
   test('destroying the holder\'s session releases its lock, and its LockDelay holds others off', async () => {
