@@ -6,6 +6,7 @@
 // Each seed is an independent simulated cluster run; the same seed always produces the same run,
 // so a failing seed is a complete bug report.
 import { parseArgs } from 'node:util';
+import { Worker, isMainThread, parentPort, workerData } from 'node:worker_threads';
 import { runSeed, DEFAULT_DRAIN_STEPS, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
 import { NO_FAULTS, type FaultRates, type SimBug } from './cluster.ts';
 
@@ -14,7 +15,7 @@ const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads'
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`sim: ${problem}\n`);
   process.stderr.write([
-    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--set k=v]… [--rate k=p]… [--stop]',
+    'usage: npm run sim -- [--seeds N] [--start N] [--steps N] [--quiet N] [--drain N] [--trace N] [--bug NAME] [--set k=v]… [--rate k=p]… [--stop] [--jobs N]',
     '       SEED=<n> npm run sim   (replay one seed with its trace)',
     `  --seeds  number of seeds to run (default 100)`,
     `  --start  first seed (default 1)`,
@@ -26,6 +27,7 @@ function usage(problem?: string): never {
     `  --set    pin a cluster config field for every seed, e.g. --set preVote=false --set initialVoters=5`,
     `  --rate   override a per-step fault probability, e.g. --rate crash=0.02 --rate membership=0.03`,
     `  --stop   stop at the first failing seed`,
+    `  --jobs   worker threads to spread seeds over (default 1; seeds and their runs are unchanged)`,
     '',
   ].join('\n'));
   process.exit(2);
@@ -44,7 +46,7 @@ try {
     options: {
       seeds: { type: 'string' }, start: { type: 'string' }, steps: { type: 'string' }, quiet: { type: 'string' }, drain: { type: 'string' },
       trace: { type: 'string' }, bug: { type: 'string' }, stop: { type: 'boolean' }, help: { type: 'boolean', short: 'h' },
-      set: { type: 'string', multiple: true }, rate: { type: 'string', multiple: true },
+      set: { type: 'string', multiple: true }, rate: { type: 'string', multiple: true }, jobs: { type: 'string' },
     },
     strict: true,
   });
@@ -101,40 +103,87 @@ function replayHint(seed: number): string {
   return `SEED=${seed} npm run sim${extra ? ` -- ${extra}` : ''}`;
 }
 
-function report(r: RunResult): void {
+function formatFailure(r: RunResult): string {
   const out: string[] = [];
   out.push(`\nFAIL seed ${r.seed}`);
   for (const viol of r.violations.slice(0, 5)) out.push(`  [${viol.kind}] at step ${viol.step}: ${viol.message.split('\n').join('\n    ')}`);
   if (r.violations.length > 5) out.push(`  … ${r.violations.length - 5} more violations`);
   const c = r.config;
-  out.push(`  cluster: ${c.initialVoters} voters + ${c.spareNodes} spare, election ${c.electionTicks} ticks, heartbeat ${c.heartbeatTicks}, preVote ${c.preVote}, checkQuorum ${c.checkQuorum}, maxInflight ${c.maxInflight}, maxMsgBytes ${c.maxMsgBytes}, snapshot every ${c.snapshotEvery} (trail ${c.snapshotTrail})`);
+  out.push(`  cluster: ${c.initialVoters} voters + ${c.spareNodes} spare, election ${c.electionTicks} ticks, heartbeat ${c.heartbeatTicks}, preVote ${c.preVote}, checkQuorum ${c.checkQuorum}, maxInflight ${c.maxInflight}, maxMsgBytes ${c.maxMsgBytes}, fsync ${c.fsyncSteps} steps, snapshot every ${c.snapshotEvery} (trail ${c.snapshotTrail})`);
   out.push(`  last ${Math.min(traceLines, r.trace.length)} trace events (step event):`);
   for (const line of r.trace.slice(-traceLines)) out.push(`    ${line}`);
   out.push(`  replay: ${replayHint(r.seed)}`);
-  process.stdout.write(out.join('\n') + '\n');
+  return out.join('\n') + '\n';
 }
 
-const t0 = performance.now();
-const failed: number[] = [];
-const unknown: number[] = [];
-for (let i = 0; i < count; i++) {
-  const seed = start + i;
+/** What one seed's run tells the main thread (small, so workers can post it). */
+interface Outcome {
+  seed: number;
+  ok: boolean;
+  unknown: boolean;
+  /** The failure report, or (replaying one seed) the trace and stats. */
+  text?: string;
+}
+
+function runOne(seed: number): Outcome {
   const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned, rates });
-  if (r.stats.linearizability === 'unknown') unknown.push(seed);
-  if (!r.ok) {
-    failed.push(seed);
-    report(r);
-    if (v.stop) break;
-  } else if (replay) {
-    process.stdout.write(`${r.trace.slice(-traceLines).join('\n')}\n`);
-    process.stdout.write(`seed ${seed}: ok  ${JSON.stringify(r.stats)}\n  digest ${r.digest}\n`);
+  const unknown = r.stats.linearizability === 'unknown';
+  if (!r.ok) return { seed, ok: false, unknown, text: formatFailure(r) };
+  if (replay) {
+    return { seed, ok: true, unknown, text: `${r.trace.slice(-traceLines).join('\n')}\nseed ${seed}: ok  ${JSON.stringify(r.stats)}\n  digest ${r.digest}\n` };
   }
-  if (!replay && (i + 1) % 250 === 0) {
-    const s = (performance.now() - t0) / 1000;
-    process.stdout.write(`… ${i + 1}/${count} seeds (${start}..${seed}), ${failed.length} failing, ${s.toFixed(1)} s\n`);
+  return { seed, ok: true, unknown };
+}
+
+const jobs = replay ? 1 : intOption('jobs', v.jobs, 1, 1);
+
+if (!isMainThread) {
+  // A worker: every jobs-th seed from its offset, each outcome posted as it completes.
+  const { offset } = workerData as { offset: number };
+  for (let seed = start + offset; seed < start + count; seed += jobs) parentPort!.postMessage(runOne(seed));
+} else {
+  const t0 = performance.now();
+  const failed: number[] = [];
+  const unknown: number[] = [];
+  let done = 0;
+  let stopping = false;
+  const workers: Worker[] = [];
+  const onOutcome = (o: Outcome) => {
+    done++;
+    if (o.unknown) unknown.push(o.seed);
+    if (o.text) process.stdout.write(o.text);
+    if (!o.ok) failed.push(o.seed);
+    if (!replay && done % 250 === 0) {
+      process.stdout.write(`… ${done}/${count} seeds, ${failed.length} failing, ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+    }
+    if (!o.ok && v.stop) stopping = true;
+  };
+  const finish = () => {
+    const secs = (performance.now() - t0) / 1000;
+    failed.sort((a, b) => a - b);
+    process.stdout.write(`\n${done} of ${count} seeds from ${start}: ${failed.length} failing${failed.length ? ` (${failed.slice(0, 20).join(', ')}${failed.length > 20 ? ', …' : ''})` : ''}` +
+      `${unknown.length ? `; linearizability undecided (search budget) for ${unknown.length}: ${unknown.slice(0, 10).join(', ')}` : ''}; ${secs.toFixed(1)} s\n`);
+    process.exit(failed.length > 0 ? 1 : 0);
+  };
+  if (jobs === 1) {
+    for (let seed = start; seed < start + count && !stopping; seed++) onOutcome(runOne(seed));
+    finish();
+  } else {
+    let running = jobs;
+    for (let offset = 0; offset < jobs; offset++) {
+      const w = new Worker(new URL(import.meta.url), { workerData: { offset }, argv: process.argv.slice(2), env: process.env });
+      workers.push(w);
+      w.on('message', (o: Outcome) => {
+        onOutcome(o);
+        if (stopping) for (const x of workers) void x.terminate();
+      });
+      w.on('error', (err) => {
+        process.stderr.write(`sim: worker ${offset} failed: ${err.stack ?? err}\n`);
+        process.exitCode = 2;
+      });
+      w.on('exit', () => {
+        if (--running === 0) finish();
+      });
+    }
   }
 }
-const secs = (performance.now() - t0) / 1000;
-process.stdout.write(`\n${count} seeds from ${start}: ${failed.length} failing${failed.length ? ` (${failed.slice(0, 20).join(', ')}${failed.length > 20 ? ', …' : ''})` : ''}` +
-  `${unknown.length ? `; linearizability undecided (search budget) for ${unknown.length}: ${unknown.slice(0, 10).join(', ')}` : ''}; ${secs.toFixed(1)} s\n`);
-process.exit(failed.length > 0 ? 1 : 0);

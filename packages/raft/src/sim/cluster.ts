@@ -11,7 +11,7 @@ import { decodeConfChange, encodeConfChange } from '../core/types.ts';
 import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
 import { NotLeaderError, RaftError } from '../errors.ts';
 import { HistoryRecorder, type OpId } from './history.ts';
-import { SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
+import { nextConf, SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
 import { decodeCommand, encodeCommand, KvStateMachine, type KvInput, type KvOutput } from './kv.ts';
 import { SimNetwork, type NetworkFaults } from './network.ts';
 import { Rng } from './rng.ts';
@@ -200,23 +200,6 @@ function cloneMessage(m: Message): Message {
   return { ...m };
 }
 
-/** The membership rules (our own copy, so the driver's bookkeeping does not share a core bug). */
-function nextConf(c: ConfState, cc: ConfChange): ConfState {
-  const voters = c.voters.filter((v) => v !== cc.node);
-  const learners = c.learners.filter((l) => l !== cc.node);
-  switch (cc.type) {
-    case 'addVoter':
-    case 'promote':
-      return { voters: [...voters, cc.node], learners };
-    case 'addLearner':
-      return c.voters.includes(cc.node) ? c : { voters, learners: [...learners, cc.node] };
-    case 'remove':
-      return { voters, learners };
-    default:
-      return c;
-  }
-}
-
 export interface ClusterStats {
   steps: number;
   leadersElected: number;
@@ -249,7 +232,7 @@ export class SimCluster {
   readonly trace: Trace;
   readonly network: SimNetwork;
   readonly nodes = new Map<NodeId, SimNode>();
-  /** Every server id used so far (new ones are added for fresh servers; ids are never reused). */
+  /** Every server id so far; fresh servers get new ones (an id that has run is never reused). */
   private readonly ids: NodeId[];
   private readonly rng: Rng;
   private readonly faultRng: Rng;

@@ -71,9 +71,9 @@ interface CommitRecord {
   commitTerm: number;
 }
 
-/** The configuration change rules, applied to committed conf entries only (our own copy: the
- *  checker must not share a bug with the core it checks). */
-function applyConf(conf: ConfState, cc: ConfChange): ConfState {
+/** The one-server membership change rules (thesis §4.1), our own copy: the simulator must not
+ *  share a bug with the core it checks. */
+export function nextConf(conf: ConfState, cc: ConfChange): ConfState {
   const voters = conf.voters.filter((v) => v !== cc.node);
   const learners = conf.learners.filter((l) => l !== cc.node);
   switch (cc.type) {
@@ -214,7 +214,7 @@ export class SafetyChecker {
     this.maxCommitted = index;
     if (entry && entry.kind === 'conf') {
       try {
-        this.conf = applyConf(this.conf, this.decodeConf(entry.data));
+        this.conf = nextConf(this.conf, this.decodeConf(entry.data));
       } catch (err) {
         // The core treats malformed conf entries as no-ops; so do we, but a well-behaved run has none.
         this.fail('contract', `committed conf entry at index ${index} does not decode: ${(err as Error).message}`);
