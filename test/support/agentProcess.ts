@@ -141,7 +141,7 @@ export class AgentProcess {
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
       '-pid-file', this.pidFile,
     );
-    if (!(this.opts.args ?? []).includes('-node')) a.push('-node', this.name);
+    if (!(this.opts.args ?? []).some((x) => /^--?node(=|$)/.test(x))) a.push('-node', this.name);
     a.push(...(this.opts.args ?? []));
     return a;
   }
