@@ -11,7 +11,7 @@ import assert from 'node:assert/strict';
 import { runSeed, type RunResult } from '../../src/sim/run.ts';
 
 // Shorter runs than the CLI's default, so that 500 seeds fit in well under a minute on two cores.
-const STEPS = 600;
+const STEPS = 400;
 const QUIET = 150;
 const one = process.env.SEED !== undefined && process.env.SEED !== '' ? Number(process.env.SEED) : undefined;
 const count = one !== undefined ? 1 : Number(process.env.SEEDS ?? 500);
