@@ -7,7 +7,7 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { Cluster, sleep } from './cluster.ts';
+import { Cluster, sleep, waitFor } from './cluster.ts';
 
 function makeCerts(dir: string): void {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
@@ -28,7 +28,7 @@ describe('TLS on the server port', () => {
   let certs: string;
   let c: Cluster;
   let failed = true;
-  const tlsConfig = (cert: string, caName = 'ca') => ({
+  const tlsConfig = (cert: string, caName: string = 'ca') => ({
     performance: { raft_multiplier: 1 },
     tls: {
       defaults: { ca_file: path.join(certs, `${caName}.crt`), cert_file: path.join(certs, `${cert}.crt`), key_file: path.join(certs, `${cert}.key`), verify_incoming: true, verify_outgoing: true },
@@ -57,9 +57,12 @@ describe('TLS on the server port', () => {
     assert.equal(put.status, 200, put.text);
     assert.equal((await leader.request('GET', '/v1/kv/tls?raw&consistent')).text, 'forwarded over TLS');
 
-    const rogue = await c.add({ name: 'rogue', expect: 0, config: tlsConfig('rogue', 'rogue-ca') });
+    // The rogue trusts the cluster's CA (it can verify the servers) but presents a certificate the
+    // cluster's CA did not sign: only the servers' verify_incoming stands in its way.
+    const rogue = await c.add({ name: 'rogue', expect: 0, config: tlsConfig('rogue', 'ca') });
     rogue.start();
-    await sleep(5000);
+    await waitFor('the rogue tried to join', () => /join failed; will retry/.test(rogue.log()), 30_000);
+    await sleep(3000);
     const members = c.servers.slice(0, 3);
     for (const s of members) assert.doesNotMatch(s.log(), /discovered server: .*name=rogue/);
     await c.waitVoters(members, 5000, members);

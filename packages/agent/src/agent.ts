@@ -52,7 +52,14 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     const apply = (cmd: Command) => server.apply(cmd);
     const sessions = new SessionTimers(server.store, apply, logger);
     server.sessions = sessions;
-    const leader = new LeaderRoutines({ config, nodeId, store: server.store, apply, sessions, logger });
+    const leader = new LeaderRoutines({
+      config, nodeId, store: server.store, apply, sessions, logger,
+      servers: () => server.discovery.servers().filter((s) => s.dc === config.datacenter).map((s) => {
+        const m = /^\[?(.*?)\]?:(\d+)$/.exec(s.raftAddr);
+        return { id: s.id, name: s.name, address: m?.[1] ?? s.raftAddr, port: Number(m?.[2] ?? config.ports.server), status: s.status };
+      }),
+    });
+    server.discovery.on('change', () => void leader.reconcileServers());
     server.raft.node.on('leaderChange', (e) => {
       void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
     });

@@ -36,16 +36,29 @@ class Batcher {
 
   next(signal: AbortSignal | undefined): Promise<number> {
     return new Promise<number>((resolve, reject) => {
-      this.#queue.push({ resolve, reject, signal });
-      if (!this.#inFlight) void this.#run();
+      if (signal?.aborted) {
+        reject(signal.reason);
+        return;
+      }
+      let settled = false;
+      const onAbort = () => { if (!settled) { settled = true; reject(signal!.reason); } };
+      signal?.addEventListener('abort', onAbort, { once: true });
+      this.#queue.push({
+        resolve: (i) => { if (!settled) { settled = true; signal?.removeEventListener('abort', onAbort); resolve(i); } },
+        reject: (e) => { if (!settled) { settled = true; signal?.removeEventListener('abort', onAbort); reject(e); } },
+        signal,
+      });
+      if (!this.#inFlight) {
+        this.#inFlight = true;
+        // Reads arriving in the same turn of the event loop share the first request.
+        queueMicrotask(() => void this.#run());
+      }
     });
   }
 
   async #run(): Promise<void> {
-    this.#inFlight = true;
     while (this.#queue.length > 0) {
       const batch = this.#queue.filter((w) => !w.signal?.aborted);
-      for (const w of this.#queue) if (w.signal?.aborted) w.reject(w.signal.reason);
       this.#queue = [];
       if (batch.length === 0) continue;
       // The request is abandoned only when every read waiting for it has gone.

@@ -1,0 +1,98 @@
+// Server RPC plumbing (server/rpcServer.ts, rpcClient.ts, rpcErrors.ts) on loopback: errors keep
+// their code across the wire, a call that never connected says so, restores stream in chunks.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { RpcServer, type RpcHandlers } from '../../src/server/rpcServer.ts';
+import { RpcClient } from '../../src/server/rpcClient.ts';
+import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
+import { NotLeaderError } from '@trellis/raft';
+import { quietLogger } from './helpers.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve) => {
+    const s = net.createServer().listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+const fail = (code: string, message: string) => Object.assign(new Error(message), { code });
+
+describe('server RPC', () => {
+  let server: RpcServer;
+  let client: RpcClient;
+  let addr: string;
+  let restored: Buffer | undefined;
+
+  before(async () => {
+    const handlers: RpcHandlers = {
+      status: () => ({ server: { id: 'srv', name: 'srv' }, term: 7, lastContactMs: -1 }),
+      apply: () => { throw new NotLeaderError('lead-id', '10.0.0.1:8300'); },
+      readIndex: (req) => ({ index: req.consistent ? 42 : 41 }),
+      renewSession: () => { throw fail('ERR_NO_LEADER', 'No cluster leader'); },
+      addPeer: () => { throw fail('ERR_VALIDATION', 'bad peer'); },
+      removePeer: async () => { throw new Error('plain error without a code'); },
+      transferLeader: () => ({ id: 'x' }),
+      autopilotHealth: () => ({ json: Buffer.from('{}') }),
+      restore: async (data) => { restored = data; return { index: data.length }; },
+    };
+    const port = await freePort();
+    addr = `127.0.0.1:${port}`;
+    server = new RpcServer({ listen: addr, handlers, logger: quietLogger });
+    await server.bind();
+    client = new RpcClient({ logger: quietLogger });
+  });
+  after(async () => {
+    client.close();
+    await server.stop();
+  });
+
+  const opts = () => ({ deadline: Date.now() + 3000, connectTimeoutMs: 1000 });
+
+  test('a unary call returns the typed response (64-bit fields as numbers, -1 kept)', async () => {
+    const r = await client.call(addr, 'Status.Status', {}, opts());
+    assert.equal(r.server?.id, 'srv');
+    assert.equal(r.term, 7);
+    assert.equal(r.lastContactMs, -1);
+    assert.equal((await client.call(addr, 'Forward.ReadIndex', { consistent: true }, opts())).index, 42);
+  });
+
+  test('a handler error arrives with its code, text and the leader it named', async () => {
+    await assert.rejects(client.call(addr, 'Forward.Apply', { command: Buffer.from([1]) }, opts()), (err: RemoteError) => {
+      assert.ok(err instanceof RemoteError);
+      assert.equal(err.code, 'ERR_NOT_LEADER');
+      assert.equal(err.details['leader-address'], '10.0.0.1:8300');
+      return true;
+    });
+    await assert.rejects(client.call(addr, 'Forward.RenewSession', { id: 's' }, opts()), { code: 'ERR_NO_LEADER', message: 'No cluster leader' });
+    await assert.rejects(client.call(addr, 'Operator.RemovePeer', {}, opts()), { code: 'ERR_INTERNAL', message: 'plain error without a code' });
+  });
+
+  test('a call to a closed port fails as "never sent" within the connect timeout', async () => {
+    const closed = `127.0.0.1:${await freePort()}`;
+    const t0 = Date.now();
+    await assert.rejects(client.call(closed, 'Status.Status', {}, { deadline: Date.now() + 10_000, connectTimeoutMs: 500 }), (err: RpcCallError) => {
+      assert.ok(err instanceof RpcCallError);
+      assert.equal(err.mayHaveArrived, false);
+      assert.match(err.message, /^rpc error making call: 127\.0\.0\.1:\d+: /);
+      return true;
+    });
+    assert.ok(Date.now() - t0 < 2000);
+  });
+
+  test('an aborted call rejects with the abort reason', async () => {
+    const ac = new AbortController();
+    ac.abort(new Error('client went away'));
+    await assert.rejects(client.call(addr, 'Status.Status', {}, { ...opts(), signal: ac.signal }), /client went away/);
+  });
+
+  test('a restore upload arrives whole, across several chunks', async () => {
+    const data = Buffer.alloc(3 * 1024 * 1024 + 17);
+    for (let i = 0; i < data.length; i++) data[i] = i % 251;
+    const r = await client.restore(addr, data, { deadline: Date.now() + 10_000 });
+    assert.equal(r.index, data.length);
+    assert.ok(restored?.equals(data));
+  });
+});

@@ -1,0 +1,180 @@
+// Three Server instances in one process (real gRPC on loopback, level storage in temp dirs): the
+// clustering paths end to end but fast enough for the unit suite. The process-level suites in
+// test/cluster cover kill -9, restarts and the CLI.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { randomUUID } from 'node:crypto';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { defaults, type RuntimeConfig } from '../../src/config/runtime.ts';
+import { Server } from '../../src/server/server.ts';
+import { StateStore, type Command } from '../../src/state/index.ts';
+import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
+import { quietLogger } from './helpers.ts';
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const p = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(p));
+    });
+  });
+}
+
+async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    const v = await fn();
+    if (v) return v;
+    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 25));
+  }
+}
+
+const kvSet = (Key: string, v: string): Command => ({ type: 'kvSet', Key, Value: new TextEncoder().encode(v) });
+const kvValue = (s: Server, key: string) => {
+  const e = s.store.kvGet(key).value;
+  return e ? new TextDecoder().decode(e.Value ?? new Uint8Array()) : undefined;
+};
+
+describe('Server: three in one process', () => {
+  let dir: string;
+  let servers: Server[] = [];
+  const configs: RuntimeConfig[] = [];
+
+  before(async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-server-'));
+    const ports = [await freePort(), await freePort(), await freePort()];
+    for (let i = 0; i < 3; i++) {
+      const base = defaults();
+      configs.push({
+        ...base, serverMode: true, nodeName: `n${i + 1}`, datacenter: 'dc1', dataDir: path.join(dir, `n${i + 1}`),
+        bindAddr: '127.0.0.1', advertiseAddrLan: '127.0.0.1', bootstrapExpect: 3,
+        ports: { ...base.ports, server: ports[i]! },
+        retryJoinLan: ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), retryIntervalLanMs: 300,
+        raftHeartbeatTimeoutMs: 500, raftElectionTimeoutMs: 500, raftLeaderLeaseTimeoutMs: 250,
+        rpcHoldTimeoutMs: 1500,
+        autopilot: { ...base.autopilot, serverStabilizationTimeMs: 1000 },
+      });
+    }
+    servers = configs.map((config, i) => new Server({ config, nodeId: `0000000${i + 1}-0000-4000-8000-000000000000`, logger: quietLogger }));
+    await Promise.all(servers.map((s) => s.start()));
+    await waitFor('a leader known to all', () => {
+      const leaders = servers.map((s) => s.raftStatus().leaderAddr);
+      return leaders[0] !== '' && leaders.every((l) => l === leaders[0]);
+    }, 20_000);
+  });
+  after(async () => {
+    await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  const leader = () => servers.find((s) => s.raft.started && s.raft.node.isLeader())!;
+  const followers = () => servers.filter((s) => s !== leader());
+
+  test('forms one cluster of three voters via -bootstrap-expect', () => {
+    for (const s of servers) {
+      const conf = s.raftConfiguration();
+      assert.deepEqual(conf.Servers.map((x) => x.Node).sort(), ['n1', 'n2', 'n3']);
+      assert.ok(conf.Servers.every((x) => x.Voter));
+    }
+  });
+
+  test('a write on a follower returns the leader\'s result; a default read right after sees it', async () => {
+    const f = followers()[0]!;
+    const r = await f.apply(kvSet('k', 'v1'));
+    assert.equal(r.ok, true);
+    // The follower may not have applied it yet; the default-read barrier makes sure it has.
+    await f.defaultRead();
+    assert.equal(kvValue(f, 'k'), 'v1');
+    const other = followers()[1]!;
+    await other.consistentRead();
+    assert.equal(kvValue(other, 'k'), 'v1');
+  });
+
+  test('results with bytes (txn KV get) and refusals survive forwarding', async () => {
+    const f = followers()[0]!;
+    await f.apply(kvSet('bin', 'x'));
+    const txn = await f.apply({ type: 'txn', Ops: [{ KV: { Verb: 'get', Key: 'bin' } }] } as Command);
+    assert.equal(txn.ok, true);
+    const value = (txn as { value: { Results: Array<{ KV: { Value: Uint8Array } }> } }).value.Results[0]!.KV.Value;
+    assert.ok(value instanceof Uint8Array);
+    assert.equal(new TextDecoder().decode(value), 'x');
+    const refused = await f.apply({ type: 'kvLock', Key: 'l', Value: new Uint8Array(), Session: 'no-such-session' } as Command);
+    assert.equal(refused.ok, false);
+  });
+
+  test('a session created through a follower gets its TTL timer on the leader', async () => {
+    const tracked: string[] = [];
+    for (const s of servers) s.sessions = { renew: () => {}, track: (id) => { if (s === leader()) tracked.push(id); } };
+    const f = followers()[0]!;
+    assert.equal((await f.apply({ type: 'catalogRegister', Node: 'worker', Address: '10.0.0.9' } as Command)).ok, true);
+    const r = await f.apply({ type: 'sessionCreate', Session: { ID: randomUUID(), Node: 'worker', TTL: '10s', NodeChecks: [] } } as Command);
+    assert.equal(r.ok, true, JSON.stringify(r));
+    assert.deepEqual(tracked, [(r as { value: string }).value]);
+  });
+
+  test('operator errors from the leader arrive with their code and text', async () => {
+    const f = followers()[0]!;
+    await assert.rejects(f.removePeer({ address: '10.9.9.9:8300' }), (err: RemoteError) => {
+      assert.equal(err.code, 'ERR_UNKNOWN_PEER');
+      assert.equal(err.message, 'address "10.9.9.9:8300" was not found in the Raft configuration');
+      return true;
+    });
+  });
+
+  test('a snapshot restored through a follower replaces the state on every server', async () => {
+    const l = leader();
+    await l.apply(kvSet('before', 'snapshot'));
+    const { file } = await l.snapshot({ stale: false });
+    await l.apply(kvSet('after', 'snapshot'));
+    await l.apply(kvSet('before', 'changed'));
+    const f = followers()[1]!;
+    await f.restore(file);
+    for (const s of servers) {
+      await s.consistentRead();
+      assert.equal(kvValue(s, 'before'), 'snapshot', s.config.nodeName);
+      assert.equal(kvValue(s, 'after'), undefined, s.config.nodeName);
+    }
+    // Writes continue above the restored index.
+    const w = await f.apply(kvSet('post', 'restore'));
+    assert.equal(w.ok, true);
+    const snaps = await Promise.all(servers.map(async (s) => { await s.consistentRead(); return Buffer.from(s.store.snapshot()); }));
+    assert.ok(snaps.every((b) => b.equals(snaps[0]!)), 'every server holds the same state');
+  });
+
+  test('a damaged snapshot is refused before anything is proposed', async () => {
+    const l = leader();
+    const { file } = await l.snapshot({ stale: true });
+    const bad = Buffer.from(file);
+    bad[bad.length - 5] ^= 0xff;
+    const before = l.raft.node.status().lastIndex;
+    await assert.rejects(followers()[0]!.restore(bad), /checksum mismatch/);
+    assert.equal(l.raft.node.status().lastIndex, before);
+    // A well-formed file whose state the store cannot read is refused too.
+    assert.throws(() => new StateStore().restore(Buffer.from('nope')));
+  });
+
+  test('without a quorum, writes wait rpc_hold_timeout and then fail with "No cluster leader"', async () => {
+    const l = leader();
+    const [a, b] = followers();
+    await a!.stop();
+    await b!.stop();
+    servers = servers.filter((s) => s === l);
+    // The old leader steps down once it cannot reach a quorum (check-quorum).
+    await waitFor('the leader steps down', () => !l.raft.node.isLeader(), 10_000);
+    const t0 = Date.now();
+    await assert.rejects(l.apply(kvSet('x', 'y')), (err: Error & { code?: string }) => {
+      assert.equal(err.code, 'ERR_NO_LEADER');
+      assert.equal(err.message, 'No cluster leader');
+      return true;
+    });
+    const waited = Date.now() - t0;
+    assert.ok(waited >= 1400 && waited < 5000, `waited ${waited} ms (rpc_hold_timeout 1500 ms)`);
+    assert.ok(!(new RpcCallError('x', 14, 'y', false).mayHaveArrived));
+  });
+});
