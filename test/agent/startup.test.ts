@@ -10,8 +10,15 @@ import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets } from '.
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-startup-'));
 let agent: AgentProcess | undefined;
+/** Every agent started here: each test starts its own, and all are disposed at the end. */
+const started: AgentProcess[] = [];
+async function startAgent(...args: Parameters<typeof AgentProcess.start>): Promise<AgentProcess> {
+  agent = await AgentProcess.start(...args);
+  started.push(agent);
+  return agent;
+}
 after(async () => {
-  await agent?.dispose();
+  for (const a of started) await a.dispose();
   fs.rmSync(tmp, { recursive: true, force: true });
   closeIdleSockets();
 });
@@ -90,7 +97,7 @@ describe('refused before start', () => {
 describe('running', () => {
   test('`trellis agent -dev` on custom ports answers within a few seconds; SIGTERM exits 0 and removes the pid file', async () => {
     const started = performance.now();
-    agent = await AgentProcess.start({ name: 'startup', args: ['-log-level', 'info'] });
+    const agent = await startAgent({ name: 'startup', args: ['-log-level', 'info'] });
     const readyMs = performance.now() - started;
     assert.ok(readyMs < 5000, `ready after ${readyMs.toFixed(0)} ms`);
     assert.equal(fs.readFileSync(agent.pidFile, 'utf8').trim(), String(agent.pid), 'the pid file holds the agent\'s own pid');
@@ -110,7 +117,7 @@ describe('running', () => {
 
   test('SIGINT stops it gracefully too; a config file sets what flags do not', async () => {
     const file = configFile('dc.json', JSON.stringify({ datacenter: 'east', node_meta: { rack: 'r7' } }));
-    agent = await AgentProcess.start({ name: 'startup-int', args: ['-config-file', file] });
+    const agent = await startAgent({ name: 'startup-int', args: ['-config-file', file] });
     const self = (await agent.request('GET', '/v1/agent/self')).json<{ Config: { Datacenter: string } }>();
     assert.equal(self.Config.Datacenter, 'east');
     const nodes = (await agent.request('GET', '/v1/catalog/nodes')).json<Array<{ Node: string; Meta: Record<string, string> }>>();
