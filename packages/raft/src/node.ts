@@ -468,19 +468,24 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     this.events.emit('applied', { index: this.applied });
   }
 
+  /** Attaches the snapshot bytes to 'snap' messages. One whose snapshot was replaced by a newer one
+   *  since the core queued it is dropped (never sent without data: sim finding F2); the core retries
+   *  that follower with the newer snapshot after its snapshot timeout. */
   private async attachSnapshots(messages: Message[]): Promise<Message[]> {
     if (!messages.some((m) => m.type === 'snap')) return messages;
-    return Promise.all(messages.map(async (m) => {
-      if (m.type !== 'snap' || !m.snapshot) return m;
+    const out: Message[] = [];
+    for (const m of messages) {
+      if (m.type !== 'snap' || !m.snapshot) { out.push(m); continue; }
       if (!this.snapshotCache || this.snapshotCache.meta.index !== m.snapshot.meta.index) {
         this.snapshotCache = await this.opts.snapshotStore.latest();
       }
-      if (!this.snapshotCache || this.snapshotCache.meta.index !== m.snapshot.meta.index) {
-        this.opts.logger.warn({ to: m.to, index: m.snapshot.meta.index }, 'raft: snapshot to send is no longer stored');
-        return m;
+      if (!this.snapshotCache || this.snapshotCache.meta.index !== m.snapshot.meta.index || this.snapshotCache.meta.term !== m.snapshot.meta.term) {
+        this.opts.logger.info({ to: m.to, index: m.snapshot.meta.index }, 'raft: snapshot to send was replaced by a newer one; dropped (the follower is retried)');
+        continue;
       }
-      return { ...m, snapshot: { meta: this.snapshotCache.meta, data: this.snapshotCache.data } };
-    }));
+      out.push({ ...m, snapshot: { meta: this.snapshotCache.meta, data: this.snapshotCache.data } });
+    }
+    return out;
   }
 
   private async applyEntry(e: Entry): Promise<void> {

@@ -396,9 +396,11 @@ export class RaftCore {
         // pre-vote its would-be challengers never raise their term, and with check-quorum we ignore
         // its vote requests. Tell it, so it steps down.
         this.send({ type: 'appResp', from: this.id, to: m.from, term: this._term });
-      } else if (m.type === 'preVote') {
-        // Let a pre-candidate with an old term learn ours instead of retrying forever.
-        this.send({ type: 'preVoteResp', from: this.id, to: m.from, term: this._term, reject: true });
+      } else if (m.type === 'preVote' || m.type === 'vote') {
+        // Let a (pre-)candidate with an old term learn ours instead of retrying forever (Raft
+        // Fig. 2: RequestVote replies with currentTerm). Without it, with pre-vote off, a voter the
+        // candidate needs can keep out-running it in term forever (sim finding F1).
+        this.send({ type: m.type === 'vote' ? 'voteResp' : 'preVoteResp', from: this.id, to: m.from, term: this._term, reject: true });
       }
       return;
     }

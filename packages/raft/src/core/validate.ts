@@ -69,7 +69,9 @@ export function checkMessage(m: unknown): string | undefined {
       if (typeof meta.conf !== 'object' || meta.conf === null || !isStringArray(meta.conf.voters) || !isStringArray(meta.conf.learners)) {
         return 'snapshot meta needs conf.voters and conf.learners as arrays of node ids';
       }
-      if (s.data !== undefined && !(s.data instanceof Uint8Array)) return 'snapshot data must be bytes';
+      // A snap without its bytes would restore the state machine from nothing (sim finding F2):
+      // the driver attaches the data before sending, so a message without it is malformed.
+      if (!(s.data instanceof Uint8Array)) return 'snap needs snapshot.data as bytes';
       return undefined;
     }
     default:

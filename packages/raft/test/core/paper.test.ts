@@ -52,7 +52,7 @@ describe('Raft §5.1 terms', () => {
     });
   }
 
-  test('a message from an older term is ignored, and a stale leader is told the newer term', () => {
+  test('a message from an older term is ignored; a stale leader or candidate is told the newer term', () => {
     const core = newCore('a', { terms: [1, 2], term: 3 });
     drain(core);
     core.step({ type: 'app', from: 'b', to: 'a', term: 2, index: 2, logTerm: 2, entries: entriesWithTerms([2], 3), commit: 2 });
@@ -60,10 +60,10 @@ describe('Raft §5.1 terms', () => {
     assert.equal(core.stats.ignoredStaleTerm, 1);
     const out = sent(core);
     assert.deepEqual(out.map((m) => [m.type, m.to, m.term]), [['appResp', 'b', 3]]);
-    // A stale vote request is dropped without an answer.
+    // A stale vote request is refused with our term (Fig. 2), so the candidate catches up.
     core.step({ type: 'vote', from: 'c', to: 'a', term: 2, index: 9, logTerm: 9 });
     assert.equal(core.stats.ignoredStaleTerm, 2);
-    assert.deepEqual(sent(core), []);
+    assert.deepEqual(sent(core).map((m) => [m.type, m.to, m.term, m.reject]), [['voteResp', 'c', 3, true]]);
   });
 
   test('without check-quorum and pre-vote, stale appends get no answer (etcd rule)', () => {

@@ -104,7 +104,7 @@ describe('the follower receives a snapshot', () => {
   test('ignores a snapshot at or below its commit index, answering with its commit', () => {
     const f = newCore('b', { terms: Array(25).fill(1), term: 3, commit: 22 });
     drain(f);
-    f.step({ type: 'snap', from: 'a', to: 'b', term: 3, snapshot: { meta: { ...meta, index: 20, term: 1 } } });
+    f.step({ type: 'snap', from: 'a', to: 'b', term: 3, snapshot: { meta: { ...meta, index: 20, term: 1 }, data: new Uint8Array() } });
     assert.equal(f.status().firstIndex, 1);
     assert.deepEqual(sent(f).map((m) => [m.type, m.index]), [['appResp', 22]]);
     assert.equal(drain(f).snapshot, undefined);
@@ -113,7 +113,7 @@ describe('the follower receives a snapshot', () => {
   test('fast-forwards its commit when it already holds the snapshot\'s last entry', () => {
     const f = newCore('b', { terms: Array(25).fill(1), term: 3, commit: 5 });
     drain(f);
-    f.step({ type: 'snap', from: 'a', to: 'b', term: 3, snapshot: { meta: { ...meta, index: 20, term: 1 } } });
+    f.step({ type: 'snap', from: 'a', to: 'b', term: 3, snapshot: { meta: { ...meta, index: 20, term: 1 }, data: new Uint8Array() } });
     const s = f.status();
     assert.deepEqual([s.commit, s.firstIndex, s.lastIndex], [20, 1, 25], 'log kept, commit moved');
     const rd = drain(f);

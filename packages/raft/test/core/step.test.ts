@@ -40,7 +40,7 @@ const rows: Row[] = [
   { name: 'follower: a stray appResp is ignored', role: 'follower', msg: (t) => ({ type: 'appResp', from: 'b', to: 'a', term: t, index: 1 }), role2: 'follower', sends: [], stat: 'ignoredUnexpected' },
   { name: 'follower: a stray voteResp is ignored', role: 'follower', msg: (t) => ({ type: 'voteResp', from: 'b', to: 'a', term: t }), role2: 'follower', sends: [], stat: 'ignoredUnexpected' },
   { name: 'follower: timeoutNow from a node that is not its leader is ignored', role: 'follower', msg: (t) => ({ type: 'timeoutNow', from: 'c', to: 'a', term: t }), role2: 'follower', sends: [], stat: 'ignoredUnknownSender' },
-  { name: 'follower: a snapshot from the leader is installed', role: 'follower', msg: (t) => ({ type: 'snap', from: 'b', to: 'a', term: t, snapshot: { meta: { index: 5, term: 2, conf: { voters: ['a', 'b', 'c'], learners: [] } } } }), role2: 'follower', sends: ['appResp'] },
+  { name: 'follower: a snapshot from the leader is installed', role: 'follower', msg: (t) => ({ type: 'snap', from: 'b', to: 'a', term: t, snapshot: { meta: { index: 5, term: 2, conf: { voters: ['a', 'b', 'c'], learners: [] } }, data: new Uint8Array() } }), role2: 'follower', sends: ['appResp'] },
   { name: 'pre-candidate: a heartbeat of its term makes it follow', role: 'preCandidate', msg: (t) => ({ type: 'heartbeat', from: 'b', to: 'a', term: t, commit: 0 }), role2: 'follower', sends: ['heartbeatResp'] },
   { name: 'pre-candidate: a voteResp is the wrong kind of answer', role: 'preCandidate', msg: (t) => ({ type: 'voteResp', from: 'b', to: 'a', term: t }), role2: 'preCandidate', sends: [], stat: 'ignoredUnexpected' },
   { name: 'candidate: an append of its term makes it follow', role: 'candidate', msg: (t) => ({ type: 'app', from: 'b', to: 'a', term: t, index: 1, logTerm: 1, entries: [], commit: 0 }), role2: 'follower', sends: ['appResp'] },
@@ -105,6 +105,7 @@ describe('step never throws', () => {
     ['entry term above message term', { type: 'app', from: 'b', to: 'a', term: 2, index: 1, logTerm: 1, entries: entriesWithTerms([3], 2) }],
     ['entry data not bytes', { type: 'app', from: 'b', to: 'a', term: 2, index: 1, logTerm: 1, entries: [{ index: 2, term: 2, kind: 'normal', data: 'x' }] }],
     ['snap without meta', { type: 'snap', from: 'b', to: 'a', term: 2, snapshot: {} }],
+    ['snap without its data (sim finding F2)', { type: 'snap', from: 'b', to: 'a', term: 2, snapshot: { meta: { index: 3, term: 1, conf: { voters: ['a'], learners: [] } } } }],
     ['snap with bad conf', { type: 'snap', from: 'b', to: 'a', term: 2, snapshot: { meta: { index: 3, term: 1, conf: { voters: 'a' } } } }],
     ['reject not boolean', { type: 'appResp', from: 'b', to: 'a', term: 2, reject: 'yes' }],
   ];

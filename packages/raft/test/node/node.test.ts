@@ -1,7 +1,7 @@
 // The driver (RaftNode) with real timers over the in-memory transport and stores: proposals resolve
 // with the state machine's result, reads are linearizable barriers, failures surface as typed errors,
 // snapshots compact the log and restore a lagging or restarted node.
-import { test, describe, after } from 'node:test';
+import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { RaftNode } from '../../src/node.ts';
 import { MemoryNetwork } from '../../src/transport/memory.ts';
@@ -43,9 +43,9 @@ async function cluster(ids: string[], opts: { snapshotThreshold?: number; traili
 }
 
 describe('RaftNode', () => {
-  test('a sole voter becomes leader at once and applies proposals in order', async () => {
+  test('a sole voter becomes leader at once and applies proposals in order', async (t) => {
     const c = await cluster(['solo']);
-    after(() => c.stop());
+    t.after(() => c.stop()); // stop this cluster's timers before the next test runs
     const t0 = Date.now();
     const l = await c.leader();
     assert.ok(Date.now() - t0 < 200, 'sole voter fast-forwards its election clock');
@@ -55,9 +55,9 @@ describe('RaftNode', () => {
     await l.node.read();
   });
 
-  test('three nodes: follower refuses with NotLeaderError naming the leader; oversized refused', async () => {
+  test('three nodes: follower refuses with NotLeaderError naming the leader; oversized refused', async (t) => {
     const c = await cluster(['a', 'b', 'c']);
-    after(() => c.stop());
+    t.after(() => c.stop()); // stop this cluster's timers before the next test runs
     const l = await c.leader();
     await l.node.propose(Buffer.from('x'));
     const f = [...c.members.values()].find((m) => m !== l)!;
@@ -71,15 +71,22 @@ describe('RaftNode', () => {
     assert.equal(target, 2);
   });
 
-  test('leader isolated: a new leader takes over; the old one fails pending work; reads are barriers', async () => {
+  test('leader isolated: a new leader takes over; the old one fails pending work; reads are barriers', async (t) => {
     const c = await cluster(['a', 'b', 'c']);
-    after(() => c.stop());
+    t.after(() => c.stop()); // stop this cluster's timers before the next test runs
     const l = await c.leader();
     await l.node.propose(Buffer.from('before'));
     c.net.isolate(l.node.id);
     const stranded = l.node.propose(Buffer.from('stranded'));
-    const nl = await c.leader(l.node.id);
-    await nl.node.propose(Buffer.from('after'));
+    let nl = await c.leader(l.node.id);
+    // Under CPU load a 10 ms-tick cluster may re-elect once more; a dropped proposal then is the
+    // documented outcome, so retry on whoever leads.
+    for (let i = 0; ; i++) {
+      try { await nl.node.propose(Buffer.from('after')); break; } catch (e) {
+        if ((e as { code?: string }).code !== 'ERR_PROPOSAL_DROPPED' || i >= 5) throw e;
+        nl = await c.leader(l.node.id);
+      }
+    }
     await nl.node.read();
     assert.ok(nl.fsm.values.includes('after'));
     // The old leader steps down by check-quorum and its pending proposal fails rather than hanging.
@@ -90,9 +97,9 @@ describe('RaftNode', () => {
     assert.deepEqual(l.fsm.values, nl.fsm.values);
   });
 
-  test('snapshots compact the log; a node that falls behind catches up from a snapshot; restart restores', async () => {
+  test('snapshots compact the log; a node that falls behind catches up from a snapshot; restart restores', async (t) => {
     const c = await cluster(['a', 'b', 'c'], { snapshotThreshold: 20, trailingLogs: 5 });
-    after(() => c.stop());
+    t.after(() => c.stop()); // stop this cluster's timers before the next test runs
     const l = await c.leader();
     const lagger = [...c.members.values()].find((m) => m !== l)!;
     c.net.isolate(lagger.node.id);
@@ -112,9 +119,9 @@ describe('RaftNode', () => {
     assert.deepEqual(again.fsm.values, l.fsm.values);
   });
 
-  test('membership: add a learner, promote it, remove a voter; transfer leadership', async () => {
+  test('membership: add a learner, promote it, remove a voter; transfer leadership', async (t) => {
     const c = await cluster(['a', 'b', 'c']);
-    after(() => c.stop());
+    t.after(() => c.stop()); // stop this cluster's timers before the next test runs
     const l = await c.leader();
     await l.node.propose(Buffer.from('one'));
     const d = c.make('d', undefined, undefined, { a: 'a', b: 'b', c: 'c' });
