@@ -3,6 +3,10 @@
 // server; the operator endpoints show the configuration.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { runTrellis } from '../support/index.ts';
 import { Cluster, waitFor, type ServerProc } from './cluster.ts';
 
 const FAST = { performance: { raft_multiplier: 1 } };
@@ -78,6 +82,27 @@ describe('three servers with -bootstrap-expect 3', () => {
     for (const s of c.servers) {
       assert.equal(await s.getJson<string>('/v1/status/leader'), leader.rpcAddr);
       assert.deepEqual((await s.getJson<string[]>('/v1/status/peers')).sort(), c.servers.map((x) => x.rpcAddr).sort());
+    }
+  });
+
+  check('snapshot save on one follower and restore on another reset every server', async () => {
+    const [f1, f2] = c.servers.filter((s) => s !== leader);
+    assert.equal((await leader.request('PUT', '/v1/kv/snap/kept', { body: 'in the snapshot' })).status, 200);
+    const file = path.join(os.tmpdir(), `trellis-cluster-snap-${process.pid}.snap`);
+    try {
+      const save = await runTrellis(['snapshot', 'save', '-http-addr', `127.0.0.1:${f1!.ports.http}`, file]);
+      assert.equal(save.code, 0, save.stderr);
+      assert.match(save.stdout + save.stderr, /Saved and verified snapshot to index \d+/);
+      assert.equal((await leader.request('PUT', '/v1/kv/snap/lost', { body: 'after the snapshot' })).status, 200);
+      const restore = await runTrellis(['snapshot', 'restore', '-http-addr', `127.0.0.1:${f2!.ports.http}`, file]);
+      assert.equal(restore.code, 0, restore.stderr);
+      for (const s of c.servers) {
+        const keys = await s.getJson<string[]>('/v1/kv/snap/?keys&consistent');
+        assert.deepEqual(keys, ['snap/kept'], s.name);
+      }
+      assert.equal((await f2!.request('PUT', '/v1/kv/snap/after-restore', { body: 'x' })).status, 200, 'writes continue');
+    } finally {
+      fs.rmSync(file, { force: true });
     }
   });
 

@@ -15,6 +15,9 @@ type RaftConf = { Servers: RaftServerRow[]; Index: number };
 const CONFIG = {
   performance: { raft_multiplier: 1 },
   autopilot: { server_stabilization_time: '3s', cleanup_dead_servers: false },
+  // Small Raft snapshots, so servers that join later catch up from a snapshot, not the log.
+  raft_snapshot_threshold: 64,
+  raft_trailing_logs: 16,
 };
 
 describe('membership changes of a running cluster', () => {
@@ -36,7 +39,11 @@ describe('membership changes of a running cluster', () => {
     await c?.dispose();
   });
 
-  test('servers that join later are non-voters first, voters after stabilization', { timeout: 60_000 }, async () => {
+  test('servers that join later are non-voters first, catch up from a snapshot, voters after stabilization', { timeout: 60_000 }, async () => {
+    const first = await c.waitLeader();
+    await Promise.all(Array.from({ length: 8 }, async (_, w) => {
+      for (let i = 0; i < 20; i++) assert.equal((await first.request('PUT', `/v1/kv/history/${w}-${i}`, { body: 'x' })).status, 200);
+    }));
     s4 = await c.add({ name: 's4', config: CONFIG });
     s5 = await c.add({ name: 's5', config: CONFIG });
     s4.start();
@@ -54,6 +61,9 @@ describe('membership changes of a running cluster', () => {
     // The new servers serve consistent reads of what was written through the others.
     assert.equal((await leader.request('PUT', '/v1/kv/members', { body: 'five' })).status, 200);
     assert.equal((await s5.request('GET', '/v1/kv/members?raw&consistent')).text, 'five');
+    const history = await s4.getJson<string[]>('/v1/kv/history/?keys&consistent');
+    assert.equal(history.length, 160);
+    assert.match(s4.log(), /raft snapshot received/, 's4 caught up from a Raft snapshot');
   });
 
   test('a server that leaves gracefully is removed from the configuration', { timeout: 40_000 }, async () => {
