@@ -275,11 +275,11 @@ export class Server {
       let target = '';
       try {
         if (this.raft.started) {
-          const st = this.raft.node.status();
-          if (st.role === 'leader') {
+          if (this.raft.node.isLeader()) {
             target = 'local';
             return await local();
           }
+          const st = this.raft.node.status();
           if (st.leader && st.leaderAddress) {
             target = st.leaderAddress;
             return await remote(st.leaderAddress, {

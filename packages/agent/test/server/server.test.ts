@@ -41,27 +41,31 @@ const kvValue = (s: Server, key: string) => {
   return e ? new TextDecoder().decode(e.Value ?? new Uint8Array()) : undefined;
 };
 
+const nodeId = (i: number) => `0000000${i + 1}-0000-4000-8000-000000000000`;
+
+/** Server i of a cluster on `ports`, multiplier-1-like timing, joined to the others. */
+function serverConfig(dir: string, i: number, ports: number[], o: Partial<RuntimeConfig>): RuntimeConfig {
+  const base = defaults();
+  return {
+    ...base, serverMode: true, nodeName: `n${i + 1}`, datacenter: 'dc1', dataDir: path.join(dir, `n${i + 1}`),
+    bindAddr: '127.0.0.1', advertiseAddrLan: '127.0.0.1', bootstrapExpect: 3,
+    ports: { ...base.ports, server: ports[i]! },
+    retryJoinLan: ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), retryIntervalLanMs: 300,
+    raftHeartbeatTimeoutMs: 500, raftElectionTimeoutMs: 500, raftLeaderLeaseTimeoutMs: 250,
+    rpcHoldTimeoutMs: 1500,
+    autopilot: { ...base.autopilot, serverStabilizationTimeMs: 1000 },
+    ...o,
+  };
+}
+
 describe('Server: three in one process', () => {
   let dir: string;
   let servers: Server[] = [];
-  const configs: RuntimeConfig[] = [];
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-server-'));
     const ports = [await freePort(), await freePort(), await freePort()];
-    for (let i = 0; i < 3; i++) {
-      const base = defaults();
-      configs.push({
-        ...base, serverMode: true, nodeName: `n${i + 1}`, datacenter: 'dc1', dataDir: path.join(dir, `n${i + 1}`),
-        bindAddr: '127.0.0.1', advertiseAddrLan: '127.0.0.1', bootstrapExpect: 3,
-        ports: { ...base.ports, server: ports[i]! },
-        retryJoinLan: ports.filter((_, j) => j !== i).map((p) => `127.0.0.1:${p}`), retryIntervalLanMs: 300,
-        raftHeartbeatTimeoutMs: 500, raftElectionTimeoutMs: 500, raftLeaderLeaseTimeoutMs: 250,
-        rpcHoldTimeoutMs: 1500,
-        autopilot: { ...base.autopilot, serverStabilizationTimeMs: 1000 },
-      });
-    }
-    servers = configs.map((config, i) => new Server({ config, nodeId: `0000000${i + 1}-0000-4000-8000-000000000000`, logger: quietLogger }));
+    servers = ports.map((_, i) => new Server({ config: serverConfig(dir, i, ports, {}), nodeId: nodeId(i), logger: quietLogger }));
     await Promise.all(servers.map((s) => s.start()));
     await waitFor('a leader known to all', () => {
       const leaders = servers.map((s) => s.raftStatus().leaderAddr);
@@ -176,5 +180,56 @@ describe('Server: three in one process', () => {
     const waited = Date.now() - t0;
     assert.ok(waited >= 1400 && waited < 5000, `waited ${waited} ms (rpc_hold_timeout 1500 ms)`);
     assert.ok(!(new RpcCallError('x', 14, 'y', false).mayHaveArrived));
+  });
+});
+
+describe('Server: autopilot in one process', () => {
+  let dir: string;
+  let servers: Server[] = [];
+  after(async () => {
+    await Promise.all(servers.map((s) => s.stop().catch(() => {})));
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  test('a fourth server joins as a learner and is promoted; a dead one is removed after stabilization', { timeout: 40_000 }, async () => {
+    dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-autopilot-'));
+    const ports = [await freePort(), await freePort(), await freePort(), await freePort()];
+    const founders = ports.slice(0, 3);
+    servers = founders.map((_, i) => new Server({
+      config: serverConfig(dir, i, founders, { autopilot: { ...defaults().autopilot, serverStabilizationTimeMs: 1000, cleanupDeadServers: true } }),
+      nodeId: nodeId(i), logger: quietLogger,
+    }));
+    await Promise.all(servers.map((s) => s.start()));
+    const leaderOf = () => servers.find((s) => s.raft.started && s.raft.node.isLeader());
+    await waitFor('a leader', () => leaderOf(), 20_000);
+
+    // Without -bootstrap-expect, joining through one address.
+    const fourth = new Server({ config: serverConfig(dir, 3, ports, { bootstrapExpect: 0, retryJoinLan: [`127.0.0.1:${ports[0]}`] }), nodeId: nodeId(3), logger: quietLogger });
+    servers.push(fourth);
+    await fourth.start();
+    const seen = new Set<string>();
+    await waitFor('n4 promoted to voter', () => {
+      const row = leaderOf()?.raftConfiguration().Servers.find((x) => x.Node === 'n4');
+      if (row) seen.add(row.Voter ? 'voter' : 'learner');
+      return row?.Voter;
+    }, 20_000);
+    assert.deepEqual([...seen].sort(), ['learner', 'voter']);
+    assert.equal((await leaderOf()!.autopilotHealth()).servers.length, 4);
+
+    // A follower dies; after server_stabilization_time without answers, autopilot removes it.
+    const victim = servers.find((s) => s !== leaderOf() && s !== fourth)!;
+    await victim.stop();
+    servers = servers.filter((s) => s !== victim);
+    await waitFor('the dead server is removed', () => {
+      const conf = leaderOf()?.raftConfiguration();
+      return conf && conf.Servers.length === 3 && !conf.Servers.some((x) => x.ID === victim.nodeId);
+    }, 20_000);
+    // The next autopilot round reports the smaller cluster, healthy again.
+    const health = await waitFor('health of three', async () => {
+      const h = await leaderOf()!.autopilotHealth();
+      return h.servers.length === 3 && h.healthy ? h : undefined;
+    }, 10_000);
+    assert.equal(health.failureTolerance, 1);
+    assert.equal((await fourth.apply(kvSet('after', 'cleanup'))).ok, true);
   });
 });
