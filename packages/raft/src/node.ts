@@ -157,7 +157,6 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       this.appliedTerm = snap.meta.term;
       this.appliedConf = structuredClone(snap.meta.conf);
       this.snapshotMeta = snap.meta;
-      this.snapshotCache = snap;
       for (const [id, addr] of Object.entries(snap.meta.addresses ?? {})) this.addresses.set(id, addr);
       initial.applied = snap.meta.index;
     }
@@ -460,7 +459,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     this.appliedTerm = snap.meta.term;
     this.appliedConf = structuredClone(snap.meta.conf);
     this.snapshotMeta = snap.meta;
-    this.snapshotCache = snap;
+    this.snapshotCache = undefined;
     for (const [id, addr] of Object.entries(snap.meta.addresses ?? {})) this.addresses.set(id, addr);
     this.syncTransportPeers();
     for (const [index, p] of this.pending) if (index <= snap.meta.index) { p.reject(new ProposalDroppedError('replaced by a snapshot from the leader')); this.pending.delete(index); }
@@ -541,7 +540,9 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     this.core.snapshotTaken(meta, compactTo);
     if (compactTo > 0) await this.opts.logStore.compact(compactTo);
     this.snapshotMeta = meta;
-    this.snapshotCache = snap;
+    // Not kept in memory: most snapshots are never sent (a follower needs one only when it fell
+    // behind the trailing logs); attachSnapshots loads it from the store when one is.
+    this.snapshotCache = undefined;
     this.opts.logger.info({ index: meta.index, bytes: data.length, compactedTo: compactTo }, 'raft: snapshot taken');
   }
 

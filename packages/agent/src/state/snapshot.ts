@@ -25,10 +25,32 @@ function toBase64(b: Uint8Array | null): string {
 }
 
 /** Decodes base64 into an exact-size array (not a view of Buffer's shared pool, which it would pin). */
+/**
+ * Small values (KV values are mostly tens of bytes) are copied into shared 64 KiB slabs instead of
+ * one ArrayBuffer each: a separate backing store costs ~300 bytes of bookkeeping per value, and
+ * 100,000 long-lived small mallocs interleaved with request garbage fragment the native heap (RSS
+ * far above the live data). Values are immutable, so views into a shared slab are safe; a slab is
+ * freed once no value in it is referenced.
+ */
+const SLAB_BYTES = 64 * 1024;
+const SLAB_MAX_VALUE = 1024;
+let slab = new ArrayBuffer(SLAB_BYTES);
+let slabUsed = 0;
+
 export function fromBase64(s: string): Uint8Array {
   const b = Buffer.from(s, 'base64');
-  const out = new Uint8Array(b.length);
+  if (b.length > SLAB_MAX_VALUE || b.length === 0) {
+    const out = new Uint8Array(b.length);
+    out.set(b);
+    return out;
+  }
+  if (slabUsed + b.length > SLAB_BYTES) {
+    slab = new ArrayBuffer(SLAB_BYTES);
+    slabUsed = 0;
+  }
+  const out = new Uint8Array(slab, slabUsed, b.length);
   out.set(b);
+  slabUsed += b.length;
   return out;
 }
 
