@@ -188,7 +188,7 @@ export interface AutopilotOptions {
   raft: {
     status(): NodeStatus;
     isLeader(): boolean;
-    proposeConfChange(cc: ConfChange): Promise<void>;
+    proposeConfChange(cc: ConfChange, opts?: { signal?: AbortSignal }): Promise<void>;
   };
   status(address: string, timeoutMs: number): Promise<StatusResponseMsg>;
   logger: Logger;
@@ -212,6 +212,8 @@ export class Autopilot {
   #lastSeen = new Map<string, number>();
   #leaderSince = 0;
   #running = false;
+  /** Aborts a membership change still waiting to commit when autopilot stops. */
+  #abort = new AbortController();
 
   constructor(o: AutopilotOptions) {
     this.#o = o;
@@ -234,6 +236,7 @@ export class Autopilot {
   async stop(): Promise<void> {
     this.#running = false;
     clearTimeout(this.#timer);
+    this.#abort.abort();
     await this.#round;
   }
 
@@ -305,7 +308,7 @@ export class Autopilot {
       : { type: action.kind === 'promote' ? 'promote' : 'remove', node: action.id };
     const name = members.find((m) => m.id === action.id)?.name ?? disc.get(action.id)?.name ?? '';
     try {
-      await raft.proposeConfChange(cc);
+      await raft.proposeConfChange(cc, { signal: this.#abort.signal });
       const what = action.kind === 'addLearner' ? 'added server as a non-voter' : action.kind === 'promote' ? 'promoted server to voter' : 'removed server';
       this.#log.info({ id: action.id, name, reason: action.reason }, what);
     } catch (err) {

@@ -38,6 +38,8 @@ import { rpcTlsFromConfig } from './tls.ts';
 
 /** Restore data per Raft entry: well under the default maxEntryBytes (512 KiB). */
 const RESTORE_ENTRY_BYTES = 256 * 1024;
+/** Restore entries proposed ahead of the oldest one not yet applied. */
+const RESTORE_WINDOW = 16;
 
 export class ServerError extends Error {
   readonly code: string;
@@ -159,7 +161,7 @@ export class Server {
       raft: {
         status: () => this.raft.status(),
         isLeader: () => this.raft.started && this.raft.node.isLeader(),
-        proposeConfChange: (cc) => this.raft.node.proposeConfChange(cc),
+        proposeConfChange: (cc, opts) => this.raft.node.proposeConfChange(cc, opts),
       },
       status: (address, timeoutMs) => this.#status(address, timeoutMs),
       logger: o.logger,
@@ -543,6 +545,9 @@ export class Server {
     };
     track(node.propose(restoreEntries.begin({ id, bytes: state.byteLength, sha256: meta.sha256 })));
     for (let off = 0; off < state.byteLength; off += RESTORE_ENTRY_BYTES) {
+      // A window of entries in flight keeps a large restore from piling up in the log's memory and
+      // the transport's queues (entries commit in order, so waiting on the oldest is enough).
+      if (proposals.length > RESTORE_WINDOW) await proposals[proposals.length - RESTORE_WINDOW - 1];
       track(node.propose(restoreEntries.chunk(id, off, state.subarray(off, off + RESTORE_ENTRY_BYTES))));
     }
     const end = track(node.propose(restoreEntries.end(id)));

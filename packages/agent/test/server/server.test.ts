@@ -134,7 +134,11 @@ describe('Server: three in one process', () => {
   test('a snapshot restored through a follower replaces the state on every server', async () => {
     const l = leader();
     await l.apply(kvSet('before', 'snapshot'));
+    // ~5 MB of state: about 27 restore entries, more than the window of entries kept in flight.
+    const big = 'x'.repeat(64 * 1024);
+    for (let i = 0; i < 80; i += 16) await Promise.all(Array.from({ length: 16 }, (_, j) => l.apply(kvSet(`big/${i + j}`, big))));
     const { file } = await l.snapshot({ stale: false });
+    assert.ok(file.length > 16 * 256 * 1024, `snapshot of ${file.length} bytes`);
     await l.apply(kvSet('after', 'snapshot'));
     await l.apply(kvSet('before', 'changed'));
     const f = followers()[1]!;
@@ -143,6 +147,7 @@ describe('Server: three in one process', () => {
       await s.consistentRead();
       assert.equal(kvValue(s, 'before'), 'snapshot', s.config.nodeName);
       assert.equal(kvValue(s, 'after'), undefined, s.config.nodeName);
+      assert.equal(kvValue(s, 'big/79')?.length, 64 * 1024, s.config.nodeName);
     }
     // Writes continue above the restored index.
     const w = await f.apply(kvSet('post', 'restore'));
