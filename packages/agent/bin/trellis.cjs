@@ -25,8 +25,13 @@ function findPinnedNode() {
   for (const c of candidates) {
     try {
       fs.accessSync(c, fs.constants.X_OK);
-      const v = execFileSync(c, ['--version'], { encoding: 'utf8' }).trim();
-      if (major(v) >= MIN_MAJOR) return c;
+      // The npm `node` package records its version beside the binary: reading it is much cheaper
+      // than running `node --version`, which matters for every CLI call.
+      const real = fs.realpathSync(c);
+      let v;
+      try { v = JSON.parse(fs.readFileSync(path.join(path.dirname(real), '..', 'package.json'), 'utf8')).version; } catch { /* not the npm package */ }
+      if (!v) v = execFileSync(real, ['--version'], { encoding: 'utf8' }).trim();
+      if (major(v) >= MIN_MAJOR) return real;
     } catch { /* not there or not runnable: try the next candidate */ }
   }
   return null;
