@@ -192,6 +192,16 @@ export class Server {
    * Resolves when the port is listening (HTTP can start; requests wait for a leader).
    */
   async start(): Promise<void> {
+    try {
+      await this.#start();
+    } catch (err) {
+      // Whatever was opened (storage, the port, discovery timers) is released before failing.
+      await this.stop().catch((e: unknown) => this.#log.warn({ err: e }, 'cleanup after a failed start failed'));
+      throw err;
+    }
+  }
+
+  async #start(): Promise<void> {
     const c = this.config;
     const empty = await this.raft.isEmpty();
     if (this.#bootstrap && empty) await this.#bootstrap.loadLock();
@@ -603,7 +613,8 @@ export class Server {
     await this.autopilot.stop();
     await this.discovery.stop();
     await this.#raftStarting;
-    if (this.raft.started) await this.raft.stop();
+    // Also when Raft never started: its storage was opened to look for state.
+    await this.raft.stop();
     this.rpcClient.close();
     await this.rpc.stop();
   }
