@@ -25,7 +25,12 @@ interface Waiter {
   signal: AbortSignal | undefined;
 }
 
-class Batcher {
+/**
+ * Runs `fetch` once for every group of callers that arrived before it started; callers arriving
+ * while it runs share the next run. (The leader uses it to serve many linearizable reads with one
+ * ReadIndex round, as etcd's linearizableReadLoop does.)
+ */
+export class Coalescer {
   #queue: Waiter[] = [];
   #inFlight = false;
   readonly #fetch: (signal: AbortSignal) => Promise<number>;
@@ -81,13 +86,13 @@ class Batcher {
 
 export class ReadBarrier {
   readonly #o: ReadBarrierOptions;
-  readonly #consistent: Batcher;
-  readonly #default: Batcher;
+  readonly #consistent: Coalescer;
+  readonly #default: Coalescer;
 
   constructor(o: ReadBarrierOptions) {
     this.#o = o;
-    this.#consistent = new Batcher((s) => o.fetchIndex(true, s));
-    this.#default = new Batcher((s) => o.fetchIndex(false, s));
+    this.#consistent = new Coalescer((s) => o.fetchIndex(true, s));
+    this.#default = new Coalescer((s) => o.fetchIndex(false, s));
   }
 
   /** Resolves once a read of this mode may run on the local store. */

@@ -8,7 +8,8 @@ import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
 import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
 import { RESTORE_CHUNK_BYTES, MAX_RPC_MESSAGE_BYTES } from './rpcServer.ts';
-import { RpcCallError, fromServiceError } from './rpcErrors.ts';
+import { RemoteError, RpcCallError, fromServiceError } from './rpcErrors.ts';
+import type { ApplyFrame, ApplyResultFrame } from './rpcProto.ts';
 
 export interface CallOptions {
   /** Absolute deadline (Date.now() based). */
@@ -27,9 +28,24 @@ function abortError(signal: AbortSignal): Error {
   return signal.reason instanceof Error ? signal.reason : new DOMException('The operation was aborted', 'AbortError');
 }
 
+interface PendingApply {
+  resolve: (result: Buffer) => void;
+  reject: (err: Error) => void;
+}
+
+/** The Forward.ApplyStream call to one address, and the commands waiting for their answers. */
+interface ApplyChannel {
+  stream: grpc.ClientDuplexStream<ApplyFrame, ApplyResultFrame>;
+  /** The server accepted the stream (sent its headers): frames written may have been processed. */
+  accepted: boolean;
+  pending: Map<number, PendingApply>;
+}
+
 export class RpcClient {
   readonly #o: RpcClientOptions;
   readonly #channels = new Map<string, { client: grpc.Client; lastUsed: number }>();
+  readonly #applyChannels = new Map<string, ApplyChannel>();
+  #nextApplyId = 1;
   #closed = false;
   readonly #sweeper: NodeJS.Timeout;
 
@@ -57,6 +73,67 @@ export class RpcClient {
       const onAbort = () => call.cancel();
       opts.signal?.addEventListener('abort', onAbort, { once: true });
     });
+  }
+
+  /**
+   * Forwards one command on the address's ApplyStream (opened on first use, reopened after it
+   * breaks). Resolves with the v8-serialized CommandResult; rejects like call().
+   */
+  async apply(address: string, command: Uint8Array, opts: CallOptions): Promise<Buffer> {
+    const client = this.#client(address);
+    await this.#ready(client, address, opts);
+    const ch = this.#applyChannel(address, client);
+    const id = this.#nextApplyId++;
+    return new Promise<Buffer>((resolve, reject) => {
+      const settle = () => {
+        clearTimeout(timer);
+        opts.signal?.removeEventListener('abort', onAbort);
+        ch.pending.delete(id);
+      };
+      // A late answer to an abandoned command is dropped; the command itself may still apply.
+      const timer = setTimeout(() => {
+        settle();
+        reject(new RpcCallError(address, grpc.status.DEADLINE_EXCEEDED, 'no answer before the deadline', true));
+      }, Math.max(0, opts.deadline - Date.now()));
+      const onAbort = () => { settle(); reject(abortError(opts.signal!)); };
+      opts.signal?.addEventListener('abort', onAbort, { once: true });
+      ch.pending.set(id, {
+        resolve: (r) => { settle(); resolve(r); },
+        reject: (e) => { settle(); reject(e); },
+      });
+      ch.stream.write({ id, command: Buffer.from(command.buffer, command.byteOffset, command.byteLength) });
+    });
+  }
+
+  #applyChannel(address: string, client: grpc.Client): ApplyChannel {
+    const existing = this.#applyChannels.get(address);
+    if (existing) return existing;
+    const def = serverProto().method('Forward.ApplyStream');
+    const stream = client.makeBidiStreamRequest<ApplyFrame, ApplyResultFrame>(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata(), {});
+    const ch: ApplyChannel = { stream, accepted: false, pending: new Map() };
+    this.#applyChannels.set(address, ch);
+    const broken = (code: grpc.status, details: string) => {
+      if (this.#applyChannels.get(address) === ch) this.#applyChannels.delete(address);
+      const pending = [...ch.pending.values()];
+      ch.pending.clear();
+      for (const p of pending) p.reject(new RpcCallError(address, code, details, ch.accepted));
+    };
+    stream.on('metadata', () => { ch.accepted = true; });
+    stream.on('data', (f: ApplyResultFrame) => {
+      const p = ch.pending.get(f.id ?? 0);
+      if (!p) return;
+      if (f.errorCode) {
+        const details: Record<string, string> = {};
+        if (f.leaderId) details['leader-id'] = f.leaderId;
+        if (f.leaderAddress) details['leader-address'] = f.leaderAddress;
+        p.reject(new RemoteError(f.errorCode, f.errorMessage ?? f.errorCode, address, details));
+      } else {
+        p.resolve(f.result ?? Buffer.alloc(0));
+      }
+    });
+    stream.on('error', (err: grpc.ServiceError) => broken(err.code ?? grpc.status.UNKNOWN, err.details || err.message));
+    stream.on('end', () => broken(grpc.status.UNAVAILABLE, 'the server closed the apply stream'));
+    return ch;
   }
 
   /** Uploads a snapshot file to Operator.Restore in chunks. */
@@ -93,6 +170,8 @@ export class RpcClient {
   close(): void {
     this.#closed = true;
     clearInterval(this.#sweeper);
+    for (const ch of this.#applyChannels.values()) ch.stream.cancel();
+    this.#applyChannels.clear();
     for (const { client } of this.#channels.values()) client.close();
     this.#channels.clear();
   }
@@ -141,6 +220,8 @@ export class RpcClient {
     const now = Date.now();
     for (const [addr, ch] of this.#channels) {
       if (now - ch.lastUsed > idleMs) {
+        this.#applyChannels.get(addr)?.stream.cancel();
+        this.#applyChannels.delete(addr);
         ch.client.close();
         this.#channels.delete(addr);
       }

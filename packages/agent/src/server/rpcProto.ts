@@ -62,6 +62,15 @@ export interface TransferLeaderResponseMsg { id?: string }
 export interface RestoreChunkMsg { data?: Buffer }
 export interface RestoreResponseMsg { index?: number }
 export interface JsonMessageMsg { json?: Buffer }
+export interface ApplyFrame { id?: number; command?: Buffer }
+export interface ApplyResultFrame {
+  id?: number;
+  result?: Buffer;
+  errorCode?: string;
+  errorMessage?: string;
+  leaderId?: string;
+  leaderAddress?: string;
+}
 
 /** Every method: its request and response message types. */
 export interface RpcMethods {
@@ -69,6 +78,7 @@ export interface RpcMethods {
   'Forward.Apply': [ApplyRequestMsg, ApplyResponseMsg];
   'Forward.ReadIndex': [ReadIndexRequestMsg, ReadIndexResponseMsg];
   'Forward.RenewSession': [RenewSessionRequestMsg, EmptyMsg];
+  'Forward.ApplyStream': [ApplyFrame, ApplyResultFrame];
   'Operator.AddPeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.RemovePeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.TransferLeader': [TransferLeaderRequestMsg, TransferLeaderResponseMsg];

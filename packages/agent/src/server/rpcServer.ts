@@ -4,7 +4,8 @@
 import * as grpc from '@grpc/grpc-js';
 import type { Logger } from '../logger.ts';
 import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
-import { toServiceError } from './rpcErrors.ts';
+import { ERROR_CODE_KEY, toServiceError } from './rpcErrors.ts';
+import type { ApplyFrame, ApplyResultFrame } from './rpcProto.ts';
 
 /** Largest message accepted: Raft batches (4 MiB by default) and restore chunks fit well below. */
 export const MAX_RPC_MESSAGE_BYTES = 16 << 20;
@@ -23,6 +24,8 @@ export interface RpcHandlers {
   removePeer: Unary<'Operator.RemovePeer'>;
   transferLeader: Unary<'Operator.TransferLeader'>;
   autopilotHealth: Unary<'Operator.AutopilotHealth'>;
+  /** One forwarded command of an ApplyStream; resolves with the v8-serialized CommandResult. */
+  applyFrame(command: Buffer): Promise<Buffer>;
   /** The whole uploaded file (at most maxRestoreBytes). */
   restore(data: Buffer, signal: AbortSignal): Promise<RpcResponse<'Operator.Restore'>>;
 }
@@ -62,6 +65,7 @@ export class RpcServer {
       Apply: this.#unary('Forward.Apply', h.apply),
       ReadIndex: this.#unary('Forward.ReadIndex', h.readIndex),
       RenewSession: this.#unary('Forward.RenewSession', h.renewSession),
+      ApplyStream: (call: grpc.ServerDuplexStream<ApplyFrame, ApplyResultFrame>) => this.#applyStream(call),
     });
     this.grpcServer.addService(proto.services.Operator, {
       AddPeer: this.#unary('Operator.AddPeer', h.addPeer),
@@ -110,8 +114,9 @@ export class RpcServer {
   #unary<M extends RpcMethod>(name: M, fn: Unary<M>): grpc.handleUnaryCall<RpcRequest<M>, RpcResponse<M>> {
     return (call, cb) => {
       const ac = new AbortController();
-      call.on('cancelled', () => ac.abort());
       let answered = false;
+      // grpc-js also reports 'cancelled' for calls that ended normally; only a live call is aborted.
+      call.on('cancelled', () => { if (!answered) ac.abort(); });
       const answer = (err: grpc.ServiceError | null, res?: RpcResponse<M>) => {
         if (answered) return;
         answered = true;
@@ -125,6 +130,32 @@ export class RpcServer {
           answer(toServiceError(err));
         });
     };
+  }
+
+  /** Commands forwarded on one long-lived stream: each frame answered by id, in any order. */
+  #applyStream(call: grpc.ServerDuplexStream<ApplyFrame, ApplyResultFrame>): void {
+    let open = true;
+    const done = () => { open = false; };
+    call.on('cancelled', done);
+    call.on('error', (err: Error) => { done(); this.#log.debug({ err: err.message }, 'apply stream broke off'); });
+    call.on('end', () => { done(); call.end(); });
+    // Tell the caller the stream is accepted (it counts frames sent before this as never received).
+    call.sendMetadata(new grpc.Metadata());
+    call.on('data', (frame: ApplyFrame) => {
+      const id = frame.id ?? 0;
+      this.#o.handlers.applyFrame(frame.command ?? Buffer.alloc(0)).then(
+        (result) => { if (open) call.write({ id, result }); },
+        (err: unknown) => {
+          if (!open) return;
+          const e = toServiceError(err);
+          call.write({
+            id, errorCode: e.metadata.get(ERROR_CODE_KEY)[0] as string, errorMessage: e.details,
+            leaderId: (e.metadata.get('trellis-leader-id')[0] as string | undefined) ?? '',
+            leaderAddress: (e.metadata.get('trellis-leader-address')[0] as string | undefined) ?? '',
+          });
+        },
+      );
+    });
   }
 
   #restore(call: grpc.ServerReadableStream<{ data?: Buffer }, unknown>, cb: grpc.sendUnaryData<unknown>): void {

@@ -28,7 +28,7 @@ import { withDefaultPort, type ServerDiscovery } from './discovery.ts';
 import { restoreEntries } from './fsm.ts';
 import { JoinDiscovery } from './joinDiscovery.ts';
 import { NoLeaderError, RaftServer } from './raftServer.ts';
-import { ReadBarrier } from './reads.ts';
+import { Coalescer, ReadBarrier } from './reads.ts';
 import { RpcClient, type CallOptions } from './rpcClient.ts';
 import { RpcCallError } from './rpcErrors.ts';
 import type { ServerIdentityMsg, StatusResponseMsg } from './rpcProto.ts';
@@ -110,6 +110,8 @@ export class Server {
   readonly #log: Logger;
   readonly #bootstrap: BootstrapCoordinator | undefined;
   readonly #reads: ReadBarrier;
+  /** One ReadIndex round on the leader serves every read that arrived before it started. */
+  readonly #readIndexRounds: Coalescer;
   readonly #abort = new AbortController();
   #raftStarting: Promise<void> | undefined;
   #leaving = false;
@@ -165,6 +167,10 @@ export class Server {
       },
       status: (address, timeoutMs) => this.#status(address, timeoutMs),
       logger: o.logger,
+    });
+    this.#readIndexRounds = new Coalescer(async (signal) => {
+      await this.raft.node.read({ signal });
+      return this.raft.node.status().appliedIndex;
     });
     this.#reads = new ReadBarrier({
       fetchIndex: (consistent, signal) => this.#fetchReadIndex(consistent, signal),
@@ -256,8 +262,7 @@ export class Server {
     const data = encodeCommand(cmd);
     return this.#onLeader('apply', { idempotent: false, signal },
       () => this.#applyOnLeader(data),
-      (address, call) => this.rpcClient.call(address, 'Forward.Apply', { command: Buffer.from(data) }, call)
-        .then((r) => v8.deserialize(r.result ?? Buffer.alloc(0)) as CommandResult));
+      (address, call) => this.rpcClient.apply(address, data, call).then((r) => v8.deserialize(r) as CommandResult));
   }
 
   async #applyOnLeader(data: Uint8Array): Promise<CommandResult> {
@@ -361,9 +366,8 @@ export class Server {
       if (st.role !== 'leader') throw new NotLeaderError(st.leader, st.leaderAddress);
       if (st.appliedIndex >= this.#leaseFrom) return st.commitIndex;
     }
-    await node.read({ signal });
-    const st = node.status();
-    return consistent ? st.appliedIndex : st.commitIndex;
+    // The applied index after the round: at least its read index, and all of it committed.
+    return this.#readIndexRounds.next(signal);
   }
 
   async #fetchReadIndex(consistent: boolean, signal: AbortSignal): Promise<number> {
@@ -651,6 +655,14 @@ export class Server {
     };
   }
 
+  /** A command forwarded by another server (Forward.Apply or ApplyStream). */
+  async #forwardedApply(data: Buffer): Promise<Buffer> {
+    this.#requireLeader();
+    // Only state-store commands travel this way; control entries (restore) have their own path.
+    if (data[0] !== COMMAND_FORMAT_VERSION) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
+    return v8.serialize(await this.#applyOnLeader(data));
+  }
+
   #requireLeader(): void {
     if (!this.raft.started) throw new ServerError('ERR_SERVER_STARTING', 'this server has not joined a cluster yet');
     const st = this.raft.node.status();
@@ -669,14 +681,8 @@ export class Server {
         }
         return this.statusResponse();
       },
-      apply: async (req) => {
-        this.#requireLeader();
-        const data = req.command ?? Buffer.alloc(0);
-        // Only state-store commands travel this way; control entries (restore) have their own path.
-        if (data[0] !== COMMAND_FORMAT_VERSION) throw new ServerError('ERR_BAD_REQUEST', 'Forward.Apply carries something that is not a state store command');
-        const result = await this.#applyOnLeader(data);
-        return { result: v8.serialize(result) };
-      },
+      apply: async (req) => ({ result: await this.#forwardedApply(req.command ?? Buffer.alloc(0)) }),
+      applyFrame: (command) => this.#forwardedApply(command),
       readIndex: async (req, signal) => {
         this.#requireLeader();
         return { index: await this.#leaderBarrier(req.consistent ?? false, signal) };

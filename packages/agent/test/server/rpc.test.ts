@@ -37,6 +37,12 @@ describe('server RPC', () => {
       transferLeader: () => ({ id: 'x' }),
       autopilotHealth: () => ({ json: Buffer.from('{}') }),
       restore: async (data) => { restored = data; return { index: data.length }; },
+      // Echo after a delay given by the first byte (answers come back out of order); 0xff fails.
+      applyFrame: async (command) => {
+        if (command[0] === 0xff) throw new NotLeaderError('lead-id', '10.0.0.2:8300');
+        await new Promise((r) => setTimeout(r, command[0]));
+        return command;
+      },
     };
     const port = await freePort();
     addr = `127.0.0.1:${port}`;
@@ -86,6 +92,27 @@ describe('server RPC', () => {
     const ac = new AbortController();
     ac.abort(new Error('client went away'));
     await assert.rejects(client.call(addr, 'Status.Status', {}, { ...opts(), signal: ac.signal }), /client went away/);
+  });
+
+  test('forwarded writes share one stream; each answer finds its caller, in any order', async () => {
+    const delays = [30, 1, 15, 0, 7];
+    const results = await Promise.all(delays.map((d, i) => client.apply(addr, Buffer.from([d, i]), opts())));
+    assert.deepEqual(results.map((r) => [...r]), delays.map((d, i) => [d, i]));
+    await assert.rejects(client.apply(addr, Buffer.from([0xff]), opts()), (err: RemoteError) => {
+      assert.equal(err.code, 'ERR_NOT_LEADER');
+      assert.equal(err.details['leader-address'], '10.0.0.2:8300');
+      return true;
+    });
+    // The stream survives an error frame.
+    assert.deepEqual([...(await client.apply(addr, Buffer.from([0, 9]), opts()))], [0, 9]);
+  });
+
+  test('a forwarded write without an answer by its deadline fails as "may have arrived"', async () => {
+    await assert.rejects(client.apply(addr, Buffer.from([200]), { deadline: Date.now() + 50 }), (err: RpcCallError) => {
+      assert.equal(err.code, 'ERR_RPC_TIMEOUT');
+      assert.equal(err.mayHaveArrived, true);
+      return true;
+    });
   });
 
   test('a restore upload arrives whole, across several chunks', async () => {
