@@ -16,10 +16,11 @@ export type KvOutput =
   | { kind: 'get'; value: string | null }
   | { kind: 'cas'; ok: boolean };
 
-/** What a normal entry carries. `op` is absent for the simulator's own liveness probes. */
+/** What a normal entry carries. */
 export interface KvCommand {
-  /** Globally unique operation id (client ops and probes alike). */
+  /** Globally unique operation id. */
   id: string;
+  /** Absent = an entry that changes nothing (reserved; the leader's own no-op has empty data). */
   op?: KvInput;
 }
 
