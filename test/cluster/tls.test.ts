@@ -13,15 +13,17 @@ function makeCerts(dir: string): void {
   const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
   const ca = (name: string) => ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes',
     '-keyout', `${name}.key`, '-out', `${name}.crt`, '-subj', `/CN=${name}`, '-days', '1');
-  const leaf = (name: string, caName: string) => {
+  const leaf = (name: string, caName: string, san = 'DNS:server.dc1.consul,IP:127.0.0.1') => {
     ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${name}`);
-    fs.writeFileSync(path.join(dir, `${name}.ext`), 'subjectAltName=DNS:server.dc1.consul,IP:127.0.0.1\nextendedKeyUsage=serverAuth,clientAuth\n');
+    fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=${san}\nextendedKeyUsage=serverAuth,clientAuth\n`);
     ssl('x509', '-req', '-in', `${name}.csr`, '-CA', `${caName}.crt`, '-CAkey', `${caName}.key`, '-CAcreateserial', '-out', `${name}.crt`, '-days', '1', '-extfile', `${name}.ext`);
   };
   ca('ca');
   ca('rogue-ca');
   leaf('server', 'ca');
   leaf('rogue', 'rogue-ca');
+  // Signed by the cluster's CA, but not for server.dc1.consul (a client agent's certificate, say).
+  leaf('noname', 'ca', 'DNS:client.dc1.consul,IP:127.0.0.1');
 }
 
 describe('TLS on the server port', () => {
@@ -46,7 +48,7 @@ describe('TLS on the server port', () => {
     fs.rmSync(certs, { recursive: true, force: true });
   });
 
-  test('servers with certificates from the cluster CA form a cluster; a rogue CA is refused', { timeout: 60_000 }, async () => {
+  test('servers with certificates from the cluster CA form a cluster; a foreign CA and a non-server certificate are refused', { timeout: 60_000 }, async () => {
     c = await Cluster.create(3, { config: tlsConfig('server') });
     for (const s of c.servers) s.start();
     const leader = await c.waitLeader(30_000);
@@ -60,12 +62,20 @@ describe('TLS on the server port', () => {
     // The rogue trusts the cluster's CA (it can verify the servers) but presents a certificate the
     // cluster's CA did not sign: only the servers' verify_incoming stands in its way.
     const rogue = await c.add({ name: 'rogue', expect: 0, config: tlsConfig('rogue', 'ca') });
+    // verify_server_hostname: a certificate from the right CA that is not a server's cannot serve
+    // as one (servers dialling it refuse it, so it is never probed healthy nor added).
+    const noname = await c.add({ name: 'noname', expect: 0, config: tlsConfig('noname', 'ca') });
     rogue.start();
+    noname.start();
     await waitFor('the rogue tried to join', () => /join failed; will retry/.test(rogue.log()), 30_000);
-    await sleep(3000);
+    await waitFor('the noname server ran', () => /Trellis agent running/.test(noname.log()), 30_000);
+    await sleep(5000);
     const members = c.servers.slice(0, 3);
     for (const s of members) assert.doesNotMatch(s.log(), /discovered server: .*name=rogue/);
     await c.waitVoters(members, 5000, members);
+    const conf = await leader.getJson<{ Servers: Array<{ Node: string }> }>('/v1/operator/raft/configuration');
+    assert.deepEqual(conf.Servers.map((x) => x.Node).sort(), ['s1', 's2', 's3']);
+    assert.equal((await noname.request('GET', '/v1/status/leader')).json(), '', 'noname never joined');
     failed = false;
   });
 });
