@@ -43,8 +43,8 @@ const SWIM_MAX_FRAME_BYTES = 64 * 1024;
 const PUSH_PULL_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Frames queued for a peer while its stream opens; beyond this they are dropped, as UDP would. */
 const MAX_QUEUED_FRAMES = 64;
-/** Proactive connections opened at once (spreads the noise handshakes of a big join). */
-const WARM_CONCURRENCY = 4;
+/** Proactive connections opened at once by one agent (spreads the noise handshakes of a big join). */
+const WARM_CONCURRENCY = 1;
 const PP_OK = 0;
 const PP_REFUSED = 1;
 
@@ -615,6 +615,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#counters.framesDropped += link.queue.length;
       link.queue = [];
       this.#log.debug({ err: (err as Error).message, peer: to.name }, 'could not open a gossip stream');
+      if (process.env.GOSSIP_DEBUG_DIAL) console.error('DIALFAIL', (err as Error).name, (err as Error).message.slice(0, 150));
     } finally {
       link.opening = undefined;
     }
@@ -627,25 +628,33 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     link.stream?.abort(new Error('member left'));
   }
 
-  /** Opens the stream to a new member ahead of its first probe, so the probe does not wait for a handshake. */
+  /**
+   * Opens the connection to a new member ahead of its first probe, so that the probe does not
+   * wait for a noise handshake (~10 ms of CPU on each side). Only one side of each pair does it
+   * (the lower peer id; libp2p reuses the connection both ways), one at a time, after a random
+   * part of a probe interval: a join must not set off a burst of handshakes across the pool.
+   */
   #warm(m: Endpoint): void {
-    if (this.#links.has(m.peerId)) return;
+    if (this.#links.has(m.peerId) || m.peerId <= this.peerId) return;
     this.#warmQueue.push(m);
     this.#pumpWarm();
   }
 
   #pumpWarm(): void {
-    while (this.#warming < WARM_CONCURRENCY && this.#warmQueue.length > 0 && this.#running) {
-      const m = this.#warmQueue.shift()!;
-      if (this.#links.has(m.peerId)) continue;
-      const link: Link = { stream: undefined, opening: undefined, queue: [] };
-      this.#links.set(m.peerId, link);
-      this.#warming++;
-      link.opening = this.#openLink(m, link).finally(() => {
+    if (this.#warming >= WARM_CONCURRENCY || this.#warmQueue.length === 0 || !this.#running) return;
+    this.#warming++;
+    const jitterMs = Math.random() * (this.#core?.config.probeIntervalMs ?? 1000);
+    setTimeout(() => {
+      const m = this.#warmQueue.shift();
+      const done = (): void => {
         this.#warming--;
         this.#pumpWarm();
-      });
-    }
+      };
+      if (!m || !this.#running || this.#links.has(m.peerId)) return done();
+      const link: Link = { stream: undefined, opening: undefined, queue: [] };
+      this.#links.set(m.peerId, link);
+      link.opening = this.#openLink(m, link).finally(done);
+    }, jitterMs).unref();
   }
 
   // ------------------------------------------------------------------ push-pull
