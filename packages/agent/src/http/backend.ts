@@ -3,7 +3,7 @@
 //
 // Writes: every state change is a Command through `apply` (Raft propose → commit → FSM apply on
 // every server). Reads: handlers read `store` synchronously; `?consistent` first awaits
-// `consistentRead()`.
+// `consistentRead()`, a default-mode read first awaits `defaultRead()`, `?stale` reads at once.
 
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '../state/types.ts';
@@ -77,6 +77,13 @@ export interface AgentBackend {
   apply(cmd: Command): Promise<CommandResult>;
   /** Resolves once the local store reflects everything committed before the call (ReadIndex). */
   consistentRead(signal?: AbortSignal): Promise<void>;
+  /**
+   * Default-consistency reads (neither ?stale nor ?consistent): resolves once the local store is as
+   * current as the leader's own answer would be (on a follower: the leader's commit index, taken
+   * under its lease, has been applied here). Rejects with ERR_NO_LEADER / ERR_NOT_LEADER when no
+   * leader can vouch for it. Absent (a single server): the local store is the leader's.
+   */
+  defaultRead?(signal?: AbortSignal): Promise<void>;
   raftStatus(): RaftStatus;
   /** Node name, datacenter, ports, limits (kv_max_value_size, txn_max_req_len), query times, ... */
   config: RuntimeConfig;

@@ -34,11 +34,27 @@ export interface WaitLimits {
   maxWaitMs?: number;
 }
 
-/** Parses ?stale, ?consistent, ?index, ?wait and ?filter (Consul's parseConsistency + parseWait). */
+/** Parses ?stale, ?consistent, ?max_stale, ?index, ?wait and ?filter (Consul's parseConsistency +
+ *  parseWait). A positive ?max_stale implies ?stale, as in Consul. */
 export function parseQueryOptions(ctx: RequestContext, limits: WaitLimits = {}): QueryOptions {
   const maxWaitMs = limits.maxWaitMs ?? MAX_WAIT_MS;
-  const stale = ctx.has('stale');
+  let stale = ctx.has('stale');
   const consistent = ctx.has('consistent');
+  let maxStaleMs = 0;
+  const maxStale = ctx.get('max_stale');
+  if (maxStale !== undefined && maxStale !== '') {
+    let ns: bigint;
+    try {
+      ns = parseGoDurationNs(maxStale);
+    } catch {
+      throw badRequest(`Invalid max_stale value ${JSON.stringify(maxStale)}`);
+    }
+    if (ns > 0n) {
+      // Sub-millisecond bounds round up so that "1us" still means "some staleness is fine".
+      maxStaleMs = Math.max(1, Number(ns / 1_000_000n));
+      stale = true;
+    }
+  }
   if (stale && consistent) {
     throw badRequest('Cannot specify ?stale with ?consistent, conflicting semantics.');
   }
@@ -60,7 +76,35 @@ export function parseQueryOptions(ctx: RequestContext, limits: WaitLimits = {}):
     if (!/^[0-9]+$/.test(index) || !Number.isSafeInteger(Number(index))) throw badRequest('Invalid index');
     minIndex = Number(index);
   }
-  return { stale, consistent, minIndex, waitMs, blocking: minIndex > 0, filter: ctx.get('filter') ?? '' };
+  return { stale, consistent, minIndex, waitMs, blocking: minIndex > 0, filter: ctx.get('filter') ?? '', maxStaleMs };
+}
+
+/**
+ * Brings the local store up to what the read's consistency mode promises, before its first query,
+ * and returns the mode the read is actually served in:
+ *   - ?stale: nothing to wait for, unless ?max_stale is set and this server has not heard from the
+ *     leader for longer than that; then, like Consul's agent (which retries such a read once without
+ *     AllowStale), it is served in default mode and reports X-Consul-LastContact 0;
+ *   - default: awaits `defaultRead` (on a follower: the leader's commit index under its lease,
+ *     applied here); without that hook, fails at once when no leader is known;
+ *   - ?consistent: left to the caller, which awaits `consistentRead` before every query it runs.
+ * Errors keep their `.code` (ERR_NO_LEADER / ERR_NOT_LEADER → 500 "No cluster leader").
+ */
+export async function prepareRead(backend: AgentBackend, opts: QueryOptions, signal?: AbortSignal): Promise<QueryOptions> {
+  let mode = opts;
+  if (mode.stale && mode.maxStaleMs > 0 && backend.raftStatus().lastContactMs > mode.maxStaleMs) {
+    mode = { ...mode, stale: false, maxStaleMs: 0 };
+  }
+  if (mode.stale || mode.consistent) return mode;
+  if (backend.defaultRead) {
+    // Like Consul's forwarding, the backend rides out a short election (rpc_hold_timeout) before it
+    // gives up with ERR_NO_LEADER.
+    await backend.defaultRead(signal);
+  } else if (!backend.raftStatus().knownLeader) {
+    // No hook (a single server): the local store is the leader's, if there is one.
+    throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
+  }
+  return mode;
 }
 
 /** Sets X-Consul-Index (≥ 1), X-Consul-KnownLeader, X-Consul-LastContact and, when the read's
@@ -94,10 +138,9 @@ export async function blockingRead<T>(
   query: (ws: WatchRecorder) => QueryResult<T>,
 ): Promise<QueryResult<T>> {
   const { backend } = deps;
-  if (!opts.stale && !opts.consistent && !backend.raftStatus().knownLeader) {
-    // A default-mode read is served by the leader (with its lease); without one, Consul fails it.
-    throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
-  }
+  // Once, before the first query: a later round runs because the local store applied something the
+  // query read, so it is at least as current as the first.
+  opts = await prepareRead(backend, opts, ctx.signal);
   const jitter = opts.blocking && opts.waitMs > 0 ? Math.floor(deps.random() * (opts.waitMs / 16)) : 0;
   const deadline = performance.now() + opts.waitMs + jitter;
   for (;;) {

@@ -28,6 +28,9 @@ export interface QueryOptions {
   blocking: boolean;
   /** ?filter expression, '' when absent. */
   filter: string;
+  /** ?max_stale in ms (0 when absent): a stale read whose server has not heard from the leader for
+   *  longer than this is served in default mode instead. */
+  maxStaleMs: number;
 }
 
 export class RequestContext {

@@ -7,7 +7,7 @@
 import type { TxnOp, TxnResponse, TxnResult } from '../../state/types.ts';
 import { isReadOnlyTxn } from '../../state/txn.ts';
 import { applyOk } from '../apply.ts';
-import { parseQueryOptions } from '../blocking.ts';
+import { parseQueryOptions, prepareRead } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
@@ -117,10 +117,7 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
     const started = performance.now();
     let resp: TxnResponse;
     if (isReadOnlyTxn(ops)) {
-      const opts = parseQueryOptions(ctx, waitLimits(deps));
-      if (!opts.stale && !opts.consistent && !backend.raftStatus().knownLeader) {
-        throw new HttpError(500, 'No cluster leader', 'ERR_NO_LEADER');
-      }
+      const opts = await prepareRead(backend, parseQueryOptions(ctx, waitLimits(deps)), ctx.signal);
       if (opts.consistent) await backend.consistentRead(ctx.signal);
       resp = backend.store.readTxn(ops);
       const status = backend.raftStatus();
