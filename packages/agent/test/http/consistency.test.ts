@@ -40,7 +40,7 @@ describe('default-mode reads wait for the leader (defaultRead)', () => {
     assert.equal(res.headers['x-consul-lastcontact'], '0');
     assert.equal(res.headers['x-consul-effective-consistency'], 'leader');
     for (const url of ['/v1/catalog/nodes', '/v1/catalog/services', '/v1/health/state/any', '/v1/session/list']) {
-      const before = h.calls.defaultRead;
+      const before: number = h.calls.defaultRead;
       assert.equal((await h.req('GET', url)).statusCode, 200, url);
       assert.equal(h.calls.defaultRead, before + 1, url);
     }
