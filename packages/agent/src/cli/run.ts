@@ -12,7 +12,7 @@ import { kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutC
 import { leaveCommand, reloadCommand } from './commands/lifecycle.ts';
 import { lockCommand } from './commands/lock.ts';
 import { membersCommand } from './commands/members.ts';
-import { raftListPeersCommand } from './commands/operator.ts';
+import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeaderCommand } from './commands/operator.ts';
 import { servicesDeregisterCommand, servicesRegisterCommand } from './commands/services.ts';
 import { snapshotRestoreCommand, snapshotSaveCommand } from './commands/snapshot.ts';
 import { versionCommand, versionText } from './commands/version.ts';
@@ -23,7 +23,7 @@ export const COMMANDS: readonly Command[] = [
   infoCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
   leaveCommand, lockCommand, membersCommand,
-  raftListPeersCommand, reloadCommand,
+  raftListPeersCommand, raftRemovePeerCommand, raftTransferLeaderCommand, reloadCommand,
   servicesDeregisterCommand, servicesRegisterCommand,
   snapshotRestoreCommand, snapshotSaveCommand,
   versionCommand,

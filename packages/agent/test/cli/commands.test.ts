@@ -352,6 +352,43 @@ describe('agent operations', () => {
       '',
     ].join('\n'));
   });
+  test('operator raft remove-peer by -id or -address: DELETE with that query, Consul\'s success line', async () => {
+    const byId = await run(['operator', 'raft', 'remove-peer', '-id=22222222-bbbb']);
+    assert.deepEqual([byId.code, byId.stdout, byId.stderr], [0, 'Removed peer with id "22222222-bbbb"\n', '']);
+    let req = fake.requests.at(-1)!;
+    assert.deepEqual([req.method, req.path, req.query.get('id'), req.query.has('address')], ['DELETE', '/v1/operator/raft/peer', '22222222-bbbb', false]);
+    const byAddr = await run(['operator', 'raft', 'remove-peer', '-address=10.0.0.2:8300']);
+    assert.deepEqual([byAddr.code, byAddr.stdout], [0, 'Removed peer with address "10.0.0.2:8300"\n']);
+    req = fake.requests.at(-1)!;
+    assert.deepEqual([req.method, req.query.get('address'), req.query.has('id')], ['DELETE', '10.0.0.2:8300', false]);
+  });
+  test('operator raft remove-peer needs exactly one of -id / -address and sends nothing otherwise', async () => {
+    const none = await run(['operator', 'raft', 'remove-peer']);
+    assert.deepEqual([none.code, none.stdout, none.stderr], [1, '', 'Error removing peer: an address or id is required for the peer to remove\n']);
+    const both = await run(['operator', 'raft', 'remove-peer', '-id=a', '-address=10.0.0.2:8300']);
+    assert.deepEqual([both.code, both.stderr], [1, 'Error removing peer: cannot give both an address and id\n']);
+    assert.equal(fake.requests.length, 0);
+  });
+  test('operator raft remove-peer prints the server\'s error and exits 1', async () => {
+    fake.failures.set('/v1/operator/raft/peer', { status: 500, body: 'id "nope" was not found in the Raft configuration' });
+    const r = await run(['operator', 'raft', 'remove-peer', '-id=nope']);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', 'Error removing peer: Unexpected response code: 500 (id "nope" was not found in the Raft configuration)\n']);
+  });
+  test('operator raft transfer-leader: POST, with ?id only when given; prints Success', async () => {
+    const any = await run(['operator', 'raft', 'transfer-leader']);
+    assert.deepEqual([any.code, any.stdout, any.stderr], [0, 'Success\n', '']);
+    let req = fake.requests.at(-1)!;
+    assert.deepEqual([req.method, req.path, req.query.has('id')], ['POST', '/v1/operator/raft/transfer-leader', false]);
+    const to = await run(['operator', 'raft', 'transfer-leader', '-id=33333333-cccc']);
+    assert.deepEqual([to.code, to.stdout], [0, 'Success\n']);
+    req = fake.requests.at(-1)!;
+    assert.equal(req.query.get('id'), '33333333-cccc');
+  });
+  test('operator raft transfer-leader prints the server\'s error and exits 1', async () => {
+    fake.failures.set('/v1/operator/raft/transfer-leader', { status: 500, body: 'No cluster leader' });
+    const r = await run(['operator', 'raft', 'transfer-leader']);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [1, '', 'Error transferring leadership: Failed to transfer leadership: Unexpected response code: 500 (No cluster leader)\n']);
+  });
   test('keygen prints 32 random bytes in base64', async () => {
     const a = (await cli(['keygen'])).stdout.trim();
     const b = (await cli(['keygen'])).stdout.trim();

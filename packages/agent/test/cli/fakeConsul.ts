@@ -215,6 +215,14 @@ export async function startFakeConsul(): Promise<FakeConsul> {
     }
     if (path.startsWith('/v1/catalog/service/')) return send(200, state.serviceNodes[path.slice('/v1/catalog/service/'.length)] ?? []);
     if (path === '/v1/operator/raft/configuration') return send(200, state.raftConfig);
+    if (path === '/v1/operator/raft/peer') {
+      if (req.method !== 'DELETE') return send(405, 'method not allowed');
+      if (!q.get('id') && !q.get('address')) return send(400, "Must specify either ?id with the server's ID or ?address with IP:port of peer to remove");
+      return send(200, '');
+    }
+    if (path === '/v1/operator/raft/transfer-leader') {
+      return req.method === 'POST' ? send(200, { Success: true }) : send(405, 'method not allowed');
+    }
     if (path === '/v1/snapshot') {
       if (req.method === 'GET') {
         res.writeHead(200, { 'Content-Type': 'application/x-gzip', 'X-Consul-Index': String(index), 'Content-Length': String(state.snapshot.length) });
