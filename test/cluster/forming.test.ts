@@ -1,6 +1,7 @@
 // Three real server processes form one cluster through -bootstrap-expect 3 and -retry-join; writes
 // sent to a follower are forwarded to the leader; reads in every consistency mode answer on every
-// server; the operator endpoints show the configuration.
+// server (a default read on a follower sees the leader's latest write); the operator endpoints show
+// the configuration.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -76,6 +77,22 @@ describe('three servers with -bootstrap-expect 3', () => {
     assert.equal(r.status, 200);
     assert.equal(r.headers['x-consul-knownleader'], 'true');
     assert.match(String(r.headers['x-consul-lastcontact']), /^\d+$/);
+  });
+
+  check('a default-mode read on a follower right after a write to the leader sees the write', async () => {
+    // Read-your-writes through the leader's index: the follower asks the leader for its commit index
+    // (under its lease) and waits until it has applied it, so no retry or sleep is needed here.
+    const followers = c.servers.filter((s) => s !== leader);
+    for (let i = 0; i < 20; i++) {
+      const put = await leader.request('PUT', '/v1/kv/ryw', { body: `v${i}` });
+      assert.equal(put.status, 200, put.text);
+      const f = followers[i % followers.length]!;
+      const r = await f.request('GET', '/v1/kv/ryw?raw');
+      assert.equal(r.status, 200, `${f.name}: ${r.text}`);
+      assert.equal(r.text, `v${i}`, `${f.name} read its own (the leader's) write ${i}`);
+      assert.equal(r.headers['x-consul-lastcontact'], '0');
+      assert.equal(r.headers['x-consul-effective-consistency'], 'leader');
+    }
   });
 
   check('status/leader and status/peers agree on every server', async () => {
