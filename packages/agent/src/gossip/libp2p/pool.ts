@@ -77,7 +77,11 @@ export interface GossipPoolOptions {
   joinTimeoutMs?: number;
   /** leave() waits at most this long for the leave to be disseminated (serf BroadcastTimeout). Default 5000. */
   leaveTimeoutMs?: number;
-  /** libp2p connection manager: connections kept before pruning. Default 1024. */
+  /**
+   * libp2p connection manager: connections kept before the least useful are pruned. SWIM probes
+   * every member in turn, so a pool tends toward a full mesh (~0.25 MB per connection here);
+   * beyond this the pruned ones are redialled on demand. Default 256.
+   */
   maxConnections?: number;
   /** Inbound connections accepted per second from one host (libp2p's default of 5 is too low for agents sharing an address). Default 500. */
   inboundConnectionThreshold?: number;
@@ -121,6 +125,15 @@ interface Link {
   stream: SwimStream | undefined;
   opening: Promise<void> | undefined;
   queue: Uint8Array[];
+  /** Consecutive failed dials, and when the next may start: a peer that cannot be reached is not
+   *  redialled for every datagram (under load, a storm of doomed handshakes feeds itself). */
+  failures: number;
+  retryAtMs: number;
+}
+
+/** Backoff after failed dials: 250 ms doubling up to 10 s. A probe of the peer meanwhile is lost, as it would be over UDP. */
+function dialBackoffMs(failures: number): number {
+  return Math.min(250 * 2 ** (failures - 1), 10_000);
 }
 
 function chunkBytes(data: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
@@ -249,7 +262,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       streamMuxers: [yamux()],
       ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
       connectionManager: {
-        maxConnections: opts.maxConnections ?? 1024,
+        maxConnections: opts.maxConnections ?? 256,
         inboundConnectionThreshold: opts.inboundConnectionThreshold ?? 500,
         maxIncomingPendingConnections: 64,
         dialTimeout: opts.joinTimeoutMs ?? 5000,
@@ -572,7 +585,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     }
     let link = this.#links.get(to.peerId);
     if (!link) {
-      link = { stream: undefined, opening: undefined, queue: [] };
+      link = { stream: undefined, opening: undefined, queue: [], failures: 0, retryAtMs: 0 };
       this.#links.set(to.peerId, link);
     }
     const bytes = frame(payload);
@@ -586,6 +599,10 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         this.#log.debug({ err, peer: to.name }, 'gossip stream send failed; reopening');
         link.stream = undefined;
       }
+    }
+    if (!link.opening && performance.now() < link.retryAtMs) {
+      this.#counters.framesDropped++;
+      return;
     }
     if (link.queue.length < MAX_QUEUED_FRAMES) link.queue.push(bytes);
     else this.#counters.framesDropped++;
@@ -602,6 +619,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         return;
       }
       link.stream = stream;
+      link.failures = 0;
       // The peer answers on its own stream, but read this one too in case it writes here.
       this.#readSwim(stream, to.peerId);
       stream.addEventListener('close', () => {
@@ -614,8 +632,9 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#counters.dialFailures++;
       this.#counters.framesDropped += link.queue.length;
       link.queue = [];
+      link.failures++;
+      link.retryAtMs = performance.now() + dialBackoffMs(link.failures);
       this.#log.debug({ err: (err as Error).message, peer: to.name }, 'could not open a gossip stream');
-      if (process.env.GOSSIP_DEBUG_DIAL) console.error('DIALFAIL', (err as Error).name, (err as Error).message.slice(0, 150));
     } finally {
       link.opening = undefined;
     }
@@ -651,7 +670,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         this.#pumpWarm();
       };
       if (!m || !this.#running || this.#links.has(m.peerId)) return done();
-      const link: Link = { stream: undefined, opening: undefined, queue: [] };
+      const link: Link = { stream: undefined, opening: undefined, queue: [], failures: 0, retryAtMs: 0 };
       this.#links.set(m.peerId, link);
       link.opening = this.#openLink(m, link).finally(done);
     }, jitterMs).unref();

@@ -1,0 +1,169 @@
+// Gossip benchmark (npm run bench:gossip → npx node packages/agent/bench/gossip.ts).
+//
+// Prints, in one run:
+//   1. simulated convergence (the real SWIM core on the seeded simulator) at Consul's LAN defaults
+//      for 100, 1,000 and 5,000 members — a join, a graceful leave and a crash reaching 99.9% of
+//      the pool — beside the epidemic model of Serf's convergence simulator;
+//   2. false failure declarations at 10% packet loss with 5% stalled members, Lifeguard on and off;
+//   3. real agents: 50 libp2p agents in one process (time to a full member list, RSS, idle CPU per
+//      agent over 10 s at Consul's defaults), and the RSS of a process running one agent's pool.
+//
+// Each part runs in a child process of its own so that memory and CPU numbers are not mixed up
+// (one simulated pool of 5,000 members alone holds 25 million member records).
+//
+// Options: --quick (smaller and shorter: 100/1,000 members, 30 s of false-positive simulation),
+//          --seed=<n>, --only=sim|fp|real.
+import { spawnSync } from 'node:child_process';
+import { fileURLToPath } from 'node:url';
+import { epidemicModel, falsePositives, measureLifecycle } from '../src/gossip/sim/index.ts';
+import type { Lifecycle, Propagation } from '../src/gossip/sim/index.ts';
+import { GossipPool } from '../src/gossip/index.ts';
+
+const self = fileURLToPath(import.meta.url);
+const args = process.argv.slice(2);
+const flag = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
+const quick = args.includes('--quick');
+const seed = Number(flag('seed') ?? 1);
+
+function child<T>(mode: string, extra: string[], heapMb: number): T {
+  const r = spawnSync(process.execPath, [`--max-old-space-size=${heapMb}`, self, `--child=${mode}`, `--seed=${seed}`, ...extra], {
+    encoding: 'utf8', maxBuffer: 64 * 1024 * 1024, stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  if (r.status !== 0) throw new Error(`bench child ${mode} ${extra.join(' ')} failed with status ${r.status}`);
+  const line = r.stdout.trim().split('\n').at(-1)!;
+  return JSON.parse(line) as T;
+}
+
+const fmt = (n: number | undefined, d = 2): string => (n === undefined ? 'n/a' : n.toFixed(d));
+
+// ---------------------------------------------------------------------------------- children
+
+async function childSim(n: number): Promise<void> {
+  const t0 = performance.now();
+  const r = measureLifecycle({ seed, members: n });
+  console.log(JSON.stringify({ ...r, wallSeconds: (performance.now() - t0) / 1000, rssMb: process.memoryUsage().rss / 1e6 }));
+}
+
+async function childFp(n: number, lifeguard: boolean, durationMs: number): Promise<void> {
+  const t0 = performance.now();
+  const { list, ...r } = falsePositives({ seed, members: n, lossRate: 0.1, stalledFraction: 0.05, swim: { lifeguard } }, durationMs);
+  void list;
+  console.log(JSON.stringify({ ...r, wallSeconds: (performance.now() - t0) / 1000 }));
+}
+
+async function childReal(n: number): Promise<void> {
+  const pools: GossipPool[] = [];
+  for (let i = 0; i < n; i++) {
+    const p = await GossipPool.create({ nodeName: `a${i}`, datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0, joinTimeoutMs: 15_000 });
+    await p.start();
+    pools.push(p);
+  }
+  // Agents join through members already in the pool, at most 4 joins at once and with
+  // retries, as -retry-join would: 49 simultaneous noise handshakes against one event loop on a
+  // shared machine can outlast the join timeout.
+  const t0 = performance.now();
+  const joined: GossipPool[] = [pools[0]!];
+  let next = 1;
+  const worker = async (): Promise<void> => {
+    while (next < n) {
+      const p = pools[next++]!;
+      for (let attempt = 1; ; attempt++) {
+        const via = joined[Math.floor(Math.random() * joined.length)]!;
+        try {
+          await p.join([via.joinAddress]);
+          break;
+        } catch (err) {
+          if (attempt >= 5) throw err;
+        }
+      }
+      joined.push(p);
+    }
+  };
+  await Promise.all(Array.from({ length: 4 }, worker));
+  const joinedMs = performance.now() - t0;
+  const full = (): boolean => pools.every((p) => p.members().filter((m) => m.Status === 1).length === n);
+  while (!full()) {
+    if (performance.now() - t0 > 300_000) throw new Error(`${n} agents did not converge within 300 s`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+  const convergedMs = performance.now() - t0;
+  // Let joins settle (warm-up dials, gossipsub meshes) before measuring the idle cost.
+  await new Promise((r) => setTimeout(r, 5000));
+  const c0 = process.cpuUsage();
+  const w0 = performance.now();
+  await new Promise((r) => setTimeout(r, 10_000));
+  const cpu = process.cpuUsage(c0);
+  const wall = performance.now() - w0;
+  const cpuPerAgentPct = ((cpu.user + cpu.system) / 1000 / wall) * 100 / n;
+  const rssMb = process.memoryUsage().rss / 1e6;
+  const stats = pools.map((p) => p.stats());
+  const stable = pools.every((p) => p.members().filter((m) => m.Status === 1).length === n);
+  const suspicions = stats.reduce((a, s) => a + s.suspicionsRaised, 0);
+  const deaths = stats.reduce((a, s) => a + s.deadDeclared, 0);
+  await Promise.all(pools.map((p) => p.stop()));
+  console.log(JSON.stringify({ joinedMs, convergedMs, cpuPerAgentPct, rssMb, stable, suspicions, deaths }));
+}
+
+async function childOne(): Promise<void> {
+  const p = await GossipPool.create({ nodeName: 'solo', datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0 });
+  await p.start();
+  await new Promise((r) => setTimeout(r, 3000));
+  const rssMb = process.memoryUsage().rss / 1e6;
+  await p.stop();
+  console.log(JSON.stringify({ rssMb }));
+}
+
+// ---------------------------------------------------------------------------------- report
+
+function row(label: string, p: Propagation, modelSeconds?: number, modelRounds?: number): string {
+  const model = modelSeconds === undefined ? '' : `   model ${fmt(modelSeconds)} s (${fmt(modelRounds, 1)} rounds)`;
+  return `    ${label.padEnd(8)} ${fmt(p.seconds).padStart(6)} s  ${fmt(p.gossipRounds, 1).padStart(6)} gossip rounds  ${fmt(p.probePeriods, 1).padStart(5)} probe periods  (${p.reached}/${p.of})${model}`;
+}
+
+async function main(): Promise<void> {
+  const only = flag('only');
+  console.log(`gossip benchmark (seed ${seed}${quick ? ', quick' : ''}) — Consul LAN defaults: probe 1 s / timeout 500 ms, gossip 200 ms × 3, suspicion mult 4 (max ×6), retransmit mult 4`);
+
+  if (!only || only === 'sim') {
+    console.log('\n1. Simulated convergence to 99.9% of members (loss 0, latency 0.2–2 ms)');
+    for (const n of quick ? [100, 1000] : [100, 1000, 5000]) {
+      const heap = n >= 5000 ? 12_000 : 4096;
+      const r = child<Lifecycle & { wallSeconds: number; rssMb: number }>('sim', [`--n=${n}`], heap);
+      const m = epidemicModel(n, 3, 200);
+      console.log(`  N = ${n}  (simulated in ${fmt(r.wallSeconds, 1)} s, ${fmt(r.rssMb, 0)} MB)`);
+      console.log(row('join', r.join, m.seconds, m.rounds));
+      console.log(row('leave', r.leave, m.seconds, m.rounds));
+      console.log(row('failure', r.failure) + '   (detection: first probe + suspicion ≥ 4·log10(N) s, then dissemination)');
+    }
+  }
+
+  if (!only || only === 'fp') {
+    const n = quick ? 200 : 500;
+    const dur = quick ? 30_000 : 60_000;
+    console.log(`\n2. False failure declarations: ${n} members, ${dur / 1000} s, 10% loss, 5% stalled (process messages 1–15 s late), no crash`);
+    for (const lifeguard of [false, true]) {
+      const r = child<{ total: number; healthyVictims: number; stalledVictims: number; distinctVictims: number; byStalledObservers: number; suspicions: number; refutations: number; wallSeconds: number }>(
+        'fp', [`--n=${n}`, `--lifeguard=${lifeguard}`, `--ms=${dur}`], 4096);
+      console.log(`  Lifeguard ${lifeguard ? 'on ' : 'off'}: ${String(r.healthyVictims).padStart(5)} about healthy members, ${String(r.stalledVictims).padStart(6)} about stalled ones (total ${r.total}; ${r.distinctVictims} distinct members; ${r.byStalledObservers} declared by stalled members) — ${r.suspicions} suspicions, ${r.refutations} refutations`);
+    }
+    console.log('  (a declaration = one member-failed event at one member about a member that had not crashed)');
+  }
+
+  if (!only || only === 'real') {
+    const n = 50;
+    console.log(`\n3. Real agents (libp2p 3, TCP + noise + yamux + gossipsub, loopback, one process), Consul defaults`);
+    const r = child<{ joinedMs: number; convergedMs: number; cpuPerAgentPct: number; rssMb: number; stable: boolean; suspicions: number; deaths: number }>('real', [`--n=${n}`], 4096);
+    console.log(`  ${n} agents: all joins answered in ${fmt(r.joinedMs / 1000)} s; full member list everywhere after ${fmt(r.convergedMs / 1000)} s`);
+    console.log(`  RSS of the ${n}-agent process: ${fmt(r.rssMb, 0)} MB; idle CPU per agent over 10 s: ${fmt(r.cpuPerAgentPct)}% of a core; still converged: ${r.stable}; suspicions ${r.suspicions}, deaths declared ${r.deaths}`);
+    const one = child<{ rssMb: number }>('one', [], 1024);
+    console.log(`  RSS of a process running one agent's gossip pool: ${fmt(one.rssMb, 0)} MB (unbundled)`);
+  }
+}
+
+const mode = flag('child');
+const n = Number(flag('n') ?? 0);
+if (mode === 'sim') await childSim(n);
+else if (mode === 'fp') await childFp(n, flag('lifeguard') === 'true', Number(flag('ms')));
+else if (mode === 'real') await childReal(n);
+else if (mode === 'one') await childOne();
+else await main();
