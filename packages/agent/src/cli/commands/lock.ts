@@ -161,6 +161,34 @@ function waitBudget(o: HolderOptions) {
   };
 }
 
+/**
+ * Watches a held lock with blocking reads until it is lost (Consul's monitorLock): returns when
+ * `poll` says it is no longer held, when the signal aborts, or after `monitorRetries` consecutive
+ * 500s from the agent (a leaderless moment is retried; anything else ends the hold).
+ */
+async function monitorHeld(o: HolderOptions, signal: AbortSignal, poll: (index: bigint) => Promise<{ held: boolean; index: bigint }>): Promise<void> {
+  let index = 0n;
+  let retries = o.monitorRetries;
+  while (!signal.aborted) {
+    try {
+      const got = await poll(index);
+      if (!got.held) return;
+      index = got.index;
+      // An agent that answers without an index would make this a busy loop: pace it.
+      if (index === 0n) await sleep(o.timing.retryMs, signal);
+      retries = o.monitorRetries;
+    } catch (err) {
+      if (isAbort(err)) return;
+      if (err instanceof ApiError && err.status === 500 && retries > 0) {
+        retries--;
+        await sleep(o.timing.monitorRetryMs, signal);
+        continue;
+      }
+      return;
+    }
+  }
+}
+
 class KeyLock implements Holder {
   session: LockSession | undefined;
   private readonly o: HolderOptions;
@@ -214,26 +242,11 @@ class KeyLock implements Holder {
     }
   }
 
-  async monitor(signal: AbortSignal): Promise<void> {
-    let index = 0n;
-    let retries = this.o.monitorRetries;
-    while (!signal.aborted) {
-      try {
-        const got = await kvGet(this.o.client, this.key, { consistent: true, index, wait: formatGoDuration(this.o.timing.waitMs), signal });
-        if (got.pair?.Session !== this.session?.id) return;
-        index = got.index;
-        if (index === 0n) await sleep(this.o.timing.retryMs, signal);
-        retries = this.o.monitorRetries;
-      } catch (err) {
-        if (isAbort(err)) return;
-        if (err instanceof ApiError && err.status === 500 && retries > 0) {
-          retries--;
-          await sleep(this.o.timing.monitorRetryMs, signal);
-          continue;
-        }
-        return;
-      }
-    }
+  monitor(signal: AbortSignal): Promise<void> {
+    return monitorHeld(this.o, signal, async (index) => {
+      const got = await kvGet(this.o.client, this.key, { consistent: true, index, wait: formatGoDuration(this.o.timing.waitMs), signal });
+      return { held: got.pair?.Session === this.session?.id, index: got.index };
+    });
   }
 
   async release(): Promise<void> {
@@ -354,28 +367,13 @@ class Semaphore implements Holder {
     }
   }
 
-  async monitor(signal: AbortSignal): Promise<void> {
-    let index = 0n;
-    let retries = this.o.monitorRetries;
-    while (!signal.aborted) {
-      try {
-        const got = await kvList(this.o.client, this.o.prefix, { consistent: true, index, wait: formatGoDuration(this.o.timing.waitMs), signal });
-        const lock = this.decode(this.findLock(got.pairs));
-        this.prune(lock, got.pairs);
-        if (!this.session || !lock.Holders[this.session.id]) return;
-        index = got.index;
-        if (index === 0n) await sleep(this.o.timing.retryMs, signal);
-        retries = this.o.monitorRetries;
-      } catch (err) {
-        if (isAbort(err)) return;
-        if (err instanceof ApiError && err.status === 500 && retries > 0) {
-          retries--;
-          await sleep(this.o.timing.monitorRetryMs, signal);
-          continue;
-        }
-        return;
-      }
-    }
+  monitor(signal: AbortSignal): Promise<void> {
+    return monitorHeld(this.o, signal, async (index) => {
+      const got = await kvList(this.o.client, this.o.prefix, { consistent: true, index, wait: formatGoDuration(this.o.timing.waitMs), signal });
+      const lock = this.decode(this.findLock(got.pairs));
+      this.prune(lock, got.pairs);
+      return { held: this.session !== undefined && Boolean(lock.Holders[this.session.id]), index: got.index };
+    });
   }
 
   async release(): Promise<void> {
