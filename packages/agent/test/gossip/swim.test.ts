@@ -234,6 +234,44 @@ describe('membership changes', () => {
     assert.equal(net.eventsOf('member-join', 'z').filter((e) => e.at_node !== 'z').length, 4);
   });
 
+  test('with an external broadcast medium, only local news is published — and a join by the member that answered it', () => {
+    const net = new TestNet(23);
+    net.add('a', {}, { publish: true });
+    net.add('z', {}, { publish: true });
+    net.published.length = 0;
+    net.join('z', 'a');
+    const byA = net.published.filter((p) => p.from === 'a').map((p) => p.output.kind === 'publish' && p.output.update);
+    assert.deepEqual(byA.map((u) => u && u.type === 'alive' && u.node.name), ['z'], 'a publishes the joiner it admitted');
+    net.published.length = 0;
+    net.run(3000);
+    net.deliver('a', { type: 'gossip', from: 'z', updates: [{ type: 'suspect', node: 'z', incarnation: 1, from: 'q' }] });
+    // a relays the suspicion by gossip but does not publish it: it did not originate it.
+    assert.equal(net.published.filter((p) => p.from === 'a').length, 0);
+    net.core('a').fireUserEvent('e', new Uint8Array(0), net.now);
+    net.flush('a');
+    assert.equal(net.published.filter((p) => p.from === 'a' && p.output.kind === 'publish' && p.output.update.type === 'userEvent').length, 1);
+  });
+
+  test('a join reply teaches suspect members as members, not dead ones; a second push-pull follows soon', () => {
+    const net = new TestNet(24);
+    net.add('z');
+    const reply = {
+      type: 'pushPull' as const, from: 'a', join: true, reply: true, eventLTime: 1, events: [],
+      members: [
+        { node: ident('a'), incarnation: 1, state: 'alive' as const },
+        { node: ident('s'), incarnation: 3, state: 'suspect' as const },
+        { node: ident('d'), incarnation: 2, state: 'dead' as const },
+      ],
+    };
+    net.core('z').mergePushPull(reply, net.now);
+    net.flush('z');
+    assert.equal(net.stateOf('z', 's'), 'alive');
+    assert.equal(net.core('z').member('s')?.incarnation, 3);
+    assert.equal(net.core('z').member('d'), undefined, 'a failure from before the join is not news');
+    net.run(6000);
+    assert.ok(net.sent.some((x) => x.from === 'z' && x.msg.type === 'pushPull' && !x.msg.join), 'a periodic push-pull within 5 probe intervals of the join');
+  });
+
   test('graceful leave: others see left (member-leave), never failed; the leave is fully disseminated', () => {
     const net = new TestNet(11);
     net.addConverged(names(4));

@@ -393,6 +393,12 @@ export class SwimCore {
     const reply = this.#pushPullMessage(req.join, true);
     this.#mergeMembers(req, now);
     if (!req.join) for (const e of req.events) this.#applyUpdate(e, now, false);
+    const joiner = this.#members.get(req.from);
+    if (req.join && this.#publish && joiner && joiner.state === 'alive') {
+      // The member answering a join is already well connected, the joiner is not yet: it hands
+      // the news to the external broadcast medium on the joiner's behalf.
+      this.#outputs.push({ kind: 'publish', update: { type: 'alive', node: joiner.node, incarnation: joiner.incarnation } });
+    }
     return reply;
   }
 
@@ -412,6 +418,13 @@ export class SwimCore {
     if (reply.join) {
       // Consul joins with ignoreOld: events fired before we joined are history, not news.
       this.#events.minLTime = Math.max(this.#events.minLTime, reply.eventLTime);
+      // The reply is one member's view, possibly with stale verdicts (a member it wrongly thinks
+      // dead is not listed to us at all): ask a second member soon rather than a whole push-pull
+      // interval later.
+      const c = this.config;
+      if (c.pushPullIntervalMs > 0) {
+        this.#nextPushPullMs = Math.min(this.#nextPushPullMs, now + c.probeIntervalMs * (1 + 4 * this.#random()));
+      }
       // Tell the pool about us again now that there is someone to tell.
       this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, true);
     } else {
@@ -778,10 +791,18 @@ export class SwimCore {
         case 'left':
           this.#deadNode({ type: 'dead', node: s.node.name, incarnation: s.incarnation, from: s.node.name }, now);
           break;
-        case 'dead':
         case 'suspect':
+        case 'dead':
+          if (s.state === 'suspect' && !this.#members.has(s.node.name)) {
+            // A member we have never heard of that the remote merely suspects is a member: learn
+            // it (memberlist would ignore it until gossip about it happened to come by); our own
+            // probes will judge it.
+            this.#aliveNode({ type: 'alive', node: s.node, incarnation: s.incarnation }, now);
+            break;
+          }
           // memberlist: another member's verdict of death only makes us suspect; our own timer
-          // (and the member's chance to refute) decides.
+          // (and the member's chance to refute) decides. Unknown dead members stay unknown, as in
+          // Consul: a new agent does not list failures that happened before it joined.
           this.#suspectNode({ type: 'suspect', node: s.node.name, incarnation: s.incarnation, from: this.name }, now);
           break;
       }

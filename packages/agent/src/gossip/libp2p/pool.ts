@@ -267,6 +267,9 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         maxIncomingPendingConnections: 64,
         dialTimeout: opts.joinTimeoutMs ?? 5000,
       },
+      // SWIM is the liveness check: libp2p's own monitor would open a stream to every connected
+      // peer every 10 s for a ping protocol we do not serve (measurable idle CPU in a full mesh).
+      connectionMonitor: { enabled: false },
       services: {
         identify: identify(),
         pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, ignoreDuplicatePublishError: true }),
