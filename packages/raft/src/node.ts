@@ -160,10 +160,9 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       for (const [id, addr] of Object.entries(snap.meta.addresses ?? {})) this.addresses.set(id, addr);
       initial.applied = snap.meta.index;
     }
-    // Entries at or below the snapshot were applied through it; keep only the ones after it.
-    const tail = snap ? entries.filter((e) => e.index > snap.meta.index) : entries;
-    for (const e of tail) if (e.kind === 'conf') this.learnAddress(decodeConfChange(e.data));
-    for (const e of entries) if (e.kind === 'conf' && (!snap || e.index <= snap.meta.index)) this.learnAddress(decodeConfChange(e.data));
+    // Addresses from the log's conf entries, in log order so a later address for a member wins over
+    // the snapshot's and over earlier entries.
+    for (const e of entries) if (e.kind === 'conf') this.learnAddress(decodeConfChange(e.data));
 
     const config: CoreConfig = {
       id: this.id, electionTicks: this.opts.electionTicks, heartbeatTicks: this.opts.heartbeatTicks,
