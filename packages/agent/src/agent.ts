@@ -10,6 +10,7 @@ import { LeaderRoutines } from './server/leader.ts';
 import { catalogDnsLookup } from './server/dnsLookup.ts';
 import { registerOperatorRoutes } from './server/operatorRoutes.ts';
 import { LocalState } from './http/local.ts';
+import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import type { AgentBackend } from './http/backend.ts';
 import { startDnsServer, type DnsServer } from './dns/index.ts';
@@ -82,6 +83,13 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       onError: (err, what) => log.warn({ err }, `local state: ${what}`),
     });
 
+    // Services and checks from config files (`services`, `checks`) go through the same decoder and
+    // validation as PUT /v1/agent/service/register; a bad one already failed config validation or
+    // fails here with a clear error. Registering needs a leader, so it runs in the background and
+    // retries until it succeeds (a server of a forming cluster has no leader at start).
+    const registerDefinitions = startDefinitionsRegistration(config, local, log);
+    stack.push(() => registerDefinitions.abort());
+
     const backend: ServerBackend = {
       store: server.store,
       apply,
@@ -141,4 +149,35 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     await stopAll();
     throw err;
   }
+}
+
+/** Registers config-file services and checks into the local state, retrying every second until it
+ *  succeeds or the agent stops. Returns the controller that stops it. */
+function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, log: Logger): AbortController {
+  const ac = new AbortController();
+  if (config.services.length === 0 && config.checks.length === 0) return ac;
+  void (async () => {
+    let decoded;
+    try {
+      decoded = {
+        services: config.services.map((def) => serviceRegistrationFromJson(def)),
+        checks: config.checks.map((def) => checkRegistrationFromJson(def)),
+      };
+    } catch (err) {
+      log.error({ err }, 'a service or check in the configuration is invalid; it was not registered');
+      return;
+    }
+    for (let attempt = 0; !ac.signal.aborted; attempt++) {
+      try {
+        for (const s of decoded.services) await local.addService(s.service, s.checks);
+        for (const c of decoded.checks) await local.addCheck(c);
+        log.info({ services: decoded.services.length, checks: decoded.checks.length }, 'registered services and checks from the configuration');
+        return;
+      } catch (err) {
+        if (attempt % 10 === 0) log.warn({ err }, 'could not register configured services and checks yet; retrying');
+        await new Promise((r) => setTimeout(r, 1000).unref());
+      }
+    }
+  })();
+  return ac;
 }
