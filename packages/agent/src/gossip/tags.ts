@@ -107,12 +107,13 @@ export function parseServer(m: Pick<MemberView, 'name' | 'addr' | 'tags' | 'stat
 /** serf MemberStatus numbers, as `GET /v1/agent/members` shows them. */
 export const SERF_STATUS = { none: 0, alive: 1, leaving: 2, left: 3, failed: 4 } as const;
 
-/** One member as `GET /v1/agent/members` shows it (serf.Member's JSON; same shape as http's AgentMember). */
+/** One member as `GET /v1/agent/members` shows it (serf.Member's JSON; http's AgentMember is this type). */
 export interface AgentMemberRow {
   Name: string;
   Addr: string;
   Port: number;
   Tags: Record<string, string>;
+  /** serf's MemberStatus: 0 none, 1 alive, 2 leaving, 3 left, 4 failed. */
   Status: number;
   ProtocolMin: number;
   ProtocolMax: number;

@@ -5,6 +5,7 @@
 // every server). Reads: handlers read `store` synchronously; `?consistent` first awaits
 // `consistentRead()`, a default-mode read first awaits `defaultRead()`, `?stale` reads at once.
 
+import type { AgentMemberRow } from '../gossip/tags.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '../state/types.ts';
 import type { WatchSet } from '../state/watch.ts';
@@ -50,21 +51,8 @@ export interface SessionTimers {
   destroyed?(id: string): void;
 }
 
-/** One gossip member as `GET /v1/agent/members` shows it (serf.Member's JSON). */
-export interface AgentMember {
-  Name: string;
-  Addr: string;
-  Port: number;
-  Tags: Record<string, string>;
-  /** serf's MemberStatus: 0 none, 1 alive, 2 leaving, 3 left, 4 failed. */
-  Status: number;
-  ProtocolMin: number;
-  ProtocolMax: number;
-  ProtocolCur: number;
-  DelegateMin: number;
-  DelegateMax: number;
-  DelegateCur: number;
-}
+/** One gossip member as `GET /v1/agent/members` shows it (serf.Member's JSON); the gossip pool's row type. */
+export type AgentMember = AgentMemberRow;
 
 export interface AgentBackend {
   /** The local replica, read synchronously. */
