@@ -11,7 +11,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { freePort, launcher, request, trellisEnv, type HttpResult, type RequestOptions } from '../support/index.ts';
+import { freePort, launcher, request, trellisEnv, waitFor as supportWaitFor, type HttpResult, type RequestOptions } from '../support/index.ts';
 
 export interface ServerSpec {
   name: string;
@@ -23,21 +23,11 @@ export interface ServerSpec {
   args?: string[];
 }
 
-export const sleep = (ms: number) => new Promise<void>((r) => setTimeout(r, ms));
+export { sleep } from '../support/index.ts';
 
-export async function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 100): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  let lastErr: unknown;
-  while (Date.now() < deadline) {
-    try {
-      const v = await fn();
-      if (v) return v;
-    } catch (err) {
-      lastErr = err;
-    }
-    await sleep(everyMs);
-  }
-  throw new Error(`timed out after ${timeoutMs} ms waiting for ${what}${lastErr ? ` (last error: ${(lastErr as Error).message})` : ''}`);
+/** test/support's waitFor with the longer defaults cluster operations need (elections, catch-up). */
+export function waitFor<T>(what: string, fn: () => Promise<T | undefined | false> | T | undefined | false, timeoutMs = 15_000, everyMs = 100): Promise<T> {
+  return supportWaitFor(what, fn, timeoutMs, everyMs);
 }
 
 /** term → leaders named in the "raft: leader elected" lines of every server's log. */
