@@ -27,8 +27,8 @@ describe('bad input', () => {
       await c.waitVoters(c.servers);
       const foreign = await c.add({ name: 'other-dc', datacenter: 'dc2', expect: 3, config: FAST });
       foreign.start();
-      // It reaches the dc1 servers (they discover it: its join is logged by them) ...
-      await waitFor('dc1 servers discover the dc2 server', () => c.servers.slice(0, 3).some((s) => /discovered server: .*name=other-dc .*dc=dc2/.test(s.log())), 20_000);
+      // It reaches the dc1 servers' LAN pool, which refuses a member of another datacenter ...
+      await waitFor('dc1 servers refuse the dc2 server', () => c.servers.slice(0, 3).some((s) => /push-pull from other-dc refused: member other-dc is in datacenter \\?"dc2\\?", this LAN pool is \\?"dc1\\?"/.test(s.log())), 20_000);
       // ... autopilot has had several rounds to add it, and does not.
       await sleep(4000);
       const dc1 = c.servers.slice(0, 3);

@@ -1,6 +1,6 @@
 // Real server agents for the clustering suites: each `trellis agent -server` process has its own temp
 // directory (data dir, log, config file), free loopback ports, and joins the others through
-// -retry-join on their server ports. Unlike test/support's AgentProcess, a server here is not
+// -retry-join on their LAN gossip (serf) ports. Unlike test/support's AgentProcess, a server here is not
 // "ready" on its own: a cluster is ready once its members agree on one leader.
 //
 //   const c = await Cluster.create(3, { expect: 3 });
@@ -49,13 +49,13 @@ process.on('exit', () => { for (const s of live) s.killNow(); });
 export class ServerProc {
   readonly spec: ServerSpec;
   readonly dir: string;
-  readonly ports: { http: number; dns: number; server: number };
+  readonly ports: { http: number; dns: number; server: number; serfLan: number };
   joins: string[] = [];
   private child: ChildProcess | undefined;
   private exited: Promise<void> = Promise.resolve();
   starts = 0;
 
-  constructor(spec: ServerSpec, dir: string, ports: { http: number; dns: number; server: number }) {
+  constructor(spec: ServerSpec, dir: string, ports: { http: number; dns: number; server: number; serfLan: number }) {
     this.spec = spec;
     this.dir = dir;
     this.ports = ports;
@@ -64,6 +64,8 @@ export class ServerProc {
   get name(): string { return this.spec.name; }
   get url(): string { return `http://127.0.0.1:${this.ports.http}`; }
   get rpcAddr(): string { return `127.0.0.1:${this.ports.server}`; }
+  /** Where others join its LAN gossip pool. */
+  get serfAddr(): string { return `127.0.0.1:${this.ports.serfLan}`; }
   get logFile(): string { return path.join(this.dir, 'agent.log'); }
   get running(): boolean { return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null; }
 
@@ -74,7 +76,7 @@ export class ServerProc {
       'agent', '-server', '-data-dir', path.join(this.dir, 'data'), '-node', this.spec.name,
       '-bind', '127.0.0.1', '-client', '127.0.0.1',
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
-      '-retry-interval', '1s', '-config-file', cfgFile,
+      '-serf-lan-port', String(this.ports.serfLan), '-retry-interval', '1s', '-config-file', cfgFile,
     ];
     if (this.spec.datacenter) a.push('-datacenter', this.spec.datacenter);
     if (this.spec.expect) a.push('-bootstrap-expect', String(this.spec.expect));
@@ -156,7 +158,7 @@ export class Cluster {
   static async create(n: number, o: ClusterOptions = {}): Promise<Cluster> {
     const c = new Cluster(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-cluster-')));
     for (let i = 0; i < n; i++) await c.add({ name: `s${i + 1}`, expect: o.expect ?? n, config: o.config, datacenter: o.datacenter });
-    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.rpcAddr);
+    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.serfAddr);
     return c;
   }
 
@@ -164,9 +166,9 @@ export class Cluster {
   async add(spec: ServerSpec): Promise<ServerProc> {
     const dir = path.join(this.root, spec.name);
     fs.mkdirSync(dir, { recursive: true });
-    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort() };
+    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort() };
     const s = new ServerProc(spec, dir, ports);
-    s.joins = this.servers.map((x) => x.rpcAddr);
+    s.joins = this.servers.map((x) => x.serfAddr);
     this.servers.push(s);
     return s;
   }

@@ -22,11 +22,17 @@ export interface AgentPorts {
   http: number;
   dns: number;
   server: number;
+  /** LAN gossip (serf) port: where other agents join this one. */
+  serfLan: number;
 }
 
 export interface StartOptions {
-  /** 'dev' (default): -dev, state in memory. 'server': -server -bootstrap -data-dir <dir>/data. */
-  mode?: 'dev' | 'server';
+  /**
+   * 'dev' (default): -dev, state in memory. 'server': -server -bootstrap -data-dir <dir>/data.
+   * 'client': a client agent with -data-dir <dir>/data; give it -join/-retry-join in `args` (it is
+   * ready once it knows a leader through a server).
+   */
+  mode?: 'dev' | 'server' | 'client';
   /** A label for logs and the temp dir name; also the node name unless args give -node. */
   name?: string;
   /** Extra flags after the ones the helper sets (e.g. ['-log-level', 'debug']). */
@@ -66,7 +72,7 @@ export class AgentProcess {
   readonly dataDir: string;
   readonly logFile: string;
   readonly pidFile: string;
-  readonly mode: 'dev' | 'server';
+  readonly mode: 'dev' | 'server' | 'client';
   ports: AgentPorts;
   private readonly opts: StartOptions;
   private readonly ownsDir: boolean;
@@ -111,7 +117,7 @@ export class AgentProcess {
   }
 
   private static async pickPorts(): Promise<AgentPorts> {
-    return { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort() };
+    return { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort() };
   }
 
   get pid(): number | undefined {
@@ -131,15 +137,21 @@ export class AgentProcess {
     return `http://${this.httpAddr}`;
   }
 
+  /** host:port of its LAN gossip pool, for other agents' -join. */
+  get serfAddr(): string {
+    return `127.0.0.1:${this.ports.serfLan}`;
+  }
+
   /** The flags this agent runs with (ports, dirs, mode, then the caller's extras). */
   args(): string[] {
     const a = ['agent'];
     if (this.mode === 'dev') a.push('-dev');
-    else a.push('-server', '-bootstrap', '-data-dir', this.dataDir);
+    else if (this.mode === 'server') a.push('-server', '-bootstrap', '-data-dir', this.dataDir);
+    else a.push('-data-dir', this.dataDir);
     a.push(
       '-bind', '127.0.0.1', '-client', '127.0.0.1',
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
-      '-pid-file', this.pidFile,
+      '-serf-lan-port', String(this.ports.serfLan), '-pid-file', this.pidFile,
     );
     if (!(this.opts.args ?? []).some((x) => /^--?node(=|$)/.test(x))) a.push('-node', this.name);
     a.push(...(this.opts.args ?? []));

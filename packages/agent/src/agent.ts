@@ -1,26 +1,32 @@
 // The agent: a composition of parts started in dependency order and stopped in reverse.
-//   server role: server port + Raft (server/server.ts) → leader routines → local state → HTTP → DNS
-// Client agents (no -server) arrive with gossip; until then `trellis agent` must run as a server.
+//   every agent:  LAN gossip pool → role → local services and checks → HTTP → DNS → join
+//   server role:  server port + Raft, leader routines, the catalog replica   (server/role.ts)
+//   client role:  servers found in gossip, writes and reads forwarded to them (client/role.ts)
+// The role modules are loaded on demand, so a client agent never loads Raft or the state machine's
+// server half.
 import { createLogger, type Logger } from './logger.ts';
 import type { RuntimeConfig } from './config/runtime.ts';
-import { resolveNodeId } from './server/raftServer.ts';
-import { Server } from './server/server.ts';
-import { SessionTimers } from './server/sessionTimers.ts';
-import { LeaderRoutines } from './server/leader.ts';
-import { catalogDnsLookup } from './server/dnsLookup.ts';
-import { registerOperatorRoutes } from './server/operatorRoutes.ts';
+import { resolveNodeId } from './nodeId.ts';
+import type { Server } from './server/server.ts';
+import type { AgentRole } from './role.ts';
+import { GossipPool } from './gossip/libp2p/pool.ts';
+import { lanPoolOptions } from './gossip/fromConfig.ts';
+import { retryJoin } from './gossip/retryJoin.ts';
+import { consulEventName, decodeConsulEvent, encodeConsulEvent, rawConsulEventName } from './gossip/consulEvents.ts';
 import { LocalState } from './http/local.ts';
+import { EventLog, eventMatchesAgent } from './http/events.ts';
 import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import type { AgentBackend } from './http/backend.ts';
 import { startDnsServer, type DnsServer } from './dns/index.ts';
-import type { Command } from './state/index.ts';
 
 export interface Agent {
   readonly nodeId: string;
   readonly httpPort: number;
   readonly dnsPort: number;
-  readonly server: Server;
+  /** The server, on a server agent. */
+  readonly server: Server | undefined;
+  readonly pool: GossipPool;
   /** Stops the agent. With `leave` (default: leave_on_terminate), leaves the cluster first. */
   stop(opts?: { leave?: boolean }): Promise<void>;
 }
@@ -31,14 +37,19 @@ export type ServerBackend = AgentBackend & {
   defaultRead(signal?: AbortSignal): Promise<void>;
 };
 
+/** Consul's anti-entropy interval: one minute, scaled up past 128 nodes (agent/ae scaleFactor). */
+const AE_INTERVAL_MS = 60_000;
+function aeScale(nodes: number): number {
+  return nodes <= 128 ? 1 : Math.ceil(Math.log2(nodes) - Math.log2(128)) + 1;
+}
+
 export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger } = {}): Promise<Agent> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel.toLowerCase(), json: config.logJson });
   const log = logger.child({ component: 'agent' });
-  if (!config.serverMode) {
-    throw new Error('client agents (without -server) need gossip, which is not built yet: run with -server or -dev');
-  }
   const stack: Array<() => Promise<void> | void> = [];
+  const ac = new AbortController();
   const stopAll = async () => {
+    ac.abort();
     for (const fn of stack.reverse()) {
       try { await fn(); } catch (err) { log.error({ err }, 'error while stopping'); }
     }
@@ -47,102 +58,137 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
 
   try {
     const nodeId = await resolveNodeId(config);
-    log.info({ node: config.nodeName, id: nodeId, datacenter: config.datacenter, server: true, dev: config.devMode }, 'starting Trellis agent');
+    log.info({ node: config.nodeName, id: nodeId, datacenter: config.datacenter, server: config.serverMode, dev: config.devMode }, 'starting Trellis agent');
 
-    const server = new Server({ config, nodeId, logger });
-    const apply = (cmd: Command) => server.apply(cmd);
-    const sessions = new SessionTimers(server.store, apply, logger);
-    server.sessions = sessions;
-    const leader = new LeaderRoutines({
-      config, nodeId, store: server.store, apply, sessions, logger,
-      servers: () => server.discovery.servers().filter((s) => s.dc === config.datacenter).map((s) => {
-        const m = /^\[?(.*?)\]?:(\d+)$/.exec(s.raftAddr);
-        return { id: s.id, name: s.name, address: m?.[1] ?? s.raftAddr, port: Number(m?.[2] ?? config.ports.server), status: s.status };
-      }),
-    });
-    server.discovery.on('change', () => void leader.reconcileServers());
-    server.raft.node.on('leaderChange', (e) => {
-      void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
-    });
-    // A restored snapshot replaces the catalog and sessions: the leader registers itself again and
-    // re-arms every session timer from the restored table.
-    server.raft.fsm.events.on('restored', () => {
-      if (!server.raft.node.isLeader()) return;
-      void leader.setLeader(true).catch((err) => log.error({ err }, 'leader routines after restore failed'));
-    });
-    await server.start();
-    stack.push(() => server.stop());
-    stack.push(() => leader.stop());
+    const pool = await GossipPool.create(lanPoolOptions(config, { nodeId, logger: logger.child({ component: 'agent.gossip.lan' }) }));
+    await pool.start();
+    // Stopping without leave(): the others see this agent fail, as after a crash.
+    stack.push(() => pool.stop());
+
+    const role: AgentRole = config.serverMode
+      ? await (await import('./server/role.ts')).startServerRole({ config, nodeId, logger, pool })
+      : await (await import('./client/role.ts')).startClientRole({ config, nodeId, logger, pool });
+    stack.push(() => role.stop());
 
     const local = new LocalState({
       node: {
         Node: config.nodeName, ID: nodeId, Address: config.advertiseAddrLan, Datacenter: config.datacenter,
         TaggedAddresses: config.taggedAddresses, Meta: config.nodeMeta,
       },
-      apply, store: server.store,
+      apply: (cmd) => role.apply(cmd),
+      catalogState: role.catalogState,
+      runChecks: {
+        logger: logger.child({ component: 'agent.checks' }),
+        enableScriptChecks: config.enableScriptChecks, enableLocalScriptChecks: config.enableLocalScriptChecks,
+      },
       onError: (err, what) => log.warn({ err }, `local state: ${what}`),
+    });
+    stack.push(() => local.close());
+
+    // User events arrive through gossip on every agent, this one included; each keeps those whose
+    // filters select it.
+    const events = new EventLog();
+    pool.on('event', (e) => {
+      const name = rawConsulEventName(e.name);
+      if (name === undefined) return;
+      try {
+        const ev = decodeConsulEvent(e.payload, e.ltime);
+        if (eventMatchesAgent(ev, config.nodeName, local.services().map((s) => s.service))) events.ingest(ev);
+      } catch (err) {
+        log.warn({ err: (err as Error).message, event: name }, 'dropped a malformed user event');
+      }
     });
 
     // Services and checks from config files (`services`, `checks`) go through the same decoder and
     // validation as PUT /v1/agent/service/register; a bad one already failed config validation or
     // fails here with a clear error. Registering needs a leader, so it runs in the background and
     // retries until it succeeds (a server of a forming cluster has no leader at start).
-    const registerDefinitions = startDefinitionsRegistration(config, local, log);
-    stack.push(() => registerDefinitions.abort());
+    startDefinitionsRegistration(config, local, log, ac.signal);
+    startAntiEntropy(local, pool, log, ac.signal);
 
+    let stopping: Promise<void> | undefined;
+    let leaving: Promise<void> | undefined;
+    const leave = (): Promise<void> => {
+      leaving ??= (async () => {
+        await role.leave();
+        await pool.leave();
+      })();
+      return leaving;
+    };
     const backend: ServerBackend = {
-      store: server.store,
-      apply,
-      consistentRead: (signal) => server.consistentRead(signal),
-      defaultRead: (signal) => server.defaultRead(signal),
-      raftStatus: () => server.raftStatus(),
+      ...role.backend,
+      defaultRead: role.backend.defaultRead ?? (async () => {}),
+      apply: (cmd) => role.apply(cmd),
       config: { ...config, nodeId },
       local,
-      sessionTimers: {
-        created: (id, ttlNs) => sessions.created(id, ttlNs),
-        // Renewals reset the timer on the leader, wherever they arrive.
-        renew: (id) => server.renewSession(id),
-        destroyed: (id) => sessions.destroyed(id),
-      },
+      events,
+      members: () => pool.members(),
+      join: (address) => pool.join([address]),
+      forceLeave: (node, prune) => pool.forceLeave(node, prune),
+      fireEvent: (ev) => pool.fireEvent(consulEventName(ev.Name), encodeConsulEvent(ev)),
       leave: async () => {
-        await server.leave();
+        await leave();
         setTimeout(() => process.kill(process.pid, 'SIGTERM'), 50).unref();
       },
     };
 
     let http: HttpServer | undefined;
     let httpPort = -1;
-    if (config.ports.http > 0) {
+    // A server builds its HTTP API even without a port: client agents' requests run through it.
+    if (config.ports.http > 0 || config.serverMode) {
       const host = config.httpAddrs[0] ?? '127.0.0.1';
       http = createHttpServer(backend, { host, port: config.ports.http, logger });
-      registerOperatorRoutes(http.app, { server, backend });
-      httpPort = (await http.listen()).port;
+      role.attachHttp?.(http, backend);
+      if (config.ports.http > 0) httpPort = (await http.listen()).port;
       stack.push(() => http!.close());
     }
     let dns: DnsServer | undefined;
     let dnsPort = -1;
-    if (config.ports.dns > 0) {
+    if (config.ports.dns > 0 && role.dnsLookup) {
       const host = config.dnsAddrs[0] ?? '127.0.0.1';
       dns = await startDnsServer({
         host, port: config.ports.dns, domain: config.domain, datacenter: config.datacenter, nodeName: config.nodeName,
-        lookup: catalogDnsLookup(server.store, config.datacenter), logger: logger.child({ component: 'agent.dns' }),
+        lookup: role.dnsLookup, logger: logger.child({ component: 'agent.dns' }),
         ttlSeconds: Math.round(config.dns.nodeTtlMs / 1000), udpAnswerLimit: config.dns.udpAnswerLimit, enableTruncate: config.dns.enableTruncate,
       });
       dnsPort = dns.port;
       stack.push(() => dns!.close());
+    } else if (config.ports.dns > 0) {
+      log.warn({}, 'DNS is served by server agents only in this version: query a server\'s DNS port');
     }
+
+    // -join: the agent does not start unless one of the addresses answers (Consul's start_join).
+    if (config.startJoinLan.length > 0) {
+      try {
+        const n = await pool.join(config.startJoinLan);
+        log.info({ joined: n }, 'Join cluster completed');
+      } catch (err) {
+        throw new Error(`could not join the cluster through -join ${config.startJoinLan.join(', ')}: ${(err as Error).message}`, { cause: err });
+      }
+    }
+    if (config.retryJoinLan.length > 0) {
+      void retryJoin(pool, config.retryJoinLan, {
+        intervalMs: config.retryIntervalLanMs, maxAttempts: config.retryMaxAttemptsLan, signal: ac.signal, logger: log,
+      }).catch((err: Error) => {
+        if (!ac.signal.aborted) log.error({ err: err.message }, 'retry join failed: giving up (-retry-max); this agent stays alone until joined');
+      });
+    }
+
     log.info({}, 'Trellis agent running!');
     return {
-      nodeId, httpPort, dnsPort, server,
-      stop: async (o = {}) => {
-        if (o.leave ?? config.leaveOnTerminate) {
-          try {
-            await server.leave();
-          } catch (err) {
-            log.warn({ err }, 'leaving the cluster failed; stopping anyway');
+      nodeId, httpPort, dnsPort, server: role.server, pool,
+      stop: (o = {}) => {
+        stopping ??= (async () => {
+          if (o.leave ?? config.leaveOnTerminate) {
+            try {
+              await leave();
+            } catch (err) {
+              log.warn({ err }, 'leaving the cluster failed; stopping anyway');
+            }
           }
-        }
-        await stopAll();
+          await stopAll();
+        })();
+        return stopping;
       },
     };
   } catch (err) {
@@ -152,10 +198,9 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
 }
 
 /** Registers config-file services and checks into the local state, retrying every second until it
- *  succeeds or the agent stops. Returns the controller that stops it. */
-function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, log: Logger): AbortController {
-  const ac = new AbortController();
-  if (config.services.length === 0 && config.checks.length === 0) return ac;
+ *  succeeds or the agent stops. */
+function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, log: Logger, signal: AbortSignal): void {
+  if (config.services.length === 0 && config.checks.length === 0) return;
   void (async () => {
     let decoded;
     try {
@@ -167,17 +212,66 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
       log.error({ err }, 'a service or check in the configuration is invalid; it was not registered');
       return;
     }
-    for (let attempt = 0; !ac.signal.aborted; attempt++) {
+    for (let attempt = 0; !signal.aborted; attempt++) {
       try {
-        for (const s of decoded.services) await local.addService(s.service, s.checks);
-        for (const c of decoded.checks) await local.addCheck(c);
+        for (const s of decoded.services) await local.addService(s.service, s.checks, { fromConfig: true });
+        for (const c of decoded.checks) await local.addCheck(c, { fromConfig: true });
         log.info({ services: decoded.services.length, checks: decoded.checks.length }, 'registered services and checks from the configuration');
         return;
       } catch (err) {
+        if (signal.aborted) return;
+        const status = (err as { statusCode?: unknown }).statusCode;
+        if (typeof status === 'number' && status >= 400 && status < 500) {
+          log.error({ err: (err as Error).message }, 'a service or check in the configuration cannot be registered; fix it and reload');
+          return;
+        }
         if (attempt % 10 === 0) log.warn({ err }, 'could not register configured services and checks yet; retrying');
         await new Promise((r) => setTimeout(r, 1000).unref());
       }
     }
   })();
-  return ac;
+}
+
+/**
+ * Anti-entropy (Consul's agent/ae): changes reach the catalog as they happen (LocalState writes
+ * through); this full sync repairs whatever drifted since (a restored snapshot, a node the leader
+ * deregistered while this agent was cut off). It runs every minute (scaled by cluster size, with a
+ * random stagger) and soon after this agent (re)joins a pool with servers in it.
+ */
+function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, signal: AbortSignal): void {
+  let timer: NodeJS.Timeout | undefined;
+  let running = false;
+  const run = async (): Promise<void> => {
+    if (running || signal.aborted) return;
+    running = true;
+    try {
+      const writes = await local.syncFull();
+      if (writes > 0) log.info({ writes }, 'anti-entropy: synced local services and checks to the catalog');
+    } catch (err) {
+      log.debug({ err: (err as Error).message }, 'anti-entropy sync failed; retrying at the next interval');
+    } finally {
+      running = false;
+    }
+  };
+  const schedule = (ms: number): void => {
+    clearTimeout(timer);
+    if (signal.aborted) return;
+    timer = setTimeout(() => {
+      void run().finally(() => {
+        const base = AE_INTERVAL_MS * aeScale(pool.members().length);
+        schedule(base + Math.random() * base / 16);
+      });
+    }, ms);
+    timer.unref();
+  };
+  schedule(AE_INTERVAL_MS * (0.5 + Math.random() / 2));
+  // A server appearing (this agent joined, or servers came back) deserves a prompt sync.
+  const onJoin = (row: { Tags: Record<string, string> }): void => {
+    if (row.Tags.role === 'consul') schedule(1000 + Math.random() * 2000);
+  };
+  pool.on('member-join', onJoin);
+  signal.addEventListener('abort', () => {
+    clearTimeout(timer);
+    pool.off('member-join', onJoin);
+  }, { once: true });
 }

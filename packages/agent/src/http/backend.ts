@@ -9,7 +9,8 @@ import type { AgentMemberRow } from '../gossip/tags.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '../state/types.ts';
 import type { WatchSet } from '../state/watch.ts';
-import type { EventLog } from './events.ts';
+import type { EventLog, UserEvent } from './events.ts';
+import type { Forwarder } from './forward.ts';
 import type { LocalState } from './local.ts';
 import type { MetricsSink } from './metrics.ts';
 
@@ -91,6 +92,21 @@ export interface AgentBackend {
    * resolves; shutting the process down must be scheduled, not awaited (it closes this server).
    */
   leave?(): Promise<void>;
+  /**
+   * Client agents: sends a request this agent does not serve (everything but agent/* and event/*)
+   * to a server and answers with the server's response (forward.ts). Absent on servers.
+   */
+  forward?: Forwarder;
+  /** `PUT /v1/agent/join/:address`: joins the LAN pool through that member; resolves with members contacted. */
+  join?(address: string): Promise<number>;
+  /** `PUT /v1/agent/force-leave/:node`: marks a failed member left (with prune, forgets it at once). */
+  forceLeave?(node: string, prune: boolean): Promise<void> | void;
+  /**
+   * Fires a user event into the datacenter's gossip pool; every agent (this one included) receives
+   * it once and stores it when its filters match. Resolves with the event's Lamport time. Without
+   * it, events stay on this agent.
+   */
+  fireEvent?(ev: UserEvent): number;
   /** `PUT /v1/agent/reload`: re-read configuration files. Absent: 500 "reload is not supported". */
   reload?(): Promise<void>;
 }

@@ -23,6 +23,26 @@ export interface UserEvent {
   LTime: number;
 }
 
+/**
+ * Consul's shouldProcessUserEvent: do the event's filters (Go regular expressions, unanchored)
+ * select this agent? An invalid pattern selects nothing.
+ */
+export function eventMatchesAgent(ev: Pick<UserEvent, 'NodeFilter' | 'ServiceFilter' | 'TagFilter'>, nodeName: string,
+  services: ReadonlyArray<{ Service: string; Tags: readonly string[] }>): boolean {
+  const re = (p: string): RegExp | null | undefined => {
+    if (p === '') return undefined;
+    try { return new RegExp(p); } catch { return null; }
+  };
+  const node = re(ev.NodeFilter);
+  if (node === null || (node && !node.test(nodeName))) return false;
+  const service = re(ev.ServiceFilter);
+  if (service === null) return false;
+  if (!service) return true;
+  const tag = re(ev.TagFilter);
+  if (tag === null) return false;
+  return services.some((s) => service.test(s.Service) && (!tag || s.Tags.some((t) => tag.test(t))));
+}
+
 /** Consul's userEventBuffer size. */
 export const EVENT_RING_SIZE = 256;
 

@@ -18,6 +18,9 @@ import type {
   HealthCheckInput, NodeServiceInput, ServiceConnect, ConnectProxyConfig, ServiceKind, StateReader,
   Weights, ServiceAddress,
 } from '../state/types.ts';
+import type { NodeCatalogState } from '../server/rpcProto.ts';
+import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner } from '../checks/index.ts';
+import type { Logger } from '../logger.ts';
 import { applyOk } from './apply.ts';
 import { HttpError, notFound } from './errors.ts';
 
@@ -176,9 +179,25 @@ export interface LocalStateOptions {
   node: LocalNodeInfo;
   /** Proposes a command through Raft (AgentBackend.apply). */
   apply: (cmd: Command) => Promise<CommandResult>;
-  /** The local replica, used to decide whether the node row needs writing and by syncFull(). */
-  store: StateReader;
+  /**
+   * The catalog's rows for this node, which syncFull() compares with what this agent holds: a
+   * server reads its own replica, a client agent asks a server (Forward.NodeState).
+   */
+  catalogState: (node: string) => NodeCatalogState | Promise<NodeCatalogState>;
   timers?: Timers;
+  /**
+   * Runs the active checks (HTTP, TCP, UDP, gRPC, script, alias: checks/) of registered checks.
+   * Without it only TTL checks change status on their own.
+   */
+  runChecks?: {
+    logger: Logger;
+    /** enable_script_checks: script checks from any source. */
+    enableScriptChecks: boolean;
+    /** enable_local_script_checks: script checks from configuration files. */
+    enableLocalScriptChecks: boolean;
+    /** Shortest interval honoured (Consul: 1 s); tests lower it. */
+    minIntervalMs?: number;
+  };
   /** Reports background failures (TTL expiry writes, anti-entropy); defaults to ignoring them. */
   onError?: (err: unknown, what: string) => void;
 }
@@ -192,21 +211,23 @@ const realTimers: Timers = {
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
 
-function truncateOutput(output: string, max: number): string {
-  const bytes = Buffer.from(output);
-  if (bytes.length <= max) return output;
-  return `${bytes.subarray(0, max).toString('utf8')} ... (captured ${max} of ${bytes.length} bytes)`;
-}
-
 export class LocalState {
   readonly node: LocalNodeInfo;
   readonly #apply: (cmd: Command) => Promise<CommandResult>;
-  readonly #store: StateReader;
+  readonly #catalogState: (node: string) => NodeCatalogState | Promise<NodeCatalogState>;
+  /** The catalog's node row is known to match this agent's node (set by a full node write, checked by syncFull). */
+  #nodeSynced = false;
   readonly #timers: Timers;
   readonly #onError: (err: unknown, what: string) => void;
   readonly #services = new Map<string, LocalService>();
   readonly #checks = new Map<string, LocalCheck>();
   readonly #ttlTimers = new Map<string, unknown>();
+  /** Active check runners by check ID; the token tells a stopped runner's late reports apart. */
+  readonly #runners = new Map<string, { runner: CheckRunner; token: object }>();
+  /** DeregisterCriticalServiceAfter timers, by check ID, while the check is critical. */
+  readonly #criticalTimers = new Map<string, unknown>();
+  readonly #changeListeners = new Set<() => void>();
+  readonly #runChecks: LocalStateOptions['runChecks'];
   /** Last output a TTL check was given, for the "TTL expired" message. */
   readonly #ttlLastOutput = new Map<string, string>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -217,9 +238,10 @@ export class LocalState {
   constructor(opts: LocalStateOptions) {
     this.node = opts.node;
     this.#apply = opts.apply;
-    this.#store = opts.store;
+    this.#catalogState = opts.catalogState;
     this.#timers = opts.timers ?? realTimers;
     this.#onError = opts.onError ?? (() => {});
+    this.#runChecks = opts.runChecks;
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -275,8 +297,9 @@ export class LocalState {
    * current status and output. With `replaceExistingChecks`, the service's checks not in `checks`
    * are removed; otherwise they stay.
    */
-  addService(svc: LocalServiceDef, checks: CheckType[], opts: { replaceExistingChecks?: boolean } = {}): Promise<void> {
+  addService(svc: LocalServiceDef, checks: CheckType[], opts: { replaceExistingChecks?: boolean; fromConfig?: boolean } = {}): Promise<void> {
     return this.#serialize(async () => {
+      for (const ct of checks) this.#checkRunnable(ct, opts.fromConfig ?? false);
       const newChecks: LocalCheck[] = checks.map((ct, i) => {
         let id = ct.CheckID ?? '';
         if (id === '') {
@@ -310,7 +333,7 @@ export class LocalState {
       for (const c of kept) this.#checks.set(c.check.CheckID, c);
       for (const c of newChecks) {
         this.#checks.set(c.check.CheckID, c);
-        this.#armTtl(c);
+        this.#startCheck(c);
       }
       this.#changed();
     });
@@ -330,8 +353,9 @@ export class LocalState {
   }
 
   /** Registers (or replaces) a check. A check on a service must name a local service (404). */
-  addCheck(ct: CheckType & { CheckID: string; ServiceID?: string }): Promise<void> {
+  addCheck(ct: CheckType & { CheckID: string; ServiceID?: string }, opts: { fromConfig?: boolean } = {}): Promise<void> {
     return this.#serialize(async () => {
+      this.#checkRunnable(ct, opts.fromConfig ?? false);
       let svc: LocalServiceDef | undefined;
       if (ct.ServiceID) {
         svc = this.#services.get(ct.ServiceID)?.service;
@@ -347,7 +371,7 @@ export class LocalState {
       const lc: LocalCheck = { check, type: ct };
       this.#dropCheck(ct.CheckID);
       this.#checks.set(ct.CheckID, lc);
-      this.#armTtl(lc);
+      this.#startCheck(lc);
       this.#changed();
     });
   }
@@ -438,9 +462,16 @@ export class LocalState {
   syncFull(): Promise<number> {
     return this.#serialize(async () => {
       let writes = 0;
-      const ns = this.#store.nodeServices(this.node.Node).value;
-      const catalogChecks = ns ? this.#store.nodeChecks(this.node.Node).value : [];
-      const svcInCatalog = new Map((ns?.Services ?? []).map((s) => [s.ID, s]));
+      const cat = await this.#catalogState(this.node.Node);
+      const n = this.node;
+      const cur = cat.node;
+      if (!cur || cur.Address !== n.Address || cur.ID !== n.ID || !sameFields(n.TaggedAddresses, cur.TaggedAddresses) || !sameFields(n.Meta, cur.Meta)) {
+        this.#nodeSynced = false;
+        await this.#register({});
+        writes++;
+      }
+      const catalogChecks = cat.checks;
+      const svcInCatalog = new Map(cat.services.map((s) => [s.ID, s]));
       for (const { service } of this.#services.values()) {
         const cur = svcInCatalog.get(service.ID);
         if (!cur || !sameFields(this.#serviceInput(service), cur)) {
@@ -477,6 +508,10 @@ export class LocalState {
     this.#closed = true;
     for (const h of this.#ttlTimers.values()) this.#timers.clearTimeout(h);
     this.#ttlTimers.clear();
+    for (const { runner } of this.#runners.values()) runner.stop();
+    this.#runners.clear();
+    for (const h of this.#criticalTimers.values()) this.#timers.clearTimeout(h);
+    this.#criticalTimers.clear();
     this.#changed();
   }
 
@@ -491,6 +526,7 @@ export class LocalState {
   }
 
   #changed(): void {
+    for (const fn of this.#changeListeners) fn();
     this.#version++;
     const waiters = [...this.#waiters];
     this.#waiters.clear();
@@ -537,17 +573,16 @@ export class LocalState {
 
   async #register(parts: Pick<CatalogRegisterCommand, 'Service' | 'Check' | 'Checks'>): Promise<void> {
     const n = this.node;
-    // Write the node row only when it is missing or differs (as Consul's anti-entropy does), so
-    // registering a service does not bump the node's ModifyIndex and wake every node watcher.
-    const cur = this.#store.node(n.Node).value;
-    const nodeInSync = cur !== null && cur.Address === n.Address && cur.ID === n.ID &&
-      sameFields(n.TaggedAddresses, cur.TaggedAddresses) && sameFields(n.Meta, cur.Meta);
     const cmd: CatalogRegisterCommand = {
       type: 'catalogRegister', Node: n.Node, ID: n.ID, Address: n.Address, Datacenter: n.Datacenter,
       TaggedAddresses: { ...n.TaggedAddresses }, NodeMeta: { ...n.Meta }, ...parts,
     };
-    if (nodeInSync) cmd.SkipNodeUpdate = true;
+    // Write the node row only until it is known to be current (as Consul's anti-entropy does), so
+    // registering a service does not bump the node's ModifyIndex and wake every node watcher. A
+    // missing node is written whatever SkipNodeUpdate says.
+    if (this.#nodeSynced) cmd.SkipNodeUpdate = true;
     await applyOk(this.#apply, cmd);
+    this.#nodeSynced = true;
   }
 
   async #deregister(what: { ServiceID?: string; CheckID?: string }): Promise<void> {
@@ -561,12 +596,134 @@ export class LocalState {
     // The check may have been removed or replaced while the write was in flight.
     if (this.#checks.get(check.CheckID) !== lc) return;
     this.#checks.set(check.CheckID, { check, type: lc.type });
+    this.#trackCritical(check, lc.type);
     this.#changed();
+  }
+
+  /**
+   * A runner's result: recorded here first (agent/checks shows what the agent saw), then written to
+   * the catalog; a failed write is left to anti-entropy, and the next result tries again.
+   */
+  #runnerReport(id: string, token: object, status: CheckStatus, output: string): void {
+    this.#serialize(async () => {
+      if (this.#runners.get(id)?.token !== token) return;
+      const cur = this.#checks.get(id);
+      if (!cur || (cur.check.Status === status && cur.check.Output === output)) return;
+      const check = { ...cur.check, Status: status, Output: output };
+      this.#checks.set(id, { check, type: cur.type });
+      this.#trackCritical(check, cur.type);
+      this.#changed();
+      try {
+        await this.#register({ Check: this.#checkInput(check) });
+      } catch (err) {
+        this.#onError(err, `writing the status of check ${id} to the catalog (anti-entropy will retry)`);
+      }
+    }).catch((err) => this.#onError(err, `recording the status of check ${id}`));
+  }
+
+  /** Refuses (400) a check this agent cannot run, before anything is written. */
+  #checkRunnable(ct: CheckType, fromConfig: boolean): void {
+    const kind = checkKind(ct);
+    if (kind === 'h2ping' || kind === 'docker' || kind === 'os_service') {
+      throw new HttpError(400, `Invalid check: ${kind} checks are not supported by this agent`, 'ERR_BAD_REQUEST');
+    }
+    if (kind === 'script' && this.#runChecks) {
+      const rc = this.#runChecks;
+      if (!(rc.enableScriptChecks || (fromConfig && rc.enableLocalScriptChecks))) {
+        throw new HttpError(400, fromConfig || !rc.enableLocalScriptChecks
+          ? "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true"
+          : "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true", 'ERR_BAD_REQUEST');
+      }
+    }
+  }
+
+  /** Starts what makes a check change status: its TTL timer or its runner. */
+  #startCheck(lc: LocalCheck): void {
+    const id = lc.check.CheckID;
+    this.#stopRunner(id);
+    this.#armTtl(lc);
+    this.#trackCritical(lc.check, lc.type);
+    const ct = lc.type;
+    if (!ct || !this.#runChecks || !isActiveCheck(ct) || this.#closed) return;
+    const rc = this.#runChecks;
+    const token = {};
+    try {
+      const runner = startCheckRunner(ct, {
+        checkId: id,
+        report: (status, output) => this.#runnerReport(id, token, status, output),
+        logger: rc.logger,
+        // Registration already refused scripts this agent may not run.
+        enableScriptChecks: true,
+        alias: this.#aliasSource(id),
+        timers: this.#timers,
+        ...(rc.minIntervalMs !== undefined ? { minIntervalMs: rc.minIntervalMs } : {}),
+      });
+      this.#runners.set(id, { runner, token });
+    } catch (err) {
+      this.#onError(err, `starting check ${id}`);
+    }
+  }
+
+  #stopRunner(id: string): void {
+    const r = this.#runners.get(id);
+    if (!r) return;
+    r.runner.stop();
+    this.#runners.delete(id);
+  }
+
+  /** What an alias check (`self`) mirrors: this agent's checks, or a remote node's from the catalog. */
+  #aliasSource(self: string): AliasSource {
+    return {
+      target: async (node, serviceId) => {
+        const counts = (c: { CheckID: string; ServiceID: string }) => c.CheckID !== self && (c.ServiceID === '' || c.ServiceID === serviceId);
+        if (node === undefined || node === this.node.Node) {
+          const checks = [...this.#checks.values()].map((c) => c.check).filter(counts);
+          return { found: serviceId === undefined || this.#services.has(serviceId), checks };
+        }
+        const cat = await this.#catalogState(node);
+        return {
+          found: serviceId === undefined ? cat.node !== null : cat.services.some((s) => s.ID === serviceId),
+          checks: cat.checks.filter(counts),
+        };
+      },
+      subscribe: (onChange) => {
+        this.#changeListeners.add(onChange);
+        return () => { this.#changeListeners.delete(onChange); };
+      },
+    };
+  }
+
+  /** Consul's DeregisterCriticalServiceAfter: a service whose check stays critical that long is removed. */
+  #trackCritical(check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'>, ct: CheckType | null): void {
+    const id = check.CheckID;
+    const after = ct?.DeregisterCriticalServiceAfterNs ?? 0;
+    if (check.Status !== 'critical' || after <= 0 || check.ServiceID === '' || this.#closed) {
+      const h = this.#criticalTimers.get(id);
+      if (h !== undefined) this.#timers.clearTimeout(h);
+      this.#criticalTimers.delete(id);
+      return;
+    }
+    if (this.#criticalTimers.has(id)) return;
+    const serviceId = check.ServiceID;
+    this.#criticalTimers.set(id, this.#timers.setTimeout(() => {
+      this.#criticalTimers.delete(id);
+      if (this.#checks.get(id)?.check.Status !== 'critical' || !this.#services.has(serviceId)) return;
+      this.removeService(serviceId).then(
+        () => this.#runChecks?.logger.warn({ service: serviceId, check: id }, 'check was critical for longer than DeregisterCriticalServiceAfter: deregistered the service'),
+        (err: unknown) => this.#onError(err, `deregistering service ${serviceId} after its check ${id} stayed critical`),
+      );
+    }, after / 1e6));
   }
 
   #dropCheck(id: string): void {
     this.#checks.delete(id);
     this.#ttlLastOutput.delete(id);
+    this.#stopRunner(id);
+    const crit = this.#criticalTimers.get(id);
+    if (crit !== undefined) {
+      this.#timers.clearTimeout(crit);
+      this.#criticalTimers.delete(id);
+    }
     const h = this.#ttlTimers.get(id);
     if (h !== undefined) {
       this.#timers.clearTimeout(h);
@@ -595,6 +752,15 @@ export class LocalState {
     }, ttl / 1e6);
     this.#ttlTimers.set(id, handle);
   }
+}
+
+/** LocalStateOptions.catalogState over a local replica (server agents, tests). */
+export function catalogStateFromStore(store: StateReader): (node: string) => NodeCatalogState {
+  return (node) => ({
+    node: store.node(node).value,
+    services: store.nodeServices(node).value?.Services ?? [],
+    checks: store.nodeChecks(node).value,
+  });
 }
 
 /** True when every field of `want` equals the same field of `have` (deep, JSON-wise). */

@@ -17,6 +17,8 @@ export interface EndpointSpec {
   readonly methods: Readonly<Partial<Record<HttpMethod, Handler>>>;
   /** Agent-local endpoints (agent/*) ignore ?dc, as Consul's do. */
   readonly agentLocal?: boolean;
+  /** Served by the agent that received it, client or server (user events ride gossip); never forwarded. */
+  readonly servedByEveryAgent?: boolean;
   /** Largest accepted body; the server default applies when absent. */
   readonly bodyLimit?: number;
   /** Consul's wording of a 413 for this endpoint; `bytes` is the declared Content-Length if any. */

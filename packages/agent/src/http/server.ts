@@ -16,6 +16,7 @@ import type { BlockingDeps } from './blocking.ts';
 import { RawBody, RequestContext } from './context.ts';
 import { HttpError, mapError, methodNotAllowed } from './errors.ts';
 import { EventLog } from './events.ts';
+import { forwardAndReply } from './forward.ts';
 import { encodeJson } from './json.ts';
 import { MetricsSink } from './metrics.ts';
 import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod } from './router.ts';
@@ -108,8 +109,22 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const responseHeaders = backend.config.http?.responseHeaders ?? {};
 
   // Consul's Index handler: "/" names the agent; anything else unknown is a 404 that says why.
-  app.setNotFoundHandler((req, reply) => {
+  app.setNotFoundHandler(async (req, reply) => {
     const path = (req.raw.url ?? '/').split('?')[0]!;
+    // On a client agent, endpoints only servers have (operator/*, snapshot, ...) are the server's to answer.
+    if (backend.forward && path.startsWith('/v1/') && !blocked.some((prefix) => path.startsWith(prefix))) {
+      const ac = new AbortController();
+      const onClose = (): void => { if (!reply.raw.writableFinished) ac.abort(); };
+      reply.raw.on('close', onClose);
+      try {
+        await forwardAndReply(backend.forward, req, reply, ac.signal);
+      } catch (err) {
+        await sendError(reply, err);
+      } finally {
+        reply.raw.off('close', onClose);
+      }
+      return;
+    }
     if (path === '/') {
       void reply.code(200).type('text/plain; charset=utf-8').send('Trellis agent (Consul-compatible HTTP API under /v1/): UI disabled.');
       return;
@@ -179,6 +194,15 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       const q = rawUrl.indexOf('?');
       const rawPath = q < 0 ? rawUrl : rawUrl.slice(0, q);
       const query = new URLSearchParams(q < 0 ? '' : rawUrl.slice(q + 1));
+      // Consul's http_config.block_endpoints: path prefixes refused with 403.
+      if (blocked.some((prefix) => rawPath.startsWith(prefix))) {
+        throw new HttpError(403, 'Endpoint is blocked by agent configuration', 'ERR_BLOCKED');
+      }
+      // A client agent sends what it does not serve itself to a server (forward.ts).
+      if (backend.forward && !spec.agentLocal && !spec.servedByEveryAgent) {
+        await forwardAndReply(backend.forward, req, reply, ac.signal);
+        return;
+      }
       const allowed = allowedMethods(spec);
       if (method === 'OPTIONS' && spec.methods.OPTIONS === undefined) {
         reply.header('Allow', ['OPTIONS', ...allowed].join(','));
@@ -197,11 +221,6 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
           throw new HttpError(400, `Invalid URL path: ${JSON.stringify(encoded)} is not valid percent-encoding`, 'ERR_BAD_REQUEST');
         }
         if (UNPRINTABLE.test(rest)) throw new HttpError(400, 'Invalid URL path: contains unprintable characters', 'ERR_BAD_REQUEST');
-      }
-
-      // Consul's http_config.block_endpoints: path prefixes refused with 403.
-      if (blocked.some((prefix) => rawPath.startsWith(prefix))) {
-        throw new HttpError(403, 'Endpoint is blocked by agent configuration', 'ERR_BLOCKED');
       }
 
       if (!spec.agentLocal) {

@@ -1,10 +1,10 @@
 // How a server learns about the other servers: for bootstrap (-bootstrap-expect), for autopilot
 // (add new servers as learners, remove servers that left), and to know peers' Raft addresses.
 //
-// Consul finds servers in LAN gossip (members tagged role=consul with dc/port/id/expect). Trellis
-// hides the source behind ServerDiscovery: the first implementation (joinDiscovery.ts) asks the
-// addresses given with -join/-retry-join over the server RPC; the gossip pool plugs in later with
-// the same contract.
+// Consul finds servers in LAN gossip (members tagged role=consul with dc/port/id/expect), and so
+// does the Trellis agent: gossipDiscovery.ts. The source hides behind ServerDiscovery so a Server
+// can also run without a gossip pool (in-process tests, tools): joinDiscovery.ts asks server
+// addresses over the server RPC instead.
 
 /** Consul's serf member states that matter for servers. */
 export type ServerStatus = 'alive' | 'failed' | 'left';

@@ -1,5 +1,5 @@
-// ServerDiscovery fed by join addresses: the servers' own Status RPC stands in for LAN gossip until
-// the gossip pool exists.
+// ServerDiscovery fed by join addresses over the servers' own Status RPC, for a Server that runs
+// without a gossip pool (in-process tests, tools); agents find servers in gossip (gossipDiscovery.ts).
 //
 //   - Seeds (-join / -retry-join, host[:port] of other servers' server ports) are asked at start and
 //     then every retry interval until they answer (-retry-max attempts, 0 = forever).

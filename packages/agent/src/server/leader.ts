@@ -1,9 +1,12 @@
 // Leader routines (Consul's agent/consul/leader.go): when this server becomes leader it makes sure
 // the catalog shows itself (node, the `consul` service, serfHealth passing), re-arms session TTL
 // timers, and periodically reaps KV tombstones older than the tombstone TTL. It also reconciles the
-// other servers into the catalog (Consul's reconcileMember for servers): alive ones registered with
-// the `consul` service and a passing serfHealth, failed ones critical, those that left deregistered.
-// Client agents join that reconciliation when gossip exists.
+// LAN gossip pool's members into the catalog (Consul's reconcileMember / reconcileReaped): an alive
+// member is registered with a passing serfHealth (servers also with the `consul` service), a failed
+// one turns serfHealth critical (its services leave DNS and ?passing), one that left is
+// deregistered, and a node with a serfHealth check that is no longer a member at all (reaped) is
+// deregistered once it has been missing for a grace period (a leader that just started may not
+// have heard of every member yet).
 import type { Command, CommandResult, StateStore } from '../state/index.ts';
 import { SERF_CHECK_ID } from '../state/index.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
@@ -13,14 +16,17 @@ import type { SessionTimers } from './sessionTimers.ts';
 const TOMBSTONE_TTL_MS = 15 * 60_000;
 const TOMBSTONE_SAMPLE_MS = 60_000;
 const RECONCILE_INTERVAL_MS = 5_000;
+/** A catalog node with serfHealth that gossip has not listed for this long is deregistered. */
+const REAP_MISSING_AFTER_MS = 60_000;
 
-/** A server as the leader reconciles it into the catalog. */
-export interface ReconciledServer {
+/** A gossip member as the leader reconciles it into the catalog. */
+export interface ReconciledMember {
   id: string;
   name: string;
-  /** Host of its server port. */
+  /** Its address (the catalog node's Address). */
   address: string;
-  port: number;
+  /** Server RPC port: set for servers (they get the `consul` service), absent for client agents. */
+  serverPort?: number;
   status: 'alive' | 'failed' | 'left';
 }
 
@@ -31,8 +37,10 @@ export interface LeaderRoutinesOptions {
   apply: (cmd: Command) => Promise<CommandResult>;
   sessions: SessionTimers;
   logger: Logger;
-  /** The other servers of this datacenter (discovery); none when absent. */
-  servers?: () => ReconciledServer[];
+  /** The other members of this datacenter's LAN pool; none when absent. */
+  members?: () => ReconciledMember[];
+  /** Clock for the reap grace period (tests). */
+  now?: () => number;
 }
 
 export class LeaderRoutines {
@@ -42,12 +50,20 @@ export class LeaderRoutines {
   private reapTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
   private reconciling = false;
+  /** A change arrived during a pass: run another when it ends. */
+  private again = false;
   /** (time, raft index) samples, so "older than 15 minutes" can be turned into an index. */
   private samples: Array<{ at: number; index: number }> = [];
+  /** Catalog nodes with serfHealth that gossip does not list: since when. */
+  private missingSince = new Map<string, number>();
 
   constructor(o: LeaderRoutinesOptions) {
     this.o = o;
     this.logger = o.logger.child({ component: 'agent.leader' });
+  }
+
+  private now(): number {
+    return this.o.now?.() ?? Date.now();
   }
 
   async setLeader(isLeader: boolean): Promise<void> {
@@ -56,13 +72,14 @@ export class LeaderRoutines {
     clearInterval(this.reapTimer);
     clearInterval(this.reconcileTimer);
     this.samples = [];
+    this.missingSince.clear();
     if (!isLeader) return;
     this.reapTimer = setInterval(() => void this.reapTombstones(), TOMBSTONE_SAMPLE_MS);
     this.reapTimer.unref();
-    this.reconcileTimer = setInterval(() => void this.reconcileServers(), RECONCILE_INTERVAL_MS);
+    this.reconcileTimer = setInterval(() => void this.reconcileMembers(), RECONCILE_INTERVAL_MS);
     this.reconcileTimer.unref();
     await this.registerSelf();
-    await this.reconcileServers();
+    await this.reconcileMembers();
   }
 
   stop(): void {
@@ -72,52 +89,84 @@ export class LeaderRoutines {
     this.o.sessions.stop();
   }
 
-  /** One reconciliation pass over the other servers (also run when discovery changes). */
-  async reconcileServers(): Promise<void> {
-    if (!this.leading || this.reconciling || !this.o.servers) return;
+  /** One reconciliation pass over the gossip members (also run when membership changes). */
+  async reconcileMembers(): Promise<void> {
+    if (!this.leading || !this.o.members) return;
+    if (this.reconciling) {
+      this.again = true;
+      return;
+    }
     this.reconciling = true;
     try {
-      for (const s of this.o.servers()) {
-        if (!this.leading) return;
-        const cmd = this.reconcileCommand(s);
-        if (!cmd) continue;
-        try {
-          const r = await this.o.apply(cmd);
-          if (!r.ok) this.logger.warn({ server: s.name, error: r.error }, 'could not reconcile server into the catalog');
-          else this.logger.debug({ server: s.name, status: s.status }, 'reconciled server into the catalog');
-        } catch (err) {
-          this.logger.debug({ err, server: s.name }, 'server reconciliation skipped');
-          return;
+      do {
+        this.again = false;
+        const members = this.o.members();
+        const cmds: Array<{ name: string; cmd: Command }> = [];
+        for (const m of members) {
+          const cmd = this.reconcileCommand(m);
+          if (cmd) cmds.push({ name: m.name, cmd });
         }
-      }
+        for (const name of this.reapedNodes(members)) cmds.push({ name, cmd: { type: 'catalogDeregister', Node: name } });
+        for (const { name, cmd } of cmds) {
+          if (!this.leading) return;
+          try {
+            const r = await this.o.apply(cmd);
+            if (!r.ok) this.logger.warn({ node: name, error: r.error }, 'could not reconcile member into the catalog');
+            else this.logger.info({ node: name, change: cmd.type === 'catalogRegister' ? (cmd.Check?.Status ?? '') : 'deregistered' }, 'reconciled member into the catalog');
+          } catch (err) {
+            this.logger.debug({ err, node: name }, 'member reconciliation skipped');
+            return;
+          }
+        }
+      } while (this.again && this.leading);
     } finally {
       this.reconciling = false;
     }
   }
 
-  /** The catalog write that makes the catalog match `s`, or undefined when it already does. */
-  private reconcileCommand(s: ReconciledServer): Command | undefined {
-    const c = this.o.config;
-    if (!s.name || s.name === c.nodeName) return undefined;
-    const node = this.o.store.node(s.name).value;
-    // A different node under the same name is not ours to touch (Consul refuses such renames too).
-    if (node && node.ID && node.ID !== s.id) return undefined;
-    const health = this.o.store.nodeChecks(s.name).value.find((h) => h.CheckID === SERF_CHECK_ID);
-    if (s.status === 'left') {
-      return node ? { type: 'catalogDeregister', Node: s.name } : undefined;
+  /** Catalog nodes with serfHealth that gossip has not listed for REAP_MISSING_AFTER_MS (Consul reconcileReaped). */
+  private reapedNodes(members: ReconciledMember[]): string[] {
+    const known = new Set(members.map((m) => m.name));
+    known.add(this.o.config.nodeName);
+    const now = this.now();
+    const out: string[] = [];
+    const seen = new Set<string>();
+    for (const h of this.o.store.checksInState('any').value) {
+      if (h.CheckID !== SERF_CHECK_ID || known.has(h.Node)) continue;
+      seen.add(h.Node);
+      const since = this.missingSince.get(h.Node);
+      if (since === undefined) this.missingSince.set(h.Node, now);
+      else if (now - since >= REAP_MISSING_AFTER_MS) out.push(h.Node);
     }
-    const svc = this.o.store.nodeServices(s.name).value?.Services.find((x) => x.ID === 'consul');
-    const status = s.status === 'alive' ? 'passing' : 'critical';
-    if (node && health?.Status === status && (s.status !== 'alive' || (svc && svc.Port === s.port))) return undefined;
-    if (!node && s.status !== 'alive') return undefined;
+    for (const n of this.missingSince.keys()) if (!seen.has(n)) this.missingSince.delete(n);
+    return out;
+  }
+
+  /** The catalog write that makes the catalog match member `m`, or undefined when it already does. */
+  private reconcileCommand(m: ReconciledMember): Command | undefined {
+    const c = this.o.config;
+    if (!m.name || m.name === c.nodeName) return undefined;
+    const node = this.o.store.node(m.name).value;
+    // A different node under the same name is not ours to touch (Consul refuses such renames too).
+    if (node && node.ID && m.id && node.ID !== m.id) return undefined;
+    const health = this.o.store.nodeChecks(m.name).value.find((h) => h.CheckID === SERF_CHECK_ID);
+    if (m.status === 'left') {
+      return node ? { type: 'catalogDeregister', Node: m.name } : undefined;
+    }
+    const server = m.serverPort !== undefined;
+    const svc = server ? this.o.store.nodeServices(m.name).value?.Services.find((x) => x.ID === 'consul') : undefined;
+    const status = m.status === 'alive' ? 'passing' : 'critical';
+    const svcOk = !server || m.status !== 'alive' || (svc !== undefined && svc.Port === m.serverPort);
+    if (node && health?.Status === status && svcOk && (m.status !== 'alive' || node.Address === m.address)) return undefined;
+    if (!node && m.status !== 'alive') return undefined;
     return {
-      type: 'catalogRegister', Node: s.name, ID: s.id, Address: s.address, Datacenter: c.datacenter,
-      // The server's own agent keeps its node's tagged addresses and metadata current.
-      SkipNodeUpdate: node !== undefined,
-      ...(s.status === 'alive' ? { Service: { ID: 'consul', Service: 'consul', Port: s.port, Tags: [], Meta: { raft_version: '3' } } } : {}),
+      type: 'catalogRegister', Node: m.name, ID: m.id, Address: m.address, Datacenter: c.datacenter,
+      // The member's own agent keeps its node's tagged addresses and metadata current.
+      SkipNodeUpdate: node !== null && node.Address === m.address,
+      ...(server && m.status === 'alive' ? { Service: { ID: 'consul', Service: 'consul', Port: m.serverPort!, Tags: [], Meta: { raft_version: '3' } } } : {}),
       Check: {
-        Node: s.name, CheckID: SERF_CHECK_ID, Name: 'Serf Health Status', Status: status,
-        Output: s.status === 'alive' ? 'Agent alive and reachable' : 'Agent not live or unreachable',
+        Node: m.name, CheckID: SERF_CHECK_ID, Name: 'Serf Health Status', Status: status,
+        Output: m.status === 'alive' ? 'Agent alive and reachable' : 'Agent not live or unreachable',
       },
     };
   }

@@ -11,6 +11,7 @@ import {
   type GrpcTransportCredentials, type LogStore, type NodeStatus, type SnapshotStore,
 } from '@trellis/raft';
 import { StateStore, type CommandResult } from '../state/index.ts';
+export { resolveNodeId } from '../nodeId.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
 import { ClusterFsm } from './fsm.ts';
@@ -22,24 +23,6 @@ export class NoLeaderError extends Error {
 }
 
 /** A stable node ID: from config, else the one kept in <data-dir>/node-id, else a new one saved there. */
-export async function resolveNodeId(config: RuntimeConfig): Promise<string> {
-  if (config.nodeId) return config.nodeId.toLowerCase();
-  if (config.devMode || !config.dataDir) return randomUUID();
-  const file = path.join(config.dataDir, 'node-id');
-  try {
-    const id = (await readFile(file, 'utf8')).trim();
-    if (/^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i.test(id)) return id.toLowerCase();
-    throw new Error(`${file} holds "${id}", which is not a UUID: fix or delete the file`);
-  } catch (err) {
-    if ((err as NodeJS.ErrnoException).code !== 'ENOENT') throw err;
-  }
-  const id = randomUUID();
-  await mkdir(config.dataDir, { recursive: true });
-  await writeFile(`${file}.tmp`, id + '\n');
-  await rename(`${file}.tmp`, file);
-  return id;
-}
-
 /**
  * Consul's Raft timing (already scaled by raft_multiplier) in core ticks. The core has one election
  * timeout e: a leader steps down after e without hearing from a quorum (check-quorum), and a

@@ -97,3 +97,16 @@ export function fromServiceError(err: grpc.ServiceError, address: string, connec
   }
   return new RpcCallError(address, err.code, err.details, connected);
 }
+
+/** Codes meaning "refused before anything was proposed": another attempt is safe. */
+const REFUSED_CODES = new Set(['ERR_NOT_LEADER', 'ERR_NO_LEADER', 'ERR_TRANSFER_IN_PROGRESS', 'ERR_SERVER_STARTING']);
+
+export function retryable(err: unknown, idempotent: boolean): boolean {
+  if (err instanceof RpcCallError) return idempotent || !err.mayHaveArrived;
+  const code = (err as { code?: unknown } | null)?.code;
+  if (typeof code !== 'string') return false;
+  if (REFUSED_CODES.has(code)) return true;
+  // A read (or a restore, which ends in the same state however often it runs) may also be retried
+  // after outcomes that are unknown for a write.
+  return idempotent && (code === 'ERR_STOPPED' || code === 'ERR_PROPOSAL_DROPPED' || code === 'ERR_TIMEOUT');
+}

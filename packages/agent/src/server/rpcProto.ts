@@ -5,6 +5,7 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
+import type { HealthCheck, Node, NodeService } from '../state/types.ts';
 
 const PROTO_PATH = fileURLToPath(new URL('../../proto/server.proto', import.meta.url));
 
@@ -62,6 +63,15 @@ export interface TransferLeaderResponseMsg { id?: string }
 export interface RestoreChunkMsg { data?: Buffer }
 export interface RestoreResponseMsg { index?: number }
 export interface JsonMessageMsg { json?: Buffer }
+export interface HttpRequestMsg { method?: string; url?: string; headers?: Record<string, string>; body?: Buffer }
+export interface HttpResponseMsg { status?: number; headers?: Record<string, string>; body?: Buffer }
+export interface NodeStateRequestMsg { node?: string }
+/** Forward.NodeState's answer (node:v8): the catalog's rows for one node. */
+export interface NodeCatalogState {
+  node: Node | null;
+  services: NodeService[];
+  checks: HealthCheck[];
+}
 export interface ApplyFrame { id?: number; command?: Buffer }
 export interface ApplyResultFrame {
   id?: number;
@@ -79,6 +89,8 @@ export interface RpcMethods {
   'Forward.ReadIndex': [ReadIndexRequestMsg, ReadIndexResponseMsg];
   'Forward.RenewSession': [RenewSessionRequestMsg, EmptyMsg];
   'Forward.ApplyStream': [ApplyFrame, ApplyResultFrame];
+  'Forward.Http': [HttpRequestMsg, HttpResponseMsg];
+  'Forward.NodeState': [NodeStateRequestMsg, JsonMessageMsg];
   'Operator.AddPeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.RemovePeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.TransferLeader': [TransferLeaderRequestMsg, TransferLeaderResponseMsg];

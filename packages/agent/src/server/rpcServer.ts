@@ -20,6 +20,8 @@ export interface RpcHandlers {
   apply: Unary<'Forward.Apply'>;
   readIndex: Unary<'Forward.ReadIndex'>;
   renewSession: Unary<'Forward.RenewSession'>;
+  http: Unary<'Forward.Http'>;
+  nodeState: Unary<'Forward.NodeState'>;
   addPeer: Unary<'Operator.AddPeer'>;
   removePeer: Unary<'Operator.RemovePeer'>;
   transferLeader: Unary<'Operator.TransferLeader'>;
@@ -65,6 +67,8 @@ export class RpcServer {
       Apply: this.#unary('Forward.Apply', h.apply),
       ReadIndex: this.#unary('Forward.ReadIndex', h.readIndex),
       RenewSession: this.#unary('Forward.RenewSession', h.renewSession),
+      Http: this.#unary('Forward.Http', h.http),
+      NodeState: this.#unary('Forward.NodeState', h.nodeState),
       ApplyStream: (call: grpc.ServerDuplexStream<ApplyFrame, ApplyResultFrame>) => this.#applyStream(call),
     });
     this.grpcServer.addService(proto.services.Operator, {

@@ -30,8 +30,8 @@ import { JoinDiscovery } from './joinDiscovery.ts';
 import { NoLeaderError, RaftServer } from './raftServer.ts';
 import { Coalescer, ReadBarrier } from './reads.ts';
 import { RpcClient, type CallOptions } from './rpcClient.ts';
-import { RpcCallError } from './rpcErrors.ts';
-import type { ServerIdentityMsg, StatusResponseMsg } from './rpcProto.ts';
+import { retryable } from './rpcErrors.ts';
+import type { HttpRequestMsg, HttpResponseMsg, NodeCatalogState, ServerIdentityMsg, StatusResponseMsg } from './rpcProto.ts';
 import { RpcServer, type RpcHandlers } from './rpcServer.ts';
 import { decodeSnapshotFile, encodeSnapshotFile } from './snapshotFile.ts';
 import { rpcTlsFromConfig } from './tls.ts';
@@ -69,7 +69,7 @@ export interface ServerOptions {
   config: RuntimeConfig;
   nodeId: string;
   logger: Logger;
-  /** Defaults to JoinDiscovery over -join / -retry-join. */
+  /** The agent passes GossipDiscovery; without one, JoinDiscovery asks -join / -retry-join addresses over the server RPC. */
   discovery?: ServerDiscovery;
 }
 
@@ -81,19 +81,6 @@ const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) 
   const t = setTimeout(resolve, ms);
   signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
 });
-
-/** Codes meaning "refused before anything was proposed": another attempt is safe. */
-const REFUSED_CODES = new Set(['ERR_NOT_LEADER', 'ERR_NO_LEADER', 'ERR_TRANSFER_IN_PROGRESS', 'ERR_SERVER_STARTING']);
-
-function retryable(err: unknown, idempotent: boolean): boolean {
-  if (err instanceof RpcCallError) return idempotent || !err.mayHaveArrived;
-  const code = (err as { code?: unknown } | null)?.code;
-  if (typeof code !== 'string') return false;
-  if (REFUSED_CODES.has(code)) return true;
-  // A read (or a restore, which ends in the same state however often it runs) may also be retried
-  // after outcomes that are unknown for a write.
-  return idempotent && (code === 'ERR_STOPPED' || code === 'ERR_PROPOSAL_DROPPED' || code === 'ERR_TIMEOUT');
-}
 
 export class Server {
   readonly config: RuntimeConfig;
@@ -107,6 +94,8 @@ export class Server {
   readonly identity: ServerIdentityMsg;
   /** Set by the agent: the leader's session TTL timers. */
   sessions: LeaderSessionTimers | undefined;
+  /** Set by the agent: runs an HTTP API request forwarded by a client agent (Forward.Http). */
+  httpHandler: ((req: HttpRequestMsg, signal: AbortSignal) => Promise<HttpResponseMsg>) | undefined;
   readonly #log: Logger;
   readonly #bootstrap: BootstrapCoordinator | undefined;
   readonly #reads: ReadBarrier;
@@ -686,6 +675,20 @@ export class Server {
       readIndex: async (req, signal) => {
         this.#requireLeader();
         return { index: await this.#leaderBarrier(req.consistent ?? false, signal) };
+      },
+      http: (req, signal) => {
+        if (!this.httpHandler) throw new ServerError('ERR_SERVER_STARTING', 'the HTTP API of this server is not running yet');
+        return this.httpHandler(req, signal);
+      },
+      nodeState: async (req, signal) => {
+        await this.defaultRead(signal);
+        const node = req.node ?? '';
+        const state: NodeCatalogState = {
+          node: this.store.node(node).value,
+          services: this.store.nodeServices(node).value?.Services ?? [],
+          checks: this.store.nodeChecks(node).value,
+        };
+        return { json: v8.serialize(state) };
       },
       renewSession: (req) => {
         this.#requireLeader();

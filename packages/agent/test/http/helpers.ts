@@ -9,7 +9,7 @@ import { decodeCommand, encodeCommand } from '../../src/state/codec.ts';
 import { StateStore } from '../../src/state/store.ts';
 import type { Command, CommandResult } from '../../src/state/types.ts';
 import type { AgentBackend, RaftStatus, SessionTimers } from '../../src/http/backend.ts';
-import { LocalState, type Timers } from '../../src/http/local.ts';
+import { LocalState, catalogStateFromStore, type Timers } from '../../src/http/local.ts';
 import { createHttpServer, type HttpServer } from '../../src/http/server.ts';
 
 export const NODE = 'node1';
@@ -73,7 +73,7 @@ export function harness(opts: HarnessOptions = {}): Harness {
   const local = new LocalState({
     node: { Node: NODE, ID: NODE_ID, Address: '127.0.0.1', Datacenter: config.datacenter, TaggedAddresses: {}, Meta: {} },
     apply,
-    store,
+    catalogState: catalogStateFromStore(store),
     ...(opts.timers ? { timers: opts.timers } : {}),
   });
   const sessionTimers: SessionTimers = { renew: (id) => void h.renewed.push(id) };

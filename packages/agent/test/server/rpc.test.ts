@@ -36,6 +36,8 @@ describe('server RPC', () => {
       removePeer: async () => { throw new Error('plain error without a code'); },
       transferLeader: () => ({ id: 'x' }),
       autopilotHealth: () => ({ json: Buffer.from('{}') }),
+      http: (req) => ({ status: 201, headers: { ...req.headers, 'x-method': req.method ?? '', 'x-url': req.url ?? '' }, body: req.body }),
+      nodeState: (req) => ({ json: Buffer.from(`node=${req.node}`) }),
       restore: async (data) => { restored = data; return { index: data.length }; },
       // Echo after a delay given by the first byte (answers come back out of order); 0xff fails.
       applyFrame: async (command) => {
@@ -56,6 +58,16 @@ describe('server RPC', () => {
   });
 
   const opts = () => ({ deadline: Date.now() + 3000, connectTimeoutMs: 1000 });
+
+  test('Forward.Http carries method, URL, header map and body bytes both ways', async () => {
+    const body = Buffer.from([0, 1, 2, 255]);
+    const res = await client.call(addr, 'Forward.Http', { method: 'PUT', url: '/v1/kv/a?cas=0', headers: { 'content-type': 'application/octet-stream', 'x-consul-token': 't' }, body }, { deadline: Date.now() + 5000 });
+    assert.equal(res.status, 201);
+    assert.deepEqual(res.headers, { 'content-type': 'application/octet-stream', 'x-consul-token': 't', 'x-method': 'PUT', 'x-url': '/v1/kv/a?cas=0' });
+    assert.deepEqual(Buffer.from(res.body ?? []), body);
+    const ns = await client.call(addr, 'Forward.NodeState', { node: 'web-1' }, { deadline: Date.now() + 5000 });
+    assert.equal(Buffer.from(ns.json ?? []).toString(), 'node=web-1');
+  });
 
   test('a unary call returns the typed response (64-bit fields as numbers, -1 kept)', async () => {
     const r = await client.call(addr, 'Status.Status', {}, opts());

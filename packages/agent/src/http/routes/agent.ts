@@ -397,6 +397,25 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
     return undefined;
   }
 
+  /** `PUT /v1/agent/join/:address` (Consul: 500 with the join error when no member answered). */
+  async function join(ctx: RequestContext): Promise<undefined> {
+    const address = requireRest(ctx, 'address');
+    if ((ctx.get('wan') ?? '') !== '') {
+      throw new HttpError(500, 'WAN join is not supported: this agent has no WAN pool (datacenter federation is not built yet)', 'ERR_UNSUPPORTED');
+    }
+    if (!backend.join) throw new HttpError(500, 'Join is not supported by this agent', 'ERR_UNSUPPORTED');
+    await backend.join(address);
+    return undefined;
+  }
+
+  /** `PUT /v1/agent/force-leave/:node[?prune]`. */
+  async function forceLeave(ctx: RequestContext): Promise<undefined> {
+    const node = requireRest(ctx, 'node');
+    if (!backend.forceLeave) throw new HttpError(500, 'Force leave is not supported by this agent', 'ERR_UNSUPPORTED');
+    await backend.forceLeave(node, ctx.has('prune'));
+    return undefined;
+  }
+
   const local_ = { agentLocal: true } as const;
   return [
     { ...local_, path: '/v1/agent/self', methods: { GET: self } },
@@ -417,5 +436,7 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
     { ...local_, path: '/v1/agent/metrics', methods: { GET: agentMetrics } },
     { ...local_, path: '/v1/agent/reload', methods: { PUT: reload } },
     { ...local_, path: '/v1/agent/leave', methods: { PUT: leave } },
+    { ...local_, path: '/v1/agent/join/', prefix: true, methods: { PUT: join } },
+    { ...local_, path: '/v1/agent/force-leave/', prefix: true, methods: { PUT: forceLeave } },
   ];
 }

@@ -1,10 +1,12 @@
 // /v1/event/fire/:name and /v1/event/list: user events (agent/event_endpoint.go). See events.ts for
-// how they are kept; delivery to other agents comes with gossip.
+// how they are kept. With gossip (backend.fireEvent) an event goes to every agent of the datacenter,
+// this one included, and each stores it when the filters select it (agent.ts).
 
 import type { RequestContext } from '../context.ts';
 import { parseQueryOptions, setQueryMeta, waitWithTimeout } from '../blocking.ts';
 import { badRequest, HttpError } from '../errors.ts';
-import type { UserEvent } from '../events.ts';
+import { randomUUID } from 'node:crypto';
+import { eventMatchesAgent, type UserEvent } from '../events.ts';
 import type { EndpointSpec } from '../router.ts';
 import type { RouteDeps } from '../server.ts';
 import { requireRest, waitLimits } from './common.ts';
@@ -25,16 +27,8 @@ function compileFilterRegex(kind: string, pattern: string): RegExp | undefined {
 export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
   const { backend, events } = deps;
 
-  /** Consul's shouldProcessUserEvent: do the event's filters select this agent? */
-  function matchesHere(ev: UserEvent): boolean {
-    const node = compileFilterRegex('node', ev.NodeFilter);
-    if (node && !node.test(backend.config.nodeName)) return false;
-    const service = compileFilterRegex('service', ev.ServiceFilter);
-    if (!service) return true;
-    const tag = compileFilterRegex('tag', ev.TagFilter);
-    return backend.local.services().some(({ service: s }) =>
-      service.test(s.Service) && (!tag || s.Tags.some((t) => tag.test(t))));
-  }
+  const matchesHere = (ev: UserEvent): boolean =>
+    eventMatchesAgent(ev, backend.config.nodeName, backend.local.services().map((s) => s.service));
 
   function fire(ctx: RequestContext): unknown {
     const name = requireRest(ctx, 'name');
@@ -49,6 +43,11 @@ export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
     const size = Buffer.byteLength(name) + (payload?.length ?? 0);
     if (size > USER_EVENT_SIZE_LIMIT) {
       throw new HttpError(500, `user event exceeds configured limit of ${USER_EVENT_SIZE_LIMIT} bytes before encoding (${size} bytes)`, 'ERR_EVENT_TOO_LARGE');
+    }
+    if (backend.fireEvent) {
+      const ev: UserEvent = { ID: randomUUID(), Name: name, Payload: payload, NodeFilter, ServiceFilter, TagFilter, Version: 1, LTime: 0 };
+      ev.LTime = backend.fireEvent(ev);
+      return ev;
     }
     return events.fire({ Name: name, Payload: payload, NodeFilter, ServiceFilter, TagFilter }, matchesHere);
   }
@@ -75,7 +74,7 @@ export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   return [
-    { path: '/v1/event/fire/', prefix: true, methods: { PUT: fire } },
-    { path: '/v1/event/list', methods: { GET: list } },
+    { path: '/v1/event/fire/', prefix: true, servedByEveryAgent: true, methods: { PUT: fire } },
+    { path: '/v1/event/list', servedByEveryAgent: true, methods: { GET: list } },
   ];
 }

@@ -1,0 +1,36 @@
+// The client role of an agent (no -server): no Raft and no catalog replica. The servers are the LAN
+// pool's members tagged role=consul (servers.ts); writes (the agent's own services and checks) and
+// every HTTP request a client does not answer itself go to one of them over the server RPC, with
+// the same TLS settings as server-to-server RPC.
+import type { AgentRole, RoleContext } from '../role.ts';
+import { StateStore } from '../state/index.ts';
+import { RpcClient } from '../server/rpcClient.ts';
+import { rpcTlsFromConfig } from '../server/tls.ts';
+import { ClientServers } from './servers.ts';
+
+export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
+  const { config, logger, pool } = ctx;
+  const rpc = new RpcClient({ credentials: rpcTlsFromConfig(config)?.client, logger });
+  const servers = new ClientServers({ pool, datacenter: config.datacenter, rpc, logger, holdTimeoutMs: config.rpcHoldTimeoutMs });
+  // Requests that read the catalog are forwarded, so nothing reads this: it exists for the
+  // HTTP layer's agent-local endpoints, which only ask it for watch sets and an index of 0.
+  const empty = new StateStore();
+  return {
+    apply: (cmd) => servers.apply(cmd),
+    catalogState: (node) => servers.nodeState(node),
+    backend: {
+      store: empty,
+      consistentRead: async () => {},
+      raftStatus: () => {
+        const known = servers.servers();
+        return { leaderAddr: '', knownLeader: known.length > 0, lastContactMs: 0, peers: [] };
+      },
+      forward: (req, signal) => servers.http(req, signal),
+    },
+    leave: async () => {},
+    async stop() {
+      servers.close();
+      rpc.close();
+    },
+  };
+}

@@ -1,0 +1,158 @@
+// How a client agent reaches the servers (Consul's agent/router Manager): the servers of its
+// datacenter are the LAN pool's members tagged role=consul (tags.ts parseServer). Calls go to one
+// preferred server, chosen at random so clients spread over the servers; when a call to it fails in
+// transit the next one is tried and the failed one moves to the back. Writes are retried elsewhere
+// only when they certainly did not run (server.ts retryable()), reads whenever they failed in transit.
+//
+// While the pool knows no live server (the agent has not joined yet, or every server is down) a call
+// waits up to rpc_hold_timeout for one, then fails with Consul's "No known Consul servers".
+import * as v8 from 'node:v8';
+import type { GossipPool } from '../gossip/libp2p/pool.ts';
+import { parseServer } from '../gossip/tags.ts';
+import type { Logger } from '../logger.ts';
+import type { Command, CommandResult } from '../state/types.ts';
+import { encodeCommand } from '../state/index.ts';
+import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
+import type { RpcClient, CallOptions } from '../server/rpcClient.ts';
+import { retryable } from '../server/rpcErrors.ts';
+import type { NodeCatalogState } from '../server/rpcProto.ts';
+
+export class NoServersError extends Error {
+  readonly code = 'ERR_NO_SERVERS';
+  constructor() {
+    super('No known Consul servers');
+    this.name = 'NoServersError';
+  }
+}
+
+export interface ClientServersOptions {
+  pool: Pick<GossipPool, 'memberViews' | 'on' | 'off'>;
+  datacenter: string;
+  rpc: RpcClient;
+  logger: Logger;
+  /** Consul's rpc_hold_timeout: how long a call waits for a server to be known. */
+  holdTimeoutMs: number;
+  random?: () => number;
+}
+
+/** Longest a forwarded blocking query may wait on the server (Consul caps ?wait at 10 minutes, plus jitter). */
+const BLOCKING_CALL_MS = 11 * 60_000;
+const CALL_MS = 60_000;
+
+export class ClientServers {
+  readonly #o: ClientServersOptions;
+  readonly #log: Logger;
+  /** Server RPC addresses in preference order (the first is used). */
+  #order: string[] = [];
+  readonly #waiters = new Set<() => void>();
+  readonly #onMembers = (): void => this.#refresh();
+
+  constructor(o: ClientServersOptions) {
+    this.#o = o;
+    this.#log = o.logger.child({ component: 'agent.client.servers' });
+    for (const e of ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const) o.pool.on(e, this.#onMembers);
+    this.#refresh();
+  }
+
+  /** Live servers of this datacenter, preferred first. */
+  servers(): string[] {
+    return [...this.#order];
+  }
+
+  close(): void {
+    for (const e of ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const) this.#o.pool.off(e, this.#onMembers);
+    for (const w of this.#waiters) w();
+  }
+
+  #refresh(): void {
+    const live = new Set<string>();
+    for (const m of this.#o.pool.memberViews()) {
+      if (m.state !== 'alive' && m.state !== 'suspect') continue;
+      const s = parseServer(m);
+      if (s && s.datacenter === this.#o.datacenter) live.add(s.rpcAddr);
+    }
+    const kept = this.#order.filter((a) => live.has(a));
+    const added = [...live].filter((a) => !kept.includes(a));
+    for (const a of added) {
+      // Insert at a random position: new servers share the load of new clients.
+      const at = Math.floor((this.#o.random ?? Math.random)() * (kept.length + 1));
+      kept.splice(at, 0, a);
+    }
+    const changed = kept.length !== this.#order.length || kept.some((a, i) => a !== this.#order[i]);
+    this.#order = kept;
+    if (changed) this.#log.debug({ servers: kept }, 'servers changed');
+    if (kept.length > 0) for (const w of [...this.#waiters]) w();
+  }
+
+  /** The failed server goes to the back of the line. */
+  #demote(address: string): void {
+    const i = this.#order.indexOf(address);
+    if (i < 0 || this.#order.length < 2) return;
+    this.#order.splice(i, 1);
+    this.#order.push(address);
+  }
+
+  async #waitForServer(deadline: number, signal?: AbortSignal): Promise<void> {
+    while (this.#order.length === 0) {
+      const left = deadline - Date.now();
+      if (left <= 0 || signal?.aborted) throw new NoServersError();
+      await new Promise<void>((resolve) => {
+        const done = (): void => {
+          clearTimeout(t);
+          this.#waiters.delete(done);
+          signal?.removeEventListener('abort', done);
+          resolve();
+        };
+        const t = setTimeout(done, left);
+        this.#waiters.add(done);
+        signal?.addEventListener('abort', done, { once: true });
+      });
+    }
+  }
+
+  /** Runs `fn` against a server, trying the others as `retryable` allows. */
+  async call<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal; callMs: number }, fn: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
+    await this.#waitForServer(Date.now() + this.#o.holdTimeoutMs, o.signal);
+    const tried = new Set<string>();
+    let last: unknown;
+    for (const address of this.servers()) {
+      if (tried.has(address)) continue;
+      tried.add(address);
+      try {
+        return await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: o.signal });
+      } catch (err) {
+        // The server already waited rpc_hold_timeout for a leader: the others would wait the same.
+        if (o.signal?.aborted || !retryable(err, o.idempotent) || (err as { code?: unknown }).code === 'ERR_NO_LEADER') throw err;
+        last = err;
+        this.#demote(address);
+        this.#log.debug({ what, address, err: (err as Error).message }, 'server unavailable; trying another');
+      }
+    }
+    throw last ?? new NoServersError();
+  }
+
+  /** A state store write, applied by the leader (the server forwards it). */
+  async apply(cmd: Command, signal?: AbortSignal): Promise<CommandResult> {
+    const data = encodeCommand(cmd);
+    // The server holds the call up to rpc_hold_timeout while it has no leader; allow for that.
+    const callMs = this.#o.holdTimeoutMs + 10_000;
+    const r = await this.call('apply', { idempotent: false, signal, callMs }, (address, call) => this.#o.rpc.apply(address, data, call));
+    return v8.deserialize(r) as CommandResult;
+  }
+
+  /** An HTTP API request served by a server (forward.ts). */
+  async http(req: ForwardedRequest, signal: AbortSignal): Promise<ForwardedResponse> {
+    const blocking = /[?&]index=/.test(req.url);
+    const idempotent = req.method === 'GET' || req.method === 'HEAD';
+    const res = await this.call('http', { idempotent, signal, callMs: blocking ? BLOCKING_CALL_MS : CALL_MS },
+      (address, call) => this.#o.rpc.call(address, 'Forward.Http', { method: req.method, url: req.url, headers: req.headers, body: req.body }, call));
+    return { status: res.status ?? 500, headers: res.headers ?? {}, body: res.body ?? Buffer.alloc(0) };
+  }
+
+  /** The catalog's rows for a node, for anti-entropy. */
+  async nodeState(node: string, signal?: AbortSignal): Promise<NodeCatalogState> {
+    const res = await this.call('nodeState', { idempotent: true, signal, callMs: CALL_MS },
+      (address, call) => this.#o.rpc.call(address, 'Forward.NodeState', { node }, call));
+    return v8.deserialize(res.json ?? Buffer.alloc(0)) as NodeCatalogState;
+  }
+}

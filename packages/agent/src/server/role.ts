@@ -1,0 +1,81 @@
+// The server role of an agent (-server): the Server (Raft, server RPC, bootstrap, autopilot) with
+// its peers found in the LAN gossip pool, the leader routines (self-registration, session timers,
+// tombstone reaping, serfHealth reconciliation of every gossip member), and what the HTTP API and
+// DNS read: the local replica. agent.ts composes it with the parts every agent has.
+import type { AgentRole, RoleContext } from '../role.ts';
+import { parseServer } from '../gossip/tags.ts';
+import { catalogStateFromStore } from '../http/local.ts';
+import { injectForwarded } from '../http/forward.ts';
+import type { Command } from '../state/index.ts';
+import { catalogDnsLookup } from './dnsLookup.ts';
+import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
+import { LeaderRoutines, type ReconciledMember } from './leader.ts';
+import { registerOperatorRoutes } from './operatorRoutes.ts';
+import { Server } from './server.ts';
+import { SessionTimers } from './sessionTimers.ts';
+
+const MEMBER_EVENTS = ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const;
+
+export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
+  const { config, nodeId, logger, pool } = ctx;
+  const log = logger.child({ component: 'agent' });
+  const server = new Server({ config, nodeId, logger, discovery: new GossipDiscovery(pool, nodeId, logger) });
+  const apply = (cmd: Command) => server.apply(cmd);
+  const sessions = new SessionTimers(server.store, apply, logger);
+  server.sessions = sessions;
+  const leader = new LeaderRoutines({
+    config, nodeId, store: server.store, apply, sessions, logger,
+    members: () => pool.memberViews().filter((m) => m.tags.dc === config.datacenter).map((m): ReconciledMember => {
+      const srv = parseServer(m);
+      return {
+        id: m.tags.id ?? '', name: m.name, address: m.addr, status: serverStatusOf(m.state),
+        ...(srv ? { serverPort: srv.port } : {}),
+      };
+    }),
+  });
+  const reconcile = (): void => void leader.reconcileMembers();
+  for (const e of MEMBER_EVENTS) pool.on(e, reconcile);
+  server.raft.node.on('leaderChange', (e) => {
+    void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
+  });
+  // A restored snapshot replaces the catalog and sessions: the leader registers itself again and
+  // re-arms every session timer from the restored table.
+  server.raft.fsm.events.on('restored', () => {
+    if (!server.raft.node.isLeader()) return;
+    void leader.setLeader(true).catch((err) => log.error({ err }, 'leader routines after restore failed'));
+  });
+  await server.start();
+
+  return {
+    server,
+    apply,
+    catalogState: catalogStateFromStore(server.store),
+    backend: {
+      store: server.store,
+      consistentRead: (signal) => server.consistentRead(signal),
+      defaultRead: (signal) => server.defaultRead(signal),
+      raftStatus: () => server.raftStatus(),
+      sessionTimers: {
+        created: (id, ttlNs) => sessions.created(id, ttlNs),
+        // Renewals reset the timer on the leader, wherever they arrive.
+        renew: (id) => server.renewSession(id),
+        destroyed: (id) => sessions.destroyed(id),
+      },
+    },
+    dnsLookup: catalogDnsLookup(server.store, config.datacenter),
+    attachHttp(http, backend) {
+      registerOperatorRoutes(http.app, { server, backend });
+      // Client agents' forwarded requests run through this server's HTTP API.
+      server.httpHandler = (req) => injectForwarded(http.app, {
+        method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers ?? {}, body: req.body ?? Buffer.alloc(0),
+      });
+    },
+    leave: () => server.leave(),
+    async stop() {
+      for (const e of MEMBER_EVENTS) pool.off(e, reconcile);
+      server.httpHandler = undefined;
+      await server.stop();
+      leader.stop();
+    },
+  };
+}
