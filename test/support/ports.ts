@@ -1,9 +1,15 @@
-// Free loopback ports for processes under test. The kernel picks each port (bind to 0), we release
-// it and hand the number to the process, which binds it a moment later. Another process can take
-// the port in between; AgentProcess detects that ("address already in use" before readiness) and
-// starts again on new ports, so the window only costs a retry, never a flaky test.
+// Free loopback ports for processes under test. A port is drawn at random below the kernel's
+// ephemeral range (Linux: 32768–60999) and checked by binding it; the number goes to the process,
+// which binds it a moment later. Ports the kernel hands out (bind to 0, and every outgoing
+// connection's local port: agents open many) come from the ephemeral range, so they can never take
+// one of these in between; only another test process drawing the same number could, and
+// AgentProcess detects that ("address already in use" before readiness) and starts again.
 import net from 'node:net';
 import dgram from 'node:dgram';
+
+/** Drawn from [PORT_MIN, PORT_MAX): under the ephemeral range, above well-known services. */
+const PORT_MIN = 20_000;
+const PORT_MAX = 32_768;
 
 /** Ports handed out by this process, never handed out twice (the kernel may offer one again once closed). */
 const handedOut = new Set<number>();
@@ -37,8 +43,14 @@ export interface FreePortOptions {
 export async function freePort(opts: FreePortOptions = {}): Promise<number> {
   const host = opts.host ?? '127.0.0.1';
   for (let attempt = 0; attempt < 50; attempt++) {
-    const port = await bindTcp(0, host);
-    if (handedOut.has(port)) continue;
+    const candidate = PORT_MIN + Math.floor(Math.random() * (PORT_MAX - PORT_MIN));
+    if (handedOut.has(candidate)) continue;
+    let port: number;
+    try {
+      port = await bindTcp(candidate, host);
+    } catch {
+      continue; // in use: draw another
+    }
     if (opts.udp) {
       try {
         await bindUdp(port, host);
