@@ -6,12 +6,14 @@ import { execute, makeContext } from './command.ts';
 import type { CliIO } from './io.ts';
 import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
+import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
 import { keygenCommand } from './commands/keygen.ts';
 import { kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand } from './commands/kv.ts';
 import { leaveCommand, reloadCommand } from './commands/lifecycle.ts';
 import { lockCommand } from './commands/lock.ts';
 import { membersCommand } from './commands/members.ts';
+import { forceLeaveCommand, joinCommand } from './commands/membership.ts';
 import { raftListPeersCommand, raftRemovePeerCommand, raftTransferLeaderCommand } from './commands/operator.ts';
 import { servicesDeregisterCommand, servicesRegisterCommand } from './commands/services.ts';
 import { snapshotRestoreCommand, snapshotSaveCommand } from './commands/snapshot.ts';
@@ -20,7 +22,8 @@ import { versionCommand, versionText } from './commands/version.ts';
 export const COMMANDS: readonly Command[] = [
   agentCommand,
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
-  infoCommand, keygenCommand,
+  eventCommand, forceLeaveCommand,
+  infoCommand, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
   leaveCommand, lockCommand, membersCommand,
   raftListPeersCommand, raftRemovePeerCommand, raftTransferLeaderCommand, reloadCommand,
