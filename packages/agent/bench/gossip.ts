@@ -6,7 +6,8 @@
 //      the pool — beside the epidemic model of Serf's convergence simulator;
 //   2. false failure declarations at 10% packet loss with 5% stalled members, Lifeguard on and off;
 //   3. real agents: 50 libp2p agents in one process (time to a full member list, RSS, idle CPU per
-//      agent over 10 s at Consul's defaults), and the RSS of a process running one agent's pool.
+//      agent over 10 s at Consul's defaults), and the RSS and idle CPU of a real client agent
+//      process (`trellis agent` joined to a -dev server).
 //
 // Each part runs in a child process of its own so that memory and CPU numbers are not mixed up
 // (one simulated pool of 5,000 members alone holds 25 million member records).
@@ -14,10 +15,12 @@
 // Options: --quick (smaller and shorter: 100/1,000 members, 30 s of false-positive simulation),
 //          --seed=<n>, --only=sim|fp|real.
 import { spawnSync } from 'node:child_process';
+import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { epidemicModel, falsePositives, measureLifecycle } from '../src/gossip/sim/index.ts';
 import type { Lifecycle, Propagation } from '../src/gossip/sim/index.ts';
 import { GossipPool } from '../src/gossip/index.ts';
+import { AgentProcess } from '../../../test/support/index.ts';
 
 const self = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
@@ -104,13 +107,46 @@ async function childReal(n: number): Promise<void> {
   console.log(JSON.stringify({ joinedMs, convergedMs, cpuPerAgentPct, rssMb, stable, suspicions, deaths }));
 }
 
-async function childOne(): Promise<void> {
-  const p = await GossipPool.create({ nodeName: 'solo', datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0 });
-  await p.start();
-  await new Promise((r) => setTimeout(r, 3000));
-  const rssMb = process.memoryUsage().rss / 1e6;
-  await p.stop();
-  console.log(JSON.stringify({ rssMb }));
+/** RSS (MB) and CPU ticks (user + system) of a process and its descendants, from /proc. */
+function procUsage(pid: number): { rssMb: number; ticks: number } {
+  let rssKb = 0;
+  let ticks = 0;
+  const visit = (p: number): void => {
+    try {
+      const status = readFileSync(`/proc/${p}/status`, 'utf8');
+      rssKb += Number(/VmRSS:\s+(\d+)/.exec(status)?.[1] ?? 0);
+      const stat = readFileSync(`/proc/${p}/stat`, 'utf8');
+      const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      ticks += Number(f[11]) + Number(f[12]);
+      for (const t of readdirSync(`/proc/${p}/task`)) {
+        for (const c of readFileSync(`/proc/${p}/task/${t}/children`, 'utf8').trim().split(/\s+/).filter(Boolean)) visit(Number(c));
+      }
+    } catch {
+      // The process ended meanwhile.
+    }
+  };
+  visit(pid);
+  return { rssMb: rssKb / 1024, ticks };
+}
+
+/** A real server agent (-dev) and a real client agent joined to it, as `trellis` processes: the
+ *  client's RSS after it settled, and its idle CPU over 10 s. */
+async function childAgents(): Promise<void> {
+  const server = await AgentProcess.start({ mode: 'dev', name: 'bench-server' });
+  const client = await AgentProcess.start({ mode: 'client', name: 'bench-client', args: ['-retry-join', server.serfAddr] });
+  try {
+    await new Promise((r) => setTimeout(r, 5000));
+    const hz = 100; // USER_HZ on Linux
+    const before = procUsage(client.pid!);
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, 10_000));
+    const after = procUsage(client.pid!);
+    const cpuPct = ((after.ticks - before.ticks) / hz) / ((performance.now() - t0) / 1000) * 100;
+    console.log(JSON.stringify({ clientRssMb: after.rssMb, clientCpuPct: cpuPct, serverRssMb: procUsage(server.pid!).rssMb }));
+  } finally {
+    await client.dispose();
+    await server.dispose();
+  }
 }
 
 // ---------------------------------------------------------------------------------- report
@@ -155,8 +191,8 @@ async function main(): Promise<void> {
     const r = child<{ joinedMs: number; convergedMs: number; cpuPerAgentPct: number; rssMb: number; stable: boolean; suspicions: number; deaths: number }>('real', [`--n=${n}`], 4096);
     console.log(`  ${n} agents: all joins answered in ${fmt(r.joinedMs / 1000)} s; full member list everywhere after ${fmt(r.convergedMs / 1000)} s`);
     console.log(`  RSS of the ${n}-agent process: ${fmt(r.rssMb, 0)} MB; idle CPU per agent over 10 s: ${fmt(r.cpuPerAgentPct)}% of a core; still converged: ${r.stable}; suspicions ${r.suspicions}, deaths declared ${r.deaths}`);
-    const one = child<{ rssMb: number }>('one', [], 1024);
-    console.log(`  RSS of a process running one agent's gossip pool: ${fmt(one.rssMb, 0)} MB (unbundled)`);
+    const a = child<{ clientRssMb: number; clientCpuPct: number; serverRssMb: number }>('agents', [], 1024);
+    console.log(`  a client agent process (trellis agent, joined to a -dev server): RSS ${fmt(a.clientRssMb, 0)} MB (target 80), idle CPU ${fmt(a.clientCpuPct)}% of a core; the -dev server: RSS ${fmt(a.serverRssMb, 0)} MB`);
   }
 }
 
@@ -165,5 +201,5 @@ const n = Number(flag('n') ?? 0);
 if (mode === 'sim') await childSim(n);
 else if (mode === 'fp') await childFp(n, flag('lifeguard') === 'true', Number(flag('ms')));
 else if (mode === 'real') await childReal(n);
-else if (mode === 'one') await childOne();
+else if (mode === 'agents') await childAgents();
 else await main();
