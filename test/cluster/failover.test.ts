@@ -1,15 +1,21 @@
-// kill -9 of the leader during a write load, at Consul's default Raft timing (raft_multiplier 5):
+// kill -9 of the leader during a write load, at Consul's default Raft timing (raft_multiplier 5),
+// with 3 servers and 2 client agents:
 //   - the two survivors elect a new leader within 5 s;
-//   - every write that was acknowledged (200 "true") is present on every server afterwards,
-//     including the killed one once it is back;
-//   - ?stale reads keep answering on the survivors during the election;
+//   - every write that was acknowledged (200 "true"), through a server or a client agent, is present
+//     on every server afterwards, including the killed one once it is back;
+//   - ?stale reads keep answering on the survivors and through the client agents during the
+//     election; default reads through the client agents answer after it;
 //   - no term ever had two leaders (from every server's log).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, leadersByTerm, sleep, waitFor, type ServerProc } from './cluster.ts';
+import { AgentProcess } from '../support/index.ts';
+import { Cluster, leadersByTerm, sleep, waitFor } from './cluster.ts';
+
+interface Target { name: string; running: boolean; request: AgentProcess['request'] }
 
 describe('leader failure under write load (default timing)', () => {
   let c: Cluster;
+  const clients: AgentProcess[] = [];
   let failed = true;
 
   before(async () => {
@@ -17,9 +23,15 @@ describe('leader failure under write load (default timing)', () => {
     for (const s of c.servers) s.start();
     await c.waitLeader(40_000);
     await c.waitVoters(c.servers);
+    const joins = c.servers.flatMap((s) => ['-retry-join', s.serfAddr]);
+    clients.push(...await Promise.all([1, 2].map((i) => AgentProcess.start({ mode: 'client', name: `fc${i}`, args: joins, readyTimeoutMs: 30_000 }))));
   });
   after(async () => {
-    if (failed) c.dumpLogs(60);
+    if (failed) {
+      c.dumpLogs(60);
+      for (const a of clients) console.log(`---- ${a.name}\n${a.logTail(40)}`);
+    }
+    await Promise.all(clients.map((a) => a.dispose({ keepDir: failed })));
     await c?.dispose();
   });
 
@@ -31,10 +43,12 @@ describe('leader failure under write load (default timing)', () => {
     let seq = 0;
     const outcomes = { ok: 0, failed: 0 };
 
-    // Four writers, each sending to every server in turn (the leader's share fails once it is dead).
+    // Four writers, each sending to every server and client agent in turn (the leader's share fails
+    // once it is dead).
+    const targets: Target[] = [...c.servers, ...clients];
     const writer = async (w: number) => {
       for (let i = 0; !stop; i++) {
-        const s = c.servers[(w + i) % c.servers.length]!;
+        const s = targets[(w + i) % targets.length]!;
         if (!s.running) continue;
         const key = `load/w${w}-${seq++}`;
         const value = `${key}@${Date.now()}`;
@@ -46,15 +60,23 @@ describe('leader failure under write load (default timing)', () => {
         }
       }
     };
-    // Stale readers on the survivors, counting answers while there is no leader.
-    const stale = { answered: 0, errors: 0, duringElection: 0 };
+    // Stale readers on the survivors and the client agents, counting answers while there is no leader.
+    const stale = { answered: 0, errors: 0, duringElection: 0, viaClientsDuringElection: 0 };
     let electing = false;
-    const reader = async (s: ServerProc) => {
+    const reader = async (s: Target) => {
       while (!stop) {
         try {
           const r = await s.request('GET', '/v1/kv/load/?recurse&stale&keys', { timeoutMs: 5_000 });
           // 404: no key under the prefix has reached this server yet, which is still an answer.
-          if (r.status === 200 || r.status === 404) { stale.answered++; if (electing) stale.duringElection++; } else stale.errors++;
+          if (r.status === 200 || r.status === 404) {
+            stale.answered++;
+            if (electing) {
+              stale.duringElection++;
+              if (clients.includes(s as AgentProcess)) stale.viaClientsDuringElection++;
+            }
+          } else {
+            stale.errors++;
+          }
         } catch {
           stale.errors++;
         }
@@ -63,7 +85,7 @@ describe('leader failure under write load (default timing)', () => {
     };
 
     const load = [0, 1, 2, 3].map(writer);
-    const readers = survivors.map(reader);
+    const readers = [...survivors, ...clients].map(reader);
     await sleep(1500);
     assert.ok(outcomes.ok > 0, 'writes are acknowledged before the failure');
 
@@ -82,7 +104,14 @@ describe('leader failure under write load (default timing)', () => {
     stop = true;
     await Promise.all([...load, ...readers]);
     assert.ok(stale.duringElection > 0, `stale reads answered during the election (${JSON.stringify(stale)})`);
+    assert.ok(stale.viaClientsDuringElection > 0, `stale reads through client agents answered during the election (${JSON.stringify(stale)})`);
     assert.equal(stale.errors, 0, `stale reads never fail (${JSON.stringify(stale)})`);
+    // After the election, default-consistency reads through the client agents answer.
+    for (const a of clients) {
+      const r = await a.request('GET', '/v1/kv/load/?keys', { timeoutMs: 10_000 });
+      assert.equal(r.status, 200, `${a.name}: ${r.text}`);
+      assert.ok(r.json<string[]>().length > 0);
+    }
 
     // The killed server comes back with its data dir and catches up.
     oldLeader.start();
