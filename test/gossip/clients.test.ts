@@ -98,6 +98,19 @@ describe('client agents, gossip membership and serfHealth', () => {
     assert.deepEqual(await dnsSrv('web.service.consul'), ['c1.node.dc1.consul:8080']);
   });
 
+  test('client agents serve DNS too: lookups forwarded to a server (?stale) answer SRV and node A', async () => {
+    // The owning client and another one: neither has a catalog of its own.
+    for (const agent of [clients[0]!, clients[1]!]) {
+      const r = new Resolver({ timeout: 2000, tries: 1 });
+      r.setServers([`127.0.0.1:${agent.ports.dns}`]);
+      const srv = async (): Promise<string[]> => (await r.resolveSrv('web.service.consul')).map((x) => `${x.name}:${x.port}`).sort();
+      // A stale read may trail the leader by a moment: wait for it, then assert the exact answer.
+      await waitFor(`web SRV via ${agent.name}'s DNS`, async () => ((await srv()).length > 0 ? true : undefined), 5000);
+      assert.deepEqual(await srv(), ['c1.node.dc1.consul:8080'], agent.name);
+      assert.deepEqual(await r.resolve4('c1.node.consul'), ['127.0.0.1'], agent.name);
+    }
+  });
+
   test('KV through a client is forwarded: writes land on the servers, errors keep their status', async () => {
     const put = await clients[3]!.request('PUT', '/v1/kv/app/config', { body: 'v1' });
     assert.equal(put.status, 200, put.text);

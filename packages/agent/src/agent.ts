@@ -153,8 +153,6 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       });
       dnsPort = dns.port;
       stack.push(() => dns!.close());
-    } else if (config.ports.dns > 0) {
-      log.warn({}, 'DNS is served by server agents only in this version: query a server\'s DNS port');
     }
 
     // -join: the agent does not start unless one of the addresses answers (Consul's start_join).

@@ -7,6 +7,7 @@ import { StateStore } from '../state/index.ts';
 import { RpcClient } from '../server/rpcClient.ts';
 import { rpcTlsFromConfig } from '../server/tls.ts';
 import { ClientServers } from './servers.ts';
+import { clientDnsLookup } from './dnsLookup.ts';
 
 export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, logger, pool } = ctx;
@@ -27,6 +28,7 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
       },
       forward: (req, signal) => servers.http(req, signal),
     },
+    dnsLookup: clientDnsLookup(servers, config.datacenter),
     leave: async () => {},
     async stop() {
       servers.close();

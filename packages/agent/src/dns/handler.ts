@@ -1,5 +1,6 @@
 // One DNS message in, one out (or none): decode, resolve, fit to the transport, encode. Pure apart
 // from logging, so it is fuzzed directly; server.ts only moves bytes between sockets and this.
+// Async because the catalog lookups may be (resolver.ts); the promise never rejects.
 
 import { decode, encode, type DecodedPacket } from 'dns-packet';
 import { formatErrorFor, RCODE, resolve, type ResolveContext } from './resolver.ts';
@@ -25,14 +26,14 @@ export interface HandlerOptions {
 export type Transport = 'udp' | 'tcp';
 
 /**
- * Returns the wire reply to `msg`, or undefined when nothing should be sent: the message was too
- * short to carry a header, or was itself a response. Never throws for any input bytes.
+ * Resolves to the wire reply to `msg`, or undefined when nothing should be sent: the message was
+ * too short to carry a header, or was itself a response. Never rejects for any input bytes.
  */
-export type MessageHandler = (msg: Buffer, transport: Transport, client: string) => Buffer | undefined;
+export type MessageHandler = (msg: Buffer, transport: Transport, client: string) => Promise<Buffer | undefined>;
 
 export function createMessageHandler(opts: HandlerOptions): MessageHandler {
   const { ctx, log, nodeName } = opts;
-  return (msg, transport, client) => {
+  return async (msg, transport, client) => {
     let req: DecodedPacket;
     try {
       req = decode(msg);
@@ -41,7 +42,7 @@ export function createMessageHandler(opts: HandlerOptions): MessageHandler {
       return formatErrorFor(msg);
     }
     if (req.type === 'response') return undefined; // never answer a response (no reflection loops)
-    const outcome = resolve(req, ctx);
+    const outcome = await resolve(req, ctx);
     const q = req.questions[0];
     if (outcome.error !== undefined) {
       log.error({ transport, client, name: q?.name, type: q?.type, error: errorText(outcome.error), node: nodeName }, 'DNS lookup failed');

@@ -1,6 +1,8 @@
 // What the DNS server needs from the catalog: the contract between DNS and the state store.
-// The agent wiring implements it over the local StateStore replica (a default-consistency read,
-// as Consul's DNS interface does with allow_stale); tests use a fake.
+// A server agent implements it synchronously over its local StateStore replica (server/dnsLookup.ts,
+// a stale-allowed read, as Consul's DNS interface does with allow_stale); a client agent has no
+// replica and asks a server over forwarded HTTP requests (client/dnsLookup.ts), so every method may
+// answer now or later. A lookup that throws or rejects is answered SERVFAIL. Tests use a fake.
 
 export interface ServiceInstance {
   /** The node's name, as registered. */
@@ -26,9 +28,9 @@ export interface DnsLookup {
    * given. Names arrive lower-cased: implementations must match service names and tags
    * case-insensitively, as Consul's catalog indexes do. Must not throw for unknown names: return [].
    */
-  serviceInstances(service: string, tag: string | undefined): ServiceInstance[];
+  serviceInstances(service: string, tag: string | undefined): ServiceInstance[] | Promise<ServiceInstance[]>;
   /** The node named `name` (lower-cased; match case-insensitively), or undefined. */
-  node(name: string): NodeInfo | undefined;
+  node(name: string): NodeInfo | undefined | Promise<NodeInfo | undefined>;
   /** Every datacenter known (local first is not required). */
-  datacenters(): string[];
+  datacenters(): string[] | Promise<string[]>;
 }

@@ -1,7 +1,8 @@
 // The DNS answering logic as a pure function: a decoded request and the catalog in, a response
 // packet out. No sockets, clocks or randomness of its own (they come in through ResolveContext), so
-// every rule below is testable without a network. The shapes of the answers are Consul's
-// (agent/dns.go): see the comments at each rule.
+// every rule below is testable without a network. It is async only because the catalog may be
+// (a client agent asks a server): every lookup is awaited before the answer is built. The shapes
+// of the answers are Consul's (agent/dns.go): see the comments at each rule.
 
 import type { Answer, DecodedPacket, Packet, Question } from 'dns-packet';
 import { AUTHORITATIVE_ANSWER, CHECKING_DISABLED, RECURSION_DESIRED } from 'dns-packet';
@@ -51,7 +52,7 @@ export interface ResolveOutcome {
   readonly error?: unknown;
 }
 
-export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome {
+export async function resolve(req: DecodedPacket, ctx: ResolveContext): Promise<ResolveOutcome> {
   const opcode = (req.flags >> 11) & 0xf;
   const opts = req.additionals.filter((a) => a.type === 'OPT');
   const edns = opts[0];
@@ -87,10 +88,10 @@ export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome
       case 'SOA':
         // Consul answers SOA (with the servers as NS) for any name in its domain.
         reply.answers.push(soaRecord(ctx));
-        addNameservers(ctx, reply.authorities, reply.additionals);
+        addNameservers(ctx, await ctx.lookup.serviceInstances('consul', undefined), reply.authorities, reply.additionals);
         return finish(reply, RCODE.NOERROR);
       case 'NS':
-        addNameservers(ctx, reply.answers, reply.additionals);
+        addNameservers(ctx, await ctx.lookup.serviceInstances('consul', undefined), reply.answers, reply.additionals);
         return finish(reply, RCODE.NOERROR);
       case 'AXFR':
       case 'IXFR':
@@ -114,16 +115,17 @@ export function resolve(req: DecodedPacket, ctx: ResolveContext): ResolveOutcome
         const dc = parsed.datacenter ?? ctx.config.datacenter;
         if (dc.toLowerCase() !== ctx.config.datacenter.toLowerCase()) {
           // Consul forwards these to the other datacenter's servers; that comes with WAN federation.
-          const known = ctx.lookup.datacenters().some((d) => d.toLowerCase() === dc);
+          const known = (await ctx.lookup.datacenters()).some((d) => d.toLowerCase() === dc);
           return negative(reply, ctx, RCODE.NXDOMAIN, known ? `datacenter ${dc} is remote: not forwarded yet` : `unknown datacenter ${dc}`);
         }
         return parsed.kind === 'node'
-          ? answerNode(reply, ctx, q, ctx.lookup.node(parsed.node))
-          : answerService(reply, ctx, q, ctx.lookup.serviceInstances(parsed.service, parsed.tag));
+          ? answerNode(reply, ctx, q, await ctx.lookup.node(parsed.node))
+          : answerService(reply, ctx, q, await ctx.lookup.serviceInstances(parsed.service, parsed.tag));
       }
     }
   } catch (error) {
-    // The catalog failed us: SERVFAIL tells resolvers to try again rather than cache a denial.
+    // The catalog failed us (threw, or rejected): SERVFAIL tells resolvers to try again rather than
+    // cache a denial.
     reply.answers.length = 0;
     reply.authorities.length = 0;
     reply.additionals.length = 0;
@@ -229,9 +231,9 @@ function answerNode(reply: Reply, ctx: ResolveContext, q: Question, node: NodeIn
 }
 
 // Consul's nameservers(): up to three servers (instances of the `consul` service), shuffled.
-function addNameservers(ctx: ResolveContext, into: Answer[], glue: Answer[]): void {
+function addNameservers(ctx: ResolveContext, consul: readonly ServiceInstance[], into: Answer[], glue: Answer[]): void {
   const domain = ctx.config.domain.join('.');
-  const servers = shuffle([...ctx.lookup.serviceInstances('consul', undefined)], ctx.random);
+  const servers = shuffle([...consul], ctx.random);
   const named = new Set<string>();
   for (const s of servers) {
     if (!/^[A-Za-z0-9-]+$/.test(s.node)) continue; // Consul's InvalidNameRe: skip, do not mangle

@@ -5,6 +5,13 @@
 // Hostile input is expected: a datagram that does not decode is answered FORMERR when its header
 // is readable and dropped otherwise; a TCP stream that stops making sense is closed. Nothing a
 // client sends can throw out of a socket handler.
+//
+// Answers may take a while (a client agent's lookups go to a server), so queries are answered
+// concurrently. On a TCP connection pipelined queries are resolved concurrently but answered in the
+// order they arrived (RFC 7766 allows either; in order is what every client handles), and at most
+// MAX_TCP_IN_FLIGHT are open per connection: beyond that the server stops reading until answers go
+// out. Over UDP at most MAX_UDP_IN_FLIGHT queries are open; datagrams beyond that are dropped (the
+// client retries), so a flood cannot queue unbounded work behind a slow catalog.
 
 import { createSocket, type Socket as UdpSocket } from 'node:dgram';
 import { createServer, type Server as TcpServer, type Socket as TcpSocket } from 'node:net';
@@ -65,6 +72,8 @@ const silent: DnsLogger = { debug() {}, warn() {}, error() {} };
 /** A client that does not read its answers gets disconnected once this much is queued for it. */
 const MAX_TCP_PENDING_WRITE_BYTES = 1 << 20;
 const PORT_ZERO_ATTEMPTS = 20;
+const MAX_TCP_IN_FLIGHT = 32;
+const MAX_UDP_IN_FLIGHT = 1024;
 
 export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer> {
   const domain = opts.domain ?? 'consul.';
@@ -87,19 +96,32 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
 
   const { udp, tcp } = await bindBoth(opts.host, opts.port);
   const connections = new Set<TcpSocket>();
+  let closed = false;
 
-  udp.on('message', (msg, rinfo) => {
-    let reply: Buffer | undefined;
+  /** handle(), with a failure (which handler.ts is written never to produce) logged as no reply. */
+  const answer = async (msg: Buffer, transport: 'udp' | 'tcp', client: string): Promise<Buffer | undefined> => {
     try {
-      reply = handle(msg, 'udp', `${rinfo.address}:${rinfo.port}`);
+      return await handle(msg, transport, client);
     } catch (err) {
-      // resolve() and fitResponse() are written not to throw; if one does, drop this datagram only.
-      log.error({ transport: 'udp', error: errorText(err), node: opts.nodeName }, 'DNS request handler failed');
+      log.error({ transport, client, error: errorText(err), node: opts.nodeName }, 'DNS request handler failed');
+      return undefined;
+    }
+  };
+
+  let udpInFlight = 0;
+  udp.on('message', (msg, rinfo) => {
+    const client = `${rinfo.address}:${rinfo.port}`;
+    if (udpInFlight >= MAX_UDP_IN_FLIGHT) {
+      log.debug({ transport: 'udp', client, inFlight: udpInFlight, node: opts.nodeName }, 'DNS request dropped: too many open');
       return;
     }
-    if (reply === undefined) return;
-    udp.send(reply, rinfo.port, rinfo.address, (err) => {
-      if (err) log.debug({ transport: 'udp', client: `${rinfo.address}:${rinfo.port}`, error: errorText(err) }, 'DNS reply not sent');
+    udpInFlight++;
+    void answer(msg, 'udp', client).then((reply) => {
+      udpInFlight--;
+      if (reply === undefined || closed) return;
+      udp.send(reply, rinfo.port, rinfo.address, (err) => {
+        if (err) log.debug({ transport: 'udp', client, error: errorText(err) }, 'DNS reply not sent');
+      });
     });
   });
   udp.on('error', (err) => log.warn({ transport: 'udp', error: errorText(err) }, 'DNS UDP socket error'));
@@ -109,37 +131,55 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     connections.add(sock);
     const client = `${sock.remoteAddress}:${sock.remotePort}`;
     let pending: Buffer = Buffer.alloc(0);
+    let inFlight = 0;
+    /** The previous query's reply has been written (or the connection is gone): replies go out in order. */
+    let written: Promise<void> = Promise.resolve();
     sock.setNoDelay(true);
     sock.setTimeout(idleMs, () => sock.destroy());
-    sock.on('data', (chunk: Buffer) => {
-      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
-      // Several queries may arrive in one read, or one across many (RFC 7766 §6.2.1.1 pipelining).
-      while (pending.length >= 2) {
+
+    const writeReply = (reply: Buffer | undefined): void => {
+      if (sock.destroyed) return;
+      if (reply === undefined) {
+        sock.destroy(); // framing or content we cannot answer: the stream is no longer trustworthy
+        return;
+      }
+      const framed = Buffer.allocUnsafe(2 + reply.length);
+      framed.writeUInt16BE(reply.length, 0);
+      reply.copy(framed, 2);
+      sock.write(framed);
+      if (sock.writableLength > MAX_TCP_PENDING_WRITE_BYTES) {
+        log.warn({ transport: 'tcp', client }, 'DNS client is not reading its answers; closing the connection');
+        sock.destroy();
+      }
+    };
+
+    // Several queries may arrive in one read, or one across many (RFC 7766 §6.2.1.1 pipelining).
+    const takeQueries = (): void => {
+      while (pending.length >= 2 && !sock.destroyed) {
+        if (inFlight >= MAX_TCP_IN_FLIGHT) {
+          sock.pause(); // resumed when an answer goes out
+          return;
+        }
         const len = pending.readUInt16BE(0);
         if (pending.length < 2 + len) return;
         const msg = pending.subarray(2, 2 + len);
         pending = pending.subarray(2 + len);
-        let reply: Buffer | undefined;
-        try {
-          reply = len === 0 ? undefined : handle(msg, 'tcp', client);
-        } catch (err) {
-          log.error({ transport: 'tcp', client, error: errorText(err), node: opts.nodeName }, 'DNS request handler failed');
-          reply = undefined;
-        }
-        if (reply === undefined) {
-          sock.destroy(); // framing or content we cannot answer: the stream is no longer trustworthy
-          return;
-        }
-        const framed = Buffer.allocUnsafe(2 + reply.length);
-        framed.writeUInt16BE(reply.length, 0);
-        reply.copy(framed, 2);
-        sock.write(framed);
-        if (sock.writableLength > MAX_TCP_PENDING_WRITE_BYTES) {
-          log.warn({ transport: 'tcp', client }, 'DNS client is not reading its answers; closing the connection');
-          sock.destroy();
-          return;
-        }
+        inFlight++;
+        const reply = len === 0 ? Promise.resolve(undefined) : answer(msg, 'tcp', client);
+        written = written.then(async () => {
+          writeReply(await reply);
+          inFlight--;
+          if (sock.isPaused() && !sock.destroyed) {
+            sock.resume();
+            takeQueries();
+          }
+        });
       }
+    };
+
+    sock.on('data', (chunk: Buffer) => {
+      pending = pending.length === 0 ? chunk : Buffer.concat([pending, chunk]);
+      takeQueries();
     });
     sock.on('error', (err) => log.debug({ transport: 'tcp', client, error: errorText(err) }, 'DNS TCP connection error'));
     sock.on('close', () => connections.delete(sock));
@@ -155,6 +195,7 @@ export async function startDnsServer(opts: DnsServerOptions): Promise<DnsServer>
     port,
     close(): Promise<void> {
       closing ??= (async () => {
+        closed = true;
         for (const s of connections) s.destroy();
         await Promise.all([
           new Promise<void>((res) => tcp.close(() => res())),

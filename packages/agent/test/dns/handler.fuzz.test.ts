@@ -23,8 +23,8 @@ const handle = createMessageHandler({
   nodeName: 'fuzz',
 });
 
-function checkReply(input: Buffer, transport: 'udp' | 'tcp'): void {
-  const reply = handle(input, transport, 'fuzz');
+async function checkReply(input: Buffer, transport: 'udp' | 'tcp'): Promise<void> {
+  const reply = await handle(input, transport, 'fuzz');
   if (reply === undefined) return;
   assert.ok(reply.length >= 12);
   assert.equal(reply.readUInt16BE(0), input.readUInt16BE(0), 'reply carries the query id');
@@ -58,19 +58,19 @@ const queries = fc
   })
   .map(({ name, type, edns, flags }) => ({ ...question(name, type, edns === null ? {} : { additionals: ednsOpt(edns) }), flags }));
 
-test('well-formed queries of every shape get a valid reply that fits the transport', () => {
+test('well-formed queries of every shape get a valid reply that fits the transport', async () => {
   let answered = 0;
-  fc.assert(
-    fc.property(queries, (q) => {
+  await fc.assert(
+    fc.asyncProperty(queries, async (q) => {
       let wire: Buffer;
       try {
         wire = encode(q);
       } catch {
         return; // the generator made a name dns-packet itself cannot write (an empty label)
       }
-      checkReply(wire, 'udp');
-      checkReply(wire, 'tcp');
-      const r = handle(wire, 'tcp', 'fuzz');
+      await checkReply(wire, 'udp');
+      await checkReply(wire, 'tcp');
+      const r = await handle(wire, 'tcp', 'fuzz');
       if (r && decode(r).answers.length > 0) answered++;
     }),
     params,
@@ -79,11 +79,11 @@ test('well-formed queries of every shape get a valid reply that fits the transpo
   assert.ok(answered > params.numRuns / 20, `only ${answered} of ${params.numRuns} queries had answers: the generator is too weak`);
 });
 
-test('random bytes never throw; a reply, if any, is a valid message', () => {
-  fc.assert(fc.property(fc.uint8Array({ minLength: 0, maxLength: 600 }), (bytes) => checkReply(Buffer.from(bytes), 'udp')), params);
+test('random bytes never throw; a reply, if any, is a valid message', async () => {
+  await fc.assert(fc.asyncProperty(fc.uint8Array({ minLength: 0, maxLength: 600 }), (bytes) => checkReply(Buffer.from(bytes), 'udp')), params);
 });
 
-test('mutated valid queries never throw', () => {
+test('mutated valid queries never throw', async () => {
   const base = [
     encode(question('web.service.consul', 'SRV', { additionals: ednsOpt(1232) })),
     encode(question('t.web.service.dc1.consul', 'A')),
@@ -95,22 +95,22 @@ test('mutated valid queries never throw', () => {
     cut: fc.option(fc.nat()),
     tail: fc.uint8Array({ maxLength: 20 }),
   });
-  fc.assert(
-    fc.property(mutation, ({ which, flips, cut, tail }) => {
+  await fc.assert(
+    fc.asyncProperty(mutation, async ({ which, flips, cut, tail }) => {
       const buf = Buffer.from(base[which]!);
       for (const [pos, val] of flips) buf[pos % buf.length] = val;
       const cutBuf = cut === null ? buf : buf.subarray(0, cut % (buf.length + 1));
       const input = Buffer.concat([cutBuf, Buffer.from(tail)]);
-      checkReply(input, 'udp');
-      checkReply(input, 'tcp');
+      await checkReply(input, 'udp');
+      await checkReply(input, 'tcp');
     }),
     params,
   );
 });
 
-test('a label holding a "." byte is answered FORMERR, not echoed as an unencodable name (fuzz finding)', () => {
+test('a label holding a "." byte is answered FORMERR, not echoed as an unencodable name (fuzz finding)', async () => {
   const buf = Buffer.from(encode(question('web.service.consul', 'SRV', { additionals: ednsOpt(1232) })));
   buf[15] = 0x2e; // "web" → "we."
-  const reply = handle(buf, 'udp', 'fuzz')!;
+  const reply = (await handle(buf, 'udp', 'fuzz'))!;
   assert.equal(decode(reply).rcode, 'FORMERR');
 });

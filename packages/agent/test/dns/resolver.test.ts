@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { decode, encode, type DecodedPacket, type Packet, type SoaData, type SrvData } from 'dns-packet';
-import { DEFAULT_SOA, domainLabels, RCODE, resolve, type ResolveContext } from '../../src/dns/index.ts';
+import { DEFAULT_SOA, domainLabels, RCODE, resolve, type DnsLookup, type ResolveContext } from '../../src/dns/index.ts';
 import { ednsOpt, FakeLookup, question, rcodeOf, seededRandom } from './helpers.ts';
 
 function ctxFor(lookup: FakeLookup, over: Partial<ResolveContext['config']> = {}): ResolveContext {
@@ -15,9 +15,9 @@ function ctxFor(lookup: FakeLookup, over: Partial<ResolveContext['config']> = {}
   };
 }
 
-function ask(ctx: ResolveContext, packet: Packet): DecodedPacket {
+async function ask(ctx: ResolveContext, packet: Packet): Promise<DecodedPacket> {
   const req = decode(encode(packet));
-  return decode(encode(resolve(req, ctx).response));
+  return decode(encode((await resolve(req, ctx)).response));
 }
 
 function catalog(): FakeLookup {
@@ -36,8 +36,8 @@ function catalog(): FakeLookup {
 }
 
 describe('DNS resolver: services', () => {
-  test('SRV: port, priority 1, weight 1, node target, A record in the additional section', () => {
-    const r = ask(ctxFor(catalog()), question('web.service.consul', 'SRV'));
+  test('SRV: port, priority 1, weight 1, node target, A record in the additional section', async () => {
+    const r = await ask(ctxFor(catalog()), question('web.service.consul', 'SRV'));
     assert.equal(rcodeOf(r), RCODE.NOERROR);
     assert.ok(r.flag_aa);
     const srv = r.answers.map((a) => a.data as SrvData).sort((x, y) => x.port - y.port);
@@ -50,62 +50,62 @@ describe('DNS resolver: services', () => {
     assert.deepEqual(extra, { 'node-a.node.dc1.consul': ['A', '10.0.0.1'], 'node-b.node.dc1.consul': ['A', '10.0.0.2'] });
   });
 
-  test('SRV for a service with its own IP targets <hex>.addr.<dc>.<domain>, which resolves', () => {
+  test('SRV for a service with its own IP targets <hex>.addr.<dc>.<domain>, which resolves', async () => {
     const ctx = ctxFor(catalog());
-    const r = ask(ctx, question('api.service.consul', 'SRV'));
+    const r = await ask(ctx, question('api.service.consul', 'SRV'));
     assert.deepEqual(r.answers.map((a) => a.data), [{ priority: 1, weight: 1, port: 9000, target: '0a090909.addr.dc1.consul' }]);
     assert.deepEqual(r.additionals.map((a) => [a.name, a.type, a.data]), [['0a090909.addr.dc1.consul', 'A', '10.9.9.9']]);
-    const addr = ask(ctx, question('0a090909.addr.dc1.consul', 'A'));
+    const addr = await ask(ctx, question('0a090909.addr.dc1.consul', 'A'));
     assert.deepEqual(addr.answers.map((a) => a.data), ['10.9.9.9']);
   });
 
-  test('A: the service address when it has one, else the node address', () => {
+  test('A: the service address when it has one, else the node address', async () => {
     const ctx = ctxFor(catalog());
-    assert.deepEqual(ask(ctx, question('api.service.consul', 'A')).answers.map((a) => [a.name, a.type, a.data]), [['api.service.consul', 'A', '10.9.9.9']]);
-    assert.deepEqual(ask(ctx, question('web.service.consul', 'A')).answers.map((a) => a.data).sort(), ['10.0.0.1', '10.0.0.2']);
+    assert.deepEqual((await ask(ctx, question('api.service.consul', 'A'))).answers.map((a) => [a.name, a.type, a.data]), [['api.service.consul', 'A', '10.9.9.9']]);
+    assert.deepEqual((await ask(ctx, question('web.service.consul', 'A'))).answers.map((a) => a.data).sort(), ['10.0.0.1', '10.0.0.2']);
   });
 
-  test('AAAA for IPv6 addresses; A of an IPv6-only service is NODATA with the SOA', () => {
+  test('AAAA for IPv6 addresses; A of an IPv6-only service is NODATA with the SOA', async () => {
     const ctx = ctxFor(catalog());
-    const aaaa = ask(ctx, question('v6.service.consul', 'AAAA'));
+    const aaaa = await ask(ctx, question('v6.service.consul', 'AAAA'));
     assert.deepEqual(aaaa.answers.map((a) => [a.type, a.data]), [['AAAA', '2001:db8::6']]);
-    const a = ask(ctx, question('v6.service.consul', 'A'));
+    const a = await ask(ctx, question('v6.service.consul', 'A'));
     assert.equal(rcodeOf(a), RCODE.NOERROR);
     assert.equal(a.answers.length, 0);
     assert.equal(a.authorities[0]?.type, 'SOA');
-    const srv = ask(ctx, question('v6.service.consul', 'SRV'));
+    const srv = await ask(ctx, question('v6.service.consul', 'SRV'));
     assert.deepEqual(srv.additionals.map((x) => [x.name, x.type]), [['node-v6.node.dc1.consul', 'AAAA']]);
   });
 
-  test('tag filter, both forms, and RFC 2782', () => {
+  test('tag filter, both forms, and RFC 2782', async () => {
     const ctx = ctxFor(catalog());
     for (const name of ['primary.web.service.consul', '_web._primary.service.consul']) {
-      assert.deepEqual(ask(ctx, question(name, 'SRV')).answers.map((a) => (a.data as SrvData).port), [8080], name);
+      assert.deepEqual((await ask(ctx, question(name, 'SRV'))).answers.map((a) => (a.data as SrvData).port), [8080], name);
     }
-    assert.equal(ask(ctx, question('_web._tcp.service.consul', 'SRV')).answers.length, 2);
-    assert.equal(ask(ctx, question('v1.web.service.consul', 'A')).answers.length, 2);
-    assert.equal(rcodeOf(ask(ctx, question('nope.web.service.consul', 'A'))), RCODE.NXDOMAIN);
+    assert.equal((await ask(ctx, question('_web._tcp.service.consul', 'SRV'))).answers.length, 2);
+    assert.equal((await ask(ctx, question('v1.web.service.consul', 'A'))).answers.length, 2);
+    assert.equal(rcodeOf(await ask(ctx, question('nope.web.service.consul', 'A'))), RCODE.NXDOMAIN);
   });
 
-  test('names are case-insensitive and answers keep the asker\'s case', () => {
+  test('names are case-insensitive and answers keep the asker\'s case', async () => {
     const lookup = catalog();
-    const r = ask(ctxFor(lookup), question('WeB.SerVice.CONSUL', 'A'));
+    const r = await ask(ctxFor(lookup), question('WeB.SerVice.CONSUL', 'A'));
     assert.equal(r.answers.length, 2);
     assert.ok(r.answers.every((a) => a.name === 'WeB.SerVice.CONSUL'));
     assert.deepEqual(lookup.calls.at(-1), ['web', undefined]);
   });
 
-  test('host-name addresses: CNAME for A questions, the host name as SRV target', () => {
+  test('host-name addresses: CNAME for A questions, the host name as SRV target', async () => {
     const ctx = ctxFor(catalog());
-    const a = ask(ctx, question('legacy.service.consul', 'A'));
+    const a = await ask(ctx, question('legacy.service.consul', 'A'));
     assert.deepEqual(a.answers.map((x) => [x.type, x.data]), [['CNAME', 'db.example.com']]);
-    const srv = ask(ctx, question('cname-svc.service.consul', 'SRV'));
+    const srv = await ask(ctx, question('cname-svc.service.consul', 'SRV'));
     assert.deepEqual(srv.answers.map((x) => (x.data as SrvData).target), ['lb.example.com']);
     assert.equal(srv.additionals.length, 0);
   });
 
-  test('no passing instance is NXDOMAIN with Consul\'s SOA in the authority section', () => {
-    const r = ask(ctxFor(catalog()), question('missing.service.consul', 'SRV'));
+  test('no passing instance is NXDOMAIN with Consul\'s SOA in the authority section', async () => {
+    const r = await ask(ctxFor(catalog()), question('missing.service.consul', 'SRV'));
     assert.equal(rcodeOf(r), RCODE.NXDOMAIN);
     assert.equal(r.answers.length, 0);
     assert.equal(r.authorities.length, 1);
@@ -117,120 +117,120 @@ describe('DNS resolver: services', () => {
     });
   });
 
-  test('the local datacenter by name answers; another datacenter is NXDOMAIN for now', () => {
+  test('the local datacenter by name answers; another datacenter is NXDOMAIN for now', async () => {
     const lookup = catalog();
     lookup.dcs = ['dc1', 'dc2'];
     const ctx = ctxFor(lookup);
-    assert.equal(ask(ctx, question('web.service.dc1.consul', 'A')).answers.length, 2);
-    assert.equal(ask(ctx, question('web.service.DC1.consul', 'A')).answers.length, 2);
+    assert.equal((await ask(ctx, question('web.service.dc1.consul', 'A'))).answers.length, 2);
+    assert.equal((await ask(ctx, question('web.service.DC1.consul', 'A'))).answers.length, 2);
     for (const name of ['web.service.dc2.consul', 'web.service.nowhere.consul', 'node-a.node.dc2.consul']) {
-      const r = ask(ctx, question(name, 'A'));
+      const r = await ask(ctx, question(name, 'A'));
       assert.equal(rcodeOf(r), RCODE.NXDOMAIN, name);
       assert.equal(r.authorities[0]?.type, 'SOA', name);
     }
-    const res = resolve(decode(encode(question('web.service.dc2.consul', 'A'))), ctx);
+    const res = await resolve(decode(encode(question('web.service.dc2.consul', 'A'))), ctx);
     assert.match(res.note ?? '', /remote: not forwarded yet/);
   });
 
-  test('consul.service answers from the lookup like any service', () => {
-    const r = ask(ctxFor(catalog()), question('consul.service.consul', 'SRV'));
+  test('consul.service answers from the lookup like any service', async () => {
+    const r = await ask(ctxFor(catalog()), question('consul.service.consul', 'SRV'));
     assert.deepEqual(r.answers.map((a) => (a.data as SrvData).port), [8300]);
   });
 
-  test('duplicate instances (same node, address, port) give one SRV', () => {
+  test('duplicate instances (same node, address, port) give one SRV', async () => {
     const lookup = catalog().addService('web', 'node-a', 8080);
-    assert.equal(ask(ctxFor(lookup), question('web.service.consul', 'SRV')).answers.length, 2);
+    assert.equal((await ask(ctxFor(lookup), question('web.service.consul', 'SRV'))).answers.length, 2);
   });
 
-  test('a custom domain and TTL', () => {
+  test('a custom domain and TTL', async () => {
     const ctx = ctxFor(catalog(), { domain: domainLabels('trellis.internal.'), ttlSeconds: 30 });
-    const r = ask(ctx, question('web.service.trellis.internal', 'SRV'));
+    const r = await ask(ctx, question('web.service.trellis.internal', 'SRV'));
     assert.ok(r.answers.every((a) => a.ttl === 30));
     assert.ok(r.answers.every((a) => (a.data as SrvData).target.endsWith('.node.dc1.trellis.internal')));
-    assert.equal(rcodeOf(ask(ctx, question('web.service.consul', 'A'))), RCODE.REFUSED);
+    assert.equal(rcodeOf(await ask(ctx, question('web.service.consul', 'A'))), RCODE.REFUSED);
   });
 
-  test('instances are shuffled by the injected random source', () => {
+  test('instances are shuffled by the injected random source', async () => {
     const lookup = new FakeLookup();
     for (let i = 0; i < 6; i++) lookup.addNode(`n${i}`, `10.0.1.${i}`).addService('many', `n${i}`, 1000 + i);
     const orders = new Set<string>();
     for (let seed = 1; seed <= 30; seed++) {
       const ctx = { ...ctxFor(lookup), random: seededRandom(seed) };
-      orders.add(ask(ctx, question('many.service.consul', 'A')).answers.map((a) => a.data).join(','));
+      orders.add((await ask(ctx, question('many.service.consul', 'A'))).answers.map((a) => a.data).join(','));
     }
     assert.ok(orders.size > 10, `only ${orders.size} distinct orders`);
     // Same seed, same order: a failure can be replayed.
-    const once = () => ask({ ...ctxFor(lookup), random: seededRandom(99) }, question('many.service.consul', 'A')).answers.map((a) => a.data);
-    assert.deepEqual(once(), once());
+    const once = async () => (await ask({ ...ctxFor(lookup), random: seededRandom(99) }, question('many.service.consul', 'A'))).answers.map((a) => a.data);
+    assert.deepEqual(await once(), await once());
   });
 });
 
 describe('DNS resolver: nodes, zone records, errors', () => {
-  test('node A, dotted datacenter form, and unknown node', () => {
+  test('node A, dotted datacenter form, and unknown node', async () => {
     const ctx = ctxFor(catalog());
-    assert.deepEqual(ask(ctx, question('node-a.node.consul', 'A')).answers.map((a) => [a.name, a.type, a.data]), [['node-a.node.consul', 'A', '10.0.0.1']]);
-    assert.deepEqual(ask(ctx, question('node-b.node.dc1.consul', 'ANY')).answers.map((a) => a.data), ['10.0.0.2']);
-    assert.deepEqual(ask(ctx, question('NODE-A.node.consul', 'A')).answers.map((a) => a.data), ['10.0.0.1']);
-    const missing = ask(ctx, question('ghost.node.consul', 'A'));
+    assert.deepEqual((await ask(ctx, question('node-a.node.consul', 'A'))).answers.map((a) => [a.name, a.type, a.data]), [['node-a.node.consul', 'A', '10.0.0.1']]);
+    assert.deepEqual((await ask(ctx, question('node-b.node.dc1.consul', 'ANY'))).answers.map((a) => a.data), ['10.0.0.2']);
+    assert.deepEqual((await ask(ctx, question('NODE-A.node.consul', 'A'))).answers.map((a) => a.data), ['10.0.0.1']);
+    const missing = await ask(ctx, question('ghost.node.consul', 'A'));
     assert.equal(rcodeOf(missing), RCODE.NXDOMAIN);
     assert.equal(missing.authorities[0]?.type, 'SOA');
-    assert.deepEqual(ask(ctx, question('ext.node.consul', 'A')).answers.map((a) => [a.type, a.data]), [['CNAME', 'db.example.com']]);
+    assert.deepEqual((await ask(ctx, question('ext.node.consul', 'A'))).answers.map((a) => [a.type, a.data]), [['CNAME', 'db.example.com']]);
   });
 
-  test('SOA and NS for the domain: servers from the consul service, with glue', () => {
+  test('SOA and NS for the domain: servers from the consul service, with glue', async () => {
     const ctx = ctxFor(catalog());
-    const soa = ask(ctx, question('consul', 'SOA'));
+    const soa = await ask(ctx, question('consul', 'SOA'));
     assert.deepEqual(soa.answers.map((a) => a.type), ['SOA']);
     assert.deepEqual(soa.authorities.map((a) => [a.type, a.data]), [['NS', 'node-a.node.dc1.consul']]);
-    const ns = ask(ctx, question('consul', 'NS'));
+    const ns = await ask(ctx, question('consul', 'NS'));
     assert.deepEqual(ns.answers.map((a) => [a.name, a.data]), [['consul', 'node-a.node.dc1.consul']]);
     assert.deepEqual(ns.additionals.map((a) => [a.name, a.data]), [['node-a.node.dc1.consul', '10.0.0.1']]);
   });
 
-  test('the apex asked for A is NODATA, not NXDOMAIN (which would deny the whole zone)', () => {
-    const r = ask(ctxFor(catalog()), question('consul', 'A'));
+  test('the apex asked for A is NODATA, not NXDOMAIN (which would deny the whole zone)', async () => {
+    const r = await ask(ctxFor(catalog()), question('consul', 'A'));
     assert.equal(rcodeOf(r), RCODE.NOERROR);
     assert.equal(r.authorities[0]?.type, 'SOA');
   });
 
-  test('names outside the domain are REFUSED without authority', () => {
-    const r = ask(ctxFor(catalog()), question('example.com', 'A'));
+  test('names outside the domain are REFUSED without authority', async () => {
+    const r = await ask(ctxFor(catalog()), question('example.com', 'A'));
     assert.equal(rcodeOf(r), RCODE.REFUSED);
     assert.equal(r.flag_aa, false);
     assert.equal(r.authorities.length, 0);
   });
 
-  test('malformed names inside the domain are NXDOMAIN', () => {
+  test('malformed names inside the domain are NXDOMAIN', async () => {
     for (const name of ['web.consul', 'a.b.c.service.x.y.consul', 'q.query.consul', 'zz.addr.consul']) {
-      assert.equal(rcodeOf(ask(ctxFor(catalog()), question(name, 'A'))), RCODE.NXDOMAIN, name);
+      assert.equal(rcodeOf(await ask(ctxFor(catalog()), question(name, 'A'))), RCODE.NXDOMAIN, name);
     }
   });
 
-  test('header rules: opcode, question count, zone transfer, EDNS', () => {
+  test('header rules: opcode, question count, zone transfer, EDNS', async () => {
     const ctx = ctxFor(catalog());
-    assert.equal(rcodeOf(ask(ctx, { ...question('web.service.consul', 'A'), flags: 2 << 11 })), RCODE.NOTIMP);
-    assert.equal(rcodeOf(ask(ctx, { id: 9, type: 'query', questions: [] })), RCODE.FORMERR);
-    assert.equal(rcodeOf(ask(ctx, { id: 9, type: 'query', questions: [{ name: 'a.service.consul', type: 'A' }, { name: 'b.service.consul', type: 'A' }] })), RCODE.FORMERR);
-    assert.equal(rcodeOf(ask(ctx, question('consul', 'AXFR'))), RCODE.NOTIMP);
-    const edns = ask(ctx, question('web.service.consul', 'A', { additionals: ednsOpt(4096) }));
+    assert.equal(rcodeOf(await ask(ctx, { ...question('web.service.consul', 'A'), flags: 2 << 11 })), RCODE.NOTIMP);
+    assert.equal(rcodeOf(await ask(ctx, { id: 9, type: 'query', questions: [] })), RCODE.FORMERR);
+    assert.equal(rcodeOf(await ask(ctx, { id: 9, type: 'query', questions: [{ name: 'a.service.consul', type: 'A' }, { name: 'b.service.consul', type: 'A' }] })), RCODE.FORMERR);
+    assert.equal(rcodeOf(await ask(ctx, question('consul', 'AXFR'))), RCODE.NOTIMP);
+    const edns = await ask(ctx, question('web.service.consul', 'A', { additionals: ednsOpt(4096) }));
     assert.deepEqual(edns.additionals.map((a) => [a.type, a.udpPayloadSize]), [['OPT', 4096]]);
-    const badvers = ask(ctx, question('web.service.consul', 'A', { additionals: ednsOpt(4096, 1) }));
+    const badvers = await ask(ctx, question('web.service.consul', 'A', { additionals: ednsOpt(4096, 1) }));
     assert.equal(badvers.additionals[0]?.extendedRcode, 1);
     assert.equal(badvers.answers.length, 0);
   });
 
-  test('a question name with bytes beyond printable ASCII is FORMERR, not echoed', () => {
+  test('a question name with bytes beyond printable ASCII is FORMERR, not echoed', async () => {
     const req = question('x.service.consul', 'A');
     const wire = encode(req);
     wire[13] = 0xff; // the label "x" becomes an invalid UTF-8 byte
-    const r = decode(encode(resolve(decode(wire), ctxFor(catalog())).response));
+    const r = decode(encode((await resolve(decode(wire), ctxFor(catalog()))).response));
     assert.equal(rcodeOf(r), RCODE.FORMERR);
     assert.equal(r.questions.length, 0);
   });
 
-  test('the response echoes id, question and RD', () => {
+  test('the response echoes id, question and RD', async () => {
     const req = question('web.service.consul', 'A');
-    const r = ask(ctxFor(catalog()), req);
+    const r = await ask(ctxFor(catalog()), req);
     assert.equal(r.id, req.id);
     assert.equal(r.type, 'response');
     assert.ok(r.flag_rd);
@@ -238,20 +238,54 @@ describe('DNS resolver: nodes, zone records, errors', () => {
     assert.deepEqual(r.questions, [{ name: 'web.service.consul', type: 'A', class: 'IN' }]);
   });
 
-  test('a failing lookup is SERVFAIL with the cause handed back for the log', () => {
+  test('a failing lookup is SERVFAIL with the cause handed back for the log', async () => {
     const lookup = catalog();
     lookup.serviceInstances = () => {
       throw new Error('store closed');
     };
-    const out = resolve(decode(encode(question('web.service.consul', 'A'))), ctxFor(lookup));
+    const out = await resolve(decode(encode(question('web.service.consul', 'A'))), ctxFor(lookup));
     assert.equal((out.response.flags ?? 0) & 0xf, RCODE.SERVFAIL);
     assert.match(String(out.error), /store closed/);
   });
 
-  test('node names DNS cannot carry: SRV falls back to the address target', () => {
+  test('a lookup that answers later (a client agent\'s) gives the same answers as one that answers now', async () => {
+    const now = catalog();
+    now.dcs = ['dc1', 'dc2'];
+    const later: DnsLookup = {
+      serviceInstances: async (service, tag) => now.serviceInstances(service, tag),
+      node: async (name) => now.node(name),
+      datacenters: async () => now.datacenters(),
+    };
+    const cases: Array<[string, string]> = [
+      ['web.service.consul', 'SRV'], ['primary.web.service.consul', 'A'], ['node-a.node.consul', 'A'], ['ghost.node.consul', 'A'],
+      ['consul', 'NS'], ['consul', 'SOA'], ['web.service.dc2.consul', 'A'], ['missing.service.consul', 'SRV'],
+    ];
+    for (const [name, type] of cases) {
+      const q = question(name, type);
+      const want = await ask(ctxFor(now), q);
+      assert.deepEqual(await ask({ ...ctxFor(now), lookup: later }, q), want, `${name} ${type}`);
+    }
+    assert.equal((await ask({ ...ctxFor(now), lookup: later }, question('web.service.consul', 'SRV'))).answers.length, 2);
+  });
+
+  test('a lookup that rejects is SERVFAIL with the cause, and nothing half-built in the answer', async () => {
+    const failing: DnsLookup = {
+      serviceInstances: () => Promise.reject(new Error('No known Consul servers')),
+      node: () => Promise.reject(new Error('server answered 500')),
+      datacenters: () => ['dc1'],
+    };
+    for (const [name, type, cause] of [['web.service.consul', 'SRV', /No known Consul servers/], ['consul', 'SOA', /No known Consul servers/], ['node-a.node.consul', 'A', /server answered 500/]] as const) {
+      const out = await resolve(decode(encode(question(name, type))), { ...ctxFor(catalog()), lookup: failing });
+      assert.equal((out.response.flags ?? 0) & 0xf, RCODE.SERVFAIL, name);
+      assert.match(String(out.error), cause);
+      assert.deepEqual([out.response.answers, out.response.authorities], [[], []], name);
+    }
+  });
+
+  test('node names DNS cannot carry: SRV falls back to the address target', async () => {
     const long = 'n'.repeat(70);
     const lookup = new FakeLookup().addNode(long, '10.0.0.7').addService('odd', long, 1);
-    const r = ask(ctxFor(lookup), question('odd.service.consul', 'SRV'));
+    const r = await ask(ctxFor(lookup), question('odd.service.consul', 'SRV'));
     assert.deepEqual(r.answers.map((a) => (a.data as SrvData).target), ['0a000007.addr.dc1.consul']);
   });
 });

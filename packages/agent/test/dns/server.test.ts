@@ -4,7 +4,7 @@ import assert from 'node:assert/strict';
 import { execFile, spawnSync } from 'node:child_process';
 import { createServer } from 'node:net';
 import { decode, encode, type SrvData } from 'dns-packet';
-import { DnsConfigError, RCODE, startDnsServer, type DnsServer } from '../../src/dns/index.ts';
+import { DnsConfigError, RCODE, startDnsServer, type DnsLookup, type DnsServer } from '../../src/dns/index.ts';
 import { ednsOpt, FakeLookup, frame, queryTcp, queryUdp, question, rcodeOf, tcpExchange, udpExchange } from './helpers.ts';
 
 const lookup = new FakeLookup()
@@ -212,6 +212,94 @@ describe('DNS server lifecycle and configuration', () => {
       assert.match(JSON.stringify(lines), /state store unavailable/);
       fail = false;
       assert.deepEqual((await queryUdp(s.port, question('s.service.consul', 'A'))).answers.map((a) => a.data), ['10.0.0.9']);
+    } finally {
+      await s.close();
+    }
+  });
+});
+
+describe('DNS server over a lookup that answers later (a client agent\'s)', () => {
+  const base = new FakeLookup().addNode('node-a', '10.0.0.1').addService('slow', 'node-a', 1).addService('fast', 'node-a', 2);
+  const later = <T>(value: T, ms: number) => new Promise<T>((res) => setTimeout(() => res(value), ms));
+
+  test('answers over UDP and TCP once the lookup resolves; a rejected lookup is SERVFAIL and logged', async () => {
+    const lines: string[] = [];
+    const logger = { debug() {}, warn() {}, error: (o: object) => void lines.push(JSON.stringify(o)) };
+    const lookup: DnsLookup = {
+      serviceInstances: (s, t) => (s === 'broken' ? Promise.reject(new Error('no known Consul servers')) : later(base.serviceInstances(s, t), 20)),
+      node: (n) => later(base.node(n), 20),
+      datacenters: () => later(['dc1'], 20),
+    };
+    const s = await startDnsServer({ host: '127.0.0.1', port: 0, datacenter: 'dc1', nodeName: 'n', lookup, logger });
+    try {
+      const srv = await queryUdp(s.port, question('fast.service.consul', 'SRV'));
+      assert.deepEqual(srv.answers.map((a) => [(a.data as SrvData).port, (a.data as SrvData).target]), [[2, 'node-a.node.dc1.consul']]);
+      assert.deepEqual((await queryTcp(s.port, question('node-a.node.consul', 'A'))).answers.map((a) => a.data), ['10.0.0.1']);
+      assert.equal(rcodeOf(await queryUdp(s.port, question('fast.service.dc2.consul', 'A'))), RCODE.NXDOMAIN);
+      assert.equal(rcodeOf(await queryUdp(s.port, question('broken.service.consul', 'A'))), RCODE.SERVFAIL);
+      assert.equal(rcodeOf(await queryTcp(s.port, question('broken.service.consul', 'A'))), RCODE.SERVFAIL);
+      assert.equal(lines.filter((l) => l.includes('no known Consul servers')).length, 2);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('TCP: pipelined queries are resolved concurrently and answered in the order they came', async () => {
+    let fastAsked!: () => void;
+    const fastCalled = new Promise<void>((res) => (fastAsked = res));
+    const lookup: DnsLookup = {
+      // The slow lookup finishes only after the fast one has started (and then some): were queries
+      // resolved one at a time, the slow one would never answer.
+      serviceInstances: async (s, t) => {
+        if (s === 'slow') {
+          await fastCalled;
+          await later(undefined, 50);
+        } else {
+          fastAsked();
+        }
+        return base.serviceInstances(s, t);
+      },
+      node: (n) => base.node(n),
+      datacenters: () => ['dc1'],
+    };
+    const s = await startDnsServer({ host: '127.0.0.1', port: 0, datacenter: 'dc1', nodeName: 'n', lookup });
+    try {
+      const slow = question('slow.service.consul', 'SRV');
+      const fast = question('fast.service.consul', 'SRV');
+      const replies = (await tcpExchange(s.port, [Buffer.concat([frame(encode(slow)), frame(encode(fast))])], 2)).map((r) => decode(r));
+      assert.deepEqual(replies.map((r) => [r.id, r.questions[0]!.name, (r.answers[0]!.data as SrvData).port]), [[slow.id, 'slow.service.consul', 1], [fast.id, 'fast.service.consul', 2]]);
+    } finally {
+      await s.close();
+    }
+  });
+
+  test('TCP: at most 32 queries per connection are open; the rest wait until answers go out', async () => {
+    const held: Array<() => void> = [];
+    let asked = 0;
+    const lookup: DnsLookup = {
+      serviceInstances: (s, t) => {
+        asked++;
+        return new Promise((res) => held.push(() => res(base.serviceInstances(s, t))));
+      },
+      node: (n) => base.node(n),
+      datacenters: () => ['dc1'],
+    };
+    const s = await startDnsServer({ host: '127.0.0.1', port: 0, datacenter: 'dc1', nodeName: 'n', lookup });
+    try {
+      const queries = Array.from({ length: 40 }, () => question('fast.service.consul', 'A'));
+      const exchange = tcpExchange(s.port, [Buffer.concat(queries.map((q) => frame(encode(q))))], 40, 5000);
+      for (let i = 0; i < 100 && asked < 32; i++) await later(undefined, 10);
+      await later(undefined, 100); // time for any query beyond the bound to (wrongly) start
+      assert.equal(asked, 32);
+      // Release answers as they are asked for, until all 40 are in.
+      for (let i = 0; i < 200 && (held.length > 0 || asked < 40); i++) {
+        for (const release of held.splice(0)) release();
+        await later(undefined, 10);
+      }
+      const replies = (await exchange).map((r) => decode(r));
+      assert.equal(asked, 40);
+      assert.deepEqual(replies.map((r) => r.id), queries.map((q) => q.id));
+      assert.ok(replies.every((r) => r.answers.length === 1 && r.answers[0]!.data === '10.0.0.1'));
     } finally {
       await s.close();
     }
