@@ -205,6 +205,10 @@ describe('client agents, gossip membership and serfHealth', () => {
 
     await a.restart();
     await waitFor('c1 serfHealth passing again', async () => (await serfHealth('c1')) === 'passing' ? true : undefined, 20_000);
+    // Its API registration was kept in its data dir: the restarted agent holds it again.
+    await waitFor('c1 holds web-c1 again', async () =>
+      (await a.getJson<Record<string, { Port: number }>>('/v1/agent/services'))['web-c1']?.Port === 8080 ? true : undefined, 10_000);
+    assert.deepEqual(await dnsSrv('web.service.consul'), ['c1.node.dc1.consul:8080']);
   });
 
   test('graceful leave of a client: status left, deregistered from the catalog', async () => {

@@ -14,6 +14,7 @@ import { lanPoolOptions } from './gossip/fromConfig.ts';
 import { retryJoin } from './gossip/retryJoin.ts';
 import { consulEventName, decodeConsulEvent, encodeConsulEvent, rawConsulEventName } from './gossip/consulEvents.ts';
 import { LocalState } from './http/local.ts';
+import { FilePersistence } from './http/persist.ts';
 import { EventLog, eventMatchesAgent } from './http/events.ts';
 import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
@@ -70,7 +71,9 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       : await (await import('./client/role.ts')).startClientRole({ config, nodeId, logger, pool });
     stack.push(() => role.stop());
 
+    const persist = config.devMode || !config.dataDir ? undefined : new FilePersistence(config.dataDir);
     const local = new LocalState({
+      ...(persist ? { persist } : {}),
       node: {
         Node: config.nodeName, ID: nodeId, Address: config.advertiseAddrLan, Datacenter: config.datacenter,
         TaggedAddresses: config.taggedAddresses, Meta: config.nodeMeta,
@@ -101,9 +104,8 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
 
     // Services and checks from config files (`services`, `checks`) go through the same decoder and
     // validation as PUT /v1/agent/service/register; a bad one already failed config validation or
-    // fails here with a clear error. Registering needs a leader, so it runs in the background and
-    // retries until it succeeds (a server of a forming cluster has no leader at start).
-    startDefinitionsRegistration(config, local, log, ac.signal);
+    // fails here with a clear error.
+    startDefinitionsRegistration(config, local, persist, log, ac.signal);
     startAntiEntropy(local, pool, log, ac.signal);
 
     let stopping: Promise<void> | undefined;
@@ -195,37 +197,66 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
   }
 }
 
-/** Registers config-file services and checks into the local state, retrying every second until it
- *  succeeds or the agent stops. */
-function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, log: Logger, signal: AbortSignal): void {
-  if (config.services.length === 0 && config.checks.length === 0) return;
-  void (async () => {
-    let decoded;
-    try {
-      decoded = {
-        services: config.services.map((def) => serviceRegistrationFromJson(def)),
-        checks: config.checks.map((def) => checkRegistrationFromJson(def)),
-      };
-    } catch (err) {
-      log.error({ err }, 'a service or check in the configuration is invalid; it was not registered');
-      return;
+/**
+ * Registers, in the background, the services and checks from config files and those persisted from
+ * earlier API registrations (config wins for the same ID). Registering needs a leader, so each is
+ * retried every second until it succeeds or the agent stops; one that is refused (4xx: e.g. a
+ * script check while scripts are disabled) is logged and dropped without holding up the others.
+ */
+function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, persisted: FilePersistence | undefined, log: Logger, signal: AbortSignal): void {
+  const items: Array<{ what: string; run: () => Promise<void> }> = [];
+  try {
+    for (const def of config.services) {
+      const s = serviceRegistrationFromJson(def);
+      items.push({ what: `service ${s.service.ID} (configuration)`, run: () => local.addService(s.service, s.checks, { fromConfig: true }) });
     }
-    for (let attempt = 0; !signal.aborted; attempt++) {
-      try {
-        for (const s of decoded.services) await local.addService(s.service, s.checks, { fromConfig: true });
-        for (const c of decoded.checks) await local.addCheck(c, { fromConfig: true });
-        log.info({ services: decoded.services.length, checks: decoded.checks.length }, 'registered services and checks from the configuration');
-        return;
-      } catch (err) {
+    for (const def of config.checks) {
+      const c = checkRegistrationFromJson(def);
+      items.push({ what: `check ${c.CheckID} (configuration)`, run: () => local.addCheck(c, { fromConfig: true }) });
+    }
+  } catch (err) {
+    log.error({ err }, 'a service or check in the configuration is invalid; none of them was registered');
+    items.length = 0;
+  }
+  if (persisted) {
+    const fromConfig = new Set(items.map((i) => i.what));
+    const { services, checks, problems } = persisted.load();
+    for (const p of problems) log.warn({}, `persisted registrations: ${p}`);
+    for (const svc of services) {
+      if (fromConfig.has(`service ${svc.ID} (configuration)`)) continue;
+      items.push({ what: `service ${svc.ID} (persisted)`, run: () => local.addService(svc, []) });
+    }
+    // Checks after services: a service's check needs its service.
+    for (const c of checks) {
+      if (fromConfig.has(`check ${c.CheckID} (configuration)`)) continue;
+      items.push({ what: `check ${c.CheckID} (persisted)`, run: () => local.addCheck(c) });
+    }
+  }
+  if (items.length === 0) return;
+  void (async () => {
+    let pending = items;
+    for (let attempt = 0; pending.length > 0 && !signal.aborted; attempt++) {
+      const retry: typeof items = [];
+      for (const item of pending) {
         if (signal.aborted) return;
-        const status = (err as { statusCode?: unknown }).statusCode;
-        if (typeof status === 'number' && status >= 400 && status < 500) {
-          log.error({ err: (err as Error).message }, 'a service or check in the configuration cannot be registered; fix it and reload');
-          return;
+        try {
+          await item.run();
+        } catch (err) {
+          const status = (err as { statusCode?: unknown }).statusCode;
+          if (typeof status === 'number' && status >= 400 && status < 500) {
+            log.error({ err: (err as Error).message }, `${item.what} cannot be registered; fix it and reload`);
+          } else {
+            retry.push(item);
+            if (attempt % 10 === 0) log.warn({ err: (err as Error).message }, `could not register ${item.what} yet; retrying`);
+          }
         }
-        if (attempt % 10 === 0) log.warn({ err }, 'could not register configured services and checks yet; retrying');
-        await new Promise((r) => setTimeout(r, 1000).unref());
       }
+      if (retry.length === 0) {
+        log.info({ registered: items.length }, 'registered services and checks from the configuration and the data directory');
+        return;
+      }
+      pending = retry;
+      await new Promise((r) => setTimeout(r, 1000).unref());
     }
   })();
 }

@@ -21,6 +21,7 @@ import type {
 import type { NodeCatalogState } from '../server/rpcProto.ts';
 import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner } from '../checks/index.ts';
 import type { Logger } from '../logger.ts';
+import type { LocalPersistence } from './persist.ts';
 import { applyOk } from './apply.ts';
 import { HttpError, notFound } from './errors.ts';
 
@@ -198,6 +199,8 @@ export interface LocalStateOptions {
     /** Shortest interval honoured (Consul: 1 s); tests lower it. */
     minIntervalMs?: number;
   };
+  /** Keeps API registrations across restarts (persist.ts); absent with -dev. */
+  persist?: LocalPersistence;
   /** Reports background failures (TTL expiry writes, anti-entropy); defaults to ignoring them. */
   onError?: (err: unknown, what: string) => void;
 }
@@ -228,6 +231,7 @@ export class LocalState {
   readonly #criticalTimers = new Map<string, unknown>();
   readonly #changeListeners = new Set<() => void>();
   readonly #runChecks: LocalStateOptions['runChecks'];
+  readonly #persist: LocalPersistence | undefined;
   /** Last output a TTL check was given, for the "TTL expired" message. */
   readonly #ttlLastOutput = new Map<string, string>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -242,6 +246,7 @@ export class LocalState {
     this.#timers = opts.timers ?? realTimers;
     this.#onError = opts.onError ?? (() => {});
     this.#runChecks = opts.runChecks;
+    this.#persist = opts.persist;
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -335,6 +340,13 @@ export class LocalState {
         this.#checks.set(c.check.CheckID, c);
         this.#startCheck(c);
       }
+      if (!opts.fromConfig) {
+        this.#persisting(`service ${svc.ID}`, (p) => {
+          p.saveService(svc);
+          for (const c of newChecks) if (c.type) p.saveCheck({ ...c.type, CheckID: c.check.CheckID, ServiceID: svc.ID });
+          for (const c of stale) p.removeCheck(c.check.CheckID);
+        });
+      }
       this.#changed();
     });
   }
@@ -346,8 +358,13 @@ export class LocalState {
         throw notFound(`Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
       }
       await this.#deregister({ ServiceID: id });
+      const checks = this.serviceChecks(id);
       this.#services.delete(id);
-      for (const c of this.serviceChecks(id)) this.#dropCheck(c.check.CheckID);
+      for (const c of checks) this.#dropCheck(c.check.CheckID);
+      this.#persisting(`service ${id}`, (p) => {
+        p.removeService(id);
+        for (const c of checks) p.removeCheck(c.check.CheckID);
+      });
       this.#changed();
     });
   }
@@ -372,6 +389,7 @@ export class LocalState {
       this.#dropCheck(ct.CheckID);
       this.#checks.set(ct.CheckID, lc);
       this.#startCheck(lc);
+      if (!opts.fromConfig) this.#persisting(`check ${ct.CheckID}`, (p) => p.saveCheck(ct));
       this.#changed();
     });
   }
@@ -384,6 +402,7 @@ export class LocalState {
       }
       await this.#deregister({ CheckID: id });
       this.#dropCheck(id);
+      this.#persisting(`check ${id}`, (p) => p.removeCheck(id));
       this.#changed();
     });
   }
@@ -619,6 +638,16 @@ export class LocalState {
         this.#onError(err, `writing the status of check ${id} to the catalog (anti-entropy will retry)`);
       }
     }).catch((err) => this.#onError(err, `recording the status of check ${id}`));
+  }
+
+  /** Writes registrations to disk; a failure is reported, never fails the request (the catalog has it). */
+  #persisting(what: string, fn: (p: LocalPersistence) => void): void {
+    if (!this.#persist) return;
+    try {
+      fn(this.#persist);
+    } catch (err) {
+      this.#onError(err, `persisting ${what} to the data directory`);
+    }
   }
 
   /** Refuses (400) a check this agent cannot run, before anything is written. */

@@ -1,0 +1,93 @@
+// Services and checks registered through the HTTP API survive a restart of the agent, as in Consul
+// (agent.persistService / persistCheck): each is a JSON file under <data-dir>/services and
+// <data-dir>/checks, named by the SHA-256 of its ID, written to a temporary file and renamed into
+// place. Definitions from configuration files are not persisted: the files are their source.
+// A file that cannot be read or parsed is reported and skipped; it never stops the agent.
+import { createHash } from 'node:crypto';
+import fs from 'node:fs';
+import path from 'node:path';
+import type { CheckType, LocalServiceDef } from './local.ts';
+
+export type PersistedCheck = CheckType & { CheckID: string; ServiceID?: string };
+
+/** What LocalState calls; every method is synchronous and small (one file). */
+export interface LocalPersistence {
+  saveService(svc: LocalServiceDef): void;
+  removeService(id: string): void;
+  saveCheck(check: PersistedCheck): void;
+  removeCheck(id: string): void;
+}
+
+const FORMAT = 1;
+
+function fileName(id: string): string {
+  return createHash('sha256').update(id).digest('hex');
+}
+
+export class FilePersistence implements LocalPersistence {
+  readonly #services: string;
+  readonly #checks: string;
+
+  constructor(dataDir: string) {
+    this.#services = path.join(dataDir, 'services');
+    this.#checks = path.join(dataDir, 'checks');
+  }
+
+  saveService(svc: LocalServiceDef): void {
+    this.#write(this.#services, svc.ID, { Format: FORMAT, Service: svc });
+  }
+
+  removeService(id: string): void {
+    fs.rmSync(path.join(this.#services, fileName(id)), { force: true });
+  }
+
+  saveCheck(check: PersistedCheck): void {
+    this.#write(this.#checks, check.CheckID, { Format: FORMAT, Check: check });
+  }
+
+  removeCheck(id: string): void {
+    fs.rmSync(path.join(this.#checks, fileName(id)), { force: true });
+  }
+
+  /** Everything persisted, and a message for each file that could not be used. */
+  load(): { services: LocalServiceDef[]; checks: PersistedCheck[]; problems: string[] } {
+    const problems: string[] = [];
+    const read = <T>(dir: string, key: 'Service' | 'Check', idField: 'ID' | 'CheckID'): T[] => {
+      let names: string[];
+      try {
+        names = fs.readdirSync(dir).filter((n) => /^[0-9a-f]{64}$/.test(n));
+      } catch (err) {
+        if ((err as NodeJS.ErrnoException).code !== 'ENOENT') problems.push(`cannot list ${dir}: ${(err as Error).message}`);
+        return [];
+      }
+      const out: T[] = [];
+      for (const n of names.sort()) {
+        const file = path.join(dir, n);
+        try {
+          const doc = JSON.parse(fs.readFileSync(file, 'utf8')) as Record<string, unknown>;
+          const item = doc[key] as Record<string, unknown> | undefined;
+          if (doc.Format !== FORMAT || typeof item !== 'object' || item === null || typeof item[idField] !== 'string') {
+            throw new Error(`not a persisted ${key.toLowerCase()} (format ${String(doc.Format)})`);
+          }
+          out.push(item as T);
+        } catch (err) {
+          problems.push(`skipping ${file}: ${(err as Error).message}; delete the file or register the ${key.toLowerCase()} again`);
+        }
+      }
+      return out;
+    };
+    return {
+      services: read<LocalServiceDef>(this.#services, 'Service', 'ID'),
+      checks: read<PersistedCheck>(this.#checks, 'Check', 'CheckID'),
+      problems,
+    };
+  }
+
+  #write(dir: string, id: string, doc: unknown): void {
+    fs.mkdirSync(dir, { recursive: true, mode: 0o700 });
+    const file = path.join(dir, fileName(id));
+    const tmp = `${file}.tmp`;
+    fs.writeFileSync(tmp, JSON.stringify(doc), { mode: 0o600 });
+    fs.renameSync(tmp, file);
+  }
+}
