@@ -79,7 +79,10 @@ interface Target {
   name: string;
   port: number;
   put(key: string, value: Buffer): HttpCall;
+  /** A default-consistency read (Trellis: leader lease; etcd: its default, linearizable). */
   get(key: string): HttpCall;
+  /** A linearizable read (Trellis: ?consistent, a ReadIndex round; etcd: its default range). */
+  getConsistent(key: string): HttpCall;
   /** Checks a read's answer carried `value` (done on a sample, not on every read). */
   verifyGet(body: Buffer, value: Buffer): boolean;
 }
@@ -89,6 +92,7 @@ const trellisTarget = (port: number): Target => ({
   port,
   put: (key, value) => ({ method: 'PUT', path: `/v1/kv/${key}`, body: value }),
   get: (key) => ({ method: 'GET', path: `/v1/kv/${key}` }),
+  getConsistent: (key) => ({ method: 'GET', path: `/v1/kv/${key}?consistent` }),
   verifyGet: (body, value) => {
     const [e] = JSON.parse(body.toString()) as Array<{ Value: string }>;
     return Buffer.from(e!.Value, 'base64').equals(value);
@@ -102,6 +106,7 @@ const etcdTarget = (port: number, prefix: string): Target => ({
   port,
   put: (key, value) => ({ method: 'POST', path: `${prefix}/kv/put`, body: Buffer.from(JSON.stringify({ key: b64(key), value: b64(value) })), headers: { 'content-type': 'application/json' } }),
   get: (key) => ({ method: 'POST', path: `${prefix}/kv/range`, body: Buffer.from(JSON.stringify({ key: b64(key) })), headers: { 'content-type': 'application/json' } }),
+  getConsistent: (key) => ({ method: 'POST', path: `${prefix}/kv/range`, body: Buffer.from(JSON.stringify({ key: b64(key) })), headers: { 'content-type': 'application/json' } }),
   verifyGet: (body, value) => {
     const r = JSON.parse(body.toString()) as { kvs?: Array<{ value: string }> };
     return r.kvs !== undefined && Buffer.from(r.kvs[0]!.value, 'base64').equals(value);
@@ -208,6 +213,7 @@ function valueFor(key: string): Buffer {
 interface SystemResults {
   writes: Record<number, CellResult>;
   reads: Record<number, CellResult>;
+  consistentReads: Record<number, CellResult>;
   rssAfterKeysMB: number;
   keysForRss: number;
 }
@@ -218,6 +224,7 @@ async function measure(sys: RunningSystem, opts: Options): Promise<SystemResults
   const written: string[] = [];
   const writes: Record<number, CellResult> = {};
   const reads: Record<number, CellResult> = {};
+  const consistentReads: Record<number, CellResult> = {};
   // Warm-up (JIT, connection setup, the first Raft batches): not measured.
   await runCell(target, pids, 16, Math.min(2, opts.seconds), (w, s) => {
     const key = `warm/${w}/${s}`;
@@ -240,17 +247,19 @@ async function measure(sys: RunningSystem, opts: Options): Promise<SystemResults
     rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
     return written[rnd % written.length]!;
   };
-  for (const c of READ_CONCURRENCY) {
-    note(`${target.name}: reads at c=${c} for ${opts.seconds}s`);
-    let i = 0;
-    reads[c] = await runCell(target, pids, c, opts.seconds, () => {
-      const key = nextKey();
-      const verify = (i++ % 100) === 0;
-      return {
-        call: target.get(key),
-        check: verify ? (_s, body) => (target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined,
-      };
-    });
+  for (const [kind, into, build] of [['default', reads, target.get], ['consistent', consistentReads, target.getConsistent]] as const) {
+    for (const c of READ_CONCURRENCY) {
+      note(`${target.name}: ${kind} reads at c=${c} for ${opts.seconds}s`);
+      let i = 0;
+      into[c] = await runCell(target, pids, c, opts.seconds, () => {
+        const key = nextKey();
+        const verify = (i++ % 100) === 0;
+        return {
+          call: build(key),
+          check: verify ? (_s, body) => (target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined,
+        };
+      });
+    }
   }
   // Memory with opts.keys keys: top up with more distinct keys (the ones above count), then read RSS.
   const have = written.length;
@@ -266,7 +275,7 @@ async function measure(sys: RunningSystem, opts: Options): Promise<SystemResults
     }
   }));
   agent.destroy();
-  return { writes, reads, rssAfterKeysMB: rssMB(sys.leaderPid), keysForRss: have + missing };
+  return { writes, reads, consistentReads, rssAfterKeysMB: rssMB(sys.leaderPid), keysForRss: have + missing };
 }
 
 function rssMB(pid: number): number {
@@ -377,7 +386,7 @@ async function startTrellis(root: string, servers: number): Promise<RunningSyste
   try {
     const pidFile = (i: number) => path.join(root, `trellis-s${i}.pid`);
     for (let i = 1; i <= servers; i++) await c.add({ name: `bench${i}`, expect: servers, args: ['-log-level', 'warn', '-pid-file', pidFile(i)] });
-    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.rpcAddr);
+    for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.serfAddr);
     for (const s of c.servers) s.start();
     const leader = await c.waitLeader(60_000);
     const pidOf = (s: ServerProc) => Number(fs.readFileSync(pidFile(c.servers.indexOf(s) + 1), 'utf8').trim());
@@ -447,6 +456,7 @@ function table(t: SystemResults, e: SystemResults): string {
   ]);
   for (const c of WRITE_CONCURRENCY) add('write', c, t.writes[c]!, e.writes[c]!);
   for (const c of READ_CONCURRENCY) add('read', c, t.reads[c]!, e.reads[c]!);
+  for (const c of READ_CONCURRENCY) add('read consistent', c, t.consistentReads[c]!, e.consistentReads[c]!);
   const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
   return rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')).join('\n');
 }
@@ -456,6 +466,7 @@ function cpuTable(t: SystemResults, e: SystemResults): string {
   const cells: Array<[string, CellResult, CellResult]> = [
     ...WRITE_CONCURRENCY.map((c) => [`write c=${c}`, t.writes[c]!, e.writes[c]!] as [string, CellResult, CellResult]),
     ...READ_CONCURRENCY.map((c) => [`read c=${c}`, t.reads[c]!, e.reads[c]!] as [string, CellResult, CellResult]),
+    ...READ_CONCURRENCY.map((c) => [`cons. c=${c}`, t.consistentReads[c]!, e.consistentReads[c]!] as [string, CellResult, CellResult]),
   ];
   const pct = (x: number) => `${Math.round(x)}%`.padStart(5);
   return ['CPU, % of one core (generator / server):', ...cells.map(([what, a, b]) =>
@@ -471,7 +482,11 @@ function verdicts(t: SystemResults, e: SystemResults, startupMs: number): string
   }
   for (const c of READ_CONCURRENCY) {
     const r = t.reads[c]!.opsPerSec / e.reads[c]!.opsPerSec;
-    out.push(`reads/s at c=${c} >= 1.5x etcd: ${r.toFixed(2)}x (${mark(r >= 1.5)})`);
+    out.push(`default reads/s at c=${c} >= 1.5x etcd (issue 4): ${r.toFixed(2)}x (${mark(r >= 1.5)})`);
+  }
+  for (const c of READ_CONCURRENCY) {
+    const r = t.consistentReads[c]!.opsPerSec / e.consistentReads[c]!.opsPerSec;
+    out.push(`consistent reads/s at c=${c} >= 1.0x etcd's linearizable reads (issue 6): ${r.toFixed(2)}x (${mark(r >= 1.0)})`);
   }
   const p99s = [...WRITE_CONCURRENCY.map((c) => [`write c=${c}`, t.writes[c]!, e.writes[c]!] as const),
     ...READ_CONCURRENCY.map((c) => [`read c=${c}`, t.reads[c]!, e.reads[c]!] as const)];
@@ -518,7 +533,7 @@ async function main(): Promise<void> {
     for (let i = 0; i < STARTUP_RUNS; i++) startups.push(await startupOnce(root, i));
     const startupMedian = [...startups].sort((a, b) => a - b)[Math.floor(STARTUP_RUNS / 2)]!;
 
-    const errors = [...Object.values(t.writes), ...Object.values(t.reads), ...Object.values(e.writes), ...Object.values(e.reads)]
+    const errors = [t, e].flatMap((x) => [...Object.values(x.writes), ...Object.values(x.reads), ...Object.values(x.consistentReads)])
       .filter((c) => c.errors > 0).map((c) => c.firstError);
     failed = errors.length > 0;
 
@@ -531,11 +546,11 @@ async function main(): Promise<void> {
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}, ${Math.round(os.totalmem() / 2 ** 30)} GiB; Node ${process.version}; etcd ${etcdV}; data dirs on ${fsType(root)}`,
       `load: ${opts.seconds} s per cell after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values, distinct keys; reads pick random written keys`,
       opts.servers === 1
-        ? 'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch), default-consistency reads'
-        : `trellis: ${opts.servers} x trellis agent -server -bootstrap-expect ${opts.servers} -retry-join, load on the leader, default-consistency reads`,
+        ? 'trellis: trellis agent -server -bootstrap -data-dir (single voter, fsync per Raft batch); reads: default consistency, and ?consistent'
+        : `trellis: ${opts.servers} x trellis agent -server -bootstrap-expect ${opts.servers} -retry-join, load on the leader; reads: default consistency, and ?consistent`,
       opts.servers === 1
-        ? 'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway'
-        : `etcd:    ${opts.servers} members, defaults, load on the leader, default (linearizable) range reads via the /v3 JSON gateway`,
+        ? 'etcd:    single member, defaults (fsync per batch), default (linearizable) range reads via the /v3 JSON gateway in both read rows'
+        : `etcd:    ${opts.servers} members, defaults, load on the leader, default (linearizable) range reads via the /v3 JSON gateway in both read rows`,
       'placement: generator = the bench process; each server its own process, run one at a time; no CPU pinning',
       `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
       '',
