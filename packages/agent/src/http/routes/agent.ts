@@ -373,6 +373,14 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function agentMetrics(ctx: RequestContext): Promise<unknown> {
+    // go-metrics' runtime gauges under Consul's names (alloc = live JS heap, sys = the process's
+    // resident memory), plus V8's own split, sampled when asked.
+    const mem = process.memoryUsage();
+    metrics.setGauge('consul.runtime.alloc_bytes', mem.heapUsed);
+    metrics.setGauge('consul.runtime.sys_bytes', mem.rss);
+    metrics.setGauge('trellis.runtime.heap_total_bytes', mem.heapTotal);
+    metrics.setGauge('trellis.runtime.external_bytes', mem.external);
+    metrics.setGauge('trellis.runtime.array_buffers_bytes', mem.arrayBuffers);
     const accept = String(ctx.headers.accept ?? '').toLowerCase();
     const openMetrics = accept.split(',').some((m) => {
       const [mime, param] = m.split(';').map((s) => s.trim());
