@@ -90,6 +90,17 @@ export function apiErrorText(prefix: string, err: unknown): string {
   throw err;
 }
 
+/** Consul's commands that act on the agent first check it answers: false (after the error) if not. */
+export async function agentReachable(ctx: CommandContext, client: ApiClient): Promise<boolean> {
+  try {
+    await client.request('GET', '/v1/agent/self');
+    return true;
+  } catch (err) {
+    ctx.ui.error(apiErrorText('Error querying agent', err));
+    return false;
+  }
+}
+
 export function tooManyArgs(ctx: CommandContext, expected: string, got: number): number {
   ctx.ui.error(`Too many arguments (expected ${expected}, got ${got})`);
   return 1;

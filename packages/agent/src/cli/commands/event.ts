@@ -5,7 +5,7 @@
 // token it refuses is reported as such rather than as a failed event.
 
 import type { Command } from '../command.ts';
-import { apiErrorText, clientFor } from '../command.ts';
+import { agentReachable, apiErrorText, clientFor } from '../command.ts';
 import { ApiError, HTTP_CLIENT_FLAGS } from '../http.ts';
 import { flagString } from '../../config/flags.ts';
 import { usageError } from './membership.ts';
@@ -49,12 +49,7 @@ export const eventCommand: Command = {
 
     const client = clientFor(ctx, flags);
     if (!client) return 1;
-    try {
-      await client.request('GET', '/v1/agent/self');
-    } catch (err) {
-      ctx.ui.error(apiErrorText('Error querying agent', err));
-      return 1;
-    }
+    if (!(await agentReachable(ctx, client))) return 1;
     let id: string;
     try {
       const { value } = await client.json<{ ID?: unknown } | null>('PUT', `/v1/event/fire/${encodeURIComponent(name)}`, {

@@ -11,7 +11,7 @@
 import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { constants as osConstants } from 'node:os';
 import type { Command, CommandContext } from '../command.ts';
-import { apiErrorText, clientFor } from '../command.ts';
+import { agentReachable, apiErrorText, clientFor } from '../command.ts';
 import { ApiError, HTTP_CLIENT_FLAGS, HTTP_SERVER_FLAGS, parseJson, type ApiClient } from '../http.ts';
 import { kvDelete, kvGet, kvList, kvPut, type KVPair } from './kv.ts';
 import { flagBool, flagNumber, flagString } from '../../config/flags.ts';
@@ -524,12 +524,7 @@ export function makeLockCommand(timing: LockTiming = DEFAULT_LOCK_TIMING): Comma
 
       const client = clientFor(ctx, flags);
       if (!client) return 1;
-      try {
-        await client.request('GET', '/v1/agent/self');
-      } catch (err) {
-        ctx.ui.error(apiErrorText('Error querying agent', err));
-        return 1;
-      }
+      if (!(await agentReachable(ctx, client))) return 1;
 
       const opts: HolderOptions = { client, prefix, sessionName: name, timeoutMs, monitorRetries, timing, verbose };
       const holder: Holder = limit === 1 ? new KeyLock(opts) : new Semaphore(opts, limit);
