@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets } from '../support/index.ts';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-startup-'));
 let agent: AgentProcess | undefined;
@@ -120,8 +120,10 @@ describe('running', () => {
     const agent = await startAgent({ name: 'startup-int', args: ['-config-file', file] });
     const self = (await agent.request('GET', '/v1/agent/self')).json<{ Config: { Datacenter: string } }>();
     assert.equal(self.Config.Datacenter, 'east');
-    const nodes = (await agent.request('GET', '/v1/catalog/nodes')).json<Array<{ Node: string; Meta: Record<string, string> }>>();
-    assert.equal(nodes.find((n) => n.Node === 'startup-int')?.Meta.rack, 'r7');
+    // The leader registers its own node just after it is elected (readiness is "a leader is known").
+    const node = await waitFor('the agent\'s node in the catalog', async () =>
+      (await agent.request('GET', '/v1/catalog/nodes')).json<Array<{ Node: string; Meta: Record<string, string> }>>().find((n) => n.Node === 'startup-int'));
+    assert.equal(node.Meta.rack, 'r7');
     agent.signal('SIGINT');
     const exit = await agent.waitExit();
     assert.deepEqual(exit, { code: 0, signal: null });
