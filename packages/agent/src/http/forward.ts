@@ -50,13 +50,17 @@ export async function forwardAndReply(forward: Forwarder, req: FastifyRequest, r
   await reply.code(res.status).send(res.body);
 }
 
-/** Server side: runs a forwarded request through this agent's HTTP API. */
-export async function injectForwarded(app: FastifyInstance, req: ForwardedRequest): Promise<ForwardedResponse> {
+/**
+ * Server side: runs a forwarded request through this agent's HTTP API. When the client agent gives
+ * up (its caller went away), `signal` ends the request here too, so a blocking query stops waiting.
+ */
+export async function injectForwarded(app: FastifyInstance, req: ForwardedRequest, signal: AbortSignal): Promise<ForwardedResponse> {
   const method = req.method.toUpperCase();
   const res = await app.inject({
     method: method as 'GET',
     url: req.url,
     headers: req.headers,
+    signal,
     ...(req.body.length > 0 ? { payload: req.body } : {}),
   });
   return { status: res.statusCode, headers: copyHeaders(res.headers), body: res.rawPayload };

@@ -66,9 +66,9 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     attachHttp(http, backend) {
       registerOperatorRoutes(http.app, { server, backend });
       // Client agents' forwarded requests run through this server's HTTP API.
-      server.httpHandler = (req) => injectForwarded(http.app, {
+      server.httpHandler = (req, signal) => injectForwarded(http.app, {
         method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers ?? {}, body: req.body ?? Buffer.alloc(0),
-      });
+      }, signal);
     },
     leave: () => server.leave(),
     async stop() {
