@@ -72,6 +72,7 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     stack.push(() => role.stop());
 
     const persist = config.devMode || !config.dataDir ? undefined : new FilePersistence(config.dataDir);
+    let antiEntropy: { soon(): void } | undefined;
     const local = new LocalState({
       ...(persist ? { persist } : {}),
       node: {
@@ -80,6 +81,7 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       },
       apply: (cmd) => role.apply(cmd),
       catalogState: role.catalogState,
+      ...(role.syncLater ? { syncLater: role.syncLater, onOutOfSync: () => antiEntropy?.soon() } : {}),
       runChecks: {
         logger: logger.child({ component: 'agent.checks' }),
         enableScriptChecks: config.enableScriptChecks, enableLocalScriptChecks: config.enableLocalScriptChecks,
@@ -106,7 +108,7 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     // validation as PUT /v1/agent/service/register; a bad one already failed config validation or
     // fails here with a clear error.
     startDefinitionsRegistration(config, local, persist, log, ac.signal);
-    startAntiEntropy(local, pool, log, ac.signal);
+    antiEntropy = startAntiEntropy(local, pool, log, ac.signal);
 
     let stopping: Promise<void> | undefined;
     let leaving: Promise<void> | undefined;
@@ -264,11 +266,13 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
 /**
  * Anti-entropy (Consul's agent/ae): changes reach the catalog as they happen (LocalState writes
  * through); this full sync repairs whatever drifted since (a restored snapshot, a node the leader
- * deregistered while this agent was cut off). It runs every minute (scaled by cluster size, with a
- * random stagger) and soon after this agent (re)joins a pool with servers in it.
+ * deregistered while this agent was cut off, changes a client kept while no server was reachable).
+ * It runs every minute (scaled by cluster size, with a random stagger), soon after a server joins
+ * or a change was kept locally, and every few seconds while such a change has not been written.
  */
-function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, signal: AbortSignal): void {
+function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, signal: AbortSignal): { soon(): void } {
   let timer: NodeJS.Timeout | undefined;
+  let nextAt = Number.POSITIVE_INFINITY;
   let running = false;
   const run = async (): Promise<void> => {
     if (running || signal.aborted) return;
@@ -277,7 +281,7 @@ function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, sign
       const writes = await local.syncFull();
       if (writes > 0) log.info({ writes }, 'anti-entropy: synced local services and checks to the catalog');
     } catch (err) {
-      log.debug({ err: (err as Error).message }, 'anti-entropy sync failed; retrying at the next interval');
+      log.debug({ err: (err as Error).message }, 'anti-entropy sync failed; retrying');
     } finally {
       running = false;
     }
@@ -285,22 +289,32 @@ function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, sign
   const schedule = (ms: number): void => {
     clearTimeout(timer);
     if (signal.aborted) return;
+    nextAt = Date.now() + ms;
     timer = setTimeout(() => {
+      nextAt = Number.POSITIVE_INFINITY;
       void run().finally(() => {
+        if (local.outOfSync) {
+          schedule(5000 + Math.random() * 1000);
+          return;
+        }
         const base = AE_INTERVAL_MS * aeScale(pool.members().length);
         schedule(base + Math.random() * base / 16);
       });
     }, ms);
     timer.unref();
   };
+  const soon = (): void => {
+    if (nextAt - Date.now() > 3000) schedule(1000 + Math.random() * 2000);
+  };
   schedule(AE_INTERVAL_MS * (0.5 + Math.random() / 2));
   // A server appearing (this agent joined, or servers came back) deserves a prompt sync.
   const onJoin = (row: { Tags: Record<string, string> }): void => {
-    if (row.Tags.role === 'consul') schedule(1000 + Math.random() * 2000);
+    if (row.Tags.role === 'consul') soon();
   };
   pool.on('member-join', onJoin);
   signal.addEventListener('abort', () => {
     clearTimeout(timer);
     pool.off('member-join', onJoin);
   }, { once: true });
+  return { soon };
 }

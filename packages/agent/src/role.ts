@@ -25,6 +25,8 @@ export interface AgentRole {
   server?: Server;
   /** State store writes (Raft on a server; forwarded to a server by a client). */
   apply(cmd: Command): Promise<CommandResult>;
+  /** Client agents: which failed catalog writes to keep locally for anti-entropy (LocalStateOptions.syncLater). */
+  syncLater?: (err: unknown) => boolean;
   /** The catalog's rows for a node, for anti-entropy. */
   catalogState: LocalStateOptions['catalogState'];
   /** The role's part of the HTTP backend. */

@@ -6,7 +6,7 @@ import type { AgentRole, RoleContext } from '../role.ts';
 import { StateStore } from '../state/index.ts';
 import { RpcClient } from '../server/rpcClient.ts';
 import { rpcTlsFromConfig } from '../server/tls.ts';
-import { ClientServers } from './servers.ts';
+import { ClientServers, serversUnreachable } from './servers.ts';
 import { clientDnsLookup } from './dnsLookup.ts';
 
 export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
@@ -17,7 +17,10 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   // HTTP layer's agent-local endpoints, which only ask it for watch sets and an index of 0.
   const empty = new StateStore();
   return {
-    apply: (cmd) => servers.apply(cmd),
+    // The agent's own services and checks: without a known server the change stays local at once
+    // and anti-entropy writes it when one appears (as Consul's client agents do).
+    apply: (cmd) => servers.apply(cmd, { waitForServerMs: 0 }),
+    syncLater: serversUnreachable,
     catalogState: (node) => servers.nodeState(node),
     backend: {
       store: empty,

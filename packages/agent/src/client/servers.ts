@@ -14,8 +14,28 @@ import type { Command, CommandResult } from '../state/types.ts';
 import { encodeCommand } from '../state/index.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import type { RpcClient, CallOptions } from '../server/rpcClient.ts';
-import { retryable } from '../server/rpcErrors.ts';
+import { RpcCallError, retryable } from '../server/rpcErrors.ts';
 import type { NodeCatalogState } from '../server/rpcProto.ts';
+
+/** Failures that mean "no server can take a write now" (not "the write was refused"). */
+const UNREACHABLE_CODES = new Set(['ERR_NO_SERVERS', 'ERR_RPC_UNAVAILABLE', 'ERR_RPC_TIMEOUT', 'ERR_NO_LEADER']);
+
+export function serversUnreachable(err: unknown): boolean {
+  const code = (err as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && UNREACHABLE_CODES.has(code);
+}
+
+/** A server a call could not reach is not tried again for this long (unless it is the only way left later). */
+const FAILED_SERVER_BACKOFF_MS = 5_000;
+
+/** Every known server failed a call moments ago: fail at once instead of waiting on each again. */
+export class ServersUnreachableError extends Error {
+  readonly code = 'ERR_RPC_UNAVAILABLE';
+  constructor(known: number) {
+    super(`rpc error making call: none of the ${known} known server(s) answered in the last ${FAILED_SERVER_BACKOFF_MS / 1000} s`);
+    this.name = 'ServersUnreachableError';
+  }
+}
 
 export class NoServersError extends Error {
   readonly code = 'ERR_NO_SERVERS';
@@ -44,6 +64,8 @@ export class ClientServers {
   readonly #log: Logger;
   /** Server RPC addresses in preference order (the first is used). */
   #order: string[] = [];
+  /** Servers a call just failed to reach: skipped until then (gossip may not have noticed yet). */
+  readonly #backoffUntil = new Map<string, number>();
   readonly #waiters = new Set<() => void>();
   readonly #onMembers = (): void => this.#refresh();
 
@@ -72,6 +94,7 @@ export class ClientServers {
       if (s && s.datacenter === this.#o.datacenter) live.add(s.rpcAddr);
     }
     const kept = this.#order.filter((a) => live.has(a));
+    for (const a of this.#backoffUntil.keys()) if (!live.has(a)) this.#backoffUntil.delete(a);
     const added = [...live].filter((a) => !kept.includes(a));
     for (const a of added) {
       // Insert at a random position: new servers share the load of new clients.
@@ -111,19 +134,23 @@ export class ClientServers {
   }
 
   /** Runs `fn` against a server, trying the others as `retryable` allows. */
-  async call<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal; callMs: number }, fn: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
-    await this.#waitForServer(Date.now() + this.#o.holdTimeoutMs, o.signal);
-    const tried = new Set<string>();
+  async call<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal; callMs: number; waitForServerMs?: number },
+    fn: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
+    await this.#waitForServer(Date.now() + (o.waitForServerMs ?? this.#o.holdTimeoutMs), o.signal);
+    const now = Date.now();
+    const reachable = this.servers().filter((a) => (this.#backoffUntil.get(a) ?? 0) <= now);
+    if (reachable.length === 0) throw new ServersUnreachableError(this.#order.length);
     let last: unknown;
-    for (const address of this.servers()) {
-      if (tried.has(address)) continue;
-      tried.add(address);
+    for (const address of reachable) {
       try {
-        return await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: o.signal });
+        const r = await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: o.signal });
+        this.#backoffUntil.delete(address);
+        return r;
       } catch (err) {
         // The server already waited rpc_hold_timeout for a leader: the others would wait the same.
         if (o.signal?.aborted || !retryable(err, o.idempotent) || (err as { code?: unknown }).code === 'ERR_NO_LEADER') throw err;
         last = err;
+        if (err instanceof RpcCallError) this.#backoffUntil.set(address, Date.now() + FAILED_SERVER_BACKOFF_MS);
         this.#demote(address);
         this.#log.debug({ what, address, err: (err as Error).message }, 'server unavailable; trying another');
       }
@@ -131,12 +158,16 @@ export class ClientServers {
     throw last ?? new NoServersError();
   }
 
-  /** A state store write, applied by the leader (the server forwards it). */
-  async apply(cmd: Command, signal?: AbortSignal): Promise<CommandResult> {
+  /**
+   * A state store write, applied by the leader (the server forwards it). `waitForServerMs`: how long
+   * to wait for a server to be known at all (default rpc_hold_timeout; 0 fails at once).
+   */
+  async apply(cmd: Command, o: { signal?: AbortSignal; waitForServerMs?: number } = {}): Promise<CommandResult> {
     const data = encodeCommand(cmd);
     // The server holds the call up to rpc_hold_timeout while it has no leader; allow for that.
     const callMs = this.#o.holdTimeoutMs + 10_000;
-    const r = await this.call('apply', { idempotent: false, signal, callMs }, (address, call) => this.#o.rpc.apply(address, data, call));
+    const r = await this.call('apply', { idempotent: false, signal: o.signal, callMs, waitForServerMs: o.waitForServerMs },
+      (address, call) => this.#o.rpc.apply(address, data, call));
     return v8.deserialize(r) as CommandResult;
   }
 

@@ -199,6 +199,15 @@ export interface LocalStateOptions {
     /** Shortest interval honoured (Consul: 1 s); tests lower it. */
     minIntervalMs?: number;
   };
+  /**
+   * Client agents: says whether a failed catalog write means "no server can be reached now". Such a
+   * change is kept here anyway (the request succeeds, as in Consul) and anti-entropy writes it once
+   * a server answers. Without it (servers), a failed catalog write fails the request and changes
+   * nothing.
+   */
+  syncLater?: (err: unknown) => boolean;
+  /** Called when a change was kept here without reaching the catalog (anti-entropy should run soon). */
+  onOutOfSync?: () => void;
   /** Keeps API registrations across restarts (persist.ts); absent with -dev. */
   persist?: LocalPersistence;
   /** Reports background failures (TTL expiry writes, anti-entropy); defaults to ignoring them. */
@@ -232,6 +241,9 @@ export class LocalState {
   readonly #changeListeners = new Set<() => void>();
   readonly #runChecks: LocalStateOptions['runChecks'];
   readonly #persist: LocalPersistence | undefined;
+  readonly #syncLater: ((err: unknown) => boolean) | undefined;
+  readonly #onOutOfSync: (() => void) | undefined;
+  #outOfSync = false;
   /** Last output a TTL check was given, for the "TTL expired" message. */
   readonly #ttlLastOutput = new Map<string, string>();
   #queue: Promise<unknown> = Promise.resolve();
@@ -247,6 +259,13 @@ export class LocalState {
     this.#onError = opts.onError ?? (() => {});
     this.#runChecks = opts.runChecks;
     this.#persist = opts.persist;
+    this.#syncLater = opts.syncLater;
+    this.#onOutOfSync = opts.onOutOfSync;
+  }
+
+  /** A change was kept here that the catalog has not seen yet (cleared by a successful syncFull). */
+  get outOfSync(): boolean {
+    return this.#outOfSync;
   }
 
   // ---- reads -------------------------------------------------------------------------------
@@ -328,9 +347,9 @@ export class LocalState {
         .filter((c) => !keep.has(c.check.CheckID) && !stale.includes(c))
         .map((c) => ({ ...c, check: { ...c.check, ServiceName: svc.Service, ServiceTags: [...svc.Tags] } }));
 
-      await this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept].map((c) => this.#checkInput(c.check)) });
+      await this.#catalog(() => this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept].map((c) => this.#checkInput(c.check)) }));
       for (const c of stale) {
-        await this.#deregister({ CheckID: c.check.CheckID });
+        await this.#catalog(() => this.#deregister({ CheckID: c.check.CheckID }));
       }
 
       this.#services.set(svc.ID, { service: svc });
@@ -357,7 +376,7 @@ export class LocalState {
       if (!this.#services.has(id)) {
         throw notFound(`Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
       }
-      await this.#deregister({ ServiceID: id });
+      await this.#catalog(() => this.#deregister({ ServiceID: id }));
       const checks = this.serviceChecks(id);
       this.#services.delete(id);
       for (const c of checks) this.#dropCheck(c.check.CheckID);
@@ -384,7 +403,7 @@ export class LocalState {
         check.Status = prev.check.Status;
         check.Output = prev.check.Output;
       }
-      await this.#register({ Check: this.#checkInput(check) });
+      await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
       const lc: LocalCheck = { check, type: ct };
       this.#dropCheck(ct.CheckID);
       this.#checks.set(ct.CheckID, lc);
@@ -400,7 +419,7 @@ export class LocalState {
       if (!this.#checks.has(id)) {
         throw notFound(`Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
       }
-      await this.#deregister({ CheckID: id });
+      await this.#catalog(() => this.#deregister({ CheckID: id }));
       this.#dropCheck(id);
       this.#persisting(`check ${id}`, (p) => p.removeCheck(id));
       this.#changed();
@@ -434,7 +453,7 @@ export class LocalState {
       if (this.#checks.has(id)) return; // Already in maintenance: Consul keeps the first reason.
       const check = this.#buildCheck(id, { Name: 'Service Maintenance Mode', Notes: reason || DEFAULT_SERVICE_MAINT_REASON, Status: 'critical' }, svc);
       check.Type = 'maintenance';
-      await this.#register({ Check: this.#checkInput(check) });
+      await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
       this.#checks.set(id, { check, type: null });
       this.#changed();
     });
@@ -445,7 +464,7 @@ export class LocalState {
       if (!this.#services.has(serviceId)) throw notFound(`No service registered with ID ${JSON.stringify(serviceId)}`);
       const id = SERVICE_MAINT_PREFIX + serviceId;
       if (!this.#checks.has(id)) return;
-      await this.#deregister({ CheckID: id });
+      await this.#catalog(() => this.#deregister({ CheckID: id }));
       this.#dropCheck(id);
       this.#changed();
     });
@@ -457,7 +476,7 @@ export class LocalState {
       if (this.#checks.has(NODE_MAINT_CHECK_ID)) return;
       const check = this.#buildCheck(NODE_MAINT_CHECK_ID, { Name: 'Node Maintenance Mode', Notes: reason || DEFAULT_NODE_MAINT_REASON, Status: 'critical' });
       check.Type = 'maintenance';
-      await this.#register({ Check: this.#checkInput(check) });
+      await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
       this.#checks.set(NODE_MAINT_CHECK_ID, { check, type: null });
       this.#changed();
     });
@@ -466,7 +485,7 @@ export class LocalState {
   disableNodeMaintenance(): Promise<void> {
     return this.#serialize(async () => {
       if (!this.#checks.has(NODE_MAINT_CHECK_ID)) return;
-      await this.#deregister({ CheckID: NODE_MAINT_CHECK_ID });
+      await this.#catalog(() => this.#deregister({ CheckID: NODE_MAINT_CHECK_ID }));
       this.#dropCheck(NODE_MAINT_CHECK_ID);
       this.#changed();
     });
@@ -518,6 +537,7 @@ export class LocalState {
           writes++;
         }
       }
+      this.#outOfSync = false;
       return writes;
     });
   }
@@ -611,7 +631,7 @@ export class LocalState {
   async #setStatus(lc: LocalCheck, status: CheckStatus, output: string): Promise<void> {
     if (lc.check.Status === status && lc.check.Output === output) return;
     const check = { ...lc.check, Status: status, Output: output };
-    await this.#register({ Check: this.#checkInput(check) });
+    await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
     // The check may have been removed or replaced while the write was in flight.
     if (this.#checks.get(check.CheckID) !== lc) return;
     this.#checks.set(check.CheckID, { check, type: lc.type });
@@ -633,11 +653,23 @@ export class LocalState {
       this.#trackCritical(check, cur.type);
       this.#changed();
       try {
-        await this.#register({ Check: this.#checkInput(check) });
+        await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
       } catch (err) {
         this.#onError(err, `writing the status of check ${id} to the catalog (anti-entropy will retry)`);
       }
     }).catch((err) => this.#onError(err, `recording the status of check ${id}`));
+  }
+
+  /** A catalog write of a local change; see LocalStateOptions.syncLater for when a failure is deferred. */
+  async #catalog(write: () => Promise<void>): Promise<void> {
+    try {
+      await write();
+    } catch (err) {
+      if (!this.#syncLater?.(err)) throw err;
+      if (!this.#outOfSync) this.#onError(err, 'no server reachable: the change is kept on this agent and anti-entropy will write it to the catalog');
+      this.#outOfSync = true;
+      this.#onOutOfSync?.();
+    }
   }
 
   /** Writes registrations to disk; a failure is reported, never fails the request (the catalog has it). */

@@ -158,7 +158,9 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
   });
 
   test('an agent of another datacenter is refused by the LAN pool and learns nothing', async () => {
-    const foreign = await pool('x1', { datacenter: 'dc2' });
+    // A long join timeout: on a loaded machine the handshake alone can take seconds, and this test
+    // is about the refusal that follows it.
+    const foreign = await pool('x1', { datacenter: 'dc2', joinTimeoutMs: 15_000 });
     try {
       await assert.rejects(foreign.join([pools[0]!.joinAddress]), (e: unknown) => e instanceof GossipError && /datacenter "dc2"/.test(e.message));
       assert.equal(statusOf(pools[0]!, 'x1'), undefined);
