@@ -1,0 +1,108 @@
+// ClientServers: which server a client agent calls, and what it does when one fails. A fake pool
+// (member views with Consul's tags) and fake RPC functions; the real ones are covered end to end in
+// test/gossip.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { EventEmitter } from 'node:events';
+import * as grpc from '@grpc/grpc-js';
+import pino from 'pino';
+import { ClientServers, NoServersError, serversUnreachable } from '../../src/client/servers.ts';
+import { RpcCallError } from '../../src/server/rpcErrors.ts';
+import type { MemberView } from '../../src/gossip/index.ts';
+import type { RpcClient } from '../../src/server/rpcClient.ts';
+
+class FakePool extends EventEmitter {
+  views: MemberView[] = [];
+  memberViews(): MemberView[] {
+    return this.views;
+  }
+  set(members: Array<{ name: string; port: number; state?: MemberView['state']; dc?: string; role?: string }>): void {
+    this.views = members.map((m) => ({
+      name: m.name, addr: '127.0.0.1', port: 8301, peerId: m.name, incarnation: 1, state: m.state ?? 'alive', stateChangeMs: 0,
+      tags: { role: m.role ?? 'consul', dc: m.dc ?? 'dc1', port: String(m.port), id: `id-${m.name}` },
+    }));
+    this.emit('member-update');
+  }
+}
+
+const logger = pino({ level: 'silent' });
+const refused = (address: string) => new RpcCallError(address, grpc.status.UNAVAILABLE, 'connect ECONNREFUSED', false);
+
+function make(random = () => 0) {
+  const pool = new FakePool();
+  const servers = new ClientServers({ pool: pool as never, datacenter: 'dc1', rpc: {} as RpcClient, logger, holdTimeoutMs: 300, random });
+  return { pool, servers };
+}
+
+test('only live servers of this datacenter are used; clients and other datacenters are not', () => {
+  const { pool, servers } = make();
+  pool.set([
+    { name: 's1', port: 8300 }, { name: 's2', port: 8310, state: 'suspect' }, { name: 's3', port: 8320, state: 'dead' },
+    { name: 'far', port: 8330, dc: 'dc2' }, { name: 'c1', port: 8340, role: 'node' },
+  ]);
+  assert.deepEqual(servers.servers().sort(), ['127.0.0.1:8300', '127.0.0.1:8310']);
+  servers.close();
+});
+
+test('a call fails over to another server when the first cannot be reached, then skips the failed one for a while', async () => {
+  const { pool, servers } = make();
+  pool.set([{ name: 's1', port: 8300 }, { name: 's2', port: 8310 }]);
+  const first = servers.servers()[0]!;
+  const calls: string[] = [];
+  const down = new Set([first]);
+  const fn = async (address: string) => {
+    calls.push(address);
+    if (down.has(address)) throw refused(address);
+    return address;
+  };
+  const answered = await servers.call('read', { idempotent: true, callMs: 1000 }, fn);
+  assert.notEqual(answered, first);
+  assert.deepEqual(calls, [first, answered]);
+  // The failed server went to the back and is skipped: the next call goes straight to the other one.
+  calls.length = 0;
+  await servers.call('read', { idempotent: true, callMs: 1000 }, fn);
+  assert.deepEqual(calls, [answered]);
+  // When every server failed moments ago, a call fails at once, as unreachable.
+  down.add(answered);
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e));
+  calls.length = 0;
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e) && /none of the 2 known server/.test((e as Error).message));
+  assert.deepEqual(calls, [], 'no server was tried again during the back-off');
+  servers.close();
+});
+
+test('a write whose outcome is unknown is not sent to a second server; "No cluster leader" is not retried', async () => {
+  const { pool, servers } = make();
+  pool.set([{ name: 's1', port: 8300 }, { name: 's2', port: 8310 }]);
+  let calls = 0;
+  const midCall = async (address: string): Promise<string> => {
+    calls++;
+    throw new RpcCallError(address, grpc.status.UNAVAILABLE, 'connection reset', true);
+  };
+  await assert.rejects(servers.call('apply', { idempotent: false, callMs: 1000 }, midCall), /connection reset/);
+  assert.equal(calls, 1);
+  calls = 0;
+  const noLeader = async (): Promise<string> => {
+    calls++;
+    throw Object.assign(new Error('No cluster leader'), { code: 'ERR_NO_LEADER' });
+  };
+  await assert.rejects(servers.call('apply', { idempotent: false, callMs: 1000 }, noLeader), /No cluster leader/);
+  assert.equal(calls, 1);
+  servers.close();
+});
+
+test('without any known server a call waits for one up to the hold time, then says "No known Consul servers"', async () => {
+  const { pool, servers } = make();
+  const t0 = performance.now();
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, async () => 'x'), (e: unknown) => e instanceof NoServersError && (e as Error).message === 'No known Consul servers');
+  assert.ok(performance.now() - t0 >= 250, 'waited for the hold time');
+  // waitForServerMs 0 (the agent's own writes): at once.
+  const t1 = performance.now();
+  await assert.rejects(servers.call('apply', { idempotent: false, callMs: 1000, waitForServerMs: 0 }, async () => 'x'), NoServersError);
+  assert.ok(performance.now() - t1 < 100);
+  // A server appearing while a call waits lets it go on.
+  const pending = servers.call('read', { idempotent: true, callMs: 1000 }, async (a) => a);
+  setTimeout(() => pool.set([{ name: 's1', port: 8300 }]), 50);
+  assert.equal(await pending, '127.0.0.1:8300');
+  servers.close();
+});
