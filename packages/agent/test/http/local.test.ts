@@ -74,3 +74,48 @@ describe('anti-entropy (syncFull)', () => {
     await h.close();
   });
 });
+
+describe('client agents without a reachable server (syncLater)', () => {
+  test('a change is kept locally when no server answers, and syncFull writes it once one does', async () => {
+    const { LocalState, catalogStateFromStore } = await import('../../src/http/local.ts');
+    const { StateStore, decodeCommand, encodeCommand } = await import('../../src/state/index.ts');
+    const store = new StateStore();
+    let index = 1;
+    let serversDown = true;
+    let outOfSyncCalls = 0;
+    const noServers = Object.assign(new Error('No known Consul servers'), { code: 'ERR_NO_SERVERS' });
+    const local = new LocalState({
+      node: { Node: 'c1', ID: '11111111-2222-4333-8444-555555555555', Address: '127.0.0.1', Datacenter: 'dc1', TaggedAddresses: {}, Meta: {} },
+      apply: async (cmd) => {
+        if (serversDown) throw noServers;
+        return store.apply(index++, decodeCommand(encodeCommand(cmd)));
+      },
+      catalogState: (node) => {
+        if (serversDown) throw noServers;
+        return catalogStateFromStore(store)(node);
+      },
+      syncLater: (err) => (err as { code?: string }).code === 'ERR_NO_SERVERS',
+      onOutOfSync: () => { outOfSyncCalls++; },
+    });
+    const svc = { Kind: '' as const, ID: 'web-1', Service: 'web', Tags: [], Address: '', TaggedAddresses: {}, Meta: {}, Port: 80, Weights: { Passing: 1, Warning: 1 }, EnableTagOverride: false };
+    await local.addService(svc, [{ CheckID: 'web-ttl', TTLNs: 60e9 }]);
+    await local.updateTtlCheck('web-ttl', 'passing', 'fine');
+    assert.equal(local.outOfSync, true);
+    assert.ok(outOfSyncCalls >= 1);
+    assert.equal(local.check('web-ttl')?.check.Status, 'passing');
+    assert.equal(store.nodeServices('c1').value, null, 'nothing reached the catalog');
+    await assert.rejects(local.syncFull(), /No known Consul servers/);
+    assert.equal(local.outOfSync, true);
+
+    serversDown = false;
+    assert.ok(await local.syncFull() >= 2);
+    assert.equal(local.outOfSync, false);
+    assert.deepEqual(store.nodeServices('c1').value?.Services.map((s) => s.ID), ['web-1']);
+    assert.equal(store.nodeChecks('c1').value.find((c) => c.CheckID === 'web-ttl')?.Status, 'passing');
+    // Other failures (a refused write) still fail the request and change nothing here.
+    serversDown = false;
+    await assert.rejects(local.addService({ ...svc, ID: 'bad', Service: '' }, []));
+    assert.equal(local.service('bad'), undefined);
+    local.close();
+  });
+});
