@@ -11,7 +11,7 @@ export function lanPoolOptions(c: RuntimeConfig, opts: { nodeId: string; logger?
     ? serverTags({
         datacenter: c.datacenter, nodeId: opts.nodeId, serverPort: c.ports.server, build,
         bootstrapExpect: c.bootstrapExpect, bootstrap: c.bootstrap,
-        wanJoinPort: c.ports.serfWan > 0 ? c.ports.serfWan : undefined,
+        // No wan_join_port tag: there is no WAN pool yet, so there is nothing to join there.
       })
     : clientTags({ datacenter: c.datacenter, nodeId: opts.nodeId, build });
   const g = c.gossipLan;
