@@ -319,7 +319,8 @@ const opArb: fc.Arbitrary<Op> = fc.oneof(
 );
 
 /** The oracle: a plain array of entries after `compactedTo`. Plans only writes a Raft node could
- *  make (terms never decrease along the log; commit never beyond the log). */
+ *  make (terms never decrease along the log; commit never beyond the log, never backwards, and no
+ *  committed entry overwritten). */
 export class LogModel {
   entries: Entry[] = [];
   compactedTo = 0;
@@ -330,7 +331,8 @@ export class LogModel {
 
   plan(op: SaveOp): { entries: Entry[]; hardState: HardState | undefined } {
     const last = this.lastIndex();
-    const first = Math.max(this.compactedTo + 1, last + 1 - op.back);
+    // A Raft node never overwrites a committed entry: truncation stops above the commit index.
+    const first = Math.max(this.compactedTo + 1, last + 1 - op.back, this.hardState.commit + 1);
     const prevTerm = first - 1 > this.compactedTo ? this.entries[first - 1 - this.compactedTo - 1]!.term : 0;
     const term = Math.max(prevTerm, this.hardState.term) + op.termBump;
     const entries: Entry[] = [];
@@ -340,7 +342,7 @@ export class LogModel {
     }
     const newLast = entries.length > 0 ? first + entries.length - 1 : last;
     const hardState = op.hard || entries.length === 0
-      ? { term: Math.max(term, this.hardState.term), vote: `n${op.termBump}`, commit: Math.floor(op.commitFrac * (newLast + 1)) }
+      ? { term: Math.max(term, this.hardState.term), vote: `n${op.termBump}`, commit: Math.max(this.hardState.commit, Math.floor(op.commitFrac * (newLast + 1))) }
       : undefined;
     return { entries, hardState };
   }
