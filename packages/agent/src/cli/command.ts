@@ -9,7 +9,8 @@ import type { RuntimeConfig } from '../config/runtime.ts';
 
 /** What ../agent.ts exports (written by the agent's lead engineer). */
 export interface AgentHandle {
-  stop(): Promise<void>;
+  /** `leave`: leave the cluster gracefully first. */
+  stop(opts?: { leave?: boolean }): Promise<void>;
   /** Optional: applies a reloaded configuration (SIGHUP). */
   reload?(config: RuntimeConfig): Promise<void>;
 }

@@ -19,6 +19,8 @@ interface Fake {
   module: AgentModule;
   started: RuntimeConfig[];
   stops: number;
+  /** The `leave` option of each stop. */
+  leaves: Array<boolean | undefined>;
   reloads: RuntimeConfig[];
   running: Promise<void>;
 }
@@ -26,7 +28,7 @@ interface Fake {
 function fakeAgent(opts: { startError?: Error; stopError?: Error; stopDelayMs?: number; reload?: boolean } = {}): Fake {
   let markRunning!: () => void;
   const f: Fake = {
-    started: [], stops: 0, reloads: [],
+    started: [], stops: 0, leaves: [], reloads: [],
     running: new Promise<void>((r) => { markRunning = r; }),
     module: {
       async startAgent(config) {
@@ -34,8 +36,9 @@ function fakeAgent(opts: { startError?: Error; stopError?: Error; stopDelayMs?: 
         if (opts.startError) throw opts.startError;
         markRunning();
         const handle: AgentHandle = {
-          async stop() {
+          async stop(o) {
             f.stops++;
+            f.leaves.push(o?.leave);
             // Unref: a stop that never finishes must not hold the test process open.
             if (opts.stopDelayMs) await delay(opts.stopDelayMs, undefined, { ref: false });
             if (opts.stopError) throw opts.stopError;
@@ -57,6 +60,24 @@ function startCli(args: string[], fake: Fake) {
 }
 
 describe('trellis agent', () => {
+  test('which signals leave the cluster: Consul\'s leave_on_terminate and skip_leave_on_interrupt defaults', async () => {
+    const cases: Array<{ args: string[]; sig: 'SIGINT' | 'SIGTERM'; leave: boolean }> = [
+      { args: ['-server', '-bootstrap'], sig: 'SIGTERM', leave: false },
+      { args: ['-server', '-bootstrap'], sig: 'SIGINT', leave: false },
+      { args: [], sig: 'SIGTERM', leave: true },
+      { args: [], sig: 'SIGINT', leave: true },
+    ];
+    for (const c of cases) {
+      const fake = fakeAgent();
+      const { cap, done } = startCli([...c.args, `-data-dir=${tmp}/d`, '-http-port=18501'], fake);
+      await fake.running;
+      await delay(10);
+      cap.signals.emit(c.sig);
+      assert.equal(await done, 0);
+      assert.deepEqual(fake.leaves, [c.leave], `${c.args.join(' ') || 'client'} on ${c.sig}`);
+    }
+  });
+
   test('starts with the built config, keeps the pid file while running, stops on SIGTERM', async () => {
     const pidFile = path.join(tmp, 'agent.pid');
     const fake = fakeAgent();

@@ -124,11 +124,14 @@ export async function runAgent(ctx: CommandContext, argv: readonly string[]): Pr
     }
     ui.output('==> Trellis agent running!');
 
-    const outcome = await Promise.race([firstSignal.then(() => 'stop' as const), forcedExit]);
+    const outcome = await Promise.race([firstSignal, forcedExit]);
     if (typeof outcome === 'number') return outcome;
     ui.output('==> Gracefully shutting down agent...');
+    // Consul: SIGTERM leaves the cluster with leave_on_terminate (clients by default), SIGINT
+    // unless skip_leave_on_interrupt (servers by default).
+    const leave = outcome === 'SIGINT' ? !config.skipLeaveOnInterrupt : config.leaveOnTerminate;
     const stopped = await Promise.race([
-      handle.stop().then(() => 0, (err: unknown) => {
+      handle.stop({ leave }).then(() => 0, (err: unknown) => {
         ui.error(`==> Error during shutdown: ${(err as Error).message ?? String(err)}`);
         return 1;
       }),
