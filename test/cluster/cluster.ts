@@ -106,9 +106,19 @@ export class ServerProc {
     await this.exited;
   }
 
+  /** SIGSTOP / SIGCONT to its whole process group: frozen, it looks cut off to the others. */
+  pause(): void {
+    if (this.child?.pid !== undefined) process.kill(-this.child.pid, 'SIGSTOP');
+  }
+
+  resume(): void {
+    if (this.child?.pid !== undefined) process.kill(-this.child.pid, 'SIGCONT');
+  }
+
   killNow(): void {
     if (!this.running || this.child?.pid === undefined) return;
     try { process.kill(-this.child.pid, 'SIGKILL'); } catch { /* already gone */ }
+    try { process.kill(-this.child.pid, 'SIGCONT'); } catch { /* already gone */ }
   }
 
   /** SIGTERM and wait (SIGKILL after timeoutMs). */
