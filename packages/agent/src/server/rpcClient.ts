@@ -36,6 +36,8 @@ interface PendingApply {
 /** The Forward.ApplyStream call to one address, and the commands waiting for their answers. */
 interface ApplyChannel {
   stream: grpc.ClientDuplexStream<ApplyFrame, ApplyResultFrame>;
+  /** Fails every pending command with `details` and closes the stream. */
+  abandon(details: string): void;
   /** The server accepted the stream (sent its headers): frames written may have been processed. */
   accepted: boolean;
   pending: Map<number, PendingApply>;
@@ -110,14 +112,20 @@ export class RpcClient {
     if (existing) return existing;
     const def = serverProto().method('Forward.ApplyStream');
     const stream = client.makeBidiStreamRequest<ApplyFrame, ApplyResultFrame>(def.path, def.requestSerialize, def.responseDeserialize, new grpc.Metadata(), {});
-    const ch: ApplyChannel = { stream, accepted: false, pending: new Map() };
-    this.#applyChannels.set(address, ch);
     const broken = (code: grpc.status, details: string) => {
       if (this.#applyChannels.get(address) === ch) this.#applyChannels.delete(address);
       const pending = [...ch.pending.values()];
       ch.pending.clear();
       for (const p of pending) p.reject(new RpcCallError(address, code, details, ch.accepted));
     };
+    const ch: ApplyChannel = {
+      stream, accepted: false, pending: new Map(),
+      abandon: (details) => {
+        broken(grpc.status.UNAVAILABLE, details);
+        stream.cancel();
+      },
+    };
+    this.#applyChannels.set(address, ch);
     stream.on('metadata', () => { ch.accepted = true; });
     stream.on('data', (f: ApplyResultFrame) => {
       const p = ch.pending.get(f.id ?? 0);
@@ -134,6 +142,16 @@ export class RpcClient {
     stream.on('error', (err: grpc.ServiceError) => broken(err.code ?? grpc.status.UNKNOWN, err.details || err.message));
     stream.on('end', () => broken(grpc.status.UNAVAILABLE, 'the server closed the apply stream'));
     return ch;
+  }
+
+  /**
+   * Fails every forwarded command still waiting for an answer from `address` (it stopped being the
+   * leader, or went silent): their outcome is unknown, and the callers learn so now rather than at
+   * their deadline. The next command to that address opens a new stream.
+   */
+  abandonApplies(address: string, details: string): void {
+    const ch = this.#applyChannels.get(address);
+    if (ch && ch.pending.size > 0) ch.abandon(details);
   }
 
   /** Uploads a snapshot file to Operator.Restore in chunks. */

@@ -107,6 +107,8 @@ export class Server {
   #stopped = false;
   /** The Raft index from which this leader's lease covers every earlier commit (its first entry). */
   #leaseFrom = Number.POSITIVE_INFINITY;
+  /** The leader this follower forwards writes to ('' while it leads or knows none). */
+  #forwardedTo = '';
   #restoring: Promise<unknown> = Promise.resolve();
   readonly #leaderWaiters = new Set<() => void>();
 
@@ -169,6 +171,13 @@ export class Server {
       // The lease (default reads without a quorum round) starts once this leader's first entry,
       // appended when it took over, has been applied: by then every earlier commit has been too.
       this.#leaseFrom = e.isLocal ? this.raft.node.status().lastIndex : Number.POSITIVE_INFINITY;
+      // Writes forwarded to a leader that is no longer the leader (deposed, crashed, frozen) may
+      // never be answered: fail them now, as "outcome unknown", instead of at their deadline.
+      const leaderAddress = this.raft.node.status().leaderAddress;
+      if (this.#forwardedTo && this.#forwardedTo !== leaderAddress) {
+        this.rpcClient.abandonApplies(this.#forwardedTo, 'the leader changed while the write was in flight; it may or may not have been applied');
+      }
+      this.#forwardedTo = e.isLocal ? '' : leaderAddress;
       for (const w of this.#leaderWaiters) w();
     });
   }

@@ -42,6 +42,8 @@ describe('server RPC', () => {
       // Echo after a delay given by the first byte (answers come back out of order); 0xff fails.
       applyFrame: async (command) => {
         if (command[0] === 0xff) throw new NotLeaderError('lead-id', '10.0.0.2:8300');
+        // 0xfe: a leader that went silent (frozen) and never answers.
+        if (command[0] === 0xfe) return new Promise<Buffer>(() => {});
         await new Promise((r) => setTimeout(r, command[0]));
         return command;
       },
@@ -125,6 +127,19 @@ describe('server RPC', () => {
       assert.equal(err.mayHaveArrived, true);
       return true;
     });
+  });
+
+  test('abandoning the writes waiting on a silent leader fails them at once as "may have arrived"; the next write opens a new stream', async () => {
+    const t0 = Date.now();
+    const pending = client.apply(addr, Buffer.from([0xfe]), { deadline: Date.now() + 30_000 });
+    await new Promise((r) => setTimeout(r, 100));
+    client.abandonApplies(addr, 'the leader changed while the write was in flight');
+    const err = await pending.then(() => undefined, (e: unknown) => e);
+    assert.ok(err instanceof RpcCallError, String(err));
+    assert.equal(err.mayHaveArrived, true);
+    assert.match(err.message, /the leader changed while the write was in flight/);
+    assert.ok(Date.now() - t0 < 5000);
+    assert.deepEqual(await client.apply(addr, Buffer.from([1, 2]), { deadline: Date.now() + 5000 }), Buffer.from([1, 2]));
   });
 
   test('a restore upload arrives whole, across several chunks', async () => {
