@@ -7,6 +7,7 @@
 // While the pool knows no live server (the agent has not joined yet, or every server is down) a call
 // waits up to rpc_hold_timeout for one, then fails with Consul's "No known Consul servers".
 import * as v8 from 'node:v8';
+import * as grpc from '@grpc/grpc-js';
 import type { GossipPool } from '../gossip/libp2p/pool.ts';
 import { parseServer } from '../gossip/tags.ts';
 import type { Logger } from '../logger.ts';
@@ -66,6 +67,8 @@ export class ClientServers {
   #order: string[] = [];
   /** Servers a call just failed to reach: skipped until then (gossip may not have noticed yet). */
   readonly #backoffUntil = new Map<string, number>();
+  /** Calls waiting on each server, so they can be ended when gossip says it failed or left. */
+  readonly #inflight = new Map<string, Set<AbortController>>();
   readonly #waiters = new Set<() => void>();
   readonly #onMembers = (): void => this.#refresh();
 
@@ -95,6 +98,13 @@ export class ClientServers {
     }
     const kept = this.#order.filter((a) => live.has(a));
     for (const a of this.#backoffUntil.keys()) if (!live.has(a)) this.#backoffUntil.delete(a);
+    // A server gossip no longer counts as alive will not answer what is waiting on it (a blocking
+    // query could wait minutes): end those calls now; reads go on to another server.
+    for (const [a, calls] of this.#inflight) {
+      if (live.has(a)) continue;
+      for (const ac of calls) ac.abort(new RpcCallError(a, grpc.status.UNAVAILABLE, 'the server failed or left while the call was in flight', true));
+      this.#inflight.delete(a);
+    }
     const added = [...live].filter((a) => !kept.includes(a));
     for (const a of added) {
       // Insert at a random position: new servers share the load of new clients.
@@ -142,8 +152,14 @@ export class ClientServers {
     if (reachable.length === 0) throw new ServersUnreachableError(this.#order.length);
     let last: unknown;
     for (const address of reachable) {
+      const ac = new AbortController();
+      const onAbort = (): void => ac.abort(o.signal?.reason);
+      o.signal?.addEventListener('abort', onAbort, { once: true });
+      let calls = this.#inflight.get(address);
+      if (!calls) this.#inflight.set(address, calls = new Set());
+      calls.add(ac);
       try {
-        const r = await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: o.signal });
+        const r = await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: ac.signal });
         this.#backoffUntil.delete(address);
         return r;
       } catch (err) {
@@ -153,6 +169,10 @@ export class ClientServers {
         if (err instanceof RpcCallError) this.#backoffUntil.set(address, Date.now() + FAILED_SERVER_BACKOFF_MS);
         this.#demote(address);
         this.#log.debug({ what, address, err: (err as Error).message }, 'server unavailable; trying another');
+      } finally {
+        o.signal?.removeEventListener('abort', onAbort);
+        calls.delete(ac);
+        if (calls.size === 0 && this.#inflight.get(address) === calls) this.#inflight.delete(address);
       }
     }
     throw last ?? new NoServersError();

@@ -106,3 +106,25 @@ test('without any known server a call waits for one up to the hold time, then sa
   assert.equal(await pending, '127.0.0.1:8300');
   servers.close();
 });
+
+test('calls waiting on a server that gossip marks failed end at once: a read moves to another server, a write fails as "may have arrived"', async () => {
+  const { pool, servers } = make();
+  pool.set([{ name: 's1', port: 8300 }, { name: 's2', port: 8310 }]);
+  const first = servers.servers()[0]!;
+  const other = servers.servers()[1]!;
+  // The first server hangs (frozen): a call to it only ends when its signal aborts.
+  const fn = (address: string, call: { signal?: AbortSignal }) => new Promise<string>((resolve, reject) => {
+    if (address !== first) { resolve(address); return; }
+    call.signal!.addEventListener('abort', () => reject(call.signal!.reason), { once: true });
+  });
+  const read = servers.call('read', { idempotent: true, callMs: 60_000 }, fn);
+  const write = servers.call('apply', { idempotent: false, callMs: 60_000 }, fn);
+  await new Promise((r) => setTimeout(r, 20));
+  const name = first.endsWith(':8300') ? 's1' : 's2';
+  pool.set([{ name, port: Number(first.split(':')[1]), state: 'dead' }, { name: name === 's1' ? 's2' : 's1', port: Number(other.split(':')[1]) }]);
+  assert.equal(await read, other);
+  const err = await write.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof RpcCallError && err.mayHaveArrived, String(err));
+  assert.match((err as Error).message, /failed or left while the call was in flight/);
+  servers.close();
+});
