@@ -8,7 +8,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { freePort, repoRoot, request, trellisEnv } from '../support/index.ts';
+import { freePort, repoRoot, request, reservePort, trellisEnv } from '../support/index.ts';
 
 const run = promisify(execFile);
 const script = path.join(repoRoot, 'deploy', 'local-cluster.sh');
@@ -35,7 +35,7 @@ async function freeBase(): Promise<number> {
     const base = await freePort();
     if (base + 20 > 32_767) continue;
     let free = true;
-    for (const off of [1, 2, 3, 10, 11, 12, 13]) free &&= await isFree(base + off);
+    for (const off of [1, 2, 3, 10, 11, 12, 13]) free &&= reservePort(base + off) && await isFree(base + off);
     if (free) return base;
   }
   throw new Error('no free block of ports');

@@ -2,5 +2,5 @@
 export { AgentProcess, printLogsIfFailed, sleep, waitFor, type AgentPorts, type ExitInfo, type StartOptions } from './agentProcess.ts';
 export { runTrellis, type CliOptions, type CliResult } from './cli.ts';
 export { request, closeIdleSockets, type HttpResult, type RequestOptions } from './http.ts';
-export { freePort, type FreePortOptions } from './ports.ts';
+export { freePort, reservePort, type FreePortOptions } from './ports.ts';
 export { repoRoot, launcher, binDir, trellisEnv } from './paths.ts';

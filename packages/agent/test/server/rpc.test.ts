@@ -2,21 +2,13 @@
 // their code across the wire, a call that never connected says so, restores stream in chunks.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import net from 'node:net';
 import { RpcServer, type RpcHandlers } from '../../src/server/rpcServer.ts';
 import { RpcClient } from '../../src/server/rpcClient.ts';
 import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
 import { NotLeaderError } from '@trellis/raft';
 import { quietLogger } from './helpers.ts';
+import { freePort } from '../../../../test/support/ports.ts';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve) => {
-    const s = net.createServer().listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 const fail = (code: string, message: string) => Object.assign(new Error(message), { code });
 

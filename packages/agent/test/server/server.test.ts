@@ -5,7 +5,6 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { defaults, type RuntimeConfig } from '../../src/config/runtime.ts';
@@ -13,17 +12,8 @@ import { Server } from '../../src/server/server.ts';
 import { StateStore, type Command } from '../../src/state/index.ts';
 import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
 import { quietLogger } from './helpers.ts';
+import { freePort } from '../../../../test/support/ports.ts';
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const p = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(p));
-    });
-  });
-}
 
 async function waitFor<T>(what: string, fn: () => T | undefined | false | Promise<T | undefined | false>, ms = 10_000): Promise<T> {
   const deadline = Date.now() + ms;

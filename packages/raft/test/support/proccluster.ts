@@ -1,20 +1,13 @@
 // Starts kvnode.ts processes and talks to them over IPC. Used by the real-process test and bench:raft.
 import { fork, type ChildProcess } from 'node:child_process';
-import net from 'node:net';
 import path from 'node:path';
 
 const script = path.join(import.meta.dirname, 'kvnode.ts');
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const { port } = s.address() as net.AddressInfo;
-      s.close(() => resolve(port));
-    });
-  });
-}
+// Ports come from the repository's shared test allocator: below the ephemeral range and reserved
+// across the parallel test processes.
+import { freePort } from '../../../../test/support/ports.ts';
+export { freePort };
 
 interface Proc { child: ChildProcess; waiters: Map<number, (m: any) => void>; exited: Promise<void> }
 
