@@ -20,7 +20,7 @@ let tmp: string;
 function runLock(args: string[], signals?: import('node:events').EventEmitter) {
   const cap = captureIO({ env: { CONSUL_HTTP_ADDR: fake.addr, PATH: process.env['PATH'] }, ...(signals ? { signals } : {}) });
   const done = execute(lock, args, makeContext(cap.io)).then((code) => ({ code, stdout: cap.stdout(), stderr: cap.stderr() }));
-  return { done, signals: cap.signals };
+  return { done, signals: cap.signals, stdout: () => cap.stdout() };
 }
 
 async function until(cond: () => boolean, what: string, ms = 5000): Promise<void> {
@@ -125,8 +125,10 @@ describe('lock (-n 1)', () => {
   });
 
   test('SIGTERM is passed to the child and the lock is released', async () => {
-    const { done, signals } = runLock(['sig', 'sleep 10']);
-    await until(() => !!fake.kv.get('sig/.lock')?.Session, 'the lock to be held');
+    const { done, signals, stdout } = runLock(['sig', 'echo running; sleep 10']);
+    // The child runs (not just the lock held: a signal before the child starts ends the wait for
+    // the lock instead, with exit 1).
+    await until(() => stdout().includes('running'), 'the child to run');
     signals.emit('SIGTERM');
     const r = await done;
     assert.equal(r.code, 143);
