@@ -105,8 +105,9 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     });
 
     // Services and checks from config files (`services`, `checks`) go through the same decoder and
-    // validation as PUT /v1/agent/service/register; a bad one already failed config validation or
-    // fails here with a clear error.
+    // validation as PUT /v1/agent/service/register (a bad one already failed config validation or
+    // fails here with a clear error); those registered through the API earlier come back from the
+    // data dir.
     startDefinitionsRegistration(config, local, persist, log, ac.signal);
     antiEntropy = startAntiEntropy(local, pool, log, ac.signal);
 
