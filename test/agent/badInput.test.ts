@@ -5,6 +5,7 @@
 import { test, before, after, afterEach, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import { AgentProcess, printLogsIfFailed, closeIdleSockets, type HttpResult } from '../support/index.ts';
+import { mulberry32 as prng } from '../support/random.ts';
 
 let agent: AgentProcess;
 
@@ -123,18 +124,6 @@ describe('bad input', () => {
     assert.ok(agent.running);
   });
 });
-
-/** mulberry32: small, seedable, good enough to pick cases. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 interface FuzzRequest { method: string; path: string; body?: string | Buffer }
 

@@ -4,9 +4,7 @@
 //   - servers whose -bootstrap-expect values differ log the conflict clearly and none bootstraps.
 import { after, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, sleep, waitFor } from './cluster.ts';
-
-const FAST = { performance: { raft_multiplier: 1 } };
+import { Cluster, FAST_RAFT, sleep, waitFor } from './cluster.ts';
 
 describe('bad input', () => {
   const clusters: Cluster[] = [];
@@ -20,12 +18,10 @@ describe('bad input', () => {
 
   test('a server of another datacenter does not join this Raft group', { timeout: 60_000 }, async () => {
     try {
-      const c = await Cluster.create(3, { config: FAST });
+      const c = await Cluster.create(3, { config: FAST_RAFT });
       clusters.push(c);
-      for (const s of c.servers) s.start();
-      await c.waitLeader(30_000);
-      await c.waitVoters(c.servers);
-      const foreign = await c.add({ name: 'other-dc', datacenter: 'dc2', expect: 3, config: FAST });
+      await c.formed();
+      const foreign = await c.add({ name: 'other-dc', datacenter: 'dc2', expect: 3, config: FAST_RAFT });
       foreign.start();
       // It reaches the dc1 servers' LAN pool, which refuses a member of another datacenter ...
       await waitFor('dc1 servers refuse the dc2 server', () => c.servers.slice(0, 3).some((s) => /push-pull from other-dc refused: member other-dc is in datacenter \\?"dc2\\?", this LAN pool is \\?"dc1\\?"/.test(s.log())), 20_000);
@@ -46,7 +42,7 @@ describe('bad input', () => {
 
   test('a -bootstrap-expect mismatch is logged clearly and nothing bootstraps', { timeout: 60_000 }, async () => {
     try {
-      const c = await Cluster.create(3, { config: FAST });
+      const c = await Cluster.create(3, { config: FAST_RAFT });
       clusters.push(c);
       c.servers[2]!.spec.expect = 2;
       for (const s of c.servers) s.start();

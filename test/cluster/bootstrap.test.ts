@@ -6,29 +6,17 @@
 // TRELLIS_CLUSTER_SEED replays one sequence of orders and delays.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, leadersByTerm, sleep } from './cluster.ts';
+import { Cluster, FAST_RAFT, leadersByTerm, sleep } from './cluster.ts';
+import { mulberry32 as rng } from '../support/random.ts';
 
 const RUNS = Number(process.env.TRELLIS_CLUSTER_BOOTSTRAP_RUNS ?? 3);
 const SEED = Number(process.env.TRELLIS_CLUSTER_SEED ?? Date.now() % 100_000);
-const FAST = { performance: { raft_multiplier: 1 } };
-
-/** mulberry32: a seeded [0,1) source, so a failing sequence can be replayed. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 describe(`bootstrap-expect in random start orders (${RUNS} runs, seed ${SEED})`, () => {
   const random = rng(SEED);
   for (let run = 1; run <= RUNS; run++) {
     test(`run ${run}`, { timeout: 90_000 }, async () => {
-      const c = await Cluster.create(3, { config: FAST });
+      const c = await Cluster.create(3, { config: FAST_RAFT });
       const order = [...c.servers].sort(() => random() - 0.5);
       const delays = order.map(() => Math.floor(random() * 1500));
       let ok = false;

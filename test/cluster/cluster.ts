@@ -4,8 +4,8 @@
 // "ready" on its own: a cluster is ready once its members agree on one leader.
 //
 //   const c = await Cluster.create(3, { expect: 3 });
-//   await c.startAll(order);           // launch the processes (no waiting for a leader)
-//   const leader = await c.waitLeader(); // every running server names the same leader
+//   const leader = await c.formed();     // start every server; one leader, all of them voters
+//   (or s.start() each, in any order, then c.waitLeader(): every running server names the same leader)
 //   await c.dispose();
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -149,6 +149,9 @@ export class ServerProc {
   }
 }
 
+/** Raft at test speed (Consul's raft_multiplier 1): elections within a fraction of a second. */
+export const FAST_RAFT = { performance: { raft_multiplier: 1 } };
+
 export interface ClusterOptions {
   /** -bootstrap-expect of every server (default: the cluster size). */
   expect?: number;
@@ -170,6 +173,14 @@ export class Cluster {
     for (let i = 0; i < n; i++) await c.add({ name: `s${i + 1}`, expect: o.expect ?? n, config: o.config, datacenter: o.datacenter });
     for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.serfAddr);
     return c;
+  }
+
+  /** Starts every server and waits until they name one leader and all are voters; returns the leader. */
+  async formed(leaderTimeoutMs = 30_000): Promise<ServerProc> {
+    for (const s of this.servers) s.start();
+    const leader = await this.waitLeader(leaderTimeoutMs);
+    await this.waitVoters(this.servers);
+    return leader;
   }
 
   /** A new server (not started) joining every existing one. */

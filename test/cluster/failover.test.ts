@@ -20,9 +20,7 @@ describe('leader failure under write load (default timing)', () => {
 
   before(async () => {
     c = await Cluster.create(3);
-    for (const s of c.servers) s.start();
-    await c.waitLeader(40_000);
-    await c.waitVoters(c.servers);
+    await c.formed(40_000);
     const joins = c.servers.flatMap((s) => ['-retry-join', s.serfAddr]);
     clients.push(...await Promise.all([1, 2].map((i) => AgentProcess.start({ mode: 'client', name: `fc${i}`, args: joins, readyTimeoutMs: 30_000 }))));
   });

@@ -8,9 +8,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { runTrellis } from '../support/index.ts';
-import { Cluster, waitFor, type ServerProc } from './cluster.ts';
-
-const FAST = { performance: { raft_multiplier: 1 } };
+import { Cluster, FAST_RAFT, waitFor, type ServerProc } from './cluster.ts';
 
 describe('three servers with -bootstrap-expect 3', () => {
   let c: Cluster;
@@ -18,10 +16,8 @@ describe('three servers with -bootstrap-expect 3', () => {
   let failed = false;
 
   before(async () => {
-    c = await Cluster.create(3, { config: FAST });
-    for (const s of c.servers) s.start();
-    leader = await c.waitLeader(30_000);
-    await c.waitVoters(c.servers);
+    c = await Cluster.create(3, { config: FAST_RAFT });
+    leader = await c.formed();
   });
   after(async () => {
     if (failed) c.dumpLogs();

@@ -30,9 +30,7 @@ describe('membership changes of a running cluster', () => {
 
   before(async () => {
     c = await Cluster.create(3, { config: CONFIG });
-    for (const s of c.servers) s.start();
-    await c.waitLeader(30_000);
-    await c.waitVoters(c.servers);
+    await c.formed();
   });
   after(async () => {
     if (failed) c.dumpLogs(50);

@@ -4,17 +4,15 @@
 //   - every acknowledged write is on every server afterwards; no term had two leaders.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, leadersByTerm, sleep, waitFor } from './cluster.ts';
+import { Cluster, FAST_RAFT, leadersByTerm, sleep, waitFor } from './cluster.ts';
 
 describe('a frozen leader', () => {
   let c: Cluster;
   let failed = true;
 
   before(async () => {
-    c = await Cluster.create(3, { config: { performance: { raft_multiplier: 1 } } });
-    for (const s of c.servers) s.start();
-    await c.waitLeader(30_000);
-    await c.waitVoters(c.servers);
+    c = await Cluster.create(3, { config: FAST_RAFT });
+    await c.formed();
   });
   after(async () => {
     for (const s of c?.servers ?? []) { try { s.resume(); } catch { /* not running */ } }

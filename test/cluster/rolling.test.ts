@@ -3,16 +3,14 @@
 // stopping leader hands leadership over first, so few writes fail).
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, leadersByTerm, sleep, waitFor } from './cluster.ts';
+import { Cluster, FAST_RAFT, leadersByTerm, sleep, waitFor } from './cluster.ts';
 
 describe('rolling restart under load', () => {
   let c: Cluster;
   let failed = true;
   before(async () => {
-    c = await Cluster.create(3, { config: { performance: { raft_multiplier: 1 } } });
-    for (const s of c.servers) s.start();
-    await c.waitLeader(30_000);
-    await c.waitVoters(c.servers);
+    c = await Cluster.create(3, { config: FAST_RAFT });
+    await c.formed();
   });
   after(async () => {
     if (failed) c.dumpLogs(60);

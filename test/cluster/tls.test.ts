@@ -50,9 +50,7 @@ describe('TLS on the server port', () => {
 
   test('servers with certificates from the cluster CA form a cluster; a foreign CA and a non-server certificate are refused', { timeout: 60_000 }, async () => {
     c = await Cluster.create(3, { config: tlsConfig('server') });
-    for (const s of c.servers) s.start();
-    const leader = await c.waitLeader(30_000);
-    await c.waitVoters(c.servers);
+    const leader = await c.formed();
     assert.match(c.servers[0]!.log(), /server RPC listening: .*tls=true/);
     const follower = c.servers.find((s) => s !== leader)!;
     const put = await follower.request('PUT', '/v1/kv/tls', { body: 'forwarded over TLS' });

@@ -13,12 +13,10 @@ import { Resolver } from 'node:dns/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { AgentProcess, runTrellis } from '../support/index.ts';
-import { Cluster, waitFor } from '../cluster/cluster.ts';
+import { Cluster, FAST_RAFT, waitFor } from '../cluster/cluster.ts';
 
 interface MemberRow { Name: string; Status: number; Tags: Record<string, string> }
 interface HealthRow { Node: string; CheckID: string; Status: string }
-
-const CONFIG = { performance: { raft_multiplier: 1 } };
 
 describe('client agents, gossip membership and serfHealth', () => {
   let c: Cluster;
@@ -41,9 +39,8 @@ describe('client agents, gossip membership and serfHealth', () => {
   };
 
   before(async () => {
-    c = await Cluster.create(3, { config: CONFIG });
-    for (const s of c.servers) s.start();
-    await c.waitLeader(30_000);
+    c = await Cluster.create(3, { config: FAST_RAFT });
+    await c.formed();
     const joins = c.servers.flatMap((s) => ['-retry-join', s.serfAddr]);
     const started = await Promise.all([1, 2, 3, 4, 5].map((i) => AgentProcess.start({
       mode: 'client', name: `c${i}`, args: [...joins, '-retry-interval', '1s'], readyTimeoutMs: 30_000,

@@ -3,18 +3,10 @@
 // deadline. The simulator (src/gossip/sim) does the same at scale; this one keeps tests readable.
 import { SwimCore, type SwimConfig } from '../../src/gossip/core/index.ts';
 import type { GossipEvent, Message, MemberIdentity, Output } from '../../src/gossip/core/index.ts';
+import { mulberry32 } from '../../../../test/support/random.ts';
 
-/** Deterministic PRNG (mulberry32) so a test run is reproducible. */
-export function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** Deterministic PRNG so a test run is reproducible. */
+export const seeded = mulberry32;
 
 export function ident(name: string, tags: Record<string, string> = {}): MemberIdentity {
   return { name, addr: '10.0.0.1', port: 8301, peerId: `peer-${name}`, tags };

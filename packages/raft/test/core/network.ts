@@ -4,18 +4,10 @@
 import { RaftCore } from '../../src/core/raft.ts';
 import type { CoreConfig, InitialState } from '../../src/core/config.ts';
 import type { ConfState, Entry, HardState, Message, NodeId, ReadState, Snapshot } from '../../src/core/types.ts';
+import { mulberry32 } from '../../../../test/support/random.ts';
 
-/** Mulberry32: a small seeded PRNG so each test is reproducible. */
-export function seededRandom(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+/** A small seeded PRNG so each test is reproducible. */
+export const seededRandom = mulberry32;
 
 export interface Storage {
   hardState: HardState;

@@ -3,17 +3,7 @@ import assert from 'node:assert/strict';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { MemoryNetwork, type MemoryTransport } from '../../src/transport/memory.ts';
 import type { Message, NodeId } from '../../src/core/types.ts';
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
+import { mulberry32 } from '../../../../test/support/random.ts';
 
 interface Node { t: MemoryTransport; inbox: Message[]; unreachable: NodeId[] }
 
