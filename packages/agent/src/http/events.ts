@@ -9,19 +9,10 @@
 // those that compare it.
 
 import { randomUUID } from 'node:crypto';
+import type { ConsulUserEvent } from '../gossip/consulEvents.ts';
 
-/** Consul's UserEvent (agent/user_event.go) as JSON shows it. */
-export interface UserEvent {
-  ID: string;
-  Name: string;
-  /** Raw payload; null when the request had no body. */
-  Payload: Uint8Array | null;
-  NodeFilter: string;
-  ServiceFilter: string;
-  TagFilter: string;
-  Version: number;
-  LTime: number;
-}
+/** Consul's UserEvent (agent/user_event.go) as JSON shows it: the record gossip carries (consulEvents.ts). */
+export type UserEvent = ConsulUserEvent;
 
 /**
  * Consul's shouldProcessUserEvent: do the event's filters (Go regular expressions, unanchored)
