@@ -47,7 +47,7 @@ export class NoServersError extends Error {
 }
 
 export interface ClientServersOptions {
-  pool: Pick<GossipPool, 'memberViews' | 'on' | 'off'>;
+  pool: Pick<GossipPool, 'memberViews' | 'onMembershipChange'>;
   datacenter: string;
   rpc: RpcClient;
   logger: Logger;
@@ -70,12 +70,12 @@ export class ClientServers {
   /** Calls waiting on each server, so they can be ended when gossip says it failed or left. */
   readonly #inflight = new Map<string, Set<AbortController>>();
   readonly #waiters = new Set<() => void>();
-  readonly #onMembers = (): void => this.#refresh();
+  readonly #unsubscribe: () => void;
 
   constructor(o: ClientServersOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'agent.client.servers' });
-    for (const e of ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const) o.pool.on(e, this.#onMembers);
+    this.#unsubscribe = o.pool.onMembershipChange(() => this.#refresh());
     this.#refresh();
   }
 
@@ -85,7 +85,7 @@ export class ClientServers {
   }
 
   close(): void {
-    for (const e of ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const) this.#o.pool.off(e, this.#onMembers);
+    this.#unsubscribe();
     for (const w of this.#waiters) w();
   }
 

@@ -9,14 +9,12 @@ import type { MemberState } from '../gossip/core/types.ts';
 import type { Logger } from '../logger.ts';
 import type { DiscoveredServer, ServerDiscovery, ServerStatus } from './discovery.ts';
 
-const MEMBER_EVENTS = ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const;
-
 export function serverStatusOf(state: MemberState): ServerStatus {
   return state === 'dead' ? 'failed' : state === 'left' ? 'left' : 'alive';
 }
 
 export class GossipDiscovery implements ServerDiscovery {
-  readonly #pool: Pick<GossipPool, 'memberViews' | 'on' | 'off'>;
+  readonly #pool: Pick<GossipPool, 'memberViews' | 'onMembershipChange'>;
   readonly #selfId: string;
   readonly #events = new EventEmitter();
   readonly #log: Logger | undefined;
@@ -32,9 +30,10 @@ export class GossipDiscovery implements ServerDiscovery {
     }
     this.#events.emit('change');
   };
-  #started = false;
+  /** Set while started: stops listening to the pool. */
+  #unsubscribe: (() => void) | undefined;
 
-  constructor(pool: Pick<GossipPool, 'memberViews' | 'on' | 'off'>, selfId: string, logger?: Logger) {
+  constructor(pool: Pick<GossipPool, 'memberViews' | 'onMembershipChange'>, selfId: string, logger?: Logger) {
     this.#pool = pool;
     this.#selfId = selfId;
     this.#log = logger?.child({ component: 'agent.server.discovery' });
@@ -62,16 +61,15 @@ export class GossipDiscovery implements ServerDiscovery {
   }
 
   start(): void {
-    if (this.#started) return;
-    this.#started = true;
-    for (const e of MEMBER_EVENTS) this.#pool.on(e, this.#onMember);
+    if (this.#unsubscribe) return;
+    this.#unsubscribe = this.#pool.onMembershipChange(this.#onMember);
     this.#onMember();
   }
 
   stop(): void {
-    if (!this.#started) return;
-    this.#started = false;
-    for (const e of MEMBER_EVENTS) this.#pool.off(e, this.#onMember);
+    if (!this.#unsubscribe) return;
+    this.#unsubscribe();
+    this.#unsubscribe = undefined;
     this.#events.removeAllListeners();
   }
 }

@@ -14,8 +14,6 @@ import { registerOperatorRoutes } from './operatorRoutes.ts';
 import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
 
-const MEMBER_EVENTS = ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'] as const;
-
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, nodeId, logger, pool } = ctx;
   const log = logger.child({ component: 'agent' });
@@ -33,8 +31,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       };
     }),
   });
-  const reconcile = (): void => void leader.reconcileMembers();
-  for (const e of MEMBER_EVENTS) pool.on(e, reconcile);
+  const stopReconciling = pool.onMembershipChange(() => void leader.reconcileMembers());
   server.raft.node.on('leaderChange', (e) => {
     void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
   });
@@ -72,7 +69,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     },
     leave: () => server.leave(),
     async stop() {
-      for (const e of MEMBER_EVENTS) pool.off(e, reconcile);
+      stopReconciling();
       server.httpHandler = undefined;
       await server.stop();
       leader.stop();

@@ -13,6 +13,10 @@ import type { RpcClient } from '../../src/server/rpcClient.ts';
 
 class FakePool extends EventEmitter {
   views: MemberView[] = [];
+  onMembershipChange(fn: () => void): () => void {
+    this.on('member-update', fn);
+    return () => this.off('member-update', fn);
+  }
   memberViews(): MemberView[] {
     return this.views;
   }

@@ -48,6 +48,8 @@ const WARM_CONCURRENCY = 1;
 const PP_OK = 0;
 const PP_REFUSED = 1;
 
+const MEMBER_EVENT_TYPES: readonly MemberEventType[] = ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'];
+
 export function gossipTopic(datacenter: string, pool: 'lan' | 'wan'): string {
   return pool === 'lan' ? `/trellis/${datacenter}/lan/1` : '/trellis/wan/1';
 }
@@ -386,6 +388,17 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     const core = this.#core;
     if (!core) return [];
     return core.members().map((m) => memberRow(m, m.name === core.name && core.leaving && !core.leaveDone()));
+  }
+
+  /**
+   * Calls `fn` after every member event (join, update, failed, leave, reap), for readers that just
+   * look at memberViews() again; returns the function that unsubscribes.
+   */
+  onMembershipChange(fn: () => void): () => void {
+    for (const e of MEMBER_EVENT_TYPES) this.on(e, fn);
+    return () => {
+      for (const e of MEMBER_EVENT_TYPES) this.off(e, fn);
+    };
   }
 
   /** Members with the core's detail (state, incarnation, peer id). */
