@@ -115,6 +115,18 @@ describe('running', () => {
     await assert.rejects(agent.request('GET', '/v1/status/leader', { timeoutMs: 1000 }), 'the HTTP port is closed');
   });
 
+  test('Consul\'s start-up order: the data dir and its parents are made before the pid file is written into one of them', async () => {
+    // Neither <tmp>/order nor <tmp>/order/node1 exists: -pid-file names a file in the data dir's parent.
+    const base = path.join(tmp, 'order', 'node1');
+    const pidFile = path.join(base, 'pid');
+    const agent = await startAgent({ name: 'order', mode: 'server', args: ['-data-dir', path.join(base, 'data'), '-pid-file', pidFile] });
+    assert.ok(fs.statSync(path.join(base, 'data')).isDirectory(), 'the data dir was created with its parents');
+    assert.equal(fs.readFileSync(pidFile, 'utf8').trim(), String(agent.pid), 'the pid file holds the agent\'s pid');
+    assert.equal((await agent.request('PUT', '/v1/kv/order', { body: 'x' })).text, 'true');
+    assert.deepEqual(await agent.stop(), { code: 0, signal: null });
+    assert.equal(fs.existsSync(pidFile), false, 'the pid file is removed at exit');
+  });
+
   test('SIGINT stops it gracefully too; a config file sets what flags do not', async () => {
     const file = configFile('dc.json', JSON.stringify({ datacenter: 'east', node_meta: { rack: 'r7' } }));
     const agent = await startAgent({ name: 'startup-int', args: ['-config-file', file] });

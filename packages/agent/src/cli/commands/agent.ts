@@ -66,6 +66,16 @@ export async function runAgent(ctx: CommandContext, argv: readonly string[]): Pr
   if (config.bootstrap && !config.devMode) ui.error('==> WARNING: Bootstrap mode enabled! Do not enable unless necessary');
   if (config.devMode) ui.error('==> WARNING: Dev mode: all state is kept in memory and lost when the agent stops; do not use it in production');
 
+  // Consul's start-up order: the data dir (with its parents) exists before the pid file is
+  // written, so `-data-dir /x/n1/data -pid-file /x/n1/pid` works when /x/n1 does not exist yet.
+  if (config.dataDir && !config.devMode) {
+    try {
+      fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o755 });
+    } catch (err) {
+      ui.error(`==> Error creating data dir ${config.dataDir}: ${(err as Error).message}`);
+      return 1;
+    }
+  }
   if (config.pidFile) {
     try {
       fs.writeFileSync(config.pidFile, String(process.pid), { mode: 0o644 });
