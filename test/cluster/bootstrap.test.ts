@@ -6,7 +6,7 @@
 // TRELLIS_CLUSTER_SEED replays one sequence of orders and delays.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, FAST_RAFT, leadersByTerm, sleep } from './cluster.ts';
+import { Cluster, FAST_RAFT, assertOneLeaderPerTerm, sleep } from './cluster.ts';
 import { mulberry32 as rng } from '../support/random.ts';
 
 const RUNS = Number(process.env.TRELLIS_CLUSTER_BOOTSTRAP_RUNS ?? 3);
@@ -45,9 +45,7 @@ describe(`bootstrap-expect in random start orders (${RUNS} runs, seed ${SEED})`,
         }
         const put = await leader.request('PUT', '/v1/kv/run', { body: String(run) });
         assert.equal(put.status, 200);
-        for (const [term, leaders] of leadersByTerm(c.servers)) {
-          assert.equal(leaders.size, 1, `term ${term} had leaders ${[...leaders].join(', ')}`);
-        }
+        assertOneLeaderPerTerm(c.servers, 1);
         ok = true;
       } finally {
         if (!ok) {

@@ -43,6 +43,25 @@ export function leadersByTerm(servers: ServerProc[]): Map<number, Set<string>> {
   return out;
 }
 
+/**
+ * Raft's election safety (§5.2: at most one leader per term), read from the servers' logs. The
+ * check only means something if it saw elections, so it also asserts that every server in
+ * `servers` logged at least one "leader elected" line and that at least `minTerms` terms had a
+ * leader: a change of the log line's format fails here instead of leaving nothing to compare.
+ */
+export function assertOneLeaderPerTerm(servers: ServerProc[], minTerms = 1): void {
+  const silent = servers.filter((s) => !/raft: leader elected: leader=\S+ term=\d+/.test(s.log()));
+  if (silent.length > 0) {
+    throw new Error(`no "raft: leader elected: leader=… term=…" line in the log of ${silent.map((s) => s.name).join(', ')}: ` +
+      `did the log format change? ${silent[0]!.name} ends:\n${silent[0]!.logTail(20)}`);
+  }
+  const byTerm = leadersByTerm(servers);
+  if (byTerm.size < minTerms) throw new Error(`expected leaders in at least ${minTerms} terms, the logs show ${byTerm.size}: ${[...byTerm.keys()].join(', ')}`);
+  for (const [term, leaders] of byTerm) {
+    if (leaders.size !== 1) throw new Error(`term ${term} had leaders ${[...leaders].join(', ')}`);
+  }
+}
+
 const live = new Set<ServerProc>();
 process.on('exit', () => { for (const s of live) s.killNow(); });
 

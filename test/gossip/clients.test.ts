@@ -191,10 +191,8 @@ describe('client agents, gossip membership and serfHealth', () => {
   test('kill -9 a client: serfHealth critical within 10 s and out of DNS; restarted: passing again', async () => {
     const a = clients[0]!;
     await a.kill();
-    const killedAt = Date.now();
+    // The 10 s bound is the wait's deadline: waitFor throws when it passes.
     await waitFor('c1 serfHealth critical', async () => (await serfHealth('c1')) === 'critical' ? true : undefined, 10_000);
-    const took = Date.now() - killedAt;
-    assert.ok(took <= 10_000, `took ${took} ms`);
     assert.deepEqual(await dnsSrv('web.service.consul'), []);
     assert.deepEqual(await c.servers[0]!.getJson<unknown[]>('/v1/health/service/web?passing'), []);
     // The node and its service stay in the catalog (a failed node may come back).
