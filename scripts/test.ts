@@ -25,9 +25,16 @@ if (files.length === 0) {
   process.exit(1);
 }
 
+// Every test (and hook) without a timeout of its own fails after this long, with its name, instead
+// of hanging the run until CI's deadline. Above the slowest test that declares none (cluster suites'
+// before hooks forming a cluster take up to ~50 s on a loaded machine) and the longest declared
+// timeout (120 s). Node's runner times tests and hooks, not whole suites or files.
+const TEST_TIMEOUT_MS = Number(process.env.TEST_TIMEOUT_MS ?? 180_000);
+
 const child = spawn(process.execPath, [
   '--test',
   `--test-concurrency=${process.env.TEST_CONCURRENCY ?? 3}`,
+  `--test-timeout=${TEST_TIMEOUT_MS}`,
   '--test-reporter=spec', '--test-reporter-destination=stdout',
   `--test-reporter=${path.join(root, 'scripts', 'summary-reporter.ts')}`, '--test-reporter-destination=stdout',
   ...files,
