@@ -3,14 +3,13 @@ import path from 'node:path';
 
 export const repoRoot = path.resolve(import.meta.dirname, '..', '..');
 export const binDir = path.join(repoRoot, 'node_modules', '.bin');
-/** The `trellis` command users run (bin/trellis.cjs through npm's link). */
+/** The `trellis` command users run (bin/trellis, an sh launcher that execs Node 24, through npm's link). */
 export const launcher = path.join(binDir, 'trellis');
 
 /**
- * The environment for a `trellis` process: node_modules/.bin first on PATH so the launcher's
- * `#!/usr/bin/env node` finds the pinned Node 24 and runs the CLI in-process. Then the pid we hold
- * is the agent itself, so a SIGKILL really kills the agent (not a launcher that would leave its
- * child running with the data dir open).
+ * The environment for a `trellis` process: node_modules/.bin first on PATH, as `npm test` has
+ * it (the launcher execs the pinned Node 24 whatever PATH holds, so the pid we hold is the agent
+ * itself: test/agent/launcher.test.ts checks that under the system's Node).
  */
 export function trellisEnv(extra: Record<string, string | undefined> = {}): NodeJS.ProcessEnv {
   const env: NodeJS.ProcessEnv = { ...process.env, PATH: `${binDir}${path.delimiter}${process.env.PATH ?? ''}` };

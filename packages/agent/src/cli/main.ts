@@ -1,5 +1,4 @@
-// Entry point of the `trellis` command (bin/trellis.cjs imports or re-executes this file under
-// Node 24). Everything testable lives in run.ts; this file only binds it to the real process.
+// Entry point of the `trellis` command (bin/trellis, an sh launcher, execs Node 24 on this file). Everything testable lives in run.ts; this file only binds it to the real process.
 import module from 'node:module';
 
 // Cache compiled modules (and their stripped TypeScript) on disk: start-up is dominated by loading

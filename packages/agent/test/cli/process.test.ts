@@ -1,6 +1,6 @@
 // The `trellis` command as users run it: a real process started through the launcher
-// (node_modules/.bin/trellis) from a shell whose PATH has only the system Node (20), which must
-// re-execute the CLI under the pinned Node 24.
+// (node_modules/.bin/trellis) from a shell whose PATH has only the system Node (20): the launcher
+// must exec the CLI under the pinned Node 24.
 import { test, describe, before, after } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -50,7 +50,7 @@ describe('the trellis command as a process', () => {
     assert.ok(Number(v.stdout.trim().replace(/^v/, '').split('.')[0]) < 24, v.stdout);
   });
 
-  test('version, through the launcher re-executing on Node 24', async () => {
+  test('version, through the launcher exec-ing Node 24', async () => {
     const r = await trellis(['version']);
     assert.deepEqual([r.code, r.stderr], [0, '']);
     assert.equal(r.stdout, 'Trellis v0.1.0\nProtocol 2 spoken by default, understands 2 to 3 (agent will automatically use protocol >2 when speaking to compatible agents)\n');
@@ -98,7 +98,7 @@ describe('the trellis command as a process', () => {
       }
       assert.match(out, /==> Trellis agent running!/);
       assert.ok(fs.existsSync(pidFile), 'pid file written');
-      // The pid is the Node 24 process the launcher re-executed, which must be alive.
+      // The pid is the Node 24 process the launcher exec'd, which must be alive.
       const pid = Number(fs.readFileSync(pidFile, 'utf8'));
       assert.ok(Number.isInteger(pid) && pid > 0);
       assert.doesNotThrow(() => process.kill(pid, 0), 'the pid file names a live process');

@@ -101,8 +101,8 @@ export async function runAgent(ctx: CommandContext, argv: readonly string[]): Pr
 
   let firstSignalAt = 0;
   const onStop = (sig: SignalName) => () => {
-    // When bin/trellis.cjs re-executes us under Node 24, a Ctrl-C reaches us twice: from the
-    // terminal and forwarded by the launcher, a millisecond apart. Only a signal that comes
+    // Under a wrapper that forwards signals to its child in the same process group (`npm start`),
+    // a Ctrl-C reaches us twice: from the terminal and forwarded, a millisecond apart. Only a signal that comes
     // noticeably later is the user insisting.
     if (stopping && Date.now() - firstSignalAt < DUPLICATE_SIGNAL_MS) return;
     if (stopping) {

@@ -1,0 +1,165 @@
+// The `trellis` command as a supervisor runs it: from a shell whose PATH holds only the system's Node
+// (20 here), keeping the PID it spawned and ending it with SIGKILL. The launcher (node_modules/.bin/trellis)
+// must become the pinned Node 24 running the agent, not a parent waiting for it: the PID we spawned is
+// the agent, the pid file names it, a SIGKILL of it leaves nothing behind, and its ports are free at
+// once. CLI subcommands pass their exit code, stdin and stdout through the same way.
+import { test, describe, after } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { freePort, launcher, repoRoot, request, waitFor, closeIdleSockets } from '../support/index.ts';
+
+const pinnedNode = path.join(repoRoot, 'node_modules', 'node', 'bin', 'node');
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-launcher-'));
+const children: ChildProcess[] = [];
+after(() => {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  fs.rmSync(tmp, { recursive: true, force: true });
+  closeIdleSockets();
+});
+
+/**
+ * PATH as a supervisor's shell has it: the directory of the system's `node` (the first one on our
+ * PATH outside this checkout's node_modules, which npm puts first), then /usr/bin:/bin.
+ */
+function systemPath(): string {
+  const dirs = (process.env.PATH ?? '').split(path.delimiter).filter((d) => d && !path.resolve(d).startsWith(path.join(repoRoot, 'node_modules')) && !d.includes(`${path.sep}node_modules${path.sep}`));
+  const nodeDir = dirs.find((d) => {
+    try { fs.accessSync(path.join(d, 'node'), fs.constants.X_OK); return true; } catch { return false; }
+  });
+  return [...new Set([...(nodeDir ? [nodeDir] : []), '/usr/bin', '/bin'])].join(':');
+}
+const PATH = systemPath();
+
+/** Spawns the launcher under `env -i PATH=<system>` plus `vars`; `env` execs it, so the PID is the launcher's. */
+function spawnTrellis(args: string[], vars: Record<string, string> = {}): ChildProcess {
+  const env = Object.entries({ PATH, ...vars }).map(([k, v]) => `${k}=${v}`);
+  const child = spawn('/usr/bin/env', ['-i', ...env, launcher, ...args], { stdio: ['pipe', 'pipe', 'pipe'] });
+  children.push(child);
+  return child;
+}
+
+interface Run { code: number | null; signal: NodeJS.Signals | null; stdout: string; stderr: string }
+function runTrellis(args: string[], vars: Record<string, string> = {}, stdin = ''): Promise<Run> {
+  const child = spawnTrellis(args, vars);
+  let stdout = '';
+  let stderr = '';
+  child.stdout!.on('data', (b: Buffer) => { stdout += b; });
+  child.stderr!.on('data', (b: Buffer) => { stderr += b; });
+  child.stdin!.end(stdin);
+  return new Promise((resolve, reject) => {
+    const timer = setTimeout(() => { child.kill('SIGKILL'); reject(new Error(`trellis ${args.join(' ')} did not exit; stderr: ${stderr}`)); }, 30_000);
+    child.on('close', (code, signal) => { clearTimeout(timer); resolve({ code, signal, stdout, stderr }); });
+  });
+}
+
+/** PIDs of live processes whose command line mentions `needle`. */
+function processesMentioning(needle: string): number[] {
+  const pids: number[] = [];
+  for (const entry of fs.readdirSync('/proc')) {
+    if (!/^\d+$/.test(entry)) continue;
+    let cmdline: string;
+    try { cmdline = fs.readFileSync(`/proc/${entry}/cmdline`, 'utf8'); } catch { continue; } // gone meanwhile
+    if (cmdline.includes(needle)) pids.push(Number(entry));
+  }
+  return pids;
+}
+
+function canBind(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const srv = net.createServer();
+    srv.once('error', () => resolve(false));
+    srv.listen({ port, host: '127.0.0.1', exclusive: true }, () => srv.close(() => resolve(true)));
+  });
+}
+
+describe('the trellis launcher under the system Node', () => {
+  test('the PATH used has a Node older than 24, or none (so the launcher cannot run the agent with it)', () => {
+    const v = spawnSync('/usr/bin/env', ['-i', `PATH=${PATH}`, 'node', '--version'], { encoding: 'utf8' });
+    if (v.error || v.status !== 0) return; // no system node: the launcher does not need one
+    assert.ok(Number(v.stdout.trim().replace(/^v/, '').split('.')[0]) < 24, `PATH=${PATH} gives node ${v.stdout}`);
+  });
+
+  test('agent: the spawned PID is the agent on the pinned Node 24; SIGKILL of it leaves no process and frees its ports', async () => {
+    const dir = fs.mkdtempSync(path.join(tmp, 'agent-'));
+    const pidFile = path.join(dir, 'agent.pid');
+    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort(), serfWan: await freePort() };
+    const child = spawnTrellis(['agent', '-dev', '-node', 'launcher-test', `-pid-file=${pidFile}`, '-log-level', 'warn',
+      '-http-port', String(ports.http), '-dns-port', String(ports.dns), '-server-port', String(ports.server),
+      '-serf-lan-port', String(ports.serfLan), '-serf-wan-port', String(ports.serfWan), '-grpc-port', '-1']);
+    let out = '';
+    child.stdout!.on('data', (b: Buffer) => { out += b; });
+    child.stderr!.on('data', (b: Buffer) => { out += b; });
+    const exited = new Promise<{ code: number | null; signal: NodeJS.Signals | null }>((r) => child.on('exit', (code, signal) => r({ code, signal })));
+    try {
+      const base = `http://127.0.0.1:${ports.http}`;
+      await waitFor('the agent to serve HTTP with a leader', async () => {
+        if (child.exitCode !== null) throw new Error(`agent exited ${child.exitCode}: ${out}`);
+        const r = await request(base, 'GET', '/v1/status/leader', { timeoutMs: 2_000 });
+        return r.status === 200 && r.json<string>() !== '';
+      }, 30_000, 100);
+
+      // The process we spawned is the agent: the pid file names it and it runs the pinned Node 24.
+      assert.equal(Number(fs.readFileSync(pidFile, 'utf8')), child.pid, 'the pid file holds the spawned PID');
+      const exe = fs.statSync(`/proc/${child.pid}/exe`);
+      const pinned = fs.statSync(pinnedNode);
+      assert.deepEqual([exe.dev, exe.ino], [pinned.dev, pinned.ino], `/proc/${child.pid}/exe is ${fs.readlinkSync(`/proc/${child.pid}/exe`)}, not ${pinnedNode}`);
+      assert.deepEqual(processesMentioning(dir), [child.pid], 'the agent is the only process started for it');
+      // The agent's environment and flags from the launcher.
+      assert.match(fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      assert.ok(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=4'));
+
+      // CLI commands against it, through the same launcher: stdin in, stdout and exit codes out.
+      const env = { CONSUL_HTTP_ADDR: `127.0.0.1:${ports.http}` };
+      const put = await runTrellis(['kv', 'put', 'launcher/stdin', '-'], env, 'read from stdin');
+      assert.deepEqual([put.code, put.stdout, put.stderr], [0, 'Success! Data written to: launcher/stdin\n', '']);
+      const get = await runTrellis(['kv', 'get', 'launcher/stdin'], env);
+      assert.deepEqual([get.code, get.stdout], [0, 'read from stdin\n']);
+      const missing = await runTrellis(['kv', 'get', 'launcher/none'], env);
+      assert.deepEqual([missing.code, missing.stdout, missing.stderr], [1, '', 'Error! No key exists at: launcher/none\n']);
+
+      process.kill(child.pid!, 'SIGKILL');
+      const killedAt = Date.now();
+      assert.deepEqual(await exited, { code: null, signal: 'SIGKILL' }, 'the spawned process itself died of the SIGKILL');
+      // Within 1 s of the kill: nothing of the agent left, and its ports can be bound again.
+      await waitFor('no process left for the agent and its HTTP and server ports free', async () =>
+        processesMentioning(dir).length === 0 && await canBind(ports.http) && await canBind(ports.server), 1_000 - (Date.now() - killedAt), 20);
+    } finally {
+      if (child.exitCode === null && child.signalCode === null) child.kill('SIGKILL');
+      for (const pid of processesMentioning(dir)) try { process.kill(pid, 'SIGKILL'); } catch { /* already gone */ }
+    }
+  });
+
+  test('version: exit 0 and its stdout, nothing on stderr', async () => {
+    const r = await runTrellis(['version']);
+    assert.deepEqual([r.code, r.signal, r.stderr], [0, null, '']);
+    assert.match(r.stdout, /^Trellis v\d+\.\d+\.\d+\nProtocol 2 spoken by default/);
+  });
+
+  test('a failing command: its exit code and message come through', async () => {
+    const r = await runTrellis(['no-such-command']);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, /^Unknown command: "no-such-command"/);
+  });
+
+  test('TRELLIS_NODE names the Node to run; a missing one fails with exit 1', async () => {
+    const ok = await runTrellis(['version'], { TRELLIS_NODE: pinnedNode });
+    assert.equal(ok.code, 0, ok.stderr);
+    const bad = await runTrellis(['version'], { TRELLIS_NODE: path.join(tmp, 'no-node') });
+    assert.deepEqual([bad.code, bad.stdout], [1, '']);
+    assert.match(bad.stderr, /^trellis: TRELLIS_NODE is \S+no-node, which is not an executable file/);
+  });
+
+  test('no Node 24 to be found: exit 1 and what to do', async () => {
+    // A copy of the launcher outside any checkout: no node_modules/node above it.
+    const copy = path.join(fs.mkdtempSync(path.join(tmp, 'bare-')), 'trellis');
+    fs.copyFileSync(fs.realpathSync(launcher), copy);
+    fs.chmodSync(copy, 0o755);
+    const r = spawnSync('/usr/bin/env', ['-i', `PATH=${PATH}`, copy, 'version'], { encoding: 'utf8' });
+    assert.deepEqual([r.status, r.stdout], [1, '']);
+    assert.match(r.stderr, /^trellis: needs Node\.js 24 or newer \(this is (v\d+\.\d+\.\d+|no node on PATH)\)\. Run 'npm install' in the Trellis checkout/);
+  });
+});
