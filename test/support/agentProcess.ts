@@ -40,6 +40,8 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   /** How long to wait for a leader; default 20 s (a busy 2-core machine can be slow to start Node). */
   readyTimeoutMs?: number;
+  /** false: start() returns once the process is spawned, without waiting for a leader. */
+  waitReady?: boolean;
   /** Use this directory instead of a fresh temp dir (e.g. to restore a data dir); kept on dispose. */
   dir?: string;
 }
@@ -188,7 +190,7 @@ export class AgentProcess {
         resolve({ code, signal });
       });
     });
-    await this.waitReady(this.opts.readyTimeoutMs ?? 20_000);
+    if (this.opts.waitReady !== false) await this.waitReady(this.opts.readyTimeoutMs ?? 20_000);
   }
 
   /** Polls /v1/status/leader until it names a leader; fails early if the process exits. */

@@ -39,12 +39,13 @@ function copyHeaders(src: Record<string, string | string[] | number | undefined>
 }
 
 /** Client side: forwards the request fastify received and writes the server's answer. */
-export async function forwardAndReply(forward: Forwarder, req: FastifyRequest, reply: FastifyReply, signal: AbortSignal): Promise<void> {
+export async function forwardAndReply(forward: Forwarder, req: FastifyRequest, reply: FastifyReply, signal: AbortSignal, rewriteBody?: (body: Buffer) => Buffer): Promise<void> {
+  const body = Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0);
   const res = await forward({
     method: req.method,
     url: req.raw.url ?? '/',
     headers: copyHeaders(req.headers),
-    body: Buffer.isBuffer(req.body) ? req.body : Buffer.alloc(0),
+    body: rewriteBody ? rewriteBody(body) : body,
   }, signal);
   for (const [k, v] of Object.entries(res.headers)) reply.header(k, v);
   await reply.code(res.status).send(res.body);

@@ -23,6 +23,11 @@ export interface EndpointSpec {
   readonly bodyLimit?: number;
   /** Consul's wording of a 413 for this endpoint; `bytes` is the declared Content-Length if any. */
   readonly tooLargeMessage?: (bytes: number | undefined, limit: number) => string;
+  /**
+   * On a client agent, rewrites the body before the request is forwarded to a server: what Consul's
+   * client agents fill in from their own config before the RPC (e.g. a session's Node).
+   */
+  readonly forwardBody?: (body: Buffer) => Buffer;
 }
 
 /** Consul's metrics label for an endpoint pattern: "/v1/kv/" → "v1_kv__" (a trailing slash is "_"). */

@@ -200,7 +200,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       }
       // A client agent sends what it does not serve itself to a server (forward.ts).
       if (backend.forward && !spec.agentLocal && !spec.servedByEveryAgent) {
-        await forwardAndReply(backend.forward, req, reply, ac.signal);
+        await forwardAndReply(backend.forward, req, reply, ac.signal, spec.forwardBody);
         return;
       }
       const allowed = allowedMethods(spec);

@@ -15,6 +15,7 @@ import type { EndpointSpec } from '../router.ts';
 import { SessionCreateSchema } from '../schemas.ts';
 import type { RouteDeps } from '../server.ts';
 import { readQuery, requireRest } from './common.ts';
+import { waitWithTimeout } from '../blocking.ts';
 
 /** Consul's lockDelayMinThreshold: a LockDelay below 1000 (ns) is taken to mean seconds. */
 const LOCK_DELAY_MIN_THRESHOLD = 1000;
@@ -35,6 +36,32 @@ export function parseLockDelay(v: unknown): number {
   }
   if (ns < LOCK_DELAY_MIN_THRESHOLD) ns *= 1e9;
   return ns;
+}
+
+/** serf's MemberStatus for an alive member. */
+const MEMBER_ALIVE = 1;
+/** Consul's RPC hold timeout: how long a request waits for the cluster to be able to answer it. */
+const NODE_REGISTRATION_WAIT_MS = 7000;
+
+/**
+ * A client agent names itself as the session's node before forwarding (Consul's agent fills
+ * `Session.Node` from its own config): the server that runs the request would otherwise default
+ * to its own node. A body that is not a JSON object is forwarded as it is; the server refuses it.
+ */
+export function withDefaultNode(body: Buffer, nodeName: string): Buffer {
+  if (body.length === 0) return Buffer.from(JSON.stringify({ Node: nodeName }));
+  let parsed: unknown;
+  try {
+    parsed = JSON.parse(body.toString('utf8'));
+  } catch {
+    return body;
+  }
+  if (parsed === null || typeof parsed !== 'object' || Array.isArray(parsed)) return body;
+  const obj = parsed as Record<string, unknown>;
+  const key = Object.keys(obj).find((k) => k.toLowerCase() === 'node');
+  if (key !== undefined && obj[key] !== '' && obj[key] !== null) return body;
+  if (key !== undefined) delete obj[key];
+  return Buffer.from(JSON.stringify({ ...obj, Node: nodeName }));
 }
 
 export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
@@ -72,6 +99,7 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
     }
     const ttlErr = validateSessionTtl(input.TTL ?? '', (backend.config.sessionTtlMinMs ?? 10_000) * 1e6);
     if (ttlErr) throw badRequest(ttlErr);
+    await awaitLiveNodeRegistration(input.Node, (input.NodeChecks ?? []).includes(SERF_CHECK_ID), ctx.signal);
     const started = performance.now();
     let id: string;
     try {
@@ -81,6 +109,26 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
     }
     if (input.TTL) backend.sessionTimers?.created?.(id, parseGoDuration(input.TTL) ?? 0);
     return { ID: id };
+  }
+
+  /**
+   * Ready means ready: the leader registers a live agent's node (with serfHealth) just after it is
+   * elected or after the agent joins, so a session for a node that is alive in gossip but not yet in
+   * the catalog waits for that registration (up to Consul's RPC hold timeout) instead of failing
+   * with "Missing node registration". A node that gossip does not know as alive fails at once, as
+   * in Consul, with the state machine's error.
+   */
+  async function awaitLiveNodeRegistration(node: string, needSerfHealth: boolean, signal: AbortSignal): Promise<void> {
+    if (!backend.members?.().some((m) => m.Name === node && m.Status === MEMBER_ALIVE)) return;
+    const deadline = performance.now() + NODE_REGISTRATION_WAIT_MS;
+    for (;;) {
+      const ws = backend.store.watchSet();
+      const registered = backend.store.node(node, ws).value !== null &&
+        (!needSerfHealth || backend.store.nodeChecks(node, ws).value.some((c) => c.CheckID === SERF_CHECK_ID));
+      const remaining = deadline - performance.now();
+      if (registered || remaining <= 0 || signal.aborted) return;
+      await waitWithTimeout(ws, remaining, signal);
+    }
   }
 
   async function destroy(ctx: RequestContext): Promise<boolean> {
@@ -124,7 +172,7 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   return [
-    { path: '/v1/session/create', methods: { PUT: create } },
+    { path: '/v1/session/create', methods: { PUT: create }, forwardBody: (body) => withDefaultNode(body, backend.config.nodeName) },
     { path: '/v1/session/destroy/', prefix: true, methods: { PUT: destroy } },
     { path: '/v1/session/renew/', prefix: true, methods: { PUT: renew } },
     { path: '/v1/session/info/', prefix: true, methods: { GET: info } },
