@@ -40,6 +40,12 @@ export interface StartOptions {
   env?: Record<string, string | undefined>;
   /** How long to wait for a leader; default 20 s (a busy 2-core machine can be slow to start Node). */
   readyTimeoutMs?: number;
+  /**
+   * 'leader' (default): ready once GET /v1/status/leader names a leader. 'http': once the HTTP API
+   * answers GET /v1/agent/self, for an agent that is meant to start alone (e.g. a client that a
+   * test joins later).
+   */
+  readyWhen?: 'leader' | 'http';
   /** false: start() returns once the process is spawned, without waiting for a leader. */
   waitReady?: boolean;
   /** Use this directory instead of a fresh temp dir (e.g. to restore a data dir); kept on dispose. */
@@ -193,7 +199,7 @@ export class AgentProcess {
     if (this.opts.waitReady !== false) await this.waitReady(this.opts.readyTimeoutMs ?? 20_000);
   }
 
-  /** Polls /v1/status/leader until it names a leader; fails early if the process exits. */
+  /** Polls /v1/status/leader until it names a leader (or /v1/agent/self, see readyWhen); fails early if the process exits. */
   async waitReady(timeoutMs = 20_000): Promise<void> {
     const deadline = Date.now() + timeoutMs;
     let last = 'no answer yet';
@@ -205,6 +211,13 @@ export class AgentProcess {
         throw new Error(`agent ${this.name} exited before it was ready (code=${exited.code} signal=${exited.signal}); log tail:\n${this.logTail()}`);
       }
       try {
+        if (this.opts.readyWhen === 'http') {
+          const r = await request(this.url, 'GET', '/v1/agent/self', { timeoutMs: 1000 });
+          if (r.status === 200) return;
+          last = `status ${r.status}: ${r.text}`;
+          await sleep(50);
+          continue;
+        }
         const r = await request(this.url, 'GET', '/v1/status/leader', { timeoutMs: 1000 });
         if (r.status === 200 && typeof r.json() === 'string' && r.json<string>() !== '') return;
         last = `status ${r.status}: ${r.text}`;

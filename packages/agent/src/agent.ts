@@ -38,8 +38,7 @@ export type ServerBackend = AgentBackend & {
   defaultRead(signal?: AbortSignal): Promise<void>;
 };
 
-/** Consul's anti-entropy interval: one minute, scaled up past 128 nodes (agent/ae scaleFactor). */
-const AE_INTERVAL_MS = 60_000;
+/** Consul's anti-entropy interval (ae_interval, one minute) is scaled up past 128 nodes (agent/ae scaleFactor). */
 function aeScale(nodes: number): number {
   return nodes <= 128 ? 1 : Math.ceil(Math.log2(nodes) - Math.log2(128)) + 1;
 }
@@ -109,7 +108,7 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     // fails here with a clear error); those registered through the API earlier come back from the
     // data dir.
     startDefinitionsRegistration(config, local, persist, log, ac.signal);
-    antiEntropy = startAntiEntropy(local, pool, log, ac.signal);
+    antiEntropy = startAntiEntropy(local, pool, log, config.aeIntervalMs, ac.signal);
 
     let stopping: Promise<void> | undefined;
     let leaving: Promise<void> | undefined;
@@ -271,7 +270,7 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
  * It runs every minute (scaled by cluster size, with a random stagger), soon after a server joins
  * or a change was kept locally, and every few seconds while such a change has not been written.
  */
-function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, signal: AbortSignal): { soon(): void } {
+function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, intervalMs: number, signal: AbortSignal): { soon(): void } {
   let timer: NodeJS.Timeout | undefined;
   let nextAt = Number.POSITIVE_INFINITY;
   let running = false;
@@ -298,7 +297,7 @@ function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, sign
           schedule(5000 + Math.random() * 1000);
           return;
         }
-        const base = AE_INTERVAL_MS * aeScale(pool.members().length);
+        const base = intervalMs * aeScale(pool.members().length);
         schedule(base + Math.random() * base / 16);
       });
     }, ms);
@@ -307,7 +306,7 @@ function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, sign
   const soon = (): void => {
     if (nextAt - Date.now() > 3000) schedule(1000 + Math.random() * 2000);
   };
-  schedule(AE_INTERVAL_MS * (0.5 + Math.random() / 2));
+  schedule(intervalMs * (0.5 + Math.random() / 2));
   // A server appearing (this agent joined, or servers came back) deserves a prompt sync.
   const onJoin = (row: { Tags: Record<string, string> }): void => {
     if (row.Tags.role === 'consul') soon();

@@ -101,6 +101,8 @@ export interface RuntimeConfig {
   skipLeaveOnInterrupt: boolean;
   reconnectTimeoutLanMs: number;
   reconnectTimeoutWanMs: number;
+  /** Anti-entropy's full-sync period before scaling by cluster size (Consul's ae_interval, 1 min). */
+  aeIntervalMs: number;
 
   /** Base64 gossip key (16, 24 or 32 bytes), '' for none. */
   encryptKey: string;
@@ -207,6 +209,7 @@ export interface RuntimeConfig {
 
 /** Consul's defaults (agent/config/default.go and consul.DefaultConfig), in config-file shape. */
 const DEFAULT_SOURCE: RawConfig = {
+  ae_interval: 60_000,
   acl: { default_policy: 'allow', down_policy: 'extend-cache', policy_ttl: 30_000, token_ttl: 30_000, role_ttl: 30_000 },
   autopilot: { cleanup_dead_servers: true, last_contact_threshold: 200, max_trailing_logs: 250, server_stabilization_time: 10_000 },
   bind_addr: '0.0.0.0',
@@ -473,6 +476,7 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     skipLeaveOnInterrupt: get('skip_leave_on_interrupt', serverMode),
     reconnectTimeoutLanMs: get('reconnect_timeout', 72 * 3600_000),
     reconnectTimeoutWanMs: get('reconnect_timeout_wan', 72 * 3600_000),
+    aeIntervalMs: get('ae_interval', 60_000),
 
     encryptKey: get('encrypt', ''),
     encryptVerifyIncoming: get('encrypt_verify_incoming', true),
@@ -771,7 +775,7 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
     ['retry_interval', c.retryIntervalLanMs], ['retry_interval_wan', c.retryIntervalWanMs],
     ['session_ttl_min', c.sessionTtlMinMs], ['raft_snapshot_interval', c.raftSnapshotIntervalMs],
     ['default_query_time', c.defaultQueryTimeMs], ['max_query_time', c.maxQueryTimeMs],
-    ['check_update_interval', c.checkUpdateIntervalMs],
+    ['check_update_interval', c.checkUpdateIntervalMs], ['ae_interval', c.aeIntervalMs],
   ];
   for (const [field, ms] of positive) {
     if (!(ms > 0)) throw invalid(field, `${field} cannot be ${ms}ms: must be a positive duration such as "30s"`);

@@ -152,6 +152,8 @@ export const CONFIG_SCHEMA: Schema = obj({
     }),
   }),
   addresses: obj({ dns: str, http: str, https: str, grpc: str, grpc_tls: str }),
+  // One of Consul's "non-user configurable values" (config.go): its own test agents shorten it.
+  ae_interval: dur,
   advertise_addr: str,
   advertise_addr_wan: str,
   alt_domain: str,

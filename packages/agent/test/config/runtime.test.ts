@@ -270,6 +270,11 @@ describe('validation names the field, the value and what is allowed', () => {
   for (const [name, base, argv, field, re] of cases) {
     test(name, () => rejects([...base(), ...argv], 'ERR_CONFIG_INVALID', re, field));
   }
+  test('ae_interval: decoded from a file, and it must be positive', () => {
+    assert.equal(buildRuntimeConfig(['-dev'], env).config.aeIntervalMs, 60_000);
+    assert.equal(buildRuntimeConfig(['-dev', '-config-file', write('ae.json', { ae_interval: '2s' })], env).config.aeIntervalMs, 2000);
+    rejects(['-dev', '-config-file', write('ae0.json', { ae_interval: '0s' })], 'ERR_CONFIG_INVALID', /^ae_interval cannot be 0ms: must be a positive duration/, 'ae_interval');
+  });
   test('raft_multiplier range', () => {
     const f = write('raftmult.json', { performance: { raft_multiplier: 11 } });
     rejects(['-dev', '-config-file', f], 'ERR_CONFIG_INVALID', /^performance\.raft_multiplier cannot be 11\. Must be between 1 and 10$/, 'performance.raft_multiplier');
