@@ -1,6 +1,7 @@
 // The driver: runs the pure RaftCore against real storage, a transport and timers, and applies
-// committed entries to the application's StateMachine. One loop processes one Ready at a time:
-// persist (one batch, synced) → send → apply → advance. Everything that arrives while a batch is
+// committed entries to the application's StateMachine. One loop processes one Ready at a time, in
+// the order of readyPlan.ts (shared with the simulator): start the write (one batch, synced) → apply
+// committed entries while it is in flight → await it → send → advance. Everything that arrives while a batch is
 // being synced (proposals, messages) accumulates in the core and goes out in the next Ready, which is
 // how many proposals share one fsync.
 import { EventEmitter } from 'node:events';
@@ -11,6 +12,7 @@ import {
   type ConfChange, type ConfState, type Entry, type Message, type NodeId, type Ready, type Snapshot, type SnapshotMeta,
 } from './core/types.ts';
 import type { LogStore, SnapshotStore } from './storage/types.ts';
+import { planReady } from './readyPlan.ts';
 import type { Transport } from './transport/types.ts';
 import type { NodeEvents, NodeStatus, ProposeOptions, RaftNodeApi, ReadOptions, StateMachine } from './api.ts';
 import { NotLeaderError, ProposalDroppedError, RaftError, StoppedError, TimeoutError } from './errors.ts';
@@ -66,11 +68,6 @@ interface PendingRead {
   resolve: () => void;
   reject: (e: Error) => void;
   timer: NodeJS.Timeout;
-}
-
-/** Messages only a leader sends, which carry no promise about the sender's own disk. */
-function isLeaderTraffic(m: Message): boolean {
-  return m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow';
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -374,7 +371,6 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       const rd = this.core.ready();
       try {
         await this.handleReady(rd);
-        this.core.advance(rd);
         await this.maybeSnapshot();
       } catch (err) {
         // Storage or state machine failure: continuing could acknowledge writes that are not durable
@@ -389,6 +385,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     }
   }
 
+  /** Executes the Ready plan (readyPlan.ts), the same steps in the same order as the simulator. */
   private async handleReady(rd: Ready): Promise<void> {
     if (rd.softState) this.onSoftState(rd.softState.leader, rd.softState.role);
 
@@ -396,42 +393,45 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     for (const e of rd.entries) if (e.kind === 'conf') { this.learnAddress(decodeConfChange(e.data)); confAppended = true; }
     if (confAppended) this.syncTransportPeers();
 
-    // Thesis §10.2.1: a leader may replicate while it writes its own log, since the core counts the
-    // leader toward a commit only once advance() confirms its copy durable. Only a leader's outgoing
-    // traffic qualifies; anything that promises something about this node's disk (a vote, an append
-    // acknowledgement) or a term/vote change waits for the sync below.
-    const early = !rd.snapshot && rd.messages.length > 0 && !this.termOrVoteChanged(rd) && rd.messages.every(isLeaderTraffic);
-    if (early) this.opts.transport.send(await this.attachSnapshots(rd.messages));
-
-    // 1. Persist. A snapshot from the leader replaces the state machine and the log before it.
-    if (rd.snapshot) await this.installSnapshot(rd.snapshot);
-    const saving = rd.entries.length > 0 || rd.hardState ? this.opts.logStore.save(rd.entries, rd.hardState, rd.mustSync) : undefined;
-    // Keep the rejection observed even if apply below throws first; it is re-raised by the await.
-    saving?.catch(() => {});
-
-    // 2. Apply while the write is in flight. Every committed entry is durable on a majority (on the
-    // leader, its own copy counts only once durable), so applying it cannot be undone by a crash of
-    // this node; waiting for this Ready's fsync first would add a whole sync to every commit.
-    for (const e of rd.committed) await this.applyEntry(e);
-    await saving;
-    if (rd.hardState) this.persistedHard = rd.hardState;
-
-    // 3. Send (after persisting: a vote or an append ack must never precede its durable record).
-    if (!early && rd.messages.length > 0) this.opts.transport.send(await this.attachSnapshots(rd.messages));
-
-    for (const rs of rd.readStates) {
-      const r = this.reads.get(rs.context);
-      if (!r) continue;
-      r.index = rs.index;
-      if (this.applied >= rs.index) r.resolve();
-      else this.waitApplied(rs.index).then(() => r.resolve());
+    let saving: Promise<void> | undefined;
+    for (const step of planReady(rd, this.persistedHard)) {
+      switch (step.kind) {
+        case 'send':
+          this.opts.transport.send(await this.attachSnapshots(step.messages));
+          break;
+        case 'installSnapshot':
+          await this.installSnapshot(step.snapshot);
+          break;
+        case 'startSave':
+          saving = this.opts.logStore.save(step.entries, step.hardState, step.sync);
+          // Keep the rejection observed even if apply throws first; it is re-raised by awaitSave.
+          saving.catch(() => {});
+          break;
+        case 'apply':
+          for (const e of step.entries) await this.applyEntry(e);
+          break;
+        case 'awaitSave':
+          await saving;
+          if (rd.hardState) this.persistedHard = rd.hardState;
+          break;
+        case 'readStates':
+          for (const rs of step.readStates) {
+            const r = this.reads.get(rs.context);
+            if (!r) continue;
+            r.index = rs.index;
+            if (this.applied >= rs.index) r.resolve();
+            else this.waitApplied(rs.index).then(() => r.resolve());
+          }
+          break;
+        case 'advance':
+          this.core.advance(rd);
+          break;
+      }
     }
   }
 
   private persistedHard = { term: 0, vote: '' };
-  private termOrVoteChanged(rd: Ready): boolean {
-    return rd.hardState !== undefined && (rd.hardState.term !== this.persistedHard.term || rd.hardState.vote !== this.persistedHard.vote);
-  }
+
 
   private onSoftState(leader: NodeId | '', role: string): void {
     const wasLeader = this.leader === this.id;

@@ -119,6 +119,8 @@ export interface ReadState {
  *  2. send `messages`;
  *  3. apply `committed` in order; answer `readStates` once applied ≥ their index;
  *  4. call advance(ready).
+ * Committed entries may be applied while step 1's write is in flight (they are durable on a
+ * majority already). readyPlan.ts is the exact order RaftNode and the simulator both follow.
  */
 export interface Ready {
   softState?: SoftState;

@@ -10,7 +10,7 @@ import { Worker, isMainThread, parentPort, workerData } from 'node:worker_thread
 import { runSeed, DEFAULT_DRAIN_STEPS, DEFAULT_QUIET_STEPS, DEFAULT_STEPS, type RunResult } from './run.ts';
 import { NO_FAULTS, type FaultRates, type SimBug } from './cluster.ts';
 
-const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads', 'neverHeal'];
+const BUGS: readonly SimBug[] = ['forgetVoteOnCrash', 'ignoreSync', 'localReads', 'neverHeal', 'sendBeforeSync'];
 
 function usage(problem?: string): never {
   if (problem) process.stderr.write(`sim: ${problem}\n`);

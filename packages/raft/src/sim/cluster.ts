@@ -4,11 +4,13 @@
 // checker runs. Every node is a real RaftCore; everything around it (disk, network, clocks,
 // clients) is simulated and draws its randomness from one seed.
 //
-// The driver follows the Ready contract (types.ts): persist → send → apply → advance, draining the
-// core after every call into it so the checker sees each state the core passes through.
+// The driver executes the Ready plan RaftNode ships (readyPlan.ts: start the write, apply while it
+// is in flight, await it, send, advance), draining the core after every call into it so the
+// checker sees each state the core passes through.
 import { RaftCore, type CoreStats } from '../core/raft.ts';
 import { decodeConfChange, encodeConfChange } from '../core/types.ts';
-import type { ConfChange, ConfState, Entry, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
+import { planReady, type ReadyStep } from '../readyPlan.ts';
 import { NotLeaderError, RaftError } from '../errors.ts';
 import { HistoryRecorder, type OpId } from './history.ts';
 import { nextConf, SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
@@ -25,7 +27,10 @@ export type SimBug =
    *  without ReadIndex (the classic stale-read bug: followers and deposed leaders lag). */
   | 'localReads'
   /** The quiet phase never heals the network: every node stays cut off (liveness must fail). */
-  | 'neverHeal';
+  | 'neverHeal'
+  /** The Ready plan sends votes and append acknowledgements before the write is durable (a driver
+   *  that reorders readyPlan.ts's steps; durability or election safety must fail). */
+  | 'sendBeforeSync';
 
 /** Everything that shapes one run. `randomClusterConfig` draws one from a seed. */
 export interface ClusterConfig {
@@ -182,8 +187,8 @@ class SimNode {
   lastTerm = 0;
   /** Frozen (no ticks, no message handling) until this step. */
   pausedUntil = 0;
-  /** A Ready whose write is still on its way to the disk (fsync latency). */
-  inflight: { rd: Ready; doneAt: number; early: boolean } | undefined;
+  /** A Ready whose plan waits at step `at` for a write still on its way to the disk (fsync latency). */
+  inflight: { rd: Ready; steps: ReadyStep[]; at: number; doneAt: number } | undefined;
   incarnation = 0;
   /** Client proposals waiting on this node, by log index. */
   proposals = new Map<number, PendingProposal[]>();
@@ -216,6 +221,8 @@ export interface ClusterStats {
   pauses: number;
   /** Snap messages whose snapshot the driver had already replaced (see send()). */
   staleSnapshotsDropped: number;
+  /** Committed entries applied while the node's own write was still in flight (readyPlan.ts). */
+  appliedWhileWriting: number;
   /** RaftCore.stats summed over every core of the run (coverage: which protocol paths ran). */
   core: Record<string, number>;
   /** Log suffixes overwritten, and unsynced writes lost in crashes. */
@@ -242,6 +249,7 @@ export class SimCluster {
   private readonly stats = {
     leadersElected: 0, crashes: 0, restarts: 0, partitions: 0, confChanges: 0, confChangesRefused: 0,
     transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0, pauses: 0, staleSnapshotsDropped: 0,
+    appliedWhileWriting: 0,
   };
   /** Committed membership the operator last acted on (decommissions follow it). */
   private operatorConf: ConfState = { voters: [], learners: [] };
@@ -397,14 +405,13 @@ export class SimCluster {
   }
 
   /**
-   * Ready step 1 begins: the write is checked and staged (the node's view of its log includes it),
-   * commits are observed, and, with fsync latency, the rest waits for the disk. A leader whose
-   * Ready holds only its own replication traffic sends it before its write completes (thesis
-   * §10.2.1, as RaftNode does): the core counts the leader toward a quorum only after advance().
+   * Checks a Ready against the contract, then executes the Ready plan (readyPlan.ts): the same steps
+   * in the same order as RaftNode. With fsync latency, a step that waits for the disk
+   * (installSnapshot, awaitSave) suspends the plan until the write completes; the core keeps
+   * stepping messages and ticking meanwhile, and the driver takes no other Ready.
    */
   private takeReady(n: SimNode, core: RaftCore, rd: Ready): void {
-    const st = n.storage;
-    const prevHard = st.view().hardState;
+    const prevHard = n.storage.view().hardState;
     const voteChanged = rd.hardState !== undefined && (rd.hardState.term !== prevHard.term || rd.hardState.vote !== prevHard.vote);
     if (!rd.mustSync && (rd.entries.length > 0 || rd.snapshot !== undefined || voteChanged)) {
       this.fail('contract', `${n.id}: Ready has ${rd.entries.length} entries${rd.snapshot ? ', a snapshot' : ''}${voteChanged ? ', a term/vote change' : ''} but mustSync is false`);
@@ -413,22 +420,104 @@ export class SimCluster {
       this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${rd.hardState.term}`);
     }
     if (rd.snapshot) this.checker.observeSnapshot(n.id, rd.snapshot.meta);
+    // The hard state last written: nothing is staged between Readies, so the view is the disk's.
+    let steps = planReady(rd, prevHard);
+    if (this.cfg.bug === 'sendBeforeSync') {
+      const late = steps.findIndex((s) => s.kind === 'send' && !s.early);
+      const save = steps.findIndex((s) => s.kind === 'startSave');
+      if (late > save && save >= 0) steps = [...steps.slice(0, save + 1), steps[late]!, ...steps.slice(save + 1, late), ...steps.slice(late + 1)];
+    }
+    this.runPlan(n, core, rd, steps, 0);
+  }
 
-    const before = st.view();
-    const prevTerm = rd.entries.length > 0 ? (rd.snapshot && rd.entries[0]!.index - 1 === rd.snapshot.meta.index ? rd.snapshot.meta.term : termAt(before, rd.entries[0]!.index - 1)) : undefined;
+  /** Runs plan steps from `from` until the end or until one waits for the disk. */
+  private runPlan(n: SimNode, core: RaftCore, rd: Ready, steps: ReadyStep[], from: number): void {
+    for (let i = from; i < steps.length; i++) {
+      const step = steps[i]!;
+      switch (step.kind) {
+        case 'send':
+          this.send(n, step.messages);
+          break;
+        case 'installSnapshot':
+          // Written and synced (FileSnapshotStore fsyncs, the log reset is synced) before the log write.
+          if (!this.stage(n, { snapshot: step.snapshot, entries: [] })) return;
+          if (this.cfg.fsyncSteps > 0) {
+            n.inflight = { rd, steps, at: i, doneAt: this.now + this.cfg.fsyncSteps };
+            return;
+          }
+          this.completeStep(n, step);
+          break;
+        case 'startSave':
+          if (!this.startSave(n, core, step)) return;
+          break;
+        case 'apply':
+          // Counted: the order that ships applies while the node's own write is still in flight.
+          if (n.storage.hasStaged()) this.stats.appliedWhileWriting += step.entries.length;
+          for (const e of step.entries) this.applyEntry(n, e);
+          // RaftNode's waitApplied resolves reads whose index is now applied.
+          this.serveReads(n);
+          break;
+        case 'awaitSave': {
+          // Only a write that must be synced waits for the disk; a buffered write (e.g. a
+          // commit-index update) returns at once.
+          if (rd.mustSync && this.cfg.fsyncSteps > 0) {
+            n.inflight = { rd, steps, at: i, doneAt: this.now + this.cfg.fsyncSteps };
+            return;
+          }
+          this.completeStep(n, step, rd);
+          break;
+        }
+        case 'readStates':
+          for (const rs of step.readStates) {
+            const r = n.reads.get(rs.context);
+            if (r) r.index = rs.index;
+          }
+          this.serveReads(n);
+          break;
+        case 'advance':
+          try {
+            core.advance(rd);
+          } catch (err) {
+            this.fail('crash', `${n.id}.advance() threw: ${(err as Error).stack ?? err}`);
+            return;
+          }
+          if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
+          break;
+      }
+    }
+  }
+
+  /** The disk finished the write a suspended plan waits for: complete it and run the rest. */
+  private resumePlan(n: SimNode, core: RaftCore): void {
+    const f = n.inflight!;
+    n.inflight = undefined;
+    this.completeStep(n, f.steps[f.at]!, f.rd);
+    this.runPlan(n, core, f.rd, f.steps, f.at + 1);
+  }
+
+  private stage(n: SimNode, w: { snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }): boolean {
     try {
-      st.stage({ snapshot: rd.snapshot, entries: rd.entries, hardState: rd.hardState });
+      n.storage.stage(w);
+      return true;
     } catch (err) {
       if (err instanceof StorageContractError) this.fail('contract', `${n.id}: ${err.message}`);
       else throw err;
-      return;
+      return false;
     }
-    if (rd.entries.length > 0) {
-      this.checker.observePersist(n.id, rd.entries, prevTerm);
-      this.trace.add(this.now, `${n.id} persist ${rd.entries[0]!.index}..${rd.entries[rd.entries.length - 1]!.index} t${rd.entries[rd.entries.length - 1]!.term}`);
+  }
+
+  /** startSave: the write is checked and staged (the node's view of its log includes it at once). */
+  private startSave(n: SimNode, core: RaftCore, step: Extract<ReadyStep, { kind: 'startSave' }>): boolean {
+    const st = n.storage;
+    const before = st.view();
+    const prevTerm = step.entries.length > 0 ? termAt(before, step.entries[0]!.index - 1) : undefined;
+    if (!this.stage(n, { entries: step.entries, hardState: step.hardState })) return false;
+    if (step.entries.length > 0) {
+      this.checker.observePersist(n.id, step.entries, prevTerm);
+      this.trace.add(this.now, `${n.id} persist ${step.entries[0]!.index}..${step.entries[step.entries.length - 1]!.index} t${step.entries[step.entries.length - 1]!.term}`);
     }
-    if (rd.hardState) {
-      const hs = rd.hardState;
+    if (step.hardState) {
+      const hs = step.hardState;
       const view = st.view();
       if (hs.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hs.commit}`);
       if (hs.commit > lastIndexOf(view)) this.fail('contract', `${n.id}: commit ${hs.commit} beyond its last index ${lastIndexOf(view)}`);
@@ -439,38 +528,17 @@ export class SimCluster {
         this.fail('stateMachineSafety', `${n.id} (${core.role}, term ${core.term}) believes index ${hs.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
       }
     }
-
-    // Only a write that must be synced waits for the disk; a buffered write (e.g. a commit-index
-    // update) returns at once.
-    const latency = rd.mustSync ? this.cfg.fsyncSteps : 0;
-    if (latency === 0) {
-      this.finishReady(n, core, rd, false);
-      return;
-    }
-    const early = rd.snapshot === undefined && rd.messages.length > 0 && !voteChanged
-      && rd.messages.every((m) => m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap' || m.type === 'timeoutNow');
-    if (early) this.send(n, rd.messages);
-    n.inflight = { rd, doneAt: this.now + latency, early };
+    return true;
   }
 
-  /** The disk finished the write: sync, then (steps 2–4) send, apply, advance. */
-  private finishReady(n: SimNode, core: RaftCore, rd: Ready, sent: boolean): void {
-    n.inflight = undefined;
-    n.storage.completeStaged(rd.mustSync);
-    if (rd.hardState && rd.hardState.vote !== '') {
-      // Raft §5.2: one vote per term, remembered across restarts. The ledger lives with the disk
-      // and records a vote once written (a vote lost with an unfinished write was never cast:
-      // its message goes out only after the write).
-      const hs = rd.hardState;
-      const earlier = n.storage.votes.get(hs.term);
-      if (earlier === undefined) n.storage.votes.set(hs.term, hs.vote);
-      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
-    }
-    if (rd.snapshot) {
-      const meta = rd.snapshot.meta;
+  /** The staged write of an installSnapshot or awaitSave step reached the disk. */
+  private completeStep(n: SimNode, step: ReadyStep, rd?: Ready): void {
+    if (step.kind === 'installSnapshot') {
+      n.storage.completeStaged(true);
+      const meta = step.snapshot.meta;
       this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
       try {
-        n.kv.restore(rd.snapshot.data);
+        n.kv.restore(step.snapshot.data);
       } catch (err) {
         this.fail('contract', `${n.id}: snapshot ${meta.index}/${meta.term} data does not decode: ${(err as Error).message}`);
       }
@@ -487,21 +555,19 @@ export class SimCluster {
         for (const p of list) this.giveUp(p.client);
         n.proposals.delete(index);
       }
-    }
-    if (!sent) this.send(n, rd.messages);
-    for (const e of rd.committed) this.applyEntry(n, e);
-    for (const rs of rd.readStates) {
-      const r = n.reads.get(rs.context);
-      if (r) r.index = rs.index;
-    }
-    this.serveReads(n);
-    try {
-      core.advance(rd);
-    } catch (err) {
-      this.fail('crash', `${n.id}.advance() threw: ${(err as Error).stack ?? err}`);
       return;
     }
-    if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
+    if (step.kind !== 'awaitSave' || !rd) throw new Error(`completeStep: ${step.kind} does not wait for the disk`);
+    n.storage.completeStaged(rd.mustSync);
+    if (rd.hardState && rd.hardState.vote !== '') {
+      // Raft §5.2: one vote per term, remembered across restarts. The ledger lives with the disk
+      // and records a vote once written (a vote lost with an unfinished write was never cast:
+      // its message goes out only after the write).
+      const hs = rd.hardState;
+      const earlier = n.storage.votes.get(hs.term);
+      if (earlier === undefined) n.storage.votes.set(hs.term, hs.vote);
+      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
+    }
   }
 
   private send(n: SimNode, messages: readonly Message[]): void {
@@ -986,7 +1052,7 @@ export class SimCluster {
     for (const n of this.nodes.values()) {
       const f = n.inflight;
       if (!f || !n.core || f.doneAt > this.now || n.pausedUntil > this.now) continue;
-      this.finishReady(n, n.core, f.rd, f.early);
+      this.resumePlan(n, n.core);
       this.drain(n);
     }
     for (const m of this.network.due(this.now)) {

@@ -156,6 +156,10 @@ export class SimStorage {
   }
 
   /** The process stopped with a write in flight: it never reached the disk. */
+  hasStaged(): boolean {
+    return this.staged !== undefined;
+  }
+
   dropStaged(): void {
     if (this.staged) this.lostWrites++;
     this.staged = undefined;

@@ -35,6 +35,14 @@ describe('deliberate bugs are caught', () => {
     assert.equal(hit.kinds[0], 'durability');
   });
 
+  test('a driver that sends acknowledgements before its write is durable → durability', () => {
+    // A reordering of readyPlan.ts's steps: the simulator runs the plan RaftNode ships, so a wrong
+    // order in it is a wrong order the seeds see.
+    const hit = firstCaught({ bug: 'sendBeforeSync', steps: 400, quietSteps: 150 }, 30);
+    assert.ok(hit, 'acknowledgements sent before the sync were not caught in 30 seeds');
+    assert.equal(hit.kinds[0], 'durability');
+  });
+
   test('a network that never heals → no leader or no progress at the end (liveness)', () => {
     const hit = firstCaught({ bug: 'neverHeal', steps: 100, quietSteps: 150 }, 10);
     assert.ok(hit, 'a permanently partitioned cluster passed the liveness check');

@@ -29,7 +29,7 @@ function describeFailure(r: RunResult): string {
 
 test(`${count} seeded cluster runs with faults (seeds ${start}..${start + count - 1}): no violations`, () => {
   const failures: RunResult[] = [];
-  const totals = { leaders: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, snapshotsInstalled: 0, ops: 0, opsOk: 0, indeterminate: 0, unknown: 0 };
+  const totals = { leaders: 0, crashes: 0, partitions: 0, confChanges: 0, transfers: 0, snapshotsInstalled: 0, appliedWhileWriting: 0, ops: 0, opsOk: 0, indeterminate: 0, unknown: 0 };
   for (let seed = start; seed < start + count; seed++) {
     const r = runSeed(seed, { steps: STEPS, quietSteps: QUIET, traceKeep: 60 });
     if (!r.ok) {
@@ -44,6 +44,8 @@ test(`${count} seeded cluster runs with faults (seeds ${start}..${start + count 
     totals.confChanges += s.confChanges;
     totals.transfers += s.transfers;
     totals.snapshotsInstalled += s.snapshotsInstalled;
+    // The order RaftNode ships (readyPlan.ts): committed entries applied while the write is in flight.
+    totals.appliedWhileWriting += s.appliedWhileWriting;
     totals.ops += s.ops.invoked;
     totals.opsOk += s.ops.ok;
     totals.indeterminate += s.ops.indeterminate;
