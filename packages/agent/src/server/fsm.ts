@@ -18,7 +18,7 @@
 //    The offset is 0 until the first such restore, so index = Raft index in every ordinary cluster.
 //
 // Control entries start with CONTROL_PREFIX, a byte the state codec never writes first (it writes
-// its format version, 1).
+// its format version, 1 or 2).
 import { createHash } from 'node:crypto';
 import { EventEmitter } from 'node:events';
 import type { Entry, StateMachine } from '@trellis/raft';

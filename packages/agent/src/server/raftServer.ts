@@ -14,6 +14,7 @@ import { StateStore, type CommandResult } from '../state/index.ts';
 export { resolveNodeId } from '../nodeId.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
+import { DEFAULT_MAX_BODY_BYTES } from '../http/server.ts';
 import { ClusterFsm } from './fsm.ts';
 
 /** An error the HTTP edge maps to 500 "No cluster leader" (Consul's structs.ErrNoLeader). */
@@ -40,6 +41,22 @@ export function raftTiming(config: Pick<RuntimeConfig, 'raftHeartbeatTimeoutMs' 
   const heartbeatTicks = Math.max(1, Math.round(heartbeatMs / tickMs));
   const electionTicks = Math.max(3 * heartbeatTicks, Math.round(config.raftLeaderLeaseTimeoutMs / tickMs));
   return { tickMs, heartbeatTicks, electionTicks, heartbeatMs: heartbeatTicks * tickMs };
+}
+
+/** Room in an entry for what surrounds the largest body: the KV key (at most a URL), field names, stamps. */
+const ENTRY_OVERHEAD_BYTES = 64 * 1024;
+/** @trellis/raft GrpcTransport's default maxMessageBytes (gRPC's own default). */
+const DEFAULT_RAFT_MESSAGE_BYTES = 4 << 20;
+
+/**
+ * The largest Raft entry a server accepts: every body an endpoint takes must fit in one entry, or a
+ * request the HTTP edge accepted fails later with "proposal ... exceeds maxEntryBytes". The codec
+ * carries KV values raw (state/codec.ts), so an entry is its body plus a little; the largest bodies
+ * are a KV value (limits.kv_max_value_size), a txn (limits.txn_max_req_len) and a registration
+ * (the HTTP default body limit).
+ */
+export function raftMaxEntryBytes(config: Pick<RuntimeConfig, 'limits'>): number {
+  return Math.max(config.limits.kvMaxValueSizeBytes, config.limits.txnMaxReqLenBytes, DEFAULT_MAX_BODY_BYTES) + ENTRY_OVERHEAD_BYTES;
 }
 
 export interface RaftServerOptions {
@@ -71,8 +88,11 @@ export class RaftServer {
     this.logger = opts.logger.child({ component: 'agent.server.raft' });
     this.raftAddress = opts.raftAddress;
     this.fsm = new ClusterFsm(this.store);
+    const maxEntryBytes = raftMaxEntryBytes(config);
     this.transport = new GrpcTransport({
       id: opts.nodeId, listen: `${config.bindAddr}:${config.ports.server}`, advertise: this.raftAddress,
+      // A lone entry must fit one frame, or a follower could never receive it.
+      maxMessageBytes: Math.max(DEFAULT_RAFT_MESSAGE_BYTES, maxEntryBytes + ENTRY_OVERHEAD_BYTES),
       server: opts.grpcServer, credentials: opts.credentials, logger: opts.logger.child({ component: 'raft.transport' }),
     });
     let logStore: LogStore, snapshotStore: SnapshotStore;
@@ -91,6 +111,7 @@ export class RaftServer {
       tickMs: timing.tickMs,
       heartbeatTicks: timing.heartbeatTicks,
       electionTicks: timing.electionTicks,
+      maxEntryBytes,
       snapshotThreshold: config.raftSnapshotThreshold,
       trailingLogs: config.raftTrailingLogs,
       logger: this.logger,

@@ -20,7 +20,7 @@ import { ConfChangeInProgressError, NotLeaderError, type ConfChange, type NodeSt
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
 import {
-  COMMAND_FORMAT_VERSION, StateStore, decodeCommand, encodeCommand, type Command, type CommandResult,
+  StateStore, decodeCommand, isCommandData, encodeCommand, type Command, type CommandResult,
 } from '../state/index.ts';
 import { Autopilot, type AutopilotHealth } from './autopilot.ts';
 import { BootstrapCoordinator } from './bootstrap.ts';
@@ -266,7 +266,7 @@ export class Server {
   async #applyOnLeader(data: Uint8Array): Promise<CommandResult> {
     const result = await this.raft.node.propose(data);
     // Session TTL timers live on the leader, whichever server the session was created through.
-    if (result.ok && data[0] === COMMAND_FORMAT_VERSION && typeof result.value === 'string') {
+    if (result.ok && isCommandData(data) && typeof result.value === 'string') {
       try {
         if (decodeCommand(data).type === 'sessionCreate') this.sessions?.track(result.value);
       } catch {
@@ -657,7 +657,7 @@ export class Server {
   async #forwardedApply(data: Buffer): Promise<Buffer> {
     this.#requireLeader();
     // Only state-store commands travel this way; control entries (restore) have their own path.
-    if (data[0] !== COMMAND_FORMAT_VERSION) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
+    if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
     return v8.serialize(await this.#applyOnLeader(data));
   }
 

@@ -1,15 +1,28 @@
-// Wire format of a command inside a Raft entry: one version byte, then JSON. JSON cannot carry
-// bytes, so the binary fields (KV values, in their known places only: a generic tag could collide
-// with user JSON such as Proxy.Config) travel as base64 strings. KV Flags (uint64, a bigint) travel
-// as a number while that is exact and as decimal text above 2^53 (uint64Wire), in the same known
-// places: a command whose Flags fit a double is byte for byte what earlier builds wrote.
+// Wire format of a command inside a Raft entry. Two layouts, told apart by the first byte:
+//   1  JSON. Every command without bytes, byte for byte what earlier builds wrote.
+//   2  JSON with its byte fields out of line: [2][u32 BE length of the JSON][JSON][bytes...]. A command
+//      that carries KV values is written this way: the values travel raw after the JSON, and the JSON
+//      holds [offset, length] into that tail in their place. Base64 (format 1) made an entry ~4/3 of
+//      its value, so a 393 KB value overflowed the 512 KiB entry limit while Consul stores 512 KiB.
+// Byte fields are only replaced in their known places (KV values), never by a generic tag that could
+// collide with user JSON such as Proxy.Config. KV Flags (uint64, a bigint) travel as a number while
+// that is exact and as decimal text above 2^53 (uint64Wire), in the same known places.
+// Both formats are read, so a log written by an earlier build replays.
 import { CommandDecodeError } from './errors.ts';
 import { fromBase64 } from './snapshot.ts';
 import { isRecord } from './rows.ts';
 import type { Command, CommandType } from './types.ts';
 import { parseUint64, uint64Wire } from './uint64.ts';
 
+/** Format 1: the command as JSON, byte fields as base64 text. */
 export const COMMAND_FORMAT_VERSION = 1;
+/** Format 2: JSON, then the byte fields raw (see the header). */
+export const COMMAND_FORMAT_RAW_BYTES = 2;
+
+/** Whether `data` starts like a state store command (either format), as opposed to a control entry. */
+export function isCommandData(data: Uint8Array): boolean {
+  return data[0] === COMMAND_FORMAT_VERSION || data[0] === COMMAND_FORMAT_RAW_BYTES;
+}
 
 const COMMAND_TYPES: ReadonlySet<CommandType> = new Set<CommandType>([
   'catalogRegister', 'catalogDeregister', 'kvSet', 'kvCas', 'kvLock', 'kvUnlock', 'kvDelete', 'kvDeleteCas',
@@ -17,7 +30,17 @@ const COMMAND_TYPES: ReadonlySet<CommandType> = new Set<CommandType>([
 ]);
 const VALUE_COMMANDS: ReadonlySet<string> = new Set(['kvSet', 'kvCas', 'kvLock', 'kvUnlock']);
 
-const b64 = (v: Uint8Array): string => Buffer.from(v.buffer, v.byteOffset, v.byteLength).toString('base64');
+/** Collects byte fields for the tail of a format-2 entry; each becomes [offset, length] in the JSON. */
+class ByteTail {
+  readonly parts: Uint8Array[] = [];
+  bytes = 0;
+  add(v: Uint8Array): [number, number] {
+    const ref: [number, number] = [this.bytes, v.byteLength];
+    this.parts.push(v);
+    this.bytes += v.byteLength;
+    return ref;
+  }
+}
 
 /**
  * Encodes a command for `raft.propose`. Stamps `now` (the proposer's clock, which lock delays use)
@@ -25,30 +48,66 @@ const b64 = (v: Uint8Array): string => Buffer.from(v.buffer, v.byteOffset, v.byt
  */
 export function encodeCommand(cmd: Command, now: number = Date.now()): Uint8Array {
   const wire: Record<string, unknown> = { ...cmd, now: cmd.now ?? now };
+  const tail = new ByteTail();
+  let hasBytes = false;
   if (VALUE_COMMANDS.has(cmd.type)) {
-    if ('Value' in cmd && cmd.Value instanceof Uint8Array) wire.Value = b64(cmd.Value);
+    if ('Value' in cmd && cmd.Value instanceof Uint8Array) {
+      wire.Value = tail.add(cmd.Value);
+      hasBytes = true;
+    }
     if ('Flags' in cmd && typeof cmd.Flags === 'bigint') wire.Flags = uint64Wire(cmd.Flags);
   }
   if (cmd.type === 'txn' && Array.isArray(cmd.Ops)) {
     wire.Ops = cmd.Ops.map((op) => {
       if (!('KV' in op) || !isRecord(op.KV)) return op;
       const kv: Record<string, unknown> = { ...op.KV };
-      if (kv.Value instanceof Uint8Array) kv.Value = b64(kv.Value);
+      if (kv.Value instanceof Uint8Array) {
+        kv.Value = tail.add(kv.Value);
+        hasBytes = true;
+      }
       if (typeof kv.Flags === 'bigint') kv.Flags = uint64Wire(kv.Flags);
       return { ...op, KV: kv };
     });
   }
   const json = Buffer.from(JSON.stringify(wire));
-  const out = new Uint8Array(json.length + 1);
-  out[0] = COMMAND_FORMAT_VERSION;
-  out.set(json, 1);
+  if (!hasBytes) {
+    const out = new Uint8Array(json.length + 1);
+    out[0] = COMMAND_FORMAT_VERSION;
+    out.set(json, 1);
+    return out;
+  }
+  // Its own ArrayBuffer (not Buffer's shared pool): the Raft log keeps entries for a while.
+  const out = new Uint8Array(5 + json.length + tail.bytes);
+  out[0] = COMMAND_FORMAT_RAW_BYTES;
+  new DataView(out.buffer).setUint32(1, json.length);
+  out.set(json, 5);
+  let at = 5 + json.length;
+  for (const part of tail.parts) {
+    out.set(part, at);
+    at += part.byteLength;
+  }
   return out;
 }
 
-function bytesField(v: unknown, where: string): Uint8Array | unknown {
+/** Reads a byte field: base64 text in format 1, an [offset, length] reference into `tail` in format 2. */
+type BytesReader = (v: unknown, where: string) => unknown;
+
+function base64Field(v: unknown, where: string): unknown {
   if (v === undefined || v === null) return v;
   if (typeof v !== 'string') throw new CommandDecodeError(`${where} must be base64 text in the wire format`);
   return fromBase64(v);
+}
+
+function tailField(tail: Uint8Array): BytesReader {
+  return (v, where) => {
+    if (v === undefined || v === null) return v;
+    if (!Array.isArray(v) || v.length !== 2 || !Number.isSafeInteger(v[0]) || !Number.isSafeInteger(v[1]) || v[0] < 0 || v[1] < 0 || v[0] + v[1] > tail.byteLength) {
+      throw new CommandDecodeError(`${where} must be an [offset, length] inside the entry's ${tail.byteLength} bytes of values`);
+    }
+    // A copy: the entry may be a view into a larger buffer (a batch of entries off the network)
+    // that a stored value must not keep alive.
+    return new Uint8Array(tail.subarray(v[0], v[0] + v[1]));
+  };
 }
 
 /** Decimal text becomes the exact bigint; a number is left for the store to check (every older
@@ -63,12 +122,23 @@ function flagsField(v: unknown, where: string): unknown {
 /** Decodes a Raft entry's data. Throws CommandDecodeError for anything this version cannot read. */
 export function decodeCommand(data: Uint8Array): Command {
   if (!(data instanceof Uint8Array) || data.length < 2) throw new CommandDecodeError('command entry is empty or truncated');
-  if (data[0] !== COMMAND_FORMAT_VERSION) {
-    throw new CommandDecodeError(`command format version ${data[0]} is not supported (this build reads ${COMMAND_FORMAT_VERSION})`);
+  let jsonBytes: Uint8Array;
+  let bytesField: BytesReader;
+  if (data[0] === COMMAND_FORMAT_VERSION) {
+    jsonBytes = data.subarray(1);
+    bytesField = base64Field;
+  } else if (data[0] === COMMAND_FORMAT_RAW_BYTES) {
+    if (data.length < 5) throw new CommandDecodeError('command entry is empty or truncated');
+    const jsonLength = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+    if (5 + jsonLength > data.length) throw new CommandDecodeError(`command entry is truncated: its JSON claims ${jsonLength} bytes, ${data.length - 5} follow`);
+    jsonBytes = data.subarray(5, 5 + jsonLength);
+    bytesField = tailField(data.subarray(5 + jsonLength));
+  } else {
+    throw new CommandDecodeError(`command format version ${data[0]} is not supported (this build reads ${COMMAND_FORMAT_VERSION} and ${COMMAND_FORMAT_RAW_BYTES})`);
   }
   let doc: unknown;
   try {
-    doc = JSON.parse(Buffer.from(data.buffer, data.byteOffset + 1, data.byteLength - 1).toString('utf8'));
+    doc = JSON.parse(Buffer.from(jsonBytes.buffer, jsonBytes.byteOffset, jsonBytes.byteLength).toString('utf8'));
   } catch (e) {
     throw new CommandDecodeError(`command entry is not valid JSON: ${(e as Error).message}`);
   }

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { Harness, SESSION_A, bytes } from './helpers.ts';
 import { StateStore } from '../../src/state/store.ts';
 import { createFsm } from '../../src/state/fsm.ts';
-import { COMMAND_FORMAT_VERSION, decodeCommand, encodeCommand } from '../../src/state/codec.ts';
+import { COMMAND_FORMAT_RAW_BYTES, COMMAND_FORMAT_VERSION, decodeCommand, encodeCommand } from '../../src/state/codec.ts';
 import { CommandDecodeError, SnapshotFormatError } from '../../src/state/errors.ts';
 import { UINT64_MAX, optUint64, parseUint64, uint64Wire } from '../../src/state/uint64.ts';
 import type { Command, TxnResponse } from '../../src/state/types.ts';
@@ -17,7 +17,11 @@ const TWO_53 = 2n ** 53n;
 
 /** A raw version-1 command entry, as any build writes it. */
 const entry = (json: string): Uint8Array => new Uint8Array([COMMAND_FORMAT_VERSION, ...Buffer.from(json)]);
-const wireJson = (cmd: Command): string => Buffer.from(encodeCommand(cmd, 1)).subarray(1).toString('utf8');
+/** The JSON part of an encoded command, in either format (format 2 puts its length first). */
+const wireJson = (cmd: Command): string => {
+  const d = Buffer.from(encodeCommand(cmd, 1));
+  return (d[0] === COMMAND_FORMAT_RAW_BYTES ? d.subarray(5, 5 + d.readUInt32BE(1)) : d.subarray(1)).toString('utf8');
+};
 
 describe('parseUint64 (Go strconv.ParseUint(s, 10, 64))', () => {
   const ok: [string, bigint][] = [
