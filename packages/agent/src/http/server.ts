@@ -7,12 +7,15 @@
 //   - ?dc (other than ours → 500 "No path to datacenter"), ?pretty, tokens accepted and ignored;
 //   - errors become plain-text bodies with Consul's status codes (errors.ts);
 //   - JSON answers are Go's encoding (json.ts): bytes as base64, uint64 bigints as exact numbers;
-//   - a client that goes away aborts its request's signal, ending any blocking wait at once.
+//   - a client that goes away aborts its request's signal, ending any blocking wait at once;
+//   - limits.http_max_conns_per_client connections per client IP (a raw 429 beyond, as Consul), and
+//     request headers due within limits.https_handshake_timeout (connLimit.ts).
 
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AgentBackend } from './backend.ts';
 import type { BlockingDeps } from './blocking.ts';
+import { headerTimeoutOptions, limitConnsPerClient } from './connLimit.ts';
 import { RawBody, RequestContext } from './context.ts';
 import { HttpError, mapError, methodNotAllowed } from './errors.ts';
 import { EventLog } from './events.ts';
@@ -31,6 +34,10 @@ import { txnRoutes } from './routes/txn.ts';
 
 /** Default cap for request bodies of endpoints that do not set their own. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
+/** Consul's limits.http_max_conns_per_client default. */
+export const DEFAULT_HTTP_MAX_CONNS_PER_CLIENT = 200;
+/** Consul's limits.https_handshake_timeout default, which also bounds plain HTTP request headers here. */
+export const DEFAULT_HEADER_TIMEOUT_MS = 5000;
 
 export interface HttpServerOptions {
   host: string;
@@ -85,8 +92,13 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     newWatchSet: () => backend.store.watchSet(),
   };
 
+  const limits = backend.config.limits;
   const app = Fastify({
     logger: false,
+    // Consul bounds the time an unauthenticated connection may take before its request with
+    // limits.https_handshake_timeout (the TLS handshake); on plain HTTP the same bound applies to the
+    // request headers, so a client trickling a header line at a time is dropped.
+    http: headerTimeoutOptions(limits?.httpsHandshakeTimeoutMs ?? DEFAULT_HEADER_TIMEOUT_MS),
     bodyLimit: DEFAULT_MAX_BODY_BYTES,
     exposeHeadRoutes: false,
     // Clients in the wild send `Expect`, odd content types and huge keys; fastify's defaults for
@@ -98,6 +110,19 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       const r = reply as unknown as FastifyReply;
       void r.code(400).type('text/plain; charset=utf-8').send(`Invalid URL: ${err.message}`);
     },
+  });
+
+  const connLimiter = limitConnsPerClient(app.server, limits?.httpMaxConnsPerClient ?? DEFAULT_HTTP_MAX_CONNS_PER_CLIENT, (ip) => {
+    logger?.debug({ client: ip, limit: limits?.httpMaxConnsPerClient }, 'HTTP connection refused: too many concurrent connections from this client IP');
+  });
+  // A request that arrived on a connection over the limit (sent before its 429) never runs.
+  app.addHook('onRequest', (req, reply, done) => {
+    if (connLimiter.isRefused(req.raw.socket)) {
+      reply.hijack();
+      req.raw.socket.destroy();
+      return;
+    }
+    done();
   });
 
   // Bodies stay raw Buffers whatever their content type; each handler decodes what it expects.
