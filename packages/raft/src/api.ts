@@ -44,6 +44,10 @@ export interface NodeStatus {
 export interface NodeEvents {
   leaderChange: { leader: NodeId | ''; term: number; isLocal: boolean };
   applied: { index: number };
+  /** Storage (or the state machine) failed: the node has stopped leading, voting and acknowledging,
+   *  and rejects every call with `error`. Restart it (a new RaftNode over the same stores, or the
+   *  process) once the cause is fixed; it recovers from what is durable. */
+  fatal: { error: Error };
 }
 
 export interface ProposeOptions {

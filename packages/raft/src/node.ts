@@ -88,6 +88,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   private loopDone: Promise<void> | undefined;
   private started = false;
   private stopped = false;
+  private closed = false;
   private fatal: Error | undefined;
   private applied = 0;
   private appliedTerm = 0;
@@ -183,7 +184,9 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   }
 
   async stop(): Promise<void> {
-    if (this.stopped) return;
+    // A node stopped by a storage failure still holds its transport and stores: release them too.
+    if (this.closed) return;
+    this.closed = true;
     this.stopped = true;
     if (this.ticker) clearInterval(this.ticker);
     this.kick();
@@ -205,7 +208,12 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   }
 
   isLeader(): boolean {
-    return this.started && this.core.role === 'leader';
+    return this.started && !this.fatal && this.core.role === 'leader';
+  }
+
+  /** The storage or state machine failure that stopped this node, if one did (see the 'fatal' event). */
+  get failure(): Error | undefined {
+    return this.fatal;
   }
 
   private ensureRunning(): void {
@@ -306,8 +314,11 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
         const pr = s.progress?.find((x) => x.id === p.id);
         return { id: p.id, address: this.addresses.get(p.id) ?? '', voter: p.voter, matchIndex: pr?.match ?? 0 };
       });
+    // A node stopped by a failure leads nothing and knows no leader (its core is frozen as it was).
+    const role = this.fatal ? 'follower' : s.role;
+    const leader = this.fatal ? '' : s.leader;
     return {
-      id: this.id, term: s.term, role: s.role, leader: s.leader, leaderAddress: s.leader ? this.addresses.get(s.leader) ?? '' : '',
+      id: this.id, term: s.term, role, leader, leaderAddress: leader ? this.addresses.get(leader) ?? '' : '',
       commitIndex: s.commit, appliedIndex: this.applied, lastIndex: s.lastIndex, snapshotIndex: this.snapshotMeta?.index ?? 0,
       peers, lastContactMs: s.role === 'leader' ? 0 : this.lastLeaderContact ? now - this.lastLeaderContact : -1,
     };
@@ -373,13 +384,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
         await this.handleReady(rd);
         await this.maybeSnapshot();
       } catch (err) {
-        // Storage or state machine failure: continuing could acknowledge writes that are not durable
-        // or let replicas diverge. Stop serving and say why.
-        this.fatal = err instanceof Error ? err : new Error(String(err));
-        this.opts.logger.error({ err }, 'raft: fatal error in the apply loop; node stopped serving');
-        this.failAll(this.fatal);
-        this.stopped = true;
-        if (this.ticker) clearInterval(this.ticker);
+        this.failStop(err instanceof Error ? err : new Error(String(err)));
         return;
       }
     }
@@ -543,6 +548,27 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     // behind the trailing logs); attachSnapshots loads it from the store when one is.
     this.snapshotCache = undefined;
     this.opts.logger.info({ index: meta.index, bytes: data.length, compactedTo: compactTo }, 'raft: snapshot taken');
+  }
+
+  /**
+   * A write to storage (or an apply) failed. Continuing could acknowledge writes that are not
+   * durable or let replicas diverge, and what reached the disk is unknown (a LevelDB write that
+   * failed leaves the store refusing further writes). So the node stops at once, as if it had
+   * crashed: it steps down (isLeader() false, status() shows no leader, leaderChange fires), sends
+   * nothing more (no heartbeat, vote or acknowledgement, so it no longer counts toward any quorum),
+   * ticks no more, and rejects every waiting and later call with the error. It does not try to
+   * resume in-process: committed entries may already be applied beyond what its own log holds (they
+   * are applied while the write is in flight), so only a restart, which rebuilds the state machine
+   * from what is durable, is sound. The embedder decides how to restart (the 'fatal' event).
+   */
+  private failStop(err: Error): void {
+    this.fatal = err;
+    this.stopped = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.opts.logger.error({ err }, 'raft: storage or state machine failure; node stopped: it no longer leads, votes or acknowledges until restarted');
+    this.failAll(err);
+    this.onSoftState('', 'follower');
+    this.events.emit('fatal', { error: err });
   }
 
   private failAll(err: Error): void {
