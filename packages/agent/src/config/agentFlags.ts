@@ -23,7 +23,7 @@ export const AGENT_FLAGS: readonly AgentFlag[] = [
   f('client', 'string', 'client_addr', 'Sets the address to bind for client access. This includes HTTP, DNS and gRPC (if configured).', { placeholder: 'address' }),
   f('config-dir', 'list', undefined, "Path to a directory to read configuration files from. This will read every file ending in '.json' as configuration in this directory in alphabetical order. Can be specified multiple times.", { placeholder: 'path' }),
   f('config-file', 'list', undefined, 'Path to a JSON file to read configuration from. Can be specified multiple times.', { placeholder: 'path' }),
-  f('config-format', 'string', undefined, "Config files are in this format irrespective of their extension. Must be 'json' ('hcl' is not supported yet).", { placeholder: 'json' }),
+  f('config-format', 'string', undefined, "Config files are in this format irrespective of their extension. Must be 'hcl' or 'json'", { placeholder: 'json' }),
   f('data-dir', 'string', 'data_dir', 'Path to a data directory to store agent state.', { placeholder: 'path' }),
   f('datacenter', 'string', 'datacenter', 'Datacenter of the agent.', { placeholder: 'name' }),
   f('dev', 'bool', undefined, 'Starts the agent in development mode: a single server, state in memory, bound to 127.0.0.1.'),
@@ -33,7 +33,7 @@ export const AGENT_FLAGS: readonly AgentFlag[] = [
   f('enable-script-checks', 'bool', 'enable_script_checks', 'Enables health check scripts.'),
   f('encrypt', 'string', 'encrypt', 'Provides the gossip encryption key.', { placeholder: 'key' }),
   f('grpc-port', 'int', 'ports.grpc', 'Sets the gRPC API port to listen on.', { placeholder: 'port' }),
-  f('hcl', 'list', undefined, 'hcl config fragment. Not supported yet: use a JSON config file.', { placeholder: 'fragment' }),
+  f('hcl', 'list', undefined, 'hcl config fragment. Can be specified multiple times.', { placeholder: 'fragment' }),
   f('http-port', 'int', 'ports.http', 'Sets the HTTP API port to listen on.', { placeholder: 'port' }),
   f('join', 'list', 'start_join', 'Address of an agent to join at start time. Can be specified multiple times.', { placeholder: 'address' }),
   f('join-wan', 'list', 'start_join_wan', 'Address of an agent to join -wan at start time. Can be specified multiple times.', { placeholder: 'address' }),
@@ -69,6 +69,8 @@ export interface AgentFlagResult {
   /** Scalar flags: merged after every file, so flags win. */
   readonly values: RawConfig;
   readonly args: string[];
+  /** -hcl fragments, in order: each is a config source read after the config files (as in Consul). */
+  readonly hcl: string[];
 }
 
 function setPath(target: RawConfig, dotted: string, value: unknown): void {
@@ -81,15 +83,12 @@ function setPath(target: RawConfig, dotted: string, value: unknown): void {
   o[parts[parts.length - 1]!] = value;
 }
 
-/** Parses `trellis agent` arguments. FlagErrors propagate; HCL input is a ConfigError. */
+/** Parses `trellis agent` arguments. FlagErrors propagate. */
 export function parseAgentFlags(argv: readonly string[]): AgentFlagResult {
   const parsed: ParsedFlags = parseFlags(AGENT_FLAGS, argv);
-  if (parsed.values.has('hcl')) {
-    throw new ConfigError('ERR_CONFIG_HCL', '-hcl is not supported yet: HCL config is not parsed by Trellis; put the setting in a JSON config file (-config-file)');
-  }
   const format = (parsed.values.get('config-format') as string | undefined) ?? '';
   if (format !== '' && format !== 'json' && format !== 'hcl') {
-    throw new ConfigError('ERR_CONFIG_INVALID', `config: -config-format must be 'json' (or 'hcl', not supported yet), not "${format}"`, { field: 'config-format' });
+    throw new ConfigError('ERR_CONFIG_INVALID', `config: -config-format must be 'json' or 'hcl', not "${format}"`, { field: 'config-format' });
   }
   const slices: RawConfig = {};
   const values: RawConfig = {};
@@ -105,5 +104,6 @@ export function parseAgentFlags(argv: readonly string[]): AgentFlagResult {
     slices,
     values,
     args: parsed.args,
+    hcl: parsed.occurrences.filter((o) => o.name === 'hcl').map((o) => o.raw),
   };
 }

@@ -3,10 +3,10 @@
 
 export type ConfigErrorCode =
   | 'ERR_CONFIG_READ'          // a file or directory could not be read
-  | 'ERR_CONFIG_PARSE'         // a file is not valid JSON
+  | 'ERR_CONFIG_PARSE'         // a file is not valid JSON or HCL
   | 'ERR_CONFIG_UNKNOWN_KEY'   // a key Trellis (and Consul) does not know
   | 'ERR_CONFIG_TYPE'          // a value of the wrong JSON type
-  | 'ERR_CONFIG_HCL'           // HCL input: not supported yet
+  | 'ERR_CONFIG_UNSUPPORTED'   // a security setting Trellis cannot enforce yet (refused, never ignored)
   | 'ERR_CONFIG_INVALID'       // a value outside what is allowed (validateConfig)
   | 'ERR_FLAG';                // a command-line flag problem (see FlagError for the detail)
 

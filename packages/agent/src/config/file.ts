@@ -1,12 +1,13 @@
 // Config files and directories, read the way Consul reads them (agent/config/builder.go):
 // a path may be a file or a directory; a directory contributes its regular files in lexical order
-// (no recursion); files are JSON by extension (or by -config-format). HCL is recognised and refused
-// with a clear message until a maintained HCL parser is available.
+// (no recursion); files are JSON or HCL 1 by extension (.json, .hcl) or by -config-format, and a
+// directory's files with other extensions are skipped with a warning.
 
 import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors.ts';
 import { decodeSource, CONFIG_SCHEMA, type RawConfig, type Schema } from './schema.ts';
+import { formatFromExtension, parseDocument, type DocumentFormat } from './document.ts';
 
 export interface ConfigSource {
   /** File path, or a label such as "command line flags" / "defaults". */
@@ -16,17 +17,8 @@ export interface ConfigSource {
 
 export type ConfigFormat = '' | 'json' | 'hcl';
 
-function hclError(file: string): ConfigError {
-  return new ConfigError('ERR_CONFIG_HCL',
-    `config: ${file}: HCL config files are not supported yet; write the same keys as JSON in a .json file ` +
-    '(e.g. `datacenter = "dc1"` becomes {"datacenter": "dc1"})', { file });
-}
-
 /** Reads every config file named by -config-file/-config-dir paths, in order. */
 export function loadConfigPaths(paths: readonly string[], format: ConfigFormat, warnings: string[]): ConfigSource[] {
-  if (format === 'hcl') {
-    throw new ConfigError('ERR_CONFIG_HCL', 'config: -config-format=hcl is not supported yet; use JSON config files (-config-format=json or a .json extension)');
-  }
   const out: ConfigSource[] = [];
   for (const p of paths) out.push(...sourcesFromPath(p, format, warnings));
   return out;
@@ -40,7 +32,7 @@ function sourcesFromPath(p: string, format: ConfigFormat, warnings: string[]): C
     throw readError(p, err);
   }
   if (!st.isDirectory()) {
-    const src = sourceFromFile(p, format, warnings, true);
+    const src = sourceFromFile(p, format, warnings);
     return src ? [src] : [];
   }
   let names: string[];
@@ -61,18 +53,16 @@ function sourcesFromPath(p: string, format: ConfigFormat, warnings: string[]): C
       throw readError(fp, err);
     }
     if (fst.isDirectory()) continue; // no recursion into sub-directories
-    const src = sourceFromFile(fp, format, warnings, false);
+    const src = sourceFromFile(fp, format, warnings);
     if (src) out.push(src);
   }
   return out;
 }
 
-function sourceFromFile(file: string, format: ConfigFormat, warnings: string[], named: boolean): ConfigSource | undefined {
-  const ext = file.endsWith('.json') ? 'json' : file.endsWith('.hcl') ? 'hcl' : '';
-  const effective = format || ext;
-  if (effective === 'hcl') throw hclError(file);
+function sourceFromFile(file: string, format: ConfigFormat, warnings: string[]): ConfigSource | undefined {
+  const effective = format || formatFromExtension(file);
   if (effective === '') {
-    warnings.push(`skipping ${named ? 'config file' : 'file'} ${file}: extension must be .json (or set -config-format=json)`);
+    warnings.push(`skipping file ${file}, extension must be .hcl or .json, or config format must be set`);
     return undefined;
   }
   let text: string;
@@ -81,7 +71,7 @@ function sourceFromFile(file: string, format: ConfigFormat, warnings: string[], 
   } catch (err) {
     throw readError(file, err);
   }
-  const raw = parseConfigText(text, file, warnings);
+  const raw = parseConfigText(text, file, warnings, CONFIG_SCHEMA, effective);
   return raw ? { name: file, raw } : undefined;
 }
 
@@ -92,31 +82,13 @@ function readError(p: string, err: unknown): ConfigError {
 }
 
 /**
- * Parses and decodes the text of one JSON config file. An empty file contributes nothing
- * (undefined), as in Consul.
+ * Parses and decodes the text of one config file (JSON, or HCL 1 when `format` is 'hcl'). An empty
+ * file contributes nothing (undefined), as in Consul.
  */
-export function parseConfigText(text: string, file: string, warnings: string[], schema: Schema = CONFIG_SCHEMA): RawConfig | undefined {
-  if (text.trim() === '') return undefined;
-  let doc: unknown;
-  try {
-    doc = JSON.parse(text);
-  } catch (err) {
-    throw new ConfigError('ERR_CONFIG_PARSE', `config: ${file}: invalid JSON${jsonPosition(text, (err as Error).message)}: ${jsonReason((err as Error).message)}`, { file });
-  }
+export function parseConfigText(text: string, file: string, warnings: string[], schema: Schema = CONFIG_SCHEMA, format: DocumentFormat = 'json'): RawConfig | undefined {
+  const doc = parseDocument(text, file, format);
+  if (doc === undefined) return undefined;
+  // An HCL file of only comments parses to {}: also nothing.
+  if (format === 'hcl' && typeof doc === 'object' && doc !== null && Object.keys(doc).length === 0) return undefined;
   return decodeSource(doc, file, warnings, schema);
-}
-
-/** " at line L, column C" from V8's "... at position N ..." message, when it has one. */
-function jsonPosition(text: string, message: string): string {
-  const m = /position (\d+)/.exec(message);
-  if (!m) return '';
-  const pos = Number(m[1]);
-  const before = text.slice(0, pos);
-  const line = before.split('\n').length;
-  const col = pos - before.lastIndexOf('\n');
-  return ` at line ${line}, column ${col}`;
-}
-
-function jsonReason(message: string): string {
-  return message.replace(/ in JSON at position \d+.*$/s, '').replace(/ \(line \d+ column \d+\)$/, '');
 }

@@ -11,8 +11,9 @@ import os from 'node:os';
 import net from 'node:net';
 import { ConfigError } from './errors.ts';
 import { parseAgentFlags } from './agentFlags.ts';
-import { loadConfigPaths, type ConfigSource } from './file.ts';
-import { mergeSources, type RawConfig } from './schema.ts';
+import { loadConfigPaths, parseConfigText, type ConfigSource } from './file.ts';
+import { CONFIG_SCHEMA, mergeSources, type RawConfig } from './schema.ts';
+import { refuseUnenforcedProtection } from './security.ts';
 import { toCheckDefinition, toServiceDefinition, validateMeta, type CheckDefinition, type ServiceDefinition } from './serviceDefinition.ts';
 
 export const TRELLIS_VERSION = '0.1.0';
@@ -306,15 +307,24 @@ export function buildRuntimeConfig(argv: readonly string[], env: ConfigEnv = {})
   }
   const warnings: string[] = [];
   const files = loadConfigPaths(flags.configPaths, flags.configFormat, warnings);
+  // -hcl fragments come after the files and before the other flags, as in Consul's builder.
+  const fragments: ConfigSource[] = [];
+  flags.hcl.forEach((text, i) => {
+    const name = `flags-${i}.hcl`;
+    const raw = parseConfigText(text, name, warnings, CONFIG_SCHEMA, 'hcl');
+    if (raw) fragments.push({ name, raw });
+  });
   const sources: ConfigSource[] = [
     { name: 'defaults', raw: DEFAULT_SOURCE },
     ...(flags.devMode ? [{ name: 'dev', raw: DEV_SOURCE }] : []),
     { name: 'command line flags', raw: flags.slices },
     ...files,
+    ...fragments,
     { name: 'command line flags', raw: flags.values },
   ];
   let merged: RawConfig = {};
   for (const s of sources) merged = mergeSources(merged, s.raw);
+  refuseUnenforcedProtection(merged, sources, warnings);
   // Checked before anything that inspects the host (address detection), as it is the first thing
   // a new user gets wrong and the message says what to do.
   if (!flags.devMode && !merged['data_dir']) throw dataDirRequired();

@@ -9,6 +9,7 @@
 
 import { parseGoDuration, DurationError } from './duration.ts';
 import { ConfigError } from './errors.ts';
+import { normalizeConfigEntry } from './configEntry.ts';
 
 export type Schema =
   | { readonly kind: 'string' }
@@ -29,7 +30,9 @@ export type Schema =
    *  is a sibling key; a dotted target is a path from the top of the config (top-level keys only). */
   | { readonly kind: 'alias'; readonly target: string; readonly of: Schema }
   /** A real Consul key that has no effect in Trellis yet: accepted (so Consul configs load) with a warning. */
-  | { readonly kind: 'ignored' };
+  | { readonly kind: 'ignored' }
+  /** A config entry (config_entries.bootstrap): HCL blocks folded the way Consul's entry decoder does. */
+  | { readonly kind: 'configEntry' };
 
 export type RawConfig = Record<string, unknown>;
 
@@ -43,6 +46,7 @@ const any: Schema = { kind: 'any' };
 const ignored: Schema = { kind: 'ignored' };
 const strList: Schema = { kind: 'list', of: str };
 const strMap: Schema = { kind: 'map', of: str };
+const configEntry: Schema = { kind: 'configEntry' };
 const obj = (fields: Record<string, Schema>): Schema => ({ kind: 'object', fields });
 const list = (of: Schema): Schema => ({ kind: 'list', of });
 const alias = (target: string, of: Schema): Schema => ({ kind: 'alias', target, of });
@@ -56,6 +60,9 @@ const tlsBlockFields: Record<string, Schema> = {
   tls_cipher_suites: str,
   verify_incoming: bool,
   verify_outgoing: bool,
+  // Consul accepts every field in every block (and warns where one does not apply).
+  verify_server_hostname: bool,
+  use_auto_cert: bool,
 };
 
 export const CHECK_SCHEMA: Schema = obj({
@@ -96,7 +103,48 @@ export const CHECK_SCHEMA: Schema = obj({
   output_max_size: int,
 });
 
-export const SERVICE_SCHEMA: Schema = obj({
+const MESH_GATEWAY_SCHEMA: Schema = obj({ mode: str });
+
+/** Consul's Upstream (agent/config/config.go): written as repeated `upstreams { … }` blocks in HCL. */
+const UPSTREAM_SCHEMA: Schema = obj({
+  destination_type: str,
+  destination_namespace: str,
+  destination_partition: str,
+  destination_peer: str,
+  destination_name: str,
+  datacenter: str,
+  local_bind_address: str,
+  local_bind_port: int,
+  local_bind_socket_path: str,
+  local_bind_socket_mode: str,
+  config: any,
+  mesh_gateway: MESH_GATEWAY_SCHEMA,
+});
+
+/** Consul's ServiceProxy: the `proxy` block of a connect-proxy service or of a sidecar_service. */
+const PROXY_SCHEMA: Schema = obj({
+  destination_service_name: str,
+  destination_service_id: str,
+  local_service_address: str,
+  local_service_port: int,
+  local_service_socket_path: str,
+  transparent_proxy: obj({ outbound_listener_port: int, dialed_directly: bool }),
+  mode: str,
+  config: any,
+  upstreams: list(UPSTREAM_SCHEMA),
+  mesh_gateway: MESH_GATEWAY_SCHEMA,
+  expose: obj({
+    checks: bool,
+    port: int,
+    paths: list(obj({ listener_port: int, path: str, protocol: str, local_path_port: int })),
+  }),
+});
+
+// A service's fields; `connect.sidecar_service` is itself a service definition, so the record is
+// filled in after SERVICE_SCHEMA exists.
+const serviceFields: Record<string, Schema> = {};
+export const SERVICE_SCHEMA: Schema = obj(serviceFields);
+Object.assign(serviceFields, {
   id: str,
   name: str,
   kind: str,
@@ -113,9 +161,9 @@ export const SERVICE_SCHEMA: Schema = obj({
   weights: obj({ passing: int, warning: int }),
   check: CHECK_SCHEMA,
   checks: list(CHECK_SCHEMA),
-  connect: any,
-  proxy: any,
-  locality: any,
+  connect: obj({ native: bool, sidecar_service: SERVICE_SCHEMA }),
+  proxy: PROXY_SCHEMA,
+  locality: obj({ region: str, zone: str }),
 });
 
 const gossipFields = obj({
@@ -139,7 +187,10 @@ export const CONFIG_SCHEMA: Schema = obj({
     enable_token_persistence: bool,
     enable_token_replication: bool,
     enable_key_list_policy: bool,
+    disabled_ttl: ignored,
+    msp_disable_bootstrap: ignored,
     tokens: obj({
+      managed_service_provider: ignored,
       initial_management: str,
       agent: str,
       agent_recovery: str,
@@ -156,36 +207,65 @@ export const CONFIG_SCHEMA: Schema = obj({
   ae_interval: dur,
   advertise_addr: str,
   advertise_addr_wan: str,
+  advertise_addr_ipv4: ignored,
+  advertise_addr_ipv6: ignored,
+  advertise_addr_wan_ipv4: ignored,
+  advertise_addr_wan_ipv6: ignored,
+  advertise_reconnect_timeout: ignored,
   alt_domain: str,
+  // Security settings Trellis does not enforce yet are typed here so that security.ts can refuse
+  // the values that ask for protection (and accept the ones that ask for none).
+  auto_config: obj({
+    enabled: bool,
+    intro_token: str,
+    intro_token_file: str,
+    server_addresses: strList,
+    dns_sans: strList,
+    ip_sans: strList,
+    authorization: obj({ enabled: bool, static: any }),
+  }),
+  auto_encrypt: obj({ tls: bool, allow_tls: bool, dns_san: strList, ip_san: strList }),
+  auto_reload_config: ignored,
   autopilot: obj({
     cleanup_dead_servers: bool,
     last_contact_threshold: dur,
     max_trailing_logs: int,
     min_quorum: int,
     server_stabilization_time: dur,
+    disable_upgrade_migration: ignored,
+    redundancy_zone_tag: ignored,
+    upgrade_version_tag: ignored,
   }),
   bind_addr: str,
   bootstrap: bool,
   bootstrap_expect: int,
   check: CHECK_SCHEMA,
   checks: list(CHECK_SCHEMA),
+  cache: ignored,
+  check_output_max_size: ignored,
   check_update_interval: dur,
   client_addr: str,
-  config_entries: obj({ bootstrap: list(any) }),
+  cloud: ignored,
+  config_entries: obj({ bootstrap: list(configEntry) }),
   connect: obj({
     enabled: bool,
     ca_provider: str,
     ca_config: any,
     enable_mesh_gateway_wan_federation: bool,
+    test_ca_leaf_root_change_spread: ignored,
   }),
   data_dir: str,
   datacenter: str,
   default_query_time: dur,
   disable_anonymous_signature: ignored,
+  disable_coordinates: ignored,
   disable_host_node_id: ignored,
+  disable_http_unprintable_char_filter: ignored,
   disable_keyring_file: ignored,
   disable_remote_exec: ignored,
   disable_update_check: ignored,
+  discard_check_output: ignored,
+  discovery_max_stale: ignored,
   dns_config: obj({
     allow_stale: bool,
     a_record_limit: int,
@@ -202,8 +282,11 @@ export const CONFIG_SCHEMA: Schema = obj({
     cache_max_age: dur,
     enable_additional_node_meta_txt: bool,
     soa: obj({ expire: int, min_ttl: int, refresh: int, retry: int }),
+    prefer_namespace: ignored,
   }),
   domain: str,
+  enable_agent_tls_for_checks: ignored,
+  enable_central_service_config: ignored,
   enable_debug: ignored,
   enable_local_script_checks: bool,
   enable_script_checks: bool,
@@ -230,17 +313,23 @@ export const CONFIG_SCHEMA: Schema = obj({
     rpc_max_conns_per_client: int,
     rpc_rate: num,
     txn_max_req_len: int,
+    request_limits: obj({ mode: str, read_rate: num, write_rate: num }),
+    rpc_client_timeout: ignored,
   }),
+  license_path: ignored,
+  locality: ignored,
   log_file: ignored,
   log_json: bool,
   log_level: str,
   log_rotate_bytes: ignored,
   log_rotate_duration: ignored,
   log_rotate_max_files: ignored,
+  log_sublevels: ignored,
   max_query_time: dur,
   node_id: str,
   node_meta: strMap,
   node_name: str,
+  peering: ignored,
   performance: obj({ leave_drain_time: dur, raft_multiplier: int, rpc_hold_timeout: dur }),
   pid_file: str,
   ports: obj({
@@ -260,7 +349,11 @@ export const CONFIG_SCHEMA: Schema = obj({
     expose_max_port: int,
   }),
   primary_datacenter: str,
+  primary_gateways: ignored,
+  primary_gateways_interval: ignored,
   protocol: ignored,
+  raft_boltdb: ignored,
+  raft_logstore: ignored,
   raft_protocol: int,
   raft_snapshot_interval: dur,
   raft_snapshot_threshold: int,
@@ -275,15 +368,22 @@ export const CONFIG_SCHEMA: Schema = obj({
   retry_join_wan: strList,
   retry_max: int,
   retry_max_wan: int,
+  rpc: ignored,
+  serf_lan: ignored,
+  serf_wan: ignored,
+  serf_lan_allowed_cidrs: strList,
+  serf_wan_allowed_cidrs: strList,
   server: bool,
   server_name: ignored,
   service: SERVICE_SCHEMA,
   services: list(SERVICE_SCHEMA),
   session_ttl_min: dur,
   skip_leave_on_interrupt: bool,
+  snapshot_agent: ignored,
   start_join: strList,
   start_join_wan: strList,
   syslog_facility: ignored,
+  tagged_addresses: ignored,
   telemetry: obj({
     disable_hostname: bool,
     filter_default: bool,
@@ -295,12 +395,26 @@ export const CONFIG_SCHEMA: Schema = obj({
     dogstatsd_tags: ignored,
     statsd_address: ignored,
     statsite_address: ignored,
+    retry_failed_connection: ignored,
+    circonus_api_app: ignored,
+    circonus_api_token: ignored,
+    circonus_api_url: ignored,
+    circonus_broker_id: ignored,
+    circonus_broker_select_tag: ignored,
+    circonus_check_display_name: ignored,
+    circonus_check_force_metric_activation: ignored,
+    circonus_check_id: ignored,
+    circonus_check_instance_id: ignored,
+    circonus_check_search_tag: ignored,
+    circonus_check_tags: ignored,
+    circonus_submission_interval: ignored,
+    circonus_submission_url: ignored,
   }),
   tls: obj({
     defaults: obj(tlsBlockFields),
-    internal_rpc: obj({ ...tlsBlockFields, verify_server_hostname: bool }),
+    internal_rpc: obj(tlsBlockFields),
     https: obj(tlsBlockFields),
-    grpc: obj({ ...tlsBlockFields, use_auto_cert: bool }),
+    grpc: obj(tlsBlockFields),
   }),
   // Pre-1.12 top-level TLS keys: still everywhere in real configs.
   ca_file: alias('tls.defaults.ca_file', str),
@@ -312,6 +426,21 @@ export const CONFIG_SCHEMA: Schema = obj({
   verify_incoming: alias('tls.defaults.verify_incoming', bool),
   verify_outgoing: alias('tls.defaults.verify_outgoing', bool),
   verify_server_hostname: alias('tls.internal_rpc.verify_server_hostname', bool),
+  verify_incoming_rpc: alias('tls.internal_rpc.verify_incoming', bool),
+  verify_incoming_https: alias('tls.https.verify_incoming', bool),
+  tls_prefer_server_cipher_suites: ignored,
+  // Pre-1.4 ACL keys. acl_datacenter also turned ACLs on, so it is kept as itself for security.ts.
+  acl_datacenter: str,
+  acl_default_policy: alias('acl.default_policy', str),
+  acl_down_policy: alias('acl.down_policy', str),
+  acl_ttl: alias('acl.token_ttl', dur),
+  acl_enable_key_list_policy: alias('acl.enable_key_list_policy', bool),
+  enable_acl_replication: alias('acl.enable_token_replication', bool),
+  acl_master_token: alias('acl.tokens.initial_management', str),
+  acl_agent_master_token: alias('acl.tokens.agent_recovery', str),
+  acl_agent_token: alias('acl.tokens.agent', str),
+  acl_token: alias('acl.tokens.default', str),
+  acl_replication_token: alias('acl.tokens.replication', str),
   translate_wan_addrs: ignored,
   ui: alias('ui_config.enabled', bool),
   ui_dir: alias('ui_config.dir', str),
@@ -323,10 +452,38 @@ export const CONFIG_SCHEMA: Schema = obj({
     metrics_provider: str,
     metrics_provider_options_json: str,
     metrics_proxy: any,
+    metrics_provider_files: ignored,
     dashboard_url_templates: strMap,
   }),
   unix_sockets: ignored,
+  use_streaming_backend: ignored,
   watches: ignored,
+  xds: ignored,
+  // Values Consul sets itself (not user-configurable) and keys of Consul Enterprise: accepted so
+  // that a config written for those loads, with a warning.
+  check_deregister_interval_min: ignored,
+  check_reap_interval: ignored,
+  consul: ignored,
+  revision: ignored,
+  segment_limit: ignored,
+  segment_name_limit: ignored,
+  sync_coordinate_interval_min: ignored,
+  sync_coordinate_rate_target: ignored,
+  version: ignored,
+  version_prerelease: ignored,
+  version_metadata: ignored,
+  build_date: ignored,
+  audit: ignored,
+  read_replica: ignored,
+  non_voting_server: ignored,
+  segment: ignored,
+  segments: ignored,
+  partition: ignored,
+  license_poll_base_time: ignored,
+  license_poll_max_time: ignored,
+  license_update_base_time: ignored,
+  license_update_max_time: ignored,
+  reporting: ignored,
 });
 
 /** "NodeName" → "node_name", "TLSSkipVerify" → "tls_skip_verify", "node_name" unchanged. */
@@ -374,11 +531,16 @@ function expected(s: Schema): string {
     case 'alias': return expected(s.of);
     case 'any':
     case 'ignored': return 'any value';
+    case 'configEntry': return 'a config entry (an object with a Kind)';
   }
 }
 
 function typeError(ctx: DecodeContext, path: string, s: Schema, v: unknown): ConfigError {
-  return new ConfigError('ERR_CONFIG_TYPE', `config: ${ctx.file}: field "${path}" must be ${expected(s)}, got ${describe(v)}`, { field: path, file: ctx.file });
+  // An HCL block written more than once is a list of objects; say so in the user's terms.
+  const got = Array.isArray(v) && v.length > 1 && v.every(isPlainObject) && s.kind !== 'list'
+    ? `${v.length} of them (a block written ${v.length} times): write it once`
+    : describe(v);
+  return new ConfigError('ERR_CONFIG_TYPE', `config: ${ctx.file}: field "${path}" must be ${expected(s)}, got ${got}`, { field: path, file: ctx.file });
 }
 
 function isPlainObject(v: unknown): v is Record<string, unknown> {
@@ -393,7 +555,7 @@ export function decodeSource(doc: unknown, file: string, warnings: string[], sch
   const root: RawConfig = {};
   const ctx: DecodeContext = { file, warnings, root };
   if (!isPlainObject(doc)) throw typeError(ctx, '(top level)', schema, doc);
-  decodeObjectInto(schema, doc, '', ctx, root);
+  decodeObjectInto(schema, schema === CONFIG_SCHEMA ? repeatedDefinitionsToLists(doc) : doc, '', ctx, root);
   // Consul folds a single "service"/"check" into the lists before merging, so that later sources
   // add to them rather than replace them.
   if (schema === CONFIG_SCHEMA) {
@@ -405,6 +567,56 @@ export function decodeSource(doc: unknown, file: string, warnings: string[], sch
     }
   }
   return root;
+}
+
+/**
+ * `service { … }` (or `check { … }`) written more than once in one HCL file: Consul refuses the
+ * list (the field holds one definition); we read them as `services`/`checks`, which is what the
+ * writer meant and what Consul's documentation tells them to write instead.
+ */
+function repeatedDefinitionsToLists(doc: Record<string, unknown>): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const extra: Record<'services' | 'checks', unknown[]> = { services: [], checks: [] };
+  for (const [key, value] of Object.entries(doc)) {
+    const canonical = toSnakeCase(key);
+    if ((canonical === 'service' || canonical === 'check') && Array.isArray(value) && value.length > 1 && value.every(isPlainObject)) {
+      extra[canonical === 'service' ? 'services' : 'checks'].push(...value);
+    } else {
+      out[key] = value;
+    }
+  }
+  for (const many of ['services', 'checks'] as const) {
+    if (extra[many].length === 0) continue;
+    const key = Object.keys(out).find((k) => toSnakeCase(k) === many) ?? many;
+    const existing = out[key];
+    out[key] = [...(Array.isArray(existing) ? existing : existing === undefined ? [] : [existing]), ...extra[many]];
+  }
+  return out;
+}
+
+/**
+ * Consul's decode.HookWeakDecodeFromSlice: HCL 1 turns every block into a list of objects, so a
+ * list of exactly one item decodes into any field that is not itself a list. Lists of other
+ * lengths are left alone (and then fail the type check, as in Consul).
+ */
+function weakFromSlice(s: Schema, v: unknown): unknown {
+  if (s.kind === 'list' || s.kind === 'any' || s.kind === 'alias' || s.kind === 'ignored') return v;
+  return Array.isArray(v) && v.length === 1 ? v[0] : v;
+}
+
+/**
+ * The same hook on a free-form (interface{}) field: every one-object list inside it becomes the
+ * object (decode.unSlice), since nothing says which of its keys are lists.
+ */
+export function unSlice(v: unknown): unknown {
+  if (Array.isArray(v)) {
+    if (v.length === 1 && isPlainObject(v[0])) return unSlice(v[0]);
+    return v.map(unSlice);
+  }
+  if (!isPlainObject(v)) return v;
+  const out: Record<string, unknown> = {};
+  for (const [k, item] of Object.entries(v)) out[k] = unSlice(item);
+  return out;
 }
 
 function decodeObjectInto(s: Schema, v: Record<string, unknown>, path: string, ctx: DecodeContext, out: RawConfig): void {
@@ -448,7 +660,8 @@ function setIfAbsent(target: RawConfig, parts: string[], value: unknown): void {
   if (o[last] === undefined) o[last] = value;
 }
 
-function decodeValue(s: Schema, v: unknown, path: string, ctx: DecodeContext): unknown {
+function decodeValue(s: Schema, raw: unknown, path: string, ctx: DecodeContext): unknown {
+  const v = weakFromSlice(s, raw);
   switch (s.kind) {
     case 'string':
       if (typeof v !== 'string') throw typeError(ctx, path, s, v);
@@ -494,7 +707,10 @@ function decodeValue(s: Schema, v: unknown, path: string, ctx: DecodeContext): u
       return out;
     }
     case 'any':
-      return v;
+      return unSlice(v);
+    case 'configEntry':
+      if (!isPlainObject(v)) throw typeError(ctx, path, s, v);
+      return normalizeConfigEntry(v);
     case 'alias':
     case 'ignored':
       throw new Error(`unreachable: ${s.kind} handled by the object decoder`);

@@ -107,8 +107,8 @@ describe('parseAgentFlags maps Consul flags onto config keys', () => {
     const r = parseAgentFlags(['-config-dir=/d1', '-config-file', '/f1.json', '-config-dir', '/d2']);
     assert.deepEqual(r.configPaths, ['/d1', '/f1.json', '/d2']);
   });
-  test('-hcl is refused with a pointer to JSON', () => {
-    assert.throws(() => parseAgentFlags(['-hcl', 'datacenter = "x"']), (e: unknown) => e instanceof ConfigError && e.code === 'ERR_CONFIG_HCL' && /JSON config file/.test(e.message));
+  test('-hcl fragments are kept in order, as config sources', () => {
+    assert.deepEqual(parseAgentFlags(['-hcl', 'datacenter = "x"', '-hcl=node_name = "n"']).hcl, ['datacenter = "x"', 'node_name = "n"']);
   });
   test('-config-format must be json or hcl', () => {
     assert.throws(() => parseAgentFlags(['-config-format=yaml']), /-config-format must be 'json'/);

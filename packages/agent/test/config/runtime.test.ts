@@ -137,11 +137,22 @@ describe('config files', () => {
     assert.equal(c.domain, 'ten.');
     assert.ok(warnings.some((w) => w.includes('notes.txt') && w.includes('.json')), warnings.join('\n'));
   });
-  test('an .hcl file in a config dir is a clear error naming the file', () => {
+  test('a config dir reads .json and .hcl files in lexical order', () => {
     const d = path.join(dir, 'hcl');
-    write('hcl/a.json', {});
-    const f = write('hcl/b.hcl', 'datacenter = "x"');
-    rejects(['-dev', '-config-dir', d], 'ERR_CONFIG_HCL', new RegExp(`^config: ${f}: HCL config files are not supported yet; write the same keys as JSON`));
+    write('hcl/a.json', { datacenter: 'from-json', node_name: 'n-json' });
+    write('hcl/b.hcl', 'datacenter = "from-hcl"\n');
+    const { config } = buildRuntimeConfig(['-dev', '-config-dir', d], env);
+    assert.equal(config.datacenter, 'from-hcl');
+    assert.equal(config.nodeName, 'n-json');
+  });
+  test('an HCL syntax error names the file, line and column', () => {
+    const f = write('bad.hcl', 'datacenter = "x"\nports {\n  http = \n}\n');
+    rejects(['-dev', '-config-file', f], 'ERR_CONFIG_PARSE', new RegExp(`^config: ${f}: invalid HCL at line 4, column 1: expected a value, got "}"`));
+  });
+  test('-hcl fragments apply after the config files', () => {
+    const f = write('hclfrag.json', { datacenter: 'from-file' });
+    const { config } = buildRuntimeConfig(['-dev', '-config-file', f, '-hcl', 'datacenter = "from-fragment"'], env);
+    assert.equal(config.datacenter, 'from-fragment');
   });
   test('unknown keys name the key path and the file, with a suggestion', () => {
     const f = write('unknown1.json', { ports: { htp: 1 } });

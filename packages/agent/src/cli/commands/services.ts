@@ -1,5 +1,5 @@
 // `trellis services register|deregister`: Consul's command/services/*. Definitions come from config
-// files (the agent's own JSON format: "service" or "services") or from flags.
+// files (the agent's own format, JSON or HCL: "service" or "services") or from flags.
 
 import fs from 'node:fs';
 import type { Command, CommandContext } from '../command.ts';
@@ -9,24 +9,24 @@ import { flagList, flagMap, flagNumber, flagString } from '../../config/flags.ts
 import { parseConfigText } from '../../config/file.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { toServiceDefinition, type ServiceDefinition } from '../../config/serviceDefinition.ts';
-import type { RawConfig } from '../../config/schema.ts';
+import { CONFIG_SCHEMA, type RawConfig } from '../../config/schema.ts';
+import { formatFromExtension } from '../../config/document.ts';
 
-/** Reads service definitions from agent config files (the same decoder and checks as the agent's). */
+/** Reads service definitions from agent config files (the same decoder and checks as the agent's),
+ *  HCL for *.hcl and JSON otherwise. */
 export function servicesFromFiles(files: readonly string[]): ServiceDefinition[] {
   const out: ServiceDefinition[] = [];
   for (const file of files) {
-    if (file.endsWith('.hcl')) {
-      throw new ConfigError('ERR_CONFIG_HCL', `${file}: HCL service definitions are not supported yet; write the definition as JSON`, { file });
-    }
     let text: string;
     try {
       text = fs.readFileSync(file, 'utf8');
     } catch (err) {
       throw new ConfigError('ERR_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`, { file });
     }
-    const raw = parseConfigText(text, file, []) ?? {};
+    const format = formatFromExtension(file) || 'json';
+    const raw = parseConfigText(text, file, [], CONFIG_SCHEMA, format) ?? {};
     const defs = (raw['services'] as RawConfig[] | undefined) ?? [];
-    if (defs.length === 0) throw new ConfigError('ERR_CONFIG_INVALID', `${file}: no service definition found: the file needs a "service" object or a "services" list`, { file });
+    if (defs.length === 0) throw new ConfigError('ERR_CONFIG_INVALID', `${file}: no service definition found: the file needs a "service" block (or object) or a "services" list`, { file });
     defs.forEach((d, i) => out.push(toServiceDefinition(d, `services[${i}]`, file)));
   }
   return out;
@@ -46,7 +46,7 @@ export const servicesRegisterCommand: Command = {
   help: `Usage: trellis services register [options] [FILE...]
 
   Register one or more services using the local agent API. Services can
-  be registered from agent configuration files (JSON) or using flags. The
+  be registered from agent configuration files (HCL or JSON) or using flags. The
   service is registered and the command returns. The caller must remember to
   call "trellis services deregister" or a similar API to deregister the
   service when complete.

@@ -1,0 +1,51 @@
+// One config document (an agent config file, a service definition, a config entry) from its text,
+// in JSON or HCL 1 as Consul reads them: the format comes from the file's extension unless given.
+// The result is the raw parsed value; schema.ts (agent config) or configEntry.ts decode it.
+
+import { ConfigError } from './errors.ts';
+import { parseHcl, HclSyntaxError } from './hcl.ts';
+
+export type DocumentFormat = 'json' | 'hcl';
+
+/** 'json' for *.json, 'hcl' for *.hcl, '' for anything else (Consul skips those in a directory). */
+export function formatFromExtension(file: string): DocumentFormat | '' {
+  if (file.endsWith('.json')) return 'json';
+  if (file.endsWith('.hcl')) return 'hcl';
+  return '';
+}
+
+/**
+ * Parses the text of one file. Returns undefined for an empty (or, in HCL, comment-only) file,
+ * which Consul treats as contributing nothing. Syntax errors name the file, line and column.
+ */
+export function parseDocument(text: string, file: string, format: DocumentFormat): unknown {
+  if (text.trim() === '') return undefined;
+  if (format === 'hcl') {
+    try {
+      return parseHcl(text);
+    } catch (err) {
+      if (!(err instanceof HclSyntaxError)) throw err;
+      throw new ConfigError('ERR_CONFIG_PARSE', `config: ${file}: invalid HCL at line ${err.line}, column ${err.column}: ${err.message.replace(/^At \d+:\d+: /, '')}`, { file });
+    }
+  }
+  try {
+    return JSON.parse(text);
+  } catch (err) {
+    throw new ConfigError('ERR_CONFIG_PARSE', `config: ${file}: invalid JSON${jsonPosition(text, (err as Error).message)}: ${jsonReason((err as Error).message)}`, { file });
+  }
+}
+
+/** " at line L, column C" from V8's "... at position N ..." message, when it has one. */
+function jsonPosition(text: string, message: string): string {
+  const m = /position (\d+)/.exec(message);
+  if (!m) return '';
+  const pos = Number(m[1]);
+  const before = text.slice(0, pos);
+  const line = before.split('\n').length;
+  const col = pos - before.lastIndexOf('\n');
+  return ` at line ${line}, column ${col}`;
+}
+
+function jsonReason(message: string): string {
+  return message.replace(/ in JSON at position \d+.*$/s, '').replace(/ \(line \d+ column \d+\)$/, '');
+}
