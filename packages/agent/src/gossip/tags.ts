@@ -148,7 +148,7 @@ export function memberRow(m: MemberView, leavingInProgress = false): AgentMember
     Addr: m.addr,
     Port: m.port,
     Tags: { ...m.tags },
-    Status: serfStatus(m.state, leavingInProgress),
+    Status: m.leaveIntent && (m.state === 'alive' || m.state === 'suspect') ? SERF_STATUS.leaving : serfStatus(m.state, leavingInProgress),
     ...PROTOCOL,
   };
 }

@@ -307,9 +307,30 @@ describe('membership changes', () => {
     assert.equal(net.eventsOf('member-reap', 'd').length, 3);
     assert.throws(() => net.core('a').forceLeave('nobody', false, net.now),
       (e: unknown) => e instanceof GossipError && e.code === 'ERR_UNKNOWN_MEMBER' && /No node found with name 'nobody'/.test(e.message));
-    // Force-leave of a live member changes nothing.
+  });
+
+  test('force-leave of a live member is serf\'s leave intent: leaving until it refutes; one that fails meanwhile has left', () => {
+    const net = new TestNet(14);
+    net.addConverged(names(4));
+    const before = net.core('a').member('b')!.incarnation;
     net.core('a').forceLeave('b', false, net.now);
-    assert.equal(net.stateOf('a', 'b'), 'alive');
+    assert.equal(net.core('a').member('b')?.leaveIntent, true, 'leaving at once on the member that was asked');
+    net.flush('a');
+    net.run(3000);
+    for (const n of ['a', 'c', 'd']) {
+      const b = net.core(n).member('b')!;
+      assert.equal(b.state, 'alive', `${n} sees b alive`);
+      assert.equal(b.leaveIntent, undefined, `${n}: b refuted the intent`);
+      assert.ok(b.incarnation > before, `${n}: b refuted with a newer incarnation`);
+    }
+    assert.ok(net.core('b').stats.refutations >= 1);
+    // A member that cannot refute (crashed) and is then found failed has left, not failed.
+    net.crashed.add('d');
+    net.core('a').forceLeave('d', false, net.now);
+    net.flush('a');
+    net.run(30_000);
+    for (const n of ['a', 'b', 'c']) assert.equal(net.stateOf(n, 'd'), 'left', `${n} sees d left`);
+    assert.equal(net.eventsOf('member-failed', 'd').length, 0);
   });
 
   test('failed members are reaped after the reconnect timeout, left ones after the tombstone timeout', () => {

@@ -81,6 +81,8 @@ interface Rec {
   allIndex: number;
   inProbeOrder: boolean;
   removed: boolean;
+  /** A force-leave was heard for this member while it was live (MemberView.leaveIntent). */
+  leaveIntent: boolean;
 }
 
 interface Probe {
@@ -183,7 +185,7 @@ export class SwimCore {
     const now = opts.nowMs;
     this.#self = {
       node: opts.self, incarnation: opts.incarnation ?? 1, state: 'alive', stateChangeMs: now,
-      allIndex: -1, inProbeOrder: false, removed: false,
+      allIndex: -1, inProbeOrder: false, removed: false, leaveIntent: false,
     };
     this.#members.set(opts.self.name, this.#self);
     for (const s of opts.knownMembers ?? []) {
@@ -446,8 +448,10 @@ export class SwimCore {
   }
 
   /**
-   * Removes a failed member now instead of waiting for the reaper (consul force-leave). A member
-   * that is alive is not affected: it would refute anyway. `prune` forgets it entirely.
+   * consul force-leave (serf RemoveFailedNode): a failed member becomes left now instead of waiting
+   * for the reaper (`prune` forgets it entirely). For a live member the same broadcast is serf's
+   * leave intent: every member shows it leaving (status 2) until it refutes, which a running member
+   * does at once (then it is alive again), or fails (then it is left).
    * Throws ERR_UNKNOWN_MEMBER for a name this member has never heard of.
    */
   forceLeave(name: string, prune: boolean, now: number): void {
@@ -457,7 +461,10 @@ export class SwimCore {
       throw new GossipError('ERR_MEMBER_REFUSED', `cannot force-leave this agent itself (${name}): use leave`);
     }
     const u: ForceLeaveUpdate = { type: 'forceLeave', node: name, incarnation: rec.incarnation, prune, from: this.name };
-    if (this.#forceLeaveNode(u, now)) this.#broadcast(u, true);
+    const live = rec.state === 'alive' || rec.state === 'suspect';
+    // A leave intent travels by gossip only, as serf's does (no fast path): until the member's
+    // refutation comes back, the cluster shows it leaving.
+    if (this.#forceLeaveNode(u, now)) this.#broadcast(u, !live);
   }
 
   /**
@@ -658,12 +665,14 @@ export class SwimCore {
     this.#suspicions.delete(name);
     this.#broadcast(a, false);
     const old = rec.state;
+    const refutedLeave = rec.leaveIntent;
+    rec.leaveIntent = false;
     const tagsChanged = !sameTags(a.node.tags, rec.node.tags);
     rec.node = a.node;
     rec.incarnation = a.incarnation;
     if (old !== 'alive') this.#setState(rec, 'alive', now);
     if (isNew || old === 'dead' || old === 'left') this.#emit('member-join', rec);
-    else if (tagsChanged || endpointChanged) this.#emit('member-update', rec);
+    else if (tagsChanged || endpointChanged || refutedLeave) this.#emit('member-update', rec);
   }
 
   #suspectNode(s: SuspectUpdate, now: number): void {
@@ -697,7 +706,8 @@ export class SwimCore {
   #deadNode(d: DeadUpdate, now: number): void {
     const rec = this.#members.get(d.node);
     if (!rec || d.incarnation < rec.incarnation) return;
-    const graceful = d.from === d.node;
+    // A member with a leave intent that then fails has left (serf: StatusLeaving → StatusLeft).
+    const graceful = d.from === d.node || rec.leaveIntent;
     // Already gone; but a member's own leave message upgrades a failure to a graceful leave.
     if (rec.state === 'left' || (rec.state === 'dead' && !graceful)) return;
     if (rec === this.#self) {
@@ -707,6 +717,7 @@ export class SwimCore {
     this.#suspicions.delete(d.node);
     this.#broadcast(d, d.from === this.name);
     rec.incarnation = d.incarnation;
+    rec.leaveIntent = false;
     this.#setState(rec, graceful ? 'left' : 'dead', now);
     this.#emit(graceful ? 'member-leave' : 'member-failed', rec);
   }
@@ -714,7 +725,19 @@ export class SwimCore {
   /** Returns true when the update changed something (and is worth re-broadcasting). */
   #forceLeaveNode(u: ForceLeaveUpdate, now: number): boolean {
     const rec = this.#members.get(u.node);
-    if (!rec || rec === this.#self || u.incarnation < rec.incarnation) return false;
+    if (!rec || u.incarnation < rec.incarnation) return false;
+    if (rec === this.#self) {
+      // Serf: a running member that hears it is being forced out refutes (a newer alive), by
+      // gossip like the intent itself.
+      if (!this.#leaving) this.#refute(u.incarnation, false);
+      return false;
+    }
+    if (rec.state === 'alive' || rec.state === 'suspect') {
+      if (rec.leaveIntent) return false;
+      rec.leaveIntent = true;
+      this.#emit('member-update', rec);
+      return true;
+    }
     if (rec.state === 'dead') {
       this.#setState(rec, 'left', now);
       this.#emit('member-leave', rec);
@@ -743,12 +766,12 @@ export class SwimCore {
     this.#broadcast(u, local);
   }
 
-  #refute(accused: number): void {
+  #refute(accused: number, publish = true): void {
     this.stats.refutations++;
     this.#self.incarnation = this.#nextIncarnation(accused);
     // Lifeguard §4.1: being suspected is a sign that we are the slow one.
     if (this.config.lifeguard) this.#awareness.applyDelta(1);
-    this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, true);
+    this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, publish);
   }
 
   #nextIncarnation(atLeastAbove: number): number {
@@ -845,7 +868,7 @@ export class SwimCore {
   // ------------------------------------------------------------------ bookkeeping
 
   #insert(node: MemberIdentity, incarnation: number, state: MemberState, now: number): Rec {
-    const rec: Rec = { node, incarnation, state, stateChangeMs: now, allIndex: this.#all.length, inProbeOrder: false, removed: false };
+    const rec: Rec = { node, incarnation, state, stateChangeMs: now, allIndex: this.#all.length, inProbeOrder: false, removed: false, leaveIntent: false };
     this.#members.set(node.name, rec);
     this.#all.push(rec);
     if (state === 'alive' || state === 'suspect') this.#addToProbeOrder(rec);
@@ -938,6 +961,7 @@ function view(r: Rec): MemberView {
   return {
     name: n.name, addr: n.addr, port: n.port, peerId: n.peerId, tags: n.tags,
     incarnation: r.incarnation, state: r.state, stateChangeMs: r.stateChangeMs,
+    ...(r.leaveIntent ? { leaveIntent: true } : {}),
   };
 }
 

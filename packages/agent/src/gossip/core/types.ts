@@ -25,6 +25,12 @@ export interface MemberView extends MemberIdentity {
   readonly state: MemberState;
   /** `now` (driver clock, ms) of the last state change. */
   readonly stateChangeMs: number;
+  /**
+   * Serf's StatusLeaving for a live member: a force-leave was heard for it at its current
+   * incarnation. It ends when the member refutes (alive at a newer incarnation) or fails (then it
+   * is `left`, not `dead`).
+   */
+  readonly leaveIntent?: boolean;
 }
 
 // ---- broadcasts (what gossip and push-pull carry) ----
