@@ -10,6 +10,14 @@ const root = path.resolve(import.meta.dirname, '..');
 const filters = process.argv.slice(2).filter((a) => !a.startsWith('-'));
 const skipTypecheck = process.argv.includes('--no-typecheck');
 
+// The system packages the suites need (dig, ...): installed here, so `npm install && npm test`
+// works on a fresh machine with nothing else done (the script is a no-op when all are present).
+const deps = spawnSync('bash', [path.join(root, 'deploy', 'install-test-deps.sh')], { cwd: root, stdio: 'inherit' });
+if (deps.status !== 0) {
+  process.stdout.write('test deps: deploy/install-test-deps.sh failed; the suites that need those packages will fail. ' +
+    'Run it as root (it uses apt-get), or install the packages it names.\n');
+}
+
 let typecheckFailed = 0;
 if (!skipTypecheck) {
   process.stdout.write('typecheck: tsc --noEmit\n');
