@@ -59,6 +59,19 @@ export function raftMaxEntryBytes(config: Pick<RuntimeConfig, 'limits'>): number
   return Math.max(config.limits.kvMaxValueSizeBytes, config.limits.txnMaxReqLenBytes, DEFAULT_MAX_BODY_BYTES) + ENTRY_OVERHEAD_BYTES;
 }
 
+/** How long a server whose Raft storage failed keeps answering (with the storage error) before it
+ *  exits, so the requests that ran into the failure get their answer rather than a reset connection. */
+export const STORAGE_FAILURE_EXIT_GRACE_MS = 1000;
+
+/** Raft storage failed (e.g. the disk is full): the server stopped serving and exits. HTTP: 500. */
+export class StorageFailedError extends Error {
+  readonly code = 'ERR_STORAGE_FAILED';
+  constructor(cause: Error, dataDir: string) {
+    super(`${cause.message} (data dir ${dataDir || '(none)'}); this server stopped serving and exits to restart from its durable state`);
+    this.cause = cause;
+  }
+}
+
 export interface RaftServerOptions {
   config: RuntimeConfig;
   nodeId: string;
@@ -68,6 +81,9 @@ export interface RaftServerOptions {
   /** host:port other servers dial (the advertised address and the server port). */
   raftAddress: string;
   credentials?: GrpcTransportCredentials;
+  /** Called once Raft storage has failed (after the node stopped). Default: exit the process with
+   *  status 1 after STORAGE_FAILURE_EXIT_GRACE_MS, as etcd does on a WAL write failure. */
+  onStorageFailure?: (err: StorageFailedError) => void;
 }
 
 export class RaftServer {
@@ -81,6 +97,7 @@ export class RaftServer {
   private readonly logger: Logger;
   #started = false;
   #empty: boolean | undefined;
+  #failure: StorageFailedError | undefined;
 
   constructor(opts: RaftServerOptions) {
     const { config } = opts;
@@ -91,6 +108,8 @@ export class RaftServer {
     const maxEntryBytes = raftMaxEntryBytes(config);
     this.transport = new GrpcTransport({
       id: opts.nodeId, listen: `${config.bindAddr}:${config.ports.server}`, advertise: this.raftAddress,
+      // Connections to the other servers leave from the bind address, as Consul's do.
+      localAddress: config.bindAddr,
       // A lone entry must fit one frame, or a follower could never receive it.
       maxMessageBytes: Math.max(DEFAULT_RAFT_MESSAGE_BYTES, maxEntryBytes + ENTRY_OVERHEAD_BYTES),
       server: opts.grpcServer, credentials: opts.credentials, logger: opts.logger.child({ component: 'raft.transport' }),
@@ -116,6 +135,25 @@ export class RaftServer {
       trailingLogs: config.raftTrailingLogs,
       logger: this.logger,
     });
+    // A failed write leaves the node stopped (it steps down and sends nothing: @trellis/raft's
+    // 'fatal'). Resuming in-process is not sound: committed entries may already be applied beyond
+    // what the local log holds, and a LevelDB store refuses writes after a failed one. A restart
+    // rebuilds everything from what is durable, exactly the crash Raft is built to survive; so the
+    // server exits non-zero and its supervisor (deploy/systemd/trellis.service: Restart=on-failure) starts
+    // it again, which succeeds once the disk has room. hashicorp/raft instead steps down and keeps
+    // running, but it applies only entries its own log holds; this driver applies while it writes.
+    this.node.on('fatal', ({ error }) => {
+      this.#failure = new StorageFailedError(error, config.dataDir);
+      this.logger.error({ err: error, dataDir: config.dataDir },
+        `raft storage failed; this server stopped leading and serving and exits with status 1 in ${STORAGE_FAILURE_EXIT_GRACE_MS} ms (restart it once the disk has room)`);
+      const onFailure = opts.onStorageFailure ?? (() => { setTimeout(() => process.exit(1), STORAGE_FAILURE_EXIT_GRACE_MS); });
+      onFailure(this.#failure);
+    });
+  }
+
+  /** Set once Raft storage failed: every request is answered with it until the process exits. */
+  get failure(): StorageFailedError | undefined {
+    return this.#failure;
   }
 
   get started(): boolean {

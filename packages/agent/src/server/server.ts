@@ -127,7 +127,7 @@ export class Server {
       listen: `${c.bindAddr.includes(':') ? `[${c.bindAddr}]` : c.bindAddr}:${c.ports.server}`,
       credentials: tls?.server, handlers: this.#handlers(), logger: o.logger,
     });
-    this.rpcClient = new RpcClient({ credentials: tls?.client, logger: o.logger });
+    this.rpcClient = new RpcClient({ credentials: tls?.client, logger: o.logger, localAddress: c.bindAddr });
     this.raft = new RaftServer({
       config: c, nodeId: o.nodeId, logger: o.logger, grpcServer: this.rpc.grpcServer, raftAddress, credentials: tls?.raft,
     });
@@ -287,6 +287,8 @@ export class Server {
     for (let attempt = 0; ; attempt++) {
       if (o.signal?.aborted) throw abortError(o.signal);
       if (this.#stopped) throw new ServerError('ERR_NO_LEADER', 'No cluster leader');
+      // Storage failed: neither serve nor wait for a leader; name the disk (raftServer.ts).
+      if (this.raft.failure) throw this.raft.failure;
       let target = '';
       try {
         if (this.raft.started) {
@@ -303,6 +305,7 @@ export class Server {
           }
         }
       } catch (err) {
+        if (this.raft.failure) throw this.raft.failure;
         if (!retryable(err, o.idempotent)) throw err;
         last = err;
         this.#log.debug({ what, target, attempt, err: (err as Error).message }, 'leader unavailable; retrying');

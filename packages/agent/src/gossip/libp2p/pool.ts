@@ -17,7 +17,7 @@ import { isIPv4, isIPv6 } from 'node:net';
 import { lookup } from 'node:dns/promises';
 import { networkInterfaces } from 'node:os';
 import { createLibp2p, type Libp2p } from 'libp2p';
-import { tcp } from '@libp2p/tcp';
+import { tcp, type TCPSocketOptions } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
 import { identify } from '@libp2p/identify';
@@ -49,6 +49,12 @@ const PP_OK = 0;
 const PP_REFUSED = 1;
 
 const MEMBER_EVENT_TYPES: readonly MemberEventType[] = ['member-join', 'member-update', 'member-failed', 'member-leave', 'member-reap'];
+
+/** @libp2p/tcp passes dialOpts on to net.connect, which takes a localAddress (its type lists a subset). */
+function dialsFrom(bindAddr: string): { dialOpts?: TCPSocketOptions } {
+  if (bindAddr === '0.0.0.0' || bindAddr === '::') return {};
+  return { dialOpts: { localAddress: bindAddr } as TCPSocketOptions };
+}
 
 export function gossipTopic(datacenter: string, pool: 'lan' | 'wan'): string {
   return pool === 'lan' ? `/trellis/${datacenter}/lan/1` : '/trellis/wan/1';
@@ -259,7 +265,8 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       privateKey,
       start: false,
       addresses: { listen: [listen] },
-      transports: [tcp()],
+      // Dial from the bind address, as serf does (firewalls and partition tests see that address).
+      transports: [tcp(dialsFrom(opts.bindAddr))],
       connectionEncrypters: [noise()],
       streamMuxers: [yamux()],
       ...(psk ? { connectionProtector: preSharedKey({ psk }) } : {}),
