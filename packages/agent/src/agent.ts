@@ -30,6 +30,8 @@ export interface Agent {
   readonly pool: GossipPool;
   /** Stops the agent. With `leave` (default: leave_on_terminate), leaves the cluster first. */
   stop(opts?: { leave?: boolean }): Promise<void>;
+  /** SIGHUP: applies a re-read configuration (services and checks from config files, see reloadDefinitions). */
+  reload(next: RuntimeConfig): Promise<void>;
 }
 
 /** The backend the HTTP API runs on, with the read hook clustering adds (see the report to http/). */
@@ -177,8 +179,19 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     }
 
     log.info({}, 'Trellis agent running!');
+    let current = config;
+    let reloading = Promise.resolve();
     return {
       nodeId, httpPort, dnsPort, server: role.server, pool,
+      reload: (next) => {
+        const run = reloading.then(async () => {
+          await reloadDefinitions(current, next, local);
+          current = next;
+          log.info({}, 'reloaded configuration: services and checks from config files');
+        });
+        reloading = run.catch(() => {});
+        return run;
+      },
       stop: (o = {}) => {
         stopping ??= (async () => {
           if (o.leave ?? config.leaveOnTerminate) {
@@ -261,6 +274,31 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
       await new Promise((r) => setTimeout(r, 1000).unref());
     }
   })();
+}
+
+/**
+ * SIGHUP for services and checks (Consul's ReloadConfig: unload the ones from config, load the new
+ * ones): those defined in the new configuration are registered (a changed one replaced, its checks
+ * with it), those the old configuration defined and the new one does not are removed, and those
+ * registered through the API are left alone. Everything is decoded before anything changes, so a
+ * definition that does not decode refuses the whole reload. Other settings keep their values until
+ * a restart (log level included: loggers are created once at start).
+ */
+async function reloadDefinitions(prev: RuntimeConfig, next: RuntimeConfig, local: LocalState): Promise<void> {
+  const services = next.services.map((def) => serviceRegistrationFromJson(def));
+  const checks = next.checks.map((def) => checkRegistrationFromJson(def));
+  const keepServices = new Set(services.map((s) => s.service.ID));
+  const keepChecks = new Set(checks.map((c) => c.CheckID));
+  for (const def of prev.services) {
+    const id = serviceRegistrationFromJson(def).service.ID;
+    if (!keepServices.has(id) && local.service(id)) await local.removeService(id);
+  }
+  for (const def of prev.checks) {
+    const id = checkRegistrationFromJson(def).CheckID;
+    if (!keepChecks.has(id) && local.check(id)) await local.removeCheck(id);
+  }
+  for (const s of services) await local.addService(s.service, s.checks, { fromConfig: true, replaceExistingChecks: true });
+  for (const c of checks) await local.addCheck(c, { fromConfig: true });
 }
 
 /**
