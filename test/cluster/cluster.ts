@@ -21,6 +21,8 @@ export interface ServerSpec {
   /** Extra JSON config (merged into the generated config file). */
   config?: Record<string, unknown>;
   args?: string[];
+  /** -bind (default 127.0.0.1); any of 127.0.0.0/8 works on Linux loopback. HTTP stays on 127.0.0.1. */
+  bind?: string;
 }
 
 export { sleep } from '../support/index.ts';
@@ -82,9 +84,10 @@ export class ServerProc {
 
   get name(): string { return this.spec.name; }
   get url(): string { return `http://127.0.0.1:${this.ports.http}`; }
-  get rpcAddr(): string { return `127.0.0.1:${this.ports.server}`; }
+  get bindAddr(): string { return this.spec.bind ?? '127.0.0.1'; }
+  get rpcAddr(): string { return `${this.bindAddr}:${this.ports.server}`; }
   /** Where others join its LAN gossip pool. */
-  get serfAddr(): string { return `127.0.0.1:${this.ports.serfLan}`; }
+  get serfAddr(): string { return `${this.bindAddr}:${this.ports.serfLan}`; }
   get logFile(): string { return path.join(this.dir, 'agent.log'); }
   get running(): boolean { return this.child !== undefined && this.child.exitCode === null && this.child.signalCode === null; }
 
@@ -93,7 +96,7 @@ export class ServerProc {
     fs.writeFileSync(cfgFile, JSON.stringify({ ...this.spec.config }));
     const a = [
       'agent', '-server', '-data-dir', path.join(this.dir, 'data'), '-node', this.spec.name,
-      '-bind', '127.0.0.1', '-client', '127.0.0.1',
+      '-bind', this.bindAddr, '-client', '127.0.0.1',
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
       '-serf-lan-port', String(this.ports.serfLan), '-retry-interval', '1s', '-config-file', cfgFile,
     ];
@@ -177,6 +180,8 @@ export interface ClusterOptions {
   /** Merged into every server's config file (e.g. { performance: { raft_multiplier: 1 } }). */
   config?: Record<string, unknown>;
   datacenter?: string;
+  /** -bind of server i (default 127.0.0.1 for all). */
+  bindAddrs?: string[];
 }
 
 export class Cluster {
@@ -189,7 +194,7 @@ export class Cluster {
 
   static async create(n: number, o: ClusterOptions = {}): Promise<Cluster> {
     const c = new Cluster(fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-cluster-')));
-    for (let i = 0; i < n; i++) await c.add({ name: `s${i + 1}`, expect: o.expect ?? n, config: o.config, datacenter: o.datacenter });
+    for (let i = 0; i < n; i++) await c.add({ name: `s${i + 1}`, expect: o.expect ?? n, config: o.config, datacenter: o.datacenter, bind: o.bindAddrs?.[i] });
     for (const s of c.servers) s.joins = c.servers.filter((x) => x !== s).map((x) => x.serfAddr);
     return c;
   }

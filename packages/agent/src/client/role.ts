@@ -11,7 +11,7 @@ import { clientDnsLookup } from './dnsLookup.ts';
 
 export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, logger, pool } = ctx;
-  const rpc = new RpcClient({ credentials: rpcTlsFromConfig(config)?.client, logger });
+  const rpc = new RpcClient({ credentials: rpcTlsFromConfig(config)?.client, logger, localAddress: config.bindAddr });
   const servers = new ClientServers({ pool, datacenter: config.datacenter, rpc, logger, holdTimeoutMs: config.rpcHoldTimeoutMs });
   // Requests that read the catalog are forwarded, so nothing reads this: it exists for the
   // HTTP layer's agent-local endpoints, which only ask it for watch sets and an index of 0.

@@ -5,6 +5,8 @@
 // (RpcCallError.mayHaveArrived = false): the forwarding code may retry it elsewhere. A call that
 // fails after it was sent may or may not have been executed.
 import * as grpc from '@grpc/grpc-js';
+// The subpath, not the package: client agents use this module and need none of Raft.
+import { boundTarget } from '@trellis/raft/localAddress';
 import type { Logger } from '../logger.ts';
 import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
 import { RESTORE_CHUNK_BYTES, MAX_RPC_MESSAGE_BYTES } from './rpcServer.ts';
@@ -22,6 +24,9 @@ export interface CallOptions {
 export interface RpcClientOptions {
   credentials?: grpc.ChannelCredentials;
   logger: Logger;
+  /** Source address of the connections (the agent's bind address: Consul dials servers from it).
+   *  Absent or unspecified (0.0.0.0, ::): the kernel picks one. */
+  localAddress?: string;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -198,7 +203,9 @@ export class RpcClient {
     if (this.#closed) throw new RpcCallError(address, grpc.status.CANCELLED, 'the RPC client is closed', false);
     let ch = this.#channels.get(address);
     if (ch === undefined) {
-      const client = new grpc.Client(address, this.#o.credentials ?? grpc.credentials.createInsecure(), {
+      const bound = boundTarget(address, this.#o.localAddress);
+      const client = new grpc.Client(bound.target, this.#o.credentials ?? grpc.credentials.createInsecure(), {
+        ...bound.options,
         'grpc.max_receive_message_length': MAX_RPC_MESSAGE_BYTES,
         'grpc.max_send_message_length': MAX_RPC_MESSAGE_BYTES,
         // grpc-js backs off up to 120 s after failures by default; a server that restarts (or a new

@@ -15,10 +15,12 @@
 //   episode so the leader can stop pipelining into the void.
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
+import { isIP } from 'node:net';
 import { fileURLToPath } from 'node:url';
 import type { Message, NodeId } from '../core/types.ts';
 import type { Transport } from './types.ts';
 import { TransportError, configError } from './errors.ts';
+import { boundTarget } from './localAddress.ts';
 import {
   MalformedFrameError, decodeBatch, decodeSnapshotChunk, encodeBatches, encodeSnapshotChunk, encodeSnapshotReceived,
   unencodable, type EncodedFrame,
@@ -51,6 +53,9 @@ export interface GrpcTransportOptions {
   listen: string;
   /** `host:port` peers should dial, when it differs from `listen` (NAT, 0.0.0.0 listeners). */
   advertise?: string;
+  /** Source address of the connections this node opens to peers (a server's bind address, as Consul
+   *  dials from it). Absent or unspecified (0.0.0.0, ::): the kernel picks one per route. */
+  localAddress?: string;
   /** A server shared with other RPC services. The transport only registers the Raft service on it
    *  (in the constructor, so the owner can bind afterwards); the owner binds, starts and shuts it
    *  down, and its `grpc.max_receive_message_length` must be at least maxMessageBytes. */
@@ -235,7 +240,8 @@ class IncomingCall {
  */
 export class GrpcTransport implements Transport {
   readonly id: NodeId;
-  readonly #o: Required<Omit<GrpcTransportOptions, 'server' | 'credentials' | 'logger' | 'advertise' | 'random'>>;
+  readonly #o: ResolvedOptions;
+  readonly #localAddress: string | undefined;
   readonly #advertise: string | undefined;
   readonly #sharedServer: grpc.Server | undefined;
   readonly #credentials: GrpcTransportCredentials | undefined;
@@ -264,6 +270,7 @@ export class GrpcTransport implements Transport {
 
   constructor(options: GrpcTransportOptions) {
     this.#o = validateOptions(options);
+    this.#localAddress = options.localAddress;
     this.id = options.id;
     this.#advertise = options.advertise;
     this.#sharedServer = options.server;
@@ -472,7 +479,10 @@ export class GrpcTransport implements Transport {
   }
 
   #ensureClient(peer: Peer): grpc.Client {
-    peer.client ??= new grpc.Client(peer.address, this.#channelCredentials(), this.#channelOptions());
+    if (peer.client === undefined) {
+      const { target, options } = boundTarget(peer.address, this.#localAddress);
+      peer.client = new grpc.Client(target, this.#channelCredentials(), { ...this.#channelOptions(), ...options });
+    }
     return peer.client;
   }
 
@@ -850,7 +860,7 @@ function splitHostPort(addr: string): { host: string; port: number } | undefined
   return { host: (m[1] ?? m[2])!, port };
 }
 
-type ResolvedOptions = Required<Omit<GrpcTransportOptions, 'server' | 'credentials' | 'logger' | 'advertise' | 'random'>>;
+type ResolvedOptions = Required<Omit<GrpcTransportOptions, 'server' | 'credentials' | 'logger' | 'advertise' | 'random' | 'localAddress'>>;
 
 function validateOptions(o: GrpcTransportOptions): ResolvedOptions {
   if (o === null || typeof o !== 'object') throw configError('options', o, 'must be an object');
@@ -875,6 +885,9 @@ function validateOptions(o: GrpcTransportOptions): ResolvedOptions {
     }
   }
   if (o.random !== undefined && typeof o.random !== 'function') throw configError('random', o.random, 'must be a function returning [0, 1)');
+  if (o.localAddress !== undefined && (typeof o.localAddress !== 'string' || isIP(o.localAddress) === 0)) {
+    throw configError('localAddress', o.localAddress, 'must be an IP address (the one outgoing connections leave from)');
+  }
   const r: ResolvedOptions = { id: o.id, listen: o.listen, ...DEFAULTS };
   for (const k of Object.keys(DEFAULTS) as (keyof typeof DEFAULTS)[]) {
     const v = o[k];

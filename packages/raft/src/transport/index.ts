@@ -9,3 +9,4 @@ export {
   type GrpcTransportOptions, type GrpcTransportCredentials, type GrpcTransportStats, type TransportLogger,
 } from './grpc.ts';
 export { MalformedFrameError } from './codec.ts';
+export { boundTarget, isSpecificAddress } from './localAddress.ts';
