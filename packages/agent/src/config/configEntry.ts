@@ -26,6 +26,9 @@ const ENTRY_LIST_KEYS: ReadonlySet<string> = new Set([
   'providers', 'verify_claims', 'certificates', 'paths', 'destinations', 'jwks', 'claims', 'elements',
 ]);
 
+/** Maps whose keys are names the user chose and whose values are entry objects (resolver subsets, failover by subset). */
+const NAMED_MAP_KEYS: ReadonlySet<string> = new Set(['subsets', 'failover']);
+
 /** Children of these keys are names the user chose (metadata, opaque proxy config, header names). */
 const OPAQUE_ENTRY_KEYS: ReadonlySet<string> = new Set(['meta', 'config', 'add', 'set', 'response_headers', 'request_headers_add']);
 
@@ -43,11 +46,18 @@ function normalizeObject(o: Record<string, unknown>): Record<string, unknown> {
   for (const [key, value] of Object.entries(o)) {
     const snake = toSnakeCase(key);
     const apiKey = toApiKey(snake);
-    let v = value;
-    if (!ENTRY_LIST_KEYS.has(snake) && Array.isArray(v) && v.length === 1 && isPlainObject(v[0])) v = v[0];
-    out[apiKey] = OPAQUE_ENTRY_KEYS.has(snake) ? foldOnly(v) : normalizeValue(v);
+    const v = ENTRY_LIST_KEYS.has(snake) ? value : unwrapBlock(value);
+    if (OPAQUE_ENTRY_KEYS.has(snake)) out[apiKey] = foldOnly(v);
+    else if (NAMED_MAP_KEYS.has(snake) && isPlainObject(v)) {
+      out[apiKey] = Object.fromEntries(Object.entries(v).map(([name, item]) => [name, normalizeValue(unwrapBlock(item))]));
+    } else out[apiKey] = normalizeValue(v);
   }
   return out;
+}
+
+/** An HCL block (a one-object list) as the object it stands for. */
+function unwrapBlock(v: unknown): unknown {
+  return Array.isArray(v) && v.length === 1 && isPlainObject(v[0]) ? v[0] : v;
 }
 
 function normalizeValue(v: unknown): unknown {

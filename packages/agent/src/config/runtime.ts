@@ -605,7 +605,9 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
 
     tls: {
       defaults: tlsDefaults,
-      internalRpc: { ...tlsBlock('tls.internal_rpc', tlsDefaults), verifyServerHostname: get('tls.internal_rpc.verify_server_hostname', false) },
+      // A verify_server_hostname written in tls.defaults (Consul's documentation has had it there) is
+      // honoured rather than dropped: it can only make the server port stricter.
+      internalRpc: { ...tlsBlock('tls.internal_rpc', tlsDefaults), verifyServerHostname: get('tls.internal_rpc.verify_server_hostname', get('tls.defaults.verify_server_hostname', false)) },
       https: tlsBlock('tls.https', tlsDefaults),
       grpc: { ...tlsBlock('tls.grpc', tlsDefaults), useAutoCert: get('tls.grpc.use_auto_cert', false) },
     },

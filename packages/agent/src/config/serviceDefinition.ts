@@ -185,12 +185,18 @@ const ACRONYMS: Readonly<Record<string, string>> = {
   dns: 'DNS', ip: 'IP', sni: 'SNI', url: 'URL', acl: 'ACL', json: 'JSON',
 };
 
-/** Children of these keys are user-defined names (proxy config, metadata): never renamed. */
-const OPAQUE_KEYS = new Set(['config', 'meta', 'Config', 'Meta']);
+/** Children of these keys are user-defined names (proxy config, metadata, header names): never renamed. */
+const OPAQUE_KEYS = new Set(['config', 'meta', 'header', 'Config', 'Meta', 'Header']);
+/** Keys of these maps are user-defined names (lan, wan, …); their values are API objects. */
+const NAMED_MAP_KEYS = new Set(['tagged_addresses', 'TaggedAddresses']);
+/** API names that the word-by-word rule cannot produce. */
+const API_KEY_EXCEPTIONS: Readonly<Record<string, string>> = { h2ping: 'H2PING', h2ping_use_tls: 'H2PingUseTLS' };
 
 /** "sidecar_service" → "SidecarService", "local_service_id" → "LocalServiceID"; Pascal keys unchanged. */
 export function toApiKey(key: string): string {
-  if (!key.includes('_')) return key.length > 0 ? key[0]!.toUpperCase() + key.slice(1) : key;
+  const exception = API_KEY_EXCEPTIONS[key];
+  if (exception) return exception;
+  if (!key.includes('_')) return ACRONYMS[key] ?? (key.length > 0 ? key[0]!.toUpperCase() + key.slice(1) : key);
   return key.split('_').map((w) => ACRONYMS[w] ?? (w.length > 0 ? w[0]!.toUpperCase() + w.slice(1) : w)).join('');
 }
 
@@ -200,7 +206,10 @@ export function toApiKeys(v: unknown): unknown {
   if (typeof v !== 'object' || v === null) return v;
   const out: Record<string, unknown> = {};
   for (const [k, item] of Object.entries(v as Record<string, unknown>)) {
-    out[toApiKey(k)] = OPAQUE_KEYS.has(k) ? item : toApiKeys(item);
+    if (OPAQUE_KEYS.has(k)) out[toApiKey(k)] = item;
+    else if (NAMED_MAP_KEYS.has(k) && typeof item === 'object' && item !== null && !Array.isArray(item)) {
+      out[toApiKey(k)] = Object.fromEntries(Object.entries(item).map(([name, addr]) => [name, toApiKeys(addr)]));
+    } else out[toApiKey(k)] = toApiKeys(item);
   }
   return out;
 }
