@@ -2,12 +2,25 @@
 // route that accepts every method and dispatches itself, so a wrong method gets Consul's 405 with an
 // Allow header instead of fastify's 404, and every Consul convention lives in one dispatcher.
 
+import type { Logger } from 'pino';
+import type { AgentBackend } from './backend.ts';
+import type { BlockingDeps } from './blocking.ts';
 import type { RequestContext } from './context.ts';
+import type { EventLog } from './events.ts';
+import type { MetricsSink } from './metrics.ts';
 
 export type Handler = (ctx: RequestContext) => unknown | Promise<unknown>;
 
 export const HTTP_METHODS = ['GET', 'PUT', 'POST', 'DELETE', 'HEAD', 'OPTIONS', 'PATCH'] as const;
 export type HttpMethod = (typeof HTTP_METHODS)[number];
+
+/** What every route module is built from. */
+export interface RouteDeps extends BlockingDeps {
+  backend: AgentBackend;
+  metrics: MetricsSink;
+  events: EventLog;
+  logger?: Logger;
+}
 
 export interface EndpointSpec {
   /** Consul's mux pattern: with `prefix`, a trailing-slash prefix ("/v1/kv/") whose remainder is

@@ -14,7 +14,6 @@
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AgentBackend } from './backend.ts';
-import type { BlockingDeps } from './blocking.ts';
 import { headerTimeoutOptions, limitConnsPerClient } from './connLimit.ts';
 import { RawBody, RequestContext } from './context.ts';
 import { HttpError, mapError, methodNotAllowed } from './errors.ts';
@@ -22,7 +21,7 @@ import { EventLog } from './events.ts';
 import { forwardAndReply } from './forward.ts';
 import { encodeJson } from './json.ts';
 import { MetricsSink } from './metrics.ts';
-import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod } from './router.ts';
+import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod, type RouteDeps } from './router.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { eventRoutes } from './routes/event.ts';
@@ -48,12 +47,6 @@ export interface HttpServerOptions {
 }
 
 /** Everything a route module needs; built once per server. */
-export interface RouteDeps extends BlockingDeps {
-  backend: AgentBackend;
-  metrics: MetricsSink;
-  events: EventLog;
-  logger?: Logger;
-}
 
 export interface HttpServer {
   /** Binds the socket; resolves with the bound port (useful with port 0). */

@@ -11,9 +11,8 @@ import { RawBody, type RequestContext } from '../context.ts';
 import { decode, decodeBody, DecodeError, type Schema } from '../decode.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceDef } from '../local.ts';
-import type { EndpointSpec } from '../router.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
-import type { RouteDeps } from '../server.ts';
 import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
 import { isAnyAddress, validateMeta, validateWeights } from './convert.ts';
 

@@ -9,9 +9,8 @@ import { blockingRead, parseQueryOptions } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decodeBody } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
-import type { EndpointSpec } from '../router.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CatalogDeregisterSchema, CatalogRegisterSchema } from '../schemas.ts';
-import type { RouteDeps } from '../server.ts';
 import { readQuery, requireRest, waitLimits } from './common.ts';
 import { checkInput, metaMatches, nodeMetaFilters, serviceInput, validateMeta } from './convert.ts';
 

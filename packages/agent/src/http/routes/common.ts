@@ -6,7 +6,7 @@ import type { QueryResult, WatchRecorder } from '../../state/types.ts';
 import { blockingRead, parseQueryOptions, type WaitLimits } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { badRequest } from '../errors.ts';
-import type { RouteDeps } from '../server.ts';
+import type { RouteDeps } from '../router.ts';
 
 /**
  * A catalog/health/KV/session read: parses the query options, compiles ?filter (before any waiting,

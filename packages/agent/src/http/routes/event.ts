@@ -7,8 +7,7 @@ import { parseQueryOptions, setQueryMeta, waitWithTimeout } from '../blocking.ts
 import { badRequest, HttpError } from '../errors.ts';
 import { randomUUID } from 'node:crypto';
 import { eventMatchesAgent, type UserEvent } from '../events.ts';
-import type { EndpointSpec } from '../router.ts';
-import type { RouteDeps } from '../server.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { requireRest, waitLimits } from './common.ts';
 
 /** serf's default UserEventSizeLimit: name and payload together. */

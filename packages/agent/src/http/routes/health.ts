@@ -5,8 +5,7 @@ import type { CheckServiceNode, HealthCheck } from '../../state/types.ts';
 import { isCheckStatusFilter } from '../../state/validate.ts';
 import type { RequestContext } from '../context.ts';
 import { badRequest } from '../errors.ts';
-import type { EndpointSpec } from '../router.ts';
-import type { RouteDeps } from '../server.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { readQuery, requireRest } from './common.ts';
 import { metaMatches, nodeMetaFilters } from './convert.ts';
 

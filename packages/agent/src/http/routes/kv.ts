@@ -9,8 +9,7 @@ import { validateKvKey } from '../../state/validate.ts';
 import { applyOk } from '../apply.ts';
 import { RawBody, type RequestContext } from '../context.ts';
 import { badRequest, HttpError } from '../errors.ts';
-import type { EndpointSpec } from '../router.ts';
-import type { RouteDeps } from '../server.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { readQuery } from './common.ts';
 
 /** Consul's default kv_max_value_size (the suggested Raft entry size). */

@@ -11,9 +11,8 @@ import type { RequestContext } from '../context.ts';
 import { decodeBody, parseJsonBody } from '../decode.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { SERF_CHECK_ID } from '../local.ts';
-import type { EndpointSpec } from '../router.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { SessionCreateSchema } from '../schemas.ts';
-import type { RouteDeps } from '../server.ts';
 import { readQuery, requireRest } from './common.ts';
 import { waitWithTimeout } from '../blocking.ts';
 

@@ -1,8 +1,7 @@
 // status/leader and status/peers: where the Raft leader is and who votes. Consul answers them from
 // the Raft library directly (no state store, no index headers).
 
-import type { EndpointSpec } from '../router.ts';
-import type { RouteDeps } from '../server.ts';
+import type { EndpointSpec, RouteDeps } from '../router.ts';
 
 export function statusRoutes({ backend }: RouteDeps): EndpointSpec[] {
   return [
