@@ -1,0 +1,119 @@
+// Consul's configuration as people write it, with real agent processes (issue 10, points 6 and 7):
+// an agent asked for ACLs refuses to start instead of running unprotected; an agent reads an HCL
+// agent config and an HCL service definition from -config-dir; `trellis services register` takes
+// an HCL file.
+import { test, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, freePort, waitFor } from '../support/index.ts';
+
+const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-config-hcl-'));
+let agent: AgentProcess | undefined;
+after(async () => {
+  await agent?.dispose();
+  fs.rmSync(tmp, { recursive: true, force: true });
+  closeIdleSockets();
+});
+afterEach((t) => printLogsIfFailed(t, agent));
+
+function write(rel: string, text: string): string {
+  const p = path.join(tmp, rel);
+  fs.mkdirSync(path.dirname(p), { recursive: true });
+  fs.writeFileSync(p, text);
+  return p;
+}
+
+test('an agent asked for ACLs refuses to start, naming the key', { timeout: 60_000 }, async () => {
+  const file = write('acl/acl.hcl', 'acl {\n  enabled        = true\n  default_policy = "deny"\n}\n');
+  const r = await runTrellis([
+    'agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1',
+    '-http-port', String(await freePort()), '-dns-port', String(await freePort({ udp: true })),
+    '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()),
+    '-config-file', file,
+  ], { timeoutMs: 30_000 });
+  assert.notEqual(r.code, 0, `the agent must not start; stdout: ${r.stdout}`);
+  assert.match(r.stderr, new RegExp(`config: ${file.replace(/[.]/g, '\\.')}: acl\\.enabled = true: ACLs are not supported yet`));
+  assert.doesNotMatch(r.stdout, /agent running/i);
+});
+
+test('-config-dir with an HCL agent config and an HCL service definition registers the service; services register takes HCL', { timeout: 90_000 }, async () => {
+  const dir = path.join(tmp, 'conf.d');
+  write('conf.d/agent.hcl', `# An agent config as Consul's documentation writes it.
+datacenter = "hcl-dc"
+node_meta {
+  rack = "r1"
+}
+acl {
+  enabled = false
+}
+enable_central_service_config = true
+`);
+  write('conf.d/web.hcl', `service {
+  name = "web"
+  id   = "web-1"
+  port = 8080
+  tags = ["v1"]
+  meta = {
+    version = "1"
+  }
+  check {
+    id       = "web-ttl"
+    name     = "web ttl"
+    ttl      = "60s"
+    status   = "passing"
+  }
+  connect {
+    sidecar_service {
+      proxy {
+        upstreams {
+          destination_name = "db"
+          local_bind_port  = 9191
+        }
+        upstreams {
+          destination_name = "cache"
+          local_bind_port  = 9192
+        }
+      }
+    }
+  }
+}
+`);
+  write('conf.d/README.txt', 'not a config file: skipped with a warning, as Consul does\n');
+  agent = await AgentProcess.start({ name: 'config-hcl', args: ['-config-dir', dir] });
+
+  const web = await waitFor('web in the catalog', async () => {
+    const r = await agent!.request('GET', '/v1/catalog/service/web');
+    const list = r.status === 200 ? r.json() as Array<Record<string, unknown>> : [];
+    return list.length === 1 ? list[0] : undefined;
+  }, 20_000);
+  assert.equal(web['ServiceID'], 'web-1');
+  assert.equal(web['ServicePort'], 8080);
+  assert.deepEqual(web['ServiceTags'], ['v1']);
+  assert.deepEqual(web['ServiceMeta'], { version: '1' }, 'meta = { version = "1" } keeps "1" a string');
+  assert.equal(web['Datacenter'], 'hcl-dc');
+  assert.deepEqual(web['NodeMeta'], { rack: 'r1' });
+
+  const services = (await agent.request('GET', '/v1/agent/services')).json() as Record<string, { Connect?: { SidecarService?: { Proxy?: { Upstreams?: unknown[] } } } }>;
+  assert.deepEqual(services['web-1']?.Connect?.SidecarService?.Proxy?.Upstreams,
+    [{ DestinationName: 'db', LocalBindPort: 9191 }, { DestinationName: 'cache', LocalBindPort: 9192 }],
+    'two upstreams blocks are a list of two upstreams');
+  const checks = (await agent.request('GET', '/v1/agent/checks')).json() as Record<string, { ServiceID: string; Status: string }>;
+  assert.equal(checks['web-ttl']?.ServiceID, 'web-1');
+  assert.equal(checks['web-ttl']?.Status, 'passing');
+  const log = fs.readFileSync(agent.logFile, 'utf8');
+  assert.match(log, /skipping file .*README\.txt, extension must be \.hcl or \.json/);
+  assert.match(log, /"enable_central_service_config" is a Consul setting that Trellis does not use yet/);
+
+  const apiFile = write('api.hcl', 'service {\n  name = "api"\n  port = 9000\n  tags = ["blue"],\n}\n');
+  const r = await runTrellis(['services', 'register', '-http-addr', agent.httpAddr, apiFile]);
+  assert.equal(r.code, 0, r.stderr);
+  assert.match(r.stdout, /Registered service: api/);
+  const api = await waitFor('api in the catalog', async () => {
+    const list = (await agent!.request('GET', '/v1/catalog/service/api')).json() as Array<Record<string, unknown>>;
+    return list.length === 1 ? list[0] : undefined;
+  }, 20_000);
+  assert.equal(api['ServicePort'], 9000);
+  assert.deepEqual(api['ServiceTags'], ['blue']);
+});
