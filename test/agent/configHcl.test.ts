@@ -26,7 +26,8 @@ function write(rel: string, text: string): string {
 }
 
 test('an agent asked for ACLs refuses to start, naming the key', { timeout: 60_000 }, async () => {
-  const file = write('acl/acl.hcl', 'acl {\n  enabled        = true\n  default_policy = "deny"\n}\n');
+  // The config from issue 10, which an agent used to start with and then accept anonymous writes.
+  const file = write('acl/acl.json', '{"acl": {"enabled": true, "default_policy": "deny"}}');
   const r = await runTrellis([
     'agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1',
     '-http-port', String(await freePort()), '-dns-port', String(await freePort({ udp: true })),
