@@ -294,6 +294,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   encrypt: str,
   encrypt_verify_incoming: bool,
   encrypt_verify_outgoing: bool,
+  experiments: ignored,
   gossip_lan: gossipFields,
   gossip_wan: gossipFields,
   http_config: obj({
@@ -396,6 +397,7 @@ export const CONFIG_SCHEMA: Schema = obj({
     statsd_address: ignored,
     statsite_address: ignored,
     retry_failed_connection: ignored,
+    enable_host_metrics: ignored,
     circonus_api_app: ignored,
     circonus_api_token: ignored,
     circonus_api_url: ignored,

@@ -149,6 +149,16 @@ describe('config files', () => {
     const f = write('bad.hcl', 'datacenter = "x"\nports {\n  http = \n}\n');
     rejects(['-dev', '-config-file', f], 'ERR_CONFIG_PARSE', new RegExp(`^config: ${f}: invalid HCL at line 4, column 1: expected a value, got "}"`));
   });
+  test('-config-format=hcl reads a file of any extension as HCL', () => {
+    const f = write('agent.conf', 'datacenter = "from-conf"\n');
+    assert.equal(buildRuntimeConfig(['-dev', '-config-format', 'hcl', '-config-file', f], env).config.datacenter, 'from-conf');
+  });
+  test('an HCL file of only comments contributes nothing', () => {
+    const f = write('comments.hcl', '# nothing here yet\n// nor here\n');
+    const { config, warnings } = buildRuntimeConfig(['-dev', '-config-file', f], env);
+    assert.equal(config.datacenter, 'dc1');
+    assert.deepEqual(warnings.filter((w) => w.includes('comments.hcl')), []);
+  });
   test('-hcl fragments apply after the config files', () => {
     const f = write('hclfrag.json', { datacenter: 'from-file' });
     const { config } = buildRuntimeConfig(['-dev', '-config-file', f, '-hcl', 'datacenter = "from-fragment"'], env);
