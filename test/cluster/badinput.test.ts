@@ -47,6 +47,7 @@ describe('bad input', () => {
       c.servers[2]!.spec.expect = 2;
       for (const s of c.servers) s.start();
       await waitFor('the conflict is logged by every server', () => c.servers.every((s) => /conflicting -bootstrap-expect values/.test(s.log())), 30_000);
+      // Proves a negative: several election timeouts pass and no server bootstraps or elects.
       await sleep(3000);
       for (const s of c.servers) {
         assert.equal((await s.request('GET', '/v1/status/leader')).json(), '', `${s.name} has no leader`);

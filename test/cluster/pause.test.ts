@@ -4,7 +4,7 @@
 //   - every acknowledged write is on every server afterwards; no term had two leaders.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Cluster, FAST_RAFT, assertOneLeaderPerTerm, sleep, waitFor } from './cluster.ts';
+import { Cluster, FAST_RAFT, assertOneLeaderPerTerm, waitFor } from './cluster.ts';
 
 describe('a frozen leader', () => {
   let c: Cluster;
@@ -41,7 +41,7 @@ describe('a frozen leader', () => {
     const load = [0, 1, 2, 3].map(writer);
     let newLeader = '';
     try {
-      await sleep(500);
+      await waitFor('writes acknowledged before the freeze', () => acked.size >= 10, 20_000, 50);
       old.pause();
       newLeader = await waitFor('a new leader among the others', async () => {
         const names = await Promise.all(others.map(async (s) => (await s.request('GET', '/v1/status/leader', { timeoutMs: 1000 })).json<string>()));
@@ -57,7 +57,8 @@ describe('a frozen leader', () => {
         const r = await old.request('GET', '/v1/status/leader', { timeoutMs: 1000 });
         return r.json<string>() === newLeader ? true : undefined;
       }, 20_000, 100);
-      await sleep(500);
+      const afterThaw = acked.size;
+      await waitFor('writes acknowledged after the thaw', () => acked.size >= afterThaw + 10, 20_000, 50);
     } finally {
       stop = true;
       old.resume();

@@ -42,15 +42,16 @@ describe('rolling restart under load', () => {
       }
     };
     const load = [0, 1, 2].map(writer);
-    await sleep(500);
+    await waitFor('writes acknowledged before the first restart', () => stats.ok >= 10, 20_000);
     for (const s of c.servers) {
       await s.stop();
-      await sleep(300);
+      await sleep(300); // the server stays down a moment (the fault itself, not a wait for anything)
       s.start();
       // Back in the cluster: it names the leader and serves a consistent read.
       await waitFor(`${s.name} rejoined`, async () => (await s.request('GET', '/v1/kv/roll/?keys&consistent', { timeoutMs: 3000 })).status === 200, 30_000);
     }
-    await sleep(500);
+    const okAfterRestarts = stats.ok;
+    await waitFor('writes acknowledged after the last restart', () => stats.ok >= okAfterRestarts + 10, 20_000);
     stop = true;
     await Promise.all(load);
     for (const s of c.servers) {

@@ -70,6 +70,8 @@ describe('TLS on the server port', () => {
     const members = c.servers.slice(0, 3);
     await waitFor('the servers discover the rogue and the noname server in gossip', () =>
       /discovered server: .*name=rogue/.test(leader.log()) && /discovered server: .*name=noname/.test(leader.log()), 30_000);
+    // Proves a negative: autopilot gets several rounds (one per second) to add them, and must not;
+    // a fixed pause is the only way to watch for something that must not happen.
     await sleep(5000);
     await c.waitVoters(members, 5000, members);
     const conf = await leader.getJson<{ Servers: Array<{ Node: string }> }>('/v1/operator/raft/configuration');

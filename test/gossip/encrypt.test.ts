@@ -53,6 +53,7 @@ describe('gossip encryption (-encrypt) between agent processes', () => {
       return true;
     }, 15_000);
     // The key never reaches the agents' logs (the harness's own "---- e2e: start" lines show the command).
+    // Proves a negative (the key is never logged): a pause lets lines still being written land first.
     await sleep(200);
     for (const a of [server, right]) {
       const agentLines = a.logTail(10_000).split('\n').filter((l) => !l.startsWith('---- e2e:'));

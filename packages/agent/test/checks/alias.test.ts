@@ -73,7 +73,9 @@ describe('alias runner', () => {
     await nthReport(ctx, 0);
     for (let i = 0; i < 3; i++) src.set(src.state);
     await waitFor('the notified readings', () => src.reads >= 2);
-    await sleep(50);
+    // Proves a negative (an unchanged reading reports nothing): a report would follow a reading
+    // within a tick, so a generous pause with none is the evidence.
+    await sleep(300);
     runner.stop();
     assert.equal(ctx.reports.length, 1);
   });

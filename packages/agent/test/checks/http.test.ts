@@ -141,7 +141,8 @@ describe('HTTP checks', () => {
     await waitFor('the request to arrive', () => hanging.length > before);
     runner.stop();
     await waitFor('the server to see the request closed', () => hanging[before]!.closed);
-    await sleep(150);
+    // Proves a negative (no report after stop): ten check intervals pass, and nothing comes.
+    await sleep(500);
     assert.deepEqual(ctx.reports, []);
     assert.equal(ctx.timers.pending.size, 0);
   });

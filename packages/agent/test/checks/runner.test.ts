@@ -170,7 +170,8 @@ describe('interval runs', () => {
     runner.stop();
     runner.stop();
     assert.equal(ctx.timers.pending.size, 0);
-    await sleep(150);
+    // Proves a negative (no run after stop): ten intervals pass, and no second report comes.
+    await sleep(500);
     assert.equal(ctx.reports.length, 1);
   });
 });

@@ -83,7 +83,8 @@ describe('script checks', () => {
       const pid = Number(await waitFor('the script to start', () => fs.existsSync(pidFile) && fs.readFileSync(pidFile, 'utf8')));
       runner.stop();
       await waitFor('the script to be killed', () => !alive(pid));
-      await sleep(100);
+      // Proves a negative (the killed run reports nothing, and no run follows): ten intervals pass.
+      await sleep(500);
       assert.deepEqual(ctx.reports, []);
       assert.equal(ctx.timers.pending.size, 0);
     } finally {

@@ -17,6 +17,8 @@ describe('server RPC', () => {
   let client: RpcClient;
   let addr: string;
   let restored: Buffer | undefined;
+  /** Writes the silent-leader handler (0xfe) has received. */
+  let silentWrites = 0;
 
   before(async () => {
     const handlers: RpcHandlers = {
@@ -35,7 +37,7 @@ describe('server RPC', () => {
       applyFrame: async (command) => {
         if (command[0] === 0xff) throw new NotLeaderError('lead-id', '10.0.0.2:8300');
         // 0xfe: a leader that went silent (frozen) and never answers.
-        if (command[0] === 0xfe) return new Promise<Buffer>(() => {});
+        if (command[0] === 0xfe) { silentWrites++; return new Promise<Buffer>(() => {}); }
         await new Promise((r) => setTimeout(r, command[0]));
         return command;
       },
@@ -123,14 +125,17 @@ describe('server RPC', () => {
 
   test('abandoning the writes waiting on a silent leader fails them at once as "may have arrived"; the next write opens a new stream', async () => {
     const t0 = Date.now();
+    const seen = silentWrites;
     const pending = client.apply(addr, Buffer.from([0xfe]), { deadline: Date.now() + 30_000 });
-    await new Promise((r) => setTimeout(r, 100));
+    // In flight: the silent leader has it.
+    for (let i = 0; i < 500 && silentWrites === seen; i++) await new Promise((r) => setTimeout(r, 10));
+    assert.equal(silentWrites, seen + 1, 'the write reached the silent leader');
     client.abandonApplies(addr, 'the leader changed while the write was in flight');
     const err = await pending.then(() => undefined, (e: unknown) => e);
     assert.ok(err instanceof RpcCallError, String(err));
     assert.equal(err.mayHaveArrived, true);
     assert.match(err.message, /the leader changed while the write was in flight/);
-    assert.ok(Date.now() - t0 < 5000);
+    assert.ok(Date.now() - t0 < 25_000, 'failed when abandoned, not at its 30 s deadline');
     assert.deepEqual(await client.apply(addr, Buffer.from([1, 2]), { deadline: Date.now() + 5000 }), Buffer.from([1, 2]));
   });
 
