@@ -87,6 +87,22 @@ const CASES: Case[] = [
   { name: 'value over 512 KiB', method: 'PUT', path: '/v1/kv/fixture/huge', body: big, status: 413, text: /too large, max size: 524288 bytes/ },
   { name: 'value over 512 KiB replacing a key', method: 'PUT', path: '/v1/kv/fixture/k1', body: big, status: 413, text: /too large/ },
   { name: 'txn over the body limit', method: 'PUT', path: '/v1/txn', body: Buffer.concat([Buffer.from('['), big, Buffer.from(']')]), status: 413, text: /too large/ },
+  // The same name and key rules on every path that writes them (issue 11: txn stored a key /v1/kv/
+  // cannot address; invalid UTF-8 became U+FFFD; check and session names took NUL).
+  { name: 'txn KV key with NUL', method: 'PUT', path: '/v1/txn', body: JSON.stringify([{ KV: { Verb: 'set', Key: 'fixture/a\u0000b', Value: 'eA==' } }]), status: 400, text: /^Invalid KV key "fixture\/a\\u0000b" in op 0: key contains invalid characters/ },
+  { name: 'txn KV key that /v1/kv/ refuses (traversal)', method: 'PUT', path: '/v1/txn', body: JSON.stringify([{ KV: { Verb: 'get', Key: 'x' } }, { KV: { Verb: 'delete', Key: 'a/../fixture/k0' } }]), status: 400, text: /^Invalid KV key "a\/\.\.\/fixture\/k0" in op 1: key contains path traversal/ },
+  { name: 'service name with invalid UTF-8 (agent)', method: 'PUT', path: '/v1/agent/service/register', body: Buffer.concat([Buffer.from('{"Name": "we'), Buffer.from([0xff]), Buffer.from('b", "Port": 1}')]), status: 400, text: /^Request decode failed: invalid UTF-8 in Name at offset 13: JSON text must be UTF-8$/ },
+  { name: 'service name with invalid UTF-8 (catalog)', method: 'PUT', path: '/v1/catalog/register', body: Buffer.concat([Buffer.from('{"Node": "n", "Address": "1.1.1.1", "Service": {"Service": "d'), Buffer.from([0xc3, 0x28]), Buffer.from('b"}}')]), status: 400, text: /^Request decode failed: invalid UTF-8 in Service\.Service at offset/ },
+  { name: 'service name with invalid UTF-8 (txn)', method: 'PUT', path: '/v1/txn', body: Buffer.concat([Buffer.from('[{"Service": {"Verb": "set", "Node": "fixture-node", "Service": {"Service": "x'), Buffer.from([0xe2, 0x82]), Buffer.from('"}}}]')]), status: 400, text: /^Failed to parse body: invalid UTF-8 in \[0\]\.Service\.Service\.Service at offset/ },
+  { name: 'meta key with invalid UTF-8', method: 'PUT', path: '/v1/agent/service/register', body: Buffer.concat([Buffer.from('{"Name": "web4", "Meta": {"k'), Buffer.from([0x80]), Buffer.from('": "v"}}')]), status: 400, text: /^Request decode failed: invalid UTF-8 in a key of Meta at offset/ },
+  { name: 'check name with NUL (agent check)', method: 'PUT', path: '/v1/agent/check/register', body: '{"Name": "c\\u0000d", "TTL": "10s"}', status: 400, text: /^Invalid check name "c\\u0000d": control characters are not allowed$/ },
+  { name: 'check name with NUL (in a service registration)', method: 'PUT', path: '/v1/agent/service/register', body: '{"Name": "web5", "Check": {"Name": "c\\u0000", "TTL": "10s"}}', status: 400, text: /^Invalid check name/ },
+  { name: 'check name with NUL (catalog)', method: 'PUT', path: '/v1/catalog/register', body: '{"Node": "fixture-node", "Address": "10.4.4.4", "Check": {"CheckID": "c1", "Name": "x\\u0000"}}', status: 400, text: /^Invalid check name/ },
+  { name: 'check name with NUL (txn)', method: 'PUT', path: '/v1/txn', body: '[{"Check": {"Verb": "set", "Check": {"Node": "fixture-node", "CheckID": "c1", "Name": "x\\u0000"}}}]', status: 400, text: /^Invalid check name/ },
+  { name: 'session name with NUL', method: 'PUT', path: '/v1/session/create', body: '{"Name": "s\\u0000"}', status: 400, text: /^Invalid session name "s\\u0000": control characters are not allowed$/ },
+  // serf's limit counts the encoded event; Consul answers its error as a 500 (event_endpoint.go).
+  { name: 'event payload over 512 bytes', method: 'PUT', path: '/v1/event/fire/big', body: Buffer.alloc(600, 'p'), status: 500, text: /^user event exceeds configured limit of 512 bytes before encoding$/ },
+  { name: 'event payload over the limit once encoded', method: 'PUT', path: '/v1/event/fire/big', body: Buffer.alloc(480, 'p'), status: 500, text: /^user event exceeds configured limit of 512 bytes before encoding$/ },
   // Query parameters of reads.
   { name: 'index not a number', method: 'GET', path: '/v1/kv/fixture/k0?index=abc', status: 400, text: /^Invalid index/ },
   { name: 'index negative', method: 'GET', path: '/v1/catalog/nodes?index=-5', status: 400, text: /^Invalid index/ },

@@ -11,6 +11,7 @@ import { parseGoDurationNs } from '../config/duration.ts';
 import { parseUint64 } from '../state/uint64.ts';
 import { decodeFailed } from './errors.ts';
 import { numberSource } from './json.ts';
+import { invalidUtf8Error } from './utf8.ts';
 
 export type FieldSpec =
   | 'string' | 'bool' | 'int' | 'uint' | 'float'
@@ -54,6 +55,10 @@ export class DecodeError extends Error {
 
 /** Parses a JSON body. An empty body is Go's `EOF`, which Consul reports as "Request decode failed: EOF". */
 export function parseJsonBody(body: Buffer | string | undefined): unknown {
+  if (Buffer.isBuffer(body)) {
+    const bad = invalidUtf8Error(body);
+    if (bad !== null) throw decodeFailed(bad);
+  }
   const text = body === undefined ? '' : typeof body === 'string' ? body : body.toString('utf8');
   if (text.trim() === '') throw decodeFailed('EOF');
   try {

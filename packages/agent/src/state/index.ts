@@ -9,7 +9,7 @@ export { UINT64_MAX, parseUint64 } from './uint64.ts';
 export { SERF_CHECK_ID } from './catalog.ts';
 export { StateError, SnapshotFormatError, CommandDecodeError } from './errors.ts';
 export {
-  validateKvKey, validateServiceName, validateSessionTtl, isCheckStatus, isCheckStatusFilter, isUuid, parseGoDuration,
+  validateKvKey, validateName, validateServiceName, validateSessionTtl, isCheckStatus, isCheckStatusFilter, isUuid, parseGoDuration,
   DEFAULT_LOCK_DELAY_NS, MAX_LOCK_DELAY_NS, SESSION_TTL_MIN_NS, SESSION_TTL_MAX_NS,
   type KvKeyOptions, type ServiceNameCheck,
 } from './validate.ts';

@@ -52,14 +52,28 @@ export interface ServiceNameCheck {
   warning: string | null;
 }
 
+// eslint-disable-next-line no-control-regex
+const CONTROL_CHARACTERS = /[\u0000-\u001f\u007f]/;
+
+/**
+ * The one check for names people and tools read back (service, check and session names): no control
+ * characters, NUL included (the store uses NUL as an index separator; a name with one could not be
+ * addressed in a URL, which refuses them). Returns null when fine, else the sentence for a 400 that
+ * names the field. Every path that writes such a name uses it: catalog, agent endpoints, txn, config files.
+ */
+export function validateName(field: string, name: string): string | null {
+  if (CONTROL_CHARACTERS.test(name)) return `Invalid ${field} ${JSON.stringify(name)}: control characters are not allowed`;
+  return null;
+}
+
 /**
  * Consul accepts any non-empty service name and only warns when DNS cannot serve it. Trellis also
- * refuses control characters (including NUL, which the store uses as an index separator).
+ * refuses control characters (validateName).
  */
 export function validateServiceName(name: string): ServiceNameCheck {
   if (name === '') return { error: 'Missing service name', warning: null };
-  // eslint-disable-next-line no-control-regex
-  if (/[\u0000-\u001f\u007f]/.test(name)) return { error: `Invalid service name ${JSON.stringify(name)}: control characters are not allowed`, warning: null };
+  const invalid = validateName('service name', name);
+  if (invalid !== null) return { error: invalid, warning: null };
   if (DNS_INVALID.test(name)) {
     return { error: null, warning: 'Service name will not be discoverable via DNS due to invalid characters. Valid characters include all alpha-numerics and dashes.' };
   }

@@ -194,6 +194,12 @@ describe('registrations from config files (same decoder as the API)', () => {
     assert.throws(() => checkRegistrationFromJson({ Name: 'c' }), /Invalid check: TTL must be > 0/);
     await h.close();
   });
+
+  test('names with control characters are refused as the API refuses them', () => {
+    assert.throws(() => serviceRegistrationFromJson({ Name: 'a\u0000b' }), /^HttpError: Invalid service name "a\\u0000b": control characters are not allowed$|Invalid service name/);
+    assert.throws(() => serviceRegistrationFromJson({ Name: 'api', Checks: [{ Name: 'x\u0000', TTL: '1m' }] }), /Invalid check name "x\\u0000": control characters are not allowed/);
+    assert.throws(() => checkRegistrationFromJson({ Name: 'disk\n', TTL: '30s' }), /Invalid check name "disk\\n": control characters are not allowed/);
+  });
 });
 
 describe('agent checks', () => {

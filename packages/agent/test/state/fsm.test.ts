@@ -26,7 +26,7 @@ describe('command codec', () => {
 
   const bad: { name: string; data: Uint8Array; message: RegExp }[] = [
     { name: 'empty', data: new Uint8Array(0), message: /empty or truncated/ },
-    { name: 'another format version', data: new Uint8Array([2, 123, 125]), message: /format version 2 is not supported/ },
+    { name: 'another format version', data: new Uint8Array([3, 123, 125]), message: /format version 3 is not supported/ },
     { name: 'not JSON', data: new Uint8Array([1, ...bytes('{nope')]), message: /not valid JSON/ },
     { name: 'no type', data: new Uint8Array([1, ...bytes('{"Key":"x"}')]), message: /has no type/ },
     { name: 'unknown type', data: new Uint8Array([1, ...bytes('{"type":"launchMissiles"}')]), message: /unknown command type "launchMissiles"/ },

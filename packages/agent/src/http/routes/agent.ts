@@ -14,7 +14,7 @@ import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceD
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
 import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
-import { isAnyAddress, validateMeta, validateWeights } from './convert.ts';
+import { isAnyAddress, refuseBadName, validateMeta, validateWeights } from './convert.ts';
 
 type Obj = Record<string, unknown>;
 
@@ -116,6 +116,7 @@ export function serviceRegistration(def: Obj): { service: LocalServiceDef; check
   for (const c of checkDefs) {
     const ct = toCheckType(c);
     if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
+    refuseBadName('check name', ct.Name);
     const why = validateCheckType(ct);
     if (why) throw badRequest(`Invalid check: ${why}`);
     if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
@@ -165,6 +166,7 @@ function decodeOrThrow(raw: unknown, schema: Schema): Obj {
 function checkRegistration(def: Obj): CheckType & { CheckID: string; ServiceID?: string } {
   const name = (def.Name as string | undefined) ?? '';
   if (name === '') throw badRequest('Missing check name');
+  refuseBadName('check name', name);
   const status = (def.Status as string | undefined) ?? '';
   if (status !== '' && !isCheckStatus(status)) throw badRequest('Bad check status');
   const ct = toCheckType(def);

@@ -5,7 +5,7 @@ import { formatGoDurationNs } from '../../config/duration.ts';
 import type {
   HealthCheckDefinition, HealthCheckInput, NodeServiceInput, ServiceKind,
 } from '../../state/types.ts';
-import { isCheckStatus, validateServiceName } from '../../state/validate.ts';
+import { isCheckStatus, validateName, validateServiceName } from '../../state/validate.ts';
 import { badRequest } from '../errors.ts';
 
 type Obj = Record<string, unknown>;
@@ -60,6 +60,13 @@ export function definitionInput(d: Obj | undefined): HealthCheckDefinition {
   return out;
 }
 
+/** A 400 for a service, check or session name validateName refuses; every path that writes one calls it. */
+export function refuseBadName(field: string, name: unknown): void {
+  if (typeof name !== 'string') return;
+  const why = validateName(field, name);
+  if (why !== null) throw badRequest(why);
+}
+
 /** A decoded catalog/txn NodeService → NodeServiceInput, with Consul's servicePreApply checks. */
 export function serviceInput(svc: Obj): NodeServiceInput {
   const name = (svc.Service as string | undefined) ?? '';
@@ -87,6 +94,7 @@ export function serviceInput(svc: Obj): NodeServiceInput {
 
 /** A decoded catalog/txn HealthCheck → HealthCheckInput. */
 export function checkInput(chk: Obj, defaultNode?: string): HealthCheckInput {
+  refuseBadName('check name', chk.Name);
   const status = (chk.Status as string | undefined) ?? '';
   if (status !== '' && !isCheckStatus(status)) {
     throw badRequest(`Invalid check status: '${status}'`);

@@ -13,6 +13,15 @@ import { requireRest, waitLimits } from './common.ts';
 /** serf's default UserEventSizeLimit: name and payload together. */
 export const USER_EVENT_SIZE_LIMIT = 512;
 
+/**
+ * Consul answers an event over serf's UserEventSizeLimit with the error of serf's UserEvent, as a
+ * 500 (agent/event_endpoint.go writes every UserEvent error that is not a permission error as 500):
+ * clients and `consul event` show this text.
+ */
+function eventTooLarge(): HttpError {
+  return new HttpError(500, `user event exceeds configured limit of ${USER_EVENT_SIZE_LIMIT} bytes before encoding`, 'ERR_EVENT_TOO_LARGE');
+}
+
 function compileFilterRegex(kind: string, pattern: string): RegExp | undefined {
   if (pattern === '') return undefined;
   try {
@@ -40,12 +49,17 @@ export function eventRoutes(deps: RouteDeps): EndpointSpec[] {
     if (TagFilter !== '' && ServiceFilter === '') throw badRequest('Cannot provide tag filter without service filter');
     const payload = ctx.body && ctx.body.length > 0 ? new Uint8Array(ctx.body) : null;
     const size = Buffer.byteLength(name) + (payload?.length ?? 0);
-    if (size > USER_EVENT_SIZE_LIMIT) {
-      throw new HttpError(500, `user event exceeds configured limit of ${USER_EVENT_SIZE_LIMIT} bytes before encoding (${size} bytes)`, 'ERR_EVENT_TOO_LARGE');
-    }
+    if (size > USER_EVENT_SIZE_LIMIT) throw eventTooLarge();
     if (backend.fireEvent) {
       const ev: UserEvent = { ID: randomUUID(), Name: name, Payload: payload, NodeFilter, ServiceFilter, TagFilter, Version: 1, LTime: 0 };
-      ev.LTime = backend.fireEvent(ev);
+      try {
+        ev.LTime = backend.fireEvent(ev);
+      } catch (err) {
+        // Gossip counts the event as serf does (its consul:event: name and encoded form), which can
+        // refuse a payload under 512 bytes: the same answer as above.
+        if ((err as { code?: unknown }).code === 'ERR_EVENT_TOO_LARGE') throw eventTooLarge();
+        throw err;
+      }
       return ev;
     }
     return events.fire({ Name: name, Payload: payload, NodeFilter, ServiceFilter, TagFilter }, matchesHere);

@@ -14,6 +14,7 @@ import { SERF_CHECK_ID } from '../local.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { SessionCreateSchema } from '../schemas.ts';
 import { readQuery, requireRest } from './common.ts';
+import { refuseBadName } from './convert.ts';
 import { waitWithTimeout } from '../blocking.ts';
 
 /** Consul's lockDelayMinThreshold: a LockDelay below 1000 (ns) is taken to mean seconds. */
@@ -84,7 +85,10 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
       if (raw && typeof raw === 'object' && Object.keys(raw).some((k) => ['checks', 'nodechecks', 'servicechecks'].includes(k.toLowerCase()))) {
         delete input.NodeChecks;
       }
-      if (body.Name !== undefined) input.Name = body.Name as string;
+      if (body.Name !== undefined) {
+        refuseBadName('session name', body.Name);
+        input.Name = body.Name as string;
+      }
       if (body.Node !== undefined && body.Node !== '') input.Node = body.Node as string;
       if (body.Behavior !== undefined) input.Behavior = body.Behavior as SessionInput['Behavior'];
       if (body.TTL !== undefined) input.TTL = body.TTL as string;

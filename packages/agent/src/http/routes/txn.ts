@@ -6,12 +6,14 @@
 
 import type { TxnOp, TxnResponse, TxnResult } from '../../state/types.ts';
 import { isReadOnlyTxn } from '../../state/txn.ts';
+import { validateKvKey } from '../../state/validate.ts';
 import { applyOk } from '../apply.ts';
 import { parseQueryOptions, prepareRead } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import { parseJsonExact } from '../json.ts';
+import { invalidUtf8Error } from '../utf8.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { TxnOpSchema } from '../schemas.ts';
 import { waitLimits } from './common.ts';
@@ -61,6 +63,13 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
       if (set.length !== 1) throw badRequest(`Failed to parse body: op ${i}: exactly one of KV, Node, Service, Check or Session must be set`);
       if (op.KV) {
         const kv = op.KV as Obj;
+        // The same keys as /v1/kv/ takes (a tree verb's prefix may be empty): a key stored here
+        // must be one that endpoint can read and delete.
+        const key = (kv.Key as string | undefined) ?? '';
+        if (key !== '') {
+          const why = validateKvKey(key);
+          if (why !== null) throw badRequest(`Invalid KV key ${JSON.stringify(key)} in op ${i}: ${why}`);
+        }
         const value = decodeValue(kv.Value, i);
         if (value && value.length > kvMax) {
           throw new HttpError(413, `Value for key ${JSON.stringify(kv.Key ?? '')} is too large (${value.length} > ${kvMax} bytes)`, 'ERR_TOO_LARGE');
@@ -102,6 +111,8 @@ export function txnRoutes(deps: RouteDeps): EndpointSpec[] {
 
   async function txn(ctx: RequestContext): Promise<unknown> {
     let raw: unknown;
+    const badUtf8 = ctx.body ? invalidUtf8Error(ctx.body) : null;
+    if (badUtf8 !== null) throw badRequest(`Failed to parse body: ${badUtf8}`);
     const text = ctx.body?.toString('utf8') ?? '';
     if (text.trim() === '') throw badRequest('Failed to parse body: EOF');
     try {
