@@ -20,7 +20,8 @@ export function formatFromExtension(file: string): DocumentFormat | '' {
  */
 export function parseDocument(text: string, file: string, format: DocumentFormat): unknown {
   if (text.trim() === '') return undefined;
-  if (format === 'hcl') {
+  // HCL 1 reads JSON too: hcl.Decode switches to its JSON parser when the text starts with "{".
+  if (format === 'hcl' && !text.trimStart().startsWith('{')) {
     try {
       return parseHcl(text);
     } catch (err) {

@@ -153,6 +153,10 @@ describe('config files', () => {
     const f = write('agent.conf', 'datacenter = "from-conf"\n');
     assert.equal(buildRuntimeConfig(['-dev', '-config-format', 'hcl', '-config-file', f], env).config.datacenter, 'from-conf');
   });
+  test('an .hcl file holding JSON is read as JSON, as HCL 1 does', () => {
+    const f = write('json-in.hcl', '{"datacenter": "from-json-in-hcl"}');
+    assert.equal(buildRuntimeConfig(['-dev', '-config-file', f], env).config.datacenter, 'from-json-in-hcl');
+  });
   test('an HCL file of only comments contributes nothing', () => {
     const f = write('comments.hcl', '# nothing here yet\n// nor here\n');
     const { config, warnings } = buildRuntimeConfig(['-dev', '-config-file', f], env);
