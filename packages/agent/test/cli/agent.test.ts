@@ -116,10 +116,10 @@ describe('trellis agent', () => {
     assert.equal(loads(), 0);
   });
 
-  test('-hcl is refused', async () => {
-    const { cap, done } = startCli(['-dev', '-hcl', 'datacenter = "x"'], fakeAgent());
+  test('a malformed -hcl fragment is one "==> " line naming it, exit 1', async () => {
+    const { cap, done } = startCli(['-dev', '-hcl', 'datacenter = '], fakeAgent());
     assert.equal(await done, 1);
-    assert.match(cap.stderr(), /^==> -hcl is not supported yet/);
+    assert.match(cap.stderr(), /^==> config: flags-0\.hcl: invalid HCL at line 1, column 14: expected a value, got end of file/);
   });
 
   test('an unknown flag: Go\'s message and the agent usage, exit 1', async () => {
