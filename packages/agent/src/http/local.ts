@@ -296,6 +296,11 @@ export class LocalState {
     return this.#version;
   }
 
+  /** How many wait() calls are pending (blocking agent/service reads parked on this state). */
+  get waiterCount(): number {
+    return this.#waiters.size;
+  }
+
   /** Resolves true on the next local change, false when `signal` aborts. */
   wait(signal: AbortSignal): Promise<boolean> {
     if (signal.aborted) return Promise.resolve(false);

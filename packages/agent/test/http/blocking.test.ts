@@ -5,15 +5,26 @@ import { harness } from './helpers.ts';
 
 const ms = () => performance.now();
 
+/** Resolves once `n` blocking queries are parked on the store's watch (polls; fails after 5 s). */
+async function parked(h: ReturnType<typeof harness>, n: number): Promise<void> {
+  for (let i = 0; i < 1000 && h.store.watchListenerCount() < n; i++) await new Promise((r) => setTimeout(r, 5));
+  assert.ok(h.store.watchListenerCount() >= n, `${n} blocking queries parked (have ${h.store.watchListenerCount()})`);
+}
+
+/**
+ * Bound on a wake-up after the write: generous for a loaded machine, far below the queries' 10 s
+ * wait, so a query woken only by its timeout fails. How fast it is belongs in the benchmarks.
+ */
+const WAKE_WITHIN_MS = 3000;
+
 describe('blocking queries', () => {
-  test('a write to the watched key wakes a waiting read within 50 ms', async () => {
+  test('a write to the watched key wakes a waiting read (not its timeout)', async () => {
     const h = harness();
     await h.req('PUT', '/v1/kv/watched', 'v1');
     const first = await h.req('GET', '/v1/kv/watched');
     const index = Number(first.headers['x-consul-index']);
-    const started = ms();
     const pending = h.req('GET', `/v1/kv/watched?index=${index}&wait=10s`);
-    await new Promise((r) => setTimeout(r, 30));
+    await parked(h, 1); // it really waits before the write
     const wrote = ms();
     await h.req('PUT', '/v1/kv/watched', 'v2');
     const res = await pending;
@@ -21,8 +32,7 @@ describe('blocking queries', () => {
     assert.equal(res.statusCode, 200);
     assert.ok(Number(res.headers['x-consul-index']) > index, 'index moved past the given one');
     assert.equal(Buffer.from(JSON.parse(res.body)[0].Value, 'base64').toString(), 'v2');
-    assert.ok(woke - wrote < 50, `woke ${woke - wrote} ms after the write`);
-    assert.ok(wrote - started >= 25, 'it really waited before the write');
+    assert.ok(woke - wrote < WAKE_WITHIN_MS, `woke ${woke - wrote} ms after the write: by its timeout, not the write`);
     await h.close();
   });
 
@@ -33,15 +43,15 @@ describe('blocking queries', () => {
     const index = Number((await h.req('GET', '/v1/kv/watched')).headers['x-consul-index']);
     const started = ms();
     const pending = h.req('GET', `/v1/kv/watched?index=${index}&wait=300ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await parked(h, 1);
     await h.req('PUT', '/v1/kv/other', 'x');
     await h.req('PUT', '/v1/agent/service/register', { Name: 'web' });
     const res = await pending;
     const elapsed = ms() - started;
     assert.equal(res.statusCode, 200);
     assert.equal(Number(res.headers['x-consul-index']), index);
-    assert.ok(elapsed >= 290, `returned after ${elapsed} ms`);
-    assert.ok(elapsed < 1000, `returned after ${elapsed} ms`);
+    assert.ok(elapsed >= 290, `returned after ${elapsed} ms: an unrelated write woke it`);
+    assert.ok(elapsed < 5000, `returned after ${elapsed} ms: the 300 ms wait did not end it`);
     assert.equal(randomCalls, 1, 'jitter drawn once per query');
     await h.close();
   });
@@ -52,13 +62,13 @@ describe('blocking queries', () => {
     await h.req('PUT', '/v1/agent/service/register', { Name: 'db' });
     const idx = Number((await h.req('GET', '/v1/health/service/web')).headers['x-consul-index']);
     const dbIdx = Number((await h.req('GET', '/v1/health/service/db')).headers['x-consul-index']);
-    const webWait = h.req('GET', `/v1/health/service/web?index=${idx}&wait=2s`);
+    const webWait = h.req('GET', `/v1/health/service/web?index=${idx}&wait=10s`);
     const dbWait = h.req('GET', `/v1/health/service/db?index=${dbIdx}&wait=400ms`);
-    await new Promise((r) => setTimeout(r, 20));
+    await parked(h, 2);
     const t0 = ms();
     await h.req('PUT', '/v1/agent/service/register', { Name: 'web', Tags: ['v2'] });
     const web = await webWait;
-    assert.ok(ms() - t0 < 50);
+    assert.ok(ms() - t0 < WAKE_WITHIN_MS, `web woke ${ms() - t0} ms after the write: by its timeout`);
     assert.deepEqual(JSON.parse(web.body)[0].Service.Tags, ['v2']);
     const db = await dbWait;
     assert.equal(Number(db.headers['x-consul-index']), dbIdx, 'db watcher was not woken by a web write');
@@ -71,7 +81,7 @@ describe('blocking queries', () => {
     const res = await h.req('GET', '/v1/catalog/nodes?index=0&wait=5s');
     await h.req('GET', '/v1/catalog/nodes?wait=5s');
     assert.equal(res.statusCode, 200);
-    assert.ok(ms() - t0 < 500);
+    assert.ok(ms() - t0 < 2500, 'both answered well before a 5 s wait');
     await h.close();
   });
 
@@ -80,7 +90,7 @@ describe('blocking queries', () => {
     const t0 = ms();
     const res = await h.req('GET', '/v1/kv/?recurse&index=999999&wait=5s');
     assert.equal(res.statusCode, 404);
-    assert.ok(ms() - t0 < 500);
+    assert.ok(ms() - t0 < 2500, 'answered well before its 5 s wait');
     assert.ok(Number(res.headers['x-consul-index']) >= 1);
     await h.close();
   });
@@ -106,7 +116,7 @@ describe('blocking queries', () => {
     await h.req('PUT', '/v1/kv/k', 'v');
     const idx = Number((await h.req('GET', '/v1/kv/k')).headers['x-consul-index']);
     const pending = h.req('GET', `/v1/kv/k?index=${idx}&wait=100h`);
-    await new Promise((r) => setTimeout(r, 10));
+    await parked(h, 1);
     await h.req('PUT', '/v1/kv/k', 'v2');
     assert.equal((await pending).statusCode, 200);
     await h.close();
@@ -117,7 +127,7 @@ describe('blocking queries', () => {
     await h.req('PUT', '/v1/kv/k', 'v');
     const idx = Number((await h.req('GET', '/v1/kv/k')).headers['x-consul-index']);
     const pending = [1, 2, 3].map(() => h.req('GET', `/v1/kv/k?index=${idx}&wait=5m`));
-    await new Promise((r) => setTimeout(r, 20));
+    await parked(h, 3);
     assert.equal(h.store.watchListenerCount(), 3);
     const t0 = ms();
     await h.close();
@@ -135,7 +145,7 @@ describe('blocking over a real socket', () => {
     const idx = Number((await h.req('GET', '/v1/kv/k')).headers['x-consul-index']);
     const ac = new AbortController();
     const req = fetch(`http://127.0.0.1:${port}/v1/kv/k?index=${idx}&wait=5m`, { signal: ac.signal }).catch((e: Error) => e);
-    for (let i = 0; i < 100 && h.store.watchListenerCount() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    await parked(h, 1);
     assert.equal(h.store.watchListenerCount(), 1);
     ac.abort();
     assert.ok((await req) instanceof Error);

@@ -66,7 +66,9 @@ describe('default-mode reads wait for the leader (defaultRead)', () => {
     const index = Number((await h.req('GET', '/v1/kv/b')).headers['x-consul-index']);
     const before = h.calls.defaultRead;
     const pending = h.req('GET', `/v1/kv/b?index=${index}&wait=10s`);
-    await new Promise((r) => setTimeout(r, 20));
+    // Parked on the store's watch before the writes (else it would just read the new value).
+    for (let i = 0; i < 1000 && h.store.watchListenerCount() === 0; i++) await new Promise((r) => setTimeout(r, 5));
+    assert.ok(h.store.watchListenerCount() > 0, 'the read is parked');
     await h.req('PUT', '/v1/kv/other', 'x'); // wakes nothing the read watches
     await h.req('PUT', '/v1/kv/b', 'v2');
     const res = await pending;

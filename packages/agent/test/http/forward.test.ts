@@ -32,10 +32,10 @@ test('when the caller gives up, a forwarded blocking query stops waiting on the 
   const before = h.store.watchListenerCount();
   const pending = injectForwarded(h.server.app, { method: 'GET', url: `/v1/kv/fwd/a?index=${index}&wait=30s`, headers: {}, body: Buffer.alloc(0) }, ac.signal)
     .then(() => 'answered', () => 'aborted');
-  await new Promise((r) => setTimeout(r, 100));
+  for (let i = 0; i < 1000 && h.store.watchListenerCount() === before; i++) await new Promise((r) => setTimeout(r, 5));
   assert.ok(h.store.watchListenerCount() > before, 'the blocking query is waiting');
   ac.abort();
   assert.equal(await pending, 'aborted');
-  await new Promise((r) => setTimeout(r, 50));
+  for (let i = 0; i < 1000 && h.store.watchListenerCount() !== before; i++) await new Promise((r) => setTimeout(r, 5));
   assert.equal(h.store.watchListenerCount(), before, 'no watcher left behind');
 });
