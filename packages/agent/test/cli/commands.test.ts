@@ -415,6 +415,44 @@ describe('services register / deregister', () => {
       Name: 'web', Port: 80, Checks: [{ HTTP: 'http://localhost/health', Interval: '10s' }], Tags: ['extra'],
     });
   });
+  test('from an HCL file: a sidecar with two upstreams blocks, in the API\'s shape', async () => {
+    const f = path.join(tmp, 'web.hcl');
+    fs.writeFileSync(f, `service {
+  name = "web"
+  port = 8080
+  connect {
+    sidecar_service {
+      proxy {
+        upstreams {
+          destination_name = "db"
+          local_bind_port  = 9191
+        }
+        upstreams {
+          destination_name = "cache"
+          local_bind_port  = 9192
+        }
+      }
+    }
+  }
+}
+`);
+    const r = await run(['services', 'register', f]);
+    assert.deepEqual([r.code, r.stdout, r.stderr], [0, 'Registered service: web\n', '']);
+    assert.deepEqual(JSON.parse(fake.requests.at(-1)!.body.toString()), {
+      Name: 'web', Port: 8080,
+      Connect: { SidecarService: { Proxy: { Upstreams: [{ DestinationName: 'db', LocalBindPort: 9191 }, { DestinationName: 'cache', LocalBindPort: 9192 }] } } },
+    });
+    const d = await run(['services', 'deregister', f]);
+    assert.deepEqual([d.code, d.stdout], [0, 'Deregistered service: web\n']);
+  });
+  test('an HCL syntax error names the file, line and column; nothing is registered', async () => {
+    const f = path.join(tmp, 'bad.hcl');
+    fs.writeFileSync(f, 'service {\n  name = "web"\n  port = 80 80\n}\n');
+    const r = await run(['services', 'register', f]);
+    assert.equal(r.code, 1);
+    assert.match(r.stderr, new RegExp(`^Error: config: ${f.replace(/[.]/g, '\\.')}: invalid HCL at line 3, column 13`));
+    assert.equal(fake.requests.length, 0);
+  });
   test('a broken file is reported with its name, nothing is registered', async () => {
     const f = path.join(tmp, 'bad.json');
     fs.writeFileSync(f, JSON.stringify({ service: { name: 'web', prot: 80 } }));
