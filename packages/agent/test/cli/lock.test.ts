@@ -105,8 +105,10 @@ describe('lock (-n 1)', () => {
   test('waits for a holder to release, then runs', async () => {
     fake.sessions.set('other', { Name: 'other', TTL: '', Behavior: 'release' });
     fake.kv.set('wait/.lock', { Key: 'wait/.lock', Value: Buffer.alloc(0), Flags: LOCK_FLAG_VALUE, CreateIndex: 1, ModifyIndex: 1, LockIndex: 1, Session: 'other' });
+    const seen = fake.requests.length;
     const { done } = runLock(['wait', 'echo ran']);
-    await delay(200);
+    // It saw the key held and now waits in a blocking read of it (as Consul's api.Lock does).
+    await until(() => fake.requests.slice(seen).some((r) => r.method === 'GET' && r.path === '/v1/kv/wait/.lock' && Number(r.query.get('index')) > 0), 'a blocking read of the lock key');
     assert.equal(fake.kv.get('wait/.lock')!.Session, 'other');
     fake.invalidateSession('other');
     const r = await done;
