@@ -72,6 +72,13 @@ export function refuseUnenforcedProtection(merged: RawConfig, sources: readonly 
     const where = from && from.name !== 'command line flags' ? `config: ${from.name}: ` : '';
     throw new ConfigError('ERR_CONFIG_UNSUPPORTED', `${where}${rule.path} = ${JSON.stringify(value)}: ${rule.why}`, { field: rule.path, ...(from ? { file: from.name } : {}) });
   }
+  // No HTTPS listener exists yet, so nothing is served unprotected because of these; say that the
+  // settings do nothing rather than let a reader believe the API is behind TLS.
+  const httpsPort = valueAt(merged, 'ports.https');
+  const httpsTls = valueAt(merged, 'tls.https');
+  if ((typeof httpsPort === 'number' && httpsPort > 0) || (typeof httpsTls === 'object' && httpsTls !== null && Object.keys(httpsTls).length > 0)) {
+    warnings.push('Trellis does not serve HTTPS yet: ports.https and tls.https have no effect (the HTTP API is served on ports.http only, without TLS)');
+  }
   if (typeof merged['encrypt'] === 'string' && merged['encrypt'] !== '') {
     for (const key of ['encrypt_verify_incoming', 'encrypt_verify_outgoing']) {
       if (merged[key] === false) {

@@ -83,6 +83,11 @@ describe('values that ask for no protection are accepted', () => {
     const { warnings } = buildRuntimeConfig(['-dev', '-config-file', f], env);
     assert.ok(warnings.some((w) => w.startsWith('encrypt_verify_incoming = false has no effect')), warnings.join('\n'));
   });
+  test('HTTPS settings: accepted with a warning that Trellis serves no HTTPS yet', () => {
+    const f = file('ports {\n  https = 8501\n}\nverify_incoming_https = true\n');
+    const { warnings } = buildRuntimeConfig(['-dev', '-config-file', f], env);
+    assert.ok(warnings.some((w) => w.startsWith('Trellis does not serve HTTPS yet')), warnings.join('\n'));
+  });
   test('TLS verify settings on the server port stay as they were (enforced by server/tls.ts)', () => {
     const f = file('verify_incoming = true\nverify_outgoing = true\nverify_server_hostname = true\nverify_incoming_rpc = true\n');
     const { config } = buildRuntimeConfig(['-dev', '-config-file', f], env);
