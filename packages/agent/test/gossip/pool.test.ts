@@ -80,7 +80,8 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     });
     const ltime = pools[2]!.fireEvent('deploy', new TextEncoder().encode('v2'));
     await until('6 deliveries', () => got.length >= 6, 10_000);
-    await new Promise((r) => setTimeout(r, 500));
+    // Proves a negative (no duplicate delivery): a few more gossip rounds (200 ms) pass first.
+    await new Promise((r) => setTimeout(r, 1000));
     pools.forEach((p, i) => p.off('event', listeners[i]!));
     assert.equal(got.length, 6, 'no duplicates');
     assert.deepEqual(got.map((g) => g.at).sort(), [0, 1, 2, 3, 4, 5]);
@@ -117,7 +118,8 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     } finally {
       await stranger.stop();
     }
-    // Still a healthy member: everyone still sees it alive, and it still sees everyone.
+    // Still a healthy member: everyone still sees it alive, and it still sees everyone. Proves a
+    // negative (the garbage did not get it suspected): several probe rounds pass first.
     await new Promise((r) => setTimeout(r, 1000));
     assert.equal(target.members().filter((m) => m.Status === 1).length, 6);
     for (const p of pools) assert.equal(statusOf(p, 'n1'), 1);
@@ -131,6 +133,7 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     await pools[4]!.stop();
     const others = [0, 1, 2, 3, 5].map((i) => pools[i]!);
     await until('everyone sees n4 left', () => others.every((p) => statusOf(p, 'n4') === 3), 5000);
+    // Proves a negative (a member that left is never probed into failed): probe rounds pass first.
     await new Promise((r) => setTimeout(r, 1500));
     for (const p of others) assert.equal(statusOf(p, 'n4'), 3, 'a member that left is not probed into failed');
     assert.equal(memberEvents.filter((e) => e.member === 'n4' && e.type === 'member-failed').length, 0);
