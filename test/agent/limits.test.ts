@@ -5,7 +5,8 @@
 //   - limits.http_max_conns_per_client caps concurrent connections per client IP: the one over the
 //     limit gets go-connlimit's raw 429 and is closed, other IPs are not affected, and a freed slot
 //     can be used again;
-//   - a client that trickles its request headers is dropped after limits.https_handshake_timeout.
+//   - a client that trickles its request headers is dropped after limits.https_handshake_timeout;
+//   - limits.rpc_max_conns_per_client caps connections per client IP on the server RPC port (closed at once).
 // The agent runs with a limit of 5 and a 1 s header timeout; the limit tests connect from 127.0.0.2
 // and 127.0.0.3 (Linux routes all of 127/8 to loopback) so the helper's own requests from 127.0.0.1
 // are not counted against them.
@@ -19,6 +20,7 @@ import { AgentProcess, printLogsIfFailed, closeIdleSockets, waitFor } from '../s
 
 const KIB = 1024;
 const MAX_CONNS = 5;
+const MAX_RPC_CONNS = 3;
 const HEADER_TIMEOUT_MS = 1000;
 
 let agent: AgentProcess;
@@ -27,7 +29,7 @@ let configDir: string;
 before(async () => {
   configDir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-limits-'));
   const cfg = path.join(configDir, 'limits.json');
-  fs.writeFileSync(cfg, JSON.stringify({ limits: { http_max_conns_per_client: MAX_CONNS, https_handshake_timeout: `${HEADER_TIMEOUT_MS}ms` } }));
+  fs.writeFileSync(cfg, JSON.stringify({ limits: { http_max_conns_per_client: MAX_CONNS, rpc_max_conns_per_client: MAX_RPC_CONNS, https_handshake_timeout: `${HEADER_TIMEOUT_MS}ms` } }));
   agent = await AgentProcess.start({ name: 'limits', mode: 'server', args: ['-config-file', cfg] });
 });
 after(async () => {
@@ -184,5 +186,31 @@ describe('request header timeout (limits.https_handshake_timeout)', () => {
     assert.doesNotMatch(c.received(), /^HTTP\/1\.1 200/, 'its request never ran');
     const ok = await agent.request('GET', '/v1/status/leader');
     assert.equal(ok.status, 200);
+  });
+});
+
+describe('server RPC connections per client IP (limits.rpc_max_conns_per_client)', () => {
+  test(`connection ${MAX_RPC_CONNS + 1} from one IP to the RPC port is closed at once; the others stay open`, async () => {
+    const open: net.Socket[] = [];
+    const closed = new Set<net.Socket>();
+    const dial = () => new Promise<net.Socket>((resolve, reject) => {
+      const s = net.connect({ host: '127.0.0.1', port: agent.ports.server, localAddress: '127.0.0.5' });
+      s.on('error', () => { /* a reset shows as close */ });
+      s.once('close', () => closed.add(s));
+      s.once('connect', () => resolve(s));
+      s.once('error', reject);
+    });
+    try {
+      for (let i = 0; i < MAX_RPC_CONNS; i++) open.push(await dial());
+      const over = await dial();
+      open.push(over);
+      await waitFor('the server closes the connection over the limit', () => closed.has(over), 10_000);
+      // The first ones were accepted and kept (an HTTP/2 client preface would be answered on them).
+      assert.deepEqual(open.slice(0, MAX_RPC_CONNS).map((s) => closed.has(s)), Array(MAX_RPC_CONNS).fill(false));
+      // The server's own RPC keeps working: a write still commits.
+      assert.equal((await agent.request('PUT', '/v1/kv/after-rpc-limit', { body: 'x' })).text, 'true');
+    } finally {
+      for (const s of open) s.destroy();
+    }
   });
 });

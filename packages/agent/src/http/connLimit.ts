@@ -1,4 +1,5 @@
-// Connection limits of the HTTP API, as Consul has them:
+// Connection limits per client IP, as Consul has them (also used by the server RPC port for
+// limits.rpc_max_conns_per_client). On the HTTP API:
 //   - limits.http_max_conns_per_client (default 200): concurrent connections from one client IP.
 //     Consul (hashicorp/go-connlimit, HTTPConnStateFuncWithDefault429Handler) answers a connection
 //     over the limit with a raw "429 Too Many Requests" and closes it before reading a request.
@@ -8,7 +9,7 @@
 // counted and never gets a request through (the request hook checks `isRefused`), even when the
 // client had already sent one before the 429 went out.
 import type { Server } from 'node:http';
-import type { Socket } from 'node:net';
+import type { Server as NetServer, Socket } from 'node:net';
 
 /** go-connlimit's body, word for word: clients and operators search for it. */
 export const TOO_MANY_CONNS_MESSAGE = 'Your IP is issuing too many concurrent connections, please rate limit your calls\n';
@@ -38,15 +39,16 @@ function clientIp(socket: Socket): string | undefined {
 }
 
 /**
- * Counts `server`'s connections per client IP and refuses those beyond `maxPerClient` (0 or less:
- * no limit, as in Consul). Must be installed before the server accepts connections.
+ * Counts `server`'s connections per client IP and hands each one beyond `maxPerClient` (0 or less:
+ * no limit, as in Consul) to `refuse` instead of counting it. Must be installed before the server
+ * accepts connections; listeners added later see refused sockets too and must check `isRefused`.
  */
-export function limitConnsPerClient(server: Server, maxPerClient: number, onRefused?: (ip: string) => void): ConnLimiter {
+export function countConnsPerClient(server: NetServer, maxPerClient: number, refuse: (socket: Socket, ip: string) => void): ConnLimiter {
   const open = new Map<string, number>();
   const refused = new WeakSet<Socket>();
   let refusedTotal = 0;
   if (maxPerClient > 0) {
-    // Prepended: the decision is made before the HTTP parser reads anything from the socket.
+    // Prepended: the decision is made before any other listener (the HTTP parser, gRPC) sees the socket.
     server.prependListener('connection', (socket: Socket) => {
       const ip = clientIp(socket);
       if (ip === undefined) return; // already closed
@@ -54,10 +56,8 @@ export function limitConnsPerClient(server: Server, maxPerClient: number, onRefu
       if (n >= maxPerClient) {
         refused.add(socket);
         refusedTotal++;
-        onRefused?.(ip);
         socket.on('error', () => { /* the client may reset first; nothing to do for a refused socket */ });
-        socket.end(TOO_MANY_CONNS_RESPONSE, () => socket.destroy());
-        setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+        refuse(socket, ip);
         return;
       }
       open.set(ip, n + 1);
@@ -73,6 +73,15 @@ export function limitConnsPerClient(server: Server, maxPerClient: number, onRefu
     open: (ip) => open.get(ip) ?? 0,
     get refusedTotal() { return refusedTotal; },
   };
+}
+
+/** limits.http_max_conns_per_client: a connection over the limit gets go-connlimit's 429 and is closed. */
+export function limitConnsPerClient(server: Server, maxPerClient: number, onRefused?: (ip: string) => void): ConnLimiter {
+  return countConnsPerClient(server, maxPerClient, (socket, ip) => {
+    onRefused?.(ip);
+    socket.end(TOO_MANY_CONNS_RESPONSE, () => socket.destroy());
+    setTimeout(() => socket.destroy(), REFUSED_LINGER_MS).unref();
+  });
 }
 
 /**

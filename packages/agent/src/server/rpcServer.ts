@@ -2,6 +2,8 @@
 // registered on the same grpc.Server, the Raft transport (packages/raft GrpcTransport with `server`).
 // One port, one TLS configuration, one listener: what Consul's port 8300 multiplexes.
 import * as grpc from '@grpc/grpc-js';
+import net from 'node:net';
+import { countConnsPerClient, type ConnLimiter } from '../http/connLimit.ts';
 import type { Logger } from '../logger.ts';
 import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
 import { ERROR_CODE_KEY, toServiceError } from './rpcErrors.ts';
@@ -40,6 +42,9 @@ export interface RpcServerOptions {
   logger: Logger;
   /** Largest snapshot a Restore call may upload. Default 2 GiB. */
   maxRestoreBytes?: number;
+  /** Consul's limits.rpc_max_conns_per_client: concurrent connections from one client IP; beyond
+   *  it a connection is closed at once (0: no limit). Raft and every agent's RPC share the port. */
+  maxConnsPerClient?: number;
 }
 
 export class RpcServer {
@@ -47,6 +52,8 @@ export class RpcServer {
   readonly #o: RpcServerOptions;
   readonly #log: Logger;
   #port: number | undefined;
+  #listener: net.Server | undefined;
+  #limiter: ConnLimiter | undefined;
 
   constructor(o: RpcServerOptions) {
     this.#o = o;
@@ -86,23 +93,50 @@ export class RpcServer {
     return this.#port;
   }
 
+  /**
+   * Listens on our own socket and hands accepted connections to gRPC (its connection injector), so
+   * that connections can be counted per client IP first, which grpc-js's own listener cannot do.
+   */
   async bind(): Promise<number> {
     const creds = this.#o.credentials ?? grpc.ServerCredentials.createInsecure();
-    this.#port = await new Promise<number>((resolve, reject) => {
-      this.grpcServer.bindAsync(this.#o.listen, creds, (err, port) => {
-        if (err) {
-          reject(Object.assign(new Error(`cannot listen on ${this.#o.listen} for server RPC: ${err.message}`), { code: 'ERR_RPC_BIND', cause: err }));
-        } else {
-          resolve(port);
-        }
-      });
+    const injector = this.grpcServer.createConnectionInjector(creds);
+    const listener = net.createServer((socket) => {
+      if (this.#limiter?.isRefused(socket)) return;
+      injector.injectConnection(socket);
     });
+    this.#limiter = countConnsPerClient(listener, this.#o.maxConnsPerClient ?? 0, (socket, ip) => {
+      // Consul's "rejecting RPC conn because rpc_max_conns_per_client exceeded".
+      this.#log.debug({ client: ip, limit: this.#o.maxConnsPerClient }, 'server RPC connection refused: too many concurrent connections from this client IP');
+      socket.destroy();
+    });
+    const { host, port } = splitListen(this.#o.listen);
+    try {
+      await new Promise<void>((resolve, reject) => {
+        listener.once('error', reject);
+        listener.listen({ host, port }, () => {
+          listener.off('error', reject);
+          resolve();
+        });
+      });
+    } catch (err) {
+      injector.destroy();
+      throw Object.assign(new Error(`cannot listen on ${this.#o.listen} for server RPC: ${(err as Error).message}`), { code: 'ERR_RPC_BIND', cause: err });
+    }
+    listener.on('error', (err) => this.#log.warn({ err }, 'server RPC listener error'));
+    this.#listener = listener;
+    this.#port = (listener.address() as net.AddressInfo).port;
     this.#log.info({ address: this.#o.listen, port: this.#port, tls: this.#o.credentials !== undefined }, 'server RPC listening');
     return this.#port;
   }
 
+  /** Connections counted for a client IP (tests, metrics). */
+  openConnections(ip: string): number {
+    return this.#limiter?.open(ip) ?? 0;
+  }
+
   /** Stops accepting calls; gives in-flight calls a moment, then cuts them (peers' Raft streams never end by themselves). */
   async stop(graceMs = 1000): Promise<void> {
+    this.#listener?.close();
     await new Promise<void>((resolve) => {
       const timer = setTimeout(() => {
         this.grpcServer.forceShutdown();
@@ -191,4 +225,11 @@ export class RpcServer {
       this.#o.handlers.restore(Buffer.concat(chunks, bytes), ac.signal).then((res) => finish(null, res), (err: unknown) => finish(err));
     });
   }
+}
+
+/** host and port of a listen address ("10.0.0.1:8300", "[::1]:8300"). */
+function splitListen(listen: string): { host: string; port: number } {
+  const i = listen.lastIndexOf(':');
+  const host = listen.slice(0, i).replace(/^\[(.*)\]$/, '$1');
+  return { host, port: Number(listen.slice(i + 1)) };
 }

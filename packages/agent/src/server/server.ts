@@ -126,6 +126,7 @@ export class Server {
     this.rpc = new RpcServer({
       listen: `${c.bindAddr.includes(':') ? `[${c.bindAddr}]` : c.bindAddr}:${c.ports.server}`,
       credentials: tls?.server, handlers: this.#handlers(), logger: o.logger,
+      maxConnsPerClient: c.limits.rpcMaxConnsPerClient,
     });
     this.rpcClient = new RpcClient({ credentials: tls?.client, logger: o.logger, localAddress: c.bindAddr });
     this.raft = new RaftServer({
