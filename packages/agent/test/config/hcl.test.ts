@@ -3,6 +3,7 @@
 // same input, so they are HCL 1's answers, not ours.
 import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
+import fc from 'fast-check';
 import { parseHcl, HclSyntaxError } from '../../src/config/hcl.ts';
 
 const SAME_AS_HCL1: Array<[string, string, unknown]> = [
@@ -76,4 +77,59 @@ describe('syntax errors name the line and column', () => {
       });
     });
   }
+});
+
+// Property: any document built from HCL's value kinds, printed as HCL in one of its equivalent
+// spellings, parses to the decode shape a simple oracle predicts (objects under a key are [obj],
+// objects inside a list are plain).
+describe('parseHcl against an oracle (fast-check)', () => {
+  type V = string | number | boolean | V[] | { [k: string]: V };
+  const key = fc.stringMatching(/^[a-z_][a-z0-9_-]{0,8}$/).filter((k) => k !== 'true' && k !== 'false');
+  const scalar: fc.Arbitrary<V> = fc.oneof(
+    fc.string({ maxLength: 12 }),
+    fc.integer({ min: -1e12, max: 1e12 }),
+    fc.double({ min: -1e6, max: 1e6, noNaN: true, noDefaultInfinity: true }).filter((x) => !Number.isInteger(x)),
+    fc.boolean(),
+  );
+  const { doc } = fc.letrec<{ doc: { [k: string]: V }; value: V }>((tie) => ({
+    doc: fc.dictionary(key, tie('value'), { maxKeys: 4 }) as fc.Arbitrary<{ [k: string]: V }>,
+    value: fc.oneof({ depthSize: 'small', withCrossShrink: true },
+      scalar,
+      fc.array(fc.oneof(scalar, tie('doc')), { maxLength: 3 }) as fc.Arbitrary<V>,
+      tie('doc')),
+  }));
+
+  const isObj = (v: V): v is { [k: string]: V } => typeof v === 'object' && !Array.isArray(v);
+  function printScalar(v: V): string {
+    if (typeof v === 'string') return JSON.stringify(v).replace(/\$\{/g, '\\u0024{'); // no interpolation
+    if (typeof v === 'number') return Number.isInteger(v) ? String(v) : v.toExponential();
+    return String(v);
+  }
+  function printValue(v: V, style: number): string {
+    if (Array.isArray(v)) return `[${v.map((x) => printValue(x, style)).join(', ')}${style % 2 && v.length > 0 ? ',' : ''}]`;
+    if (isObj(v)) return `{\n${printBody(v, style)}}`;
+    return printScalar(v);
+  }
+  function printBody(o: { [k: string]: V }, style: number): string {
+    return Object.entries(o).map(([k, v]) => {
+      const name = style % 3 === 0 ? JSON.stringify(k) : k;
+      if (isObj(v) && style % 2 === 0) return `${name} {\n${printBody(v, style)}}\n`; // block
+      return `${name} = ${printValue(v, style)}${style % 5 === 0 ? ',' : ''} # c\n`;
+    }).join('');
+  }
+  function expected(v: V, inList: boolean): unknown {
+    if (Array.isArray(v)) return v.map((x) => expected(x, true));
+    if (isObj(v)) {
+      const o = Object.fromEntries(Object.entries(v).map(([k, x]) => [k, expected(x, false)]));
+      return inList ? o : [o];
+    }
+    return v;
+  }
+
+  test('printed documents parse back to the predicted shape', () => {
+    fc.assert(fc.property(doc, fc.integer({ min: 0, max: 29 }), (d, style) => {
+      const want = Object.fromEntries(Object.entries(d).map(([k, x]) => [k, expected(x, false)]));
+      assert.deepEqual(parseHcl(printBody(d, style)), want);
+    }), { numRuns: 300 });
+  });
 });
