@@ -8,6 +8,15 @@ import os from 'node:os';
 import path from 'node:path';
 import { ProcCluster } from '../support/proccluster.ts';
 
+/** Polls `cond` every 50 ms until it holds; fails with `what` after 20 s. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  const end = Date.now() + 20_000;
+  while (!cond()) {
+    assert.ok(Date.now() < end, `timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
 test('kill -9 the leader during writes: no acknowledged write is lost', { timeout: 120_000 }, async () => {
   const dir = mkdtempSync(path.join(os.tmpdir(), 'trellis-raft-proc-'));
   // A low snapshot threshold so snapshots, compaction and restore from snapshot run in this test too.
@@ -31,7 +40,7 @@ test('kill -9 the leader during writes: no acknowledged write is lost', { timeou
       }
     };
     const writers = Array.from({ length: 8 }, (_, w) => writer(w));
-    await new Promise((r) => setTimeout(r, 1500));
+    await until('load acknowledged before the kill', () => acked.size > 50);
     const old = leader;
     const ackedBeforeKill = acked.size;
     await cluster.kill9(old);
@@ -39,7 +48,8 @@ test('kill -9 the leader during writes: no acknowledged write is lost', { timeou
     let newLeader = old;
     while (newLeader === old) newLeader = await cluster.leader(15_000);
     const electionMs = Date.now() - t0;
-    await new Promise((r) => setTimeout(r, 1500));
+    const ackedAtElection = acked.size;
+    await until('writes acknowledged by the new leader', () => acked.size >= ackedAtElection + 20);
     stop = true;
     await Promise.all(writers);
     assert.ok(ackedBeforeKill > 50, `load ran before the kill (${ackedBeforeKill} acked)`);
