@@ -264,7 +264,8 @@ describe('GrpcTransport failures', () => {
     await stopNode(b);
     assert.ok(performance.now() - t0 < 1000, `stop took ${Math.round(performance.now() - t0)} ms`);
     b.t.send([{ type: 'heartbeat', from: 'b', to: 'a', term: 2, commit: 0 }]);
-    await sleep(50);
+    // Proves a negative (nothing is delivered after stop): a generous pause, then still one message.
+    await sleep(200);
     assert.equal(a.inbox.length, 1);
     assert.ok(b.t.stats.droppedNotRunning >= 1);
     await stopNode(a);
@@ -355,7 +356,8 @@ describe('GrpcTransport input validation', () => {
       encodeSnapshotChunk({ message: snapMsg, totalBytes: 10, hasData: true, offset: 0, data: new Uint8Array(11) }),
     ]);
     assert.equal(over?.code, grpc.status.INVALID_ARGUMENT);
-    await sleep(20);
+    // Proves a negative (a refused snapshot is never delivered late): a generous pause first.
+    await sleep(200);
     assert.equal(a.inbox.length, 0);
     assert.equal(a.t.stats.snapshotsRejected, before + 3);
     // The whole thing, for contrast, is delivered (with data: absent stays absent).
@@ -421,7 +423,8 @@ describe('GrpcTransport mutual TLS', () => {
       intruder.t.send([{ type: 'heartbeat', from: intruder.id, to: 'a', term: 99, commit: 0 }]);
       await waitFor(`${intruder.id} refused`, () => intruder.unreachable.includes('a'));
     }
-    await sleep(50);
+    // Proves a negative (nothing from an intruder is delivered late): a generous pause first.
+    await sleep(200);
     assert.equal(a.inbox.length, 1, 'nothing from an intruder was delivered');
     assert.equal(a.t.stats.acceptedStreams, 1, 'only b opened a stream');
     await Promise.all([a, b, r, p].map(stopNode));

@@ -30,6 +30,12 @@ const hb = (from: NodeId, to: NodeId, term = 1, context?: string): Message =>
  *  runs after them, whatever phase the event loop was in. */
 const settle = async () => { await sleep(5); await new Promise<void>((r) => setImmediate(r)); };
 
+/** Polls `cond` every 5 ms until it holds; fails with `what` after 5 s. */
+async function until(what: string, cond: () => boolean): Promise<void> {
+  for (let i = 0; i < 1000 && !cond(); i++) await sleep(5);
+  assert.ok(cond(), `timed out waiting for ${what}`);
+}
+
 describe('MemoryTransport delivery', () => {
   test('delivers every field asynchronously, never inside send()', async () => {
     const net = new MemoryNetwork();
@@ -82,7 +88,7 @@ describe('MemoryTransport delivery', () => {
     net.setDelay(0, 20);
     const { a, b } = await cluster(net, ['a', 'b']);
     for (let i = 0; i < 200; i++) a!.t.send([hb('a', 'b', 1, String(i))]);
-    await sleep(60);
+    await until('all 200 delivered', () => b!.inbox.length === 200);
     assert.deepEqual(b!.inbox.map((m) => m.context), Array.from({ length: 200 }, (_, i) => String(i)));
     net.close();
   });
@@ -91,11 +97,11 @@ describe('MemoryTransport delivery', () => {
     const net = new MemoryNetwork();
     net.setDelay(40, 50);
     const { a, b } = await cluster(net, ['a', 'b']);
+    const sentAt = performance.now();
     a!.t.send([hb('a', 'b')]);
-    await sleep(25);
-    assert.equal(b!.inbox.length, 0);
-    await sleep(50);
-    assert.equal(b!.inbox.length, 1);
+    await until('the delivery', () => b!.inbox.length === 1);
+    // Polling only notices an arrival late, never early: an arrival before 40 ms fails here.
+    assert.ok(performance.now() - sentAt >= 39, `arrived ${(performance.now() - sentAt).toFixed(1)} ms after the send`);
     net.close();
   });
 
@@ -138,9 +144,8 @@ describe('MemoryTransport delivery', () => {
     const { a, b } = await cluster(net, ['a', 'b']);
     a!.t.send([hb('a', 'b')]);
     await b!.t.stop();
-    await sleep(40);
+    await until('the in-flight message is dropped', () => net.stats().droppedDown === 1);
     assert.equal(b!.inbox.length, 0);
-    assert.equal(net.stats().droppedDown, 1);
     net.close();
   });
 
@@ -208,7 +213,7 @@ describe('MemoryNetwork faults', () => {
     const { a, b } = await cluster(net, ['a', 'b']);
     a!.t.send([hb('a', 'b')]);
     net.partition(['a'], ['b']);
-    await sleep(40);
+    await until('the in-flight message is dropped', () => net.stats().droppedPartition === 1);
     assert.equal(b!.inbox.length, 0);
     net.close();
   });
