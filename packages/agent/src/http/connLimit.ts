@@ -86,10 +86,13 @@ export function limitConnsPerClient(server: Server, maxPerClient: number, onRefu
 
 /**
  * Node http.Server options that drop a client whose request headers are not complete within
- * `timeoutMs` (a slowloris that trickles a header line at a time). Node checks for expired
- * connections every connectionsCheckingInterval (30 s by default, which would let such a client
- * stay for up to timeout + 30 s), so the check runs at a quarter of the timeout, at most each second.
+ * `timeoutMs` (a slowloris that trickles a header line at a time); 0 or less: Node's defaults. Node
+ * checks for expired connections every connectionsCheckingInterval (30 s by default, which would let
+ * such a client stay for up to timeout + 30 s), so the check runs at a quarter of the timeout, at
+ * most each second. requestTimeout 0 as fastify sets it anyway (Node refuses a headersTimeout above
+ * its default 300 s requestTimeout at construction).
  */
-export function headerTimeoutOptions(timeoutMs: number): { headersTimeout: number; connectionsCheckingInterval: number } {
-  return { headersTimeout: timeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4))) };
+export function headerTimeoutOptions(timeoutMs: number): { headersTimeout?: number; connectionsCheckingInterval?: number; requestTimeout?: number } {
+  if (!(timeoutMs > 0)) return {};
+  return { headersTimeout: timeoutMs, connectionsCheckingInterval: Math.max(50, Math.min(1000, Math.floor(timeoutMs / 4))), requestTimeout: 0 };
 }
