@@ -42,17 +42,18 @@ function isPlainObject(v: unknown): v is Record<string, unknown> {
 }
 
 function normalizeObject(o: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
+  const entries: Array<[string, unknown]> = [];
   for (const [key, value] of Object.entries(o)) {
     const snake = toSnakeCase(key);
     const apiKey = toApiKey(snake);
     const v = ENTRY_LIST_KEYS.has(snake) ? value : unwrapBlock(value);
-    if (OPAQUE_ENTRY_KEYS.has(snake)) out[apiKey] = foldOnly(v);
+    if (OPAQUE_ENTRY_KEYS.has(snake)) entries.push([apiKey, foldOnly(v)]);
     else if (NAMED_MAP_KEYS.has(snake) && isPlainObject(v)) {
-      out[apiKey] = Object.fromEntries(Object.entries(v).map(([name, item]) => [name, normalizeValue(unwrapBlock(item))]));
-    } else out[apiKey] = normalizeValue(v);
+      entries.push([apiKey, Object.fromEntries(Object.entries(v).map(([name, item]) => [name, normalizeValue(unwrapBlock(item))]))]);
+    } else entries.push([apiKey, normalizeValue(v)]);
   }
-  return out;
+  // fromEntries defines own properties, so even a key "__proto__" stays data.
+  return Object.fromEntries(entries);
 }
 
 /** An HCL block (a one-object list) as the object it stands for. */

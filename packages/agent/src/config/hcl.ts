@@ -320,7 +320,7 @@ class Parser {
         appendBlocks(into, key, value as Obj[], first);
       } else {
         if (blocksAt(into, key)) throw this.error(`${JSON.stringify(key)} is both a block and a value`, first);
-        into[key] = value;
+        setKey(into, key, value);
       }
       return;
     }
@@ -329,7 +329,11 @@ class Parser {
       let body: Obj = this.objectList(true);
       this.advance(); // '}'
       // Labels nest from the inside out: a "b" "c" { … } is a { b { c { … } } }.
-      for (let i = keys.length - 1; i >= 1; i--) body = { [String(keys[i]!.value)]: [body] };
+      for (let i = keys.length - 1; i >= 1; i--) {
+        const outer: Obj = {};
+        setKey(outer, String(keys[i]!.value), [body]);
+        body = outer;
+      }
       appendBlocks(into, key, [body], first);
       return;
     }
@@ -381,6 +385,11 @@ class Parser {
   }
 }
 
+/** Sets an own property, also for the key "__proto__" (which plain assignment would treat as the prototype). */
+function setKey(o: Obj, key: string, value: HclValue): void {
+  Object.defineProperty(o, key, { value, writable: true, enumerable: true, configurable: true });
+}
+
 /** Keys whose value was written as blocks (objects), tracked so that blocks append and values do not. */
 const blockKeys = new WeakMap<Obj, Set<string>>();
 
@@ -389,13 +398,13 @@ function blocksAt(into: Obj, key: string): boolean {
 }
 
 function appendBlocks(into: Obj, key: string, blocks: Obj[], at: Token): void {
-  if (into[key] === undefined) {
-    into[key] = [...blocks];
+  if (!Object.hasOwn(into, key)) {
+    setKey(into, key, [...blocks]);
     let keys = blockKeys.get(into);
     if (!keys) blockKeys.set(into, (keys = new Set()));
     keys.add(key);
   } else if (blocksAt(into, key)) {
-    into[key] = [...(into[key] as Obj[]), ...blocks];
+    setKey(into, key, [...(into[key] as Obj[]), ...blocks]);
   } else {
     throw new HclSyntaxError(`${JSON.stringify(key)} is both a value and a block`, at.line, at.column);
   }

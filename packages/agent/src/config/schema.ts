@@ -577,16 +577,18 @@ export function decodeSource(doc: unknown, file: string, warnings: string[], sch
  * writer meant and what Consul's documentation tells them to write instead.
  */
 function repeatedDefinitionsToLists(doc: Record<string, unknown>): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
   const extra: Record<'services' | 'checks', unknown[]> = { services: [], checks: [] };
+  const kept: Array<[string, unknown]> = [];
   for (const [key, value] of Object.entries(doc)) {
     const canonical = toSnakeCase(key);
     if ((canonical === 'service' || canonical === 'check') && Array.isArray(value) && value.length > 1 && value.every(isPlainObject)) {
       extra[canonical === 'service' ? 'services' : 'checks'].push(...value);
     } else {
-      out[key] = value;
+      kept.push([key, value]);
     }
   }
+  // fromEntries defines own properties: a key "__proto__" stays a key (and is refused as unknown).
+  const out: Record<string, unknown> = Object.fromEntries(kept);
   for (const many of ['services', 'checks'] as const) {
     if (extra[many].length === 0) continue;
     const key = Object.keys(out).find((k) => toSnakeCase(k) === many) ?? many;
@@ -627,7 +629,7 @@ function decodeObjectInto(s: Schema, v: Record<string, unknown>, path: string, c
   for (const [key, value] of Object.entries(v)) {
     const canonical = toSnakeCase(key);
     const childPath = path ? `${path}.${key}` : key;
-    const field = s.fields[canonical];
+    const field = Object.hasOwn(s.fields, canonical) ? s.fields[canonical] : undefined; // not Object.prototype's keys
     if (!field) {
       const hint = suggest(canonical, Object.keys(s.fields));
       throw new ConfigError('ERR_CONFIG_UNKNOWN_KEY',

@@ -453,3 +453,9 @@ config_entries {
     assert.throws(() => parseConfigEntryText('Name = "web"\n', 'x.hcl', 'hcl'), /config: x\.hcl: the config entry has no Kind/);
   });
 });
+
+test('a key named __proto__ in a config file is an unknown key, not a prototype', () => {
+  assert.throws(() => parseConfigText('{"__proto__": {"server": true}}', 'p.json', [], CONFIG_SCHEMA, 'json'),
+    (err: unknown) => err instanceof ConfigError && err.code === 'ERR_CONFIG_UNKNOWN_KEY' && /unknown field "__proto__"/.test(err.message));
+  assert.throws(() => parseConfigText('"__proto__" { server = true }\n', 'p.hcl', [], CONFIG_SCHEMA, 'hcl'), /unknown field "__proto__"/);
+});

@@ -133,3 +133,11 @@ describe('parseHcl against an oracle (fast-check)', () => {
     }), { numRuns: 300 });
   });
 });
+
+test('a key named __proto__ is an ordinary key, as in JSON.parse', () => {
+  const doc = parseHcl('"__proto__" = 1\nx "__proto__" { polluted = true }\n');
+  assert.deepEqual(Object.keys(doc), ['__proto__', 'x']);
+  assert.equal(Object.getPrototypeOf(doc), Object.prototype);
+  assert.equal(({} as Record<string, unknown>)['polluted'], undefined);
+  assert.deepEqual(JSON.parse(JSON.stringify(doc)), JSON.parse('{"__proto__": 1, "x": [{"__proto__": [{"polluted": true}]}]}'));
+});
