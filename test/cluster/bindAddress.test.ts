@@ -103,4 +103,29 @@ describe('agents bound to their own addresses', () => {
       throw err;
     }
   });
+
+  test('bad names through the client agent (forwarded or served locally) get the same 400s as on a server', { timeout: 60_000 }, async () => {
+    try {
+      assert.ok(client && cluster, 'the cluster test ran first');
+      const badUtf8 = Buffer.concat([Buffer.from('{"Name": "s'), Buffer.from([0xff]), Buffer.from('"}')]);
+      const cases: Array<[string, string, string | Buffer, RegExp]> = [
+        // The client adds its node name to a session body before forwarding it: not by re-encoding
+        // broken UTF-8 into U+FFFD.
+        ['PUT', '/v1/session/create', badUtf8, /^Request decode failed: invalid UTF-8 in Name at offset 12/],
+        ['PUT', '/v1/session/create', '{"Name": "s\\u0000"}', /^Invalid session name/],
+        ['PUT', '/v1/agent/check/register', '{"Name": "c\\u0000", "TTL": "10s"}', /^Invalid check name/],
+        ['PUT', '/v1/txn', '[{"KV": {"Verb": "set", "Key": "a\\u0000", "Value": "eA=="}}]', /^Invalid KV key/],
+      ];
+      for (const [method, path, body, want] of cases) {
+        const r = await client.request(method, path, { body });
+        assert.equal(r.status, 400, `${path}: ${r.status} ${r.text}`);
+        assert.match(r.text, want);
+      }
+      const sessions = await cluster.servers[0]!.getJson<unknown[]>('/v1/session/list');
+      assert.equal(sessions.length, 0, 'no session was created');
+    } catch (err) {
+      failed = true;
+      throw err;
+    }
+  });
 });

@@ -9,6 +9,7 @@ import { DEFAULT_LOCK_DELAY_NS, parseGoDuration, validateSessionTtl } from '../.
 import { applyOk } from '../apply.ts';
 import type { RequestContext } from '../context.ts';
 import { decodeBody, parseJsonBody } from '../decode.ts';
+import { invalidUtf8Error } from '../utf8.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { SERF_CHECK_ID } from '../local.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
@@ -50,6 +51,8 @@ const NODE_REGISTRATION_WAIT_MS = 7000;
  */
 export function withDefaultNode(body: Buffer, nodeName: string): Buffer {
   if (body.length === 0) return Buffer.from(JSON.stringify({ Node: nodeName }));
+  // Re-encoding would turn invalid UTF-8 into U+FFFD; as sent, the server refuses it naming the field.
+  if (invalidUtf8Error(body) !== null) return body;
   let parsed: unknown;
   try {
     parsed = JSON.parse(body.toString('utf8'));
