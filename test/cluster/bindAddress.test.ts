@@ -107,6 +107,7 @@ describe('agents bound to their own addresses', () => {
   test('bad names through the client agent (forwarded or served locally) get the same 400s as on a server', { timeout: 60_000 }, async () => {
     try {
       assert.ok(client && cluster, 'the cluster test ran first');
+      const viaClient: AgentProcess = client;
       const badUtf8 = Buffer.concat([Buffer.from('{"Name": "s'), Buffer.from([0xff]), Buffer.from('"}')]);
       const cases: Array<[string, string, string | Buffer, RegExp]> = [
         // The client adds its node name to a session body before forwarding it: not by re-encoding
@@ -117,7 +118,7 @@ describe('agents bound to their own addresses', () => {
         ['PUT', '/v1/txn', '[{"KV": {"Verb": "set", "Key": "a\\u0000", "Value": "eA=="}}]', /^Invalid KV key/],
       ];
       for (const [method, path, body, want] of cases) {
-        const r = await client.request(method, path, { body });
+        const r = await viaClient.request(method, path, { body });
         assert.equal(r.status, 400, `${path}: ${r.status} ${r.text}`);
         assert.match(r.text, want);
       }
