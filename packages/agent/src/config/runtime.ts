@@ -211,31 +211,69 @@ export interface RuntimeConfig {
 /** Consul's defaults (agent/config/default.go and consul.DefaultConfig), in config-file shape. */
 const DEFAULT_SOURCE: RawConfig = {
   ae_interval: 60_000,
-  acl: { default_policy: 'allow', down_policy: 'extend-cache', policy_ttl: 30_000, token_ttl: 30_000, role_ttl: 30_000 },
-  autopilot: { cleanup_dead_servers: true, last_contact_threshold: 200, max_trailing_logs: 250, server_stabilization_time: 10_000 },
+  acl: {
+    enabled: false, default_policy: 'allow', down_policy: 'extend-cache', policy_ttl: 30_000, token_ttl: 30_000, role_ttl: 30_000,
+    enable_token_persistence: false, enable_token_replication: false, enable_key_list_policy: false,
+    tokens: { initial_management: '', agent: '', agent_recovery: '', default: '', replication: '', config_file_service_registration: '', dns: '' },
+  },
+  advertise_addr: '',
+  advertise_addr_wan: '',
+  alt_domain: '',
+  autopilot: { cleanup_dead_servers: true, last_contact_threshold: 200, max_trailing_logs: 250, min_quorum: 0, server_stabilization_time: 10_000 },
   bind_addr: '0.0.0.0',
   bootstrap: false,
   bootstrap_expect: 0,
   check_update_interval: 5 * 60_000,
+  checks: [],
   client_addr: '127.0.0.1',
+  config_entries: { bootstrap: [] },
+  connect: { enabled: false, ca_provider: '', ca_config: {}, enable_mesh_gateway_wan_federation: false },
+  data_dir: '',
   datacenter: 'dc1',
   default_query_time: 300_000,
   domain: 'consul.',
+  enable_script_checks: false,
+  encrypt: '',
   encrypt_verify_incoming: true,
   encrypt_verify_outgoing: true,
+  http_config: { response_headers: {}, block_endpoints: [], allow_write_http_from: [], max_header_bytes: 0, use_cache: true },
+  log_json: false,
   log_level: 'INFO',
   max_query_time: 600_000,
+  node_id: '',
+  node_meta: {},
+  node_name: '',
+  pid_file: '',
+  primary_datacenter: '',
+  recursors: [],
+  rejoin_after_leave: false,
   retry_interval: 30_000,
   retry_interval_wan: 30_000,
+  retry_join: [],
+  retry_join_wan: [],
+  retry_max: 0,
+  retry_max_wan: 0,
   reconnect_timeout: 72 * 3600_000,
   reconnect_timeout_wan: 72 * 3600_000,
   server: false,
+  services: [],
   session_ttl_min: 10_000,
+  start_join: [],
+  start_join_wan: [],
+  tls: {
+    defaults: {
+      ca_file: '', ca_path: '', cert_file: '', key_file: '', tls_min_version: 'TLSv1_2', tls_cipher_suites: '',
+      verify_incoming: false, verify_outgoing: false, verify_server_hostname: false,
+    },
+    grpc: { use_auto_cert: false },
+  },
+  ui_config: { enabled: false, dir: '', content_path: '/ui/', metrics_provider: '', dashboard_url_templates: {} },
   gossip_lan: { gossip_interval: 200, gossip_nodes: 3, retransmit_mult: 4, probe_interval: 1000, probe_timeout: 500, suspicion_mult: 4 },
   gossip_wan: { gossip_interval: 500, gossip_nodes: 4, retransmit_mult: 4, probe_interval: 5000, probe_timeout: 3000, suspicion_mult: 6 },
   dns_config: {
     allow_stale: true, a_record_limit: 0, udp_answer_limit: 3, max_stale: 87600 * 3600_000, recursor_timeout: 2000,
-    recursor_strategy: 'sequential', cache_max_age: 0,
+    recursor_strategy: 'sequential', cache_max_age: 0, node_ttl: 0, service_ttl: {}, enable_truncate: false, only_passing: false,
+    disable_compression: false, use_cache: false,
     soa: { refresh: 3600, retry: 600, expire: 86400, min_ttl: 0 },
   },
   limits: {
@@ -251,7 +289,7 @@ const DEFAULT_SOURCE: RawConfig = {
   raft_snapshot_threshold: 16384,
   raft_snapshot_interval: 30_000,
   raft_trailing_logs: 10240,
-  telemetry: { metrics_prefix: 'consul', filter_default: true, prefix_filter: [] },
+  telemetry: { metrics_prefix: 'consul', disable_hostname: false, filter_default: true, prefix_filter: [], prometheus_retention_time: 0 },
 };
 
 /** What -dev changes (Consul's DevSource), plus Trellis' single-server bootstrap. */
@@ -335,17 +373,27 @@ export function buildRuntimeConfig(argv: readonly string[], env: ConfigEnv = {})
 
 // --- assembly: merged raw config → RuntimeConfig -------------------------------------------------
 
-type Getter = <T>(path: string, fallback: T) => T;
-
-function getter(raw: RawConfig): Getter {
-  return <T>(path: string, fallback: T): T => {
+/**
+ * Reads the merged config, which always holds DEFAULT_SOURCE: every key read with `get` has its
+ * default there (one source of defaults); a key without one is a programming error, caught by the
+ * unit test that builds the defaults. `optional` is for the few keys whose absence means "derive
+ * it" (an addresses.* entry, a TLS block inheriting tls.defaults, leave_on_terminate by role).
+ */
+function readers(raw: RawConfig): { get: <T>(path: string) => T; optional: <T>(path: string) => T | undefined } {
+  const optional = <T>(path: string): T | undefined => {
     let o: unknown = raw;
     for (const p of path.split('.')) {
-      if (typeof o !== 'object' || o === null) return fallback;
+      if (typeof o !== 'object' || o === null) return undefined;
       o = (o as RawConfig)[p];
     }
-    return o === undefined ? fallback : (o as T);
+    return o as T | undefined;
   };
+  const get = <T>(path: string): T => {
+    const v = optional<T>(path);
+    if (v === undefined) throw new Error(`config: "${path}" has no default in DEFAULT_SOURCE`);
+    return v;
+  };
+  return { get, optional };
 }
 
 function invalid(field: string, message: string): ConfigError {
@@ -357,15 +405,15 @@ function dataDirRequired(): ConfigError {
 }
 
 function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[]; detectAdvertise: boolean }, env: ConfigEnv, warnings: string[]): RuntimeConfig {
-  const get = getter(raw);
+  const { get, optional } = readers(raw);
   const devMode = meta.devMode;
-  const serverMode = get('server', false);
-  const datacenter = get('datacenter', 'dc1').toLowerCase();
-  const primaryDatacenter = get('primary_datacenter', '').toLowerCase() || datacenter;
+  const serverMode = get<boolean>('server');
+  const datacenter = get<string>('datacenter').toLowerCase();
+  const primaryDatacenter = get<string>('primary_datacenter').toLowerCase() || datacenter;
 
   // Consul: 0 disables a listener, like -1. Other values pass through for validateConfig to judge.
   const port = (key: string): number => {
-    const v = get<number>(`ports.${key}`, -1);
+    const v = get<number>(`ports.${key}`);
     return v === 0 ? -1 : v;
   };
   const ports: RuntimePorts = {
@@ -376,9 +424,9 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
   };
 
   // Addresses. go-sockaddr templates ("{{ GetPrivateIP }}") are Consul's; we refuse them clearly.
-  const bindAddr = singleIp('bind_addr', get('bind_addr', '0.0.0.0'));
-  const advertiseRaw = get('advertise_addr', '');
-  const advertiseWanRaw = get('advertise_addr_wan', '');
+  const bindAddr = singleIp('bind_addr', get<string>('bind_addr'));
+  const advertiseRaw = get<string>('advertise_addr');
+  const advertiseWanRaw = get<string>('advertise_addr_wan');
   if (advertiseRaw !== '' && isAnyAddr(advertiseRaw)) throw invalid('advertise_addr', `advertise_addr cannot be ${advertiseRaw}: Advertise address cannot be 0.0.0.0, :: or [::]; give an address other agents can reach`);
   if (advertiseWanRaw !== '' && isAnyAddr(advertiseWanRaw)) throw invalid('advertise_addr_wan', `advertise_addr_wan cannot be ${advertiseWanRaw}: Advertise WAN address cannot be 0.0.0.0, :: or [::]`);
   let advertiseAddrLan = advertiseRaw ? singleIp('advertise_addr', advertiseRaw) : bindAddr;
@@ -388,22 +436,22 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
   taggedAddresses[net.isIPv6(advertiseAddrLan) ? 'lan_ipv6' : 'lan_ipv4'] = advertiseAddrLan;
   taggedAddresses[net.isIPv6(advertiseAddrWan) ? 'wan_ipv6' : 'wan_ipv4'] = advertiseAddrWan;
 
-  const clientAddrs = ipList('client_addr', get('client_addr', ''));
+  const clientAddrs = ipList('client_addr', get<string>('client_addr'));
   if (clientAddrs.length === 0) warnings.push('client_addr is empty, client services (DNS, HTTP, HTTPS, gRPC) will not be listening for connections');
   const listenAddrs = (key: string, p: number): string[] => {
     if (p <= 0) return [];
-    const own = get(`addresses.${key}`, '');
+    const own = optional<string>(`addresses.${key}`) ?? '';  // unset: the client addresses
     return own ? ipList(`addresses.${key}`, own) : clientAddrs;
   };
 
-  const logLevel = normalizeLogLevel(get('log_level', 'INFO'));
-  const nodeName = (get('node_name', '') || (env.hostname ?? os.hostname)()).trim();
-  let domain = get('domain', 'consul.').trim().toLowerCase();
+  const logLevel = normalizeLogLevel(get<string>('log_level'));
+  const nodeName = (get<string>('node_name') || (env.hostname ?? os.hostname)()).trim();
+  let domain = get<string>('domain').trim().toLowerCase();
   if (domain !== '' && !domain.endsWith('.')) domain += '.';
-  let altDomain = get('alt_domain', '').trim().toLowerCase();
+  let altDomain = get<string>('alt_domain').trim().toLowerCase();
   if (altDomain !== '' && !altDomain.endsWith('.')) altDomain += '.';
 
-  const raftMultiplier = get<number>('performance.raft_multiplier', 5);
+  const raftMultiplier = get<number>('performance.raft_multiplier');
   const timing = devMode ? RAFT_TIMING_DEV : {
     electionTimeoutMs: RAFT_TIMING.electionTimeoutMs * raftMultiplier,
     heartbeatTimeoutMs: RAFT_TIMING.heartbeatTimeoutMs * raftMultiplier,
@@ -411,28 +459,39 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
   };
 
   const gossip = (pool: 'gossip_lan' | 'gossip_wan'): GossipConfig => ({
-    gossipNodes: get(`${pool}.gossip_nodes`, 3),
-    gossipIntervalMs: get(`${pool}.gossip_interval`, 200),
-    probeIntervalMs: get(`${pool}.probe_interval`, 1000),
-    probeTimeoutMs: get(`${pool}.probe_timeout`, 500),
-    suspicionMult: get(`${pool}.suspicion_mult`, 4),
-    retransmitMult: get(`${pool}.retransmit_mult`, 4),
+    gossipNodes: get<number>(`${pool}.gossip_nodes`),
+    gossipIntervalMs: get<number>(`${pool}.gossip_interval`),
+    probeIntervalMs: get<number>(`${pool}.probe_interval`),
+    probeTimeoutMs: get<number>(`${pool}.probe_timeout`),
+    suspicionMult: get<number>(`${pool}.suspicion_mult`),
+    retransmitMult: get<number>(`${pool}.retransmit_mult`),
   });
 
-  const tlsBlock = (prefix: string, base?: TlsSettings): TlsSettings => ({
-    caFile: get(`${prefix}.ca_file`, base?.caFile ?? ''),
-    caPath: get(`${prefix}.ca_path`, base?.caPath ?? ''),
-    certFile: get(`${prefix}.cert_file`, base?.certFile ?? ''),
-    keyFile: get(`${prefix}.key_file`, base?.keyFile ?? ''),
-    tlsMinVersion: get(`${prefix}.tls_min_version`, base?.tlsMinVersion ?? 'TLSv1_2'),
-    tlsCipherSuites: get(`${prefix}.tls_cipher_suites`, base?.tlsCipherSuites ?? ''),
-    verifyIncoming: get(`${prefix}.verify_incoming`, base?.verifyIncoming ?? false),
-    verifyOutgoing: get(`${prefix}.verify_outgoing`, base?.verifyOutgoing ?? false),
+  // tls.defaults comes from DEFAULT_SOURCE; each other block (internal_rpc, https, grpc) inherits
+  // what it does not set from tls.defaults, as in Consul.
+  const tlsDefaults: TlsSettings = {
+    caFile: get<string>('tls.defaults.ca_file'),
+    caPath: get<string>('tls.defaults.ca_path'),
+    certFile: get<string>('tls.defaults.cert_file'),
+    keyFile: get<string>('tls.defaults.key_file'),
+    tlsMinVersion: get<string>('tls.defaults.tls_min_version'),
+    tlsCipherSuites: get<string>('tls.defaults.tls_cipher_suites'),
+    verifyIncoming: get<boolean>('tls.defaults.verify_incoming'),
+    verifyOutgoing: get<boolean>('tls.defaults.verify_outgoing'),
+  };
+  const tlsBlock = (prefix: string): TlsSettings => ({
+    caFile: optional<string>(`${prefix}.ca_file`) ?? tlsDefaults.caFile,
+    caPath: optional<string>(`${prefix}.ca_path`) ?? tlsDefaults.caPath,
+    certFile: optional<string>(`${prefix}.cert_file`) ?? tlsDefaults.certFile,
+    keyFile: optional<string>(`${prefix}.key_file`) ?? tlsDefaults.keyFile,
+    tlsMinVersion: optional<string>(`${prefix}.tls_min_version`) ?? tlsDefaults.tlsMinVersion,
+    tlsCipherSuites: optional<string>(`${prefix}.tls_cipher_suites`) ?? tlsDefaults.tlsCipherSuites,
+    verifyIncoming: optional<boolean>(`${prefix}.verify_incoming`) ?? tlsDefaults.verifyIncoming,
+    verifyOutgoing: optional<boolean>(`${prefix}.verify_outgoing`) ?? tlsDefaults.verifyOutgoing,
   });
-  const tlsDefaults = tlsBlock('tls.defaults');
 
-  let bootstrap = get('bootstrap', false);
-  let bootstrapExpect = get('bootstrap_expect', 0);
+  let bootstrap = get<boolean>('bootstrap');
+  let bootstrapExpect = get<number>('bootstrap_expect');
   if (bootstrapExpect === 1) {
     // Consul: bootstrap_expect = 1 is bootstrap mode.
     bootstrap = true;
@@ -440,10 +499,10 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     warnings.push('bootstrap_expect = 1: this is the same as bootstrap mode');
   }
 
-  const raftProtocol = get('raft_protocol', 3);
+  const raftProtocol = get<number>('raft_protocol');
   if (raftProtocol !== 3) throw invalid('raft_protocol', `raft_protocol version ${raftProtocol} is not supported: only 3 is`);
-  const rpcRate = get('limits.rpc_rate', -1);
-  const enableScriptChecks = get('enable_script_checks', false);
+  const rpcRate = get<number>('limits.rpc_rate');
+  const enableScriptChecks = get<boolean>('enable_script_checks');
 
   return {
     version: TRELLIS_VERSION,
@@ -452,14 +511,14 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     bootstrap,
     bootstrapExpect,
     nodeName,
-    nodeId: get('node_id', '').trim().toLowerCase(),
-    nodeMeta: get('node_meta', {}),
+    nodeId: get<string>('node_id').trim().toLowerCase(),
+    nodeMeta: get<Record<string, string>>('node_meta'),
     datacenter,
     primaryDatacenter,
     domain,
     altDomain,
-    dataDir: get('data_dir', ''),
-    pidFile: get('pid_file', ''),
+    dataDir: get<string>('data_dir'),
+    pidFile: get<string>('pid_file'),
 
     bindAddr,
     advertiseAddrLan,
@@ -472,25 +531,25 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     grpcAddrs: listenAddrs('grpc', ports.grpc),
     ports,
 
-    startJoinLan: get('start_join', []),
-    startJoinWan: get('start_join_wan', []),
-    retryJoinLan: get('retry_join', []),
-    retryJoinWan: get('retry_join_wan', []),
-    retryIntervalLanMs: get('retry_interval', 30_000),
-    retryIntervalWanMs: get('retry_interval_wan', 30_000),
-    retryMaxAttemptsLan: get('retry_max', 0),
-    retryMaxAttemptsWan: get('retry_max_wan', 0),
-    rejoinAfterLeave: get('rejoin_after_leave', false),
+    startJoinLan: get<string[]>('start_join'),
+    startJoinWan: get<string[]>('start_join_wan'),
+    retryJoinLan: get<string[]>('retry_join'),
+    retryJoinWan: get<string[]>('retry_join_wan'),
+    retryIntervalLanMs: get<number>('retry_interval'),
+    retryIntervalWanMs: get<number>('retry_interval_wan'),
+    retryMaxAttemptsLan: get<number>('retry_max'),
+    retryMaxAttemptsWan: get<number>('retry_max_wan'),
+    rejoinAfterLeave: get<boolean>('rejoin_after_leave'),
     // Consul: clients leave on SIGTERM and servers do not; servers skip leave on SIGINT.
-    leaveOnTerminate: get('leave_on_terminate', !serverMode),
-    skipLeaveOnInterrupt: get('skip_leave_on_interrupt', serverMode),
-    reconnectTimeoutLanMs: get('reconnect_timeout', 72 * 3600_000),
-    reconnectTimeoutWanMs: get('reconnect_timeout_wan', 72 * 3600_000),
-    aeIntervalMs: get('ae_interval', 60_000),
+    leaveOnTerminate: optional<boolean>('leave_on_terminate') ?? !serverMode,
+    skipLeaveOnInterrupt: optional<boolean>('skip_leave_on_interrupt') ?? serverMode,
+    reconnectTimeoutLanMs: get<number>('reconnect_timeout'),
+    reconnectTimeoutWanMs: get<number>('reconnect_timeout_wan'),
+    aeIntervalMs: get<number>('ae_interval'),
 
-    encryptKey: get('encrypt', ''),
-    encryptVerifyIncoming: get('encrypt_verify_incoming', true),
-    encryptVerifyOutgoing: get('encrypt_verify_outgoing', true),
+    encryptKey: get<string>('encrypt'),
+    encryptVerifyIncoming: get<boolean>('encrypt_verify_incoming'),
+    encryptVerifyOutgoing: get<boolean>('encrypt_verify_outgoing'),
     gossipLan: gossip('gossip_lan'),
     gossipWan: gossip('gossip_wan'),
 
@@ -498,124 +557,124 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     raftElectionTimeoutMs: timing.electionTimeoutMs,
     raftHeartbeatTimeoutMs: timing.heartbeatTimeoutMs,
     raftLeaderLeaseTimeoutMs: timing.leaderLeaseTimeoutMs,
-    raftSnapshotThreshold: get('raft_snapshot_threshold', 16384),
-    raftSnapshotIntervalMs: get('raft_snapshot_interval', 30_000),
-    raftTrailingLogs: get('raft_trailing_logs', 10240),
-    sessionTtlMinMs: get('session_ttl_min', 10_000),
-    leaveDrainTimeMs: get('performance.leave_drain_time', 5000),
-    rpcHoldTimeoutMs: get('performance.rpc_hold_timeout', 7000),
+    raftSnapshotThreshold: get<number>('raft_snapshot_threshold'),
+    raftSnapshotIntervalMs: get<number>('raft_snapshot_interval'),
+    raftTrailingLogs: get<number>('raft_trailing_logs'),
+    sessionTtlMinMs: get<number>('session_ttl_min'),
+    leaveDrainTimeMs: get<number>('performance.leave_drain_time'),
+    rpcHoldTimeoutMs: get<number>('performance.rpc_hold_timeout'),
     autopilot: {
-      cleanupDeadServers: get('autopilot.cleanup_dead_servers', true),
-      lastContactThresholdMs: get('autopilot.last_contact_threshold', 200),
-      maxTrailingLogs: get('autopilot.max_trailing_logs', 250),
-      minQuorum: get('autopilot.min_quorum', 0),
-      serverStabilizationTimeMs: get('autopilot.server_stabilization_time', 10_000),
+      cleanupDeadServers: get<boolean>('autopilot.cleanup_dead_servers'),
+      lastContactThresholdMs: get<number>('autopilot.last_contact_threshold'),
+      maxTrailingLogs: get<number>('autopilot.max_trailing_logs'),
+      minQuorum: get<number>('autopilot.min_quorum'),
+      serverStabilizationTimeMs: get<number>('autopilot.server_stabilization_time'),
     },
 
     logLevel,
-    logJson: get('log_json', false),
+    logJson: get<boolean>('log_json'),
 
     ui: {
-      enabled: get('ui_config.enabled', false),
-      dir: get('ui_config.dir', ''),
-      contentPath: normalizeContentPath(get('ui_config.content_path', '/ui/')),
-      metricsProvider: get('ui_config.metrics_provider', ''),
-      dashboardUrlTemplates: get('ui_config.dashboard_url_templates', {}),
+      enabled: get<boolean>('ui_config.enabled'),
+      dir: get<string>('ui_config.dir'),
+      contentPath: normalizeContentPath(get<string>('ui_config.content_path')),
+      metricsProvider: get<string>('ui_config.metrics_provider'),
+      dashboardUrlTemplates: get<Record<string, string>>('ui_config.dashboard_url_templates'),
     },
     http: {
-      responseHeaders: get('http_config.response_headers', {}),
-      blockEndpoints: get('http_config.block_endpoints', []),
-      allowWriteHttpFrom: get('http_config.allow_write_http_from', []),
-      maxHeaderBytes: get('http_config.max_header_bytes', 0),
-      useCache: get('http_config.use_cache', true),
+      responseHeaders: get<Record<string, string>>('http_config.response_headers'),
+      blockEndpoints: get<string[]>('http_config.block_endpoints'),
+      allowWriteHttpFrom: get<string[]>('http_config.allow_write_http_from'),
+      maxHeaderBytes: get<number>('http_config.max_header_bytes'),
+      useCache: get<boolean>('http_config.use_cache'),
     },
     limits: {
-      httpMaxConnsPerClient: get('limits.http_max_conns_per_client', 200),
-      httpsHandshakeTimeoutMs: get('limits.https_handshake_timeout', 5000),
-      rpcHandshakeTimeoutMs: get('limits.rpc_handshake_timeout', 5000),
+      httpMaxConnsPerClient: get<number>('limits.http_max_conns_per_client'),
+      httpsHandshakeTimeoutMs: get<number>('limits.https_handshake_timeout'),
+      rpcHandshakeTimeoutMs: get<number>('limits.rpc_handshake_timeout'),
       rpcRate: rpcRate < 0 ? Infinity : rpcRate,
-      rpcMaxBurst: get('limits.rpc_max_burst', 1000),
-      rpcMaxConnsPerClient: get('limits.rpc_max_conns_per_client', 100),
-      kvMaxValueSizeBytes: get('limits.kv_max_value_size', 512 * 1024),
-      txnMaxReqLenBytes: get('limits.txn_max_req_len', 512 * 1024),
+      rpcMaxBurst: get<number>('limits.rpc_max_burst'),
+      rpcMaxConnsPerClient: get<number>('limits.rpc_max_conns_per_client'),
+      kvMaxValueSizeBytes: get<number>('limits.kv_max_value_size'),
+      txnMaxReqLenBytes: get<number>('limits.txn_max_req_len'),
     },
-    defaultQueryTimeMs: get('default_query_time', 300_000),
-    maxQueryTimeMs: get('max_query_time', 600_000),
-    checkUpdateIntervalMs: get('check_update_interval', 5 * 60_000),
+    defaultQueryTimeMs: get<number>('default_query_time'),
+    maxQueryTimeMs: get<number>('max_query_time'),
+    checkUpdateIntervalMs: get<number>('check_update_interval'),
 
     dns: {
-      allowStale: get('dns_config.allow_stale', true),
-      maxStaleMs: get('dns_config.max_stale', 87600 * 3600_000),
-      nodeTtlMs: get('dns_config.node_ttl', 0),
-      serviceTtlMs: get('dns_config.service_ttl', {}),
-      udpAnswerLimit: get('dns_config.udp_answer_limit', 3),
-      aRecordLimit: get('dns_config.a_record_limit', 0),
-      enableTruncate: get('dns_config.enable_truncate', false),
-      onlyPassing: get('dns_config.only_passing', false),
-      disableCompression: get('dns_config.disable_compression', false),
-      recursors: get('recursors', []),
-      recursorStrategy: get('dns_config.recursor_strategy', 'sequential') as 'sequential' | 'random',
-      recursorTimeoutMs: get('dns_config.recursor_timeout', 2000),
-      useCache: get('dns_config.use_cache', false),
-      cacheMaxAgeMs: get('dns_config.cache_max_age', 0),
+      allowStale: get<boolean>('dns_config.allow_stale'),
+      maxStaleMs: get<number>('dns_config.max_stale'),
+      nodeTtlMs: get<number>('dns_config.node_ttl'),
+      serviceTtlMs: get<Record<string, number>>('dns_config.service_ttl'),
+      udpAnswerLimit: get<number>('dns_config.udp_answer_limit'),
+      aRecordLimit: get<number>('dns_config.a_record_limit'),
+      enableTruncate: get<boolean>('dns_config.enable_truncate'),
+      onlyPassing: get<boolean>('dns_config.only_passing'),
+      disableCompression: get<boolean>('dns_config.disable_compression'),
+      recursors: get<string[]>('recursors'),
+      recursorStrategy: get<string>('dns_config.recursor_strategy') as 'sequential' | 'random',
+      recursorTimeoutMs: get<number>('dns_config.recursor_timeout'),
+      useCache: get<boolean>('dns_config.use_cache'),
+      cacheMaxAgeMs: get<number>('dns_config.cache_max_age'),
       soa: {
-        refresh: get('dns_config.soa.refresh', 3600),
-        retry: get('dns_config.soa.retry', 600),
-        expire: get('dns_config.soa.expire', 86400),
-        minTtl: get('dns_config.soa.min_ttl', 0),
+        refresh: get<number>('dns_config.soa.refresh'),
+        retry: get<number>('dns_config.soa.retry'),
+        expire: get<number>('dns_config.soa.expire'),
+        minTtl: get<number>('dns_config.soa.min_ttl'),
       },
     },
 
     acl: {
-      enabled: get('acl.enabled', false),
-      defaultPolicy: get('acl.default_policy', 'allow') as 'allow' | 'deny',
-      downPolicy: get('acl.down_policy', 'extend-cache') as RuntimeConfig['acl']['downPolicy'],
-      policyTtlMs: get('acl.policy_ttl', 30_000),
-      tokenTtlMs: get('acl.token_ttl', 30_000),
-      roleTtlMs: get('acl.role_ttl', 30_000),
-      enableTokenPersistence: get('acl.enable_token_persistence', false),
-      enableTokenReplication: get('acl.enable_token_replication', false),
-      enableKeyListPolicy: get('acl.enable_key_list_policy', false),
+      enabled: get<boolean>('acl.enabled'),
+      defaultPolicy: get<string>('acl.default_policy') as 'allow' | 'deny',
+      downPolicy: get<string>('acl.down_policy') as RuntimeConfig['acl']['downPolicy'],
+      policyTtlMs: get<number>('acl.policy_ttl'),
+      tokenTtlMs: get<number>('acl.token_ttl'),
+      roleTtlMs: get<number>('acl.role_ttl'),
+      enableTokenPersistence: get<boolean>('acl.enable_token_persistence'),
+      enableTokenReplication: get<boolean>('acl.enable_token_replication'),
+      enableKeyListPolicy: get<boolean>('acl.enable_key_list_policy'),
       tokens: {
-        initialManagement: get('acl.tokens.initial_management', ''),
-        agent: get('acl.tokens.agent', ''),
-        agentRecovery: get('acl.tokens.agent_recovery', ''),
-        default: get('acl.tokens.default', ''),
-        replication: get('acl.tokens.replication', ''),
-        configFileServiceRegistration: get('acl.tokens.config_file_service_registration', ''),
-        dns: get('acl.tokens.dns', ''),
+        initialManagement: get<string>('acl.tokens.initial_management'),
+        agent: get<string>('acl.tokens.agent'),
+        agentRecovery: get<string>('acl.tokens.agent_recovery'),
+        default: get<string>('acl.tokens.default'),
+        replication: get<string>('acl.tokens.replication'),
+        configFileServiceRegistration: get<string>('acl.tokens.config_file_service_registration'),
+        dns: get<string>('acl.tokens.dns'),
       },
     },
 
     connect: {
-      enabled: get('connect.enabled', false),
-      caProvider: get('connect.ca_provider', ''),
-      caConfig: get('connect.ca_config', {}),
-      enableMeshGatewayWanFederation: get('connect.enable_mesh_gateway_wan_federation', false),
+      enabled: get<boolean>('connect.enabled'),
+      caProvider: get<string>('connect.ca_provider'),
+      caConfig: get<Record<string, unknown>>('connect.ca_config'),
+      enableMeshGatewayWanFederation: get<boolean>('connect.enable_mesh_gateway_wan_federation'),
     },
-    configEntriesBootstrap: get('config_entries.bootstrap', []),
+    configEntriesBootstrap: get<unknown[]>('config_entries.bootstrap'),
 
     telemetry: {
-      metricsPrefix: get('telemetry.metrics_prefix', 'consul'),
-      disableHostname: get('telemetry.disable_hostname', false),
-      filterDefault: get('telemetry.filter_default', true),
-      prefixFilter: get('telemetry.prefix_filter', []),
-      prometheusRetentionTimeMs: get('telemetry.prometheus_retention_time', 0),
+      metricsPrefix: get<string>('telemetry.metrics_prefix'),
+      disableHostname: get<boolean>('telemetry.disable_hostname'),
+      filterDefault: get<boolean>('telemetry.filter_default'),
+      prefixFilter: get<string[]>('telemetry.prefix_filter'),
+      prometheusRetentionTimeMs: get<number>('telemetry.prometheus_retention_time'),
     },
 
     tls: {
       defaults: tlsDefaults,
       // A verify_server_hostname written in tls.defaults (Consul's documentation has had it there) is
       // honoured rather than dropped: it can only make the server port stricter.
-      internalRpc: { ...tlsBlock('tls.internal_rpc', tlsDefaults), verifyServerHostname: get('tls.internal_rpc.verify_server_hostname', get('tls.defaults.verify_server_hostname', false)) },
-      https: tlsBlock('tls.https', tlsDefaults),
-      grpc: { ...tlsBlock('tls.grpc', tlsDefaults), useAutoCert: get('tls.grpc.use_auto_cert', false) },
+      internalRpc: { ...tlsBlock('tls.internal_rpc'), verifyServerHostname: optional<boolean>('tls.internal_rpc.verify_server_hostname') ?? get<boolean>('tls.defaults.verify_server_hostname') },
+      https: tlsBlock('tls.https'),
+      grpc: { ...tlsBlock('tls.grpc'), useAutoCert: get<boolean>('tls.grpc.use_auto_cert') },
     },
 
     enableScriptChecks,
-    enableLocalScriptChecks: get('enable_local_script_checks', enableScriptChecks),
-    services: (get('services', []) as RawConfig[]).map((s, i) => toServiceDefinition(s, `services[${i}]`)),
-    checks: (get('checks', []) as RawConfig[]).map((c, i) => toCheckDefinition(c, `checks[${i}]`)),
+    enableLocalScriptChecks: optional<boolean>('enable_local_script_checks') ?? enableScriptChecks,
+    services: get<RawConfig[]>('services').map((s, i) => toServiceDefinition(s, `services[${i}]`)),
+    checks: get<RawConfig[]>('checks').map((c, i) => toCheckDefinition(c, `checks[${i}]`)),
 
     configFiles: meta.configFiles,
   };

@@ -336,6 +336,11 @@ test('defaults() are Consul\'s and validateConfig is callable on a built config'
   assert.equal(d.limits.kvMaxValueSizeBytes, 512 * 1024);
   assert.equal(d.dns.udpAnswerLimit, 3);
   assert.equal(d.acl.defaultPolicy, 'allow');
+  // One source of defaults: values that used to have a second, disagreeing inline fallback.
+  assert.deepEqual(d.clientAddrs, ['127.0.0.1']);
+  assert.equal(d.gossipWan.probeIntervalMs, 5000);
+  assert.equal(d.tls.internalRpc.tlsMinVersion, 'TLSv1_2');
+  assert.equal(d.leaveOnTerminate, true, 'a client leaves on terminate (derived from the role)');
   const { config } = buildRuntimeConfig(['-dev'], env);
   assert.deepEqual(validateConfig(config), []);
   assert.throws(() => validateConfig({ ...config, devMode: false, dataDir: '' }), /data_dir cannot be empty/);
