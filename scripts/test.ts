@@ -25,6 +25,15 @@ if (!skipTypecheck) {
   if (tsc.status !== 0) { typecheckFailed = 1; process.stdout.write('typecheck: FAILED\n'); }
 }
 
+// The end-to-end suites run `trellis` as users do, from the bundle (packages/agent/dist, built by
+// `npm install`); rebuild it first if a source changed since, or bin/trellis would run the sources.
+// A bundle that does not build fails the run, as `npm install` would fail on a fresh clone.
+let buildFailed = 0;
+{
+  const build = spawnSync(process.execPath, [path.join(root, 'packages', 'agent', 'build.ts'), '--if-stale'], { cwd: root, stdio: 'inherit' });
+  if (build.status !== 0) { buildFailed = 1; process.stdout.write('build: FAILED (bin/trellis runs the TypeScript sources instead)\n'); }
+}
+
 const files = globSync(['packages/*/test/**/*.test.ts', 'test/**/*.test.ts'], { cwd: root })
   .filter((f) => filters.length === 0 || filters.some((x) => f.includes(x)))
   .sort();
@@ -58,7 +67,7 @@ child.stdout.on('data', (chunk: Buffer) => {
 child.on('exit', (code) => {
   const m = /TRELLIS-SUMMARY (\d+) (\d+) (\d+)/.exec(tail);
   const passed = m ? Number(m[1]) : 0;
-  const failed = (m ? Number(m[2]) : 1) + typecheckFailed;
+  const failed = (m ? Number(m[2]) : 1) + typecheckFailed + buildFailed;
   const skipped = m ? Number(m[3]) : 0;
   process.stdout.write(`\n${passed} passed, ${failed} failed${skipped ? `, ${skipped} skipped` : ''}\n`);
   process.exit(code === 0 && failed === 0 ? 0 : 1);

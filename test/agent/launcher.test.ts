@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import { freePort, launcher, repoRoot, request, waitFor, closeIdleSockets } from '../support/index.ts';
+import { isStale } from '../../packages/agent/build.ts';
 
 const pinnedNode = path.join(repoRoot, 'node_modules', 'node', 'bin', 'node');
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-launcher-'));
@@ -87,6 +88,7 @@ describe('the trellis launcher under the system Node', () => {
     const dir = fs.mkdtempSync(path.join(tmp, 'agent-'));
     const pidFile = path.join(dir, 'agent.pid');
     const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort(), serfWan: await freePort() };
+    const bundleWasStale = isStale();
     const child = spawnTrellis(['agent', '-dev', '-node', 'launcher-test', `-pid-file=${pidFile}`, '-log-level', 'warn',
       '-http-port', String(ports.http), '-dns-port', String(ports.dns), '-server-port', String(ports.server),
       '-serf-lan-port', String(ports.serfLan), '-serf-wan-port', String(ports.serfWan), '-grpc-port', '-1']);
@@ -110,7 +112,10 @@ describe('the trellis launcher under the system Node', () => {
       assert.deepEqual(processesMentioning(dir), [child.pid], 'the agent is the only process started for it');
       // The agent's environment and flags from the launcher.
       assert.match(fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=2\0/);
-      assert.ok(fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0').includes('--max-semi-space-size=4'));
+      const argv = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
+      assert.ok(argv.includes('--max-semi-space-size=4'), argv.join(' '));
+      // What users run: the bundle, unless a source is newer than it (then the sources).
+      assert.equal(argv.includes(path.join(repoRoot, 'packages', 'agent', 'dist', 'trellis.mjs')), !bundleWasStale, argv.join(' '));
 
       // CLI commands against it, through the same launcher: stdin in, stdout and exit codes out.
       const env = { CONSUL_HTTP_ADDR: `127.0.0.1:${ports.http}` };
@@ -151,6 +156,47 @@ describe('the trellis launcher under the system Node', () => {
     const bad = await runTrellis(['version'], { TRELLIS_NODE: path.join(tmp, 'no-node') });
     assert.deepEqual([bad.code, bad.stdout], [1, '']);
     assert.match(bad.stderr, /^trellis: TRELLIS_NODE is \S+no-node, which is not an executable file/);
+  });
+
+  test('runs the bundle while it is newer than every source, else the sources', async () => {
+    // A package laid out as in the checkout, with stand-ins that say which file Node ran.
+    const root = fs.mkdtempSync(path.join(tmp, 'layout-'));
+    const pkg = path.join(root, 'packages', 'agent');
+    const write = (rel: string, text: string, mtimeS: number) => {
+      const f = path.join(root, rel);
+      fs.mkdirSync(path.dirname(f), { recursive: true });
+      fs.writeFileSync(f, text);
+      fs.utimesSync(f, mtimeS, mtimeS);
+      return f;
+    };
+    fs.mkdirSync(path.join(pkg, 'bin'), { recursive: true });
+    fs.copyFileSync(fs.realpathSync(launcher), path.join(pkg, 'bin', 'trellis'));
+    fs.chmodSync(path.join(pkg, 'bin', 'trellis'), 0o755);
+    fs.mkdirSync(path.join(root, 'node_modules', 'node', 'bin'), { recursive: true });
+    fs.symlinkSync(pinnedNode, path.join(root, 'node_modules', 'node', 'bin', 'node'));
+    fs.copyFileSync(path.join(repoRoot, 'node_modules', 'node', 'package.json'), path.join(root, 'node_modules', 'node', 'package.json'));
+    const says = 'console.log(JSON.stringify({ file: import.meta.filename, args: process.argv.slice(2), execArgv: process.execArgv }));\n';
+    const t0 = Math.floor(Date.now() / 1000) - 1000;
+    write('packages/agent/src/cli/main.ts', says, t0);
+    write('packages/raft/src/node.ts', '', t0);
+    const dist = write('packages/agent/dist/trellis.mjs', says, t0 + 10);
+    const run = async (vars: Record<string, string> = {}) => {
+      const r = spawnSync('/usr/bin/env', ['-i', `PATH=${PATH}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), path.join(pkg, 'bin', 'trellis'), 'agent', '-dev'], { encoding: 'utf8' });
+      assert.equal(r.status, 0, r.stderr);
+      return JSON.parse(r.stdout) as { file: string; args: string[]; execArgv: string[] };
+    };
+    let r = await run();
+    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['agent', '-dev'], ['--max-semi-space-size=4', '--enable-source-maps']]);
+    r = await run({ TRELLIS_FROM_SRC: '1' });
+    assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4']]);
+    // An edit in @trellis/raft's sources (bundled too) makes the bundle stale.
+    write('packages/raft/src/node.ts', '', t0 + 20);
+    r = await run();
+    assert.equal(r.file, path.join(pkg, 'src', 'cli', 'main.ts'));
+    write('packages/agent/dist/trellis.mjs', says, t0 + 30);
+    assert.equal((await run()).file, dist);
+    write('packages/agent/src/agent.ts', '', t0 + 40);
+    assert.equal((await run()).file, path.join(pkg, 'src', 'cli', 'main.ts'));
   });
 
   test('no Node 24 to be found: exit 1 and what to do', async () => {

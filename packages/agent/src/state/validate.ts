@@ -120,7 +120,9 @@ export function parseGoDuration(s: string): number | null {
   if (rest === '0') return 0;
   if (rest === '') return null;
   let total = 0;
-  const part = /^(\d*)(?:\.(\d*))?(ns|us|µs|μs|ms|s|m|h)/;
+  // µs and μs written as escapes: a non-ASCII character would make the whole bundled source a
+  // two-byte string in memory (build.ts).
+  const part = /^(\d*)(?:\.(\d*))?(ns|us|\u00b5s|\u03bcs|ms|s|m|h)/;
   while (rest !== '') {
     const m = part.exec(rest);
     if (!m) return null;

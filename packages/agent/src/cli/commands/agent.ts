@@ -10,13 +10,10 @@ import { ConfigError } from '../../config/errors.ts';
 import { FlagError } from '../../config/flags.ts';
 import type { SignalName } from '../io.ts';
 
-/** Kept in a variable so the CLI loads (and type-checks) before the agent runtime exists. */
-const AGENT_MODULE = new URL('../../agent.ts', import.meta.url).href;
-
+/** The agent runtime, loaded only by `trellis agent` (other commands never load libp2p, fastify, ...).
+ *  A literal specifier, so the bundler (build.ts) includes it. */
 async function defaultLoadAgent(): Promise<AgentModule> {
-  const mod = (await import(AGENT_MODULE)) as Partial<AgentModule>;
-  if (typeof mod.startAgent !== 'function') throw new Error(`${AGENT_MODULE} does not export startAgent(config)`);
-  return mod as AgentModule;
+  return await import('../../agent.ts');
 }
 
 /** Signals closer together than this are one signal delivered twice (see onStop). */
