@@ -6,7 +6,7 @@ import type { RuntimeConfig } from './config/runtime.ts';
 import type { DnsLookup } from './dns/index.ts';
 import type { GossipPool } from './gossip/libp2p/pool.ts';
 import type { AgentBackend } from './http/backend.ts';
-import type { LocalStateOptions } from './http/local.ts';
+import type { LocalStateOptions } from './local/state.ts';
 import type { HttpServer } from './http/server.ts';
 import type { Logger } from './logger.ts';
 import type { Server } from './server/server.ts';

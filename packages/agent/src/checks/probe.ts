@@ -3,7 +3,7 @@
 // gives up when its AbortSignal fires (the runner was stopped). Timers are injectable (as in
 // LocalState) and unref'd by default, so no check keeps the process alive on its own.
 import type { CheckStatus } from '../state/types.ts';
-import type { Timers } from '../http/local.ts';
+import type { Timers } from '../local/state.ts';
 
 export type { Timers };
 

@@ -11,7 +11,7 @@ import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '..
 import type { WatchSet } from '../state/watch.ts';
 import type { EventLog, UserEvent } from './events.ts';
 import type { Forwarder } from './forward.ts';
-import type { LocalState } from './local.ts';
+import type { LocalState } from '../local/state.ts';
 import type { MetricsSink } from './metrics.ts';
 
 /** The store as the HTTP layer uses it: the query API, fresh watch sets for blocking reads, and

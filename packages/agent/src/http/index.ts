@@ -4,7 +4,7 @@ export type { AgentBackend, AgentMember, HttpStore, RaftStatus, SessionTimers } 
 export {
   LocalState, SERF_CHECK_ID, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX,
   type LocalNodeInfo, type LocalServiceDef, type LocalCheck, type LocalService, type LocalStateOptions, type CheckType, type Timers,
-} from './local.ts';
+} from '../local/state.ts';
 export { MetricsSink, type MetricsSummary } from './metrics.ts';
 export { EventLog, type UserEvent } from './events.ts';
 export { serviceRegistrationFromJson, checkRegistrationFromJson } from './routes/agent.ts';

@@ -6,7 +6,7 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CheckType, LocalServiceDef } from './local.ts';
+import type { CheckType, LocalServiceDef } from './state.ts';
 
 export type PersistedCheck = CheckType & { CheckID: string; ServiceID?: string };
 

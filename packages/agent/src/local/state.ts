@@ -22,8 +22,8 @@ import type { NodeCatalogState } from '../server/rpcProto.ts';
 import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner } from '../checks/index.ts';
 import type { Logger } from '../logger.ts';
 import type { LocalPersistence } from './persist.ts';
-import { applyOk } from './apply.ts';
-import { HttpError, notFound } from './errors.ts';
+import { applyOk } from '../http/apply.ts';
+import { HttpError, notFound } from '../http/errors.ts';
 
 export const SERF_CHECK_ID = 'serfHealth';
 export const NODE_MAINT_CHECK_ID = '_node_maintenance';

@@ -4,7 +4,7 @@
 // DNS read: the local replica. agent.ts composes it with the parts every agent has.
 import type { AgentRole, RoleContext } from '../role.ts';
 import { parseServer } from '../gossip/tags.ts';
-import { catalogStateFromStore } from '../http/local.ts';
+import { catalogStateFromStore } from '../local/state.ts';
 import { injectForwarded } from '../http/forward.ts';
 import type { Command } from '../state/index.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';

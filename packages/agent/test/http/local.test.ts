@@ -1,7 +1,7 @@
 // LocalState: the agent's own services and checks, kept in step with the catalog.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkKind, validateCheckType } from '../../src/http/local.ts';
+import { checkKind, validateCheckType } from '../../src/local/state.ts';
 import { harness, NODE } from './helpers.ts';
 
 describe('check types (Consul\'s CheckType.Validate / Type)', () => {
@@ -77,7 +77,7 @@ describe('anti-entropy (syncFull)', () => {
 
 describe('client agents without a reachable server (syncLater)', () => {
   test('a change is kept locally when no server answers, and syncFull writes it once one does', async () => {
-    const { LocalState, catalogStateFromStore } = await import('../../src/http/local.ts');
+    const { LocalState, catalogStateFromStore } = await import('../../src/local/state.ts');
     const { StateStore, decodeCommand, encodeCommand } = await import('../../src/state/index.ts');
     const store = new StateStore();
     let index = 1;

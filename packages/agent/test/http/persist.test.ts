@@ -5,8 +5,8 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { FilePersistence } from '../../src/http/persist.ts';
-import type { LocalServiceDef } from '../../src/http/local.ts';
+import { FilePersistence } from '../../src/local/persist.ts';
+import type { LocalServiceDef } from '../../src/local/state.ts';
 
 const svc = (id: string): LocalServiceDef => ({
   Kind: '', ID: id, Service: 'web', Tags: ['a'], Address: '', TaggedAddresses: {}, Meta: { k: 'v' }, Port: 80,

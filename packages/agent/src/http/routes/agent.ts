@@ -10,7 +10,7 @@ import { parseQueryOptions, waitWithTimeout } from '../blocking.ts';
 import { RawBody, type RequestContext } from '../context.ts';
 import { decode, decodeBody, DecodeError, type Schema } from '../decode.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
-import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceDef } from '../local.ts';
+import { isEmptyCheckType, validateCheckType, type CheckType, type LocalServiceDef } from '../../local/state.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
 import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
