@@ -10,8 +10,7 @@
 import fs from 'node:fs';
 import { ConfigError } from './errors.ts';
 import { formatFromExtension, parseDocument, type DocumentFormat } from './document.ts';
-import { toSnakeCase } from './schema.ts';
-import { toApiKey } from './serviceDefinition.ts';
+import { toApiKey, toSnakeCase } from './keys.ts';
 
 /**
  * Fields of Consul's config entries (structs/config_entry*.go) that hold lists of objects, in

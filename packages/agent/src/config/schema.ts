@@ -10,6 +10,9 @@
 import { parseGoDuration, DurationError } from './duration.ts';
 import { ConfigError } from './errors.ts';
 import { normalizeConfigEntry } from './configEntry.ts';
+import { toSnakeCase } from './keys.ts';
+
+export { toSnakeCase } from './keys.ts';
 
 export type Schema =
   | { readonly kind: 'string' }
@@ -487,15 +490,6 @@ export const CONFIG_SCHEMA: Schema = obj({
   license_update_max_time: ignored,
   reporting: ignored,
 });
-
-/** "NodeName" → "node_name", "TLSSkipVerify" → "tls_skip_verify", "node_name" unchanged. */
-export function toSnakeCase(key: string): string {
-  return key
-    .replace(/([A-Z]+)([A-Z][a-z])/g, '$1_$2')
-    .replace(/([a-z0-9])([A-Z])/g, '$1_$2')
-    .replace(/-/g, '_')
-    .toLowerCase();
-}
 
 interface DecodeContext {
   readonly file: string;

@@ -5,6 +5,9 @@
 
 import { ConfigError } from './errors.ts';
 import { parseGoDuration } from './duration.ts';
+import { toApiKey } from './keys.ts';
+
+export { toApiKey } from './keys.ts';
 import type { RawConfig } from './schema.ts';
 
 export interface CheckDefinition {
@@ -180,26 +183,10 @@ export function validateMeta(meta: Record<string, string>, where: string, file?:
   }
 }
 
-const ACRONYMS: Readonly<Record<string, string>> = {
-  id: 'ID', http: 'HTTP', https: 'HTTPS', tcp: 'TCP', udp: 'UDP', grpc: 'GRPC', tls: 'TLS', ttl: 'TTL',
-  dns: 'DNS', ip: 'IP', sni: 'SNI', url: 'URL', acl: 'ACL', json: 'JSON',
-};
-
 /** Children of these keys are user-defined names (proxy config, metadata, header names): never renamed. */
 const OPAQUE_KEYS = new Set(['config', 'meta', 'header', 'Config', 'Meta', 'Header']);
 /** Keys of these maps are user-defined names (lan, wan, …); their values are API objects. */
 const NAMED_MAP_KEYS = new Set(['tagged_addresses', 'TaggedAddresses']);
-/** API names that the word-by-word rule cannot produce. */
-const API_KEY_EXCEPTIONS: Readonly<Record<string, string>> = { h2ping: 'H2PING', h2ping_use_tls: 'H2PingUseTLS' };
-
-/** "sidecar_service" → "SidecarService", "local_service_id" → "LocalServiceID"; Pascal keys unchanged. */
-export function toApiKey(key: string): string {
-  const exception = API_KEY_EXCEPTIONS[key];
-  if (exception) return exception;
-  if (!key.includes('_')) return ACRONYMS[key] ?? (key.length > 0 ? key[0]!.toUpperCase() + key.slice(1) : key);
-  return key.split('_').map((w) => ACRONYMS[w] ?? (w.length > 0 ? w[0]!.toUpperCase() + w.slice(1) : w)).join('');
-}
-
 /** Deep key conversion for free-form blocks (connect, proxy), leaving opaque maps as written. */
 export function toApiKeys(v: unknown): unknown {
   if (Array.isArray(v)) return v.map(toApiKeys);
