@@ -14,6 +14,7 @@ import { lanPoolOptions } from './gossip/fromConfig.ts';
 import { retryJoin } from './gossip/retryJoin.ts';
 import { consulEventName, decodeConsulEvent, encodeConsulEvent, rawConsulEventName } from './gossip/consulEvents.ts';
 import { LocalState } from './local/state.ts';
+import { LocalStateError } from './local/errors.ts';
 import { FilePersistence } from './local/persist.ts';
 import { EventLog, eventMatchesAgent } from './http/events.ts';
 import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
@@ -215,8 +216,8 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
 /**
  * Registers, in the background, the services and checks from config files and those persisted from
  * earlier API registrations (config wins for the same ID). Registering needs a leader, so each is
- * retried every second until it succeeds or the agent stops; one that is refused (4xx: e.g. a
- * script check while scripts are disabled) is logged and dropped without holding up the others.
+ * retried every second until it succeeds or the agent stops; one that is refused (LocalStateError: e.g.
+ * a script check while scripts are disabled) is logged and dropped without holding up the others.
  */
 function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, persisted: FilePersistence | undefined, log: Logger, signal: AbortSignal): void {
   const items: Array<{ what: string; run: () => Promise<void> }> = [];
@@ -257,8 +258,7 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
         try {
           await item.run();
         } catch (err) {
-          const status = (err as { statusCode?: unknown }).statusCode;
-          if (typeof status === 'number' && status >= 400 && status < 500) {
+          if (err instanceof LocalStateError && err.refused) {
             log.error({ err: (err as Error).message }, `${item.what} cannot be registered; fix it and reload`);
           } else {
             retry.push(item);

@@ -3,7 +3,7 @@
 // " ... (captured N of M bytes)". Streamed output (a script's stdout+stderr, an HTTP body) is
 // captured by OutputCapture, which keeps only the first N bytes but counts them all, so the
 // suffix gives the real total without holding it in memory.
-import { DEFAULT_OUTPUT_MAX_BYTES, type CheckType } from '../local/state.ts';
+import { DEFAULT_OUTPUT_MAX_BYTES, type CheckType } from '../structs/check.ts';
 
 /** The output limit of a check: its OutputMaxSize when set, else Consul's 4096 bytes. */
 export function outputMaxBytes(ct: CheckType): number {

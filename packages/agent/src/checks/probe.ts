@@ -3,9 +3,12 @@
 // gives up when its AbortSignal fires (the runner was stopped). Timers are injectable (as in
 // LocalState) and unref'd by default, so no check keeps the process alive on its own.
 import type { CheckStatus } from '../state/types.ts';
-import type { Timers } from '../local/state.ts';
 
-export type { Timers };
+/** Timer functions, injectable for tests (LocalState's TTL timers use the same interface). */
+export interface Timers {
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+}
 
 export interface ProbeResult {
   status: CheckStatus;

@@ -7,7 +7,7 @@
 // connection and kills a running script; nothing is reported after it.
 import type { CheckStatus } from '../state/types.ts';
 import type { Logger } from '../logger.ts';
-import { checkKind, validateCheckType, type CheckType } from '../local/state.ts';
+import { checkKind, validateCheckType, type CheckType } from '../structs/check.ts';
 import { startAliasRunner, type AliasSource } from './alias.ts';
 import { grpcProbe } from './grpc.ts';
 import { httpProbe } from './http.ts';

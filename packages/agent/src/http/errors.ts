@@ -4,6 +4,8 @@
 // Everything else (state store validation, Raft) arrives as an error with a stable `code` and is
 // mapped here, so a new failure mode needs one line in this file rather than a try/catch per route.
 
+import { LocalStateError, type LocalStateErrorCode } from '../local/errors.ts';
+
 export class HttpError extends Error {
   readonly code: string;
   readonly statusCode: number;
@@ -52,6 +54,17 @@ const badRequestCodes = new Set([
 ]);
 const notFoundCodes = new Set(['ERR_NOT_FOUND', 'ERR_UNKNOWN_SERVICE', 'ERR_UNKNOWN_CHECK', 'ERR_UNKNOWN_NODE', 'ERR_SESSION_NOT_FOUND']);
 
+// The agent's local state (local/errors.ts): Consul answers these from its agent endpoints with
+// the state's own sentence.
+const localStateStatus: Record<LocalStateErrorCode, number> = {
+  ERR_LOCAL_CHECK_UNSUPPORTED: 400,
+  ERR_LOCAL_SCRIPTS_DISABLED: 400,
+  ERR_LOCAL_UNKNOWN_SERVICE: 404,
+  ERR_LOCAL_UNKNOWN_CHECK: 404,
+  ERR_LOCAL_NOT_TTL_CHECK: 404,
+  ERR_STOPPED: 500,
+};
+
 export interface MappedError {
   statusCode: number;
   body: string;
@@ -62,6 +75,9 @@ export interface MappedError {
 export function mapError(err: unknown): MappedError {
   if (err instanceof HttpError) {
     return { statusCode: err.statusCode, body: err.message, headers: err.headers };
+  }
+  if (err instanceof LocalStateError) {
+    return { statusCode: localStateStatus[err.code], body: err.message, headers: {} };
   }
   const e = err as { code?: unknown; message?: unknown; statusCode?: unknown } | null;
   const code = typeof e?.code === 'string' ? e.code : '';

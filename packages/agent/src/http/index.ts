@@ -1,10 +1,10 @@
 // The HTTP API's public surface, for the agent wiring (agent.ts, server/).
 export { createHttpServer, DEFAULT_MAX_BODY_BYTES, type HttpServer, type HttpServerOptions } from './server.ts';
 export type { AgentBackend, AgentMember, HttpStore, RaftStatus, SessionTimers } from './backend.ts';
-export {
-  LocalState, SERF_CHECK_ID, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX,
-  type LocalNodeInfo, type LocalServiceDef, type LocalCheck, type LocalService, type LocalStateOptions, type CheckType, type Timers,
-} from '../local/state.ts';
+export { LocalState, type LocalCheck, type LocalService, type LocalStateOptions } from '../local/state.ts';
+export type { LocalNodeInfo, LocalServiceDef } from '../local/types.ts';
+export { SERF_CHECK_ID, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, type CheckType } from '../structs/check.ts';
+export type { Timers } from '../checks/probe.ts';
 export { MetricsSink, type MetricsSummary } from './metrics.ts';
 export { EventLog, type UserEvent } from './events.ts';
 export { serviceRegistrationFromJson, checkRegistrationFromJson } from './routes/agent.ts';

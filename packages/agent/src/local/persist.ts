@@ -6,7 +6,8 @@
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
-import type { CheckType, LocalServiceDef } from './state.ts';
+import type { CheckType } from '../structs/check.ts';
+import type { LocalServiceDef } from './types.ts';
 
 export type PersistedCheck = CheckType & { CheckID: string; ServiceID?: string };
 

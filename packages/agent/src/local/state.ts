@@ -12,153 +12,22 @@
 // Every mutation goes through one queue, so two concurrent registrations of the same service
 // cannot interleave their catalog writes and local updates.
 
-import { formatGoDurationNs } from '../config/duration.ts';
 import type {
-  CatalogRegisterCommand, CheckStatus, Command, CommandResult, HealthCheck, HealthCheckDefinition,
-  HealthCheckInput, NodeServiceInput, ServiceConnect, ConnectProxyConfig, ServiceKind, StateReader,
-  Weights, ServiceAddress,
+  CatalogRegisterCommand, CheckStatus, Command, CommandResult, HealthCheck, HealthCheckInput, NodeServiceInput, StateReader,
 } from '../state/types.ts';
 import type { NodeCatalogState } from '../server/rpcProto.ts';
-import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner } from '../checks/index.ts';
+import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner, type Timers } from '../checks/index.ts';
 import type { Logger } from '../logger.ts';
 import type { LocalPersistence } from './persist.ts';
+import type { LocalNodeInfo, LocalServiceDef } from './types.ts';
+import {
+  SERF_CHECK_ID, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, DEFAULT_OUTPUT_MAX_BYTES, checkDefinition, checkKind, goDur, type CheckType,
+} from '../structs/check.ts';
 import { applyOk } from '../http/apply.ts';
-import { HttpError, notFound } from '../http/errors.ts';
+import { LocalStateError } from './errors.ts';
 
-export const SERF_CHECK_ID = 'serfHealth';
-export const NODE_MAINT_CHECK_ID = '_node_maintenance';
-export const SERVICE_MAINT_PREFIX = '_service_maintenance:';
 const DEFAULT_NODE_MAINT_REASON = 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
 const DEFAULT_SERVICE_MAINT_REASON = 'Maintenance mode is enabled for this service, but no reason was provided. This is a default message.';
-/** Consul's default check OutputMaxSize. */
-export const DEFAULT_OUTPUT_MAX_BYTES = 4096;
-
-/** The node this agent registers as. */
-export interface LocalNodeInfo {
-  Node: string;
-  ID: string;
-  Address: string;
-  Datacenter: string;
-  TaggedAddresses: Record<string, string>;
-  Meta: Record<string, string>;
-}
-
-/** A service as this agent holds it (Consul's NodeService without indexes). */
-export interface LocalServiceDef {
-  Kind: ServiceKind;
-  ID: string;
-  Service: string;
-  Tags: string[];
-  Address: string;
-  TaggedAddresses: Record<string, ServiceAddress>;
-  Meta: Record<string, string>;
-  Port: number;
-  SocketPath?: string;
-  Weights: Weights;
-  EnableTagOverride: boolean;
-  Proxy?: ConnectProxyConfig;
-  Connect?: ServiceConnect;
-}
-
-/** Consul's CheckType: how a check runs. Durations are nanoseconds. */
-export interface CheckType {
-  CheckID?: string;
-  Name?: string;
-  Notes?: string;
-  Status?: CheckStatus | '';
-  ScriptArgs?: string[];
-  HTTP?: string;
-  Header?: Record<string, string[]>;
-  Method?: string;
-  Body?: string;
-  TCP?: string;
-  UDP?: string;
-  GRPC?: string;
-  GRPCUseTLS?: boolean;
-  H2PING?: string;
-  H2PingUseTLS?: boolean;
-  TLSServerName?: string;
-  TLSSkipVerify?: boolean;
-  DockerContainerID?: string;
-  Shell?: string;
-  AliasNode?: string;
-  AliasService?: string;
-  OSService?: string;
-  IntervalNs?: number;
-  TimeoutNs?: number;
-  TTLNs?: number;
-  DeregisterCriticalServiceAfterNs?: number;
-  SuccessBeforePassing?: number;
-  FailuresBeforeWarning?: number;
-  FailuresBeforeCritical?: number;
-  OutputMaxSize?: number;
-}
-
-/** Consul's CheckType.Type(): what kind of check a definition describes. */
-export function checkKind(ct: CheckType): string {
-  if (ct.TTLNs && ct.TTLNs > 0) return 'ttl';
-  if (ct.HTTP) return 'http';
-  if (ct.TCP) return 'tcp';
-  if (ct.UDP) return 'udp';
-  if (ct.GRPC) return 'grpc';
-  if (ct.H2PING) return 'h2ping';
-  if (ct.OSService) return 'os_service';
-  if (ct.DockerContainerID) return 'docker';
-  if (ct.ScriptArgs && ct.ScriptArgs.length > 0) return 'script';
-  if (ct.AliasNode || ct.AliasService) return 'alias';
-  return '';
-}
-
-/** Consul's CheckType.Validate(); null when valid, else its sentence. */
-export function validateCheckType(ct: CheckType): string | null {
-  const intervalCheck = Boolean(
-    (ct.ScriptArgs && ct.ScriptArgs.length > 0) || ct.HTTP || ct.TCP || ct.UDP || ct.GRPC || ct.H2PING || ct.OSService,
-  );
-  const interval = ct.IntervalNs ?? 0;
-  const ttl = ct.TTLNs ?? 0;
-  if (interval > 0 && ttl > 0) return 'Interval and TTL cannot both be specified';
-  if (intervalCheck && interval <= 0) return 'Interval must be > 0 for Script, HTTP, H2PING, TCP, UDP or GRPC checks';
-  if (!intervalCheck && !(ct.AliasNode || ct.AliasService) && ttl <= 0) return 'TTL must be > 0 for TTL checks';
-  if ((ct.OutputMaxSize ?? 0) < 0) return 'MaxOutputMaxSize must be positive';
-  return null;
-}
-
-/** A check is "empty" when nothing describes how it runs (Consul skips such a `Check` block). */
-export function isEmptyCheckType(ct: CheckType): boolean {
-  return checkKind(ct) === '' && !ct.Name && !ct.CheckID && !ct.IntervalNs && !ct.TTLNs;
-}
-
-function goDur(ns: number | undefined): string | undefined {
-  return ns === undefined || ns === 0 ? undefined : formatGoDurationNs(BigInt(Math.trunc(ns)));
-}
-
-/** The catalog's HealthCheckDefinition of a check type (durations as Go strings). */
-export function checkDefinition(ct: CheckType): HealthCheckDefinition {
-  const d: HealthCheckDefinition = {};
-  const set = <K extends string>(k: K, v: unknown) => {
-    if (v !== undefined && v !== '' && v !== false) d[k] = v;
-  };
-  set('HTTP', ct.HTTP);
-  set('TLSServerName', ct.TLSServerName);
-  set('TLSSkipVerify', ct.TLSSkipVerify);
-  set('Header', ct.Header);
-  set('Method', ct.Method);
-  set('Body', ct.Body);
-  set('TCP', ct.TCP);
-  set('UDP', ct.UDP);
-  set('GRPC', ct.GRPC);
-  set('GRPCUseTLS', ct.GRPCUseTLS);
-  set('H2PING', ct.H2PING);
-  set('OSService', ct.OSService);
-  set('AliasNode', ct.AliasNode);
-  set('AliasService', ct.AliasService);
-  set('ScriptArgs', ct.ScriptArgs);
-  set('Interval', goDur(ct.IntervalNs));
-  set('Timeout', goDur(ct.TimeoutNs));
-  set('TTL', goDur(ct.TTLNs));
-  set('DeregisterCriticalServiceAfter', goDur(ct.DeregisterCriticalServiceAfterNs));
-  return d;
-}
 
 /** A check as the agent holds it: the catalog row (without indexes) and how it runs. */
 export interface LocalCheck {
@@ -168,12 +37,6 @@ export interface LocalCheck {
 
 export interface LocalService {
   service: LocalServiceDef;
-}
-
-/** Timer functions, injectable for tests. */
-export interface Timers {
-  setTimeout(fn: () => void, ms: number): unknown;
-  clearTimeout(handle: unknown): void;
 }
 
 export interface LocalStateOptions {
@@ -379,7 +242,7 @@ export class LocalState {
   removeService(id: string): Promise<void> {
     return this.#serialize(async () => {
       if (!this.#services.has(id)) {
-        throw notFound(`Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
+        throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
       }
       await this.#catalog(() => this.#deregister({ ServiceID: id }));
       const checks = this.serviceChecks(id);
@@ -400,7 +263,7 @@ export class LocalState {
       let svc: LocalServiceDef | undefined;
       if (ct.ServiceID) {
         svc = this.#services.get(ct.ServiceID)?.service;
-        if (!svc) throw notFound(`ServiceID ${JSON.stringify(ct.ServiceID)} does not exist`);
+        if (!svc) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `ServiceID ${JSON.stringify(ct.ServiceID)} does not exist`);
       }
       const prev = this.#checks.get(ct.CheckID);
       const check = this.#buildCheck(ct.CheckID, ct, svc);
@@ -422,7 +285,7 @@ export class LocalState {
   removeCheck(id: string): Promise<void> {
     return this.#serialize(async () => {
       if (!this.#checks.has(id)) {
-        throw notFound(`Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
+        throw new LocalStateError('ERR_LOCAL_UNKNOWN_CHECK', `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
       }
       await this.#catalog(() => this.#deregister({ CheckID: id }));
       this.#dropCheck(id);
@@ -439,7 +302,7 @@ export class LocalState {
     return this.#serialize(async () => {
       const lc = this.#checks.get(id);
       if (!lc || !lc.type || !(lc.type.TTLNs && lc.type.TTLNs > 0)) {
-        throw notFound(`CheckID ${JSON.stringify(id)} does not have associated TTL`);
+        throw new LocalStateError('ERR_LOCAL_NOT_TTL_CHECK', `CheckID ${JSON.stringify(id)} does not have associated TTL`);
       }
       const max = lc.type.OutputMaxSize && lc.type.OutputMaxSize > 0 ? lc.type.OutputMaxSize : DEFAULT_OUTPUT_MAX_BYTES;
       const out = truncateOutput(output, max);
@@ -453,7 +316,7 @@ export class LocalState {
   enableServiceMaintenance(serviceId: string, reason: string): Promise<void> {
     return this.#serialize(async () => {
       const svc = this.#services.get(serviceId)?.service;
-      if (!svc) throw notFound(`No service registered with ID ${JSON.stringify(serviceId)}`);
+      if (!svc) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `No service registered with ID ${JSON.stringify(serviceId)}`);
       const id = SERVICE_MAINT_PREFIX + serviceId;
       if (this.#checks.has(id)) return; // Already in maintenance: Consul keeps the first reason.
       const check = this.#buildCheck(id, { Name: 'Service Maintenance Mode', Notes: reason || DEFAULT_SERVICE_MAINT_REASON, Status: 'critical' }, svc);
@@ -466,7 +329,7 @@ export class LocalState {
 
   disableServiceMaintenance(serviceId: string): Promise<void> {
     return this.#serialize(async () => {
-      if (!this.#services.has(serviceId)) throw notFound(`No service registered with ID ${JSON.stringify(serviceId)}`);
+      if (!this.#services.has(serviceId)) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `No service registered with ID ${JSON.stringify(serviceId)}`);
       const id = SERVICE_MAINT_PREFIX + serviceId;
       if (!this.#checks.has(id)) return;
       await this.#catalog(() => this.#deregister({ CheckID: id }));
@@ -562,7 +425,7 @@ export class LocalState {
   // ---- internals ---------------------------------------------------------------------------
 
   #serialize<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new HttpError(500, 'agent is shutting down', 'ERR_STOPPED'));
+    if (this.#closed) return Promise.reject(new LocalStateError('ERR_STOPPED', 'agent is shutting down'));
     const run = this.#queue.then(fn, fn);
     // The queue must keep going after a failure; the caller sees the rejection through `run`.
     this.#queue = run.catch(() => undefined);
@@ -691,14 +554,14 @@ export class LocalState {
   #checkRunnable(ct: CheckType, fromConfig: boolean): void {
     const kind = checkKind(ct);
     if (kind === 'h2ping' || kind === 'docker' || kind === 'os_service') {
-      throw new HttpError(400, `Invalid check: ${kind} checks are not supported by this agent`, 'ERR_BAD_REQUEST');
+      throw new LocalStateError('ERR_LOCAL_CHECK_UNSUPPORTED', `Invalid check: ${kind} checks are not supported by this agent`);
     }
     if (kind === 'script' && this.#runChecks) {
       const rc = this.#runChecks;
       if (!(rc.enableScriptChecks || (fromConfig && rc.enableLocalScriptChecks))) {
-        throw new HttpError(400, fromConfig || !rc.enableLocalScriptChecks
+        throw new LocalStateError('ERR_LOCAL_SCRIPTS_DISABLED', fromConfig || !rc.enableLocalScriptChecks
           ? "Scripts are disabled on this agent; to enable, configure 'enable_script_checks' or 'enable_local_script_checks' to true"
-          : "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true", 'ERR_BAD_REQUEST');
+          : "Scripts are disabled on this agent from remote calls; to enable, configure 'enable_script_checks' to true");
       }
     }
   }

@@ -9,7 +9,7 @@ import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { startCheckRunner } from '../../src/checks/index.ts';
 import { decodeHealthCheckResponse, encodeHealthCheckRequest } from '../../src/checks/grpc.ts';
-import type { CheckType } from '../../src/local/state.ts';
+import type { CheckType } from '../../src/structs/check.ts';
 import { closedPort, context, MS, nthReport, selfSignedCert } from './helpers.ts';
 
 const HEALTH_PROTO = `

@@ -5,7 +5,7 @@ import dgram from 'node:dgram';
 import net from 'node:net';
 import { startCheckRunner } from '../../src/checks/index.ts';
 import { splitHostPort } from '../../src/checks/net.ts';
-import type { CheckType } from '../../src/local/state.ts';
+import type { CheckType } from '../../src/structs/check.ts';
 import { closedPort, context, MS, nthReport, waitFor } from './helpers.ts';
 
 async function firstReport(ct: CheckType) {

@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { startCheckRunner, type CheckRunner } from '../../src/checks/index.ts';
-import type { CheckType } from '../../src/local/state.ts';
+import type { CheckType } from '../../src/structs/check.ts';
 import { alive, context, MS, nthReport, sleep, waitFor, type TestContext } from './helpers.ts';
 
 const node = process.execPath;

@@ -9,7 +9,8 @@ import { decodeCommand, encodeCommand } from '../../src/state/codec.ts';
 import { StateStore } from '../../src/state/store.ts';
 import type { Command, CommandResult } from '../../src/state/types.ts';
 import type { AgentBackend, RaftStatus, SessionTimers } from '../../src/http/backend.ts';
-import { LocalState, catalogStateFromStore, type Timers } from '../../src/local/state.ts';
+import { LocalState, catalogStateFromStore } from '../../src/local/state.ts';
+import type { Timers } from '../../src/checks/probe.ts';
 import { createHttpServer, type HttpServer } from '../../src/http/server.ts';
 
 export const NODE = 'node1';

@@ -1,7 +1,7 @@
 // LocalState: the agent's own services and checks, kept in step with the catalog.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { checkKind, validateCheckType } from '../../src/local/state.ts';
+import { checkKind, validateCheckType } from '../../src/structs/check.ts';
 import { harness, NODE } from './helpers.ts';
 
 describe('check types (Consul\'s CheckType.Validate / Type)', () => {

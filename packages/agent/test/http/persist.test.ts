@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FilePersistence } from '../../src/local/persist.ts';
-import type { LocalServiceDef } from '../../src/local/state.ts';
+import type { LocalServiceDef } from '../../src/local/types.ts';
 
 const svc = (id: string): LocalServiceDef => ({
   Kind: '', ID: id, Service: 'web', Tags: ['a'], Address: '', TaggedAddresses: {}, Meta: { k: 'v' }, Port: 80,

@@ -11,7 +11,7 @@ import type { RequestContext } from '../context.ts';
 import { decodeBody, parseJsonBody } from '../decode.ts';
 import { invalidUtf8Error } from '../utf8.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
-import { SERF_CHECK_ID } from '../../local/state.ts';
+import { SERF_CHECK_ID } from '../../structs/check.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { SessionCreateSchema } from '../schemas.ts';
 import { readQuery, requireRest } from './common.ts';
