@@ -60,3 +60,38 @@ test('kill -HUP with a config file that does not parse: refused, nothing changes
   assert.ok(agent!.running);
   fs.rmSync(path.join(configDir, 'broken.json'));
 });
+
+test('PUT /v1/agent/reload does what SIGHUP does: a new service file registered; a broken one refused with a 500 naming it', async () => {
+  fs.writeFileSync(path.join(configDir, 'cache.json'), JSON.stringify({ service: { id: 'cache-1', name: 'cache', port: 6379 } }));
+  const r = await agent!.request('PUT', '/v1/agent/reload');
+  assert.equal(r.status, 200, r.text);
+  assert.ok('cache-1' in await services(), 'registered by the time the reload answered');
+
+  fs.writeFileSync(path.join(configDir, 'broken.json'), '{ "service": ');
+  const before = Object.keys(await services()).sort();
+  const bad = await agent!.request('PUT', '/v1/agent/reload');
+  assert.equal(bad.status, 500);
+  assert.match(bad.text, /broken\.json/);
+  assert.deepEqual(Object.keys(await services()).sort(), before, 'nothing changed');
+  fs.rmSync(path.join(configDir, 'broken.json'));
+});
+
+test('reload changes the log level: debug lines appear only after log_level goes from warn to debug', async () => {
+  const levels = path.join(configDir, 'log.json');
+  fs.writeFileSync(levels, JSON.stringify({ log_level: 'warn' }));
+  assert.equal((await agent!.request('PUT', '/v1/agent/reload')).status, 200);
+  const mark = agent!.logTail(100_000).length;
+  const since = (): string => agent!.logTail(100_000).slice(mark);
+  // Something the agent logs at debug level on demand: a service registration through the API.
+  await agent!.request('PUT', '/v1/agent/service/register', { body: { ID: 'quiet-1', Name: 'quiet' } });
+  await agent!.request('PUT', '/v1/agent/service/deregister/quiet-1');
+  // Give a debug line time to reach the log if one were (wrongly) written.
+  await new Promise((r) => setTimeout(r, 500));
+  assert.doesNotMatch(since(), /\[DEBUG\]/, 'no debug lines at log_level warn');
+
+  fs.writeFileSync(levels, JSON.stringify({ log_level: 'debug' }));
+  assert.equal((await agent!.request('PUT', '/v1/agent/reload')).status, 200);
+  await agent!.request('PUT', '/v1/agent/service/register', { body: { ID: 'loud-1', Name: 'loud' } });
+  await waitFor('a debug line in the log after the reload', () => /\[DEBUG\]/.test(since()), 10_000);
+  fs.rmSync(levels);
+});

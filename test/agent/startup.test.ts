@@ -96,11 +96,9 @@ describe('refused before start', () => {
 });
 
 describe('running', () => {
-  test('`trellis agent -dev` on custom ports answers within a few seconds; SIGTERM exits 0 and removes the pid file', async () => {
-    const started = performance.now();
+  test('`trellis agent -dev` on custom ports answers; SIGTERM exits 0 and removes the pid file', async () => {
+    // How fast it starts is a benchmark figure (bench:kv's startup row), not a test limit.
     const agent = await startAgent({ name: 'startup', args: ['-log-level', 'info'] });
-    const readyMs = performance.now() - started;
-    assert.ok(readyMs < 5000, `ready after ${readyMs.toFixed(0)} ms`);
     assert.equal(fs.readFileSync(agent.pidFile, 'utf8').trim(), String(agent.pid), 'the pid file holds the agent\'s own pid');
     const w = await agent.request('PUT', '/v1/kv/hello', { body: 'world' });
     assert.equal(w.text, 'true');

@@ -4,7 +4,7 @@
 //   client role:  servers found in gossip, writes and reads forwarded to them (client/role.ts)
 // The role modules are loaded on demand, so a client agent never loads Raft or the state machine's
 // server half.
-import { createLogger, type Logger } from './logger.ts';
+import { createLogger, setLogLevel, type Logger } from './logger.ts';
 import type { RuntimeConfig } from './config/runtime.ts';
 import { resolveNodeId } from './nodeId.ts';
 import type { Server } from './server/server.ts';
@@ -46,7 +46,13 @@ function aeScale(nodes: number): number {
   return nodes <= 128 ? 1 : Math.ceil(Math.log2(nodes) - Math.log2(128)) + 1;
 }
 
-export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger } = {}): Promise<Agent> {
+export interface StartAgentOptions {
+  logger?: Logger;
+  /** Re-reads the configuration (flags and files); enables PUT /v1/agent/reload, which does what SIGHUP does. */
+  reloadConfig?: () => RuntimeConfig;
+}
+
+export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions = {}): Promise<Agent> {
   const logger = opts.logger ?? createLogger({ level: config.logLevel.toLowerCase(), json: config.logJson });
   const log = logger.child({ component: 'agent' });
   const stack: Array<() => Promise<void> | void> = [];
@@ -122,8 +128,23 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
       })();
       return leaving;
     };
+    // Reload (SIGHUP, PUT /v1/agent/reload): one at a time, each against the configuration the
+    // previous one left.
+    let current = config;
+    let reloading = Promise.resolve();
+    const reload = (next: RuntimeConfig): Promise<void> => {
+      const run = reloading.then(async () => {
+        await reloadDefinitions(current, next, local);
+        if (next.logLevel !== current.logLevel) setLogLevel(logger, next.logLevel);
+        current = next;
+        log.info({ log_level: next.logLevel }, 'reloaded configuration: services and checks from config files, log level');
+      });
+      reloading = run.catch(() => {});
+      return run;
+    };
     const backend: ServerBackend = {
       ...role.backend,
+      ...(opts.reloadConfig ? { reload: () => reload(opts.reloadConfig!()) } : {}),
       defaultRead: role.backend.defaultRead ?? (async () => {}),
       apply: (cmd) => role.apply(cmd),
       config: { ...config, nodeId },
@@ -180,19 +201,9 @@ export async function startAgent(config: RuntimeConfig, opts: { logger?: Logger 
     }
 
     log.info({}, 'Trellis agent running!');
-    let current = config;
-    let reloading = Promise.resolve();
     return {
       nodeId, httpPort, dnsPort, server: role.server, pool,
-      reload: (next) => {
-        const run = reloading.then(async () => {
-          await reloadDefinitions(current, next, local);
-          current = next;
-          log.info({}, 'reloaded configuration: services and checks from config files');
-        });
-        reloading = run.catch(() => {});
-        return run;
-      },
+      reload,
       stop: (o = {}) => {
         stopping ??= (async () => {
           if (o.leave ?? config.leaveOnTerminate) {
@@ -281,8 +292,8 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
  * ones): those defined in the new configuration are registered (a changed one replaced, its checks
  * with it), those the old configuration defined and the new one does not are removed, and those
  * registered through the API are left alone. Everything is decoded before anything changes, so a
- * definition that does not decode refuses the whole reload. Other settings keep their values until
- * a restart (log level included: loggers are created once at start).
+ * definition that does not decode refuses the whole reload. The log level changes too; other
+ * settings keep their values until a restart.
  */
 async function reloadDefinitions(prev: RuntimeConfig, next: RuntimeConfig, local: LocalState): Promise<void> {
   const services = next.services.map((def) => serviceRegistrationFromJson(def));

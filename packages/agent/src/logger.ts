@@ -41,13 +41,33 @@ function humanStream(out: NodeJS.WritableStream): Writable {
   });
 }
 
+/** Every child of a logger made by createLogger, so a reload can change the level of all of them. */
+const families = new WeakMap<Logger, Set<WeakRef<Logger>>>();
+
 export function createLogger(opts: { level: string; json: boolean; stream?: NodeJS.WritableStream }): Logger {
   const out = opts.stream ?? process.stdout;
-  return pino({
+  const children = new Set<WeakRef<Logger>>();
+  const root = pino({
     level: pinoLevel(opts.level),
+    // Children copy the level when they are made (pino); remember them (and theirs: onChild is inherited).
+    onChild: (child) => { children.add(new WeakRef(child)); },
     base: undefined,
     redact: { paths: ['encrypt', 'key', 'psk', 'privateKey', 'token', '*.encrypt', '*.token'], censor: '<hidden>' },
     formatters: { level: (label) => ({ level: label }) },
     timestamp: opts.json ? pino.stdTimeFunctions.isoTime : pino.stdTimeFunctions.epochTime,
   }, opts.json ? out : humanStream(out));
+  families.set(root, children);
+  return root;
+}
+
+/** Sets the level of a logger made by createLogger and of every child it has made (log_level on reload). */
+export function setLogLevel(root: Logger, consulLevel: string): void {
+  const level = pinoLevel(consulLevel);
+  root.level = level;
+  const children = families.get(root);
+  for (const ref of children ?? []) {
+    const child = ref.deref();
+    if (child) child.level = level;
+    else children!.delete(ref);
+  }
 }

@@ -15,7 +15,8 @@ export interface AgentHandle {
   reload?(config: RuntimeConfig): Promise<void>;
 }
 export interface AgentModule {
-  startAgent(config: RuntimeConfig): Promise<AgentHandle>;
+  /** `reloadConfig` re-reads flags and files (PUT /v1/agent/reload does what SIGHUP does). */
+  startAgent(config: RuntimeConfig, opts?: { reloadConfig?: () => RuntimeConfig }): Promise<AgentHandle>;
 }
 
 export type FetchLike = (input: string, init: RequestInit) => Promise<Response>;

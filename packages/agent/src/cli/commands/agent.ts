@@ -124,7 +124,7 @@ export async function runAgent(ctx: CommandContext, argv: readonly string[]): Pr
   try {
     try {
       const mod = await (ctx.loadAgent ?? defaultLoadAgent)();
-      handle = await mod.startAgent(config);
+      handle = await mod.startAgent(config, { reloadConfig: () => buildRuntimeConfig(argv).config });
     } catch (err) {
       ui.error(`==> Error starting agent: ${(err as Error).message ?? String(err)}`);
       return 1;
