@@ -1,17 +1,17 @@
 // The libp2p driver: runs the pure SWIM core (../core) against real time and a libp2p 3 node.
 //
-//   transport    TCP on the serf LAN port, noise, yamux, identify; with -encrypt a private network
-//                (pre-shared key via @libp2p/pnet): a peer without the key never completes a handshake.
+//   transport    TCP on the serf LAN port, noise, yamux (no identify, no gossipsub: see create());
+//                with -encrypt a private network (pre-shared key via @libp2p/pnet): a peer without
+//                the key never completes a handshake.
 //   SWIM         ping / ack / nack / ping-req / gossip as length-prefixed frames on one long-lived
 //                stream per peer (/trellis/swim/1.0.0): a new stream per ping costs ~7× a reused one.
 //   push-pull    full state exchange on its own request/response protocol (/trellis/pushpull/1.0.0),
 //                used by join and periodically by the core.
-//   broadcasts   updates that originate here are also published on the pool's gossipsub topic
-//                (/trellis/<dc>/lan/1) — the fast path; the core's piggybacked gossip and push-pull
-//                are the slow, sure paths that converge whatever gossipsub's mesh does.
+//   broadcasts   piggybacked on SWIM frames and sent to `gossipNodes` random members every gossip
+//                interval, as memberlist does over UDP; push-pull is the slow, sure path.
 //
 // The driver owns timers, sockets and files; every protocol decision is the core's. After each
-// call into the core it takes the outputs and acts on them (send, publish, emit, log).
+// call into the core it takes the outputs and acts on them (send, emit, log).
 import { EventEmitter } from 'node:events';
 import { isIPv4, isIPv6 } from 'node:net';
 import { lookup } from 'node:dns/promises';
@@ -20,8 +20,6 @@ import { createLibp2p, type Libp2p } from 'libp2p';
 import { tcp, type TCPSocketOptions } from '@libp2p/tcp';
 import { noise } from '@chainsafe/libp2p-noise';
 import { yamux } from '@chainsafe/libp2p-yamux';
-import { identify } from '@libp2p/identify';
-import { gossipsub } from '@libp2p/gossipsub';
 import { preSharedKey } from '@libp2p/pnet';
 import { multiaddr, type Multiaddr } from '@multiformats/multiaddr';
 import pino from 'pino';
@@ -30,7 +28,7 @@ import { decodeMessage, encodeMessage } from '../core/codec.ts';
 import { LAN_DEFAULTS, WAN_DEFAULTS, type SwimConfig } from '../core/config.ts';
 import { GossipError } from '../core/errors.ts';
 import { SwimCore, type SwimStats } from '../core/swim.ts';
-import type { Endpoint, MemberEventType, MemberIdentity, MemberView, Message, PushPullMessage, Update } from '../core/types.ts';
+import type { Endpoint, MemberEventType, MemberIdentity, MemberView, Message, PushPullMessage } from '../core/types.ts';
 import { memberRow, type AgentMemberRow } from '../tags.ts';
 import { FrameDecoder, frame } from './framing.ts';
 import { loadOrCreatePeerKey, pskFromEncryptKey } from './keys.ts';
@@ -43,8 +41,8 @@ const SWIM_MAX_FRAME_BYTES = 64 * 1024;
 const PUSH_PULL_MAX_FRAME_BYTES = 16 * 1024 * 1024;
 /** Frames queued for a peer while its stream opens; beyond this they are dropped, as UDP would. */
 const MAX_QUEUED_FRAMES = 64;
-/** Proactive connections opened at once by one agent (spreads the noise handshakes of a big join). */
-const WARM_CONCURRENCY = 1;
+/** A timer that fires this close before its deadline counts as on time (see #onTimer). */
+const TIMER_SLACK_MS = 2;
 const PP_OK = 0;
 const PP_REFUSED = 1;
 
@@ -54,10 +52,6 @@ const MEMBER_EVENT_TYPES: readonly MemberEventType[] = ['member-join', 'member-u
 function dialsFrom(bindAddr: string): { dialOpts?: TCPSocketOptions } {
   if (bindAddr === '0.0.0.0' || bindAddr === '::') return {};
   return { dialOpts: { localAddress: bindAddr } as TCPSocketOptions };
-}
-
-export function gossipTopic(datacenter: string, pool: 'lan' | 'wan'): string {
-  return pool === 'lan' ? `/trellis/${datacenter}/lan/1` : '/trellis/wan/1';
 }
 
 export interface GossipPoolOptions {
@@ -119,15 +113,13 @@ export interface GossipPoolStats extends SwimStats {
   spoofed: number;
   dialFailures: number;
   framesDropped: number;
-  published: number;
-  publishFailed: number;
   healthScore: number;
   members: number;
   liveMembers: number;
 }
 
 type SwimStream = Awaited<ReturnType<Libp2p['dialProtocol']>>;
-type PoolNode = Libp2p<{ pubsub: ReturnType<ReturnType<typeof gossipsub>> }>;
+type PoolNode = Libp2p;
 
 interface Link {
   stream: SwimStream | undefined;
@@ -235,15 +227,14 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   readonly #opts: GossipPoolOptions;
   readonly #node: PoolNode;
   readonly #log: Logger;
-  readonly #topic: string;
   readonly #config: Partial<SwimConfig>;
   readonly #links = new Map<string, Link>();
   #core: SwimCore | undefined;
   #timer: NodeJS.Timeout | undefined;
+  /** The core deadline the timer is armed for. */
+  #armedForMs = Infinity;
   #running = false;
-  #warmQueue: Endpoint[] = [];
-  #warming = 0;
-  readonly #counters = { framesRefused: 0, spoofed: 0, dialFailures: 0, framesDropped: 0, published: 0, publishFailed: 0 };
+  readonly #counters = { framesRefused: 0, spoofed: 0, dialFailures: 0, framesDropped: 0 };
 
   private constructor(opts: GossipPoolOptions, node: PoolNode, log: Logger) {
     super();
@@ -251,7 +242,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     this.#node = node;
     this.#log = log;
     const pool = opts.pool ?? 'lan';
-    this.#topic = gossipTopic(opts.datacenter, pool);
     this.#config = { ...(pool === 'lan' ? LAN_DEFAULTS : WAN_DEFAULTS), ...opts.config };
   }
 
@@ -279,10 +269,12 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       // SWIM is the liveness check: libp2p's own monitor would open a stream to every connected
       // peer every 10 s for a ping protocol we do not serve (measurable idle CPU in a full mesh).
       connectionMonitor: { enabled: false },
-      services: {
-        identify: identify(),
-        pubsub: gossipsub({ allowPublishToZeroTopicPeers: true, emitSelf: false, ignoreDuplicatePublishError: true }),
-      },
+      // No identify and no gossipsub: SWIM needs neither (peers are addressed by multiaddr and
+      // peer id, broadcasts ride on SWIM's own gossip as in memberlist), and together they were
+      // ~60% of every connection's setup CPU (identify's signed peer record and peer-store writes,
+      // gossipsub's streams, subscriptions and grafts) plus a heartbeat per agent per second.
+      // Measured: 32 ms of CPU per new connection (both sides) with them, 13 ms without.
+      services: {},
     });
     return new GossipPool(opts, node, log);
   }
@@ -309,7 +301,8 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       config: this.#config,
       random: this.#opts.random ?? Math.random,
       nowMs: performance.now(),
-      publishLocalUpdates: true,
+      // Nothing to publish on: locally originated news goes out as SWIM gossip like any other.
+      publishLocalUpdates: false,
       // Consul's lanMergeDelegate: a LAN pool holds one datacenter only.
       validateMember: lan ? (m) => (m.tags.dc === dc ? undefined : `is in datacenter "${m.tags.dc ?? ''}", this LAN pool is "${dc}"`) : undefined,
     });
@@ -317,14 +310,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#readSwim(stream, connection.remotePeer.toString());
     }, { maxInboundStreams: 8 });
     await node.handle(PUSH_PULL_PROTOCOL, (stream) => this.#servePushPull(stream), { maxInboundStreams: 4 });
-    const pubsub = node.services.pubsub;
-    pubsub.subscribe(this.#topic);
-    pubsub.addEventListener('message', (evt) => {
-      const m = evt.detail;
-      if (m.topic !== this.#topic || m.type !== 'signed') return;
-      this.#onPacket(m.data, m.from.toString(), 'gossipsub');
-    });
-    this.#log.info({ name: self.name, addr: `${self.addr}:${port}`, peerId: self.peerId, topic: this.#topic }, 'gossip pool started');
+    this.#log.info({ name: self.name, addr: `${self.addr}:${port}`, peerId: self.peerId }, 'gossip pool started');
     this.#flush();
   }
 
@@ -455,10 +441,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     return isIPv6(me.addr) ? `[${me.addr}]:${me.port}` : `${me.addr}:${me.port}`;
   }
 
-  get topic(): string {
-    return this.#topic;
-  }
-
   stats(): GossipPoolStats {
     const core = this.#requireCore();
     return {
@@ -475,9 +457,17 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   }
 
   #onTimer(): void {
+    const due = this.#armedForMs;
     this.#timer = undefined;
+    this.#armedForMs = Infinity;
     if (!this.#running || !this.#core) return;
-    this.#core.tick(performance.now());
+    const now = performance.now();
+    // Node measures a timer from the event loop's cached clock, so it can fire a little before
+    // performance.now() reaches the deadline it was armed for. Ticking at the real time would then
+    // find nothing due and re-arm for the remaining fraction of a millisecond: a second wake-up for
+    // every deadline (half of an idle agent's wake-ups). A timer that fires within TIMER_SLACK_MS
+    // of its deadline is on time.
+    this.#core.tick(due > now && due - now <= TIMER_SLACK_MS ? due : now);
     this.#flush();
   }
 
@@ -485,23 +475,23 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   #flush(): void {
     const core = this.#core;
     if (!core || !this.#running) return;
-    const publish: Update[] = [];
     for (const o of core.takeOutputs()) {
       switch (o.kind) {
         case 'send':
-          if (o.msg.type === 'pushPull') this.#periodicPushPull(o.to, o.msg);
-          else this.#sendPacket(o.to, encodeMessage(o.msg));
+          if (o.msg.type === 'pushPull') {
+            this.#periodicPushPull(o.to, o.msg);
+          } else {
+            this.#sendPacket(o.to, encodeMessage(o.msg));
+          }
           break;
         case 'publish':
-          publish.push(o.update);
-          break;
+          break; // not asked for (publishLocalUpdates: false)
         case 'event':
           if (o.event.type === 'user') {
             this.#emitSafe('event', { name: o.event.name, payload: o.event.payload, ltime: o.event.ltime });
           } else {
             const m = o.event.member;
             this.#log.info({ member: m.name, addr: `${m.addr}:${m.port}` }, `EventMember${o.event.type.slice(7, 8).toUpperCase()}${o.event.type.slice(8)}`);
-            if (o.event.type === 'member-join' && m.name !== core.name) this.#warm(m);
             if (o.event.type === 'member-reap' || o.event.type === 'member-leave') this.#dropLink(m.peerId);
             this.#emitSafe(o.event.type as MemberEventType, memberRow(m), m);
           }
@@ -511,15 +501,25 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
           break;
       }
     }
-    if (publish.length > 0) this.#publish(publish);
+    this.#arm(core.nextDeadlineMs());
+  }
+
+  /** Arms the timer for the core's next deadline; a timer already armed for it is kept (every frame ends in a flush). */
+  #arm(due: number): void {
+    if (this.#timer && due === this.#armedForMs) return;
     if (this.#timer) clearTimeout(this.#timer);
-    const delay = Math.max(0, Math.min(core.nextDeadlineMs() - performance.now(), 60_000));
+    this.#armedForMs = due;
+    const delay = Math.max(0, Math.min(Math.ceil(due - performance.now()), 60_000));
     // The tick runs in setImmediate, after the event loop's I/O phase: when the process was
     // stalled (GC, CPU starvation) and a deadline passed meanwhile, the acks that did arrive are
     // read before the deadline is judged. Node runs expired timers *before* polling sockets, so
-    // a tick straight from the timer would blame peers for our own stall.
-    this.#timer = setTimeout(() => setImmediate(() => this.#onTimer()), delay);
-    this.#timer.unref();
+    // a tick straight from the timer would blame peers for our own stall. A flush between the
+    // timer and its setImmediate may have armed another timer: then that one is the tick.
+    const timer = setTimeout(() => setImmediate(() => {
+      if (this.#timer === timer) this.#onTimer();
+    }), delay);
+    timer.unref();
+    this.#timer = timer;
   }
 
   #emitSafe<K extends keyof GossipPoolEvents>(event: K, ...args: GossipPoolEvents[K]): void {
@@ -529,17 +529,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       // A listener's bug must not stop the protocol loop; it is the listener's to fix.
       this.#log.error({ err, event }, 'gossip event listener threw');
     }
-  }
-
-  #publish(updates: Update[]): void {
-    const core = this.#core!;
-    const bytes = encodeMessage({ type: 'gossip', from: core.name, updates });
-    this.#node.services.pubsub.publish(this.#topic, bytes).then(() => {
-      this.#counters.published++;
-    }, (err: unknown) => {
-      this.#counters.publishFailed++;
-      this.#log.debug({ err }, 'gossipsub publish failed (the piggybacked gossip still carries the update)');
-    });
   }
 
   // ------------------------------------------------------------------ SWIM frames
@@ -552,7 +541,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     return !(known && (known.state === 'alive' || known.state === 'suspect') && known.peerId !== remotePeer);
   }
 
-  #onPacket(bytes: Uint8Array, remotePeer: string, via: 'swim' | 'gossipsub'): void {
+  #onPacket(bytes: Uint8Array, remotePeer: string): void {
     const core = this.#core;
     if (!core || !this.#running) return;
     let msg: Message;
@@ -563,9 +552,9 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#logRefused('malformed', remotePeer, (err as Error).message);
       return;
     }
-    if (msg.type === 'pushPull' || (via === 'gossipsub' && msg.type !== 'gossip')) {
+    if (msg.type === 'pushPull') {
       this.#counters.framesRefused++;
-      this.#logRefused('wrong-protocol', remotePeer, `${msg.type} message on the ${via} channel`);
+      this.#logRefused('wrong-protocol', remotePeer, 'pushPull message on the SWIM stream');
       return;
     }
     if (!this.#authentic(msg, remotePeer)) {
@@ -597,7 +586,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         stream.abort(err as Error);
         return;
       }
-      for (const f of frames) this.#onPacket(f, remotePeer, 'swim');
+      for (const f of frames) this.#onPacket(f, remotePeer);
     });
   }
 
@@ -668,35 +657,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     if (!link) return;
     this.#links.delete(peerId);
     link.stream?.abort(new Error('member left'));
-  }
-
-  /**
-   * Opens the connection to a new member ahead of its first probe, so that the probe does not
-   * wait for a noise handshake (~10 ms of CPU on each side). Only one side of each pair does it
-   * (the lower peer id; libp2p reuses the connection both ways), one at a time, after a random
-   * part of a probe interval: a join must not set off a burst of handshakes across the pool.
-   */
-  #warm(m: Endpoint): void {
-    if (this.#links.has(m.peerId) || m.peerId <= this.peerId) return;
-    this.#warmQueue.push(m);
-    this.#pumpWarm();
-  }
-
-  #pumpWarm(): void {
-    if (this.#warming >= WARM_CONCURRENCY || this.#warmQueue.length === 0 || !this.#running) return;
-    this.#warming++;
-    const jitterMs = Math.random() * (this.#core?.config.probeIntervalMs ?? 1000);
-    setTimeout(() => {
-      const m = this.#warmQueue.shift();
-      const done = (): void => {
-        this.#warming--;
-        this.#pumpWarm();
-      };
-      if (!m || !this.#running || this.#links.has(m.peerId)) return done();
-      const link: Link = { stream: undefined, opening: undefined, queue: [], failures: 0, retryAtMs: 0 };
-      this.#links.set(m.peerId, link);
-      link.opening = this.#openLink(m, link).finally(done);
-    }, jitterMs).unref();
   }
 
   // ------------------------------------------------------------------ push-pull
