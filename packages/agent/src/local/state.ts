@@ -15,16 +15,16 @@
 import type {
   CatalogRegisterCommand, CheckStatus, Command, CommandResult, HealthCheck, HealthCheckInput, NodeServiceInput, StateReader,
 } from '../state/types.ts';
-import type { NodeCatalogState } from '../server/rpcProto.ts';
 import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner, type Timers } from '../checks/index.ts';
 import type { Logger } from '../logger.ts';
 import type { LocalPersistence } from './persist.ts';
-import type { LocalNodeInfo, LocalServiceDef } from './types.ts';
+import type { CatalogNodeView, LocalNodeInfo, LocalServiceDef } from './types.ts';
 import {
-  SERF_CHECK_ID, NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, DEFAULT_OUTPUT_MAX_BYTES, checkDefinition, checkKind, goDur, type CheckType,
+  NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, DEFAULT_OUTPUT_MAX_BYTES, checkDefinition, checkKind, goDur, type CheckType,
 } from '../structs/check.ts';
 import { applyOk } from '../http/apply.ts';
 import { LocalStateError } from './errors.ts';
+import { planSync, type LocalSnapshot } from './planSync.ts';
 
 const DEFAULT_NODE_MAINT_REASON = 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
 const DEFAULT_SERVICE_MAINT_REASON = 'Maintenance mode is enabled for this service, but no reason was provided. This is a default message.';
@@ -47,7 +47,7 @@ export interface LocalStateOptions {
    * The catalog's rows for this node, which syncFull() compares with what this agent holds: a
    * server reads its own replica, a client agent asks a server (Forward.NodeState).
    */
-  catalogState: (node: string) => NodeCatalogState | Promise<NodeCatalogState>;
+  catalogState: (node: string) => CatalogNodeView | Promise<CatalogNodeView>;
   timers?: Timers;
   /**
    * Runs the active checks (HTTP, TCP, UDP, gRPC, script, alias: checks/) of registered checks.
@@ -89,7 +89,7 @@ const realTimers: Timers = {
 export class LocalState {
   readonly node: LocalNodeInfo;
   readonly #apply: (cmd: Command) => Promise<CommandResult>;
-  readonly #catalogState: (node: string) => NodeCatalogState | Promise<NodeCatalogState>;
+  readonly #catalogState: (node: string) => CatalogNodeView | Promise<CatalogNodeView>;
   /** The catalog's node row is known to match this agent's node (set by a full node write, checked by syncFull). */
   #nodeSynced = false;
   readonly #timers: Timers;
@@ -367,47 +367,32 @@ export class LocalState {
    */
   syncFull(): Promise<number> {
     return this.#serialize(async () => {
-      let writes = 0;
       const cat = await this.#catalogState(this.node.Node);
-      const n = this.node;
-      const cur = cat.node;
-      if (!cur || cur.Address !== n.Address || cur.ID !== n.ID || !sameFields(n.TaggedAddresses, cur.TaggedAddresses) || !sameFields(n.Meta, cur.Meta)) {
-        this.#nodeSynced = false;
-        await this.#register({});
-        writes++;
-      }
-      const catalogChecks = cat.checks;
-      const svcInCatalog = new Map(cat.services.map((s) => [s.ID, s]));
-      for (const { service } of this.#services.values()) {
-        const cur = svcInCatalog.get(service.ID);
-        if (!cur || !sameFields(this.#serviceInput(service), cur)) {
-          await this.#register({ Service: this.#serviceInput(service) });
-          writes++;
-        }
-      }
-      for (const id of svcInCatalog.keys()) {
-        if (!this.#services.has(id)) {
-          await this.#deregister({ ServiceID: id });
-          writes++;
-        }
-      }
-      const checkInCatalog = new Map(catalogChecks.map((c) => [c.CheckID, c]));
-      for (const { check } of this.#checks.values()) {
-        const cur = checkInCatalog.get(check.CheckID);
-        if (!cur || !sameFields(this.#checkInput(check), cur)) {
-          await this.#register({ Check: this.#checkInput(check) });
-          writes++;
-        }
-      }
-      for (const id of checkInCatalog.keys()) {
-        if (id !== SERF_CHECK_ID && !this.#checks.has(id)) {
-          await this.#deregister({ CheckID: id });
-          writes++;
+      const plan = planSync(this.#snapshot(), cat);
+      for (const cmd of plan) {
+        switch (cmd.op) {
+          case 'registerNode':
+            this.#nodeSynced = false;
+            await this.#register({});
+            break;
+          case 'registerService': await this.#register({ Service: cmd.service }); break;
+          case 'deregisterService': await this.#deregister({ ServiceID: cmd.serviceId }); break;
+          case 'registerCheck': await this.#register({ Check: cmd.check }); break;
+          case 'deregisterCheck': await this.#deregister({ CheckID: cmd.checkId }); break;
         }
       }
       this.#outOfSync = false;
-      return writes;
+      return plan.length;
     });
+  }
+
+  /** What this agent holds, as planSync compares it with the catalog. */
+  #snapshot(): LocalSnapshot {
+    return {
+      node: this.node,
+      services: [...this.#services.values()].map(({ service }) => this.#serviceInput(service)),
+      checks: [...this.#checks.values()].map(({ check }) => this.#checkInput(check)),
+    };
   }
 
   /** Stops TTL timers and wakes waiters; later mutations are refused. */
@@ -462,8 +447,8 @@ export class LocalState {
     return check;
   }
 
-  #serviceInput(svc: LocalServiceDef): NodeServiceInput {
-    const input: NodeServiceInput = {
+  #serviceInput(svc: LocalServiceDef): NodeServiceInput & { ID: string } {
+    const input: NodeServiceInput & { ID: string } = {
       Kind: svc.Kind, ID: svc.ID, Service: svc.Service, Tags: [...svc.Tags], Address: svc.Address,
       TaggedAddresses: { ...svc.TaggedAddresses }, Meta: { ...svc.Meta }, Port: svc.Port,
       Weights: { ...svc.Weights }, EnableTagOverride: svc.EnableTagOverride,
@@ -474,7 +459,7 @@ export class LocalState {
     return input;
   }
 
-  #checkInput(check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'>): HealthCheckInput {
+  #checkInput(check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'>): HealthCheckInput & { CheckID: string } {
     return { ...check, ServiceTags: [...check.ServiceTags], Definition: { ...check.Definition } };
   }
 
@@ -684,20 +669,10 @@ export class LocalState {
 }
 
 /** LocalStateOptions.catalogState over a local replica (server agents, tests). */
-export function catalogStateFromStore(store: StateReader): (node: string) => NodeCatalogState {
+export function catalogStateFromStore(store: StateReader): (node: string) => CatalogNodeView {
   return (node) => ({
     node: store.node(node).value,
     services: store.nodeServices(node).value?.Services ?? [],
     checks: store.nodeChecks(node).value,
   });
-}
-
-/** True when every field of `want` equals the same field of `have` (deep, JSON-wise). */
-function sameFields(want: object, have: object): boolean {
-  const h = have as Record<string, unknown>;
-  for (const [k, v] of Object.entries(want)) {
-    if (v === undefined) continue;
-    if (JSON.stringify(v) !== JSON.stringify(h[k] ?? (Array.isArray(v) ? [] : typeof v === 'object' ? {} : undefined))) return false;
-  }
-  return true;
 }

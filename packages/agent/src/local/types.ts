@@ -1,7 +1,9 @@
 // The shapes of what this agent owns: its node and its services as registered (Consul's
 // agent/local keeps the same: a NodeService per service, the node from the agent's config).
 
-import type { ConnectProxyConfig, ServiceAddress, ServiceConnect, ServiceKind, Weights } from '../state/types.ts';
+import type {
+  ConnectProxyConfig, HealthCheck, Node, NodeService, ServiceAddress, ServiceConnect, ServiceKind, Weights,
+} from '../state/types.ts';
 
 /** The node this agent registers as. */
 export interface LocalNodeInfo {
@@ -28,4 +30,14 @@ export interface LocalServiceDef {
   EnableTagOverride: boolean;
   Proxy?: ConnectProxyConfig;
   Connect?: ServiceConnect;
+}
+
+/**
+ * The catalog's rows for one node, as anti-entropy compares them with the local state: a server
+ * reads its own replica, a client agent asks a server (Forward.NodeState).
+ */
+export interface CatalogNodeView {
+  node: Node | null;
+  services: NodeService[];
+  checks: HealthCheck[];
 }
