@@ -23,6 +23,12 @@ if (!skipTypecheck) {
   process.stdout.write('typecheck: tsc --noEmit\n');
   const tsc = spawnSync('tsc', ['--noEmit', '-p', 'tsconfig.json'], { cwd: root, stdio: 'inherit' });
   if (tsc.status !== 0) { typecheckFailed = 1; process.stdout.write('typecheck: FAILED\n'); }
+  // The layer rules (.dependency-cruiser.cjs): no import cycles, state/ at the bottom, pure cores
+  // without I/O, the gateway never importing the agent. Counted with the type check.
+  process.stdout.write('layers: depcruise (.dependency-cruiser.cjs)\n');
+  const sources = globSync('packages/*/src', { cwd: root });
+  const layers = spawnSync('depcruise', ['--config', '.dependency-cruiser.cjs', '--output-type', 'err', ...sources], { cwd: root, stdio: 'inherit' });
+  if (layers.status !== 0) { typecheckFailed += 1; process.stdout.write('layers: FAILED\n'); }
 }
 
 // The end-to-end suites run `trellis` as users do, from the bundle (packages/agent/dist, built by
