@@ -15,6 +15,7 @@ import { retryJoin } from './gossip/retryJoin.ts';
 import { consulEventName, decodeConsulEvent, encodeConsulEvent, rawConsulEventName } from './gossip/consulEvents.ts';
 import { LocalState } from './local/state.ts';
 import { LocalStateError } from './local/errors.ts';
+import { AntiEntropy } from './local/antiEntropy.ts';
 import { FilePersistence } from './local/persist.ts';
 import { EventLog, eventMatchesAgent } from './http/events.ts';
 import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
@@ -40,11 +41,6 @@ export type ServerBackend = AgentBackend & {
   /** Default-consistency reads: resolves once the local store is as current as the leader's. */
   defaultRead(signal?: AbortSignal): Promise<void>;
 };
-
-/** Consul's anti-entropy interval (ae_interval, one minute) is scaled up past 128 nodes (agent/ae scaleFactor). */
-function aeScale(nodes: number): number {
-  return nodes <= 128 ? 1 : Math.ceil(Math.log2(nodes) - Math.log2(128)) + 1;
-}
 
 export interface StartAgentOptions {
   logger?: Logger;
@@ -165,7 +161,7 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
     // A server builds its HTTP API even without a port: client agents' requests run through it.
     if (config.ports.http > 0 || config.serverMode) {
       const host = config.httpAddrs[0] ?? '127.0.0.1';
-      http = createHttpServer(backend, { host, port: config.ports.http, logger });
+      http = createHttpServer(backend, { host, port: config.ports.http, logger, routes: role.httpRoutes?.(backend) ?? [] });
       role.attachHttp?.(http, backend);
       if (config.ports.http > 0) httpPort = (await http.listen()).port;
       stack.push(() => http!.close());
@@ -313,57 +309,28 @@ async function reloadDefinitions(prev: RuntimeConfig, next: RuntimeConfig, local
 }
 
 /**
- * Anti-entropy (Consul's agent/ae): changes reach the catalog as they happen (LocalState writes
- * through); this full sync repairs whatever drifted since (a restored snapshot, a node the leader
- * deregistered while this agent was cut off, changes a client kept while no server was reachable).
- * It runs every minute (scaled by cluster size, with a random stagger), soon after a server joins
- * or a change was kept locally, and every few seconds while such a change has not been written.
+ * Anti-entropy (local/antiEntropy.ts) on the real clock: full syncs of the local state to the
+ * catalog every ae_interval (scaled by the gossip pool's size), soon after a server joins or a change
+ * was kept locally, and every few seconds while such a change is unwritten.
  */
 function startAntiEntropy(local: LocalState, pool: GossipPool, log: Logger, intervalMs: number, signal: AbortSignal): { soon(): void } {
-  let timer: NodeJS.Timeout | undefined;
-  let nextAt = Number.POSITIVE_INFINITY;
-  let running = false;
-  const run = async (): Promise<void> => {
-    if (running || signal.aborted) return;
-    running = true;
-    try {
-      const writes = await local.syncFull();
-      if (writes > 0) log.info({ writes }, 'anti-entropy: synced local services and checks to the catalog');
-    } catch (err) {
-      log.debug({ err: (err as Error).message }, 'anti-entropy sync failed; retrying');
-    } finally {
-      running = false;
-    }
-  };
-  const schedule = (ms: number): void => {
-    clearTimeout(timer);
-    if (signal.aborted) return;
-    nextAt = Date.now() + ms;
-    timer = setTimeout(() => {
-      nextAt = Number.POSITIVE_INFINITY;
-      void run().finally(() => {
-        if (local.outOfSync) {
-          schedule(5000 + Math.random() * 1000);
-          return;
-        }
-        const base = intervalMs * aeScale(pool.members().length);
-        schedule(base + Math.random() * base / 16);
-      });
-    }, ms);
-    timer.unref();
-  };
-  const soon = (): void => {
-    if (nextAt - Date.now() > 3000) schedule(1000 + Math.random() * 2000);
-  };
-  schedule(intervalMs * (0.5 + Math.random() / 2));
+  const ae = new AntiEntropy({
+    sync: () => local.syncFull(),
+    outOfSync: () => local.outOfSync,
+    clusterSize: () => pool.members().length,
+    intervalMs,
+    onSynced: (writes) => log.info({ writes }, 'anti-entropy: synced local services and checks to the catalog'),
+    onError: (err) => log.debug({ err: (err as Error).message }, 'anti-entropy sync failed; retrying'),
+  });
+  ae.start();
   // A server appearing (this agent joined, or servers came back) deserves a prompt sync.
   const onJoin = (row: { Tags: Record<string, string> }): void => {
-    if (row.Tags.role === 'consul') soon();
+    if (row.Tags.role === 'consul') ae.soon();
   };
   pool.on('member-join', onJoin);
   signal.addEventListener('abort', () => {
-    clearTimeout(timer);
+    ae.stop();
     pool.off('member-join', onJoin);
   }, { once: true });
-  return { soon };
+  return ae;
 }
