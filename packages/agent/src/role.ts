@@ -8,6 +8,7 @@ import type { GossipPool } from './gossip/libp2p/pool.ts';
 import type { AgentBackend } from './http/backend.ts';
 import type { LocalStateOptions } from './local/state.ts';
 import type { HttpServer } from './http/server.ts';
+import type { EndpointSpec } from './http/router.ts';
 import type { Logger } from './logger.ts';
 import type { Server } from './server/server.ts';
 import type { Command, CommandResult } from './state/index.ts';
@@ -33,6 +34,8 @@ export interface AgentRole {
   backend: Pick<AgentBackend, 'store' | 'consistentRead' | 'defaultRead' | 'raftStatus' | 'sessionTimers' | 'forward'>;
   /** Catalog lookups for DNS; absent when this role does not serve DNS. */
   dnsLookup?: DnsLookup;
+  /** Endpoints only this role serves (a server's operator and snapshot endpoints), as route specs of the one dispatcher. */
+  httpRoutes?(backend: AgentBackend): EndpointSpec[];
   /** Called once the HTTP API exists (not yet listening). */
   attachHttp?(http: HttpServer, backend: AgentBackend): void;
   /** The role's part of a graceful leave (a server leaves the Raft configuration). */

@@ -97,6 +97,9 @@ export function mapError(err: unknown): MappedError {
       return { statusCode: 429, body: message, headers: {} };
     case 'ERR_PERMISSION_DENIED':
       return { statusCode: 403, body: 'Permission denied', headers: {} };
+    // A snapshot upload that does not verify: the file, not the cluster, is at fault.
+    case 'ERR_SNAPSHOT_INVALID':
+      return { statusCode: 400, body: message, headers: {} };
   }
   if (badRequestCodes.has(code)) {
     return { statusCode: 400, body: message, headers: {} };

@@ -44,6 +44,8 @@ export interface HttpServerOptions {
   logger?: Logger;
   /** [0,1) source for blocking-query jitter; Math.random by default. */
   random?: () => number;
+  /** Endpoints a role adds (a server's operator and snapshot endpoints), served like every other. */
+  routes?: readonly EndpointSpec[];
 }
 
 /** Everything a route module needs; built once per server. */
@@ -180,6 +182,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...sessionRoutes(deps),
     ...txnRoutes(deps),
     ...eventRoutes(deps),
+    ...(opts.routes ?? []),
   ];
 
   for (const spec of specs) {

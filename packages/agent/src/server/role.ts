@@ -10,7 +10,7 @@ import type { Command } from '../state/index.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
 import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
 import { LeaderRoutines, type ReconciledMember } from './leader.ts';
-import { registerOperatorRoutes } from './operatorRoutes.ts';
+import { operatorRoutes } from './operatorRoutes.ts';
 import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
 
@@ -60,8 +60,8 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       },
     },
     dnsLookup: catalogDnsLookup(server.store, config.datacenter),
-    attachHttp(http, backend) {
-      registerOperatorRoutes(http.app, { server, backend });
+    httpRoutes: (backend) => operatorRoutes({ server, backend }),
+    attachHttp(http) {
       // Client agents' forwarded requests run through this server's HTTP API.
       server.httpHandler = (req, signal) => injectForwarded(http.app, {
         method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers ?? {}, body: req.body ?? Buffer.alloc(0),
