@@ -9,7 +9,7 @@
 
 import fs from 'node:fs';
 import { ConfigError } from './errors.ts';
-import { formatFromExtension, parseDocument, type DocumentFormat } from './document.ts';
+import { formatFromExtension, parseDocument, utf8Text, type DocumentFormat } from './document.ts';
 import { toApiKey, toSnakeCase } from './keys.ts';
 
 /**
@@ -76,12 +76,13 @@ function foldOnly(v: unknown): unknown {
 /** Reads one config entry file (.json or .hcl, or `format`) into the API's shape. */
 export function readConfigEntryFile(file: string, format?: DocumentFormat): Record<string, unknown> {
   const effective = format ?? formatFromExtension(file);
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw new ConfigError('ERR_CONFIG_READ', `config: cannot read ${file}: ${(err as Error).message}`, { file });
   }
+  const text = utf8Text(bytes, file);
   // Consul's `config write` reads anything that is not .json as HCL (HCL 1 also reads JSON).
   return parseConfigEntryText(text, file, effective === '' ? 'hcl' : effective);
 }

@@ -2,6 +2,7 @@
 // in JSON or HCL 1 as Consul reads them: the format comes from the file's extension unless given.
 // The result is the raw parsed value; schema.ts (agent config) or configEntry.ts decode it.
 
+import { firstInvalidUtf8 } from '../http/utf8.ts';
 import { ConfigError } from './errors.ts';
 import { parseHcl, HclSyntaxError } from './hcl.ts';
 
@@ -12,6 +13,20 @@ export function formatFromExtension(file: string): DocumentFormat | '' {
   if (file.endsWith('.json')) return 'json';
   if (file.endsWith('.hcl')) return 'hcl';
   return '';
+}
+
+/**
+ * A file's bytes as text. Config files must be UTF-8: decoding leniently would turn a broken byte in
+ * a service or check name into U+FFFD without a word, so the file is refused naming where it is.
+ */
+export function utf8Text(bytes: Buffer, file: string): string {
+  const at = firstInvalidUtf8(bytes);
+  if (at >= 0) {
+    const lineStart = bytes.lastIndexOf(0x0a, at - 1) + 1;
+    const line = bytes.subarray(0, at).toString('utf8').split('\n').length;
+    throw new ConfigError('ERR_CONFIG_PARSE', `config: ${file}: invalid UTF-8 at line ${line}, column ${at - lineStart + 1}: the file must be UTF-8`, { file });
+  }
+  return bytes.toString('utf8');
 }
 
 /**

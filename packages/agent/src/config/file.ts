@@ -7,7 +7,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { ConfigError } from './errors.ts';
 import { decodeSource, CONFIG_SCHEMA, type RawConfig, type Schema } from './schema.ts';
-import { formatFromExtension, parseDocument, type DocumentFormat } from './document.ts';
+import { formatFromExtension, parseDocument, utf8Text, type DocumentFormat } from './document.ts';
 
 export interface ConfigSource {
   /** File path, or a label such as "command line flags" / "defaults". */
@@ -65,12 +65,13 @@ function sourceFromFile(file: string, format: ConfigFormat, warnings: string[]):
     warnings.push(`skipping file ${file}, extension must be .hcl or .json, or config format must be set`);
     return undefined;
   }
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = fs.readFileSync(file, 'utf8');
+    bytes = fs.readFileSync(file);
   } catch (err) {
     throw readError(file, err);
   }
+  const text = utf8Text(bytes, file);
   const raw = parseConfigText(text, file, warnings, CONFIG_SCHEMA, effective);
   return raw ? { name: file, raw } : undefined;
 }

@@ -10,19 +10,20 @@ import { parseConfigText } from '../../config/file.ts';
 import { ConfigError } from '../../config/errors.ts';
 import { toServiceDefinition, type ServiceDefinition } from '../../config/serviceDefinition.ts';
 import { CONFIG_SCHEMA, type RawConfig } from '../../config/schema.ts';
-import { formatFromExtension } from '../../config/document.ts';
+import { formatFromExtension, utf8Text } from '../../config/document.ts';
 
 /** Reads service definitions from agent config files (the same decoder and checks as the agent's),
  *  HCL for *.hcl and JSON otherwise. */
 export function servicesFromFiles(files: readonly string[]): ServiceDefinition[] {
   const out: ServiceDefinition[] = [];
   for (const file of files) {
-    let text: string;
+    let bytes: Buffer;
     try {
-      text = fs.readFileSync(file, 'utf8');
+      bytes = fs.readFileSync(file);
     } catch (err) {
       throw new ConfigError('ERR_CONFIG_READ', `cannot read ${file}: ${(err as Error).message}`, { file });
     }
+    const text = utf8Text(bytes, file);
     const format = formatFromExtension(file) || 'json';
     const raw = parseConfigText(text, file, [], CONFIG_SCHEMA, format) ?? {};
     const defs = (raw['services'] as RawConfig[] | undefined) ?? [];
