@@ -26,6 +26,24 @@ export interface Logger {
 
 const silentLogger: Logger = { debug() {}, info() {}, warn() {}, error() {} };
 
+/** Time as the driver sees it. The default is the real clock; the simulator injects one that
+ *  advances in steps, so that a seeded run of RaftNode is reproducible. */
+export interface Clock {
+  now(): number;
+  setTimeout(fn: () => void, ms: number): unknown;
+  clearTimeout(handle: unknown): void;
+  setInterval(fn: () => void, ms: number): unknown;
+  clearInterval(handle: unknown): void;
+}
+
+const realClock: Clock = {
+  now: () => Date.now(),
+  setTimeout: (fn, ms) => setTimeout(fn, ms),
+  clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
+  setInterval: (fn, ms) => setInterval(fn, ms),
+  clearInterval: (h) => clearInterval(h as NodeJS.Timeout),
+};
+
 export interface RaftNodeOptions<R> {
   id: NodeId;
   transport: Transport;
@@ -48,6 +66,8 @@ export interface RaftNodeOptions<R> {
   checkQuorum?: boolean;
   readOnly?: 'safe' | 'lease';
   maxInflight?: number;
+  /** Largest append message in bytes (the core batches entries up to it). Default: the core's. */
+  maxMsgBytes?: number;
   /** How long read() waits for its ReadIndex round before failing. Default 5000 ms. */
   readTimeoutMs?: number;
   random?: () => number;
@@ -55,6 +75,11 @@ export interface RaftNodeOptions<R> {
   /** Addresses of existing members, for a node that joins a running cluster: it must be able to answer
    *  the leader before the log (which carries every member's address) has reached it. */
   knownPeers?: Record<NodeId, string>;
+  /** Default: the real clock (Date.now, setTimeout, setInterval). */
+  clock?: Clock;
+  /** Testing only: replaces readyPlan.ts's plan (the simulator injects a deliberately wrong order to
+   *  prove its checkers see one). */
+  planReady?: typeof planReady;
 }
 
 interface PendingProposal<R> {
@@ -67,7 +92,7 @@ interface PendingRead {
   index: number; // -1 until the core answers
   resolve: () => void;
   reject: (e: Error) => void;
-  timer: NodeJS.Timeout;
+  timer: unknown;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -76,14 +101,17 @@ function abortError(signal: AbortSignal): Error {
 
 export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   readonly id: NodeId;
-  private readonly opts: Required<Omit<RaftNodeOptions<R>, 'random' | 'logger'>> & { random: () => number; logger: Logger };
+  private readonly opts: Required<Omit<RaftNodeOptions<R>, 'random' | 'logger' | 'maxMsgBytes' | 'clock' | 'planReady'>> &
+    { random: () => number; logger: Logger; maxMsgBytes: number | undefined };
+  private readonly clock: Clock;
+  private readonly plan: typeof planReady;
   private core!: RaftCore;
   private readonly events = new EventEmitter();
   private readonly addresses = new Map<NodeId, string>();
   private readonly pending = new Map<number, PendingProposal<R>>();
   private readonly reads = new Map<string, PendingRead>();
   private readSeq = 0;
-  private ticker: NodeJS.Timeout | undefined;
+  private ticker: unknown;
   private wake: (() => void) | undefined;
   private loopDone: Promise<void> | undefined;
   private started = false;
@@ -106,8 +134,10 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       knownPeers: {}, tickMs: 100, electionTicks: 10, heartbeatTicks: 1, snapshotThreshold: 16384, trailingLogs: 10240,
       maxEntryBytes: 512 * 1024, preVote: true, checkQuorum: true, readOnly: 'safe', maxInflight: 256,
       readTimeoutMs: 5000, ...options,
-      random: options.random ?? Math.random, logger: options.logger ?? silentLogger,
+      random: options.random ?? Math.random, logger: options.logger ?? silentLogger, maxMsgBytes: options.maxMsgBytes,
     };
+    this.clock = options.clock ?? realClock;
+    this.plan = options.planReady ?? planReady;
   }
 
   /** True when storage holds no state at all (a node that was never bootstrapped or joined). */
@@ -166,6 +196,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       id: this.id, electionTicks: this.opts.electionTicks, heartbeatTicks: this.opts.heartbeatTicks,
       random: this.opts.random, preVote: this.opts.preVote, checkQuorum: this.opts.checkQuorum,
       readOnly: this.opts.readOnly, maxInflight: this.opts.maxInflight, maxEntryBytes: this.opts.maxEntryBytes, initial,
+      ...(this.opts.maxMsgBytes !== undefined ? { maxMsgBytes: this.opts.maxMsgBytes } : {}),
     };
     this.core = new RaftCore(config);
     this.started = true;
@@ -178,7 +209,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (conf.voters.length === 1 && conf.voters[0] === this.id && conf.learners.length === 0) {
       for (let i = 0; i < this.opts.electionTicks * 2 && this.core.role !== 'leader'; i++) this.core.tick();
     }
-    this.ticker = setInterval(() => { this.core.tick(); this.kick(); }, this.opts.tickMs);
+    this.ticker = this.clock.setInterval(() => { this.core.tick(); this.kick(); }, this.opts.tickMs);
     this.loopDone = this.loop();
     this.kick();
   }
@@ -188,7 +219,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (this.closed) return;
     this.closed = true;
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
+    if (this.ticker) this.clock.clearInterval(this.ticker);
     this.kick();
     await this.loopDone?.catch(() => { /* the loop's fatal error was already logged */ });
     this.failAll(new StoppedError());
@@ -209,6 +240,11 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
 
   isLeader(): boolean {
     return this.started && !this.fatal && this.core.role === 'leader';
+  }
+
+  /** The core, for the simulator's checkers (read its state; driving it directly breaks the node). */
+  inspectCore(): RaftCore | undefined {
+    return this.started ? this.core : undefined;
   }
 
   /** The storage or state machine failure that stopped this node, if one did (see the 'fatal' event). */
@@ -268,13 +304,13 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
       this.kick();
       return new Promise<void>((resolve, reject) => {
         const finish = (fn: () => void) => {
-          clearTimeout(timer);
+          this.clock.clearTimeout(timer);
           this.reads.delete(ctx);
           opts.signal?.removeEventListener('abort', onAbort);
           fn();
         };
         const onAbort = () => finish(() => reject(abortError(opts.signal!)));
-        const timer = setTimeout(() => finish(() => reject(new TimeoutError('linearizable read (ReadIndex)'))), this.opts.readTimeoutMs);
+        const timer = this.clock.setTimeout(() => finish(() => reject(new TimeoutError('linearizable read (ReadIndex)'))), this.opts.readTimeoutMs);
         opts.signal?.addEventListener('abort', onAbort, { once: true });
         this.reads.set(ctx, { index: -1, resolve: () => finish(resolve), reject: (e) => finish(() => reject(e)), timer });
       });
@@ -289,12 +325,12 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (to === this.id) return;
     this.core.transferLeader(to);
     this.kick();
-    const deadline = Date.now() + this.opts.tickMs * this.opts.electionTicks * 2;
+    const deadline = this.clock.now() + this.opts.tickMs * this.opts.electionTicks * 2;
     while (this.core.leader !== to) {
       if (opts.signal?.aborted) throw abortError(opts.signal);
-      if (Date.now() > deadline) throw new TimeoutError(`leadership transfer to ${to}`);
+      if (this.clock.now() > deadline) throw new TimeoutError(`leadership transfer to ${to}`);
       if (this.stopped) throw new StoppedError();
-      await new Promise((r) => setTimeout(r, this.opts.tickMs / 2));
+      await new Promise<void>((r) => { this.clock.setTimeout(r, this.opts.tickMs / 2); });
     }
   }
 
@@ -306,7 +342,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
 
   status(): NodeStatus {
     const s = this.core.status();
-    const now = Date.now();
+    const now = this.clock.now();
     const peersSeen = new Set<NodeId>();
     const peers = [...s.conf.voters.map((id) => ({ id, voter: true })), ...s.conf.learners.map((id) => ({ id, voter: false }))]
       .filter((p) => !peersSeen.has(p.id) && peersSeen.add(p.id))
@@ -355,7 +391,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   private onMessage(m: Message): void {
     if (!this.started || this.stopped) return;
     if ((m.type === 'app' || m.type === 'heartbeat' || m.type === 'snap') && m.term >= this.core.term) {
-      this.lastLeaderContact = Date.now();
+      this.lastLeaderContact = this.clock.now();
     }
     try {
       this.core.step(m);
@@ -399,7 +435,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (confAppended) this.syncTransportPeers();
 
     let saving: Promise<void> | undefined;
-    for (const step of planReady(rd, this.persistedHard)) {
+    for (const step of this.plan(rd, this.persistedHard)) {
       switch (step.kind) {
         case 'send':
           this.opts.transport.send(await this.attachSnapshots(step.messages));
@@ -564,7 +600,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
   private failStop(err: Error): void {
     this.fatal = err;
     this.stopped = true;
-    if (this.ticker) clearInterval(this.ticker);
+    if (this.ticker) this.clock.clearInterval(this.ticker);
     this.opts.logger.error({ err }, 'raft: storage or state machine failure; node stopped: it no longer leads, votes or acknowledges until restarted');
     this.failAll(err);
     this.onSoftState('', 'follower');

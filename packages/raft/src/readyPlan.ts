@@ -1,7 +1,7 @@
-// How a driver handles one Ready: the single plan that RaftNode (node.ts) executes against real
-// storage and a transport, and that the simulator (sim/cluster.ts) executes against its simulated
-// disk and network. Both walk the same list in the same order, so the simulator's seeds check the
-// order that ships (issue 12: the simulator used to apply only after the write completed, while
+// How a driver handles one Ready: the plan RaftNode (node.ts) executes, whether over real storage
+// and a transport or inside the simulator (sim/cluster.ts runs RaftNode itself over simulated
+// disk, network and clock), so the simulator's seeds check the order that ships (issue 12: the
+// simulator used to re-implement Ready handling and applied only after the write completed, while
 // RaftNode applies while it is in flight).
 //
 // Pure: no I/O, no state. The executors differ only in what a step does, never in which steps run

@@ -194,6 +194,8 @@ export class RaftCore {
   get role(): Role { return this._role; }
   get leader(): NodeId | '' { return this.lead; }
   get term(): number { return this._term; }
+  /** The commit index (status() without building the rest). */
+  get commit(): number { return this.log.committed; }
 
   // ---------------------------------------------------------------- time
 

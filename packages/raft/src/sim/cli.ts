@@ -125,8 +125,8 @@ interface Outcome {
   text?: string;
 }
 
-function runOne(seed: number): Outcome {
-  const r = runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned, rates });
+async function runOne(seed: number): Promise<Outcome> {
+  const r = await runSeed(seed, { steps, quietSteps, drainSteps, bug, traceKeep: Math.max(traceLines, 60), config: pinned, rates });
   const unknown = r.stats.linearizability === 'unknown';
   if (!r.ok) return { seed, ok: false, unknown, text: formatFailure(r) };
   if (replay) {
@@ -140,7 +140,7 @@ const jobs = replay ? 1 : intOption('jobs', v.jobs, 1, 1);
 if (!isMainThread) {
   // A worker: every jobs-th seed from its offset, each outcome posted as it completes.
   const { offset } = workerData as { offset: number };
-  for (let seed = start + offset; seed < start + count; seed += jobs) parentPort!.postMessage(runOne(seed));
+  for (let seed = start + offset; seed < start + count; seed += jobs) parentPort!.postMessage(await runOne(seed));
 } else {
   const t0 = performance.now();
   const failed: number[] = [];
@@ -166,7 +166,7 @@ if (!isMainThread) {
     process.exit(failed.length > 0 ? 1 : 0);
   };
   if (jobs === 1) {
-    for (let seed = start; seed < start + count && !stopping; seed++) onOutcome(runOne(seed));
+    for (let seed = start; seed < start + count && !stopping; seed++) onOutcome(await runOne(seed));
     finish();
   } else {
     let running = jobs;

@@ -1,24 +1,40 @@
-// A simulated Raft cluster driven in discrete steps. Each step: the fault schedule may act, due
-// messages are delivered (or lost to a partition), every live node ticks once, clients invoke and
-// time out operations, an operator may change membership or move leadership, and the safety
-// checker runs. Every node is a real RaftCore; everything around it (disk, network, clocks,
-// clients) is simulated and draws its randomness from one seed.
+// A simulated Raft cluster driven in discrete steps. Each step: the fault schedule may act, writes
+// whose fsync latency has passed reach the disk, due messages are delivered (or lost to a
+// partition), every live node ticks once, clients invoke and time out operations, an operator may
+// change membership or move leadership, and the safety checker runs.
 //
-// The driver executes the Ready plan RaftNode ships (readyPlan.ts: start the write, apply while it
-// is in flight, await it, send, advance), draining the core after every call into it so the
-// checker sees each state the core passes through.
-import { RaftCore, type CoreStats } from '../core/raft.ts';
+// Every node is the RaftNode that ships (node.ts: its Ready loop in readyPlan.ts's order, apply,
+// snapshots, reads, proposals), over simulated storage, transport and clock; everything around it
+// (disk, network, time, clients) is simulated and draws its randomness from one seed. RaftNode is
+// asynchronous; nothing in it waits on real time or real I/O here (its clock, disk and network are
+// the simulator's), so after each call into a node the simulator lets every promise that call set
+// off run to completion (settle) before the next event: the same seed gives the same run.
+import type { CoreStats, RaftCore } from '../core/raft.ts';
 import { decodeConfChange, encodeConfChange } from '../core/types.ts';
-import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Role, Snapshot } from '../core/types.ts';
+import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Role } from '../core/types.ts';
+import { NotLeaderError, ProposalDroppedError, RaftError } from '../errors.ts';
+import { RaftNode, type Clock, type Logger } from '../node.ts';
 import { planReady, type ReadyStep } from '../readyPlan.ts';
-import { NotLeaderError, RaftError } from '../errors.ts';
+import type { LogStore, SnapshotStore } from '../storage/types.ts';
+import type { Transport } from '../transport/types.ts';
+import type { StateMachine } from '../api.ts';
 import { HistoryRecorder, type OpId } from './history.ts';
-import { nextConf, SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
+import { SafetyChecker, type Violation, type ViolationKind } from './invariants.ts';
 import { decodeCommand, encodeCommand, KvStateMachine, type KvInput, type KvOutput } from './kv.ts';
 import { SimNetwork, type NetworkFaults } from './network.ts';
 import { Rng } from './rng.ts';
 import { SimStorage, StorageContractError, termAt, lastIndexOf, type StorageBug } from './storage.ts';
 import { Trace, describeMessage } from './trace.ts';
+
+/** The 'sendBeforeSync' bug: readyPlan.ts with votes and acknowledgements moved before the write
+ *  is durable, injected into RaftNode (planReady option). */
+function sendBeforeSyncPlan(rd: Ready, persisted: { term: number; vote: string }): ReadyStep[] {
+  const steps = planReady(rd, persisted);
+  const late = steps.findIndex((s) => s.kind === 'send' && !s.early);
+  const save = steps.findIndex((s) => s.kind === 'startSave');
+  if (late > save && save >= 0) return [...steps.slice(0, save + 1), steps[late]!, ...steps.slice(save + 1, late), ...steps.slice(late + 1)];
+  return steps;
+}
 
 /** Deliberate bugs outside the core, to prove the checkers catch what they cause. */
 export type SimBug =
@@ -146,59 +162,81 @@ export function randomClusterConfig(seed: number, opts: {
 
 type NodeState = 'never' | 'up' | 'down' | 'removed';
 
-interface PendingProposal {
-  opId: OpId;
-  cmdId: string;
-  client: SimClient;
-  index: number;
-  term: number;
-}
-
-interface PendingRead {
-  opId: OpId;
-  client: SimClient;
-  key: string;
-  /** Set once the core answered with a read state. */
-  index?: number;
-}
-
 interface SimClient {
   id: number;
   leaderHint: NodeId | '';
   /** Next step it may invoke an operation. */
   nextAt: number;
-  busy?: { opId: OpId; node: NodeId; deadline: number; input: KvInput; ctx?: string; cmdId?: string };
+  busy?: { opId: OpId; node: NodeId; deadline: number; input: KvInput };
+}
+
+/** A node's clock in simulated steps (tickMs = 1): its ticker fires once per step the node runs,
+ *  a timeout at the first step at or after it is due; timers fire in the order they were set. */
+class SimClock implements Clock {
+  private seq = 0;
+  private readonly timers = new Map<number, { at: number; every: number; fn: () => void }>();
+  private readonly sim: { now: number };
+  constructor(sim: { now: number }) {
+    this.sim = sim;
+  }
+  now(): number { return this.sim.now; }
+  setTimeout(fn: () => void, ms: number): unknown { return this.add(fn, ms, 0); }
+  setInterval(fn: () => void, ms: number): unknown { return this.add(fn, ms, Math.max(1, Math.ceil(ms))); }
+  clearTimeout(h: unknown): void { this.timers.delete(h as number); }
+  clearInterval(h: unknown): void { this.timers.delete(h as number); }
+  private add(fn: () => void, ms: number, every: number): number {
+    const id = ++this.seq;
+    this.timers.set(id, { at: this.sim.now + Math.max(1, Math.ceil(ms)), every, fn });
+    return id;
+  }
+  /** Runs every timer due now; true if any ran. */
+  fire(now: number): boolean {
+    let ran = false;
+    for (const [id, t] of [...this.timers]) {
+      if (t.at > now || !this.timers.has(id)) continue;
+      if (t.every > 0) t.at = now + t.every;
+      else this.timers.delete(id);
+      ran = true;
+      t.fn();
+    }
+    return ran;
+  }
 }
 
 class SimNode {
   readonly id: NodeId;
   state: NodeState = 'never';
   storage: SimStorage;
-  core: RaftCore | undefined;
+  /** The running RaftNode (undefined while down); each start is a new incarnation with new parts. */
+  node: RaftNode<KvOutput | undefined> | undefined;
+  clock: SimClock | undefined;
+  /** RaftNode's transport handler for incoming messages. */
+  deliver: ((m: Message) => void) | undefined;
   kv = new KvStateMachine();
-  /** Highest index applied to `kv` (volatile; rebuilt from the snapshot on restart). */
-  applied = 0;
-  /** Membership as of `applied`, for snapshot metadata. */
-  conf: ConfState = { voters: [], learners: [] };
-  snapshotIndex = 0;
   /** Commit index seen in this incarnation's hard states (must never go down). */
   commit = 0;
   lastRole: Role = 'follower';
   lastTerm = 0;
-  /** Frozen (no ticks, no message handling) until this step. */
+  /** Frozen (no ticks, no message handling, no disk completions) until this step. */
   pausedUntil = 0;
-  /** A Ready whose plan waits at step `at` for a write still on its way to the disk (fsync latency). */
-  inflight: { rd: Ready; steps: ReadyStep[]; at: number; doneAt: number } | undefined;
+  /** The log write on its way to the disk (fsync latency): completed at doneAt. */
+  pendingWrite: { doneAt: number; complete: () => void } | undefined;
   incarnation = 0;
-  /** Client proposals waiting on this node, by log index. */
-  proposals = new Map<number, PendingProposal[]>();
-  reads = new Map<string, PendingRead>();
 
   constructor(id: NodeId, bug: StorageBug | undefined) {
     this.id = id;
     this.storage = new SimStorage(bug);
   }
+
+  get core(): RaftCore | undefined {
+    return this.node?.inspectCore();
+  }
+
+  get applied(): number {
+    return this.core ? this.node!.status().appliedIndex : 0;
+  }
 }
+
 
 function cloneMessage(m: Message): Message {
   return { ...m };
@@ -279,14 +317,15 @@ export class SimCluster {
     // Bootstrap (config.ts): one addVoter conf entry per initial member at term 1, commit = n.
     const voters = this.ids.slice();
     const encode = (node: string) => encodeConfChange({ type: 'addVoter', node, address: 'sim' });
-    for (const id of voters) {
-      const n = this.nodes.get(id)!;
-      n.storage.bootstrap(voters, encode);
-      this.start(n);
-    }
+    for (const id of voters) this.nodes.get(id)!.storage.bootstrap(voters, encode);
     this.checker.bootstrap(this.nodes.get(voters[0]!)!.storage.current.entries);
     this.operatorConf = this.checker.committedConf();
     for (let i = 0; i < cfg.clients; i++) this.clients.push({ id: i, leaderHint: '', nextAt: 0 });
+  }
+
+  /** Starts the bootstrapped voters (RaftNode.start is asynchronous). */
+  async init(): Promise<void> {
+    for (const id of this.ids) await this.start(this.nodes.get(id)!);
   }
 
   get violations(): readonly Violation[] {
@@ -300,45 +339,62 @@ export class SimCluster {
 
   // ---------------------------------------------------------------- node lifecycle
 
-  /** Starts (or restarts) a node from its disk: volatile state is rebuilt from the durable snapshot. */
-  private start(n: SimNode): void {
+  /** Starts (or restarts) a node from its disk: a new RaftNode over it, as a restarted process. */
+  private async start(n: SimNode): Promise<void> {
     n.incarnation++;
-    const init = n.storage.initialState();
-    const snap = n.storage.durable.snapshot;
+    const inc = n.incarnation;
     n.kv = new KvStateMachine();
-    if (snap) n.kv.restore(snap.data);
-    n.applied = snap?.meta.index ?? 0;
-    n.snapshotIndex = n.applied;
-    n.conf = snap ? snap.meta.conf : { voters: [], learners: [] };
-    // The core starts from the durable commit index (at least the snapshot's); Readies report changes.
-    n.commit = Math.max(init.hardState.commit, init.snapshot?.index ?? 0);
-    n.proposals.clear();
-    n.reads.clear();
-    const random = this.rng.fork(`core-${n.id}-${n.incarnation}`);
+    // What the disk holds (after a crash, what was durable; after a stop, also what was written but
+    // not synced, which the OS still has). The core starts from its commit index (at least the
+    // snapshot's); saves report changes.
+    const d = n.storage.current;
+    n.commit = Math.max(d.hardState.commit, d.snapshot?.meta.index ?? 0);
+    n.pendingWrite = undefined;
+    n.deliver = undefined;
+    n.clock = new SimClock(this);
+    const random = this.rng.fork(`core-${n.id}-${inc}`);
+    const node = new RaftNode<KvOutput | undefined>({
+      id: n.id,
+      transport: this.simTransport(n, inc),
+      logStore: this.simLogStore(n, inc),
+      snapshotStore: this.simSnapshotStore(n, inc),
+      stateMachine: this.simStateMachine(n, inc),
+      tickMs: 1,
+      electionTicks: this.cfg.electionTicks,
+      heartbeatTicks: this.cfg.heartbeatTicks,
+      preVote: this.cfg.preVote,
+      checkQuorum: this.cfg.checkQuorum,
+      readOnly: this.cfg.readOnly,
+      maxInflight: this.cfg.maxInflight,
+      maxMsgBytes: this.cfg.maxMsgBytes,
+      snapshotThreshold: this.cfg.snapshotEvery,
+      trailingLogs: this.cfg.snapshotTrail,
+      // Clients give up after clientTimeout steps; RaftNode's own read timeout is only a backstop.
+      readTimeoutMs: this.cfg.clientTimeout * 2,
+      random: () => random.float(),
+      clock: n.clock,
+      logger: this.simLogger(n, inc),
+      ...(this.cfg.bug === 'sendBeforeSync' ? { planReady: sendBeforeSyncPlan } : {}),
+    });
+    node.on('fatal', ({ error }) => {
+      if (inc === n.incarnation) this.fail('crash', `${n.id} stopped on a driver failure: ${error.stack ?? error}`);
+    });
+    n.node = node;
+    const hs = d.hardState;
     try {
-      n.core = new RaftCore({
-        id: n.id,
-        electionTicks: this.cfg.electionTicks,
-        heartbeatTicks: this.cfg.heartbeatTicks,
-        random: () => random.float(),
-        preVote: this.cfg.preVote,
-        checkQuorum: this.cfg.checkQuorum,
-        readOnly: this.cfg.readOnly,
-        maxInflight: this.cfg.maxInflight,
-        maxMsgBytes: this.cfg.maxMsgBytes,
-        initial: init,
-      });
+      await node.start();
     } catch (err) {
       this.fail('crash', `${n.id} could not restart from its own disk: ${(err as Error).stack ?? err}`);
-      n.core = undefined;
+      n.node = undefined;
       n.state = 'down';
       return;
     }
     n.state = 'up';
     n.pausedUntil = 0;
     n.lastRole = 'follower';
-    n.lastTerm = n.core.term;
-    this.trace.add(this.now, `start ${n.id} #${n.incarnation} term=${init.hardState.term} vote=${init.hardState.vote || '-'} commit=${init.hardState.commit} snap=${init.snapshot?.index ?? 0} log=${init.entries.length ? `${init.entries[0]!.index}..${init.entries[init.entries.length - 1]!.index}` : 'empty'}`);
+    n.lastTerm = hs.term;
+    this.trace.add(this.now, `start ${n.id} #${inc} term=${hs.term} vote=${hs.vote || '-'} commit=${hs.commit} snap=${d.snapshot?.meta.index ?? 0} log=${d.entries.length ? `${d.entries[0]!.index}..${d.entries[d.entries.length - 1]!.index}` : 'empty'}`);
+    await this.settle();
   }
 
   private addCoreStats(s: CoreStats): void {
@@ -353,342 +409,244 @@ export class SimCluster {
     this.stats.crashes++;
   }
 
+  /**
+   * The process is gone. Its RaftNode is abandoned where it stands (a crash runs no shutdown code):
+   * its parts ignore it from now on (they check the incarnation), its clock never fires again and
+   * its write in flight never completes.
+   */
   private stopVolatile(n: SimNode, why: string): void {
     if (n.core) this.addCoreStats(n.core.stats);
-    n.core = undefined;
-    n.inflight = undefined;
+    n.incarnation++;
+    n.node = undefined;
+    n.clock = undefined;
+    n.deliver = undefined;
+    n.pendingWrite = undefined;
     n.storage.dropStaged();
     // Clients waiting on this node never hear back.
-    for (const list of n.proposals.values()) for (const p of list) this.giveUp(p.client);
-    for (const r of n.reads.values()) this.giveUp(r.client);
-    n.proposals.clear();
-    n.reads.clear();
+    for (const c of this.clients) if (c.busy?.node === n.id) this.giveUp(c);
     this.trace.add(this.now, `${why} ${n.id}`);
   }
 
-  // ---------------------------------------------------------------- the Ready loop
+  // ---------------------------------------------------------------- driving RaftNode
 
-  /** Calls into one node's core, then drains its Ready; a throw is a core bug. */
-  private call(n: SimNode, what: string, fn: (core: RaftCore) => void): void {
-    const core = n.core;
-    if (!core) return;
-    try {
-      fn(core);
-    } catch (err) {
-      this.fail('crash', `${n.id}.${what} threw: ${(err as Error).stack ?? err}`);
-      return;
-    }
-    this.drain(n);
+  /**
+   * Lets everything the calls since the last settle set off run to completion: RaftNode's Ready
+   * loops and every promise they resolve are microtasks (their disk, network and clock are the
+   * simulator's), and all of them run before the next macrotask. Nodes do not interact within a
+   * settle (messages wait in the network for a later step), so one settle serves every node. Then
+   * the checker observes every node.
+   */
+  private async settle(): Promise<void> {
+    await new Promise<void>((resolve) => setImmediate(resolve));
+    for (const n of this.nodes.values()) this.observe(n);
   }
 
-  private drain(n: SimNode): void {
-    if (n.core) this.observeLeaderCommit(n, n.core);
-    // While a Ready is being persisted the driver takes no other (one Ready at a time, as in etcd);
-    // the core keeps stepping messages and ticking meanwhile.
-    for (let rounds = 0; n.core && !n.inflight && n.core.hasReady(); rounds++) {
-      if (rounds > 50) {
-        this.fail('contract', `${n.id}.hasReady() stayed true after 50 Ready rounds`);
-        return;
-      }
-      // advance() may have moved a leader's commit (its own write completing a quorum).
-      this.observeLeaderCommit(n, n.core);
-      let rd: Ready;
+  /** The checker looks at a node right after a call into it (the core changes synchronously). */
+  private observe(n: SimNode): void {
+    const core = n.core;
+    if (!core) return;
+    this.observeLeaderCommit(n, core);
+    this.observeRole(n, core);
+  }
+
+  private simTransport(n: SimNode, inc: number): Transport {
+    return {
+      start: async (handler) => { if (inc === n.incarnation) n.deliver = handler; },
+      stop: async () => {},
+      setPeers: () => {},
+      localAddress: () => n.id,
+      send: (messages) => { if (inc === n.incarnation) this.send(n, messages); },
+    };
+  }
+
+  private simStateMachine(n: SimNode, inc: number): StateMachine<KvOutput | undefined> {
+    return {
+      apply: (e) => {
+        if (inc !== n.incarnation) throw new Error(`${n.id}: apply after its process crashed`);
+        if (e.index > n.commit) this.fail('contract', `${n.id} was handed index ${e.index} to apply beyond its commit index ${n.commit}`);
+        // Counted: the order that ships applies while the node's own write is still in flight.
+        if (n.storage.hasStaged()) this.stats.appliedWhileWriting++;
+        const cmd = decodeCommand(e.data);
+        this.checker.observeApply(n.id, e, cmd?.id);
+        return cmd?.op ? n.kv.apply(cmd.op) : undefined;
+      },
+      snapshot: () => n.kv.snapshot(),
+      restore: (data) => {
+        const kv = new KvStateMachine();
+        try {
+          kv.restore(data);
+        } catch (err) {
+          this.fail('contract', `${n.id}: snapshot data does not decode: ${(err as Error).message}`);
+        }
+        if (inc === n.incarnation) n.kv = kv;
+      },
+    };
+  }
+
+  /** RaftNode's log lines go to the trace (and count the snapshots it drops, SIM-FINDINGS F2). */
+  private simLogger(n: SimNode, inc: number): Logger {
+    const note = (o: object | string, msg?: string) => {
+      if (inc !== n.incarnation) return;
+      const text = typeof o === 'string' ? o : msg ?? '';
+      if (text.includes('replaced by a newer one')) this.stats.staleSnapshotsDropped++;
+      this.trace.add(this.now, `${n.id} ${text}`);
+    };
+    return { debug() {}, info: note, warn: note, error: note };
+  }
+
+  private simLogStore(n: SimNode, inc: number): LogStore {
+    const live = () => inc === n.incarnation;
+    const never = () => new Promise<never>(() => {});
+    const guard = (what: () => void): Promise<void> => {
       try {
-        rd = n.core.ready();
+        what();
+        return Promise.resolve();
       } catch (err) {
-        this.fail('crash', `${n.id}.ready() threw: ${(err as Error).stack ?? err}`);
-        return;
+        if (!(err instanceof StorageContractError)) throw err;
+        this.fail('contract', `${n.id}: ${err.message}`);
+        return never();
       }
-      this.takeReady(n, n.core, rd);
-    }
-    if (n.core) this.observeRole(n, n.core);
+    };
+    return {
+      open: async () => {},
+      close: async () => {},
+      load: async () => {
+        const d = n.storage.current;
+        return { hardState: { ...d.hardState }, entries: d.entries.slice(), compactedTo: d.compactedTo };
+      },
+      entries: async (lo, hi) => n.storage.current.entries.filter((e) => e.index >= lo && e.index < hi),
+      save: (entries, hardState, sync) => (live() ? this.save(n, entries, hardState, sync) : never()),
+      compact: (index) => (live() ? guard(() => n.storage.compact(index)) : never()),
+      reset: (index) => (live() ? guard(() => n.storage.reset(index)) : never()),
+    };
+  }
+
+  private simSnapshotStore(n: SimNode, inc: number): SnapshotStore {
+    const live = () => inc === n.incarnation;
+    return {
+      open: async () => {},
+      close: async () => {},
+      latest: async () => n.storage.current.snapshot,
+      latestMeta: async () => n.storage.current.snapshot?.meta,
+      save: (snap) => {
+        if (!live()) return new Promise<never>(() => {});
+        const meta = snap.meta;
+        if (meta.index > n.applied) {
+          // A leader's snapshot being installed (RaftNode saves it, restores from it, resets the log).
+          this.checker.observeSnapshot(n.id, meta);
+          this.stats.snapshotsInstalled++;
+          this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
+        } else {
+          const key = Buffer.from(snap.data).toString('latin1');
+          const seen = this.snapshotBytes.get(meta.index);
+          if (seen === undefined) this.snapshotBytes.set(meta.index, key);
+          else if (seen !== key) this.fail('stateMachineSafety', `${n.id}'s state machine at index ${meta.index} differs from another node's at the same index`);
+          if (termAt(n.storage.current, meta.index) !== meta.term) this.fail('contract', `${n.id} took snapshot ${meta.index}/${meta.term}, but its log has term ${termAt(n.storage.current, meta.index)} there`);
+          this.stats.snapshotsTaken++;
+          this.trace.add(this.now, `${n.id} snapshot ${meta.index}/${meta.term}`);
+        }
+        try {
+          n.storage.saveSnapshotFile(snap);
+        } catch (err) {
+          if (!(err instanceof StorageContractError)) throw err;
+          this.fail('contract', `${n.id}: ${err.message}`);
+          return new Promise<never>(() => {});
+        }
+        return Promise.resolve();
+      },
+    };
   }
 
   /**
-   * Checks a Ready against the contract, then executes the Ready plan (readyPlan.ts): the same steps
-   * in the same order as RaftNode. With fsync latency, a step that waits for the disk
-   * (installSnapshot, awaitSave) suspends the plan until the write completes; the core keeps
-   * stepping messages and ticking meanwhile, and the driver takes no other Ready.
+   * LogStore.save: checked against the contract, staged (the node's view of its log includes it at
+   * once) and completed after the fsync latency (a crash before then loses it whole).
    */
-  private takeReady(n: SimNode, core: RaftCore, rd: Ready): void {
-    const prevHard = n.storage.view().hardState;
-    const voteChanged = rd.hardState !== undefined && (rd.hardState.term !== prevHard.term || rd.hardState.vote !== prevHard.vote);
-    if (!rd.mustSync && (rd.entries.length > 0 || rd.snapshot !== undefined || voteChanged)) {
-      this.fail('contract', `${n.id}: Ready has ${rd.entries.length} entries${rd.snapshot ? ', a snapshot' : ''}${voteChanged ? ', a term/vote change' : ''} but mustSync is false`);
-    }
-    if (rd.hardState && rd.hardState.term < prevHard.term) {
-      this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${rd.hardState.term}`);
-    }
-    if (rd.snapshot) this.checker.observeSnapshot(n.id, rd.snapshot.meta);
-    // The hard state last written: nothing is staged between Readies, so the view is the disk's.
-    let steps = planReady(rd, prevHard);
-    if (this.cfg.bug === 'sendBeforeSync') {
-      const late = steps.findIndex((s) => s.kind === 'send' && !s.early);
-      const save = steps.findIndex((s) => s.kind === 'startSave');
-      if (late > save && save >= 0) steps = [...steps.slice(0, save + 1), steps[late]!, ...steps.slice(save + 1, late), ...steps.slice(late + 1)];
-    }
-    this.runPlan(n, core, rd, steps, 0);
-  }
-
-  /** Runs plan steps from `from` until the end or until one waits for the disk. */
-  private runPlan(n: SimNode, core: RaftCore, rd: Ready, steps: ReadyStep[], from: number): void {
-    for (let i = from; i < steps.length; i++) {
-      const step = steps[i]!;
-      switch (step.kind) {
-        case 'send':
-          this.send(n, step.messages);
-          break;
-        case 'installSnapshot':
-          // Written and synced (FileSnapshotStore fsyncs, the log reset is synced) before the log write.
-          if (!this.stage(n, { snapshot: step.snapshot, entries: [] })) return;
-          if (this.cfg.fsyncSteps > 0) {
-            n.inflight = { rd, steps, at: i, doneAt: this.now + this.cfg.fsyncSteps };
-            return;
-          }
-          this.completeStep(n, step);
-          break;
-        case 'startSave':
-          if (!this.startSave(n, core, step)) return;
-          break;
-        case 'apply':
-          // Counted: the order that ships applies while the node's own write is still in flight.
-          if (n.storage.hasStaged()) this.stats.appliedWhileWriting += step.entries.length;
-          for (const e of step.entries) this.applyEntry(n, e);
-          // RaftNode's waitApplied resolves reads whose index is now applied.
-          this.serveReads(n);
-          break;
-        case 'awaitSave': {
-          // Only a write that must be synced waits for the disk; a buffered write (e.g. a
-          // commit-index update) returns at once.
-          if (rd.mustSync && this.cfg.fsyncSteps > 0) {
-            n.inflight = { rd, steps, at: i, doneAt: this.now + this.cfg.fsyncSteps };
-            return;
-          }
-          this.completeStep(n, step, rd);
-          break;
-        }
-        case 'readStates':
-          for (const rs of step.readStates) {
-            const r = n.reads.get(rs.context);
-            if (r) r.index = rs.index;
-          }
-          this.serveReads(n);
-          break;
-        case 'advance':
-          try {
-            core.advance(rd);
-          } catch (err) {
-            this.fail('crash', `${n.id}.advance() threw: ${(err as Error).stack ?? err}`);
-            return;
-          }
-          if (n.applied - n.snapshotIndex >= this.cfg.snapshotEvery) this.takeSnapshot(n, core);
-          break;
-      }
-    }
-  }
-
-  /** The disk finished the write a suspended plan waits for: complete it and run the rest. */
-  private resumePlan(n: SimNode, core: RaftCore): void {
-    const f = n.inflight!;
-    n.inflight = undefined;
-    this.completeStep(n, f.steps[f.at]!, f.rd);
-    this.runPlan(n, core, f.rd, f.steps, f.at + 1);
-  }
-
-  private stage(n: SimNode, w: { snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }): boolean {
-    try {
-      n.storage.stage(w);
-      return true;
-    } catch (err) {
-      if (err instanceof StorageContractError) this.fail('contract', `${n.id}: ${err.message}`);
-      else throw err;
-      return false;
-    }
-  }
-
-  /** startSave: the write is checked and staged (the node's view of its log includes it at once). */
-  private startSave(n: SimNode, core: RaftCore, step: Extract<ReadyStep, { kind: 'startSave' }>): boolean {
+  private save(n: SimNode, entries: Entry[], hardState: HardState | undefined, sync: boolean): Promise<void> {
     const st = n.storage;
-    const before = st.view();
-    const prevTerm = step.entries.length > 0 ? termAt(before, step.entries[0]!.index - 1) : undefined;
-    if (!this.stage(n, { entries: step.entries, hardState: step.hardState })) return false;
-    if (step.entries.length > 0) {
-      this.checker.observePersist(n.id, step.entries, prevTerm);
-      this.trace.add(this.now, `${n.id} persist ${step.entries[0]!.index}..${step.entries[step.entries.length - 1]!.index} t${step.entries[step.entries.length - 1]!.term}`);
+    const core = n.core;
+    // A leader's commit is recorded before anything that carries it, its own hard state included.
+    if (core) this.observeLeaderCommit(n, core);
+    const prevHard = st.view().hardState;
+    const voteChanged = hardState !== undefined && (hardState.term !== prevHard.term || hardState.vote !== prevHard.vote);
+    if (!sync && (entries.length > 0 || voteChanged)) {
+      this.fail('contract', `${n.id}: a write of ${entries.length} entries${voteChanged ? ' and a term/vote change' : ''} is not synced`);
     }
-    if (step.hardState) {
-      const hs = step.hardState;
+    if (hardState && hardState.term < prevHard.term) {
+      this.fail('contract', `${n.id}: hard state term went back from ${prevHard.term} to ${hardState.term}`);
+    }
+    const prevTerm = entries.length > 0 ? termAt(st.view(), entries[0]!.index - 1) : undefined;
+    try {
+      st.stage({ entries, hardState });
+    } catch (err) {
+      if (!(err instanceof StorageContractError)) throw err;
+      this.fail('contract', `${n.id}: ${err.message}`);
+      return new Promise<never>(() => {});
+    }
+    if (entries.length > 0) {
+      this.checker.observePersist(n.id, entries, prevTerm);
+      this.trace.add(this.now, `${n.id} persist ${entries[0]!.index}..${entries[entries.length - 1]!.index} t${entries[entries.length - 1]!.term}`);
+    }
+    if (hardState) {
       const view = st.view();
-      if (hs.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hs.commit}`);
-      if (hs.commit > lastIndexOf(view)) this.fail('contract', `${n.id}: commit ${hs.commit} beyond its last index ${lastIndexOf(view)}`);
-      n.commit = hs.commit;
-      // Every leader commit was recorded right after the call that made it (observeLeaderCommit);
-      // a commit index nobody recorded came from somewhere else.
-      if (hs.commit > this.checker.committedIndex()) {
-        this.fail('stateMachineSafety', `${n.id} (${core.role}, term ${core.term}) believes index ${hs.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
+      if (hardState.commit < n.commit) this.fail('contract', `${n.id}: commit index went back from ${n.commit} to ${hardState.commit}`);
+      if (hardState.commit > lastIndexOf(view)) this.fail('contract', `${n.id}: commit ${hardState.commit} beyond its last index ${lastIndexOf(view)}`);
+      n.commit = hardState.commit;
+      if (hardState.commit > this.checker.committedIndex()) {
+        this.fail('stateMachineSafety', `${n.id} (${core?.role}, term ${core?.term}) believes index ${hardState.commit} is committed, but no leader has committed beyond ${this.checker.committedIndex()}`);
       }
     }
-    return true;
-  }
-
-  /** The staged write of an installSnapshot or awaitSave step reached the disk. */
-  private completeStep(n: SimNode, step: ReadyStep, rd?: Ready): void {
-    if (step.kind === 'installSnapshot') {
-      n.storage.completeStaged(true);
-      const meta = step.snapshot.meta;
-      this.trace.add(this.now, `${n.id} installs snapshot ${meta.index}/${meta.term} voters=${meta.conf.voters.join(',')} learners=${meta.conf.learners.join(',')}`);
-      try {
-        n.kv.restore(step.snapshot.data);
-      } catch (err) {
-        this.fail('contract', `${n.id}: snapshot ${meta.index}/${meta.term} data does not decode: ${(err as Error).message}`);
+    const complete = () => {
+      st.completeStaged(sync);
+      if (hardState && hardState.vote !== '') {
+        // Raft §5.2: one vote per term, remembered across restarts. The ledger lives with the disk
+        // and records a vote once written (a vote lost with an unfinished write was never cast:
+        // its message goes out only after the write).
+        const earlier = st.votes.get(hardState.term);
+        if (earlier === undefined) st.votes.set(hardState.term, hardState.vote);
+        else if (earlier !== hardState.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hardState.vote} in term ${hardState.term}`);
       }
-      if (meta.index <= n.applied) {
-        this.fail('contract', `${n.id}: handed snapshot ${meta.index} at or below its applied index ${n.applied}`);
-      }
-      n.applied = Math.max(n.applied, meta.index);
-      n.snapshotIndex = meta.index;
-      n.conf = meta.conf;
-      this.stats.snapshotsInstalled++;
-      // Proposals whose slot the snapshot skipped over can no longer be matched to an outcome.
-      for (const [index, list] of n.proposals) {
-        if (index > meta.index) continue;
-        for (const p of list) this.giveUp(p.client);
-        n.proposals.delete(index);
-      }
-      return;
+    };
+    // Only a write that must be synced waits for the disk; a buffered one returns at once.
+    const latency = sync ? this.cfg.fsyncSteps : 0;
+    if (latency === 0) {
+      complete();
+      return Promise.resolve();
     }
-    if (step.kind !== 'awaitSave' || !rd) throw new Error(`completeStep: ${step.kind} does not wait for the disk`);
-    n.storage.completeStaged(rd.mustSync);
-    if (rd.hardState && rd.hardState.vote !== '') {
-      // Raft §5.2: one vote per term, remembered across restarts. The ledger lives with the disk
-      // and records a vote once written (a vote lost with an unfinished write was never cast:
-      // its message goes out only after the write).
-      const hs = rd.hardState;
-      const earlier = n.storage.votes.get(hs.term);
-      if (earlier === undefined) n.storage.votes.set(hs.term, hs.vote);
-      else if (earlier !== hs.vote) this.fail('electionSafety', `${n.id} voted for ${earlier} and then for ${hs.vote} in term ${hs.term}`);
-    }
+    return new Promise<void>((resolve) => {
+      n.pendingWrite = { doneAt: this.now + latency, complete: () => { complete(); resolve(); } };
+    });
   }
 
   private send(n: SimNode, messages: readonly Message[]): void {
+    const core = n.core;
+    if (core) this.observeLeaderCommit(n, core);
     for (const m of messages) {
-      const out = cloneMessage(m);
-      if (out.type === 'snap') {
-        // The core names the snapshot; the driver attaches the bytes of the one it holds.
-        const snap = n.storage.current.snapshot;
-        const meta = out.snapshot?.meta;
-        if (!meta) {
-          this.fail('contract', `${n.id} sent a snap message without snapshot metadata`);
-          continue;
-        }
-        if (!snap || snap.meta.index < meta.index || (snap.meta.index === meta.index && snap.meta.term !== meta.term)) {
-          this.fail('contract', `${n.id} sent a snapshot ${meta.index}/${meta.term} newer than any the driver holds (${snap ? `${snap.meta.index}/${snap.meta.term}` : 'none'})`);
-          continue;
-        }
-        if (snap.meta.index !== meta.index) {
-          // The core queued this message before the driver replaced that snapshot with a newer one
-          // (snapshotTaken between the message and its Ready). The bytes are gone: drop it, as a
-          // lossy link would; the leader re-probes and names the new snapshot. (Sending it without
-          // data would make the follower restore an empty state machine.)
-          this.stats.staleSnapshotsDropped++;
-          this.trace.add(this.now, `${n.id} drops snap ${meta.index}/${meta.term} to ${out.to}: replaced by ${snap.meta.index}/${snap.meta.term}`);
-          continue;
-        }
-        out.snapshot = { meta, data: snap.data };
+      if ((m.type === 'app' || m.type === 'heartbeat') && (m.commit ?? 0) > this.checker.committedIndex()) {
+        // Queued while this node led term m.term (only a leader sends these), perhaps before it
+        // stepped down in the same Ready: the commit it carries is that leader's.
+        this.checker.observeLeaderCommit(n.id, m.term, m.commit!, n.storage.view(), this.liveLeaders().filter((l) => l.term > m.term));
+        this.trace.add(this.now, `${n.id} (leader t${m.term}) commits ${m.commit}`);
+        this.onCommittedConf();
       }
-      this.network.send(out, this.now);
-    }
-  }
-
-  private applyEntry(n: SimNode, e: Entry): void {
-    if (e.index !== n.applied + 1) {
-      this.fail('contract', `${n.id} was handed index ${e.index} to apply after applying ${n.applied}`);
-      return;
-    }
-    if (e.index > n.commit) {
-      this.fail('contract', `${n.id} was handed index ${e.index} to apply beyond its commit index ${n.commit}`);
-    }
-    let cmdId: string | undefined;
-    let output: KvOutput | undefined;
-    if (e.kind === 'conf') {
-      const cc = decodeConfChange(e.data);
-      n.conf = nextConf(n.conf, cc);
-      this.checker.observeApply(n.id, e, undefined);
-    } else {
-      const cmd = decodeCommand(e.data);
-      cmdId = cmd?.id;
-      this.checker.observeApply(n.id, e, cmdId);
-      if (cmd?.op) output = n.kv.apply(cmd.op);
-    }
-    n.applied = e.index;
-
-    // Answer the client waiting on this slot, or tell it its proposal lost the slot.
-    const waiting = n.proposals.get(e.index);
-    if (waiting) {
-      n.proposals.delete(e.index);
-      for (const p of waiting) {
-        if (p.cmdId === cmdId && p.term === e.term) {
-          this.finish(p.client, p.opId);
-          this.history.ok(p.opId, output!, `applied @${e.index} step ${this.now}`);
-          this.trace.add(this.now, `c${p.client.id} ok ${p.cmdId} @${e.index} on ${n.id}`);
-        } else {
-          // A different entry committed at (index): ours, (index, p.term), never will.
-          this.finish(p.client, p.opId);
-          this.history.fail(p.opId);
-          this.trace.add(this.now, `c${p.client.id} lost slot ${p.cmdId} @${e.index}/${p.term} on ${n.id}`);
-        }
+      if (m.type === 'snap' && !m.snapshot?.data) {
+        // SIM-FINDINGS F2: a snapshot message without its bytes would make the follower restore nothing.
+        this.fail('contract', `${n.id} sent snap ${m.snapshot?.meta.index}/${m.snapshot?.meta.term} to ${m.to} without data`);
+        continue;
       }
+      this.network.send(cloneMessage(m), this.now);
     }
-  }
-
-  private serveReads(n: SimNode): void {
-    for (const [ctx, r] of n.reads) {
-      if (r.index === undefined) continue;
-      if (r.index > n.applied) continue;
-      n.reads.delete(ctx);
-      const value = n.kv.get(r.key);
-      this.finish(r.client, r.opId);
-      this.history.ok(r.opId, { kind: 'get', value }, `read index ${r.index} step ${this.now}`);
-      this.trace.add(this.now, `c${r.client.id} read ${r.key}=${JSON.stringify(value)} @${r.index} on ${n.id}`);
-    }
-  }
-
-  private takeSnapshot(n: SimNode, core: RaftCore): void {
-    const index = n.applied;
-    const term = termAt(n.storage.current, index);
-    if (term === undefined) {
-      this.fail('contract', `${n.id} applied index ${index} that its log does not hold`);
-      return;
-    }
-    const data = n.kv.snapshot();
-    const key = Buffer.from(data).toString('latin1');
-    const seen = this.snapshotBytes.get(index);
-    if (seen === undefined) this.snapshotBytes.set(index, key);
-    else if (seen !== key) this.fail('stateMachineSafety', `${n.id}'s state machine at index ${index} differs from another node's at the same index`);
-    const snap: Snapshot = { meta: { index, term, conf: { voters: [...n.conf.voters], learners: [...n.conf.learners] } }, data };
-    const compactTo = Math.max(0, index - this.cfg.snapshotTrail);
-    n.storage.saveLocalSnapshot(snap, compactTo);
-    n.snapshotIndex = index;
-    this.stats.snapshotsTaken++;
-    try {
-      core.snapshotTaken(snap.meta, compactTo);
-    } catch (err) {
-      this.fail('crash', `${n.id}.snapshotTaken(${index}/${term}, ${compactTo}) threw: ${(err as Error).message}`);
-    }
-    this.trace.add(this.now, `${n.id} snapshot ${index}/${term} compact≤${compactTo}`);
   }
 
   /**
-   * Records a leader's commit advance right after the call into the core that made it, before any
-   * message can carry it to a follower, and while the node's role still shows who committed: with
-   * fsync latency several calls may pass before its next Ready. A leader that commits its own
-   * removal steps down in that same call (thesis §4.2.2), so "leader before the call, same term
-   * now" counts too.
+   * Records a leader's commit advance as soon as the simulator sees it: after each call into the
+   * node, before each write and before each send (a commit reaches a follower only in a message).
+   * A leader that commits its own removal steps down in that same call (thesis §4.2.2), so
+   * "leader before the call, same term now" counts too.
    */
   private observeLeaderCommit(n: SimNode, core: RaftCore): void {
     const asLeader = core.role === 'leader' || (n.lastRole === 'leader' && n.lastTerm === core.term);
     if (!asLeader) return;
-    const commit = core.status().commit;
+    const commit = core.commit;
     if (commit <= this.checker.committedIndex()) return;
     const later = this.liveLeaders().filter((l) => l.term > core.term);
     this.checker.observeLeaderCommit(n.id, core.term, commit, n.storage.view(), later);
@@ -715,10 +673,12 @@ export class SimCluster {
   private liveLeaders(): Array<{ id: NodeId; term: number; log: SimStorage['current'] }> {
     const out = [];
     for (const n of this.nodes.values()) {
-      if (n.core && n.core.role === 'leader') out.push({ id: n.id, term: n.core.term, log: n.storage.view() });
+      const core = n.core;
+      if (core && core.role === 'leader') out.push({ id: n.id, term: core.term, log: n.storage.view() });
     }
     return out;
   }
+
 
   /** A leader committed a conf entry: the operator reacts at the end of the step (never in the
    *  middle of a node's Ready), as an operator watching the cluster would. */
@@ -731,7 +691,7 @@ export class SimCluster {
    * learner added to it is started (etcd's order: add the member, then start the server, so a join
    * whose entry was lost leaves no stray server behind that still believes an old configuration).
    */
-  private followCommittedConf(): void {
+  private async followCommittedConf(): Promise<void> {
     this.stopStrays();
     if (!this.confPending) return;
     this.confPending = false;
@@ -751,8 +711,7 @@ export class SimCluster {
       const n = this.nodes.get(id)!;
       if (n.state !== 'never' && n.state !== 'removed') continue;
       this.trace.add(this.now, `operator: ${id} joined the configuration`);
-      this.start(n);
-      this.drain(n);
+      await this.start(n);
     }
   }
 
@@ -777,26 +736,24 @@ export class SimCluster {
     c.nextAt = this.now + 1;
     c.leaderHint = '';
     this.history.indeterminate(b.opId, b.input.kind !== 'get');
-    const n = this.nodes.get(b.node);
-    if (n) {
-      if (b.ctx) n.reads.delete(b.ctx);
-      for (const [index, list] of n.proposals) {
-        const rest = list.filter((p) => p.opId !== b.opId);
-        if (rest.length === 0) n.proposals.delete(index);
-        else if (rest.length !== list.length) n.proposals.set(index, rest);
-      }
-    }
     this.trace.add(this.now, `c${c.id} gives up op ${b.opId}`);
   }
 
-  private runClients(allowNew: boolean): void {
+  private async runClients(allowNew: boolean): Promise<void> {
+    let invoked = false;
     for (const c of this.clients) {
       if (c.busy && this.now >= c.busy.deadline) this.giveUp(c);
-      if (!c.busy && allowNew && this.now >= c.nextAt) this.invoke(c);
+      if (!c.busy && allowNew && this.now >= c.nextAt) {
+        invoked = true;
+        const target = this.invoke(c);
+        if (target) this.observe(target);
+      }
     }
+    if (invoked) await this.settle();
   }
 
-  private invoke(c: SimClient): void {
+  /** Starts one client operation through RaftNode's API; its promise answers the client later. */
+  private invoke(c: SimClient): SimNode | undefined {
     const r = this.clientRng;
     const key = r.pick(this.keys);
     const value = `v${++this.opSeq}`;
@@ -805,57 +762,73 @@ export class SimCluster {
       : roll < 0.7 ? { kind: 'get', key }
       : { kind: 'cas', key, expected: r.chance(0.2) ? null : `v${Math.max(1, this.opSeq - 1 - r.int(6))}`, value };
     // A frozen server accepts no connections: clients only reach running ones.
-    const up = [...this.nodes.values()].filter((n) => n.state === 'up' && n.pausedUntil <= this.now);
-    if (up.length === 0) return;
+    const up = [...this.nodes.values()].filter((n) => n.state === 'up' && n.node && n.pausedUntil <= this.now);
+    if (up.length === 0) return undefined;
     const hinted = c.leaderHint ? this.nodes.get(c.leaderHint) : undefined;
     const target = hinted && up.includes(hinted) ? hinted : r.pick(up);
-    const core = target.core!;
+    const node = target.node!;
     const opId = this.history.invoke(c.id, input, `step ${this.now} → ${target.id}`);
     const viaReadIndex = input.kind === 'get' && r.chance(this.cfg.readIndexShare);
     const deadline = this.now + this.cfg.clientTimeout;
     if (viaReadIndex && this.cfg.bug === 'localReads') {
-      const value = target.kv.get(key);
-      this.history.ok(opId, { kind: 'get', value }, `local read step ${this.now}`);
-      this.trace.add(this.now, `c${c.id} local read ${key}=${JSON.stringify(value)} on ${target.id} (bug)`);
+      const v = target.kv.get(key);
+      this.history.ok(opId, { kind: 'get', value: v }, `local read step ${this.now}`);
+      this.trace.add(this.now, `c${c.id} local read ${key}=${JSON.stringify(v)} on ${target.id} (bug)`);
       c.nextAt = this.now + 1;
-      return;
+      return undefined;
     }
-    try {
-      if (viaReadIndex) {
-        const ctx = `r${opId}`;
-        core.readIndex(ctx);
-        c.busy = { opId, node: target.id, deadline, input, ctx };
-        target.reads.set(ctx, { opId, client: c, key });
-        this.trace.add(this.now, `c${c.id} readIndex ${key} op ${opId} → ${target.id}`);
-      } else {
-        const cmdId = `o${opId}`;
-        const res = core.propose(encodeCommand({ id: cmdId, op: input }));
-        c.busy = { opId, node: target.id, deadline, input, cmdId };
-        const list = target.proposals.get(res.index) ?? [];
-        list.push({ opId, cmdId, client: c, index: res.index, term: res.term });
-        target.proposals.set(res.index, list);
-        this.trace.add(this.now, `c${c.id} propose ${cmdId} ${input.kind} ${key} → ${target.id} @${res.index}/${res.term}`);
-      }
-    } catch (err) {
-      if (!(err instanceof RaftError)) {
-        this.fail('crash', `${target.id} threw on a client request: ${(err as Error).stack ?? err}`);
+    c.busy = { opId, node: target.id, deadline, input };
+    const refused = (err: unknown) => {
+      if (c.busy?.opId !== opId) return;
+      if (err instanceof ProposalDroppedError) {
+        // Leadership changed (or a snapshot replaced the slot) before the outcome was known.
+        this.trace.add(this.now, `c${c.id} op ${opId} dropped on ${target.id}: ${err.message}`);
+        this.giveUp(c);
         return;
       }
-      // Refused before anything was appended: the operation did not happen.
+      if (!(err instanceof RaftError) || err.code === 'ERR_STORAGE_IO') {
+        this.fail('crash', `${target.id} failed a client request: ${(err as Error).stack ?? err}`);
+        return;
+      }
+      // Refused before anything was appended (not leader, transfer in progress; a read that timed
+      // out or lost leadership changed nothing): the operation did not happen.
+      c.busy = undefined;
       this.history.fail(opId);
       this.stats.proposalsRefused++;
       c.leaderHint = err instanceof NotLeaderError ? err.leader : '';
       // Redirected: go straight to the named leader. Otherwise (no leader known, or one busy
       // transferring leadership) back off for a few steps, as a real client would.
       c.nextAt = this.now + (c.leaderHint ? 0 : 2 + r.int(4));
-      return;
+    };
+    if (viaReadIndex) {
+      this.trace.add(this.now, `c${c.id} read ${key} op ${opId} → ${target.id}`);
+      node.read().then(() => {
+        if (c.busy?.opId !== opId) return;
+        const v = target.kv.get(key);
+        this.finish(c, opId);
+        this.history.ok(opId, { kind: 'get', value: v }, `read step ${this.now}`);
+        this.trace.add(this.now, `c${c.id} read ${key}=${JSON.stringify(v)} on ${target.id}`);
+      }, refused);
+    } else {
+      const cmdId = `o${opId}`;
+      this.trace.add(this.now, `c${c.id} propose ${cmdId} ${input.kind} ${key} → ${target.id}`);
+      node.propose(encodeCommand({ id: cmdId, op: input })).then((out) => {
+        if (c.busy?.opId !== opId) return;
+        if (!out) {
+          this.fail('contract', `${target.id} answered ${cmdId} without a state machine result`);
+          return;
+        }
+        this.finish(c, opId);
+        this.history.ok(opId, out, `applied step ${this.now}`);
+        this.trace.add(this.now, `c${c.id} ok ${cmdId} on ${target.id}`);
+      }, refused);
     }
-    this.drain(target);
+    return target;
   }
 
   // ---------------------------------------------------------------- faults and the operator
 
-  private injectFaults(): void {
+  private async injectFaults(): Promise<void> {
     const f = this.faultRng;
     const rates = this.cfg.rates;
     const all = this.ids;
@@ -925,11 +898,10 @@ export class SimCluster {
       const n = this.nodes.get(id)!;
       if (n.state === 'down' && f.chance(rates.restart)) {
         this.stats.restarts++;
-        this.start(n);
-        this.drain(n);
+        await this.start(n);
       }
     }
-    if (f.chance(rates.membership)) this.changeMembership();
+    if (f.chance(rates.membership)) await this.changeMembership();
     if (f.chance(rates.transfer)) {
       const leader = this.currentLeader();
       if (leader?.core) {
@@ -938,14 +910,11 @@ export class SimCluster {
           const to = f.pick(voters);
           this.stats.transfers++;
           this.trace.add(this.now, `operator: transfer leadership ${leader.id} → ${to}`);
-          this.call(leader, 'transferLeader', (core) => {
-            try {
-              core.transferLeader(to);
-            } catch (err) {
-              if (!(err instanceof RaftError)) throw err;
-              this.trace.add(this.now, `transfer refused: ${err.code}`);
-            }
+          leader.node!.transferLeader(to).catch((err: unknown) => {
+            if (!(err instanceof RaftError)) this.fail('crash', `${leader.id}.transferLeader threw: ${(err as Error).stack ?? err}`);
+            else this.trace.add(this.now, `transfer to ${to}: ${err.code}`);
           });
+          await this.settle();
         }
       }
     }
@@ -960,7 +929,7 @@ export class SimCluster {
     return best;
   }
 
-  private changeMembership(): void {
+  private async changeMembership(): Promise<void> {
     const leader = this.currentLeader();
     if (!leader?.core) return;
     const f = this.faultRng;
@@ -968,45 +937,45 @@ export class SimCluster {
     const members = new Set([...conf.voters, ...conf.learners]);
     const committed = this.checker.committedConf();
     const committedMembers = new Set([...committed.voters, ...committed.learners]);
-    const choices: Array<() => ConfChange | undefined> = [];
+    const choices: Array<() => Promise<ConfChange | undefined>> = [];
     const outside = (id: NodeId) => !members.has(id) && !committedMembers.has(id);
     // Re-adding a removed server: as a learner with its old disk (its durable term, vote and log
     // intact, so to Raft it is just a follower that was away). A server id is never reused with an
     // empty disk: a stale node whose log still lists that id as a voter could collect the wiped
     // server's forgotten vote (which is why etcd and Consul give a wiped server a new id).
     const removed = this.ids.filter((id) => outside(id) && this.nodes.get(id)!.state === 'removed');
-    if (removed.length > 0) choices.push(() => ({ type: 'addLearner', node: f.pick(removed), address: 'sim' }));
+    if (removed.length > 0) choices.push(async () => ({ type: 'addLearner', node: f.pick(removed), address: 'sim' }));
     const fresh = this.freshId(outside);
     if (fresh !== undefined) {
-      choices.push(() => ({ type: 'addLearner', node: fresh, address: 'sim' }));
+      choices.push(async () => ({ type: 'addLearner', node: fresh, address: 'sim' }));
       // A voter added directly counts toward the quorum as soon as its entry is appended (thesis
       // §4.1), so it must already be running: start it now, with an empty disk and no configuration.
-      choices.push(() => {
+      choices.push(async () => {
         if (!f.chance(0.3)) return undefined;
         const n = this.nodes.get(fresh)!;
-        this.start(n);
-        this.drain(n);
+        await this.start(n);
         return { type: 'addVoter', node: fresh, address: 'sim' };
       });
     }
-    if (conf.learners.length > 0) choices.push(() => ({ type: 'promote', node: f.pick(conf.learners) }));
+    if (conf.learners.length > 0) choices.push(async () => ({ type: 'promote', node: f.pick(conf.learners) }));
     const removable = [...conf.learners, ...(conf.voters.length > 2 ? conf.voters : [])];
-    if (removable.length > 0) choices.push(() => ({ type: 'remove', node: f.pick(removable) }));
+    if (removable.length > 0) choices.push(async () => ({ type: 'remove', node: f.pick(removable) }));
     if (choices.length === 0) return;
-    const cc = f.pick(choices)();
-    if (!cc) return;
+    const cc = await f.pick(choices)();
+    if (!cc || !leader.node) return;
     this.trace.add(this.now, `operator: propose ${cc.type} ${cc.node} via ${leader.id}`);
-    this.call(leader, 'proposeConfChange', (core) => {
-      try {
-        const r = core.proposeConfChange(cc);
-        this.stats.confChanges++;
-        this.trace.add(this.now, `conf change ${cc.type} ${cc.node} @${r.index}/${r.term}`);
-      } catch (err) {
-        if (!(err instanceof RaftError)) throw err;
-        this.stats.confChangesRefused++;
-        this.trace.add(this.now, `conf change refused: ${err.code}`);
+    this.stats.confChanges++;
+    leader.node.proposeConfChange(cc).catch((err: unknown) => {
+      if (err instanceof ProposalDroppedError) return; // appended, outcome unknown
+      if (!(err instanceof RaftError)) {
+        this.fail('crash', `${leader.id}.proposeConfChange threw: ${(err as Error).stack ?? err}`);
+        return;
       }
+      this.stats.confChanges--;
+      this.stats.confChangesRefused++;
+      this.trace.add(this.now, `conf change refused: ${err.code}`);
     });
+    await this.settle();
   }
 
   /**
@@ -1045,31 +1014,45 @@ export class SimCluster {
   // ---------------------------------------------------------------- the run
 
   /** One step of simulated time. */
-  step(phase: 'faults' | 'quiet' | 'drain'): void {
+  async step(phase: 'faults' | 'quiet' | 'drain'): Promise<void> {
     this.now++;
     this.checker.step = this.now;
-    if (phase === 'faults') this.injectFaults();
+    if (phase === 'faults') await this.injectFaults();
+    let completed = false;
     for (const n of this.nodes.values()) {
-      const f = n.inflight;
-      if (!f || !n.core || f.doneAt > this.now || n.pausedUntil > this.now) continue;
-      this.resumePlan(n, n.core);
-      this.drain(n);
+      const w = n.pendingWrite;
+      if (!w || !n.node || w.doneAt > this.now || n.pausedUntil > this.now) continue;
+      n.pendingWrite = undefined;
+      w.complete();
+      completed = true;
     }
+    if (completed) await this.settle();
+    // Every due message is stepped into its node's core before the nodes' Ready loops run, as a
+    // transport delivering several messages in one turn of the event loop would.
+    let delivered = false;
     for (const m of this.network.due(this.now)) {
       const n = this.nodes.get(m.to);
-      if (!n?.core) continue;
+      if (!n?.deliver || n.state !== 'up') continue;
       if (n.pausedUntil > this.now) {
         this.network.holdUntil(m, n.pausedUntil);
         continue;
       }
       this.trace.add(this.now, describeMessage(m));
-      this.call(n, 'step', (core) => core.step(m));
+      n.deliver(m);
+      this.observe(n);
+      delivered = true;
     }
+    if (delivered) await this.settle();
+    let ticked = false;
     for (const n of this.nodes.values()) {
-      if (n.core && n.pausedUntil <= this.now) this.call(n, 'tick', (core) => core.tick());
+      if (n.state === 'up' && n.clock && n.pausedUntil <= this.now && n.clock.fire(this.now)) {
+        this.observe(n);
+        ticked = true;
+      }
     }
-    this.runClients(phase !== 'drain');
-    this.followCommittedConf();
+    if (ticked) await this.settle();
+    await this.runClients(phase !== 'drain');
+    await this.followCommittedConf();
     this.checkCoreStats();
     this.checker.checkDurability((id) => {
       const n = this.nodes.get(id);
@@ -1078,7 +1061,7 @@ export class SimCluster {
   }
 
   /** Ends the fault phase: the network heals, storms pass, every crashed server comes back. */
-  heal(): void {
+  async heal(): Promise<void> {
     this.network.healAll();
     this.network.faults = { lossRate: 0, duplicateRate: 0, minDelay: 1, maxDelay: Math.min(2, this.calmNetwork.maxDelay), reorderRate: this.calmNetwork.reorderRate };
     this.stormUntil = 0;
@@ -1086,8 +1069,7 @@ export class SimCluster {
       n.pausedUntil = 0;
       if (n.state === 'down') {
         this.stats.restarts++;
-        this.start(n);
-        this.drain(n);
+        await this.start(n);
       }
     }
     if (this.cfg.bug === 'neverHeal') {

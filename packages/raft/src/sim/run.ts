@@ -46,7 +46,7 @@ export const DEFAULT_STEPS = 600;
 export const DEFAULT_QUIET_STEPS = 200;
 export const DEFAULT_DRAIN_STEPS = 400;
 
-export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
+export async function runSeed(seed: number, opts: RunOptions = {}): Promise<RunResult> {
   const faultSteps = opts.steps ?? DEFAULT_STEPS;
   const quietSteps = opts.quietSteps ?? DEFAULT_QUIET_STEPS;
   const drainSteps = opts.drainSteps ?? DEFAULT_DRAIN_STEPS;
@@ -55,10 +55,11 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
   const cluster = new SimCluster(cfg);
   const ok = () => cluster.violations.length === 0;
 
-  for (let i = 0; i < faultSteps && ok(); i++) cluster.step('faults');
+  await cluster.init();
+  for (let i = 0; i < faultSteps && ok(); i++) await cluster.step('faults');
   if (ok()) {
-    cluster.heal();
-    for (let i = 0; i < quietSteps && ok(); i++) cluster.step('quiet');
+    await cluster.heal();
+    for (let i = 0; i < quietSteps && ok(); i++) await cluster.step('quiet');
   }
   if (ok()) {
     // Clients stop invoking so that what they started can finish; the cluster must converge within
@@ -66,7 +67,7 @@ export function runSeed(seed: number, opts: RunOptions = {}): RunResult {
     let i = 0;
     for (; i < drainSteps && ok(); i++) {
       if (i % 5 === 0 && cluster.livenessProblem() === undefined) break;
-      cluster.step('drain');
+      await cluster.step('drain');
     }
     if (ok()) cluster.checkLiveness(`after ${quietSteps} quiet steps and ${i} of at most ${drainSteps} steps without new client operations`);
   }

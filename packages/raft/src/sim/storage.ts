@@ -26,7 +26,8 @@ export interface DiskState {
 
 type Write =
   | { kind: 'save'; snapshot?: Snapshot; entries: Entry[]; hardState?: HardState }
-  | { kind: 'compact'; index: number };
+  | { kind: 'compact'; index: number }
+  | { kind: 'reset'; index: number };
 
 /** Storage faults the simulator can inject on purpose, to prove its checkers catch what they cause. */
 export type StorageBug =
@@ -65,6 +66,12 @@ export function snapshotIndexOf(s: DiskState): number {
 }
 
 function applyWrite(s: DiskState, w: Write): void {
+  if (w.kind === 'reset') {
+    // LogStore.reset: every entry goes; the log restarts after `index` (a snapshot covers it).
+    s.entries = [];
+    s.compactedTo = w.index;
+    return;
+  }
   if (w.kind === 'compact') {
     const to = Math.min(w.index, lastIndexOf(s));
     if (to > s.compactedTo) {
@@ -198,6 +205,34 @@ export class SimStorage {
     this.current.snapshot = snapshot;
     this.durable.snapshot = snapshot;
     const write: Write = { kind: 'compact', index: compactTo };
+    applyWrite(this.current, write);
+    this.unsynced.push(write);
+  }
+
+  /** SnapshotStore.save: the file is written, synced and renamed into place before it returns. */
+  saveSnapshotFile(snapshot: Snapshot): void {
+    if (this.staged) throw new StorageContractError('snapshot saved while a log write is in flight');
+    const latest = this.current.snapshot?.meta.index ?? 0;
+    if (snapshot.meta.index < latest) throw new StorageContractError(`snapshot ${snapshot.meta.index} is older than the stored ${latest}`);
+    this.current.snapshot = snapshot;
+    this.durable.snapshot = snapshot;
+  }
+
+  /** LogStore.reset(index): synced, atomic. */
+  reset(index: number): void {
+    if (this.staged) throw new StorageContractError('log reset while a write is in flight');
+    if (index > (this.current.snapshot?.meta.index ?? 0)) throw new StorageContractError(`log reset to ${index}, beyond the stored snapshot`);
+    const write: Write = { kind: 'reset', index };
+    applyWrite(this.current, write);
+    this.unsynced.push(write);
+    if (this.bug !== 'ignoreSync') this.sync();
+  }
+
+  /** LogStore.compact(index): entries ≤ index go (not synced: losing it in a crash only keeps more). */
+  compact(index: number): void {
+    if (this.staged) throw new StorageContractError('compaction while a write is in flight');
+    if (index > (this.current.snapshot?.meta.index ?? 0)) throw new StorageContractError(`compaction to ${index}, beyond the stored snapshot`);
+    const write: Write = { kind: 'compact', index };
     applyWrite(this.current, write);
     this.unsynced.push(write);
   }
