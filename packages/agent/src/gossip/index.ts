@@ -1,7 +1,7 @@
 // The gossip layer: a pure SWIM + Lifeguard core (core/), its libp2p driver (libp2p/), a seeded
 // simulator (sim/), Consul's member tags (tags.ts) and user events (consulEvents.ts). The agent
 // uses GossipPool; see README.md in this folder for the integration API.
-export { GossipPool, parseJoinAddress, SWIM_PROTOCOL, PUSH_PULL_PROTOCOL } from './libp2p/pool.ts';
+export { GossipPool, parseJoinAddress, PUSH_PULL_PROTOCOL } from './libp2p/pool.ts';
 export type { GossipPoolOptions, GossipPoolEvents, GossipPoolStats, PoolUserEvent } from './libp2p/pool.ts';
 export { pskFromEncryptKey, loadOrCreatePeerKey } from './libp2p/keys.ts';
 export { serverTags, clientTags, parseServer, memberRow, serfStatus, SERF_STATUS, CONSUL_PROTOCOL } from './tags.ts';

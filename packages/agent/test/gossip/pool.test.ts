@@ -6,15 +6,11 @@ import assert from 'node:assert/strict';
 import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { createLibp2p } from 'libp2p';
-import { tcp } from '@libp2p/tcp';
-import { noise } from '@chainsafe/libp2p-noise';
-import { yamux } from '@chainsafe/libp2p-yamux';
-import { multiaddr } from '@multiformats/multiaddr';
-import { GossipError, GossipPool, SWIM_PROTOCOL, parseJoinAddress, pskFromEncryptKey } from '../../src/gossip/index.ts';
+import { createSocket } from 'node:dgram';
+import { GossipError, GossipPool, parseJoinAddress, pskFromEncryptKey } from '../../src/gossip/index.ts';
 import type { AgentMemberRow, PoolUserEvent } from '../../src/gossip/index.ts';
 import { encodeMessage } from '../../src/gossip/core/index.ts';
-import { frame } from '../../src/gossip/libp2p/framing.ts';
+import { datagramKey, open, seal } from '../../src/gossip/libp2p/datagram.ts';
 
 const FAST = { probeIntervalMs: 200, probeTimeoutMs: 100, gossipIntervalMs: 50, suspicionMult: 4, pushPullIntervalMs: 3000 };
 const KEY_A = Buffer.alloc(32, 7).toString('base64');
@@ -36,6 +32,17 @@ async function until(what: string, cond: () => boolean, timeoutMs: number): Prom
 }
 
 const statusOf = (p: GossipPool, name: string): number | undefined => p.members().find((m) => m.Name === name)?.Status;
+
+/** Sends raw UDP packets to a pool's gossip port from a socket of our own (a stranger's address and port). */
+async function sendPackets(to: GossipPool, packets: Uint8Array[]): Promise<void> {
+  const [host, port] = to.joinAddress.split(':');
+  const sock = createSocket('udp4');
+  try {
+    for (const p of packets) await new Promise<void>((res, rej) => sock.send(p, Number(port), host, (e) => (e ? rej(e) : res())));
+  } finally {
+    sock.close();
+  }
+}
 
 describe('GossipPool on libp2p (6 agents on loopback)', () => {
   const pools: GossipPool[] = [];
@@ -93,31 +100,24 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     assert.throws(() => pools[0]!.fireEvent('big', new Uint8Array(600)), (e: unknown) => e instanceof GossipError && e.code === 'ERR_EVENT_TOO_LARGE');
   });
 
-  test('malformed, oversized and spoofed stream bytes are refused and counted; the agent keeps working', async () => {
+  test('malformed and spoofed packets are refused and counted; the agent keeps working', async () => {
     const target = pools[1]!;
     const before = target.stats();
-    const stranger = await createLibp2p({
-      addresses: { listen: ['/ip4/127.0.0.1/tcp/0'] }, transports: [tcp()], connectionEncrypters: [noise()], streamMuxers: [yamux()],
-    });
-    try {
-      const addr = multiaddr(target.listenAddrs[0]!);
-      const s1 = await stranger.dialProtocol(addr, SWIM_PROTOCOL);
-      s1.send(frame(new Uint8Array([1, 99, 0, 0])));                 // unknown message type
-      s1.send(frame(new Uint8Array([7, 7, 7])));                     // unknown version
+    const n3 = pools[3]!.joinAddress.split(':');
+    await sendPackets(target, [
+      new Uint8Array([1, 99, 0, 0]),                                  // unknown message type
+      new Uint8Array([7, 7, 7]),                                      // unknown version
       // A ping that asks for the ack to go to someone else (a reflection attempt).
-      s1.send(frame(encodeMessage({ type: 'ping', seq: 1, from: 'n2', replyTo: { name: 'n2', addr: '127.0.0.1', port: 1, peerId: target.peerId }, target: 'n1', updates: [] })));
-      // An alive update for n3 claiming a new incarnation, sent by someone who is not n3 but says it is.
-      s1.send(frame(encodeMessage({ type: 'gossip', from: 'n3', updates: [] })));
-      const s2 = await stranger.dialProtocol(addr, SWIM_PROTOCOL);
-      s2.send(new Uint8Array([0xff, 0xff, 0xff, 0xff, 0x7f]));        // a 34 GB frame length
-      await until('the garbage is processed', () => {
-        const s = target.stats();
-        return s.malformed >= before.malformed + 2 && s.spoofed >= before.spoofed + 2 && s.framesRefused >= before.framesRefused + 1;
-      }, 5000);
-      await until('the oversized stream is aborted', () => s2.status !== 'open', 5000);
-    } finally {
-      await stranger.stop();
-    }
+      encodeMessage({ type: 'ping', seq: 1, from: 'n2', replyTo: { name: 'n2', addr: '127.0.0.1', port: 1, peerId: target.peerId }, target: 'n1', updates: [] }),
+      // A ping that names n3's real address but comes from ours: still not n3.
+      encodeMessage({ type: 'ping', seq: 2, from: 'n3', replyTo: { name: 'n3', addr: n3[0]!, port: Number(n3[1]), peerId: pools[3]!.peerId }, target: 'n1', updates: [] }),
+      // Gossip claiming to be from n3, a live member, sent from an address that is not n3's.
+      encodeMessage({ type: 'gossip', from: 'n3', updates: [] }),
+    ]);
+    await until('the garbage is processed', () => {
+      const s = target.stats();
+      return s.malformed >= before.malformed + 2 && s.spoofed >= before.spoofed + 3;
+    }, 5000);
     // Still a healthy member: everyone still sees it alive, and it still sees everyone. Proves a
     // negative (the garbage did not get it suspected): several probe rounds pass first.
     await new Promise((r) => setTimeout(r, 1000));
@@ -200,6 +200,47 @@ describe('gossip encryption (-encrypt → libp2p private network)', () => {
       assert.equal(statusOf(a, 'k2'), undefined);
     } finally {
       await Promise.all([a, wrong, none, right].map((p) => p.stop()));
+    }
+  });
+
+  test('with -encrypt, SWIM packets are sealed (AES-GCM under the key): plaintext or another key\'s packets are refused and counted', async () => {
+    const a = await pool('e0', { encryptKey: KEY_A });
+    const b = await pool('e1', { encryptKey: KEY_A });
+    try {
+      assert.equal(await b.join([a.joinAddress]), 1);
+      // The two probe each other over sealed packets: both stay alive through several probe rounds.
+      await until('e0 and e1 see each other', () => statusOf(a, 'e1') === 1 && statusOf(b, 'e0') === 1, 10_000);
+      // A probe that did not fail was answered by a sealed ack.
+      await until('five answered probes each way', () => [a, b].every((p) => p.stats().probes - p.stats().probesFailed >= 5), 10_000);
+      assert.equal(statusOf(a, 'e1'), 1);
+      const before = a.stats();
+      const ping = encodeMessage({ type: 'gossip', from: 'stranger', updates: [] });
+      await sendPackets(a, [ping, seal(datagramKey(KEY_B), ping), seal(datagramKey(KEY_A), ping).subarray(0, 20)]);
+      await until('the three packets are refused', () => a.stats().framesRefused >= before.framesRefused + 3, 5000);
+      assert.equal(a.stats().malformed, before.malformed, 'nothing undecryptable reached the decoder');
+    } finally {
+      await Promise.all([a, b].map((p) => p.stop()));
+    }
+  });
+
+  test('sealed packets open with the same key only', () => {
+    const k = datagramKey(KEY_A);
+    const msg = new TextEncoder().encode('hello');
+    const sealed = seal(k, msg);
+    assert.equal(sealed.byteLength, 1 + 12 + msg.byteLength + 16);
+    assert.notDeepEqual(sealed.subarray(13, 18), msg, 'not in the clear');
+    assert.deepEqual(new Uint8Array(open(k, sealed)), msg);
+    assert.notDeepEqual(seal(k, msg), sealed, 'a fresh nonce each time');
+    const tampered = Uint8Array.from(sealed);
+    tampered[14]! ^= 1;
+    for (const bad of [tampered, sealed.subarray(0, 28), Uint8Array.of(2, ...sealed.subarray(1))]) {
+      assert.throws(() => open(k, bad), (e: unknown) => e instanceof GossipError && e.code === 'ERR_MALFORMED_MESSAGE');
+    }
+    assert.throws(() => open(datagramKey(KEY_B), sealed), (e: unknown) => e instanceof GossipError && /gossip key mismatch/.test(e.message));
+    // Consul's 16- and 24-byte keys are AES-128 and AES-192 keys.
+    for (const n of [16, 24]) {
+      const kn = datagramKey(Buffer.alloc(n, 3).toString('base64'));
+      assert.deepEqual(new Uint8Array(open(kn, seal(kn, msg))), msg);
     }
   });
 

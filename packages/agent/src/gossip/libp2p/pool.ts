@@ -1,14 +1,14 @@
 // The libp2p driver: runs the pure SWIM core (../core) against real time and a libp2p 3 node.
 //
-//   transport    TCP on the serf LAN port, noise, yamux (no identify, no gossipsub: see create());
-//                with -encrypt a private network (pre-shared key via @libp2p/pnet): a peer without
-//                the key never completes a handshake.
-//   SWIM         ping / ack / nack / ping-req / gossip as length-prefixed frames on one long-lived
-//                stream per peer (/trellis/swim/1.0.0): a new stream per ping costs ~7× a reused one.
-//   push-pull    full state exchange on its own request/response protocol (/trellis/pushpull/1.0.0),
-//                used by join and periodically by the core.
-//   broadcasts   piggybacked on SWIM frames and sent to `gossipNodes` random members every gossip
-//                interval, as memberlist does over UDP; push-pull is the slow, sure path.
+//   SWIM         ping / ack / nack / ping-req / gossip as UDP packets on the serf port, as memberlist
+//                sends them (datagram.ts): no connection per member, no handshake per new member;
+//                with -encrypt each packet is sealed with AES-GCM under the gossip key.
+//   push-pull    full state exchange over libp2p on the same port number, TCP: noise, yamux (no
+//                identify, no gossipsub: see create()), with -encrypt a private network (pre-shared
+//                key via @libp2p/pnet: a peer without the key never completes a handshake). Its own
+//                request/response protocol (/trellis/pushpull/1.0.0), used by join and periodically.
+//   broadcasts   piggybacked on SWIM packets and sent to `gossipNodes` random members every gossip
+//                interval, as memberlist does; push-pull is the slow, sure path.
 //
 // The driver owns timers, sockets and files; every protocol decision is the core's. After each
 // call into the core it takes the outputs and acts on them (send, emit, log).
@@ -32,15 +32,11 @@ import type { Endpoint, MemberEventType, MemberIdentity, MemberView, Message, Pu
 import { memberRow, type AgentMemberRow } from '../tags.ts';
 import { FrameDecoder, frame } from './framing.ts';
 import { loadOrCreatePeerKey, pskFromEncryptKey } from './keys.ts';
+import { DatagramSocket, MAX_DATAGRAM_BYTES, datagramKey, open, plainAddress, seal, type DatagramSender } from './datagram.ts';
 
-export const SWIM_PROTOCOL = '/trellis/swim/1.0.0';
 export const PUSH_PULL_PROTOCOL = '/trellis/pushpull/1.0.0';
-/** A SWIM frame is a datagram in memberlist terms: small. */
-const SWIM_MAX_FRAME_BYTES = 64 * 1024;
 /** A push-pull carries the whole pool (~200 bytes a member). */
 const PUSH_PULL_MAX_FRAME_BYTES = 16 * 1024 * 1024;
-/** Frames queued for a peer while its stream opens; beyond this they are dropped, as UDP would. */
-const MAX_QUEUED_FRAMES = 64;
 /** A timer that fires this close before its deadline counts as on time (see #onTimer). */
 const TIMER_SLACK_MS = 2;
 const PP_OK = 0;
@@ -108,10 +104,13 @@ export interface GossipPoolEvents {
 }
 
 export interface GossipPoolStats extends SwimStats {
-  /** Frames refused before the core: bad framing, a sender that is not who it claims, push-pull on the wrong protocol. */
+  /** Packets refused before the core: not sealed with our key, push-pull in a packet, bad push-pull streams. */
   framesRefused: number;
+  /** Packets whose sender is not who they claim (see #authentic). */
   spoofed: number;
+  /** Push-pull dials that failed. */
   dialFailures: number;
+  /** Packets not sent (socket closed, too large, refused by the OS). */
   framesDropped: number;
   healthScore: number;
   members: number;
@@ -120,21 +119,6 @@ export interface GossipPoolStats extends SwimStats {
 
 type SwimStream = Awaited<ReturnType<Libp2p['dialProtocol']>>;
 type PoolNode = Libp2p;
-
-interface Link {
-  stream: SwimStream | undefined;
-  opening: Promise<void> | undefined;
-  queue: Uint8Array[];
-  /** Consecutive failed dials, and when the next may start: a peer that cannot be reached is not
-   *  redialled for every datagram (under load, a storm of doomed handshakes feeds itself). */
-  failures: number;
-  retryAtMs: number;
-}
-
-/** Backoff after failed dials: 250 ms doubling up to 10 s. A probe of the peer meanwhile is lost, as it would be over UDP. */
-function dialBackoffMs(failures: number): number {
-  return Math.min(250 * 2 ** (failures - 1), 10_000);
-}
 
 function chunkBytes(data: Uint8Array | { subarray(): Uint8Array }): Uint8Array {
   return data instanceof Uint8Array ? data : data.subarray();
@@ -228,7 +212,9 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   readonly #node: PoolNode;
   readonly #log: Logger;
   readonly #config: Partial<SwimConfig>;
-  readonly #links = new Map<string, Link>();
+  /** AES-GCM key of sealed datagrams (-encrypt), or none: plaintext packets, as Consul's without a key. */
+  readonly #packetKey: Buffer | undefined;
+  #socket: DatagramSocket | undefined;
   #core: SwimCore | undefined;
   #timer: NodeJS.Timeout | undefined;
   /** The core deadline the timer is armed for. */
@@ -243,6 +229,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     this.#log = log;
     const pool = opts.pool ?? 'lan';
     this.#config = { ...(pool === 'lan' ? LAN_DEFAULTS : WAN_DEFAULTS), ...opts.config };
+    this.#packetKey = opts.encryptKey ? datagramKey(opts.encryptKey) : undefined;
   }
 
   /** Builds the libp2p node (keys, transports, private network); start() opens the port. */
@@ -284,9 +271,17 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     if (this.#running) return;
     const node = this.#node;
     await node.start();
-    this.#running = true;
     const listening = node.getMultiaddrs()[0];
     const port = listening ? Number(listening.toString().split('/')[4]) : this.#opts.port;
+    try {
+      this.#socket = await DatagramSocket.bind(this.#opts.bindAddr, port,
+        (bytes, from) => this.#onDatagram(bytes, from),
+        (err) => this.#log.warn({ err: err.message }, 'gossip packet socket error'));
+    } catch (err) {
+      await node.stop();
+      throw err;
+    }
+    this.#running = true;
     const self: MemberIdentity = {
       name: this.#opts.nodeName,
       addr: this.#opts.advertiseAddr ?? defaultAdvertise(this.#opts.bindAddr),
@@ -306,9 +301,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       // Consul's lanMergeDelegate: a LAN pool holds one datacenter only.
       validateMember: lan ? (m) => (m.tags.dc === dc ? undefined : `is in datacenter "${m.tags.dc ?? ''}", this LAN pool is "${dc}"`) : undefined,
     });
-    await node.handle(SWIM_PROTOCOL, (stream, connection) => {
-      this.#readSwim(stream, connection.remotePeer.toString());
-    }, { maxInboundStreams: 8 });
     await node.handle(PUSH_PULL_PROTOCOL, (stream) => this.#servePushPull(stream), { maxInboundStreams: 4 });
     this.#log.info({ name: self.name, addr: `${self.addr}:${port}`, peerId: self.peerId }, 'gossip pool started');
     this.#flush();
@@ -369,8 +361,8 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     this.#running = false;
     if (this.#timer) clearTimeout(this.#timer);
     this.#timer = undefined;
-    for (const link of this.#links.values()) link.stream?.abort(new Error('gossip pool stopped'));
-    this.#links.clear();
+    await this.#socket?.close();
+    this.#socket = undefined;
     await this.#node.stop();
   }
 
@@ -492,7 +484,6 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
           } else {
             const m = o.event.member;
             this.#log.info({ member: m.name, addr: `${m.addr}:${m.port}` }, `EventMember${o.event.type.slice(7, 8).toUpperCase()}${o.event.type.slice(8)}`);
-            if (o.event.type === 'member-reap' || o.event.type === 'member-leave') this.#dropLink(m.peerId);
             this.#emitSafe(o.event.type as MemberEventType, memberRow(m), m);
           }
           break;
@@ -533,33 +524,48 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
 
   // ------------------------------------------------------------------ SWIM frames
 
-  /** Refuses frames whose sender is not the peer that sent them (never reflect traffic to third parties). */
-  #authentic(msg: Message, remotePeer: string): boolean {
-    if ((msg.type === 'ping' || msg.type === 'pingReq') && (msg.replyTo.peerId !== remotePeer || msg.replyTo.name !== msg.from)) return false;
+  /**
+   * Refuses packets whose sender is not who they claim (never reflect traffic to third parties):
+   * a ping or ping-req must ask for the answer at the address it came from, and a live member's
+   * messages come from its own address and port (its socket is bound to that port).
+   */
+  #authentic(msg: Message, from: DatagramSender): boolean {
+    const at = (e: { addr: string; port: number }): boolean => plainAddress(e.addr) === from.address && e.port === from.port;
+    if ((msg.type === 'ping' || msg.type === 'pingReq') && (!at(msg.replyTo) || msg.replyTo.name !== msg.from)) return false;
     const known = this.#core!.member(msg.from);
-    // A dead or departed member's name may be taken by a new peer (a restart without its data dir).
-    return !(known && (known.state === 'alive' || known.state === 'suspect') && known.peerId !== remotePeer);
+    // A dead or departed member's name may be taken by a new member (a restart at a new address).
+    return !(known && (known.state === 'alive' || known.state === 'suspect') && !at(known));
   }
 
-  #onPacket(bytes: Uint8Array, remotePeer: string): void {
+  #onDatagram(packet: Uint8Array, from: DatagramSender): void {
     const core = this.#core;
     if (!core || !this.#running) return;
+    let bytes = packet;
+    if (this.#packetKey) {
+      try {
+        bytes = open(this.#packetKey, packet);
+      } catch (err) {
+        this.#counters.framesRefused++;
+        this.#logRefused('undecryptable', `${from.address}:${from.port}`, (err as Error).message);
+        return;
+      }
+    }
     let msg: Message;
     try {
       msg = decodeMessage(bytes);
     } catch (err) {
       core.recordMalformed();
-      this.#logRefused('malformed', remotePeer, (err as Error).message);
+      this.#logRefused('malformed', `${from.address}:${from.port}`, (err as Error).message);
       return;
     }
     if (msg.type === 'pushPull') {
       this.#counters.framesRefused++;
-      this.#logRefused('wrong-protocol', remotePeer, 'pushPull message on the SWIM stream');
+      this.#logRefused('wrong-protocol', `${from.address}:${from.port}`, 'pushPull message in a packet');
       return;
     }
-    if (!this.#authentic(msg, remotePeer)) {
+    if (!this.#authentic(msg, from)) {
       this.#counters.spoofed++;
-      this.#logRefused('spoofed', remotePeer, `${msg.type} claims to be from ${msg.from}`);
+      this.#logRefused('spoofed', `${from.address}:${from.port}`, `${msg.type} claims to be from ${msg.from}`);
       return;
     }
     core.receive(msg, performance.now());
@@ -574,89 +580,17 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     if ((n & (n - 1)) === 0) this.#log.warn({ peer, kind, count: n }, `gossip message refused: ${why}`);
   }
 
-  #readSwim(stream: SwimStream, remotePeer: string): void {
-    const decoder = new FrameDecoder(SWIM_MAX_FRAME_BYTES);
-    stream.addEventListener('message', (e) => {
-      let frames: Uint8Array[];
-      try {
-        frames = decoder.push(chunkBytes(e.data));
-      } catch (err) {
-        this.#counters.framesRefused++;
-        this.#logRefused('framing', remotePeer, (err as Error).message);
-        stream.abort(err as Error);
-        return;
-      }
-      for (const f of frames) this.#onPacket(f, remotePeer);
-    });
-  }
-
   #sendPacket(to: Endpoint, payload: Uint8Array): void {
-    if (!to.peerId) {
+    const socket = this.#socket;
+    const bytes = this.#packetKey ? seal(this.#packetKey, payload) : payload;
+    if (!socket || bytes.byteLength > MAX_DATAGRAM_BYTES) {
       this.#counters.framesDropped++;
       return;
     }
-    let link = this.#links.get(to.peerId);
-    if (!link) {
-      link = { stream: undefined, opening: undefined, queue: [], failures: 0, retryAtMs: 0 };
-      this.#links.set(to.peerId, link);
-    }
-    const bytes = frame(payload);
-    const s = link.stream;
-    if (s && s.status === 'open' && s.writeStatus === 'writable') {
-      try {
-        s.send(bytes);
-        return;
-      } catch (err) {
-        // The stream died under us (reset by the peer, idle-closed by yamux): reopen below.
-        this.#log.debug({ err, peer: to.name }, 'gossip stream send failed; reopening');
-        link.stream = undefined;
-      }
-    }
-    if (!link.opening && performance.now() < link.retryAtMs) {
+    socket.send(bytes, to.addr, to.port, (err) => {
       this.#counters.framesDropped++;
-      return;
-    }
-    if (link.queue.length < MAX_QUEUED_FRAMES) link.queue.push(bytes);
-    else this.#counters.framesDropped++;
-    if (!link.opening) link.opening = this.#openLink(to, link);
-  }
-
-  async #openLink(to: Endpoint, link: Link): Promise<void> {
-    try {
-      const stream = await this.#node.dialProtocol(endpointAddr(to), SWIM_PROTOCOL, {
-        signal: AbortSignal.timeout(this.#opts.joinTimeoutMs ?? 5000),
-      });
-      if (!this.#running || this.#links.get(to.peerId) !== link) {
-        stream.abort(new Error('gossip link no longer wanted'));
-        return;
-      }
-      link.stream = stream;
-      link.failures = 0;
-      // The peer answers on its own stream, but read this one too in case it writes here.
-      this.#readSwim(stream, to.peerId);
-      stream.addEventListener('close', () => {
-        if (link.stream === stream) link.stream = undefined;
-      });
-      const queued = link.queue;
-      link.queue = [];
-      for (const f of queued) stream.send(f);
-    } catch (err) {
-      this.#counters.dialFailures++;
-      this.#counters.framesDropped += link.queue.length;
-      link.queue = [];
-      link.failures++;
-      link.retryAtMs = performance.now() + dialBackoffMs(link.failures);
-      this.#log.debug({ err: (err as Error).message, peer: to.name }, 'could not open a gossip stream');
-    } finally {
-      link.opening = undefined;
-    }
-  }
-
-  #dropLink(peerId: string): void {
-    const link = this.#links.get(peerId);
-    if (!link) return;
-    this.#links.delete(peerId);
-    link.stream?.abort(new Error('member left'));
+      this.#log.debug({ err: err.message, peer: to.name }, 'gossip packet not sent');
+    });
   }
 
   // ------------------------------------------------------------------ push-pull
@@ -667,6 +601,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     try {
       stream = await this.#node.dialProtocol(target, PUSH_PULL_PROTOCOL, { signal });
     } catch (err) {
+      this.#counters.dialFailures++;
       // With a different pre-shared key (or none) the private network's handshake stalls or the
       // other side cuts it off with garbage in hand; anything but "nobody listens there" during
       // connection setup most likely means that.
