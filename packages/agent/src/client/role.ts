@@ -4,8 +4,8 @@
 // the same TLS settings as server-to-server RPC.
 import type { AgentRole, RoleContext } from '../role.ts';
 import { StateStore } from '../state/index.ts';
-import { RpcClient } from '../server/rpcClient.ts';
-import { rpcTlsFromConfig } from '../server/tls.ts';
+import { RpcClient } from '../rpc/client.ts';
+import { rpcTlsFromConfig } from '../rpc/tls.ts';
 import { ClientServers, serversUnreachable } from './servers.ts';
 import { clientDnsLookup } from './dnsLookup.ts';
 

@@ -14,9 +14,9 @@ import type { Logger } from '../logger.ts';
 import type { Command, CommandResult } from '../state/types.ts';
 import { encodeCommand } from '../state/index.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
-import type { RpcClient, CallOptions } from '../server/rpcClient.ts';
-import { RpcCallError, retryable } from '../server/rpcErrors.ts';
-import type { NodeCatalogState } from '../server/rpcProto.ts';
+import type { RpcClient, CallOptions } from '../rpc/client.ts';
+import { RpcCallError, retryable } from '../rpc/errors.ts';
+import type { NodeCatalogState } from '../rpc/proto.ts';
 
 /** Failures that mean "no server can take a write now" (not "the write was refused"). */
 const UNREACHABLE_CODES = new Set(['ERR_NO_SERVERS', 'ERR_RPC_UNAVAILABLE', 'ERR_RPC_TIMEOUT', 'ERR_NO_LEADER']);

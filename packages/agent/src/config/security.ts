@@ -5,7 +5,7 @@
 //
 // Enforced today, so not listed here: TLS on the server port (tls.internal_rpc, inheriting
 // tls.defaults, and the pre-1.12 verify_incoming/verify_outgoing/verify_server_hostname/
-// verify_incoming_rpc keys) in server/tls.ts, which also refuses verify_* without certificates;
+// verify_incoming_rpc keys) in rpc/tls.ts, which also refuses verify_* without certificates;
 // gossip encryption (encrypt): a libp2p pre-shared key that every connection must hold in both
 // directions, so encrypt_verify_incoming/outgoing = true hold whenever a key is set.
 

@@ -17,7 +17,7 @@
 import type { Logger } from '../logger.ts';
 import type { ConfChange, NodeStatus } from '@trellis/raft';
 import type { DiscoveredServer, ServerDiscovery, ServerStatus } from './discovery.ts';
-import type { StatusResponseMsg } from './rpcProto.ts';
+import type { StatusResponseMsg } from '../rpc/proto.ts';
 
 export interface AutopilotConfig {
   cleanupDeadServers: boolean;

@@ -25,7 +25,7 @@ import fs from 'node:fs/promises';
 import path from 'node:path';
 import type { Logger } from '../logger.ts';
 import type { DiscoveredServer, ServerDiscovery } from './discovery.ts';
-import type { StatusResponseMsg } from './rpcProto.ts';
+import type { StatusResponseMsg } from '../rpc/proto.ts';
 
 export interface BootstrapVote {
   candidates: string[];

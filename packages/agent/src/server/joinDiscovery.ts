@@ -11,7 +11,7 @@
 //     cannot reach it, is 'left'.
 import { EventEmitter } from 'node:events';
 import type { Logger } from '../logger.ts';
-import type { StatusResponseMsg, ServerIdentityMsg } from './rpcProto.ts';
+import type { StatusResponseMsg, ServerIdentityMsg } from '../rpc/proto.ts';
 import type { DiscoveredServer, ServerDiscovery, ServerStatus } from './discovery.ts';
 
 export interface JoinDiscoveryOptions {

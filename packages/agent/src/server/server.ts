@@ -29,12 +29,12 @@ import { restoreEntries } from './fsm.ts';
 import { JoinDiscovery } from './joinDiscovery.ts';
 import { NoLeaderError, RaftServer } from './raftServer.ts';
 import { Coalescer, ReadBarrier } from './reads.ts';
-import { RpcClient, type CallOptions } from './rpcClient.ts';
-import { retryable } from './rpcErrors.ts';
-import type { HttpRequestMsg, HttpResponseMsg, NodeCatalogState, ServerIdentityMsg, StatusResponseMsg } from './rpcProto.ts';
-import { RpcServer, type RpcHandlers } from './rpcServer.ts';
+import { RpcClient, type CallOptions } from '../rpc/client.ts';
+import { retryable } from '../rpc/errors.ts';
+import type { HttpRequestMsg, HttpResponseMsg, NodeCatalogState, ServerIdentityMsg, StatusResponseMsg } from '../rpc/proto.ts';
+import { RpcServer, type RpcHandlers } from '../rpc/server.ts';
 import { decodeSnapshotFile, encodeSnapshotFile } from './snapshotFile.ts';
-import { rpcTlsFromConfig } from './tls.ts';
+import { rpcTlsFromConfig } from '../rpc/tls.ts';
 
 /** Restore data per Raft entry: well under the default maxEntryBytes (512 KiB). */
 const RESTORE_ENTRY_BYTES = 256 * 1024;

@@ -7,9 +7,9 @@ import { EventEmitter } from 'node:events';
 import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
 import { ClientServers, NoServersError, serversUnreachable } from '../../src/client/servers.ts';
-import { RpcCallError } from '../../src/server/rpcErrors.ts';
+import { RpcCallError } from '../../src/rpc/errors.ts';
 import type { MemberView } from '../../src/gossip/index.ts';
-import type { RpcClient } from '../../src/server/rpcClient.ts';
+import type { RpcClient } from '../../src/rpc/client.ts';
 
 class FakePool extends EventEmitter {
   views: MemberView[] = [];

@@ -88,7 +88,7 @@ describe('values that ask for no protection are accepted', () => {
     const { warnings } = buildRuntimeConfig(['-dev', '-config-file', f], env);
     assert.ok(warnings.some((w) => w.startsWith('Trellis does not serve HTTPS yet')), warnings.join('\n'));
   });
-  test('TLS verify settings on the server port stay as they were (enforced by server/tls.ts)', () => {
+  test('TLS verify settings on the server port stay as they were (enforced by rpc/tls.ts)', () => {
     const f = file('verify_incoming = true\nverify_outgoing = true\nverify_server_hostname = true\nverify_incoming_rpc = true\n');
     const { config } = buildRuntimeConfig(['-dev', '-config-file', f], env);
     assert.equal(config.tls.internalRpc.verifyIncoming, true);

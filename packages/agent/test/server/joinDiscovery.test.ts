@@ -3,7 +3,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { JoinDiscovery } from '../../src/server/joinDiscovery.ts';
-import type { StatusResponseMsg } from '../../src/server/rpcProto.ts';
+import type { StatusResponseMsg } from '../../src/rpc/proto.ts';
 import { quietLogger as logger } from './helpers.ts';
 
 

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { defaults, type RuntimeConfig } from '../../src/config/runtime.ts';
 import { Server } from '../../src/server/server.ts';
 import { StateStore, type Command } from '../../src/state/index.ts';
-import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
+import { RemoteError, RpcCallError } from '../../src/rpc/errors.ts';
 import { quietLogger } from './helpers.ts';
 import { freePort } from '../../../../test/support/ports.ts';
 

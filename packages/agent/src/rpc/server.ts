@@ -5,9 +5,9 @@ import * as grpc from '@grpc/grpc-js';
 import net from 'node:net';
 import { countConnsPerClient, type ConnLimiter } from '../http/connLimit.ts';
 import type { Logger } from '../logger.ts';
-import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
-import { ERROR_CODE_KEY, toServiceError } from './rpcErrors.ts';
-import type { ApplyFrame, ApplyResultFrame } from './rpcProto.ts';
+import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './proto.ts';
+import { ERROR_CODE_KEY, toServiceError } from './errors.ts';
+import type { ApplyFrame, ApplyResultFrame } from './proto.ts';
 
 /** Largest message accepted: Raft batches (4 MiB by default) and restore chunks fit well below. */
 export const MAX_RPC_MESSAGE_BYTES = 16 << 20;

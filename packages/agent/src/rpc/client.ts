@@ -8,10 +8,10 @@ import * as grpc from '@grpc/grpc-js';
 // The subpath, not the package: client agents use this module and need none of Raft.
 import { boundTarget } from '@trellis/raft/localAddress';
 import type { Logger } from '../logger.ts';
-import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './rpcProto.ts';
-import { RESTORE_CHUNK_BYTES, MAX_RPC_MESSAGE_BYTES } from './rpcServer.ts';
-import { RemoteError, RpcCallError, fromServiceError } from './rpcErrors.ts';
-import type { ApplyFrame, ApplyResultFrame } from './rpcProto.ts';
+import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './proto.ts';
+import { RESTORE_CHUNK_BYTES, MAX_RPC_MESSAGE_BYTES } from './server.ts';
+import { RemoteError, RpcCallError, fromServiceError } from './errors.ts';
+import type { ApplyFrame, ApplyResultFrame } from './proto.ts';
 
 export interface CallOptions {
   /** Absolute deadline (Date.now() based). */

@@ -1,12 +1,12 @@
-// Server RPC plumbing (server/rpcServer.ts, rpcClient.ts, rpcErrors.ts) on loopback: errors keep
+// Server RPC plumbing (rpc/server.ts, client.ts, errors.ts) on loopback: errors keep
 // their code across the wire, a call that never connected says so, restores stream in chunks.
 import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { RpcServer, type RpcHandlers } from '../../src/server/rpcServer.ts';
-import { RpcClient } from '../../src/server/rpcClient.ts';
-import { RemoteError, RpcCallError } from '../../src/server/rpcErrors.ts';
+import { RpcServer, type RpcHandlers } from '../../src/rpc/server.ts';
+import { RpcClient } from '../../src/rpc/client.ts';
+import { RemoteError, RpcCallError } from '../../src/rpc/errors.ts';
 import { NotLeaderError } from '@trellis/raft';
-import { quietLogger } from './helpers.ts';
+import { quietLogger } from '../server/helpers.ts';
 import { freePort } from '../../../../test/support/ports.ts';
 
 
