@@ -12,7 +12,7 @@
 import type { CoreStats, RaftCore } from '../core/raft.ts';
 import { decodeConfChange, encodeConfChange } from '../core/types.ts';
 import type { ConfChange, ConfState, Entry, HardState, Message, NodeId, Ready, Role } from '../core/types.ts';
-import { NotLeaderError, ProposalDroppedError, RaftError } from '../errors.ts';
+import { NotLeaderError, ProposalDroppedError, RaftError, StorageIOError } from '../errors.ts';
 import { RaftNode, type Clock, type Logger } from '../node.ts';
 import { planReady, type ReadyStep } from '../readyPlan.ts';
 import type { LogStore, SnapshotStore } from '../storage/types.ts';
@@ -100,10 +100,15 @@ export interface FaultRates {
   transfer: number;
   /** Change the network's loss/duplication/delay for a while. */
   weather: number;
+  /** A node's disk fills up for a while: its writes fail (ENOSPC). RaftNode must stop at once (no
+   *  leading, voting or acknowledging) and the process exit, as the Trellis server does; the
+   *  supervisor (the restart rate) starts it again, which succeeds once the disk has room. Off by
+   *  default (`--rate diskFull=p`). */
+  diskFull: number;
 }
 
 export const NO_FAULTS: FaultRates = {
-  partition: 0, oneWay: 0, isolateLeader: 0, heal: 0, crash: 0, restart: 0, pause: 0, membership: 0, transfer: 0, weather: 0,
+  partition: 0, oneWay: 0, isolateLeader: 0, heal: 0, crash: 0, restart: 0, pause: 0, membership: 0, transfer: 0, weather: 0, diskFull: 0,
 };
 
 /** A config drawn from the seed: cluster shape, timing, flow-control limits and fault mix vary. */
@@ -151,7 +156,7 @@ export function randomClusterConfig(seed: number, opts: {
     rates: faults
       ? {
         partition: 0.006, oneWay: 0.006, isolateLeader: 0.004, heal: 0.02, crash: 0.006, restart: 0.03, pause: 0.004,
-        membership, transfer: r.pick([0, 0.005, 0.01]), weather: 0.005,
+        membership, transfer: r.pick([0, 0.005, 0.01]), weather: 0.005, diskFull: 0,
         ...opts.rates,
       }
       : NO_FAULTS,
@@ -219,6 +224,8 @@ class SimNode {
   lastTerm = 0;
   /** Frozen (no ticks, no message handling, no disk completions) until this step. */
   pausedUntil = 0;
+  /** Writes fail (ENOSPC) until this step. */
+  diskFullUntil = 0;
   /** The log write on its way to the disk (fsync latency): completed at doneAt. */
   pendingWrite: { doneAt: number; complete: () => void } | undefined;
   incarnation = 0;
@@ -259,6 +266,9 @@ export interface ClusterStats {
   pauses: number;
   /** Snap messages whose snapshot the driver had already replaced (see send()). */
   staleSnapshotsDropped: number;
+  /** Disks that filled up (diskFull rate), and node processes that stopped on a failed write. */
+  disksFull: number;
+  storageStops: number;
   /** Committed entries applied while the node's own write was still in flight (readyPlan.ts). */
   appliedWhileWriting: number;
   /** RaftCore.stats summed over every core of the run (coverage: which protocol paths ran). */
@@ -287,7 +297,7 @@ export class SimCluster {
   private readonly stats = {
     leadersElected: 0, crashes: 0, restarts: 0, partitions: 0, confChanges: 0, confChangesRefused: 0,
     transfers: 0, snapshotsTaken: 0, snapshotsInstalled: 0, proposalsRefused: 0, pauses: 0, staleSnapshotsDropped: 0,
-    appliedWhileWriting: 0,
+    appliedWhileWriting: 0, disksFull: 0, storageStops: 0,
   };
   /** Committed membership the operator last acted on (decommissions follow it). */
   private operatorConf: ConfState = { voters: [], learners: [] };
@@ -377,7 +387,16 @@ export class SimCluster {
       ...(this.cfg.bug === 'sendBeforeSync' ? { planReady: sendBeforeSyncPlan } : {}),
     });
     node.on('fatal', ({ error }) => {
-      if (inc === n.incarnation) this.fail('crash', `${n.id} stopped on a driver failure: ${error.stack ?? error}`);
+      if (inc !== n.incarnation) return;
+      if (error instanceof StorageIOError && n.diskFullUntil > this.now) {
+        // What the Trellis server does on it (raftServer.ts): exit with status 1 for the supervisor.
+        // A process exit, not a power loss: what the OS already has stays on the disk.
+        this.stats.storageStops++;
+        this.stopVolatile(n, 'exit 1 after a failed write (disk full):');
+        n.state = 'down';
+        return;
+      }
+      this.fail('crash', `${n.id} stopped on a driver failure: ${error.stack ?? error}`);
     });
     n.node = node;
     const hs = d.hardState;
@@ -515,9 +534,19 @@ export class SimCluster {
         return { hardState: { ...d.hardState }, entries: d.entries.slice(), compactedTo: d.compactedTo };
       },
       entries: async (lo, hi) => n.storage.current.entries.filter((e) => e.index >= lo && e.index < hi),
-      save: (entries, hardState, sync) => (live() ? this.save(n, entries, hardState, sync) : never()),
-      compact: (index) => (live() ? guard(() => n.storage.compact(index)) : never()),
-      reset: (index) => (live() ? guard(() => n.storage.reset(index)) : never()),
+      save: (entries, hardState, sync) => {
+        if (!live()) return never();
+        if (n.diskFullUntil > this.now) {
+          // The Ready's commit index is the core's belief whether or not the write lands (committed
+          // entries are applied while it is in flight); the leader's commit is recorded as usual.
+          const core = n.core;
+          if (core) this.observeLeaderCommit(n, core);
+          if (hardState) n.commit = Math.max(n.commit, hardState.commit);
+        }
+        return this.diskFull(n, 'saving raft log entries') ?? this.save(n, entries, hardState, sync);
+      },
+      compact: (index) => (!live() ? never() : this.diskFull(n, 'compacting the raft log') ?? guard(() => n.storage.compact(index))),
+      reset: (index) => (!live() ? never() : this.diskFull(n, 'resetting the raft log') ?? guard(() => n.storage.reset(index))),
     };
   }
 
@@ -530,6 +559,8 @@ export class SimCluster {
       latestMeta: async () => n.storage.current.snapshot?.meta,
       save: (snap) => {
         if (!live()) return new Promise<never>(() => {});
+        const full = this.diskFull(n, 'writing a snapshot');
+        if (full) return full;
         const meta = snap.meta;
         if (meta.index > n.applied) {
           // A leader's snapshot being installed (RaftNode saves it, restores from it, resets the log).
@@ -555,6 +586,14 @@ export class SimCluster {
         return Promise.resolve();
       },
     };
+  }
+
+  /** A write to a full disk fails as LevelLogStore's does, and writes nothing. */
+  private diskFull(n: SimNode, op: string): Promise<never> | undefined {
+    if (n.diskFullUntil <= this.now) return undefined;
+    const cause = Object.assign(new Error(`IO error: ${n.id}/raft/log/000003.log: No space left on device`), { code: 'LEVEL_IO_ERROR' });
+    this.trace.add(this.now, `${n.id} ${op}: no space left on device`);
+    return Promise.reject(new StorageIOError(`${n.id}/raft/log`, op, cause));
   }
 
   /**
@@ -786,6 +825,11 @@ export class SimCluster {
         this.giveUp(c);
         return;
       }
+      if (err instanceof StorageIOError && target.diskFullUntil > this.now) {
+        // The write may still commit through the others (its entry may have gone out early).
+        this.giveUp(c);
+        return;
+      }
       if (!(err instanceof RaftError) || err.code === 'ERR_STORAGE_IO') {
         this.fail('crash', `${target.id} failed a client request: ${(err as Error).stack ?? err}`);
         return;
@@ -881,6 +925,18 @@ export class SimCluster {
       const leader = this.currentLeader();
       const victim = leader && f.chance(0.4) ? leader.id : up.length > 0 ? f.pick(up) : undefined;
       if (victim) this.crash(this.nodes.get(victim)!);
+    }
+    // Drawn only when enabled, so that runs without it keep their trajectories.
+    if (rates.diskFull > 0 && f.chance(rates.diskFull)) {
+      const leader = this.currentLeader();
+      const up = all.filter((id) => this.nodes.get(id)!.state === 'up');
+      const victim = leader && f.chance(0.5) ? leader.id : up.length > 0 ? f.pick(up) : undefined;
+      if (victim) {
+        const n = this.nodes.get(victim)!;
+        n.diskFullUntil = this.now + f.range(5, 60);
+        this.stats.disksFull++;
+        this.trace.add(this.now, `disk of ${victim} full until ${n.diskFullUntil}`);
+      }
     }
     if (f.chance(rates.pause)) {
       // Freezing the leader is the interesting case: it wakes up still believing it leads.
@@ -1067,6 +1123,7 @@ export class SimCluster {
     this.stormUntil = 0;
     for (const n of this.nodes.values()) {
       n.pausedUntil = 0;
+      n.diskFullUntil = 0;
       if (n.state === 'down') {
         this.stats.restarts++;
         await this.start(n);

@@ -62,6 +62,18 @@ test(`${count} seeded cluster runs with faults (seeds ${start}..${start + count 
   }
 });
 
+test('disks that fill up: a node whose write fails stops (and its process exits), the cluster stays safe and recovers', { skip: one !== undefined }, async () => {
+  // RaftNode's failure stop (node.ts failStop) under every checker: a node that cannot persist must
+  // not acknowledge, vote or keep leading; restarted once its disk has room, it rejoins.
+  let stops = 0;
+  for (let seed = 1; seed <= 60; seed++) {
+    const r = await runSeed(seed, { steps: STEPS, quietSteps: QUIET, traceKeep: 60, rates: { diskFull: 0.01 } });
+    if (!r.ok) assert.fail(`${describeFailure(r)} --rate diskFull=0.01`);
+    stops += r.stats.storageStops;
+  }
+  assert.ok(stops >= 30, `only ${stops} nodes stopped on a failed write in 60 seeds: the fault is not exercised`);
+});
+
 test('fault-free runs make steady progress and are linearizable', { skip: one !== undefined }, async () => {
   for (let seed = 1; seed <= 10; seed++) {
     const r = await runSeed(seed, { faults: false, steps: 300, quietSteps: 100 });
