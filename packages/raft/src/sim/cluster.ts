@@ -264,7 +264,7 @@ export interface ClusterStats {
   snapshotsInstalled: number;
   proposalsRefused: number;
   pauses: number;
-  /** Snap messages whose snapshot the driver had already replaced (see send()). */
+  /** Snap messages RaftNode dropped because their snapshot had been replaced (SIM-FINDINGS F2; counted from its log). */
   staleSnapshotsDropped: number;
   /** Disks that filled up (diskFull rate), and node processes that stopped on a failed write. */
   disksFull: number;
