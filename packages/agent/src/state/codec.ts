@@ -26,7 +26,7 @@ export function isCommandData(data: Uint8Array): boolean {
 
 const COMMAND_TYPES: ReadonlySet<CommandType> = new Set<CommandType>([
   'catalogRegister', 'catalogDeregister', 'kvSet', 'kvCas', 'kvLock', 'kvUnlock', 'kvDelete', 'kvDeleteCas',
-  'kvDeleteTree', 'kvTombstoneReap', 'sessionCreate', 'sessionDestroy', 'txn',
+  'kvDeleteTree', 'kvTombstoneReap', 'sessionCreate', 'sessionDestroy', 'configEntrySet', 'configEntryDelete', 'txn',
 ]);
 const VALUE_COMMANDS: ReadonlySet<string> = new Set(['kvSet', 'kvCas', 'kvLock', 'kvUnlock']);
 

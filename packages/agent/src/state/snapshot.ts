@@ -11,8 +11,9 @@
 // builds a new StateData without touching the live one: a bad snapshot changes nothing.
 import { BTree } from './btree.ts';
 import { SnapshotFormatError, StateError } from './errors.ts';
+import { configEntryFromSnapshot } from './configEntries.ts';
 import { checkFromInput, isRecord, nodeFromInput, optString, optUint, reqString, serviceFromInput, deepFreeze } from './rows.ts';
-import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
+import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, configEntryKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
 import { isCheckStatus } from './validate.ts';
 import type { DirEntry, HealthCheck, Node, NodeService, ServiceCheck, Session, TableName } from './types.ts';
 import { optUint64, uint64Wire } from './uint64.ts';
@@ -76,6 +77,7 @@ export function encodeSnapshot(d: StateData): Uint8Array {
     tombstones: d.tombstones.toArray(),
     sessions: entries(d.sessions),
     lockDelays: [...d.lockDelays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
+    configEntries: entries(d.configEntries),
     future,
   };
   return Buffer.from(MAGIC + JSON.stringify(doc));
@@ -241,6 +243,16 @@ export function decodeSnapshot(bytes: Uint8Array): StateData {
   });
 
   for (const [k, until] of pairList(doc, 'lockDelays')) d.lockDelays.set(k, until);
+
+  // Absent in snapshots written before the table existed (they had no entries).
+  (doc.configEntries === undefined ? [] : list(doc, 'configEntries')).forEach((raw, i) => {
+    const where = `configEntries[${i}]`;
+    if (!isRecord(raw)) fail(where, 'not an object');
+    const e = row(where, () => configEntryFromSnapshot(raw, where));
+    const key = configEntryKey(e.Kind, e.Name);
+    if (d.configEntries.has(key)) fail(where, `duplicate config entry ${e.Kind}/${e.Name}`);
+    d.setConfigEntry(key, e);
+  });
 
   if (!isRecord(doc.future)) fail('future', 'missing or not an object');
   for (const t of FUTURE_TABLES) {

@@ -6,17 +6,18 @@
 // goes through a WriteTx whose undo log rolls a refused command back. Reads are synchronous and
 // return immutable rows, so a reader may keep what it got while later writes replace rows.
 import { applyDeregister, applyRegister } from './catalog.ts';
+import { configEntryDelete, configEntrySet } from './configEntries.ts';
 import { StateError, invalidRequest } from './errors.ts';
 import { kvsDelete, kvsDeleteCas, kvsDeleteTree, kvsLock, kvsReapTombstones, kvsSet, kvsSetCas, kvsUnlock, pruneLockDelays } from './kvs.ts';
 import { isRecord, optBytes, optString, optUint, reqString } from './rows.ts';
 import { sessionCreate, sessionDestroy } from './sessions.ts';
 import { decodeSnapshot, encodeSnapshot } from './snapshot.ts';
-import { SEP, StateData, WriteTx, lower, nodeKey, scanPrefix, sessionKey, topics } from './tables.ts';
+import { SEP, StateData, WriteTx, configEntryKey, lower, nodeKey, scanPrefix, sessionKey, topics } from './tables.ts';
 import { runTxn } from './txn.ts';
 import { optUint64 } from './uint64.ts';
 import { WatchHub, WatchSet, kvTopic } from './watch.ts';
 import type {
-  CheckServiceNode, CheckStatusFilter, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
+  CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
   HealthServiceQueryOptions, Node, NodeService, NodeServicesValue, QueryResult, ServiceNode, ServiceQueryOptions,
   Session, StateReader, TableName, TxnOp, TxnResponse, WatchRecorder,
 } from './types.ts';
@@ -153,6 +154,10 @@ export class StateStore implements StateReader {
         sessionDestroy(tx, id);
         return true;
       }
+      case 'configEntrySet':
+        return configEntrySet(tx, c.Entry, c.Cas);
+      case 'configEntryDelete':
+        return configEntryDelete(tx, c.Kind, c.Name, c.Cas);
       case 'txn':
         return runTxn(tx, c.Ops);
       default:
@@ -411,5 +416,26 @@ export class StateStore implements StateReader {
     const d = this.#data;
     const value = [...(d.sessionsByNode.get(nodeKey(node)) ?? [])].sort().map((k) => d.sessions.get(k)!);
     return { index: this.tableIndex('sessions'), value };
+  }
+
+  // Config entries: Consul answers every read with the table's index (ConfigEntry, ConfigEntriesByKind).
+
+  configEntry(kind: string, name: string, ws?: WatchRecorder): QueryResult<ConfigEntry | null> {
+    ws?.addTopic(topics.configEntry(kind, name));
+    return { index: this.tableIndex('config-entries'), value: this.#data.configEntries.get(configEntryKey(kind, name)) ?? null };
+  }
+
+  configEntries(kind: string, ws?: WatchRecorder): QueryResult<ConfigEntry[]> {
+    ws?.addTopic(topics.configKind(kind));
+    const value: ConfigEntry[] = [];
+    scanPrefix(this.#data.configEntries, lower(kind) + SEP, (_k, e) => {
+      value.push(e);
+    });
+    return { index: this.tableIndex('config-entries'), value };
+  }
+
+  configEntriesAll(ws?: WatchRecorder): QueryResult<ConfigEntry[]> {
+    ws?.addTable('config-entries');
+    return { index: this.tableIndex('config-entries'), value: this.#data.configEntries.valuesArray() };
   }
 }

@@ -10,7 +10,7 @@
 // command that succeeds publishes the topics it touched once, at commit.
 import { BTree } from './btree.ts';
 import { kvTopic, tableTopic, type WatchHub } from './watch.ts';
-import type { DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
+import type { ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
 
 export interface ServiceRow {
   /** The node's name as stored in its node row. */
@@ -19,10 +19,10 @@ export interface ServiceRow {
 }
 
 /** Tables Connect work will fill; present now so snapshots and indexes already carry them. */
-export const FUTURE_TABLES = ['coordinates', 'config-entries', 'intentions', 'connect-ca-roots'] as const;
+export const FUTURE_TABLES = ['coordinates', 'intentions', 'connect-ca-roots'] as const;
 export type FutureTable = (typeof FUTURE_TABLES)[number];
 
-export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', ...FUTURE_TABLES];
+export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', 'config-entries', ...FUTURE_TABLES];
 
 export const SEP = '\0';
 export const lower = (s: string): string => s.toLowerCase();
@@ -30,6 +30,8 @@ export const nodeKey = (node: string): string => lower(node);
 export const serviceKey = (node: string, id: string): string => lower(node) + SEP + lower(id);
 export const checkKey = (node: string, id: string): string => lower(node) + SEP + lower(id);
 export const sessionKey = (id: string): string => lower(id);
+/** Consul's config-entries id index: kind and name, both case-insensitive. */
+export const configEntryKey = (kind: string, name: string): string => lower(kind) + SEP + lower(name);
 
 /** Watch topics finer than a table. */
 export const topics = {
@@ -43,6 +45,10 @@ export const topics = {
   nodeChecks: (node: string): string => `nodechk:${lower(node)}`,
   session: (id: string): string => `sess:${lower(id)}`,
   nodeSessions: (node: string): string => `nodesess:${lower(node)}`,
+  /** The config entries of one kind (lists). */
+  configKind: (kind: string): string => `cfgkind:${lower(kind)}`,
+  /** One config entry. */
+  configEntry: (kind: string, name: string): string => `cfg:${lower(kind)}${SEP}${lower(name)}`,
 };
 
 /** Visits entries whose key starts with `prefix`, in key order; stop early by returning false. */
@@ -80,8 +86,10 @@ export class StateData {
   /** KV key (or deleted prefix) → index of the delete (Consul's graveyard). */
   readonly tombstones = new BTree<string, number>();
   readonly sessions = new BTree<string, Session>();
+  /** configEntryKey(kind, name) → entry. */
+  readonly configEntries = new BTree<string, ConfigEntry>();
   readonly future: Record<FutureTable, BTree<string, unknown>> = {
-    coordinates: new BTree(), 'config-entries': new BTree(), intentions: new BTree(), 'connect-ca-roots': new BTree(),
+    coordinates: new BTree(), intentions: new BTree(), 'connect-ca-roots': new BTree(),
   };
 
   // Secondary indexes, always derived from the rows above (rebuilt on restore, never snapshotted).
@@ -175,6 +183,13 @@ export class StateData {
     return old;
   }
 
+  setConfigEntry(key: string, row: ConfigEntry | undefined): ConfigEntry | undefined {
+    const old = this.configEntries.get(key);
+    if (row) this.configEntries.set(key, row);
+    else this.configEntries.delete(key);
+    return old;
+  }
+
   tableIndex(t: TableName): number {
     return this.tableIndexes.get(t) ?? 0;
   }
@@ -257,6 +272,15 @@ export class WriteTx {
     const s = (row ?? old)!;
     this.topics.add(topics.session(s.ID));
     this.topics.add(topics.nodeSessions(s.Node));
+  }
+
+  putConfigEntry(key: string, row: ConfigEntry | undefined): void {
+    const old = this.data.setConfigEntry(key, row);
+    this.#undo.push(() => this.data.setConfigEntry(key, old));
+    this.bumpTable('config-entries');
+    const e = (row ?? old)!;
+    this.topics.add(topics.configKind(e.Kind));
+    this.topics.add(topics.configEntry(e.Kind, e.Name));
   }
 
   bumpTable(t: TableName): void {

@@ -175,6 +175,19 @@ export interface DirEntry {
   ModifyIndex: number;
 }
 
+/**
+ * A config entry (`/v1/config`), stored as the HTTP edge normalised and validated it: Consul's
+ * PascalCase fields of its Kind (connect/configEntries/ owns the per-kind shapes), Kind and Name
+ * first, the Raft indexes last. Keyed by (Kind, Name), both case-insensitively as in Consul.
+ */
+export interface ConfigEntry {
+  Kind: string;
+  Name: string;
+  [field: string]: unknown;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
 export interface ServiceCheck {
   ID: string;
   Namespace?: string;
@@ -354,6 +367,30 @@ export interface SessionDestroyCommand extends CommandBase {
   ID: string;
 }
 
+/**
+ * Upserts a config entry (Consul's ConfigEntryRequest, Op upsert / upsert-cas). The entry must be
+ * normalised and validated by the proposer (as Consul's ConfigEntry.Apply does before raftApply);
+ * apply re-checks only what needs the rest of the table: the protocol gate (a router or splitter
+ * needs an HTTP-like protocol), atomically with the write. Result: boolean (false on a CAS miss).
+ */
+export interface ConfigEntrySetCommand extends CommandBase {
+  type: 'configEntrySet';
+  Entry: { Kind: string; Name: string; [field: string]: unknown };
+  /** `?cas=N`: 0 creates only if absent; otherwise writes only if ModifyIndex == N. */
+  Cas?: number;
+}
+
+/**
+ * Deletes a config entry (Op delete / delete-cas). Without Cas a missing entry is fine (true); with
+ * Cas, false unless the entry exists at that ModifyIndex (Consul's DeleteConfigEntryCAS).
+ */
+export interface ConfigEntryDeleteCommand extends CommandBase {
+  type: 'configEntryDelete';
+  Kind: string;
+  Name: string;
+  Cas?: number;
+}
+
 export type KVVerb =
   | 'set' | 'cas' | 'lock' | 'unlock' | 'get' | 'get-tree' | 'check-index' | 'check-session'
   | 'check-not-exists' | 'delete' | 'delete-tree' | 'delete-cas';
@@ -425,6 +462,8 @@ export type Command =
   | KvTombstoneReapCommand
   | SessionCreateCommand
   | SessionDestroyCommand
+  | ConfigEntrySetCommand
+  | ConfigEntryDeleteCommand
   | TxnCommand;
 // Not commands, on purpose: user events (gossip, not Raft) and session renew (leader-local timer).
 
@@ -466,6 +505,8 @@ export interface CommandValueMap {
   /** The session's ID. */
   sessionCreate: string;
   sessionDestroy: true;
+  configEntrySet: boolean;
+  configEntryDelete: boolean;
   /** A txn whose ops fail is still ok:true, with Errors set and nothing applied. */
   txn: TxnResponse;
 }
@@ -476,6 +517,7 @@ export interface CommandValueMap {
  * - ERR_MISSING_NODE / ERR_MISSING_SERVICE / ERR_MISSING_CHECK / ERR_CHECK_CRITICAL /
  *   ERR_NODE_ID_CONFLICT / ERR_SESSION_EXISTS → 500 (Consul returns these as RPC errors)
  * - ERR_INVALID_REQUEST / ERR_INVALID_KEY → 400 (the HTTP edge should catch them first)
+ * - ERR_INVALID_CONFIG_ENTRY → 400 (a config entry the rest of the table refuses: the protocol gate)
  * - ERR_BAD_COMMAND → 500 (undecodable entry or unknown command type: a bug or version skew)
  */
 export type StateErrorCode =
@@ -488,6 +530,7 @@ export type StateErrorCode =
   | 'ERR_SESSION_EXISTS'
   | 'ERR_INVALID_REQUEST'
   | 'ERR_INVALID_KEY'
+  | 'ERR_INVALID_CONFIG_ENTRY'
   | 'ERR_BAD_COMMAND';
 
 export interface CommandError {
@@ -587,4 +630,11 @@ export interface StateReader {
   sessionGet(id: string, ws?: WatchRecorder): QueryResult<Session | null>;
   sessionList(ws?: WatchRecorder): QueryResult<Session[]>;
   nodeSessions(node: string, ws?: WatchRecorder): QueryResult<Session[]>;
+
+  /** One config entry (Kind and Name case-insensitive); index: the config-entries table's. */
+  configEntry(kind: string, name: string, ws?: WatchRecorder): QueryResult<ConfigEntry | null>;
+  /** Entries of one kind, by name; index: the table's (Consul's ConfigEntriesByKind). */
+  configEntries(kind: string, ws?: WatchRecorder): QueryResult<ConfigEntry[]>;
+  /** Every entry, by kind then name. */
+  configEntriesAll(ws?: WatchRecorder): QueryResult<ConfigEntry[]>;
 }
