@@ -1,5 +1,6 @@
-// Read barriers on a follower: "wait until my store reflects everything the leader had committed
-// when this read arrived", so a follower can answer default and consistent reads from its own store.
+// The read path of a server (ServerReads, below), built on read barriers on a follower: "wait until
+// my store reflects everything the leader had committed when this read arrived", so a follower can
+// answer default and consistent reads from its own store.
 //
 // Consul forwards default and consistent queries to the leader and runs them there. Trellis keeps
 // the query local and forwards only the barrier: the follower asks the leader for an index (a
@@ -11,6 +12,13 @@
 // Reads that arrive while a request to the leader is in flight share the next request, never the
 // in-flight one: an index obtained before a read arrived does not cover writes acknowledged between
 // that moment and the read's arrival.
+import { NotLeaderError } from '@trellis/raft';
+import type { RuntimeConfig } from '../config/runtime.ts';
+import type { RpcClient } from '../rpc/client.ts';
+import { retryable } from '../rpc/errors.ts';
+import { abortError, ServerError } from './errors.ts';
+import { NoLeaderError, type RaftServer } from './raftServer.ts';
+import type { Writes } from './writes.ts';
 
 export interface ReadBarrierOptions {
   /** Asks the leader for the index a read of this mode must wait for. */
@@ -99,5 +107,103 @@ export class ReadBarrier {
   async wait(consistent: boolean, signal?: AbortSignal): Promise<void> {
     const index = await (consistent ? this.#consistent : this.#default).next(signal);
     await this.#o.waitApplied(index, signal ?? new AbortController().signal);
+  }
+}
+
+export interface ServerReadsOptions {
+  config: Pick<RuntimeConfig, 'rpcHoldTimeoutMs'>;
+  nodeId: string;
+  raft: RaftServer;
+  rpcClient: RpcClient;
+  writes: Writes;
+}
+
+/**
+ * Reads by consistency mode:
+ *   default:    leader: local once its lease is established; follower: barrier (ReadBarrier).
+ *   consistent: leader: ReadIndex round; follower: barrier after the leader's ReadIndex.
+ *   stale:      local, always (the HTTP layer adds X-Consul-LastContact / KnownLeader).
+ */
+export class ServerReads {
+  readonly #o: ServerReadsOptions;
+  readonly #barrierOnFollower: ReadBarrier;
+  /** One ReadIndex round on the leader serves every read that arrived before it started. */
+  readonly #readIndexRounds: Coalescer;
+  /** The Raft index from which this leader's lease covers every earlier commit (its first entry). */
+  #leaseFrom = Number.POSITIVE_INFINITY;
+
+  constructor(o: ServerReadsOptions) {
+    this.#o = o;
+    this.#readIndexRounds = new Coalescer(async (signal) => {
+      await o.raft.node.read({ signal });
+      return o.raft.node.status().appliedIndex;
+    });
+    this.#barrierOnFollower = new ReadBarrier({
+      fetchIndex: (consistent, signal) => this.#fetchReadIndex(consistent, signal),
+      waitApplied: (index, signal) => this.#waitApplied(index, signal),
+    });
+  }
+
+  /**
+   * On every leader change. The lease (default reads without a quorum round) starts once this
+   * leader's first entry, appended when it took over, has been applied: by then every earlier commit
+   * has been too.
+   */
+  leaderChanged(isLocal: boolean): void {
+    this.#leaseFrom = isLocal ? this.#o.raft.node.status().lastIndex : Number.POSITIVE_INFINITY;
+  }
+
+  /** Resolves once a read of this mode may run on the local store. */
+  async barrier(consistent: boolean, signal?: AbortSignal): Promise<void> {
+    const raft = this.#o.raft;
+    if (raft.started && raft.node.isLeader()) {
+      try {
+        await this.leaderBarrier(consistent, signal);
+        return;
+      } catch (err) {
+        if (!retryable(err, true)) throw err;
+        // Lost leadership meanwhile: fall through to the follower path.
+      }
+    }
+    await this.#o.writes.onLeader('read', { idempotent: true, signal },
+      async () => { await this.leaderBarrier(consistent, signal); },
+      () => this.#barrierOnFollower.wait(consistent, signal));
+  }
+
+  /** On the leader: resolves when a read of this mode may run; returns the index it covers. */
+  async leaderBarrier(consistent: boolean, signal?: AbortSignal): Promise<number> {
+    const node = this.#o.raft.node;
+    if (!consistent) {
+      const st = node.status();
+      if (st.role !== 'leader') throw new NotLeaderError(st.leader, st.leaderAddress);
+      if (st.appliedIndex >= this.#leaseFrom) return st.commitIndex;
+    }
+    // The applied index after the round: at least its read index, and all of it committed.
+    return this.#readIndexRounds.next(signal);
+  }
+
+  async #fetchReadIndex(consistent: boolean, signal: AbortSignal): Promise<number> {
+    const st = this.#o.raft.status();
+    if (!st.leader || !st.leaderAddress || st.leader === this.#o.nodeId) throw new NoLeaderError();
+    const r = await this.#o.rpcClient.call(st.leaderAddress, 'Forward.ReadIndex', { consistent }, {
+      deadline: Date.now() + 5000, connectTimeoutMs: 1000, signal,
+    });
+    return r.index ?? 0;
+  }
+
+  async #waitApplied(index: number, signal: AbortSignal): Promise<void> {
+    const node = this.#o.raft.node;
+    if (node.status().appliedIndex >= index) return;
+    const timeoutMs = this.#o.config.rpcHoldTimeoutMs;
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        cleanup();
+        reject(new ServerError('ERR_TIMEOUT', `this server did not apply index ${index} within ${timeoutMs} ms; it is lagging behind the leader`));
+      }, timeoutMs);
+      const onAbort = () => { cleanup(); reject(abortError(signal)); };
+      const cleanup = () => { clearTimeout(timer); signal.removeEventListener('abort', onAbort); };
+      signal.addEventListener('abort', onAbort, { once: true });
+      node.waitApplied(index).then(() => { cleanup(); resolve(); }, (err: unknown) => { cleanup(); reject(err); });
+    });
   }
 }

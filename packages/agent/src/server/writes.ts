@@ -1,0 +1,159 @@
+// The write path of a server, and the one rule every leader-only call follows (Consul's
+// forwardRPC): run on the leader when this server leads, forward to the leader otherwise, and while
+// no leader is known (an election) wait up to rpc_hold_timeout, then "No cluster leader".
+//
+// A forwarded write is retried on another attempt only when it certainly did not run: the remote
+// refused it before proposing (not the leader, transfer in progress) or the call never connected.
+// Anything else (a connection lost mid-call, a leader deposed with the entry in flight) has an
+// unknown outcome and fails, as in Consul, rather than risk applying a write twice.
+import * as v8 from 'node:v8';
+import { NotLeaderError } from '@trellis/raft';
+import type { RuntimeConfig } from '../config/runtime.ts';
+import type { Logger } from '../logger.ts';
+import { decodeCommand, encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
+import type { CallOptions, RpcClient } from '../rpc/client.ts';
+import { retryable } from '../rpc/errors.ts';
+import { abortError, ServerError } from './errors.ts';
+import { NoLeaderError, type RaftServer } from './raftServer.ts';
+
+/** What the session-timer owner offers the server (sessionTimers.ts). */
+export interface LeaderSessionTimers {
+  renew(id: string): void;
+  track(id: string): void;
+}
+
+export interface WritesOptions {
+  config: Pick<RuntimeConfig, 'rpcHoldTimeoutMs'>;
+  raft: RaftServer;
+  rpcClient: RpcClient;
+  logger: Logger;
+  /** The server is stopping: nothing waits for a leader any more. */
+  stopped: () => boolean;
+  /** The leader's session TTL timers, once the server role has set them. */
+  sessions: () => LeaderSessionTimers | undefined;
+}
+
+export class Writes {
+  readonly #o: WritesOptions;
+  readonly #log: Logger;
+  /** The leader this follower forwards writes to ('' while it leads or knows none). */
+  #forwardedTo = '';
+  readonly #leaderWaiters = new Set<() => void>();
+
+  constructor(o: WritesOptions) {
+    this.#o = o;
+    this.#log = o.logger;
+  }
+
+  /**
+   * On every leader change: writes forwarded to a leader that is no longer the leader (deposed,
+   * crashed, frozen) may never be answered, so they fail now, as "outcome unknown", instead of at
+   * their deadline; and calls waiting for a leader look again.
+   */
+  leaderChanged(isLocal: boolean): void {
+    const leaderAddress = this.#o.raft.node.status().leaderAddress;
+    if (this.#forwardedTo && this.#forwardedTo !== leaderAddress) {
+      this.#o.rpcClient.abandonApplies(this.#forwardedTo, 'the leader changed while the write was in flight; it may or may not have been applied');
+    }
+    this.#forwardedTo = isLocal ? '' : leaderAddress;
+    this.wakeWaiters();
+  }
+
+  /** Calls waiting for a leader look again (a leader change, or the server stopping). */
+  wakeWaiters(): void {
+    for (const w of this.#leaderWaiters) w();
+  }
+
+  async apply(cmd: Command, signal?: AbortSignal): Promise<CommandResult> {
+    const data = encodeCommand(cmd);
+    return this.onLeader('apply', { idempotent: false, signal },
+      () => this.applyOnLeader(data),
+      (address, call) => this.#o.rpcClient.apply(address, data, call).then((r) => v8.deserialize(r) as CommandResult));
+  }
+
+  async applyOnLeader(data: Uint8Array): Promise<CommandResult> {
+    const result = await this.#o.raft.node.propose(data);
+    // Session TTL timers live on the leader, whichever server the session was created through.
+    if (result.ok && isCommandData(data) && typeof result.value === 'string') {
+      try {
+        if (decodeCommand(data).type === 'sessionCreate') this.#o.sessions()?.track(result.value);
+      } catch {
+        // Undecodable data was refused by the FSM already (result.ok would be false).
+      }
+    }
+    return result;
+  }
+
+  /** A command forwarded by another server (Forward.Apply or ApplyStream). */
+  async forwardedApply(data: Buffer): Promise<Buffer> {
+    this.requireLeader();
+    // Only state-store commands travel this way; control entries (restore) have their own path.
+    if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
+    return v8.serialize(await this.applyOnLeader(data));
+  }
+
+  /** Throws unless this server is the leader (a call forwarded here expects one). */
+  requireLeader(): void {
+    const raft = this.#o.raft;
+    if (!raft.started) throw new ServerError('ERR_SERVER_STARTING', 'this server has not joined a cluster yet');
+    const st = raft.node.status();
+    if (st.role !== 'leader') throw new NotLeaderError(st.leader, st.leaderAddress);
+  }
+
+  /**
+   * Runs `local` when this server leads, `remote` on the leader otherwise; while no leader is known,
+   * waits for one up to rpc_hold_timeout. See retryable() for which failures are tried again.
+   */
+  async onLeader<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal }, local: () => Promise<T>,
+    remote: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
+    const raft = this.#o.raft;
+    const deadline = Date.now() + this.#o.config.rpcHoldTimeoutMs;
+    let last: unknown;
+    for (let attempt = 0; ; attempt++) {
+      if (o.signal?.aborted) throw abortError(o.signal);
+      if (this.#o.stopped()) throw new ServerError('ERR_NO_LEADER', 'No cluster leader');
+      // Storage failed: neither serve nor wait for a leader; name the disk (raftServer.ts).
+      if (raft.failure) throw raft.failure;
+      let target = '';
+      try {
+        if (raft.started) {
+          if (raft.node.isLeader()) {
+            target = 'local';
+            return await local();
+          }
+          const st = raft.node.status();
+          if (st.leader && st.leaderAddress) {
+            target = st.leaderAddress;
+            return await remote(st.leaderAddress, {
+              deadline: Math.max(deadline, Date.now() + 1000) + 5000, connectTimeoutMs: 1000, signal: o.signal,
+            });
+          }
+        }
+      } catch (err) {
+        if (raft.failure) throw raft.failure;
+        if (!retryable(err, o.idempotent)) throw err;
+        last = err;
+        this.#log.debug({ what, target, attempt, err: (err as Error).message }, 'leader unavailable; retrying');
+      }
+      if (Date.now() >= deadline) {
+        if (last) this.#log.debug({ what, err: (last as Error).message }, 'gave up waiting for a leader');
+        throw new NoLeaderError();
+      }
+      await this.#leaderChangeOr(Math.min(100, deadline - Date.now()), o.signal);
+    }
+  }
+
+  #leaderChangeOr(ms: number, signal?: AbortSignal): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const done = () => {
+        clearTimeout(t);
+        this.#leaderWaiters.delete(done);
+        signal?.removeEventListener('abort', done);
+        resolve();
+      };
+      const t = setTimeout(done, Math.max(0, ms));
+      this.#leaderWaiters.add(done);
+      signal?.addEventListener('abort', done, { once: true });
+    });
+  }
+}
