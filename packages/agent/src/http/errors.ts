@@ -51,6 +51,8 @@ export function decodeFailed(detail: string): HttpError {
 const badRequestCodes = new Set([
   'ERR_BAD_REQUEST', 'ERR_DECODE', 'ERR_VALIDATION', 'ERR_FILTER', 'ERR_INVALID_FILTER',
   'ERR_INVALID_DURATION', 'ERR_INVALID_REQUEST', 'ERR_INVALID_KEY',
+  // A config entry that breaks a rule of its kind (structs/configEntries) or the protocol gate (state).
+  'ERR_INVALID_CONFIG_ENTRY',
 ]);
 const notFoundCodes = new Set(['ERR_NOT_FOUND', 'ERR_UNKNOWN_SERVICE', 'ERR_UNKNOWN_CHECK', 'ERR_UNKNOWN_NODE', 'ERR_SESSION_NOT_FOUND']);
 

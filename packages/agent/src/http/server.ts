@@ -24,6 +24,7 @@ import { MetricsSink } from './metrics.ts';
 import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod, type RouteDeps } from './router.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { catalogRoutes } from './routes/catalog.ts';
+import { configRoutes } from './routes/config.ts';
 import { eventRoutes } from './routes/event.ts';
 import { healthRoutes } from './routes/health.ts';
 import { kvRoutes } from './routes/kv.ts';
@@ -181,6 +182,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...kvRoutes(deps),
     ...sessionRoutes(deps),
     ...txnRoutes(deps),
+    ...configRoutes(deps),
     ...eventRoutes(deps),
     ...(opts.routes ?? []),
   ];
