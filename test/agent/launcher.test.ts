@@ -111,7 +111,9 @@ describe('the trellis launcher under the system Node', () => {
       assert.deepEqual([exe.dev, exe.ino], [pinned.dev, pinned.ino], `/proc/${child.pid}/exe is ${fs.readlinkSync(`/proc/${child.pid}/exe`)}, not ${pinnedNode}`);
       assert.deepEqual(processesMentioning(dir), [child.pid], 'the agent is the only process started for it');
       // The agent's environment and flags from the launcher.
-      assert.match(fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8'), /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      const environ = fs.readFileSync(`/proc/${child.pid}/environ`, 'utf8');
+      assert.match(environ, /(^|\0)MALLOC_ARENA_MAX=2\0/);
+      assert.match(environ, /(^|\0)MALLOC_MMAP_THRESHOLD_=131072\0/);
       const argv = fs.readFileSync(`/proc/${child.pid}/cmdline`, 'utf8').split('\0');
       assert.ok(argv.includes('--max-semi-space-size=4'), argv.join(' '));
       // What users run: the bundle, unless a source is newer than it (then the sources).
@@ -186,9 +188,9 @@ describe('the trellis launcher under the system Node', () => {
       return JSON.parse(r.stdout) as { file: string; args: string[]; execArgv: string[] };
     };
     let r = await run();
-    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['agent', '-dev'], ['--max-semi-space-size=4', '--enable-source-maps']]);
+    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['agent', '-dev'], ['--max-semi-space-size=4', '--heap-growing-percent=50', '--enable-source-maps']]);
     r = await run({ TRELLIS_FROM_SRC: '1' });
-    assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4']]);
+    assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
     // An edit in @trellis/raft's sources (bundled too) makes the bundle stale.
     write('packages/raft/src/node.ts', '', t0 + 20);
     r = await run();

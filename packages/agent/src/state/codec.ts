@@ -13,6 +13,7 @@ import { fromBase64 } from './snapshot.ts';
 import { isRecord } from './rows.ts';
 import type { Command, CommandType } from './types.ts';
 import { parseUint64, uint64Wire } from './uint64.ts';
+import { SlabAllocator } from './slab.ts';
 
 /** Format 1: the command as JSON, byte fields as base64 text. */
 export const COMMAND_FORMAT_VERSION = 1;
@@ -29,6 +30,11 @@ const COMMAND_TYPES: ReadonlySet<CommandType> = new Set<CommandType>([
   'kvDeleteTree', 'kvTombstoneReap', 'sessionCreate', 'sessionDestroy', 'configEntrySet', 'configEntryDelete', 'txn',
 ]);
 const VALUE_COMMANDS: ReadonlySet<string> = new Set(['kvSet', 'kvCas', 'kvLock', 'kvUnlock']);
+
+/** Raft entries (encodeCommand) and stored KV values (decodeCommand) come from separate slabs:
+ *  they die in different orders (slab.ts). */
+const entrySlabs = new SlabAllocator();
+const valueSlabs = new SlabAllocator();
 
 /** Collects byte fields for the tail of a format-2 entry; each becomes [offset, length] in the JSON. */
 class ByteTail {
@@ -76,10 +82,11 @@ export function encodeCommand(cmd: Command, now: number = Date.now()): Uint8Arra
     out.set(json, 1);
     return out;
   }
-  // Its own ArrayBuffer (not Buffer's shared pool): the Raft log keeps entries for a while.
-  const out = new Uint8Array(5 + json.length + tail.bytes);
+  // From the entries' slabs (not Buffer's shared pool, whose slabs stored values share): the Raft
+  // log keeps entries for a while and drops them in order, so their slabs are freed in turn.
+  const out = entrySlabs.alloc(5 + json.length + tail.bytes);
   out[0] = COMMAND_FORMAT_RAW_BYTES;
-  new DataView(out.buffer).setUint32(1, json.length);
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1, json.length);
   out.set(json, 5);
   let at = 5 + json.length;
   for (const part of tail.parts) {
@@ -106,7 +113,7 @@ function tailField(tail: Uint8Array): BytesReader {
     }
     // A copy: the entry may be a view into a larger buffer (a batch of entries off the network)
     // that a stored value must not keep alive.
-    return new Uint8Array(tail.subarray(v[0], v[0] + v[1]));
+    return valueSlabs.copy(tail.subarray(v[0], v[0] + v[1]));
   };
 }
 

@@ -37,7 +37,8 @@ export function optUint64(v: unknown, field: string, def = 0n): bigint {
     return v;
   }
   if (typeof v === 'number') {
-    if (Number.isSafeInteger(v) && v >= 0) return BigInt(v);
+    // 0 (nearly every row's Flags) as the one 0n constant rather than a new bigint per row.
+    if (Number.isSafeInteger(v) && v >= 0) return v === 0 ? 0n : BigInt(v);
     if (Number.isInteger(v) && v > 0) {
       throw invalidRequest(`${field} must be a non-negative integer below 2^64 given exactly (a bigint or decimal text above 2^53), got the rounded number ${v}`);
     }
