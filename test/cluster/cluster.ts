@@ -211,7 +211,7 @@ export class Cluster {
   async add(spec: ServerSpec): Promise<ServerProc> {
     const dir = path.join(this.root, spec.name);
     fs.mkdirSync(dir, { recursive: true });
-    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort() };
+    const ports = { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort({ udp: true }) };
     const s = new ServerProc(spec, dir, ports);
     s.joins = this.servers.map((x) => x.serfAddr);
     this.servers.push(s);

@@ -125,7 +125,7 @@ export class AgentProcess {
   }
 
   private static async pickPorts(): Promise<AgentPorts> {
-    return { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort() };
+    return { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort({ udp: true }) };
   }
 
   get pid(): number | undefined {

@@ -61,7 +61,7 @@ function bindUdp(port: number, host: string): Promise<void> {
 }
 
 export interface FreePortOptions {
-  /** Also require the same port number to be free for UDP (DNS listens on both). */
+  /** Also require the same port number to be free for UDP (DNS and the serf gossip port listen on both). */
   udp?: boolean;
   host?: string;
 }
