@@ -9,8 +9,9 @@
 //   reads  at concurrency 16, 64      Trellis: GET /v1/kv/<key>     etcd: POST /v3/kv/range
 // Reads use each system's default consistency: Trellis serves them from the leader's state (Consul's
 // default mode); etcd's default is linearizable (a ReadIndex round per request).
-// Then: time from spawning `trellis agent -dev` to its first successful KV write (median of 5), and
-// resident memory after 100,000 keys (VmRSS from /proc), for both.
+// Then: time from spawning `trellis agent -dev` to its first successful KV write (median of 5),
+// resident memory after 100,000 keys (VmRSS from /proc), for both, and the RSS of an idle server and
+// an idle client agent, run from the bundle (what bin/trellis runs) and from the TypeScript sources.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
 // three-member etcd, with the load on each one's leader.
@@ -441,6 +442,33 @@ async function startupOnce(root: string, run: number): Promise<number> {
   }
 }
 
+/** Seconds an idle agent is left alone before its RSS is read (start-up garbage collected). */
+const IDLE_SETTLE_S = 15;
+
+interface IdleRss { serverMB: number; clientMB: number }
+
+/**
+ * Resident memory of an idle server (-server -bootstrap -data-dir) and of an idle client agent
+ * joined to it, after IDLE_SETTLE_S seconds with nothing to do. `fromSrc` runs the TypeScript
+ * sources (TRELLIS_FROM_SRC=1) instead of the bundle bin/trellis runs by default.
+ */
+async function idleRss(root: string, fromSrc: boolean): Promise<IdleRss> {
+  const env = fromSrc ? { TRELLIS_FROM_SRC: '1' } : {};
+  const tag = fromSrc ? 'src' : 'bundle';
+  const server = await AgentProcess.start({ name: `idle-server-${tag}`, mode: 'server', dir: path.join(root, `idle-server-${tag}`), env, args: ['-log-level', 'warn'] });
+  try {
+    const client = await AgentProcess.start({ name: `idle-client-${tag}`, mode: 'client', dir: path.join(root, `idle-client-${tag}`), env, args: ['-log-level', 'warn', '-retry-join', server.serfAddr] });
+    try {
+      await new Promise((r) => setTimeout(r, IDLE_SETTLE_S * 1000));
+      return { serverMB: rssMB(server.pid!), clientMB: rssMB(client.pid!) };
+    } finally {
+      await client.stop();
+    }
+  } finally {
+    await server.stop();
+  }
+}
+
 // ---------------------------------------------------------------------------------------------
 // Report.
 
@@ -499,6 +527,18 @@ function verdicts(t: SystemResults, e: SystemResults, startupMs: number): string
   return out;
 }
 
+/** Issue 11's memory targets, each beside the write rate relative to etcd (the throughput guard). */
+function memoryVerdicts(t: SystemResults, e: SystemResults, idle: IdleRss): string[] {
+  const mark = (ok: boolean) => (ok ? 'met' : 'NOT met');
+  const writeRatios = WRITE_CONCURRENCY.map((c) => `c=${c} ${ratio(t.writes[c]!.opsPerSec, e.writes[c]!.opsPerSec)}`).join(', ');
+  return [
+    `idle server RSS <= 110 MB: ${idle.serverMB.toFixed(1)} MB (${mark(idle.serverMB <= 110)})`,
+    `idle client RSS <= 100 MB: ${idle.clientMB.toFixed(1)} MB (${mark(idle.clientMB <= 100)})`,
+    `server RSS after ${t.keysForRss.toLocaleString('en-US')} keys <= 250 MB: ${t.rssAfterKeysMB.toFixed(1)} MB (${mark(t.rssAfterKeysMB <= 250)}; etcd ${e.rssAfterKeysMB.toFixed(1)} MB)`,
+    `write rate / etcd in this run (compare with the previous run's, +-10%): ${writeRatios}`,
+  ];
+}
+
 async function main(): Promise<void> {
   const opts = options();
   const etcdV = etcdVersion();
@@ -533,12 +573,16 @@ async function main(): Promise<void> {
     for (let i = 0; i < STARTUP_RUNS; i++) startups.push(await startupOnce(root, i));
     const startupMedian = [...startups].sort((a, b) => a - b)[Math.floor(STARTUP_RUNS / 2)]!;
 
+    note(`idle RSS: a server and a client agent left alone for ${IDLE_SETTLE_S} s, from the bundle and from the sources`);
+    const idle = await idleRss(root, false);
+    const idleSrc = await idleRss(root, true);
+
     const errors = [t, e].flatMap((x) => [...Object.values(x.writes), ...Object.values(x.reads), ...Object.values(x.consistentReads)])
       .filter((c) => c.errors > 0).map((c) => c.firstError);
     failed = errors.length > 0;
 
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, valueBytes: VALUE_BYTES, etcdVersion: etcdV, node: process.version, cpus: os.cpus().length, trellis: t, etcd: e, startupMs: startups, startupMedianMs: startupMedian }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, valueBytes: VALUE_BYTES, etcdVersion: etcdV, node: process.version, cpus: os.cpus().length, trellis: t, etcd: e, startupMs: startups, startupMedianMs: startupMedian, idleRss: idle, idleRssFromSrc: idleSrc }, (_k, v) => (typeof v === 'bigint' ? String(v) : v), 2)}\n`);
       return;
     }
     const lines = [
@@ -560,9 +604,12 @@ async function main(): Promise<void> {
       '',
       `startup (spawn trellis agent -dev -> first successful KV write): median ${startupMedian.toFixed(0)} ms of ${STARTUP_RUNS} [${startups.map((x) => x.toFixed(0)).join(', ')}]`,
       `RSS after ${t.keysForRss.toLocaleString('en-US')} keys${opts.servers > 1 ? ' (the leader)' : ''}: trellis ${t.rssAfterKeysMB.toFixed(1)} MB, etcd ${e.rssAfterKeysMB.toFixed(1)} MB (after ${e.keysForRss.toLocaleString('en-US')} keys)`,
+      `idle RSS after ${IDLE_SETTLE_S} s (a -server -bootstrap with a data dir, a client joined to it): bundle (what bin/trellis runs) server ${idle.serverMB.toFixed(1)} MB, client ${idle.clientMB.toFixed(1)} MB; from the TypeScript sources (TRELLIS_FROM_SRC=1) server ${idleSrc.serverMB.toFixed(1)} MB, client ${idleSrc.clientMB.toFixed(1)} MB`,
       '',
       `targets (issue 4${opts.servers > 1 ? '; stated for a single server, shown here for reference' : ''}):`,
       ...verdicts(t, e, startupMedian).map((v) => `  ${v}`),
+      `memory targets (issue 11${opts.servers > 1 ? '; stated for a single server' : ''}):`,
+      ...memoryVerdicts(t, e, idle).map((v) => `  ${v}`),
     ];
     if (errors.length > 0) lines.push('', `ERRORS during the run (first of each cell): ${errors.join(' | ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
