@@ -33,23 +33,16 @@ export interface RaftStatus {
 
 /**
  * Session TTL timers live on the leader, outside the state machine (as in Consul: renewing is not a
- * Raft write; only an expiry becomes a `sessionDestroy` command). The HTTP layer calls these after
- * the corresponding request succeeds. The implementation must also rebuild every timer from the
- * session table when this server becomes leader, and may use `sessionDestroy` commands it observes
- * (from any path: txn, node deregistration, expiry) to clear timers; `created`/`destroyed` are
- * conveniences for the HTTP paths and must be idempotent.
+ * Raft write; only an expiry becomes a `sessionDestroy` command). They follow what the state store
+ * applies (server/sessionTimers.ts), so the HTTP layer only forwards renewals.
  */
 export interface SessionTimers {
-  /** A session with a TTL was created: start its timer (fires at 2×TTL, Consul's grace). */
-  created?(id: string, ttlNs: number): void;
   /**
    * Resets the TTL timer of a live session (`PUT /v1/session/renew/:id`). Rejects with an error
    * whose code is ERR_NOT_LEADER / ERR_NO_LEADER on a server that cannot renew (the HTTP layer maps
    * that to 500 "No cluster leader"). Resolves even for a session without a TTL.
    */
   renew(id: string): void | Promise<void>;
-  /** A session was destroyed through the HTTP API: clear its timer. */
-  destroyed?(id: string): void;
 }
 
 /** One gossip member as `GET /v1/agent/members` shows it (serf.Member's JSON); the gossip pool's row type. */

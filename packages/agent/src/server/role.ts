@@ -53,10 +53,8 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       defaultRead: (signal) => server.defaultRead(signal),
       raftStatus: () => server.raftStatus(),
       sessionTimers: {
-        created: (id, ttlNs) => sessions.created(id, ttlNs),
         // Renewals reset the timer on the leader, wherever they arrive.
         renew: (id) => server.renewSession(id),
-        destroyed: (id) => sessions.destroyed(id),
       },
     },
     dnsLookup: catalogDnsLookup(server.store, config.datacenter),

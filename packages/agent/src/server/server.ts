@@ -126,7 +126,7 @@ export class Server {
     const log = this.#log;
     this.#writes = new Writes({
       config: c, raft: this.raft, rpcClient: this.rpcClient, logger: log,
-      stopped: () => this.#stopped, sessions: () => this.sessions,
+      stopped: () => this.#stopped,
     });
     this.#reads = new ServerReads({ config: c, nodeId: o.nodeId, raft: this.raft, rpcClient: this.rpcClient, writes: this.#writes });
     this.#membership = new Membership({

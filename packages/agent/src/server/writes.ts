@@ -10,16 +10,15 @@ import * as v8 from 'node:v8';
 import { NotLeaderError } from '@trellis/raft';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
-import { decodeCommand, encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
+import { encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
 import type { CallOptions, RpcClient } from '../rpc/client.ts';
 import { retryable } from '../rpc/errors.ts';
 import { abortError, ServerError } from './errors.ts';
 import { NoLeaderError, type RaftServer } from './raftServer.ts';
 
-/** What the session-timer owner offers the server (sessionTimers.ts). */
+/** What the session-timer owner offers the server (sessionTimers.ts): renewals, on the leader. */
 export interface LeaderSessionTimers {
   renew(id: string): void;
-  track(id: string): void;
 }
 
 export interface WritesOptions {
@@ -29,8 +28,6 @@ export interface WritesOptions {
   logger: Logger;
   /** The server is stopping: nothing waits for a leader any more. */
   stopped: () => boolean;
-  /** The leader's session TTL timers, once the server role has set them. */
-  sessions: () => LeaderSessionTimers | undefined;
 }
 
 export class Writes {
@@ -71,17 +68,9 @@ export class Writes {
       (address, call) => this.#o.rpcClient.apply(address, data, call).then((r) => v8.deserialize(r) as CommandResult));
   }
 
-  async applyOnLeader(data: Uint8Array): Promise<CommandResult> {
-    const result = await this.#o.raft.node.propose(data);
-    // Session TTL timers live on the leader, whichever server the session was created through.
-    if (result.ok && isCommandData(data) && typeof result.value === 'string') {
-      try {
-        if (decodeCommand(data).type === 'sessionCreate') this.#o.sessions()?.track(result.value);
-      } catch {
-        // Undecodable data was refused by the FSM already (result.ok would be false).
-      }
-    }
-    return result;
+  applyOnLeader(data: Uint8Array): Promise<CommandResult> {
+    // Session TTL timers follow the store's apply events (sessionTimers.ts), not the commands here.
+    return this.#o.raft.node.propose(data);
   }
 
   /** A command forwarded by another server (Forward.Apply or ApplyStream). */

@@ -19,7 +19,7 @@ import { WatchHub, WatchSet, kvTopic } from './watch.ts';
 import type {
   CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
   HealthServiceQueryOptions, Node, NodeService, NodeServicesValue, QueryResult, ServiceNode, ServiceQueryOptions,
-  Session, StateReader, TableName, TxnOp, TxnResponse, WatchRecorder,
+  Session, SessionChange, StateReader, TableName, TxnOp, TxnResponse, WatchRecorder,
 } from './types.ts';
 
 const SERF_CHECK_ID = 'serfHealth';
@@ -72,6 +72,42 @@ function toServiceNode(node: Node, s: NodeService): ServiceNode {
 export class StateStore implements StateReader {
   #data = new StateData();
   readonly #hub = new WatchHub();
+  readonly #sessionListeners = new Set<(change: SessionChange) => void>();
+
+  /**
+   * Calls `listener` with every change to the session table, right after the apply (or restore)
+   * that made it, in apply order. A listener must not throw; if it does, the apply's result is
+   * unaffected and the error is reported as a process warning.
+   */
+  onSessionChange(listener: (change: SessionChange) => void): () => void {
+    this.#sessionListeners.add(listener);
+    return () => this.#sessionListeners.delete(listener);
+  }
+
+  #emitSessionChange(change: SessionChange): void {
+    for (const l of this.#sessionListeners) {
+      try {
+        l(change);
+      } catch (err) {
+        process.emitWarning(`a session change listener failed: ${(err as Error)?.message ?? String(err)}`);
+      }
+    }
+  }
+
+  /** After a commit: what the command did to each session row it wrote. */
+  #reportSessions(tx: WriteTx): void {
+    if (this.#sessionListeners.size === 0) return;
+    for (const [key, before] of tx.sessionsBefore) {
+      const after = this.#data.sessions.get(key);
+      if (before && !after) this.#emitSessionChange({ type: 'destroyed', id: before.ID });
+      else if (!before && after) this.#emitSessionChange({ type: 'created', session: after });
+      else if (before && after && before !== after) {
+        // Sessions are never updated in place today; a replaced row counts as destroyed and created.
+        this.#emitSessionChange({ type: 'destroyed', id: before.ID });
+        this.#emitSessionChange({ type: 'created', session: after });
+      }
+    }
+  }
 
   // ---- writes ----------------------------------------------------------------------------------
 
@@ -101,7 +137,10 @@ export class StateStore implements StateReader {
     try {
       const value = this.#dispatch(tx, cmd);
       if (cmd.type === 'txn' && (value as TxnResponse).Errors !== null) tx.rollback();
-      else tx.commit(this.#hub);
+      else {
+        tx.commit(this.#hub);
+        this.#reportSessions(tx);
+      }
       return { ok: true, index, value } as CommandResult;
     } catch (e) {
       tx.rollback();
@@ -196,6 +235,7 @@ export class StateStore implements StateReader {
   restore(data: Uint8Array): void {
     this.#data = decodeSnapshot(data);
     this.#hub.publishAll();
+    this.#emitSessionChange({ type: 'reset' });
   }
 
   // ---- watches ---------------------------------------------------------------------------------

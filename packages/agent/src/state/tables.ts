@@ -221,6 +221,8 @@ export class WriteTx {
   readonly now: number | undefined;
   readonly topics = new Set<string>();
   readonly kvKeys = new Set<string>();
+  /** Each session row this command wrote, as it was before (the store reports what changed). */
+  readonly sessionsBefore = new Map<string, Session | undefined>();
   readonly #undo: (() => void)[] = [];
 
   constructor(data: StateData, index: number, now: number | undefined) {
@@ -267,6 +269,7 @@ export class WriteTx {
 
   putSession(key: string, row: Session | undefined): void {
     const old = this.data.setSession(key, row);
+    if (!this.sessionsBefore.has(key)) this.sessionsBefore.set(key, old);
     this.#undo.push(() => this.data.setSession(key, old));
     this.bumpTable('sessions');
     const s = (row ?? old)!;

@@ -210,6 +210,17 @@ export interface Session {
   ModifyIndex: number;
 }
 
+/**
+ * What an apply did to the session table, reported after it commits (StateStore.onSessionChange):
+ * the leader's TTL timers follow these, whichever path changed the table (session/create, txn,
+ * an invalidation by a critical check or a deregistered node, an expiry), and `reset` when the whole
+ * store was replaced (a snapshot restore).
+ */
+export type SessionChange =
+  | { type: 'created'; session: Session }
+  | { type: 'destroyed'; id: string }
+  | { type: 'reset' };
+
 // ---------------------------------------------------------------------------------------------------
 // Commands: the only way state changes. Each is one Raft log entry; `StateStore.apply` is
 // deterministic over (index, command).

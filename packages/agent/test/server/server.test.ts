@@ -9,6 +9,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { defaults, type RuntimeConfig } from '../../src/config/runtime.ts';
 import { Server } from '../../src/server/server.ts';
+import { SessionTimers } from '../../src/server/sessionTimers.ts';
 import { StateStore, type Command } from '../../src/state/index.ts';
 import { RemoteError, RpcCallError } from '../../src/rpc/errors.ts';
 import { quietLogger } from './helpers.ts';
@@ -102,14 +103,26 @@ describe('Server: three in one process', () => {
     assert.equal(refused.ok, false);
   });
 
-  test('a session created through a follower gets its TTL timer on the leader', async () => {
-    const tracked: string[] = [];
-    for (const s of servers) s.sessions = { renew: () => {}, track: (id) => { if (s === leader()) tracked.push(id); } };
-    const f = followers()[0]!;
-    assert.equal((await f.apply({ type: 'catalogRegister', Node: 'worker', Address: '10.0.0.9' } as Command)).ok, true);
-    const r = await f.apply({ type: 'sessionCreate', Session: { ID: randomUUID(), Node: 'worker', TTL: '10s', NodeChecks: [] } } as Command);
-    assert.equal(r.ok, true, JSON.stringify(r));
-    assert.deepEqual(tracked, [(r as { value: string }).value]);
+  test('a session created through a follower gets its TTL timer on the leader; destroyed by a txn, it loses it', async () => {
+    const timers = servers.map((s) => new SessionTimers(s.store, (cmd) => s.apply(cmd), quietLogger));
+    try {
+      const l = leader();
+      servers.forEach((s, i) => timers[i]!.setLeader(s === l));
+      const onLeader = timers[servers.indexOf(l)]!;
+      const f = followers()[0]!;
+      assert.equal((await f.apply({ type: 'catalogRegister', Node: 'worker', Address: '10.0.0.9' } as Command)).ok, true);
+      const r = await f.apply({ type: 'sessionCreate', Session: { ID: randomUUID(), Node: 'worker', TTL: '10s', NodeChecks: [] } } as Command);
+      assert.equal(r.ok, true, JSON.stringify(r));
+      const id = (r as { value: string }).value;
+      // The leader's store applied the session before the forwarded apply answered.
+      assert.equal(onLeader.has(id), true);
+      for (const t of timers) if (t !== onLeader) assert.equal(t.has(id), false, 'only the leader keeps TTL timers');
+      const d = await f.apply({ type: 'txn', Ops: [{ Session: { Verb: 'delete', Session: { ID: id } } }] } as Command);
+      assert.equal(d.ok, true, JSON.stringify(d));
+      assert.equal(onLeader.has(id), false);
+    } finally {
+      for (const t of timers) t.stop();
+    }
   });
 
   test('operator errors from the leader arrive with their code and text', async () => {

@@ -5,7 +5,7 @@
 import { randomUUID } from 'node:crypto';
 import { parseGoDurationNs } from '../../config/duration.ts';
 import type { Session, SessionInput } from '../../state/types.ts';
-import { DEFAULT_LOCK_DELAY_NS, parseGoDuration, validateSessionTtl } from '../../state/validate.ts';
+import { DEFAULT_LOCK_DELAY_NS, validateSessionTtl } from '../../state/validate.ts';
 import { applyOk } from '../apply.ts';
 import type { RequestContext } from '../context.ts';
 import { decodeBody, parseJsonBody } from '../decode.ts';
@@ -113,7 +113,6 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
     } finally {
       metrics.measureSince('consul.session.apply', started);
     }
-    if (input.TTL) backend.sessionTimers?.created?.(id, parseGoDuration(input.TTL) ?? 0);
     return { ID: id };
   }
 
@@ -145,7 +144,6 @@ export function sessionRoutes(deps: RouteDeps): EndpointSpec[] {
     } finally {
       metrics.measureSince('consul.session.apply', started);
     }
-    backend.sessionTimers?.destroyed?.(id);
     return true;
   }
 
