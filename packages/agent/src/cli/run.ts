@@ -6,6 +6,7 @@ import { execute, makeContext } from './command.ts';
 import type { CliIO } from './io.ts';
 import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
+import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
 import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
 import { keygenCommand } from './commands/keygen.ts';
@@ -22,6 +23,7 @@ import { versionCommand, versionText } from './commands/version.ts';
 export const COMMANDS: readonly Command[] = [
   agentCommand,
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
+  configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
   eventCommand, forceLeaveCommand,
   infoCommand, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
@@ -35,6 +37,7 @@ export const COMMANDS: readonly Command[] = [
 /** Synopses of the command groups, which only list their subcommands. */
 const GROUPS: Readonly<Record<string, string>> = {
   catalog: 'Interact with the catalog',
+  config: 'Interact with Trellis\'s centralized configurations',
   kv: 'Interact with the key-value store',
   operator: 'Provides cluster-level tools for Trellis operators',
   'operator raft': 'Provides cluster-level tools for Trellis operators',
