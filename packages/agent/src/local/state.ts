@@ -2,15 +2,15 @@
 // config files), with their definitions. Consul keeps this in agent/local/state.go and syncs it to
 // the catalog by anti-entropy; what the agent holds wins over the catalog for its own node.
 //
-// On a server agent every change is written to the catalog through Raft first and recorded locally
-// only once that succeeded, so `catalog/service` shows a registration as soon as the HTTP call
-// returns and a failed write (no leader) leaves both sides unchanged. `syncFull()` is the
-// anti-entropy pass (repair drift, e.g. after a snapshot restore); the agent wiring may run it
-// periodically. TTL checks are run here too (they need nothing but a timer): a TTL that is not
-// renewed turns the check critical with Consul's "TTL expired" output.
-//
-// Every mutation goes through one queue, so two concurrent registrations of the same service
-// cannot interleave their catalog writes and local updates.
+// On a server agent a registration or removal is written to the catalog through Raft first and
+// recorded locally only once that succeeded, so `catalog/service` shows a registration as soon as
+// the HTTP call returns and a failed write (no leader) leaves both sides unchanged. Check results
+// (TTL updates and expiry, runner reports) are recorded here at once and written after. Writes are
+// ordered per service and check (keyedQueue.ts), never behind one global queue: a slow Raft write
+// delays later writes of the same item only, and no check result waits for it to show here.
+// `syncFull()` is the anti-entropy pass (planSync.ts decides; antiEntropy.ts schedules it).
+// TTL checks are run here too (they need nothing but a timer): a TTL that is not renewed turns the
+// check critical with Consul's "TTL expired" output.
 
 import type {
   CatalogRegisterCommand, CheckStatus, Command, CommandResult, HealthCheck, HealthCheckInput, NodeServiceInput, StateReader,
@@ -25,6 +25,7 @@ import {
 import { applyOk } from '../http/apply.ts';
 import { LocalStateError } from './errors.ts';
 import { planSync, type LocalSnapshot } from './planSync.ts';
+import { KeyedQueue } from './keyedQueue.ts';
 
 const DEFAULT_NODE_MAINT_REASON = 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
 const DEFAULT_SERVICE_MAINT_REASON = 'Maintenance mode is enabled for this service, but no reason was provided. This is a default message.';
@@ -109,7 +110,15 @@ export class LocalState {
   #outOfSync = false;
   /** Last output a TTL check was given, for the "TTL expired" message. */
   readonly #ttlLastOutput = new Map<string, string>();
-  #queue: Promise<unknown> = Promise.resolve();
+  /** Catalog writes, ordered per service and check. */
+  readonly #queue = new KeyedQueue();
+  /** A status write queued and not started yet, by check ID (later results share it). */
+  readonly #statusWrites = new Map<string, Promise<void>>();
+  /** Last local change of each service and check (by queue key), for syncFull to skip items changed since its plan. */
+  readonly #stamps = new Map<string, number>();
+  #seq = 0;
+  /** Counts changes kept here because no server answered (syncFull clears outOfSync only if none came meanwhile). */
+  #deferrals = 0;
   #version = 0;
   readonly #waiters = new Set<() => void>();
   #closed = false;
@@ -182,6 +191,16 @@ export class LocalState {
   }
 
   // ---- writes ------------------------------------------------------------------------------
+  //
+  // Registrations and removals are written to the catalog first and recorded here once the write
+  // succeeded, so a refused write (no leader) changes nothing and the catalog shows a registration
+  // when the call returns. They queue per item (KeyedQueue: the service, its checks), not behind
+  // one another: a slow write of one service holds up nothing of another.
+  //
+  // Check results (TTL updates, TTL expiry, runner reports) are recorded here at once, whatever
+  // write is pending; their catalog write queues behind the pending writes of the same check and
+  // service and sends the check as it is when its turn comes, so the catalog ends with the latest
+  // result and an older one never lands after a newer one.
 
   /**
    * Registers (or replaces) a service with its checks. Checks without an ID get Consul's
@@ -190,48 +209,42 @@ export class LocalState {
    * are removed; otherwise they stay.
    */
   addService(svc: LocalServiceDef, checks: CheckType[], opts: { replaceExistingChecks?: boolean; fromConfig?: boolean } = {}): Promise<void> {
-    return this.#serialize(async () => {
+    const ids = checks.map((ct, i) => {
+      if (ct.CheckID) return ct.CheckID;
+      return checks.length > 1 ? `service:${svc.ID}:${i + 1}` : `service:${svc.ID}`;
+    });
+    return this.#write([svcKey(svc.ID), ...ids.flatMap((id) => this.#checkKeys(id))], async () => {
       for (const ct of checks) this.#checkRunnable(ct, opts.fromConfig ?? false);
-      const newChecks: LocalCheck[] = checks.map((ct, i) => {
-        let id = ct.CheckID ?? '';
-        if (id === '') {
-          id = `service:${svc.ID}`;
-          if (checks.length > 1) id += `:${i + 1}`;
-        }
-        const prev = this.#checks.get(id);
-        const check = this.#buildCheck(id, ct, svc);
-        if (prev) {
-          check.Status = prev.check.Status;
-          check.Output = prev.check.Output;
-        }
-        return { check, type: ct };
-      });
-      const keep = new Set(newChecks.map((c) => c.check.CheckID));
+      const newChecks: LocalCheck[] = checks.map((ct, i) => ({ check: this.#keepStatus(this.#buildCheck(ids[i]!, ct, svc)), type: ct }));
+      const keep = new Set(ids);
       const stale = opts.replaceExistingChecks
         ? this.serviceChecks(svc.ID).filter((c) => !keep.has(c.check.CheckID) && !c.check.CheckID.startsWith(SERVICE_MAINT_PREFIX))
         : [];
+      const staleIds = new Set(stale.map((c) => c.check.CheckID));
       // Existing checks that stay must carry the (possibly new) service tags into the catalog.
-      const kept = this.serviceChecks(svc.ID)
-        .filter((c) => !keep.has(c.check.CheckID) && !stale.includes(c))
+      const kept = (): LocalCheck[] => this.serviceChecks(svc.ID)
+        .filter((c) => !keep.has(c.check.CheckID) && !staleIds.has(c.check.CheckID))
         .map((c) => ({ ...c, check: { ...c.check, ServiceName: svc.Service, ServiceTags: [...svc.Tags] } }));
 
-      await this.#catalog(() => this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept].map((c) => this.#checkInput(c.check)) }));
-      for (const c of stale) {
-        await this.#catalog(() => this.#deregister({ CheckID: c.check.CheckID }));
+      await this.#catalog(() => this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept()].map((c) => this.#checkInput(c.check)) }));
+      for (const id of staleIds) {
+        await this.#catalog(() => this.#deregister({ CheckID: id }));
       }
 
-      this.#services.set(svc.ID, { service: svc });
-      for (const c of stale) this.#dropCheck(c.check.CheckID);
-      for (const c of kept) this.#checks.set(c.check.CheckID, c);
+      this.#putService(svc);
+      for (const id of staleIds) this.#dropCheck(id);
+      for (const c of kept()) this.#putCheck(c);
       for (const c of newChecks) {
-        this.#checks.set(c.check.CheckID, c);
-        this.#startCheck(c);
+        // A result that arrived while the write was in flight wins (its own write follows this one).
+        const lc = { check: this.#keepStatus(c.check), type: c.type };
+        this.#putCheck(lc);
+        this.#startCheck(lc);
       }
       if (!opts.fromConfig) {
         this.#persisting(`service ${svc.ID}`, (p) => {
           p.saveService(svc);
           for (const c of newChecks) if (c.type) p.saveCheck({ ...c.type, CheckID: c.check.CheckID, ServiceID: svc.ID });
-          for (const c of stale) p.removeCheck(c.check.CheckID);
+          for (const id of staleIds) p.removeCheck(id);
         });
       }
       this.#changed();
@@ -240,13 +253,14 @@ export class LocalState {
 
   /** Removes a service and its checks (404 with Consul's text when unknown). */
   removeService(id: string): Promise<void> {
-    return this.#serialize(async () => {
+    return this.#write([svcKey(id), ...this.serviceChecks(id).map((c) => checkKey(c.check.CheckID))], async () => {
       if (!this.#services.has(id)) {
         throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
       }
       await this.#catalog(() => this.#deregister({ ServiceID: id }));
       const checks = this.serviceChecks(id);
       this.#services.delete(id);
+      this.#stamps.delete(svcKey(id));
       for (const c of checks) this.#dropCheck(c.check.CheckID);
       this.#persisting(`service ${id}`, (p) => {
         p.removeService(id);
@@ -258,23 +272,20 @@ export class LocalState {
 
   /** Registers (or replaces) a check. A check on a service must name a local service (404). */
   addCheck(ct: CheckType & { CheckID: string; ServiceID?: string }, opts: { fromConfig?: boolean } = {}): Promise<void> {
-    return this.#serialize(async () => {
+    const keys = [...this.#checkKeys(ct.CheckID), ...(ct.ServiceID ? [svcKey(ct.ServiceID)] : [])];
+    return this.#write(keys, async () => {
       this.#checkRunnable(ct, opts.fromConfig ?? false);
       let svc: LocalServiceDef | undefined;
       if (ct.ServiceID) {
         svc = this.#services.get(ct.ServiceID)?.service;
         if (!svc) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `ServiceID ${JSON.stringify(ct.ServiceID)} does not exist`);
       }
-      const prev = this.#checks.get(ct.CheckID);
-      const check = this.#buildCheck(ct.CheckID, ct, svc);
-      if (prev && !ct.Status) {
-        check.Status = prev.check.Status;
-        check.Output = prev.check.Output;
-      }
-      await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
-      const lc: LocalCheck = { check, type: ct };
+      const build = () => (ct.Status ? this.#buildCheck(ct.CheckID, ct, svc) : this.#keepStatus(this.#buildCheck(ct.CheckID, ct, svc)));
+      await this.#catalog(() => this.#register({ Check: this.#checkInput(build()) }));
+      // Rebuilt: a result that arrived while the write was in flight wins (its own write follows).
+      const lc: LocalCheck = { check: build(), type: ct };
       this.#dropCheck(ct.CheckID);
-      this.#checks.set(ct.CheckID, lc);
+      this.#putCheck(lc);
       this.#startCheck(lc);
       if (!opts.fromConfig) this.#persisting(`check ${ct.CheckID}`, (p) => p.saveCheck(ct));
       this.#changed();
@@ -283,7 +294,7 @@ export class LocalState {
 
   /** Removes a check (404 with Consul's text when unknown). */
   removeCheck(id: string): Promise<void> {
-    return this.#serialize(async () => {
+    return this.#write(this.#checkKeys(id), async () => {
       if (!this.#checks.has(id)) {
         throw new LocalStateError('ERR_LOCAL_UNKNOWN_CHECK', `Unknown check ID ${JSON.stringify(id)}. Ensure that the check ID is passed, not the check name.`);
       }
@@ -297,40 +308,50 @@ export class LocalState {
   /**
    * Sets a TTL check's status and output (agent/check/pass|warn|fail|update) and restarts its TTL.
    * Only TTL checks accept updates, as in Consul; an unchanged status and output writes nothing.
+   * The new status shows here at once; the promise settles with its catalog write, and a refused
+   * write (no leader) takes the update back unless a newer result replaced it meanwhile.
    */
   updateTtlCheck(id: string, status: CheckStatus, output: string): Promise<void> {
-    return this.#serialize(async () => {
-      const lc = this.#checks.get(id);
-      if (!lc || !lc.type || !(lc.type.TTLNs && lc.type.TTLNs > 0)) {
-        throw new LocalStateError('ERR_LOCAL_NOT_TTL_CHECK', `CheckID ${JSON.stringify(id)} does not have associated TTL`);
+    if (this.#closed) return Promise.reject(stopped());
+    const lc = this.#checks.get(id);
+    if (!lc || !lc.type || !(lc.type.TTLNs && lc.type.TTLNs > 0)) {
+      return Promise.reject(new LocalStateError('ERR_LOCAL_NOT_TTL_CHECK', `CheckID ${JSON.stringify(id)} does not have associated TTL`));
+    }
+    const max = lc.type.OutputMaxSize && lc.type.OutputMaxSize > 0 ? lc.type.OutputMaxSize : DEFAULT_OUTPUT_MAX_BYTES;
+    const out = truncateOutput(output, max);
+    this.#ttlLastOutput.set(id, out);
+    this.#armTtl(lc);
+    const next = this.#setStatus(id, status, out);
+    if (!next) return Promise.resolve();
+    return this.#writeCheckStatus(id).catch((err: unknown) => {
+      if (this.#checks.get(id) === next) {
+        this.#putCheck(lc);
+        this.#trackCritical(lc.check, lc.type);
+        this.#changed();
       }
-      const max = lc.type.OutputMaxSize && lc.type.OutputMaxSize > 0 ? lc.type.OutputMaxSize : DEFAULT_OUTPUT_MAX_BYTES;
-      const out = truncateOutput(output, max);
-      this.#ttlLastOutput.set(id, out);
-      this.#armTtl(lc);
-      await this.#setStatus(lc, status, out);
+      throw err;
     });
   }
 
   /** Puts a service into maintenance: a critical `_service_maintenance:<id>` check. */
   enableServiceMaintenance(serviceId: string, reason: string): Promise<void> {
-    return this.#serialize(async () => {
+    const id = SERVICE_MAINT_PREFIX + serviceId;
+    return this.#write([svcKey(serviceId), checkKey(id)], async () => {
       const svc = this.#services.get(serviceId)?.service;
       if (!svc) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `No service registered with ID ${JSON.stringify(serviceId)}`);
-      const id = SERVICE_MAINT_PREFIX + serviceId;
       if (this.#checks.has(id)) return; // Already in maintenance: Consul keeps the first reason.
       const check = this.#buildCheck(id, { Name: 'Service Maintenance Mode', Notes: reason || DEFAULT_SERVICE_MAINT_REASON, Status: 'critical' }, svc);
       check.Type = 'maintenance';
       await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
-      this.#checks.set(id, { check, type: null });
+      this.#putCheck({ check, type: null });
       this.#changed();
     });
   }
 
   disableServiceMaintenance(serviceId: string): Promise<void> {
-    return this.#serialize(async () => {
+    const id = SERVICE_MAINT_PREFIX + serviceId;
+    return this.#write([svcKey(serviceId), checkKey(id)], async () => {
       if (!this.#services.has(serviceId)) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `No service registered with ID ${JSON.stringify(serviceId)}`);
-      const id = SERVICE_MAINT_PREFIX + serviceId;
       if (!this.#checks.has(id)) return;
       await this.#catalog(() => this.#deregister({ CheckID: id }));
       this.#dropCheck(id);
@@ -340,18 +361,18 @@ export class LocalState {
 
   /** Puts the node into maintenance: a critical `_node_maintenance` check. */
   enableNodeMaintenance(reason: string): Promise<void> {
-    return this.#serialize(async () => {
+    return this.#write([checkKey(NODE_MAINT_CHECK_ID)], async () => {
       if (this.#checks.has(NODE_MAINT_CHECK_ID)) return;
       const check = this.#buildCheck(NODE_MAINT_CHECK_ID, { Name: 'Node Maintenance Mode', Notes: reason || DEFAULT_NODE_MAINT_REASON, Status: 'critical' });
       check.Type = 'maintenance';
       await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
-      this.#checks.set(NODE_MAINT_CHECK_ID, { check, type: null });
+      this.#putCheck({ check, type: null });
       this.#changed();
     });
   }
 
   disableNodeMaintenance(): Promise<void> {
-    return this.#serialize(async () => {
+    return this.#write([checkKey(NODE_MAINT_CHECK_ID)], async () => {
       if (!this.#checks.has(NODE_MAINT_CHECK_ID)) return;
       await this.#catalog(() => this.#deregister({ CheckID: NODE_MAINT_CHECK_ID }));
       this.#dropCheck(NODE_MAINT_CHECK_ID);
@@ -362,14 +383,34 @@ export class LocalState {
   /**
    * Anti-entropy: makes the catalog's view of this node match the local state. Registers the node,
    * services and checks that differ, and deregisters the node's catalog services and checks that
-   * this agent does not hold (except serfHealth, which the leader owns). Returns the number of
-   * commands it applied.
+   * this agent does not hold (except serfHealth, which the leader owns): planSync decides, and each
+   * write queues with the other writes of its item. An item that changed here after the plan was
+   * made is skipped: the change's own write carries it. Returns the number of writes made.
    */
-  syncFull(): Promise<number> {
-    return this.#serialize(async () => {
-      const cat = await this.#catalogState(this.node.Node);
-      const plan = planSync(this.#snapshot(), cat);
-      for (const cmd of plan) {
+  async syncFull(): Promise<number> {
+    if (this.#closed) throw stopped();
+    const deferrals = this.#deferrals;
+    const cat = await this.#catalogState(this.node.Node);
+    const planned = new Map(this.#stamps);
+    const plan = planSync(this.#snapshot(), cat);
+    const catalogOwner = new Map(cat.checks.map((c) => [c.CheckID, c.ServiceID]));
+    let writes = 0;
+    for (const cmd of plan) {
+      let item = 'node';
+      let keys: string[] = [];
+      switch (cmd.op) {
+        case 'registerService': item = svcKey(cmd.service.ID); keys = [item]; break;
+        case 'deregisterService': item = svcKey(cmd.serviceId); keys = [item]; break;
+        case 'registerCheck': item = checkKey(cmd.check.CheckID); keys = [item, ...(cmd.check.ServiceID ? [svcKey(cmd.check.ServiceID)] : [])]; break;
+        case 'deregisterCheck': {
+          item = checkKey(cmd.checkId);
+          const owner = catalogOwner.get(cmd.checkId);
+          keys = [item, ...(owner ? [svcKey(owner)] : [])];
+          break;
+        }
+      }
+      const wrote = await this.#queue.run(keys, async () => {
+        if (item !== 'node' && this.#stamps.get(item) !== planned.get(item)) return false;
         switch (cmd.op) {
           case 'registerNode':
             this.#nodeSynced = false;
@@ -380,10 +421,13 @@ export class LocalState {
           case 'registerCheck': await this.#register({ Check: cmd.check }); break;
           case 'deregisterCheck': await this.#deregister({ CheckID: cmd.checkId }); break;
         }
-      }
-      this.#outOfSync = false;
-      return plan.length;
-    });
+        return true;
+      });
+      if (wrote) writes++;
+    }
+    // A change kept locally during this pass (no server) is still unwritten.
+    if (this.#deferrals === deferrals) this.#outOfSync = false;
+    return writes;
   }
 
   /** What this agent holds, as planSync compares it with the catalog. */
@@ -409,12 +453,32 @@ export class LocalState {
 
   // ---- internals ---------------------------------------------------------------------------
 
-  #serialize<T>(fn: () => Promise<T>): Promise<T> {
-    if (this.#closed) return Promise.reject(new LocalStateError('ERR_STOPPED', 'agent is shutting down'));
-    const run = this.#queue.then(fn, fn);
-    // The queue must keep going after a failure; the caller sees the rejection through `run`.
-    this.#queue = run.catch(() => undefined);
-    return run;
+  /** A registration or removal: queued on the items it touches; refused once the agent stops. */
+  #write<T>(keys: string[], fn: () => Promise<T>): Promise<T> {
+    if (this.#closed) return Promise.reject(stopped());
+    return this.#queue.run(keys, fn);
+  }
+
+  /** The queue keys of a check: itself and, when it belongs to one, its service. */
+  #checkKeys(id: string): string[] {
+    const owner = this.#checks.get(id)?.check.ServiceID;
+    return owner ? [checkKey(id), svcKey(owner)] : [checkKey(id)];
+  }
+
+  #putService(svc: LocalServiceDef): void {
+    this.#services.set(svc.ID, { service: svc });
+    this.#stamps.set(svcKey(svc.ID), ++this.#seq);
+  }
+
+  #putCheck(lc: LocalCheck): void {
+    this.#checks.set(lc.check.CheckID, lc);
+    this.#stamps.set(checkKey(lc.check.CheckID), ++this.#seq);
+  }
+
+  /** A re-registered check keeps the status and output it has now. */
+  #keepStatus(check: LocalCheck['check']): LocalCheck['check'] {
+    const cur = this.#checks.get(check.CheckID);
+    return cur ? { ...check, Status: cur.check.Status, Output: cur.check.Output } : check;
   }
 
   #changed(): void {
@@ -481,15 +545,33 @@ export class LocalState {
     await applyOk(this.#apply, { type: 'catalogDeregister', Node: this.node.Node, ...what });
   }
 
-  async #setStatus(lc: LocalCheck, status: CheckStatus, output: string): Promise<void> {
-    if (lc.check.Status === status && lc.check.Output === output) return;
-    const check = { ...lc.check, Status: status, Output: output };
-    await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
-    // The check may have been removed or replaced while the write was in flight.
-    if (this.#checks.get(check.CheckID) !== lc) return;
-    this.#checks.set(check.CheckID, { check, type: lc.type });
-    this.#trackCritical(check, lc.type);
+  /** Records a check result here at once; undefined when it changes nothing. */
+  #setStatus(id: string, status: CheckStatus, output: string): LocalCheck | undefined {
+    const cur = this.#checks.get(id);
+    if (!cur || (cur.check.Status === status && cur.check.Output === output)) return undefined;
+    const lc: LocalCheck = { check: { ...cur.check, Status: status, Output: output }, type: cur.type };
+    this.#putCheck(lc);
+    this.#trackCritical(lc.check, lc.type);
     this.#changed();
+    return lc;
+  }
+
+  /**
+   * Writes a check's current row to the catalog, after the writes already queued for the check and
+   * its service. Results that come while one such write waits share it: it sends the row as it is
+   * when its turn comes, so a burst of results costs one write.
+   */
+  #writeCheckStatus(id: string): Promise<void> {
+    const waiting = this.#statusWrites.get(id);
+    if (waiting) return waiting;
+    const write = this.#queue.run(this.#checkKeys(id), async () => {
+      this.#statusWrites.delete(id);
+      const cur = this.#checks.get(id);
+      if (!cur) return; // Removed meanwhile: the removal wrote the catalog.
+      await this.#catalog(() => this.#register({ Check: this.#checkInput(cur.check) }));
+    });
+    this.#statusWrites.set(id, write);
+    return write;
   }
 
   /**
@@ -497,20 +579,9 @@ export class LocalState {
    * the catalog; a failed write is left to anti-entropy, and the next result tries again.
    */
   #runnerReport(id: string, token: object, status: CheckStatus, output: string): void {
-    this.#serialize(async () => {
-      if (this.#runners.get(id)?.token !== token) return;
-      const cur = this.#checks.get(id);
-      if (!cur || (cur.check.Status === status && cur.check.Output === output)) return;
-      const check = { ...cur.check, Status: status, Output: output };
-      this.#checks.set(id, { check, type: cur.type });
-      this.#trackCritical(check, cur.type);
-      this.#changed();
-      try {
-        await this.#catalog(() => this.#register({ Check: this.#checkInput(check) }));
-      } catch (err) {
-        this.#onError(err, `writing the status of check ${id} to the catalog (anti-entropy will retry)`);
-      }
-    }).catch((err) => this.#onError(err, `recording the status of check ${id}`));
+    if (this.#closed || this.#runners.get(id)?.token !== token) return;
+    if (!this.#setStatus(id, status, output)) return;
+    this.#writeCheckStatus(id).catch((err: unknown) => this.#onError(err, `writing the status of check ${id} to the catalog (anti-entropy will retry)`));
   }
 
   /** A catalog write of a local change; see LocalStateOptions.syncLater for when a failure is deferred. */
@@ -519,6 +590,7 @@ export class LocalState {
       await write();
     } catch (err) {
       if (!this.#syncLater?.(err)) throw err;
+      this.#deferrals++;
       if (!this.#outOfSync) this.#onError(err, 'no server reachable: the change is kept on this agent and anti-entropy will write it to the catalog');
       this.#outOfSync = true;
       this.#onOutOfSync?.();
@@ -631,6 +703,7 @@ export class LocalState {
 
   #dropCheck(id: string): void {
     this.#checks.delete(id);
+    this.#stamps.delete(checkKey(id));
     this.#ttlLastOutput.delete(id);
     this.#stopRunner(id);
     const crit = this.#criticalTimers.get(id);
@@ -659,10 +732,8 @@ export class LocalState {
       this.#ttlTimers.delete(id);
       const last = this.#ttlLastOutput.get(id) ?? '';
       const output = last === '' ? 'TTL expired' : `TTL expired (last output before timeout follows): ${last}`;
-      this.#serialize(async () => {
-        const cur = this.#checks.get(id);
-        if (cur) await this.#setStatus(cur, 'critical', output);
-      }).catch((err) => this.#onError(err, `marking TTL check ${id} critical`));
+      if (this.#closed || !this.#setStatus(id, 'critical', output)) return;
+      this.#writeCheckStatus(id).catch((err: unknown) => this.#onError(err, `writing TTL check ${id}'s expiry to the catalog (anti-entropy will retry)`));
     }, ttl / 1e6);
     this.#ttlTimers.set(id, handle);
   }
@@ -675,4 +746,16 @@ export function catalogStateFromStore(store: StateReader): (node: string) => Cat
     services: store.nodeServices(node).value?.Services ?? [],
     checks: store.nodeChecks(node).value,
   });
+}
+
+function svcKey(id: string): string {
+  return `svc:${id}`;
+}
+
+function checkKey(id: string): string {
+  return `check:${id}`;
+}
+
+function stopped(): LocalStateError {
+  return new LocalStateError('ERR_STOPPED', 'agent is shutting down');
 }

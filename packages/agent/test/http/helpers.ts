@@ -39,6 +39,8 @@ export interface HarnessOptions {
   timers?: Timers;
   random?: () => number;
   sessionTimers?: boolean;
+  /** Awaited before each proposed command is applied: a test holds a Raft write back with it. */
+  beforeApply?: (cmd: Command) => Promise<void> | void;
 }
 
 export function harness(opts: HarnessOptions = {}): Harness {
@@ -68,6 +70,7 @@ export function harness(opts: HarnessOptions = {}): Harness {
   h.apply = applyNow;
   const apply = async (cmd: Command): Promise<CommandResult> => {
     if (h.failApply) throw h.failApply;
+    if (opts.beforeApply) await opts.beforeApply(cmd);
     applied.push(cmd);
     return applyNow(cmd);
   };
