@@ -45,6 +45,12 @@ describe('/v1/config', () => {
       const bad = await h.req('GET', '/v1/config/nonsense');
       assert.equal(bad.statusCode, 400);
       assert.equal(bad.body, 'invalid config entry kind: nonsense');
+      // A kind Consul knows but Trellis does not store yet reads as empty, as in Consul.
+      const gw = await h.req('GET', '/v1/config/ingress-gateway');
+      assert.equal(gw.statusCode, 200);
+      assert.equal(gw.body, '[]');
+      assert.equal((await h.req('GET', '/v1/config/ingress-gateway/gw')).statusCode, 404);
+      assert.equal((await h.req('DELETE', '/v1/config/nonsense/x')).body, 'invalid config entry kind: nonsense');
       assert.equal((await h.req('GET', '/v1/config/')).statusCode, 404);
       assert.equal((await h.req('GET', '/v1/config')).statusCode, 405);
     } finally {

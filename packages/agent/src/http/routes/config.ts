@@ -8,7 +8,7 @@
 // the state machine atomically with the write (state/configEntries.ts). Client agents forward all of
 // it to a server (server.ts).
 
-import { ConfigEntryDecodeError, kindError, parseConfigEntry } from '../../structs/configEntries/index.ts';
+import { ConfigEntryDecodeError, parseConfigEntry, readKindError } from '../../structs/configEntries/index.ts';
 import type { ConfigEntry } from '../../state/types.ts';
 import { applyOk } from '../apply.ts';
 import { RawBody, type RequestContext } from '../context.ts';
@@ -77,8 +77,8 @@ export function configRoutes(deps: RouteDeps): EndpointSpec[] {
     const parts = splitPath(ctx.rest);
     const kind = parts[0];
     if (kind === '') throw new HttpError(404, 'Must provide either a kind or both kind and name', 'ERR_NOT_FOUND');
-    const why = kindError(kind);
-    // Consul's ConfigEntry.Get/List answer an unknown kind with an RPC error.
+    // Consul's ConfigEntry.Get/List refuse a kind it does not know (MakeConfigEntry).
+    const why = readKindError(kind);
     if (why !== null) throw badRequest(why);
     const store = backend.store;
     if (parts.length === 2) {
@@ -99,7 +99,7 @@ export function configRoutes(deps: RouteDeps): EndpointSpec[] {
     const parts = splitPath(ctx.rest);
     if (parts.length !== 2) throw new HttpError(404, 'Must provide both a kind and name to delete', 'ERR_NOT_FOUND');
     const [kind, nameIn] = parts;
-    const why = kindError(kind);
+    const why = readKindError(kind);
     if (why !== null) throw badRequest(why);
     // Consul's Normalize on delete: proxy-defaults is always "global" (another name is refused), mesh always "mesh".
     let name = nameIn;

@@ -39,6 +39,15 @@ export function kindError(kind: string): string | null {
   return `invalid config entry kind: ${kind}`;
 }
 
+/**
+ * Why a kind cannot be read or deleted, or null: only a kind Consul does not know (its
+ * MakeConfigEntry error). Reads of a kind Trellis does not store yet answer as for any kind with no
+ * entries, so tools that list every kind keep working.
+ */
+export function readKindError(kind: string): string | null {
+  return CONSUL_KINDS.includes(kind) ? null : `invalid config entry kind: ${kind}`;
+}
+
 const TOP_LEVEL_IGNORED: ReadonlySet<string> = new Set(['kind', 'createindex', 'modifyindex']);
 
 /**
