@@ -168,3 +168,42 @@ describe('KeyedQueue', () => {
     await waitFor('every key is free', () => q.busyKeys === 0);
   });
 });
+
+describe('anti-entropy alongside pending writes', () => {
+  test('a registration the catalog already shows but the agent has not recorded yet is not deregistered by a full sync', async () => {
+    const { LocalState, catalogStateFromStore } = await import('../../src/local/state.ts');
+    const { StateStore, decodeCommand, encodeCommand } = await import('../../src/state/index.ts');
+    const store = new StateStore();
+    let index = 1;
+    let release!: () => void;
+    const released = new Promise<void>((r) => { release = r; });
+    let landed = false;
+    const local = new LocalState({
+      node: { Node: 'n1', ID: '11111111-2222-4333-8444-555555555555', Address: '127.0.0.1', Datacenter: 'dc1', TaggedAddresses: {}, Meta: {} },
+      // The write lands in the catalog, and its acknowledgement is held back.
+      apply: async (cmd) => {
+        const res = store.apply(index++, decodeCommand(encodeCommand(cmd)));
+        if (cmd.type === 'catalogRegister' && cmd.Service?.ID === 'web') {
+          landed = true;
+          await released;
+        }
+        return res;
+      },
+      catalogState: catalogStateFromStore(store),
+    });
+    const svc = { Kind: '' as const, ID: 'web', Service: 'web', Tags: [], Address: '', TaggedAddresses: {}, Meta: {}, Port: 80, Weights: { Passing: 1, Warning: 1 }, EnableTagOverride: false };
+    const reg = local.addService(svc, []);
+    await waitFor('the registration is in the catalog', () => landed);
+    assert.equal(local.service('web'), undefined, 'not recorded locally yet');
+    // The plan sees web in the catalog and not here, so it would deregister it; its write waits for
+    // the registration of web and is skipped because web changed here since the plan.
+    const sync = local.syncFull();
+    release();
+    await reg;
+    await sync;
+    assert.ok(local.service('web'));
+    assert.deepEqual(store.nodeServices('n1').value?.Services.map((s) => s.ID), ['web']);
+    assert.equal(await local.syncFull(), 0);
+    local.close();
+  });
+});
