@@ -2,7 +2,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { checkKind, validateCheckType } from '../../src/structs/check.ts';
-import { harness, NODE } from './helpers.ts';
+import { harness, NODE } from '../http/helpers.ts';
 
 describe('check types (Consul\'s CheckType.Validate / Type)', () => {
   const cases: { name: string; ct: Parameters<typeof validateCheckType>[0]; kind: string; error: string | null }[] = [
