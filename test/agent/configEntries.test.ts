@@ -55,7 +55,7 @@ upstream_config {
   // A JSON file in CamelCase: a router, which the http protocol above allows.
   const json = write('web-router.json', JSON.stringify({
     Kind: 'service-router', Name: 'web',
-    Routes: [{ Match: { HTTP: { PathPrefix: '/admin', Methods: ['get'] } }, Destination: { Service: 'admin', RequestTimeout: '2s' } }],
+    Routes: [{ Match: { HTTP: { PathPrefix: '/admin', Methods: ['get'] } }, Destination: { RequestTimeout: '2s' } }],
   }));
   r = await trellis('config', 'write', ...viaClient, json);
   assert.equal(r.code, 0, r.stderr);

@@ -141,6 +141,42 @@ describe('config entries: the protocol gate (discovery chain compile)', () => {
   });
 });
 
+describe('config entries: protocols must agree along a chain (compile.go recordProtocol)', () => {
+  const INCONSISTENT = (chain: string, svc: string, p: string, want: string) =>
+    `discovery chain "${chain}" uses inconsistent protocols; service "${svc}" has "${p}" which is not "${want}"`;
+
+  test('a split or a route to a service of another protocol is refused', () => {
+    const h = new Harness();
+    h.ok(set({ Kind: 'service-defaults', Name: 'main', Protocol: 'http' }));
+    h.ok(set({ Kind: 'service-defaults', Name: 'other', Protocol: 'tcp' }));
+    assert.equal(h.fail(set({ Kind: 'service-splitter', Name: 'main', Splits: [{ Weight: 90 }, { Weight: 10, Service: 'other' }] })).message, INCONSISTENT('main', 'other', 'tcp', 'http'));
+    assert.equal(h.fail(set({ Kind: 'service-router', Name: 'main', Routes: [{ Destination: { Service: 'other' } }] })).message, INCONSISTENT('main', 'other', 'tcp', 'http'));
+    h.ok(set({ Kind: 'service-defaults', Name: 'other', Protocol: 'http' }));
+    h.ok(set({ Kind: 'service-router', Name: 'main', Routes: [{ Destination: { Service: 'other' } }] }));
+  });
+
+  test('a redirect or a failover across protocols is refused, even without routing', () => {
+    const h = new Harness();
+    h.ok(set({ Kind: 'service-defaults', Name: 'main', Protocol: 'grpc' }));
+    assert.equal(h.fail(set({ Kind: 'service-resolver', Name: 'main', Redirect: { Service: 'other' } })).message, INCONSISTENT('main', 'other', 'tcp', 'grpc'));
+    assert.equal(h.fail(set({ Kind: 'service-resolver', Name: 'main', Failover: { '*': { Service: 'other' } } })).message, INCONSISTENT('main', 'other', 'tcp', 'grpc'));
+    // tcp to tcp is fine.
+    h.ok(set({ Kind: 'service-resolver', Name: 'plain', Redirect: { Service: 'other' } }));
+  });
+
+  test('changing a service read by another chain, even indirectly, is checked against that chain', () => {
+    const h = new Harness();
+    h.ok(set({ Kind: 'proxy-defaults', Name: 'global', Config: { protocol: 'http' } }));
+    h.ok(set({ Kind: 'service-router', Name: 'front', Routes: [{ Destination: { Service: 'mid' } }] }));
+    h.ok(set({ Kind: 'service-splitter', Name: 'mid', Splits: [{ Weight: 50 }, { Weight: 50, Service: 'back' }] }));
+    // back is read by chain "mid" directly and by chain "front" through mid's splitter.
+    const e = h.fail(set({ Kind: 'service-defaults', Name: 'back', Protocol: 'tcp' }));
+    assert.match(e.message, /^discovery chain "(front|mid)" uses inconsistent protocols; service "back" has "tcp" which is not "http"$/);
+    // A service no chain reads may change freely.
+    h.ok(set({ Kind: 'service-defaults', Name: 'lonely', Protocol: 'tcp' }));
+  });
+});
+
 describe('config entries: snapshot, codec, watches', () => {
   test('snapshot/restore carries the table and its index; restore of a snapshot without the field is empty', () => {
     const h = new Harness();
