@@ -22,7 +22,7 @@ import type { CatalogNodeView, LocalNodeInfo, LocalServiceDef } from './types.ts
 import {
   NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, DEFAULT_OUTPUT_MAX_BYTES, checkDefinition, checkKind, goDur, type CheckType,
 } from '../structs/check.ts';
-import { applyOk } from '../http/apply.ts';
+import { applyOk } from '../state/apply.ts';
 import { LocalStateError } from './errors.ts';
 import { planSync, type LocalSnapshot } from './planSync.ts';
 import { KeyedQueue } from './keyedQueue.ts';

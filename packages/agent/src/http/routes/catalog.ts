@@ -4,7 +4,7 @@
 import { NodeSchema, NodeServiceSchema, ServiceNodeSchema, compileFilter } from '../../filter/index.ts';
 import type { CatalogRegisterCommand, Node, NodeService, ServiceNode } from '../../state/types.ts';
 import { isUuid } from '../../state/validate.ts';
-import { applyOk } from '../apply.ts';
+import { applyOk } from '../../state/apply.ts';
 import { blockingRead, parseQueryOptions } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decodeBody } from '../decode.ts';

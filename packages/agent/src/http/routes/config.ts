@@ -10,7 +10,7 @@
 
 import { ConfigEntryDecodeError, parseConfigEntry, readKindError } from '../../structs/configEntries/index.ts';
 import type { ConfigEntry } from '../../state/types.ts';
-import { applyOk } from '../apply.ts';
+import { applyOk } from '../../state/apply.ts';
 import { RawBody, type RequestContext } from '../context.ts';
 import { jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';

@@ -6,7 +6,7 @@
 
 import type { Command, DirEntry } from '../../state/types.ts';
 import { validateKvKey } from '../../state/validate.ts';
-import { applyOk } from '../apply.ts';
+import { applyOk } from '../../state/apply.ts';
 import { RawBody, type RequestContext } from '../context.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';

@@ -6,7 +6,7 @@ import { randomUUID } from 'node:crypto';
 import { parseGoDurationNs } from '../../config/duration.ts';
 import type { Session, SessionInput } from '../../state/types.ts';
 import { DEFAULT_LOCK_DELAY_NS, validateSessionTtl } from '../../state/validate.ts';
-import { applyOk } from '../apply.ts';
+import { applyOk } from '../../state/apply.ts';
 import type { RequestContext } from '../context.ts';
 import { decodeBody, parseJsonBody } from '../decode.ts';
 import { invalidUtf8Error } from '../utf8.ts';

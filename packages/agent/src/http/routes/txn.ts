@@ -7,7 +7,7 @@
 import type { TxnOp, TxnResponse, TxnResult } from '../../state/types.ts';
 import { isReadOnlyTxn } from '../../state/txn.ts';
 import { validateKvKey } from '../../state/validate.ts';
-import { applyOk } from '../apply.ts';
+import { applyOk } from '../../state/apply.ts';
 import { parseQueryOptions, prepareRead } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { decode, DecodeError, jsonSyntaxError } from '../decode.ts';

@@ -1,6 +1,7 @@
-// Proposing a command and turning a refusal into an error the HTTP edge maps (errors.ts).
+// Proposing a command and turning a refusal into an error with the store's code (the HTTP edge maps
+// it in http/errors.ts; the agent's local state and the HTTP routes both propose through it).
 
-import type { Command, CommandType, CommandValueMap, StateErrorCode } from '../state/types.ts';
+import type { Command, CommandResult, CommandType, CommandValueMap, StateErrorCode } from './types.ts';
 
 /** A command the state machine refused; nothing was changed. `code` is the store's stable code. */
 export class CommandRefusedError extends Error {
@@ -14,7 +15,7 @@ export class CommandRefusedError extends Error {
   }
 }
 
-type ApplyFn = (cmd: Command) => Promise<import('../state/types.ts').CommandResult>;
+type ApplyFn = (cmd: Command) => Promise<CommandResult>;
 
 /** Applies `cmd` and returns its value; throws CommandRefusedError when the store refused it. */
 export async function applyOk<C extends Command>(apply: ApplyFn, cmd: C): Promise<{ value: CommandValueMap[C['type'] & CommandType]; index: number }> {
