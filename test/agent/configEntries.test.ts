@@ -78,6 +78,16 @@ upstream_config {
   assert.equal(r.code, 0, r.stderr);
   assert.equal(r.stdout, 'web\n');
 
+  // From stdin ('-'), HCL with repeated blocks as a list; Precedence is computed by the server.
+  r = await runTrellis(['config', 'write', ...viaClient, '-'], {
+    timeoutMs: 30_000,
+    stdin: 'kind = "service-intentions"\nname = "web"\nsources {\n  name = "*"\n  action = "deny"\n}\nsources {\n  name = "api"\n  action = "allow"\n}\n',
+  });
+  assert.equal(r.code, 0, r.stderr);
+  assert.equal(r.stdout, 'Config entry written: service-intentions/web\n');
+  const ixn = (await server.request('GET', '/v1/config/service-intentions/web')).json<{ Sources: Array<{ Name: string; Action: string; Precedence: number }> }>();
+  assert.deepEqual(ixn.Sources.map((src) => [src.Name, src.Action, src.Precedence]), [['api', 'allow', 9], ['*', 'deny', 8]]);
+
   // The protocol gate: web's router depends on http, so going back to tcp is refused.
   const tcp = write('web-tcp.json', JSON.stringify({ kind: 'service-defaults', name: 'web', protocol: 'tcp' }));
   r = await trellis('config', 'write', ...viaClient, tcp);

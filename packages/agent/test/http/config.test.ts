@@ -83,6 +83,30 @@ describe('/v1/config', () => {
     }
   });
 
+  test('a read of one entry blocks until that entry changes, and answers its deletion with a 404', async () => {
+    const h = harness();
+    try {
+      await h.json('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'web' });
+      const first = await h.req('GET', '/v1/config/service-defaults/web');
+      const index = Number(first.headers['x-consul-index']);
+      let done = false;
+      const pending = h.req('GET', `/v1/config/service-defaults/web?index=${index}&wait=30s`).then((r) => {
+        done = true;
+        return r;
+      });
+      await settle();
+      await h.json('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'api' });
+      await settle();
+      assert.equal(done, false, 'another entry of the kind does not wake it');
+      await h.json('DELETE', '/v1/config/service-defaults/web');
+      const res = await pending;
+      assert.equal(res.statusCode, 404);
+      assert.ok(Number(res.headers['x-consul-index']) > index);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('cas on write and delete; delete answers {} without cas', async () => {
     const h = harness();
     try {
