@@ -57,6 +57,7 @@ test('disk full: the write fails naming the disk, the server stops leading and e
     }
     assert.ok(failed, 'the disk never filled up');
     assert.ok(acked.size > 0, 'no write succeeded before the disk filled');
+    t.diagnostic(`the write on the full disk: ${failed.status} ${failed.text.trim()}`);
     assert.equal(failed.status, 500, failed.text);
     assert.match(failed.text, /no space left on device/i);
     assert.ok(failed.text.includes(data), `the error names the data dir: ${failed.text}`);
@@ -70,6 +71,7 @@ test('disk full: the write fails naming the disk, the server stops leading and e
       assert.equal(read.status, 500, `a default read was served: ${read.status} ${read.text.slice(0, 200)}`);
       assert.match(read.text, /no space left on device/i);
     }
+    t.diagnostic(`then: status/leader ${leader ? `${leader.status} ${leader.text}` : 'no answer (exited)'}; default read ${read ? `${read.status} ${read.text.slice(0, 80)}` : 'no answer (exited)'}`);
     const exit = await Promise.race([agent.waitExit(), sleep(30_000).then(() => undefined)]);
     assert.deepEqual(exit, { code: 1, signal: null }, 'the server exits with status 1 for its supervisor');
 
