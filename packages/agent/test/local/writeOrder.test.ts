@@ -207,3 +207,41 @@ describe('anti-entropy alongside pending writes', () => {
     local.close();
   });
 });
+
+describe('check runner results alongside a slow write', () => {
+  test('an alias check\'s result shows here and in the catalog while another service\'s registration is held in Raft', async () => {
+    const { LocalState, catalogStateFromStore } = await import('../../src/local/state.ts');
+    const { StateStore, decodeCommand, encodeCommand } = await import('../../src/state/index.ts');
+    const { default: pino } = await import('pino');
+    const store = new StateStore();
+    let index = 1;
+    const gate = hold(registers('api'));
+    const local = new LocalState({
+      node: { Node: 'n1', ID: '11111111-2222-4333-8444-555555555555', Address: '127.0.0.1', Datacenter: 'dc1', TaggedAddresses: {}, Meta: {} },
+      apply: async (cmd) => {
+        await gate.beforeApply(cmd);
+        return store.apply(index++, decodeCommand(encodeCommand(cmd)));
+      },
+      catalogState: catalogStateFromStore(store),
+      runChecks: { logger: pino({ level: 'silent' }), enableScriptChecks: false, enableLocalScriptChecks: false },
+    });
+    const catalogStatus = (id: string) => store.nodeChecks('n1').value.find((c) => c.CheckID === id)?.Status;
+    const svc = (id: string) => ({ Kind: '' as const, ID: id, Service: id, Tags: [], Address: '', TaggedAddresses: {}, Meta: {}, Port: 80, Weights: { Passing: 1, Warning: 1 }, EnableTagOverride: false });
+    // `mirror` is an alias of the web service: its runner reports what web's TTL check says.
+    await local.addService(svc('web'), [{ CheckID: 'web-ttl', TTLNs: 60e9 }]);
+    await local.addCheck({ CheckID: 'mirror', AliasService: 'web' });
+    await waitFor('the alias reports critical', () => catalogStatus('mirror') === 'critical');
+
+    const api = track(local.addService(svc('api'), []));
+    await waitFor('the api registration is held in Raft', () => gate.held);
+    const pass = track(local.updateTtlCheck('web-ttl', 'passing', ''));
+    await waitFor('the alias runner\'s result shows here', () => local.check('mirror')?.check.Status === 'passing');
+    await waitFor('and in the catalog', () => catalogStatus('mirror') === 'passing');
+    assert.equal(api.done(), false, 'the api registration is still waiting');
+    gate.release();
+    await api.p;
+    await pass.p;
+    assert.equal(await local.syncFull(), 0);
+    local.close();
+  });
+});
