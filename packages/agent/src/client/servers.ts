@@ -6,7 +6,6 @@
 //
 // While the pool knows no live server (the agent has not joined yet, or every server is down) a call
 // waits up to rpc_hold_timeout for one, then fails with Consul's "No known Consul servers".
-import * as v8 from 'node:v8';
 import * as grpc from '@grpc/grpc-js';
 import type { GossipPool } from '../gossip/libp2p/pool.ts';
 import { parseServer } from '../gossip/tags.ts';
@@ -16,7 +15,7 @@ import { encodeCommand } from '../state/index.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import type { RpcClient, CallOptions } from '../rpc/client.ts';
 import { RpcCallError, retryable } from '../rpc/errors.ts';
-import type { NodeCatalogState } from '../rpc/proto.ts';
+import { decodeCommandResult, decodeNodeState, type NodeCatalogState } from '../rpc/results.ts';
 
 /** Failures that mean "no server can take a write now" (not "the write was refused"). */
 const UNREACHABLE_CODES = new Set(['ERR_NO_SERVERS', 'ERR_RPC_UNAVAILABLE', 'ERR_RPC_TIMEOUT', 'ERR_NO_LEADER']);
@@ -188,7 +187,7 @@ export class ClientServers {
     const callMs = this.#o.holdTimeoutMs + 10_000;
     const r = await this.call('apply', { idempotent: false, signal: o.signal, callMs, waitForServerMs: o.waitForServerMs },
       (address, call) => this.#o.rpc.apply(address, data, call));
-    return v8.deserialize(r) as CommandResult;
+    return decodeCommandResult(r);
   }
 
   /** An HTTP API request served by a server (forward.ts). */
@@ -204,6 +203,6 @@ export class ClientServers {
   async nodeState(node: string, signal?: AbortSignal): Promise<NodeCatalogState> {
     const res = await this.call('nodeState', { idempotent: true, signal, callMs: CALL_MS },
       (address, call) => this.#o.rpc.call(address, 'Forward.NodeState', { node }, call));
-    return v8.deserialize(res.json ?? Buffer.alloc(0)) as NodeCatalogState;
+    return decodeNodeState(res.json ?? Buffer.alloc(0));
   }
 }

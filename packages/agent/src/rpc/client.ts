@@ -84,7 +84,7 @@ export class RpcClient {
 
   /**
    * Forwards one command on the address's ApplyStream (opened on first use, reopened after it
-   * breaks). Resolves with the v8-serialized CommandResult; rejects like call().
+   * breaks). Resolves with the encoded CommandResult (results.ts); rejects like call().
    */
   async apply(address: string, command: Uint8Array, opts: CallOptions): Promise<Buffer> {
     const client = this.#client(address);

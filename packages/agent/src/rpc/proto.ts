@@ -5,7 +5,6 @@
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
 import { fileURLToPath } from 'node:url';
-import type { HealthCheck, Node, NodeService } from '../state/types.ts';
 
 const PROTO_PATH = fileURLToPath(new URL('../../proto/server.proto', import.meta.url));
 
@@ -66,12 +65,6 @@ export interface JsonMessageMsg { json?: Buffer }
 export interface HttpRequestMsg { method?: string; url?: string; headers?: Record<string, string>; body?: Buffer }
 export interface HttpResponseMsg { status?: number; headers?: Record<string, string>; body?: Buffer }
 export interface NodeStateRequestMsg { node?: string }
-/** Forward.NodeState's answer (node:v8): the catalog's rows for one node. */
-export interface NodeCatalogState {
-  node: Node | null;
-  services: NodeService[];
-  checks: HealthCheck[];
-}
 export interface ApplyFrame { id?: number; command?: Buffer }
 export interface ApplyResultFrame {
   id?: number;

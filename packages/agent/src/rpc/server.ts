@@ -28,7 +28,7 @@ export interface RpcHandlers {
   removePeer: Unary<'Operator.RemovePeer'>;
   transferLeader: Unary<'Operator.TransferLeader'>;
   autopilotHealth: Unary<'Operator.AutopilotHealth'>;
-  /** One forwarded command of an ApplyStream; resolves with the v8-serialized CommandResult. */
+  /** One forwarded command of an ApplyStream; resolves with the encoded CommandResult (results.ts). */
   applyFrame(command: Buffer): Promise<Buffer>;
   /** The whole uploaded file (at most maxRestoreBytes). */
   restore(data: Buffer, signal: AbortSignal): Promise<RpcResponse<'Operator.Restore'>>;

@@ -1,9 +1,9 @@
 // The server RPC handler table (rpc/server.ts calls these): what this server answers to other
 // servers and client agents. Each call a follower forwards runs here on the leader, or is refused
 // with NotLeader so the caller looks for the leader again.
-import * as v8 from 'node:v8';
 import type { StateStore } from '../state/index.ts';
-import type { HttpRequestMsg, HttpResponseMsg, NodeCatalogState, StatusResponseMsg } from '../rpc/proto.ts';
+import type { HttpRequestMsg, HttpResponseMsg, StatusResponseMsg } from '../rpc/proto.ts';
+import { encodeNodeState, type NodeCatalogState } from '../rpc/results.ts';
 import type { RpcHandlers } from '../rpc/server.ts';
 import type { Autopilot } from './autopilot.ts';
 import type { ServerDiscovery } from './discovery.ts';
@@ -65,7 +65,7 @@ export function rpcHandlers(d: RpcHandlerDeps): RpcHandlers {
         services: store.nodeServices(node).value?.Services ?? [],
         checks: store.nodeChecks(node).value,
       };
-      return { json: v8.serialize(state) };
+      return { json: encodeNodeState(state) };
     },
     renewSession: (req) => {
       requireLeader();

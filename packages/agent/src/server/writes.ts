@@ -6,13 +6,13 @@
 // refused it before proposing (not the leader, transfer in progress) or the call never connected.
 // Anything else (a connection lost mid-call, a leader deposed with the entry in flight) has an
 // unknown outcome and fails, as in Consul, rather than risk applying a write twice.
-import * as v8 from 'node:v8';
 import { NotLeaderError } from '@trellis/raft';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
 import { encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
 import type { CallOptions, RpcClient } from '../rpc/client.ts';
 import { retryable } from '../rpc/errors.ts';
+import { decodeCommandResult, encodeCommandResult } from '../rpc/results.ts';
 import { abortError, ServerError } from './errors.ts';
 import { NoLeaderError, type RaftServer } from './raftServer.ts';
 
@@ -65,7 +65,7 @@ export class Writes {
     const data = encodeCommand(cmd);
     return this.onLeader('apply', { idempotent: false, signal },
       () => this.applyOnLeader(data),
-      (address, call) => this.#o.rpcClient.apply(address, data, call).then((r) => v8.deserialize(r) as CommandResult));
+      (address, call) => this.#o.rpcClient.apply(address, data, call).then((r) => decodeCommandResult(r)));
   }
 
   applyOnLeader(data: Uint8Array): Promise<CommandResult> {
@@ -78,7 +78,7 @@ export class Writes {
     this.requireLeader();
     // Only state-store commands travel this way; control entries (restore) have their own path.
     if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
-    return v8.serialize(await this.applyOnLeader(data));
+    return encodeCommandResult(await this.applyOnLeader(data));
   }
 
   /** Throws unless this server is the leader (a call forwarded here expects one). */
