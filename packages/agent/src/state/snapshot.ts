@@ -12,6 +12,7 @@
 import { BTree } from './btree.ts';
 import { SnapshotFormatError, StateError } from './errors.ts';
 import { configEntryFromSnapshot } from './configEntries.ts';
+import { caConfigFromInput, caProviderStateFromInput, caRootFromInput } from './connectCA.ts';
 import { checkFromInput, isRecord, nodeFromInput, optString, optUint, reqString, serviceFromInput, deepFreeze } from './rows.ts';
 import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, configEntryKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
 import { isCheckStatus } from './validate.ts';
@@ -78,6 +79,7 @@ export function encodeSnapshot(d: StateData): Uint8Array {
     sessions: entries(d.sessions),
     lockDelays: [...d.lockDelays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     configEntries: entries(d.configEntries),
+    connectCA: { config: d.caConfig ?? null, roots: entries(d.caRoots), providerState: entries(d.caProviderState) },
     future,
   };
   return Buffer.from(MAGIC + JSON.stringify(doc));
@@ -253,6 +255,22 @@ export function decodeSnapshot(bytes: Uint8Array): StateData {
     if (d.configEntries.has(key)) fail(where, `duplicate config entry ${e.Kind}/${e.Name}`);
     d.setConfigEntry(key, e);
   });
+
+  // Absent in snapshots written before the CA existed.
+  if (doc.connectCA !== undefined) {
+    const ca = doc.connectCA;
+    if (!isRecord(ca)) fail('connectCA', 'not an object');
+    if (ca.config !== null && ca.config !== undefined) d.caConfig = deepFreeze(row('connectCA.config', () => caConfigFromInput(ca.config, 'connectCA.config')));
+    (Array.isArray(ca.roots) ? ca.roots : []).forEach((raw, i) => {
+      const r = row(`connectCA.roots[${i}]`, () => caRootFromInput(raw, `connectCA.roots[${i}]`));
+      if (d.caRoots.has(r.ID)) fail(`connectCA.roots[${i}]`, `duplicate root ${r.ID}`);
+      d.setCARoot(r.ID, deepFreeze(r));
+    });
+    (Array.isArray(ca.providerState) ? ca.providerState : []).forEach((raw, i) => {
+      const s = row(`connectCA.providerState[${i}]`, () => caProviderStateFromInput(raw, `connectCA.providerState[${i}]`));
+      d.setCAProviderState(s.ID, deepFreeze(s));
+    });
+  }
 
   if (!isRecord(doc.future)) fail('future', 'missing or not an object');
   for (const t of FUTURE_TABLES) {

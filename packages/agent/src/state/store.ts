@@ -7,6 +7,7 @@
 // return immutable rows, so a reader may keep what it got while later writes replace rows.
 import { applyDeregister, applyRegister } from './catalog.ts';
 import { configEntryDelete, configEntrySet } from './configEntries.ts';
+import { connectCASet } from './connectCA.ts';
 import { StateError, invalidRequest } from './errors.ts';
 import { kvsDelete, kvsDeleteCas, kvsDeleteTree, kvsLock, kvsReapTombstones, kvsSet, kvsSetCas, kvsUnlock, pruneLockDelays } from './kvs.ts';
 import { isRecord, optBytes, optString, optUint, reqString } from './rows.ts';
@@ -17,7 +18,7 @@ import { runTxn } from './txn.ts';
 import { optUint64 } from './uint64.ts';
 import { WatchHub, WatchSet, kvTopic } from './watch.ts';
 import type {
-  CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
+  CAConfiguration, CAProviderState, CARoot, CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
   HealthServiceQueryOptions, Node, NodeService, NodeServicesValue, QueryResult, ServiceNode, ServiceQueryOptions,
   Session, SessionChange, StateReader, TableName, TxnOp, TxnResponse, WatchRecorder,
 } from './types.ts';
@@ -197,6 +198,8 @@ export class StateStore implements StateReader {
         return configEntrySet(tx, c.Entry, c.Cas);
       case 'configEntryDelete':
         return configEntryDelete(tx, c.Kind, c.Name, c.Cas);
+      case 'connectCASet':
+        return connectCASet(tx, c.Config, c.Roots, c.ProviderState, c.Cas);
       case 'txn':
         return runTxn(tx, c.Ops);
       default:
@@ -477,5 +480,24 @@ export class StateStore implements StateReader {
   configEntriesAll(ws?: WatchRecorder): QueryResult<ConfigEntry[]> {
     ws?.addTable('config-entries');
     return { index: this.tableIndex('config-entries'), value: this.#data.configEntries.valuesArray() };
+  }
+
+  // The CA (Consul's CARoots / CAConfig). The provider state (private keys) is not part of
+  // StateReader: only the server's signer reads it.
+
+  caRoots(ws?: WatchRecorder): QueryResult<CARoot[]> {
+    ws?.addTable('connect-ca-roots');
+    return { index: this.tableIndex('connect-ca-roots'), value: this.#data.caRoots.valuesArray() };
+  }
+
+  caConfig(ws?: WatchRecorder): QueryResult<CAConfiguration | null> {
+    ws?.addTopic(topics.caConfig);
+    const c = this.#data.caConfig ?? null;
+    return { index: Math.max(1, c?.ModifyIndex ?? 0), value: c };
+  }
+
+  /** A root's private key and certificate (secret: never serve or log it). */
+  caProviderState(rootId: string): CAProviderState | null {
+    return this.#data.caProviderState.get(rootId) ?? null;
   }
 }

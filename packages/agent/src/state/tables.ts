@@ -10,7 +10,7 @@
 // command that succeeds publishes the topics it touched once, at commit.
 import { BTree } from './btree.ts';
 import { kvTopic, tableTopic, type WatchHub } from './watch.ts';
-import type { ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
+import type { CAConfiguration, CAProviderState, CARoot, ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
 
 export interface ServiceRow {
   /** The node's name as stored in its node row. */
@@ -19,10 +19,10 @@ export interface ServiceRow {
 }
 
 /** Tables Connect work will fill; present now so snapshots and indexes already carry them. */
-export const FUTURE_TABLES = ['coordinates', 'intentions', 'connect-ca-roots'] as const;
+export const FUTURE_TABLES = ['coordinates', 'intentions'] as const;
 export type FutureTable = (typeof FUTURE_TABLES)[number];
 
-export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', 'config-entries', ...FUTURE_TABLES];
+export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', 'config-entries', 'connect-ca-roots', ...FUTURE_TABLES];
 
 export const SEP = '\0';
 export const lower = (s: string): string => s.toLowerCase();
@@ -47,6 +47,8 @@ export const topics = {
   nodeSessions: (node: string): string => `nodesess:${lower(node)}`,
   /** The config entries of one kind (lists). */
   configKind: (kind: string): string => `cfgkind:${lower(kind)}`,
+  /** The CA configuration row. */
+  caConfig: 'ca:config',
   /** One config entry. */
   configEntry: (kind: string, name: string): string => `cfg:${lower(kind)}${SEP}${lower(name)}`,
 };
@@ -89,8 +91,12 @@ export class StateData {
   /** configEntryKey(kind, name) → entry. */
   readonly configEntries = new BTree<string, ConfigEntry>();
   readonly future: Record<FutureTable, BTree<string, unknown>> = {
-    coordinates: new BTree(), intentions: new BTree(), 'connect-ca-roots': new BTree(),
+    coordinates: new BTree(), intentions: new BTree(),
   };
+  /** The CA (state/connectCA.ts): roots by ID, the configuration, the provider state by root ID. */
+  readonly caRoots = new BTree<string, CARoot>();
+  caConfig: CAConfiguration | undefined = undefined;
+  readonly caProviderState = new BTree<string, CAProviderState>();
 
   // Secondary indexes, always derived from the rows above (rebuilt on restore, never snapshotted).
   /** lower(node ID) → node key. */
@@ -190,6 +196,20 @@ export class StateData {
     return old;
   }
 
+  setCARoot(id: string, row: CARoot | undefined): CARoot | undefined {
+    const old = this.caRoots.get(id);
+    if (row) this.caRoots.set(id, row);
+    else this.caRoots.delete(id);
+    return old;
+  }
+
+  setCAProviderState(id: string, row: CAProviderState | undefined): CAProviderState | undefined {
+    const old = this.caProviderState.get(id);
+    if (row) this.caProviderState.set(id, row);
+    else this.caProviderState.delete(id);
+    return old;
+  }
+
   tableIndex(t: TableName): number {
     return this.tableIndexes.get(t) ?? 0;
   }
@@ -284,6 +304,25 @@ export class WriteTx {
     const e = (row ?? old)!;
     this.topics.add(topics.configKind(e.Kind));
     this.topics.add(topics.configEntry(e.Kind, e.Name));
+  }
+
+  putCARoot(id: string, row: CARoot | undefined): void {
+    const old = this.data.setCARoot(id, row);
+    this.#undo.push(() => this.data.setCARoot(id, old));
+    this.bumpTable('connect-ca-roots');
+  }
+
+  putCAConfig(row: CAConfiguration): void {
+    const old = this.data.caConfig;
+    this.data.caConfig = row;
+    this.#undo.push(() => (this.data.caConfig = old));
+    this.topics.add(topics.caConfig);
+  }
+
+  /** Secret rows: change no index anyone reads, wake nobody. */
+  putCAProviderState(id: string, row: CAProviderState | undefined): void {
+    const old = this.data.setCAProviderState(id, row);
+    this.#undo.push(() => this.data.setCAProviderState(id, old));
   }
 
   bumpTable(t: TableName): void {

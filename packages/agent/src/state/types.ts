@@ -188,6 +188,50 @@ export interface ConfigEntry {
   ModifyIndex: number;
 }
 
+/** A CA root (Consul's structs.CARoot, as `GET /v1/connect/ca/roots` shows it). */
+export interface CARoot {
+  /** Lower-case colon-separated hex of the SHA-1 fingerprint of the certificate's DER. */
+  ID: string;
+  Name: string;
+  SerialNumber: number;
+  /** Colon-separated hex of the signing key's SubjectKeyId. */
+  SigningKeyID: string;
+  ExternalTrustDomain: string;
+  /** RFC 3339. */
+  NotBefore: string;
+  NotAfter: string;
+  RootCert: string;
+  /** Cross-signed certificates that chain this root to earlier ones (null when none). */
+  IntermediateCerts: string[] | null;
+  Active: boolean;
+  RotatedOutAt: string;
+  PrivateKeyType: string;
+  PrivateKeyBits: number;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+/** The CA configuration (Consul's structs.CAConfiguration): one row. */
+export interface CAConfiguration {
+  ClusterID: string;
+  Provider: string;
+  /** LeafCertTTL, IntermediateCertTTL, RootCertTTL, PrivateKeyType, PrivateKeyBits, CSRMaxPerSecond,
+   *  CSRMaxConcurrent, and (bring your own) PrivateKey and RootCert. */
+  Config: Record<string, unknown>;
+  ForceWithoutCrossSigning: boolean;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+/** The built-in provider's secret state (Consul's CAConsulProviderState): a root's private key. Never
+ *  served over HTTP, never logged. */
+export interface CAProviderState {
+  /** The root's ID. */
+  ID: string;
+  PrivateKey: string;
+  RootCert: string;
+}
+
 export interface ServiceCheck {
   ID: string;
   Namespace?: string;
@@ -402,6 +446,20 @@ export interface ConfigEntryDeleteCommand extends CommandBase {
   Cas?: number;
 }
 
+/**
+ * Sets the CA configuration, its roots and the provider state at once (Consul's
+ * CAOpSetRootsAndConfig). `Cas`: 0 only when no CA exists yet, N only when the configuration's
+ * ModifyIndex is N. Result: boolean (false on a CAS miss).
+ */
+export interface ConnectCASetCommand extends CommandBase {
+  type: 'connectCASet';
+  Config: Omit<CAConfiguration, 'CreateIndex' | 'ModifyIndex'>;
+  Roots: Omit<CARoot, 'CreateIndex' | 'ModifyIndex'>[];
+  /** The active root's key; absent keeps what is stored. */
+  ProviderState?: CAProviderState[];
+  Cas?: number;
+}
+
 export type KVVerb =
   | 'set' | 'cas' | 'lock' | 'unlock' | 'get' | 'get-tree' | 'check-index' | 'check-session'
   | 'check-not-exists' | 'delete' | 'delete-tree' | 'delete-cas';
@@ -475,6 +533,7 @@ export type Command =
   | SessionDestroyCommand
   | ConfigEntrySetCommand
   | ConfigEntryDeleteCommand
+  | ConnectCASetCommand
   | TxnCommand;
 // Not commands, on purpose: user events (gossip, not Raft) and session renew (leader-local timer).
 
@@ -518,6 +577,7 @@ export interface CommandValueMap {
   sessionDestroy: true;
   configEntrySet: boolean;
   configEntryDelete: boolean;
+  connectCASet: boolean;
   /** A txn whose ops fail is still ok:true, with Errors set and nothing applied. */
   txn: TxnResponse;
 }
@@ -648,4 +708,9 @@ export interface StateReader {
   configEntries(kind: string, ws?: WatchRecorder): QueryResult<ConfigEntry[]>;
   /** Every entry, by kind then name. */
   configEntriesAll(ws?: WatchRecorder): QueryResult<ConfigEntry[]>;
+
+  /** The CA roots, by ID; index: the connect-ca-roots table's. */
+  caRoots(ws?: WatchRecorder): QueryResult<CARoot[]>;
+  /** The CA configuration (null before the first leader made one); index: its ModifyIndex. */
+  caConfig(ws?: WatchRecorder): QueryResult<CAConfiguration | null>;
 }
