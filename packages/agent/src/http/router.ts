@@ -20,6 +20,8 @@ export interface RouteDeps extends BlockingDeps {
   metrics: MetricsSink;
   events: EventLog;
   logger?: Logger;
+  /** Registers work to stop when the HTTP server closes (a route module's background watch). */
+  onClose?: (fn: () => void) => void;
 }
 
 export interface EndpointSpec {

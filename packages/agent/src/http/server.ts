@@ -27,6 +27,7 @@ import { catalogRoutes } from './routes/catalog.ts';
 import { configRoutes } from './routes/config.ts';
 import { eventRoutes } from './routes/event.ts';
 import { healthRoutes } from './routes/health.ts';
+import { authorizeRoutes, intentionRoutes } from './routes/intentions.ts';
 import { kvRoutes } from './routes/kv.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { statusRoutes } from './routes/status.ts';
@@ -79,6 +80,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const metrics = backend.metrics ?? new MetricsSink();
   const events = backend.events ?? new EventLog();
   const logger = opts.logger?.child({ component: 'agent.http' });
+  const closers: Array<() => void> = [];
   const deps: RouteDeps = {
     backend,
     metrics,
@@ -86,6 +88,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     logger,
     random: opts.random ?? Math.random,
     newWatchSet: () => backend.store.watchSet(),
+    onClose: (fn) => closers.push(fn),
   };
 
   const limits = backend.config.limits;
@@ -183,6 +186,8 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...sessionRoutes(deps),
     ...txnRoutes(deps),
     ...configRoutes(deps),
+    ...intentionRoutes(deps),
+    ...authorizeRoutes(deps),
     ...eventRoutes(deps),
     ...(opts.routes ?? []),
   ];
@@ -301,6 +306,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       return { port };
     },
     async close() {
+      for (const stop of closers) stop();
       for (const ac of inflight) ac.abort();
       await app.close();
     },
