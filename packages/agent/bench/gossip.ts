@@ -5,16 +5,18 @@
 //      for 100, 1,000 and 5,000 members — a join, a graceful leave and a crash reaching 99.9% of
 //      the pool — beside the epidemic model of Serf's convergence simulator;
 //   2. false failure declarations at 10% packet loss with 5% stalled members, Lifeguard on and off;
-//   3. real agents: 50 libp2p agents in one process (time to a full member list, RSS, idle CPU per
-//      agent over 10 s at Consul's defaults), and the RSS and idle CPU of a real client agent
-//      process (`trellis agent` joined to a -dev server).
+//   3. real agents at Consul's defaults: 50 agents in one process (time to a full member list, RSS,
+//      idle CPU per agent), 10 agents in 10 processes (the same, each process measured from /proc),
+//      and the RSS and idle CPU of a real client agent process (`trellis agent` joined to a -dev
+//      server). Idle CPU is measured over --idle seconds after a 5 s settle.
 //
 // Each part runs in a child process of its own so that memory and CPU numbers are not mixed up
 // (one simulated pool of 5,000 members alone holds 25 million member records).
 //
 // Options: --quick (smaller and shorter: 100/1,000 members, 30 s of false-positive simulation),
-//          --seed=<n>, --only=sim|fp|real.
-import { spawnSync } from 'node:child_process';
+//          --seed=<n>, --only=sim|fp|real, --idle=<seconds> (idle CPU window, default 60).
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { createInterface } from 'node:readline';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
 import { epidemicModel, falsePositives, measureLifecycle } from '../src/gossip/sim/index.ts';
@@ -27,6 +29,7 @@ const args = process.argv.slice(2);
 const flag = (name: string): string | undefined => args.find((a) => a.startsWith(`--${name}=`))?.split('=')[1];
 const quick = args.includes('--quick');
 const seed = Number(flag('seed') ?? 1);
+const idleSeconds = Number(flag('idle') ?? 60);
 
 function child<T>(mode: string, extra: string[], heapMb: number): T {
   const r = spawnSync(process.execPath, [`--max-old-space-size=${heapMb}`, self, `--child=${mode}`, `--seed=${seed}`, ...extra], {
@@ -90,11 +93,11 @@ async function childReal(n: number): Promise<void> {
     await new Promise((r) => setTimeout(r, 20));
   }
   const convergedMs = performance.now() - t0;
-  // Let joins settle (warm-up dials, gossipsub meshes) before measuring the idle cost.
+  // Let joins settle (periodic push-pulls after a join) before measuring the idle cost.
   await new Promise((r) => setTimeout(r, 5000));
   const c0 = process.cpuUsage();
   const w0 = performance.now();
-  await new Promise((r) => setTimeout(r, 10_000));
+  await new Promise((r) => setTimeout(r, idleSeconds * 1000));
   const cpu = process.cpuUsage(c0);
   const wall = performance.now() - w0;
   const cpuPerAgentPct = ((cpu.user + cpu.system) / 1000 / wall) * 100 / n;
@@ -105,6 +108,102 @@ async function childReal(n: number): Promise<void> {
   const deaths = stats.reduce((a, s) => a + s.deadDeclared, 0);
   await Promise.all(pools.map((p) => p.stop()));
   console.log(JSON.stringify({ joinedMs, convergedMs, cpuPerAgentPct, rssMb, stable, suspicions, deaths }));
+}
+
+/**
+ * One agent in a process of its own (for the multi-process row): starts, prints its join address,
+ * joins --join (retrying, as -retry-join would), prints when it joined and when its member list
+ * first held --n live members (epoch ms: the parent compares processes), then idles until killed.
+ */
+async function childMember(): Promise<void> {
+  const n = Number(flag('n'));
+  const p = await GossipPool.create({ nodeName: flag('name')!, datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0, joinTimeoutMs: 15_000 });
+  await p.start();
+  const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
+  say({ addr: p.joinAddress });
+  const via = flag('join');
+  if (via) {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        await p.join(via.split(','));
+        break;
+      } catch (err) {
+        if (attempt >= 5) throw err;
+      }
+    }
+  }
+  say({ joinedAt: Date.now() });
+  const poll = setInterval(() => {
+    if (p.members().filter((m) => m.Status === 1).length === n) {
+      clearInterval(poll);
+      say({ fullAt: Date.now() });
+    }
+  }, 10);
+  process.once('SIGTERM', () => {
+    const live = p.members().filter((m) => m.Status === 1).length;
+    const st = p.stats();
+    say({ live, suspicions: st.suspicionsRaised, deaths: st.deadDeclared });
+    void p.stop().then(() => process.exit(0));
+  });
+}
+
+/** Starts a member process and resolves with it and its first line (its join address). */
+function startMember(name: string, n: number, join: string | undefined, lines: Map<ChildProcess, object[]>): Promise<{ proc: ChildProcess; addr: string }> {
+  const proc = spawn(process.execPath, [self, '--child=member', `--name=${name}`, `--n=${n}`, ...(join ? [`--join=${join}`] : [])], {
+    stdio: ['ignore', 'pipe', 'inherit'],
+  });
+  lines.set(proc, []);
+  return new Promise((resolve, reject) => {
+    proc.once('exit', (code) => reject(new Error(`member ${name} exited with ${code}`)));
+    createInterface({ input: proc.stdout! }).on('line', (l) => {
+      const o = JSON.parse(l) as { addr?: string };
+      lines.get(proc)!.push(o);
+      if (o.addr) resolve({ proc, addr: o.addr });
+    });
+  });
+}
+
+async function waitFor(cond: () => boolean, what: string, timeoutMs: number): Promise<void> {
+  const t0 = performance.now();
+  while (!cond()) {
+    if (performance.now() - t0 > timeoutMs) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}
+
+/** n agents in n processes on loopback: convergence, then each process's idle CPU and RSS from /proc. */
+async function childProcs(n: number): Promise<void> {
+  const lines = new Map<ChildProcess, object[]>();
+  const seedMember = await startMember('p0', n, undefined, lines);
+  // Every process is started (and has loaded its code) before the joins are timed.
+  const rest = await Promise.all(Array.from({ length: n - 1 }, (_, i) => startMember(`p${i + 1}`, n, seedMember.addr, lines)));
+  const procs = [seedMember.proc, ...rest.map((r) => r.proc)];
+  const get = <T>(proc: ChildProcess, key: string): T | undefined => (lines.get(proc)!.find((o) => key in o) as Record<string, T> | undefined)?.[key];
+  try {
+    await waitFor(() => procs.every((p) => get(p, 'fullAt') !== undefined), 'every member list to be full', 120_000);
+    const joined = rest.map((r) => get<number>(r.proc, 'joinedAt')!);
+    const firstJoin = Math.min(...joined);
+    const lastJoin = Math.max(...joined);
+    const lastFull = Math.max(...procs.map((p) => get<number>(p, 'fullAt')!));
+    await new Promise((r) => setTimeout(r, 5000));
+    const hz = 100; // USER_HZ on Linux
+    const before = procs.map((p) => procUsage(p.pid!));
+    const t0 = performance.now();
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
+    const after = procs.map((p) => procUsage(p.pid!));
+    const secs = (performance.now() - t0) / 1000;
+    const cpuPct = after.map((a, i) => ((a.ticks - before[i]!.ticks) / hz) / secs * 100);
+    for (const p of procs) p.kill('SIGTERM');
+    await waitFor(() => procs.every((p) => get(p, 'live') !== undefined), 'members to report', 20_000);
+    const stable = procs.every((p) => get<number>(p, 'live') === n);
+    const suspicions = procs.reduce((a, p) => a + get<number>(p, 'suspicions')!, 0);
+    const deaths = procs.reduce((a, p) => a + get<number>(p, 'deaths')!, 0);
+    console.log(JSON.stringify({
+      joinSpanMs: lastJoin - firstJoin, afterLastJoinMs: lastFull - lastJoin, cpuPct, rssMb: after.map((a) => a.rssMb), stable, suspicions, deaths,
+    }));
+  } finally {
+    for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  }
 }
 
 /** RSS (MB) and CPU ticks (user + system) of a process and its descendants, from /proc. */
@@ -130,7 +229,7 @@ function procUsage(pid: number): { rssMb: number; ticks: number } {
 }
 
 /** A real server agent (-dev) and a real client agent joined to it, as `trellis` processes: the
- *  client's RSS after it settled, and its idle CPU over 10 s. */
+ *  client's RSS after it settled, and its idle CPU over the idle window. */
 async function childAgents(): Promise<void> {
   const server = await AgentProcess.start({ mode: 'dev', name: 'bench-server' });
   const client = await AgentProcess.start({ mode: 'client', name: 'bench-client', args: ['-retry-join', server.serfAddr] });
@@ -139,7 +238,7 @@ async function childAgents(): Promise<void> {
     const hz = 100; // USER_HZ on Linux
     const before = procUsage(client.pid!);
     const t0 = performance.now();
-    await new Promise((r) => setTimeout(r, 10_000));
+    await new Promise((r) => setTimeout(r, idleSeconds * 1000));
     const after = procUsage(client.pid!);
     const cpuPct = ((after.ticks - before.ticks) / hz) / ((performance.now() - t0) / 1000) * 100;
     console.log(JSON.stringify({ clientRssMb: after.rssMb, clientCpuPct: cpuPct, serverRssMb: procUsage(server.pid!).rssMb }));
@@ -187,12 +286,18 @@ async function main(): Promise<void> {
 
   if (!only || only === 'real') {
     const n = 50;
-    console.log(`\n3. Real agents (libp2p 3, TCP + noise + yamux + gossipsub, loopback, one process), Consul defaults`);
-    const r = child<{ joinedMs: number; convergedMs: number; cpuPerAgentPct: number; rssMb: number; stable: boolean; suspicions: number; deaths: number }>('real', [`--n=${n}`], 4096);
-    console.log(`  ${n} agents: all joins answered in ${fmt(r.joinedMs / 1000)} s; full member list everywhere after ${fmt(r.convergedMs / 1000)} s`);
-    console.log(`  RSS of the ${n}-agent process: ${fmt(r.rssMb, 0)} MB; idle CPU per agent over 10 s: ${fmt(r.cpuPerAgentPct)}% of a core; still converged: ${r.stable}; suspicions ${r.suspicions}, deaths declared ${r.deaths}`);
-    const a = child<{ clientRssMb: number; clientCpuPct: number; serverRssMb: number }>('agents', [], 1024);
-    console.log(`  a client agent process (trellis agent, joined to a -dev server): RSS ${fmt(a.clientRssMb, 0)} MB (target 80), idle CPU ${fmt(a.clientCpuPct)}% of a core; the -dev server: RSS ${fmt(a.serverRssMb, 0)} MB`);
+    const idleArg = `--idle=${idleSeconds}`;
+    console.log(`\n3. Real agents (SWIM over UDP, push-pull over libp2p TCP + noise + yamux, loopback), Consul defaults; idle CPU over ${idleSeconds} s`);
+    const r = child<{ joinedMs: number; convergedMs: number; cpuPerAgentPct: number; rssMb: number; stable: boolean; suspicions: number; deaths: number }>('real', [`--n=${n}`, idleArg], 4096);
+    console.log(`  ${n} agents, one process: all joins answered in ${fmt(r.joinedMs / 1000)} s; full member list everywhere after ${fmt(r.convergedMs / 1000)} s (${fmt((r.convergedMs - r.joinedMs) / 1000)} s after the last join)`);
+    console.log(`    RSS of the process: ${fmt(r.rssMb, 0)} MB; idle CPU per agent: ${fmt(r.cpuPerAgentPct, 3)}% of a core; still converged: ${r.stable}; suspicions ${r.suspicions}, deaths declared ${r.deaths}`);
+    const np = 10;
+    const m = child<{ joinSpanMs: number; afterLastJoinMs: number; cpuPct: number[]; rssMb: number[]; stable: boolean; suspicions: number; deaths: number }>('procs', [`--n=${np}`, idleArg], 1024);
+    const spread = (xs: number[], d: number): string => `mean ${fmt(xs.reduce((a, b) => a + b, 0) / xs.length, d)}, min ${fmt(Math.min(...xs), d)}, max ${fmt(Math.max(...xs), d)}`;
+    console.log(`  ${np} agents, ${np} processes (joined at once through one of them): joins answered within ${fmt(m.joinSpanMs / 1000)} s of each other; full member list everywhere ${fmt(m.afterLastJoinMs / 1000)} s after the last join`);
+    console.log(`    idle CPU per agent process: ${spread(m.cpuPct, 3)}% of a core; RSS per process: ${spread(m.rssMb, 0)} MB; still converged: ${m.stable}; suspicions ${m.suspicions}, deaths declared ${m.deaths}`);
+    const a = child<{ clientRssMb: number; clientCpuPct: number; serverRssMb: number }>('agents', [idleArg], 1024);
+    console.log(`  a client agent process (trellis agent, joined to a -dev server): RSS ${fmt(a.clientRssMb, 0)} MB, idle CPU ${fmt(a.clientCpuPct, 3)}% of a core; the -dev server: RSS ${fmt(a.serverRssMb, 0)} MB`);
   }
 }
 
@@ -202,4 +307,6 @@ if (mode === 'sim') await childSim(n);
 else if (mode === 'fp') await childFp(n, flag('lifeguard') === 'true', Number(flag('ms')));
 else if (mode === 'real') await childReal(n);
 else if (mode === 'agents') await childAgents();
+else if (mode === 'member') await childMember();
+else if (mode === 'procs') await childProcs(n);
 else await main();

@@ -177,6 +177,25 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
   });
 });
 
+describe('SWIM packets from the -bind address', () => {
+  test('agents bound to their own loopback addresses probe each other over UDP from those addresses (no packet refused as spoofed)', async () => {
+    // Linux routes all of 127/8 to lo; an unbound socket would send from 127.0.0.1, which the
+    // receiver would refuse: a live member's packets must come from its own address and port.
+    const a = await pool('b2', { bindAddr: '127.0.0.2' });
+    const b = await pool('b3', { bindAddr: '127.0.0.3' });
+    try {
+      assert.equal(a.joinAddress.split(':')[0], '127.0.0.2');
+      assert.equal(await b.join([a.joinAddress]), 1);
+      await until('five answered probes each way', () => [a, b].every((p) => p.stats().probes - p.stats().probesFailed >= 5), 10_000);
+      assert.equal(statusOf(a, 'b3'), 1);
+      assert.equal(statusOf(b, 'b2'), 1);
+      assert.equal(a.stats().spoofed + b.stats().spoofed, 0);
+    } finally {
+      await Promise.all([a, b].map((p) => p.stop()));
+    }
+  });
+});
+
 describe('gossip encryption (-encrypt → libp2p private network)', () => {
   test('agents with a wrong key or no key cannot join (the handshake stalls: "gossip key mismatch?") and learn nothing', async () => {
     const a = await pool('k0', { encryptKey: KEY_A });
