@@ -9,6 +9,7 @@ import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand 
 import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
 import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
+import { INTENTION_COMMANDS } from './commands/intention.ts';
 import { keygenCommand } from './commands/keygen.ts';
 import { kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand } from './commands/kv.ts';
 import { leaveCommand, reloadCommand } from './commands/lifecycle.ts';
@@ -25,7 +26,7 @@ export const COMMANDS: readonly Command[] = [
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
   configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
   eventCommand, forceLeaveCommand,
-  infoCommand, joinCommand, keygenCommand,
+  infoCommand, ...INTENTION_COMMANDS, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
   leaveCommand, lockCommand, membersCommand,
   raftListPeersCommand, raftRemovePeerCommand, raftTransferLeaderCommand, reloadCommand,
@@ -38,6 +39,7 @@ export const COMMANDS: readonly Command[] = [
 const GROUPS: Readonly<Record<string, string>> = {
   catalog: 'Interact with the catalog',
   config: 'Interact with Trellis\'s centralized configurations',
+  intention: 'Interact with Connect service intentions',
   kv: 'Interact with the key-value store',
   operator: 'Provides cluster-level tools for Trellis operators',
   'operator raft': 'Provides cluster-level tools for Trellis operators',

@@ -8,6 +8,7 @@
 //   DELETE /v1/connect/intentions/exact?source=&destination=   remove the source (the entry with its last): true
 //   GET    /v1/connect/intentions/match?by=source|destination&name=...   {name: [intentions]}
 //   GET    /v1/connect/intentions/check?source=&destination=            {"Allowed": bool}
+//   GET|DELETE /v1/connect/intentions/:id                 a legacy-created intention by its ID
 // A write reads the destination's entry, changes its Sources, validates the whole entry with the
 // config entry rules (structs/configEntries: duplicate sources, partial wildcards, Action with
 // Permissions ... with Consul's texts, 400) and writes it back with a check-and-set on its
@@ -297,8 +298,35 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
     return { Allowed: res.value };
   }
 
+  /** GET /v1/connect/intentions/:id: a legacy-created intention by its ID (the source's LegacyID). */
+  async function getById(ctx: RequestContext): Promise<unknown> {
+    const id = ctx.rest;
+    const res = await readQuery<Intention | undefined>(ctx, deps, (ws) => {
+      const r = store.configEntries(SERVICE_INTENTIONS, ws);
+      return { index: r.index, value: flattenIntentions(r.value).find((i) => i.ID === id) };
+    });
+    if (res.value === undefined) throw new HttpError(404, INTENTION_NOT_FOUND, 'ERR_NOT_FOUND');
+    return res.value;
+  }
+
+  /** DELETE /v1/connect/intentions/:id (computeApplyChangesLegacyDelete). */
+  async function deleteById(ctx: RequestContext): Promise<unknown> {
+    const id = ctx.rest;
+    await backend.consistentRead(ctx.signal);
+    const found = flattenIntentions(store.configEntries(SERVICE_INTENTIONS).value).find((i) => i.ID === id);
+    if (!found) throw new HttpError(404, `Cannot delete non-existent intention: '${id}'`, 'ERR_NOT_FOUND');
+    await mutate(ctx, found.DestinationName, (sources) => {
+      const at = sources.findIndex((s) => str(s.LegacyID) === id);
+      if (at < 0) return null;
+      sources.splice(at, 1);
+      return sources;
+    });
+    return undefined;
+  }
+
   return [
     { path: '/v1/connect/intentions', methods: { GET: list, POST: create } },
+    { path: '/v1/connect/intentions/', prefix: true, methods: { GET: getById, DELETE: deleteById } },
     { path: '/v1/connect/intentions/exact', methods: { GET: getExact, PUT: putExact, DELETE: deleteExact } },
     { path: '/v1/connect/intentions/match', methods: { GET: match } },
     { path: '/v1/connect/intentions/check', methods: { GET: check } },
