@@ -1,0 +1,163 @@
+// The public listener: where other services' sidecars connect. Every connection must present a
+// client certificate that chains to one of the CA's roots (OpenSSL checks the chain during the
+// handshake: requestCert + rejectUnauthorized) and names a service by its SPIFFE URI SAN; the agent
+// then says whether an intention allows that service to reach ours (POST
+// /v1/agent/connect/authorize, Consul's connect/proxy/listener.go + connect/service.go). Allowed
+// connections are piped to the local app.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import type { AgentApi } from './agentApi.ts';
+import type { Logger } from './log.ts';
+import { M, type Metrics } from './metrics.ts';
+import { join, track } from './pipe.ts';
+import { uriSans } from './spiffe.ts';
+import type { TlsMaterial, TlsSnapshot } from './tlsMaterial.ts';
+import type { AuthorizeResult } from './types.ts';
+
+/** Consul's connect.HexString: the serial as lower-case hex byte pairs joined by colons. */
+export function serialHex(nodeSerial: string): string {
+  const hex = nodeSerial.toLowerCase().replace(/[^0-9a-f]/g, '');
+  const even = hex.length % 2 ? `0${hex}` : hex;
+  return even.match(/../g)?.join(':') ?? '';
+}
+
+/**
+ * Intention decisions for a short while. The agent answers from its own cache, so this only saves
+ * the loopback round trip for bursts of connections from one caller; kept well under the 2 s in
+ * which a new deny must refuse new connections.
+ */
+export class AuthorizeCache {
+  private readonly entries = new Map<string, { result: AuthorizeResult; expires: number }>();
+  private readonly ttlMs: number;
+  private readonly now: () => number;
+  constructor(ttlMs: number, now: () => number = Date.now) {
+    this.ttlMs = ttlMs;
+    this.now = now;
+  }
+  get(uri: string): AuthorizeResult | undefined {
+    const e = this.entries.get(uri);
+    if (!e) return undefined;
+    if (e.expires <= this.now()) { this.entries.delete(uri); return undefined; }
+    return e.result;
+  }
+  set(uri: string, result: AuthorizeResult): void {
+    if (this.entries.size > 1000) this.entries.clear(); // bounded: a cache, not a record
+    this.entries.set(uri, { result, expires: this.now() + this.ttlMs });
+  }
+}
+
+export interface InboundOptions {
+  api: AgentApi;
+  tls: TlsMaterial;
+  metrics: Metrics;
+  logger: Logger;
+  /** The destination service intentions are checked against (Proxy.DestinationServiceName). */
+  target: () => string;
+  /** Where the local app listens, read for each connection (config changes apply to new ones). */
+  localApp: () => { host: string; port: number };
+  authorizeCacheMs?: number;
+}
+
+export class InboundListener {
+  private server: tls.Server | undefined;
+  private readonly cache: AuthorizeCache;
+  private readonly unsubscribe: () => void;
+  private readonly sockets = new Set<net.Socket>();
+
+  private readonly opts: InboundOptions;
+
+  constructor(opts: InboundOptions) {
+    this.opts = opts;
+    this.cache = new AuthorizeCache(opts.authorizeCacheMs ?? 1000);
+    this.unsubscribe = opts.tls.onRotate((s) => this.rotate(s));
+  }
+
+  async listen(host: string, port: number): Promise<net.AddressInfo> {
+    const snap = this.opts.tls.snapshot;
+    if (!snap) throw new Error('inbound listener: no certificates yet');
+    const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true });
+    server.on('connection', (raw: net.Socket) => { this.sockets.add(raw); raw.once('close', () => this.sockets.delete(raw)); });
+    server.on('secureConnection', (socket) => this.accept(socket));
+    server.on('tlsClientError', (err, socket) => {
+      this.opts.metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'inbound' });
+      this.opts.logger.debug('TLS handshake failed', { remote: `${socket.remoteAddress}:${socket.remotePort}`, error: err });
+      socket.destroy();
+    });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(port, host, () => { server.off('error', reject); resolve(); });
+    });
+    this.server = server;
+    const addr = server.address() as net.AddressInfo;
+    this.opts.logger.info('public listener started', { address: `${addr.address}:${addr.port}` });
+    return addr;
+  }
+
+  address(): net.AddressInfo | undefined {
+    return (this.server?.address() as net.AddressInfo | null) ?? undefined;
+  }
+
+  /** New handshakes use the new leaf and roots; connections already made are not touched. */
+  private rotate(s: TlsSnapshot): void {
+    this.server?.setSecureContext({ ...s.serverOptions });
+    this.opts.logger.info('certificates rotated', { serial: s.leaf.SerialNumber });
+  }
+
+  private accept(socket: tls.TLSSocket): void {
+    const { metrics, logger } = this.opts;
+    track(socket, metrics, 'inbound');
+    socket.on('error', () => socket.destroy());
+    const cert = socket.getPeerCertificate();
+    const uris = uriSans(cert.subjectaltname);
+    if (uris.length !== 1) {
+      // Consul's proxy: a connect certificate carries exactly one URI SAN.
+      metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'inbound' });
+      logger.warn('client certificate has no single URI SAN, closing', { remote: socket.remoteAddress, uris });
+      socket.destroy();
+      return;
+    }
+    const uri = uris[0]!;
+    // Nothing is read from the caller until the decision: bytes wait in the socket's buffer.
+    socket.pause();
+    void this.authorize(uri, serialHex(cert.serialNumber)).then((res) => {
+      if (socket.destroyed) return;
+      if (!res.Authorized) {
+        metrics.add(M.denials[0], M.denials[1], {});
+        logger.info('connection denied', { source: uri, reason: res.Reason });
+        socket.destroy();
+        return;
+      }
+      const app = this.opts.localApp();
+      const local = net.connect({ host: app.host, port: app.port, allowHalfOpen: true });
+      local.on('error', (err) => logger.warn('local app connection failed', { address: `${app.host}:${app.port}`, error: err }));
+      join(socket, local, metrics, 'inbound');
+      socket.resume();
+    });
+  }
+
+  private async authorize(uri: string, serial: string): Promise<AuthorizeResult> {
+    const cached = this.cache.get(uri);
+    if (cached) return cached;
+    try {
+      const res = await this.opts.api.post<AuthorizeResult>('/v1/agent/connect/authorize', { Target: this.opts.target(), ClientCertURI: uri, ClientCertSerial: serial });
+      const result = { Authorized: res.body.Authorized === true, Reason: String(res.body.Reason ?? '') };
+      this.cache.set(uri, result);
+      return result;
+    } catch (err) {
+      // Fail closed: without the agent's word a connection is not allowed (and not cached).
+      this.opts.logger.error('authorize failed, denying', { source: uri, error: err as Error });
+      return { Authorized: false, Reason: `authorize failed: ${(err as Error).message}` };
+    }
+  }
+
+  async close(): Promise<void> {
+    this.unsubscribe();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    const closed = new Promise<void>((r) => s.close(() => r()));
+    for (const raw of this.sockets) raw.destroy();
+    await closed;
+  }
+}

@@ -1,0 +1,82 @@
+// The proxy's Prometheus metrics, written in the text exposition format by hand: a handful of
+// counters and gauges do not need prom-client (measured: loading it costs an idle process
+// several MB; see the package README figures in the report/BENCHMARKS). Names follow Consul's
+// built-in proxy (connect/proxy/conn.go reports `consul.proxy.<svc>.inbound.conns` and
+// `.tx_bytes`/`.rx_bytes` by direction), in Prometheus form with labels instead of name parts.
+
+import http from 'node:http';
+
+type Labels = Record<string, string>;
+
+interface Family {
+  help: string;
+  type: 'counter' | 'gauge';
+  values: Map<string, number>;
+}
+
+function labelKey(labels: Labels): string {
+  const parts = Object.keys(labels).sort().map((k) => `${k}="${labels[k]!.replace(/\\/g, '\\\\').replace(/"/g, '\\"').replace(/\n/g, '\\n')}"`);
+  return parts.length ? `{${parts.join(',')}}` : '';
+}
+
+export class Metrics {
+  private readonly families = new Map<string, Family>();
+
+  private readonly constLabels: Labels;
+  constructor(constLabels: Labels = {}) {
+    this.constLabels = constLabels;
+  }
+
+  private family(name: string, type: Family['type'], help: string): Family {
+    let f = this.families.get(name);
+    if (!f) { f = { help, type, values: new Map() }; this.families.set(name, f); }
+    return f;
+  }
+
+  add(name: string, help: string, labels: Labels, n = 1, type: Family['type'] = 'counter'): void {
+    const f = this.family(name, type, help);
+    const key = labelKey({ ...this.constLabels, ...labels });
+    f.values.set(key, (f.values.get(key) ?? 0) + n);
+  }
+
+  get(name: string, labels: Labels = {}): number {
+    return this.families.get(name)?.values.get(labelKey({ ...this.constLabels, ...labels })) ?? 0;
+  }
+
+  text(): string {
+    const out: string[] = [];
+    for (const [name, f] of this.families) {
+      out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
+      for (const [k, v] of f.values) out.push(`${name}${k} ${v}`);
+    }
+    return `${out.join('\n')}\n`;
+  }
+}
+
+/** The metric names (one place, so tests and dashboards agree). */
+export const M = {
+  connsTotal: ['consul_proxy_conns_total', 'Connections accepted, by direction (inbound: the public listener; upstream: a local upstream listener).'],
+  connsActive: ['consul_proxy_conns', 'Connections open now, by direction.'],
+  rxBytes: ['consul_proxy_rx_bytes_total', 'Bytes received from the downstream side (the caller), by direction.'],
+  txBytes: ['consul_proxy_tx_bytes_total', 'Bytes sent to the downstream side (the caller), by direction.'],
+  handshakeFailures: ['consul_proxy_tls_handshake_failures_total', 'mTLS handshakes that failed (bad or missing client certificate, unknown CA, wrong server identity), by direction.'],
+  denials: ['consul_proxy_intention_denials_total', 'Inbound connections refused by intentions.'],
+  dialFailures: ['consul_proxy_upstream_dial_failures_total', 'Upstream connections that could not be made (no healthy instance, connection refused).'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+/** Serves GET /metrics (any other path: 404). Resolves with the bound server. */
+export function serveMetrics(metrics: Metrics, host: string, port: number): Promise<http.Server> {
+  const server = http.createServer((req, res) => {
+    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
+      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+      res.end(metrics.text());
+      return;
+    }
+    res.writeHead(404, { 'Content-Type': 'text/plain' });
+    res.end('404 page not found\n');
+  });
+  return new Promise((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(port, host, () => { server.off('error', reject); resolve(server); });
+  });
+}

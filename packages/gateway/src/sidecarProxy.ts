@@ -1,0 +1,236 @@
+// The sidecar proxy: a composition of the pieces, driven by three watches on the local agent
+// (Consul's connect/proxy/proxy.go + config.go's AgentConfigWatcher):
+//   the proxy's service definition  GET /v1/agent/service/<proxy-id>        (hash-blocking)
+//   its leaf certificate            GET /v1/agent/connect/ca/leaf/<service> (index-blocking)
+//   the CA roots                    GET /v1/agent/connect/ca/roots          (index-blocking)
+// It serves once it has all three, and applies later answers without a restart: a new leaf or
+// root set is used by new connections; a changed upstream list opens and closes listeners.
+
+import type net from 'node:net';
+import { AgentApi, AgentApiError, watch } from './agentApi.ts';
+import { InboundListener } from './inbound.ts';
+import { silentLogger, type Logger } from './log.ts';
+import { Metrics, serveMetrics } from './metrics.ts';
+import { TlsMaterial } from './tlsMaterial.ts';
+import { UpstreamListener, upstreamKey } from './upstream.ts';
+import type { CARoots, LeafCert, ProxyService } from './types.ts';
+import type http from 'node:http';
+
+export interface SidecarProxyOptions {
+  /** The agent's HTTP API (host:port or http://host:port). */
+  httpAddr: string;
+  /** The proxy's service ID (Consul's -proxy-id) ... */
+  proxyServiceId?: string;
+  /** ... or the ID of the service it is the sidecar of (-sidecar-for). */
+  sidecarFor?: string;
+  /** host:port for GET /metrics (Prometheus text); none when absent. */
+  metricsAddr?: string;
+  token?: string;
+  logger?: Logger;
+  /** How long intention decisions are reused (default 1 s; new denies apply within it). */
+  authorizeCacheMs?: number;
+}
+
+export interface SidecarProxy {
+  readonly proxyId: string;
+  readonly metrics: Metrics;
+  /** Where the public mTLS listener is bound. */
+  publicAddress(): net.AddressInfo | undefined;
+  /** Bound upstream listeners by destination name. */
+  upstreamAddress(destination: string): net.AddressInfo | undefined;
+  metricsAddress(): net.AddressInfo | undefined;
+  stop(): Promise<void>;
+}
+
+export class ProxyConfigError extends Error {
+  readonly code = 'ERR_PROXY_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'ProxyConfigError';
+  }
+}
+
+/** Consul's api.AgentService lookup for -sidecar-for (command/connect/proxy: LookupProxyIDForSidecar). */
+export async function lookupProxyIdForSidecar(api: AgentApi, sidecarFor: string): Promise<string> {
+  const res = await api.get<Record<string, ProxyService>>('/v1/agent/services');
+  const ids = Object.values(res.body)
+    .filter((s) => s.Kind === 'connect-proxy' && s.Proxy?.DestinationServiceID === sidecarFor)
+    .map((s) => s.ID)
+    .sort();
+  if (ids.length === 0) throw new ProxyConfigError(`No sidecar proxy registered for ${sidecarFor}`);
+  if (ids.length > 1) {
+    throw new ProxyConfigError(`More than one sidecar proxy registered for ${sidecarFor}.\n    Start proxy with -proxy-id and one of the following IDs: ${ids.join(', ')}`);
+  }
+  return ids[0]!;
+}
+
+function hostPort(s: string, what: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
+  if (!m || Number(m[2]) > 65535) throw new ProxyConfigError(`${what} ${JSON.stringify(s)}: want host:port`);
+  return { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+}
+
+/** What the proxy's service definition asks for, with Consul's built-in proxy defaults. */
+export interface ResolvedProxyConfig {
+  destinationName: string;
+  bind: { host: string; port: number };
+  localApp: { host: string; port: number };
+  upstreams: NonNullable<NonNullable<ProxyService['Proxy']>['Upstreams']>;
+}
+
+export function resolveProxyConfig(svc: ProxyService): ResolvedProxyConfig {
+  if (svc.Kind !== 'connect-proxy' || !svc.Proxy) throw new ProxyConfigError(`service ${JSON.stringify(svc.ID)} is not a connect-proxy (Kind ${JSON.stringify(svc.Kind ?? '')})`);
+  const p = svc.Proxy;
+  const cfg = p.Config ?? {};
+  const str = (k: string) => (typeof cfg[k] === 'string' ? (cfg[k] as string) : undefined);
+  const num = (k: string) => (typeof cfg[k] === 'number' ? (cfg[k] as number) : typeof cfg[k] === 'string' && /^\d+$/.test(cfg[k] as string) ? Number(cfg[k]) : undefined);
+  const localApp = str('local_service_address') !== undefined
+    ? hostPort(str('local_service_address')!, 'Config.local_service_address')
+    : { host: p.LocalServiceAddress || '127.0.0.1', port: p.LocalServicePort ?? 0 };
+  if (!localApp.port) throw new ProxyConfigError(`proxy ${svc.ID}: Proxy.LocalServicePort is not set`);
+  return {
+    destinationName: p.DestinationServiceName,
+    bind: { host: str('bind_address') || '0.0.0.0', port: num('bind_port') ?? svc.Port },
+    localApp,
+    upstreams: (p.Upstreams ?? []).filter((u) => (u.DestinationType ?? 'service') === 'service'),
+  };
+}
+
+function firstValue<T>(): { promise: Promise<T>; resolve: (v: T) => void; reject: (e: Error) => void } {
+  let resolve!: (v: T) => void;
+  let reject!: (e: Error) => void;
+  const promise = new Promise<T>((res, rej) => { resolve = res; reject = rej; });
+  return { promise, resolve, reject };
+}
+
+export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<SidecarProxy> {
+  const logger = opts.logger ?? silentLogger;
+  const api = new AgentApi({ httpAddr: opts.httpAddr, token: opts.token });
+  const stop = new AbortController();
+  let proxyId = opts.proxyServiceId;
+  if (!proxyId) {
+    if (!opts.sidecarFor) throw new ProxyConfigError('one of proxyServiceId (-proxy-id) or sidecarFor (-sidecar-for) is required');
+    proxyId = await lookupProxyIdForSidecar(api, opts.sidecarFor);
+  }
+  const metrics = new Metrics();
+  const material = new TlsMaterial();
+  let config: ResolvedProxyConfig | undefined;
+  const firstConfig = firstValue<ResolvedProxyConfig>();
+  let inbound: InboundListener | undefined;
+  let inboundBind = '';
+  const upstreams = new Map<string, UpstreamListener>();
+  let metricsServer: http.Server | undefined;
+  let leafWatchFor: string | undefined;
+  let leafStop: AbortController | undefined;
+
+  const startLeafWatch = (service: string) => {
+    if (leafWatchFor === service) return;
+    leafStop?.abort();
+    leafStop = new AbortController();
+    leafWatchFor = service;
+    const signal = AbortSignal.any([stop.signal, leafStop.signal]);
+    void watch<LeafCert>({
+      api, path: `/v1/agent/connect/ca/leaf/${encodeURIComponent(service)}`, signal, logger,
+      onChange: (leaf) => {
+        try { material.setLeaf(leaf); } catch (err) { logger.error('leaf certificate not usable, keeping the previous one', { error: err as Error }); }
+      },
+    });
+  };
+
+  // Applies a (new) configuration: listeners to open, move or close. Serialized: one at a time.
+  let applying = Promise.resolve();
+  const apply = (next: ResolvedProxyConfig) => {
+    applying = applying.then(async () => {
+      if (stop.signal.aborted || !material.snapshot) return;
+      const bindKey = `${next.bind.host}:${next.bind.port}`;
+      if (!inbound || inboundBind !== bindKey) {
+        await inbound?.close();
+        inbound = new InboundListener({
+          api, tls: material, metrics, logger: logger.named('inbound'),
+          target: () => config!.destinationName,
+          localApp: () => config!.localApp,
+          authorizeCacheMs: opts.authorizeCacheMs,
+        });
+        inboundBind = bindKey;
+        await inbound.listen(next.bind.host, next.bind.port);
+      }
+      const wanted = new Map(next.upstreams.map((u) => [upstreamKey(u), u]));
+      for (const [key, l] of upstreams) {
+        if (!wanted.has(key)) { upstreams.delete(key); await l.close(); }
+      }
+      for (const [key, u] of wanted) {
+        if (upstreams.has(key)) continue;
+        const l = new UpstreamListener({ api, tls: material, metrics, logger: logger.named(`upstream.${u.DestinationName}`), upstream: u });
+        upstreams.set(key, l);
+        await l.healthKnown(2000);
+        await l.listen();
+      }
+    }).catch((err: unknown) => {
+      logger.error('applying the proxy configuration failed', { error: err as Error });
+    });
+    return applying;
+  };
+
+  void watch<ProxyService>({
+    api, path: `/v1/agent/service/${encodeURIComponent(proxyId)}`, signal: stop.signal, logger,
+    onChange: (svc) => {
+      let next: ResolvedProxyConfig;
+      try {
+        next = resolveProxyConfig(svc);
+      } catch (err) {
+        logger.error('proxy configuration not usable', { error: err as Error });
+        if (!config) firstConfig.reject(err as Error);
+        return;
+      }
+      config = next;
+      startLeafWatch(next.destinationName);
+      firstConfig.resolve(next);
+      void apply(next);
+    },
+    onError: (err) => {
+      // A proxy ID the agent does not know will not appear by waiting: say so at once.
+      if (!config && err instanceof AgentApiError && err.status === 404) firstConfig.reject(new ProxyConfigError(`proxy service ${JSON.stringify(proxyId)} is not registered with the agent: ${err.message}`));
+    },
+  });
+  void watch<CARoots>({
+    api, path: '/v1/agent/connect/ca/roots', signal: stop.signal, logger,
+    onChange: (roots) => {
+      try { material.setRoots(roots); } catch (err) { logger.error('CA roots not usable, keeping the previous ones', { error: err as Error }); }
+    },
+  });
+
+  const shutdown = async () => {
+    stop.abort();
+    await applying;
+    await inbound?.close();
+    for (const l of upstreams.values()) await l.close();
+    upstreams.clear();
+    if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
+    api.close();
+  };
+
+  try {
+    if (opts.metricsAddr) {
+      const m = hostPort(opts.metricsAddr, '-metrics-addr');
+      metricsServer = await serveMetrics(metrics, m.host, m.port);
+    }
+    await firstConfig.promise;
+    await material.ready;
+    logger.info('certificates loaded', { service: material.snapshot!.leaf.Service, serial: material.snapshot!.leaf.SerialNumber });
+    await apply(config!);
+    if (!inbound?.address()) throw new ProxyConfigError(`could not start the public listener on ${inboundBind}`);
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+
+  const id = proxyId;
+  return {
+    proxyId: id,
+    metrics,
+    publicAddress: () => inbound?.address(),
+    upstreamAddress: (dest) => [...upstreams.values()].find((l) => l.key.startsWith(`${dest}/`))?.address(),
+    metricsAddress: () => (metricsServer?.address() as net.AddressInfo | null) ?? undefined,
+    stop: shutdown,
+  };
+}

@@ -1,0 +1,173 @@
+// One local listener per upstream (Proxy.Upstreams[]): the app connects to
+// LocalBindAddress:LocalBindPort in plain TCP; the proxy picks a healthy instance of the
+// destination's sidecar (GET /v1/health/connect/<dest>?passing, watched), connects to it with mTLS
+// presenting our leaf, names the target by SNI, and refuses the server unless its certificate's
+// SPIFFE ID is the destination service (Consul's connect/proxy/upstream.go and connect/tls.go's
+// server identity check). Then bytes are piped.
+
+import net from 'node:net';
+import tls from 'node:tls';
+import { watch, type AgentApi } from './agentApi.ts';
+import type { Logger } from './log.ts';
+import { M, type Metrics } from './metrics.ts';
+import { join, track } from './pipe.ts';
+import { parseServiceUri, upstreamSni, uriSans } from './spiffe.ts';
+import type { TlsMaterial } from './tlsMaterial.ts';
+import type { ServiceEntry, Upstream } from './types.ts';
+
+export interface Instance { host: string; port: number }
+
+/** Where to reach a proxy instance: the service's address, else its node's (Consul's rule). */
+export function instanceAddress(e: ServiceEntry): Instance {
+  return { host: e.Service.Address || e.Node.Address, port: e.Service.Port };
+}
+
+/**
+ * Checks the server's certificate names `expected` (service, namespace and trust domain; the
+ * datacenter may differ, as in Consul, so failover to another datacenter's instance still
+ * verifies). Returns an Error to refuse, as tls.connect's checkServerIdentity wants.
+ */
+export function checkServerSpiffe(cert: tls.PeerCertificate, expected: { service: string; trustDomain: string; namespace?: string }): Error | undefined {
+  const uris = uriSans(cert.subjectaltname);
+  const ids = uris.map(parseServiceUri);
+  const ok = ids.length === 1 && ids[0] !== undefined && ids[0].service === expected.service &&
+    ids[0].namespace === (expected.namespace ?? 'default') && ids[0].trustDomain === expected.trustDomain.toLowerCase();
+  if (ok) return undefined;
+  const err = new Error(`peer certificate does not identify service ${JSON.stringify(expected.service)} in trust domain ${expected.trustDomain}: URI SANs ${JSON.stringify(uris)}`);
+  (err as Error & { code: string }).code = 'ERR_TLS_CERT_ALTNAME_INVALID';
+  return err;
+}
+
+export interface UpstreamOptions {
+  api: AgentApi;
+  tls: TlsMaterial;
+  metrics: Metrics;
+  logger: Logger;
+  upstream: Upstream;
+}
+
+export class UpstreamListener {
+  private server: net.Server | undefined;
+  private instances: Instance[] = [];
+  private next = 0;
+  private readonly stopWatch = new AbortController();
+  private readonly sockets = new Set<net.Socket>();
+  /** TLS 1.3 tickets per instance, so reconnects resume instead of a full handshake. */
+  private readonly sessions = new Map<string, { generation: number; session: Buffer }>();
+  private readonly firstHealth: Promise<void>;
+
+  private readonly opts: UpstreamOptions;
+
+  constructor(opts: UpstreamOptions) {
+    this.opts = opts;
+    const u = opts.upstream;
+    const q = new URLSearchParams({ passing: '1' });
+    if (u.Datacenter) q.set('dc', u.Datacenter);
+    let resolveFirst!: () => void;
+    this.firstHealth = new Promise((r) => { resolveFirst = r; });
+    void watch<ServiceEntry[] | null>({
+      api: opts.api,
+      path: `/v1/health/connect/${encodeURIComponent(u.DestinationName)}?${q.toString()}`,
+      signal: this.stopWatch.signal,
+      logger: opts.logger,
+      onChange: (entries) => {
+        this.instances = (entries ?? []).map(instanceAddress);
+        opts.logger.debug('upstream instances', { upstream: u.DestinationName, instances: this.instances.map((i) => `${i.host}:${i.port}`) });
+        resolveFirst();
+      },
+    });
+  }
+
+  get key(): string {
+    return upstreamKey(this.opts.upstream);
+  }
+
+  /** Resolves once the first health answer arrived (or after `ms`, whichever is first). */
+  healthKnown(ms: number): Promise<void> {
+    return Promise.race([this.firstHealth, new Promise<void>((r) => setTimeout(r, ms).unref())]);
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    const u = this.opts.upstream;
+    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(u.LocalBindPort, u.LocalBindAddress || '127.0.0.1', () => { server.off('error', reject); resolve(); });
+    });
+    this.server = server;
+    const addr = server.address() as net.AddressInfo;
+    this.opts.logger.info('upstream listener started', { upstream: u.DestinationName, address: `${addr.address}:${addr.port}` });
+    return addr;
+  }
+
+  address(): net.AddressInfo | undefined {
+    return (this.server?.address() as net.AddressInfo | null) ?? undefined;
+  }
+
+  private pick(): Instance | undefined {
+    if (this.instances.length === 0) return undefined;
+    const i = this.instances[this.next % this.instances.length]!;
+    this.next = (this.next + 1) % 1_000_000;
+    return i;
+  }
+
+  private accept(socket: net.Socket): void {
+    const { metrics, logger, upstream: u } = this.opts;
+    this.sockets.add(socket);
+    socket.once('close', () => this.sockets.delete(socket));
+    track(socket, metrics, 'upstream');
+    socket.on('error', () => socket.destroy());
+    const snap = this.opts.tls.snapshot;
+    const inst = this.pick();
+    if (!snap || !inst) {
+      metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
+      logger.warn(snap ? 'no healthy instance of upstream' : 'no certificates yet', { upstream: u.DestinationName });
+      socket.destroy();
+      return;
+    }
+    socket.pause();
+    const dc = u.Datacenter || snap.identity.datacenter;
+    const td = snap.roots.TrustDomain || snap.identity.trustDomain;
+    const instKey = `${inst.host}:${inst.port}`;
+    const cached = this.sessions.get(instKey);
+    const conn = tls.connect({
+      host: inst.host,
+      port: inst.port,
+      servername: upstreamSni(u.DestinationName, dc, td),
+      secureContext: snap.clientContext,
+      rejectUnauthorized: true,
+      checkServerIdentity: (_host, cert) => checkServerSpiffe(cert, { service: u.DestinationName, trustDomain: td }),
+      session: cached?.generation === snap.generation ? cached.session : undefined,
+    });
+    conn.on('session', (session: Buffer) => this.sessions.set(instKey, { generation: snap.generation, session }));
+    const onHandshakeError = (err: Error) => {
+      this.sessions.delete(instKey);
+      const tlsFailure = !('code' in err) || !/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH)$/.test(String((err as NodeJS.ErrnoException).code));
+      if (tlsFailure) metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'upstream' });
+      else metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
+      logger.warn('upstream connection failed', { upstream: u.DestinationName, instance: instKey, error: err });
+      socket.destroy();
+      conn.destroy();
+    };
+    conn.once('error', onHandshakeError);
+    conn.once('secureConnect', () => {
+      conn.off('error', onHandshakeError);
+      join(socket, conn, metrics, 'upstream');
+      socket.resume();
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stopWatch.abort();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    const closed = new Promise<void>((r) => s.close(() => r()));
+    for (const sock of this.sockets) sock.destroy();
+    await closed;
+  }
+}
+
+export function upstreamKey(u: Upstream): string {
+  return `${u.DestinationName}/${u.Datacenter ?? ''}@${u.LocalBindAddress || '127.0.0.1'}:${u.LocalBindPort}`;
+}
