@@ -77,6 +77,38 @@ describe('/v1/connect/intentions', () => {
     assert.equal(h.applied.length, before);
   }));
 
+  test('two writes to one destination racing: the CAS retry keeps both sources (no lost update)', async () => {
+    let release!: () => void;
+    const held = new Promise<void>((r) => { release = r; });
+    let first = true;
+    let secondDone!: () => void;
+    const second = new Promise<void>((r) => { secondDone = r; });
+    const h = harness({
+      beforeApply: async (cmd) => {
+        if (cmd.type !== 'configEntrySet') return;
+        if (first) {
+          first = false;
+          await held; // the first write has read the (empty) entry and waits here
+        } else {
+          secondDone();
+        }
+      },
+    });
+    try {
+      const a = h.json('PUT', `/v1/connect/intentions/exact?${q({ source: 'web', destination: 'db' })}`, { Action: 'allow' });
+      await new Promise((r) => setImmediate(r));
+      const b = h.json('PUT', `/v1/connect/intentions/exact?${q({ source: 'api', destination: 'db' })}`, { Action: 'deny' });
+      await second;
+      release();
+      assert.equal((await a).body, true);
+      assert.equal((await b).body, true);
+      const entry = await h.json<Record<string, any>>('GET', '/v1/config/service-intentions/db');
+      assert.deepEqual(entry.body.Sources.map((s: any) => s.Name).sort(), ['api', 'web']);
+    } finally {
+      await h.close();
+    }
+  });
+
   test('bad input: 400 with Consul\'s text and nothing stored', () => withHarness(async (h) => {
     const before = h.applied.length;
     const rows: Array<[string, string, string, unknown, string]> = [
@@ -111,6 +143,8 @@ describe('/v1/connect/intentions', () => {
   }));
 
   test('match by source and destination, check, and their parameter errors', () => withHarness(async (h) => {
+    const filtered = await h.json<any[]>('GET', '/v1/connect/intentions?filter=' + encodeURIComponent('SourceName == "web"'));
+    assert.equal(filtered.status, 200, String(filtered.body));
     await h.json('PUT', '/v1/config', { Kind: 'service-intentions', Name: 'db', Sources: [{ Name: 'web', Action: 'allow' }, { Name: '*', Action: 'deny' }] });
     await h.json('PUT', '/v1/config', { Kind: 'service-intentions', Name: '*', Sources: [{ Name: 'web', Action: 'deny' }] });
     const byDst = await h.json<Record<string, any[]>>('GET', '/v1/connect/intentions/match?by=destination&name=db&name=cache');
