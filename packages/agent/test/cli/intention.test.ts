@@ -58,7 +58,8 @@ test('intention commands: outputs and exit codes as Consul\'s', async () => {
     assert.equal(r.code, 0);
     const lines = r.stdout.trimEnd().split('\n');
     assert.match(lines[0]!, /^ID\s+Source\s+Action\s+Destination\s+Precedence$/);
-    assert.match(lines[1]!, /^\s+web\s+deny\s+db\s+9$/);
+    // -replace updated the legacy intention in place: it keeps its ID.
+    assert.match(lines[1]!, /^[0-9a-f-]{36}\s+web\s+deny\s+db\s+9$/);
     assert.match(lines[2]!, /^[0-9a-f-]{36}\s+\*\s+deny\s+db\s+8$/);
 
     r = await run('intention', 'get', '*', 'db');

@@ -70,6 +70,20 @@ describe('/v1/connect/intentions', () => {
     const entry = (await h.json<Record<string, any>>('GET', '/v1/config/service-intentions/db')).body;
     assert.equal(entry.Sources[0].LegacyID, res.body.ID);
 
+    // By ID: read, update in place (the source may be renamed, not the destination), delete.
+    const byId = await h.json<Record<string, unknown>>('GET', `/v1/connect/intentions/${res.body.ID}`);
+    assert.equal(byId.body.SourceName, 'web');
+    const upd = await h.req('PUT', `/v1/connect/intentions/${res.body.ID}`, { SourceName: 'web2', DestinationName: 'db', Action: 'deny' });
+    assert.equal(upd.statusCode, 200, upd.body);
+    const updated = (await h.json<any[]>('GET', '/v1/connect/intentions')).body;
+    assert.deepEqual(updated.map((i) => [i.ID, i.SourceName, i.Action, i.CreatedAt]), [[res.body.ID, 'web2', 'deny', row.CreatedAt]]);
+    const moved = await h.req('PUT', `/v1/connect/intentions/${res.body.ID}`, { SourceName: 'web2', DestinationName: 'other', Action: 'deny' });
+    assert.deepEqual([moved.statusCode, moved.body], [400, 'Cannot modify Destination partition/namespace/name for an intention once it exists.']);
+    const ghost = await h.req('PUT', '/v1/connect/intentions/nope', { SourceName: 'web', DestinationName: 'db', Action: 'deny' });
+    assert.deepEqual([ghost.statusCode, ghost.body], [404, "Cannot modify non-existent intention: 'nope'"]);
+    assert.equal((await h.req('GET', '/v1/connect/intentions/nope')).statusCode, 404);
+    await h.req('PUT', `/v1/connect/intentions/${res.body.ID}`, { SourceName: 'web', DestinationName: 'db', Action: 'allow', Meta: { team: 'a' }, Description: 'hello' });
+
     const before = h.applied.length;
     const dup = await h.req('POST', '/v1/connect/intentions', { SourceName: 'web', DestinationName: 'db', Action: 'deny' });
     assert.equal(dup.statusCode, 400);

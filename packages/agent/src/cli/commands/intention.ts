@@ -196,13 +196,18 @@ Usage: trellis intention create [options] -file FILE...
           return 1;
         }
         if (old) {
-          // Consul updates the old one in place by its ID; Trellis upserts it by name (config-entry
-          // intentions have no ID). Meta belongs to the entry and is not sent, as the help says.
           try {
-            await client.request('PUT', '/v1/connect/intentions/exact', {
-              query: { source, destination },
-              body: JSON.stringify({ SourceType: ixn.SourceType ?? 'consul', Action: ixn.Action, ...(ixn.Description ? { Description: ixn.Description } : {}) }),
-            });
+            if (old.ID) {
+              // Consul updates the old intention in place, keeping its ID.
+              await client.request('PUT', `/v1/connect/intentions/${encodeURIComponent(old.ID)}`, { body: JSON.stringify({ ...ixn, ID: old.ID }) });
+            } else {
+              // A config-entry intention has no ID: upsert it by name instead (Meta belongs to the
+              // entry and is not sent, as the help says nothing of the old one is kept).
+              await client.request('PUT', '/v1/connect/intentions/exact', {
+                query: { source, destination },
+                body: JSON.stringify({ SourceType: ixn.SourceType ?? 'consul', Action: ixn.Action, ...(ixn.Description ? { Description: ixn.Description } : {}) }),
+              });
+            }
           } catch (err) {
             ctx.ui.error(apiErrorText(`Error replacing intention with source ${JSON.stringify(source)} and destination ${JSON.stringify(destination)}`, err));
             return 1;

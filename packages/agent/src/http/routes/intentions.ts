@@ -8,7 +8,7 @@
 //   DELETE /v1/connect/intentions/exact?source=&destination=   remove the source (the entry with its last): true
 //   GET    /v1/connect/intentions/match?by=source|destination&name=...   {name: [intentions]}
 //   GET    /v1/connect/intentions/check?source=&destination=            {"Allowed": bool}
-//   GET|DELETE /v1/connect/intentions/:id                 a legacy-created intention by its ID
+//   GET|PUT|DELETE /v1/connect/intentions/:id             a legacy-created intention by its ID
 // A write reads the destination's entry, changes its Sources, validates the whole entry with the
 // config entry rules (structs/configEntries: duplicate sources, partial wildcards, Action with
 // Permissions ... with Consul's texts, 400) and writes it back with a check-and-set on its
@@ -175,14 +175,17 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   /** POST: Consul's computeApplyChangesLegacyCreate. */
-  async function create(ctx: RequestContext): Promise<unknown> {
+  /**
+   * A legacy body (POST, PUT by ID) decoded and checked as Consul's HTTP edge and Intention.Validate
+   * do; returns the source it becomes (without ID and times) and its destination.
+   */
+  function legacyIntention(ctx: RequestContext): { destination: string; source: Obj; id: string } {
     const ixn = decodeBody<Obj>(ctx.body, INTENTION_SCHEMA);
     if (str(ixn.SourcePeer) !== '') throw badRequest('SourcePeer field is not supported on this endpoint. Use config entries instead');
     if (str(ixn.DestinationPartition) !== '' && str(ixn.DestinationPartition) !== 'default') throw badRequest('Cannot specify a destination partition with this endpoint');
     if (str(ixn.SourcePartition) !== '' && str(ixn.SourcePartition) !== 'default') throw badRequest('Cannot specify a source partition with this endpoint');
     checkTenancy('SourceNS', str(ixn.SourceNS), 'Namespaces');
     checkTenancy('DestinationNS', str(ixn.DestinationNS), 'Namespaces');
-    if (str(ixn.ID) !== '') throw badRequest('ID must be empty when creating a new intention');
     const srcName = str(ixn.SourceName);
     const dstName = str(ixn.DestinationName);
     const errors: string[] = [];
@@ -197,18 +200,42 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
     const sourceType = str(ixn.SourceType) || 'consul';
     if (sourceType !== 'consul') errors.push("SourceType must be set to 'consul'");
     if (errors.length > 0) throw badRequest(multiError(errors));
-
-    const id = randomUUID();
-    const now = new Date().toISOString();
     const source: Obj = {
-      Name: srcName, Action: action, LegacyID: id, Type: sourceType,
+      Name: srcName, Action: action, Type: sourceType,
       ...(str(ixn.Description) !== '' ? { Description: ixn.Description } : {}),
       ...(ixn.Meta && Object.keys(ixn.Meta as Obj).length > 0 ? { LegacyMeta: ixn.Meta } : {}),
-      LegacyCreateTime: now, LegacyUpdateTime: now,
     };
+    return { destination: dstName, source, id: str(ixn.ID) };
+  }
+
+  /** POST: Consul's computeApplyChangesLegacyCreate. */
+  async function create(ctx: RequestContext): Promise<unknown> {
+    const { destination, source, id: given } = legacyIntention(ctx);
+    if (given !== '') throw badRequest('ID must be empty when creating a new intention');
+    const id = randomUUID();
+    const now = new Date().toISOString();
+    const row = { ...source, LegacyID: id, LegacyCreateTime: now, LegacyUpdateTime: now };
     // A second source of the same name fails the entry's duplicate rule, as in Consul.
-    await mutate(ctx, dstName, (sources) => [...sources, source]);
+    await mutate(ctx, destination, (sources) => [...sources, row]);
     return { ID: id };
+  }
+
+  /** PUT /v1/connect/intentions/:id: Consul's computeApplyChangesLegacyUpdate (the source may be renamed, not the destination). */
+  async function updateById(ctx: RequestContext): Promise<unknown> {
+    const id = ctx.rest;
+    const { destination, source } = legacyIntention(ctx);
+    await backend.consistentRead(ctx.signal);
+    const found = flattenIntentions(store.configEntries(SERVICE_INTENTIONS).value).find((i) => i.ID === id);
+    if (!found) throw new HttpError(404, `Cannot modify non-existent intention: '${id}'`, 'ERR_NOT_FOUND');
+    if (found.DestinationName !== destination) throw badRequest('Cannot modify Destination partition/namespace/name for an intention once it exists.');
+    await mutate(ctx, destination, (sources) => {
+      const at = sources.findIndex((s) => str(s.LegacyID) === id);
+      if (at < 0) throw new HttpError(404, `Cannot modify non-existent intention: '${id}'`, 'ERR_NOT_FOUND');
+      const old = sources[at]!;
+      sources[at] = { ...source, LegacyID: id, LegacyCreateTime: old.LegacyCreateTime, LegacyUpdateTime: new Date().toISOString() };
+      return sources;
+    });
+    return undefined;
   }
 
   function exactParams(ctx: RequestContext): { source: string; destination: string } {
@@ -326,7 +353,7 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
 
   return [
     { path: '/v1/connect/intentions', methods: { GET: list, POST: create } },
-    { path: '/v1/connect/intentions/', prefix: true, methods: { GET: getById, DELETE: deleteById } },
+    { path: '/v1/connect/intentions/', prefix: true, methods: { GET: getById, PUT: updateById, DELETE: deleteById } },
     { path: '/v1/connect/intentions/exact', methods: { GET: getExact, PUT: putExact, DELETE: deleteExact } },
     { path: '/v1/connect/intentions/match', methods: { GET: match } },
     { path: '/v1/connect/intentions/check', methods: { GET: check } },
