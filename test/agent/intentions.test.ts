@@ -26,7 +26,7 @@ afterEach((t) => printLogsIfFailed(t, server, client));
 const TD = '11111111-2222-3333-4444-555555555555.consul';
 const uri = (svc: string): string => `spiffe://${TD}/ns/default/dc/dc1/svc/${svc}`;
 
-test('intentions through the CLI and config entries; authorize on a client agent follows changes', { timeout: 180_000 }, async () => {
+test('intentions through the CLI and config entries; authorize on a client agent follows changes', { timeout: 180_000 }, async (t) => {
   server = await AgentProcess.start({ name: 'ixn-server', mode: 'server' });
   client = await AgentProcess.start({ name: 'ixn-client', mode: 'client', args: ['-retry-join', server.serfAddr, '-retry-interval', '1s'], readyTimeoutMs: 60_000 });
   const viaClient = ['-http-addr', client.httpAddr];
@@ -65,10 +65,12 @@ test('intentions through the CLI and config entries; authorize on a client agent
   // Deny web → payments (replace through the exact API): denied within 2 s of the write's answer.
   const deny = await client.request('PUT', '/v1/connect/intentions/exact?source=web&destination=payments', { body: { Action: 'deny' } });
   assert.equal(deny.status, 200, deny.text);
+  const writtenAt = performance.now();
   const denied = await waitFor('web → payments to be denied on the client agent', async () => {
     const a = await authorize('web', 'payments');
     return a.Authorized === false ? a : undefined;
   }, 2000, 20);
+  t.diagnostic(`deny seen by the client agent's authorize ${Math.round(performance.now() - writtenAt)} ms after the write answered`);
   assert.equal(denied.Reason, 'Matched L4 intention: default/web => default/payments (Precedence: 9, Action: DENY)');
 
   // Delete it, and the * → * deny: allowed again.
