@@ -37,6 +37,8 @@ export interface Command {
   /** "Usage: trellis kv get [options] KEY\n\n  What it does ..." */
   readonly help: string;
   readonly flags: readonly FlagSpec[];
+  /** Exit code after a flag error; 1 unless the Consul command returns another (intention check: 2). */
+  readonly flagErrorExitCode?: number;
   /** `argv` is the command's own arguments as given (the agent re-reads them on reload). */
   run(ctx: CommandContext, flags: ParsedFlags, argv: readonly string[]): Promise<number>;
 }
@@ -62,7 +64,7 @@ export async function execute(cmd: Command, args: readonly string[], ctx: Comman
     }
     ctx.ui.error(err.message);
     ctx.io.stderr.write(helpText(cmd));
-    return 1;
+    return cmd.flagErrorExitCode ?? 1;
   }
   try {
     return await cmd.run(ctx, parsed, args);

@@ -39,6 +39,8 @@ test('intention commands: outputs and exit codes as Consul\'s', async () => {
     assert.deepEqual([r.code, r.stdout], [0, 'Allowed\n']);
     r = await run('intention', 'check', 'api', 'db');
     assert.deepEqual([r.code, r.stdout], [1, 'Denied\n']);
+    r = await run('intention', 'check', '-bogus', 'api', 'db');
+    assert.equal(r.code, 2, 'a flag error is exit 2, as Consul\'s check');
     r = await run('intention', 'check', 'api');
     assert.deepEqual([r.code, r.stderr], [2, 'Error: command requires exactly two arguments: src and dst\n']);
 

@@ -331,6 +331,7 @@ export const intentionCheckCommand: Command = {
 
       $ trellis intention check web db`,
   flags: [...HTTP_FLAGS],
+  flagErrorExitCode: 2,
   async run(ctx, flags) {
     if (flags.args.length !== 2) {
       ctx.ui.error('Error: command requires exactly two arguments: src and dst');
@@ -369,6 +370,7 @@ export const intentionMatchCommand: Command = {
     { name: 'destination', kind: 'bool', usage: 'Match intentions with the given destination.' },
     ...HTTP_FLAGS,
   ],
+  flagErrorExitCode: 2,
   async run(ctx, flags) {
     if (flags.args.length !== 1) {
       ctx.ui.error('Error: command requires exactly one argument: src or dst');
