@@ -7,13 +7,13 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import type { CheckType } from '../structs/check.ts';
-import type { LocalServiceDef } from './types.ts';
+import type { ServiceFields } from '../state/types.ts';
 
 export type PersistedCheck = CheckType & { CheckID: string; ServiceID?: string };
 
 /** What LocalState calls; every method is synchronous and small (one file). */
 export interface LocalPersistence {
-  saveService(svc: LocalServiceDef): void;
+  saveService(svc: ServiceFields): void;
   removeService(id: string): void;
   saveCheck(check: PersistedCheck): void;
   removeCheck(id: string): void;
@@ -34,7 +34,7 @@ export class FilePersistence implements LocalPersistence {
     this.#checks = path.join(dataDir, 'checks');
   }
 
-  saveService(svc: LocalServiceDef): void {
+  saveService(svc: ServiceFields): void {
     this.#write(this.#services, svc.ID, { Format: FORMAT, Service: svc });
   }
 
@@ -51,7 +51,7 @@ export class FilePersistence implements LocalPersistence {
   }
 
   /** Everything persisted, and a message for each file that could not be used. */
-  load(): { services: LocalServiceDef[]; checks: PersistedCheck[]; problems: string[] } {
+  load(): { services: ServiceFields[]; checks: PersistedCheck[]; problems: string[] } {
     const problems: string[] = [];
     const read = <T>(dir: string, key: 'Service' | 'Check', idField: 'ID' | 'CheckID'): T[] => {
       let names: string[];
@@ -78,7 +78,7 @@ export class FilePersistence implements LocalPersistence {
       return out;
     };
     return {
-      services: read<LocalServiceDef>(this.#services, 'Service', 'ID'),
+      services: read<ServiceFields>(this.#services, 'Service', 'ID'),
       checks: read<PersistedCheck>(this.#checks, 'Check', 'CheckID'),
       problems,
     };

@@ -18,7 +18,8 @@ import type {
 import { isActiveCheck, startCheckRunner, truncateOutput, type AliasSource, type CheckRunner, type Timers } from '../checks/index.ts';
 import type { Logger } from '../logger.ts';
 import type { LocalPersistence } from './persist.ts';
-import type { CatalogNodeView, LocalNodeInfo, LocalServiceDef } from './types.ts';
+import type { CatalogNodeView, LocalNodeInfo } from './types.ts';
+import type { ServiceFields } from '../state/types.ts';
 import {
   NODE_MAINT_CHECK_ID, SERVICE_MAINT_PREFIX, DEFAULT_OUTPUT_MAX_BYTES, checkDefinition, checkKind, goDur, type CheckType,
 } from '../structs/check.ts';
@@ -37,7 +38,7 @@ export interface LocalCheck {
 }
 
 export interface LocalService {
-  service: LocalServiceDef;
+  service: ServiceFields;
 }
 
 export interface LocalStateOptions {
@@ -208,7 +209,7 @@ export class LocalState {
    * current status and output. With `replaceExistingChecks`, the service's checks not in `checks`
    * are removed; otherwise they stay.
    */
-  addService(svc: LocalServiceDef, checks: CheckType[], opts: { replaceExistingChecks?: boolean; fromConfig?: boolean } = {}): Promise<void> {
+  addService(svc: ServiceFields, checks: CheckType[], opts: { replaceExistingChecks?: boolean; fromConfig?: boolean } = {}): Promise<void> {
     const ids = checks.map((ct, i) => {
       if (ct.CheckID) return ct.CheckID;
       return checks.length > 1 ? `service:${svc.ID}:${i + 1}` : `service:${svc.ID}`;
@@ -275,7 +276,7 @@ export class LocalState {
     const keys = [...this.#checkKeys(ct.CheckID), ...(ct.ServiceID ? [svcKey(ct.ServiceID)] : [])];
     return this.#write(keys, async () => {
       this.#checkRunnable(ct, opts.fromConfig ?? false);
-      let svc: LocalServiceDef | undefined;
+      let svc: ServiceFields | undefined;
       if (ct.ServiceID) {
         svc = this.#services.get(ct.ServiceID)?.service;
         if (!svc) throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `ServiceID ${JSON.stringify(ct.ServiceID)} does not exist`);
@@ -465,7 +466,7 @@ export class LocalState {
     return owner ? [checkKey(id), svcKey(owner)] : [checkKey(id)];
   }
 
-  #putService(svc: LocalServiceDef): void {
+  #putService(svc: ServiceFields): void {
     this.#services.set(svc.ID, { service: svc });
     this.#stamps.set(svcKey(svc.ID), ++this.#seq);
   }
@@ -489,7 +490,7 @@ export class LocalState {
     for (const w of waiters) w();
   }
 
-  #buildCheck(id: string, ct: CheckType, svc?: LocalServiceDef): Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'> {
+  #buildCheck(id: string, ct: CheckType, svc?: ServiceFields): Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'> {
     const kind = checkKind(ct);
     const check: Omit<HealthCheck, 'CreateIndex' | 'ModifyIndex'> = {
       Node: this.node.Node,
@@ -511,7 +512,7 @@ export class LocalState {
     return check;
   }
 
-  #serviceInput(svc: LocalServiceDef): NodeServiceInput & { ID: string } {
+  #serviceInput(svc: ServiceFields): NodeServiceInput & { ID: string } {
     const input: NodeServiceInput & { ID: string } = {
       Kind: svc.Kind, ID: svc.ID, Service: svc.Service, Tags: [...svc.Tags], Address: svc.Address,
       TaggedAddresses: { ...svc.TaggedAddresses }, Meta: { ...svc.Meta }, Port: svc.Port,

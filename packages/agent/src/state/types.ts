@@ -63,8 +63,12 @@ export interface Node {
   ModifyIndex: number;
 }
 
-/** A service instance on a node (`catalog/node/:n` Services, `health/service` Service). */
-export interface NodeService {
+/**
+ * A service instance's fields as registered (Consul's structs.NodeService without the Raft
+ * indexes): the one service shape. The catalog row adds its indexes (NodeService), a registration
+ * input makes the defaults optional (NodeServiceInput), and an agent's local state holds it as is.
+ */
+export interface ServiceFields {
   Kind: ServiceKind;
   ID: string;
   Service: string;
@@ -78,6 +82,10 @@ export interface NodeService {
   EnableTagOverride: boolean;
   Proxy?: ConnectProxyConfig;
   Connect?: ServiceConnect;
+}
+
+/** A service instance on a node (`catalog/node/:n` Services, `health/service` Service). */
+export interface NodeService extends ServiceFields {
   CreateIndex: number;
   ModifyIndex: number;
 }
@@ -270,7 +278,7 @@ export type SessionChange =
 // deterministic over (index, command).
 
 /** Inputs omit the indexes (the store stamps them from the Raft index) and make defaults optional. */
-export type NodeServiceInput = Partial<Omit<NodeService, 'CreateIndex' | 'ModifyIndex'>> & {
+export type NodeServiceInput = Partial<ServiceFields> & {
   Service: string;
   /** Used by txn `cas` verbs only. */
   ModifyIndex?: number;

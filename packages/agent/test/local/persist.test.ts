@@ -6,9 +6,9 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { FilePersistence } from '../../src/local/persist.ts';
-import type { LocalServiceDef } from '../../src/local/types.ts';
+import type { ServiceFields } from '../../src/state/types.ts';
 
-const svc = (id: string): LocalServiceDef => ({
+const svc = (id: string): ServiceFields => ({
   Kind: '', ID: id, Service: 'web', Tags: ['a'], Address: '', TaggedAddresses: {}, Meta: { k: 'v' }, Port: 80,
   Weights: { Passing: 1, Warning: 1 }, EnableTagOverride: false,
 });

@@ -11,7 +11,7 @@ import { RawBody, type RequestContext } from '../context.ts';
 import { decode, decodeBody, DecodeError, type Schema } from '../decode.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { isEmptyCheckType, validateCheckType, type CheckType } from '../../structs/check.ts';
-import type { LocalServiceDef } from '../../local/types.ts';
+import type { ServiceFields } from '../../state/types.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
 import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
@@ -40,7 +40,7 @@ export function toCheckType(o: Obj): CheckType {
 }
 
 /** Consul's buildAgentService: the api.AgentService JSON of a local service. */
-export function agentServiceJson(s: LocalServiceDef, datacenter: string): Obj {
+export function agentServiceJson(s: ServiceFields, datacenter: string): Obj {
   const out: Obj = {};
   if (s.Kind) out.Kind = s.Kind;
   out.ID = s.ID;
@@ -79,7 +79,7 @@ function enableParam(ctx: RequestContext): boolean {
  * from a config file in the same JSON shape) as Consul does, and builds what LocalState stores.
  * Throws HttpError 400 with Consul's text. `warning` is Consul's note for names DNS cannot serve.
  */
-export function serviceRegistration(def: Obj): { service: LocalServiceDef; checks: CheckType[]; warning: string | null } {
+export function serviceRegistration(def: Obj): { service: ServiceFields; checks: CheckType[]; warning: string | null } {
   const name = (def.Name as string | undefined) ?? '';
   if (name === '') throw badRequest('Missing service name');
   const nameCheck = validateServiceName(name);
@@ -124,13 +124,13 @@ export function serviceRegistration(def: Obj): { service: LocalServiceDef; check
     checks.push(ct);
   }
 
-  const svc: LocalServiceDef = {
-    Kind: kind as LocalServiceDef['Kind'],
+  const svc: ServiceFields = {
+    Kind: kind as ServiceFields['Kind'],
     ID: (def.ID as string | undefined) || name,
     Service: name,
     Tags: (def.Tags as string[] | undefined) ?? [],
     Address: address,
-    TaggedAddresses: (def.TaggedAddresses as LocalServiceDef['TaggedAddresses'] | undefined) ?? {},
+    TaggedAddresses: (def.TaggedAddresses as ServiceFields['TaggedAddresses'] | undefined) ?? {},
     Meta: meta,
     Port: port,
     Weights: weights,
@@ -138,12 +138,12 @@ export function serviceRegistration(def: Obj): { service: LocalServiceDef; check
   };
   if (def.SocketPath) svc.SocketPath = def.SocketPath as string;
   if (proxy) svc.Proxy = proxy;
-  if (def.Connect) svc.Connect = def.Connect as LocalServiceDef['Connect'];
+  if (def.Connect) svc.Connect = def.Connect as ServiceFields['Connect'];
   return { service: svc, checks, warning: nameCheck.warning };
 }
 
 /** Decodes and validates a registration given as parsed JSON (e.g. a config file's service). */
-export function serviceRegistrationFromJson(raw: unknown): { service: LocalServiceDef; checks: CheckType[]; warning: string | null } {
+export function serviceRegistrationFromJson(raw: unknown): { service: ServiceFields; checks: CheckType[]; warning: string | null } {
   return serviceRegistration(decodeOrThrow(raw, ServiceDefinitionSchema));
 }
 
