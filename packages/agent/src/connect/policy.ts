@@ -11,10 +11,10 @@ export const DEFAULT_ROOT_TTL_MS = 87_600 * HOUR_MS;
 /** Certificates are dated a minute in the past so slightly skewed clocks accept them at once (Consul). */
 export const BACKDATE_MS = 60_000;
 
-/** Consul's error texts for out-of-range TTLs. */
+/** Consul's error texts for an out-of-range LeafCertTTL (structs.CommonCAProviderConfig.Validate). */
 export function leafTtlError(ttlMs: number): string | null {
-  if (ttlMs < MIN_LEAF_TTL_MS) return 'LeafCertTTL must be at least 1h';
-  if (ttlMs > MAX_LEAF_TTL_MS) return 'LeafCertTTL must be less than 8760h';
+  if (ttlMs < MIN_LEAF_TTL_MS) return 'leaf cert TTL must be greater or equal than 1h0m0s';
+  if (ttlMs > MAX_LEAF_TTL_MS) return 'leaf cert TTL must be less than 8760h0m0s';
   return null;
 }
 

@@ -13,6 +13,7 @@ import type { EventLog, UserEvent } from './events.ts';
 import type { Forwarder } from './forward.ts';
 import type { LocalState } from '../local/state.ts';
 import type { MetricsSink } from './metrics.ts';
+import type { IssuedCert } from '../ca/types.ts';
 
 /** The store as the HTTP layer uses it: the query API, fresh watch sets for blocking reads, and
  *  read-only transactions (Consul's Txn.Read, which needs no Raft round). */
@@ -47,6 +48,14 @@ export interface SessionTimers {
 
 /** One gossip member as `GET /v1/agent/members` shows it (serf.Member's JSON); the gossip pool's row type. */
 export type AgentMember = AgentMemberRow;
+
+/** The built-in CA on a server (server/connectCA.ts); client agents forward to a server instead. */
+export interface ConnectCABackend {
+  /** PUT /v1/connect/ca/configuration: may rotate the root. Bad input throws an error with code ERR_BAD_REQUEST. */
+  setConfig(input: { Provider?: unknown; Config?: unknown; ForceWithoutCrossSigning?: unknown }): Promise<void>;
+  /** Signs an agent's CSR; throws with code ERR_BAD_REQUEST (bad CSR) or ERR_RATE_LIMITED (429). */
+  sign(csrPem: string): IssuedCert;
+}
 
 export interface AgentBackend {
   /** The local replica, read synchronously. */
@@ -100,6 +109,8 @@ export interface AgentBackend {
    * it, events stay on this agent.
    */
   fireEvent?(ev: UserEvent): number;
+  /** Servers: the built-in CA. */
+  connectCA?: ConnectCABackend;
   /** `PUT /v1/agent/reload`: re-read configuration files. Absent: 500 "reload is not supported". */
   reload?(): Promise<void>;
 }

@@ -41,6 +41,8 @@ export interface LeaderRoutinesOptions {
   members?: () => ReconciledMember[];
   /** Clock for the reap grace period (tests). */
   now?: () => number;
+  /** The built-in CA: created by the first leader (server/connectCA.ts). */
+  ca?: { initialize(): Promise<void> };
 }
 
 export class LeaderRoutines {
@@ -79,7 +81,21 @@ export class LeaderRoutines {
     this.reconcileTimer = setInterval(() => void this.reconcileMembers(), RECONCILE_INTERVAL_MS);
     this.reconcileTimer.unref();
     await this.registerSelf();
+    void this.initializeCA();
     await this.reconcileMembers();
+  }
+
+  /** Makes the CA if none exists; retried while this server leads (a write can fail mid-election). */
+  private async initializeCA(): Promise<void> {
+    for (let attempt = 0; this.leading && this.o.ca && attempt < 10; attempt++) {
+      try {
+        await this.o.ca.initialize();
+        return;
+      } catch (err) {
+        this.logger.warn({ err: (err as Error).message }, 'failed to initialize the Connect CA; retrying');
+        await new Promise((r) => setTimeout(r, 1_000 * (attempt + 1)).unref());
+      }
+    }
   }
 
   stop(): void {

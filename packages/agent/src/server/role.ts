@@ -7,6 +7,7 @@ import { parseServer } from '../gossip/tags.ts';
 import { catalogStateFromStore } from '../local/state.ts';
 import { injectForwarded } from '../http/forward.ts';
 import type { Command } from '../state/index.ts';
+import { ServerCA } from './connectCA.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
 import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
 import { LeaderRoutines, type ReconciledMember } from './leader.ts';
@@ -21,8 +22,9 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   const apply = (cmd: Command) => server.apply(cmd);
   const sessions = new SessionTimers(server.store, apply, logger);
   server.sessions = sessions;
+  const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger });
   const leader = new LeaderRoutines({
-    config, nodeId, store: server.store, apply, sessions, logger,
+    config, nodeId, store: server.store, apply, sessions, logger, ca,
     members: () => pool.memberViews().filter((m) => m.tags.dc === config.datacenter).map((m): ReconciledMember => {
       const srv = parseServer(m);
       return {
@@ -56,6 +58,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         // Renewals reset the timer on the leader, wherever they arrive.
         renew: (id) => server.renewSession(id),
       },
+      connectCA: ca,
     },
     dnsLookup: catalogDnsLookup(server.store, config.datacenter),
     httpRoutes: (backend) => operatorRoutes({ server, backend }),

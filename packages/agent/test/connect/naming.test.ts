@@ -66,8 +66,8 @@ describe('certificate policy', () => {
   test('leaf TTL bounds are 1h to 8760h with Consul texts', () => {
     assert.equal(leafTtlError(HOUR_MS), null);
     assert.equal(leafTtlError(8760 * HOUR_MS), null);
-    assert.equal(leafTtlError(HOUR_MS - 1), 'LeafCertTTL must be at least 1h');
-    assert.equal(leafTtlError(8760 * HOUR_MS + 1), 'LeafCertTTL must be less than 8760h');
+    assert.equal(leafTtlError(HOUR_MS - 1), 'leaf cert TTL must be greater or equal than 1h0m0s');
+    assert.equal(leafTtlError(8760 * HOUR_MS + 1), 'leaf cert TTL must be less than 8760h0m0s');
   });
 
   test('renewal falls between 60% and 90% of the lifetime, placed by the random source', () => {
