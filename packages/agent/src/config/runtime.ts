@@ -149,6 +149,11 @@ export interface RuntimeConfig {
   };
   defaultQueryTimeMs: number;
   maxQueryTimeMs: number;
+  /**
+   * Consul's default_intention_policy: the answer when no intention matches ('' = the ACL
+   * default, which is allow while Trellis has no ACLs).
+   */
+  defaultIntentionPolicy: '' | 'allow' | 'deny';
   checkUpdateIntervalMs: number;
 
   dns: {
@@ -230,6 +235,7 @@ const DEFAULT_SOURCE: RawConfig = {
   connect: { enabled: false, ca_provider: '', ca_config: {}, enable_mesh_gateway_wan_federation: false },
   data_dir: '',
   datacenter: 'dc1',
+  default_intention_policy: '',
   default_query_time: 300_000,
   domain: 'consul.',
   enable_script_checks: false,
@@ -599,6 +605,7 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
       txnMaxReqLenBytes: get<number>('limits.txn_max_req_len'),
     },
     defaultQueryTimeMs: get<number>('default_query_time'),
+    defaultIntentionPolicy: get<string>('default_intention_policy') as '' | 'allow' | 'deny',
     maxQueryTimeMs: get<number>('max_query_time'),
     checkUpdateIntervalMs: get<number>('check_update_interval'),
 
@@ -865,6 +872,7 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
   if (c.limits.kvMaxValueSizeBytes <= 0) throw invalid('limits.kv_max_value_size', `limits.kv_max_value_size cannot be ${c.limits.kvMaxValueSizeBytes}: must be a positive number of bytes`);
   if (c.limits.txnMaxReqLenBytes <= 0) throw invalid('limits.txn_max_req_len', `limits.txn_max_req_len cannot be ${c.limits.txnMaxReqLenBytes}: must be a positive number of bytes`);
 
+  if (!['', 'allow', 'deny'].includes(c.defaultIntentionPolicy)) throw invalid('default_intention_policy', `default_intention_policy cannot be "${c.defaultIntentionPolicy}": use "allow" or "deny"`);
   if (!['allow', 'deny'].includes(c.acl.defaultPolicy)) throw invalid('acl.default_policy', `acl.default_policy cannot be "${c.acl.defaultPolicy}": use "allow" or "deny"`);
   if (!['allow', 'deny', 'extend-cache', 'async-cache'].includes(c.acl.downPolicy)) throw invalid('acl.down_policy', `acl.down_policy cannot be "${c.acl.downPolicy}": use "allow", "deny", "extend-cache" or "async-cache"`);
   if (!['sequential', 'random'].includes(c.dns.recursorStrategy)) throw invalid('dns_config.recursor_strategy', `dns_config.recursor_strategy cannot be "${c.dns.recursorStrategy}": use "sequential" or "random"`);

@@ -259,6 +259,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   }),
   data_dir: str,
   datacenter: str,
+  default_intention_policy: str,
   default_query_time: dur,
   disable_anonymous_signature: ignored,
   disable_coordinates: ignored,

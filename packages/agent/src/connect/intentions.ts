@@ -14,11 +14,11 @@
 // The most precise match wins: the destination's exactness counts first, then the source's. Among
 // equal precedence, rows sort by (SourceNS, SourceName, DestinationNS, DestinationName), bytewise.
 //
-// Default when nothing matches: Consul answers with the ACL default (acl.default_policy, or the
-// newer default_intention_policy). Trellis has no ACLs (acl.enabled = true refuses to start), which
-// in Consul means "allow": so everything is allowed unless an intention denies it, and a `* → *`
-// deny (precedence 5) turns the mesh into deny-by-default for every pair without a more precise
-// allow. Callers pass `defaultAllow` so the ACL policy can take over once ACLs exist.
+// Default when nothing matches: Consul's agent config default_intention_policy when set, else the
+// ACL default (acl.default_policy). Trellis has no ACLs (acl.enabled = true refuses to start),
+// which in Consul means "allow": so, unless default_intention_policy is "deny", everything is
+// allowed unless an intention denies it, and a `* → *` deny (precedence 5) turns the mesh into
+// deny-by-default for every pair without a more precise allow (intentionDefault()).
 
 export const WILDCARD = '*';
 export const DEFAULT_NAMESPACE = 'default';
@@ -173,6 +173,17 @@ export function intentionString(ixn: Intention): string {
 
 /** Consul's reason text when nothing matched and ACLs (absent in Trellis) gave the default. */
 export const DEFAULT_REASON = 'Default behavior configured by ACLs';
+/** Consul's reason text when nothing matched and default_intention_policy gave the default. */
+export const DEFAULT_POLICY_REASON = 'Default intention policy';
+
+/**
+ * The answer when no intention matches (Consul's DefaultIntentionAllow): default_intention_policy
+ * when set, else the ACL default, which is allow while Trellis has no ACLs.
+ */
+export function intentionDefault(defaultIntentionPolicy: '' | 'allow' | 'deny'): { allow: boolean; reason: string } {
+  if (defaultIntentionPolicy === '') return { allow: true, reason: DEFAULT_REASON };
+  return { allow: defaultIntentionPolicy === 'allow', reason: DEFAULT_POLICY_REASON };
+}
 
 export interface Authorization {
   Authorized: boolean;
@@ -184,9 +195,9 @@ export interface Authorization {
  * `target`, first one whose source covers the caller decides; L4 by its Action, L7 is a deny here
  * (the proxy decides those per request).
  */
-export function authorizeConnection(intentions: readonly Intention[], sourceService: string, target: string, defaultAllow: boolean): Authorization {
+export function authorizeConnection(intentions: readonly Intention[], sourceService: string, target: string, defaultAllow: boolean, defaultReason = DEFAULT_REASON): Authorization {
   const d = decideIntention(intentions, sourceService, target, defaultAllow);
-  if (!d.matched) return { Authorized: d.allowed, Reason: DEFAULT_REASON };
+  if (!d.matched) return { Authorized: d.allowed, Reason: defaultReason };
   if (d.hasPermissions) return { Authorized: false, Reason: `Matched L7 intention: ${intentionString(d.matched)}` };
   return { Authorized: d.allowed, Reason: `Matched L4 intention: ${intentionString(d.matched)}` };
 }

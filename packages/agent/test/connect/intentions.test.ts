@@ -4,7 +4,7 @@
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import {
-  authorizeConnection, decideIntention, exactIntention, flattenIntentions, intentionString, matchIntentions, precedence,
+  authorizeConnection, decideIntention, exactIntention, flattenIntentions, intentionDefault, intentionString, matchIntentions, precedence,
   type IntentionsEntry,
 } from '../../src/connect/intentions.ts';
 
@@ -103,6 +103,11 @@ describe('decisions', () => {
   test('a deny default (ACL default_policy deny) applies only when nothing matches', () => {
     assert.equal(authorizeConnection([], 'web', 'db', false).Authorized, false);
     assert.equal(authorizeConnection(flattenIntentions([entry('db', [allow('web')])]), 'web', 'db', false).Authorized, true);
+  });
+  test('the default: ACLs (allow, absent) unless default_intention_policy is set', () => {
+    assert.deepEqual(intentionDefault(''), { allow: true, reason: 'Default behavior configured by ACLs' });
+    assert.deepEqual(intentionDefault('deny'), { allow: false, reason: 'Default intention policy' });
+    assert.deepEqual(intentionDefault('allow'), { allow: true, reason: 'Default intention policy' });
   });
   test('String() shows the legacy ID', () => {
     const [row] = flattenIntentions([entry('db', [{ Name: 'web', Action: 'allow', LegacyID: 'abc' }])]);

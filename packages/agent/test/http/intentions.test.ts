@@ -211,6 +211,19 @@ describe('POST /v1/agent/connect/authorize', () => {
     assert.equal((await h.req('GET', '/v1/agent/connect/authorize')).statusCode, 405);
   }));
 
+  test('default_intention_policy = "deny": nothing matched is denied, with Consul\'s reason; check agrees', async () => {
+    const h = harness({ config: { defaultIntentionPolicy: 'deny' } });
+    try {
+      const res = await h.json('POST', '/v1/agent/connect/authorize', { Target: 'db', ClientCertURI: uri('web') });
+      assert.deepEqual(res.body, { Authorized: false, Reason: 'Default intention policy' });
+      assert.deepEqual((await h.json('GET', '/v1/connect/intentions/check?source=web&destination=db')).body, { Allowed: false });
+      await h.json('PUT', '/v1/config', { Kind: 'service-intentions', Name: 'db', Sources: [{ Name: 'web', Action: 'allow' }] });
+      assert.deepEqual((await h.json('GET', '/v1/connect/intentions/check?source=web&destination=db')).body, { Allowed: true });
+    } finally {
+      await h.close();
+    }
+  });
+
   test('on a client agent: answered from the cache once warm (no server round trip), following changes', () => withHarness(async (h) => {
     let forwarded = 0;
     const forward: Forwarder = async (req, signal) => {

@@ -18,7 +18,7 @@
 // Client agents forward all of it to a server (not agent-local).
 
 import { randomUUID } from 'node:crypto';
-import { authorizeConnection, decideIntention, exactIntention, flattenIntentions, matchIntentions, WILDCARD, type Intention } from '../../connect/intentions.ts';
+import { authorizeConnection, decideIntention, exactIntention, flattenIntentions, intentionDefault, matchIntentions, WILDCARD, type Intention } from '../../connect/intentions.ts';
 import { parseSpiffeId, SpiffeParseError, type SpiffeId } from '../../connect/spiffe.ts';
 import { applyOk } from '../../state/apply.ts';
 import type { ConfigEntry } from '../../state/types.ts';
@@ -319,8 +319,9 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
     const destination = parseTarget(required(ctx, 'destination'), 'destination');
     const res = await readQuery<boolean>(ctx, deps, (ws) => {
       const r = store.configEntries(SERVICE_INTENTIONS, ws);
-      // No ACLs in Trellis: the default is allow (see connect/intentions.ts).
-      return { index: r.index, value: decideIntention(flattenIntentions(r.value), source, destination, true).allowed };
+      // The server's default_intention_policy, else allow (no ACLs in Trellis; connect/intentions.ts).
+      const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '');
+      return { index: r.index, value: decideIntention(flattenIntentions(r.value), source, destination, def.allow).allowed };
     });
     return { Allowed: res.value };
   }
@@ -422,8 +423,9 @@ export function authorizeRoutes(deps: RouteDeps): EndpointSpec[] {
     if (id.kind !== 'service') throw badRequest('ClientCertURI not a valid Service identifier');
     // Consul does not check the trust domain here (a cert from another CA fails the TLS handshake).
     const list = await entries(ctx.signal);
-    // No ACLs in Trellis: the default is allow (connect/intentions.ts).
-    return authorizeConnection(rows(list), id.service, target, true);
+    // This agent's default_intention_policy, else allow (no ACLs in Trellis; connect/intentions.ts).
+    const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '');
+    return authorizeConnection(rows(list), id.service, target, def.allow, def.reason);
   }
 
   return [{ path: '/v1/agent/connect/authorize', agentLocal: true, methods: { POST: authorize } }];
