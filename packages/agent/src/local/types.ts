@@ -3,15 +3,8 @@
 
 import type { HealthCheck, Node, NodeService } from '../state/types.ts';
 
-/** The node this agent registers as. */
-export interface LocalNodeInfo {
-  Node: string;
-  ID: string;
-  Address: string;
-  Datacenter: string;
-  TaggedAddresses: Record<string, string>;
-  Meta: Record<string, string>;
-}
+/** The node this agent registers as: a catalog node row without its Raft indexes. */
+export type LocalNodeInfo = Omit<Node, 'CreateIndex' | 'ModifyIndex'>;
 
 /**
  * The catalog's rows for one node, as anti-entropy compares them with the local state: a server

@@ -20,6 +20,7 @@ import type {
   CommandError, CommandResult, DirEntry, HealthCheck, Node, NodeService, StateErrorCode, TxnError, TxnResponse, TxnResult,
 } from '../state/types.ts';
 import { parseUint64, uint64Wire } from '../state/uint64.ts';
+import { ByteTail } from '../state/codec.ts';
 
 /** The format byte this build writes. */
 export const RESULT_FORMAT = 1;
@@ -42,17 +43,6 @@ export class ResultDecodeError extends Error {
 }
 
 // ---- framing ----------------------------------------------------------------------------------
-
-class ByteTail {
-  readonly parts: Uint8Array[] = [];
-  bytes = 0;
-  add(v: Uint8Array): [number, number] {
-    const ref: [number, number] = [this.bytes, v.byteLength];
-    this.parts.push(v);
-    this.bytes += v.byteLength;
-    return ref;
-  }
-}
 
 function frame(doc: unknown, tail: ByteTail): Buffer {
   const json = Buffer.from(JSON.stringify(doc));

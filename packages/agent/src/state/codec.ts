@@ -36,8 +36,8 @@ const VALUE_COMMANDS: ReadonlySet<string> = new Set(['kvSet', 'kvCas', 'kvLock',
 const entrySlabs = new SlabAllocator();
 const valueSlabs = new SlabAllocator();
 
-/** Collects byte fields for the tail of a format-2 entry; each becomes [offset, length] in the JSON. */
-class ByteTail {
+/** Collects byte fields for the tail of a format-2 entry (and of rpc/results.ts frames); each becomes [offset, length] in the JSON. */
+export class ByteTail {
   readonly parts: Uint8Array[] = [];
   bytes = 0;
   add(v: Uint8Array): [number, number] {
