@@ -7,6 +7,7 @@ import type { CliIO } from './io.ts';
 import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
 import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
+import { connectCAGetConfigCommand, connectCASetConfigCommand } from './commands/connectCA.ts';
 import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
 import { INTENTION_COMMANDS } from './commands/intention.ts';
@@ -25,6 +26,7 @@ export const COMMANDS: readonly Command[] = [
   agentCommand,
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
   configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
+  connectCAGetConfigCommand, connectCASetConfigCommand,
   eventCommand, forceLeaveCommand,
   infoCommand, ...INTENTION_COMMANDS, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
@@ -39,6 +41,8 @@ export const COMMANDS: readonly Command[] = [
 const GROUPS: Readonly<Record<string, string>> = {
   catalog: 'Interact with the catalog',
   config: 'Interact with Trellis\'s centralized configurations',
+  connect: 'Interact with Trellis Connect',
+  'connect ca': 'Interact with the Consul Connect Certificate Authority (CA)',
   intention: 'Interact with Connect service intentions',
   kv: 'Interact with the key-value store',
   operator: 'Provides cluster-level tools for Trellis operators',
