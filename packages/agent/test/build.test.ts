@@ -83,6 +83,55 @@ describe('source maps trimmed to our own sources', () => {
 
 describe('the bundle in packages/agent/dist', () => {
   const dist = path.join(import.meta.dirname, '..', 'dist');
+
+  /** The current build's .mjs files by name (earlier builds' chunks stay for a while beside it). */
+  function currentChunks(): Map<string, string> {
+    const stamp = fs.statSync(path.join(dist, 'trellis.mjs')).mtimeMs;
+    const out = new Map<string, string>();
+    for (const f of fs.readdirSync(dist)) {
+      if (f.endsWith('.mjs') && fs.statSync(path.join(dist, f)).mtimeMs === stamp) out.set(f, fs.readFileSync(path.join(dist, f), 'utf8'));
+    }
+    return out;
+  }
+  /** Chunks a chunk loads when it is loaded (static imports, transitively), itself included. */
+  function staticClosure(chunks: Map<string, string>, name: string, seen = new Set<string>()): Set<string> {
+    if (seen.has(name)) return seen;
+    seen.add(name);
+    const code = chunks.get(name);
+    assert.ok(code !== undefined, `${name} is a chunk of the current build`);
+    for (const m of code.matchAll(/\bimport\s*(?:[\w$*{}\s,]+from\s*)?"\.\/([^"]+\.mjs)"/g)) staticClosure(chunks, m[1]!, seen);
+    return seen;
+  }
+  const dynamicImports = (code: string) => [...code.matchAll(/\bimport\("\.\/([^"]+\.mjs)"\)/g)].map((m) => m[1]!);
+  const holding = (chunks: Map<string, string>, names: Set<string>, marker: RegExp) => [...names].filter((n) => marker.test(chunks.get(n)!));
+  /** esbuild writes `class X {` as `X=class{` in some places: either form. */
+  const classDef = (name: string) => new RegExp(`\\bclass ${name}\\b|\\b${name}=class\\b`);
+
+  test('a client agent loads no Raft and no server role; a CLI command loads no agent runtime', { skip: isStale() && 'dist is missing or older than a source (npm test rebuilds it first)' }, () => {
+    const chunks = currentChunks();
+    const agentChunk = [...chunks].find(([, code]) => code.includes('"Trellis agent running!"'))?.[0];
+    assert.ok(agentChunk, 'the agent runtime is a chunk of its own');
+    const roles = dynamicImports(chunks.get(agentChunk)!);
+    const clientRole = roles.find((r) => /function startClientRole\(/.test(chunks.get(r) ?? ''));
+    const serverRole = roles.find((r) => /function startServerRole\(/.test(chunks.get(r) ?? ''));
+    assert.ok(clientRole && serverRole, `the roles are loaded with import() from the agent chunk (found ${roles.join(', ')})`);
+    // What a server loads holds Raft (so the markers are the right ones) ...
+    const server = staticClosure(chunks, serverRole, staticClosure(chunks, agentChunk));
+    assert.ok(holding(chunks, server, classDef('LevelLogStore')).length > 0, 'a server loads LevelLogStore');
+    assert.ok(holding(chunks, server, classDef('RaftNode')).length > 0, 'a server loads RaftNode');
+    // ... and what a client loads does not.
+    const client = staticClosure(chunks, clientRole, staticClosure(chunks, agentChunk));
+    for (const marker of [classDef('LevelLogStore'), classDef('RaftNode'), /\bfunction startServerRole\(/]) {
+      assert.deepEqual(holding(chunks, client, marker), [], `a client agent loads ${marker}`);
+    }
+    // `trellis version`, `kv get`, ...: the entry and the CLI chunk, not libp2p or the agent.
+    const cliChunk = dynamicImports(chunks.get('trellis.mjs')!).find((c) => chunks.get(c)?.includes('Available commands are:'));
+    assert.ok(cliChunk, 'the CLI is a chunk of its own');
+    const cli = staticClosure(chunks, cliChunk, staticClosure(chunks, 'trellis.mjs'));
+    for (const marker of [classDef('GossipPool'), /"Trellis agent running!"/, classDef('RaftNode')]) {
+      assert.deepEqual(holding(chunks, cli, marker), [], `a CLI command loads ${marker}`);
+    }
+  });
   test('maps a statement of src/agent.ts back to its line', { skip: isStale() && 'dist is missing or older than a source (npm test rebuilds it first)' }, () => {
     const needle = "'Trellis agent running!'";
     const chunk = fs.readdirSync(dist).filter((f) => f.endsWith('.mjs'))
