@@ -42,7 +42,7 @@ const GROUPS: Readonly<Record<string, string>> = {
   catalog: 'Interact with the catalog',
   config: 'Interact with Trellis\'s centralized configurations',
   connect: 'Interact with Trellis Connect',
-  'connect ca': 'Interact with the Consul Connect Certificate Authority (CA)',
+  'connect ca': 'Interact with the Trellis Connect Certificate Authority (CA)',
   intention: 'Interact with Connect service intentions',
   kv: 'Interact with the key-value store',
   operator: 'Provides cluster-level tools for Trellis operators',
