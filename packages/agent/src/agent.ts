@@ -19,6 +19,7 @@ import { AntiEntropy } from './local/antiEntropy.ts';
 import { FilePersistence } from './local/persist.ts';
 import { EventLog, eventMatchesAgent } from './http/events.ts';
 import { serviceRegistrationFromJson, checkRegistrationFromJson } from './http/routes/agent.ts';
+import { sidecarIdFor } from './structs/sidecar.ts';
 import { createHttpServer, type HttpServer } from './http/server.ts';
 import type { AgentBackend } from './http/backend.ts';
 import { startDnsServer, type DnsServer } from './dns/index.ts';
@@ -91,6 +92,7 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
         enableScriptChecks: config.enableScriptChecks, enableLocalScriptChecks: config.enableLocalScriptChecks,
       },
       onError: (err, what) => log.warn({ err }, `local state: ${what}`),
+      sidecarPorts: { min: config.ports.sidecarMinPort, max: config.ports.sidecarMaxPort },
     });
     stack.push(() => local.close());
 
@@ -228,10 +230,14 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
  */
 function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, persisted: FilePersistence | undefined, log: Logger, signal: AbortSignal): void {
   const items: Array<{ what: string; run: () => Promise<void> }> = [];
+  const configSidecars = new Set<string>();
   try {
     for (const def of config.services) {
       const s = serviceRegistrationFromJson(def);
-      items.push({ what: `service ${s.service.ID} (configuration)`, run: () => local.addService(s.service, s.checks, { fromConfig: true }) });
+      const sidecar = s.sidecar ? { sidecar: s.sidecar } : {};
+      items.push({ what: `service ${s.service.ID} (configuration)`, run: () => local.addService(s.service, s.checks, { fromConfig: true, ...sidecar }) });
+      // The sidecar comes from the file too: a copy persisted by an earlier API registration is not loaded.
+      if (s.sidecar) configSidecars.add(`service ${sidecarIdFor(s.service.ID)} (configuration)`);
     }
     for (const def of config.checks) {
       const c = checkRegistrationFromJson(def);
@@ -242,12 +248,12 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
     items.length = 0;
   }
   if (persisted) {
-    const fromConfig = new Set(items.map((i) => i.what));
-    const { services, checks, problems } = persisted.load();
+    const fromConfig = new Set([...items.map((i) => i.what), ...configSidecars]);
+    const { services, sidecarIds, checks, problems } = persisted.load();
     for (const p of problems) log.warn({}, `persisted registrations: ${p}`);
     for (const svc of services) {
       if (fromConfig.has(`service ${svc.ID} (configuration)`)) continue;
-      items.push({ what: `service ${svc.ID} (persisted)`, run: () => local.addService(svc, []) });
+      items.push({ what: `service ${svc.ID} (persisted)`, run: () => local.addService(svc, [], { asSidecar: sidecarIds.has(svc.ID) }) });
     }
     // Checks after services: a service's check needs its service.
     for (const c of checks) {
@@ -296,15 +302,20 @@ async function reloadDefinitions(prev: RuntimeConfig, next: RuntimeConfig, local
   const checks = next.checks.map((def) => checkRegistrationFromJson(def));
   const keepServices = new Set(services.map((s) => s.service.ID));
   const keepChecks = new Set(checks.map((c) => c.CheckID));
+  const keepSidecars = new Set(services.filter((s) => s.sidecar).map((s) => sidecarIdFor(s.service.ID)));
   for (const def of prev.services) {
-    const id = serviceRegistrationFromJson(def).service.ID;
+    const prevDef = serviceRegistrationFromJson(def);
+    const id = prevDef.service.ID;
     if (!keepServices.has(id) && local.service(id)) await local.removeService(id);
+    // A service that keeps its ID but no longer defines a sidecar loses it (Consul unloads and reloads both).
+    const sidecarId = sidecarIdFor(id);
+    if (prevDef.sidecar && !keepSidecars.has(sidecarId) && local.service(sidecarId)?.locallyRegisteredAsSidecar) await local.removeService(sidecarId);
   }
   for (const def of prev.checks) {
     const id = checkRegistrationFromJson(def).CheckID;
     if (!keepChecks.has(id) && local.check(id)) await local.removeCheck(id);
   }
-  for (const s of services) await local.addService(s.service, s.checks, { fromConfig: true, replaceExistingChecks: true });
+  for (const s of services) await local.addService(s.service, s.checks, { fromConfig: true, replaceExistingChecks: true, ...(s.sidecar ? { sidecar: s.sidecar } : {}) });
   for (const c of checks) await local.addCheck(c, { fromConfig: true });
 }
 

@@ -114,10 +114,11 @@ export function toCheckDefinition(raw: RawConfig, where: string, file?: string):
 }
 
 /** Converts a decoded (snake_case) service to the API shape and validates it. */
-export function toServiceDefinition(raw: RawConfig, where: string, file?: string): ServiceDefinition {
+export function toServiceDefinition(raw: RawConfig, where: string, file?: string, opts: { sidecar?: boolean } = {}): ServiceDefinition {
   const name = raw['name'];
-  if (typeof name !== 'string' || name === '') throw invalid(where, 'name is required', file);
-  const s: ServiceDefinition = { Name: name };
+  // A sidecar_service may leave its name out: the agent names it `<service>-sidecar-proxy`.
+  if (!opts.sidecar && (typeof name !== 'string' || name === '')) throw invalid(where, 'name is required', file);
+  const s = (typeof name === 'string' && name !== '' ? { Name: name } : {}) as ServiceDefinition;
   if (raw['id'] !== undefined) s.ID = raw['id'] as string;
   if (raw['kind'] !== undefined) {
     const kind = raw['kind'] as string;
@@ -158,10 +159,17 @@ export function toServiceDefinition(raw: RawConfig, where: string, file?: string
   if (raw['check'] !== undefined) checks.push(toCheckDefinition(raw['check'] as RawConfig, `${where}.check`, file));
   ((raw['checks'] as RawConfig[] | undefined) ?? []).forEach((c, i) => checks.push(toCheckDefinition(c, `${where}.checks[${i}]`, file)));
   if (checks.length > 0) s.Checks = checks;
-  if (raw['connect'] !== undefined) s.Connect = toApiKeys(raw['connect']) as Record<string, unknown>;
+  if (raw['connect'] !== undefined) {
+    // sidecar_service is a service definition of its own: converted (and its checks validated) as one.
+    const { sidecar_service: sidecar, ...rest } = raw['connect'] as RawConfig;
+    s.Connect = toApiKeys(rest) as Record<string, unknown>;
+    if (sidecar !== undefined && sidecar !== null) {
+      s.Connect['SidecarService'] = toServiceDefinition(sidecar as RawConfig, `${where}.connect.sidecar_service`, file, { sidecar: true });
+    }
+  }
   if (raw['proxy'] !== undefined) s.Proxy = toApiKeys(raw['proxy']) as Record<string, unknown>;
   if (raw['locality'] !== undefined) s.Locality = toApiKeys(raw['locality']) as Record<string, unknown>;
-  if (s.Kind === 'connect-proxy' && !s.Proxy?.['DestinationServiceName']) {
+  if (!opts.sidecar && s.Kind === 'connect-proxy' && !s.Proxy?.['DestinationServiceName']) {
     throw invalid(`${where}.proxy.destination_service_name`, 'is required for a connect-proxy service', file);
   }
   return s;

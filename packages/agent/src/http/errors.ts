@@ -64,6 +64,8 @@ const localStateStatus: Record<LocalStateErrorCode, number> = {
   ERR_LOCAL_UNKNOWN_SERVICE: 404,
   ERR_LOCAL_UNKNOWN_CHECK: 404,
   ERR_LOCAL_NOT_TTL_CHECK: 404,
+  // Consul's AddService error, which its HTTP layer answers as a server error.
+  ERR_LOCAL_NO_SIDECAR_PORT: 500,
   ERR_STOPPED: 500,
 };
 

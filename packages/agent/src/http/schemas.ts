@@ -86,6 +86,39 @@ export const CheckDefinitionSchema: Schema = {
   aliases: { ...checkTypeAliases, service_id: 'ServiceID' },
 };
 
+/** structs.Upstream: one local listener of a proxy (snake_case as Consul's UnmarshalJSON accepts). */
+const upstreamSchema: Schema = {
+  name: 'Upstream',
+  keepUnknown: true,
+  fields: {
+    DestinationType: 'string',
+    DestinationNamespace: 'string',
+    DestinationPartition: 'string',
+    DestinationPeer: 'string',
+    DestinationName: 'string',
+    Datacenter: 'string',
+    LocalBindAddress: 'string',
+    LocalBindPort: 'int',
+    LocalBindSocketPath: 'string',
+    LocalBindSocketMode: 'string',
+    Config: 'any',
+    MeshGateway: 'any',
+    CentrallyConfigured: 'bool',
+  },
+  aliases: {
+    destination_type: 'DestinationType',
+    destination_namespace: 'DestinationNamespace',
+    destination_partition: 'DestinationPartition',
+    destination_peer: 'DestinationPeer',
+    destination_name: 'DestinationName',
+    local_bind_address: 'LocalBindAddress',
+    local_bind_port: 'LocalBindPort',
+    local_bind_socket_path: 'LocalBindSocketPath',
+    local_bind_socket_mode: 'LocalBindSocketMode',
+    mesh_gateway: 'MeshGateway',
+  },
+};
+
 /** Opaque proxy configuration: known fields typed, the rest kept as sent. */
 const proxySchema: Schema = {
   name: 'ConnectProxyConfig',
@@ -99,7 +132,7 @@ const proxySchema: Schema = {
     Mode: 'string',
     TransparentProxy: 'any',
     Config: 'any',
-    Upstreams: { array: 'any' },
+    Upstreams: { array: { object: upstreamSchema } },
     MeshGateway: 'any',
     Expose: 'any',
     AccessLogs: 'any',

@@ -13,6 +13,8 @@ export type LocalStateErrorCode =
   | 'ERR_LOCAL_UNKNOWN_CHECK'
   /** agent/check/pass|warn|fail|update on a check that is not a TTL check. */
   | 'ERR_LOCAL_NOT_TTL_CHECK'
+  /** A sidecar without a port and none left in ports.sidecar_min_port..sidecar_max_port (or assignment disabled). */
+  | 'ERR_LOCAL_NO_SIDECAR_PORT'
   /** The agent is stopping; nothing changes any more. */
   | 'ERR_STOPPED';
 

@@ -13,7 +13,7 @@ export type PersistedCheck = CheckType & { CheckID: string; ServiceID?: string }
 
 /** What LocalState calls; every method is synchronous and small (one file). */
 export interface LocalPersistence {
-  saveService(svc: ServiceFields): void;
+  saveService(svc: ServiceFields, opts?: { locallyRegisteredAsSidecar?: boolean }): void;
   removeService(id: string): void;
   saveCheck(check: PersistedCheck): void;
   removeCheck(id: string): void;
@@ -34,8 +34,9 @@ export class FilePersistence implements LocalPersistence {
     this.#checks = path.join(dataDir, 'checks');
   }
 
-  saveService(svc: ServiceFields): void {
-    this.#write(this.#services, svc.ID, { Format: FORMAT, Service: svc });
+  saveService(svc: ServiceFields, opts: { locallyRegisteredAsSidecar?: boolean } = {}): void {
+    // Consul's persistedService carries the same flag: a sidecar still goes with its service after a restart.
+    this.#write(this.#services, svc.ID, { Format: FORMAT, Service: svc, ...(opts.locallyRegisteredAsSidecar ? { LocallyRegisteredAsSidecar: true } : {}) });
   }
 
   removeService(id: string): void {
@@ -51,8 +52,9 @@ export class FilePersistence implements LocalPersistence {
   }
 
   /** Everything persisted, and a message for each file that could not be used. */
-  load(): { services: ServiceFields[]; checks: PersistedCheck[]; problems: string[] } {
+  load(): { services: ServiceFields[]; sidecarIds: Set<string>; checks: PersistedCheck[]; problems: string[] } {
     const problems: string[] = [];
+    const sidecarIds = new Set<string>();
     const read = <T>(dir: string, key: 'Service' | 'Check', idField: 'ID' | 'CheckID'): T[] => {
       let names: string[];
       try {
@@ -71,6 +73,7 @@ export class FilePersistence implements LocalPersistence {
             throw new Error(`not a persisted ${key.toLowerCase()} (format ${String(doc.Format)})`);
           }
           out.push(item as T);
+          if (doc.LocallyRegisteredAsSidecar === true) sidecarIds.add(item[idField] as string);
         } catch (err) {
           problems.push(`skipping ${file}: ${(err as Error).message}; delete the file or register the ${key.toLowerCase()} again`);
         }
@@ -79,6 +82,7 @@ export class FilePersistence implements LocalPersistence {
     };
     return {
       services: read<ServiceFields>(this.#services, 'Service', 'ID'),
+      sidecarIds,
       checks: read<PersistedCheck>(this.#checks, 'Check', 'CheckID'),
       problems,
     };

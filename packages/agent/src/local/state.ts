@@ -27,6 +27,7 @@ import { applyOk } from '../state/apply.ts';
 import { LocalStateError } from './errors.ts';
 import { planSync, type LocalSnapshot } from './planSync.ts';
 import { KeyedQueue } from './keyedQueue.ts';
+import { DEFAULT_SIDECAR_PORTS, allocateSidecarPort, sidecarDefaultChecks, sidecarIdFor } from '../structs/sidecar.ts';
 
 const DEFAULT_NODE_MAINT_REASON = 'Maintenance mode is enabled for this node, but no reason was provided. This is a default message.';
 const DEFAULT_SERVICE_MAINT_REASON = 'Maintenance mode is enabled for this service, but no reason was provided. This is a default message.';
@@ -39,6 +40,19 @@ export interface LocalCheck {
 
 export interface LocalService {
   service: ServiceFields;
+  /**
+   * Registered as the sidecar of `<id>` (Consul's LocallyRegisteredAsSidecar): removed with that
+   * service. Kept in the data directory, so it still holds after a restart.
+   */
+  locallyRegisteredAsSidecar?: boolean;
+}
+
+/** What addService registers along with a service: its `<id>-sidecar-proxy` (structs/sidecar.ts). */
+export interface SidecarRegistration {
+  /** Port 0: the first free port of the agent's sidecar range. */
+  service: ServiceFields;
+  /** None: Consul's default checks (TCP on the proxy's port, alias of the service). */
+  checks: CheckType[];
 }
 
 export interface LocalStateOptions {
@@ -77,7 +91,12 @@ export interface LocalStateOptions {
   persist?: LocalPersistence;
   /** Reports background failures (TTL expiry writes, anti-entropy); defaults to ignoring them. */
   onError?: (err: unknown, what: string) => void;
+  /** ports.sidecar_min_port / sidecar_max_port (default 21000–21255; 0 disables assignment). */
+  sidecarPorts?: { min: number; max: number };
 }
+
+/** Serialises port assignment: two sidecars registered at once never get the same port. */
+const SIDECAR_PORTS_KEY = 'sidecar-ports';
 
 const realTimers: Timers = {
   setTimeout: (fn, ms) => {
@@ -87,6 +106,17 @@ const realTimers: Timers = {
   },
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
 };
+
+export interface AddServiceOptions {
+  /** The service's checks not in `checks` are removed (Consul's replace-existing-checks). */
+  replaceExistingChecks?: boolean;
+  /** From a configuration file: not persisted; local script checks allowed. */
+  fromConfig?: boolean;
+  /** Also registers this sidecar, removed with the service. */
+  sidecar?: SidecarRegistration;
+  /** The service is itself a sidecar registered earlier (reloaded from the data directory). */
+  asSidecar?: boolean;
+}
 
 export class LocalState {
   readonly node: LocalNodeInfo;
@@ -123,8 +153,10 @@ export class LocalState {
   #version = 0;
   readonly #waiters = new Set<() => void>();
   #closed = false;
+  readonly #sidecarPorts: { min: number; max: number };
 
   constructor(opts: LocalStateOptions) {
+    this.#sidecarPorts = opts.sidecarPorts ?? DEFAULT_SIDECAR_PORTS;
     this.node = opts.node;
     this.#apply = opts.apply;
     this.#catalogState = opts.catalogState;
@@ -209,66 +241,113 @@ export class LocalState {
    * current status and output. With `replaceExistingChecks`, the service's checks not in `checks`
    * are removed; otherwise they stay.
    */
-  addService(svc: ServiceFields, checks: CheckType[], opts: { replaceExistingChecks?: boolean; fromConfig?: boolean } = {}): Promise<void> {
-    const ids = checks.map((ct, i) => {
-      if (ct.CheckID) return ct.CheckID;
-      return checks.length > 1 ? `service:${svc.ID}:${i + 1}` : `service:${svc.ID}`;
-    });
-    return this.#write([svcKey(svc.ID), ...ids.flatMap((id) => this.#checkKeys(id))], async () => {
-      for (const ct of checks) this.#checkRunnable(ct, opts.fromConfig ?? false);
-      const newChecks: LocalCheck[] = checks.map((ct, i) => ({ check: this.#keepStatus(this.#buildCheck(ids[i]!, ct, svc)), type: ct }));
-      const keep = new Set(ids);
-      const stale = opts.replaceExistingChecks
-        ? this.serviceChecks(svc.ID).filter((c) => !keep.has(c.check.CheckID) && !c.check.CheckID.startsWith(SERVICE_MAINT_PREFIX))
-        : [];
-      const staleIds = new Set(stale.map((c) => c.check.CheckID));
-      // Existing checks that stay must carry the (possibly new) service tags into the catalog.
-      const kept = (): LocalCheck[] => this.serviceChecks(svc.ID)
-        .filter((c) => !keep.has(c.check.CheckID) && !staleIds.has(c.check.CheckID))
-        .map((c) => ({ ...c, check: { ...c.check, ServiceName: svc.Service, ServiceTags: [...svc.Tags] } }));
-
-      await this.#catalog(() => this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept()].map((c) => this.#checkInput(c.check)) }));
-      for (const id of staleIds) {
-        await this.#catalog(() => this.#deregister({ CheckID: id }));
-      }
-
-      this.#putService(svc);
-      for (const id of staleIds) this.#dropCheck(id);
-      for (const c of kept()) this.#putCheck(c);
-      for (const c of newChecks) {
-        // A result that arrived while the write was in flight wins (its own write follows this one).
-        const lc = { check: this.#keepStatus(c.check), type: c.type };
-        this.#putCheck(lc);
-        this.#startCheck(lc);
-      }
-      if (!opts.fromConfig) {
-        this.#persisting(`service ${svc.ID}`, (p) => {
-          p.saveService(svc);
-          for (const c of newChecks) if (c.type) p.saveCheck({ ...c.type, CheckID: c.check.CheckID, ServiceID: svc.ID });
-          for (const id of staleIds) p.removeCheck(id);
-        });
-      }
-      this.#changed();
+  addService(svc: ServiceFields, checks: CheckType[], opts: AddServiceOptions = {}): Promise<void> {
+    const sc = opts.sidecar;
+    // With no checks given, a sidecar gets two default checks: their IDs are those of two checks.
+    const sidecarChecks = sc && sc.checks.length === 0 ? [{}, {}] : sc?.checks ?? [];
+    const keys = [...this.#serviceWriteKeys(svc.ID, checks), ...(sc ? [...this.#serviceWriteKeys(sidecarIdFor(svc.ID), sidecarChecks), SIDECAR_PORTS_KEY] : [])];
+    return this.#write(keys, async () => {
+      // Everything that can refuse the sidecar is decided before the service is written, so a
+      // refusal (no port left, a script check not allowed) changes nothing.
+      const sidecar = sc ? this.#completeSidecar(svc, sc) : undefined;
+      for (const ct of sidecar?.checks ?? []) this.#checkRunnable(ct, opts.fromConfig ?? false);
+      await this.#addServiceNow(svc, checks, opts, opts.asSidecar ?? false);
+      // Consul adds the sidecar after its service; a failed sidecar write leaves the service registered.
+      if (sidecar) await this.#addServiceNow(sidecar.service, sidecar.checks, opts, true);
     });
   }
 
-  /** Removes a service and its checks (404 with Consul's text when unknown). */
+  /** The sidecar with its port (Consul's sidecarPortFromServiceIDLocked) and default checks. */
+  #completeSidecar(parent: ServiceFields, sc: SidecarRegistration): SidecarRegistration {
+    let service = { ...sc.service, ID: sidecarIdFor(parent.ID) };
+    if (service.Port < 1) {
+      const got = allocateSidecarPort(this.services().map((s) => s.service), service.ID, this.#sidecarPorts);
+      if ('error' in got) throw new LocalStateError('ERR_LOCAL_NO_SIDECAR_PORT', got.error);
+      service = { ...service, Port: got.port };
+    }
+    return { service, checks: sc.checks.length > 0 ? sc.checks : sidecarDefaultChecks(service) };
+  }
+
+  /** The queue keys a registration of service `id` with `checks` touches. */
+  #serviceWriteKeys(id: string, checks: CheckType[]): string[] {
+    const ids = this.#defaultCheckIds(id, checks);
+    return [svcKey(id), ...ids.flatMap((cid) => this.#checkKeys(cid)), ...this.serviceChecks(id).map((c) => checkKey(c.check.CheckID))];
+  }
+
+  #defaultCheckIds(serviceId: string, checks: CheckType[]): string[] {
+    return checks.map((ct, i) => {
+      if (ct.CheckID) return ct.CheckID;
+      return checks.length > 1 ? `service:${serviceId}:${i + 1}` : `service:${serviceId}`;
+    });
+  }
+
+  /** addService's body for one service, inside the write queue. */
+  async #addServiceNow(svc: ServiceFields, checks: CheckType[], opts: AddServiceOptions, asSidecar: boolean): Promise<void> {
+    const ids = this.#defaultCheckIds(svc.ID, checks);
+    for (const ct of checks) this.#checkRunnable(ct, opts.fromConfig ?? false);
+    const newChecks: LocalCheck[] = checks.map((ct, i) => ({ check: this.#keepStatus(this.#buildCheck(ids[i]!, ct, svc)), type: ct }));
+    const keep = new Set(ids);
+    const stale = opts.replaceExistingChecks
+      ? this.serviceChecks(svc.ID).filter((c) => !keep.has(c.check.CheckID) && !c.check.CheckID.startsWith(SERVICE_MAINT_PREFIX))
+      : [];
+    const staleIds = new Set(stale.map((c) => c.check.CheckID));
+    // Existing checks that stay must carry the (possibly new) service tags into the catalog.
+    const kept = (): LocalCheck[] => this.serviceChecks(svc.ID)
+      .filter((c) => !keep.has(c.check.CheckID) && !staleIds.has(c.check.CheckID))
+      .map((c) => ({ ...c, check: { ...c.check, ServiceName: svc.Service, ServiceTags: [...svc.Tags] } }));
+
+    await this.#catalog(() => this.#register({ Service: this.#serviceInput(svc), Checks: [...newChecks, ...kept()].map((c) => this.#checkInput(c.check)) }));
+    for (const id of staleIds) {
+      await this.#catalog(() => this.#deregister({ CheckID: id }));
+    }
+
+    this.#putService(svc, asSidecar);
+    for (const id of staleIds) this.#dropCheck(id);
+    for (const c of kept()) this.#putCheck(c);
+    for (const c of newChecks) {
+      // A result that arrived while the write was in flight wins (its own write follows this one).
+      const lc = { check: this.#keepStatus(c.check), type: c.type };
+      this.#putCheck(lc);
+      this.#startCheck(lc);
+    }
+    if (!opts.fromConfig) {
+      this.#persisting(`service ${svc.ID}`, (p) => {
+        p.saveService(svc, asSidecar ? { locallyRegisteredAsSidecar: true } : undefined);
+        for (const c of newChecks) if (c.type) p.saveCheck({ ...c.type, CheckID: c.check.CheckID, ServiceID: svc.ID });
+        for (const id of staleIds) p.removeCheck(id);
+      });
+    }
+    this.#changed();
+  }
+
+  /**
+   * Removes a service and its checks (404 with Consul's text when unknown), and its sidecar when it
+   * was registered with it (Consul's removeServiceLocked).
+   */
   removeService(id: string): Promise<void> {
-    return this.#write([svcKey(id), ...this.serviceChecks(id).map((c) => checkKey(c.check.CheckID))], async () => {
+    const sidecarId = sidecarIdFor(id);
+    const keys = [svcKey(id), ...this.serviceChecks(id).map((c) => checkKey(c.check.CheckID))];
+    if (this.#services.get(sidecarId)?.locallyRegisteredAsSidecar) keys.push(svcKey(sidecarId), ...this.serviceChecks(sidecarId).map((c) => checkKey(c.check.CheckID)));
+    return this.#write(keys, async () => {
       if (!this.#services.has(id)) {
         throw new LocalStateError('ERR_LOCAL_UNKNOWN_SERVICE', `Unknown service ID ${JSON.stringify(id)}. Ensure that the service ID is passed, not the service name.`);
       }
-      await this.#catalog(() => this.#deregister({ ServiceID: id }));
-      const checks = this.serviceChecks(id);
-      this.#services.delete(id);
-      this.#stamps.delete(svcKey(id));
-      for (const c of checks) this.#dropCheck(c.check.CheckID);
-      this.#persisting(`service ${id}`, (p) => {
-        p.removeService(id);
-        for (const c of checks) p.removeCheck(c.check.CheckID);
-      });
-      this.#changed();
+      await this.#removeServiceNow(id);
+      if (this.#services.get(sidecarId)?.locallyRegisteredAsSidecar) await this.#removeServiceNow(sidecarId);
     });
+  }
+
+  async #removeServiceNow(id: string): Promise<void> {
+    await this.#catalog(() => this.#deregister({ ServiceID: id }));
+    const checks = this.serviceChecks(id);
+    this.#services.delete(id);
+    this.#stamps.delete(svcKey(id));
+    for (const c of checks) this.#dropCheck(c.check.CheckID);
+    this.#persisting(`service ${id}`, (p) => {
+      p.removeService(id);
+      for (const c of checks) p.removeCheck(c.check.CheckID);
+    });
+    this.#changed();
   }
 
   /** Registers (or replaces) a check. A check on a service must name a local service (404). */
@@ -466,8 +545,8 @@ export class LocalState {
     return owner ? [checkKey(id), svcKey(owner)] : [checkKey(id)];
   }
 
-  #putService(svc: ServiceFields): void {
-    this.#services.set(svc.ID, { service: svc });
+  #putService(svc: ServiceFields, asSidecar: boolean): void {
+    this.#services.set(svc.ID, asSidecar ? { service: svc, locallyRegisteredAsSidecar: true } : { service: svc });
     this.#stamps.set(svcKey(svc.ID), ++this.#seq);
   }
 

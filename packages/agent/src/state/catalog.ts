@@ -26,8 +26,18 @@ function within<T>(prefix: string, fn: () => T): T {
 
 function bumpServicesOfNode(tx: WriteTx, nk: string): void {
   scanPrefix(tx.data.services, nk + SEP, (_k, row) => {
-    tx.bumpService(row.Service.Service);
+    bumpInstance(tx, row.Service);
   });
+}
+
+/**
+ * A service instance (or its health) changed: its name's index moves, and so does its proxy
+ * destination's, which the connect queries (health/connect/:service) read and block on.
+ */
+function bumpInstance(tx: WriteTx, svc: NodeService): void {
+  tx.bumpService(svc.Service);
+  const dest = svc.Kind === 'connect-proxy' ? svc.Proxy?.DestinationServiceName : undefined;
+  if (dest && lower(dest) !== lower(svc.Service)) tx.bumpService(dest);
 }
 
 /** Consul's ensureNoNodeWithSimilarNameTxn: a healthy node keeps its name against a new ID. */
@@ -96,10 +106,10 @@ export function ensureService(tx: WriteTx, nodeName: string, svc: NodeService): 
   if (existing && sameData(existing.Service, row, INDEX_FIELDS)) return existing.Service;
   const frozen = deepFreeze(row);
   tx.putService(key, { Node: node.Node, Service: frozen });
-  tx.bumpService(frozen.Service);
+  bumpInstance(tx, frozen);
+  if (existing) bumpInstance(tx, existing.Service);
   if (existing && lower(existing.Service.Service) !== lower(frozen.Service)) {
     // Re-registered under another name: the old name lost an instance.
-    tx.bumpService(existing.Service.Service);
     lastInstanceGone(tx, existing.Service.Service);
   }
   return frozen;
@@ -122,11 +132,11 @@ export function ensureCheck(tx: WriteTx, hc: HealthCheck): HealthCheck {
   const key = checkKey(node.Node, hc.CheckID);
   const existing = d.checks.get(key);
   const row: HealthCheck = { ...hc, Node: node.Node, CreateIndex: existing ? existing.CreateIndex : tx.index, ModifyIndex: tx.index };
-  let serviceName: string | undefined;
+  let owner: NodeService | undefined;
   if (hc.ServiceID !== '') {
     const svc = d.services.get(serviceKey(node.Node, hc.ServiceID));
     if (!svc) throw missingService();
-    serviceName = svc.Service.Service;
+    owner = svc.Service;
     row.ServiceID = svc.Service.ID;
     row.ServiceName = svc.Service.Service;
     row.ServiceTags = [...svc.Service.Tags];
@@ -136,7 +146,7 @@ export function ensureCheck(tx: WriteTx, hc: HealthCheck): HealthCheck {
   }
   const modified = !(existing && sameData(existing, row, INDEX_FIELDS));
   if (modified) {
-    if (serviceName !== undefined) tx.bumpService(serviceName);
+    if (owner !== undefined) bumpInstance(tx, owner);
     else bumpServicesOfNode(tx, nk);
   }
   // Consul invalidates on every critical write, changed or not: a session must never outlive the
@@ -163,7 +173,8 @@ export function deleteCheck(tx: WriteTx, nodeName: string, checkId: string): boo
   if (!hc) return false;
   if (hc.ServiceID !== '') {
     const svc = tx.data.services.get(serviceKey(hc.Node, hc.ServiceID));
-    tx.bumpService(svc ? svc.Service.Service : hc.ServiceName);
+    if (svc) bumpInstance(tx, svc.Service);
+    else tx.bumpService(hc.ServiceName);
   } else {
     bumpServicesOfNode(tx, nodeKey(hc.Node));
   }
@@ -189,7 +200,7 @@ export function deleteService(tx: WriteTx, nodeName: string, serviceId: string):
   });
   for (const hc of own) deleteCheck(tx, hc.Node, hc.CheckID);
   tx.putService(key, undefined);
-  tx.bumpService(row.Service.Service);
+  bumpInstance(tx, row.Service);
   lastInstanceGone(tx, row.Service.Service);
   return true;
 }

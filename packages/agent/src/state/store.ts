@@ -314,12 +314,32 @@ export class StateStore implements StateReader {
     return this.tableIndex('nodes', 'services', 'checks');
   }
 
+  /**
+   * The instances a query for `service` covers: those of that name, or with `connect` (Consul's
+   * connect index) the connect-proxies whose Proxy.DestinationServiceName is `service` and the
+   * instances of that name that are Connect-native. Proxy writes move the destination's index too
+   * (catalog.ts), so the query's index and watch topic stay the destination's.
+   */
+  #serviceKeys(service: string, connect: boolean | undefined): string[] {
+    const d = this.#data;
+    if (!connect) return d.serviceKeysByName(service);
+    const want = lower(service);
+    const keys: string[] = [];
+    d.services.forEach((row, key) => {
+      const s = row.Service;
+      const proxyFor = s.Kind === 'connect-proxy' && lower(s.Proxy?.DestinationServiceName ?? '') === want;
+      const native = s.Connect?.Native === true && lower(s.Service) === want;
+      if (proxyFor || native) keys.push(key);
+    });
+    return keys;
+  }
+
   serviceNodes(service: string, opts?: ServiceQueryOptions, ws?: WatchRecorder): QueryResult<ServiceNode[]> {
     ws?.addTopic(topics.service(service));
     const d = this.#data;
     const tags = wantedTags(opts);
     const value: ServiceNode[] = [];
-    for (const key of d.serviceKeysByName(service)) {
+    for (const key of this.#serviceKeys(service, opts?.connect)) {
       const row = d.services.get(key)!;
       if (!hasTags(row.Service, tags)) continue;
       const node = d.nodes.get(nodeKey(row.Node));
@@ -334,7 +354,7 @@ export class StateStore implements StateReader {
     const tags = wantedTags(opts);
     const nodeLevel = new Map<string, HealthCheck[]>();
     const value: CheckServiceNode[] = [];
-    for (const key of d.serviceKeysByName(service)) {
+    for (const key of this.#serviceKeys(service, opts?.connect)) {
       const row = d.services.get(key)!;
       if (!hasTags(row.Service, tags)) continue;
       const nk = nodeKey(row.Node);

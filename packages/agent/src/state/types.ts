@@ -651,6 +651,8 @@ export interface QueryResult<T> {
 export interface ServiceQueryOptions {
   /** Only instances carrying every one of these tags (case-insensitive, as Consul). */
   tag?: string | readonly string[];
+  /** The service's Connect-capable instances: its proxies and its Connect-native instances (health/connect, catalog/connect). */
+  connect?: boolean;
 }
 
 export interface HealthServiceQueryOptions extends ServiceQueryOptions {

@@ -79,6 +79,7 @@ export function harness(opts: HarnessOptions = {}): Harness {
     apply,
     catalogState: catalogStateFromStore(store),
     ...(opts.timers ? { timers: opts.timers } : {}),
+    sidecarPorts: { min: config.ports.sidecarMinPort, max: config.ports.sidecarMaxPort },
   });
   const sessionTimers: SessionTimers = { renew: (id) => void h.renewed.push(id) };
   const backend: AgentBackend = {

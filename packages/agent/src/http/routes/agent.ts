@@ -12,6 +12,7 @@ import { decode, decodeBody, DecodeError, type Schema } from '../decode.ts';
 import { badRequest, decodeFailed, HttpError, notFound } from '../errors.ts';
 import { isEmptyCheckType, validateCheckType, type CheckType } from '../../structs/check.ts';
 import type { ServiceFields } from '../../state/types.ts';
+import { multiError, parentSidecarErrors, proxyServiceErrors, sidecarFromService, upstreamFromDecoded } from '../../structs/sidecar.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { CheckDefinitionSchema, CheckUpdateSchema, ServiceDefinitionSchema } from '../schemas.ts';
 import { filterMap, filterParam, requireRest, waitLimits } from './common.ts';
@@ -74,12 +75,86 @@ function enableParam(ctx: RequestContext): boolean {
   return v;
 }
 
+/** A registration as LocalState.addService takes it: the service, its checks and its sidecar, if any. */
+export interface ServiceRegistration {
+  service: ServiceFields;
+  checks: CheckType[];
+  /** Consul's note for names DNS cannot serve. */
+  warning: string | null;
+  /** `<id>-sidecar-proxy`, from Connect.SidecarService (port 0 = the agent assigns one). */
+  sidecar?: { service: ServiceFields; checks: CheckType[] };
+}
+
+/** ServiceDefinition.NodeService's defaulting of a proxy block: every upstream in Consul's stored shape. */
+function proxyFromDecoded(proxy: Obj): ServiceFields['Proxy'] {
+  const out: Obj = { ...proxy };
+  if (Array.isArray(proxy.Upstreams)) out.Upstreams = (proxy.Upstreams as Obj[]).map(upstreamFromDecoded);
+  return out;
+}
+
+/** The decoded checks of a definition (`Check` and `Checks`), validated as CheckTypes; null = invalid, with why. */
+function definitionChecks(def: Obj, invalid: (why: string) => HttpError): CheckType[] {
+  const checkDefs: Obj[] = [];
+  if (def.Check) checkDefs.push(def.Check as Obj);
+  if (def.Checks) checkDefs.push(...(def.Checks as Obj[]));
+  const checks: CheckType[] = [];
+  for (const c of checkDefs) {
+    const ct = toCheckType(c);
+    if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
+    refuseBadName('check name', ct.Name);
+    const why = validateCheckType(ct);
+    if (why) throw invalid(why);
+    if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
+    checks.push(ct);
+  }
+  return checks;
+}
+
+/**
+ * Consul's sidecarServiceFromNodeService and the validation AgentRegisterService runs on its
+ * result: `raw` is the parent's Connect.SidecarService, decoded here as the ServiceDefinition it is.
+ */
+function sidecarRegistration(parent: ServiceFields, raw: unknown): { service: ServiceFields; checks: CheckType[] } {
+  const def = decodeOrThrow(raw, ServiceDefinitionSchema);
+  const why = parentSidecarErrors(parent.Kind, def);
+  if (why.length > 0) throw badRequest(`Validation failed: ${multiError(why)}`);
+  const checks = definitionChecks(def, (w) => badRequest(`Invalid check in sidecar_service: ${w}`));
+  let kind = (def.Kind as string | undefined) ?? '';
+  if (kind === 'typical') kind = '';
+  if (!SERVICE_KINDS.has(kind)) throw badRequest(`Invalid SidecarService: Invalid service kind: ${JSON.stringify(kind)}`);
+  const meta = (def.Meta as Record<string, string> | undefined) ?? {};
+  const metaErr = validateMeta(meta, 'Service');
+  if (metaErr) throw badRequest(`Invalid SidecarService: ${metaErr}`);
+  const w = def.Weights as { Passing?: number; Warning?: number } | undefined;
+  const given: ServiceFields = {
+    Kind: kind as ServiceFields['Kind'],
+    ID: '',
+    Service: (def.Name as string | undefined) ?? '',
+    Tags: (def.Tags as string[] | undefined) ?? [],
+    Address: (def.Address as string | undefined) ?? '',
+    TaggedAddresses: (def.TaggedAddresses as ServiceFields['TaggedAddresses'] | undefined) ?? {},
+    Meta: meta,
+    Port: (def.Port as number | undefined) ?? 0,
+    Weights: w ? { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 } : { Passing: 1, Warning: 1 },
+    EnableTagOverride: (def.EnableTagOverride as boolean | undefined) ?? false,
+  };
+  if (def.SocketPath) given.SocketPath = def.SocketPath as string;
+  if (def.Proxy) given.Proxy = proxyFromDecoded(def.Proxy as Obj);
+  if (def.Connect) given.Connect = def.Connect as ServiceFields['Connect'];
+  const sidecar = sidecarFromService(parent, given);
+  const errors = proxyServiceErrors(sidecar);
+  if (errors.length > 0) throw badRequest(`Failed Validation: ${multiError(errors)}`);
+  return { service: sidecar, checks };
+}
+
 /**
  * Validates a decoded service registration (PUT /v1/agent/service/register's body, or a service
  * from a config file in the same JSON shape) as Consul does, and builds what LocalState stores.
  * Throws HttpError 400 with Consul's text. `warning` is Consul's note for names DNS cannot serve.
+ * A Connect.SidecarService becomes `sidecar` and leaves the service's own Connect block, as in
+ * Consul (it is registration sugar, never stored).
  */
-export function serviceRegistration(def: Obj): { service: ServiceFields; checks: CheckType[]; warning: string | null } {
+export function serviceRegistration(def: Obj): ServiceRegistration {
   const name = (def.Name as string | undefined) ?? '';
   if (name === '') throw badRequest('Missing service name');
   const nameCheck = validateServiceName(name);
@@ -110,19 +185,7 @@ export function serviceRegistration(def: Obj): { service: ServiceFields; checks:
   }
   if (kind === 'mesh-gateway' && port === 0) throw badRequest('Validation failed: Port must be non-zero for a Mesh Gateway');
 
-  const checkDefs: Obj[] = [];
-  if (def.Check) checkDefs.push(def.Check as Obj);
-  if (def.Checks) checkDefs.push(...(def.Checks as Obj[]));
-  const checks: CheckType[] = [];
-  for (const c of checkDefs) {
-    const ct = toCheckType(c);
-    if (isEmptyCheckType(ct) && c === def.Check) continue; // Consul skips an empty `Check` block.
-    refuseBadName('check name', ct.Name);
-    const why = validateCheckType(ct);
-    if (why) throw badRequest(`Invalid check: ${why}`);
-    if (ct.Status && !isCheckStatus(ct.Status)) throw badRequest("Status for checks must 'passing', 'warning', 'critical'");
-    checks.push(ct);
-  }
+  const checks = definitionChecks(def, (why) => badRequest(`Invalid check: ${why}`));
 
   const svc: ServiceFields = {
     Kind: kind as ServiceFields['Kind'],
@@ -137,13 +200,19 @@ export function serviceRegistration(def: Obj): { service: ServiceFields; checks:
     EnableTagOverride: (def.EnableTagOverride as boolean | undefined) ?? false,
   };
   if (def.SocketPath) svc.SocketPath = def.SocketPath as string;
-  if (proxy) svc.Proxy = proxy;
-  if (def.Connect) svc.Connect = def.Connect as ServiceFields['Connect'];
-  return { service: svc, checks, warning: nameCheck.warning };
+  if (proxy) svc.Proxy = proxyFromDecoded(proxy);
+  const connect = def.Connect as ServiceFields['Connect'] | undefined;
+  let sidecar: ServiceRegistration['sidecar'];
+  if (connect) {
+    const { SidecarService: sidecarDef, ...rest } = connect;
+    if (sidecarDef !== undefined && sidecarDef !== null) sidecar = sidecarRegistration(svc, sidecarDef);
+    if (Object.keys(rest).length > 0 || sidecarDef === undefined) svc.Connect = rest;
+  }
+  return { service: svc, checks, warning: nameCheck.warning, ...(sidecar ? { sidecar } : {}) };
 }
 
 /** Decodes and validates a registration given as parsed JSON (e.g. a config file's service). */
-export function serviceRegistrationFromJson(raw: unknown): { service: ServiceFields; checks: CheckType[]; warning: string | null } {
+export function serviceRegistrationFromJson(raw: unknown): ServiceRegistration {
   return serviceRegistration(decodeOrThrow(raw, ServiceDefinitionSchema));
 }
 
@@ -305,13 +374,13 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function registerService(ctx: RequestContext): Promise<undefined> {
-    const { service: svc, checks, warning } = serviceRegistration(decodeBody<Obj>(ctx.body, ServiceDefinitionSchema));
+    const { service: svc, checks, warning, sidecar } = serviceRegistration(decodeBody<Obj>(ctx.body, ServiceDefinitionSchema));
     if (warning) deps.logger?.warn({ service: svc.Service }, warning);
     const r = ctx.getAll('replace-existing-checks');
     const replaceExistingChecks = r.length > 0 && (r[0] === '' || r[0] === 'true');
     const started = performance.now();
     try {
-      await local().addService(svc, checks, { replaceExistingChecks });
+      await local().addService(svc, checks, { replaceExistingChecks, ...(sidecar ? { sidecar } : {}) });
     } finally {
       metrics.measureSince('consul.agent.service.register', started);
     }

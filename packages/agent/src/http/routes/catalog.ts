@@ -105,13 +105,14 @@ export function catalogRoutes(deps: RouteDeps): EndpointSpec[] {
     return out;
   }
 
-  async function serviceNodes(ctx: RequestContext): Promise<ServiceNode[]> {
+  /** `catalog/service/:service`, and with `connect` `catalog/connect/:service` (its proxies and Connect-native instances). */
+  const serviceNodes = (connect: boolean) => async (ctx: RequestContext): Promise<ServiceNode[]> => {
     const name = requireRest(ctx, 'service name');
     const tags = ctx.getAll('tag');
     const meta = nodeMetaFilters(ctx.query);
-    const res = await readQuery(ctx, deps, (ws) => store().serviceNodes(name, tags.length ? { tag: tags } : {}, ws), ServiceNodeSchema);
+    const res = await readQuery(ctx, deps, (ws) => store().serviceNodes(name, { ...(tags.length ? { tag: tags } : {}), connect }, ws), ServiceNodeSchema);
     return meta ? res.value.filter((r) => metaMatches(r.NodeMeta, meta)) : res.value;
-  }
+  };
 
   async function nodeServices(ctx: RequestContext): Promise<unknown> {
     const name = requireRest(ctx, 'node name');
@@ -137,7 +138,8 @@ export function catalogRoutes(deps: RouteDeps): EndpointSpec[] {
     { path: '/v1/catalog/datacenters', methods: { GET: () => [backend.config.datacenter] } },
     { path: '/v1/catalog/nodes', methods: { GET: nodes } },
     { path: '/v1/catalog/services', methods: { GET: services } },
-    { path: '/v1/catalog/service/', prefix: true, methods: { GET: serviceNodes } },
+    { path: '/v1/catalog/service/', prefix: true, methods: { GET: serviceNodes(false) } },
+    { path: '/v1/catalog/connect/', prefix: true, methods: { GET: serviceNodes(true) } },
     { path: '/v1/catalog/node/', prefix: true, methods: { GET: nodeServices } },
     { path: '/v1/catalog/node-services/', prefix: true, methods: { GET: nodeServiceList } },
   ];

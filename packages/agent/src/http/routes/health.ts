@@ -22,7 +22,11 @@ export function healthRoutes(deps: RouteDeps): EndpointSpec[] {
     return (await readQuery(ctx, deps, (ws) => store().serviceChecks(service, ws), HealthCheckSchema)).value;
   }
 
-  async function serviceNodes(ctx: RequestContext): Promise<CheckServiceNode[]> {
+  /**
+   * `health/service/:service`, and with `connect` `health/connect/:service` (Consul's
+   * HealthConnectServiceNodes): the service's sidecar proxies and Connect-native instances.
+   */
+  const serviceNodes = (connect: boolean) => async (ctx: RequestContext): Promise<CheckServiceNode[]> => {
     const service = requireRest(ctx, 'service name');
     const tags = ctx.getAll('tag');
     let passingOnly = false;
@@ -38,11 +42,11 @@ export function healthRoutes(deps: RouteDeps): EndpointSpec[] {
     // ?near is accepted; without network coordinates the order stays the store's.
     const res = await readQuery(
       ctx, deps,
-      (ws) => store().healthServiceNodes(service, { ...(tags.length ? { tag: tags } : {}), passingOnly }, ws),
+      (ws) => store().healthServiceNodes(service, { ...(tags.length ? { tag: tags } : {}), passingOnly, connect }, ws),
       CheckServiceNodeSchema,
     );
     return meta ? res.value.filter((r) => metaMatches(r.Node.Meta, meta)) : res.value;
-  }
+  };
 
   async function checksInState(ctx: RequestContext): Promise<HealthCheck[]> {
     const state = requireRest(ctx, 'check state');
@@ -58,7 +62,8 @@ export function healthRoutes(deps: RouteDeps): EndpointSpec[] {
   return [
     { path: '/v1/health/node/', prefix: true, methods: { GET: nodeChecks } },
     { path: '/v1/health/checks/', prefix: true, methods: { GET: serviceChecks } },
-    { path: '/v1/health/service/', prefix: true, methods: { GET: serviceNodes } },
+    { path: '/v1/health/service/', prefix: true, methods: { GET: serviceNodes(false) } },
+    { path: '/v1/health/connect/', prefix: true, methods: { GET: serviceNodes(true) } },
     { path: '/v1/health/state/', prefix: true, methods: { GET: checksInState } },
   ];
 }
