@@ -118,6 +118,8 @@ export class ServerCA {
   private signer: Signer | undefined;
   private readonly bucket: TokenBucket;
   private inflight = 0;
+  /** The stored configuration decoded once per change, not per CSR. */
+  private parsed: { index: number; cfg: CAProviderConfig } | undefined;
 
   constructor(o: ServerCAOptions) {
     this.o = o;
@@ -250,7 +252,8 @@ export class ServerCA {
   sign(csrPem: string): IssuedCert {
     const { value: config } = this.o.store.caConfig();
     if (!config) throw new CAError('ERR_CA_NOT_READY', 'internal error: CA provider is nil');
-    const cfg = parseProviderConfig(config.Config);
+    if (this.parsed?.index !== config.ModifyIndex) this.parsed = { index: config.ModifyIndex, cfg: parseProviderConfig(config.Config) };
+    const cfg = this.parsed.cfg;
     // Consul: CSRMaxConcurrent applies only when CSRMaxPerSecond is 0.
     if (cfg.csrMaxPerSecond > 0) {
       this.bucket.setRate(cfg.csrMaxPerSecond);

@@ -56,6 +56,9 @@ describe('CA over HTTP', () => {
     assert.deepEqual(cfg.Config, { LeafCertTTL: '72h', IntermediateCertTTL: '8760h', RootCertTTL: '87600h', PrivateKeyType: 'rsa', PrivateKeyBits: 2048, CSRMaxPerSecond: 50, CSRMaxConcurrent: 0 });
     const agentRoots = await h.json<Roots>('GET', '/v1/agent/connect/ca/roots');
     assert.deepEqual(agentRoots.body, r.body);
+    const pem = await h.req('GET', '/v1/connect/ca/roots?pem');
+    assert.equal(pem.headers['content-type'], 'application/pem-certificate-chain');
+    assert.equal(pem.body, root.RootCert);
   });
 
   test('bad configurations are 400 with Consul texts and change nothing', async () => {

@@ -1,6 +1,6 @@
 // The built-in CA's HTTP API (Consul's agent/connect_ca_endpoint.go and the agent's leaf and roots
 // endpoints in agent/agent_endpoint.go):
-//   GET /v1/connect/ca/roots                 {ActiveRootID, TrustDomain, Roots} (blocking)
+//   GET /v1/connect/ca/roots                 {ActiveRootID, TrustDomain, Roots} (blocking; ?pem: a PEM bundle)
 //   GET /v1/agent/connect/ca/roots           the same (forwarded by client agents)
 //   GET /v1/connect/ca/configuration         {ClusterID, Provider, Config, ForceWithoutCrossSigning, ...}
 //   PUT /v1/connect/ca/configuration         a new configuration; may rotate the root (server/connectCA.ts)
@@ -16,7 +16,7 @@ import { trustDomainFor } from '../../connect/spiffe.ts';
 import type { CAConfiguration, QueryResult, WatchRecorder } from '../../state/types.ts';
 import type { HttpStore } from '../backend.ts';
 import { parseQueryOptions, waitWithTimeout } from '../blocking.ts';
-import type { RequestContext } from '../context.ts';
+import { RawBody, type RequestContext } from '../context.ts';
 import { jsonSyntaxError } from '../decode.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
@@ -117,7 +117,15 @@ export function connectCARoutes(deps: RouteDeps): EndpointSpec[] {
   };
   deps.onClose?.(() => leaves?.close());
 
-  const roots = async (ctx: RequestContext): Promise<unknown> => (await readQuery(ctx, deps, (ws) => rootsQuery(backend.store, ws))).value;
+  async function roots(ctx: RequestContext): Promise<unknown> {
+    const res = await readQuery(ctx, deps, (ws) => rootsQuery(backend.store, ws));
+    // ?pem: every root and its intermediates as one PEM bundle (Consul 1.11+).
+    if (ctx.has('pem')) {
+      const pems = res.value.Roots.flatMap((r) => [r.RootCert, ...(r.IntermediateCerts ?? [])]).map((p) => (p.endsWith('\n') ? p : `${p}\n`));
+      return new RawBody('application/pem-certificate-chain', pems.join(''));
+    }
+    return res.value;
+  }
 
   async function getConfig(ctx: RequestContext): Promise<unknown> {
     const res = await readQuery(ctx, deps, (ws) => backend.store.caConfig(ws));
