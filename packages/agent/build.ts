@@ -1,6 +1,7 @@
 // Builds the bundled agent that `trellis` runs: src/cli/main.ts and everything it imports (this
 // package, @trellis/raft, libp2p, fastify, grpc-js, pino, ...) into dist/trellis.mjs and the chunks
-// it loads on demand (the CLI, the agent runtime, each role), with source maps so stack traces name
+// it loads on demand (the CLI, the agent runtime, each role, the sidecar proxy of @trellis/gateway
+// that `trellis connect proxy` imports), with source maps so stack traces name
 // the .ts lines (bin/trellis starts Node with --enable-source-maps). Loading a few pre-compiled
 // files instead of ~1,500 modules, a third of them TypeScript stripped at run time, makes an agent
 // process smaller and a CLI call faster (docs/BENCHMARKS.md has the figures).
@@ -31,7 +32,7 @@ const distDir = path.join(pkgDir, 'dist');
 const outFile = path.join(distDir, 'trellis.mjs');
 const entry = path.join(pkgDir, 'src', 'cli', 'main.ts');
 /** Sources whose edits make dist stale (bin/trellis checks the same directories). */
-export const SOURCE_DIRS = [path.join(pkgDir, 'src'), path.join(pkgDir, '..', 'raft', 'src')];
+export const SOURCE_DIRS = [path.join(pkgDir, 'src'), path.join(pkgDir, '..', 'raft', 'src'), path.join(pkgDir, '..', 'gateway', 'src')];
 
 /** The newest modification time (ms) of a .ts file under `dirs`. */
 function newestSource(dirs: string[]): number {

@@ -1,6 +1,6 @@
 // The proxy's only link to the control plane: the local agent's HTTP API (Consul's api package,
-// the parts connect/proxy uses). node:http rather than fetch: fetch loads undici, ~3 MB of an idle
-// process, and the proxy makes one request at a time per watch.
+// the parts connect/proxy uses), over httpLite (one request per connection; no node:http, whose
+// memory the proxy cannot afford, see httpLite.ts).
 //
 // Blocking queries (Consul's "watch" pattern): the first GET returns at once with X-Consul-Index
 // (or X-Consul-ContentHash for the agent's local endpoints); each following GET passes it back as
@@ -8,7 +8,7 @@
 // Errors back off exponentially (Consul's proxy: 1 s doubling to 1 min, here capped lower) so a
 // restarting agent is not hammered and comes back into view quickly.
 
-import http from 'node:http';
+import { request } from './httpLite.ts';
 import type { Logger } from './log.ts';
 
 export class AgentApiError extends Error {
@@ -49,9 +49,6 @@ export class AgentApi {
   private readonly host: string;
   private readonly port: number;
   private readonly token: string | undefined;
-  /** No pooling: blocking queries hold a socket each, and a handful of watches is all there is. */
-  private readonly agent = new http.Agent({ keepAlive: true, maxFreeSockets: 4 });
-
   constructor(opts: AgentApiOptions) {
     const { host, port } = parseHttpAddr(opts.httpAddr);
     this.host = host;
@@ -67,38 +64,29 @@ export class AgentApi {
     return this.request<T>('POST', path, JSON.stringify(body), signal);
   }
 
-  close(): void {
-    this.agent.destroy();
-  }
+  /** Nothing to release: each request has its own connection. Kept so callers need not know. */
+  close(): void {}
 
-  private request<T>(method: string, path: string, body: string | undefined, signal?: AbortSignal): Promise<AgentResponse<T>> {
-    return new Promise((resolve, reject) => {
-      const headers: Record<string, string> = {};
-      if (this.token) headers['X-Consul-Token'] = this.token;
-      if (body !== undefined) headers['Content-Type'] = 'application/json';
-      const req = http.request({ host: this.host, port: this.port, method, path, headers, agent: this.agent, signal }, (res) => {
-        const chunks: Buffer[] = [];
-        res.on('data', (c: Buffer) => chunks.push(c));
-        res.on('error', reject);
-        res.on('end', () => {
-          const text = Buffer.concat(chunks).toString('utf8');
-          const status = res.statusCode ?? 0;
-          if (status < 200 || status >= 300) { reject(new AgentApiError(path, status, text)); return; }
-          let parsed: T;
-          try {
-            parsed = JSON.parse(text) as T;
-          } catch {
-            reject(new AgentApiError(path, status, `not JSON: ${text.slice(0, 200)}`));
-            return;
-          }
-          const index = res.headers['x-consul-index'];
-          const hash = res.headers['x-consul-contenthash'];
-          resolve({ body: parsed, index: typeof index === 'string' ? index : undefined, hash: typeof hash === 'string' ? hash : undefined });
-        });
-      });
-      req.on('error', (err) => reject(signal?.aborted ? err : new AgentApiError(path, 0, err.message)));
-      req.end(body);
-    });
+  private async request<T>(method: string, path: string, body: string | undefined, signal?: AbortSignal): Promise<AgentResponse<T>> {
+    const headers: Record<string, string> = {};
+    if (this.token) headers['X-Consul-Token'] = this.token;
+    if (body !== undefined) headers['Content-Type'] = 'application/json';
+    let res;
+    try {
+      res = await request({ host: this.host, port: this.port, method, path, headers, body, signal });
+    } catch (err) {
+      if (signal?.aborted) throw err;
+      throw new AgentApiError(path, 0, (err as Error).message);
+    }
+    const text = res.body.toString('utf8');
+    if (res.status < 200 || res.status >= 300) throw new AgentApiError(path, res.status, text);
+    let parsed: T;
+    try {
+      parsed = JSON.parse(text) as T;
+    } catch {
+      throw new AgentApiError(path, res.status, `not JSON: ${text.slice(0, 200)}`);
+    }
+    return { body: parsed, index: res.headers.get('x-consul-index'), hash: res.headers.get('x-consul-contenthash') };
   }
 }
 

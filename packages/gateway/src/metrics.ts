@@ -4,7 +4,8 @@
 // built-in proxy (connect/proxy/conn.go reports `consul.proxy.<svc>.inbound.conns` and
 // `.tx_bytes`/`.rx_bytes` by direction), in Prometheus form with labels instead of name parts.
 
-import http from 'node:http';
+import type net from 'node:net';
+import { serveText } from './httpLite.ts';
 
 type Labels = Record<string, string>;
 
@@ -45,6 +46,14 @@ export class Metrics {
 
   text(): string {
     const out: string[] = [];
+    // The process's own memory, under prom-client's default metric names (the proxy has a budget).
+    const mem = process.memoryUsage();
+    for (const [name, help, v] of [
+      ['process_resident_memory_bytes', 'Resident memory size in bytes.', mem.rss],
+      ['nodejs_heap_size_total_bytes', 'Process heap size from Node.js in bytes.', mem.heapTotal],
+      ['nodejs_heap_size_used_bytes', 'Process heap size used from Node.js in bytes.', mem.heapUsed],
+      ['nodejs_external_memory_bytes', 'Node.js external memory size in bytes.', mem.external],
+    ] as const) out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
     for (const [name, f] of this.families) {
       out.push(`# HELP ${name} ${f.help}`, `# TYPE ${name} ${f.type}`);
       for (const [k, v] of f.values) out.push(`${name}${k} ${v}`);
@@ -65,15 +74,12 @@ export const M = {
 } as const satisfies Record<string, readonly [string, string]>;
 
 /** Serves GET /metrics (any other path: 404). Resolves with the bound server. */
-export function serveMetrics(metrics: Metrics, host: string, port: number): Promise<http.Server> {
-  const server = http.createServer((req, res) => {
-    if (req.method === 'GET' && (req.url === '/metrics' || req.url?.startsWith('/metrics?'))) {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      res.end(metrics.text());
-      return;
+export function serveMetrics(metrics: Metrics, host: string, port: number): Promise<net.Server> {
+  const server = serveText((method, path) => {
+    if (method === 'GET' && (path === '/metrics' || path.startsWith('/metrics?'))) {
+      return { status: 200, contentType: 'text/plain; version=0.0.4; charset=utf-8', body: metrics.text() };
     }
-    res.writeHead(404, { 'Content-Type': 'text/plain' });
-    res.end('404 page not found\n');
+    return { status: 404, contentType: 'text/plain', body: '404 page not found\n' };
   });
   return new Promise((resolve, reject) => {
     server.once('error', reject);

@@ -14,7 +14,6 @@ import { Metrics, serveMetrics } from './metrics.ts';
 import { TlsMaterial } from './tlsMaterial.ts';
 import { UpstreamListener, upstreamKey } from './upstream.ts';
 import type { CARoots, LeafCert, ProxyService } from './types.ts';
-import type http from 'node:http';
 
 export interface SidecarProxyOptions {
   /** The agent's HTTP API (host:port or http://host:port). */
@@ -52,9 +51,15 @@ export class ProxyConfigError extends Error {
 
 /** Consul's api.AgentService lookup for -sidecar-for (command/connect/proxy: LookupProxyIDForSidecar). */
 export async function lookupProxyIdForSidecar(api: AgentApi, sidecarFor: string): Promise<string> {
-  const res = await api.get<Record<string, ProxyService>>('/v1/agent/services');
+  let res;
+  try {
+    res = await api.get<Record<string, ProxyService>>('/v1/agent/services');
+  } catch (err) {
+    throw new ProxyConfigError(`Failed looking up sidecar proxy info for ${sidecarFor}: ${(err as Error).message}`);
+  }
   const ids = Object.values(res.body)
-    .filter((s) => s.Kind === 'connect-proxy' && s.Proxy?.DestinationServiceID === sidecarFor)
+    // Consul lower-cases the registered ID (not the flag) before comparing.
+    .filter((s) => s.Kind === 'connect-proxy' && (s.Proxy?.DestinationServiceID ?? '').toLowerCase() === sidecarFor)
     .map((s) => s.ID)
     .sort();
   if (ids.length === 0) throw new ProxyConfigError(`No sidecar proxy registered for ${sidecarFor}`);
@@ -119,7 +124,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
   let inbound: InboundListener | undefined;
   let inboundBind = '';
   const upstreams = new Map<string, UpstreamListener>();
-  let metricsServer: http.Server | undefined;
+  let metricsServer: net.Server | undefined;
   let leafWatchFor: string | undefined;
   let leafStop: AbortController | undefined;
 

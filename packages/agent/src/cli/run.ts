@@ -8,6 +8,7 @@ import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
 import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
 import { connectCAGetConfigCommand, connectCASetConfigCommand } from './commands/connectCA.ts';
+import { connectProxyCommand } from './commands/connectProxy.ts';
 import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
 import { INTENTION_COMMANDS } from './commands/intention.ts';
@@ -27,6 +28,7 @@ export const COMMANDS: readonly Command[] = [
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
   configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
   connectCAGetConfigCommand, connectCASetConfigCommand,
+  connectProxyCommand,
   eventCommand, forceLeaveCommand,
   infoCommand, ...INTENTION_COMMANDS, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,
