@@ -59,6 +59,7 @@ export interface Upstream {
   LocalBindSocketMode?: string;
   Config?: Record<string, unknown>;
   MeshGateway: Record<string, unknown>;
+  [field: string]: unknown;
 }
 
 /** An upstream decoded to Consul's field names → the stored shape, with Consul's JSON omissions. */
