@@ -218,6 +218,24 @@ export class ServerCA {
     this.log.info({ old_root: active.ID, new_root: newRoot.ID, cross_signed: !force }, 'CA rotated to new root');
   }
 
+  /**
+   * Drops inactive roots whose leaves have all expired: rotated out more than LeafCertTTL ago (a leaf
+   * they signed lives at most that long). The leader runs it periodically (Consul's pruneCARoots).
+   * Returns how many were dropped.
+   */
+  async pruneRoots(): Promise<number> {
+    const { value: config } = this.o.store.caConfig();
+    if (!config) return 0;
+    const cfg = parseProviderConfig(config.Config);
+    const roots = this.o.store.caRoots().value;
+    const keep = roots.filter((r) => r.Active || r.RotatedOutAt === '0001-01-01T00:00:00Z' || Date.parse(r.RotatedOutAt) + cfg.leafCertTtlMs > this.now());
+    if (keep.length === roots.length) return 0;
+    const { CreateIndex: _c, ModifyIndex: _m, ...rest } = config;
+    await this.write(rest, keep, undefined, config.ModifyIndex);
+    this.log.info({ pruned: roots.length - keep.length }, 'pruned old CA roots');
+    return roots.length - keep.length;
+  }
+
   private async write(config: Omit<CAConfiguration, 'CreateIndex' | 'ModifyIndex'>, roots: readonly Omit<CARoot, 'CreateIndex' | 'ModifyIndex'>[], state: { ID: string; PrivateKey: string; RootCert: string }[] | undefined, cas: number): Promise<void> {
     const r = await this.o.apply({
       type: 'connectCASet', Config: config, Cas: cas,

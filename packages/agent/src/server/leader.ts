@@ -16,6 +16,8 @@ import type { SessionTimers } from './sessionTimers.ts';
 const TOMBSTONE_TTL_MS = 15 * 60_000;
 const TOMBSTONE_SAMPLE_MS = 60_000;
 const RECONCILE_INTERVAL_MS = 5_000;
+/** How often the leader drops CA roots whose leaves have all expired (Consul's caRootPruneInterval). */
+const CA_PRUNE_INTERVAL_MS = 3_600_000;
 /** A catalog node with serfHealth that gossip has not listed for this long is deregistered. */
 const REAP_MISSING_AFTER_MS = 60_000;
 
@@ -41,8 +43,8 @@ export interface LeaderRoutinesOptions {
   members?: () => ReconciledMember[];
   /** Clock for the reap grace period (tests). */
   now?: () => number;
-  /** The built-in CA: created by the first leader (server/connectCA.ts). */
-  ca?: { initialize(): Promise<void> };
+  /** The built-in CA: created by the first leader, old roots pruned (server/connectCA.ts). */
+  ca?: { initialize(): Promise<void>; pruneRoots(): Promise<number> };
 }
 
 export class LeaderRoutines {
@@ -51,6 +53,7 @@ export class LeaderRoutines {
   private leading = false;
   private reapTimer: NodeJS.Timeout | undefined;
   private reconcileTimer: NodeJS.Timeout | undefined;
+  private caPruneTimer: NodeJS.Timeout | undefined;
   private reconciling = false;
   /** A change arrived during a pass: run another when it ends. */
   private again = false;
@@ -73,6 +76,7 @@ export class LeaderRoutines {
     this.o.sessions.setLeader(isLeader);
     clearInterval(this.reapTimer);
     clearInterval(this.reconcileTimer);
+    clearInterval(this.caPruneTimer);
     this.samples = [];
     this.missingSince.clear();
     if (!isLeader) return;
@@ -80,6 +84,10 @@ export class LeaderRoutines {
     this.reapTimer.unref();
     this.reconcileTimer = setInterval(() => void this.reconcileMembers(), RECONCILE_INTERVAL_MS);
     this.reconcileTimer.unref();
+    this.caPruneTimer = setInterval(() => {
+      void this.o.ca?.pruneRoots().catch((err: Error) => this.logger.warn({ err: err.message }, 'failed to prune old CA roots'));
+    }, CA_PRUNE_INTERVAL_MS);
+    this.caPruneTimer.unref();
     await this.registerSelf();
     void this.initializeCA();
     await this.reconcileMembers();
@@ -102,6 +110,7 @@ export class LeaderRoutines {
     this.leading = false;
     clearInterval(this.reapTimer);
     clearInterval(this.reconcileTimer);
+    clearInterval(this.caPruneTimer);
     this.o.sessions.stop();
   }
 
