@@ -1,0 +1,98 @@
+// The sidecar proxy against a real agent (`trellis agent -dev`): services registered with
+// `Connect.SidecarService`, the agent's CA issuing the leaves, its intentions deciding, and
+// `trellis connect proxy -sidecar-for` processes carrying web -> payments. A deny intention
+// written with `trellis intention create -deny` refuses new connections within 2 s (the app sees a
+// connection error); deleting it lets them through again.
+
+import { test, before, after, afterEach } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import http from 'node:http';
+import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/testApp.ts';
+import { AgentProcess, freePort, launcher, printLogsIfFailed, runTrellis, trellisEnv, waitFor } from '../support/index.ts';
+
+let agent: AgentProcess;
+let webApp: TestApp;
+let paymentsApp: TestApp;
+let upstreamPort: number;
+const proxies: Array<{ child: ChildProcess; out: () => string }> = [];
+
+function get(url: string): Promise<{ status: number; body: TestAppAnswer }> {
+  return new Promise((resolve, reject) => {
+    http.get(url, { agent: false }, (res) => {
+      let s = '';
+      res.on('data', (c: Buffer) => { s += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: JSON.parse(s) as TestAppAnswer }));
+    }).on('error', reject);
+  });
+}
+
+function startProxy(sidecarFor: string) {
+  const child = spawn(launcher, ['connect', 'proxy', '-sidecar-for', sidecarFor, '-http-addr', agent.httpAddr], { env: trellisEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
+  child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
+  const p = { child, out: () => out };
+  proxies.push(p);
+  return p;
+}
+
+before(async () => {
+  agent = await AgentProcess.start({ name: 'connect-proxy' });
+  upstreamPort = await freePort();
+  paymentsApp = await startTestApp({ name: 'payments v1 (onprem)' });
+  webApp = await startTestApp({ name: 'web (onprem)', upstreams: [`http://127.0.0.1:${upstreamPort}`] });
+  const register = async (body: unknown) => {
+    const r = await agent.request('PUT', '/v1/agent/service/register', { body: JSON.stringify(body) });
+    assert.equal(r.status, 200, r.text);
+  };
+  // Sidecar ports from the shared allocator (not Consul's 21000-21255 range, which parallel suites share).
+  await register({ Name: 'payments', Port: paymentsApp.port, Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' } } } } });
+  await register({
+    Name: 'web', Port: webApp.port,
+    Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'payments', LocalBindPort: upstreamPort }] } } },
+  });
+});
+
+afterEach((t) => {
+  printLogsIfFailed(t, agent);
+  if (t.passed === false) for (const p of proxies) process.stdout.write(`# proxy output:\n${p.out()}\n`);
+});
+
+after(async () => {
+  for (const p of proxies) if (p.child.exitCode === null) p.child.kill('SIGKILL');
+  await webApp?.close();
+  await paymentsApp?.close();
+  await agent?.dispose();
+});
+
+test('web -> payments through two `trellis connect proxy -sidecar-for` processes, with the agent\'s CA and intentions', async () => {
+  startProxy('payments');
+  startProxy('web');
+  // The payments proxy becomes a passing instance once the agent's TCP check of it passes.
+  const r = await waitFor('web -> payments through the sidecars', async () => {
+    const res = await get(webApp.url + '/pay');
+    return res.status === 200 ? res : undefined;
+  }, 60_000, 250);
+  assert.equal(r.body.name, 'web (onprem)');
+  assert.equal(r.body.upstream_calls?.[`http://127.0.0.1:${upstreamPort}`]?.name, 'payments v1 (onprem)');
+  assert.equal(r.body.upstream_calls?.[`http://127.0.0.1:${upstreamPort}`]?.uri, `http://127.0.0.1:${upstreamPort}`);
+});
+
+test('an intention deny refuses new web -> payments connections within 2 s; deleting it allows them again', async () => {
+  const env = { CONSUL_HTTP_ADDR: agent.httpAddr };
+  const created = await runTrellis(['intention', 'create', '-deny', 'web', 'payments'], { env });
+  assert.equal(created.code, 0, created.stderr);
+  const deniedAt = Date.now();
+  const refused = await waitFor('web -> payments refused', async () => {
+    const res = await get(webApp.url);
+    return res.status === 500 ? res : undefined;
+  }, 10_000);
+  const elapsed = Date.now() - deniedAt;
+  assert.ok(elapsed <= 2000, `refused ${elapsed} ms after the deny was written`);
+  assert.equal(refused.body.upstream_calls?.[`http://127.0.0.1:${upstreamPort}`]?.code, -1);
+  for (let i = 0; i < 3; i++) assert.equal((await get(webApp.url)).status, 500);
+  const deleted = await runTrellis(['intention', 'delete', 'web', 'payments'], { env });
+  assert.equal(deleted.code, 0, deleted.stderr);
+  await waitFor('web -> payments allowed again', async () => (await get(webApp.url)).status === 200, 10_000);
+});
