@@ -212,7 +212,8 @@ service {
     assert.deepEqual(web!.Connect, {
       SidecarService: {
         Port: 20000,
-        Check: { Name: 'Connect Envoy Sidecar', TCP: '127.0.0.1:20000', Interval: '10s' },
+        // A sidecar_service is converted as a service definition: its check joins Checks, as a service's does.
+        Checks: [{ Name: 'Connect Envoy Sidecar', TCP: '127.0.0.1:20000', Interval: '10s' }],
         Proxy: { Upstreams: [{ DestinationName: 'db', LocalBindPort: 9191 }, { DestinationName: 'cache', LocalBindPort: 9192 }] },
       },
     });

@@ -311,3 +311,50 @@ async function waitFor(cond: () => boolean, what: string): Promise<void> {
     await new Promise((r) => setTimeout(r, 10));
   }
 }
+
+describe('sidecar_service in configuration files', () => {
+  test('HCL with repeated upstreams blocks and its own check builds the same registration as the API', async () => {
+    const { buildRuntimeConfig } = await import('../../src/config/runtime.ts');
+    const { config } = buildRuntimeConfig(['-dev', '-hcl', `
+service {
+  name = "web"
+  port = 8080
+  connect {
+    sidecar_service {
+      tags = ["proxy"]
+      proxy {
+        upstreams {
+          destination_name = "db"
+          local_bind_port = 9191
+        }
+        upstreams {
+          destination_name = "cache"
+          datacenter = "dc2"
+          local_bind_port = 9292
+        }
+      }
+      check {
+        name = "listening"
+        tcp = "127.0.0.1:21000"
+        interval = "5s"
+      }
+    }
+  }
+}
+`], {});
+    const reg = serviceRegistrationFromJson(config.services[0]);
+    assert.equal(reg.service.Connect, undefined);
+    const sc = reg.sidecar!;
+    assert.equal(sc.service.ID, 'web-sidecar-proxy');
+    assert.equal(sc.service.Kind, 'connect-proxy');
+    assert.deepEqual(sc.service.Tags, ['proxy']);
+    assert.deepEqual(sc.service.Proxy?.Upstreams, [
+      { DestinationType: 'service', DestinationName: 'db', Datacenter: '', LocalBindPort: 9191, MeshGateway: {} },
+      { DestinationType: 'service', DestinationName: 'cache', Datacenter: 'dc2', LocalBindPort: 9292, MeshGateway: {} },
+    ]);
+    assert.deepEqual(sc.checks, [{ Name: 'listening', TCP: '127.0.0.1:21000', IntervalNs: 5e9 }]);
+    // A nested sidecar in a file is refused like one sent to the API.
+    const nested = buildRuntimeConfig(['-dev', '-hcl', 'service {\n  name = "web"\n  connect {\n    sidecar_service {\n      connect {\n        sidecar_service {}\n      }\n    }\n  }\n}\n'], {}).config;
+    assert.throws(() => serviceRegistrationFromJson(nested.services[0]), /A SidecarService cannot have a nested SidecarService/);
+  });
+});
