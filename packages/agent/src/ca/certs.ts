@@ -12,6 +12,7 @@
 import crypto from 'node:crypto';
 import forge from 'node-forge';
 import { BACKDATE_MS, colonHex } from '../connect/policy.ts';
+import { agentCN, caCN, serviceCN } from '../connect/commonNames.ts';
 import { canSign, formatSpiffeId, parseSpiffeId, SpiffeParseError, type SpiffeId } from '../connect/spiffe.ts';
 
 const { pki, asn1 } = forge;
@@ -78,16 +79,22 @@ export function randomSerial(bytes = 16): Uint8Array {
   return new Uint8Array(crypto.randomBytes(bytes));
 }
 
+/** Consul's CompactUID: 8 base-36 characters from random bytes, for CA common names. */
+export function compactUid(): string {
+  return crypto.randomBytes(8).readBigUInt64LE().toString(36).slice(0, 8);
+}
+
 export interface RootOptions {
   privateKeyPem: string;
   trustDomain: string;
-  /** Shown as the certificate's CN, "Consul CA <n>" as Consul names it. */
   serialNumber: number;
+  /** Default: Consul's CACN, `pri-<uid>.consul.ca.<td8>.consul`, unique per root. */
+  commonName?: string;
   ttlMs: number;
   now?: number;
 }
 
-/** A self-signed root CA with the URI SAN spiffe://<trust domain> (Consul's generateCA). */
+/** A self-signed root CA with the URI SAN spiffe://<trust domain> (Consul's GenerateCAChain). */
 export function createRoot(o: RootOptions): string {
   const key = crypto.createPrivateKey(o.privateKeyPem);
   const pub = pki.publicKeyFromPem(crypto.createPublicKey(key).export({ type: 'spki', format: 'pem' }).toString());
@@ -97,7 +104,7 @@ export function createRoot(o: RootOptions): string {
   cert.serialNumber = o.serialNumber.toString(16).padStart(2, '0').replace(/^([89a-f])/, '0$1');
   cert.validity.notBefore = new Date(now - BACKDATE_MS);
   cert.validity.notAfter = new Date(now + o.ttlMs);
-  const subject = [{ name: 'commonName', value: `Consul CA ${o.serialNumber}` }];
+  const subject = [{ name: 'commonName', value: o.commonName ?? caCN('consul', compactUid(), o.trustDomain) }];
   cert.setSubject(subject);
   cert.setIssuer(subject);
   const kid = binary(keyIdOf(pub));
@@ -247,7 +254,7 @@ export interface IssuedLeaf {
 }
 
 /**
- * Consul's provider Sign: CN the service (or agent) name, the CSR's URIs and DNS names, key usage
+ * Consul's provider Sign: CN Consul's ServiceCN (or AgentCN), the CSR's URIs and DNS names, key usage
  * digital signature + key encipherment + data encipherment + key agreement, extended key usage
  * client and server auth, not a CA, valid from a minute ago for `ttlMs`.
  */
@@ -260,7 +267,8 @@ export function signLeaf(parsed: ParsedCsr, ca: SigningCA, caCert: forge.pki.Cer
   const validBefore = new Date(now - BACKDATE_MS + ttlMs);
   cert.validity.notBefore = validAfter;
   cert.validity.notAfter = validBefore;
-  const cn = parsed.id.kind === 'service' ? parsed.id.service : parsed.id.kind === 'agent' ? parsed.id.node : '';
+  const id = parsed.id;
+  const cn = id.kind === 'service' ? serviceCN(id.service, id.namespace, ca.trustDomain) : id.kind === 'agent' ? agentCN(id.node, ca.trustDomain) : '';
   cert.setSubject([{ name: 'commonName', value: cn }]);
   cert.setIssuer(caCert.subject.attributes);
   const altNames: Array<{ type: number; value: string }> = [{ type: 6, value: parsed.uri }];

@@ -4,6 +4,7 @@ import assert from 'node:assert/strict';
 import { canSign, formatSpiffeId, parseSpiffeId, serviceId, SpiffeParseError, trustDomainFor } from '../../src/connect/spiffe.ts';
 import { datacenterSni, isValidSubsetName, serviceSni } from '../../src/connect/sni.ts';
 import { colonHex, leafTtlError, renewAt, HOUR_MS } from '../../src/connect/policy.ts';
+import { agentCN, caCN, serviceCN } from '../../src/connect/commonNames.ts';
 
 const TD = '11111111-2222-3333-4444-555555555555.consul';
 
@@ -59,6 +60,25 @@ describe('SNI names', () => {
     assert.equal(isValidSubsetName('v2'), true);
     assert.equal(isValidSubsetName('a'.repeat(63)), true);
     for (const bad of ['', 'V2', '-v2', 'v2-', 'v_2', 'a.b', 'a'.repeat(64)]) assert.equal(isValidSubsetName(bad), false, bad);
+  });
+});
+
+describe('common names (Consul\'s common_names.go)', () => {
+  test('service, agent and CA names: sanitized, lower case, the trust domain cut to 8', () => {
+    assert.equal(serviceCN('web', 'default', TD), 'web.svc.default.11111111.consul');
+    assert.equal(serviceCN('Web_API-v2', 'default', TD), 'webapiv2.svc.default.11111111.consul');
+    assert.equal(agentCN('Node-1', TD), 'node1.agnt.11111111.consul');
+    assert.equal(caCN('consul', 'AbC123xyz', TD), 'pri-abc123xy.consul.ca.11111111.consul');
+    assert.equal(caCN('consul', 'abc', TD, false), 'sec-abc.consul.ca.11111111.consul');
+  });
+
+  test('a long service name is cut so the CN stays within 64 bytes', () => {
+    const cn = serviceCN('a'.repeat(100), 'default', TD);
+    assert.equal(cn, `${'a'.repeat(36)}.svc.default.11111111.consul`);
+    assert.ok(cn.length <= 64);
+    const both = serviceCN('s'.repeat(40), 'n'.repeat(40), TD);
+    assert.equal(both, `${'s'.repeat(21)}.svc.${'n'.repeat(22)}.11111111.consul`);
+    assert.ok(both.length <= 64);
   });
 });
 
