@@ -56,7 +56,7 @@ before(async () => {
 
 afterEach((t) => {
   printLogsIfFailed(t, agent);
-  if (t.passed === false) for (const p of proxies) process.stdout.write(`# proxy output:\n${p.out()}\n`);
+  if ((t as { passed?: boolean }).passed === false) for (const p of proxies) process.stdout.write(`# proxy output:\n${p.out()}\n`);
 });
 
 after(async () => {
