@@ -6,6 +6,7 @@
 // one kept inactive, a leaf issued before still completes a handshake, the renewed leaf chains to
 // the old root through the cross-signed certificate, and the agent's cached leaf is renewed at once
 // (a blocking read wakes) to one signed by the new root. Bad configurations: 400 with Consul's text.
+// A server restart keeps the CA (replayed from its Raft log): same trust domain and root, no new one.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import crypto from 'node:crypto';
@@ -172,4 +173,28 @@ test('CA roots, leaves on a client agent, mTLS between leaves, rotation with cro
   const cfg = await client.request('GET', '/v1/connect/ca/configuration');
   assert.ok(!cfg.text.includes('PRIVATE KEY') && !JSON.stringify(r2).includes('PRIVATE KEY'));
   assert.ok(!fs.readFileSync(server.logFile, 'utf8').includes('PRIVATE KEY'));
+});
+
+test('the CA survives a server restart: same cluster id, same root, no second initialization', { timeout: 120_000 }, async () => {
+  const solo = await AgentProcess.start({ name: 'ca-restart', mode: 'server' });
+  try {
+    const before = await waitFor('the CA', async () => {
+      const r = await solo.request('GET', '/v1/connect/ca/roots');
+      return r.status === 200 && r.json<Roots>().ActiveRootID !== '' ? r.json<Roots>() : undefined;
+    }, 30_000, 200);
+    await solo.restart();
+    const after = await waitFor('the CA after the restart', async () => {
+      const r = await solo.request('GET', '/v1/connect/ca/roots');
+      return r.status === 200 && r.json<Roots>().ActiveRootID !== '' ? r.json<Roots>() : undefined;
+    }, 30_000, 200);
+    assert.equal(after.TrustDomain, before.TrustDomain);
+    assert.deepEqual(after.Roots.map((x) => x.ID), before.Roots.map((x) => x.ID));
+    // It still signs with the key it kept: a leaf verifies against the same root.
+    const leaf = await solo.request('GET', '/v1/agent/connect/ca/leaf/db', { timeoutMs: 60_000 });
+    assert.equal(leaf.status, 200, leaf.text);
+    assert.ok(new crypto.X509Certificate(leaf.json<Leaf>().CertPEM).checkIssued(new crypto.X509Certificate(before.Roots[0]!.RootCert)));
+    assert.equal((fs.readFileSync(solo.logFile, 'utf8').match(/initialized primary datacenter CA/g) ?? []).length, 1);
+  } finally {
+    await solo.dispose();
+  }
 });
