@@ -70,6 +70,7 @@ export const M = {
   txBytes: ['consul_proxy_tx_bytes_total', 'Bytes sent to the downstream side (the caller), by direction.'],
   handshakeFailures: ['consul_proxy_tls_handshake_failures_total', 'mTLS handshakes that failed (bad or missing client certificate, unknown CA, wrong server identity), by direction.'],
   denials: ['consul_proxy_intention_denials_total', 'Inbound connections refused by intentions.'],
+  resumed: ['consul_proxy_tls_resumed_total', 'Upstream mTLS connections that resumed a TLS session (no full handshake).'],
   dialFailures: ['consul_proxy_upstream_dial_failures_total', 'Upstream connections that could not be made (no healthy instance, connection refused).'],
 } as const satisfies Record<string, readonly [string, string]>;
 

@@ -152,6 +152,7 @@ export class UpstreamListener {
     conn.once('error', onHandshakeError);
     conn.once('secureConnect', () => {
       conn.off('error', onHandshakeError);
+      if (conn.isSessionReused()) metrics.add(M.resumed[0], M.resumed[1], { upstream: u.DestinationName });
       join(socket, conn, metrics, 'upstream');
       socket.resume();
     });

@@ -88,6 +88,9 @@ test('web -> payments through both sidecars over mTLS; the intention check names
   assert.equal(call?.name, 'payments v1 (onprem)');
   assert.equal(call?.uri, upstreamUri());
   assert.equal(call?.code, 200);
+  // Later connections resume the TLS session instead of a full handshake.
+  for (let i = 0; i < 3; i++) assert.equal((await get(webApp.url)).status, 200);
+  assert.ok(webProxy.metrics.get('consul_proxy_tls_resumed_total', { upstream: 'payments' }) >= 2, webProxy.metrics.text());
   const auth = agent.authorizeCalls.at(-1)!;
   assert.equal(auth.Target, 'payments');
   assert.equal(auth.ClientCertURI, `spiffe://${TD}/ns/default/dc/${DC}/svc/web`);
@@ -243,4 +246,28 @@ test('GET /metrics on -metrics-addr serves Prometheus text with the connection c
   assert.ok(inbound && Number(inbound[1]) > 0, text);
   assert.match(text, /consul_proxy_rx_bytes_total\{direction="inbound"\} [1-9]/);
   assert.match(text, /consul_proxy_intention_denials_total [1-9]/);
+});
+
+test('a changed proxy definition opens and closes upstream listeners without a restart', async () => {
+  const svc = agent.services.get('web-sidecar-proxy')!;
+  const extraPort = await freePort();
+  const withExtra: ProxyService = { ...svc, Proxy: { ...svc.Proxy!, Upstreams: [...(svc.Proxy!.Upstreams ?? []), { DestinationName: 'payments', Datacenter: DC, LocalBindAddress: '127.0.0.1', LocalBindPort: extraPort }] } };
+  agent.setService(withExtra);
+  const answer = await waitFor('the new upstream listener answers', async () => {
+    const app = await startTestApp({ name: 'probe', upstreams: [`http://127.0.0.1:${extraPort}`] });
+    try {
+      const r = await get(app.url);
+      return r.status === 200 ? r : undefined;
+    } finally {
+      await app.close();
+    }
+  }, 5000);
+  assert.equal(answer.body.upstream_calls?.[`http://127.0.0.1:${extraPort}`]?.name, 'payments v1 (onprem)');
+  agent.setService(svc);
+  await waitFor('the removed upstream listener is closed', () => new Promise<boolean>((resolve) => {
+    const s = net.connect(extraPort, '127.0.0.1');
+    s.on('connect', () => { s.destroy(); resolve(false); });
+    s.on('error', () => resolve(true));
+  }), 5000);
+  assert.equal((await get(webApp.url)).status, 200);
 });
