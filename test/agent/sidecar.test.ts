@@ -3,14 +3,15 @@
 // PUT /v1/agent/service/register. Each sidecar is in the catalog with its Proxy block and upstreams;
 // /v1/health/connect/<svc> lists it, but not as passing until something listens on its port (the
 // test opens that listener); deregistering the service removes its sidecar; an API-registered
-// sidecar survives a restart of the client agent with its port, and still goes with its service.
+// sidecar survives a restart of the client agent with its port, and still goes with its service;
+// `trellis services register` with an HCL file registers one too.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, closeIdleSockets, freePort, printLogsIfFailed, reservePort, waitFor } from '../support/index.ts';
+import { AgentProcess, closeIdleSockets, freePort, printLogsIfFailed, reservePort, runTrellis, waitFor } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-sidecar-'));
 let server: AgentProcess | undefined;
@@ -156,6 +157,15 @@ ports {
     return r.status === 200 && r.json<unknown[]>().length === 0;
   }, 10_000, 100);
   assert.deepEqual(await connect('web', false), []);
+
+  // `trellis services register` with an HCL file: the freed port goes to the new sidecar.
+  const file = path.join(tmp, 'cache.hcl');
+  fs.writeFileSync(file, 'service {\n  name = "cache"\n  port = 6379\n  connect {\n    sidecar_service {}\n  }\n}\n');
+  const cli = await runTrellis(['services', 'register', '-http-addr', client.httpAddr, file], { timeoutMs: 30_000 });
+  assert.equal(cli.code, 0, cli.stderr);
+  const cacheProxy = (await client.request('GET', '/v1/agent/service/cache-sidecar-proxy')).json<{ Port: number; Proxy: { DestinationServiceName: string } }>();
+  assert.equal(cacheProxy.Port, first);
+  assert.equal(cacheProxy.Proxy.DestinationServiceName, 'cache');
 
   // The API-registered sidecar survives a restart with its port, and still goes with api.
   await client.restart();
