@@ -9,6 +9,9 @@ import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath, pathToFileURL } from 'node:url';
 import { FakeAgent } from '../../packages/gateway/test/support/fakeAgent.ts';
 import { makeLeaf, makeRoot, rootsBody } from '../../packages/gateway/test/support/testCa.ts';
 import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/testApp.ts';
@@ -26,8 +29,8 @@ let upstreamPort: number;
 let metricsPort: number;
 const procs: ProxyProc[] = [];
 
-function startProxy(args: string[]): ProxyProc {
-  const child = spawn(launcher, ['connect', 'proxy', '-http-addr', agent.addr, ...args], { env: trellisEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+function startProxy(args: string[], env: Record<string, string> = {}): ProxyProc {
+  const child = spawn(launcher, ['connect', 'proxy', '-http-addr', agent.addr, ...args], { env: trellisEnv(env), stdio: ['ignore', 'pipe', 'pipe'] });
   let out = '';
   child.stdout!.on('data', (b: Buffer) => { out += b.toString(); });
   child.stderr!.on('data', (b: Buffer) => { out += b.toString(); });
@@ -123,6 +126,29 @@ test('two `trellis connect proxy` processes carry web -> payments over mTLS, eac
   assert.equal(await payments.exited, 0, payments.out());
   assert.equal(await web.exited, 0, web.out());
   assert.match(web.out(), /Trellis Connect proxy shutdown/);
+});
+
+test('the proxy process loads its command and the gateway from the bundle, never the agent runtime', async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-proxy-loads-'));
+  const file = path.join(dir, 'loaded.txt');
+  const p = startProxy(['-sidecar-for', 'payments'], { NODE_OPTIONS: `--import ${pathToFileURL(path.join(import.meta.dirname, 'proxyLoads.mjs')).href}`, TRELLIS_LOADED_FILE: file });
+  await waitFor('the proxy is serving', () => {
+    if (p.child.exitCode !== null) throw new Error(`proxy exited ${p.child.exitCode}: ${p.out()}`);
+    return p.out().includes('Log data will now stream in as it occurs');
+  }, 30_000);
+  p.child.kill('SIGTERM');
+  assert.equal(await p.exited, 0, p.out());
+  const files = fs.readFileSync(file, 'utf8').split('\n').filter(Boolean).map((u) => fileURLToPath(u));
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.ok(files.some((f) => f.endsWith(path.join('dist', 'trellis.mjs'))), `runs the bundle: ${files.join(', ')}`);
+  assert.ok(files.some((f) => /connectProxy-\w+\.mjs$/.test(f)), `loads the connect proxy chunk: ${files.join(', ')}`);
+  for (const f of files) {
+    assert.ok(!f.includes(`${path.sep}node_modules${path.sep}`), `loads nothing from node_modules: ${f}`);
+    const text = fs.readFileSync(f, 'utf8');
+    for (const marker of ['createLibp2p', 'Fastify', 'RaftNode', 'classic-level']) {
+      assert.ok(!text.includes(marker), `${path.basename(f)} contains ${marker}: the agent runtime was loaded`);
+    }
+  }
 });
 
 test('-sidecar-for a service without a registered sidecar: Consul\'s error, exit 1', async () => {
