@@ -80,6 +80,8 @@ describe('sidecar registration (PUT /v1/agent/service/register)', () => {
     assert.equal(cat.body[0]!.ServiceKind, 'connect-proxy');
     assert.equal(cat.body[0]!.ServicePort, 21000);
     assert.equal(cat.body[0]!.ServiceProxy?.DestinationServiceName, 'web');
+    // What the catalog stored is what the agent holds: anti-entropy finds nothing to write.
+    assert.equal(await h.backend.local.syncFull(), 0);
     await h.close();
   });
 
