@@ -4,7 +4,8 @@
 // /v1/health/connect/<svc> lists it, but not as passing until something listens on its port (the
 // test opens that listener); deregistering the service removes its sidecar; an API-registered
 // sidecar survives a restart of the client agent with its port, and still goes with its service;
-// `trellis services register` with an HCL file registers one too.
+// `trellis services register` with an HCL file registers one too; a reload that drops a file's
+// sidecar_service removes the sidecar and one that brings it back registers it again.
 import { test, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -147,6 +148,21 @@ ports {
     return rows.length === 1 ? rows : undefined;
   }, 40_000, 500);
   assert.equal(passing[0]!.Service.Port, first);
+
+  // Reload with web's file no longer defining a sidecar: the sidecar goes, web stays; and back.
+  const webHcl = path.join(configDir, 'web.hcl');
+  const withSidecar = fs.readFileSync(webHcl, 'utf8');
+  fs.writeFileSync(webHcl, `service {\n  name = "web"\n  port = 8080\n}\nports {\n  sidecar_min_port = ${first}\n  sidecar_max_port = ${first + 1}\n}\n`);
+  let reload = await client.request('PUT', '/v1/agent/reload');
+  assert.equal(reload.status, 200, reload.text);
+  assert.equal((await client.request('GET', '/v1/agent/service/web-sidecar-proxy')).status, 404);
+  assert.equal((await client.request('GET', '/v1/agent/service/web')).status, 200);
+  fs.writeFileSync(webHcl, withSidecar);
+  reload = await client.request('PUT', '/v1/agent/reload');
+  assert.equal(reload.status, 200, reload.text);
+  const again = await client.request('GET', '/v1/agent/service/web-sidecar-proxy');
+  assert.equal(again.status, 200, again.text);
+  assert.equal(again.json<{ Port: number }>().Port, first);
 
   // Deregister web: its sidecar goes with it, from the client and the catalog.
   const dereg = await client.request('PUT', '/v1/agent/service/deregister/web');
