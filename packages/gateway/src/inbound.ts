@@ -76,7 +76,9 @@ export class InboundListener {
   async listen(host: string, port: number): Promise<net.AddressInfo> {
     const snap = this.opts.tls.snapshot;
     if (!snap) throw new Error('inbound listener: no certificates yet');
-    const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true });
+    const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true,
+      // A caller that does not finish its handshake does not hold a socket for Node's default 120 s.
+      handshakeTimeout: 10_000 });
     server.on('connection', (raw: net.Socket) => { this.sockets.add(raw); raw.once('close', () => this.sockets.delete(raw)); });
     server.on('secureConnection', (socket) => this.accept(socket));
     server.on('tlsClientError', (err, socket) => {

@@ -55,12 +55,16 @@ export class UpstreamListener {
   /** TLS 1.3 tickets per instance, so reconnects resume instead of a full handshake. */
   private readonly sessions = new Map<string, { generation: number; session: Buffer }>();
   private readonly firstHealth: Promise<void>;
+  /** Upstream Config.connect_timeout_ms (Consul's name for Envoy's), default 5 s. */
+  private readonly connectTimeoutMs: number;
 
   private readonly opts: UpstreamOptions;
 
   constructor(opts: UpstreamOptions) {
     this.opts = opts;
     const u = opts.upstream;
+    const t = Number(u.Config?.['connect_timeout_ms']);
+    this.connectTimeoutMs = Number.isFinite(t) && t > 0 ? t : 5000;
     const q = new URLSearchParams({ passing: '1' });
     if (u.Datacenter) q.set('dc', u.Datacenter);
     let resolveFirst!: () => void;
@@ -117,15 +121,24 @@ export class UpstreamListener {
     socket.once('close', () => this.sockets.delete(socket));
     track(socket, metrics, 'upstream');
     socket.on('error', () => socket.destroy());
-    const snap = this.opts.tls.snapshot;
-    const inst = this.pick();
-    if (!snap || !inst) {
+    if (!this.opts.tls.snapshot || this.instances.length === 0) {
       metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
-      logger.warn(snap ? 'no healthy instance of upstream' : 'no certificates yet', { upstream: u.DestinationName });
+      logger.warn(this.opts.tls.snapshot ? 'no healthy instance of upstream' : 'no certificates yet', { upstream: u.DestinationName });
       socket.destroy();
       return;
     }
     socket.pause();
+    // An instance that refuses or does not answer the TCP connection is skipped for the next one
+    // (each at most once): health checks lag behind a proxy that just stopped. A TLS failure is
+    // not retried elsewhere: it means a wrong identity or CA, which another instance will not fix.
+    this.dial(socket, this.instances.length);
+  }
+
+  private dial(socket: net.Socket, attemptsLeft: number): void {
+    const { metrics, logger, upstream: u } = this.opts;
+    const snap = this.opts.tls.snapshot!;
+    const inst = this.pick();
+    if (!inst || socket.destroyed) { socket.destroy(); return; }
     const dc = u.Datacenter || snap.identity.datacenter;
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
     const instKey = `${inst.host}:${inst.port}`;
@@ -139,19 +152,23 @@ export class UpstreamListener {
       checkServerIdentity: (_host, cert) => checkServerSpiffe(cert, { service: u.DestinationName, trustDomain: td }),
       session: cached?.generation === snap.generation ? cached.session : undefined,
     });
+    conn.setTimeout(this.connectTimeoutMs, () => conn.destroy(Object.assign(new Error(`no TLS connection to ${instKey} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
     conn.on('session', (session: Buffer) => this.sessions.set(instKey, { generation: snap.generation, session }));
     const onHandshakeError = (err: Error) => {
       this.sessions.delete(instKey);
-      const tlsFailure = !('code' in err) || !/^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH)$/.test(String((err as NodeJS.ErrnoException).code));
-      if (tlsFailure) metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'upstream' });
+      conn.destroy();
+      const code = String((err as NodeJS.ErrnoException).code ?? '');
+      const network = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)$/.test(code);
+      if (!network) metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'upstream' });
       else metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
       logger.warn('upstream connection failed', { upstream: u.DestinationName, instance: instKey, error: err });
+      if (network && code !== 'ECONNRESET' && attemptsLeft > 1) { this.dial(socket, attemptsLeft - 1); return; }
       socket.destroy();
-      conn.destroy();
     };
     conn.once('error', onHandshakeError);
     conn.once('secureConnect', () => {
       conn.off('error', onHandshakeError);
+      conn.setTimeout(0);
       if (conn.isSessionReused()) metrics.add(M.resumed[0], M.resumed[1], { upstream: u.DestinationName });
       join(socket, conn, metrics, 'upstream');
       socket.resume();

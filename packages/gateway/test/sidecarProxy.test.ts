@@ -271,3 +271,18 @@ test('a changed proxy definition opens and closes upstream listeners without a r
   }), 5000);
   assert.equal((await get(webApp.url)).status, 200);
 });
+
+test('an instance that refuses connections is skipped for a healthy one: no request fails', async () => {
+  const dead = await freePort(); // reserved, nothing listens on it
+  agent.setHealth('payments', [healthEntry('gone-sidecar-proxy', dead), healthEntry('payments-sidecar-proxy', paymentsPublicPort)]);
+  try {
+    const before = webProxy.metrics.get('consul_proxy_upstream_dial_failures_total', { upstream: 'payments' });
+    await waitFor('the dead instance is tried', async () => {
+      assert.equal((await get(webApp.url)).status, 200);
+      return webProxy.metrics.get('consul_proxy_upstream_dial_failures_total', { upstream: 'payments' }) > before;
+    }, 5000);
+    for (let i = 0; i < 6; i++) assert.equal((await get(webApp.url)).status, 200);
+  } finally {
+    agent.setHealth('payments', [healthEntry('payments-sidecar-proxy', paymentsPublicPort)]);
+  }
+});
