@@ -25,6 +25,7 @@ import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod, type Route
 import { agentRoutes } from './routes/agent.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { configRoutes } from './routes/config.ts';
+import { discoveryChainRoutes } from './routes/discoveryChain.ts';
 import { connectCARoutes } from './routes/connectCA.ts';
 import { eventRoutes } from './routes/event.ts';
 import { healthRoutes } from './routes/health.ts';
@@ -187,6 +188,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...sessionRoutes(deps),
     ...txnRoutes(deps),
     ...configRoutes(deps),
+    ...discoveryChainRoutes(deps),
     ...connectCARoutes(deps),
     ...intentionRoutes(deps),
     ...authorizeRoutes(deps),
