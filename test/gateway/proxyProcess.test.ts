@@ -151,11 +151,17 @@ test('the proxy process loads its command and the gateway from the bundle, never
   }
 });
 
-test('-sidecar-for a service without a registered sidecar: Consul\'s error, exit 1', async () => {
+test('bad invocations: Consul\'s errors, exit 1', async () => {
   const r = await runTrellis(['connect', 'proxy', '-http-addr', agent.addr, '-sidecar-for', 'nosuch']);
   assert.equal(r.code, 1, r.stdout + r.stderr);
   assert.match(r.stderr, /Error preparing configuration: No sidecar proxy registered for nosuch/);
   const none = await runTrellis(['connect', 'proxy', '-http-addr', agent.addr]);
   assert.equal(none.code, 1);
   assert.match(none.stderr, /-service or -proxy-id must be specified/);
+  const flagMode = await runTrellis(['connect', 'proxy', '-http-addr', agent.addr, '-service', 'web', '-upstream', 'db:8181']);
+  assert.equal(flagMode.code, 1);
+  assert.match(flagMode.stderr, /-service, -upstream: not supported by Trellis yet/);
+  const badLevel = await runTrellis(['connect', 'proxy', '-http-addr', agent.addr, '-sidecar-for', 'payments', '-log-level', 'loud']);
+  assert.equal(badLevel.code, 1);
+  assert.match(badLevel.stderr, /Invalid log level: "loud"/);
 });

@@ -34,12 +34,24 @@ export const connectProxyCommand: Command = {
     { name: 'log-json', kind: 'bool', usage: 'Output logs in JSON format.' },
     { name: 'metrics-addr', kind: 'string', placeholder: 'address', usage: 'A host:port on which to serve Prometheus metrics at /metrics (connections, bytes, TLS handshake failures, intention denials). Disabled when empty.' },
     { name: 'service', kind: 'string', usage: 'Name of the service this proxy is representing (flag configuration mode: not supported by Trellis yet).' },
+    // Consul's flag-mode and debugging flags: accepted by name so scripts get a clear refusal.
+    { name: 'upstream', kind: 'list', usage: "Upstream service to support connecting to, as 'name:addr' (flag configuration mode: not supported by Trellis yet)." },
+    { name: 'service-addr', kind: 'string', usage: 'Address of the local service to proxy (flag configuration mode: not supported by Trellis yet).' },
+    { name: 'listen', kind: 'string', usage: 'Address to listen for inbound connections to the proxied service (flag configuration mode: not supported by Trellis yet).' },
+    { name: 'register', kind: 'bool', usage: 'Self-register with the local agent (flag configuration mode: not supported by Trellis yet).' },
+    { name: 'register-id', kind: 'string', usage: 'ID suffix for the service (flag configuration mode: not supported by Trellis yet).' },
+    { name: 'pprof-addr', kind: 'string', usage: 'Go pprof endpoints in Consul; not supported by Trellis (use -metrics-addr).' },
     ...HTTP_CLIENT_FLAGS,
   ],
   async run(ctx, flags) {
     const { ui, io } = ctx;
     if (flags.args.length > 0) {
       ui.error('==> Should have no non-flag arguments.');
+      return 1;
+    }
+    const unsupported = ['service', 'upstream', 'service-addr', 'listen', 'register', 'register-id', 'pprof-addr'].filter((f) => flags.values.has(f));
+    if (unsupported.length > 0) {
+      ui.error(`==> ${unsupported.map((f) => `-${f}`).join(', ')}: not supported by Trellis yet. Register a connect-proxy service (Connect.SidecarService) and start the proxy with -sidecar-for or -proxy-id.`);
       return 1;
     }
     const proxyId = (flags.values.get('proxy-id') as string | undefined) || io.env['CONNECT_PROXY_ID'] || '';
@@ -53,7 +65,6 @@ export const connectProxyCommand: Command = {
     }
     if (!proxyId && !sidecarFor) {
       ui.error('==> Error preparing configuration: -service or -proxy-id must be specified so that proxy can configure itself.');
-      if (flags.values.has('service')) ui.error('==> The -service flag configuration mode is not supported by Trellis yet: register a connect-proxy service and use -sidecar-for or -proxy-id.');
       return 1;
     }
     let httpAddr: string;
