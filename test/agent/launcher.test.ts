@@ -182,8 +182,8 @@ describe('the trellis launcher under the system Node', () => {
     write('packages/agent/src/cli/main.ts', says, t0);
     write('packages/raft/src/node.ts', '', t0);
     const dist = write('packages/agent/dist/trellis.mjs', says, t0 + 10);
-    const run = async (vars: Record<string, string> = {}) => {
-      const r = spawnSync('/usr/bin/env', ['-i', `PATH=${PATH}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), path.join(pkg, 'bin', 'trellis'), 'agent', '-dev'], { encoding: 'utf8' });
+    const run = async (vars: Record<string, string> = {}, argv = ['agent', '-dev']) => {
+      const r = spawnSync('/usr/bin/env', ['-i', `PATH=${PATH}`, ...Object.entries(vars).map(([k, v]) => `${k}=${v}`), path.join(pkg, 'bin', 'trellis'), ...argv], { encoding: 'utf8' });
       assert.equal(r.status, 0, r.stderr);
       return JSON.parse(r.stdout) as { file: string; args: string[]; execArgv: string[] };
     };
@@ -191,6 +191,17 @@ describe('the trellis launcher under the system Node', () => {
     assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['agent', '-dev'], ['--max-semi-space-size=4', '--heap-growing-percent=50', '--enable-source-maps']]);
     r = await run({ TRELLIS_FROM_SRC: '1' });
     assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
+    // The sidecar proxy: no source maps and V8 lite mode from the bundle (its memory budget); from
+    // src no lite mode (it has no WebAssembly, which type stripping needs).
+    r = await run({}, ['connect', 'proxy', '-sidecar-for', 'web']);
+    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['connect', 'proxy', '-sidecar-for', 'web'], ['--lite-mode', '--max-semi-space-size=4', '--heap-growing-percent=50']]);
+    r = await run({ TRELLIS_FROM_SRC: '1' }, ['connect', 'proxy', '-sidecar-for', 'web']);
+    assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
+    // An edit in @trellis/gateway's sources (bundled too) makes the bundle stale.
+    write('packages/gateway/src/index.ts', '', t0 + 15);
+    assert.equal((await run()).file, path.join(pkg, 'src', 'cli', 'main.ts'));
+    write('packages/agent/dist/trellis.mjs', says, t0 + 16);
+    assert.equal((await run()).file, dist);
     // An edit in @trellis/raft's sources (bundled too) makes the bundle stale.
     write('packages/raft/src/node.ts', '', t0 + 20);
     r = await run();
