@@ -9,7 +9,8 @@ import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
 import { GossipError, GossipPool, parseJoinAddress, pskFromEncryptKey } from '../../src/gossip/index.ts';
 import type { AgentMemberRow, PoolUserEvent } from '../../src/gossip/index.ts';
-import { encodeMessage } from '../../src/gossip/core/index.ts';
+import { decodeMessage, encodeMessage } from '../../src/gossip/core/index.ts';
+import type { Message } from '../../src/gossip/core/types.ts';
 import { datagramKey, open, seal } from '../../src/gossip/libp2p/datagram.ts';
 
 const FAST = { probeIntervalMs: 200, probeTimeoutMs: 100, gossipIntervalMs: 50, suspicionMult: 4, pushPullIntervalMs: 3000 };
@@ -100,24 +101,37 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     assert.throws(() => pools[0]!.fireEvent('big', new Uint8Array(600)), (e: unknown) => e instanceof GossipError && e.code === 'ERR_EVENT_TOO_LARGE');
   });
 
-  test('malformed and spoofed packets are refused and counted; the agent keeps working', async () => {
+  test('malformed packets are refused; pings are answered at their source, never at the address they name; all counted; the agent keeps working', async () => {
     const target = pools[1]!;
     const before = target.stats();
     const n3 = pools[3]!.joinAddress.split(':');
-    await sendPackets(target, [
-      new Uint8Array([1, 99, 0, 0]),                                  // unknown message type
-      new Uint8Array([7, 7, 7]),                                      // unknown version
-      // A ping that asks for the ack to go to someone else (a reflection attempt).
-      encodeMessage({ type: 'ping', seq: 1, from: 'n2', replyTo: { name: 'n2', addr: '127.0.0.1', port: 1, peerId: target.peerId }, target: 'n1', updates: [] }),
-      // A ping that names n3's real address but comes from ours: still not n3.
-      encodeMessage({ type: 'ping', seq: 2, from: 'n3', replyTo: { name: 'n3', addr: n3[0]!, port: Number(n3[1]), peerId: pools[3]!.peerId }, target: 'n1', updates: [] }),
-      // Gossip claiming to be from n3, a live member, sent from an address that is not n3's.
-      encodeMessage({ type: 'gossip', from: 'n3', updates: [] }),
-    ]);
-    await until('the garbage is processed', () => {
-      const s = target.stats();
-      return s.malformed >= before.malformed + 2 && s.spoofed >= before.spoofed + 3;
-    }, 5000);
+    const [host, port] = target.joinAddress.split(':');
+    const stranger = createSocket('udp4');
+    const answers: Message[] = [];
+    stranger.on('message', (m) => answers.push(decodeMessage(m)));
+    await new Promise<void>((r) => stranger.bind(0, '127.0.0.1', () => r()));
+    try {
+      const packets = [
+        new Uint8Array([1, 99, 0, 0]),                                  // unknown message type
+        new Uint8Array([7, 7, 7]),                                      // unknown version
+        // A ping that asks for the ack to go to someone else (a reflection attempt).
+        encodeMessage({ type: 'ping', seq: 101, from: 'n2', replyTo: { name: 'n2', addr: '127.0.0.1', port: 1, peerId: target.peerId }, target: 'n1', updates: [] }),
+        // A ping that names n3's real address but comes from ours.
+        encodeMessage({ type: 'ping', seq: 102, from: 'n3', replyTo: { name: 'n3', addr: n3[0]!, port: Number(n3[1]), peerId: pools[3]!.peerId }, target: 'n1', updates: [] }),
+        // Gossip claiming to be from n3, a live member, sent from an address that is not n3's.
+        encodeMessage({ type: 'gossip', from: 'n3', updates: [] }),
+      ];
+      for (const p of packets) await new Promise<void>((res, rej) => stranger.send(p, Number(port), host, (e) => (e ? rej(e) : res())));
+      await until('the packets are processed', () => {
+        const s = target.stats();
+        return s.malformed >= before.malformed + 2 && s.spoofed >= before.spoofed + 3;
+      }, 5000);
+      // Both pings were answered, at the address they came from (ours), not at the one they named.
+      await until('two acks reach the sender', () => answers.filter((a) => a.type === 'ack').length >= 2, 5000);
+      assert.deepEqual(answers.filter((a) => a.type === 'ack').map((a) => (a as { seq: number }).seq).sort(), [101, 102]);
+    } finally {
+      stranger.close();
+    }
     // Still a healthy member: everyone still sees it alive, and it still sees everyone. Proves a
     // negative (the garbage did not get it suspected): several probe rounds pass first.
     await new Promise((r) => setTimeout(r, 1000));

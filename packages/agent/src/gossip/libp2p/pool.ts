@@ -106,7 +106,7 @@ export interface GossipPoolEvents {
 export interface GossipPoolStats extends SwimStats {
   /** Packets refused before the core: not sealed with our key, push-pull in a packet, bad push-pull streams. */
   framesRefused: number;
-  /** Packets whose sender is not who they claim (see #authentic). */
+  /** Packets whose claimed address is not the one they came from (see #checkSender). */
   spoofed: number;
   /** Push-pull dials that failed. */
   dialFailures: number;
@@ -525,16 +525,31 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   // ------------------------------------------------------------------ SWIM frames
 
   /**
-   * Refuses packets whose sender is not who they claim (never reflect traffic to third parties):
-   * a ping or ping-req must ask for the answer at the address it came from, and a live member's
-   * messages come from its own address and port (its socket is bound to that port).
+   * Checks a packet's claims against the address it came from. A ping or ping-req is answered at
+   * that address whatever reply address it names: the pool never sends traffic to a third party
+   * on a stranger's word. A message naming a live member but sent from another address is counted
+   * and still processed: UDP senders are not authenticated (memberlist does not check at all;
+   * -encrypt is what authenticates them), and refusing would cut off members whose packets leave
+   * from another address than they advertise (NAT, an advertise address on another interface).
+   * Returns the message to process.
    */
-  #authentic(msg: Message, from: DatagramSender): boolean {
+  #checkSender(msg: Message, from: DatagramSender): Message {
     const at = (e: { addr: string; port: number }): boolean => plainAddress(e.addr) === from.address && e.port === from.port;
-    if ((msg.type === 'ping' || msg.type === 'pingReq') && (!at(msg.replyTo) || msg.replyTo.name !== msg.from)) return false;
+    if ((msg.type === 'ping' || msg.type === 'pingReq') && !at(msg.replyTo)) {
+      this.#spoofed(msg, from, `asks for its answer at ${msg.replyTo.addr}:${msg.replyTo.port}; answered at its source instead`);
+      return { ...msg, replyTo: { ...msg.replyTo, addr: from.address, port: from.port } };
+    }
     const known = this.#core!.member(msg.from);
     // A dead or departed member's name may be taken by a new member (a restart at a new address).
-    return !(known && (known.state === 'alive' || known.state === 'suspect') && !at(known));
+    if (known && (known.state === 'alive' || known.state === 'suspect') && !at(known)) {
+      this.#spoofed(msg, from, `claims to be from ${msg.from} (${known.addr}:${known.port})`);
+    }
+    return msg;
+  }
+
+  #spoofed(msg: Message, from: DatagramSender, why: string): void {
+    this.#counters.spoofed++;
+    this.#logRefused('spoofed', `${from.address}:${from.port}`, `${msg.type} from ${from.address}:${from.port} ${why}`, 'gossip packet from an unexpected address');
   }
 
   #onDatagram(packet: Uint8Array, from: DatagramSender): void {
@@ -563,21 +578,16 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#logRefused('wrong-protocol', `${from.address}:${from.port}`, 'pushPull message in a packet');
       return;
     }
-    if (!this.#authentic(msg, from)) {
-      this.#counters.spoofed++;
-      this.#logRefused('spoofed', `${from.address}:${from.port}`, `${msg.type} claims to be from ${msg.from}`);
-      return;
-    }
-    core.receive(msg, performance.now());
+    core.receive(this.#checkSender(msg, from), performance.now());
     this.#flush();
   }
 
   /** Logs refused input sparingly: the 1st, 2nd, 4th, 8th... of each kind (a flood must not flood the log). */
   #refusedLogged = new Map<string, number>();
-  #logRefused(kind: string, peer: string, why: string): void {
+  #logRefused(kind: string, peer: string, why: string, what = 'gossip message refused'): void {
     const n = (this.#refusedLogged.get(kind) ?? 0) + 1;
     this.#refusedLogged.set(kind, n);
-    if ((n & (n - 1)) === 0) this.#log.warn({ peer, kind, count: n }, `gossip message refused: ${why}`);
+    if ((n & (n - 1)) === 0) this.#log.warn({ peer, kind, count: n }, `${what}: ${why}`);
   }
 
   #sendPacket(to: Endpoint, payload: Uint8Array): void {
