@@ -7,7 +7,12 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import { X509Certificate } from 'node:crypto';
+import fs from 'node:fs';
 import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
 import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/testApp.ts';
 import { AgentProcess, freePort, launcher, printLogsIfFailed, runTrellis, trellisEnv, waitFor } from '../support/index.ts';
 
@@ -95,4 +100,62 @@ test('an intention deny refuses new web -> payments connections within 2 s; dele
   const deleted = await runTrellis(['intention', 'delete', 'web', 'payments'], { env });
   assert.equal(deleted.code, 0, deleted.stderr);
   await waitFor('web -> payments allowed again', async () => (await get(webApp.url)).status === 200, 10_000);
+});
+
+test('a CA root rotation (cross-signed) under constant load through the proxies: zero failed requests', async () => {
+  const env = { CONSUL_HTTP_ADDR: agent.httpAddr };
+  const rootsBefore = (await agent.request('GET', '/v1/agent/connect/ca/roots')).json() as { ActiveRootID: string };
+  let ok = 0;
+  const failures: string[] = [];
+  let running = true;
+  const load = async () => {
+    for (let i = 0; running && i < 5000; i++) { // bounded; ends when the rotation has been seen through
+      try {
+        const r = await get(webApp.url);
+        if (r.status === 200) ok++;
+        else failures.push(JSON.stringify(r.body));
+      } catch (err) {
+        failures.push((err as Error).message);
+      }
+    }
+  };
+  const workers = [load(), load()];
+  const served = async (n: number) => { const target = ok + n; await waitFor(`${n} more requests`, () => ok >= target || failures.length > 0, 30_000); };
+  await served(10);
+  // A new key size means a new root, cross-signed by the old one (Consul's provider rules).
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-ca-'));
+  const file = path.join(dir, 'ca.json');
+  fs.writeFileSync(file, JSON.stringify({ Provider: 'consul', Config: { PrivateKeyType: 'rsa', PrivateKeyBits: 4096 } }));
+  const set = await runTrellis(['connect', 'ca', 'set-config', '-config-file', file], { env });
+  fs.rmSync(dir, { recursive: true, force: true });
+  assert.equal(set.code, 0, set.stderr);
+  const newRoot = await waitFor('a new active root', async () => {
+    const r = (await agent.request('GET', '/v1/agent/connect/ca/roots')).json() as { ActiveRootID: string };
+    return r.ActiveRootID !== rootsBefore.ActiveRootID ? r.ActiveRootID : undefined;
+  }, 20_000);
+  const roots = (await agent.request('GET', '/v1/agent/connect/ca/roots')).json() as { Roots: Array<{ ID: string; RootCert: string }> };
+  const newRootCert = new X509Certificate(roots.Roots.find((r) => r.ID === newRoot)!.RootCert);
+  // The agent renews every leaf at once on a new root; the proxies pick them up by blocking query.
+  for (const svc of ['payments', 'web']) {
+    await waitFor(`${svc}'s leaf signed by the new root`, async () => {
+      const leaf = (await agent.request('GET', `/v1/agent/connect/ca/leaf/${svc}`)).json() as { CertPEM: string };
+      return new X509Certificate(leaf.CertPEM).checkIssued(newRootCert) || undefined;
+    }, 20_000);
+  }
+  // The payments proxy serves the agent's current leaf (issued under the new root) while the load runs.
+  const current = (await agent.request('GET', '/v1/agent/connect/ca/leaf/payments')).json() as { SerialNumber: string };
+  const paymentsPort = ((await agent.request('GET', '/v1/agent/service/payments-sidecar-proxy')).json() as { Port: number }).Port;
+  await waitFor('the payments proxy presents its renewed leaf', () => new Promise<boolean>((resolve) => {
+    const s = tls.connect({ port: paymentsPort, host: '127.0.0.1', rejectUnauthorized: false }, () => {
+      const serial = s.getPeerCertificate().serialNumber.toLowerCase().match(/../g)!.join(':');
+      s.destroy();
+      resolve(serial === current.SerialNumber.toLowerCase());
+    });
+    s.on('error', () => resolve(false));
+  }), 10_000);
+  await served(20);
+  running = false;
+  await Promise.all(workers);
+  assert.deepEqual(failures, [], `root ${rootsBefore.ActiveRootID} -> ${newRoot}`);
+  assert.ok(ok >= 30, `${ok} requests served`);
 });
