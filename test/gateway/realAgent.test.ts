@@ -10,10 +10,12 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import http from 'node:http';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/testApp.ts';
+import { makeLeaf, makeRoot } from '../../packages/gateway/test/support/testCa.ts';
 import { AgentProcess, freePort, launcher, printLogsIfFailed, runTrellis, trellisEnv, waitFor } from '../support/index.ts';
 
 let agent: AgentProcess;
@@ -158,4 +160,62 @@ test('a CA root rotation (cross-signed) under constant load through the proxies:
   await Promise.all(workers);
   assert.deepEqual(failures, [], `root ${rootsBefore.ActiveRootID} -> ${newRoot}`);
   assert.ok(ok >= 30, `${ok} requests served`);
+});
+
+test('only mesh callers reach the public listener: plain TCP, TLS without a certificate and another CA\'s leaf are refused', async () => {
+  const port = ((await agent.request('GET', '/v1/agent/service/payments-sidecar-proxy')).json() as { Port: number }).Port;
+  const probe = (socket: net.Socket, ev: 'connect' | 'secureConnect') => new Promise<string>((resolve) => {
+    let data = '';
+    socket.on(ev, () => socket.write('GET / HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n'));
+    socket.on('data', (c: Buffer) => { data += c.toString('latin1'); });
+    socket.on('error', () => { /* refused: what is checked is that nothing came back */ });
+    socket.on('close', () => resolve(data));
+    socket.setTimeout(5000, () => socket.destroy());
+  });
+  const td = ((await agent.request('GET', '/v1/agent/connect/ca/roots')).json() as { TrustDomain: string }).TrustDomain;
+  const other = makeRoot(td, 'Another CA');
+  const foreign = makeLeaf(other, { trustDomain: td, dc: 'dc1', service: 'web' });
+  const mine = (await agent.request('GET', '/v1/agent/connect/ca/leaf/web')).json() as { CertPEM: string; PrivateKeyPEM: string };
+  assert.doesNotMatch(await probe(net.connect(port, '127.0.0.1'), 'connect'), /payments/);
+  assert.doesNotMatch(await probe(tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false }), 'secureConnect'), /payments/);
+  assert.doesNotMatch(await probe(tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, key: foreign.PrivateKeyPEM, cert: foreign.CertPEM }), 'secureConnect'), /payments/);
+  // The control: web's own leaf from the agent gets through.
+  assert.match(await probe(tls.connect({ port, host: '127.0.0.1', rejectUnauthorized: false, key: mine.PrivateKeyPEM, cert: mine.CertPEM }), 'secureConnect'), /payments v1 \(onprem\)/);
+});
+
+test('a payments instance presenting a valid leaf of another service is refused by web\'s proxy', async () => {
+  // The impostor: a TLS server with the agent's own (valid) leaf for "billing", registered as a
+  // connect-proxy for payments, so it appears among payments' healthy proxies.
+  const billing = (await agent.request('GET', '/v1/agent/connect/ca/leaf/billing')).json() as { CertPEM: string; PrivateKeyPEM: string };
+  let appBytes = 0;
+  const impostor = tls.createServer({ key: billing.PrivateKeyPEM, cert: billing.CertPEM }, (s) => {
+    s.on('data', (c: Buffer) => { appBytes += c.length; });
+    s.on('error', () => s.destroy());
+  });
+  let handshakes = 0;
+  impostor.on('connection', () => { handshakes++; });
+  impostor.on('tlsClientError', () => { /* web's proxy aborts the handshake: expected */ });
+  await new Promise<void>((r) => impostor.listen(0, '127.0.0.1', r));
+  const impostorPort = (impostor.address() as net.AddressInfo).port;
+  const reg = await agent.request('PUT', '/v1/agent/service/register', { body: JSON.stringify({
+    Kind: 'connect-proxy', ID: 'impostor', Name: 'payments-sidecar-proxy', Address: '127.0.0.1', Port: impostorPort,
+    Proxy: { DestinationServiceName: 'payments', DestinationServiceID: 'payments', LocalServicePort: 1 },
+  }) });
+  assert.equal(reg.status, 200, reg.text);
+  try {
+    const refused = await waitFor('a request routed to the impostor fails', async () => {
+      const r = await get(webApp.url);
+      return r.status === 500 ? r : undefined;
+    }, 20_000);
+    assert.equal(refused.body.upstream_calls?.[`http://127.0.0.1:${upstreamPort}`]?.code, -1);
+    assert.ok(handshakes > 0, 'web\'s proxy did dial the impostor');
+    assert.equal(appBytes, 0, 'no application byte reached the impostor');
+  } finally {
+    await agent.request('PUT', '/v1/agent/service/deregister/impostor');
+    impostor.close();
+  }
+  await waitFor('all requests succeed again', async () => {
+    for (let i = 0; i < 4; i++) if ((await get(webApp.url)).status !== 200) return false;
+    return true;
+  }, 20_000);
 });
