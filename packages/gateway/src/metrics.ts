@@ -1,6 +1,6 @@
 // The proxy's Prometheus metrics, written in the text exposition format by hand: a handful of
-// counters and gauges do not need prom-client (measured: loading it costs an idle process
-// several MB; see the package README figures in the report/BENCHMARKS). Names follow Consul's
+// counters and gauges do not need prom-client, and every MB counts in the proxy's 60 MB budget
+// (docs/BENCHMARKS.md). Names follow Consul's
 // built-in proxy (connect/proxy/conn.go reports `consul.proxy.<svc>.inbound.conns` and
 // `.tx_bytes`/`.rx_bytes` by direction), in Prometheus form with labels instead of name parts.
 
@@ -66,8 +66,8 @@ export class Metrics {
 export const M = {
   connsTotal: ['consul_proxy_conns_total', 'Connections accepted, by direction (inbound: the public listener; upstream: a local upstream listener).'],
   connsActive: ['consul_proxy_conns', 'Connections open now, by direction.'],
-  rxBytes: ['consul_proxy_rx_bytes_total', 'Bytes received from the downstream side (the caller), by direction.'],
-  txBytes: ['consul_proxy_tx_bytes_total', 'Bytes sent to the downstream side (the caller), by direction.'],
+  rxBytes: ['consul_proxy_rx_bytes_total', 'Bytes received from the downstream side (the caller), by direction; counted when a connection closes.'],
+  txBytes: ['consul_proxy_tx_bytes_total', 'Bytes sent to the downstream side (the caller), by direction; counted when a connection closes.'],
   handshakeFailures: ['consul_proxy_tls_handshake_failures_total', 'mTLS handshakes that failed (bad or missing client certificate, unknown CA, wrong server identity), by direction.'],
   denials: ['consul_proxy_intention_denials_total', 'Inbound connections refused by intentions.'],
   resumed: ['consul_proxy_tls_resumed_total', 'Upstream mTLS connections that resumed a TLS session (no full handshake).'],
