@@ -144,6 +144,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
 
   // Applies a (new) configuration: listeners to open, move or close. Serialized: one at a time.
   let applying = Promise.resolve();
+  let lastApplyError: Error | undefined;
   const apply = (next: ResolvedProxyConfig) => {
     applying = applying.then(async () => {
       if (stop.signal.aborted || !material.snapshot) return;
@@ -171,6 +172,9 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
         await l.listen();
       }
     }).catch((err: unknown) => {
+      lastApplyError = err as Error;
+      // A listener that could not bind is tried again with the next configuration change.
+      if (inbound && !inbound.address()) inboundBind = '';
       logger.error('applying the proxy configuration failed', { error: err as Error });
     });
     return applying;
@@ -223,7 +227,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
     await material.ready;
     logger.info('certificates loaded', { service: material.snapshot!.leaf.Service, serial: material.snapshot!.leaf.SerialNumber });
     await apply(config!);
-    if (!inbound?.address()) throw new ProxyConfigError(`could not start the public listener on ${inboundBind}`);
+    if (!inbound?.address()) throw new ProxyConfigError(`could not start the public listener on ${config!.bind.host}:${config!.bind.port}: ${lastApplyError?.message ?? 'unknown error'}`);
   } catch (err) {
     await shutdown();
     throw err;

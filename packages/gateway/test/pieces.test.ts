@@ -7,7 +7,8 @@ import net from 'node:net';
 import { parseServiceUri, serviceUri, upstreamSni, uriSans } from '../src/spiffe.ts';
 import { AuthorizeCache, serialHex } from '../src/inbound.ts';
 import { checkServerSpiffe, instanceAddress } from '../src/upstream.ts';
-import { lookupProxyIdForSidecar, resolveProxyConfig, ProxyConfigError } from '../src/sidecarProxy.ts';
+import { lookupProxyIdForSidecar, resolveProxyConfig, startSidecarProxy, ProxyConfigError } from '../src/sidecarProxy.ts';
+import { makeLeaf, makeRoot, rootsBody } from './support/testCa.ts';
 import { AgentApi, parseHttpAddr, watch } from '../src/agentApi.ts';
 import { decodeChunked, parseResponse, request } from '../src/httpLite.ts';
 import { Metrics } from '../src/metrics.ts';
@@ -215,4 +216,22 @@ test('Metrics: Prometheus text with HELP, TYPE and labels', () => {
   assert.match(text, /consul_proxy_conns\{direction="upstream"\} 0\n/);
   assert.match(text, /# TYPE process_resident_memory_bytes gauge\nprocess_resident_memory_bytes \d+/);
   assert.equal(m.get('consul_proxy_conns_total', { direction: 'inbound' }), 3);
+});
+
+test('a public port already taken: startSidecarProxy fails naming the address and the cause', async () => {
+  const agent = await FakeAgent.start();
+  const taken = net.createServer();
+  await new Promise<void>((r) => taken.listen(0, '127.0.0.1', r));
+  const port = (taken.address() as net.AddressInfo).port;
+  try {
+    const root = makeRoot('td.consul');
+    agent.setRoots(rootsBody('td.consul', [{ root, active: true }]));
+    agent.setLeaf('web', makeLeaf(root, { trustDomain: 'td.consul', dc: 'dc1', service: 'web' }));
+    agent.setService({ Kind: 'connect-proxy', ID: 'web-sidecar-proxy', Service: 'web-sidecar-proxy', Port: port, Proxy: { DestinationServiceName: 'web', LocalServicePort: 1, Config: { bind_address: '127.0.0.1' } } });
+    await assert.rejects(startSidecarProxy({ httpAddr: agent.addr, proxyServiceId: 'web-sidecar-proxy' }),
+      (e: Error) => e instanceof ProxyConfigError && e.message.includes(`127.0.0.1:${port}`) && /EADDRINUSE/.test(e.message));
+  } finally {
+    taken.close();
+    await agent.close();
+  }
 });
