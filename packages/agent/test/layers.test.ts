@@ -58,6 +58,20 @@ describe('layer rules catch planted violations', () => {
     assert.match(r.out, /state-is-the-bottom/);
   });
 
+  test('state/ may import the pure chain compiler, and nothing else of connect/', () => {
+    const ok = cruise({
+      'packages/agent/src/state/configEntries.ts': "import { compile } from '../connect/discoveryChain.ts';\nexport const c = compile;\n",
+      'packages/agent/src/connect/discoveryChain.ts': 'export const compile = 1;\n',
+    });
+    assert.equal(ok.code, 0, ok.out);
+    const r = cruise({
+      'packages/agent/src/state/configEntries.ts': "import { sni } from '../connect/sni.ts';\nexport const c = sni;\n",
+      'packages/agent/src/connect/sni.ts': 'export const sni = 1;\n',
+    });
+    assert.notEqual(r.code, 0);
+    assert.match(r.out, /state-is-the-bottom/);
+  });
+
   test('a pure core importing a node builtin, an npm package or a module outside its folder', () => {
     for (const [file, text] of [
       ['packages/raft/src/core/raft.ts', "import fs from 'node:fs';\nexport const f = fs;\n"],

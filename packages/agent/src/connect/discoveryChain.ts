@@ -66,7 +66,7 @@ export interface ChainResolver {
   LoadBalancer?: Json;
 }
 
-/** The config entries a chain may read, keyed by service name. */
+/** The config entries a chain may read, keyed by service name (looked up case-insensitively, as Consul's state reads are). */
 export interface ChainEntries {
   proxyDefaults?: ChainProxyDefaults;
   serviceDefaults?: Readonly<Record<string, ChainServiceDefaults>>;
@@ -87,6 +87,8 @@ export interface CompileRequest {
   overrideMeshGateway?: { Mode?: string };
   /** Go's Duration.String (injected: connect/ imports nothing outside itself). */
   formatDuration: (ns: number) => string;
+  /** Told each service whose entries the compiler looked up (the state machine's graph check uses it). */
+  onRead?: (service: string) => void;
 }
 
 export interface DiscoveryTarget {
@@ -207,7 +209,7 @@ class Compiler {
   readonly #req: CompileRequest;
   readonly #ns: string;
   readonly #ap: string;
-  readonly #e: ChainEntries;
+  readonly #e: Required<Omit<ChainEntries, 'proxyDefaults'>> & Pick<ChainEntries, 'proxyDefaults'>;
   readonly #nodes = new Map<string, DiscoveryGraphNode>();
   readonly #splitterNodes = new Map<string, DiscoveryGraphNode>();
   readonly #resolveNodes = new Map<string, DiscoveryGraphNode>();
@@ -225,7 +227,16 @@ class Compiler {
     this.#req = req;
     this.#ns = orDefault(req.namespace, DEFAULT_NS);
     this.#ap = orDefault(req.partition, DEFAULT_PARTITION);
-    this.#e = req.entries;
+    const folded = <T>(m: Readonly<Record<string, T>> | undefined): Record<string, T> => {
+      const out: Record<string, T> = {};
+      for (const [k, v] of Object.entries(m ?? {})) out[k.toLowerCase()] = v;
+      return out;
+    };
+    const e = req.entries;
+    this.#e = {
+      ...(e.proxyDefaults ? { proxyDefaults: e.proxyDefaults } : {}),
+      serviceDefaults: folded(e.serviceDefaults), routers: folded(e.routers), splitters: folded(e.splitters), resolvers: folded(e.resolvers),
+    };
     this.#disableAdvanced = req.overrideProtocol !== undefined && req.overrideProtocol !== '' && !HTTP_LIKE_PROTOCOLS.has(req.overrideProtocol);
   }
 
@@ -264,7 +275,7 @@ class Compiler {
       }));
     }
     if (this.#isDefaultChain(startNode)) chain.Default = true;
-    const meta = this.#e.serviceDefaults?.[this.#req.serviceName]?.Meta;
+    const meta = this.#sd(this.#req.serviceName)?.Meta;
     if (meta && Object.keys(meta).length > 0) chain.ServiceMeta = meta;
     // Field order as Consul prints it.
     const { CustomizationHash, Default, ServiceMeta, ...rest } = chain;
@@ -290,7 +301,7 @@ class Compiler {
 
   #recordServiceProtocol(service: string): void {
     let p = '';
-    const sd = this.#e.serviceDefaults?.[service];
+    const sd = this.#sd(service);
     if (sd) p = sd.Protocol ?? '';
     else {
       const cfg = this.#e.proxyDefaults?.Config;
@@ -305,7 +316,8 @@ class Compiler {
 
   #assemble(): string {
     const name = this.#req.serviceName;
-    let router = this.#e.routers?.[name];
+    this.#req.onRead?.(name);
+    let router: ChainRouter | undefined = this.#e.routers[name.toLowerCase()];
     if (router && this.#disableAdvanced) {
       router = undefined;
       this.#customized.Protocol = true;
@@ -392,7 +404,8 @@ class Compiler {
     const name = this.#sidString(service, ns, ap);
     const prev = this.#splitterNodes.get(name);
     if (prev) return prev;
-    let splitter = this.#e.splitters?.[service];
+    this.#req.onRead?.(service);
+    let splitter: ChainSplitter | undefined = this.#e.splitters[service.toLowerCase()];
     if (splitter && this.#disableAdvanced) {
       splitter = undefined;
       this.#customized.Protocol = true;
@@ -429,7 +442,13 @@ class Compiler {
   }
 
   #resolver(service: string): ChainResolver {
-    return this.#e.resolvers?.[service] ?? { Name: service };
+    this.#req.onRead?.(service);
+    return this.#e.resolvers[service.toLowerCase()] ?? { Name: service };
+  }
+
+  #sd(service: string): ChainServiceDefaults | undefined {
+    this.#req.onRead?.(service);
+    return this.#e.serviceDefaults[service.toLowerCase()];
   }
 
   /** Consul's getResolverNode: redirects and the default subset first, then the node and failover. */
@@ -489,7 +508,7 @@ class Compiler {
     const sub = subset !== '' ? resolver.Subsets![subset]! : undefined;
     target.Subset = sub ? { ...(sub.Filter ? { Filter: sub.Filter } : {}), ...(sub.OnlyPassing ? { OnlyPassing: true } : {}) } : {};
 
-    const sd = this.#e.serviceDefaults?.[target.Service];
+    const sd = this.#sd(target.Service);
     if (sd?.ExternalSNI) {
       target.SNI = sd.ExternalSNI;
       target.External = true;

@@ -1,7 +1,8 @@
 // Config entry writes (Consul's agent/consul/state/config_entry.go): upsert and delete, each with an
-// optional check-and-set on ModifyIndex, and the rules that need the rest of the table: the
-// discovery chains (a router or splitter needs an HTTP-like protocol, and the services a chain
-// reaches must agree on their protocol; Consul's discoverychain.Compile).
+// optional check-and-set on ModifyIndex, and the rules that need the rest of the table: every
+// discovery chain a write affects must still compile (a router or splitter needs an HTTP-like
+// protocol, the services a chain reaches agree on their protocol, named subsets exist, no circular
+// redirect or split; Consul's discoverychain.Compile, here connect/discoveryChain.ts).
 //
 // What an entry must look like (fields, Name rules, Consul's error texts) is checked by the proposer
 // before it proposes (structs/configEntries/), as Consul's ConfigEntry.Apply endpoint validates
@@ -14,6 +15,10 @@ import { StateError, invalidRequest } from './errors.ts';
 import { deepFreeze, isRecord, optUint, reqString } from './rows.ts';
 import { SEP, configEntryKey, lower, scanPrefix, type StateData, type WriteTx } from './tables.ts';
 import type { ConfigEntry } from './types.ts';
+import {
+  ChainCompileError, compileDiscoveryChain, type ChainEntries, type ChainProxyDefaults, type ChainResolver, type ChainRouter,
+  type ChainServiceDefaults, type ChainSplitter,
+} from '../connect/discoveryChain.ts';
 
 const PROXY_DEFAULTS = 'proxy-defaults';
 const SERVICE_DEFAULTS = 'service-defaults';
@@ -22,109 +27,51 @@ const SERVICE_SPLITTER = 'service-splitter';
 const SERVICE_RESOLVER = 'service-resolver';
 const PROXY_GLOBAL = 'global';
 
-/** Protocols whose chains may route and split (Consul's enableAdvancedRoutingForProtocol). */
-const HTTP_LIKE: ReadonlySet<string> = new Set(['http', 'http2', 'grpc']);
-
-/** Consul's ConfigEntryGraphError text from discoverychain.Compile. */
-export function protocolGateMessage(service: string, protocol: string): string {
-  return `discovery chain ${JSON.stringify(service)} uses a protocol ${JSON.stringify(protocol)} that does not permit advanced routing or splitting behavior`;
-}
-
 /**
- * The protocol of a service's chain: its service-defaults Protocol, else proxy-defaults/global's
- * Config.protocol, else tcp (Consul's compile.go: recordServiceProtocol).
+ * The compiler's input from the table: every service-defaults, router, splitter and resolver, and
+ * proxy-defaults/global. Durations are left out: the graph check reads no timeout, and turning Go
+ * duration strings into numbers would need config/ (state/ imports no layer above it).
  */
-export function serviceProtocol(data: StateData, service: string): string {
-  const sd = data.configEntries.get(configEntryKey(SERVICE_DEFAULTS, service));
-  if (sd && typeof sd.Protocol === 'string' && sd.Protocol !== '') return lower(sd.Protocol);
+function chainEntries(data: StateData): ChainEntries {
+  const kinds = { [SERVICE_DEFAULTS]: {}, [SERVICE_ROUTER]: {}, [SERVICE_SPLITTER]: {}, [SERVICE_RESOLVER]: {} } as Record<string, Record<string, unknown>>;
+  for (const kind of Object.keys(kinds)) {
+    scanPrefix(data.configEntries, lower(kind) + SEP, (_k, e) => {
+      kinds[kind]![e.Name] = e;
+    });
+  }
+  const resolvers: Record<string, ChainResolver> = {};
+  for (const [name, e] of Object.entries(kinds[SERVICE_RESOLVER]!)) {
+    const { ConnectTimeout: _c, RequestTimeout: _r, ...rest } = e as Record<string, unknown>;
+    resolvers[name] = rest as unknown as ChainResolver;
+  }
   const pd = data.configEntries.get(configEntryKey(PROXY_DEFAULTS, PROXY_GLOBAL));
-  const config = pd?.Config;
-  if (isRecord(config) && typeof config.protocol === 'string' && config.protocol !== '') return lower(config.protocol);
-  return 'tcp';
+  return {
+    ...(pd ? { proxyDefaults: pd as ChainProxyDefaults } : {}),
+    serviceDefaults: kinds[SERVICE_DEFAULTS] as Record<string, ChainServiceDefaults>,
+    routers: kinds[SERVICE_ROUTER] as unknown as Record<string, ChainRouter>,
+    splitters: kinds[SERVICE_SPLITTER] as unknown as Record<string, ChainSplitter>,
+    resolvers,
+  };
 }
-
-/** Consul's ConfigEntryGraphError for a chain whose services disagree on their protocol. */
-export function inconsistentProtocolMessage(chain: string, service: string, protocol: string, chainProtocol: string): string {
-  return `discovery chain ${JSON.stringify(chain)} uses inconsistent protocols; service ${JSON.stringify(service)} has ${JSON.stringify(protocol)} which is not ${JSON.stringify(chainProtocol)}`;
-}
-
-const entryOf = (data: StateData, kind: string, name: string): ConfigEntry | undefined => data.configEntries.get(configEntryKey(kind, name));
-const records = (v: unknown): Record<string, unknown>[] => (Array.isArray(v) ? v.filter(isRecord) : []);
-const nameOr = (v: unknown, def: string): string => (typeof v === 'string' && v !== '' ? v : def);
 
 /**
- * The part of Consul's discoverychain.Compile that decides whether a chain is valid: it walks the
- * chain's router, splitters and resolvers (redirects, failover targets) as the compiler does,
- * recording each service's protocol; they must all agree, and a chain that routes or splits needs an
- * HTTP-like one. Returns the services the chain read (up to the failure, if any) and the failure,
- * a StateError with Consul's text.
+ * Consul's validateProposedConfigEntryInGraph for one chain: compile it with the discovery chain
+ * compiler (connect/discoveryChain.ts, pure and deterministic) against placeholder datacenter and
+ * trust domain, as Consul does. Returns the services the compiler read (up to the failure, if any)
+ * and the failure, a StateError with Consul's text (protocol rules, a subset that does not exist, a
+ * circular redirect or split, ...).
  */
-function compileChain(data: StateData, chain: string): { reads: Set<string>; error: StateError | undefined } {
-  const visited = new Set<string>();
+function compileChain(entries: ChainEntries, chain: string): { reads: Set<string>; error: StateError | undefined } {
+  const reads = new Set<string>();
   try {
-    walkChain(data, chain, visited);
-    return { reads: visited, error: undefined };
+    compileDiscoveryChain({
+      serviceName: chain, datacenter: 'dc1', trustDomain: '11111111-2222-3333-4444-555555555555.consul', entries,
+      formatDuration: String, onRead: (service) => reads.add(lower(service)),
+    });
+    return { reads, error: undefined };
   } catch (e) {
-    if (e instanceof StateError) return { reads: visited, error: e };
+    if (e instanceof ChainCompileError) return { reads, error: new StateError('ERR_INVALID_CONFIG_ENTRY', e.message) };
     throw e;
-  }
-}
-
-function walkChain(data: StateData, chain: string, visited: Set<string>): void {
-  let protocol: string | undefined;
-  let advanced = false;
-  const record = (service: string): void => {
-    visited.add(lower(service));
-    const p = serviceProtocol(data, service);
-    if (protocol === undefined) protocol = p;
-    else if (p !== protocol) throw new StateError('ERR_INVALID_CONFIG_ENTRY', inconsistentProtocolMessage(chain, service, p, protocol));
-  };
-  const resolversSeen = new Set<string>();
-  const resolver = (service: string): void => {
-    if (resolversSeen.has(lower(service))) return;
-    resolversSeen.add(lower(service));
-    record(service);
-    const r = entryOf(data, SERVICE_RESOLVER, service);
-    if (!r) return;
-    if (isRecord(r.Redirect)) resolver(nameOr(r.Redirect.Service, service));
-    if (isRecord(r.Failover)) {
-      for (const f of Object.values(r.Failover)) {
-        if (!isRecord(f)) continue;
-        const targets = records(f.Targets);
-        if (targets.length === 0) record(nameOr(f.Service, service));
-        for (const t of targets) if (typeof t.Peer !== 'string' || t.Peer === '') record(nameOr(t.Service, service));
-      }
-    }
-  };
-  const splittersSeen = new Set<string>();
-  const splitterOrResolver = (service: string): void => {
-    const sp = entryOf(data, SERVICE_SPLITTER, service);
-    if (!sp || splittersSeen.has(lower(service))) return resolver(service);
-    splittersSeen.add(lower(service));
-    advanced = true;
-    record(service);
-    for (const split of records(sp.Splits)) {
-      const target = nameOr(split.Service, service);
-      // A split to the splitter's own service goes to its resolver, not round the splitter again.
-      if (lower(target) === lower(service)) resolver(target);
-      else splitterOrResolver(target);
-    }
-  };
-  const router = entryOf(data, SERVICE_ROUTER, chain);
-  if (router) {
-    advanced = true;
-    record(chain);
-    for (const route of records(router.Routes)) {
-      const dest = isRecord(route.Destination) ? route.Destination : {};
-      splitterOrResolver(nameOr(dest.Service, chain));
-    }
-    // The catch-all route Consul injects, to the service itself.
-    splitterOrResolver(chain);
-  } else {
-    splitterOrResolver(chain);
-  }
-  if (advanced && !HTTP_LIKE.has(protocol ?? 'tcp')) {
-    throw new StateError('ERR_INVALID_CONFIG_ENTRY', protocolGateMessage(chain, protocol ?? 'tcp'));
   }
 }
 
@@ -151,8 +98,9 @@ function checkDiscoveryChains(data: StateData, kind: string, name: string): void
   const all = k === PROXY_DEFAULTS;
   if (!all && k !== SERVICE_DEFAULTS && k !== SERVICE_ROUTER && k !== SERVICE_SPLITTER && k !== SERVICE_RESOLVER) return;
   const chains = all ? chainNames(data) : [name, ...chainNames(data).filter((c) => lower(c) !== lower(name))];
+  const entries = chainEntries(data);
   for (const chain of chains) {
-    const { reads, error } = compileChain(data, chain);
+    const { reads, error } = compileChain(entries, chain);
     if (error && (all || lower(chain) === lower(name) || reads.has(lower(name)))) throw error;
   }
 }

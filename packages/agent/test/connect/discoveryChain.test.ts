@@ -250,6 +250,19 @@ describe('errors (Consul\'s texts)', () => {
   });
 });
 
+describe('lookups', () => {
+  test('entries are found whatever the case of the name (as Consul\'s state reads are); onRead names what was looked up', () => {
+    const read: string[] = [];
+    const c = compile('Web', {
+      serviceDefaults: { web: http, api: http },
+      splitters: { WEB: { Name: 'WEB', Splits: [{ Weight: 100, Service: 'api' }] } },
+    }, { onRead: (s) => read.push(s) });
+    assert.equal(c.Protocol, 'http');
+    assert.deepEqual(c.Nodes[c.StartNode]!.Splits!.map((s) => s.NextNode), ['resolver:api.default.default.dc1']);
+    assert.ok(read.includes('Web') && read.includes('api'), read.join(','));
+  });
+});
+
 describe('50 config entries', () => {
   test('a chain over 50 entries compiles', () => {
     const c = compile('svc0', fiftyEntries());

@@ -18,7 +18,9 @@ describe('/v1/config', () => {
         MaxInboundConnections: 5, Meta: { Owner: 'team' }, CreateIndex: index, ModifyIndex: index,
       });
       assert.equal(get.headers['x-consul-index'], String(index));
-      // CamelCase, oddly cased and snake_case keys are the same fields.
+      // CamelCase, oddly cased and snake_case keys are the same fields. (The router's subset must
+      // exist: a chain that would not compile is refused, as in Consul.)
+      await h.json('PUT', '/v1/config', { Kind: 'service-resolver', Name: 'web', Subsets: { v2: { Filter: 'Service.Meta.version == 2' } } });
       await h.json('PUT', '/v1/config', { Kind: 'service-router', Name: 'web', Routes: [{ match: { http: { path_prefix: '/admin', methods: ['get'] } }, destination: { service_subset: 'v2', RequestTimeout: '1.5s' } }] });
       const router = await h.json<Record<string, any>>('GET', '/v1/config/service-router/web');
       assert.deepEqual(router.body.Routes, [{ Match: { HTTP: { PathPrefix: '/admin', Methods: ['GET'] } }, Destination: { ServiceSubset: 'v2', RequestTimeout: '1.5s' } }]);

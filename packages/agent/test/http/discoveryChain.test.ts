@@ -98,15 +98,26 @@ describe('/v1/discovery-chain', () => {
     }
   });
 
-  test('a chain that does not compile is a 500 with Consul\'s text; no CA yet is a 500', async () => {
+  test('a write that would leave a chain uncompilable is refused and stores nothing; no CA yet is a 500', async () => {
     const h = withCa();
     try {
-      // The state machine's graph check covers protocols, not subsets: this router is stored but its chain fails.
       await h.json('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'web', Protocol: 'http' });
-      await h.json('PUT', '/v1/config', { Kind: 'service-router', Name: 'web', Routes: [{ Destination: { ServiceSubset: 'v9' } }] });
-      const r = await h.req('GET', '/v1/discovery-chain/web');
-      assert.equal(r.statusCode, 500);
-      assert.equal(r.body, 'service "web" does not have a subset named "v9"');
+      const before = await h.json<{ Chain: Chain }>('GET', '/v1/discovery-chain/web');
+      const refused = await h.req('PUT', '/v1/config', { Kind: 'service-router', Name: 'web', Routes: [{ Destination: { ServiceSubset: 'v9' } }] });
+      assert.equal(refused.statusCode, 400);
+      assert.equal(refused.body, 'service "web" does not have a subset named "v9"');
+      // A redirect from a tcp service to an http one: the chain's services disagree on their protocol.
+      const mixed = await h.req('PUT', '/v1/config', { Kind: 'service-resolver', Name: 'api', Redirect: { Service: 'web' } });
+      assert.equal(mixed.statusCode, 400);
+      assert.equal(mixed.body, 'discovery chain "api" uses inconsistent protocols; service "web" has "http" which is not "tcp"');
+      await h.json('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'api', Protocol: 'http' });
+      assert.equal((await h.req('PUT', '/v1/config', { Kind: 'service-resolver', Name: 'api', Redirect: { Service: 'web' } })).statusCode, 200);
+      const loop = await h.req('PUT', '/v1/config', { Kind: 'service-resolver', Name: 'web', Redirect: { Service: 'api' } });
+      assert.equal(loop.statusCode, 400);
+      assert.equal(loop.body, 'detected circular resolver redirect: [web.default.default.dc1 -> api.default.default.dc1 -> web.default.default.dc1]');
+      assert.equal((await h.req('GET', '/v1/config/service-router/web')).statusCode, 404);
+      const after = await h.json<{ Chain: Chain }>('GET', '/v1/discovery-chain/web');
+      assert.equal(after.body.Chain.StartNode, before.body.Chain.StartNode);
     } finally {
       await h.close();
     }
