@@ -15,6 +15,12 @@
 // them: the resolver's and targets' ConnectTimeout as Go strings ("5s"), RequestTimeout as
 // nanoseconds (Consul's DiscoveryResolver marshals only ConnectTimeout specially). Subset Filters
 // stay strings: the proxy evaluates them.
+//
+// Where this differs from Consul or chooses: CustomizationHash is an FNV-1a of the overrides (Consul's
+// is a hashstructure value; both are opaque 8 hex digits); AutoVirtualIPs/ManualVirtualIPs are null
+// (Trellis assigns no virtual IPs); EnvoyExtensions are not carried. As in Consul, only the chain's
+// own router is consulted: a split or route to a service that has a router goes to that service's
+// splitter or resolver, not an error.
 import { serviceSni } from './sni.ts';
 
 export const DEFAULT_PARTITION = 'default';
