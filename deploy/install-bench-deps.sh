@@ -1,11 +1,13 @@
 #!/usr/bin/env bash
 # System packages the benchmarks need (Debian): etcd (server and etcdctl), the baseline that
-# packages/agent/bench/kv.ts measures Trellis against. Idempotent: a no-op when both are present;
-# otherwise one `apt-get update` and one install.
+# packages/agent/bench/kv.ts measures Trellis against, and haproxy, the reference of
+# packages/gateway/bench/proxy.ts. Idempotent: a no-op when all are present; otherwise one
+# `apt-get update` and one install.
 set -euo pipefail
 need=()
 command -v etcd >/dev/null 2>&1 || need+=(etcd-server)
 command -v etcdctl >/dev/null 2>&1 || need+=(etcd-client)
+command -v haproxy >/dev/null 2>&1 || need+=(haproxy)
 if [ ${#need[@]} -eq 0 ]; then
   exit 0
 fi
@@ -28,4 +30,5 @@ fi
 trap '[ "$created_policy" = 1 ] && rm -f "$policy"' EXIT
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
 command -v etcd >/dev/null 2>&1 || { echo "install-bench-deps: etcd is still not on PATH after the install" >&2; exit 1; }
-echo "install-bench-deps: $(etcd --version 2>/dev/null | head -1)"
+command -v haproxy >/dev/null 2>&1 || { echo "install-bench-deps: haproxy is still not on PATH after the install" >&2; exit 1; }
+echo "install-bench-deps: $(etcd --version 2>/dev/null | head -1); $(haproxy -v 2>/dev/null | head -1)"

@@ -1,0 +1,285 @@
+// The sidecar proxy's speed (issue 13, "Speed"): one run, one load generator (this process, plain
+// HTTP/1.1 GETs of the test app), four ways to the same test app process:
+//   direct           the app itself
+//   trellis ka       upstream listener -> `trellis connect proxy` (web) -> mTLS -> proxy (payments) -> app,
+//                    the client keeping its connection alive (http.Agent keepAlive)
+//   trellis new      the same path, a new connection per request (as the test apps call upstreams)
+//   haproxy ka/new   haproxy (Debian) doing the same two hops in TCP mode: a plain frontend that
+//                    re-encrypts to a second frontend terminating mTLS (RSA 2048 leaves of one CA,
+//                    verify required both ways, TLS session reuse on) in front of the app
+// The proxies are real processes: `trellis agent -dev` (CA, leaves, intentions), two
+// `trellis connect proxy -sidecar-for` processes started through node_modules/.bin/trellis.
+//
+// Per case: latency row = open loop at a fixed rate (default 1,000 requests/s for 10 s, requests
+// sent on schedule whether or not earlier ones answered; latency = performance.now() from send to
+// the end of the answer); throughput row = closed loop with N connections (default 16) for 10 s.
+// "added" = the case's p50/p99 minus the direct case's in the same run.
+//
+//   npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10]
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import { parseArgs } from 'node:util';
+import { AgentProcess, freePort, launcher, repoRoot, trellisEnv, waitFor } from '../../../test/support/index.ts';
+
+const { values: argv } = parseArgs({
+  options: {
+    rate: { type: 'string', default: '1000' },
+    seconds: { type: 'string', default: '10' },
+    conns: { type: 'string', default: '16' },
+    'tput-seconds': { type: 'string', default: '10' },
+    only: { type: 'string' }, // comma-separated case names, for profiling one case
+  },
+});
+const RATE = Number(argv.rate);
+const SECONDS = Number(argv.seconds);
+const CONNS = Number(argv.conns);
+const TPUT_SECONDS = Number(argv['tput-seconds']);
+const WARMUP_MS = 2000;
+
+const children: ChildProcess[] = [];
+let agent: AgentProcess | undefined;
+let tmp: string | undefined;
+function killAll(): void {
+  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
+  agent?.killNow();
+}
+process.on('exit', killAll);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130); });
+
+function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; out: () => string } {
+  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  children.push(child);
+  let out = '';
+  const keep = (b: Buffer) => { out = (out + b.toString()).slice(-20_000); };
+  child.stdout!.on('data', keep);
+  child.stderr!.on('data', keep);
+  return { child, out: () => out };
+}
+
+// --- load generator -------------------------------------------------------------------------
+
+interface Row { ok: number; errors: number; seconds: number; lat: number[] }
+
+function once(port: number, agent: http.Agent | false): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const t0 = performance.now();
+    const req = http.request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+      res.on('data', () => { /* drain */ });
+      res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`status ${res.statusCode}`))));
+      res.on('error', reject);
+    });
+    req.setTimeout(10_000, () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+    req.end();
+  });
+}
+
+function mkAgent(keepAlive: boolean): http.Agent | false {
+  return keepAlive ? new http.Agent({ keepAlive: true, maxSockets: Infinity, keepAliveMsecs: 1000 }) : false;
+}
+
+/** Open loop: `rate` requests/s for `ms`, sent on a schedule (catching up each timer tick). */
+async function openLoop(port: number, keepAlive: boolean, rate: number, ms: number): Promise<Row> {
+  const ag = mkAgent(keepAlive);
+  const lat: number[] = [];
+  let errors = 0;
+  const pending: Promise<void>[] = [];
+  const start = performance.now();
+  const total = Math.round((rate * ms) / 1000);
+  let sent = 0;
+  await new Promise<void>((done) => {
+    const tick = () => {
+      const due = Math.min(total, Math.floor(((performance.now() - start) * rate) / 1000) + 1);
+      for (; sent < due; sent++) pending.push(once(port, ag).then((l) => { lat.push(l); }, () => { errors++; }));
+      if (sent >= total) done();
+      else setTimeout(tick, 1);
+    };
+    tick();
+  });
+  await Promise.all(pending);
+  if (ag) ag.destroy();
+  return { ok: lat.length, errors, seconds: (performance.now() - start) / 1000, lat };
+}
+
+/** Closed loop: `conns` workers, each sending its next request when the previous one answered. */
+async function closedLoop(port: number, keepAlive: boolean, conns: number, ms: number): Promise<Row> {
+  const ag = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: conns }) : false;
+  const lat: number[] = [];
+  let errors = 0;
+  const start = performance.now();
+  const end = start + ms;
+  const worker = async () => {
+    while (performance.now() < end && errors < 1000) {
+      try { lat.push(await once(port, ag)); } catch { errors++; }
+    }
+  };
+  await Promise.all(Array.from({ length: conns }, worker));
+  if (ag) ag.destroy();
+  return { ok: lat.length, errors, seconds: (performance.now() - start) / 1000, lat };
+}
+
+function pct(sorted: number[], p: number): number {
+  if (sorted.length === 0) return NaN;
+  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
+}
+
+// --- haproxy reference ----------------------------------------------------------------------
+
+function openssl(args: string[], cwd: string): void {
+  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
+  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
+}
+
+/** A CA and two RSA 2048 leaves (server, client) with SPIFFE URI SANs like the mesh's, as PEM files. */
+function makeCerts(dir: string): void {
+  openssl(['req', '-x509', '-newkey', 'rsa:2048', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=bench CA'], dir);
+  for (const [name, svc] of [['server', 'payments'], ['client', 'web']] as const) {
+    fs.writeFileSync(path.join(dir, `${name}.ext`), `subjectAltName=URI:spiffe://bench.consul/ns/default/dc/dc1/svc/${svc},DNS:localhost\n`);
+    openssl(['req', '-newkey', 'rsa:2048', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${svc}`], dir);
+    openssl(['x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.crt`, '-days', '2', '-extfile', `${name}.ext`], dir);
+    fs.writeFileSync(path.join(dir, `${name}.pem`), fs.readFileSync(path.join(dir, `${name}.crt`), 'utf8') + fs.readFileSync(path.join(dir, `${name}.key`), 'utf8'));
+  }
+}
+
+async function startHaproxy(dir: string, appPort: number): Promise<number> {
+  const front = await freePort();
+  const tlsPort = await freePort();
+  const cfg = `global
+  log stderr format raw local0 err
+  ssl-server-verify required
+  tune.ssl.default-dh-param 2048
+defaults
+  mode tcp
+  timeout connect 5s
+  timeout client 30s
+  timeout server 30s
+# hop 1, like the web sidecar's upstream listener: plain TCP in, mTLS out (session reuse is haproxy's default)
+frontend upstream_listener
+  bind 127.0.0.1:${front}
+  default_backend to_payments_sidecar
+backend to_payments_sidecar
+  server p 127.0.0.1:${tlsPort} ssl crt ${dir}/client.pem ca-file ${dir}/ca.pem verify required sni str(payments) ssl-min-ver TLSv1.3
+# hop 2, like the payments sidecar's public listener: mTLS in, plain TCP to the app
+frontend public_listener
+  bind 127.0.0.1:${tlsPort} ssl crt ${dir}/server.pem ca-file ${dir}/ca.pem verify required ssl-min-ver TLSv1.3
+  default_backend app
+backend app
+  server a 127.0.0.1:${appPort}
+`;
+  fs.writeFileSync(path.join(dir, 'haproxy.cfg'), cfg);
+  const check = spawnSync('haproxy', ['-c', '-f', path.join(dir, 'haproxy.cfg')], { encoding: 'utf8' });
+  if (check.status !== 0) throw new Error(`haproxy config: ${check.stdout}${check.stderr}`);
+  const p = start('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')]);
+  await waitFor('haproxy answers', async () => { try { await once(front, false); return true; } catch { return false; } }, 15_000, 100)
+    .catch((err) => { throw new Error(`${(err as Error).message}\n${p.out()}`); });
+  return front;
+}
+
+// --- the mesh -------------------------------------------------------------------------------
+
+async function startMesh(appPort: number): Promise<number> {
+  agent = await AgentProcess.start({ name: 'bench-proxy', args: ['-log-level', 'warn'] });
+  const upstreamPort = await freePort();
+  const register = async (body: unknown) => {
+    const r = await agent!.request('PUT', '/v1/agent/service/register', { body: JSON.stringify(body) });
+    if (r.status !== 200) throw new Error(`register: ${r.status} ${r.text}`);
+  };
+  await register({ Name: 'payments', Port: appPort, Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' } } } } });
+  await register({
+    Name: 'web', Port: await freePort(),
+    Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'payments', LocalBindPort: upstreamPort }] } } },
+  });
+  const procs = ['payments', 'web'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  await waitFor('web -> payments through the sidecars', async () => { try { await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
+    .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
+  return upstreamPort;
+}
+
+// --- main -----------------------------------------------------------------------------------
+
+const loadAvg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
+const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
+
+async function main(): Promise<void> {
+  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-proxy-'));
+  const loadBefore = loadAvg();
+  const appPort = await freePort();
+  const app = start(process.execPath, [path.join(repoRoot, 'test/fixtures/testApp.ts'), '-name', 'payments', '-listen', `127.0.0.1:${appPort}`]);
+  await waitFor('the test app answers', async () => { try { await once(appPort, false); return true; } catch { return false; } }, 15_000, 100)
+    .catch((err) => { throw new Error(`${(err as Error).message}\n${app.out()}`); });
+  makeCerts(tmp);
+  const haPort = await startHaproxy(tmp, appPort);
+  const meshPort = await startMesh(appPort);
+  const haVersion = spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0];
+
+  const cases: Array<{ name: string; port: number; keepAlive: boolean; ref?: string }> = [
+    { name: 'direct ka', port: appPort, keepAlive: true },
+    { name: 'direct new', port: appPort, keepAlive: false },
+    { name: 'trellis ka', port: meshPort, keepAlive: true, ref: 'haproxy ka' },
+    { name: 'trellis new', port: meshPort, keepAlive: false, ref: 'haproxy new' },
+    { name: 'haproxy ka', port: haPort, keepAlive: true },
+    { name: 'haproxy new', port: haPort, keepAlive: false },
+  ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
+
+  const results = new Map<string, { lat: Row; tput: Row; p50: number; p99: number }>();
+  for (const c of cases) {
+    process.stderr.write(`${c.name}: warm-up, ${RATE}/s open loop for ${SECONDS} s, ${CONNS} connections closed loop for ${TPUT_SECONDS} s\n`);
+    await closedLoop(c.port, c.keepAlive, 4, WARMUP_MS);
+    const lat = await openLoop(c.port, c.keepAlive, RATE, SECONDS * 1000);
+    const tput = await closedLoop(c.port, c.keepAlive, CONNS, TPUT_SECONDS * 1000);
+    const s = lat.lat.sort((a, b) => a - b);
+    results.set(c.name, { lat, tput, p50: pct(s, 50), p99: pct(s, 99) });
+  }
+  const loadAfter = loadAvg();
+
+  const lines: string[] = [];
+  const out = (s: string) => lines.push(s);
+  out(`Trellis proxy benchmark  ${new Date().toISOString()}`);
+  out(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${haVersion}`);
+  out(`generator: this process; latency rows: open loop ${RATE} requests/s for ${SECONDS} s; throughput: closed loop, ${CONNS} connections, ${TPUT_SECONDS} s; ${WARMUP_MS / 1000} s warm-up per case`);
+  out(`app: test/fixtures/testApp.ts (own process, no upstreams); ka = http.Agent keepAlive, new = a new TCP connection per request`);
+  out(`trellis: trellis agent -dev + two trellis connect proxy -sidecar-for processes (L4, mTLS, TLS 1.3 resumption)`);
+  out(`haproxy: tcp mode, plain frontend -> ssl backend (mTLS, verify required) -> ssl frontend -> app; default threads`);
+  out(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed for the 2 cores: treat the numbers with care' : ''}`);
+  out('');
+  out(`${'case'.padEnd(12)} ${'lat req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'+p50 ms'.padStart(8)} ${'+p99 ms'.padStart(8)} ${'tput req/s'.padStart(10)} ${'vs haproxy'.padStart(10)} ${'errors'.padStart(7)}`);
+  for (const c of cases) {
+    const r = results.get(c.name)!;
+    const base = results.get(c.keepAlive ? 'direct ka' : 'direct new');
+    const tputRate = r.tput.ok / r.tput.seconds;
+    const ref = c.ref ? results.get(c.ref) : undefined;
+    const ratio = ref ? tputRate / (ref.tput.ok / ref.tput.seconds) : NaN;
+    const added = (x: number, b: number | undefined) => (base && !c.name.startsWith('direct') ? f(x - b!) : '-');
+    out(`${c.name.padEnd(12)} ${f(r.lat.ok / r.lat.seconds, 0).padStart(9)} ${f(r.p50).padStart(7)} ${f(r.p99).padStart(7)} ${added(r.p50, base?.p50).padStart(8)} ${added(r.p99, base?.p99).padStart(8)} ${f(tputRate, 0).padStart(10)} ${(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-').padStart(10)} ${`${r.lat.errors}/${r.tput.errors}`.padStart(7)}`);
+  }
+  const tk = results.get('trellis ka');
+  const dk = results.get('direct ka');
+  const hk = results.get('haproxy ka');
+  const tn = results.get('trellis new');
+  const hn = results.get('haproxy new');
+  if (tk && dk && hk) {
+    const added99 = tk.p99 - dk.p99;
+    out('');
+    out('targets (issue 13):');
+    out(`  added p99 <= 2 ms at ${RATE} requests/s with keep-alive: ${f(added99)} ms (${added99 <= 2 ? 'met' : 'NOT met'})`);
+    const r = (tk.tput.ok / tk.tput.seconds) / (hk.tput.ok / hk.tput.seconds);
+    out(`  throughput >= 0.8x haproxy (keep-alive): ${r.toFixed(2)}x (${r >= 0.8 ? 'met' : 'NOT met'})`);
+    if (tn && hn) {
+      const rn = (tn.tput.ok / tn.tput.seconds) / (hn.tput.ok / hn.tput.seconds);
+      out(`  throughput >= 0.8x haproxy (new connection per request): ${rn.toFixed(2)}x (${rn >= 0.8 ? 'met' : 'NOT met'})`);
+    }
+  }
+  process.stdout.write(lines.join('\n') + '\n');
+}
+
+try {
+  await main();
+} finally {
+  killAll();
+  await agent?.dispose().catch(() => undefined);
+  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+}
