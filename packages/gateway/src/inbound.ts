@@ -11,7 +11,8 @@ import type { AgentApi } from './agentApi.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
-import { uriSans } from './spiffe.ts';
+import { parseServiceUri, uriSans } from './spiffe.ts';
+import type { L7Inbound } from './l7Inbound.ts';
 import type { TlsMaterial, TlsSnapshot } from './tlsMaterial.ts';
 import type { AuthorizeResult } from './types.ts';
 
@@ -57,6 +58,8 @@ export interface InboundOptions {
   /** Where the local app listens, read for each connection (config changes apply to new ones). */
   localApp: () => { host: string; port: number };
   authorizeCacheMs?: number;
+  /** The HTTP mode, when the service's protocol is HTTP (read per connection): requests are decided one by one. */
+  l7?: () => L7Inbound | undefined;
 }
 
 export class InboundListener {
@@ -120,6 +123,12 @@ export class InboundListener {
       return;
     }
     const uri = uris[0]!;
+    const l7 = this.opts.l7?.();
+    if (l7) {
+      // L7 intentions decide per request; a caller no intention names gets the L4 answer there.
+      l7.accept(socket, { uri, service: parseServiceUri(uri)?.service ?? '', serial: serialHex(cert.serialNumber) });
+      return;
+    }
     // Nothing is read from the caller until the decision: bytes wait in the socket's buffer.
     socket.pause();
     void this.authorize(uri, serialHex(cert.serialNumber)).then((res) => {
@@ -138,7 +147,7 @@ export class InboundListener {
     });
   }
 
-  private async authorize(uri: string, serial: string): Promise<AuthorizeResult> {
+  async authorize(uri: string, serial: string): Promise<AuthorizeResult> {
     const cached = this.cache.get(uri);
     if (cached) return cached;
     try {

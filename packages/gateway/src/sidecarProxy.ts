@@ -14,6 +14,9 @@ import { Metrics, serveMetrics } from './metrics.ts';
 import { TlsMaterial } from './tlsMaterial.ts';
 import { UpstreamListener, upstreamKey } from './upstream.ts';
 import type { CARoots, LeafCert, ProxyService } from './types.ts';
+import { HTTP_PROTOCOLS, type CompiledDiscoveryChain, type DiscoveryChainResponse } from './chainTypes.ts';
+import type { L7Inbound } from './l7Inbound.ts';
+import type { L7UpstreamListener } from './l7Upstream.ts';
 
 export interface SidecarProxyOptions {
   /** The agent's HTTP API (host:port or http://host:port). */
@@ -123,7 +126,48 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
   const firstConfig = firstValue<ResolvedProxyConfig>();
   let inbound: InboundListener | undefined;
   let inboundBind = '';
-  const upstreams = new Map<string, UpstreamListener>();
+  const upstreams = new Map<string, UpstreamListener | L7UpstreamListener>();
+  // The HTTP pieces (node:http) are imported only when a chain says HTTP: a TCP-only proxy stays small.
+  let l7Inbound: L7Inbound | undefined;
+  let ownChainStop: AbortController | undefined;
+  let ownChainFor: string | undefined;
+  const watchOwnChain = (service: string) => {
+    if (ownChainFor === service) return;
+    ownChainStop?.abort();
+    ownChainStop = new AbortController();
+    ownChainFor = service;
+    void watch<DiscoveryChainResponse>({
+      api, path: `/v1/discovery-chain/${encodeURIComponent(service)}`, signal: AbortSignal.any([stop.signal, ownChainStop.signal]), logger,
+      onChange: (res) => {
+        const http = HTTP_PROTOCOLS.has(res?.Chain?.Protocol ?? 'tcp');
+        if (http && !l7Inbound) {
+          void import('./l7Inbound.ts').then(({ L7Inbound }) => {
+            if (l7Inbound || stop.signal.aborted) return;
+            l7Inbound = new L7Inbound({
+              api, metrics, logger: logger.named('inbound'), service,
+              localApp: () => config!.localApp,
+              authorize: (uri, serial) => inbound ? inbound.authorize(uri, serial) : Promise.resolve({ Authorized: false, Reason: 'no public listener' }),
+            });
+            logger.info('public listener in HTTP mode', { service, protocol: res.Chain.Protocol });
+          });
+        } else if (!http && l7Inbound) {
+          l7Inbound.close();
+          l7Inbound = undefined;
+          logger.info('public listener in TCP mode', { service });
+        }
+      },
+    });
+  };
+  /** The upstream's chain, read once to choose L4 or L7 (undefined: the agent could not say; L4). */
+  const readChain = async (u: ResolvedProxyConfig['upstreams'][number]): Promise<CompiledDiscoveryChain | undefined> => {
+    try {
+      const q = u.Datacenter ? `?compile-dc=${encodeURIComponent(u.Datacenter)}` : '';
+      return (await api.get<DiscoveryChainResponse>(`/v1/discovery-chain/${encodeURIComponent(u.DestinationName)}${q}`)).body.Chain;
+    } catch (err) {
+      logger.warn('discovery chain not readable, proxying the upstream at L4', { upstream: u.DestinationName, error: err as Error });
+      return undefined;
+    }
+  };
   let metricsServer: net.Server | undefined;
   let leafWatchFor: string | undefined;
   let leafStop: AbortController | undefined;
@@ -156,6 +200,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
           target: () => config!.destinationName,
           localApp: () => config!.localApp,
           authorizeCacheMs: opts.authorizeCacheMs,
+          l7: () => l7Inbound,
         });
         inboundBind = bindKey;
         await inbound.listen(next.bind.host, next.bind.port);
@@ -166,7 +211,11 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
       }
       for (const [key, u] of wanted) {
         if (upstreams.has(key)) continue;
-        const l = new UpstreamListener({ api, tls: material, metrics, logger: logger.named(`upstream.${u.DestinationName}`), upstream: u });
+        const chain = await readChain(u);
+        const ulog = logger.named(`upstream.${u.DestinationName}`);
+        const l = chain && HTTP_PROTOCOLS.has(chain.Protocol)
+          ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain })
+          : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u });
         upstreams.set(key, l);
         await l.healthKnown(2000);
         await l.listen();
@@ -193,6 +242,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
       }
       config = next;
       startLeafWatch(next.destinationName);
+      watchOwnChain(next.destinationName);
       firstConfig.resolve(next);
       void apply(next);
     },
@@ -212,6 +262,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
     stop.abort();
     await applying;
     await inbound?.close();
+    l7Inbound?.close();
     for (const l of upstreams.values()) await l.close();
     upstreams.clear();
     if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));

@@ -7,7 +7,7 @@ import fc from 'fast-check';
 import {
   ChainCompileError, compileDiscoveryChain, type ChainEntries, type ChainResolver, type ChainRouter, type ChainSplitter, type CompiledDiscoveryChain,
 } from '../../src/connect/discoveryChain.ts';
-import { matchRoute, type HttpRequestInfo } from '../../src/connect/routeMatch.ts';
+import { matchRoute, type HttpRequestInfo } from '../../../gateway/src/routeMatch.ts';
 
 const TD = '11111111-2222-3333-4444-555555555555.consul';
 const fmt = (ns: number): string => (ns % 1e9 === 0 ? `${ns / 1e9}s` : `${ns / 1e6}ms`);

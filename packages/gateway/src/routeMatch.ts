@@ -19,7 +19,7 @@
 // What RE2 refuses but JavaScript accepts (backreferences, lookaround) is refused here too, so a
 // route behaves the same or fails the same; RE2-only syntax this does not translate (e.g. `\C`,
 // Unicode classes like `\pL` without braces) is an invalid regex here: such a route never matches.
-import type { ChainRoute, CompiledDiscoveryChain, DiscoveryRoute } from './discoveryChain.ts';
+import type { ChainRoute, CompiledDiscoveryChain, DiscoveryRoute } from './chainTypes.ts';
 
 export interface HttpRequestInfo {
   method: string;

@@ -2,8 +2,8 @@
 // match wins, the catch-all, and the RE2 → JavaScript regex translation.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { compileDiscoveryChain, type ChainRoute } from '../../src/connect/discoveryChain.ts';
-import { matchRoute, re2ToRegExp, routeMatches, type HttpRequestInfo } from '../../src/connect/routeMatch.ts';
+import { compileDiscoveryChain, type ChainRoute } from '../../agent/src/connect/discoveryChain.ts';
+import { matchRoute, re2ToRegExp, routeMatches, type HttpRequestInfo } from '../src/routeMatch.ts';
 
 const req = (over: Partial<HttpRequestInfo> = {}): HttpRequestInfo => ({ method: 'GET', path: '/', headers: {}, query: {}, ...over });
 const when = (HTTP: Record<string, unknown>): ChainRoute => ({ Match: { HTTP } });

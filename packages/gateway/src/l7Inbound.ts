@@ -1,0 +1,106 @@
+// The public listener's HTTP mode (loaded only when the proxied service's protocol is
+// http/http2/grpc): an allowed mTLS connection is parsed as HTTP/1.1 so intentions with
+// Permissions can be enforced per request (l7Intentions.ts); a denied request gets Envoy's
+// "403 RBAC: access denied" and a log line. Requests go on to the local app over keep-alive
+// connections. The intentions are watched: GET /v1/connect/intentions/match?by=destination.
+
+import http from 'node:http';
+import type tls from 'node:tls';
+import { watch, type AgentApi } from './agentApi.ts';
+import { decideL7, type L7Intention } from './l7Intentions.ts';
+import type { Logger } from './log.ts';
+import { M, type Metrics } from './metrics.ts';
+import type { HttpRequestInfo } from './routeMatch.ts';
+import type { AuthorizeResult } from './types.ts';
+
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+export interface L7InboundOptions {
+  api: AgentApi;
+  metrics: Metrics;
+  logger: Logger;
+  service: string;
+  localApp: () => { host: string; port: number };
+  /** The L4 decision (agent authorize, cached) for callers no intention names. */
+  authorize: (uri: string, serial: string) => Promise<AuthorizeResult>;
+}
+
+interface Caller { uri: string; service: string; serial: string }
+
+export class L7Inbound {
+  private intentions: L7Intention[] = [];
+  private readonly server: http.Server;
+  private readonly callers = new WeakMap<object, Caller>();
+  private readonly app = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
+  private readonly stop = new AbortController();
+  readonly ready: Promise<void>;
+  private readonly opts: L7InboundOptions;
+
+  constructor(opts: L7InboundOptions) {
+    this.opts = opts;
+    this.server = http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    let done!: () => void;
+    this.ready = new Promise((r) => { done = r; });
+    void watch<Record<string, L7Intention[] | null>>({
+      api: opts.api, logger: opts.logger, signal: this.stop.signal,
+      path: `/v1/connect/intentions/match?by=destination&name=${encodeURIComponent(opts.service)}`,
+      onChange: (m) => { this.intentions = m[opts.service] ?? []; done(); },
+    });
+  }
+
+  /** Takes over an authenticated connection; `service` is the caller's from its SPIFFE ID. */
+  accept(socket: tls.TLSSocket, caller: Caller): void {
+    this.callers.set(socket, caller);
+    this.server.emit('connection', socket);
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { logger, metrics } = this.opts;
+    const caller = this.callers.get(req.socket);
+    const url = req.url ?? '/';
+    const qi = url.indexOf('?');
+    const query: Record<string, string> = {};
+    if (qi >= 0) for (const [k, v] of new URLSearchParams(url.slice(qi + 1))) if (!(k in query)) query[k] = v;
+    const info: HttpRequestInfo = { method: req.method ?? 'GET', path: qi >= 0 ? url.slice(0, qi) : url, headers: req.headers as HttpRequestInfo['headers'], query };
+    let allowed = false;
+    let reason = 'no caller identity';
+    if (caller) {
+      const l7 = decideL7(this.intentions, caller.service, info);
+      if (l7) ({ allowed, reason } = l7);
+      else ({ Authorized: allowed, Reason: reason } = await this.opts.authorize(caller.uri, caller.serial));
+    }
+    if (!allowed) {
+      metrics.add(M.denials[0], M.denials[1], {});
+      logger.info('request denied', { source: caller?.uri, method: info.method, path: info.path, reason });
+      const body = 'RBAC: access denied';
+      res.writeHead(403, { 'content-type': 'text/plain', 'content-length': body.length });
+      res.end(body);
+      return;
+    }
+    const app = this.opts.localApp();
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+    if (caller) headers['x-forwarded-client-cert'] = `URI=${caller.uri}`;
+    const out = http.request({ host: app.host, port: app.port, method: req.method, path: url, headers, agent: this.app }, (r) => {
+      const rh: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP.has(k)) rh[k] = v;
+      res.writeHead(r.statusCode ?? 502, rh);
+      r.pipe(res);
+      r.once('error', () => res.destroy());
+    });
+    out.on('error', (err) => {
+      logger.warn('local app request failed', { address: `${app.host}:${app.port}`, error: err });
+      if (res.headersSent) { res.destroy(); return; }
+      const body = 'upstream connect error or disconnect/reset before headers';
+      res.writeHead(503, { 'content-type': 'text/plain', 'content-length': body.length });
+      res.end(body);
+    });
+    req.pipe(out);
+  }
+
+  close(): void {
+    this.stop.abort();
+    this.server.closeAllConnections();
+    this.app.destroy();
+  }
+}

@@ -1,0 +1,265 @@
+// The L7 upstream listener (loaded only for an upstream whose chain protocol is http/http2/grpc, so
+// a TCP-only proxy never pays for node:http): the app speaks HTTP/1.1 to LocalBindPort; per request
+// the proxy walks the compiled discovery chain (chainEval.ts), picks an instance of the chosen
+// target (its subset's instances from GET /v1/health/connect/<service>?filter=<Subset.Filter>,
+// watched), and sends the request over mTLS to that sidecar with the target's SNI, reusing
+// keep-alive connections per target (ARCHITECTURE "TLS cost"). The chain is watched with blocking
+// queries: a new one applies to the next request, requests in flight finish on the old plan.
+
+import http from 'node:http';
+import type net from 'node:net';
+import tls from 'node:tls';
+import { watch, type AgentApi } from './agentApi.ts';
+import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
+import type { CompiledDiscoveryChain, DiscoveryChainResponse, DiscoveryTarget } from './chainTypes.ts';
+import type { Logger } from './log.ts';
+import { M, type Metrics } from './metrics.ts';
+import type { HttpRequestInfo } from './routeMatch.ts';
+import type { TlsMaterial } from './tlsMaterial.ts';
+import { checkServerSpiffe, instanceAddress, upstreamKey } from './upstream.ts';
+import type { ServiceEntry, Upstream } from './types.ts';
+
+interface Inst { key: string; host: string; port: number }
+
+/** Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1). */
+const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+const MAX_BODY = 16 * 1024 * 1024;
+
+export interface L7UpstreamOptions {
+  api: AgentApi;
+  tls: TlsMaterial;
+  metrics: Metrics;
+  logger: Logger;
+  upstream: Upstream;
+  /** The chain already read (the proxy reads it to choose L4 or L7). */
+  chain: CompiledDiscoveryChain;
+}
+
+/** Instances of one target, watched while the chain names it. */
+class TargetWatch {
+  instances: Inst[] = [];
+  readonly stop = new AbortController();
+  readonly first: Promise<void>;
+  constructor(api: AgentApi, t: DiscoveryTarget, logger: Logger) {
+    const q = new URLSearchParams();
+    // OnlyPassing: warning instances are left out too; otherwise only critical ones are (Consul's rule).
+    if (t.Subset?.OnlyPassing) q.set('passing', '1');
+    if (t.Subset?.Filter) q.set('filter', t.Subset.Filter);
+    if (t.Datacenter) q.set('dc', t.Datacenter);
+    let done!: () => void;
+    this.first = new Promise((r) => { done = r; });
+    void watch<Array<ServiceEntry & { Checks?: Array<{ Status: string }> }> | null>({
+      api, logger, signal: this.stop.signal,
+      path: `/v1/health/connect/${encodeURIComponent(t.Service)}${q.size ? `?${q.toString()}` : ''}`,
+      onChange: (entries) => {
+        this.instances = (entries ?? [])
+          .filter((e) => !(e.Checks ?? []).some((c) => c.Status === 'critical'))
+          .map((e) => { const a = instanceAddress(e); return { key: `${a.host}:${a.port}`, ...a }; });
+        logger.debug('target instances', { target: t.ID, instances: this.instances.map((i) => i.key) });
+        done();
+      },
+    });
+  }
+}
+
+export class L7UpstreamListener {
+  private server: http.Server | undefined;
+  private chain: CompiledDiscoveryChain;
+  private readonly targets = new Map<string, TargetWatch>();
+  private readonly agents = new Map<string, http.Agent>();
+  private readonly balancer = new Balancer<Inst>();
+  private readonly stopWatch = new AbortController();
+  private readonly opts: L7UpstreamOptions;
+
+  constructor(opts: L7UpstreamOptions) {
+    this.opts = opts;
+    this.chain = opts.chain;
+    this.syncTargets();
+    const u = opts.upstream;
+    const q = new URLSearchParams();
+    if (u.Datacenter) q.set('compile-dc', u.Datacenter);
+    void watch<DiscoveryChainResponse>({
+      api: opts.api, logger: opts.logger, signal: this.stopWatch.signal,
+      path: `/v1/discovery-chain/${encodeURIComponent(u.DestinationName)}${q.size ? `?${q.toString()}` : ''}`,
+      onChange: (res) => {
+        if (!res?.Chain?.Nodes) return;
+        this.chain = res.Chain;
+        this.syncTargets();
+        opts.logger.info('discovery chain updated', { upstream: u.DestinationName, start: res.Chain.StartNode, protocol: res.Chain.Protocol });
+      },
+    });
+  }
+
+  get key(): string {
+    return upstreamKey(this.opts.upstream);
+  }
+
+  /** Starts watches for targets the chain names and stops those it no longer does. */
+  private syncTargets(): void {
+    const wanted = this.chain.Targets ?? {};
+    for (const [id, w] of this.targets) if (!(id in wanted)) { w.stop.abort(); this.targets.delete(id); }
+    for (const [id, t] of Object.entries(wanted)) if (!this.targets.has(id)) this.targets.set(id, new TargetWatch(this.opts.api, t, this.opts.logger));
+  }
+
+  healthKnown(ms: number): Promise<void> {
+    return Promise.race([Promise.all([...this.targets.values()].map((t) => t.first)).then(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
+  }
+
+  async listen(): Promise<net.AddressInfo> {
+    const u = this.opts.upstream;
+    const server = http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen(u.LocalBindPort, u.LocalBindAddress || '127.0.0.1', () => { server.off('error', reject); resolve(); });
+    });
+    this.server = server;
+    const addr = server.address() as net.AddressInfo;
+    this.opts.logger.info('upstream listener started (http)', { upstream: u.DestinationName, address: `${addr.address}:${addr.port}` });
+    return addr;
+  }
+
+  address(): net.AddressInfo | undefined {
+    return (this.server?.address() as net.AddressInfo | null) ?? undefined;
+  }
+
+  /** One keep-alive pool per target: its connections carry that target's SNI and identity check. */
+  private agentFor(target: DiscoveryTarget): http.Agent {
+    const snap = this.opts.tls.snapshot!;
+    const key = `${target.ID}#${snap.generation}`;
+    let a = this.agents.get(key);
+    if (a) return a;
+    for (const [k, old] of this.agents) if (k.startsWith(`${target.ID}#`)) { old.destroy(); this.agents.delete(k); }
+    const td = snap.roots.TrustDomain || snap.identity.trustDomain;
+    const connectMs = this.connectTimeoutMs(target);
+    a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
+    a.createConnection = ((options: { host?: string; port?: number }, cb: (err: Error | null, s?: net.Socket) => void) => {
+      const conn = tls.connect({
+        host: options.host, port: options.port, servername: target.SNI, secureContext: snap.clientContext, rejectUnauthorized: true,
+        checkServerIdentity: (_h, cert) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td }),
+      });
+      conn.setTimeout(connectMs, () => conn.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' })));
+      conn.once('secureConnect', () => conn.setTimeout(0));
+      void cb;
+      return conn;
+    }) as unknown as http.Agent['createConnection'];
+    this.agents.set(key, a);
+    return a;
+  }
+
+  private connectTimeoutMs(t: DiscoveryTarget): number {
+    const c = Number(this.opts.upstream.Config?.['connect_timeout_ms']);
+    if (Number.isFinite(c) && c > 0) return c;
+    const s = t.ConnectTimeout;
+    if (typeof s === 'string' && /^\d+(\.\d+)?s$/.test(s)) return parseFloat(s) * 1000;
+    if (typeof s === 'number' && s > 0) return s / 1e6;
+    return 5000;
+  }
+
+  private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
+    const { logger, metrics, upstream: u } = this.opts;
+    const chain = this.chain;
+    const url = req.url ?? '/';
+    const qi = url.indexOf('?');
+    const query: Record<string, string> = {};
+    if (qi >= 0) for (const [k, v] of new URLSearchParams(url.slice(qi + 1))) if (!(k in query)) query[k] = v;
+    const info: HttpRequestInfo = { method: req.method ?? 'GET', path: qi >= 0 ? url.slice(0, qi) : url, headers: req.headers as HttpRequestInfo['headers'], query };
+    let plan: RequestPlan;
+    try {
+      plan = planRequest(chain, info);
+    } catch (err) {
+      reply(res, 503, `no route: ${(err as Error).message}`);
+      return;
+    }
+    // The body is held so a retry can send it again.
+    const chunks: Buffer[] = [];
+    let size = 0;
+    try {
+      for await (const c of req) {
+        size += (c as Buffer).length;
+        if (size > MAX_BODY) { reply(res, 413, 'request body too large'); return; }
+        chunks.push(c as Buffer);
+      }
+    } catch { return; }
+    const body = Buffer.concat(chunks);
+    const headers: Record<string, string | string[]> = {};
+    for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
+    applyHeaderMods(headers, plan.requestHeaders);
+    const dest = plan.route?.destination;
+    const path = rewritePath(url, plan.route?.match, dest?.PrefixRewrite);
+    const retries = Math.max(0, Math.min(Number(dest?.NumRetries ?? 0) || 0, 10));
+    const retryConnect = dest?.RetryOnConnectFailure === true;
+    const retryCodes = new Set(dest?.RetryOnStatusCodes ?? []);
+    const deadline = plan.requestTimeoutMs !== undefined ? Date.now() + plan.requestTimeoutMs : undefined;
+    for (let attempt = 0; ; attempt++) {
+      const chosen = chooseTarget(plan.targets, (id) => this.targets.get(id)?.instances ?? []);
+      if (!chosen || !this.opts.tls.snapshot) {
+        metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
+        logger.warn('no healthy instance of any target', { upstream: u.DestinationName, targets: plan.targets });
+        reply(res, 503, 'no healthy upstream');
+        return;
+      }
+      const target = chain.Targets[chosen.id]!;
+      const inst = this.balancer.pick(chosen.id, plan.lbPolicy, chosen.instances)!;
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      if (left !== undefined && left <= 0) { reply(res, 504, 'upstream request timeout'); return; }
+      this.balancer.begin(inst.key);
+      const out = await this.send(target, inst, req.method ?? 'GET', path, headers, body, left);
+      this.balancer.end(inst.key);
+      const canRetry = attempt < retries && !res.headersSent;
+      if (out.kind === 'error') {
+        if (canRetry && (out.connect ? retryConnect || retryCodes.size === 0 : false)) continue;
+        logger.warn('upstream request failed', { upstream: u.DestinationName, target: chosen.id, instance: inst.key, error: out.error });
+        reply(res, out.timeout ? 504 : 503, out.timeout ? 'upstream request timeout' : 'upstream connect error or disconnect/reset before headers');
+        return;
+      }
+      if (canRetry && retryCodes.has(out.res.statusCode ?? 0)) { out.res.resume(); continue; }
+      const rh: Record<string, string | string[]> = {};
+      for (const [k, v] of Object.entries(out.res.headers)) if (v !== undefined && !HOP.has(k)) rh[k] = v;
+      applyHeaderMods(rh, plan.responseHeaders);
+      res.writeHead(out.res.statusCode ?? 502, rh);
+      out.res.pipe(res);
+      out.res.once('error', () => res.destroy());
+      return;
+    }
+  }
+
+  private send(target: DiscoveryTarget, inst: Inst, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, timeoutMs: number | undefined):
+    Promise<{ kind: 'ok'; res: http.IncomingMessage } | { kind: 'error'; error: Error; connect: boolean; timeout: boolean }> {
+    return new Promise((resolve) => {
+      let connected = false;
+      let timedOut = false;
+      const h = { ...headers, 'content-length': String(body.length) };
+      const r = http.request({ host: inst.host, port: inst.port, method, path, headers: h, agent: this.agentFor(target) }, (res) => {
+        if (timer) clearTimeout(timer);
+        resolve({ kind: 'ok', res });
+      });
+      const timer = timeoutMs !== undefined ? setTimeout(() => { timedOut = true; r.destroy(new Error(`no answer within ${Math.round(timeoutMs)} ms`)); }, timeoutMs) : undefined;
+      r.on('socket', (s) => { if ((s as tls.TLSSocket).encrypted && !s.connecting && (s as tls.TLSSocket).authorized) connected = true; else s.once('secureConnect', () => { connected = true; }); });
+      r.on('error', (error) => {
+        if (timer) clearTimeout(timer);
+        resolve({ kind: 'error', error, connect: !connected, timeout: timedOut });
+      });
+      r.end(body);
+    });
+  }
+
+  async close(): Promise<void> {
+    this.stopWatch.abort();
+    for (const t of this.targets.values()) t.stop.abort();
+    this.targets.clear();
+    for (const a of this.agents.values()) a.destroy();
+    this.agents.clear();
+    const s = this.server;
+    this.server = undefined;
+    if (!s) return;
+    const closed = new Promise<void>((r) => s.close(() => r()));
+    s.closeAllConnections();
+    await closed;
+  }
+}
+
+function reply(res: http.ServerResponse, status: number, text: string): void {
+  if (res.headersSent) { res.destroy(); return; }
+  res.writeHead(status, { 'content-type': 'text/plain', 'content-length': Buffer.byteLength(text) });
+  res.end(text);
+}
