@@ -6,6 +6,7 @@
 import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
 import http from 'node:http';
 import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/testApp.ts';
 import { AgentProcess, freePort, launcher, printLogsIfFailed, trellisEnv, waitFor } from '../support/index.ts';
@@ -130,6 +131,16 @@ test('A4: a 50/50 splitter over 1,000 requests stays within the binomial bound; 
   const half = await shareOfV2(1000);
   assert.ok(half >= 0.453 && half <= 0.547, `v2 share ${half}`);
   const pids = proxies.map((p) => p.child.pid);
+  // Load runs across the change: no request may fail while the chain is swapped.
+  let loading = true;
+  let served = 0;
+  const failed: string[] = [];
+  const load = (async () => {
+    for (let i = 0; loading && i < 5000; i++) {
+      const who = await via('/').catch((err: Error) => err.message);
+      if (/^payments v[12]$/.test(who)) served++; else failed.push(who);
+    }
+  })();
   await putConfig({ Kind: 'service-splitter', Name: 'payments', Splits: [{ Weight: 0, ServiceSubset: 'v1' }, { Weight: 100, ServiceSubset: 'v2' }] });
   const at = Date.now();
   await waitFor('all traffic on v2', async () => {
@@ -137,6 +148,10 @@ test('A4: a 50/50 splitter over 1,000 requests stays within the binomial bound; 
     return true;
   }, 10_000, 50);
   const elapsed = Date.now() - at;
+  loading = false;
+  await load;
+  assert.deepEqual(failed, [], `${failed.length} of ${served + failed.length} requests failed across the weight change`);
+  assert.ok(served > 0);
   assert.ok(elapsed <= 2000, `weight change took ${elapsed} ms to reach the proxy`);
   assert.deepEqual(proxies.map((p) => p.child.pid), pids);
   for (const p of proxies) assert.equal(p.child.exitCode, null, 'no proxy restarted');
@@ -157,4 +172,10 @@ test('an L7 intention denies a path with 403 on the inbound side and allows the 
   assert.match(await via('/pay'), /^payments v[12]$/);
   const paymentsProxyOut = proxies.slice(0, 2).map((p) => p.out()).join('');
   assert.match(paymentsProxyOut, /request denied/);
+});
+
+test('the HTTP proxies\' idle RSS (the HTTP pieces loaded)', async () => {
+  const rss = proxies.map((p) => Number(/VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${p.child.pid}/status`, 'utf8'))?.[1]) / 1024);
+  process.stdout.write(`# idle RSS of L7 proxies (payments v1, v2, currency, web): ${rss.map((x) => x.toFixed(1)).join(', ')} MB\n`);
+  for (const x of rss) assert.ok(x > 0 && x <= 75, `RSS ${x} MB`);
 });

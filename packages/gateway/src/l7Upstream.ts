@@ -3,15 +3,16 @@
 // the proxy walks the compiled discovery chain (chainEval.ts), picks an instance of the chosen
 // target (its subset's instances from GET /v1/health/connect/<service>?filter=<Subset.Filter>,
 // watched), and sends the request over mTLS to that sidecar with the target's SNI, reusing
-// keep-alive connections per target (ARCHITECTURE "TLS cost"). The chain is watched with blocking
-// queries: a new one applies to the next request, requests in flight finish on the old plan.
+// keep-alive connections per target (ARCHITECTURE "TLS cost"). The proxy watches the chain with
+// blocking queries (sidecarProxy.ts): a new one applies to the next request, requests in flight
+// finish on the old plan.
 
 import http from 'node:http';
 import type net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
-import type { CompiledDiscoveryChain, DiscoveryChainResponse, DiscoveryTarget } from './chainTypes.ts';
+import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import type { HttpRequestInfo } from './routeMatch.ts';
@@ -31,7 +32,7 @@ export interface L7UpstreamOptions {
   metrics: Metrics;
   logger: Logger;
   upstream: Upstream;
-  /** The chain already read (the proxy reads it to choose L4 or L7). */
+  /** The chain the proxy read (it watches the chain: setChain gives later ones). */
   chain: CompiledDiscoveryChain;
 }
 
@@ -68,26 +69,19 @@ export class L7UpstreamListener {
   private readonly targets = new Map<string, TargetWatch>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly balancer = new Balancer<Inst>();
-  private readonly stopWatch = new AbortController();
   private readonly opts: L7UpstreamOptions;
 
   constructor(opts: L7UpstreamOptions) {
     this.opts = opts;
     this.chain = opts.chain;
     this.syncTargets();
-    const u = opts.upstream;
-    const q = new URLSearchParams();
-    if (u.Datacenter) q.set('compile-dc', u.Datacenter);
-    void watch<DiscoveryChainResponse>({
-      api: opts.api, logger: opts.logger, signal: this.stopWatch.signal,
-      path: `/v1/discovery-chain/${encodeURIComponent(u.DestinationName)}${q.size ? `?${q.toString()}` : ''}`,
-      onChange: (res) => {
-        if (!res?.Chain?.Nodes) return;
-        this.chain = res.Chain;
-        this.syncTargets();
-        opts.logger.info('discovery chain updated', { upstream: u.DestinationName, start: res.Chain.StartNode, protocol: res.Chain.Protocol });
-      },
-    });
+  }
+
+  /** A new chain (the proxy watches it): the next request is planned on it; requests in flight finish on theirs. */
+  setChain(chain: CompiledDiscoveryChain): void {
+    this.chain = chain;
+    this.syncTargets();
+    this.opts.logger.info('discovery chain updated', { upstream: this.opts.upstream.DestinationName, start: chain.StartNode });
   }
 
   get key(): string {
@@ -128,7 +122,8 @@ export class L7UpstreamListener {
     const key = `${target.ID}#${snap.generation}`;
     let a = this.agents.get(key);
     if (a) return a;
-    for (const [k, old] of this.agents) if (k.startsWith(`${target.ID}#`)) { old.destroy(); this.agents.delete(k); }
+    // A rotated leaf or root: new connections use it; the old pool's requests in flight finish, its idle sockets go.
+    for (const [k, old] of this.agents) if (k.startsWith(`${target.ID}#`)) { retire(old); this.agents.delete(k); }
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
     const connectMs = this.connectTimeoutMs(target);
     a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
@@ -244,7 +239,6 @@ export class L7UpstreamListener {
   }
 
   async close(): Promise<void> {
-    this.stopWatch.abort();
     for (const t of this.targets.values()) t.stop.abort();
     this.targets.clear();
     for (const a of this.agents.values()) a.destroy();
@@ -256,6 +250,11 @@ export class L7UpstreamListener {
     s.closeAllConnections();
     await closed;
   }
+}
+
+function retire(a: http.Agent): void {
+  (a as http.Agent & { keepAlive: boolean }).keepAlive = false;
+  for (const list of Object.values(a.freeSockets)) for (const sock of list ?? []) sock.destroy();
 }
 
 function reply(res: http.ServerResponse, status: number, text: string): void {

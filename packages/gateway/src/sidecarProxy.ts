@@ -158,16 +158,56 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
       },
     });
   };
-  /** The upstream's chain, read once to choose L4 or L7 (undefined: the agent could not say; L4). */
-  const readChain = async (u: ResolvedProxyConfig['upstreams'][number]): Promise<CompiledDiscoveryChain | undefined> => {
-    try {
-      const q = u.Datacenter ? `?compile-dc=${encodeURIComponent(u.Datacenter)}` : '';
-      return (await api.get<DiscoveryChainResponse>(`/v1/discovery-chain/${encodeURIComponent(u.DestinationName)}${q}`)).body.Chain;
-    } catch (err) {
-      logger.warn('discovery chain not readable, proxying the upstream at L4', { upstream: u.DestinationName, error: err as Error });
-      return undefined;
-    }
+  // Each upstream's chain is watched: its protocol chooses the listener (L4 pipe or L7 router), and
+  // an L7 listener gets each new chain. A protocol change replaces the listener on the same port.
+  const chainWatches = new Map<string, { stop: AbortController; chain?: CompiledDiscoveryChain; first: Promise<void> }>();
+  const isHttp = (c: CompiledDiscoveryChain | undefined) => c !== undefined && HTTP_PROTOCOLS.has(c.Protocol);
+  const watchChain = (key: string, u: ResolvedProxyConfig['upstreams'][number]) => {
+    if (chainWatches.has(key)) return chainWatches.get(key)!;
+    const stopChain = new AbortController();
+    let done!: () => void;
+    const w = { stop: stopChain, chain: undefined as CompiledDiscoveryChain | undefined, first: new Promise<void>((r) => { done = r; }) };
+    chainWatches.set(key, w);
+    const q = u.Datacenter ? `?compile-dc=${encodeURIComponent(u.Datacenter)}` : '';
+    void watch<DiscoveryChainResponse>({
+      api, path: `/v1/discovery-chain/${encodeURIComponent(u.DestinationName)}${q}`, logger,
+      signal: AbortSignal.any([stop.signal, stopChain.signal]),
+      onChange: (res) => {
+        if (!res?.Chain?.Nodes) return;
+        w.chain = res.Chain;
+        done();
+        const l = upstreams.get(key);
+        if (!l) return;
+        if (('setChain' in l) === isHttp(res.Chain)) {
+          if ('setChain' in l) l.setChain(res.Chain);
+          return;
+        }
+        // The protocol changed: replace the listener (through the apply queue, one change at a time).
+        logger.info('upstream protocol changed, replacing its listener', { upstream: u.DestinationName, protocol: res.Chain.Protocol });
+        applying = applying.then(async () => {
+          const cur = upstreams.get(key);
+          if (!cur || stop.signal.aborted || ('setChain' in cur) === isHttp(w.chain)) return;
+          upstreams.delete(key);
+          await cur.close();
+          await openUpstream(key, u);
+        }).catch((err: unknown) => logger.error('replacing the upstream listener failed', { upstream: u.DestinationName, error: err as Error }));
+      },
+      onError: () => done(), // the agent cannot say: proxy at L4 meanwhile
+    });
+    return w;
   };
+  const openUpstream = async (key: string, u: ResolvedProxyConfig['upstreams'][number]) => {
+    const w = watchChain(key, u);
+    await Promise.race([w.first, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
+    const ulog = logger.named(`upstream.${u.DestinationName}`);
+    const l = isHttp(w.chain)
+      ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain! })
+      : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u });
+    upstreams.set(key, l);
+    await l.healthKnown(2000);
+    await l.listen();
+  };
+
   let metricsServer: net.Server | undefined;
   let leafWatchFor: string | undefined;
   let leafStop: AbortController | undefined;
@@ -207,18 +247,11 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
       }
       const wanted = new Map(next.upstreams.map((u) => [upstreamKey(u), u]));
       for (const [key, l] of upstreams) {
-        if (!wanted.has(key)) { upstreams.delete(key); await l.close(); }
+        if (!wanted.has(key)) { upstreams.delete(key); chainWatches.get(key)?.stop.abort(); chainWatches.delete(key); await l.close(); }
       }
       for (const [key, u] of wanted) {
         if (upstreams.has(key)) continue;
-        const chain = await readChain(u);
-        const ulog = logger.named(`upstream.${u.DestinationName}`);
-        const l = chain && HTTP_PROTOCOLS.has(chain.Protocol)
-          ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain })
-          : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u });
-        upstreams.set(key, l);
-        await l.healthKnown(2000);
-        await l.listen();
+        await openUpstream(key, u);
       }
     }).catch((err: unknown) => {
       lastApplyError = err as Error;
