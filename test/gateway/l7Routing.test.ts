@@ -179,3 +179,25 @@ test('the HTTP proxies\' idle RSS (the HTTP pieces loaded)', async () => {
   process.stdout.write(`# idle RSS of L7 proxies (payments v1, v2, currency, web): ${rss.map((x) => x.toFixed(1)).join(', ')} MB\n`);
   for (const x of rss) assert.ok(x > 0 && x <= 75, `RSS ${x} MB`);
 });
+
+test('a protocol change (http → tcp → http) replaces the upstream listener and the inbound mode without a restart', async () => {
+  for (const kind of ['service-intentions', 'service-splitter', 'service-router', 'service-resolver']) {
+    const r = await agent.request('DELETE', `/v1/config/${kind}/payments`);
+    assert.equal(r.status, 200, r.text);
+  }
+  const pids = proxies.map((p) => p.child.pid);
+  const webOut = () => proxies[3]!.out();
+  const paymentsOut = () => proxies[0]!.out();
+  await putConfig({ Kind: 'service-defaults', Name: 'payments', Protocol: 'tcp' });
+  await waitFor('web\'s payments listener replaced by an L4 one', () => /upstream protocol changed/.test(webOut()) && /public listener in TCP mode/.test(paymentsOut()), 10_000, 100);
+  await waitFor('web -> payments at L4', async () => /^payments v[12]$/.test(await via('/')), 10_000, 100);
+  for (let i = 0; i < 5; i++) assert.match(await via('/'), /^payments v[12]$/);
+  await putConfig({ Kind: 'service-defaults', Name: 'payments', Protocol: 'http' });
+  await putConfig({ Kind: 'service-router', Name: 'payments', Routes: [
+    { Match: { HTTP: { PathPrefix: '/currency' } }, Destination: { Service: 'currency' } },
+  ] });
+  await waitFor('routing again', async () => (await via('/currency')) === 'currency', 10_000, 100);
+  assert.equal((webOut().match(/upstream protocol changed/g) ?? []).length, 2);
+  assert.deepEqual(proxies.map((p) => p.child.pid), pids);
+  for (const p of proxies) assert.equal(p.child.exitCode, null);
+});
