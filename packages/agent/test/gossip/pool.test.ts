@@ -7,6 +7,7 @@ import { mkdtemp, rm, stat } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { createSocket } from 'node:dgram';
+import { freePort } from '../../../../test/support/ports.ts';
 import { GossipError, GossipPool, parseJoinAddress, pskFromEncryptKey } from '../../src/gossip/index.ts';
 import type { AgentMemberRow, PoolUserEvent } from '../../src/gossip/index.ts';
 import { decodeMessage, encodeMessage } from '../../src/gossip/core/index.ts';
@@ -206,6 +207,25 @@ describe('SWIM packets from the -bind address', () => {
       assert.equal(a.stats().spoofed + b.stats().spoofed, 0);
     } finally {
       await Promise.all([a, b].map((p) => p.stop()));
+    }
+  });
+
+  test('a serf port whose UDP side is taken fails the start naming it, and frees the TCP side', async () => {
+    const port = await freePort({ udp: true });
+    const holder = createSocket('udp4');
+    await new Promise<void>((r) => holder.bind(port, '127.0.0.1', () => r()));
+    try {
+      const p = await GossipPool.create({ nodeName: 'busy', datacenter: 'dc1', bindAddr: '127.0.0.1', port });
+      await assert.rejects(p.start(), (e: unknown) => e instanceof GossipError && e.message.includes(`cannot listen for gossip packets on udp 127.0.0.1:${port}`) && /EADDRINUSE/.test(e.message));
+    } finally {
+      holder.close();
+    }
+    // Nothing of the failed start holds the port: a pool starts on it now.
+    const again = await pool('free', { port });
+    try {
+      assert.equal(again.joinAddress, `127.0.0.1:${port}`);
+    } finally {
+      await again.stop();
     }
   });
 });

@@ -270,16 +270,23 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   async start(): Promise<void> {
     if (this.#running) return;
     const node = this.#node;
-    await node.start();
-    const listening = node.getMultiaddrs()[0];
-    const port = listening ? Number(listening.toString().split('/')[4]) : this.#opts.port;
-    try {
-      this.#socket = await DatagramSocket.bind(this.#opts.bindAddr, port,
-        (bytes, from) => this.#onDatagram(bytes, from),
-        (err) => this.#log.warn({ err: err.message }, 'gossip packet socket error'));
-    } catch (err) {
-      await node.stop();
-      throw err;
+    let port = this.#opts.port;
+    // TCP and UDP on one port number. With port 0 the TCP listener picks a free TCP port, which
+    // some UDP socket may hold: then listen again on another (a fixed port fails at once, naming it).
+    for (let attempt = 1; ; attempt++) {
+      await node.start();
+      const listening = node.getMultiaddrs()[0];
+      port = listening ? Number(listening.toString().split('/')[4]) : this.#opts.port;
+      try {
+        this.#socket = await DatagramSocket.bind(this.#opts.bindAddr, port,
+          (bytes, from) => this.#onDatagram(bytes, from),
+          (err) => this.#log.warn({ err: err.message }, 'gossip packet socket error'));
+        break;
+      } catch (err) {
+        await node.stop();
+        const inUse = (err as GossipError).cause && ((err as GossipError).cause as NodeJS.ErrnoException).code === 'EADDRINUSE';
+        if (this.#opts.port !== 0 || !inUse || attempt >= 5) throw err;
+      }
     }
     this.#running = true;
     const self: MemberIdentity = {
