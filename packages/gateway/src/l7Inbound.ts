@@ -8,6 +8,7 @@ import http from 'node:http';
 import type tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { decideL7, type L7Intention } from './l7Intentions.ts';
+import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import type { HttpRequestInfo } from './routeMatch.ts';
@@ -34,6 +35,7 @@ export class L7Inbound {
   private readonly app = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64 });
   private readonly stop = new AbortController();
   readonly ready: Promise<void>;
+  private readonly idleGc = new IdleGc();
   private readonly opts: L7InboundOptions;
 
   constructor(opts: L7InboundOptions) {
@@ -56,6 +58,7 @@ export class L7Inbound {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { logger, metrics } = this.opts;
+    this.idleGc.touch();
     const caller = this.callers.get(req.socket);
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
@@ -99,6 +102,7 @@ export class L7Inbound {
   }
 
   close(): void {
+    this.idleGc.stop();
     this.stop.abort();
     this.server.closeAllConnections();
     this.app.destroy();

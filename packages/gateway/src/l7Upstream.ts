@@ -13,6 +13,7 @@ import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
+import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import type { HttpRequestInfo } from './routeMatch.ts';
@@ -69,6 +70,7 @@ export class L7UpstreamListener {
   private readonly targets = new Map<string, TargetWatch>();
   private readonly agents = new Map<string, http.Agent>();
   private readonly balancer = new Balancer<Inst>();
+  private readonly idleGc = new IdleGc();
   private readonly opts: L7UpstreamOptions;
 
   constructor(opts: L7UpstreamOptions) {
@@ -152,6 +154,7 @@ export class L7UpstreamListener {
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { logger, metrics, upstream: u } = this.opts;
+    this.idleGc.touch();
     const chain = this.chain;
     const url = req.url ?? '/';
     const qi = url.indexOf('?');
@@ -239,6 +242,7 @@ export class L7UpstreamListener {
   }
 
   async close(): Promise<void> {
+    this.idleGc.stop();
     for (const t of this.targets.values()) t.stop.abort();
     this.targets.clear();
     for (const a of this.agents.values()) a.destroy();
