@@ -96,8 +96,9 @@ enable_central_service_config = true
   assert.equal(web['Datacenter'], 'hcl-dc');
   assert.deepEqual(web['NodeMeta'], { rack: 'r1' });
 
-  const services = (await agent.request('GET', '/v1/agent/services')).json() as Record<string, { Connect?: { SidecarService?: { Proxy?: { Upstreams?: unknown[] } } } }>;
-  assert.deepEqual(services['web-1']?.Connect?.SidecarService?.Proxy?.Upstreams,
+  // The sidecar_service block registers web-1-sidecar-proxy (as Consul does) with the upstreams.
+  const services = (await agent.request('GET', '/v1/agent/services')).json() as Record<string, { Proxy?: { Upstreams?: Array<{ DestinationName: string; LocalBindPort: number }> } }>;
+  assert.deepEqual(services['web-1-sidecar-proxy']?.Proxy?.Upstreams?.map((u) => ({ DestinationName: u.DestinationName, LocalBindPort: u.LocalBindPort })),
     [{ DestinationName: 'db', LocalBindPort: 9191 }, { DestinationName: 'cache', LocalBindPort: 9192 }],
     'two upstreams blocks are a list of two upstreams');
   const checks = (await agent.request('GET', '/v1/agent/checks')).json() as Record<string, { ServiceID: string; Status: string }>;
