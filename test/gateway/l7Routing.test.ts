@@ -226,3 +226,50 @@ test('failover: a subset with no instance fails over to the next target; back wh
   Failover: { v9: { Service: 'payments' } } });
   await waitFor('/currency on currency again', async () => (await via('/currency')) === 'currency', 10_000, 100);
 });
+
+test('route destination settings: PrefixRewrite, RequestHeaders/ResponseHeaders, retries on a status code, RequestTimeout (504)', async () => {
+  // An app that shows what reached it: 503 on every first try of /flaky-once paths, slow on /slow.
+  const seen = new Map<string, number>();
+  const app = http.createServer((req, res) => {
+    const n = (seen.get(req.url!) ?? 0) + 1;
+    seen.set(req.url!, n);
+    const answer = () => {
+      const body = JSON.stringify({ name: 'flaky', path: req.url, tries: n, header: req.headers['x-route'] ?? null });
+      res.writeHead(req.url!.startsWith('/flaky-once') && n === 1 ? 503 : 200, { 'content-type': 'application/json', 'x-app': 'yes' });
+      res.end(body);
+    };
+    if (req.url!.startsWith('/slow')) setTimeout(answer, 3000).unref(); else answer();
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  apps.push({ url: '', port: 0, close: () => new Promise<void>((r) => { app.closeAllConnections(); app.close(() => r()); }) });
+  const port = (app.address() as { port: number }).port;
+  const reg = await agent.request('PUT', '/v1/agent/service/register', { body: JSON.stringify({ Name: 'flaky', ID: 'flaky-1', Port: port,
+    Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' } } } } }) });
+  assert.equal(reg.status, 200, reg.text);
+  await startProxy('flaky-1');
+  await putConfig({ Kind: 'service-router', Name: 'payments', Routes: [
+    { Match: { HTTP: { PathPrefix: '/slow' } }, Destination: { Service: 'flaky', RequestTimeout: '500ms' } },
+    { Match: { HTTP: { PathPrefix: '/api/' } }, Destination: { Service: 'flaky', PrefixRewrite: '/flaky-once/', NumRetries: 2, RetryOnStatusCodes: [503],
+      RequestHeaders: { Set: { 'x-route': 'api' } }, ResponseHeaders: { Add: { 'x-routed': 'yes' } } } },
+  ] });
+  type Flaky = TestAppAnswer & { path?: string; tries?: number; header?: string | null };
+  const call = async (path: string) => (await get(web.url + path)).body.upstream_calls?.[upstreamUri] as Flaky | undefined;
+  const first = await waitFor('flaky reachable through the route', async () => { const c = await call('/api/a'); return c?.code === 200 ? c : undefined; }, 20_000, 200);
+  assert.equal(first.path, '/flaky-once/a');
+  assert.equal(first.tries, 2, 'the 503 was retried');
+  assert.equal(first.header, 'api');
+  const again = await call('/api/b');
+  assert.deepEqual([again?.code, again?.path, again?.tries], [200, '/flaky-once/b', 2]);
+  // The response header: asked directly of web's upstream listener.
+  const direct = await new Promise<http.IncomingMessage>((resolve, reject) => { http.get(`${upstreamUri}/api/c`, { agent: false }, resolve).on('error', reject); });
+  direct.resume();
+  assert.equal(direct.statusCode, 200);
+  assert.equal(direct.headers['x-routed'], 'yes');
+  assert.equal(direct.headers['x-app'], 'yes');
+  const startedAt = Date.now();
+  const slow = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    http.get(`${upstreamUri}/slow`, { agent: false }, (res) => { let s = ''; res.on('data', (c: Buffer) => { s += c.toString(); }); res.on('end', () => resolve({ status: res.statusCode ?? 0, body: s })); }).on('error', reject);
+  });
+  assert.deepEqual(slow, { status: 504, body: 'upstream request timeout' });
+  assert.ok(Date.now() - startedAt < 2900, 'answered before the app would have');
+});
