@@ -167,6 +167,8 @@ export class SwimCore {
   #live = 1;
   #nextProbeMs: number;
   #nextGossipMs: number;
+  /** The driver's clock at the last call (the API methods and tick/receive all pass `now`). */
+  #now = 0;
   #nextPushPullMs: number;
   #nextReapMs: number;
   #nextReconnectMs: number;
@@ -197,6 +199,7 @@ export class SwimCore {
     // (memberlist's random stagger).
     const c = this.config;
     this.#nextProbeMs = now + Math.floor(this.#random() * c.probeIntervalMs);
+    this.#now = now;
     this.#nextGossipMs = now + Math.floor(this.#random() * c.gossipIntervalMs);
     this.#nextPushPullMs = c.pushPullIntervalMs > 0 ? now + Math.floor(this.#random() * c.pushPullIntervalMs) : Infinity;
     this.#nextReapMs = now + c.reapIntervalMs;
@@ -251,7 +254,10 @@ export class SwimCore {
 
   /** The earliest `now` at which tick() has work to do. */
   nextDeadlineMs(): number {
-    let t = Math.min(this.#nextGossipMs, this.#nextReapMs);
+    // An idle pool (nothing queued to gossip) does not wake up every gossip interval for nothing;
+    // the first update queued after an idle stretch restarts the gossip ticker at a random phase
+    // (#broadcast), as memberlist's free-running ticker would have sent it.
+    let t = this.#queue.length > 0 ? Math.min(this.#nextGossipMs, this.#nextReapMs) : this.#nextReapMs;
     if (!this.#leaving) t = Math.min(t, this.#nextPushPullMs, this.#nextReconnectMs);
     if (this.#probe) {
       t = Math.min(t, this.#probe.indirectSent ? this.#probe.endDeadlineMs : this.#probe.directDeadlineMs);
@@ -282,6 +288,7 @@ export class SwimCore {
 
   /** Runs every timer due at `now`: relays' nacks, probe phases, suspicion timeouts, periodic work. */
   tick(now: number): void {
+    this.#now = now;
     const c = this.config;
     for (const [seq, r] of this.#relays) {
       if (now < r.deadlineMs) continue;
@@ -334,6 +341,7 @@ export class SwimCore {
 
   /** Handles one message. Never throws for anything a peer can send. */
   receive(msg: Message, now: number): void {
+    this.#now = now;
     switch (msg.type) {
       case 'ping':
         // memberlist: a ping meant for another member (an address now used by someone else) is
@@ -391,6 +399,7 @@ export class SwimCore {
    * holds a member this pool refuses (Consul refuses a LAN join from another datacenter).
    */
   answerPushPull(req: PushPullMessage, now: number): PushPullMessage {
+    this.#now = now;
     this.#checkRemoteState(req);
     const reply = this.#pushPullMessage(req.join, true);
     this.#mergeMembers(req, now);
@@ -414,6 +423,7 @@ export class SwimCore {
    * nothing, when the remote state holds a member this pool refuses.
    */
   mergePushPull(reply: PushPullMessage, now: number): void {
+    this.#now = now;
     this.#checkRemoteState(reply);
     this.#mergeMembers(reply, now);
     if (reply.eventLTime > 0) this.#events.clock.witness(reply.eventLTime - 1);
@@ -421,11 +431,11 @@ export class SwimCore {
       // Consul joins with ignoreOld: events fired before we joined are history, not news.
       this.#events.minLTime = Math.max(this.#events.minLTime, reply.eventLTime);
       // The reply is one member's view, possibly with stale verdicts (a member it wrongly thinks
-      // dead is not listed to us at all): ask a second member soon rather than a whole push-pull
-      // interval later.
+      // dead is not listed to us at all) or missing members that joined a moment ago: ask a second
+      // member within 0.5–1.5 probe intervals rather than a whole push-pull interval later.
       const c = this.config;
       if (c.pushPullIntervalMs > 0) {
-        this.#nextPushPullMs = Math.min(this.#nextPushPullMs, now + c.probeIntervalMs * (1 + 4 * this.#random()));
+        this.#nextPushPullMs = Math.min(this.#nextPushPullMs, now + c.probeIntervalMs * (0.5 + this.#random()));
       }
       // Tell the pool about us again now that there is someone to tell.
       this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, true);
@@ -438,6 +448,7 @@ export class SwimCore {
 
   /** Graceful leave: broadcast that we left (a dead message about ourselves) and stop probing. */
   leave(now: number): void {
+    this.#now = now;
     if (this.#leaving) return;
     this.#leaving = true;
     this.#probe = undefined;
@@ -455,6 +466,7 @@ export class SwimCore {
    * Throws ERR_UNKNOWN_MEMBER for a name this member has never heard of.
    */
   forceLeave(name: string, prune: boolean, now: number): void {
+    this.#now = now;
     const rec = this.#members.get(name);
     if (!rec) throw new GossipError('ERR_UNKNOWN_MEMBER', `No node found with name '${name}'`);
     if (rec === this.#self) {
@@ -472,6 +484,7 @@ export class SwimCore {
    * time. Throws ERR_EVENT_TOO_LARGE when name + payload exceed userEventSizeLimitBytes.
    */
   fireUserEvent(name: string, payload: Uint8Array, now: number): number {
+    this.#now = now;
     if (this.#leaving) throw new GossipError('ERR_NOT_RUNNING', 'cannot fire a user event after leaving the pool');
     if (typeof name !== 'string' || name.length === 0) {
       throw new GossipError('ERR_INVALID_EVENT', 'user event name must be a non-empty string');
@@ -489,6 +502,7 @@ export class SwimCore {
 
   /** Replaces our tags and announces them with a new incarnation (serf SetTags). */
   setTags(tags: Record<string, string>, now: number): void {
+    this.#now = now;
     if (this.#leaving) throw new GossipError('ERR_NOT_RUNNING', 'cannot change tags after leaving the pool');
     checkTags(tags);
     this.#self.node = { ...this.#self.node, tags: { ...tags } };
@@ -936,6 +950,10 @@ export class SwimCore {
 
   /** Queues a broadcast (and, when it originated here, hands it out for publishing). Returns its queue id. */
   #broadcast(u: Update, local: boolean): number {
+    const interval = this.config.gossipIntervalMs;
+    if (this.#queue.length === 0 && this.#nextGossipMs < this.#now) {
+      this.#nextGossipMs = this.#now + Math.floor(this.#random() * interval);
+    }
     const key = u.type === 'userEvent' ? undefined : u.type === 'alive' ? u.node.name : u.node;
     const id = this.#queue.push(u, key, updateSize(u));
     if (local && this.#publish) this.#outputs.push({ kind: 'publish', update: u });
