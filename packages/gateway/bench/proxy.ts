@@ -64,10 +64,14 @@ function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env
 
 interface Row { ok: number; errors: number; seconds: number; lat: number[]; firstError?: string }
 
+/** Requests that went out on a fresh TCP connection (http.ClientRequest.reusedSocket false). */
+let newSockets = 0;
+
 function once(port: number, agent: http.Agent | false): Promise<number> {
   return new Promise((resolve, reject) => {
     const t0 = performance.now();
     const req = http.request({ host: '127.0.0.1', port, path: '/', agent }, (res) => {
+      if (!req.reusedSocket) newSockets++;
       res.on('data', () => { /* drain */ });
       res.on('end', () => (res.statusCode === 200 ? resolve(performance.now() - t0) : reject(new Error(`status ${res.statusCode}`))));
       res.on('error', reject);
@@ -78,8 +82,18 @@ function once(port: number, agent: http.Agent | false): Promise<number> {
   });
 }
 
+/**
+ * A keep-alive client. The test app announces `Keep-Alive: timeout=1` and Node's agent drops a
+ * socket `agentKeepAliveTimeoutBuffer` (default 1 s) before the server's announced timeout, i.e.
+ * at once: without a smaller buffer no socket is ever reused and "ka" would be a new connection
+ * per request (checked: the bench prints how many requests went out on a new connection).
+ */
+function kaAgent(maxSockets: number): http.Agent {
+  return new http.Agent({ keepAlive: true, maxSockets, agentKeepAliveTimeoutBuffer: 100 } as http.AgentOptions);
+}
+
 function mkAgent(keepAlive: boolean): http.Agent | false {
-  return keepAlive ? new http.Agent({ keepAlive: true, maxSockets: Infinity, keepAliveMsecs: 1000 }) : false;
+  return keepAlive ? kaAgent(Infinity) : false;
 }
 
 /** Open loop: `rate` requests/s for `ms`, sent on a schedule (catching up each timer tick). */
@@ -108,7 +122,7 @@ async function openLoop(port: number, keepAlive: boolean, rate: number, ms: numb
 
 /** Closed loop: `conns` workers, each sending its next request when the previous one answered. */
 async function closedLoop(port: number, keepAlive: boolean, conns: number, ms: number): Promise<Row> {
-  const ag = keepAlive ? new http.Agent({ keepAlive: true, maxSockets: conns }) : false;
+  const ag = keepAlive ? kaAgent(conns) : false;
   const lat: number[] = [];
   let errors = 0;
   let firstError: string | undefined;
@@ -231,8 +245,12 @@ async function main(): Promise<void> {
   for (const c of cases) {
     process.stderr.write(`${c.name}: warm-up, ${RATE}/s open loop for ${SECONDS} s, ${CONNS} connections closed loop for ${TPUT_SECONDS} s\n`);
     await closedLoop(c.port, c.keepAlive, 4, WARMUP_MS);
+    newSockets = 0;
     const lat = await openLoop(c.port, c.keepAlive, RATE, SECONDS * 1000);
+    process.stderr.write(`  ${c.name}: ${newSockets} of ${lat.ok} answered requests of the latency row used a new connection\n`);
+    newSockets = 0;
     const tput = await closedLoop(c.port, c.keepAlive, CONNS, TPUT_SECONDS * 1000);
+    process.stderr.write(`  ${c.name}: ${newSockets} of ${tput.ok} answered requests of the throughput row used a new connection\n`);
     const s = lat.lat.sort((a, b) => a - b);
     results.set(c.name, { lat, tput, p50: pct(s, 50), p99: pct(s, 99) });
   }
@@ -283,10 +301,21 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
+/** SIGTERM first (a proxy run under --cpu-prof writes its profile on a clean exit), SIGKILL after 3 s. */
+async function stopAll(): Promise<void> {
+  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
+  for (const c of alive) c.kill('SIGTERM');
+  await Promise.race([
+    Promise.all(alive.map((c) => new Promise((r) => c.once('exit', r)))),
+    new Promise((r) => setTimeout(r, 3000).unref()),
+  ]);
+  killAll();
+}
+
 try {
   await main();
 } finally {
-  killAll();
+  await stopAll();
   await agent?.dispose().catch(() => undefined);
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
