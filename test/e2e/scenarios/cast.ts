@@ -47,6 +47,15 @@ export interface Answer {
   body: TestAppAnswer;
 }
 
+/**
+ * Every sidecar proxy still running, killed when this process exits or is signalled (the test
+ * runner cancels a file by signal; Ctrl-C stops the demo): agentProcess.ts does the same for agents.
+ */
+const liveProxies = new Set<ChildProcess>();
+const killProxies = () => { for (const p of liveProxies) if (p.exitCode === null) p.kill('SIGKILL'); };
+process.on('exit', killProxies);
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, killProxies);
+
 export class Cast {
   readonly running = new Map<string, Running>();
   readonly agent: AgentProcess;
@@ -108,6 +117,8 @@ export class Cast {
     let out = '';
     proxy.stdout!.on('data', (b: Buffer) => { out = (out + b.toString()).slice(-20_000); });
     proxy.stderr!.on('data', (b: Buffer) => { out = (out + b.toString()).slice(-20_000); });
+    liveProxies.add(proxy);
+    proxy.once('exit', () => liveProxies.delete(proxy));
     const running: Running = { member, app, proxy, proxyOut: () => out, upstreamUri, sidecarPort };
     this.running.set(member.id, running);
     return running;
