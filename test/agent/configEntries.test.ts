@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets } from '../support/index.ts';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, startServerAndClient } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-config-entries-'));
 let server: AgentProcess | undefined;
@@ -30,8 +30,7 @@ function write(name: string, text: string): string {
 const GATE = 'discovery chain "web" uses a protocol "tcp" that does not permit advanced routing or splitting behavior';
 
 test('config write/read/list/delete through a client agent, the CLI and the HTTP API', { timeout: 180_000 }, async () => {
-  server = await AgentProcess.start({ name: 'cfg-server', mode: 'server' });
-  client = await AgentProcess.start({ name: 'cfg-client', mode: 'client', args: ['-retry-join', server.serfAddr, '-retry-interval', '1s'], readyTimeoutMs: 60_000 });
+  ({ server, client } = await startServerAndClient('cfg'));
   const viaClient = ['-http-addr', client.httpAddr];
   const trellis = (...args: string[]) => runTrellis(args, { timeoutMs: 30_000 });
 

@@ -15,7 +15,7 @@ import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import type { AddressInfo } from 'node:net';
-import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor } from '../support/index.ts';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor, startServerAndClient } from '../support/index.ts';
 import { checkCsr, createCsr, createRoot, generateKeyPair, parseCert, signLeaf } from '../../packages/agent/src/ca/certs.ts';
 import { serviceId } from '../../packages/agent/src/connect/spiffe.ts';
 
@@ -56,8 +56,7 @@ async function handshake(srv: { key: string; cert: string; ca: string[] }, cli: 
 }
 
 test('CA roots, leaves on a client agent, mTLS between leaves, rotation with cross-signing and leaf renewal', { timeout: 240_000 }, async (t) => {
-  server = await AgentProcess.start({ name: 'ca-server', mode: 'server' });
-  client = await AgentProcess.start({ name: 'ca-client', mode: 'client', args: ['-retry-join', server.serfAddr, '-retry-interval', '1s'], readyTimeoutMs: 60_000 });
+  ({ server, client } = await startServerAndClient('ca'));
   const viaClient = ['-http-addr', client.httpAddr];
   const trellis = (...args: string[]) => runTrellis(args, { timeoutMs: 30_000 });
   const roots = async (): Promise<Roots> => (await client!.request('GET', '/v1/connect/ca/roots')).json<Roots>();

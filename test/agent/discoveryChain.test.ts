@@ -8,7 +8,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor } from '../support/index.ts';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor, startServerAndClient } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-chain-'));
 let server: AgentProcess | undefined;
@@ -24,8 +24,7 @@ afterEach((t) => printLogsIfFailed(t, server, client));
 type Chain = Record<string, any>;
 
 test('entries written with the CLI compile into the chain the HTTP API answers, through a client agent', { timeout: 180_000 }, async () => {
-  server = await AgentProcess.start({ name: 'chain-server', mode: 'server' });
-  client = await AgentProcess.start({ name: 'chain-client', mode: 'client', args: ['-retry-join', server.serfAddr, '-retry-interval', '1s'], readyTimeoutMs: 60_000 });
+  ({ server, client } = await startServerAndClient('chain'));
   const c = client;
   const td = await waitFor('the CA trust domain', async () => {
     const r = await c.request('GET', '/v1/connect/ca/roots');

@@ -10,7 +10,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor } from '../support/index.ts';
+import { AgentProcess, printLogsIfFailed, runTrellis, closeIdleSockets, waitFor, startServerAndClient } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-intentions-'));
 let server: AgentProcess | undefined;
@@ -27,8 +27,7 @@ const TD = '11111111-2222-3333-4444-555555555555.consul';
 const uri = (svc: string): string => `spiffe://${TD}/ns/default/dc/dc1/svc/${svc}`;
 
 test('intentions through the CLI and config entries; authorize on a client agent follows changes', { timeout: 180_000 }, async (t) => {
-  server = await AgentProcess.start({ name: 'ixn-server', mode: 'server' });
-  client = await AgentProcess.start({ name: 'ixn-client', mode: 'client', args: ['-retry-join', server.serfAddr, '-retry-interval', '1s'], readyTimeoutMs: 60_000 });
+  ({ server, client } = await startServerAndClient('ixn'));
   const viaClient = ['-http-addr', client.httpAddr];
   const trellis = (...args: string[]) => runTrellis(args, { timeoutMs: 30_000 });
   const authorize = async (src: string, target: string): Promise<{ Authorized: boolean; Reason: string }> => {

@@ -12,7 +12,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import { AgentProcess, closeIdleSockets, freePort, printLogsIfFailed, reservePort, runTrellis, waitFor } from '../support/index.ts';
+import { AgentProcess, closeIdleSockets, freePort, printLogsIfFailed, reservePort, runTrellis, waitFor, startServerAndClient } from '../support/index.ts';
 
 const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-e2e-sidecar-'));
 let server: AgentProcess | undefined;
@@ -87,11 +87,7 @@ ports {
   sidecar_max_port = ${first + 1}
 }
 `);
-  server = await AgentProcess.start({ name: 'sidecar-server', mode: 'server' });
-  client = await AgentProcess.start({
-    name: 'sidecar-client', mode: 'client', readyTimeoutMs: 60_000,
-    args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-dir', configDir],
-  });
+  ({ server, client } = await startServerAndClient('sidecar', { clientArgs: ['-config-dir', configDir] }));
 
   // The file's sidecar, as the catalog (read through the server) shows it.
   const webProxy = await waitFor('web-sidecar-proxy in the catalog', async () => {

@@ -321,6 +321,25 @@ export class AgentProcess {
 }
 
 /** For node:test's afterEach: when the test failed, print each agent's log tail. */
+/**
+ * A `-server -bootstrap` agent and a client agent joined to it through LAN gossip: the pair most
+ * end-to-end suites start (the client is ready once it knows the leader through the server). If
+ * the client does not start, the server is disposed before the error is rethrown.
+ */
+export async function startServerAndClient(name: string, opts: { clientArgs?: string[]; readyTimeoutMs?: number } = {}): Promise<{ server: AgentProcess; client: AgentProcess }> {
+  const server = await AgentProcess.start({ name: `${name}-server`, mode: 'server' });
+  try {
+    const client = await AgentProcess.start({
+      name: `${name}-client`, mode: 'client', readyTimeoutMs: opts.readyTimeoutMs ?? 60_000,
+      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', ...(opts.clientArgs ?? [])],
+    });
+    return { server, client };
+  } catch (err) {
+    await server.dispose({ keepDir: true });
+    throw err;
+  }
+}
+
 export function printLogsIfFailed(t: { name: string; passed?: boolean }, ...agents: Array<AgentProcess | undefined>): void {
   // A suite context (no `passed`) has no outcome of its own to report.
   if (!('passed' in t) || t.passed !== false) return;

@@ -1,5 +1,5 @@
 // Helpers for end-to-end tests that run Trellis as real processes. See agentProcess.ts.
-export { AgentProcess, printLogsIfFailed, sleep, waitFor, type AgentPorts, type ExitInfo, type StartOptions } from './agentProcess.ts';
+export { AgentProcess, startServerAndClient, printLogsIfFailed, sleep, waitFor, type AgentPorts, type ExitInfo, type StartOptions } from './agentProcess.ts';
 export { runTrellis, type CliOptions, type CliResult } from './cli.ts';
 export { request, closeIdleSockets, type HttpResult, type RequestOptions } from './http.ts';
 export { freePort, reservePort, type FreePortOptions } from './ports.ts';

@@ -8,6 +8,7 @@ import { renewAt } from '../connect/policy.ts';
 import { formatSpiffeId, serviceId } from '../connect/spiffe.ts';
 import { createCsr, generateKeyPair } from './certs.ts';
 import type { CARootsResponse, IssuedCert } from './types.ts';
+import { sleep } from '../sleep.ts';
 
 /** How this agent reaches the servers' CA (forwarded HTTP on a client, the local CA on a server). */
 export interface CAServerApi {
@@ -41,16 +42,6 @@ interface Entry {
 const MAX_TIMER_MS = 2 ** 31 - 1;
 const RETRY_MIN_MS = 500;
 const RETRY_MAX_MS = 30_000;
-
-const sleep = (ms: number, signal: AbortSignal): Promise<void> => new Promise((resolve) => {
-  const t = setTimeout(done, ms);
-  function done(): void {
-    clearTimeout(t);
-    signal.removeEventListener('abort', done);
-    resolve();
-  }
-  signal.addEventListener('abort', done, { once: true });
-});
 
 function issuedBy(leafPem: string, rootPem: string): boolean {
   try {

@@ -10,6 +10,7 @@
 // capped exponential backoff. close() ends the watch (its in-flight request is aborted).
 
 import type { ConfigEntry } from '../state/types.ts';
+import { sleep } from '../sleep.ts';
 
 export interface EntriesPage {
   /** X-Consul-Index of the answer. */
@@ -109,14 +110,3 @@ export class EntriesCache {
   }
 }
 
-function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    const t = setTimeout(done, ms);
-    function done(): void {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}

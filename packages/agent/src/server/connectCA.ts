@@ -19,21 +19,7 @@ import {
 import { trustDomainFor } from '../connect/spiffe.ts';
 import type { Logger } from '../logger.ts';
 import type { CAConfiguration, CARoot, Command, CommandResult, StateStore } from '../state/index.ts';
-
-/** Consul's structs.IssuedCert as the sign endpoint answers it (PrivateKeyPEM stays empty: the agent has the key). */
-export interface IssuedCert {
-  SerialNumber: string;
-  CertPEM: string;
-  PrivateKeyPEM: string;
-  Service?: string;
-  ServiceURI?: string;
-  Agent?: string;
-  AgentURI?: string;
-  ValidAfter: string;
-  ValidBefore: string;
-  CreateIndex: number;
-  ModifyIndex: number;
-}
+import type { IssuedCert } from '../ca/types.ts';
 
 /** Consul's ErrRateLimited. */
 export const RATE_LIMITED = 'Rate limit reached, try again later';

@@ -10,6 +10,7 @@ import type { ServerDiscovery } from './discovery.ts';
 import { ServerError } from './errors.ts';
 import type { RaftServer } from './raftServer.ts';
 import type { Writes } from './writes.ts';
+import { sleep } from '../sleep.ts';
 
 export interface RaftConfigurationServer {
   ID: string;
@@ -30,11 +31,6 @@ export interface MembershipOptions {
   writes: Writes;
   logger: Logger;
 }
-
-const sleep = (ms: number, signal?: AbortSignal) => new Promise<void>((resolve) => {
-  const t = setTimeout(resolve, ms);
-  signal?.addEventListener('abort', () => { clearTimeout(t); resolve(); }, { once: true });
-});
 
 export class Membership {
   readonly #o: MembershipOptions;

@@ -9,6 +9,7 @@
 import { ApiError, parseJson, type ApiClient } from '../http.ts';
 import { kvDelete, kvGet, kvList, kvPut, type KVPair } from './kv.ts';
 import { formatGoDuration, parseGoDuration } from '../../config/duration.ts';
+import { sleep } from '../../sleep.ts';
 
 export const LOCK_FLAG_VALUE = 0x2ddccbc058a50c18n;
 export const SEMAPHORE_FLAG_VALUE = 0xe0f69a2baa414de0n;
@@ -39,19 +40,6 @@ export class LockError extends Error {
 const errConflict = () => new LockError('ERR_LOCK_CONFLICT', 'Existing key does not match lock use');
 const errSemConflict = () => new LockError('ERR_LOCK_CONFLICT', 'Existing key does not match semaphore use');
 const errInUse = () => new LockError('ERR_LOCK_IN_USE', 'Lock in use');
-
-export function sleep(ms: number, signal: AbortSignal): Promise<void> {
-  return new Promise((resolve) => {
-    if (signal.aborted) return resolve();
-    const t = setTimeout(done, ms);
-    function done() {
-      clearTimeout(t);
-      signal.removeEventListener('abort', done);
-      resolve();
-    }
-    signal.addEventListener('abort', done, { once: true });
-  });
-}
 
 function isAbort(err: unknown): boolean {
   return (err as Error)?.name === 'AbortError';

@@ -17,8 +17,9 @@ import { HTTP_CLIENT_FLAGS, HTTP_SERVER_FLAGS } from '../http.ts';
 import { flagBool, flagNumber, flagString } from '../../config/flags.ts';
 import { formatGoDuration, parseGoDuration } from '../../config/duration.ts';
 import {
-  DEFAULT_LOCK_TIMING, KeyLock, Semaphore, sleep, type Holder, type HolderOptions, type LockError, type LockTiming,
+  DEFAULT_LOCK_TIMING, KeyLock, Semaphore, type Holder, type HolderOptions, type LockError, type LockTiming,
 } from '../api/lock.ts';
+import { sleep } from '../../sleep.ts';
 import type { SignalName } from '../io.ts';
 
 export { LOCK_FLAG_VALUE, SEMAPHORE_FLAG_VALUE, DEFAULT_LOCK_TIMING, type LockTiming } from '../api/lock.ts';
