@@ -7,6 +7,7 @@
 
 import type { CompiledDiscoveryChain, HeaderModifiers, RouteDestination } from './chainTypes.ts';
 import { routeMatches, type HttpRequestInfo } from './routeMatch.ts';
+import { DEFAULT_MAX_RING_SIZE, DEFAULT_MIN_RING_SIZE, KetamaRing, MaglevTable, randomHash, type HashPolicy, type HashTable } from './hashLb.ts';
 
 export interface RequestPlan {
   /** The route taken (router chains only). */
@@ -20,6 +21,16 @@ export interface RequestPlan {
   requestTimeoutMs?: number;
   /** The resolver node's LoadBalancer.Policy (Consul's names); default round_robin. */
   lbPolicy: string;
+  /** The resolver node's LoadBalancer (HashPolicies, RingHashConfig) when it has one. */
+  loadBalancer?: LoadBalancerConfig;
+}
+
+/** A service-resolver's LoadBalancer as the compiled chain carries it (Consul's field names). */
+export interface LoadBalancerConfig {
+  Policy?: string;
+  RingHashConfig?: { MinimumRingSize?: number; MaximumRingSize?: number } | null;
+  HashPolicies?: HashPolicy[] | null;
+  [k: string]: unknown;
 }
 
 export class ChainEvalError extends Error {
@@ -86,6 +97,7 @@ export function planRequest(chain: CompiledDiscoveryChain, req: HttpRequestInfo,
       plan.targets = [res.Target, ...(res.Failover?.Targets ?? [])];
       plan.requestTimeoutMs = routeTimeout ?? durationMs(res.RequestTimeout);
       if (typeof node.LoadBalancer?.Policy === 'string' && node.LoadBalancer.Policy !== '') plan.lbPolicy = node.LoadBalancer.Policy;
+      if (node.LoadBalancer) plan.loadBalancer = node.LoadBalancer as LoadBalancerConfig;
       return plan;
     }
   }
@@ -124,9 +136,18 @@ export function rewritePath(pathAndQuery: string, match: Record<string, unknown>
   return rewrite + pathAndQuery.slice(prefix.length);
 }
 
+/** What a hash-based policy needs for one pick: the request's hash (hashLb.requestHash) and the retry number. */
+export interface HashPick {
+  hash?: bigint;
+  attempt?: number;
+  ring?: LoadBalancerConfig['RingHashConfig'];
+}
+
 /** Load balancing across a target's instances (Consul's LoadBalancer.Policy names). */
 export class Balancer<I extends { key: string }> {
   private rr = new Map<string, number>();
+  /** Ring or table per instance list (a target watch replaces its list when the set changes). */
+  private tables = new WeakMap<readonly I[], { config: string; table: HashTable }>();
   /** Requests in flight per instance key (least_request). */
   readonly active = new Map<string, number>();
   private readonly random: () => number;
@@ -134,8 +155,12 @@ export class Balancer<I extends { key: string }> {
     this.random = random;
   }
 
-  pick(targetId: string, policy: string, instances: readonly I[]): I | undefined {
+  pick(targetId: string, policy: string, instances: readonly I[], hashed: HashPick = {}): I | undefined {
     if (instances.length === 0) return undefined;
+    if (policy === 'ring_hash' || policy === 'maglev') {
+      const table = this.tableFor(policy, instances, hashed.ring);
+      return instances[table.pick(hashed.hash ?? randomHash(this.random), hashed.attempt ?? 0)];
+    }
     if (policy === 'random') return instances[Math.floor(this.random() * instances.length)];
     if (policy === 'least_request') {
       // Envoy's default: the less loaded of two drawn at random (power of two choices).
@@ -145,10 +170,23 @@ export class Balancer<I extends { key: string }> {
       if (b === a) b = instances[(instances.indexOf(a) + 1) % instances.length]!;
       return (this.active.get(b.key) ?? 0) < (this.active.get(a.key) ?? 0) ? b : a;
     }
-    // round_robin (and policies this proxy does not implement: ring_hash, maglev).
+    // round_robin (and the default for an unknown policy, which validation refuses anyway).
     const n = this.rr.get(targetId) ?? 0;
     this.rr.set(targetId, (n + 1) % 1_000_000);
     return instances[n % instances.length];
+  }
+
+  private tableFor(policy: string, instances: readonly I[], ring: HashPick['ring']): HashTable {
+    const min = ring?.MinimumRingSize && ring.MinimumRingSize > 0 ? ring.MinimumRingSize : DEFAULT_MIN_RING_SIZE;
+    const max = ring?.MaximumRingSize && ring.MaximumRingSize > 0 ? ring.MaximumRingSize : DEFAULT_MAX_RING_SIZE;
+    const config = policy === 'maglev' ? policy : `${policy}/${min}/${max}`;
+    const cached = this.tables.get(instances);
+    if (cached?.config === config) return cached.table;
+    const keys = instances.map((i) => i.key);
+    // Envoy refuses a ring whose minimum exceeds its maximum; Consul does not validate it, so the maximum wins.
+    const table = policy === 'maglev' ? new MaglevTable(keys) : new KetamaRing(keys, Math.min(min, max), max);
+    this.tables.set(instances, { config, table });
+    return table;
   }
 
   begin(key: string): void { this.active.set(key, (this.active.get(key) ?? 0) + 1); }

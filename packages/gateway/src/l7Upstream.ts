@@ -12,6 +12,7 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
+import { requestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
@@ -188,6 +189,9 @@ export class L7UpstreamListener {
     const retryConnect = dest?.RetryOnConnectFailure === true;
     const retryCodes = new Set(dest?.RetryOnStatusCodes ?? []);
     const deadline = plan.requestTimeoutMs !== undefined ? Date.now() + plan.requestTimeoutMs : undefined;
+    // ring_hash / maglev: the request's hash from the resolver's HashPolicies (hashLb.ts).
+    const hashed = plan.lbPolicy === 'ring_hash' || plan.lbPolicy === 'maglev'
+      ? requestHash(plan.loadBalancer?.HashPolicies ?? [], { req: info, sourceIp: req.socket.remoteAddress ?? '' }) : undefined;
     for (let attempt = 0; ; attempt++) {
       const chosen = chooseTarget(plan.targets, (id) => this.targets.get(id)?.instances ?? []);
       if (!chosen || !this.opts.tls.snapshot) {
@@ -197,7 +201,7 @@ export class L7UpstreamListener {
         return;
       }
       const target = chain.Targets[chosen.id]!;
-      const inst = this.balancer.pick(chosen.id, plan.lbPolicy, chosen.instances)!;
+      const inst = this.balancer.pick(chosen.id, plan.lbPolicy, chosen.instances, { hash: hashed?.hash, attempt, ring: plan.loadBalancer?.RingHashConfig })!;
       const left = deadline === undefined ? undefined : deadline - Date.now();
       if (left !== undefined && left <= 0) { reply(res, 504, 'upstream request timeout'); return; }
       this.balancer.begin(inst.key);
@@ -214,6 +218,7 @@ export class L7UpstreamListener {
       const rh: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(out.res.headers)) if (v !== undefined && !HOP.has(k)) rh[k] = v;
       applyHeaderMods(rh, plan.responseHeaders);
+      if (hashed?.setCookie) rh['set-cookie'] = [...[rh['set-cookie'] ?? []].flat(), hashed.setCookie];
       res.writeHead(out.res.statusCode ?? 502, rh);
       out.res.pipe(res);
       out.res.once('error', () => res.destroy());
