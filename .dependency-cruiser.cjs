@@ -26,6 +26,13 @@ module.exports = {
       to: { pathNot: ['^$1/', '^packages/raft/src/errors[.]ts$'] },
     },
     {
+      name: 'acl-core-is-pure',
+      comment: 'The ACL rule parser and authorizer (acl/) import only their own folder and the pure HCL 1 parser: no node builtins, no npm packages, nothing with I/O.',
+      severity: 'error',
+      from: { path: '^packages/agent/src/acl/' },
+      to: { pathNot: ['^packages/agent/src/acl/', '^packages/agent/src/config/hcl[.]ts$'] },
+    },
+    {
       name: 'gateway-never-imports-agent',
       comment: 'The data plane knows the control plane only by its HTTP API, so it can run on a host of its own.',
       severity: 'error',

@@ -87,6 +87,22 @@ describe('layer rules catch planted violations', () => {
     }
   });
 
+  test('acl/ may import the HCL parser, and nothing else outside its folder', () => {
+    const ok = cruise({
+      'packages/agent/src/acl/rules.ts': "import { parseHcl } from '../config/hcl.ts';\nexport const p = parseHcl;\n",
+      'packages/agent/src/config/hcl.ts': 'export const parseHcl = 1;\n',
+    });
+    assert.equal(ok.code, 0, ok.out);
+    for (const text of ["import fs from 'node:fs';\nexport const f = fs;\n", "import { x } from '../config/runtime.ts';\nexport const y = x;\n"]) {
+      const r = cruise({
+        'packages/agent/src/acl/rules.ts': text,
+        'packages/agent/src/config/runtime.ts': 'export const x = 1;\n',
+      });
+      assert.notEqual(r.code, 0, r.out);
+      assert.match(r.out, /acl-core-is-pure/);
+    }
+  });
+
   test('the gateway importing the agent', () => {
     const r = cruise({
       'packages/gateway/src/proxy.ts': "import { startAgent } from '../../agent/src/agent.ts';\nexport const s = startAgent;\n",
