@@ -54,7 +54,7 @@ start() {
     local p; p="$(http_port "$i")"
     mkdir -p "$dir/$name"
     local args=(agent -node "$name" -datacenter "$dc" -data-dir "$dir/$name/data" -bind 127.0.0.1 -client 127.0.0.1
-      -http-port "$p" -dns-port $((p + 1)) -server-port $((p + 2)) -serf-lan-port $((p + 3))
+      -http-port "$p" -dns-port $((p + 1)) -server-port $((p + 2)) -serf-lan-port $((p + 3)) -serf-wan-port $((p + 4))
       -pid-file "$dir/$name/agent.pid" -retry-interval 1s)
     if [ "$i" -lt "$servers" ]; then args+=(-server -bootstrap-expect "$servers"); fi
     # Everyone joins the first server; the servers also join each other.

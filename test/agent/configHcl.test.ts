@@ -31,7 +31,7 @@ test('an agent asked for ACLs refuses to start, naming the key', { timeout: 60_0
   const r = await runTrellis([
     'agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1',
     '-http-port', String(await freePort()), '-dns-port', String(await freePort({ udp: true })),
-    '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()),
+    '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()), '-serf-wan-port', '-1',
     '-config-file', file,
   ], { timeoutMs: 30_000 });
   assert.notEqual(r.code, 0, `the agent must not start; stdout: ${r.stdout}`);

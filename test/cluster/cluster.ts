@@ -99,6 +99,8 @@ export class ServerProc {
       '-bind', this.bindAddr, '-client', '127.0.0.1',
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
       '-serf-lan-port', String(this.ports.serfLan), '-retry-interval', '1s', '-config-file', cfgFile,
+      // No WAN pool (Consul's default port 8302 would collide between servers); a spec's args may give one.
+      '-serf-wan-port', '-1',
     ];
     if (this.spec.datacenter) a.push('-datacenter', this.spec.datacenter);
     if (this.spec.expect) a.push('-bootstrap-expect', String(this.spec.expect));

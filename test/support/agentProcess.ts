@@ -24,6 +24,8 @@ export interface AgentPorts {
   server: number;
   /** LAN gossip (serf) port: where other agents join this one. */
   serfLan: number;
+  /** WAN gossip port of a server (where servers of other datacenters -join-wan); clients have none. */
+  serfWan: number;
 }
 
 export interface StartOptions {
@@ -125,7 +127,10 @@ export class AgentProcess {
   }
 
   private static async pickPorts(): Promise<AgentPorts> {
-    return { http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort({ udp: true }) };
+    return {
+      http: await freePort(), dns: await freePort({ udp: true }), server: await freePort(), serfLan: await freePort({ udp: true }),
+      serfWan: await freePort({ udp: true }),
+    };
   }
 
   get pid(): number | undefined {
@@ -150,6 +155,11 @@ export class AgentProcess {
     return `127.0.0.1:${this.ports.serfLan}`;
   }
 
+  /** host:port of a server's WAN gossip pool, for other datacenters' -join-wan. */
+  get serfWanAddr(): string {
+    return `127.0.0.1:${this.ports.serfWan}`;
+  }
+
   /** The flags this agent runs with (ports, dirs, mode, then the caller's extras). */
   args(): string[] {
     const a = ['agent'];
@@ -161,6 +171,8 @@ export class AgentProcess {
       '-http-port', String(this.ports.http), '-dns-port', String(this.ports.dns), '-server-port', String(this.ports.server),
       '-serf-lan-port', String(this.ports.serfLan), '-pid-file', this.pidFile,
     );
+    // Servers open a WAN pool (Consul's default port 8302 would collide between agents).
+    if (this.mode !== 'client') a.push('-serf-wan-port', String(this.ports.serfWan));
     if (!(this.opts.args ?? []).some((x) => /^--?node(=|$)/.test(x))) a.push('-node', this.name);
     a.push(...(this.opts.args ?? []));
     return a;

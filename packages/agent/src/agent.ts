@@ -198,6 +198,12 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
       });
     }
 
+    // -join-wan / -retry-join-wan: servers' WAN pool (a client agent has none: Consul warns).
+    if (role.joinWan) await role.joinWan();
+    else if (config.startJoinWan.length > 0 || config.retryJoinWan.length > 0) {
+      log.warn({}, "(WAN) couldn't join: Err: Must be a server to join WAN cluster");
+    }
+
     log.info({}, 'Trellis agent running!');
     return {
       nodeId, httpPort, dnsPort, server: role.server, pool,

@@ -31,7 +31,9 @@ export interface AgentRole {
   /** The catalog's rows for a node, for anti-entropy. */
   catalogState: LocalStateOptions['catalogState'];
   /** The role's part of the HTTP backend. */
-  backend: Pick<AgentBackend, 'store' | 'consistentRead' | 'defaultRead' | 'raftStatus' | 'sessionTimers' | 'forward' | 'connectCA'>;
+  backend: Pick<AgentBackend, 'store' | 'consistentRead' | 'defaultRead' | 'raftStatus' | 'sessionTimers' | 'forward' | 'connectCA' | 'forwardDc' | 'datacenters' | 'wan'>;
+  /** Servers: -join-wan (rejects when no address answers) and -retry-join-wan, once the agent is up. */
+  joinWan?(): Promise<void>;
   /** Catalog lookups for DNS; absent when this role does not serve DNS. */
   dnsLookup?: DnsLookup;
   /** Endpoints only this role serves (a server's operator and snapshot endpoints), as route specs of the one dispatcher. */

@@ -6,7 +6,7 @@ import { freePort } from '../../../test/support/ports.ts';
 
 test('@trellis/agent: buildRuntimeConfig + startAgent run a -dev agent that answers HTTP', async () => {
   const { config } = buildRuntimeConfig(['-dev', '-node', 'lib', '-bind', '127.0.0.1', '-http-port', String(await freePort()),
-    '-dns-port', '-1', '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()), '-log-level', 'error']);
+    '-dns-port', '-1', '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()), '-serf-wan-port', '-1', '-log-level', 'error']);
   const agent = await startAgent(config);
   try {
     const res = await fetch(`http://127.0.0.1:${agent.httpPort}/v1/agent/self`);

@@ -30,6 +30,8 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
         return { leaderAddr: '', knownLeader: known.length > 0, lastContactMs: 0, peers: [] };
       },
       forward: (req, signal) => servers.http(req, signal),
+      // ?dc=<other>: a client has no WAN pool; its server forwards the request on.
+      forwardDc: (_dc, req, signal) => servers.http(req, signal),
     },
     dnsLookup: clientDnsLookup(servers, config.datacenter),
     leave: async () => {},

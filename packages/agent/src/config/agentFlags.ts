@@ -53,6 +53,7 @@ export const AGENT_FLAGS: readonly AgentFlag[] = [
   f('retry-max', 'int', 'retry_max', 'Maximum number of join attempts. Defaults to 0, which will retry indefinitely.', { placeholder: 'n' }),
   f('retry-max-wan', 'int', 'retry_max_wan', 'Maximum number of join -wan attempts. Defaults to 0, which will retry indefinitely.', { placeholder: 'n' }),
   f('serf-lan-port', 'int', 'ports.serf_lan', 'Sets the Serf LAN port to listen on.', { placeholder: 'port' }),
+  f('serf-wan-bind', 'string', 'serf_wan', 'Address to bind Serf WAN listeners to.', { placeholder: 'address' }),
   f('serf-wan-port', 'int', 'ports.serf_wan', 'Sets the Serf WAN port to listen on.', { placeholder: 'port' }),
   f('server', 'bool', 'server', 'Switches agent to server mode.'),
   f('server-port', 'int', 'ports.server', 'Sets the server port to listen on.', { placeholder: 'port' }),

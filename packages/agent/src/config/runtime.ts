@@ -76,6 +76,8 @@ export interface RuntimeConfig {
   pidFile: string;
 
   bindAddr: string;
+  /** Where the WAN gossip pool listens (Consul's serf_wan, -serf-wan-bind); bindAddr unless set. */
+  serfWanBindAddr: string;
   advertiseAddrLan: string;
   advertiseAddrWan: string;
   /** Node tagged addresses as Consul builds them: lan, lan_ipv4|lan_ipv6, wan, wan_ipv4|wan_ipv6. */
@@ -431,6 +433,8 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
 
   // Addresses. go-sockaddr templates ("{{ GetPrivateIP }}") are Consul's; we refuse them clearly.
   const bindAddr = singleIp('bind_addr', get<string>('bind_addr'));
+  const serfWanRaw = optional<string>('serf_wan') ?? '';
+  const serfWanBindAddr = serfWanRaw ? singleIp('serf_wan', serfWanRaw) : bindAddr;
   const advertiseRaw = get<string>('advertise_addr');
   const advertiseWanRaw = get<string>('advertise_addr_wan');
   if (advertiseRaw !== '' && isAnyAddr(advertiseRaw)) throw invalid('advertise_addr', `advertise_addr cannot be ${advertiseRaw}: Advertise address cannot be 0.0.0.0, :: or [::]; give an address other agents can reach`);
@@ -527,6 +531,7 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     pidFile: get<string>('pid_file'),
 
     bindAddr,
+    serfWanBindAddr,
     advertiseAddrLan,
     advertiseAddrWan,
     taggedAddresses,
@@ -927,5 +932,5 @@ function checkAddressesUnique(c: RuntimeConfig): void {
   claim('grpc', c.grpcAddrs, c.ports.grpc);
   claim('server', [c.bindAddr], c.ports.server);
   claim('serf_lan', [c.bindAddr], c.ports.serfLan);
-  claim('serf_wan', [c.bindAddr], c.ports.serfWan);
+  claim('serf_wan', [c.serfWanBindAddr], c.ports.serfWan);
 }

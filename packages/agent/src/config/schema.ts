@@ -375,7 +375,7 @@ export const CONFIG_SCHEMA: Schema = obj({
   retry_max_wan: int,
   rpc: ignored,
   serf_lan: ignored,
-  serf_wan: ignored,
+  serf_wan: str,
   serf_lan_allowed_cidrs: strList,
   serf_wan_allowed_cidrs: strList,
   server: bool,

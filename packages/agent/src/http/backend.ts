@@ -10,7 +10,7 @@ import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Command, CommandResult, StateReader, TxnOp, TxnResponse } from '../state/types.ts';
 import type { WatchSet } from '../state/watch.ts';
 import type { EventLog, UserEvent } from './events.ts';
-import type { Forwarder } from './forward.ts';
+import type { ForwardedRequest, ForwardedResponse, Forwarder } from './forward.ts';
 import type { LocalState } from '../local/state.ts';
 import type { MetricsSink } from './metrics.ts';
 import type { IssuedCert } from '../ca/types.ts';
@@ -99,6 +99,20 @@ export interface AgentBackend {
    * to a server and answers with the server's response (forward.ts). Absent on servers.
    */
   forward?: Forwarder;
+  /**
+   * A request with ?dc=<another datacenter>: a server sends it to a server of that datacenter
+   * (server/wan.ts), a client agent to its own server first. Rejects with "No path to datacenter"
+   * when none can be reached. Absent: every other datacenter has no path.
+   */
+  forwardDc?(dc: string, req: ForwardedRequest, signal: AbortSignal): Promise<ForwardedResponse>;
+  /** `GET /v1/catalog/datacenters` (servers: from the WAN pool). Absent: this datacenter alone. */
+  datacenters?(): string[];
+  /** Servers' WAN pool: `?wan=1` on agent/members, agent/join and agent/force-leave. Absent on client agents. */
+  wan?: {
+    members(): AgentMember[];
+    join(address: string): Promise<number>;
+    forceLeave(node: string, prune: boolean): void;
+  };
   /** `PUT /v1/agent/join/:address`: joins the LAN pool through that member; resolves with members contacted. */
   join?(address: string): Promise<number>;
   /** `PUT /v1/agent/force-leave/:node`: marks a failed member left (with prune, forgets it at once). */

@@ -4,7 +4,8 @@
 //   - bodies arrive raw (no content-type sniffing: Consul clients send JSON without a content type
 //     and KV values with any), limited per endpoint, decoded by each handler's schema;
 //   - path remainders are percent-decoded here (a KV key keeps its slashes; `a%2Fb` is `a/b`);
-//   - ?dc (other than ours → 500 "No path to datacenter"), ?pretty, tokens accepted and ignored;
+//   - ?dc naming another datacenter: forwarded there (backend.forwardDc; none reachable → 500
+//     "No path to datacenter"); ?pretty; tokens accepted and ignored;
 //   - errors become plain-text bodies with Consul's status codes (errors.ts);
 //   - JSON answers are Go's encoding (json.ts): bytes as base64, uint64 bigints as exact numbers;
 //   - a client that goes away aborts its request's signal, ending any blocking wait at once;
@@ -230,6 +231,16 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       if (blocked.some((prefix) => rawPath.startsWith(prefix))) {
         throw new HttpError(403, 'Endpoint is blocked by agent configuration', 'ERR_BLOCKED');
       }
+      // ?dc=<another datacenter>: the request is answered there (a client agent's goes through its
+      // server, which sends it over the WAN: server/wan.ts). Agent-local endpoints ignore ?dc.
+      const dc = spec.agentLocal ? null : query.get('dc');
+      if (dc && dc !== backend.config.datacenter) {
+        // Consul's structs.ErrNoDCPath, for a name no server of the WAN pool carries (or no WAN at all).
+        if (!backend.forwardDc) throw new HttpError(500, 'No path to datacenter', 'ERR_NO_DC_PATH');
+        const forwardDc = backend.forwardDc.bind(backend);
+        await forwardAndReply((r, signal) => forwardDc(dc, r, signal), req, reply, ac.signal, spec.forwardBody);
+        return;
+      }
       // A client agent sends what it does not serve itself to a server (forward.ts).
       if (backend.forward && !spec.agentLocal && !spec.servedByEveryAgent) {
         await forwardAndReply(backend.forward, req, reply, ac.signal, spec.forwardBody);
@@ -253,14 +264,6 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
           throw new HttpError(400, `Invalid URL path: ${JSON.stringify(encoded)} is not valid percent-encoding`, 'ERR_BAD_REQUEST');
         }
         if (UNPRINTABLE.test(rest)) throw new HttpError(400, 'Invalid URL path: contains unprintable characters', 'ERR_BAD_REQUEST');
-      }
-
-      if (!spec.agentLocal) {
-        const dc = query.get('dc');
-        if (dc && dc !== backend.config.datacenter) {
-          // Consul's structs.ErrNoDCPath: there is no WAN federation yet.
-          throw new HttpError(500, 'No path to datacenter', 'ERR_NO_DC_PATH');
-        }
       }
 
       const body = Buffer.isBuffer(req.body) ? req.body : undefined;

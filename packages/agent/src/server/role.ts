@@ -14,6 +14,8 @@ import { LeaderRoutines, type ReconciledMember } from './leader.ts';
 import { operatorRoutes } from './operatorRoutes.ts';
 import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
+import { WanFederation } from './wan.ts';
+import { hasWanPool } from '../gossip/fromConfig.ts';
 
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, nodeId, logger, pool } = ctx;
@@ -44,6 +46,18 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     void leader.setLeader(true).catch((err) => log.error({ err }, 'leader routines after restore failed'));
   });
   await server.start();
+  // The WAN pool (servers of every federated datacenter), unless ports.serf_wan is -1.
+  let wan: WanFederation | undefined;
+  if (hasWanPool(config)) {
+    try {
+      wan = await WanFederation.start({ config, nodeId, logger, rpc: server.rpcClient });
+    } catch (err) {
+      stopReconciling();
+      await server.stop();
+      leader.stop();
+      throw err;
+    }
+  }
 
   return {
     server,
@@ -59,7 +73,13 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         renew: (id) => server.renewSession(id),
       },
       connectCA: ca,
+      ...(wan ? {
+        forwardDc: (dc, req, signal) => wan.forwardHttp(dc, req, signal),
+        datacenters: () => wan.datacenters(),
+        wan: { members: () => wan.members(), join: (address) => wan.join(address), forceLeave: (node, prune) => wan.forceLeave(node, prune) },
+      } : {}),
     },
+    joinWan: async () => { await wan?.joinAtStart(); },
     dnsLookup: catalogDnsLookup(server.store, config.datacenter),
     httpRoutes: (backend) => operatorRoutes({ server, backend }),
     attachHttp(http) {
@@ -68,10 +88,15 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         method: req.method ?? 'GET', url: req.url ?? '/', headers: req.headers ?? {}, body: req.body ?? Buffer.alloc(0),
       }, signal);
     },
-    leave: () => server.leave(),
+    leave: async () => {
+      // Consul leaves the WAN pool first: other datacenters stop routing here before the LAN hears.
+      await wan?.leave();
+      await server.leave();
+    },
     async stop() {
       stopReconciling();
       server.httpHandler = undefined;
+      await wan?.stop();
       await server.stop();
       leader.stop();
     },

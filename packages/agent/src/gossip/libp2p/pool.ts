@@ -306,7 +306,11 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       // Nothing to publish on: locally originated news goes out as SWIM gossip like any other.
       publishLocalUpdates: false,
       // Consul's lanMergeDelegate: a LAN pool holds one datacenter only.
-      validateMember: lan ? (m) => (m.tags.dc === dc ? undefined : `is in datacenter "${m.tags.dc ?? ''}", this LAN pool is "${dc}"`) : undefined,
+      // Consul's wanMergeDelegate: the WAN pool holds servers only, each named <node>.<dc>.
+      validateMember: lan
+        ? (m) => (m.tags.dc === dc ? undefined : `is in datacenter "${m.tags.dc ?? ''}", this LAN pool is "${dc}"`)
+        : (m) => (m.tags.role !== 'consul' ? 'is not a server: only servers join the WAN pool'
+          : !m.tags.dc || !m.name.endsWith(`.${m.tags.dc}`) ? `is not named <node>.<dc> for its datacenter "${m.tags.dc ?? ''}"` : undefined),
     });
     await node.handle(PUSH_PULL_PROTOCOL, (stream) => this.#servePushPull(stream), { maxInboundStreams: 4 });
     this.#log.info({ name: self.name, addr: `${self.addr}:${port}`, peerId: self.peerId }, 'gossip pool started');

@@ -337,11 +337,9 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
     const wan = (ctx.get('wan') ?? '') !== '';
     const segment = ctx.get('segment') ?? '';
     if (wan && segment !== '' && segment !== '_all') throw badRequest('Cannot provide a segment with wan=true');
-    if (wan) {
-      if (!cfg.serverMode) return [];
-      return [{ ...selfMember(), Name: `${cfg.nodeName}.${cfg.datacenter}`, Port: cfg.ports.serfWan }];
-    }
-    const list = backend.members?.() ?? [selfMember()];
+    // A client agent has no WAN pool: Consul answers an empty list (WANMembers is nil there).
+    if (wan && !backend.wan) return [];
+    const list = wan ? backend.wan!.members() : backend.members?.() ?? [selfMember()];
     const filter = filterParam(ctx);
     return filter ? filter.apply(list) : list;
   }
@@ -480,7 +478,11 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   async function join(ctx: RequestContext): Promise<undefined> {
     const address = requireRest(ctx, 'address');
     if ((ctx.get('wan') ?? '') !== '') {
-      throw new HttpError(500, 'WAN join is not supported: this agent has no WAN pool (datacenter federation is not built yet)', 'ERR_UNSUPPORTED');
+      if (cfg.connect?.enableMeshGatewayWanFederation) throw new HttpError(500, 'WAN join is disabled when wan federation via mesh gateways is enabled', 'ERR_UNSUPPORTED');
+      // Consul's text on a client agent (or a server whose WAN pool is off: ports.serf_wan = -1).
+      if (!backend.wan) throw new HttpError(500, 'Must be a server to join WAN cluster', 'ERR_UNSUPPORTED');
+      await backend.wan.join(address);
+      return undefined;
     }
     if (!backend.join) throw new HttpError(500, 'Join is not supported by this agent', 'ERR_UNSUPPORTED');
     await backend.join(address);
@@ -490,6 +492,12 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
   /** `PUT /v1/agent/force-leave/:node[?prune]`. */
   async function forceLeave(ctx: RequestContext): Promise<undefined> {
     const node = requireRest(ctx, 'node');
+    // Consul: ?wan (present, whatever its value) removes a failed member of the WAN pool (<node>.<dc>).
+    if (ctx.has('wan')) {
+      if (!backend.wan) throw new HttpError(500, 'Must be a server to force-leave a node from the WAN cluster', 'ERR_UNSUPPORTED');
+      backend.wan.forceLeave(node, ctx.has('prune'));
+      return undefined;
+    }
     if (!backend.forceLeave) throw new HttpError(500, 'Force leave is not supported by this agent', 'ERR_UNSUPPORTED');
     await backend.forceLeave(node, ctx.has('prune'));
     return undefined;

@@ -135,7 +135,7 @@ export function catalogRoutes(deps: RouteDeps): EndpointSpec[] {
   return [
     { path: '/v1/catalog/register', methods: { PUT: register } },
     { path: '/v1/catalog/deregister', methods: { PUT: deregister } },
-    { path: '/v1/catalog/datacenters', methods: { GET: () => [backend.config.datacenter] } },
+    { path: '/v1/catalog/datacenters', methods: { GET: () => backend.datacenters?.() ?? [backend.config.datacenter] } },
     { path: '/v1/catalog/nodes', methods: { GET: nodes } },
     { path: '/v1/catalog/services', methods: { GET: services } },
     { path: '/v1/catalog/service/', prefix: true, methods: { GET: serviceNodes(false) } },

@@ -1,0 +1,190 @@
+// WAN federation with real processes on loopback (distinct ports; the network-namespace suite is
+// separate): three datacenters' servers in one WAN pool, members -wan, catalog/datacenters, and
+// ?dc= requests answered by the other datacenter (catalog, kv, health, a blocking query across the
+// forward), from a server and from a client agent. Bad input: unknown and malformed dc names, a
+// WAN join to nowhere, WAN calls on a client agent.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AgentProcess, printLogsIfFailed, runTrellis, waitFor } from '../support/index.ts';
+
+interface Member { Name: string; Addr: string; Port: number; Status: number; Tags: Record<string, string> }
+
+describe('WAN federation: three datacenters', () => {
+  let dc1: AgentProcess;
+  let client1: AgentProcess;
+  let dc2: AgentProcess;
+  let dc3: AgentProcess;
+  const all = (): AgentProcess[] => [dc1, client1, dc2, dc3].filter((a) => a !== undefined);
+
+  before(async () => {
+    dc1 = await AgentProcess.start({ name: 'fed-s1', mode: 'server', args: ['-datacenter', 'dc1'] });
+    client1 = await AgentProcess.start({
+      name: 'fed-c1', mode: 'client', readyTimeoutMs: 60_000,
+      args: ['-datacenter', 'dc1', '-retry-join', dc1.serfAddr, '-retry-interval', '1s'],
+    });
+    // dc2 joins dc1 with -join-wan (the start fails if it cannot); dc3 joins dc2 in the background.
+    dc2 = await AgentProcess.start({ name: 'fed-s2', mode: 'server', args: ['-datacenter', 'dc2', '-join-wan', dc1.serfWanAddr] });
+    dc3 = await AgentProcess.start({ name: 'fed-s3', mode: 'server', args: ['-datacenter', 'dc3', '-retry-join-wan', dc2.serfWanAddr, '-retry-interval-wan', '1s'] });
+  });
+  after(async () => {
+    for (const a of all()) await a.dispose();
+  });
+  afterEach((t) => printLogsIfFailed(t, ...all()));
+
+  test('every server sees the others in the WAN pool, named <node>.<dc>', { timeout: 60_000 }, async () => {
+    for (const s of [dc1, dc2, dc3]) {
+      const names = await waitFor(`${s.name} sees three WAN members`, async () => {
+        const r = await s.getJson<Member[]>('/v1/agent/members?wan=1');
+        const alive = r.filter((m) => m.Status === 1).map((m) => m.Name).sort();
+        return alive.length === 3 ? alive : undefined;
+      }, 30_000, 200);
+      assert.deepEqual(names, ['fed-s1.dc1', 'fed-s2.dc2', 'fed-s3.dc3']);
+    }
+    const rows = await dc1.getJson<Member[]>('/v1/agent/members?wan=1');
+    const s2 = rows.find((m) => m.Name === 'fed-s2.dc2')!;
+    assert.equal(s2.Port, dc2.ports.serfWan);
+    assert.equal(s2.Tags.role, 'consul');
+    assert.equal(s2.Tags.dc, 'dc2');
+    assert.equal(s2.Tags.port, String(dc2.ports.server));
+    // The LAN pool is unchanged: one datacenter, and the server advertises its WAN port there.
+    const lan = await dc1.getJson<Member[]>('/v1/agent/members');
+    assert.deepEqual(lan.map((m) => m.Name).sort(), ['fed-c1', 'fed-s1']);
+    assert.equal(lan.find((m) => m.Name === 'fed-s1')!.Tags.wan_join_port, String(dc1.ports.serfWan));
+    // ?filter applies to the WAN list as to the LAN list.
+    const filtered = await dc1.getJson<Member[]>(`/v1/agent/members?wan=1&filter=${encodeURIComponent('Tags.dc == "dc3"')}`);
+    assert.deepEqual(filtered.map((m) => m.Name), ['fed-s3.dc3']);
+  });
+
+  test('`trellis members -wan` prints Consul\'s columns for every server', { timeout: 30_000 }, async () => {
+    const r = await runTrellis(['members', '-wan', '-http-addr', dc3.httpAddr]);
+    assert.equal(r.code, 0, r.stderr);
+    const lines = r.stdout.trim().split('\n');
+    assert.match(lines[0]!, /^Node\s+Address\s+Status\s+Type\s+Build\s+Protocol\s+DC\s+Partition\s+Segment$/);
+    const rows = lines.slice(1).map((l) => l.trim().split(/\s+/));
+    assert.deepEqual(rows.map((c) => c[0]).sort(), ['fed-s1.dc1', 'fed-s2.dc2', 'fed-s3.dc3']);
+    for (const c of rows) {
+      assert.equal(c[2], 'alive');
+      assert.equal(c[3], 'server');
+      assert.equal(c[6], c[0]!.split('.')[1], 'DC column is the member\'s datacenter');
+    }
+    assert.ok(rows.some((c) => c[0] === 'fed-s1.dc1' && c[1] === dc1.serfWanAddr), r.stdout);
+  });
+
+  test('GET /v1/catalog/datacenters lists every datacenter, own first, from servers and clients', { timeout: 30_000 }, async () => {
+    await waitFor('dc1 knows three datacenters', async () => (await dc1.getJson<string[]>('/v1/catalog/datacenters')).length === 3, 20_000, 200);
+    assert.deepEqual(await dc1.getJson<string[]>('/v1/catalog/datacenters'), ['dc1', 'dc2', 'dc3']);
+    assert.deepEqual(await client1.getJson<string[]>('/v1/catalog/datacenters'), ['dc1', 'dc2', 'dc3']);
+    await waitFor('dc3 knows three datacenters', async () => (await dc3.getJson<string[]>('/v1/catalog/datacenters')).length === 3, 20_000, 200);
+    assert.deepEqual(await dc3.getJson<string[]>('/v1/catalog/datacenters'), ['dc3', 'dc1', 'dc2']);
+  });
+
+  test('?dc= reads and writes are answered by the other datacenter (catalog, kv, health)', { timeout: 60_000 }, async () => {
+    await waitFor('dc1 reaches dc3', async () => (await dc1.request('GET', '/v1/catalog/nodes?dc=dc3')).status === 200, 20_000, 200);
+    // Catalog: dc3's own node list, not dc1's.
+    const nodes = await client1.getJson<Array<{ Node: string; Datacenter: string }>>('/v1/catalog/nodes?dc=dc3');
+    assert.deepEqual(nodes.map((n) => n.Node), ['fed-s3']);
+    assert.equal(nodes[0]!.Datacenter, 'dc3');
+    const local = await client1.getJson<Array<{ Node: string }>>('/v1/catalog/nodes');
+    assert.deepEqual(local.map((n) => n.Node).sort(), ['fed-c1', 'fed-s1']);
+
+    // KV: written in dc2 directly, read from dc1's client with ?dc=dc2; absent in dc1.
+    assert.equal((await dc2.request('PUT', '/v1/kv/fed/where', { body: 'in-dc2' })).text, 'true');
+    const r = await client1.request('GET', '/v1/kv/fed/where?dc=dc2&raw');
+    assert.equal(r.status, 200);
+    assert.equal(r.text, 'in-dc2');
+    assert.equal((await client1.request('GET', '/v1/kv/fed/where')).status, 404);
+    // A write through dc1's client with ?dc=dc3 lands in dc3 only.
+    assert.equal((await client1.request('PUT', '/v1/kv/fed/written?dc=dc3', { body: 'via-dc1' })).text, 'true');
+    assert.equal((await dc3.request('GET', '/v1/kv/fed/written?raw')).text, 'via-dc1');
+    assert.equal((await dc1.request('GET', '/v1/kv/fed/written')).status, 404);
+
+    // Health: a service registered in dc2, seen from dc1 with ?dc=dc2.
+    assert.equal((await dc2.request('PUT', '/v1/agent/service/register', { body: { Name: 'web', ID: 'web-1', Port: 8080 } })).status, 200);
+    const health = await waitFor('web is in dc2\'s catalog', async () => {
+      const h = await dc1.getJson<Array<{ Node: { Node: string; Datacenter: string }; Service: { ID: string } }>>('/v1/health/service/web?dc=dc2');
+      return h.length === 1 ? h : undefined;
+    }, 20_000, 200);
+    assert.equal(health[0]!.Service.ID, 'web-1');
+    assert.equal(health[0]!.Node.Datacenter, 'dc2');
+    assert.deepEqual(await dc1.getJson<unknown[]>('/v1/health/service/web'), []);
+  });
+
+  test('a blocking query waits in the other datacenter and returns on its change', { timeout: 60_000 }, async () => {
+    assert.equal((await dc2.request('PUT', '/v1/kv/fed/block', { body: 'v1' })).text, 'true');
+    const first = await client1.request('GET', '/v1/kv/fed/block?dc=dc2');
+    assert.equal(first.status, 200);
+    assert.ok(first.index > 0, 'X-Consul-Index comes from dc2');
+    const started = Date.now();
+    const blocked = client1.request('GET', `/v1/kv/fed/block?dc=dc2&index=${first.index}&wait=30s`, { timeoutMs: 40_000 });
+    // The query is still waiting: nothing changed yet (bounded poll for "not returned").
+    let settled = false;
+    void blocked.then(() => { settled = true; });
+    await new Promise((r) => setTimeout(r, 1000));
+    assert.equal(settled, false, 'the blocking query returned before dc2 changed');
+    assert.equal((await dc2.request('PUT', '/v1/kv/fed/block', { body: 'v2' })).text, 'true');
+    const second = await blocked;
+    assert.equal(second.status, 200);
+    assert.ok(second.index > first.index);
+    assert.ok(Date.now() - started < 25_000, 'it returned on the change, not at the wait limit');
+    const [entry] = second.json<Array<{ Value: string }>>();
+    assert.equal(Buffer.from(entry!.Value, 'base64').toString(), 'v2');
+  });
+
+  test('an unknown or malformed ?dc= is Consul\'s "No path to datacenter" (500), nothing changes', { timeout: 30_000 }, async () => {
+    for (const agent of [dc1, client1]) {
+      for (const dc of ['nowhere', 'bad%20dc%21', '..%2F..', 'DC2']) {
+        const g = await agent.request('GET', `/v1/catalog/nodes?dc=${dc}`);
+        assert.equal(g.status, 500, `${agent.name} dc=${dc}`);
+        assert.equal(g.text, 'No path to datacenter');
+        const p = await agent.request('PUT', `/v1/kv/fed/never?dc=${dc}`, { body: 'x' });
+        assert.equal(p.status, 500);
+        assert.equal(p.text, 'No path to datacenter');
+      }
+    }
+    for (const s of [dc1, dc2, dc3]) assert.equal((await s.request('GET', '/v1/kv/fed/never')).status, 404);
+    // Agent-local endpoints ignore ?dc, as Consul's do.
+    assert.equal((await client1.request('GET', '/v1/agent/self?dc=nowhere')).status, 200);
+  });
+
+  test('WAN calls on a client agent: Consul\'s errors; a WAN join to nowhere fails and changes nothing', { timeout: 60_000 }, async () => {
+    const j = await client1.request('PUT', `/v1/agent/join/${dc2.serfWanAddr}?wan=1`);
+    assert.equal(j.status, 500);
+    assert.equal(j.text, 'Must be a server to join WAN cluster');
+    assert.deepEqual(await client1.getJson('/v1/agent/members?wan=1'), []);
+    const fl = await client1.request('PUT', '/v1/agent/force-leave/fed-s2.dc2?wan=1');
+    assert.equal(fl.status, 500);
+    assert.equal(fl.text, 'Must be a server to force-leave a node from the WAN cluster');
+    const cli = await runTrellis(['join', '-wan', '-http-addr', client1.httpAddr, dc2.serfWanAddr]);
+    assert.equal(cli.code, 1);
+    assert.match(cli.stderr, /Must be a server to join WAN cluster/);
+
+    const before = (await dc1.getJson<Member[]>('/v1/agent/members?wan=1')).map((m) => m.Name).sort();
+    // A closed port, a malformed address, a port out of range.
+    for (const addr of ['127.0.0.1:1', 'not an address', '127.0.0.1:70000']) {
+      const r = await dc1.request('PUT', `/v1/agent/join/${encodeURIComponent(addr)}?wan=1`, { timeoutMs: 20_000 });
+      assert.equal(r.status, 500, `join-wan ${addr}: ${r.text}`);
+      assert.ok(r.text.length > 0);
+    }
+    assert.deepEqual((await dc1.getJson<Member[]>('/v1/agent/members?wan=1')).map((m) => m.Name).sort(), before);
+    assert.equal((await dc1.request('GET', '/v1/status/leader')).status, 200, 'the server still answers');
+  });
+
+  test('`trellis join -wan` adds a new datacenter; stopping it makes ?dc= fail with No path to datacenter', { timeout: 90_000 }, async () => {
+    const dc4 = await AgentProcess.start({ name: 'fed-s4', mode: 'server', args: ['-datacenter', 'dc4'] });
+    try {
+      const r = await runTrellis(['join', '-wan', '-http-addr', dc4.httpAddr, dc1.serfWanAddr]);
+      assert.equal(r.code, 0, r.stderr);
+      assert.match(r.stdout, /Successfully joined cluster by contacting 1 nodes\./);
+      await waitFor('dc3 sees dc4', async () => (await dc3.getJson<string[]>('/v1/catalog/datacenters')).includes('dc4'), 30_000, 200);
+      assert.equal((await dc4.request('PUT', '/v1/kv/fed/dc4', { body: 'four' })).text, 'true');
+      assert.equal((await dc3.request('GET', '/v1/kv/fed/dc4?dc=dc4&raw')).text, 'four');
+      await dc4.kill();
+      // Killed without leaving: until the WAN pool declares it failed, the dial is refused.
+      const gone = await dc3.request('GET', '/v1/kv/fed/dc4?dc=dc4', { timeoutMs: 20_000 });
+      assert.equal(gone.status, 500);
+      assert.equal(gone.text, 'No path to datacenter');
+    } finally {
+      await dc4.dispose();
+    }
+  });
+});
