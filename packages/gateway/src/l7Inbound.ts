@@ -7,7 +7,7 @@
 import http from 'node:http';
 import type tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
-import { decideL7, type L7Intention } from './l7Intentions.ts';
+import { decideL7, defaultFromAgentSelf, type IntentionDefault, type L7Intention } from './l7Intentions.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
@@ -48,6 +48,18 @@ export class L7Inbound {
       path: `/v1/connect/intentions/match?by=destination&name=${encodeURIComponent(opts.service)}`,
       onChange: (m) => { this.intentions = m[opts.service] ?? []; done(); },
     });
+    void this.intentionDefault();
+  }
+
+  private fallback: Promise<IntentionDefault | undefined> | undefined;
+  /** The default intention policy (GET /v1/agent/self), read once; after a failure the next request tries again. */
+  private intentionDefault(): Promise<IntentionDefault | undefined> {
+    this.fallback ??= this.opts.api.get<unknown>('/v1/agent/self', this.stop.signal).then((r) => defaultFromAgentSelf(r.body), (err: Error) => {
+      this.opts.logger.warn('default intention policy unknown (agent/self failed): requests no permission matches are denied', { error: err });
+      this.fallback = undefined;
+      return undefined;
+    });
+    return this.fallback;
   }
 
   /** Takes over an authenticated connection; `service` is the caller's from its SPIFFE ID. */
@@ -68,7 +80,7 @@ export class L7Inbound {
     let allowed = false;
     let reason = 'no caller identity';
     if (caller) {
-      const l7 = decideL7(this.intentions, caller.service, info);
+      const l7 = decideL7(this.intentions, caller.service, info, await this.intentionDefault());
       if (l7) ({ allowed, reason } = l7);
       else ({ Authorized: allowed, Reason: reason } = await this.opts.authorize(caller.uri, caller.serial));
     }

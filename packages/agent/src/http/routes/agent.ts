@@ -305,6 +305,10 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
         SerfPortLAN: cfg.ports.serfLan,
         SerfPortWAN: cfg.ports.serfWan,
         NodeMeta: cfg.nodeMeta ?? {},
+        // What a proxy's L7 intentions fall back to when no permission matches (Consul's
+        // intentionDefaultAllow: this, else the ACL default; Trellis has no ACLs).
+        DefaultIntentionPolicy: cfg.defaultIntentionPolicy ?? '',
+        ACLsEnabled: false,
       },
       Coord: null,
       Member: selfMember(),
