@@ -3,6 +3,9 @@
 set -euo pipefail
 need=()
 command -v dig >/dev/null 2>&1 || need+=(dnsutils)
+# Headless Chromium for the web UI's browser tests (test/ui), driven by puppeteer-core: Debian's
+# build, so nothing downloads a browser of its own.
+command -v chromium >/dev/null 2>&1 || need+=(chromium)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-test-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi
   echo "install-test-deps: apt-get install ${need[*]}"

@@ -26,6 +26,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
+import { buildUi, isUiStale, UI_OUT_DIR } from './buildUi.ts';
 
 const pkgDir = import.meta.dirname;
 const distDir = path.join(pkgDir, 'dist');
@@ -264,6 +265,16 @@ export async function build(): Promise<{ outFile: string; bytes: number; files: 
 }
 
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
+  // The web UI's static files (buildUi.ts), built on their own: they never make the bundle stale.
+  if (!process.argv.includes('--if-stale') || isUiStale()) {
+    try {
+      const u = await buildUi();
+      process.stderr.write(`trellis: built the web UI in ${path.relative(process.cwd(), UI_OUT_DIR)} (${u.files} files, ${(u.bytes / 1024).toFixed(1)} KB, ${(u.gzipBytes / 1024).toFixed(1)} KB gzipped)\n`);
+    } catch (err) {
+      process.stderr.write(`trellis: building the web UI failed: ${(err as Error).message}\n`);
+      if (!process.argv.includes('--prepare')) process.exit(1);
+    }
+  }
   if (process.argv.includes('--if-stale') && !isStale()) process.exit(0);
   let r: Awaited<ReturnType<typeof build>>;
   try {

@@ -35,6 +35,8 @@ import { kvRoutes } from './routes/kv.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { statusRoutes } from './routes/status.ts';
 import { txnRoutes } from './routes/txn.ts';
+import { uiInternalRoutes } from './routes/uiInternal.ts';
+import { registerUi } from './ui.ts';
 
 /** Default cap for request bodies of endpoints that do not set their own. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -135,6 +137,10 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const blocked = backend.config.http?.blockEndpoints ?? [];
   const responseHeaders = backend.config.http?.responseHeaders ?? {};
 
+  // The web UI's files under ui_config.content_path (ui.ts): with -ui / ui_config.enabled, or -ui-dir.
+  const uiEnabled = backend.config.ui !== undefined && (backend.config.ui.enabled || backend.config.ui.dir !== '');
+  if (uiEnabled) registerUi(app, { dir: backend.config.ui.dir, contentPath: backend.config.ui.contentPath, datacenter: backend.config.datacenter });
+
   // Consul's Index handler: "/" names the agent; anything else unknown is a 404 that says why.
   app.setNotFoundHandler(async (req, reply) => {
     const path = (req.raw.url ?? '/').split('?')[0]!;
@@ -150,6 +156,11 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       } finally {
         reply.raw.off('close', onClose);
       }
+      return;
+    }
+    if (path === '/' && uiEnabled) {
+      // Consul's Index handler: the UI, when it is on, is what "/" shows.
+      void reply.redirect(backend.config.ui.contentPath, 301);
       return;
     }
     if (path === '/') {
@@ -194,6 +205,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...intentionRoutes(deps),
     ...authorizeRoutes(deps),
     ...eventRoutes(deps),
+    ...uiInternalRoutes(deps),
     ...(opts.routes ?? []),
   ];
 
