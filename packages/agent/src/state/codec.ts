@@ -28,6 +28,7 @@ export function isCommandData(data: Uint8Array): boolean {
 const COMMAND_TYPES: ReadonlySet<CommandType> = new Set<CommandType>([
   'catalogRegister', 'catalogDeregister', 'kvSet', 'kvCas', 'kvLock', 'kvUnlock', 'kvDelete', 'kvDeleteCas',
   'kvDeleteTree', 'kvTombstoneReap', 'sessionCreate', 'sessionDestroy', 'configEntrySet', 'configEntryDelete', 'connectCASet', 'txn',
+  'aclTokenSet', 'aclTokenDelete', 'aclPolicySet', 'aclPolicyDelete', 'aclRoleSet', 'aclRoleDelete', 'aclBootstrap', 'aclInit',
 ]);
 const VALUE_COMMANDS: ReadonlySet<string> = new Set(['kvSet', 'kvCas', 'kvLock', 'kvUnlock']);
 

@@ -1,6 +1,8 @@
 // The state store's public surface: what the server wiring, HTTP and DNS import.
 export * from './types.ts';
 export { StateStore } from './store.ts';
+export type { ACLToken, ACLPolicy, ACLRole, ACLLink, ACLServiceIdentity, ACLNodeIdentity, ACLBootstrapResult } from './acl.ts';
+export { ACL_ANONYMOUS_ACCESSOR_ID, ACL_GLOBAL_MANAGEMENT_ID } from './acl.ts';
 export { WatchSet } from './watch.ts';
 export { createFsm, type FsmEntry, type StateFsm } from './fsm.ts';
 export { encodeCommand, decodeCommand, isCommandData, COMMAND_FORMAT_VERSION, COMMAND_FORMAT_RAW_BYTES } from './codec.ts';

@@ -13,6 +13,7 @@ import { BTree } from './btree.ts';
 import { SnapshotFormatError, StateError } from './errors.ts';
 import { configEntryFromSnapshot } from './configEntries.ts';
 import { caConfigFromInput, caProviderStateFromInput, caRootFromInput } from './connectCA.ts';
+import { aclPolicyFromInput, aclRoleFromInput, aclTokenFromInput } from './acl.ts';
 import { checkFromInput, isRecord, nodeFromInput, optString, optUint, reqString, serviceFromInput, deepFreeze } from './rows.ts';
 import { ALL_TABLES, FUTURE_TABLES, StateData, checkKey, configEntryKey, nodeKey, serviceKey, sessionKey } from './tables.ts';
 import { isCheckStatus } from './validate.ts';
@@ -80,6 +81,10 @@ export function encodeSnapshot(d: StateData): Uint8Array {
     lockDelays: [...d.lockDelays].sort(([a], [b]) => (a < b ? -1 : a > b ? 1 : 0)),
     configEntries: entries(d.configEntries),
     connectCA: { config: d.caConfig ?? null, roots: entries(d.caRoots), providerState: entries(d.caProviderState) },
+    acl: {
+      tokens: entries(d.aclTokens), policies: entries(d.aclPolicies), roles: entries(d.aclRoles),
+      bootstrapIndex: d.aclBootstrapIndex, serverSecret: d.aclServerSecret,
+    },
     future,
   };
   return Buffer.from(MAGIC + JSON.stringify(doc));
@@ -270,6 +275,29 @@ export function decodeSnapshot(bytes: Uint8Array): StateData {
       const s = row(`connectCA.providerState[${i}]`, () => caProviderStateFromInput(raw, `connectCA.providerState[${i}]`));
       d.setCAProviderState(s.ID, deepFreeze(s));
     });
+  }
+
+  // Absent in snapshots written before ACLs existed.
+  if (doc.acl !== undefined) {
+    const acl = doc.acl;
+    if (!isRecord(acl)) fail('acl', 'not an object');
+    (Array.isArray(acl.policies) ? acl.policies : []).forEach((raw, i) => {
+      const p = deepFreeze(row(`acl.policies[${i}]`, () => aclPolicyFromInput(raw, `acl.policies[${i}]`)));
+      if (d.aclPolicies.has(p.ID) || d.aclPolicyNames.has(p.Name)) fail(`acl.policies[${i}]`, `duplicate policy ${p.ID}`);
+      d.setAclPolicy(p.ID, p);
+    });
+    (Array.isArray(acl.roles) ? acl.roles : []).forEach((raw, i) => {
+      const r = deepFreeze(row(`acl.roles[${i}]`, () => aclRoleFromInput(raw, `acl.roles[${i}]`)));
+      if (d.aclRoles.has(r.ID) || d.aclRoleNames.has(r.Name)) fail(`acl.roles[${i}]`, `duplicate role ${r.ID}`);
+      d.setAclRole(r.ID, r);
+    });
+    (Array.isArray(acl.tokens) ? acl.tokens : []).forEach((raw, i) => {
+      const t = deepFreeze(row(`acl.tokens[${i}]`, () => aclTokenFromInput(raw, `acl.tokens[${i}]`)));
+      if (d.aclTokens.has(t.AccessorID) || d.aclTokenSecrets.has(t.SecretID)) fail(`acl.tokens[${i}]`, 'duplicate token');
+      d.setAclToken(t.AccessorID, t);
+    });
+    d.aclBootstrapIndex = row('acl.bootstrapIndex', () => optUint(acl.bootstrapIndex, 'acl.bootstrapIndex'));
+    d.aclServerSecret = row('acl.serverSecret', () => optString(acl.serverSecret, 'acl.serverSecret'));
   }
 
   if (!isRecord(doc.future)) fail('future', 'missing or not an object');

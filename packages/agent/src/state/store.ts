@@ -8,6 +8,7 @@
 import { applyDeregister, applyRegister } from './catalog.ts';
 import { configEntryDelete, configEntrySet } from './configEntries.ts';
 import { connectCASet } from './connectCA.ts';
+import { aclBootstrap, aclInit, aclPolicyDelete, aclPolicySet, aclRoleDelete, aclRoleSet, aclTokenDelete, aclTokenSet, type ACLPolicy, type ACLRole, type ACLToken } from './acl.ts';
 import { StateError, invalidRequest } from './errors.ts';
 import { kvsDelete, kvsDeleteCas, kvsDeleteTree, kvsLock, kvsReapTombstones, kvsSet, kvsSetCas, kvsUnlock, pruneLockDelays } from './kvs.ts';
 import { isRecord, optBytes, optString, optUint, reqString } from './rows.ts';
@@ -72,6 +73,8 @@ function toServiceNode(node: Node, s: NodeService): ServiceNode {
 
 export class StateStore implements StateReader {
   #data = new StateData();
+  /** Snapshot restores so far (part of aclGeneration). */
+  #restores = 0;
   readonly #hub = new WatchHub();
   readonly #sessionListeners = new Set<(change: SessionChange) => void>();
 
@@ -200,6 +203,22 @@ export class StateStore implements StateReader {
         return configEntryDelete(tx, c.Kind, c.Name, c.Cas);
       case 'connectCASet':
         return connectCASet(tx, c.Config, c.Roots, c.ProviderState, c.Cas);
+      case 'aclTokenSet':
+        return aclTokenSet(tx, c.Token, c.Create === true);
+      case 'aclTokenDelete':
+        return aclTokenDelete(tx, c.AccessorID);
+      case 'aclPolicySet':
+        return aclPolicySet(tx, c.Policy, c.Create === true);
+      case 'aclPolicyDelete':
+        return aclPolicyDelete(tx, c.ID);
+      case 'aclRoleSet':
+        return aclRoleSet(tx, c.Role, c.Create === true);
+      case 'aclRoleDelete':
+        return aclRoleDelete(tx, c.ID);
+      case 'aclBootstrap':
+        return aclBootstrap(tx, c.Token, c.ResetIndex);
+      case 'aclInit':
+        return aclInit(tx, c);
       case 'txn':
         return runTxn(tx, c.Ops);
       default:
@@ -237,6 +256,7 @@ export class StateStore implements StateReader {
    */
   restore(data: Uint8Array): void {
     this.#data = decodeSnapshot(data);
+    this.#restores++;
     this.#hub.publishAll();
     this.#emitSessionChange({ type: 'reset' });
   }
@@ -517,6 +537,71 @@ export class StateStore implements StateReader {
   }
 
   /** A root's private key and certificate (secret: never serve or log it). */
+  // ---- ACLs (state/acl.ts) -----------------------------------------------------------------------
+
+  aclToken(accessorId: string, ws?: WatchRecorder): QueryResult<ACLToken | null> {
+    ws?.addTable('acl-tokens');
+    return { index: this.tableIndex('acl-tokens'), value: this.#data.aclTokens.get(accessorId) ?? null };
+  }
+
+  /** The token holding this secret (a map lookup: the caller compares secrets in constant time). */
+  aclTokenBySecret(secret: string): ACLToken | null {
+    const id = this.#data.aclTokenSecrets.get(secret);
+    return id === undefined ? null : this.#data.aclTokens.get(id) ?? null;
+  }
+
+  aclTokens(ws?: WatchRecorder): QueryResult<ACLToken[]> {
+    ws?.addTable('acl-tokens');
+    return { index: this.tableIndex('acl-tokens'), value: this.#data.aclTokens.valuesArray() };
+  }
+
+  aclPolicy(id: string, ws?: WatchRecorder): QueryResult<ACLPolicy | null> {
+    ws?.addTable('acl-policies');
+    return { index: this.tableIndex('acl-policies'), value: this.#data.aclPolicies.get(id) ?? null };
+  }
+
+  aclPolicyByName(name: string, ws?: WatchRecorder): QueryResult<ACLPolicy | null> {
+    ws?.addTable('acl-policies');
+    const id = this.#data.aclPolicyNames.get(name);
+    return { index: this.tableIndex('acl-policies'), value: id === undefined ? null : this.#data.aclPolicies.get(id) ?? null };
+  }
+
+  aclPolicies(ws?: WatchRecorder): QueryResult<ACLPolicy[]> {
+    ws?.addTable('acl-policies');
+    return { index: this.tableIndex('acl-policies'), value: this.#data.aclPolicies.valuesArray() };
+  }
+
+  aclRole(id: string, ws?: WatchRecorder): QueryResult<ACLRole | null> {
+    ws?.addTable('acl-roles');
+    return { index: this.tableIndex('acl-roles'), value: this.#data.aclRoles.get(id) ?? null };
+  }
+
+  aclRoleByName(name: string, ws?: WatchRecorder): QueryResult<ACLRole | null> {
+    ws?.addTable('acl-roles');
+    const id = this.#data.aclRoleNames.get(name);
+    return { index: this.tableIndex('acl-roles'), value: id === undefined ? null : this.#data.aclRoles.get(id) ?? null };
+  }
+
+  aclRoles(ws?: WatchRecorder): QueryResult<ACLRole[]> {
+    ws?.addTable('acl-roles');
+    return { index: this.tableIndex('acl-roles'), value: this.#data.aclRoles.valuesArray() };
+  }
+
+  /** Changes with every write to an ACL table and every restore: cached authorizers are valid while it stays. */
+  aclGeneration(): string {
+    const d = this.#data;
+    return `${this.#restores}:${Math.max(d.tableIndex('acl-tokens'), d.tableIndex('acl-policies'), d.tableIndex('acl-roles'))}`;
+  }
+
+  aclBootstrapIndex(): number {
+    return this.#data.aclBootstrapIndex;
+  }
+
+  /** The servers' own secret ('' until made); never shown by the HTTP API. */
+  aclServerSecret(): string {
+    return this.#data.aclServerSecret;
+  }
+
   caProviderState(rootId: string): CAProviderState | null {
     return this.#data.caProviderState.get(rootId) ?? null;
   }

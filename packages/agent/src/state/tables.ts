@@ -10,6 +10,7 @@
 // command that succeeds publishes the topics it touched once, at commit.
 import { BTree } from './btree.ts';
 import { kvTopic, tableTopic, type WatchHub } from './watch.ts';
+import type { ACLPolicy, ACLRole, ACLToken } from './acl.ts';
 import type { CAConfiguration, CAProviderState, CARoot, ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
 
 export interface ServiceRow {
@@ -22,7 +23,7 @@ export interface ServiceRow {
 export const FUTURE_TABLES = ['coordinates', 'intentions'] as const;
 export type FutureTable = (typeof FUTURE_TABLES)[number];
 
-export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', 'config-entries', 'connect-ca-roots', ...FUTURE_TABLES];
+export const ALL_TABLES: readonly TableName[] = ['nodes', 'services', 'checks', 'kvs', 'tombstones', 'sessions', 'config-entries', 'connect-ca-roots', 'acl-tokens', 'acl-policies', 'acl-roles', ...FUTURE_TABLES];
 
 export const SEP = '\0';
 export const lower = (s: string): string => s.toLowerCase();
@@ -97,6 +98,14 @@ export class StateData {
   readonly caRoots = new BTree<string, CARoot>();
   caConfig: CAConfiguration | undefined = undefined;
   readonly caProviderState = new BTree<string, CAProviderState>();
+  /** ACLs (state/acl.ts): tokens by AccessorID, policies and roles by ID. */
+  readonly aclTokens = new BTree<string, ACLToken>();
+  readonly aclPolicies = new BTree<string, ACLPolicy>();
+  readonly aclRoles = new BTree<string, ACLRole>();
+  /** Index of the bootstrap (0: not bootstrapped); the reset file must name it. */
+  aclBootstrapIndex = 0;
+  /** The servers' own management secret ('' until a leader with ACLs on made one). */
+  aclServerSecret = '';
 
   // Secondary indexes, always derived from the rows above (rebuilt on restore, never snapshotted).
   /** lower(node ID) → node key. */
@@ -109,6 +118,11 @@ export class StateData {
   readonly sessionsByCheck = new Map<string, Set<string>>();
   /** session key → KV keys it holds. */
   readonly kvBySession = new Map<string, Set<string>>();
+  /** SecretID → AccessorID. */
+  readonly aclTokenSecrets = new Map<string, string>();
+  /** Policy Name → ID; role Name → ID. */
+  readonly aclPolicyNames = new Map<string, string>();
+  readonly aclRoleNames = new Map<string, string>();
 
   readonly tableIndexes = new Map<TableName, number>();
   /** lower(service name) → index of the last change to its instances or their health. */
@@ -207,6 +221,42 @@ export class StateData {
     const old = this.caProviderState.get(id);
     if (row) this.caProviderState.set(id, row);
     else this.caProviderState.delete(id);
+    return old;
+  }
+
+  setAclToken(id: string, row: ACLToken | undefined): ACLToken | undefined {
+    const old = this.aclTokens.get(id);
+    if (old) this.aclTokenSecrets.delete(old.SecretID);
+    if (row) {
+      this.aclTokens.set(id, row);
+      this.aclTokenSecrets.set(row.SecretID, id);
+    } else {
+      this.aclTokens.delete(id);
+    }
+    return old;
+  }
+
+  setAclPolicy(id: string, row: ACLPolicy | undefined): ACLPolicy | undefined {
+    const old = this.aclPolicies.get(id);
+    if (old) this.aclPolicyNames.delete(old.Name);
+    if (row) {
+      this.aclPolicies.set(id, row);
+      this.aclPolicyNames.set(row.Name, id);
+    } else {
+      this.aclPolicies.delete(id);
+    }
+    return old;
+  }
+
+  setAclRole(id: string, row: ACLRole | undefined): ACLRole | undefined {
+    const old = this.aclRoles.get(id);
+    if (old) this.aclRoleNames.delete(old.Name);
+    if (row) {
+      this.aclRoles.set(id, row);
+      this.aclRoleNames.set(row.Name, id);
+    } else {
+      this.aclRoles.delete(id);
+    }
     return old;
   }
 
@@ -323,6 +373,37 @@ export class WriteTx {
   putCAProviderState(id: string, row: CAProviderState | undefined): void {
     const old = this.data.setCAProviderState(id, row);
     this.#undo.push(() => this.data.setCAProviderState(id, old));
+  }
+
+  putAclToken(id: string, row: ACLToken | undefined): void {
+    const old = this.data.setAclToken(id, row);
+    this.#undo.push(() => this.data.setAclToken(id, old));
+    this.bumpTable('acl-tokens');
+  }
+
+  putAclPolicy(id: string, row: ACLPolicy | undefined): void {
+    const old = this.data.setAclPolicy(id, row);
+    this.#undo.push(() => this.data.setAclPolicy(id, old));
+    this.bumpTable('acl-policies');
+  }
+
+  putAclRole(id: string, row: ACLRole | undefined): void {
+    const old = this.data.setAclRole(id, row);
+    this.#undo.push(() => this.data.setAclRole(id, old));
+    this.bumpTable('acl-roles');
+  }
+
+  setAclBootstrapIndex(index: number): void {
+    const old = this.data.aclBootstrapIndex;
+    this.data.aclBootstrapIndex = index;
+    this.#undo.push(() => (this.data.aclBootstrapIndex = old));
+  }
+
+  /** A secret row: changes no index anyone reads, wakes nobody. */
+  setAclServerSecret(secret: string): void {
+    const old = this.data.aclServerSecret;
+    this.data.aclServerSecret = secret;
+    this.#undo.push(() => (this.data.aclServerSecret = old));
   }
 
   bumpTable(t: TableName): void {

@@ -6,6 +6,7 @@
 //
 // Every row is immutable once stored: a write replaces the object, so a reader may hold a row (or a
 // query's result) for as long as it likes without copying.
+import type { ACLBootstrapResult, ACLPolicy, ACLRole, ACLToken } from './acl.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Rows
@@ -521,6 +522,49 @@ export type TxnOp =
   | { Session: TxnSessionOp };
 
 /** All-or-nothing: if any op fails, nothing is applied and every failing op is reported. */
+/** ACL tokens, policies and roles (state/acl.ts). `Create`: refuse when the ID exists; else it must. */
+export interface AclTokenSetCommand extends CommandBase {
+  type: 'aclTokenSet';
+  Token: Record<string, unknown>;
+  Create: boolean;
+}
+export interface AclTokenDeleteCommand extends CommandBase {
+  type: 'aclTokenDelete';
+  AccessorID: string;
+}
+export interface AclPolicySetCommand extends CommandBase {
+  type: 'aclPolicySet';
+  Policy: Record<string, unknown>;
+  Create: boolean;
+}
+export interface AclPolicyDeleteCommand extends CommandBase {
+  type: 'aclPolicyDelete';
+  ID: string;
+}
+export interface AclRoleSetCommand extends CommandBase {
+  type: 'aclRoleSet';
+  Role: Record<string, unknown>;
+  Create: boolean;
+}
+export interface AclRoleDeleteCommand extends CommandBase {
+  type: 'aclRoleDelete';
+  ID: string;
+}
+/** Consul's ACL bootstrap: once, or again when ResetIndex names the stored bootstrap index. */
+export interface AclBootstrapCommand extends CommandBase {
+  type: 'aclBootstrap';
+  Token: Record<string, unknown>;
+  ResetIndex?: number;
+}
+/** A new leader's ACL initialisation (state/acl.ts aclInit). */
+export interface AclInitCommand extends CommandBase {
+  type: 'aclInit';
+  GlobalManagement: Record<string, unknown>;
+  Anonymous: Record<string, unknown>;
+  ServerSecret: string;
+  InitialManagement?: Record<string, unknown>;
+}
+
 export interface TxnCommand extends CommandBase {
   type: 'txn';
   Ops: TxnOp[];
@@ -542,6 +586,14 @@ export type Command =
   | ConfigEntrySetCommand
   | ConfigEntryDeleteCommand
   | ConnectCASetCommand
+  | AclTokenSetCommand
+  | AclTokenDeleteCommand
+  | AclPolicySetCommand
+  | AclPolicyDeleteCommand
+  | AclRoleSetCommand
+  | AclRoleDeleteCommand
+  | AclBootstrapCommand
+  | AclInitCommand
   | TxnCommand;
 // Not commands, on purpose: user events (gossip, not Raft) and session renew (leader-local timer).
 
@@ -586,6 +638,14 @@ export interface CommandValueMap {
   configEntrySet: boolean;
   configEntryDelete: boolean;
   connectCASet: boolean;
+  aclTokenSet: ACLToken;
+  aclTokenDelete: boolean;
+  aclPolicySet: ACLPolicy;
+  aclPolicyDelete: boolean;
+  aclRoleSet: ACLRole;
+  aclRoleDelete: boolean;
+  aclBootstrap: ACLBootstrapResult;
+  aclInit: boolean;
   /** A txn whose ops fail is still ok:true, with Errors set and nothing applied. */
   txn: TxnResponse;
 }
@@ -668,7 +728,7 @@ export interface NodeServicesValue {
 /** Table names; tables for future Connect work are present (and empty) so adding one is small. */
 export type TableName =
   | 'nodes' | 'services' | 'checks' | 'kvs' | 'tombstones' | 'sessions'
-  | 'coordinates' | 'config-entries' | 'intentions' | 'connect-ca-roots';
+  | 'coordinates' | 'config-entries' | 'intentions' | 'connect-ca-roots' | 'acl-tokens' | 'acl-policies' | 'acl-roles';
 
 /** The watch set a query records into; see watch.ts for the class. */
 export interface WatchRecorder {
@@ -723,4 +783,18 @@ export interface StateReader {
   caRoots(ws?: WatchRecorder): QueryResult<CARoot[]>;
   /** The CA configuration (null before the first leader made one); index: its ModifyIndex. */
   caConfig(ws?: WatchRecorder): QueryResult<CAConfiguration | null>;
+
+  // ACLs (state/acl.ts). Rows carry SecretIDs: the HTTP layer redacts them for callers without acl:write.
+  aclToken(accessorId: string, ws?: WatchRecorder): QueryResult<ACLToken | null>;
+  aclTokenBySecret(secret: string): ACLToken | null;
+  aclTokens(ws?: WatchRecorder): QueryResult<ACLToken[]>;
+  aclPolicy(id: string, ws?: WatchRecorder): QueryResult<ACLPolicy | null>;
+  aclPolicyByName(name: string, ws?: WatchRecorder): QueryResult<ACLPolicy | null>;
+  aclPolicies(ws?: WatchRecorder): QueryResult<ACLPolicy[]>;
+  aclRole(id: string, ws?: WatchRecorder): QueryResult<ACLRole | null>;
+  aclRoleByName(name: string, ws?: WatchRecorder): QueryResult<ACLRole | null>;
+  aclRoles(ws?: WatchRecorder): QueryResult<ACLRole[]>;
+  /** Changes whenever any ACL row may have changed (a write to an ACL table, a snapshot restore). */
+  aclGeneration(): string;
+  aclBootstrapIndex(): number;
 }
