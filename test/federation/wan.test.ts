@@ -1,10 +1,11 @@
 // WAN federation with real processes on loopback (distinct ports; the network-namespace suite is
 // separate): three datacenters' servers in one WAN pool, members -wan, catalog/datacenters, and
 // ?dc= requests answered by the other datacenter (catalog, kv, health, a blocking query across the
-// forward), from a server and from a client agent. Bad input: unknown and malformed dc names, a
+// forward, DNS names of other datacenters), from a server and from a client agent. Bad input: unknown and malformed dc names, a
 // WAN join to nowhere, WAN calls on a client agent.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { Resolver } from 'node:dns/promises';
 import { AgentProcess, printLogsIfFailed, runTrellis, waitFor } from '../support/index.ts';
 
 interface Member { Name: string; Addr: string; Port: number; Status: number; Tags: Record<string, string> }
@@ -107,6 +108,29 @@ describe('WAN federation: three datacenters', () => {
     assert.equal(health[0]!.Service.ID, 'web-1');
     assert.equal(health[0]!.Node.Datacenter, 'dc2');
     assert.deepEqual(await dc1.getJson<unknown[]>('/v1/health/service/web'), []);
+  });
+
+  test('DNS answers <name>.service.<dc>.consul and <node>.node.<dc>.consul from the other datacenter', { timeout: 30_000 }, async () => {
+    const lookup = async (agent: AgentProcess, name: string, type: 'SRV' | 'A'): Promise<string[]> => {
+      const r = new Resolver({ timeout: 3000, tries: 1 });
+      r.setServers([`127.0.0.1:${agent.ports.dns}`]);
+      try {
+        return type === 'SRV' ? (await r.resolveSrv(name)).map((x) => `${x.name}:${x.port}`) : await r.resolve4(name);
+      } catch (err) {
+        return [`error ${(err as NodeJS.ErrnoException).code}`];
+      }
+    };
+    // web-1 was registered in dc2 by the previous test.
+    for (const agent of [dc1, client1]) {
+      assert.deepEqual(await waitFor(`${agent.name} resolves web in dc2`, async () => {
+        const r = await lookup(agent, 'web.service.dc2.consul', 'SRV');
+        return r[0]?.startsWith('error') ? undefined : r;
+      }, 15_000, 200), ['fed-s2.node.dc2.consul:8080']);
+      assert.deepEqual(await lookup(agent, 'fed-s3.node.dc3.consul', 'A'), ['127.0.0.1']);
+      // Not in dc1, and no datacenter "nowhere".
+      assert.deepEqual(await lookup(agent, 'web.service.consul', 'SRV'), ['error ENOTFOUND']);
+      assert.deepEqual(await lookup(agent, 'web.service.nowhere.consul', 'SRV'), ['error ENOTFOUND']);
+    }
   });
 
   test('a blocking query waits in the other datacenter and returns on its change', { timeout: 60_000 }, async () => {

@@ -54,7 +54,15 @@ export function clientDnsLookup(servers: Pick<ClientServers, 'http'>, datacenter
       if (typeof nodeName !== 'string') throw malformed(url, 'no Node.Node');
       return { node: nodeName, address: text(field(node, 'Address')), datacenter: text(field(node, 'Datacenter')) || datacenter };
     },
-    datacenters: () => [datacenter],
+    // Every datacenter the servers know from the WAN pool.
+    async datacenters(): Promise<string[]> {
+      const url = '/v1/catalog/datacenters';
+      const body = json(url, await get(url));
+      if (!Array.isArray(body) || !body.every((d) => typeof d === 'string')) throw malformed(url, 'not a list of names');
+      return body as string[];
+    },
+    // The server forwards ?dc=<other> over the WAN (server/wan.ts).
+    remote: (dc) => clientDnsLookup({ http: (req, signal) => servers.http({ ...req, url: `${req.url}&dc=${encodeURIComponent(dc)}` }, signal) }, dc),
   };
 }
 

@@ -33,4 +33,10 @@ export interface DnsLookup {
   node(name: string): NodeInfo | undefined | Promise<NodeInfo | undefined>;
   /** Every datacenter known (local first is not required). */
   datacenters(): string[] | Promise<string[]>;
+  /**
+   * The same lookups in another datacenter (`<name>.service.<dc>.consul`): a server asks a server
+   * of that datacenter over the WAN, a client agent asks its server to. Absent: names in other
+   * datacenters are not answered.
+   */
+  remote?(datacenter: string): Pick<DnsLookup, 'serviceInstances' | 'node'>;
 }

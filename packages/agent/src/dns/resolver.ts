@@ -113,14 +113,17 @@ export async function resolve(req: DecodedPacket, ctx: ResolveContext): Promise<
       case 'node':
       case 'service': {
         const dc = parsed.datacenter ?? ctx.config.datacenter;
+        let lookup: Pick<DnsLookup, 'serviceInstances' | 'node'> = ctx.lookup;
         if (dc.toLowerCase() !== ctx.config.datacenter.toLowerCase()) {
-          // Consul forwards these to the other datacenter's servers; that comes with WAN federation.
+          // Consul forwards these to the other datacenter's servers (over the WAN pool's routes).
           const known = (await ctx.lookup.datacenters()).some((d) => d.toLowerCase() === dc);
-          return negative(reply, ctx, RCODE.NXDOMAIN, known ? `datacenter ${dc} is remote: not forwarded yet` : `unknown datacenter ${dc}`);
+          if (!known) return negative(reply, ctx, RCODE.NXDOMAIN, `unknown datacenter ${dc}`);
+          if (!ctx.lookup.remote) return negative(reply, ctx, RCODE.NXDOMAIN, `datacenter ${dc} is remote: not forwarded`);
+          lookup = ctx.lookup.remote(dc);
         }
         return parsed.kind === 'node'
-          ? answerNode(reply, ctx, q, await ctx.lookup.node(parsed.node))
-          : answerService(reply, ctx, q, await ctx.lookup.serviceInstances(parsed.service, parsed.tag));
+          ? answerNode(reply, ctx, q, await lookup.node(parsed.node))
+          : answerService(reply, ctx, q, await lookup.serviceInstances(parsed.service, parsed.tag));
       }
     }
   } catch (error) {

@@ -9,6 +9,7 @@ import { injectForwarded } from '../http/forward.ts';
 import type { Command } from '../state/index.ts';
 import { ServerCA } from './connectCA.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
+import { clientDnsLookup } from '../client/dnsLookup.ts';
 import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
 import { LeaderRoutines, type ReconciledMember } from './leader.ts';
 import { operatorRoutes } from './operatorRoutes.ts';
@@ -80,7 +81,11 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       } : {}),
     },
     joinWan: async () => { await wan?.joinAtStart(); },
-    dnsLookup: catalogDnsLookup(server.store, config.datacenter),
+    dnsLookup: catalogDnsLookup(server.store, config.datacenter, wan ? {
+      datacenters: () => wan.datacenters(),
+      // The same HTTP reads a client agent's DNS makes of its server, sent to the other datacenter.
+      remote: (dc) => clientDnsLookup({ http: (req, signal) => wan.forwardHttp(dc, req, signal) }, dc),
+    } : undefined),
     httpRoutes: (backend) => operatorRoutes({ server, backend }),
     attachHttp(http) {
       // Client agents' forwarded requests run through this server's HTTP API.

@@ -77,6 +77,7 @@ describe('clientDnsLookup against a fake server', () => {
       '/v1/catalog/node/c1?stale': { status: 200, body: JSON.stringify({ Node: { Node: 'C1', Address: '127.0.0.1', Datacenter: 'dc1' }, Services: {} }) },
       '/v1/catalog/node/ext?stale': { status: 200, body: JSON.stringify({ Node: { Node: 'ext', Address: 'db.example.com', Datacenter: '' }, Services: {} }) },
       '/v1/catalog/node/ghost?stale': { status: 200, body: 'null' },
+      '/v1/catalog/datacenters': { status: 200, body: '["dc7","dc9"]' },
     });
     const lookup = clientDnsLookup(fake, 'dc7');
     assert.deepEqual(await lookup.node('c1'), { node: 'C1', address: '127.0.0.1', datacenter: 'dc1' });
@@ -84,8 +85,19 @@ describe('clientDnsLookup against a fake server', () => {
     assert.equal(await lookup.node('ghost'), undefined);
     assert.equal(await lookup.node('gone'), undefined); // the fake's 404
     assert.deepEqual(fake.requests.map((r) => r.url), ['/v1/catalog/node/c1?stale', '/v1/catalog/node/ext?stale', '/v1/catalog/node/ghost?stale', '/v1/catalog/node/gone?stale']);
-    assert.deepEqual(await lookup.datacenters(), ['dc7']);
-    assert.equal(fake.requests.length, 4, 'datacenters() asks no server');
+    // The servers know the other datacenters (WAN pool).
+    assert.deepEqual(await lookup.datacenters(), ['dc7', 'dc9']);
+    assert.equal(fake.requests.at(-1)!.url, '/v1/catalog/datacenters');
+  });
+
+  test('remote(dc): the same reads with &dc=<dc>, for the server to forward', async () => {
+    const fake = fakeServers({
+      '/v1/health/service/web?passing&stale&dc=dc9': { status: 200, body: JSON.stringify([row('far', '10.9.0.1', 8080, '', 'dc9')]) },
+      '/v1/catalog/node/far?stale&dc=dc9': { status: 200, body: JSON.stringify({ Node: { Node: 'far', Address: '10.9.0.1', Datacenter: 'dc9' }, Services: {} }) },
+    });
+    const remote = clientDnsLookup(fake, 'dc7').remote!('dc9');
+    assert.deepEqual((await remote.serviceInstances('web', undefined)).map((i) => [i.node, i.port, i.datacenter]), [['far', 8080, 'dc9']]);
+    assert.deepEqual(await remote.node('far'), { node: 'far', address: '10.9.0.1', datacenter: 'dc9' });
   });
 
   test('a failed or malformed answer throws, naming the request and what was wrong', async () => {

@@ -117,7 +117,7 @@ describe('DNS resolver: services', () => {
     });
   });
 
-  test('the local datacenter by name answers; another datacenter is NXDOMAIN for now', async () => {
+  test('the local datacenter by name answers; another datacenter is NXDOMAIN without a remote lookup', async () => {
     const lookup = catalog();
     lookup.dcs = ['dc1', 'dc2'];
     const ctx = ctxFor(lookup);
@@ -129,7 +129,20 @@ describe('DNS resolver: services', () => {
       assert.equal(r.authorities[0]?.type, 'SOA', name);
     }
     const res = await resolve(decode(encode(question('web.service.dc2.consul', 'A'))), ctx);
-    assert.match(res.note ?? '', /remote: not forwarded yet/);
+    assert.match(res.note ?? '', /remote: not forwarded/);
+  });
+
+  test('another known datacenter is answered by the lookup\'s remote(dc); an unknown one is NXDOMAIN', async () => {
+    const dc2 = new FakeLookup().addNode('far', '10.2.0.1').addService('web', 'far', 9090);
+    const lookup = Object.assign(catalog(), { remote: (dc: string) => { assert.equal(dc, 'dc2'); return dc2; } });
+    lookup.dcs = ['dc1', 'dc2'];
+    const ctx = ctxFor(lookup);
+    const srv = await ask(ctx, question('web.service.dc2.consul', 'SRV'));
+    assert.equal(rcodeOf(srv), RCODE.NOERROR);
+    assert.deepEqual(srv.answers.map((a) => (a.data as SrvData).port), [9090]);
+    const a = await ask(ctx, question('far.node.dc2.consul', 'A'));
+    assert.deepEqual(a.answers.map((x) => x.data), ['10.2.0.1']);
+    assert.equal(rcodeOf(await ask(ctx, question('web.service.dc3.consul', 'SRV'))), RCODE.NXDOMAIN);
   });
 
   test('consul.service answers from the lookup like any service', async () => {
