@@ -64,6 +64,10 @@ export class AgentApi {
     return this.request<T>('POST', path, JSON.stringify(body), signal);
   }
 
+  put<T>(path: string, body: unknown, signal?: AbortSignal): Promise<AgentResponse<T>> {
+    return this.request<T>('PUT', path, JSON.stringify(body), signal);
+  }
+
   /** Nothing to release: each request has its own connection. Kept so callers need not know. */
   close(): void {}
 
@@ -82,7 +86,8 @@ export class AgentApi {
     if (res.status < 200 || res.status >= 300) throw new AgentApiError(path, res.status, text);
     let parsed: T;
     try {
-      parsed = JSON.parse(text) as T;
+      // Writes such as PUT /v1/agent/service/register answer 200 with an empty body.
+      parsed = (text.trim() === '' ? undefined : JSON.parse(text)) as T;
     } catch {
       throw new AgentApiError(path, res.status, `not JSON: ${text.slice(0, 200)}`);
     }

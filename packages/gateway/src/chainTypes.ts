@@ -32,6 +32,8 @@ export interface DiscoveryTarget {
   Subset?: { Filter?: string; OnlyPassing?: boolean };
   ConnectTimeout?: string | number;
   SNI?: string;
+  /** How a sidecar reaches this target when it is in another datacenter (none|local|remote; {} unset). */
+  MeshGateway?: { Mode?: string } | null;
 }
 
 export interface DiscoveryRoute { Definition: ChainRoute; NextNode: string }

@@ -84,6 +84,8 @@ export interface ResolvedProxyConfig {
   bind: { host: string; port: number };
   localApp: { host: string; port: number };
   upstreams: NonNullable<NonNullable<ProxyService['Proxy']>['Upstreams']>;
+  /** The registration's Proxy.MeshGateway (cross-datacenter upstreams; see meshGatewayMode.ts). */
+  meshGateway?: { Mode?: string } | null;
 }
 
 export function resolveProxyConfig(svc: ProxyService): ResolvedProxyConfig {
@@ -101,6 +103,7 @@ export function resolveProxyConfig(svc: ProxyService): ResolvedProxyConfig {
     bind: { host: str('bind_address') || '0.0.0.0', port: num('bind_port') ?? svc.Port },
     localApp,
     upstreams: (p.Upstreams ?? []).filter((u) => (u.DestinationType ?? 'service') === 'service'),
+    meshGateway: p.MeshGateway,
   };
 }
 
@@ -202,7 +205,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
     const ulog = logger.named(`upstream.${u.DestinationName}`);
     const l = isHttp(w.chain)
       ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain! })
-      : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u });
+      : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: () => w.chain, proxyMeshGateway: () => config?.meshGateway });
     upstreams.set(key, l);
     await l.healthKnown(2000);
     await l.listen();

@@ -34,6 +34,7 @@ export interface Upstream {
   LocalBindAddress?: string;
   LocalBindPort: number;
   Config?: Record<string, unknown>;
+  MeshGateway?: { Mode?: string } | null;
 }
 
 export interface ProxyService {
@@ -49,6 +50,7 @@ export interface ProxyService {
     LocalServicePort?: number;
     Upstreams?: Upstream[] | null;
     Config?: Record<string, unknown> | null;
+    MeshGateway?: { Mode?: string } | null;
   };
 }
 

@@ -14,6 +14,8 @@ import { join, track } from './pipe.ts';
 import { parseServiceUri, upstreamSni, uriSans } from './spiffe.ts';
 import type { TlsMaterial } from './tlsMaterial.ts';
 import type { ServiceEntry, Upstream } from './types.ts';
+import type { CompiledDiscoveryChain } from './chainTypes.ts';
+import { MESH_GATEWAY_SERVICE, resolveMeshGatewayMode, startTarget, type MeshGatewayMode } from './meshGatewayMode.ts';
 
 export interface Instance { host: string; port: number }
 
@@ -44,17 +46,38 @@ export interface UpstreamOptions {
   metrics: Metrics;
   logger: Logger;
   upstream: Upstream;
+  /** The upstream's compiled chain as last read (its target's MeshGateway mode). */
+  chain?: () => CompiledDiscoveryChain | undefined;
+  /** The proxy registration's MeshGateway (between the upstream's own and the chain's in precedence). */
+  proxyMeshGateway?: () => { Mode?: string } | null | undefined;
 }
+
+/** Where a gateway entry is reached from inside its datacenter: TaggedAddresses.lan, else its address. */
+function lanAddress(e: ServiceEntry): Instance {
+  const lan = e.Service.TaggedAddresses?.['lan'];
+  return lan?.Address && lan.Port ? { host: lan.Address, port: lan.Port } : instanceAddress(e);
+}
+
+/** Where a gateway entry is reached from other datacenters: TaggedAddresses.wan, else its address. */
+function wanAddressOf(e: ServiceEntry): Instance {
+  const wan = e.Service.TaggedAddresses?.['wan'];
+  return wan?.Address && wan.Port ? { host: wan.Address, port: wan.Port } : instanceAddress(e);
+}
+
+/** What a connection dials: the target's instances, or gateways in front of them. */
+type Via = 'direct' | 'local-gateway' | 'remote-gateway';
+
+/** One watched list of addresses (health endpoint, blocking). */
+interface Source { instances: Instance[]; first: Promise<void>; stop: AbortController }
 
 export class UpstreamListener {
   private server: net.Server | undefined;
-  private instances: Instance[] = [];
+  private readonly sources = new Map<Via, Source>();
   private next = 0;
   private readonly stopWatch = new AbortController();
   private readonly sockets = new Set<net.Socket>();
   /** TLS 1.3 tickets per instance, so reconnects resume instead of a full handshake. */
   private readonly sessions = new Map<string, { generation: number; session: Buffer }>();
-  private readonly firstHealth: Promise<void>;
   /** Upstream Config.connect_timeout_ms (Consul's name for Envoy's), default 5 s. */
   private readonly connectTimeoutMs: number;
 
@@ -65,21 +88,56 @@ export class UpstreamListener {
     const u = opts.upstream;
     const t = Number(u.Config?.['connect_timeout_ms']);
     this.connectTimeoutMs = Number.isFinite(t) && t > 0 ? t : 5000;
+    this.source(this.via());
+  }
+
+  /** The mode and the way it implies for this upstream now (the chain may change the mode). */
+  private via(): Via {
+    const u = this.opts.upstream;
+    const localDc = this.opts.tls.snapshot?.identity.datacenter;
+    if (!u.Datacenter || localDc === undefined || u.Datacenter === localDc) return 'direct';
+    const mode: MeshGatewayMode = resolveMeshGatewayMode(u.MeshGateway, this.opts.proxyMeshGateway?.(), startTarget(this.opts.chain?.())?.MeshGateway);
+    return mode === 'local' ? 'local-gateway' : mode === 'remote' ? 'remote-gateway' : 'direct';
+  }
+
+  /** Starts (once) the watch of what `via` dials: the destination's sidecars or a datacenter's mesh gateways. */
+  private source(via: Via): Source {
+    const have = this.sources.get(via);
+    if (have) return have;
+    const u = this.opts.upstream;
     const q = new URLSearchParams({ passing: '1' });
-    if (u.Datacenter) q.set('dc', u.Datacenter);
+    let path: string;
+    let address: (e: ServiceEntry) => Instance;
+    if (via === 'direct') {
+      if (u.Datacenter) q.set('dc', u.Datacenter);
+      path = `/v1/health/connect/${encodeURIComponent(u.DestinationName)}?${q.toString()}`;
+      address = instanceAddress;
+    } else if (via === 'local-gateway') {
+      path = `/v1/health/service/${MESH_GATEWAY_SERVICE}?${q.toString()}`;
+      address = lanAddress;
+    } else {
+      q.set('dc', u.Datacenter!);
+      path = `/v1/health/service/${MESH_GATEWAY_SERVICE}?${q.toString()}`;
+      address = wanAddressOf;
+    }
     let resolveFirst!: () => void;
-    this.firstHealth = new Promise((r) => { resolveFirst = r; });
+    const src: Source = { instances: [], first: new Promise((r) => { resolveFirst = r; }), stop: new AbortController() };
+    this.sources.set(via, src);
     void watch<ServiceEntry[] | null>({
-      api: opts.api,
-      path: `/v1/health/connect/${encodeURIComponent(u.DestinationName)}?${q.toString()}`,
-      signal: this.stopWatch.signal,
-      logger: opts.logger,
+      api: this.opts.api, path, logger: this.opts.logger,
+      signal: AbortSignal.any([this.stopWatch.signal, src.stop.signal]),
       onChange: (entries) => {
-        this.instances = (entries ?? []).map(instanceAddress);
-        opts.logger.debug('upstream instances', { upstream: u.DestinationName, instances: this.instances.map((i) => `${i.host}:${i.port}`) });
+        src.instances = (entries ?? []).map(address);
+        this.opts.logger.debug('upstream instances', { upstream: u.DestinationName, via, instances: src.instances.map((i) => `${i.host}:${i.port}`) });
         resolveFirst();
       },
     });
+    return src;
+  }
+
+  /** What the next connection dials, starting its watch if the way changed. */
+  private get instances(): Instance[] {
+    return this.source(this.via()).instances;
   }
 
   get key(): string {
@@ -88,7 +146,7 @@ export class UpstreamListener {
 
   /** Resolves once the first health answer arrived (or after `ms`, whichever is first). */
   healthKnown(ms: number): Promise<void> {
-    return Promise.race([this.firstHealth, new Promise<void>((r) => setTimeout(r, ms).unref())]);
+    return Promise.race([this.source(this.via()).first, new Promise<void>((r) => setTimeout(r, ms).unref())]);
   }
 
   async listen(): Promise<net.AddressInfo> {

@@ -13,6 +13,10 @@ if (argv[0] === 'connect' && argv[1] === 'proxy') {
   // http loaded is ~52 MB): it loads its own command and the gateway, not every other command.
   const { runConnectProxy } = await import('./commands/connectProxy.ts');
   code = await runConnectProxy(argv.slice(2), processIO());
+} else if (argv[0] === 'connect' && argv[1] === 'gateway') {
+  // The mesh gateway, likewise: its own command and the gateway only.
+  const { runConnectGateway } = await import('./commands/connectGateway.ts');
+  code = await runConnectGateway(argv.slice(2), processIO());
 } else {
   const { runCli } = await import('./run.ts');
   code = await runCli(argv, processIO());

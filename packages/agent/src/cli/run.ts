@@ -8,6 +8,7 @@ import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
 import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
 import { connectCAGetConfigCommand, connectCASetConfigCommand } from './commands/connectCA.ts';
+import { connectGatewayCommand } from './commands/connectGateway.ts';
 import { connectProxyCommand } from './commands/connectProxy.ts';
 import { eventCommand } from './commands/event.ts';
 import { infoCommand } from './commands/info.ts';
@@ -28,7 +29,7 @@ export const COMMANDS: readonly Command[] = [
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
   configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
   connectCAGetConfigCommand, connectCASetConfigCommand,
-  connectProxyCommand,
+  connectGatewayCommand, connectProxyCommand,
   eventCommand, forceLeaveCommand,
   infoCommand, ...INTENTION_COMMANDS, joinCommand, keygenCommand,
   kvDeleteCommand, kvExportCommand, kvGetCommand, kvImportCommand, kvPutCommand,

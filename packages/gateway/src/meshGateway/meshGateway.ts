@@ -1,0 +1,334 @@
+// The mesh gateway (Consul's `consul connect envoy -gateway=mesh`): accepts TCP connections,
+// reads the SNI of the TLS ClientHello without terminating TLS, and forwards the raw bytes:
+//   a name of its own datacenter  -> a healthy instance of that target's sidecar (LAN)
+//   a name of another datacenter  -> a healthy mesh gateway of that datacenter (its WAN address)
+// The TLS session stays between the two sidecars: the gateway holds no leaf certificate and never
+// asks the agent for one; it reads only the trust domain (CA roots) and the catalog.
+//
+// Anything it cannot route (no TLS, no SNI, a malformed or oversized ClientHello, a name of another
+// trust domain or of nothing it knows, a sender too slow to finish its ClientHello) is closed at
+// once, counted by cause, and logged at most once per cause per minute: a flood of bad input costs
+// one socket each and no log storm, and never touches other connections.
+
+import net from 'node:net';
+import { AgentApi, watch } from '../agentApi.ts';
+import { silentLogger, type Logger } from '../log.ts';
+import { Metrics, serveMetrics } from '../metrics.ts';
+import type { CARoots } from '../types.ts';
+import type { Instance } from '../upstream.ts';
+import { CatalogView } from './catalogView.ts';
+import { ClientHelloPeeker, DEFAULT_MAX_HELLO_BYTES } from './clientHello.ts';
+import { parseMeshSni, targetId } from './sniNames.ts';
+
+/** Metric names (one place, so tests and dashboards agree). */
+export const GW = {
+  accepted: ['consul_mesh_gateway_accepted_total', 'Connections accepted, routed or not.'],
+  conns: ['consul_mesh_gateway_conns_total', 'Connections forwarded, by target (local: a service target ID; remote: the datacenter) and route (local|remote).'],
+  active: ['consul_mesh_gateway_conns', 'Forwarded connections open now, by target and route.'],
+  rx: ['consul_mesh_gateway_rx_bytes_total', 'Bytes received from the caller, by target and route; counted when a connection closes.'],
+  tx: ['consul_mesh_gateway_tx_bytes_total', 'Bytes sent to the caller, by target and route; counted when a connection closes.'],
+  refused: ['consul_mesh_gateway_refused_total', 'Connections closed without forwarding, by cause (not_tls, malformed, no_sni, too_large, timeout, wrong_trust_domain, unknown_name, unknown_service, unknown_subset, unknown_datacenter, no_healthy_instance, not_ready, dial_failed, closed_early; no_data: closed without sending a byte, such as a TCP health check).'],
+  dialFailures: ['consul_mesh_gateway_dial_failures_total', 'Connections to a chosen instance or gateway that failed, by target.'],
+} as const satisfies Record<string, readonly [string, string]>;
+
+export interface MeshGatewayOptions {
+  /** The agent's HTTP API (host:port or http://host:port). */
+  httpAddr: string;
+  token?: string;
+  logger?: Logger;
+  /** Where to listen (host:port); the LAN address. */
+  address: string;
+  /** The WAN address other datacenters' gateways reach (registered; also listened on when it differs and is local). */
+  wanAddress?: string;
+  /** Register the gateway with the local agent (Consul's -register). */
+  register?: boolean;
+  /** Service name (Consul's -service, default mesh-gateway) and ID (-proxy-id, default the name). */
+  service?: string;
+  serviceId?: string;
+  /** Consul's -deregister-after-critical (default 6h). */
+  deregisterAfterCritical?: string;
+  metricsAddr?: string;
+  /** How long a connection may take to send its whole ClientHello (default 10 s). */
+  helloTimeoutMs?: number;
+  /** Cap on a ClientHello's size (default 16 KB). */
+  maxHelloBytes?: number;
+  /** TCP connect timeout to an instance or gateway (default 5 s). */
+  connectTimeoutMs?: number;
+  /**
+   * The datacenter whose names are "local"; default the agent's. Set only to stand a gateway in for
+   * another datacenter on one agent (tests), since the names it serves must then be that dc's.
+   */
+  datacenter?: string;
+  /** Remote gateways given by hand (dc -> host:port list), instead of asking the agent with ?dc=. */
+  staticRemotes?: Record<string, string[]>;
+}
+
+export interface MeshGateway {
+  readonly serviceId: string;
+  readonly datacenter: string;
+  readonly metrics: Metrics;
+  /** The bound listeners (LAN first). */
+  addresses(): net.AddressInfo[];
+  metricsAddress(): net.AddressInfo | undefined;
+  /** Watches open (made-up names open none). */
+  watchCount(): number;
+  stop(): Promise<void>;
+}
+
+export class GatewayConfigError extends Error {
+  readonly code = 'ERR_GATEWAY_CONFIG';
+  constructor(message: string) {
+    super(message);
+    this.name = 'GatewayConfigError';
+  }
+}
+
+export function parseHostPort(s: string, what: string): { host: string; port: number } {
+  const m = /^\[?([^\]]*?)\]?:(\d+)$/.exec(s);
+  if (!m || Number(m[2]) > 65535 || Number(m[2]) === 0) throw new GatewayConfigError(`${what} ${JSON.stringify(s)}: want host:port`);
+  return { host: m[1] || '0.0.0.0', port: Number(m[2]) };
+}
+
+/** Logs a line per cause at most once per `everyMs`, with how many were not logged meanwhile. */
+export class RateLimitedLog {
+  private readonly last = new Map<string, { at: number; suppressed: number }>();
+  private readonly logger: Logger;
+  private readonly everyMs: number;
+  constructor(logger: Logger, everyMs = 60_000) {
+    this.logger = logger;
+    this.everyMs = everyMs;
+  }
+  warn(cause: string, msg: string, fields: Record<string, unknown>): void {
+    const now = Date.now();
+    const l = this.last.get(cause);
+    if (l && now - l.at < this.everyMs) { l.suppressed++; return; }
+    this.logger.warn(msg, { cause, ...fields, ...(l?.suppressed ? { suppressed_since_last: l.suppressed } : {}) });
+    this.last.set(cause, { at: now, suppressed: 0 });
+  }
+}
+
+export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGateway> {
+  const logger = opts.logger ?? silentLogger;
+  const api = new AgentApi({ httpAddr: opts.httpAddr, token: opts.token });
+  const stop = new AbortController();
+  const metrics = new Metrics();
+  const refusalLog = new RateLimitedLog(logger);
+  const lan = parseHostPort(opts.address, '-address');
+  const wan = opts.wanAddress ? parseHostPort(opts.wanAddress, '-wan-address') : undefined;
+  const staticRemotes: Record<string, Instance[]> | undefined = opts.staticRemotes
+    ? Object.fromEntries(Object.entries(opts.staticRemotes).map(([dc, list]) => [dc, list.map((a) => parseHostPort(a, `gateway of ${dc}`))]))
+    : undefined;
+  const service = opts.service || 'mesh-gateway';
+  const serviceId = opts.serviceId || service;
+  const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
+  const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
+  const maxHello = opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
+
+  let datacenter = opts.datacenter;
+  if (!datacenter) {
+    const self = await api.get<{ Config?: { Datacenter?: string } }>('/v1/agent/self');
+    datacenter = self.body.Config?.Datacenter;
+    if (!datacenter) throw new GatewayConfigError('the agent did not say its datacenter (GET /v1/agent/self)');
+  }
+  const dc = datacenter;
+  // The trust domain is all the gateway needs of the CA: it matches names, it verifies nothing.
+  let trustDomain = '';
+  let rootsSeen!: () => void;
+  const rootsKnown = new Promise<void>((r) => { rootsSeen = r; });
+  void watch<CARoots>({
+    api, path: '/v1/agent/connect/ca/roots', signal: stop.signal, logger,
+    onChange: (roots) => { if (roots?.TrustDomain) { trustDomain = roots.TrustDomain.toLowerCase(); rootsSeen(); } },
+  });
+  const catalog = new CatalogView({ api, logger: logger.named('catalog'), signal: stop.signal, datacenter: dc, gatewayService: service, staticRemotes });
+
+  const sockets = new Set<net.Socket>();
+  const refuse = (socket: net.Socket, cause: string, detail: string) => {
+    metrics.add(GW.refused[0], GW.refused[1], { cause });
+    refusalLog.warn(cause, 'connection refused', { detail, remote: `${socket.remoteAddress}:${socket.remotePort}` });
+    socket.destroy();
+  };
+
+  const forward = (socket: net.Socket, hello: Buffer, target: string, route: 'local' | 'remote', candidates: Instance[], start: number) => {
+    const labels = { target, route };
+    let tried = 0;
+    const dial = () => {
+      if (socket.destroyed) return;
+      const inst = candidates[(start + tried) % candidates.length]!;
+      tried++;
+      const up = net.connect({ host: inst.host, port: inst.port, allowHalfOpen: true });
+      up.setNoDelay(true);
+      const timer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), connectTimeoutMs);
+      const onError = (err: Error) => {
+        clearTimeout(timer);
+        metrics.add(GW.dialFailures[0], GW.dialFailures[1], labels);
+        logger.debug('dial failed', { target, instance: `${inst.host}:${inst.port}`, error: err });
+        // A refused or silent instance is skipped for the next (each at most once): health lags.
+        if (tried < candidates.length) { dial(); return; }
+        refuse(socket, 'dial_failed', `${target}: ${err.message}`);
+      };
+      up.once('error', onError);
+      up.once('connect', () => {
+        clearTimeout(timer);
+        up.off('error', onError);
+        metrics.add(GW.conns[0], GW.conns[1], labels);
+        metrics.add(GW.active[0], GW.active[1], labels, 1, 'gauge');
+        up.write(hello);
+        splice(socket, up, () => {
+          metrics.add(GW.active[0], GW.active[1], labels, -1, 'gauge');
+          metrics.add(GW.rx[0], GW.rx[1], labels, socket.bytesRead);
+          metrics.add(GW.tx[0], GW.tx[1], labels, socket.bytesWritten);
+        });
+      });
+    };
+    dial();
+  };
+
+  let rr = 0;
+  const route = async (socket: net.Socket, sni: string, hello: Buffer) => {
+    if (!trustDomain) await Promise.race([rootsKnown, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
+    if (!trustDomain) { refuse(socket, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
+    const name = parseMeshSni(sni, trustDomain);
+    if ('refused' in name) { refuse(socket, name.refused, name.detail); return; }
+    const targetDc = name.datacenter;
+    let target: string;
+    let routeKind: 'local' | 'remote';
+    let lookup;
+    if (targetDc === dc) {
+      if (name.kind !== 'target') { refuse(socket, 'unknown_name', `${sni}: names this gateway's own datacenter, not a target in it`); return; }
+      target = targetId(name);
+      routeKind = 'local';
+      lookup = await catalog.local(name.service, name.subset);
+    } else {
+      target = targetDc;
+      routeKind = 'remote';
+      lookup = await catalog.remote(targetDc);
+    }
+    if (socket.destroyed) return;
+    if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return; }
+    rr = (rr + 1) % 1_000_000;
+    forward(socket, hello, target, routeKind, lookup.instances, rr);
+  };
+
+  const accept = (socket: net.Socket) => {
+    metrics.add(GW.accepted[0], GW.accepted[1], {});
+    sockets.add(socket);
+    socket.once('close', () => sockets.delete(socket));
+    socket.setNoDelay(true);
+    socket.on('error', () => socket.destroy());
+    const peeker = new ClientHelloPeeker(maxHello);
+    const timer = setTimeout(() => refuse(socket, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${peeker.bytes} bytes)`), helloTimeoutMs);
+    const stopPeeking = () => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('end', onEnd);
+      socket.pause();
+    };
+    const onEnd = () => {
+      stopPeeking();
+      // A connection closed without a byte is a port probe (the agent's own TCP check every 10 s):
+      // counted, never logged.
+      if (peeker.bytes === 0) { metrics.add(GW.refused[0], GW.refused[1], { cause: 'no_data' }); socket.destroy(); return; }
+      refuse(socket, 'closed_early', `the caller closed after ${peeker.bytes} bytes, before a complete ClientHello`);
+    };
+    const onData = (chunk: Buffer) => {
+      const r = peeker.push(chunk);
+      if (r.state === 'more') return;
+      stopPeeking();
+      if (r.state === 'refused') { refuse(socket, r.cause, r.detail); return; }
+      route(socket, r.sni, Buffer.from(peeker.buffered())).catch((err: unknown) => refuse(socket, 'not_ready', (err as Error).message));
+    };
+    socket.on('data', onData);
+    socket.once('end', onEnd);
+  };
+
+  const servers: net.Server[] = [];
+  const listen = (host: string, port: number) => new Promise<net.Server>((resolve, reject) => {
+    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false }, accept);
+    server.once('error', reject);
+    server.listen({ host, port, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
+  });
+  let metricsServer: net.Server | undefined;
+  const shutdown = async () => {
+    stop.abort();
+    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    for (const s of sockets) s.destroy();
+    if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
+  };
+  try {
+    servers.push(await listen(lan.host, lan.port));
+    if (wan && (wan.host !== lan.host || wan.port !== lan.port)) {
+      try {
+        servers.push(await listen(wan.host, wan.port));
+      } catch (err) {
+        // A WAN address behind NAT is not this host's: the LAN listener is the one traffic reaches.
+        logger.warn('not listening on the WAN address (not local?)', { address: opts.wanAddress, error: err as Error });
+      }
+    }
+    if (opts.metricsAddr) {
+      const m = parseHostPort(opts.metricsAddr, '-metrics-addr');
+      metricsServer = await serveMetrics(metrics, m.host, m.port);
+    }
+    if (opts.register) await register(api, { service, serviceId, lan, wan, deregisterAfter: opts.deregisterAfterCritical || '6h' });
+  } catch (err) {
+    await shutdown();
+    throw err;
+  }
+  logger.info('mesh gateway started', { datacenter: dc, addresses: servers.map((s) => { const a = s.address() as net.AddressInfo; return `${a.address}:${a.port}`; }) });
+  return {
+    serviceId,
+    datacenter: dc,
+    metrics,
+    addresses: () => servers.map((s) => s.address() as net.AddressInfo),
+    metricsAddress: () => (metricsServer?.address() as net.AddressInfo | null) ?? undefined,
+    watchCount: () => catalog.watchCount,
+    stop: shutdown,
+  };
+}
+
+/**
+ * Pipes the caller and the chosen upstream both ways. Each direction ends on its own (half-close:
+ * a caller that shuts its write side still gets the answer); `pipe` pauses the faster side when
+ * the slower one's buffer is full (backpressure); an error or a close destroys both.
+ */
+export function splice(a: net.Socket, b: net.Socket, onClose: () => void): void {
+  a.pipe(b);
+  b.pipe(a);
+  let closed = 0;
+  const fail = () => { a.destroy(); b.destroy(); };
+  a.on('error', fail);
+  b.on('error', fail);
+  // A side that closed after both its directions ended closed normally: the other side finishes
+  // writing what it holds and closes by itself. One that closed before its caller's end (a reset)
+  // takes the other down with it.
+  const closedOne = (x: net.Socket, other: net.Socket) => () => {
+    if (!x.readableEnded) other.destroy();
+    if (++closed === 2) onClose();
+  };
+  a.once('close', closedOne(a, b));
+  b.once('close', closedOne(b, a));
+}
+
+async function register(api: AgentApi, r: { service: string; serviceId: string; lan: { host: string; port: number }; wan?: { host: string; port: number }; deregisterAfter: string }): Promise<void> {
+  const lanHost = r.lan.host === '0.0.0.0' || r.lan.host === '::' ? '' : r.lan.host;
+  const wan = r.wan ?? r.lan;
+  // Consul's `connect envoy -register` (command/connect/envoy/envoy.go): Kind, lan/wan tagged
+  // addresses, and a TCP check on the LAN address named "<kind> listening".
+  const body = {
+    Kind: 'mesh-gateway',
+    ID: r.serviceId,
+    Name: r.service,
+    Address: lanHost,
+    Port: r.lan.port,
+    TaggedAddresses: {
+      lan: { Address: lanHost, Port: r.lan.port },
+      wan: { Address: wan.host === '0.0.0.0' || wan.host === '::' ? lanHost : wan.host, Port: wan.port },
+    },
+    Check: {
+      Name: 'mesh-gateway listening',
+      TCP: `${lanHost || '127.0.0.1'}:${r.lan.port}`,
+      Interval: '10s',
+      DeregisterCriticalServiceAfter: r.deregisterAfter,
+    },
+  };
+  await api.put('/v1/agent/service/register', body);
+}
