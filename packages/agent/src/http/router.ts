@@ -43,6 +43,12 @@ export interface EndpointSpec {
    * client agents fill in from their own config before the RPC (e.g. a session's Node).
    */
   readonly forwardBody?: (body: Buffer) => Buffer;
+  /**
+   * Writes (every method but GET and HEAD) are made in the primary datacenter (primary_datacenter):
+   * a secondary's server forwards them there, as Consul does for config entries and intentions, and
+   * learns the result by replication (server/replication.ts).
+   */
+  readonly writesInPrimary?: boolean;
 }
 
 /** Consul's metrics label for an endpoint pattern: "/v1/kv/" → "v1_kv__" (a trailing slash is "_"). */

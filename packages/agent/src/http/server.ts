@@ -32,6 +32,7 @@ import { eventRoutes } from './routes/event.ts';
 import { healthRoutes } from './routes/health.ts';
 import { authorizeRoutes, intentionRoutes } from './routes/intentions.ts';
 import { kvRoutes } from './routes/kv.ts';
+import { replicationRoutes } from './routes/replication.ts';
 import { sessionRoutes } from './routes/session.ts';
 import { statusRoutes } from './routes/status.ts';
 import { txnRoutes } from './routes/txn.ts';
@@ -205,6 +206,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...intentionRoutes(deps),
     ...authorizeRoutes(deps),
     ...eventRoutes(deps),
+    ...replicationRoutes(deps),
     ...uiInternalRoutes(deps),
     ...(opts.routes ?? []),
   ];
@@ -256,6 +258,15 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       // A client agent sends what it does not serve itself to a server (forward.ts).
       if (backend.forward && !spec.agentLocal && !spec.servedByEveryAgent) {
         await forwardAndReply(backend.forward, req, reply, ac.signal, spec.forwardBody);
+        return;
+      }
+      // Config entries and intentions are written in the primary datacenter (primary_datacenter).
+      const primary = backend.config.primaryDatacenter;
+      if (spec.writesInPrimary && primary && primary !== backend.config.datacenter
+        && method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && spec.methods[method] !== undefined) {
+        if (!backend.forwardDc) throw new HttpError(500, 'No path to datacenter', 'ERR_NO_DC_PATH');
+        const forwardDc = backend.forwardDc.bind(backend);
+        await forwardAndReply((r, signal) => forwardDc(primary, { ...r, url: withDatacenter(r.url, primary) }, signal), req, reply, ac.signal);
         return;
       }
       const allowed = allowedMethods(spec);
@@ -330,6 +341,14 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       await app.close();
     },
   };
+}
+
+/** The URL with ?dc=<dc> (replacing any other): the receiving datacenter answers it as its own. */
+function withDatacenter(url: string, dc: string): string {
+  const q = url.indexOf('?');
+  const params = new URLSearchParams(q < 0 ? '' : url.slice(q + 1));
+  params.set('dc', dc);
+  return `${q < 0 ? url : url.slice(0, q)}?${params.toString()}`;
 }
 
 /** Tokens never reach the logs. */

@@ -8,6 +8,7 @@ import { catalogStateFromStore } from '../local/state.ts';
 import { injectForwarded } from '../http/forward.ts';
 import type { Command } from '../state/index.ts';
 import { ServerCA } from './connectCA.ts';
+import { setupServerAcl } from './acl.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
 import { clientDnsLookup } from '../client/dnsLookup.ts';
 import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
@@ -16,6 +17,7 @@ import { operatorRoutes } from './operatorRoutes.ts';
 import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
 import { WanFederation } from './wan.ts';
+import { ConfigReplication } from './replication.ts';
 import { hasWanPool } from '../gossip/fromConfig.ts';
 
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
@@ -37,7 +39,9 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     }),
   });
   const stopReconciling = pool.onMembershipChange(() => void leader.reconcileMembers());
+  const acl = setupServerAcl({ config, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
   server.raft.node.on('leaderChange', (e) => {
+    acl?.leaderChanged(e.isLocal);
     void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
   });
   // A restored snapshot replaces the catalog and sessions: the leader registers itself again and
@@ -59,6 +63,17 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       throw err;
     }
   }
+  // A secondary datacenter's leader replicates config entries (and so intentions) from the primary.
+  const replication = wan && config.primaryDatacenter && config.primaryDatacenter !== config.datacenter
+    ? new ConfigReplication({
+      primary: config.primaryDatacenter, store: server.store, apply: (cmd, signal) => server.apply(cmd, signal), logger,
+      fetchPrimary: (url, signal) => wan.forwardHttp(config.primaryDatacenter, { method: 'GET', url, headers: {}, body: Buffer.alloc(0) }, signal),
+    })
+    : undefined;
+  if (replication) {
+    server.raft.node.on('leaderChange', (e) => (e.isLocal ? replication.start() : replication.stop()));
+    if (server.raft.started && server.raft.node.isLeader()) replication.start();
+  }
 
   return {
     server,
@@ -74,6 +89,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         renew: (id) => server.renewSession(id),
       },
       connectCA: ca,
+      ...(acl ? { acl } : {}),
       ...(wan ? {
         forwardDc: (dc, req, signal) => wan.forwardHttp(dc, req, signal),
         datacenters: () => wan.datacenters(),
@@ -101,6 +117,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     async stop() {
       stopReconciling();
       server.httpHandler = undefined;
+      replication?.stop();
       await wan?.stop();
       await server.stop();
       leader.stop();

@@ -121,7 +121,7 @@ export function configRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   return [
-    { path: '/v1/config', methods: { PUT: apply } },
-    { path: '/v1/config/', prefix: true, methods: { GET: get, DELETE: del } },
+    { path: '/v1/config', writesInPrimary: true, methods: { PUT: apply } },
+    { path: '/v1/config/', prefix: true, writesInPrimary: true, methods: { GET: get, DELETE: del } },
   ];
 }

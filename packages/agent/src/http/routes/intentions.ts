@@ -353,9 +353,9 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   return [
-    { path: '/v1/connect/intentions', methods: { GET: list, POST: create } },
-    { path: '/v1/connect/intentions/', prefix: true, methods: { GET: getById, PUT: updateById, DELETE: deleteById } },
-    { path: '/v1/connect/intentions/exact', methods: { GET: getExact, PUT: putExact, DELETE: deleteExact } },
+    { path: '/v1/connect/intentions', writesInPrimary: true, methods: { GET: list, POST: create } },
+    { path: '/v1/connect/intentions/', prefix: true, writesInPrimary: true, methods: { GET: getById, PUT: updateById, DELETE: deleteById } },
+    { path: '/v1/connect/intentions/exact', writesInPrimary: true, methods: { GET: getExact, PUT: putExact, DELETE: deleteExact } },
     { path: '/v1/connect/intentions/match', methods: { GET: match } },
     { path: '/v1/connect/intentions/check', methods: { GET: check } },
   ];

@@ -1,0 +1,109 @@
+// primary_datacenter with real processes on loopback: config entries and intentions are written in
+// the primary (a write received by a secondary, or by a client agent of a secondary, is forwarded
+// there) and replicated into the secondary's own Raft log by its leader. Killing the primary: the
+// secondary keeps serving what it replicated, writes there fail, and replication resumes when the
+// primary is back.
+import { after, afterEach, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { AgentProcess, printLogsIfFailed, waitFor } from '../support/index.ts';
+
+interface Entry { Kind: string; Name: string; Protocol?: string; ModifyIndex: number }
+
+describe('primary_datacenter: config entries and intentions replicate to a secondary', () => {
+  let primary: AgentProcess;
+  let secondary: AgentProcess;
+  let client2: AgentProcess;
+  const all = (): AgentProcess[] => [primary, secondary, client2].filter((a) => a !== undefined);
+  const entry = async (agent: AgentProcess, kind: string, name: string): Promise<Entry | undefined> => {
+    const r = await agent.request('GET', `/v1/config/${kind}/${name}`);
+    return r.status === 200 ? r.json<Entry>() : undefined;
+  };
+
+  before(async () => {
+    // The secondary first, so the primary's -join-wan names it: a restarted primary joins again at once.
+    secondary = await AgentProcess.start({ name: 'rep-s2', mode: 'server', args: ['-datacenter', 'dc2', '-primary-datacenter', 'dc1'] });
+    primary = await AgentProcess.start({ name: 'rep-s1', mode: 'server', args: ['-datacenter', 'dc1', '-primary-datacenter', 'dc1', '-join-wan', secondary.serfWanAddr] });
+    client2 = await AgentProcess.start({
+      name: 'rep-c2', mode: 'client', readyTimeoutMs: 60_000,
+      args: ['-datacenter', 'dc2', '-primary-datacenter', 'dc1', '-retry-join', secondary.serfAddr, '-retry-interval', '1s'],
+    });
+  });
+  after(async () => {
+    for (const a of all()) await a.dispose();
+  });
+  afterEach((t) => printLogsIfFailed(t, ...all()));
+
+  test('an entry written in the primary is readable in the secondary within seconds', { timeout: 30_000 }, async () => {
+    const w = await primary.request('PUT', '/v1/config', { body: { Kind: 'service-defaults', Name: 'web', Protocol: 'http' } });
+    assert.equal(w.text, 'true');
+    const started = Date.now();
+    const got = await waitFor('dc2 has service-defaults/web', () => entry(secondary, 'service-defaults', 'web'), 15_000, 100);
+    assert.equal(got.Protocol, 'http');
+    assert.ok(Date.now() - started < 10_000, `replicated in ${Date.now() - started} ms`);
+    // Through the secondary's client agent too, and in the secondary's own Raft log (its own index).
+    assert.equal((await entry(client2, 'service-defaults', 'web'))?.Protocol, 'http');
+    // Entries that need others (a router needs the http protocol) replicate in a valid order.
+    assert.equal((await primary.request('PUT', '/v1/config', { body: { Kind: 'service-resolver', Name: 'web', ConnectTimeout: '3s' } })).text, 'true');
+    assert.equal((await primary.request('PUT', '/v1/config', {
+      body: { Kind: 'service-router', Name: 'web', Routes: [{ Match: { HTTP: { PathPrefix: '/admin' } }, Destination: { Service: 'web' } }] },
+    })).text, 'true');
+    await waitFor('dc2 has the router', () => entry(secondary, 'service-router', 'web'), 15_000, 100);
+  });
+
+  test('a write to the secondary (server or client agent) lands in the primary and comes back', { timeout: 30_000 }, async () => {
+    const w = await client2.request('PUT', '/v1/config', { body: { Kind: 'service-defaults', Name: 'api', Protocol: 'grpc' } });
+    assert.equal(w.status, 200, w.text);
+    assert.equal(w.text, 'true');
+    // Answered by the primary: it is there at once.
+    assert.equal((await entry(primary, 'service-defaults', 'api'))?.Protocol, 'grpc');
+    await waitFor('dc2 has service-defaults/api', () => entry(secondary, 'service-defaults', 'api'), 15_000, 100);
+
+    // Intentions are service-intentions entries: written through the secondary, stored in the primary.
+    const i = await secondary.request('PUT', '/v1/connect/intentions/exact?source=web&destination=api', { body: { Action: 'deny' } });
+    assert.equal(i.status, 200, i.text);
+    const inPrimary = await primary.getJson<{ Action: string }>('/v1/connect/intentions/exact?source=web&destination=api');
+    assert.equal(inPrimary.Action, 'deny');
+    const inSecondary = await waitFor('dc2 has the intention', async () => {
+      const r = await client2.request('GET', '/v1/connect/intentions/exact?source=web&destination=api');
+      return r.status === 200 ? r.json<{ Action: string }>() : undefined;
+    }, 15_000, 100);
+    assert.equal(inSecondary.Action, 'deny');
+    const check = await client2.getJson<{ Allowed: boolean }>('/v1/connect/intentions/check?source=web&destination=api');
+    assert.equal(check.Allowed, false);
+
+    // A delete in the secondary is a delete in the primary, then here.
+    assert.equal((await secondary.request('DELETE', '/v1/config/service-defaults/api')).status, 200);
+    assert.equal(await entry(primary, 'service-defaults', 'api'), undefined);
+    await waitFor('dc2 lost service-defaults/api', async () => (await entry(secondary, 'service-defaults', 'api')) === undefined, 15_000, 100);
+  });
+
+  test('an invalid entry sent to the secondary is refused by the primary with its 400, nothing changes', { timeout: 30_000 }, async () => {
+    const before = (await primary.getJson<Entry[]>('/v1/config/service-defaults')).length;
+    const r = await secondary.request('PUT', '/v1/config', { body: { Kind: 'no-such-kind', Name: 'bad' } });
+    assert.equal(r.status, 400, r.text);
+    assert.match(r.text, /no-such-kind/);
+    const noName = await client2.request('PUT', '/v1/config', { body: { Kind: 'service-defaults' } });
+    assert.equal(noName.status, 400, noName.text);
+    const nonsense = await secondary.request('PUT', '/v1/config', { body: '{not json' });
+    assert.equal(nonsense.status, 400);
+    assert.equal((await primary.getJson<Entry[]>('/v1/config/service-defaults')).length, before);
+  });
+
+  test('with the primary down the secondary serves what it replicated; replication resumes after a restart', { timeout: 120_000 }, async () => {
+    await waitFor('dc2 has service-defaults/web', () => entry(secondary, 'service-defaults', 'web'), 15_000, 100);
+    await primary.kill();
+    // Reads keep serving the replicated state.
+    assert.equal((await entry(secondary, 'service-defaults', 'web'))?.Protocol, 'http');
+    assert.equal((await entry(client2, 'service-router', 'web'))?.Kind, 'service-router');
+    // A write cannot reach the primary: it fails and nothing changes here.
+    const w = await secondary.request('PUT', '/v1/config', { body: { Kind: 'service-defaults', Name: 'during', Protocol: 'tcp' }, timeoutMs: 30_000 });
+    assert.equal(w.status, 500, w.text);
+    assert.equal(await entry(secondary, 'service-defaults', 'during'), undefined);
+
+    await primary.restart();
+    assert.equal((await primary.request('PUT', '/v1/config', { body: { Kind: 'service-defaults', Name: 'after', Protocol: 'http2' } })).text, 'true');
+    const got = await waitFor('dc2 has service-defaults/after', () => entry(secondary, 'service-defaults', 'after'), 60_000, 250);
+    assert.equal(got.Protocol, 'http2');
+    assert.equal((await entry(secondary, 'service-defaults', 'web'))?.Protocol, 'http', 'earlier entries are still there');
+  });
+});
