@@ -11,3 +11,5 @@ if [ ${#need[@]} -gt 0 ]; then
   echo "install-test-deps: apt-get install ${need[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${need[@]}" >/dev/null
 fi
+# iproute2 and nftables for the network-namespace suites (test/chaos): their own script, also run by npm run chaos.
+bash "$(dirname "$0")/install-netns-deps.sh"

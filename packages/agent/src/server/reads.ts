@@ -18,6 +18,7 @@ import type { RpcClient } from '../rpc/client.ts';
 import { retryable } from '../rpc/errors.ts';
 import { abortError, ServerError } from './errors.ts';
 import { NoLeaderError, type RaftServer } from './raftServer.ts';
+import type { ChaosPlant } from './chaosPlant.ts';
 import type { Writes } from './writes.ts';
 
 export interface ReadBarrierOptions {
@@ -116,6 +117,8 @@ export interface ServerReadsOptions {
   raft: RaftServer;
   rpcClient: RpcClient;
   writes: Writes;
+  /** A planted bug for chaos tests (chaosPlant.ts); undefined in every real agent. */
+  plant?: ChaosPlant;
 }
 
 /**
@@ -155,6 +158,8 @@ export class ServerReads {
 
   /** Resolves once a read of this mode may run on the local store. */
   async barrier(consistent: boolean, signal?: AbortSignal): Promise<void> {
+    // PLANTED BUG (TRELLIS_CHAOS_PLANT=stale-reads): a consistent read without any barrier.
+    if (consistent && this.#o.plant === 'stale-reads') return;
     const raft = this.#o.raft;
     if (raft.started && raft.node.isLeader()) {
       try {

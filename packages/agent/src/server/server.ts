@@ -19,6 +19,7 @@ import { RpcServer } from '../rpc/server.ts';
 import { rpcTlsFromConfig } from '../rpc/tls.ts';
 import { Autopilot, type AutopilotHealth } from './autopilot.ts';
 import { BootstrapCoordinator } from './bootstrap.ts';
+import { chaosPlant, CHAOS_PLANT_ENV } from './chaosPlant.ts';
 import { withDefaultPort, type ServerDiscovery } from './discovery.ts';
 import { ServerError } from './errors.ts';
 import { JoinDiscovery } from './joinDiscovery.ts';
@@ -124,11 +125,14 @@ export class Server {
       logger: o.logger,
     });
     const log = this.#log;
+    // Test-only planted bugs (chaosPlant.ts): from the environment only, never from configuration.
+    const plant = chaosPlant();
+    if (plant) log.warn({ plant }, `${CHAOS_PLANT_ENV}=${plant}: this server runs with a PLANTED BUG for chaos testing; its reads or writes are not safe`);
     this.#writes = new Writes({
       config: c, raft: this.raft, rpcClient: this.rpcClient, logger: log,
-      stopped: () => this.#stopped,
+      stopped: () => this.#stopped, plant,
     });
-    this.#reads = new ServerReads({ config: c, nodeId: o.nodeId, raft: this.raft, rpcClient: this.rpcClient, writes: this.#writes });
+    this.#reads = new ServerReads({ config: c, nodeId: o.nodeId, raft: this.raft, rpcClient: this.rpcClient, writes: this.#writes, plant });
     this.#membership = new Membership({
       config: c, nodeId: o.nodeId, raft: this.raft, rpcClient: this.rpcClient, discovery: this.discovery,
       autopilot: this.autopilot, writes: this.#writes, logger: log,
@@ -216,6 +220,11 @@ export class Server {
   }
 
   // ---- writes, reads, membership, snapshots: the modules do the work ---------------------------
+
+  /** The write path (ACL wiring sets its token hooks: server/acl.ts). */
+  get writes(): Writes {
+    return this.#writes;
+  }
 
   apply(cmd: Command, signal?: AbortSignal): Promise<CommandResult> {
     return this.#writes.apply(cmd, signal);

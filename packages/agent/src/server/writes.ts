@@ -9,10 +9,12 @@
 import { NotLeaderError } from '@trellis/raft';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
-import { encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
+import { decodeCommand, encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
 import type { CallOptions, RpcClient } from '../rpc/client.ts';
 import { retryable } from '../rpc/errors.ts';
 import { decodeCommandResult, encodeCommandResult } from '../rpc/results.ts';
+import { unwrapToken, wrapToken } from '../rpc/tokenFrame.ts';
+import type { ChaosPlant } from './chaosPlant.ts';
 import { abortError, ServerError } from './errors.ts';
 import { NoLeaderError, type RaftServer } from './raftServer.ts';
 
@@ -28,6 +30,8 @@ export interface WritesOptions {
   logger: Logger;
   /** The server is stopping: nothing waits for a leader any more. */
   stopped: () => boolean;
+  /** A planted bug for chaos tests (chaosPlant.ts); undefined in every real agent. */
+  plant?: ChaosPlant;
 }
 
 export class Writes {
@@ -36,6 +40,10 @@ export class Writes {
   /** The leader this follower forwards writes to ('' while it leads or knows none). */
   #forwardedTo = '';
   readonly #leaderWaiters = new Set<() => void>();
+  /** ACLs on (server/acl.ts): the token this server forwards its writes with (the servers' secret). */
+  forwardToken: (() => string) | undefined = undefined;
+  /** ACLs on: checks a write forwarded here against the token it came with; throws to refuse it. */
+  authorizeForwarded: ((token: string | undefined, command: Buffer) => void) | undefined = undefined;
 
   constructor(o: WritesOptions) {
     this.#o = o;
@@ -65,17 +73,33 @@ export class Writes {
     const data = encodeCommand(cmd);
     return this.onLeader('apply', { idempotent: false, signal },
       () => this.applyOnLeader(data),
-      (address, call) => this.#o.rpcClient.apply(address, data, call).then((r) => decodeCommandResult(r)));
+      (address, call) => {
+        const token = this.forwardToken?.();
+        const wire = token ? wrapToken(token, data) : data;
+        return this.#o.rpcClient.apply(address, wire, call).then((r) => decodeCommandResult(r));
+      });
   }
 
   applyOnLeader(data: Uint8Array): Promise<CommandResult> {
+    if (this.#o.plant === 'early-ack') {
+      // PLANTED BUG (TRELLIS_CHAOS_PLANT=early-ack): a KV write answered "true" once it is in this
+      // leader's own log, before a quorum has it or it is applied.
+      const type = decodeCommand(data).type;
+      if (type === 'kvSet' || type === 'kvCas') {
+        this.#o.raft.node.propose(data).catch(() => undefined);
+        return Promise.resolve({ ok: true, index: this.#o.raft.node.status().lastIndex, value: true });
+      }
+    }
     // Session TTL timers follow the store's apply events (sessionTimers.ts), not the commands here.
     return this.#o.raft.node.propose(data);
   }
 
   /** A command forwarded by another server (Forward.Apply or ApplyStream). */
-  async forwardedApply(data: Buffer): Promise<Buffer> {
+  async forwardedApply(frame: Buffer): Promise<Buffer> {
     this.requireLeader();
+    // The token the write was sent with (rpc/tokenFrame.ts) is checked here and never proposed.
+    const { token, command: data } = unwrapToken(frame);
+    if (this.authorizeForwarded && isCommandData(data)) this.authorizeForwarded(token, data);
     // Only state-store commands travel this way; control entries (restore) have their own path.
     if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
     return encodeCommandResult(await this.applyOnLeader(data));

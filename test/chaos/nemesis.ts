@@ -1,0 +1,268 @@
+// The fault schedule: quiet, fault, heal, quiet, fault, … for the run's duration. The seed decides
+// the order of faults (a seeded shuffle, cycled, so a short run still tries each one), the windows'
+// lengths and the targets; "the leader" is whoever leads when the fault starts. Every fault and heal
+// is logged with its time. One fault at a time, each healed before the next.
+import type { Rng } from '../../packages/raft/src/sim/rng.ts';
+import { request } from '../support/http.ts';
+import type { ChaosAgent, ChaosCluster } from './cluster.ts';
+import { SERVER_PORT } from './cluster.ts';
+import type { Fault } from './options.ts';
+import { DelayRelay } from './relay.ts';
+
+export interface FaultEvent {
+  fault: Fault;
+  /** ms since the run started. */
+  start: number;
+  end?: number;
+  targets: string[];
+  detail: string;
+  /** For a minority partition: the side with a majority of servers. */
+  majority?: string[];
+  /** After the heal: ms until every server named one leader again (undefined: not within the probe). */
+  leaderAfterHealMs?: number;
+  /** After the heal: ms until every agent listed every member alive. */
+  membersAliveAfterHealMs?: number;
+  /** When the fault cut off the leader: ms until the other servers agreed on a new one. */
+  failoverMs?: number;
+  /** For kill: ms from the kill until an observer server listed the member as failed. */
+  detectedMs?: number;
+  /** For loss: members an agent declared failed while every member was alive. */
+  falseFailures?: string[];
+}
+
+export interface NemesisOptions {
+  faults: Fault[];
+  durationMs: number;
+  rng: Rng;
+  t0: number;
+  log: (line: string) => void;
+  stopped: () => boolean;
+  /** Window lengths (ms): faults last faultMs, quiet between them quietMs. */
+  faultMs?: [number, number];
+  quietMs?: [number, number];
+}
+
+const ALIVE = 1;
+const FAILED = 4;
+
+export class Nemesis {
+  readonly events: FaultEvent[] = [];
+  readonly #c: ChaosCluster;
+  readonly #o: NemesisOptions;
+  readonly #relays: DelayRelay[] = [];
+  readonly #probes: Promise<void>[] = [];
+  #killed: ChaosAgent[] = [];
+  #paused: ChaosAgent[] = [];
+
+  constructor(cluster: ChaosCluster, o: NemesisOptions) {
+    this.#c = cluster;
+    this.#o = o;
+  }
+
+  #now(): number {
+    return Math.round(performance.now() - this.#o.t0);
+  }
+
+  async #sleep(ms: number): Promise<void> {
+    const end = performance.now() + ms;
+    while (!this.#o.stopped() && performance.now() < end) await new Promise((r) => setTimeout(r, Math.min(200, end - performance.now())));
+  }
+
+  /** Runs the schedule until durationMs has passed; the last fault is always healed. */
+  async run(): Promise<void> {
+    const o = this.#o;
+    const order = o.rng.shuffle([...o.faults]);
+    const [fLo, fHi] = o.faultMs ?? [5000, 9000];
+    const [qLo, qHi] = o.quietMs ?? [3000, 6000];
+    await this.#sleep(o.rng.range(qLo, qHi));
+    for (let i = 0; !o.stopped(); i++) {
+      const windowMs = o.rng.range(fLo, fHi);
+      if (this.#now() + windowMs > o.durationMs) break;
+      const fault = order[i % order.length]!;
+      const leaderBefore = (await this.#c.leader())?.name;
+      const ev = await this.#inject(fault, leaderBefore);
+      this.events.push(ev);
+      if (leaderBefore && ev.targets.length === 1 && ev.targets[0] === leaderBefore && fault !== 'partition-oneway') {
+        this.#probes.push(this.#watchFailover(ev, leaderBefore));
+      }
+      o.log(`+${(ev.start / 1000).toFixed(1)}s FAULT ${fault}: ${ev.detail}`);
+      await this.#sleep(windowMs);
+      await this.heal(ev);
+      if (this.#now() + qLo > o.durationMs) break;
+      await this.#sleep(o.rng.range(qLo, qHi));
+    }
+    await Promise.all(this.#probes);
+  }
+
+  async #inject(fault: Fault, leader: string | undefined): Promise<FaultEvent> {
+    const c = this.#c;
+    const rng = this.#o.rng;
+    const start = this.#now();
+    const servers = c.servers.map((s) => s.name);
+    const all = c.agents.map((a) => a.name);
+    switch (fault) {
+      case 'partition': {
+        const shuffled = rng.shuffle([...servers]);
+        const minority = shuffled.slice(0, Math.floor(servers.length / 2));
+        const majority = shuffled.slice(minority.length);
+        for (const cl of c.clients) (rng.chance(0.5) ? minority : majority).push(cl.name);
+        await c.net.partition([minority, majority]);
+        return { fault, start, targets: minority, majority, detail: `symmetric partition {${minority.join(',')}} | {${majority.join(',')}} (leader was ${leader ?? 'unknown'})` };
+      }
+      case 'partition-oneway': {
+        const x = leader && rng.chance(0.5) ? leader : rng.pick(servers);
+        const others = all.filter((n) => n !== x);
+        if (rng.chance(0.5)) {
+          await c.net.dropOneWay([x], others);
+          return { fault, start, targets: [x], detail: `one-way: nobody hears ${x}${x === leader ? ' (the leader)' : ''}; ${x} still hears everyone` };
+        }
+        await c.net.dropOneWay(others, [x]);
+        return { fault, start, targets: [x], detail: `one-way: ${x}${x === leader ? ' (the leader)' : ''} hears nobody; everyone still hears ${x}` };
+      }
+      case 'partition-leader': {
+        const x = leader ?? rng.pick(servers);
+        await c.net.isolate(x);
+        return { fault, start, targets: [x], majority: all.filter((n) => n !== x), detail: `isolated ${x}${leader ? ' (the leader)' : ' (no agreed leader: a random server)'}` };
+      }
+      case 'partition-ring': {
+        const ring = rng.shuffle([...servers]);
+        await c.net.ring(ring);
+        return { fault, start, targets: ring, detail: `majorities ring ${ring.join('-')}-${ring[0]} (each server hears its neighbours); clients unaffected` };
+      }
+      case 'partition-bridge': {
+        const order = rng.shuffle([...servers]);
+        await c.net.bridge(order);
+        const mid = Math.floor(order.length / 2);
+        return { fault, start, targets: order, detail: `bridge {${order.slice(0, mid).join(',')}} - ${order[mid]} - {${order.slice(mid + 1).join(',')}}` };
+      }
+      case 'loss': {
+        const pct = rng.range(10, 30);
+        await c.net.loss(pct);
+        const ev: FaultEvent = { fault, start, targets: all, detail: `${pct}% packet loss between all members (nft numgen)`, falseFailures: [] };
+        this.#probes.push(this.#watchFalseFailures(ev));
+        return ev;
+      }
+      case 'delay': {
+        const delay = rng.range(50, 200);
+        const jitter = Math.round(delay / 2);
+        await this.#startDelay(delay, jitter);
+        return { fault, start, targets: servers, detail: `${delay} ms ± ${jitter} ms on server-port (Raft, RPC) TCP between servers, via a user-space relay` };
+      }
+      case 'kill': {
+        const pool = rng.chance(0.3) && c.clients.length > 0 ? c.clients.map((a) => a.name) : servers;
+        const x = pool === servers && leader && rng.chance(0.5) ? leader : rng.pick(pool);
+        const a = c.byName(x);
+        const killedAt = performance.now();
+        await a.kill();
+        this.#killed.push(a);
+        const ev: FaultEvent = { fault, start, targets: [x], detail: `kill -9 ${x}${x === leader ? ' (the leader)' : ''}; restarted at heal` };
+        this.#probes.push(this.#watchDetection(ev, a, killedAt));
+        return ev;
+      }
+      case 'pause': {
+        const x = leader && rng.chance(0.6) ? leader : rng.pick(servers);
+        const a = c.byName(x);
+        a.pause();
+        this.#paused.push(a);
+        return { fault, start, targets: [x], detail: `SIGSTOP ${x}${x === leader ? ' (the leader)' : ''}; SIGCONT at heal` };
+      }
+    }
+  }
+
+  /** Undoes every fault in force, and measures recovery in the background. */
+  async heal(ev?: FaultEvent): Promise<void> {
+    const c = this.#c;
+    await c.net.heal();
+    for (const r of this.#relays) { r.delayMs = 0; r.jitterMs = 0; }
+    for (const a of this.#paused) a.resume();
+    this.#paused = [];
+    for (const a of this.#killed) if (!a.running) a.start();
+    this.#killed = [];
+    if (!ev) return;
+    ev.end = this.#now();
+    this.#o.log(`+${(ev.end / 1000).toFixed(1)}s HEAL  ${ev.fault}`);
+    this.#probes.push(this.#watchRecovery(ev));
+  }
+
+  async #startDelay(delay: number, jitter: number): Promise<void> {
+    const c = this.#c;
+    const rng = this.#o.rng.fork('relay');
+    if (this.#relays.length === 0) {
+      for (const s of c.servers) this.#relays.push(await DelayRelay.start(c.net.hostAddress, { host: s.address, port: SERVER_PORT }, () => rng.float()));
+    }
+    for (const r of this.#relays) { r.delayMs = delay; r.jitterMs = jitter; }
+    await Promise.all(c.servers.map((s) => c.net.redirect(s.name, c.servers.flatMap((d, j) => (d === s ? [] : [{
+      dest: d.address, port: SERVER_PORT, to: `${c.net.hostAddress}:${this.#relays[j]!.port}`,
+    }])))));
+  }
+
+  async #watchRecovery(ev: FaultEvent): Promise<void> {
+    const healedAt = performance.now();
+    const deadline = healedAt + 30_000;
+    const c = this.#c;
+    while (performance.now() < deadline && ev.leaderAfterHealMs === undefined) {
+      if (await c.leader(c.servers)) ev.leaderAfterHealMs = Math.round(performance.now() - healedAt);
+      else await new Promise((r) => setTimeout(r, 100));
+    }
+    while (performance.now() < deadline) {
+      const alive = await c.aliveCounts();
+      if (alive.every((n) => n === c.agents.length)) {
+        ev.membersAliveAfterHealMs = Math.round(performance.now() - healedAt);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 200));
+    }
+  }
+
+  /** Until the servers other than the old leader agree on a leader that is not it. */
+  async #watchFailover(ev: FaultEvent, old: string): Promise<void> {
+    const others = this.#c.servers.filter((s) => s.name !== old);
+    const from = performance.now();
+    while (ev.end === undefined && performance.now() - from < 30_000) {
+      const l = await this.#c.leader(others, 1000);
+      if (l && l.name !== old) {
+        ev.failoverMs = Math.round(performance.now() - from);
+        return;
+      }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** Polls a server that is not the killed one until it lists the member as failed. */
+  async #watchDetection(ev: FaultEvent, killed: ChaosAgent, killedAt: number): Promise<void> {
+    const observer = this.#c.servers.find((s) => s !== killed)!;
+    while (!killed.running && performance.now() - killedAt < 30_000) {
+      try {
+        const r = await request(observer.url, 'GET', '/v1/agent/members', { timeoutMs: 1000 });
+        const m = r.status === 200 ? r.json<Array<{ Name: string; Status: number }>>().find((x) => x.Name === killed.name) : undefined;
+        if (m && m.Status === FAILED) {
+          ev.detectedMs = Math.round(performance.now() - killedAt);
+          return;
+        }
+      } catch { /* the observer may be slow; try again */ }
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  /** During a loss window every member is alive: any member an agent lists as failed is a false declaration. */
+  async #watchFalseFailures(ev: FaultEvent): Promise<void> {
+    const seen = new Set<string>();
+    while (ev.end === undefined && !this.#o.stopped()) {
+      await Promise.all(this.#c.agents.map(async (a) => {
+        try {
+          const r = await request(a.url, 'GET', '/v1/agent/members', { timeoutMs: 1000 });
+          if (r.status !== 200) return;
+          for (const m of r.json<Array<{ Name: string; Status: number }>>()) {
+            if (m.Status !== ALIVE && m.Status === FAILED) seen.add(`${m.Name} (seen by ${a.name})`);
+          }
+        } catch { /* ignore */ }
+      }));
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    ev.falseFailures = [...seen];
+  }
+
+  async close(): Promise<void> {
+    await Promise.all(this.#relays.map((r) => r.close()));
+  }
+}

@@ -1,0 +1,123 @@
+// test/support/netns.ts against the real kernel: namespaces joined by a bridge, the test process
+// reaching every member, and each fault kind really dropping packets (a TCP connect inside one
+// namespace to a listener in another), then everything removed.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { spawn, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { Netns, namespaceExists, namespacesWithPrefix, netnsUnavailable, ringGrudge } from '../support/netns.ts';
+
+const why = netnsUnavailable();
+const PORT = 7000;
+
+/** Exit code 0 when a TCP connect from `from`'s namespace to addr:PORT succeeds within 1.5 s. */
+async function connects(n: Netns, from: string, addr: string): Promise<boolean> {
+  const code = `const s=require('net').connect(${PORT},'${addr}',()=>process.exit(0));s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),1500)`;
+  try {
+    await n.exec(from, process.execPath, ['-e', code]);
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function hostConnects(addr: string): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.connect(PORT, addr, () => { s.destroy(); resolve(true); });
+    s.on('error', () => resolve(false));
+    s.setTimeout(1500, () => { s.destroy(); resolve(false); });
+  });
+}
+
+describe('network namespaces (test/support/netns.ts)', { skip: why || false }, () => {
+  let n: Netns;
+  const listeners: ChildProcess[] = [];
+
+  before(async () => {
+    n = await Netns.create({ members: ['a', 'b', 'c', 'd', 'e'] });
+    for (const m of n.members) {
+      const child = n.spawn(m.name, process.execPath, ['-e', `require('net').createServer(s=>s.end()).listen(${PORT},'${m.address}',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      listeners.push(child);
+      await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
+    }
+  });
+
+  after(async () => {
+    for (const l of listeners) l.kill('SIGKILL');
+    await n?.destroy();
+  });
+
+  test('members reach each other and the test process reaches every member', async () => {
+    assert.equal(await connects(n, 'a', n.address('b')), true);
+    assert.equal(await connects(n, 'e', n.address('a')), true);
+    for (const m of n.members) assert.equal(await hostConnects(m.address), true, m.name);
+  });
+
+  test('symmetric partition cuts both directions, keeps each side and the test process connected; heal restores', async () => {
+    await n.partition([['a', 'b'], ['c', 'd', 'e']]);
+    assert.equal(await connects(n, 'a', n.address('c')), false);
+    assert.equal(await connects(n, 'c', n.address('a')), false);
+    assert.equal(await connects(n, 'a', n.address('b')), true);
+    assert.equal(await connects(n, 'd', n.address('e')), true);
+    assert.equal(await hostConnects(n.address('a')), true);
+    await n.heal();
+    assert.equal(await connects(n, 'a', n.address('c')), true);
+  });
+
+  test('one-way: the receiving side drops, the other direction still delivers', async () => {
+    await n.dropOneWay(['a'], ['b']);
+    // a's SYN never reaches b; b's SYN reaches a, but a's answer is dropped at b: a TCP connect fails
+    // both ways, yet b's input rule alone is in place (checked on the rules).
+    assert.equal(await connects(n, 'a', n.address('b')), false);
+    assert.match(await n.rules('b'), new RegExp(`ip saddr \\{?\\s*${n.address('a').replaceAll('.', '\\.')}`));
+    assert.doesNotMatch(await n.rules('a'), /ip saddr .* drop/);
+    await n.heal();
+    assert.equal(await connects(n, 'a', n.address('b')), true);
+  });
+
+  test('majorities ring: each member reaches its ring neighbours only', async () => {
+    const g = ringGrudge(['a', 'b', 'c', 'd', 'e']);
+    assert.deepEqual([...g.get('a')!].sort(), ['c', 'd']);
+    await n.ring(['a', 'b', 'c', 'd', 'e']);
+    assert.equal(await connects(n, 'a', n.address('b')), true);
+    assert.equal(await connects(n, 'a', n.address('e')), true);
+    assert.equal(await connects(n, 'a', n.address('c')), false);
+    await n.heal();
+  });
+
+  test('loss: 100% drops everything between members but not from the test process', async () => {
+    await n.loss(100);
+    assert.equal(await connects(n, 'b', n.address('c')), false);
+    assert.equal(await hostConnects(n.address('c')), true);
+    await n.loss(50);
+    assert.match(await n.rules('c'), /numgen random mod 100 < 50 drop/);
+    await n.heal();
+    assert.equal(await connects(n, 'b', n.address('c')), true);
+    await assert.rejects(n.loss(101), /integer percentage/);
+  });
+
+  test('a prefix already in use is refused before anything is made', () => {
+    assert.throws(() => Netns.plan({ members: ['x'], prefix: n.prefix }), /already exists; refusing/);
+    assert.throws(() => Netns.plan({ members: ['bad name'] }), /must be 1-8 letters/);
+  });
+
+  test('destroy removes every namespace and the host link', async () => {
+    const m = await Netns.create({ members: 2 });
+    assert.equal(namespaceExists(m.bridgeNs), true);
+    await m.destroy();
+    assert.deepEqual(namespacesWithPrefix(m.prefix), []);
+    assert.equal(namespaceExists(m.bridgeNs), false);
+  });
+
+  test('a process killed by SIGINT removes its namespaces', async () => {
+    const prefix = `ti${process.pid % 1000}`;
+    const script = `import { Netns } from ${JSON.stringify(new URL('../support/netns.ts', import.meta.url).pathname)};
+      await Netns.create({ members: 2, prefix: ${JSON.stringify(prefix)} }); console.log('made'); setInterval(() => {}, 1000);`;
+    const child = spawn(process.execPath, ['--input-type=module', '-e', script], { stdio: ['ignore', 'pipe', 'inherit'] });
+    await new Promise<void>((resolve) => child.stdout.once('data', () => resolve()));
+    assert.equal(namespacesWithPrefix(prefix).length, 3);
+    child.kill('SIGINT');
+    await new Promise((r) => child.once('exit', r));
+    assert.deepEqual(namespacesWithPrefix(prefix), []);
+  });
+});

@@ -1,0 +1,149 @@
+// The chaos run's options and their parsing: every bad input is refused here, before anything is
+// started (no namespace, no process). `npm run chaos -- --help` prints USAGE.
+
+export const FAULTS = ['partition', 'partition-oneway', 'partition-leader', 'partition-ring', 'partition-bridge', 'loss', 'delay', 'kill', 'pause'] as const;
+export type Fault = (typeof FAULTS)[number];
+
+/** Faults from the issue that this harness knows but cannot inject on this machine, and why. */
+export const NOT_POSSIBLE: Record<string, string> = {
+  clock: 'clock steps: the agent takes time from the system clock (Date.now / performance.now), which is not per process controllable here (no faketime / time namespace wiring)',
+  disk: 'disk stalls: no device-mapper (dm-delay / dm-flakey) or FUSE on this machine to stall one agent\'s data dir',
+  netem: 'tc netem: this kernel has no netem qdisc ("Specified qdisc kind is unknown"); use the "delay" fault (a user-space TCP relay) instead',
+};
+
+export interface ChaosOptions {
+  servers: number;
+  clients: number;
+  durationMs: number;
+  faults: Fault[];
+  seed: number;
+  /** Quiet time after the last fault is healed, still under load (availability after heal). */
+  recoveryMs: number;
+  /** Register / lock / counter workers. */
+  registerWorkers: number;
+  lockWorkers: number;
+  counterWorkers: number;
+  /** Client-side timeout of one operation: past it, the outcome is indeterminate. */
+  opTimeoutMs: number;
+  /** Where the report goes. */
+  outDir: string;
+  /** TRELLIS_CHAOS_PLANT for every agent (test-only planted bug), '' for none. */
+  plant: '' | 'stale-reads' | 'early-ack';
+  smoke: boolean;
+  /** Namespace name prefix; default unique per run. */
+  prefix?: string;
+}
+
+export const USAGE = `usage: npm run chaos -- [options]
+  --servers N         server agents (3 or 5; default 3)
+  --clients N         client agents (default 1)
+  --duration D        how long faults are injected, with a unit: 90s, 2m, 30m (default 60s)
+  --faults a,b,...    from: ${FAULTS.join(', ')} (default: all that fit the cluster size)
+  --seed N            schedule seed (default: random, printed)
+  --recovery D        load after the last heal (default 10s)
+  --timeout D         client-side operation timeout; past it an op is indeterminate (default 3s)
+  --workers N         KV register workers, bound to agents in turn (default: one per agent)
+  --out DIR           report directory (default chaos-report/<time>-seed<seed>)
+  --prefix P          network namespace name prefix (default: unique per run)
+  --plant BUG         run every agent with a planted bug (stale-reads, early-ack): the checkers must fail
+  --smoke             the CI preset: 3 servers, 1 client, 45s, partition-leader,partition,kill,pause,loss
+Not possible on this machine: ${Object.keys(NOT_POSSIBLE).join(', ')} (named in the error if asked for).`;
+
+/** A duration with a unit (ms, s, m, h); a bare number is refused (is 30 seconds or minutes?). */
+export function parseDuration(flag: string, v: string | undefined): number {
+  if (v === undefined || v === '') throw new Error(`${flag} needs a value, e.g. ${flag} 60s`);
+  const m = /^(\d+(?:\.\d+)?)(ms|s|m|h)$/.exec(v.trim());
+  if (!m) {
+    if (/^\d+(\.\d+)?$/.test(v.trim())) throw new Error(`${flag} ${v}: a duration needs a unit (ms, s, m or h), e.g. ${v}s`);
+    throw new Error(`${flag} ${JSON.stringify(v)}: not a duration; use a number with a unit (ms, s, m, h), e.g. 90s or 30m`);
+  }
+  const n = Number(m[1]) * { ms: 1, s: 1000, m: 60_000, h: 3_600_000 }[m[2] as 'ms' | 's' | 'm' | 'h'];
+  if (n <= 0) throw new Error(`${flag} ${v}: must be more than 0`);
+  return Math.round(n);
+}
+
+function parseInt10(flag: string, v: string | undefined, min: number, max: number): number {
+  if (v === undefined || !/^\d+$/.test(v)) throw new Error(`${flag} needs a whole number, not ${JSON.stringify(v ?? '')}`);
+  const n = Number(v);
+  if (n < min || n > max) throw new Error(`${flag} ${n}: must be between ${min} and ${max}`);
+  return n;
+}
+
+export function defaultFaults(servers: number): Fault[] {
+  return FAULTS.filter((f) => servers >= 5 || (f !== 'partition-ring' && f !== 'partition-bridge'));
+}
+
+export const SMOKE_FAULTS: Fault[] = ['partition-leader', 'partition', 'kill', 'pause', 'loss'];
+
+/** Parses argv (after `--`). Throws with a message naming the bad input; `help` when --help. */
+export function parseArgs(argv: string[]): ChaosOptions | 'help' {
+  const o: ChaosOptions = {
+    servers: 3, clients: 1, durationMs: 60_000, faults: [], seed: Math.floor(Math.random() * 2 ** 31), recoveryMs: 10_000,
+    registerWorkers: 0, lockWorkers: 2, counterWorkers: 2, opTimeoutMs: 3000, outDir: '', plant: '', smoke: false,
+  };
+  let faultsGiven: string | undefined;
+  const seen = new Set<string>();
+  for (let i = 0; i < argv.length; i++) {
+    const a = argv[i]!;
+    const eq = a.indexOf('=');
+    const flag = eq > 0 ? a.slice(0, eq) : a;
+    const takeValue = (): string | undefined => (eq > 0 ? a.slice(eq + 1) : argv[++i]);
+    if (seen.has(flag) && flag !== '--smoke') throw new Error(`${flag} given twice`);
+    seen.add(flag);
+    switch (flag) {
+      case '-h': case '--help': return 'help';
+      case '--smoke': o.smoke = true; break;
+      case '--servers': o.servers = parseInt10(flag, takeValue(), 1, 7); break;
+      case '--clients': o.clients = parseInt10(flag, takeValue(), 0, 5); break;
+      case '--duration': o.durationMs = parseDuration(flag, takeValue()); break;
+      case '--recovery': o.recoveryMs = parseDuration(flag, takeValue()); break;
+      case '--timeout': o.opTimeoutMs = parseDuration(flag, takeValue()); break;
+      case '--workers': o.registerWorkers = parseInt10(flag, takeValue(), 1, 32); break;
+      case '--seed': o.seed = parseInt10(flag, takeValue(), 0, Number.MAX_SAFE_INTEGER); break;
+      case '--faults': faultsGiven = takeValue() ?? ''; break;
+      case '--out': o.outDir = takeValue() ?? ''; if (!o.outDir) throw new Error('--out needs a directory'); break;
+      case '--prefix': {
+        const p = takeValue() ?? '';
+        if (!/^[A-Za-z0-9]{1,8}$/.test(p)) throw new Error(`--prefix ${JSON.stringify(p)}: 1-8 letters or digits`);
+        o.prefix = p;
+        break;
+      }
+      case '--plant': {
+        const p = takeValue() ?? '';
+        if (p !== 'stale-reads' && p !== 'early-ack') throw new Error(`--plant ${JSON.stringify(p)}: not a planted bug; known: stale-reads, early-ack`);
+        o.plant = p;
+        break;
+      }
+      default:
+        throw new Error(`unknown option ${JSON.stringify(a)}\n${USAGE}`);
+    }
+  }
+  if (o.smoke) {
+    // The CI preset; explicit flags after it still win where given.
+    if (!seen.has('--servers')) o.servers = 3;
+    if (!seen.has('--clients')) o.clients = 1;
+    if (!seen.has('--duration')) o.durationMs = 45_000;
+    if (!seen.has('--recovery')) o.recoveryMs = 8_000;
+    if (faultsGiven === undefined) o.faults = [...SMOKE_FAULTS];
+  }
+  if (faultsGiven !== undefined) {
+    const names = faultsGiven.split(',').map((s) => s.trim()).filter(Boolean);
+    if (names.length === 0) throw new Error('--faults needs at least one fault name');
+    for (const n of names) {
+      if (n in NOT_POSSIBLE) throw new Error(`fault ${JSON.stringify(n)} is not possible on this machine: ${NOT_POSSIBLE[n]}`);
+      if (!(FAULTS as readonly string[]).includes(n)) throw new Error(`unknown fault ${JSON.stringify(n)}; known: ${FAULTS.join(', ')}`);
+    }
+    o.faults = [...new Set(names)] as Fault[];
+  } else if (!o.smoke) {
+    o.faults = defaultFaults(o.servers);
+  }
+  if (o.servers !== 3 && o.servers !== 5) throw new Error(`--servers ${o.servers}: use 3 or 5 (a Raft cluster of an odd size the schedule's faults are written for)`);
+  for (const f of o.faults) {
+    if ((f === 'partition-ring' || f === 'partition-bridge') && o.servers < 5) {
+      throw new Error(`fault ${f} needs --servers 5 (with 3 servers a majorities ring or bridge is a plain partition)`);
+    }
+  }
+  if (o.registerWorkers === 0) o.registerWorkers = o.servers + o.clients;
+  if (o.durationMs < 10_000) throw new Error(`--duration ${o.durationMs} ms: at least 10s (a fault window and its heal)`);
+  return o;
+}

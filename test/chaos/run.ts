@@ -1,0 +1,146 @@
+// One chaos run: namespaces and agents up, workloads and the fault schedule for the duration, a
+// recovery period under load, then the checkers and the report. Used by the CLI (cli.ts, `npm run
+// chaos`) and the CI test (chaos.test.ts). Bad options were refused by parseArgs before this runs;
+// runChaos itself refuses namespace names in use before it starts anything, and removes every
+// namespace, rule and process it made on any exit (errors, SIGINT, SIGTERM).
+import fs from 'node:fs';
+import path from 'node:path';
+import { checkLinearizability } from '../../packages/raft/src/sim/linearizability.ts';
+import { kvModel } from '../../packages/raft/src/sim/kv.ts';
+import { Rng } from '../../packages/raft/src/sim/rng.ts';
+import { closeIdleSockets } from '../support/http.ts';
+import { ensureNetnsTools, netnsUnavailable } from '../support/netns.ts';
+import { ChaosCluster } from './cluster.ts';
+import { Nemesis } from './nemesis.ts';
+import type { ChaosOptions } from './options.ts';
+import { lastFailureAfterHeal, latencySvg, majorityThroughput, markdown, phaseFigures, type ChaosReport } from './report.ts';
+import { CounterWorkload, LockWorkload, RegisterWorkload, checkCounter, lockViolations, type OpSample, type Target, type WorkloadContext } from './workloads.ts';
+
+export interface RunResult {
+  report: ChaosReport;
+  dir: string;
+}
+
+export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<RunResult> {
+  const unavailable = netnsUnavailable();
+  if (unavailable === 'iproute2 (ip) is not installed' || unavailable === 'nftables (nft) is not installed') ensureNetnsTools();
+  const still = netnsUnavailable();
+  if (still) throw new Error(`chaos: cannot run here: ${still}`);
+  // Names are checked (and refused if in use) before anything is made.
+  const plan = ChaosCluster.plan(o.servers, o.clients, o.prefix);
+  const outDir = o.outDir || path.join('chaos-report', `${new Date().toISOString().replace(/[:.]/g, '-')}-seed${o.seed}`);
+  const lines: string[] = [];
+  const say = (l: string) => { lines.push(l); log(l); };
+  say(`chaos: seed ${o.seed}; ${o.servers} servers + ${o.clients} clients in namespaces ${plan.prefix}-* (${plan.subnet}.0/24); faults ${o.faults.join(', ')}; ${o.durationMs / 1000} s${o.plant ? `; PLANTED BUG ${o.plant}` : ''}`);
+
+  const startedAt = new Date().toISOString();
+  const cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant);
+  let failed = true;
+  try {
+    cluster.startAll();
+    const leader = await cluster.waitFormed(90_000);
+    say(`chaos: cluster formed, leader ${leader.name}`);
+
+    const rng = new Rng(o.seed);
+    const t0 = performance.now();
+    let stop = false;
+    const samples: OpSample[] = [];
+    const targets: Target[] = cluster.agents.map((a) => ({ name: a.name, url: a.url }));
+    const ctx: WorkloadContext = { targets: () => targets, rng: rng.fork('workloads'), opTimeoutMs: o.opTimeoutMs, t0, stopped: () => stop, samples };
+    const register = new RegisterWorkload(ctx);
+    const lock = new LockWorkload(ctx);
+    const counter = new CounterWorkload(ctx);
+    const workers = [
+      ...Array.from({ length: o.registerWorkers }, (_, i) => register.worker(i)),
+      ...Array.from({ length: o.lockWorkers }, (_, i) => lock.worker(i)),
+      ...Array.from({ length: o.counterWorkers }, (_, i) => counter.worker(i)),
+    ];
+    const nemesis = new Nemesis(cluster, {
+      faults: o.faults, durationMs: o.durationMs, rng: rng.fork('nemesis'), t0, log: say, stopped: () => stop,
+      ...(o.smoke ? { faultMs: [4000, 6000] as [number, number], quietMs: [2500, 4000] as [number, number] } : {}),
+    });
+    try {
+      await nemesis.run();
+      const left = o.durationMs - (performance.now() - t0);
+      if (left > 0) await new Promise((r) => setTimeout(r, left));
+      say(`+${((performance.now() - t0) / 1000).toFixed(1)}s recovery: ${o.recoveryMs / 1000} s under load, no faults`);
+      await new Promise((r) => setTimeout(r, o.recoveryMs));
+    } finally {
+      stop = true;
+      await nemesis.heal();
+      await Promise.all(workers);
+      await nemesis.close();
+    }
+    const elapsedMs = Math.round(performance.now() - t0);
+
+    // ---- checkers ----
+    const history = register.history.operations((input) => input.kind === 'get');
+    const lin = checkLinearizability(kvModel, history, { maxSearchSteps: 50_000_000 });
+    const keys = new Set(history.map((op) => op.input.key)).size;
+    const holds = lock.holds;
+    const overlaps = lockViolations(holds).map(([a, b]) =>
+      `w${a.worker} (session ${a.session.slice(0, 8)} via ${a.agent}) held ${(a.from / 1000).toFixed(3)}–${(a.to / 1000).toFixed(3)} s; ` +
+      `w${b.worker} (session ${b.session.slice(0, 8)} via ${b.agent}) acquired at ${(b.from / 1000).toFixed(3)} s`);
+    const final = await counter.finalValue();
+    const cv = checkCounter(final, counter.ackedValues, counter.counts.indeterminate);
+    const byTerm = cluster.leadersByTerm();
+    const multi = [...byTerm].filter(([, l]) => l.size > 1);
+    const lastFail = lastFailureAfterHeal(samples, nemesis.events);
+    const majority = majorityThroughput(samples, nemesis.events, elapsedMs);
+    const detection = nemesis.events.flatMap((e) => (e.detectedMs === undefined ? [] : [e.detectedMs])).sort((a, b) => a - b);
+    const rc = register.history.counts;
+
+    const problems: string[] = [];
+    if (lin.ok === false) problems.push(`KV register not linearizable (key ${lin.partition})`);
+    if (lin.ok === 'unknown') problems.push(`linearizability unknown: search budget spent on key ${lin.partition}`);
+    if (overlaps.length > 0) problems.push(`${overlaps.length} lock overlaps`);
+    if (!cv.ok) problems.push(`counter: ${cv.explanation}`);
+    if (multi.length > 0) problems.push(`terms with two leaders: ${multi.map(([t]) => t).join(', ')}`);
+    const report: ChaosReport = {
+      options: { ...o },
+      startedAt,
+      elapsedMs,
+      verdict: {
+        ok: problems.length === 0,
+        summary: problems.length === 0
+          ? `No violations: linearizable, no lost acknowledged increment, no two lock holders, one leader per term (${nemesis.events.length} faults).`
+          : `VIOLATIONS: ${problems.join('; ')}.`,
+      },
+      register: {
+        attempted: rc.invoked, ok: rc.ok, failed: rc.failed, indeterminate: rc.indeterminate,
+        linearizable: lin.ok, searched: lin.searched, keys,
+        ...(lin.ok === false ? { counterexample: lin.explanation } : {}),
+      },
+      lock: { ...lock.counts, holds: holds.length, violations: overlaps },
+      counter: { ...counter.counts, final, ok: cv.ok, explanation: cv.explanation },
+      phases: phaseFigures(samples, nemesis.events),
+      faults: nemesis.events.map((e, i) => ({ ...e, lastFailureAfterHealMs: lastFail[i], majorityThroughputRatio: majority[i] })),
+      elections: {
+        terms: byTerm.size,
+        oneLeaderPerTerm: multi.length === 0,
+        detail: `${byTerm.size} terms with a leader elected (from the servers' logs)${multi.length > 0 ? `; two leaders in term ${multi.map(([t, l]) => `${t}: ${[...l].join(', ')}`).join('; ')}` : ''}`,
+      },
+      gossip: {
+        detectionMs: detection,
+        medianDetectionMs: detection.length === 0 ? null : detection[Math.floor((detection.length - 1) / 2)]!,
+        falseFailures: nemesis.events.flatMap((e) => e.falseFailures ?? []),
+      },
+      log: lines,
+    };
+    fs.mkdirSync(outDir, { recursive: true });
+    fs.writeFileSync(path.join(outDir, 'report.json'), `${JSON.stringify({ ...report, samples }, null, 1)}\n`);
+    fs.writeFileSync(path.join(outDir, 'report.md'), markdown(report));
+    fs.writeFileSync(path.join(outDir, 'latency.svg'), latencySvg(samples, nemesis.events, elapsedMs, o.opTimeoutMs));
+    say(`chaos: ${report.verdict.ok ? 'PASS' : 'FAIL'}: ${report.verdict.summary}`);
+    say(`chaos: report in ${outDir}/report.md (JSON: report.json, plot: latency.svg)`);
+    failed = false;
+    return { report, dir: outDir };
+  } finally {
+    if (failed) {
+      process.stderr.write(`chaos: the run failed; agents' logs kept in ${cluster.root}\n`);
+      for (const a of cluster.agents) process.stderr.write(`\n==== ${a.name} ====\n${a.logTail(15)}\n`);
+    }
+    await cluster.dispose({ keep: failed || process.env.TRELLIS_E2E_KEEP === '1' });
+    closeIdleSockets();
+  }
+}
