@@ -8,6 +8,8 @@ import { RpcClient } from '../rpc/client.ts';
 import { rpcTlsFromConfig } from '../rpc/tls.ts';
 import { ClientServers, serversUnreachable } from './servers.ts';
 import { clientDnsLookup } from './dnsLookup.ts';
+import { remoteResolver, type AclBackend } from '../http/aclResolve.ts';
+import { antiEntropyToken } from '../http/aclEnforce.ts';
 
 export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, logger, pool } = ctx;
@@ -16,10 +18,17 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   // Requests that read the catalog are forwarded, so nothing reads this: it exists for the
   // HTTP layer's agent-local endpoints, which only ask it for watch sets and an index of 0.
   const empty = new StateStore();
+  // ACLs on: tokens resolve on a server; this agent's own catalog writes carry the agent token (or
+  // the token a service was registered with).
+  const acl: AclBackend | undefined = config.acl.enabled ? {
+    resolver: remoteResolver((req, signal) => servers.http(req, signal), config),
+    defaultToken: config.acl.tokens.default,
+    serviceTokens: new Map(),
+  } : undefined;
   return {
     // The agent's own services and checks: without a known server the change stays local at once
     // and anti-entropy writes it when one appears (as Consul's client agents do).
-    apply: (cmd) => servers.apply(cmd, { waitForServerMs: 0 }),
+    apply: (cmd) => servers.apply(cmd, { waitForServerMs: 0, ...(acl ? { token: antiEntropyToken(acl, config.acl.tokens, cmd) } : {}) }),
     syncLater: serversUnreachable,
     catalogState: (node) => servers.nodeState(node),
     backend: {
@@ -30,6 +39,7 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
         return { leaderAddr: '', knownLeader: known.length > 0, lastContactMs: 0, peers: [] };
       },
       forward: (req, signal) => servers.http(req, signal),
+      ...(acl ? { acl } : {}),
       // ?dc=<other>: a client has no WAN pool; its server forwards the request on.
       forwardDc: (_dc, req, signal) => servers.http(req, signal),
     },

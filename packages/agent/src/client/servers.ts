@@ -12,6 +12,7 @@ import { parseServer } from '../gossip/tags.ts';
 import type { Logger } from '../logger.ts';
 import type { Command, CommandResult } from '../state/types.ts';
 import { encodeCommand } from '../state/index.ts';
+import { wrapToken } from '../rpc/tokenFrame.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import type { RpcClient, CallOptions } from '../rpc/client.ts';
 import { RpcCallError, retryable } from '../rpc/errors.ts';
@@ -181,8 +182,9 @@ export class ClientServers {
    * A state store write, applied by the leader (the server forwards it). `waitForServerMs`: how long
    * to wait for a server to be known at all (default rpc_hold_timeout; 0 fails at once).
    */
-  async apply(cmd: Command, o: { signal?: AbortSignal; waitForServerMs?: number } = {}): Promise<CommandResult> {
-    const data = encodeCommand(cmd);
+  async apply(cmd: Command, o: { signal?: AbortSignal; waitForServerMs?: number; token?: string } = {}): Promise<CommandResult> {
+    // With ACLs on, the write carries the token it is made with (rpc/tokenFrame.ts).
+    const data = o.token ? wrapToken(o.token, encodeCommand(cmd)) : encodeCommand(cmd);
     // The server holds the call up to rpc_hold_timeout while it has no leader; allow for that.
     const callMs = this.#o.holdTimeoutMs + 10_000;
     const r = await this.call('apply', { idempotent: false, signal: o.signal, callMs, waitForServerMs: o.waitForServerMs },

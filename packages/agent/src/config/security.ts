@@ -3,7 +3,7 @@
 // value asks for protection, and why Trellis cannot give it yet. Values that ask for nothing
 // (acl.enabled = false, an empty CIDR list) are accepted.
 //
-// Enforced today, so not listed here: TLS on the server port (tls.internal_rpc, inheriting
+// Enforced today, so not listed here: ACLs (acl.enabled), and TLS on the server port (tls.internal_rpc, inheriting
 // tls.defaults, and the pre-1.12 verify_incoming/verify_outgoing/verify_server_hostname/
 // verify_incoming_rpc keys) in rpc/tls.ts, which also refuses verify_* without certificates;
 // gossip encryption (encrypt): a libp2p pre-shared key that every connection must hold in both
@@ -27,13 +27,13 @@ interface Rule {
 
 const isTrue = (v: unknown): boolean => v === true;
 const nonEmpty = (v: unknown): boolean => Array.isArray(v) && v.length > 0;
-const ACL_WHY = 'ACLs are not supported yet: Trellis would accept every request, with or without a token. Remove it (or set acl.enabled = false) until Trellis has ACLs';
+const ACL_WHY = 'the legacy (pre-1.4) ACL system is not supported: Trellis would not enforce it. Use acl { enabled = true } (tokens, policies and roles) with primary_datacenter instead';
 const AUTO_ENCRYPT_WHY = 'auto_encrypt is not supported yet: Trellis cannot hand out or fetch agent TLS certificates. Give each agent its certificate with tls.defaults.cert_file and key_file';
 
 const RULES: readonly Rule[] = [
-  { path: 'acl.enabled', asks: isTrue, why: ACL_WHY },
-  // Consul < 1.4's way of turning ACLs on (it also sets primary_datacenter).
-  { path: 'acl_datacenter', asks: (v) => typeof v === 'string' && v !== '', why: `turns ACLs on, and ${ACL_WHY}` },
+  // Consul < 1.4's way of turning ACLs on (it also sets primary_datacenter). acl.enabled is enforced
+  // (acl/, http/aclEnforce.ts) and so not listed.
+  { path: 'acl_datacenter', asks: (v) => typeof v === 'string' && v !== '', why: `turns legacy ACLs on, and ${ACL_WHY}` },
   { path: 'auto_encrypt.tls', asks: isTrue, why: AUTO_ENCRYPT_WHY },
   { path: 'auto_encrypt.allow_tls', asks: isTrue, why: AUTO_ENCRYPT_WHY },
   { path: 'tls.grpc.use_auto_cert', asks: isTrue, why: AUTO_ENCRYPT_WHY },

@@ -14,6 +14,7 @@ import type { ForwardedRequest, ForwardedResponse, Forwarder } from './forward.t
 import type { LocalState } from '../local/state.ts';
 import type { MetricsSink } from './metrics.ts';
 import type { IssuedCert } from '../ca/types.ts';
+import type { AclBackend } from './aclResolve.ts';
 
 /** The store as the HTTP layer uses it: the query API, fresh watch sets for blocking reads, and
  *  read-only transactions (Consul's Txn.Read, which needs no Raft round). */
@@ -125,6 +126,8 @@ export interface AgentBackend {
   fireEvent?(ev: UserEvent): number;
   /** Servers: the built-in CA. */
   connectCA?: ConnectCABackend;
+  /** With acl.enabled: how tokens resolve on this agent (aclResolve.ts). Absent: ACLs are off. */
+  acl?: AclBackend;
   /** `PUT /v1/agent/reload`: re-read configuration files. Absent: 500 "reload is not supported". */
   reload?(): Promise<void>;
 }

@@ -23,6 +23,8 @@ import { forwardAndReply } from './forward.ts';
 import { encodeJson } from './json.ts';
 import { MetricsSink } from './metrics.ts';
 import { HTTP_METHODS, pathLabel, type EndpointSpec, type HttpMethod, type RouteDeps } from './router.ts';
+import { aclRequest, authorizeCommand, filterResult, recordServiceToken, FILTERED_HEADER, guardRequest, requestToken, type GuardEnv } from './aclEnforce.ts';
+import { aclRoutes } from './routes/acl.ts';
 import { agentRoutes } from './routes/agent.ts';
 import { catalogRoutes } from './routes/catalog.ts';
 import { configRoutes } from './routes/config.ts';
@@ -87,8 +89,30 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const events = backend.events ?? new EventLog();
   const logger = opts.logger?.child({ component: 'agent.http' });
   const closers: Array<() => void> = [];
+  // ACLs on: every proposal a handler makes is checked as the command it is (aclEnforce.ts), with
+  // the identity of the request being served.
+  const acl = backend.config.acl?.enabled ? backend.acl : undefined;
+  const guardedBackend: AgentBackend = acl ? new Proxy(backend, {
+    get(target, prop, receiver) {
+      if (prop !== 'apply') return Reflect.get(target, prop, receiver) as unknown;
+      return async (cmd: Parameters<AgentBackend['apply']>[0]) => {
+        const identity = aclRequest.getStore();
+        if (identity) authorizeCommand(identity, target.store, cmd);
+        return target.apply(cmd);
+      };
+    },
+  }) : backend;
+  const guardEnv: GuardEnv = {
+    nodeName: backend.config.nodeName,
+    store: backend.store,
+    localServiceName: (id) => backend.local?.service?.(id)?.service.Service,
+    localCheckService: (id) => {
+      const c = backend.local?.check?.(id);
+      return c ? { serviceName: c.check.ServiceName ?? '' } : undefined;
+    },
+  };
   const deps: RouteDeps = {
-    backend,
+    backend: guardedBackend,
     metrics,
     events,
     logger,
@@ -208,6 +232,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     ...eventRoutes(deps),
     ...replicationRoutes(deps),
     ...uiInternalRoutes(deps),
+    ...aclRoutes(deps),
     ...(opts.routes ?? []),
   ];
 
@@ -255,8 +280,11 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
         await forwardAndReply((r, signal) => forwardDc(dc, r, signal), req, reply, ac.signal, spec.forwardBody);
         return;
       }
-      // A client agent sends what it does not serve itself to a server (forward.ts).
+      // A client agent sends what it does not serve itself to a server (forward.ts), with its
+      // default token when the request carries none (Consul's user token); the server enforces.
+      const token = acl ? requestToken(req.headers, query) : undefined;
       if (backend.forward && !spec.agentLocal && !spec.servedByEveryAgent) {
+        if (acl && token === undefined && acl.defaultToken !== '') req.headers['x-consul-token'] = acl.defaultToken;
         await forwardAndReply(backend.forward, req, reply, ac.signal, spec.forwardBody);
         return;
       }
@@ -291,7 +319,20 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
 
       const body = Buffer.isBuffer(req.body) ? req.body : undefined;
       const ctx = new RequestContext({ method, rawPath, rest, query, headers: req.headers, body, signal: ac.signal });
-      const result = await handler(ctx);
+      let result: unknown;
+      if (acl) {
+        const identity = await acl.resolver.resolve(token ?? acl.defaultToken, ac.signal);
+        guardRequest(spec.path, ctx, identity, guardEnv);
+        result = await aclRequest.run(identity, () => handler(ctx));
+        if (spec.path === '/v1/agent/service/register') recordServiceToken(acl, ctx, token ?? acl.defaultToken);
+        if (result !== undefined && !(result instanceof RawBody) && ctx.status === 200) {
+          const f = filterResult(spec.path, ctx, result, identity);
+          result = f.value;
+          if (f.filtered) ctx.header(FILTERED_HEADER, 'true');
+        }
+      } else {
+        result = await handler(ctx);
+      }
       for (const [k, v] of Object.entries(ctx.responseHeaders)) reply.header(k, v);
       reply.code(ctx.status);
       if (result === undefined) {

@@ -32,9 +32,7 @@ function refused(argv: string[], field: string, message: RegExp): void {
 
 describe('settings that ask for protection Trellis does not give are refused by name', () => {
   const cases: Array<[string, string, string, RegExp]> = [
-    ['ACLs (issue 10\'s config, as JSON)', '{"acl": {"enabled": true, "default_policy": "deny"}}', 'acl.enabled', /true: ACLs are not supported yet/],
-    ['ACLs in HCL', 'acl {\n  enabled = true\n  default_policy = "deny"\n}\n', 'acl.enabled', /true: ACLs are not supported yet/],
-    ['ACLs the pre-1.4 way', 'acl_datacenter = "dc1"\n', 'acl_datacenter', /"dc1": turns ACLs on, and ACLs are not supported yet/],
+    ['ACLs the pre-1.4 way', 'acl_datacenter = "dc1"\n', 'acl_datacenter', /"dc1": turns legacy ACLs on, and the legacy \(pre-1\.4\) ACL system is not supported/],
     ['auto_encrypt on a client', 'auto_encrypt {\n  tls = true\n}\n', 'auto_encrypt.tls', /true: auto_encrypt is not supported yet/],
     ['auto_encrypt on a server', 'auto_encrypt {\n  allow_tls = true\n}\n', 'auto_encrypt.allow_tls', /auto_encrypt is not supported yet/],
     ['gRPC certificates from auto_encrypt', 'tls {\n  grpc {\n    use_auto_cert = true\n  }\n}\n', 'tls.grpc.use_auto_cert', /auto_encrypt is not supported yet/],
@@ -55,12 +53,13 @@ describe('settings that ask for protection Trellis does not give are refused by 
     });
   }
   test('an -hcl fragment is named as its source', () => {
-    refused(['-dev', '-hcl', 'acl { enabled = true }'], 'acl.enabled', /^config: flags-0\.hcl: acl\.enabled = true/);
+    refused(['-dev', '-hcl', 'acl_datacenter = "dc1"'], 'acl_datacenter', /^config: flags-0\.hcl: acl_datacenter = "dc1"/);
   });
 });
 
 describe('values that ask for no protection are accepted', () => {
   const accepted: Array<[string, string]> = [
+    ['acl.enabled = true (enforced: acl/, http/aclEnforce.ts), with the older token names', 'acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    master = "m"\n    agent_master = "r"\n  }\n}\n'],
     ['acl.enabled = false with a default policy and tokens', 'acl {\n  enabled = false\n  default_policy = "deny"\n  tokens {\n    agent = "x"\n  }\n}\n'],
     ['auto_encrypt off', 'auto_encrypt {\n  tls = false\n  allow_tls = false\n}\n'],
     ['auto_config off', 'auto_config {\n  enabled = false\n}\n'],
