@@ -59,6 +59,7 @@ export interface CatalogViewOptions {
 
 export class CatalogView {
   private services = new Set<string>();
+  private servicesLoaded = false;
   private datacenters = new Set<string>();
   private readonly servicesKnown: Promise<void>;
   private readonly health = new Map<string, Watched<Instance[]>>();
@@ -76,7 +77,7 @@ export class CatalogView {
     this.servicesKnown = new Promise((r) => { known = r; });
     void watch<Record<string, string[]>>({
       api: opts.api, path: '/v1/catalog/services', signal: opts.signal, logger: opts.logger,
-      onChange: (s) => { this.services = new Set(Object.keys(s ?? {})); known(); },
+      onChange: (s) => { this.services = new Set(Object.keys(s ?? {})); this.servicesLoaded = true; known(); },
     });
     void this.pollDatacenters(opts.datacentersPollMs ?? 10_000);
   }
@@ -121,7 +122,7 @@ export class CatalogView {
 
   /** Healthy instances of a target in the gateway's own datacenter (its sidecars, Connect-enabled). */
   async local(service: string, subset: string | undefined): Promise<Lookup> {
-    await Promise.race([this.servicesKnown, new Promise<void>((r) => setTimeout(r, this.firstAnswerMs).unref())]);
+    if (!this.servicesLoaded) await Promise.race([this.servicesKnown, new Promise<void>((r) => setTimeout(r, this.firstAnswerMs).unref())]);
     if (!this.services.has(service)) return { refused: 'unknown_service', detail: `no service ${service} in the catalog` };
     const q = new URLSearchParams({ passing: '1' });
     if (subset) {
