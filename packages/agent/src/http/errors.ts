@@ -99,8 +99,9 @@ export function mapError(err: unknown): MappedError {
       return { statusCode: 413, body: message, headers: {} };
     case 'ERR_RATE_LIMITED':
       return { statusCode: 429, body: message, headers: {} };
+    // An ACL refusal made on another server keeps Consul's full text ("Permission denied: token ...").
     case 'ERR_PERMISSION_DENIED':
-      return { statusCode: 403, body: 'Permission denied', headers: {} };
+      return { statusCode: 403, body: message.startsWith('Permission denied') ? message : 'Permission denied', headers: {} };
     // A snapshot upload that does not verify: the file, not the cluster, is at fault.
     case 'ERR_SNAPSHOT_INVALID':
       return { statusCode: 400, body: message, headers: {} };

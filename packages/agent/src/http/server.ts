@@ -323,8 +323,9 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       if (acl) {
         const identity = await acl.resolver.resolve(token ?? acl.defaultToken, ac.signal);
         guardRequest(spec.path, ctx, identity, guardEnv);
-        result = await aclRequest.run(identity, () => handler(ctx));
+        // The service's own token syncs it to the catalog (anti-entropy runs during the request too).
         if (spec.path === '/v1/agent/service/register') recordServiceToken(acl, ctx, token ?? acl.defaultToken);
+        result = await aclRequest.run(identity, () => handler(ctx));
         if (result !== undefined && !(result instanceof RawBody) && ctx.status === 200) {
           const f = filterResult(spec.path, ctx, result, identity);
           result = f.value;
