@@ -107,8 +107,14 @@ export class ChaosAgent {
 const live = new Set<ChaosCluster>();
 process.on('exit', () => { for (const c of live) c.killAll(); });
 for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
-  // Registered before netns.ts's own handlers (this module creates the Netns), so agents die first.
-  process.once(sig, () => { for (const c of live) c.killAll(); });
+  // Registered before netns.ts's own handlers (installed when the first topology is built), so the
+  // agents die first; then netns.ts removes the namespaces and re-raises the signal.
+  process.once(sig, () => {
+    for (const c of live) {
+      c.killAll();
+      process.stderr.write(`chaos: ${sig}: agents killed, namespaces ${c.net.prefix}-* removed; logs left in ${c.root}\n`);
+    }
+  });
 }
 
 export class ChaosCluster {

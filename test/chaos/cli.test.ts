@@ -1,0 +1,96 @@
+// `npm run chaos` as a user runs it: bad input refused before anything starts (no namespace made),
+// and Ctrl-C (SIGINT) during a run leaves no namespace and no agent behind.
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import { execFile, execFileSync, spawn } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
+import { namespacesWithPrefix, netnsUnavailable } from '../support/netns.ts';
+import { checkCounter, lockViolations } from './workloads.ts';
+import { parseArgs, parseDuration } from './options.ts';
+
+const cli = path.join(import.meta.dirname, 'cli.ts');
+const why = netnsUnavailable();
+
+function runCli(args: string[]): Promise<{ code: number | null; out: string }> {
+  return new Promise((resolve) => {
+    execFile(process.execPath, [cli, ...args], { timeout: 60_000 }, (err, stdout, stderr) => {
+      resolve({ code: err ? (err as NodeJS.ErrnoException & { code?: number }).code as unknown as number : 0, out: `${stdout}${stderr}` });
+    });
+  });
+}
+
+test('options: bad input is refused with a message naming it', () => {
+  assert.throws(() => parseArgs(['--faults', 'partition,wobble']), /unknown fault "wobble"; known: partition/);
+  assert.throws(() => parseArgs(['--duration', '120']), /a duration needs a unit .* e\.g\. 120s/);
+  assert.throws(() => parseArgs(['--duration', 'soon']), /not a duration/);
+  assert.throws(() => parseArgs(['--faults', 'disk']), /not possible on this machine: disk stalls/);
+  assert.throws(() => parseArgs(['--faults', 'netem']), /no netem qdisc/);
+  assert.throws(() => parseArgs(['--servers', '4']), /use 3 or 5/);
+  assert.throws(() => parseArgs(['--faults', 'partition-ring']), /needs --servers 5/);
+  assert.throws(() => parseArgs(['--frobnicate']), /unknown option "--frobnicate"/);
+  assert.equal(parseDuration('--duration', '30m'), 1_800_000);
+  const o = parseArgs(['--servers', '5', '--duration', '120s', '--faults', 'partition,kill,pause', '--seed', '42']);
+  assert.ok(o !== 'help');
+  assert.deepEqual([o.servers, o.durationMs, o.faults, o.seed], [5, 120_000, ['partition', 'kill', 'pause'], 42]);
+});
+
+test('checkers: lock overlaps and lost increments are found', () => {
+  assert.equal(lockViolations([
+    { worker: 0, session: 'a', agent: 's1', from: 0, to: 100 },
+    { worker: 1, session: 'b', agent: 's2', from: 100, to: 200 },
+  ]).length, 0);
+  assert.equal(lockViolations([
+    { worker: 0, session: 'a', agent: 's1', from: 0, to: 100 },
+    { worker: 1, session: 'b', agent: 's2', from: 99, to: 200 },
+  ]).length, 1);
+  assert.equal(checkCounter(3, [1, 2, 3], 0).ok, true);
+  assert.equal(checkCounter(4, [1, 2, 3], 1).ok, true);
+  assert.match(checkCounter(2, [1, 2, 3], 5).explanation, /1 lost/);
+  assert.match(checkCounter(5, [1, 2, 3], 1).explanation, /> 3 acknowledged \+ 1 indeterminate/);
+  assert.match(checkCounter(3, [1, 2, 2, 3], 0).explanation, /acknowledged more than once.*2/);
+});
+
+test('the CLI refuses bad input and an existing namespace before making anything', { skip: why || false }, async () => {
+  const bad = await runCli(['--faults', 'partition,bogus']);
+  assert.equal(bad.code, 2);
+  assert.match(bad.out, /unknown fault "bogus"/);
+  const noUnit = await runCli(['--duration', '90']);
+  assert.equal(noUnit.code, 2);
+  assert.match(noUnit.out, /--duration 90: a duration needs a unit/);
+  const prefix = `tc${process.pid % 10000}`;
+  execFileSync('ip', ['netns', 'add', `${prefix}-s2`]);
+  try {
+    const taken = await runCli(['--smoke', '--prefix', prefix]);
+    assert.equal(taken.code, 2);
+    assert.match(taken.out, new RegExp(`network namespace ${prefix}-s2 already exists; refusing`));
+    assert.deepEqual(namespacesWithPrefix(prefix), [`${prefix}-s2`], 'nothing else was made');
+  } finally {
+    execFileSync('ip', ['netns', 'del', `${prefix}-s2`]);
+  }
+});
+
+test('Ctrl-C during a run kills every agent and removes every namespace', { skip: why || false, timeout: 120_000 }, async () => {
+  const prefix = `tq${process.pid % 10000}`;
+  const child = spawn(process.execPath, [cli, '--smoke', '--prefix', prefix], { stdio: ['ignore', 'pipe', 'pipe'] });
+  let out = '';
+  child.stderr.on('data', (c: Buffer) => { out += c.toString(); });
+  await new Promise<void>((resolve, reject) => {
+    child.stdout.on('data', (c: Buffer) => {
+      out += c.toString();
+      if (/cluster formed/.test(out)) resolve();
+    });
+    child.once('exit', () => reject(new Error(`exited before the cluster formed:\n${out}`)));
+  });
+  assert.equal(namespacesWithPrefix(prefix).length, 5, 'the bridge, 3 servers and 1 client namespaces exist while it runs');
+  child.kill('SIGINT');
+  const exit = await new Promise<{ code: number | null; signal: string | null }>((r) => child.once('exit', (code, signal) => r({ code, signal })));
+  assert.equal(exit.signal, 'SIGINT', out);
+  assert.deepEqual(namespacesWithPrefix(prefix), []);
+  // No agent process of this run is left (their command lines name the run's namespace prefix dir).
+  const left = fs.readdirSync('/proc').filter((p) => /^\d+$/.test(p)).filter((p) => {
+    try { return fs.readFileSync(`/proc/${p}/cmdline`, 'utf8').includes(`trellis-chaos-${prefix}-`); } catch { return false; }
+  });
+  assert.deepEqual(left, [], `agents left running: ${left.join(', ')}`);
+  assert.match(out, /SIGINT: agents killed/);
+});
