@@ -1,13 +1,35 @@
 // primary_datacenter with real processes on loopback: config entries and intentions are written in
 // the primary (a write received by a secondary, or by a client agent of a secondary, is forwarded
-// there) and replicated into the secondary's own Raft log by its leader. Killing the primary: the
+// there) and replicated into the secondary's own Raft log by its leader. The secondary's CA is an
+// intermediate signed by the primary's root: one trust domain, leaves of either verify against it. Killing the primary: the
 // secondary keeps serving what it replicated, writes there fail, and replication resumes when the
 // primary is back.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { X509Certificate } from 'node:crypto';
+import tls from 'node:tls';
 import { AgentProcess, printLogsIfFailed, waitFor } from '../support/index.ts';
 
 interface Entry { Kind: string; Name: string; Protocol?: string; ModifyIndex: number }
+interface Roots { ActiveRootID: string; TrustDomain: string; Roots: Array<{ ID: string; Active: boolean; RootCert: string }> }
+
+const pemBlocks = (pem: string): string[] => pem.match(/-----BEGIN CERTIFICATE-----[\s\S]*?-----END CERTIFICATE-----\n?/g) ?? [];
+
+/** Does a TLS client that trusts only `caPem` accept a server presenting `certPem` (with its chain)? */
+async function tlsVerifies(certPem: string, keyPem: string, caPem: string): Promise<boolean> {
+  const server = tls.createServer({ cert: certPem, key: keyPem }, (s) => s.end());
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  const port = (server.address() as { port: number }).port;
+  try {
+    return await new Promise<boolean>((resolve) => {
+      // SPIFFE leaves have no DNS name: the chain is what is checked here, not the host name.
+      const c = tls.connect({ host: '127.0.0.1', port, ca: caPem, checkServerIdentity: () => undefined }, () => { c.destroy(); resolve(true); });
+      c.on('error', () => resolve(false));
+    });
+  } finally {
+    server.close();
+  }
+}
 
 describe('primary_datacenter: config entries and intentions replicate to a secondary', () => {
   let primary: AgentProcess;
@@ -87,6 +109,58 @@ describe('primary_datacenter: config entries and intentions replicate to a secon
     const nonsense = await secondary.request('PUT', '/v1/config', { body: '{not json' });
     assert.equal(nonsense.status, 400);
     assert.equal((await primary.getJson<Entry[]>('/v1/config/service-defaults')).length, before);
+  });
+
+  test('secondary CA: the primary\'s roots in every dc; a leaf from dc2 chains through dc2\'s intermediate to the primary root', { timeout: 60_000 }, async () => {
+    const primaryRoots = await waitFor('dc1 has a CA', async () => {
+      const r = await primary.getJson<Roots>('/v1/connect/ca/roots');
+      return r.ActiveRootID ? r : undefined;
+    }, 20_000, 200);
+    const secondaryRoots = await waitFor('dc2 shows the primary\'s roots', async () => {
+      const r = await client2.getJson<Roots>('/v1/connect/ca/roots');
+      return r.ActiveRootID === primaryRoots.ActiveRootID ? r : undefined;
+    }, 30_000, 200);
+    assert.equal(secondaryRoots.TrustDomain, primaryRoots.TrustDomain, 'one trust domain');
+    assert.deepEqual(secondaryRoots.Roots.map((r) => r.RootCert), primaryRoots.Roots.map((r) => r.RootCert));
+    const root = primaryRoots.Roots.find((r) => r.Active)!.RootCert;
+
+    assert.equal((await client2.request('PUT', '/v1/agent/service/register', { body: { Name: 'web', ID: 'web-dc2', Port: 8080 } })).status, 200);
+    const leaf = await client2.getJson<{ CertPEM: string; PrivateKeyPEM: string; ServiceURI: string }>('/v1/agent/connect/ca/leaf/web');
+    assert.equal(leaf.ServiceURI, `spiffe://${primaryRoots.TrustDomain}/ns/default/dc/dc2/svc/web`);
+    const chain = pemBlocks(leaf.CertPEM);
+    assert.equal(chain.length, 2, 'leaf + dc2 intermediate');
+    const [leafCert, inter] = chain.map((p) => new X509Certificate(p));
+    const rootCert = new X509Certificate(root);
+    assert.ok(leafCert!.checkIssued(inter!) && leafCert!.verify(inter!.publicKey), 'the leaf is signed by the intermediate');
+    assert.ok(inter!.checkIssued(rootCert) && inter!.verify(rootCert.publicKey), 'the intermediate is signed by the primary root');
+    assert.ok(inter!.ca, 'the intermediate is a CA');
+    assert.ok(!leafCert!.checkIssued(rootCert), 'the leaf is not signed by the root itself');
+    // A real TLS handshake: a client trusting only the primary root accepts dc2's leaf with its chain.
+    assert.equal(await tlsVerifies(leaf.CertPEM, leaf.PrivateKeyPEM, root), true);
+    assert.equal(await tlsVerifies(pemBlocks(leaf.CertPEM)[0]!, leaf.PrivateKeyPEM, root), false, 'without the intermediate it does not verify');
+    // Leaves of dc1 verify against the same root.
+    assert.equal((await primary.request('PUT', '/v1/agent/service/register', { body: { Name: 'api', ID: 'api-dc1', Port: 9090 } })).status, 200);
+    const leaf1 = await primary.getJson<{ CertPEM: string; PrivateKeyPEM: string }>('/v1/agent/connect/ca/leaf/api');
+    assert.equal(await tlsVerifies(leaf1.CertPEM, leaf1.PrivateKeyPEM, root), true);
+  });
+
+  test('secondary CA: a rotation in the primary (asked through dc2) reaches dc2\'s roots and leaves', { timeout: 90_000 }, async () => {
+    const before = await primary.getJson<Roots>('/v1/connect/ca/roots');
+    const cfg = await primary.getJson<{ Config: Record<string, unknown> }>('/v1/connect/ca/configuration');
+    // A new key size means a new root; sent to dc2, made in dc1.
+    const bits = cfg.Config.PrivateKeyBits === 4096 ? 2048 : 4096;
+    const r = await secondary.request('PUT', '/v1/connect/ca/configuration', { body: { Provider: 'consul', Config: { ...cfg.Config, PrivateKeyBits: bits } }, timeoutMs: 30_000 });
+    assert.equal(r.status, 200, r.text);
+    const after = await primary.getJson<Roots>('/v1/connect/ca/roots');
+    assert.notEqual(after.ActiveRootID, before.ActiveRootID, 'the primary rotated');
+    await waitFor('dc2 has the new active root', async () => (await secondary.getJson<Roots>('/v1/connect/ca/roots')).ActiveRootID === after.ActiveRootID, 30_000, 200);
+    const newRoot = new X509Certificate(after.Roots.find((x) => x.Active)!.RootCert);
+    const leaf = await waitFor('dc2\'s leaf chains to the new root', async () => {
+      const l = await client2.getJson<{ CertPEM: string }>('/v1/agent/connect/ca/leaf/web');
+      const chain = pemBlocks(l.CertPEM).map((p) => new X509Certificate(p));
+      return chain.length === 2 && chain[1]!.checkIssued(newRoot) && chain[1]!.verify(newRoot.publicKey) ? l : undefined;
+    }, 30_000, 250);
+    assert.ok(leaf.CertPEM.length > 0);
   });
 
   test('with the primary down the secondary serves what it replicated; replication resumes after a restart', { timeout: 120_000 }, async () => {

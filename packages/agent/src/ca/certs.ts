@@ -288,3 +288,55 @@ export function signLeaf(parsed: ParsedCsr, ca: SigningCA, caCert: forge.pki.Cer
 export function parseCert(pem: string): forge.pki.Certificate {
   return pki.certificateFromPem(pem);
 }
+
+/**
+ * A secondary datacenter's CSR for its intermediate CA (Consul's secondary CA initialization): the
+ * trust domain's signing SPIFFE ID (spiffe://<trust domain>) as the only URI SAN.
+ */
+export function createCaCsr(trustDomain: string, privateKeyPem: string): string {
+  return createCsr({ kind: 'signing', trustDomain }, privateKeyPem);
+}
+
+/**
+ * The primary's signature on a secondary's CSR: an intermediate CA certificate for the CSR's key,
+ * issued by the active root (path length 0: it signs leaves only), CN `sec-<uid>...`, valid `ttlMs`
+ * but never beyond the root. The CSR must verify and name exactly this trust domain. Throws
+ * CertificateError.
+ */
+export function signIntermediateCsr(csrPem: string, root: { certPem: string; key: crypto.KeyObject; trustDomain: string }, ttlMs: number, now = Date.now()): string {
+  let csr: forge.pki.CertificateSigningRequest;
+  try {
+    csr = pki.certificationRequestFromPem(csrPem);
+  } catch (err) {
+    throw new CertificateError(`error parsing CSR: ${(err as Error).message}`);
+  }
+  let valid = false;
+  try {
+    valid = csr.verify();
+  } catch {
+    valid = false;
+  }
+  if (!valid) throw new CertificateError('error parsing CSR: the CSR signature does not verify');
+  const req = csr.getAttribute({ name: 'extensionRequest' }) as { extensions?: Array<{ name: string; altNames?: Array<{ type: number; value: string }> }> } | null;
+  const uris = (req?.extensions?.find((e) => e.name === 'subjectAltName')?.altNames ?? []).filter((a) => a.type === 6).map((a) => a.value);
+  const want = formatSpiffeId({ kind: 'signing', trustDomain: root.trustDomain });
+  if (uris.length !== 1 || uris[0]!.toLowerCase() !== want.toLowerCase()) {
+    throw new CertificateError(`intermediate CSR must name exactly ${want}, it names ${uris.length === 0 ? 'no URI' : uris.join(', ')}`);
+  }
+  const signer = pki.certificateFromPem(root.certPem);
+  const cert = pki.createCertificate();
+  cert.publicKey = csr.publicKey!;
+  cert.serialNumber = serialHex(randomSerial());
+  cert.validity.notBefore = new Date(now - BACKDATE_MS);
+  cert.validity.notAfter = new Date(Math.min(now + ttlMs, signer.validity.notAfter.getTime()));
+  cert.setSubject([{ name: 'commonName', value: caCN('consul', compactUid(), root.trustDomain, false) }]);
+  cert.setIssuer(signer.subject.attributes);
+  cert.setExtensions([
+    { name: 'basicConstraints', cA: true, pathLenConstraint: 0, critical: true },
+    { name: 'keyUsage', keyCertSign: true, cRLSign: true, digitalSignature: true, critical: true },
+    { name: 'subjectAltName', altNames: [{ type: 6, value: want }] },
+    { name: 'subjectKeyIdentifier', subjectKeyIdentifier: Buffer.from(keyIdOf(cert.publicKey)).toString('hex') },
+    { name: 'authorityKeyIdentifier', keyIdentifier: binary(keyIdOf(signer.publicKey)) },
+  ]);
+  return signCert(cert, root.key);
+}

@@ -84,6 +84,7 @@ export interface RpcMethods {
   'Forward.ApplyStream': [ApplyFrame, ApplyResultFrame];
   'Forward.Http': [HttpRequestMsg, HttpResponseMsg];
   'Forward.NodeState': [NodeStateRequestMsg, JsonMessageMsg];
+  'Forward.SignIntermediate': [JsonMessageMsg, JsonMessageMsg];
   'Operator.AddPeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.RemovePeer': [PeerRequestMsg, PeerResponseMsg];
   'Operator.TransferLeader': [TransferLeaderRequestMsg, TransferLeaderResponseMsg];

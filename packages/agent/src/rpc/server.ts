@@ -24,6 +24,7 @@ export interface RpcHandlers {
   renewSession: Unary<'Forward.RenewSession'>;
   http: Unary<'Forward.Http'>;
   nodeState: Unary<'Forward.NodeState'>;
+  signIntermediate: Unary<'Forward.SignIntermediate'>;
   addPeer: Unary<'Operator.AddPeer'>;
   removePeer: Unary<'Operator.RemovePeer'>;
   transferLeader: Unary<'Operator.TransferLeader'>;
@@ -76,6 +77,7 @@ export class RpcServer {
       RenewSession: this.#unary('Forward.RenewSession', h.renewSession),
       Http: this.#unary('Forward.Http', h.http),
       NodeState: this.#unary('Forward.NodeState', h.nodeState),
+      SignIntermediate: this.#unary('Forward.SignIntermediate', h.signIntermediate),
       ApplyStream: (call: grpc.ServerDuplexStream<ApplyFrame, ApplyResultFrame>) => this.#applyStream(call),
     });
     this.grpcServer.addService(proto.services.Operator, {

@@ -14,7 +14,7 @@
 import crypto from 'node:crypto';
 import { CAConfigError, defaultStoredConfig, parseProviderConfig, storedConfig, type CAProviderConfig } from '../ca/config.ts';
 import {
-  CertificateError, certFacts, checkCsr, createRoot, crossSign, generateKeyPair, keyMatchesCert, parseCert, signLeaf, type SigningCA,
+  CertificateError, certFacts, checkCsr, createRoot, crossSign, generateKeyPair, keyMatchesCert, parseCert, signIntermediateCsr, signLeaf, type SigningCA,
 } from '../ca/certs.ts';
 import { trustDomainFor } from '../connect/spiffe.ts';
 import type { Logger } from '../logger.ts';
@@ -39,6 +39,12 @@ export interface ServerCAOptions {
   datacenter: string;
   logger: Logger;
   now?: () => number;
+  /**
+   * A secondary datacenter (primary_datacenter is another one): no root of its own. Its leader
+   * installs the primary's roots and an intermediate CA the primary signed (server/secondaryCA.ts);
+   * leaves are signed with the intermediate and chain through it.
+   */
+  secondary?: boolean;
 }
 
 interface Signer {
@@ -48,6 +54,8 @@ interface Signer {
   ca: SigningCA;
   cert: ReturnType<typeof parseCert>;
   intermediates: string[];
+  /** The provider state's certificate the signer was made from (a new intermediate replaces it). */
+  stateCert: string;
 }
 
 /** A token bucket of `rate` per second with a burst of one second's worth (Consul's rate.Limiter). */
@@ -116,6 +124,7 @@ export class ServerCA {
 
   /** Creates the CA if none exists (first leader). Safe to call on every leadership. */
   async initialize(): Promise<void> {
+    if (this.o.secondary) return;
     if (this.o.store.caConfig().value) return;
     const clusterId = crypto.randomUUID();
     const config = defaultStoredConfig();
@@ -210,6 +219,8 @@ export class ServerCA {
    * Returns how many were dropped.
    */
   async pruneRoots(): Promise<number> {
+    // A secondary's roots are the primary's, pruned there.
+    if (this.o.secondary) return 0;
     const { value: config } = this.o.store.caConfig();
     if (!config) return 0;
     const cfg = parseProviderConfig(config.Config);
@@ -239,17 +250,62 @@ export class ServerCA {
     const { value: config } = this.o.store.caConfig();
     const active = config ? this.o.store.caRoots().value.find((r) => r.Active) : undefined;
     if (!config || !active) throw new CAError('ERR_CA_NOT_READY', 'internal error: CA provider is nil');
-    if (this.signer?.rootId === active.ID && this.signer.rowIndex === active.ModifyIndex) return this.signer;
+    if (this.signer?.rootId === active.ID && this.signer.rowIndex === active.ModifyIndex
+      && this.signer.stateCert === this.o.store.caProviderState(active.ID)?.RootCert) return this.signer;
     const state = this.o.store.caProviderState(active.ID);
     if (!state) throw new CAError('ERR_CA_NOT_READY', 'internal error: the active root has no key');
+    // In a secondary datacenter the key is the intermediate's and state.RootCert the intermediate
+    // the primary signed: leaves are issued by it and carry it as their chain.
+    const intermediate = state.RootCert.trim() !== active.RootCert.trim();
     this.signer = {
       rootId: active.ID,
       rowIndex: active.ModifyIndex,
-      ca: { certPem: active.RootCert, key: crypto.createPrivateKey(state.PrivateKey), trustDomain: trustDomainFor(config.ClusterID), datacenter: this.o.datacenter },
-      cert: parseCert(active.RootCert),
-      intermediates: active.IntermediateCerts ?? [],
+      ca: { certPem: state.RootCert, key: crypto.createPrivateKey(state.PrivateKey), trustDomain: trustDomainFor(config.ClusterID), datacenter: this.o.datacenter },
+      cert: parseCert(state.RootCert),
+      intermediates: intermediate ? [state.RootCert] : active.IntermediateCerts ?? [],
+      stateCert: state.RootCert,
     };
     return this.signer;
+  }
+
+  /**
+   * The primary's side of a secondary's CA initialization (Consul's ConnectCA.SignIntermediate): the
+   * secondary's CSR signed by the active root as an intermediate CA, IntermediateCertTTL long.
+   * Throws CAError (ERR_BAD_REQUEST for a CSR that does not verify or names another trust domain).
+   */
+  signIntermediate(csrPem: string): string {
+    if (this.o.secondary) throw new CAError('ERR_BAD_REQUEST', 'only the primary datacenter signs intermediate CAs');
+    const { value: config } = this.o.store.caConfig();
+    if (!config) throw new CAError('ERR_CA_NOT_READY', 'internal error: CA provider is nil');
+    const signer = this.activeSigner();
+    try {
+      const pem = signIntermediateCsr(csrPem, { certPem: signer.ca.certPem, key: signer.ca.key, trustDomain: signer.ca.trustDomain },
+        parseProviderConfig(config.Config).intermediateCertTtlMs, this.now());
+      this.log.info({ root_id: signer.rootId }, 'signed an intermediate CA for a secondary datacenter');
+      return pem;
+    } catch (err) {
+      if (err instanceof CertificateError) throw new CAError('ERR_BAD_REQUEST', err.message);
+      throw err;
+    }
+  }
+
+  /**
+   * A secondary's leader installs the primary's roots (and, when it has a new one, its intermediate
+   * key and certificate for the active root). CAS on the configuration, so two leaders cannot
+   * interleave. Returns false when a concurrent change won.
+   */
+  async installFromPrimary(i: { clusterId: string; roots: CARoot[]; intermediate?: { rootId: string; keyPem: string; certPem: string } }): Promise<boolean> {
+    const { value: current } = this.o.store.caConfig();
+    const config: Omit<CAConfiguration, 'CreateIndex' | 'ModifyIndex'> = {
+      ClusterID: i.clusterId, Provider: 'consul', Config: current?.Config ?? defaultStoredConfig(), ForceWithoutCrossSigning: false,
+    };
+    try {
+      await this.write(config, i.roots, i.intermediate ? [{ ID: i.intermediate.rootId, PrivateKey: i.intermediate.keyPem, RootCert: i.intermediate.certPem }] : undefined, current?.ModifyIndex ?? 0);
+      return true;
+    } catch (err) {
+      if ((err as Error).message.startsWith('CA configuration changed concurrently')) return false;
+      throw err;
+    }
   }
 
   /** Signs an agent's CSR (Consul's ConnectCA.Sign). */

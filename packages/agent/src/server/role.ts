@@ -18,6 +18,7 @@ import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
 import { WanFederation } from './wan.ts';
 import { ConfigReplication } from './replication.ts';
+import { SecondaryCA } from './secondaryCA.ts';
 import { hasWanPool } from '../gossip/fromConfig.ts';
 
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
@@ -27,7 +28,11 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   const apply = (cmd: Command) => server.apply(cmd);
   const sessions = new SessionTimers(server.store, apply, logger);
   server.sessions = sessions;
-  const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger });
+  // A secondary datacenter (another primary_datacenter, reachable over the WAN) has no root of its
+  // own: its CA is an intermediate of the primary's (secondaryCA.ts).
+  const secondary = hasWanPool(config) && !!config.primaryDatacenter && config.primaryDatacenter !== config.datacenter;
+  const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger, secondary });
+  server.signIntermediate = (csrPem) => ca.signIntermediate(csrPem);
   const leader = new LeaderRoutines({
     config, nodeId, store: server.store, apply, sessions, logger, ca,
     members: () => pool.memberViews().filter((m) => m.tags.dc === config.datacenter).map((m): ReconciledMember => {
@@ -64,15 +69,29 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     }
   }
   // A secondary datacenter's leader replicates config entries (and so intentions) from the primary.
-  const replication = wan && config.primaryDatacenter && config.primaryDatacenter !== config.datacenter
-    ? new ConfigReplication({
-      primary: config.primaryDatacenter, store: server.store, apply: (cmd, signal) => server.apply(cmd, signal), logger,
-      fetchPrimary: (url, signal) => wan.forwardHttp(config.primaryDatacenter, { method: 'GET', url, headers: {}, body: Buffer.alloc(0) }, signal),
-    })
-    : undefined;
-  if (replication) {
-    server.raft.node.on('leaderChange', (e) => (e.isLocal ? replication.start() : replication.stop()));
-    if (server.raft.started && server.raft.node.isLeader()) replication.start();
+  const fetchPrimary = (url: string, signal: AbortSignal) =>
+    wan!.forwardHttp(config.primaryDatacenter, { method: 'GET', url, headers: {}, body: Buffer.alloc(0) }, signal);
+  const secondaryLoops = wan && secondary
+    ? [
+      new ConfigReplication({
+        primary: config.primaryDatacenter, store: server.store, apply: (cmd, signal) => server.apply(cmd, signal), logger, fetchPrimary,
+      }),
+      new SecondaryCA({
+        primary: config.primaryDatacenter, ca, store: server.store, logger, fetchPrimary,
+        signIntermediate: async (csrPem, signal) => {
+          const res = await wan.rpcCall(config.primaryDatacenter, { callMs: 30_000, idempotent: true, signal }, (address, call) =>
+            server.rpcClient.call(address, 'Forward.SignIntermediate', { json: Buffer.from(JSON.stringify({ CSR: csrPem })) }, call));
+          const certPem = (JSON.parse((res.json ?? Buffer.alloc(0)).toString('utf8')) as { CertPEM?: unknown }).CertPEM;
+          if (typeof certPem !== 'string') throw new Error('the primary answered SignIntermediate without a CertPEM');
+          return certPem;
+        },
+      }),
+    ]
+    : [];
+  // Both run on the leader only, as Consul's leader routines do.
+  if (secondaryLoops.length > 0) {
+    server.raft.node.on('leaderChange', (e) => { for (const l of secondaryLoops) (e.isLocal ? l.start() : l.stop()); });
+    if (server.raft.started && server.raft.node.isLeader()) for (const l of secondaryLoops) l.start();
   }
 
   return {
@@ -117,7 +136,8 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     async stop() {
       stopReconciling();
       server.httpHandler = undefined;
-      replication?.stop();
+      for (const l of secondaryLoops) l.stop();
+      server.signIntermediate = undefined;
       await wan?.stop();
       await server.stop();
       leader.stop();

@@ -30,6 +30,8 @@ export interface RpcHandlerDeps {
   statusResponse: () => StatusResponseMsg;
   sessions: () => LeaderSessionTimers | undefined;
   httpHandler: () => ((req: HttpRequestMsg, signal: AbortSignal) => Promise<HttpResponseMsg>) | undefined;
+  /** The primary's CA signing a secondary's intermediate (server/connectCA.ts signIntermediate). */
+  signIntermediate: () => ((csrPem: string) => string) | undefined;
 }
 
 export function rpcHandlers(d: RpcHandlerDeps): RpcHandlers {
@@ -66,6 +68,18 @@ export function rpcHandlers(d: RpcHandlerDeps): RpcHandlers {
         checks: store.nodeChecks(node).value,
       };
       return { json: encodeNodeState(state) };
+    },
+    signIntermediate: (req) => {
+      const sign = d.signIntermediate();
+      if (!sign) throw new ServerError('ERR_SERVER_STARTING', 'the CA of this server is not running yet');
+      let csr: unknown;
+      try {
+        csr = (JSON.parse((req.json ?? Buffer.alloc(0)).toString('utf8')) as { CSR?: unknown }).CSR;
+      } catch {
+        csr = undefined;
+      }
+      if (typeof csr !== 'string' || csr === '') throw new ServerError('ERR_BAD_REQUEST', 'SignIntermediate needs {"CSR": "<PEM>"}');
+      return { json: Buffer.from(JSON.stringify({ CertPEM: sign(csr) })) };
     },
     renewSession: (req) => {
       requireLeader();

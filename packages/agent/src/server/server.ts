@@ -56,6 +56,8 @@ export class Server {
   sessions: LeaderSessionTimers | undefined;
   /** Set by the agent: runs an HTTP API request forwarded by a client agent (Forward.Http). */
   httpHandler: ((req: HttpRequestMsg, signal: AbortSignal) => Promise<HttpResponseMsg>) | undefined;
+  /** Set by the agent: the CA signing a secondary datacenter's intermediate (Forward.SignIntermediate). */
+  signIntermediate: ((csrPem: string) => string) | undefined;
   readonly #log: Logger;
   readonly #bootstrap: BootstrapCoordinator | undefined;
   readonly #writes: Writes;
@@ -89,6 +91,7 @@ export class Server {
         statusResponse: () => this.statusResponse(),
         sessions: () => this.sessions,
         httpHandler: () => this.httpHandler,
+        signIntermediate: () => this.signIntermediate,
       }),
       maxConnsPerClient: c.limits.rpcMaxConnsPerClient,
     });

@@ -161,7 +161,8 @@ export function connectCARoutes(deps: RouteDeps): EndpointSpec[] {
   return [
     { path: '/v1/connect/ca/roots', methods: { GET: roots } },
     { path: '/v1/agent/connect/ca/roots', methods: { GET: roots } },
-    { path: '/v1/connect/ca/configuration', methods: { GET: getConfig, PUT: putConfig } },
+    // A new configuration (a rotation) is made in the primary; secondaries follow (server/secondaryCA.ts).
+    { path: '/v1/connect/ca/configuration', writesInPrimary: true, methods: { GET: getConfig, PUT: putConfig } },
     { path: '/v1/internal/connect/ca/sign', methods: { PUT: sign } },
     { path: '/v1/agent/connect/ca/leaf/', prefix: true, agentLocal: true, methods: { GET: leaf } },
   ];
