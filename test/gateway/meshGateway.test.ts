@@ -23,6 +23,8 @@ let td: string;
 const apps: TestApp[] = [];
 let web: TestApp;
 let upstreamUri: string;
+let shop: TestApp;
+let shopUpstreamUri: string;
 const children: Array<{ name: string; child: ChildProcess; out: () => string }> = [];
 let gatewayAddr: string;
 let gatewayMetrics: string;
@@ -125,11 +127,16 @@ before(async () => {
   const upstreamPort = await freePort();
   upstreamUri = `http://127.0.0.1:${upstreamPort}`;
   web = await startTestApp({ name: 'web', upstreams: [upstreamUri] });
-  apps.push(v1, v2, web);
+  const shopUpstreamPort = await freePort();
+  shopUpstreamUri = `http://127.0.0.1:${shopUpstreamPort}`;
+  shop = await startTestApp({ name: 'shop', upstreams: [shopUpstreamUri] });
+  apps.push(v1, v2, web, shop);
   await register('api', 'api-1', v1, { version: '1' });
   await register('api', 'api-2', v2, { version: '2' });
   await register('web', 'web-1', web, { version: '1' }, [{ DestinationName: 'api', Datacenter: 'dc2', LocalBindPort: upstreamPort, MeshGateway: { Mode: 'local' } }]);
-  for (const id of ['api-1', 'api-2', 'web-1']) spawnTrellis(`proxy ${id}`, ['connect', 'proxy', '-sidecar-for', id, '-http-addr', agent.httpAddr]);
+  // shop's upstream names no datacenter and no mode: the chain (a resolver redirect, service-defaults) decides.
+  await register('shop', 'shop-1', shop, { version: '1' }, [{ DestinationName: 'api', LocalBindPort: shopUpstreamPort }]);
+  for (const id of ['api-1', 'api-2', 'web-1', 'shop-1']) spawnTrellis(`proxy ${id}`, ['connect', 'proxy', '-sidecar-for', id, '-http-addr', agent.httpAddr]);
 
   // The CLI gateway talks to the agent through a recorder, so the test sees every path it asked for.
   recorder = http.createServer((req, res) => {
@@ -322,5 +329,40 @@ test('sidecar in mesh gateway mode local: web -> dc1 gateway -> dc2 gateway -> a
     }, 15_000, 200);
   } finally {
     await agent.request('DELETE', '/v1/connect/intentions/exact?source=web&destination=api');
+  }
+});
+
+/** What `app`'s upstream call answered: the app's name, or the failure. */
+async function upstreamAnswer(app: TestApp, uri: string): Promise<string> {
+  const r = await new Promise<TestAppAnswer>((resolve, reject) => {
+    http.get(app.url, { agent: false }, (res) => { let s = ''; res.on('data', (c: Buffer) => { s += c.toString(); }); res.on('end', () => resolve(JSON.parse(s) as TestAppAnswer)); }).on('error', reject);
+  });
+  const call = r.upstream_calls?.[uri];
+  return call?.code === 200 ? call.name : `code ${call?.code} ${call?.error ?? ''}`;
+}
+
+test('HTTP chain: a resolver redirect to dc2 with service-defaults MeshGateway local goes through the gateways; removing it comes back to dc1 directly', async () => {
+  const put = async (e: Record<string, unknown>) => { const r = await agent.request('PUT', '/v1/config', { body: JSON.stringify(e) }); assert.equal(r.status, 200, r.text); };
+  await waitFor('shop reaches api in dc1', async () => /^api v[12]$/.test(await upstreamAnswer(shop, shopUpstreamUri)), 30_000, 250);
+  await put({ Kind: 'service-defaults', Name: 'api', Protocol: 'http', MeshGateway: { Mode: 'local' } });
+  await put({ Kind: 'service-resolver', Name: 'api', Redirect: { Datacenter: 'dc2' } });
+  try {
+    const aBefore = gwA.metrics.get('consul_mesh_gateway_conns_total', { target: 'dc2', route: 'remote' });
+    await waitFor('shop reaches api through the gateways', async () =>
+      /^api v[12]$/.test(await upstreamAnswer(shop, shopUpstreamUri)) && gwA.metrics.get('consul_mesh_gateway_conns_total', { target: 'dc2', route: 'remote' }) > aBefore, 30_000, 250);
+    const bBefore = gwB.metrics.get('consul_mesh_gateway_conns_total', { target: 'api.default.dc2', route: 'local' });
+    // The sidecar keeps connections alive: more requests, each answered by api through B.
+    for (let i = 0; i < 5; i++) assert.match(await upstreamAnswer(shop, shopUpstreamUri), /^api v[12]$/);
+    assert.ok(gwB.metrics.get('consul_mesh_gateway_conns_total', { target: 'api.default.dc2', route: 'local' }) >= bBefore);
+    // Stopping the redirect: back to dc1's instances, no longer through gateway A.
+    await agent.request('DELETE', '/v1/config/service-resolver/api');
+    await waitFor('shop back on dc1 directly', async () => {
+      const before = gwA.metrics.get('consul_mesh_gateway_conns_total', { target: 'dc2', route: 'remote' });
+      const ok = /^api v[12]$/.test(await upstreamAnswer(shop, shopUpstreamUri));
+      return ok && gwA.metrics.get('consul_mesh_gateway_conns_total', { target: 'dc2', route: 'remote' }) === before;
+    }, 30_000, 250);
+  } finally {
+    await agent.request('DELETE', '/v1/config/service-resolver/api');
+    await agent.request('DELETE', '/v1/config/service-defaults/api');
   }
 });

@@ -20,6 +20,7 @@ import { M, type Metrics } from './metrics.ts';
 import type { HttpRequestInfo } from './routeMatch.ts';
 import type { TlsMaterial } from './tlsMaterial.ts';
 import { checkServerSpiffe, instanceAddress, upstreamKey } from './upstream.ts';
+import { gatewayAddress, gatewayRoute, resolveMeshGatewayMode } from './meshGatewayMode.ts';
 import type { ServiceEntry, Upstream } from './types.ts';
 
 interface Inst { key: string; host: string; port: number }
@@ -36,6 +37,8 @@ export interface L7UpstreamOptions {
   upstream: Upstream;
   /** The chain the proxy read (it watches the chain: setChain gives later ones). */
   chain: CompiledDiscoveryChain;
+  /** The proxy registration's MeshGateway (cross-datacenter targets; see meshGatewayMode.ts). */
+  proxyMeshGateway?: () => { Mode?: string } | null | undefined;
 }
 
 /** Instances of one target, watched while the chain names it. */
@@ -43,7 +46,7 @@ class TargetWatch {
   instances: Inst[] = [];
   readonly stop = new AbortController();
   readonly first: Promise<void>;
-  constructor(api: AgentApi, t: DiscoveryTarget, logger: Logger) {
+  constructor(api: AgentApi, t: DiscoveryTarget, logger: Logger, gateway?: { path: string; side: 'lan' | 'wan' }) {
     const q = new URLSearchParams();
     // OnlyPassing: warning instances are left out too; otherwise only critical ones are (Consul's rule).
     if (t.Subset?.OnlyPassing) q.set('passing', '1');
@@ -53,11 +56,13 @@ class TargetWatch {
     this.first = new Promise((r) => { done = r; });
     void watch<Array<ServiceEntry & { Checks?: Array<{ Status: string }> }> | null>({
       api, logger, signal: this.stop.signal,
-      path: `/v1/health/connect/${encodeURIComponent(t.Service)}${q.size ? `?${q.toString()}` : ''}`,
+      // A target in another datacenter behind mesh gateways (meshGatewayMode.ts): dial the gateways,
+      // with the target's SNI and identity check as ever.
+      path: gateway?.path ?? `/v1/health/connect/${encodeURIComponent(t.Service)}${q.size ? `?${q.toString()}` : ''}`,
       onChange: (entries) => {
         this.instances = (entries ?? [])
           .filter((e) => !(e.Checks ?? []).some((c) => c.Status === 'critical'))
-          .map((e) => { const a = instanceAddress(e); return { key: `${a.host}:${a.port}`, ...a }; });
+          .map((e) => { const a = gateway ? gatewayAddress(e, gateway.side) : instanceAddress(e); return { key: `${a.host}:${a.port}`, ...a }; });
         logger.debug('target instances', { target: t.ID, instances: this.instances.map((i) => i.key) });
         done();
       },
@@ -95,7 +100,12 @@ export class L7UpstreamListener {
   private syncTargets(): void {
     const wanted = this.chain.Targets ?? {};
     for (const [id, w] of this.targets) if (!(id in wanted)) { w.stop.abort(); this.targets.delete(id); }
-    for (const [id, t] of Object.entries(wanted)) if (!this.targets.has(id)) this.targets.set(id, new TargetWatch(this.opts.api, t, this.opts.logger));
+    const localDc = this.opts.tls.snapshot?.identity.datacenter;
+    for (const [id, t] of Object.entries(wanted)) {
+      if (this.targets.has(id)) continue;
+      const mode = resolveMeshGatewayMode(this.opts.upstream.MeshGateway, this.opts.proxyMeshGateway?.(), t.MeshGateway);
+      this.targets.set(id, new TargetWatch(this.opts.api, t, this.opts.logger, gatewayRoute(t.Datacenter, localDc, mode)));
+    }
   }
 
   healthKnown(ms: number): Promise<void> {

@@ -36,3 +36,27 @@ export function startTarget(chain: CompiledDiscoveryChain | undefined): (Discove
   const id = node?.Type === 'resolver' ? node.Resolver?.Target : undefined;
   return id ? chain.Targets[id] : undefined;
 }
+
+interface GatewayEntry {
+  Node: { Address: string };
+  Service: { Address?: string; Port: number; TaggedAddresses?: Record<string, { Address: string; Port: number }> };
+}
+
+/** A gateway entry's address for one side: TaggedAddresses.lan|wan, else the service's (or its node's) address. */
+export function gatewayAddress(e: GatewayEntry, side: 'lan' | 'wan'): { host: string; port: number } {
+  const tagged = e.Service.TaggedAddresses?.[side];
+  if (tagged?.Address && tagged.Port) return { host: tagged.Address, port: tagged.Port };
+  return { host: e.Service.Address || e.Node.Address, port: e.Service.Port };
+}
+
+/**
+ * For a target in another datacenter reached through a mesh gateway: the health query listing those
+ * gateways and which of their addresses to dial. Undefined when the target is dialled directly
+ * (same datacenter, or mode none).
+ */
+export function gatewayRoute(targetDc: string | undefined, localDc: string | undefined, mode: MeshGatewayMode): { path: string; side: 'lan' | 'wan' } | undefined {
+  if (!targetDc || localDc === undefined || targetDc === localDc || mode === 'none') return undefined;
+  const q = new URLSearchParams({ passing: '1' });
+  if (mode === 'remote') q.set('dc', targetDc);
+  return { path: `/v1/health/service/${MESH_GATEWAY_SERVICE}?${q.toString()}`, side: mode === 'local' ? 'lan' : 'wan' };
+}

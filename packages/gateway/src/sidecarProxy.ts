@@ -204,7 +204,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
     await Promise.race([w.first, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
     const ulog = logger.named(`upstream.${u.DestinationName}`);
     const l = isHttp(w.chain)
-      ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain! })
+      ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain!, proxyMeshGateway: () => config?.meshGateway })
       : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: () => w.chain, proxyMeshGateway: () => config?.meshGateway });
     upstreams.set(key, l);
     await l.healthKnown(2000);

@@ -15,7 +15,7 @@ import { parseServiceUri, upstreamSni, uriSans } from './spiffe.ts';
 import type { TlsMaterial } from './tlsMaterial.ts';
 import type { ServiceEntry, Upstream } from './types.ts';
 import type { CompiledDiscoveryChain } from './chainTypes.ts';
-import { MESH_GATEWAY_SERVICE, resolveMeshGatewayMode, startTarget, type MeshGatewayMode } from './meshGatewayMode.ts';
+import { gatewayAddress, gatewayRoute, resolveMeshGatewayMode, startTarget } from './meshGatewayMode.ts';
 
 export interface Instance { host: string; port: number }
 
@@ -52,18 +52,6 @@ export interface UpstreamOptions {
   proxyMeshGateway?: () => { Mode?: string } | null | undefined;
 }
 
-/** Where a gateway entry is reached from inside its datacenter: TaggedAddresses.lan, else its address. */
-function lanAddress(e: ServiceEntry): Instance {
-  const lan = e.Service.TaggedAddresses?.['lan'];
-  return lan?.Address && lan.Port ? { host: lan.Address, port: lan.Port } : instanceAddress(e);
-}
-
-/** Where a gateway entry is reached from other datacenters: TaggedAddresses.wan, else its address. */
-function wanAddressOf(e: ServiceEntry): Instance {
-  const wan = e.Service.TaggedAddresses?.['wan'];
-  return wan?.Address && wan.Port ? { host: wan.Address, port: wan.Port } : instanceAddress(e);
-}
-
 /** What a connection dials: the target's instances, or gateways in front of them. */
 type Via = 'direct' | 'local-gateway' | 'remote-gateway';
 
@@ -94,10 +82,9 @@ export class UpstreamListener {
   /** The mode and the way it implies for this upstream now (the chain may change the mode). */
   private via(): Via {
     const u = this.opts.upstream;
-    const localDc = this.opts.tls.snapshot?.identity.datacenter;
-    if (!u.Datacenter || localDc === undefined || u.Datacenter === localDc) return 'direct';
-    const mode: MeshGatewayMode = resolveMeshGatewayMode(u.MeshGateway, this.opts.proxyMeshGateway?.(), startTarget(this.opts.chain?.())?.MeshGateway);
-    return mode === 'local' ? 'local-gateway' : mode === 'remote' ? 'remote-gateway' : 'direct';
+    const mode = resolveMeshGatewayMode(u.MeshGateway, this.opts.proxyMeshGateway?.(), startTarget(this.opts.chain?.())?.MeshGateway);
+    const r = gatewayRoute(u.Datacenter, this.opts.tls.snapshot?.identity.datacenter, mode);
+    return r === undefined ? 'direct' : r.side === 'lan' ? 'local-gateway' : 'remote-gateway';
   }
 
   /** Starts (once) the watch of what `via` dials: the destination's sidecars or a datacenter's mesh gateways. */
@@ -105,20 +92,17 @@ export class UpstreamListener {
     const have = this.sources.get(via);
     if (have) return have;
     const u = this.opts.upstream;
-    const q = new URLSearchParams({ passing: '1' });
     let path: string;
     let address: (e: ServiceEntry) => Instance;
     if (via === 'direct') {
+      const q = new URLSearchParams({ passing: '1' });
       if (u.Datacenter) q.set('dc', u.Datacenter);
       path = `/v1/health/connect/${encodeURIComponent(u.DestinationName)}?${q.toString()}`;
       address = instanceAddress;
-    } else if (via === 'local-gateway') {
-      path = `/v1/health/service/${MESH_GATEWAY_SERVICE}?${q.toString()}`;
-      address = lanAddress;
     } else {
-      q.set('dc', u.Datacenter!);
-      path = `/v1/health/service/${MESH_GATEWAY_SERVICE}?${q.toString()}`;
-      address = wanAddressOf;
+      const r = gatewayRoute(u.Datacenter, this.opts.tls.snapshot?.identity.datacenter, via === 'local-gateway' ? 'local' : 'remote')!;
+      path = r.path;
+      address = (e) => gatewayAddress(e, r.side);
     }
     let resolveFirst!: () => void;
     const src: Source = { instances: [], first: new Promise((r) => { resolveFirst = r; }), stop: new AbortController() };
