@@ -3,18 +3,25 @@
 // until allocation resumes (measured in test/gateway/l7Routing.test.ts after 2,000 requests: heap
 // used 13.6 MB, 6.8 MB after this collection). One collection a few seconds after the last
 // request gives the heap back; nothing runs while traffic flows or while the proxy has been idle
-// since its last collection. What stays above the TCP proxy's ~57 MB is native memory (OpenSSL and
-// malloc), which closing idle pooled connections did not return either (measured: no change).
+// since its last collection.
+//
+// The collection is V8's "last resort" flavour (what V8 runs before an out-of-memory error: full
+// GCs that shrink the young generation and unmap the pages the heap no longer uses). A plain
+// gc() frees objects but keeps their 256 KB pages pooled and the young generation at the size the
+// burst grew it to, so the RSS stays: measured on an HTTP-mode proxy from the bundle after 2,000
+// requests: idle RSS 62.5 / 61.9 MB (payments / web side) with gc(), 57.1 / 58.0 MB with this
+// (docs/BENCHMARKS.md, "L7 proxy idle RSS").
 
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
-let gc: (() => void) | undefined | null = null;
-function getGc(): (() => void) | undefined {
+type Gc = (options?: { type?: 'major' | 'minor'; execution?: 'sync' | 'async'; flavor?: 'regular' | 'last-resort' }) => void;
+let gc: Gc | undefined | null = null;
+function getGc(): Gc | undefined {
   if (gc !== null) return gc;
   try {
     v8.setFlagsFromString('--expose-gc');
-    gc = vm.runInNewContext('gc') as () => void;
+    gc = vm.runInNewContext('gc') as Gc;
   } catch {
     gc = undefined;
   }
@@ -40,7 +47,7 @@ export class IdleGc {
     this.timer = undefined;
     const quiet = Date.now() - this.busySince;
     if (quiet < this.idleMs) { this.timer = setTimeout(() => this.fire(), this.idleMs - quiet).unref(); return; }
-    getGc()?.();
+    getGc()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
   }
 
   stop(): void {
