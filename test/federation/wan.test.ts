@@ -1,10 +1,12 @@
 // WAN federation with real processes on loopback (distinct ports; the network-namespace suite is
 // separate): three datacenters' servers in one WAN pool, members -wan, catalog/datacenters, and
 // ?dc= requests answered by the other datacenter (catalog, kv, health, a blocking query across the
-// forward, DNS names of other datacenters), from a server and from a client agent. Bad input: unknown and malformed dc names, a
+// forward, DNS names of other datacenters), from a server and from a client agent; the gossip
+// key guards the WAN pool as it does the LAN pool. Bad input: unknown and malformed dc names, a
 // WAN join to nowhere, WAN calls on a client agent.
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
 import { AgentProcess, printLogsIfFailed, runTrellis, waitFor } from '../support/index.ts';
 
@@ -207,8 +209,43 @@ describe('WAN federation: three datacenters', () => {
       const gone = await dc3.request('GET', '/v1/kv/fed/dc4?dc=dc4', { timeoutMs: 20_000 });
       assert.equal(gone.status, 500);
       assert.equal(gone.text, 'No path to datacenter');
+      // force-leave -wan: the dead server is let go (leaving, then left); an unknown name is Consul's error.
+      const unknown = await runTrellis(['force-leave', '-wan', '-http-addr', dc3.httpAddr, 'nobody.dc9']);
+      assert.equal(unknown.code, 1);
+      assert.match(unknown.stderr, /No node found with name 'nobody\.dc9'/);
+      const fl = await runTrellis(['force-leave', '-wan', '-http-addr', dc3.httpAddr, 'fed-s4.dc4']);
+      assert.equal(fl.code, 0, fl.stderr);
+      await waitFor('fed-s4.dc4 is no longer alive in the WAN pool', async () => {
+        const m = (await dc3.getJson<Member[]>('/v1/agent/members?wan=1')).find((x) => x.Name === 'fed-s4.dc4');
+        return m === undefined || m.Status !== 1;
+      }, 10_000, 100);
     } finally {
       await dc4.dispose();
     }
+  });
+});
+
+describe('WAN federation: the gossip key', () => {
+  const agents: AgentProcess[] = [];
+  after(async () => {
+    for (const a of agents) await a.dispose();
+  });
+  afterEach((t) => printLogsIfFailed(t, ...agents));
+
+  test('servers with the same -encrypt key join over the WAN; one with another key cannot, and learns nothing', { timeout: 60_000 }, async () => {
+    const key = randomBytes(32).toString('base64');
+    const a = await AgentProcess.start({ name: 'key-a', mode: 'server', args: ['-datacenter', 'ka', '-encrypt', key] });
+    agents.push(a);
+    const b = await AgentProcess.start({ name: 'key-b', mode: 'server', args: ['-datacenter', 'kb', '-encrypt', key, '-join-wan', a.serfWanAddr] });
+    agents.push(b);
+    const c = await AgentProcess.start({ name: 'key-c', mode: 'server', args: ['-datacenter', 'kc', '-encrypt', randomBytes(32).toString('base64')] });
+    agents.push(c);
+    await waitFor('ka sees kb', async () => (await a.getJson<string[]>('/v1/catalog/datacenters')).includes('kb'), 20_000, 200);
+    const r = await c.request('PUT', `/v1/agent/join/${a.serfWanAddr}?wan=1`, { timeoutMs: 30_000 });
+    assert.equal(r.status, 500);
+    assert.match(r.text, /gossip key mismatch/);
+    assert.deepEqual(await c.getJson<string[]>('/v1/catalog/datacenters'), ['kc']);
+    assert.deepEqual((await a.getJson<string[]>('/v1/catalog/datacenters')).sort(), ['ka', 'kb']);
+    assert.equal((await c.request('GET', '/v1/catalog/nodes?dc=ka')).text, 'No path to datacenter');
   });
 });

@@ -416,7 +416,7 @@ async function startupOnce(root: string, run: number): Promise<number> {
   const fd = fs.openSync(logFile, 'a');
   const t0 = performance.now();
   const child = spawn(launcher, ['agent', '-dev', '-node', `startup-${run}`, '-log-level', 'warn',
-    '-http-port', String(http1), '-dns-port', String(dns), '-server-port', String(srv)],
+    '-http-port', String(http1), '-dns-port', String(dns), '-server-port', String(srv), '-serf-wan-port', '-1'],
   { env: trellisEnv(), stdio: ['ignore', fd, fd] });
   fs.closeSync(fd);
   const exited = new Promise<void>((r) => child.once('exit', () => r()));

@@ -76,7 +76,7 @@ before(async () => {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-uint64-'));
   const [httpPort, serverPort] = [await freePort(), await freePort()];
   httpAddr = `127.0.0.1:${httpPort}`;
-  agent = spawn(launcher, ['agent', '-dev', '-http-port', String(httpPort), '-dns-port', '-1', '-server-port', String(serverPort)], { env, stdio: ['ignore', 'pipe', 'pipe'] });
+  agent = spawn(launcher, ['agent', '-dev', '-http-port', String(httpPort), '-dns-port', '-1', '-server-port', String(serverPort), '-serf-wan-port', '-1'], { env, stdio: ['ignore', 'pipe', 'pipe'] });
   agent.stdout!.on('data', (b) => { agentLog += b; });
   agent.stderr!.on('data', (b) => { agentLog += b; });
   let exited = false;
