@@ -4,6 +4,7 @@
 import type { Command, CommandContext } from './command.ts';
 import { execute, makeContext } from './command.ts';
 import type { CliIO } from './io.ts';
+import { ACL_COMMANDS, ACL_GROUPS } from './commands/acl.ts';
 import { agentCommand } from './commands/agent.ts';
 import { catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand } from './commands/catalog.ts';
 import { configDeleteCommand, configListCommand, configReadCommand, configWriteCommand } from './commands/config.ts';
@@ -25,6 +26,7 @@ import { snapshotRestoreCommand, snapshotSaveCommand } from './commands/snapshot
 import { versionCommand, versionText } from './commands/version.ts';
 
 export const COMMANDS: readonly Command[] = [
+  ...ACL_COMMANDS,
   agentCommand,
   catalogDatacentersCommand, catalogNodesCommand, catalogServicesCommand,
   configDeleteCommand, configListCommand, configReadCommand, configWriteCommand,
@@ -42,6 +44,7 @@ export const COMMANDS: readonly Command[] = [
 
 /** Synopses of the command groups, which only list their subcommands. */
 const GROUPS: Readonly<Record<string, string>> = {
+  ...ACL_GROUPS,
   catalog: 'Interact with the catalog',
   config: 'Interact with Trellis\'s centralized configurations',
   connect: 'Interact with Trellis Connect',
