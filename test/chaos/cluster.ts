@@ -167,16 +167,23 @@ export class ChaosCluster {
 
   /** The leader as `among` see it, when they all agree ('' otherwise). */
   async leader(among: ChaosAgent[] = this.servers.filter((s) => s.running && !s.paused), timeoutMs = 1500): Promise<ChaosAgent | undefined> {
-    const named = await Promise.all(among.map(async (s) => {
+    const named = await this.leaderViews(among, timeoutMs);
+    const first = named[0]?.[1];
+    if (!first || named.some(([, n]) => n !== first)) return undefined;
+    return this.servers.find((s) => s.name === first);
+  }
+
+  /** [server, the leader it names ('' none, '?' no answer)] for each of `among`. */
+  async leaderViews(among: ChaosAgent[] = this.servers, timeoutMs = 1500): Promise<Array<[string, string]>> {
+    return Promise.all(among.map(async (s): Promise<[string, string]> => {
       try {
         const r = await request(s.url, 'GET', '/v1/status/leader', { timeoutMs });
-        return r.status === 200 ? r.json<string>() : '';
+        const addr = r.status === 200 ? r.json<string>() : '';
+        return [s.name, addr === '' ? '' : this.servers.find((x) => x.rpcAddr === addr)?.name ?? addr];
       } catch {
-        return '';
+        return [s.name, '?'];
       }
     }));
-    if (named.length === 0 || named[0] === '' || named.some((n) => n !== named[0])) return undefined;
-    return this.servers.find((s) => s.rpcAddr === named[0]);
   }
 
   /** Waits until every server names one leader, and every agent lists every other as alive. */

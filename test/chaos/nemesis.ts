@@ -20,6 +20,8 @@ export interface FaultEvent {
   majority?: string[];
   /** After the heal: ms until every server named one leader again (undefined: not within the probe). */
   leaderAfterHealMs?: number;
+  /** The last disagreeing view (server→leader it named) before they agreed, for diagnosis. */
+  leaderViewsAfterHeal?: string;
   /** After the heal: ms until every agent listed every member alive. */
   membersAliveAfterHealMs?: number;
   /** When the fault cut off the leader: ms until the other servers agreed on a new one. */
@@ -201,8 +203,13 @@ export class Nemesis {
     const deadline = healedAt + 30_000;
     const c = this.#c;
     while (performance.now() < deadline && ev.leaderAfterHealMs === undefined) {
-      if (await c.leader(c.servers)) ev.leaderAfterHealMs = Math.round(performance.now() - healedAt);
-      else await new Promise((r) => setTimeout(r, 100));
+      const views = await c.leaderViews(c.servers);
+      const first = views[0]![1];
+      if (first !== '' && first !== '?' && views.every(([, l]) => l === first)) ev.leaderAfterHealMs = Math.round(performance.now() - healedAt);
+      else {
+        ev.leaderViewsAfterHeal = views.map(([s, l]) => `${s}→${l || 'none'}`).join(' ');
+        await new Promise((r) => setTimeout(r, 100));
+      }
     }
     while (performance.now() < deadline) {
       const alive = await c.aliveCounts();

@@ -60,7 +60,7 @@ export class DelayRelay {
           this.#timers.delete(t);
           pending--;
           if (!to.destroyed) to.write(chunk);
-        }, wait);
+        }, Math.max(0, wait));
         this.#timers.add(t);
       });
       from.on('end', () => {
