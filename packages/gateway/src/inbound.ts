@@ -80,6 +80,9 @@ export class InboundListener {
     const snap = this.opts.tls.snapshot;
     if (!snap) throw new Error('inbound listener: no certificates yet');
     const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true,
+      // h2 for callers that offer it (http2/grpc upstreams; served in HTTP/2 by the L7 mode), else
+      // http/1.1; a caller offering no ALPN (L4 pipes, HTTP/1.1 pools) is unaffected.
+      ALPNProtocols: ['h2', 'http/1.1'],
       // A caller that does not finish its handshake does not hold a socket for Node's default 120 s.
       handshakeTimeout: 10_000 });
     server.on('connection', (raw: net.Socket) => { this.sockets.add(raw); raw.once('close', () => this.sockets.delete(raw)); });

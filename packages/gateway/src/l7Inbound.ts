@@ -3,6 +3,8 @@
 // Permissions can be enforced per request (l7Intentions.ts); a denied request gets Envoy's
 // "403 RBAC: access denied" and a log line. Requests go on to the local app over keep-alive
 // connections. The intentions are watched: GET /v1/connect/intentions/match?by=destination.
+// A caller that negotiated ALPN h2 (an http2/grpc upstream) is served by h2Inbound.ts, imported on
+// the first such connection, with the same decisions.
 
 import http from 'node:http';
 import type tls from 'node:tls';
@@ -11,7 +13,8 @@ import { decideL7, defaultFromAgentSelf, type IntentionDefault, type L7Intention
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
-import type { HttpRequestInfo } from './routeMatch.ts';
+import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
+import type { H2Inbound } from './h2Inbound.ts';
 import type { AuthorizeResult } from './types.ts';
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -26,7 +29,7 @@ export interface L7InboundOptions {
   authorize: (uri: string, serial: string) => Promise<AuthorizeResult>;
 }
 
-interface Caller { uri: string; service: string; serial: string }
+export interface Caller { uri: string; service: string; serial: string }
 
 export class L7Inbound {
   private intentions: L7Intention[] = [];
@@ -64,8 +67,28 @@ export class L7Inbound {
 
   /** Takes over an authenticated connection; `service` is the caller's from its SPIFFE ID. */
   accept(socket: tls.TLSSocket, caller: Caller): void {
+    if (socket.alpnProtocol === 'h2') { this.acceptH2(socket, caller); return; }
     this.callers.set(socket, caller);
     this.server.emit('connection', socket);
+  }
+
+  private h2: Promise<H2Inbound> | undefined;
+  private acceptH2(socket: tls.TLSSocket, caller: Caller): void {
+    socket.pause();
+    this.h2 ??= import('./h2Inbound.ts').then(({ H2Inbound }) => new H2Inbound({
+      logger: this.opts.logger, metrics: this.opts.metrics, localApp: this.opts.localApp,
+      decide: (c, info) => this.decide(c, info), touch: () => this.idleGc.touch(),
+    }));
+    void this.h2.then((h) => { if (this.stop.signal.aborted) socket.destroy(); else h.accept(socket, caller); });
+  }
+
+  /** Whether the caller may make this request: its L7 intention, else the L4 answer. */
+  async decide(caller: Caller | undefined, info: HttpRequestInfo): Promise<{ allowed: boolean; reason: string }> {
+    if (!caller) return { allowed: false, reason: 'no caller identity' };
+    const l7 = decideL7(this.intentions, caller.service, info, await this.intentionDefault());
+    if (l7) return l7;
+    const r = await this.opts.authorize(caller.uri, caller.serial);
+    return { allowed: r.Authorized, reason: r.Reason };
   }
 
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
@@ -73,17 +96,8 @@ export class L7Inbound {
     this.idleGc.touch();
     const caller = this.callers.get(req.socket);
     const url = req.url ?? '/';
-    const qi = url.indexOf('?');
-    const query: Record<string, string> = {};
-    if (qi >= 0) for (const [k, v] of new URLSearchParams(url.slice(qi + 1))) if (!(k in query)) query[k] = v;
-    const info: HttpRequestInfo = { method: req.method ?? 'GET', path: qi >= 0 ? url.slice(0, qi) : url, headers: req.headers as HttpRequestInfo['headers'], query };
-    let allowed = false;
-    let reason = 'no caller identity';
-    if (caller) {
-      const l7 = decideL7(this.intentions, caller.service, info, await this.intentionDefault());
-      if (l7) ({ allowed, reason } = l7);
-      else ({ Authorized: allowed, Reason: reason } = await this.opts.authorize(caller.uri, caller.serial));
-    }
+    const info = requestInfo(req.method ?? 'GET', url, req.headers);
+    const { allowed, reason } = await this.decide(caller, info);
     if (!allowed) {
       metrics.add(M.denials[0], M.denials[1], {});
       logger.info('request denied', { source: caller?.uri, method: info.method, path: info.path, reason });
@@ -118,5 +132,6 @@ export class L7Inbound {
     this.stop.abort();
     this.server.closeAllConnections();
     this.app.destroy();
+    void this.h2?.then((h) => h.close());
   }
 }

@@ -12,22 +12,23 @@ import type net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
-import { requestHash } from './hashLb.ts';
+import { requestHash, type RequestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
-import type { HttpRequestInfo } from './routeMatch.ts';
+import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
+import { retryOnFailure, retryOnResponse, retryPolicyOf } from './retryPolicy.ts';
 import type { TlsMaterial } from './tlsMaterial.ts';
 import { checkServerSpiffe, instanceAddress, upstreamKey } from './upstream.ts';
 import { gatewayAddress, gatewayRoute, resolveMeshGatewayMode } from './meshGatewayMode.ts';
 import type { ServiceEntry, Upstream } from './types.ts';
 
-interface Inst { key: string; host: string; port: number }
+export interface Inst { key: string; host: string; port: number }
 
 /** Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1). */
-const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
-const MAX_BODY = 16 * 1024 * 1024;
+export const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+export const MAX_BODY = 16 * 1024 * 1024;
 
 export interface L7UpstreamOptions {
   api: AgentApi;
@@ -42,7 +43,7 @@ export interface L7UpstreamOptions {
 }
 
 /** Instances of one target, watched while the chain names it. */
-class TargetWatch {
+export class TargetWatch {
   instances: Inst[] = [];
   readonly stop = new AbortController();
   readonly first: Promise<void>;
@@ -71,13 +72,15 @@ class TargetWatch {
 }
 
 export class L7UpstreamListener {
-  private server: http.Server | undefined;
-  private chain: CompiledDiscoveryChain;
-  private readonly targets = new Map<string, TargetWatch>();
+  /** Which protocols this listener speaks (sidecarProxy.ts replaces it when the chain's protocol needs another). */
+  readonly kind: 'http' | 'http2' = 'http';
+  private server: net.Server | undefined;
+  protected chain: CompiledDiscoveryChain;
+  protected readonly targets = new Map<string, TargetWatch>();
   private readonly agents = new Map<string, http.Agent>();
-  private readonly balancer = new Balancer<Inst>();
-  private readonly idleGc = new IdleGc();
-  private readonly opts: L7UpstreamOptions;
+  protected readonly balancer = new Balancer<Inst>();
+  protected readonly idleGc = new IdleGc();
+  protected readonly opts: L7UpstreamOptions;
 
   constructor(opts: L7UpstreamOptions) {
     this.opts = opts;
@@ -112,16 +115,26 @@ export class L7UpstreamListener {
     return Promise.race([Promise.all([...this.targets.values()].map((t) => t.first)).then(() => undefined), new Promise<void>((r) => setTimeout(r, ms).unref())]);
   }
 
+  /** The HTTP/1.1 server (the HTTP/2 listener hands it the connections that are not HTTP/2). */
+  protected http1Server(): http.Server {
+    return http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+  }
+
+  /** The server that listens on LocalBindPort. */
+  protected makeServer(): net.Server {
+    return this.http1Server();
+  }
+
   async listen(): Promise<net.AddressInfo> {
     const u = this.opts.upstream;
-    const server = http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    const server = this.makeServer();
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(u.LocalBindPort, u.LocalBindAddress || '127.0.0.1', () => { server.off('error', reject); resolve(); });
     });
     this.server = server;
     const addr = server.address() as net.AddressInfo;
-    this.opts.logger.info('upstream listener started (http)', { upstream: u.DestinationName, address: `${addr.address}:${addr.port}` });
+    this.opts.logger.info(`upstream listener started (${this.kind === 'http' ? 'http' : 'http2, http'})`, { upstream: u.DestinationName, address: `${addr.address}:${addr.port}` });
     return addr;
   }
 
@@ -129,8 +142,13 @@ export class L7UpstreamListener {
     return (this.server?.address() as net.AddressInfo | null) ?? undefined;
   }
 
+  /** ring_hash / maglev: the request's hash from the resolver's HashPolicies (hashLb.ts); undefined for other policies. */
+  protected hashOf(plan: RequestPlan, info: HttpRequestInfo, sourceIp: string): RequestHash | undefined {
+    return plan.lbPolicy === 'ring_hash' || plan.lbPolicy === 'maglev' ? requestHash(plan.loadBalancer?.HashPolicies ?? [], { req: info, sourceIp }) : undefined;
+  }
+
   /** One keep-alive pool per target: its connections carry that target's SNI and identity check. */
-  private agentFor(target: DiscoveryTarget): http.Agent {
+  protected agentFor(target: DiscoveryTarget): http.Agent {
     const snap = this.opts.tls.snapshot!;
     const key = `${target.ID}#${snap.generation}`;
     let a = this.agents.get(key);
@@ -154,7 +172,7 @@ export class L7UpstreamListener {
     return a;
   }
 
-  private connectTimeoutMs(t: DiscoveryTarget): number {
+  protected connectTimeoutMs(t: DiscoveryTarget): number {
     const c = Number(this.opts.upstream.Config?.['connect_timeout_ms']);
     if (Number.isFinite(c) && c > 0) return c;
     const s = t.ConnectTimeout;
@@ -168,10 +186,7 @@ export class L7UpstreamListener {
     this.idleGc.touch();
     const chain = this.chain;
     const url = req.url ?? '/';
-    const qi = url.indexOf('?');
-    const query: Record<string, string> = {};
-    if (qi >= 0) for (const [k, v] of new URLSearchParams(url.slice(qi + 1))) if (!(k in query)) query[k] = v;
-    const info: HttpRequestInfo = { method: req.method ?? 'GET', path: qi >= 0 ? url.slice(0, qi) : url, headers: req.headers as HttpRequestInfo['headers'], query };
+    const info = requestInfo(req.method ?? 'GET', url, req.headers);
     let plan: RequestPlan;
     try {
       plan = planRequest(chain, info);
@@ -195,13 +210,9 @@ export class L7UpstreamListener {
     applyHeaderMods(headers, plan.requestHeaders);
     const dest = plan.route?.destination;
     const path = rewritePath(url, plan.route?.match, dest?.PrefixRewrite);
-    const retries = Math.max(0, Math.min(Number(dest?.NumRetries ?? 0) || 0, 10));
-    const retryConnect = dest?.RetryOnConnectFailure === true;
-    const retryCodes = new Set(dest?.RetryOnStatusCodes ?? []);
+    const policy = retryPolicyOf(dest);
     const deadline = plan.requestTimeoutMs !== undefined ? Date.now() + plan.requestTimeoutMs : undefined;
-    // ring_hash / maglev: the request's hash from the resolver's HashPolicies (hashLb.ts).
-    const hashed = plan.lbPolicy === 'ring_hash' || plan.lbPolicy === 'maglev'
-      ? requestHash(plan.loadBalancer?.HashPolicies ?? [], { req: info, sourceIp: req.socket.remoteAddress ?? '' }) : undefined;
+    const hashed = this.hashOf(plan, info, req.socket.remoteAddress ?? '');
     for (let attempt = 0; ; attempt++) {
       const chosen = chooseTarget(plan.targets, (id) => this.targets.get(id)?.instances ?? []);
       if (!chosen || !this.opts.tls.snapshot) {
@@ -217,14 +228,15 @@ export class L7UpstreamListener {
       this.balancer.begin(inst.key);
       const out = await this.send(target, inst, req.method ?? 'GET', path, headers, body, left);
       this.balancer.end(inst.key);
-      const canRetry = attempt < retries && !res.headersSent;
+      const canRetry = policy !== undefined && attempt < policy.numRetries && !res.headersSent;
       if (out.kind === 'error') {
-        if (canRetry && (out.connect ? retryConnect || retryCodes.size === 0 : false)) continue;
+        // The route's RequestTimeout is for the whole request: a timed-out attempt is not tried again.
+        if (canRetry && !out.timeout && retryOnFailure(policy, out.connect ? 'connect-failure' : 'reset')) continue;
         logger.warn('upstream request failed', { upstream: u.DestinationName, target: chosen.id, instance: inst.key, error: out.error });
         reply(res, out.timeout ? 504 : 503, out.timeout ? 'upstream request timeout' : 'upstream connect error or disconnect/reset before headers');
         return;
       }
-      if (canRetry && retryCodes.has(out.res.statusCode ?? 0)) { out.res.resume(); continue; }
+      if (canRetry && retryOnResponse(policy, out.res.statusCode ?? 0, out.res.headers)) { out.res.resume(); continue; }
       const rh: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(out.res.headers)) if (v !== undefined && !HOP.has(k)) rh[k] = v;
       applyHeaderMods(rh, plan.responseHeaders);
@@ -236,7 +248,7 @@ export class L7UpstreamListener {
     }
   }
 
-  private send(target: DiscoveryTarget, inst: Inst, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, timeoutMs: number | undefined):
+  protected send(target: DiscoveryTarget, inst: Inst, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, timeoutMs: number | undefined):
     Promise<{ kind: 'ok'; res: http.IncomingMessage } | { kind: 'error'; error: Error; connect: boolean; timeout: boolean }> {
     return new Promise((resolve) => {
       let connected = false;
@@ -266,9 +278,13 @@ export class L7UpstreamListener {
     this.server = undefined;
     if (!s) return;
     const closed = new Promise<void>((r) => s.close(() => r()));
-    s.closeAllConnections();
+    if (s instanceof http.Server) s.closeAllConnections();
+    await this.closeConnections();
     await closed;
   }
+
+  /** Connections the HTTP/2 listener holds itself. */
+  protected async closeConnections(): Promise<void> {}
 }
 
 function retire(a: http.Agent): void {

@@ -140,3 +140,19 @@ export function matchRoute(chain: CompiledDiscoveryChain, req: HttpRequestInfo):
   }
   return null;
 }
+
+/**
+ * What routing and L7 intentions see of a request, from its method, request target (path and
+ * query) and headers, whichever HTTP version carried it: HTTP/2's `:authority` is also offered as
+ * `host` and HTTP/1.1's `host` as `:authority` (Envoy keeps the two as one header), so a match on
+ * either name works over both. A query parameter given twice is matched on its first value.
+ */
+export function requestInfo(method: string, target: string, headers: Readonly<Record<string, string | readonly string[] | undefined>>): HttpRequestInfo {
+  const qi = target.indexOf('?');
+  const query: Record<string, string> = {};
+  if (qi >= 0) for (const [k, v] of new URLSearchParams(target.slice(qi + 1))) if (!(k in query)) query[k] = v;
+  const h: Record<string, string | readonly string[] | undefined> = { ...headers };
+  const authority = headers[':authority'] ?? headers['host'];
+  if (authority !== undefined) { h[':authority'] = authority; h['host'] = authority; }
+  return { method, path: qi >= 0 ? target.slice(0, qi) : target, headers: h, query };
+}

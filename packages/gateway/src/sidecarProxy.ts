@@ -18,6 +18,12 @@ import { HTTP_PROTOCOLS, type CompiledDiscoveryChain, type DiscoveryChainRespons
 import type { L7Inbound } from './l7Inbound.ts';
 import type { L7UpstreamListener } from './l7Upstream.ts';
 
+/** Which upstream listener a chain needs: an L4 pipe, HTTP/1.1 routing, or HTTP/2 (and HTTP/1.1) routing. */
+export function listenerKind(chain: CompiledDiscoveryChain | undefined): 'tcp' | 'http' | 'http2' {
+  if (chain === undefined || !HTTP_PROTOCOLS.has(chain.Protocol)) return 'tcp';
+  return chain.Protocol === 'http' ? 'http' : 'http2';
+}
+
 export interface SidecarProxyOptions {
   /** The agent's HTTP API (host:port or http://host:port). */
   httpAddr: string;
@@ -164,7 +170,6 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
   // Each upstream's chain is watched: its protocol chooses the listener (L4 pipe or L7 router), and
   // an L7 listener gets each new chain. A protocol change replaces the listener on the same port.
   const chainWatches = new Map<string, { stop: AbortController; chain?: CompiledDiscoveryChain; first: Promise<void> }>();
-  const isHttp = (c: CompiledDiscoveryChain | undefined) => c !== undefined && HTTP_PROTOCOLS.has(c.Protocol);
   const watchChain = (key: string, u: ResolvedProxyConfig['upstreams'][number]) => {
     if (chainWatches.has(key)) return chainWatches.get(key)!;
     const stopChain = new AbortController();
@@ -181,7 +186,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
         done();
         const l = upstreams.get(key);
         if (!l) return;
-        if (('setChain' in l) === isHttp(res.Chain)) {
+        if (l.kind === listenerKind(res.Chain)) {
           if ('setChain' in l) l.setChain(res.Chain);
           return;
         }
@@ -189,7 +194,7 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
         logger.info('upstream protocol changed, replacing its listener', { upstream: u.DestinationName, protocol: res.Chain.Protocol });
         applying = applying.then(async () => {
           const cur = upstreams.get(key);
-          if (!cur || stop.signal.aborted || ('setChain' in cur) === isHttp(w.chain)) return;
+          if (!cur || stop.signal.aborted || cur.kind === listenerKind(w.chain)) return;
           upstreams.delete(key);
           await cur.close();
           await openUpstream(key, u);
@@ -203,8 +208,11 @@ export async function startSidecarProxy(opts: SidecarProxyOptions): Promise<Side
     const w = watchChain(key, u);
     await Promise.race([w.first, new Promise<void>((r) => setTimeout(r, 2000).unref())]);
     const ulog = logger.named(`upstream.${u.DestinationName}`);
-    const l = isHttp(w.chain)
-      ? new (await import('./l7Upstream.ts')).L7UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain!, proxyMeshGateway: () => config?.meshGateway })
+    const kind = listenerKind(w.chain);
+    const l7opts = { api, tls: material, metrics, logger: ulog, upstream: u, chain: w.chain!, proxyMeshGateway: () => config?.meshGateway };
+    // node:http2 is loaded only for an http2/grpc chain, node:http only for an HTTP one.
+    const l = kind === 'http2' ? new (await import('./h2Upstream.ts')).H2UpstreamListener(l7opts)
+      : kind === 'http' ? new (await import('./l7Upstream.ts')).L7UpstreamListener(l7opts)
       : new UpstreamListener({ api, tls: material, metrics, logger: ulog, upstream: u, chain: () => w.chain, proxyMeshGateway: () => config?.meshGateway });
     upstreams.set(key, l);
     await l.healthKnown(2000);

@@ -59,6 +59,7 @@ type Via = 'direct' | 'local-gateway' | 'remote-gateway';
 interface Source { instances: Instance[]; first: Promise<void>; stop: AbortController }
 
 export class UpstreamListener {
+  readonly kind = 'tcp' as const;
   private server: net.Server | undefined;
   private readonly sources = new Map<Via, Source>();
   private next = 0;
