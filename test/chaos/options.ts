@@ -6,8 +6,8 @@ export type Fault = (typeof FAULTS)[number];
 
 /** Faults from the issue that this harness knows but cannot inject on this machine, and why. */
 export const NOT_POSSIBLE: Record<string, string> = {
-  clock: 'clock steps: the agent takes time from the system clock (Date.now / performance.now), which is not per process controllable here (no faketime / time namespace wiring)',
-  disk: 'disk stalls: no device-mapper (dm-delay / dm-flakey) or FUSE on this machine to stall one agent\'s data dir',
+  clock: 'clock steps are not implemented: the agent reads the system clock (Date.now), CLOCK_REALTIME cannot be set per process or per time namespace, and a libfaketime (LD_PRELOAD) wrapper was not tried',
+  disk: 'disk stalls are not implemented: this kernel has no device-mapper (no dm-delay / dm-flakey), and a stalling FUSE filesystem would need a FUSE library that is not installed; "pause" (SIGSTOP) is the closest fault',
   netem: 'tc netem: this kernel has no netem qdisc ("Specified qdisc kind is unknown"); use the "delay" fault (a user-space TCP relay) instead',
 };
 
