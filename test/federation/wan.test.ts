@@ -8,7 +8,10 @@ import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
 import { Resolver } from 'node:dns/promises';
-import { AgentProcess, printLogsIfFailed, runTrellis, waitFor } from '../support/index.ts';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { AgentProcess, freePort, printLogsIfFailed, runTrellis, waitFor } from '../support/index.ts';
 
 interface Member { Name: string; Addr: string; Port: number; Status: number; Tags: Record<string, string> }
 
@@ -247,5 +250,22 @@ describe('WAN federation: the gossip key', () => {
     assert.deepEqual(await c.getJson<string[]>('/v1/catalog/datacenters'), ['kc']);
     assert.deepEqual((await a.getJson<string[]>('/v1/catalog/datacenters')).sort(), ['ka', 'kb']);
     assert.equal((await c.request('GET', '/v1/catalog/nodes?dc=ka')).text, 'No path to datacenter');
+  });
+});
+
+describe('WAN federation: -join-wan at start', () => {
+  test('-join-wan to an address nobody answers: the agent does not start, and says which flag and address', { timeout: 60_000 }, async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-joinwan-'));
+    try {
+      const dead = await freePort();
+      const r = await runTrellis(['agent', '-server', '-bootstrap', '-data-dir', dir, '-node', 'lonely', '-bind', '127.0.0.1', '-client', '127.0.0.1',
+        '-http-port', String(await freePort()), '-dns-port', '-1', '-server-port', String(await freePort()),
+        '-serf-lan-port', String(await freePort({ udp: true })), '-serf-wan-port', String(await freePort({ udp: true })),
+        '-join-wan', `127.0.0.1:${dead}`], { timeoutMs: 45_000 });
+      assert.equal(r.code, 1, r.stdout + r.stderr);
+      assert.match(r.stdout + r.stderr, new RegExp(`could not join the WAN pool through -join-wan 127\\.0\\.0\\.1:${dead}`));
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
   });
 });
