@@ -148,6 +148,8 @@ test('the proxy process loads its command and the gateway from the bundle, never
     for (const marker of ['createLibp2p', 'Fastify', 'RaftNode', 'classic-level']) {
       assert.ok(!text.includes(marker), `${path.basename(f)} contains ${marker}: the agent runtime was loaded`);
     }
+    // A TCP-only proxy does not load the HTTP/2 machinery (h2Upstream/h2Inbound are imported for http2/grpc chains only).
+    assert.doesNotMatch(text, /["']node:http2["']/, `${path.basename(f)} imports node:http2 in a TCP-only proxy`);
   }
 });
 
