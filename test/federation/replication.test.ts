@@ -31,11 +31,12 @@ async function tlsVerifies(certPem: string, keyPem: string, caPem: string): Prom
   }
 }
 
-describe('primary_datacenter: config entries and intentions replicate to a secondary', () => {
+describe('primary_datacenter: config entries and intentions replicate to the secondaries', () => {
   let primary: AgentProcess;
   let secondary: AgentProcess;
   let client2: AgentProcess;
-  const all = (): AgentProcess[] => [primary, secondary, client2].filter((a) => a !== undefined);
+  let third: AgentProcess;
+  const all = (): AgentProcess[] => [primary, secondary, client2, third].filter((a) => a !== undefined);
   const entry = async (agent: AgentProcess, kind: string, name: string): Promise<Entry | undefined> => {
     const r = await agent.request('GET', `/v1/config/${kind}/${name}`);
     return r.status === 200 ? r.json<Entry>() : undefined;
@@ -45,6 +46,8 @@ describe('primary_datacenter: config entries and intentions replicate to a secon
     // The secondary first, so the primary's -join-wan names it: a restarted primary joins again at once.
     secondary = await AgentProcess.start({ name: 'rep-s2', mode: 'server', args: ['-datacenter', 'dc2', '-primary-datacenter', 'dc1'] });
     primary = await AgentProcess.start({ name: 'rep-s1', mode: 'server', args: ['-datacenter', 'dc1', '-primary-datacenter', 'dc1', '-join-wan', secondary.serfWanAddr] });
+    // A second secondary, joined through dc2: replication reaches every datacenter.
+    third = await AgentProcess.start({ name: 'rep-s3', mode: 'server', args: ['-datacenter', 'dc3', '-primary-datacenter', 'dc1', '-retry-join-wan', secondary.serfWanAddr, '-retry-interval-wan', '1s'] });
     client2 = await AgentProcess.start({
       name: 'rep-c2', mode: 'client', readyTimeoutMs: 60_000,
       args: ['-datacenter', 'dc2', '-primary-datacenter', 'dc1', '-retry-join', secondary.serfAddr, '-retry-interval', '1s'],
@@ -55,13 +58,14 @@ describe('primary_datacenter: config entries and intentions replicate to a secon
   });
   afterEach((t) => printLogsIfFailed(t, ...all()));
 
-  test('an entry written in the primary is readable in the secondary within seconds', { timeout: 30_000 }, async () => {
+  test('an entry written in the primary is readable in every secondary within seconds', { timeout: 30_000 }, async () => {
     const w = await primary.request('PUT', '/v1/config', { body: { Kind: 'service-defaults', Name: 'web', Protocol: 'http' } });
     assert.equal(w.text, 'true');
     const started = Date.now();
     const got = await waitFor('dc2 has service-defaults/web', () => entry(secondary, 'service-defaults', 'web'), 15_000, 100);
     assert.equal(got.Protocol, 'http');
     assert.ok(Date.now() - started < 10_000, `replicated in ${Date.now() - started} ms`);
+    assert.equal((await waitFor('dc3 has service-defaults/web', () => entry(third, 'service-defaults', 'web'), 15_000, 100)).Protocol, 'http');
     // Through the secondary's client agent too, and in the secondary's own Raft log (its own index).
     assert.equal((await entry(client2, 'service-defaults', 'web'))?.Protocol, 'http');
     // Entries that need others (a router needs the http protocol) replicate in a valid order.
@@ -121,6 +125,7 @@ describe('primary_datacenter: config entries and intentions replicate to a secon
       return r.ActiveRootID === primaryRoots.ActiveRootID ? r : undefined;
     }, 30_000, 200);
     assert.equal(secondaryRoots.TrustDomain, primaryRoots.TrustDomain, 'one trust domain');
+    await waitFor('dc3 shows the primary\'s roots', async () => (await third.getJson<Roots>('/v1/connect/ca/roots')).ActiveRootID === primaryRoots.ActiveRootID, 30_000, 200);
     assert.deepEqual(secondaryRoots.Roots.map((r) => r.RootCert), primaryRoots.Roots.map((r) => r.RootCert));
     const root = primaryRoots.Roots.find((r) => r.Active)!.RootCert;
 
@@ -179,5 +184,6 @@ describe('primary_datacenter: config entries and intentions replicate to a secon
     const got = await waitFor('dc2 has service-defaults/after', () => entry(secondary, 'service-defaults', 'after'), 60_000, 250);
     assert.equal(got.Protocol, 'http2');
     assert.equal((await entry(secondary, 'service-defaults', 'web'))?.Protocol, 'http', 'earlier entries are still there');
+    await waitFor('dc3 has service-defaults/after', () => entry(third, 'service-defaults', 'after'), 60_000, 250);
   });
 });
