@@ -15,6 +15,12 @@
 // the end of the answer); throughput row = closed loop with N connections (default 16) for 10 s.
 // "added" = the case's p50/p99 minus the direct case's in the same run.
 //
+// L7 (issue 14): `trellis l7 ka` is the same keep-alive path with the upstream in HTTP mode through
+// a discovery chain: a service-router with 10 routes (the bench's GET / takes the last, the
+// catch-all, after nine that do not match), a 3-way service-splitter (v1 / v2 / the resolver's
+// default), a service-resolver with two subsets (Service.Meta.version), over two instances whose
+// sidecars front the same test app. Its "+p99 vs L4" is its p99 minus `trellis ka`'s in the same run.
+//
 //   npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10]
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
@@ -215,6 +221,36 @@ async function startMesh(appPort: number): Promise<number> {
   return upstreamPort;
 }
 
+/** The L7 path (see the header): web-l7's sidecar routes through the chain of `shop` to its two instances' sidecars. */
+async function startL7Mesh(appPort: number): Promise<number> {
+  const put = async (method: string, p: string, body: unknown) => {
+    const r = await agent!.request(method, p, { body: JSON.stringify(body) });
+    if (r.status !== 200) throw new Error(`${method} ${p}: ${r.status} ${r.text}`);
+  };
+  await put('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'shop', Protocol: 'http' });
+  await put('PUT', '/v1/config', { Kind: 'service-resolver', Name: 'shop', Subsets: { v1: { Filter: 'Service.Meta.version == 1' }, v2: { Filter: 'Service.Meta.version == 2' } } });
+  await put('PUT', '/v1/config', { Kind: 'service-splitter', Name: 'shop', Splits: [{ Weight: 34, ServiceSubset: 'v1' }, { Weight: 33, ServiceSubset: 'v2' }, { Weight: 33 }] });
+  await put('PUT', '/v1/config', { Kind: 'service-router', Name: 'shop', Routes: [
+    ...Array.from({ length: 9 }, (_, i) => ({ Match: { HTTP: { PathPrefix: `/api/v${i}`, Header: [{ Name: 'x-tenant', Exact: `t${i}` }] } }, Destination: { ServiceSubset: i % 2 ? 'v1' : 'v2' } })),
+    { Match: { HTTP: { PathPrefix: '/' } }, Destination: { Service: 'shop' } },
+  ] });
+  const upstreamPort = await freePort();
+  for (const v of ['1', '2']) {
+    await put('PUT', '/v1/agent/service/register', { Name: 'shop', ID: `shop-${v}`, Port: appPort, Meta: { version: v },
+      Connect: { SidecarService: { Port: await freePort(), Meta: { version: v }, Proxy: { Config: { bind_address: '127.0.0.1' } } } } });
+  }
+  await put('PUT', '/v1/agent/service/register', { Name: 'web-l7', Port: await freePort(),
+    Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'shop', LocalBindPort: upstreamPort }] } } } });
+  const procs = ['shop-1', 'shop-2', 'web-l7'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  // Both subsets answer before the run (the splitter sends a third of the requests to each).
+  await waitFor('web-l7 -> shop through the chain', async () => { try { for (let i = 0; i < 6; i++) await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
+    .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
+  const chain = await agent!.request('GET', '/v1/discovery-chain/shop');
+  const nodes = Object.values((JSON.parse(chain.text) as { Chain: { Nodes: Record<string, { Type: string; Routes?: unknown[]; Splits?: unknown[] }> } }).Chain.Nodes);
+  process.stderr.write(`l7 chain: ${nodes.map((n) => `${n.Type}${n.Routes ? `(${n.Routes.length} routes)` : n.Splits ? `(${n.Splits.length} splits)` : ''}`).join(', ')}\n`);
+  return upstreamPort;
+}
+
 // --- main -----------------------------------------------------------------------------------
 
 const loadAvg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
@@ -230,6 +266,7 @@ async function main(): Promise<void> {
   makeCerts(tmp);
   const haPort = await startHaproxy(tmp, appPort);
   const meshPort = await startMesh(appPort);
+  const l7Port = await startL7Mesh(appPort);
   const haVersion = spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0];
 
   const cases: Array<{ name: string; port: number; keepAlive: boolean; ref?: string }> = [
@@ -237,6 +274,7 @@ async function main(): Promise<void> {
     { name: 'direct new', port: appPort, keepAlive: false },
     { name: 'trellis ka', port: meshPort, keepAlive: true, ref: 'haproxy ka' },
     { name: 'trellis new', port: meshPort, keepAlive: false, ref: 'haproxy new' },
+    { name: 'trellis l7 ka', port: l7Port, keepAlive: true },
     { name: 'haproxy ka', port: haPort, keepAlive: true },
     { name: 'haproxy new', port: haPort, keepAlive: false },
   ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
@@ -262,11 +300,11 @@ async function main(): Promise<void> {
   out(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${haVersion}`);
   out(`generator: this process; latency rows: open loop ${RATE} requests/s for ${SECONDS} s; throughput: closed loop, ${CONNS} connections, ${TPUT_SECONDS} s; ${WARMUP_MS / 1000} s warm-up per case`);
   out(`app: test/fixtures/testApp.ts (own process, no upstreams); ka = http.Agent keepAlive, new = a new TCP connection per request`);
-  out(`trellis: trellis agent -dev + two trellis connect proxy -sidecar-for processes (L4, mTLS, TLS 1.3 resumption)`);
+  out(`trellis: trellis agent -dev + two trellis connect proxy -sidecar-for processes (L4, mTLS, TLS 1.3 resumption); l7: three more (web-l7 in HTTP mode, shop-1/shop-2 HTTP inbound)`);
   out(`haproxy: tcp mode, plain frontend -> ssl backend (mTLS, verify required) -> ssl frontend -> app; default threads`);
   out(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed for the 2 cores: treat the numbers with care' : ''}`);
   out('');
-  out(`${'case'.padEnd(12)} ${'lat req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'+p50 ms'.padStart(8)} ${'+p99 ms'.padStart(8)} ${'tput req/s'.padStart(10)} ${'vs haproxy'.padStart(10)} ${'errors'.padStart(7)}`);
+  out(`${'case'.padEnd(13)} ${'lat req/s'.padStart(9)} ${'p50 ms'.padStart(7)} ${'p99 ms'.padStart(7)} ${'+p50 ms'.padStart(8)} ${'+p99 ms'.padStart(8)} ${'tput req/s'.padStart(10)} ${'vs haproxy'.padStart(10)} ${'errors'.padStart(7)}`);
   for (const c of cases) {
     const r = results.get(c.name)!;
     const base = results.get(c.keepAlive ? 'direct ka' : 'direct new');
@@ -274,7 +312,7 @@ async function main(): Promise<void> {
     const ref = c.ref ? results.get(c.ref) : undefined;
     const ratio = ref && ref.tput.ok > 0 ? tputRate / (ref.tput.ok / ref.tput.seconds) : NaN;
     const added = (x: number, b: number | undefined) => (base && !c.name.startsWith('direct') ? f(x - b!) : '-');
-    out(`${c.name.padEnd(12)} ${f(r.lat.ok / r.lat.seconds, 0).padStart(9)} ${f(r.p50).padStart(7)} ${f(r.p99).padStart(7)} ${added(r.p50, base?.p50).padStart(8)} ${added(r.p99, base?.p99).padStart(8)} ${f(tputRate, 0).padStart(10)} ${(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-').padStart(10)} ${`${r.lat.errors}/${r.tput.errors}`.padStart(7)}`);
+    out(`${c.name.padEnd(13)} ${f(r.lat.ok / r.lat.seconds, 0).padStart(9)} ${f(r.p50).padStart(7)} ${f(r.p99).padStart(7)} ${added(r.p50, base?.p50).padStart(8)} ${added(r.p99, base?.p99).padStart(8)} ${f(tputRate, 0).padStart(10)} ${(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-').padStart(10)} ${`${r.lat.errors}/${r.tput.errors}`.padStart(7)}`);
   }
   for (const c of cases) {
     const r = results.get(c.name)!;
@@ -297,6 +335,15 @@ async function main(): Promise<void> {
     };
     vs(tk, hk, 'keep-alive');
     if (tn && hn) vs(tn, hn, 'new connection per request');
+  }
+  const l7 = results.get('trellis l7 ka');
+  if (l7 && tk) {
+    const added = l7.p99 - tk.p99;
+    const rate = (r: typeof l7) => r.tput.ok / r.tput.seconds;
+    out('');
+    out('L7 (issue 14): 10-route router, 3-way splitter, resolver with two subsets, keep-alive, against trellis ka (L4) in this run:');
+    out(`  requests/s: L7 ${f(rate(l7), 0)}, L4 ${f(rate(tk), 0)} (${(rate(l7) / rate(tk)).toFixed(2)}x)`);
+    out(`  p99 at ${RATE} requests/s: L7 ${f(l7.p99)} ms, L4 ${f(tk.p99)} ms; routing adds ${f(added)} ms p99 (target <= 0.2 ms: ${added <= 0.2 ? 'met' : 'NOT met'}); p50 ${f(l7.p50 - tk.p50)} ms`);
   }
   process.stdout.write(lines.join('\n') + '\n');
 }
