@@ -269,3 +269,29 @@ describe('WAN federation: -join-wan at start', () => {
     }
   });
 });
+
+describe('WAN federation: leaving', () => {
+  const agents: AgentProcess[] = [];
+  after(async () => {
+    for (const a of agents) await a.dispose();
+  });
+  afterEach((t) => printLogsIfFailed(t, ...agents));
+
+  test('a server that leaves is "left" in the other datacenters\' WAN pool and its datacenter has no path', { timeout: 60_000 }, async () => {
+    const a = await AgentProcess.start({ name: 'leave-a', mode: 'server', args: ['-datacenter', 'la'] });
+    agents.push(a);
+    const b = await AgentProcess.start({ name: 'leave-b', mode: 'server', args: ['-datacenter', 'lb', '-join-wan', a.serfWanAddr] });
+    agents.push(b);
+    await waitFor('la sees lb', async () => (await a.getJson<string[]>('/v1/catalog/datacenters')).includes('lb'), 20_000, 200);
+    const r = await runTrellis(['leave', '-http-addr', b.httpAddr], { timeoutMs: 30_000 });
+    assert.equal(r.code, 0, r.stderr);
+    await b.waitExit();
+    const m = await waitFor('leave-b.lb is left', async () => {
+      const row = (await a.getJson<Member[]>('/v1/agent/members?wan=1')).find((x) => x.Name === 'leave-b.lb');
+      return row?.Status === 3 ? row : undefined;
+    }, 15_000, 100);
+    assert.equal(m.Status, 3, 'left (3), not failed (4)');
+    assert.deepEqual(await a.getJson<string[]>('/v1/catalog/datacenters'), ['la']);
+    assert.equal((await a.request('GET', '/v1/catalog/nodes?dc=lb')).text, 'No path to datacenter');
+  });
+});
