@@ -165,6 +165,11 @@ export function encodeCommandResult(r: CommandResult): Buffer {
   } else {
     const v = r.value as unknown;
     let value: unknown = v;
+    if (isObject(v) && !('Results' in v && 'Errors' in v)) {
+      // A plain JSON row (the ACL commands' tokens, policies, roles and bootstrap answer): no bytes.
+      doc = { ok: true, index: r.index, plain: v };
+      return frame(doc, tail);
+    }
     if (isObject(v)) {
       const t = v as unknown as TxnResponse;
       value = { Results: t.Results === null ? null : t.Results.map((x) => txnResultWire(x, tail)), Errors: t.Errors };
@@ -238,6 +243,7 @@ export function decodeCommandResult(data: Uint8Array): CommandResult {
     // A code this build does not know is still a refusal; it keeps the text it came with.
     return { ok: false, index: head.index, error: { code: e.code as StateErrorCode, message: e.message } };
   }
+  if (isObject(d.plain)) return { ok: true, index: head.index, value: d.plain } as unknown as CommandResult;
   const v = d.value;
   let value: unknown;
   if (typeof v === 'boolean' || typeof v === 'string') value = v;

@@ -195,3 +195,12 @@ describe('node state on the wire', () => {
     assert.throws(() => decodeNodeState(bad), /node state from the server: services\[0\]\.\w+ is missing/);
   });
 });
+
+describe('ACL command results (plain JSON rows)', () => {
+  test('a token row and a bootstrap answer survive the round trip a forwarded write makes', () => {
+    const token = { AccessorID: 'a', SecretID: 's', Description: '', Policies: [{ ID: 'p', Name: 'n' }], Roles: [], ServiceIdentities: [], NodeIdentities: [], Local: false, ExpirationTime: '', CreateTime: '', CreateIndex: 3, ModifyIndex: 3 };
+    assert.deepEqual(roundTrip({ ok: true, index: 3, value: token } as unknown as CommandResult), { ok: true, index: 3, value: token });
+    const boot = { Bootstrapped: false, ResetIndex: 7 };
+    assert.deepEqual(roundTrip({ ok: true, index: 9, value: boot } as unknown as CommandResult), { ok: true, index: 9, value: boot });
+  });
+});
