@@ -182,6 +182,8 @@ export class Nemesis {
     this.#killed = [];
     if (!ev) return;
     ev.end = this.#now();
+    // Evidence that the delayed connections really went through the relay.
+    if (ev.fault === 'delay') ev.detail += `; ${this.#relays.reduce((n, r) => n + r.chunks, 0)} chunks relayed so far`;
     this.#o.log(`+${(ev.end / 1000).toFixed(1)}s HEAL  ${ev.fault}`);
     this.#probes.push(this.#watchRecovery(ev));
   }

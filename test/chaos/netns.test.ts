@@ -5,6 +5,7 @@ import { after, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import net from 'node:net';
+import { DelayRelay } from './relay.ts';
 import { Netns, namespaceExists, namespacesWithPrefix, netnsUnavailable, ringGrudge } from '../support/netns.ts';
 
 const why = netnsUnavailable();
@@ -36,7 +37,7 @@ describe('network namespaces (test/support/netns.ts)', { skip: why || false }, (
   before(async () => {
     n = await Netns.create({ members: ['a', 'b', 'c', 'd', 'e'] });
     for (const m of n.members) {
-      const child = n.spawn(m.name, process.execPath, ['-e', `require('net').createServer(s=>s.end()).listen(${PORT},'${m.address}',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
+      const child = n.spawn(m.name, process.execPath, ['-e', `require('net').createServer(s=>{s.on('error',()=>{});s.end('x')}).listen(${PORT},'${m.address}',()=>console.log('up'))`], { stdio: ['ignore', 'pipe', 'inherit'] });
       listeners.push(child);
       await new Promise<void>((resolve) => child.stdout!.once('data', () => resolve()));
     }
@@ -94,6 +95,27 @@ describe('network namespaces (test/support/netns.ts)', { skip: why || false }, (
     await n.heal();
     assert.equal(await connects(n, 'b', n.address('c')), true);
     await assert.rejects(n.loss(101), /integer percentage/);
+  });
+
+  test('redirect: new connections go through a relay in the test process, which delays them', async () => {
+    const relay = await DelayRelay.start(n.hostAddress, { host: n.address('b'), port: PORT });
+    try {
+      relay.delayMs = 400;
+      await n.redirect('a', [{ dest: n.address('b'), port: PORT, to: `${n.hostAddress}:${relay.port}` }]);
+      // Connect, then wait for the server's one byte: it crosses the relay, 400 ms late.
+      const code = `const t=Date.now();const s=require('net').connect(${PORT},'${n.address('b')}');s.once('data',()=>{console.log(Date.now()-t);process.exit(0)});s.on('error',()=>process.exit(1));setTimeout(()=>process.exit(2),5000)`;
+      const ms = Number((await n.exec('a', process.execPath, ['-e', code])).trim());
+      assert.ok(ms >= 390, `the byte came after ${ms} ms, not delayed by the relay`);
+      assert.ok(relay.chunks >= 1);
+      // Other members are not redirected.
+      const before = relay.chunks;
+      assert.equal(await connects(n, 'c', n.address('b')), true);
+      assert.equal(relay.chunks, before);
+      await n.heal();
+      assert.doesNotMatch(await n.rules('a'), /dnat/);
+    } finally {
+      await relay.close();
+    }
   });
 
   test('a prefix already in use is refused before anything is made', () => {
