@@ -9,7 +9,9 @@ import { test, before, after, afterEach } from 'node:test';
 import assert from 'node:assert/strict';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import http from 'node:http';
 import http2 from 'node:http2';
+import net from 'node:net';
 import path from 'node:path';
 import * as grpc from '@grpc/grpc-js';
 import * as protoLoader from '@grpc/proto-loader';
@@ -31,6 +33,7 @@ let agent: AgentProcess;
 const proxies: Array<{ id: string; child: ChildProcess; out: () => string; metrics: string }> = [];
 const servers: grpc.Server[] = [];
 let h2app: http2.Http2Server;
+let echoServer: net.Server;
 let greeterPort = 0;
 let echoPort = 0;
 let client: GreeterClient;
@@ -116,8 +119,22 @@ before(async () => {
       stream.end(body);
     });
   });
-  await new Promise<void>((r) => h2app.listen(0, '127.0.0.1', () => r()));
-  const echoApp = (h2app.address() as { port: number }).port;
+  // The same app in HTTP/1.1 on the same port (told apart by the HTTP/2 preface), for HTTP/1.1 callers.
+  const h1app = http.createServer((req, res) => {
+    const body = JSON.stringify({ path: req.url, method: req.method, httpVersion: req.httpVersion });
+    res.writeHead(201, { 'content-type': 'application/json', 'x-echo': 'yes' });
+    res.end(body);
+  });
+  echoServer = net.createServer((socket) => {
+    socket.once('data', (first: Buffer) => {
+      socket.pause();
+      socket.unshift(first);
+      if (first.subarray(0, 3).toString('latin1') === 'PRI') h2app.emit('connection', socket);
+      else { h1app.emit('connection', socket); socket.resume(); }
+    });
+  });
+  await new Promise<void>((r) => echoServer.listen(0, '127.0.0.1', () => r()));
+  const echoApp = (echoServer.address() as { port: number }).port;
   greeterPort = await freePort();
   echoPort = await freePort();
   const register = async (body: Record<string, unknown>) => {
@@ -140,7 +157,9 @@ before(async () => {
   ] });
   for (const id of ['greeter-1', 'greeter-2', 'echo-1', 'caller-1']) await startProxy(id);
   client = new Greeter(`127.0.0.1:${greeterPort}`, grpc.credentials.createInsecure()) as unknown as GreeterClient;
+  // Both instances: a sidecar's TCP check passes only once its proxy listens (checked every 10 s).
   await waitFor('greeter reachable through the mesh', async () => (await unary('Hello', 'probe')).server === 'greeter v1', 60_000, 250);
+  await waitFor('greeter v2 reachable through the mesh', async () => (await unary('Admin', 'probe')).server === 'greeter v2', 60_000, 250);
   process.stdout.write(`# RSS after one call (${proxies.map((p) => p.id).join(', ')}): ${rssOf().map((x) => x.toFixed(1)).join(', ')} MB\n`);
 });
 
@@ -155,7 +174,7 @@ after(async () => {
   client?.close();
   for (const p of proxies) if (p.child.exitCode === null) p.child.kill('SIGKILL');
   for (const s of servers) s.forceShutdown();
-  h2app?.close();
+  echoServer?.close();
   await agent?.dispose();
 });
 
@@ -254,6 +273,18 @@ test('plain HTTP/2 through the mesh keeps status, headers, body and trailers; an
   const denied = await waitFor('the deny applied', async () => { const x = await h2Request(echoPort, '/secret/x'); return Number(x.headers[':status']) === 403 ? x : undefined; }, 10_000, 100);
   assert.equal(denied.body, 'RBAC: access denied');
   assert.equal(Number((await h2Request(echoPort, '/open')).headers[':status']), 201);
+});
+
+test('HTTP/1.1 callers keep working on an http2 upstream listener (same port)', async () => {
+  const r = await new Promise<{ status: number; body: string }>((resolve, reject) => {
+    http.get(`http://127.0.0.1:${echoPort}/h1?x=1`, { agent: false }, (res) => {
+      let b = '';
+      res.on('data', (c: Buffer) => { b += c.toString(); });
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body: b }));
+    }).on('error', reject);
+  });
+  assert.equal(r.status, 201, r.body);
+  assert.deepEqual(JSON.parse(r.body), { path: '/h1?x=1', method: 'GET', httpVersion: '1.1' });
 });
 
 // The proxy's idle budget is 60 MB (issue 13; a TCP-only proxy never loads node:http2). This
