@@ -41,6 +41,8 @@ export interface HarnessOptions {
   sessionTimers?: boolean;
   /** Awaited before each proposed command is applied: a test holds a Raft write back with it. */
   beforeApply?: (cmd: Command) => Promise<void> | void;
+  /** ACLs on (with config.acl.enabled): how tokens resolve, built from the harness's store. */
+  acl?: (store: StateStore, config: RuntimeConfig) => import('../../src/http/aclResolve.ts').AclBackend;
 }
 
 export function harness(opts: HarnessOptions = {}): Harness {
@@ -90,6 +92,7 @@ export function harness(opts: HarnessOptions = {}): Harness {
     config,
     local,
     ...(opts.sessionTimers === false ? {} : { sessionTimers }),
+    ...(opts.acl ? { acl: opts.acl(store, config) } : {}),
   };
   // What the server wiring does at start: this node and its serfHealth check.
   applyNow({

@@ -1,0 +1,201 @@
+// ACL enforcement per endpoint family (http/aclEnforce.ts through the real HTTP server): for each
+// family, a request that needs read and one that needs write (or a list that is filtered), asked
+// with the anonymous token, a token with read, with write, with deny, and with a rule on a prefix
+// that does not cover the name; under default_policy deny and allow.
+import { after, before, describe, test } from 'node:test';
+import assert from 'node:assert/strict';
+import { defaults } from '../../src/config/runtime.ts';
+import { storeResolver, isExpired } from '../../src/http/aclResolve.ts';
+import { GLOBAL_MANAGEMENT_RULES } from '../../src/acl/rules.ts';
+import { ACL_ANONYMOUS_ACCESSOR_ID, ACL_GLOBAL_MANAGEMENT_ID } from '../../src/state/index.ts';
+import { harness, NODE, type Harness } from './helpers.ts';
+
+type Kind = 'anonymous' | 'read' | 'write' | 'deny' | 'uncovered';
+const KINDS: Kind[] = ['anonymous', 'read', 'write', 'deny', 'uncovered'];
+
+interface Family {
+  name: string;
+  /** The rules for a token of each kind (anonymous: none). */
+  rules: Record<Exclude<Kind, 'anonymous'>, string>;
+  /** Global resources (acl) are never granted by default_policy = allow. */
+  neverByDefault?: boolean;
+  /** A request needing read: a single object (403 when refused) or a list (filtered). */
+  read: { method: string; url: string; body?: unknown; list?: (body: unknown) => boolean };
+  /** A request needing write (403 when refused). */
+  write: { method: string; url: string; body?: unknown };
+}
+
+const named = (res: string, name: string, extra = '') => (p: string) => `${res} "${name}" { policy = "${p}"${extra} }`;
+
+const FAMILIES: Family[] = [
+  {
+    name: 'kv', rules: { read: 'key_prefix "app/" { policy = "read" }', write: 'key_prefix "app/" { policy = "write" }', deny: 'key_prefix "app/" { policy = "deny" }', uncovered: 'key_prefix "zzz/" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/kv/app/x' },
+    write: { method: 'PUT', url: '/v1/kv/app/y', body: 'v' },
+  },
+  {
+    name: 'kv recursive', rules: { read: 'key_prefix "app/" { policy = "read" }', write: 'key_prefix "app/" { policy = "write" }', deny: 'key_prefix "app/" { policy = "deny" }', uncovered: 'key_prefix "zzz/" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/kv/app/?recurse', list: (b) => Array.isArray(b) && b.some((e: { Key: string }) => e.Key === 'app/x') },
+    write: { method: 'DELETE', url: '/v1/kv/app/tree/?recurse' },
+  },
+  {
+    name: 'catalog', rules: { read: named('service', 'web')('read'), write: named('service', 'web')('write'), deny: named('service', 'web')('deny'), uncovered: 'service_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/catalog/services', list: (b) => typeof b === 'object' && b !== null && 'web' in b },
+    write: { method: 'PUT', url: '/v1/catalog/register', body: { Node: NODE, Address: '127.0.0.1', SkipNodeUpdate: true, Service: { ID: 'web-2', Service: 'web', Port: 81 } } },
+  },
+  {
+    name: 'agent services', rules: { read: named('service', 'web')('read'), write: named('service', 'web')('write'), deny: named('service', 'web')('deny'), uncovered: 'service_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/agent/services', list: (b) => typeof b === 'object' && b !== null && Object.values(b).some((s: { Service: string }) => s.Service === 'web') },
+    write: { method: 'PUT', url: '/v1/agent/service/register', body: { Name: 'web', ID: 'web-local-2', Port: 82 } },
+  },
+  {
+    name: 'agent', rules: { read: named('agent', NODE)('read'), write: named('agent', NODE)('write'), deny: named('agent', NODE)('deny'), uncovered: 'agent_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/agent/self' },
+    write: { method: 'PUT', url: '/v1/agent/reload' },
+  },
+  {
+    name: 'session', rules: { read: named('session', NODE)('read'), write: named('session', NODE)('write'), deny: named('session', NODE)('deny'), uncovered: 'session_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/session/list', list: (b) => Array.isArray(b) && b.length > 0 },
+    write: { method: 'PUT', url: '/v1/session/create', body: { Node: NODE, Name: 's' } },
+  },
+  {
+    name: 'event', rules: { read: named('event', 'deploy')('read'), write: named('event', 'deploy')('write'), deny: named('event', 'deploy')('deny'), uncovered: 'event_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/event/list', list: (b) => Array.isArray(b) && b.some((e: { Name: string }) => e.Name === 'deploy') },
+    write: { method: 'PUT', url: '/v1/event/fire/deploy' },
+  },
+  {
+    name: 'config entries', rules: { read: named('service', 'web')('read'), write: named('service', 'web')('write'), deny: named('service', 'web')('deny'), uncovered: 'service_prefix "zzz" { policy = "write" }' },
+    read: { method: 'GET', url: '/v1/config/service-defaults/web' },
+    write: { method: 'PUT', url: '/v1/config', body: { Kind: 'service-defaults', Name: 'web', Protocol: 'http' } },
+  },
+  {
+    name: 'intentions', rules: { read: named('service', 'web')('read'), write: named('service', 'web', ' intentions = "write"')('read'), deny: named('service', 'web')('deny'), uncovered: 'service_prefix "zzz" { policy = "write" intentions = "write" }' },
+    read: { method: 'GET', url: '/v1/connect/intentions', list: (b) => Array.isArray(b) && b.some((i: { DestinationName: string }) => i.DestinationName === 'web') },
+    write: { method: 'PUT', url: '/v1/connect/intentions/exact?source=api&destination=web', body: { Action: 'deny' } },
+  },
+  {
+    name: 'operator', rules: { read: 'operator = "read"', write: 'operator = "write"', deny: 'operator = "deny"', uncovered: 'keyring = "write"' },
+    read: { method: 'GET', url: '/v1/connect/ca/configuration' },
+    write: { method: 'PUT', url: '/v1/connect/ca/configuration', body: { Provider: 'consul', Config: {} } },
+  },
+  {
+    name: 'mesh config entries', rules: { read: 'mesh = "read"', write: 'mesh = "write"', deny: 'mesh = "deny"', uncovered: 'keyring = "write"' },
+    read: { method: 'GET', url: '/v1/config/proxy-defaults', list: () => true },
+    write: { method: 'PUT', url: '/v1/config', body: { Kind: 'proxy-defaults', Name: 'global', Config: { protocol: 'http' } } },
+  },
+  {
+    name: 'acl', neverByDefault: true, rules: { read: 'acl = "read"', write: 'acl = "write"', deny: 'acl = "deny"', uncovered: 'operator = "write"' },
+    read: { method: 'GET', url: '/v1/acl/policies' },
+    write: { method: 'PUT', url: '/v1/acl/policy', body: { Name: 'p-new', Rules: '' } },
+  },
+  {
+    name: 'txn', rules: { read: 'key_prefix "app/" { policy = "read" }', write: 'key_prefix "app/" { policy = "write" }', deny: 'key_prefix "app/" { policy = "deny" }', uncovered: 'key_prefix "zzz/" { policy = "write" }' },
+    read: { method: 'PUT', url: '/v1/txn', body: [{ KV: { Verb: 'get', Key: 'app/x' } }] },
+    write: { method: 'PUT', url: '/v1/txn', body: [{ KV: { Verb: 'set', Key: 'app/t', Value: 'eA==' } }] },
+  },
+];
+
+/** What a token of this kind may do (the expected answer). */
+function allowed(kind: Kind, need: 'read' | 'write', defaultAllow: boolean, neverByDefault: boolean): boolean {
+  switch (kind) {
+    case 'anonymous': case 'uncovered': return defaultAllow && !neverByDefault;
+    case 'read': return need === 'read';
+    case 'write': return true;
+    case 'deny': return false;
+  }
+}
+
+const MGMT = 'mgmt-secret';
+
+for (const defaultAllow of [false, true]) {
+  describe(`ACLs per endpoint family, default_policy = ${defaultAllow ? 'allow' : 'deny'}`, () => {
+    let h: Harness;
+    let n = 0;
+    /** A token whose only policy holds `rules`; its secret. */
+    const tokenWith = (rules: string): string => {
+      n++;
+      const p = h.apply({ type: 'aclPolicySet', Create: true, Policy: { ID: `p${n}`, Name: `p${n}`, Rules: rules } });
+      assert.ok(p.ok, JSON.stringify(p));
+      const t = h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: `a${n}`, SecretID: `s${n}`, Policies: [{ ID: `p${n}` }] } });
+      assert.ok(t.ok, JSON.stringify(t));
+      return `s${n}`;
+    };
+    before(async () => {
+      const config = { acl: { ...defaults().acl, enabled: true, defaultPolicy: defaultAllow ? 'allow' as const : 'deny' as const } };
+      h = harness({
+        config,
+        acl: (store, cfg) => ({ resolver: storeResolver(store, cfg, () => ''), defaultToken: '', serviceTokens: new Map() }),
+      });
+      h.apply({ type: 'aclInit', ServerSecret: 'srv', GlobalManagement: { ID: ACL_GLOBAL_MANAGEMENT_ID, Name: 'global-management', Rules: GLOBAL_MANAGEMENT_RULES }, Anonymous: { AccessorID: ACL_ANONYMOUS_ACCESSOR_ID, SecretID: 'anonymous' } });
+      h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'mgmt', SecretID: MGMT, Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }] } });
+      // Objects every read names, written with the management token.
+      const m = { 'X-Consul-Token': MGMT };
+      const setup: [string, string, unknown][] = [
+        ['PUT', '/v1/kv/app/x', 'x'],
+        ['PUT', '/v1/catalog/register', { Node: NODE, Address: '127.0.0.1', SkipNodeUpdate: true, Service: { ID: 'web-1', Service: 'web', Port: 80 } }],
+        ['PUT', '/v1/agent/service/register', { Name: 'web', ID: 'web-local', Port: 80 }],
+        ['PUT', '/v1/session/create', { Node: NODE, Name: 'setup' }],
+        ['PUT', '/v1/event/fire/deploy', undefined],
+        ['PUT', '/v1/config', { Kind: 'service-defaults', Name: 'web', Protocol: 'http' }],
+        ['PUT', '/v1/connect/intentions/exact?source=api&destination=web', { Action: 'allow' }],
+      ];
+      for (const [method, url, body] of setup) {
+        const r = await h.req(method, url, body, m);
+        assert.equal(r.statusCode, 200, `${method} ${url}: ${r.body}`);
+      }
+    });
+    after(async () => h.close());
+
+    for (const f of FAMILIES) {
+      for (const kind of KINDS) {
+        test(`${f.name}: ${kind} token`, async () => {
+          const secret = kind === 'anonymous' ? undefined : tokenWith(f.rules[kind]);
+          const headers: Record<string, string> = secret ? { 'X-Consul-Token': secret } : {};
+          const canRead = allowed(kind, 'read', defaultAllow, f.neverByDefault === true);
+          const canWrite = allowed(kind, 'write', defaultAllow, f.neverByDefault === true);
+          const r = await h.req(f.read.method, f.read.url, f.read.body, headers);
+          if (f.read.list) {
+            assert.equal(r.statusCode, 200, r.body);
+            const body: unknown = JSON.parse(r.body);
+            if (f.name !== 'mesh config entries') {
+              assert.equal(f.read.list(body), canRead, `read ${f.read.url}: ${r.body}`);
+              if (!canRead) assert.equal(r.headers['x-consul-results-filtered-by-acls'], 'true');
+            }
+          } else if (canRead) {
+            assert.notEqual(r.statusCode, 403, `read ${f.read.url}: ${r.body}`);
+          } else {
+            assert.equal(r.statusCode, 403, `read ${f.read.url}: ${r.statusCode} ${r.body}`);
+            assert.match(r.body, /^Permission denied: (anonymous token|token with AccessorID 'a\d+') lacks permission '\w+:read'/);
+          }
+          const w = await h.req(f.write.method, f.write.url, f.write.body, headers);
+          if (canWrite) {
+            assert.notEqual(w.statusCode, 403, `write ${f.write.url}: ${w.body}`);
+          } else {
+            assert.equal(w.statusCode, 403, `write ${f.write.url}: ${w.statusCode} ${w.body}`);
+            assert.match(w.body, /^Permission denied/);
+          }
+        });
+      }
+    }
+
+    test('a refused write changes nothing', async () => {
+      const before = h.store.lastIndex();
+      const r = await h.req('PUT', '/v1/kv/app/nothing', 'x');
+      if (defaultAllow) return; // anonymous may write under default allow
+      assert.equal(r.statusCode, 403);
+      assert.equal(h.store.lastIndex(), before);
+      assert.equal(h.store.kvGet('app/nothing').value, null);
+    });
+
+    test('an expired token is not found; its cached authorizer is not used', async () => {
+      h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'exp', SecretID: 'exp-secret', Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }], ExpirationTime: new Date(Date.now() + 60_000).toISOString() } });
+      assert.equal((await h.req('GET', '/v1/kv/app/x', undefined, { 'X-Consul-Token': 'exp-secret' })).statusCode, 200);
+      const expired = h.store.aclToken('exp').value!;
+      assert.equal(isExpired({ ExpirationTime: expired.ExpirationTime }, Date.now() + 120_000), true);
+      h.apply({ type: 'aclTokenSet', Create: false, Token: { ...expired, ExpirationTime: new Date(Date.now() - 1000).toISOString() } });
+      const r = await h.req('GET', '/v1/kv/app/x', undefined, { 'X-Consul-Token': 'exp-secret' });
+      assert.equal(r.statusCode, 403);
+      assert.equal(r.body, 'ACL not found');
+    });
+  });
+}
