@@ -1,10 +1,13 @@
 // `npm run demo`: SCENARIOS.md A0–A4 told step by step to a person, on the same cast as the
 // scenario suite (cast.ts): a dev agent, the test apps and their sidecar proxies as processes on
-// 127.0.0.1. Each step prints what it wrote and what each request answered. It stops by itself
-// (every wait has a deadline) and stops every process it started, also on Ctrl-C or a failure.
+// 127.0.0.1. Each step prints what it wrote and what each request answered. Then A5–A7 across
+// three datacenters (test/e2e/federation/story.ts, the federation suite's cast).
+// `npm run demo -- --from A5` tells only the three-datacenter half. It stops by itself (every
+// wait has a deadline) and stops every process it started, also on Ctrl-C or a failure.
 
 import { waitFor } from '../../support/index.ts';
 import { ALLOWS, Cast, ONPREM, plainProbe } from './cast.ts';
+import { federationStory } from '../federation/story.ts';
 
 let step = 0;
 const say = (text: string) => process.stdout.write(`\n== ${++step}. ${text}\n`);
@@ -41,6 +44,14 @@ const V1 = 'payments v1 (onprem)';
 const V2 = 'payments v2 (onprem) -> currency (onprem)';
 
 async function main() {
+  const at = process.argv.indexOf('--from');
+  const from = at >= 0 ? process.argv[at + 1] : 'A0';
+  if (from !== 'A0' && from !== 'A5') throw new Error(`--from ${String(from)}: the demo starts at A0 (default) or A5`);
+  if (from === 'A0') await onprem();
+  await federationStory(say, show);
+}
+
+async function onprem() {
   say('A0 Platform: a dev agent, proxy-defaults (protocol http), intentions at default deny');
   const cast = await Cast.start('demo');
   const stopOnSignal = () => { void cast.stop().finally(() => process.exit(130)); };
@@ -117,8 +128,10 @@ async function main() {
     const tcp = await cast.putConfig({ Kind: 'service-splitter', Name: 'ledger', Splits: [{ Weight: 100 }] }, 400);
     show(`a splitter for ledger (service-defaults protocol tcp): ${tcp.status} ${tcp.text.trim()}`);
     await count(cast, 100, '/');
-    say('Done: stopping the proxies, the apps and the agent');
+    say('A0–A4 done: stopping the proxies, the apps and the agent (A5 starts three datacenters of its own)');
   } finally {
+    process.off('SIGINT', stopOnSignal);
+    process.off('SIGTERM', stopOnSignal);
     await cast.stop();
   }
 }
