@@ -29,6 +29,8 @@ test('options: bad input is refused with a message naming it', () => {
   assert.throws(() => parseArgs(['--servers', '4']), /use 3 or 5/);
   assert.throws(() => parseArgs(['--faults', 'partition-ring']), /needs --servers 5/);
   assert.throws(() => parseArgs(['--frobnicate']), /unknown option "--frobnicate"/);
+  assert.throws(() => parseArgs(['--min-quorum', '4']), /--min-quorum 4: more than --servers 3/);
+  assert.equal((parseArgs(['--min-quorum', '3']) as { minQuorum: number }).minQuorum, 3);
   assert.equal(parseDuration('--duration', '30m'), 1_800_000);
   const o = parseArgs(['--servers', '5', '--duration', '120s', '--faults', 'partition,kill,pause', '--seed', '42']);
   assert.ok(o !== 'help');

@@ -42,7 +42,10 @@ export class ChaosAgent {
     const cfg = path.join(this.dir, 'config.json');
     // Raft at Consul's production timing with raft_multiplier 1 (election timeout 1 s): the
     // schedule's pauses and partitions last several election timeouts.
-    fs.writeFileSync(cfg, JSON.stringify({ performance: { raft_multiplier: 1 } }));
+    fs.writeFileSync(cfg, JSON.stringify({
+      performance: { raft_multiplier: 1 },
+      ...(this.cluster.minQuorum > 0 ? { autopilot: { min_quorum: this.cluster.minQuorum } } : {}),
+    }));
     const a = ['agent', '-data-dir', path.join(this.dir, 'data'), '-node', this.name, '-bind', this.address, '-client', this.address,
       '-retry-interval', '1s', '-config-file', cfg];
     if (this.role === 'server') a.push('-server', '-bootstrap-expect', String(this.cluster.servers.length));
@@ -123,11 +126,13 @@ export class ChaosCluster {
   readonly servers: ChaosAgent[] = [];
   readonly clients: ChaosAgent[] = [];
   readonly plant: string;
+  readonly minQuorum: number;
 
-  private constructor(net: Netns, root: string, plant: string) {
+  private constructor(net: Netns, root: string, plant: string, minQuorum: number) {
     this.net = net;
     this.root = root;
     this.plant = plant;
+    this.minQuorum = minQuorum;
   }
 
   /** Plans the namespaces (refusing names in use) without making anything. */
@@ -137,10 +142,10 @@ export class ChaosCluster {
   }
 
   /** Builds the namespaces and the agents' directories (nothing started). */
-  static async create(net: Netns, servers: number, clients: number, plant = ''): Promise<ChaosCluster> {
+  static async create(net: Netns, servers: number, clients: number, plant = '', minQuorum = 0): Promise<ChaosCluster> {
     await net.build();
     const root = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-chaos-${net.prefix}-`));
-    const c = new ChaosCluster(net, root, plant);
+    const c = new ChaosCluster(net, root, plant, minQuorum);
     live.add(c);
     for (const m of net.members) {
       const dir = path.join(root, m.name);
@@ -204,6 +209,17 @@ export class ChaosCluster {
       await new Promise((r) => setTimeout(r, 300));
     }
     throw new Error(`cluster did not form within ${timeoutMs} ms (${last}); s1 log:\n${this.servers[0]!.logTail()}`);
+  }
+
+  /** The Raft voters as `from` (or the first server that answers) lists them; undefined if none answers. */
+  async voters(from: ChaosAgent[] = this.servers): Promise<string[] | undefined> {
+    for (const s of from) {
+      try {
+        const r = await request(s.url, 'GET', '/v1/operator/raft/configuration?stale', { timeoutMs: 1000 });
+        if (r.status === 200) return r.json<{ Servers: Array<{ Node: string; Voter: boolean }> }>().Servers.filter((x) => x.Voter).map((x) => x.Node).sort();
+      } catch { /* next */ }
+    }
+    return undefined;
   }
 
   /** How many members each agent lists with Status 1 (alive); -1 for an agent that does not answer. */

@@ -16,6 +16,8 @@ export interface FaultEvent {
   end?: number;
   targets: string[];
   detail: string;
+  /** The Raft voters when the fault began. */
+  voters?: string[];
   /** For a minority partition: the side with a majority of servers. */
   majority?: string[];
   /** After the heal: ms until every server named one leader again (undefined: not within the probe). */
@@ -82,7 +84,12 @@ export class Nemesis {
       if (this.#now() + windowMs > o.durationMs) break;
       const fault = order[i % order.length]!;
       const leaderBefore = (await this.#c.leader())?.name;
+      // Autopilot may have removed a server that was dead for a while (and re-added it as a
+      // non-voter): with fewer voters, one more fault can take the quorum away.
+      const voters = await this.#c.voters(this.#c.servers.filter((s) => s.running && !s.paused));
       const ev = await this.#inject(fault, leaderBefore);
+      ev.voters = voters;
+      if (voters && voters.length < this.#c.servers.length) ev.detail += ` [only ${voters.length} voters: ${voters.join(',')}]`;
       this.events.push(ev);
       if (leaderBefore && ev.targets.length === 1 && ev.targets[0] === leaderBefore && fault !== 'partition-oneway') {
         this.#probes.push(this.#watchFailover(ev, leaderBefore));
@@ -93,6 +100,10 @@ export class Nemesis {
       if (this.#now() + qLo > o.durationMs) break;
       await this.#sleep(o.rng.range(qLo, qHi));
     }
+  }
+
+  /** Waits for the background measurements (recovery, detection) still running; they end within 30 s. */
+  async settle(): Promise<void> {
     await Promise.all(this.#probes);
   }
 

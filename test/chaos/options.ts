@@ -30,6 +30,8 @@ export interface ChaosOptions {
   /** TRELLIS_CHAOS_PLANT for every agent (test-only planted bug), '' for none. */
   plant: '' | 'stale-reads' | 'early-ack';
   smoke: boolean;
+  /** autopilot.min_quorum of every server (0 = Consul's default: dead servers may be removed). */
+  minQuorum: number;
   /** Namespace name prefix; default unique per run. */
   prefix?: string;
 }
@@ -45,6 +47,8 @@ export const USAGE = `usage: npm run chaos -- [options]
   --workers N         KV register workers, bound to agents in turn (default: one per agent)
   --out DIR           report directory (default chaos-report/<time>-seed<seed>)
   --prefix P          network namespace name prefix (default: unique per run)
+  --min-quorum N      autopilot.min_quorum for the servers (default 0, Consul's: autopilot may remove a
+                      server dead for 10 s, leaving fewer voters; N = --servers keeps every voter)
   --plant BUG         run every agent with a planted bug (stale-reads, early-ack): the checkers must fail
   --smoke             the CI preset: 3 servers, 1 client, 45s, partition-leader,partition,kill,pause,loss
 Not possible on this machine: ${Object.keys(NOT_POSSIBLE).join(', ')} (named in the error if asked for).`;
@@ -79,7 +83,7 @@ export const SMOKE_FAULTS: Fault[] = ['partition-leader', 'partition', 'kill', '
 export function parseArgs(argv: string[]): ChaosOptions | 'help' {
   const o: ChaosOptions = {
     servers: 3, clients: 1, durationMs: 60_000, faults: [], seed: Math.floor(Math.random() * 2 ** 31), recoveryMs: 10_000,
-    registerWorkers: 0, lockWorkers: 2, counterWorkers: 2, opTimeoutMs: 3000, outDir: '', plant: '', smoke: false,
+    registerWorkers: 0, lockWorkers: 2, counterWorkers: 2, opTimeoutMs: 3000, outDir: '', plant: '', smoke: false, minQuorum: 0,
   };
   let faultsGiven: string | undefined;
   const seen = new Set<string>();
@@ -100,6 +104,7 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
       case '--timeout': o.opTimeoutMs = parseDuration(flag, takeValue()); break;
       case '--workers': o.registerWorkers = parseInt10(flag, takeValue(), 1, 32); break;
       case '--seed': o.seed = parseInt10(flag, takeValue(), 0, Number.MAX_SAFE_INTEGER); break;
+      case '--min-quorum': o.minQuorum = parseInt10(flag, takeValue(), 0, 7); break;
       case '--faults': faultsGiven = takeValue() ?? ''; break;
       case '--out': o.outDir = takeValue() ?? ''; if (!o.outDir) throw new Error('--out needs a directory'); break;
       case '--prefix': {
@@ -143,6 +148,7 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
       throw new Error(`fault ${f} needs --servers 5 (with 3 servers a majorities ring or bridge is a plain partition)`);
     }
   }
+  if (o.minQuorum > o.servers) throw new Error(`--min-quorum ${o.minQuorum}: more than --servers ${o.servers}`);
   if (o.registerWorkers === 0) o.registerWorkers = o.servers + o.clients;
   if (o.durationMs < 10_000) throw new Error(`--duration ${o.durationMs} ms: at least 10s (a fault window and its heal)`);
   return o;

@@ -34,7 +34,7 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
   say(`chaos: seed ${o.seed}; ${o.servers} servers + ${o.clients} clients in namespaces ${plan.prefix}-* (${plan.subnet}.0/24); faults ${o.faults.join(', ')}; ${o.durationMs / 1000} s${o.plant ? `; PLANTED BUG ${o.plant}` : ''}`);
 
   const startedAt = new Date().toISOString();
-  const cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant);
+  const cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant, o.minQuorum);
   let failed = true;
   try {
     cluster.startAll();
@@ -65,6 +65,8 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
       if (left > 0) await new Promise((r) => setTimeout(r, left));
       say(`+${((performance.now() - t0) / 1000).toFixed(1)}s recovery: ${o.recoveryMs / 1000} s under load, no faults`);
       await new Promise((r) => setTimeout(r, o.recoveryMs));
+      // Recovery measurements of the last heal finish under load too (each gives up after 30 s).
+      await nemesis.settle();
     } finally {
       stop = true;
       await nemesis.heal();
