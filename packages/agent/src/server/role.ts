@@ -79,8 +79,8 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       new SecondaryCA({
         primary: config.primaryDatacenter, ca, store: server.store, logger, fetchPrimary,
         signIntermediate: async (csrPem, signal) => {
-          const res = await wan.rpcCall(config.primaryDatacenter, { callMs: 30_000, idempotent: true, signal }, (address, call) =>
-            server.rpcClient.call(address, 'Forward.SignIntermediate', { json: Buffer.from(JSON.stringify({ CSR: csrPem })) }, call));
+          const res = await wan.rpcCall(config.primaryDatacenter, { callMs: 30_000, idempotent: true, signal }, (rpc, address, call) =>
+            rpc.call(address, 'Forward.SignIntermediate', { json: Buffer.from(JSON.stringify({ CSR: csrPem })) }, call));
           const certPem = (JSON.parse((res.json ?? Buffer.alloc(0)).toString('utf8')) as { CertPEM?: unknown }).CertPEM;
           if (typeof certPem !== 'string') throw new Error('the primary answered SignIntermediate without a CertPEM');
           return certPem;

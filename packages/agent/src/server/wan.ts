@@ -17,8 +17,9 @@ import { retryJoin } from '../gossip/retryJoin.ts';
 import { parseServer, type AgentMemberRow } from '../gossip/tags.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import type { Logger } from '../logger.ts';
-import type { CallOptions, RpcClient } from '../rpc/client.ts';
+import { RpcClient, type CallOptions } from '../rpc/client.ts';
 import { RpcCallError } from '../rpc/errors.ts';
+import { rpcTlsFromConfig } from '../rpc/tls.ts';
 
 /** Consul's structs.ErrNoDCPath. */
 export class NoPathToDatacenterError extends Error {
@@ -50,6 +51,8 @@ export class WanFederation {
   readonly #o: WanFederationOptions;
   readonly #log: Logger;
   readonly #abort = new AbortController();
+  /** With verify_server_hostname: a client per other datacenter, checking server.<that dc>.<domain>. */
+  readonly #clients = new Map<string, RpcClient>();
 
   private constructor(o: WanFederationOptions, pool: GossipPool) {
     this.#o = o;
@@ -140,11 +143,12 @@ export class WanFederation {
    * fresh connection. No live server, or none that accepts a connection: NoPathToDatacenterError.
    */
   async rpcCall<T>(dc: string, o: { callMs: number; idempotent: boolean; signal?: AbortSignal },
-    fn: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
+    fn: (rpc: RpcClient, address: string, call: CallOptions) => Promise<T>): Promise<T> {
+    const rpc = this.#rpcFor(dc);
     for (const address of this.liveServers(dc)) {
       for (let attempt = 1; attempt <= 2; attempt++) {
         try {
-          return await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
+          return await fn(rpc, address, { deadline: Date.now() + o.callMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
         } catch (err) {
           if (o.signal?.aborted || !(err instanceof RpcCallError)) throw err;
           if (!err.mayHaveArrived) {
@@ -162,8 +166,8 @@ export class WanFederation {
   async forwardHttp(dc: string, req: ForwardedRequest, signal: AbortSignal): Promise<ForwardedResponse> {
     const blocking = /[?&]index=/.test(req.url);
     const idempotent = req.method === 'GET' || req.method === 'HEAD';
-    const res = await this.rpcCall(dc, { callMs: blocking ? BLOCKING_CALL_MS : CALL_MS, idempotent, signal }, (address, call) =>
-      this.#o.rpc.call(address, 'Forward.Http', { method: req.method, url: req.url, headers: req.headers, body: req.body }, call));
+    const res = await this.rpcCall(dc, { callMs: blocking ? BLOCKING_CALL_MS : CALL_MS, idempotent, signal }, (rpc, address, call) =>
+      rpc.call(address, 'Forward.Http', { method: req.method, url: req.url, headers: req.headers, body: req.body }, call));
     return { status: res.status ?? 500, headers: res.headers ?? {}, body: res.body ?? Buffer.alloc(0) };
   }
 
@@ -178,6 +182,23 @@ export class WanFederation {
 
   async stop(): Promise<void> {
     this.#abort.abort();
+    for (const c of this.#clients.values()) c.close();
+    this.#clients.clear();
     await this.pool.stop();
+  }
+
+  /**
+   * The RPC client for calls into `dc`. Servers of another datacenter carry certificates for
+   * server.<their dc>.<domain> (as in Consul): with verify_server_hostname that is the name checked.
+   */
+  #rpcFor(dc: string): RpcClient {
+    const c = this.#o.config;
+    if (dc === c.datacenter || !c.tls.internalRpc.verifyServerHostname) return this.#o.rpc;
+    let client = this.#clients.get(dc);
+    if (!client) {
+      client = new RpcClient({ credentials: rpcTlsFromConfig({ ...c, datacenter: dc })?.client, logger: this.#o.logger, localAddress: c.bindAddr });
+      this.#clients.set(dc, client);
+    }
+    return client;
   }
 }
