@@ -254,7 +254,7 @@ test('route destination settings: PrefixRewrite, RequestHeaders/ResponseHeaders,
   ] });
   type Flaky = TestAppAnswer & { path?: string; tries?: number; header?: string | null };
   const call = async (path: string) => (await get(web.url + path)).body.upstream_calls?.[upstreamUri] as Flaky | undefined;
-  const first = await waitFor('flaky reachable through the route', async () => { const c = await call('/api/a'); return c?.code === 200 ? c : undefined; }, 20_000, 200);
+  const first = await waitFor('flaky reachable through the route', async () => { const c = await call('/api/a'); return c?.code === 200 && c.name === 'flaky' ? c : undefined; }, 20_000, 200);
   assert.equal(first.path, '/flaky-once/a');
   assert.equal(first.tries, 2, 'the 503 was retried');
   assert.equal(first.header, 'api');

@@ -172,6 +172,7 @@ export class H2UpstreamListener extends L7UpstreamListener {
       if (left !== undefined && left <= 0) { localReply(stream, 504, 'upstream request timeout', grpc); return; }
       const canRetry = (p: RetryPolicy | undefined): p is RetryPolicy => p !== undefined && attempt < p.numRetries && body.replayable;
       const conn = await this.connFor(target, inst);
+      if (stream.closed) return; // the caller gave up while the connection was made
       if (conn.kind === 'error') {
         metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
         if (canRetry(policy) && retryOnFailure(policy, 'connect-failure')) continue;
