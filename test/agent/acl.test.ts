@@ -13,7 +13,11 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { execFile } from 'node:child_process';
+import { promisify } from 'node:util';
 import { AgentProcess, printLogsIfFailed, waitFor } from '../support/index.ts';
+
+const execFileP = promisify(execFile);
 
 const AGENT_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c001';
 const WEB_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c002';
@@ -77,7 +81,7 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     await tok(WEB_TOKEN, ['web', 'kv-app']);
     client = await AgentProcess.start({
       name: 'acl-client', mode: 'client', readyTimeoutMs: 60_000,
-      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${AGENT_TOKEN}"\n`))],
+      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${AGENT_TOKEN}"\n    dns = "${AGENT_TOKEN}"\n`))],
     });
     // Anti-entropy writes the client's node and its node checks with the agent token: a check
     // registered with the agent token reaches the catalog; anonymous cannot register one.
@@ -137,6 +141,14 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     // The web token (no node read, service read only on its own) sees web only.
     const mine = await client.request('GET', '/v1/catalog/services', as(WEB_TOKEN));
     assert.deepEqual(Object.keys(mine.json<Record<string, string[]>>()).sort(), ['web', 'web-sidecar-proxy']);
+  });
+
+  test('DNS answers what the agent\'s DNS token may read: the client (dns token) answers web, the server (anonymous) nothing', async () => {
+    const dig = async (a: AgentProcess, name: string) => (await execFileP('dig', ['@127.0.0.1', '-p', String(a.ports.dns), '+time=2', '+tries=1', name, 'SRV'])).stdout;
+    await waitFor('web over DNS on the client', async () => /IN\s+SRV\s+1 1 8080 /.test(await dig(client, 'web.service.consul')), 20_000, 200);
+    const anon = await dig(server, 'web.service.consul');
+    assert.match(anon, /status: NXDOMAIN/);
+    assert.match(await dig(server, `${client.name}.node.consul`), /status: NXDOMAIN/);
   });
 
   test('bad input: a clear error and nothing stored', async () => {

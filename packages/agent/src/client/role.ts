@@ -43,7 +43,10 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
       // ?dc=<other>: a client has no WAN pool; its server forwards the request on.
       forwardDc: (_dc, req, signal) => servers.http(req, signal),
     },
-    dnsLookup: clientDnsLookup(servers, config.datacenter),
+    // DNS reads go to a server with the agent's DNS token, which the server's HTTP API enforces.
+    dnsLookup: clientDnsLookup(acl ? {
+      http: (req, signal) => servers.http({ ...req, headers: { ...req.headers, 'x-consul-token': config.acl.tokens.dns || config.acl.tokens.default } }, signal),
+    } : servers, config.datacenter),
     leave: async () => {},
     async stop() {
       servers.close();

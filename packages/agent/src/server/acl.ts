@@ -13,6 +13,30 @@ import { storeResolver, type AclBackend } from '../http/aclResolve.ts';
 import type { Logger } from '../logger.ts';
 import { decodeCommand, type AclInitCommand, type StateStore } from '../state/index.ts';
 import type { Writes } from './writes.ts';
+import type { DnsLookup } from '../dns/index.ts';
+import type { AclResolver } from '../http/aclResolve.ts';
+
+/**
+ * DNS answers only what the agent's DNS token (acl.tokens.dns, else acl.tokens.default, else the
+ * anonymous token) may read: a service's instances need service:read and node:read on their node,
+ * a node lookup node:read (Consul's DNS server resolves its requests with the agent's token).
+ */
+export function aclDnsLookup(lookup: DnsLookup, resolver: AclResolver, token: string): DnsLookup {
+  const who = async () => resolver.resolve(token);
+  return {
+    ...lookup,
+    async serviceInstances(service, tag) {
+      const z = (await who()).authorizer;
+      if (!z.allowed('service', 'read', service)) return [];
+      return (await lookup.serviceInstances(service, tag)).filter((i) => z.allowed('node', 'read', i.node));
+    },
+    async node(name) {
+      const z = (await who()).authorizer;
+      const n = await lookup.node(name);
+      return n && z.allowed('node', 'read', n.node) ? n : undefined;
+    },
+  };
+}
 
 /** The aclInit command a new leader proposes (state/acl.ts aclInit keeps rows that exist). */
 export function aclInitCommand(config: Pick<RuntimeConfig, 'acl'>, now = new Date()): AclInitCommand {
@@ -47,7 +71,7 @@ export interface ServerAclOptions {
 }
 
 /** Wires ACLs into a server; undefined (and nothing changed) while acl.enabled is false. */
-export function setupServerAcl(o: ServerAclOptions): (AclBackend & { leaderChanged(isLocal: boolean): void }) | undefined {
+export function setupServerAcl(o: ServerAclOptions): (AclBackend & { dnsToken: string; leaderChanged(isLocal: boolean): void }) | undefined {
   if (!o.config.acl.enabled) return undefined;
   const log = o.logger.child({ component: 'agent.acl' });
   const resolver = storeResolver(o.store, o.config, () => o.store.aclServerSecret());
@@ -75,6 +99,7 @@ export function setupServerAcl(o: ServerAclOptions): (AclBackend & { leaderChang
   }
   return {
     resolver,
+    dnsToken: o.config.acl.tokens.dns || o.config.acl.tokens.default,
     defaultToken: o.config.acl.tokens.default,
     serviceTokens: new Map(),
     leaderChanged(isLocal) {

@@ -8,7 +8,7 @@ import { catalogStateFromStore } from '../local/state.ts';
 import { injectForwarded } from '../http/forward.ts';
 import type { Command } from '../state/index.ts';
 import { ServerCA } from './connectCA.ts';
-import { setupServerAcl } from './acl.ts';
+import { aclDnsLookup, setupServerAcl } from './acl.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
 import { clientDnsLookup } from '../client/dnsLookup.ts';
 import { GossipDiscovery, serverStatusOf } from './gossipDiscovery.ts';
@@ -116,11 +116,11 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       } : {}),
     },
     joinWan: async () => { await wan?.joinAtStart(); },
-    dnsLookup: catalogDnsLookup(server.store, config.datacenter, wan ? {
+    dnsLookup: ((lookup) => (acl ? aclDnsLookup(lookup, acl.resolver, acl.dnsToken) : lookup))(catalogDnsLookup(server.store, config.datacenter, wan ? {
       datacenters: () => wan.datacenters(),
       // The same HTTP reads a client agent's DNS makes of its server, sent to the other datacenter.
       remote: (dc) => clientDnsLookup({ http: (req, signal) => wan.forwardHttp(dc, req, signal) }, dc),
-    } : undefined),
+    } : undefined)),
     httpRoutes: (backend) => operatorRoutes({ server, backend }),
     attachHttp(http) {
       // Client agents' forwarded requests run through this server's HTTP API.
