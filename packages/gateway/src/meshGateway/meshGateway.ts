@@ -170,6 +170,8 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       up.once('connect', () => {
         clearTimeout(timer);
         up.off('error', onError);
+        // The caller left while we dialled: nothing to forward, nothing to count.
+        if (socket.destroyed) { up.destroy(); return; }
         metrics.add(GW.conns[0], GW.conns[1], labels);
         metrics.add(GW.active[0], GW.active[1], labels, 1, 'gauge');
         up.write(hello);
@@ -217,6 +219,8 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     socket.on('error', () => socket.destroy());
     const peeker = new ClientHelloPeeker(maxHello);
     const timer = setTimeout(() => refuse(socket, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${peeker.bytes} bytes)`), helloTimeoutMs);
+    // A caller that resets while sending its hello is gone: no timeout to count for it.
+    socket.once('close', () => clearTimeout(timer));
     const stopPeeking = () => {
       clearTimeout(timer);
       socket.off('data', onData);
@@ -250,8 +254,10 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   let metricsServer: net.Server | undefined;
   const shutdown = async () => {
     stop.abort();
-    await Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
+    // close() waits for open connections: stop accepting, then end the open ones, then wait.
+    const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of sockets) s.destroy();
+    await closed;
     if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
   };
   try {
