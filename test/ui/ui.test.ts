@@ -283,3 +283,35 @@ describe('routing', () => {
     await shot('routing-bad-splitter');
   });
 });
+
+describe('ui_config', () => {
+  test('content_path moves the UI (assets, links and the / redirect); an agent without the UI serves none', async () => {
+    const other = await AgentProcess.start({ name: 'ui-path', mode: 'server', args: ['-hcl', 'ui_config {\n  enabled = true\n  content_path = "/console/"\n}'] });
+    const off = await AgentProcess.start({ name: 'ui-off', mode: 'server' });
+    try {
+      const root = await other.request('GET', '/');
+      assert.equal(root.status, 301);
+      assert.equal(root.headers.location, '/console/');
+      assert.equal((await other.request('GET', '/ui/')).status, 404);
+      const p = await browser.newPage();
+      try {
+        await p.goto(`${other.url}/console/`);
+        // The app routes under /console/ and opens the services page of the agent's datacenter.
+        await p.waitForSelector('tr[data-service="consul"]', { timeout: 15_000 });
+        assert.equal(new URL(p.url()).pathname, '/console/dc1/services');
+        const hrefs = await p.$$eval('nav.sections a', (as) => as.map((a) => a.getAttribute('href')));
+        assert.ok(hrefs.every((h) => h?.startsWith('/console/dc1/')), JSON.stringify(hrefs));
+      } finally {
+        await p.close();
+      }
+      const offRoot = await off.request('GET', '/');
+      assert.equal(offRoot.status, 200);
+      assert.match(offRoot.text, /UI disabled/);
+      assert.equal((await off.request('GET', '/ui/')).status, 404);
+      assert.equal((await off.request('GET', '/ui/app.js')).status, 404);
+    } finally {
+      await other.dispose();
+      await off.dispose();
+    }
+  });
+});

@@ -1,6 +1,7 @@
 // Small pieces every page uses: the API's error text, empty states, health badges, the filter box.
 import { html } from 'htm/preact';
 import type { ComponentChildren } from 'preact';
+import { useEffect, useState } from 'preact/hooks';
 import type { ApiError } from './api.ts';
 
 export { html };
@@ -49,4 +50,19 @@ export function Meta({ meta }: { meta: Record<string, string> | null | undefined
   const entries = Object.entries(meta ?? {});
   if (entries.length === 0) return html`<p class="muted">No metadata.</p>`;
   return html`<dl class="meta">${entries.map(([k, v]) => html`<dt>${k}</dt><dd>${v}</dd>`)}</dl>`;
+}
+
+/**
+ * How many rows of a long list to render: the first screenful at once, the rest in chunks on the
+ * following tasks, so a page of 1,000 services shows its first rows without waiting for the last
+ * (and the tab stays responsive meanwhile).
+ */
+export function useProgressive(total: number, first = 60, chunk = 300): number {
+  const [limit, setLimit] = useState(first);
+  useEffect(() => {
+    if (limit >= total) return;
+    const t = setTimeout(() => setLimit((l) => l + chunk), 0);
+    return () => clearTimeout(t);
+  }, [limit, total]);
+  return Math.min(limit, total);
 }

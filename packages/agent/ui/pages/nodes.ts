@@ -2,7 +2,7 @@
 // leader marked (from /v1/operator/raft/configuration, else by /v1/status/leader's address).
 import { useState } from 'preact/hooks';
 import { useLive } from '../api.ts';
-import { Empty, ErrorBox, FilterBox, HealthBadge, Loading, Meta, html, worst } from '../components.ts';
+import { Empty, ErrorBox, FilterBox, HealthBadge, Loading, useProgressive, Meta, html, worst } from '../components.ts';
 import type { NodeDump } from '../mesh.ts';
 import { href } from '../router.ts';
 
@@ -24,13 +24,14 @@ export function NodesPage({ dc }: { dc: string }) {
   const all = live.data ?? [];
   const q = filter.trim().toLowerCase();
   const rows = q === '' ? all : all.filter((n) => n.Node.toLowerCase().includes(q) || n.Address.includes(q));
+  const shown = useProgressive(rows.length);
   return html`<section aria-labelledby="h-nodes">
     <header class="page-head"><h1 id="h-nodes">Nodes <span class="count">${all.length}</span></h1>
       <${FilterBox} label="Filter by name or address" value=${filter} onInput=${setFilter} /></header>
     <${ErrorBox} error=${live.error} />
     ${live.loading ? html`<${Loading} />` : all.length === 0 && !live.error ? html`<${Empty}>No nodes yet: start an agent with <code>trellis agent -join …</code>.<//>` : null}
     ${rows.length > 0 ? html`<table class="list" data-testid="nodes"><thead><tr><th scope="col">Node</th><th scope="col">Health</th><th scope="col">Address</th><th scope="col">Datacenter</th><th scope="col">Services</th></tr></thead>
-      <tbody>${rows.map((n) => html`<tr key=${n.Node} data-node=${n.Node}>
+      <tbody>${rows.slice(0, shown).map((n) => html`<tr key=${n.Node} data-node=${n.Node}>
         <th scope="row"><a href=${href(dc, 'nodes', n.Node)}>${n.Node}</a>${isLeader(n, leader) ? html` <span class="badge leader" title="Raft leader">★ leader</span>` : null}</th>
         <td><${HealthBadge} status=${worst(n.Checks.filter((c) => c.ServiceID === '').map((c) => c.Status))} /></td>
         <td>${n.Address}</td><td>${n.Datacenter}</td>

@@ -2,7 +2,7 @@
 // (Consul's /ui/<dc>/services), from one blocking query on /v1/internal/ui/services.
 import { useState } from 'preact/hooks';
 import { useLive } from '../api.ts';
-import { Empty, ErrorBox, FilterBox, HealthBadge, Loading, Tags, html } from '../components.ts';
+import { Empty, ErrorBox, FilterBox, HealthBadge, Loading, useProgressive, Tags, html } from '../components.ts';
 import { href } from '../router.ts';
 
 export interface ServiceSummary {
@@ -23,6 +23,7 @@ export function ServicesPage({ dc }: { dc: string }) {
   const q = filter.trim().toLowerCase();
   const all = live.data ?? [];
   const rows = q === '' ? all : all.filter((s) => s.Name.toLowerCase().includes(q) || s.Tags.some((t) => t.toLowerCase().includes(q)) || kindLabel(s.Kind).includes(q));
+  const shown = useProgressive(rows.length);
   return html`<section aria-labelledby="h-services">
     <header class="page-head"><h1 id="h-services">Services <span class="count">${all.length}</span></h1>
       <${FilterBox} label="Filter by name, tag or kind" value=${filter} onInput=${setFilter} /></header>
@@ -31,7 +32,7 @@ export function ServicesPage({ dc }: { dc: string }) {
     ${all.length > 0 && rows.length === 0 ? html`<${Empty}>No service matches “${filter}”.<//>` : null}
     ${rows.length > 0 ? html`<table class="list" data-testid="services">
       <thead><tr><th scope="col">Service</th><th scope="col">Health</th><th scope="col">Instances</th><th scope="col">Kind</th><th scope="col">Tags</th></tr></thead>
-      <tbody>${rows.map((s) => html`<tr key=${s.Name} data-service=${s.Name} data-health=${s.ChecksCritical > 0 ? 'critical' : s.ChecksWarning > 0 ? 'warning' : 'passing'}>
+      <tbody>${rows.slice(0, shown).map((s) => html`<tr key=${s.Name} data-service=${s.Name} data-health=${s.ChecksCritical > 0 ? 'critical' : s.ChecksWarning > 0 ? 'warning' : 'passing'}>
         <th scope="row"><a href=${href(dc, 'services', s.Name)}>${s.Name}</a>${s.ConnectedWithProxy ? html` <span class="badge kind" title="has a sidecar proxy">in mesh</span>` : null}</th>
         <td class="health-summary">
           ${s.ChecksPassing > 0 ? html`<${HealthBadge} status="passing" label=${`${s.ChecksPassing} passing`} />` : null}
