@@ -11,16 +11,19 @@
 // proxies must carry the new header (the chain is applied, not only logged). Also the proxies' RSS
 // (VmRSS, and PSS, which shares the Node binary's pages among the processes that map them).
 //
-//   npm run bench:propagation [-- --proxies 100 --rounds 5 --batch 10]
+//   npm run bench:propagation [-- --proxies 100 --rounds 5 --batch 10 --dist <copy of packages/agent/dist>]
 //
 // Bounded: every wait has a deadline; all processes are killed on exit, error or Ctrl-C.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
+import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { startTestApp, type TestApp } from '../../../test/fixtures/testApp.ts';
-import { AgentProcess, freePort, launcher, trellisEnv, waitFor } from '../../../test/support/index.ts';
+import { AgentProcess, freePort, launcher, repoRoot, trellisEnv, waitFor } from '../../../test/support/index.ts';
+
+const nodeBin = path.join(repoRoot, 'node_modules', 'node', 'bin', 'node');
 
 const { values: argv } = parseArgs({
   options: {
@@ -28,6 +31,9 @@ const { values: argv } = parseArgs({
     rounds: { type: 'string', default: '5' },
     batch: { type: 'string', default: '10' },
     sample: { type: 'string', default: '10' },
+    // A copy of packages/agent/dist to run with the launcher's flags, instead of bin/trellis (which
+    // runs the sources whenever one is newer than the bundle: while others edit the tree).
+    dist: { type: 'string' },
   },
 });
 const N = Number(argv.proxies);
@@ -61,8 +67,16 @@ const router = (version: number) => ({ Kind: 'service-router', Name: 'api', Rout
   { Match: { HTTP: { PathPrefix: '/' } }, Destination: { Service: 'api', ResponseHeaders: { Set: { 'x-chain-version': String(version) } } } },
 ] });
 
+/** What bin/trellis execs for `connect proxy` from the bundle (its flags and malloc settings). */
+function proxyCommand(args: string[]): [string, string[], NodeJS.ProcessEnv] {
+  if (!argv.dist) return [launcher, args, trellisEnv()];
+  return [nodeBin, ['--lite-mode', '--max-semi-space-size=4', '--heap-growing-percent=50', path.join(argv.dist, 'trellis.mjs'), ...args],
+    { ...trellisEnv(), MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }];
+}
+
 function spawnProxy(args: string[]): { child: ChildProcess; lines: string[] } {
-  const child = spawn(launcher, args, { env: trellisEnv(), stdio: ['ignore', 'pipe', 'pipe'] });
+  const [cmd, full, env] = proxyCommand(args);
+  const child = spawn(cmd, full, { env, stdio: ['ignore', 'pipe', 'pipe'] });
   const lines: string[] = [];
   let buf = '';
   const take = (b: Buffer) => {
@@ -99,7 +113,10 @@ const loadAvg = () => os.loadavg().map((x) => x.toFixed(2)).join(' ');
 
 async function main(): Promise<void> {
   const loadBefore = loadAvg();
-  agent = await AgentProcess.start({ name: 'bench-propagation', args: ['-log-level', 'warn'] });
+  // Every proxy here talks to one agent from 127.0.0.1 with ~7 blocking queries open: above Consul's
+  // default limits.http_max_conns_per_client (200, answered with 429) from ~30 proxies on. In a
+  // cluster each node's agent serves its own few proxies; here the limit is raised to fit N.
+  agent = await AgentProcess.start({ name: 'bench-propagation', args: ['-log-level', 'warn', '-hcl', `limits { http_max_conns_per_client = ${Math.max(200, 12 * (N + 2))} }`] });
   await put('PUT', '/v1/config', { Kind: 'service-defaults', Name: 'api', Protocol: 'http' });
   await put('PUT', '/v1/config', router(0));
   app = await startTestApp({ name: 'api' });
@@ -122,7 +139,10 @@ async function main(): Promise<void> {
     await waitFor(`proxies ${b}..${b + batch.length - 1} listening`, () => batch.every((p) => {
       if (p.child.exitCode !== null) throw new Error(`proxy exited ${p.child.exitCode}: ${p.lines.slice(-5).join('\n')}`);
       return (p.started ||= p.lines.some((l) => l.includes('upstream listener started (http')));
-    }), 120_000, 100);
+    }), 120_000, 100).catch((err: Error) => {
+      const stuck = batch.find((p) => !p.started);
+      throw new Error(`${err.message}; a proxy that did not start said:\n${stuck?.lines.slice(-10).join('\n')}`);
+    });
     process.stderr.write(`${proxies.length}/${N} proxies running (${((Date.now() - t0) / 1000).toFixed(0)} s)\n`);
   }
   // Every proxy routes through the chain before the rounds (its target's instances are known).
@@ -159,6 +179,7 @@ async function main(): Promise<void> {
 
   out(`Trellis config propagation benchmark  ${new Date().toISOString()}`);
   out(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}`);
+  out(`proxies run ${argv.dist ? `from the bundle copy ${argv.dist} with bin/trellis's flags` : 'through bin/trellis'}`);
   out(`${N} trellis connect proxy processes (HTTP upstream listener for api, watching its discovery chain), 1 api sidecar, trellis agent -dev`);
   out(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1.5 ? '  <- other processes competed for the cores: treat the times with care' : ''}`);
   out(`idle RSS per proxy: median ${pct(rssSorted, 50).toFixed(1)} MB, max ${rssSorted[rssSorted.length - 1]!.toFixed(1)} MB; PSS total ${(pssTotal / 1024).toFixed(2)} GiB for ${N} proxies (${(pssTotal / N).toFixed(1)} MB each, the Node binary's pages shared)`);
