@@ -179,7 +179,12 @@ describe('WAN federation: three datacenters', () => {
     const j = await client1.request('PUT', `/v1/agent/join/${dc2.serfWanAddr}?wan=1`);
     assert.equal(j.status, 500);
     assert.equal(j.text, 'Must be a server to join WAN cluster');
-    assert.deepEqual(await client1.getJson('/v1/agent/members?wan=1'), []);
+    // Consul encodes the client's nil WAN member list as null.
+    assert.equal((await client1.request('GET', '/v1/agent/members?wan=1')).text, 'null');
+    // `members -wan` there: no members, Consul's exit 2 and no output.
+    const cliMembers = await runTrellis(['members', '-wan', '-http-addr', client1.httpAddr]);
+    assert.equal(cliMembers.code, 2, cliMembers.stderr);
+    assert.equal(cliMembers.stdout, '');
     const fl = await client1.request('PUT', '/v1/agent/force-leave/fed-s2.dc2?wan=1');
     assert.equal(fl.status, 500);
     assert.equal(fl.text, 'Must be a server to force-leave a node from the WAN cluster');

@@ -337,12 +337,12 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
     };
   }
 
-  function members(ctx: RequestContext): AgentMember[] {
+  function members(ctx: RequestContext): AgentMember[] | null {
     const wan = (ctx.get('wan') ?? '') !== '';
     const segment = ctx.get('segment') ?? '';
     if (wan && segment !== '' && segment !== '_all') throw badRequest('Cannot provide a segment with wan=true');
-    // A client agent has no WAN pool: Consul answers an empty list (WANMembers is nil there).
-    if (wan && !backend.wan) return [];
+    // A client agent has no WAN pool: Consul's WANMembers is a nil slice there, encoded as null.
+    if (wan && !backend.wan) return null;
     const list = wan ? backend.wan!.members() : backend.members?.() ?? [selfMember()];
     const filter = filterParam(ctx);
     return filter ? filter.apply(list) : list;
