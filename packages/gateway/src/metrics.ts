@@ -35,8 +35,17 @@ export class Metrics {
   }
 
   add(name: string, help: string, labels: Labels, n = 1, type: Family['type'] = 'counter'): void {
+    this.addKeyed(name, help, this.key(labels), n, type);
+  }
+
+  /** The formatted label set, for a caller that counts the same labels often (the mesh gateway, per target). */
+  key(labels: Labels): string {
+    return labelKey({ ...this.constLabels, ...labels });
+  }
+
+  /** add() with a key from key(). */
+  addKeyed(name: string, help: string, key: string, n = 1, type: Family['type'] = 'counter'): void {
     const f = this.family(name, type, help);
-    const key = labelKey({ ...this.constLabels, ...labels });
     f.values.set(key, (f.values.get(key) ?? 0) + n);
   }
 

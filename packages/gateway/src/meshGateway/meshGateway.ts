@@ -143,13 +143,21 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
 
   const sockets = new Set<net.Socket>();
   const refuse = (socket: net.Socket, cause: string, detail: string) => {
-    metrics.add(GW.refused[0], GW.refused[1], { cause });
+    metrics.addKeyed(GW.refused[0], GW.refused[1], keyOf(`cause/${cause}`, { cause }));
     refusalLog.warn(cause, 'connection refused', { detail, remote: `${socket.remoteAddress}:${socket.remotePort}` });
     socket.destroy();
   };
 
+  // Label sets formatted once per target (or cause), not per connection: a connection's six
+  // counter updates cost a map lookup each instead of a sort and an escape.
+  const keys = new Map<string, string>();
+  const keyOf = (id: string, labels: Record<string, string>) => {
+    let k = keys.get(id);
+    if (k === undefined) { k = metrics.key(labels); keys.set(id, k); }
+    return k;
+  };
   const forward = (socket: net.Socket, hello: Buffer, target: string, route: 'local' | 'remote', candidates: Instance[], start: number) => {
-    const labels = { target, route };
+    const key = keyOf(`${route}/${target}`, { target, route });
     let tried = 0;
     const dial = () => {
       if (socket.destroyed) return;
@@ -160,7 +168,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       const timer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), connectTimeoutMs);
       const onError = (err: Error) => {
         clearTimeout(timer);
-        metrics.add(GW.dialFailures[0], GW.dialFailures[1], labels);
+        metrics.addKeyed(GW.dialFailures[0], GW.dialFailures[1], key);
         logger.debug('dial failed', { target, instance: `${inst.host}:${inst.port}`, error: err });
         // A refused or silent instance is skipped for the next (each at most once): health lags.
         if (tried < candidates.length) { dial(); return; }
@@ -172,13 +180,13 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
         up.off('error', onError);
         // The caller left while we dialled: nothing to forward, nothing to count.
         if (socket.destroyed) { up.destroy(); return; }
-        metrics.add(GW.conns[0], GW.conns[1], labels);
-        metrics.add(GW.active[0], GW.active[1], labels, 1, 'gauge');
+        metrics.addKeyed(GW.conns[0], GW.conns[1], key);
+        metrics.addKeyed(GW.active[0], GW.active[1], key, 1, 'gauge');
         up.write(hello);
         splice(socket, up, () => {
-          metrics.add(GW.active[0], GW.active[1], labels, -1, 'gauge');
-          metrics.add(GW.rx[0], GW.rx[1], labels, socket.bytesRead);
-          metrics.add(GW.tx[0], GW.tx[1], labels, socket.bytesWritten);
+          metrics.addKeyed(GW.active[0], GW.active[1], key, -1, 'gauge');
+          metrics.addKeyed(GW.rx[0], GW.rx[1], key, socket.bytesRead);
+          metrics.addKeyed(GW.tx[0], GW.tx[1], key, socket.bytesWritten);
         });
       });
     };
@@ -212,7 +220,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   };
 
   const accept = (socket: net.Socket) => {
-    metrics.add(GW.accepted[0], GW.accepted[1], {});
+    metrics.addKeyed(GW.accepted[0], GW.accepted[1], keyOf('', {}));
     sockets.add(socket);
     socket.once('close', () => sockets.delete(socket));
     socket.setNoDelay(true);
