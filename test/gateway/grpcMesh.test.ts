@@ -307,6 +307,11 @@ test(`the HTTP/2-mode proxies' idle RSS after the traffic is at or under ${MAX_H
     return steady ? v : undefined;
   }, 30_000, 1000);
   process.stdout.write(`# idle RSS (${names}): ${idle.map((x) => x.toFixed(1)).join(', ')} MB\n`);
+  for (const p of proxies) {
+    const text = await (await fetch(`http://${p.metrics}/metrics`)).text();
+    const mem = text.split('\n').filter((l) => /^(nodejs_heap_size|nodejs_external)/.test(l)).map((l) => { const [k, v] = l.split(' '); return `${k!.replace(/^nodejs_|_bytes$/g, '')} ${(Number(v) / 1048576).toFixed(1)}`; });
+    process.stdout.write(`#   ${p.id}: ${mem.join(', ')} MB\n`);
+  }
   const settled = await waitFor(`proxies at or under ${MAX_H2_IDLE_RSS_MB} MB`, () => { const v = rssOf(); return v.every((x) => x > 0 && x <= MAX_H2_IDLE_RSS_MB) ? v : undefined; }, 30_000, 500)
     .catch((err: Error) => { throw new Error(`${err.message}: ${rssOf().map((x) => x.toFixed(1)).join(', ')} MB`); });
   assert.equal(settled.length, 4);
