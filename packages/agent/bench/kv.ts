@@ -13,6 +13,10 @@
 // resident memory after 100,000 keys (VmRSS from /proc), for both, and the RSS of an idle server and
 // an idle client agent, run from the bundle (what bin/trellis runs) and from the TypeScript sources.
 //
+// --acl runs Trellis alone, twice: without ACLs, then with acl.enabled, default_policy = "deny" and
+// every request carrying a token whose one policy is a single key_prefix rule (issue 17: ACL cost
+// ≥ 0.9x of the run without). No etcd, startup or idle-RSS phases in that mode.
+//
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
 // three-member etcd, with the load on each one's leader.
 //
@@ -35,7 +39,7 @@ const WRITE_CONCURRENCY = [1, 16, 64] as const;
 const READ_CONCURRENCY = [16, 64] as const;
 const STARTUP_RUNS = 5;
 
-interface Options { seconds: number; keys: number; json: boolean; servers: number }
+interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean }
 
 function options(): Options {
   const { values } = parseArgs({
@@ -44,12 +48,13 @@ function options(): Options {
       keys: { type: 'string', default: '100000' },
       servers: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
+      acl: { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--json]\n');
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl] [--json]\n');
     process.exit(0);
   }
   const seconds = Number(values.seconds);
@@ -58,7 +63,7 @@ function options(): Options {
   if (!(seconds > 0)) fail(`--seconds must be a positive number, got ${JSON.stringify(values.seconds)}`);
   if (!Number.isInteger(keys) || keys < 1) fail(`--keys must be a positive integer, got ${JSON.stringify(values.keys)}`);
   if (servers !== 1 && servers !== 3) fail(`--servers must be 1 or 3, got ${JSON.stringify(values.servers)}`);
-  return { seconds, keys, json: values.json, servers };
+  return { seconds, keys, json: values.json, servers, acl: values.acl === true };
 }
 
 function fail(msg: string): never {
@@ -88,17 +93,21 @@ interface Target {
   verifyGet(body: Buffer, value: Buffer): boolean;
 }
 
-const trellisTarget = (port: number): Target => ({
-  name: 'trellis',
+/** `token`: sent as X-Consul-Token on every request (the --acl run). */
+const trellisTarget = (port: number, token?: string): Target => {
+  const headers = token ? { 'x-consul-token': token } : undefined;
+  return {
+  name: token ? 'trellis+acl' : 'trellis',
   port,
-  put: (key, value) => ({ method: 'PUT', path: `/v1/kv/${key}`, body: value }),
-  get: (key) => ({ method: 'GET', path: `/v1/kv/${key}` }),
-  getConsistent: (key) => ({ method: 'GET', path: `/v1/kv/${key}?consistent` }),
+  put: (key, value) => ({ method: 'PUT', path: `/v1/kv/${key}`, body: value, ...(headers ? { headers } : {}) }),
+  get: (key) => ({ method: 'GET', path: `/v1/kv/${key}`, ...(headers ? { headers } : {}) }),
+  getConsistent: (key) => ({ method: 'GET', path: `/v1/kv/${key}?consistent`, ...(headers ? { headers } : {}) }),
   verifyGet: (body, value) => {
     const [e] = JSON.parse(body.toString()) as Array<{ Value: string }>;
     return Buffer.from(e!.Value, 'base64').equals(value);
   },
-});
+  };
+};
 
 const b64 = (s: string | Buffer) => Buffer.from(s).toString('base64');
 
@@ -407,6 +416,100 @@ async function startTrellis(root: string, servers: number): Promise<RunningSyste
   }
 }
 
+/**
+ * One Trellis server with ACLs on (default deny) and a token whose single policy is one key_prefix
+ * rule covering the bench's keys; the target sends that token on every request.
+ */
+async function startTrellisAcl(root: string): Promise<RunningSystem> {
+  const management = '6d5c8f1e-2b3a-4c7d-9e0f-1a2b3c4d5e6f';
+  const dir = path.join(root, 'trellis-acl');
+  fs.mkdirSync(dir, { recursive: true });
+  const cfg = path.join(dir, 'acl.hcl');
+  fs.writeFileSync(cfg, `acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    initial_management = "${management}"\n  }\n}\n`);
+  const a = await AgentProcess.start({ name: 'bench-acl', mode: 'server', dir, args: ['-log-level', 'warn', '-config-file', cfg] });
+  try {
+    const mgmt = { 'x-consul-token': management, 'content-type': 'application/json' };
+    const agent = new http.Agent({ keepAlive: false });
+    const deadline = Date.now() + 30_000;
+    let pol: { status: number; body: Buffer };
+    // The initial management token exists once the leader has initialised ACLs.
+    do {
+      pol = await call(agent, a.ports.http, { method: 'PUT', path: '/v1/acl/policy', headers: mgmt, body: Buffer.from(JSON.stringify({ Name: 'bench-kv', Rules: 'key_prefix "" { policy = "write" }' })) });
+      if (pol.status === 200) break;
+      await new Promise((r) => setTimeout(r, 200));
+    } while (Date.now() < deadline);
+    if (pol.status !== 200) throw new Error(`creating the bench policy answered ${pol.status} ${pol.body.toString()}`);
+    const tok = await call(agent, a.ports.http, { method: 'PUT', path: '/v1/acl/token', headers: mgmt, body: Buffer.from(JSON.stringify({ Policies: [{ Name: 'bench-kv' }] })) });
+    if (tok.status !== 200) throw new Error(`creating the bench token answered ${tok.status} ${tok.body.toString()}`);
+    agent.destroy();
+    const secret = (JSON.parse(tok.body.toString()) as { SecretID: string }).SecretID;
+    // Default deny really is on: the same write without the token is refused.
+    const anon = await call(new http.Agent(), a.ports.http, { method: 'PUT', path: '/v1/kv/bench/anon', body: Buffer.from('x') });
+    if (anon.status !== 403) throw new Error(`an anonymous write answered ${anon.status}, expected 403`);
+    return { target: trellisTarget(a.ports.http, secret), pids: [a.pid!], leaderPid: a.pid!, stop: async () => { await a.stop(); } };
+  } catch (err) {
+    await a.stop();
+    throw err;
+  }
+}
+
+/** --acl: the same server without and with ACLs; each row's ACL ops/s as a fraction of the run without. */
+async function mainAcl(opts: Options): Promise<void> {
+  const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-acl-'));
+  const loadBefore = loadAvg();
+  if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
+  const small = { ...opts, keys: 1 };
+  try {
+    note('starting Trellis without ACLs ...');
+    const plain = await startTrellis(root, 1);
+    let p: SystemResults;
+    try {
+      p = await measure(plain, small);
+    } finally {
+      await plain.stop();
+    }
+    note('starting Trellis with ACLs (default deny, one key_prefix rule) ...');
+    const acl = await startTrellisAcl(root);
+    let q: SystemResults;
+    try {
+      q = await measure(acl, small);
+    } finally {
+      await acl.stop();
+    }
+    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'ACL ops/s', 'p50 ms', 'p99 ms', 'ACL/none', 'errors']];
+    const verdict: string[] = [];
+    const add = (op: string, c: number, a: CellResult, b: CellResult) => {
+      const ratio = b.opsPerSec / a.opsPerSec;
+      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), `${ratio.toFixed(2)}x`, `${a.errors}/${b.errors}`]);
+      verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x)`);
+    };
+    for (const c of WRITE_CONCURRENCY) add('write', c, p.writes[c]!, q.writes[c]!);
+    for (const c of READ_CONCURRENCY) add('read', c, p.reads[c]!, q.reads[c]!);
+    for (const c of READ_CONCURRENCY) add('read ?consistent', c, p.consistentReads[c]!, q.consistentReads[c]!);
+    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+    const lines = [
+      `Trellis KV benchmark, ACL row  ${new Date().toISOString()}`,
+      `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
+      `load: ${opts.seconds} s per cell after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir)`,
+      'ACL run: acl.enabled, default_policy = "deny", every request with a token whose one policy is key_prefix "" { policy = "write" }',
+      `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
+      '',
+      ...rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')),
+      '',
+      ...verdict,
+    ];
+    if (opts.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, plain: p, acl: q }, null, 2)}\n`);
+    else process.stdout.write(`${lines.join('\n')}\n`);
+    const errors = [p, q].flatMap((x) => [...Object.values(x.writes), ...Object.values(x.reads), ...Object.values(x.consistentReads)]).filter((c) => c.errors > 0);
+    if (errors.length > 0) {
+      process.stdout.write(`ERRORS: ${errors.map((c) => c.firstError).join(' | ')}\n`);
+      process.exitCode = 1;
+    }
+  } finally {
+    fs.rmSync(root, { recursive: true, force: true });
+  }
+}
+
 /** Spawn `trellis agent -dev` and poll a KV write until it succeeds; returns ms from spawn. */
 async function startupOnce(root: string, run: number): Promise<number> {
   const http1 = await freePort();
@@ -541,6 +644,10 @@ function memoryVerdicts(t: SystemResults, e: SystemResults, idle: IdleRss): stri
 
 async function main(): Promise<void> {
   const opts = options();
+  if (opts.acl) {
+    await mainAcl(opts);
+    return;
+  }
   const etcdV = etcdVersion();
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-'));
   note(`work dir ${root} (${fsType(root)})`);
