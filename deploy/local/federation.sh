@@ -9,7 +9,7 @@
 #   space:  backend
 # proxy-defaults: protocol http, MeshGateway.Mode local; intentions: default deny plus the story's allows.
 #
-#   deploy/local/federation.sh start  [--dir /tmp/trellis-federation] [--base-port 22000]
+#   deploy/local/federation.sh start  [--dir /tmp/trellis-federation] [--base-port 19000]
 #   deploy/local/federation.sh status [--dir ...]
 #   deploy/local/federation.sh stop   [--dir ...]
 #
@@ -19,14 +19,15 @@
 # 30 s; logs stay under --dir/<dc>/. Ports: datacenter d (onprem 0, cloud 1, space 2) uses
 # base+100*d + offsets: agent HTTP +0, DNS +1, server RPC +2, serf LAN +3, serf WAN +4; gateway LAN
 # +10, WAN +11, metrics +12; app/sidecar/upstream: web and api +20/21/22, payments v1 and backend
-# +30/31/32, payments v2 +40/41/42, currency +50/51. Loopback only: the namespaces with overlapping
+# +30/31/32, payments v2 +40/41/42, currency +50/51 (the default base, 19000, stays below the test
+# suites' port range, 20000-32767). Loopback only: the namespaces with overlapping
 # addresses are the test suite's (test/e2e/federation). Run from the repository after npm install.
 set -euo pipefail
 
 cmd="${1:-}"
 [ -n "$cmd" ] && shift || true
 dir=/tmp/trellis-federation
-base=22000
+base=19000
 while [ $# -gt 0 ]; do
   case "$1" in
     --dir) dir="$2"; shift 2 ;;
@@ -123,7 +124,10 @@ start() {
   case "$base" in ''|*[!0-9]*) echo "federation: --base-port must be a number" >&2; exit 2 ;; esac
   [ "$base" -ge 1024 ] && [ "$base" -le 65000 ] || { echo "federation: --base-port must be between 1024 and 65000" >&2; exit 2; }
   if [ -f "$dir/ports" ] && [ "$(cat "$dir/ports")" != "$base" ]; then
-    die "$dir holds a demo on base port $(cat "$dir/ports"), not $base: stop it first or use another --dir"
+    local f
+    for f in "$dir"/*/*.pid; do
+      pid_alive "$f" && die "$dir holds a running demo on base port $(cat "$dir/ports"), not $base: stop it first or use another --dir"
+    done
   fi
   mkdir -p "$dir"
   echo "$base" > "$dir/ports"
@@ -147,9 +151,10 @@ start() {
   start_app cloud currency currency 'currency (cloud)' 50 2
   start_app cloud api api 'api (cloud)' 20 - backend
   start_app space backend backend 'backend (space)' 30 -
-  for s in onprem:web onprem:payments-v1 onprem:payments-v2 onprem:currency-v1 cloud:currency cloud:api space:backend; do
-    local dc="${s%%:*}" id="${s##*:}" svc
-    svc="$(api "$dc" GET "/v1/agent/service/$id" | sed -n 's/.*"Service":"\([^"]*\)".*/\1/p')"
+  local s dc svc id
+  for s in onprem:web:web onprem:payments:payments-v1 onprem:payments:payments-v2 onprem:currency:currency-v1 \
+      cloud:currency:currency cloud:api:api space:backend:backend; do
+    IFS=: read -r dc svc id <<< "$s"
     wait_for "$id's sidecar passing in $dc" 90 passing "$dc" "$svc-sidecar-proxy" "$id-sidecar-proxy"
   done
   for dc in "${dcs[@]}"; do wait_for "$dc's mesh gateway passing" 60 passing "$dc" mesh-gateway mesh-gateway; done
@@ -219,5 +224,5 @@ case "$cmd" in
   start) start ;;
   status) status ;;
   stop) stop ;;
-  *) sed -n '2,24p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  *) sed -n '2,/^set -euo/p' "$0" | sed '$d' | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac
