@@ -543,11 +543,11 @@ describe('dispatch', () => {
   test('no command prints the command list on stderr, exit 1; -h on stdout, exit 0', async () => {
     const bare = await cli([]);
     assert.equal(bare.code, 1);
-    assert.match(bare.stderr, /^Usage: trellis \[--version\] \[--help\] <command> \[<args>\]\n\nAvailable commands are:\n {4}agent {10}Runs a Trellis agent\n/);
+    assert.match(bare.stderr, /^Usage: trellis \[--version\] \[--help\] <command> \[<args>\]\n\nAvailable commands are:\n {4}acl {12}Interact with Trellis's ACLs\n {4}agent {10}Runs a Trellis agent\n/);
     const help = await cli(['-h']);
     assert.equal(help.code, 0);
     assert.equal(help.stdout, bare.stderr);
-    for (const name of ['catalog', 'info', 'keygen', 'kv', 'leave', 'lock', 'members', 'operator', 'reload', 'services', 'snapshot', 'version']) {
+    for (const name of ['acl', 'catalog', 'config', 'connect', 'intention', 'info', 'keygen', 'kv', 'leave', 'lock', 'members', 'operator', 'reload', 'services', 'snapshot', 'version']) {
       assert.match(help.stdout, new RegExp(`^ {4}${name} `, 'm'), name);
     }
   });
