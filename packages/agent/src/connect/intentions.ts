@@ -15,10 +15,10 @@
 // equal precedence, rows sort by (SourceNS, SourceName, DestinationNS, DestinationName), bytewise.
 //
 // Default when nothing matches: Consul's agent config default_intention_policy when set, else the
-// ACL default (acl.default_policy). Trellis has no ACLs (acl.enabled = true refuses to start),
-// which in Consul means "allow": so, unless default_intention_policy is "deny", everything is
-// allowed unless an intention denies it, and a `* → *` deny (precedence 5) turns the mesh into
-// deny-by-default for every pair without a more precise allow (intentionDefault()).
+// ACL default (acl.default_policy); with ACLs off that is "allow": so, unless default_intention_policy
+// or acl.default_policy is "deny", everything is allowed unless an intention denies it, and a
+// `* → *` deny (precedence 5) turns the mesh into deny-by-default for every pair without a more
+// precise allow (intentionDefault()).
 
 export const WILDCARD = '*';
 export const DEFAULT_NAMESPACE = 'default';
@@ -180,8 +180,9 @@ export const DEFAULT_POLICY_REASON = 'Default intention policy';
  * The answer when no intention matches (Consul's DefaultIntentionAllow): default_intention_policy
  * when set, else the ACL default, which is allow while Trellis has no ACLs.
  */
-export function intentionDefault(defaultIntentionPolicy: '' | 'allow' | 'deny'): { allow: boolean; reason: string } {
-  if (defaultIntentionPolicy === '') return { allow: true, reason: DEFAULT_REASON };
+export function intentionDefault(defaultIntentionPolicy: '' | 'allow' | 'deny', aclDefaultAllow = true): { allow: boolean; reason: string } {
+  // Unset: the ACL default decides (Consul's IntentionDefaultAllow): allow with ACLs off.
+  if (defaultIntentionPolicy === '') return { allow: aclDefaultAllow, reason: DEFAULT_REASON };
   return { allow: defaultIntentionPolicy === 'allow', reason: DEFAULT_POLICY_REASON };
 }
 

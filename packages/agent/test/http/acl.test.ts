@@ -178,6 +178,12 @@ for (const defaultAllow of [false, true]) {
       }
     }
 
+    test('with no intention and no default_intention_policy, the ACL default decides a connection', async () => {
+      const r = await h.req('GET', '/v1/connect/intentions/check?source=api2&destination=db', undefined, { 'X-Consul-Token': MGMT });
+      assert.equal(r.statusCode, 200, r.body);
+      assert.equal((JSON.parse(r.body) as { Allowed: boolean }).Allowed, defaultAllow);
+    });
+
     test('a refused write changes nothing', async () => {
       const before = h.store.lastIndex();
       const r = await h.req('PUT', '/v1/kv/app/nothing', 'x');

@@ -306,9 +306,9 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
         SerfPortWAN: cfg.ports.serfWan,
         NodeMeta: cfg.nodeMeta ?? {},
         // What a proxy's L7 intentions fall back to when no permission matches (Consul's
-        // intentionDefaultAllow: this, else the ACL default; Trellis has no ACLs).
-        DefaultIntentionPolicy: cfg.defaultIntentionPolicy ?? '',
-        ACLsEnabled: false,
+        // intentionDefaultAllow: this, else the ACL default, which is given here when ACLs are on).
+        DefaultIntentionPolicy: cfg.defaultIntentionPolicy || (cfg.acl?.enabled ? cfg.acl.defaultPolicy : ''),
+        ACLsEnabled: cfg.acl?.enabled === true,
       },
       Coord: null,
       Member: selfMember(),

@@ -320,7 +320,7 @@ export function intentionRoutes(deps: RouteDeps): EndpointSpec[] {
     const res = await readQuery<boolean>(ctx, deps, (ws) => {
       const r = store.configEntries(SERVICE_INTENTIONS, ws);
       // The server's default_intention_policy, else allow (no ACLs in Trellis; connect/intentions.ts).
-      const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '');
+      const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '', !backend.config.acl?.enabled || backend.config.acl.defaultPolicy === 'allow');
       return { index: r.index, value: decideIntention(flattenIntentions(r.value), source, destination, def.allow).allowed };
     });
     return { Allowed: res.value };
@@ -424,7 +424,7 @@ export function authorizeRoutes(deps: RouteDeps): EndpointSpec[] {
     // Consul does not check the trust domain here (a cert from another CA fails the TLS handshake).
     const list = await entries(ctx.signal);
     // This agent's default_intention_policy, else allow (no ACLs in Trellis; connect/intentions.ts).
-    const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '');
+    const def = intentionDefault(backend.config.defaultIntentionPolicy ?? '', !backend.config.acl?.enabled || backend.config.acl.defaultPolicy === 'allow');
     return authorizeConnection(rows(list), id.service, target, def.allow, def.reason);
   }
 
