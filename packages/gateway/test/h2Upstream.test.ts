@@ -23,11 +23,15 @@ let agent: FakeAgent;
 let api: AgentApi;
 const closers: Array<() => Promise<void> | void> = [];
 
-function chainFor(service: string): CompiledDiscoveryChain {
+function chainFor(service: string, routes: Array<{ Match?: Record<string, unknown>; Destination?: Record<string, unknown> }> = []): CompiledDiscoveryChain {
   const id = `${service}.default.default.${DC}`;
+  const resolver = `resolver:${id}`;
   return {
-    ServiceName: service, Datacenter: DC, Protocol: 'http2', StartNode: `resolver:${id}`,
-    Nodes: { [`resolver:${id}`]: { Type: 'resolver', Name: id, Resolver: { Target: id } } },
+    ServiceName: service, Datacenter: DC, Protocol: 'http2', StartNode: routes.length ? `router:${service}` : resolver,
+    Nodes: {
+      [resolver]: { Type: 'resolver', Name: id, Resolver: { Target: id } },
+      ...(routes.length ? { [`router:${service}`]: { Type: 'router' as const, Name: service, Routes: routes.map((r) => ({ Definition: r, NextNode: resolver })) } } : {}),
+    },
     Targets: { [id]: { ID: id, Service: service, Datacenter: DC, SNI: `${service}.default.${DC}.internal.${TD}` } },
   };
 }
@@ -45,26 +49,28 @@ async function sidecar(service: string, alpn: string[], onSocket: (s: tls.TLSSoc
   return { port: (server.address() as { port: number }).port, conns: () => conns };
 }
 
-async function listener(service: string, port: number): Promise<number> {
+async function listener(service: string, port: number, routes: Parameters<typeof chainFor>[1] = []): Promise<number> {
   agent.setHealth(service, [{ Node: { Node: 'n1', Address: '127.0.0.1' }, Service: { ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Port: port } }]);
-  const l = new H2UpstreamListener({ api, tls: material, metrics: new Metrics(), logger: silentLogger, chain: chainFor(service),
+  const l = new H2UpstreamListener({ api, tls: material, metrics: new Metrics(), logger: silentLogger, chain: chainFor(service, routes),
     upstream: { DestinationName: service, LocalBindAddress: '127.0.0.1', LocalBindPort: await freePort() } });
   closers.push(() => l.close());
   await l.healthKnown(5000);
   return (await l.listen()).port;
 }
 
-function h2get(port: number, path: string, n = 1): Promise<Array<{ status: number; body: string; trailers: http2.IncomingHttpHeaders | undefined }>> {
+type Answer = { status: number; headers: http2.IncomingHttpHeaders; body: string; trailers: http2.IncomingHttpHeaders | undefined };
+function h2get(port: number, path: string, n = 1, extra: Record<string, string> = {}): Promise<Answer[]> {
   const session = http2.connect(`http://127.0.0.1:${port}`);
-  const one = () => new Promise<{ status: number; body: string; trailers: http2.IncomingHttpHeaders | undefined }>((resolve, reject) => {
-    const req = session.request({ ':path': path });
+  const one = () => new Promise<Answer>((resolve, reject) => {
+    const req = session.request({ ':path': path, ...extra });
     let status = 0;
+    let headers: http2.IncomingHttpHeaders = {};
     let body = '';
     let trailers: http2.IncomingHttpHeaders | undefined;
-    req.on('response', (h) => { status = Number(h[':status']); });
+    req.on('response', (h) => { status = Number(h[':status']); headers = h; });
     req.on('trailers', (t) => { trailers = t; });
     req.on('data', (c: Buffer) => { body += c.toString(); });
-    req.on('end', () => resolve({ status, body, trailers }));
+    req.on('end', () => resolve({ status, headers, body, trailers }));
     req.on('error', reject);
   });
   return Promise.all(Array.from({ length: n }, one)).finally(() => session.close());
@@ -110,4 +116,34 @@ test('a sidecar that picks h2: 20 concurrent requests share one TLS connection',
   const out = await h2get(port, '/m', 20);
   for (const r of out) assert.deepEqual([r.status, r.body, r.trailers?.['x-path']], [200, 'h2 /m', '/m']);
   assert.equal(peer.conns(), 1);
+});
+
+test('route settings on HTTP/2: retries on a status code, RequestTimeout answered 504 (gRPC: UNAVAILABLE, trailers-only)', async () => {
+  const tries = new Map<string, number>();
+  const h2 = http2.createServer();
+  const hung: http2.ServerHttp2Stream[] = [];
+  h2.on('stream', (stream, headers) => {
+    const path = String(headers[':path']);
+    const n = (tries.get(path) ?? 0) + 1;
+    tries.set(path, n);
+    if (path.startsWith('/slow')) { hung.push(stream); return; } // never answers
+    stream.respond({ ':status': (path.startsWith('/flaky') || path.startsWith('/nr')) && n === 1 ? 503 : 200 });
+    stream.end(`${path} try ${n}`);
+  });
+  closers.push(() => { for (const s of hung) s.close(); h2.close(); });
+  const peer = await sidecar('routed', ['h2'], (s) => h2.emit('connection', s));
+  const port = await listener('routed', peer.port, [
+    { Match: { HTTP: { PathPrefix: '/slow' } }, Destination: { RequestTimeout: '300ms' } },
+    { Match: { HTTP: { PathPrefix: '/flaky' } }, Destination: { NumRetries: 2, RetryOnStatusCodes: [503] } },
+    { Match: { HTTP: { PathPrefix: '/nr' } }, Destination: { NumRetries: 2 } },
+  ]);
+  const [flaky] = await h2get(port, '/flaky/a');
+  assert.deepEqual([flaky!.status, flaky!.body], [200, '/flaky/a try 2']);
+  // NumRetries alone names no condition: the first 503 is the answer (Envoy with an empty retry_on).
+  const [nr] = await h2get(port, '/nr/x');
+  assert.deepEqual([nr!.status, tries.get('/nr/x')], [503, 1]);
+  const [slow] = await h2get(port, '/slow');
+  assert.deepEqual([slow!.status, slow!.body], [504, 'upstream request timeout']);
+  const [grpcSlow] = await h2get(port, '/slow/pkg.Svc/M', 1, { 'content-type': 'application/grpc', te: 'trailers' });
+  assert.deepEqual([grpcSlow!.status, grpcSlow!.headers['grpc-status'], grpcSlow!.headers['grpc-message'], grpcSlow!.body], [200, '14', 'upstream request timeout', '']);
 });
