@@ -18,6 +18,7 @@ declare const document: { hidden: boolean; activeElement: Field | null; querySel
 declare const window: { marker?: number };
 declare const location: { pathname: string };
 declare const Event: new (type: string, init?: { bubbles?: boolean }) => unknown;
+declare const sessionStorage: { getItem(k: string): string | null };
 
 let agent: AgentProcess;
 let browser: Browser;
@@ -312,6 +313,67 @@ describe('ui_config', () => {
     } finally {
       await other.dispose();
       await off.dispose();
+    }
+  });
+});
+
+describe('datacenters and ACL tokens', () => {
+  test('with a second datacenter joined over the WAN, the switcher lists both and shows the other one\'s services', { timeout: 120_000 }, async () => {
+    const dc2 = await AgentProcess.start({ name: 'ui-dc2', mode: 'server', args: ['-datacenter', 'dc2'] });
+    const dc1 = await AgentProcess.start({ name: 'ui-dc1', mode: 'server', args: ['-datacenter', 'dc1', '-ui', '-join-wan', dc2.serfWanAddr] });
+    try {
+      await waitFor('dc1 to know dc2', async () => (await dc1.getJson<string[]>('/v1/catalog/datacenters')).includes('dc2'), 30_000, 200);
+      const r = await dc2.request('PUT', '/v1/catalog/register', { body: { Node: 'far', Address: '10.2.0.1', Service: { Service: 'only-in-dc2', Port: 1 } } });
+      assert.equal(r.status, 200, r.text);
+      await page.goto(`${dc1.url}/ui/dc1/services`);
+      const select = await page.waitForSelector('select[data-dc-switcher]', { timeout: 20_000 });
+      assert.deepEqual(await select!.evaluate((s) => [...(s as unknown as { options: { value: string }[] }).options].map((o) => o.value)), ['dc1', 'dc2']);
+      assert.equal(await page.$('tr[data-service="only-in-dc2"]'), null);
+      await page.select('select[data-dc-switcher]', 'dc2');
+      await page.waitForSelector('tr[data-service="only-in-dc2"]', { timeout: 15_000 });
+      assert.equal(new URL(page.url()).pathname, '/ui/dc2/services');
+      await shot('datacenter-dc2');
+    } finally {
+      await dc1.dispose();
+      await dc2.dispose();
+    }
+  });
+
+  test('with ACLs on (default deny), the API\'s refusal is shown and nothing written; a token typed in the token box is used', { timeout: 120_000 }, async () => {
+    const acl = await AgentProcess.start({ name: 'ui-acl', mode: 'server', args: ['-ui', '-hcl', 'acl {\n  enabled = true\n  default_policy = "deny"\n}\n'] });
+    const p = await browser.newPage();
+    try {
+      const boot = await waitFor('ACL bootstrap', async () => {
+        const r = await acl.request('PUT', '/v1/acl/bootstrap');
+        return r.status === 200 ? r.json<{ SecretID: string }>() : undefined;
+      }, 20_000, 200);
+      // Anonymous may not write: the page says what the API said, and nothing is written.
+      await p.goto(`${acl.url}/ui/dc1/kv/create`);
+      const create = async (): Promise<void> => {
+        await p.waitForSelector('input[name="key"]');
+        await p.$eval('input[name="key"]', (e) => { (e as unknown as Field).value = ''; });
+        await p.type('input[name="key"]', 'secret/a');
+        await p.type('textarea[name="value"]', 'x');
+        await p.click('form.kv-form button[type="submit"]');
+      };
+      await create();
+      const shown = await (await p.waitForSelector('form.kv-form .error', { timeout: 15_000 }))!.evaluate((e) => (e as unknown as Field).innerText);
+      const anon = await acl.request('PUT', '/v1/kv/secret/a', { body: 'x' });
+      assert.equal(anon.status, 403);
+      assert.ok(shown.includes(anon.text.trim()), `UI shows ${JSON.stringify(shown)}; the API says ${JSON.stringify(anon.text)}`);
+      const as = { headers: { 'X-Consul-Token': boot.SecretID } };
+      assert.equal((await acl.request('GET', '/v1/kv/secret/a', as)).status, 404);
+      // With the token from the token box, the same form writes the key.
+      await p.click('button.token-toggle');
+      await p.type('form.token input', boot.SecretID);
+      await Promise.all([p.waitForNavigation(), p.click('form.token button[type="submit"]')]);
+      await create();
+      await waitFor('the key written with the token', async () => (await acl.request('GET', '/v1/kv/secret/a?raw', as)).text === 'x', 10_000);
+      // Kept for this tab's session only.
+      assert.equal(await p.evaluate(() => sessionStorage.getItem('trellis-ui-token')), boot.SecretID);
+    } finally {
+      await p.close();
+      await acl.dispose();
     }
   });
 });

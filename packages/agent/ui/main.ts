@@ -2,7 +2,7 @@
 // reading only the agent's HTTP API. Routes follow Consul's UI URLs (router.ts).
 import { render } from 'preact';
 import { useEffect, useState } from 'preact/hooks';
-import { api, getToken, setCurrentDc, setToken, settings } from './api.ts';
+import { getToken, setCurrentDc, setToken, settings, useLive } from './api.ts';
 import { html } from './components.ts';
 import { href, navigate, useRoute } from './router.ts';
 import { IntentionsPage } from './pages/intentions.ts';
@@ -19,8 +19,8 @@ const SECTIONS: [string, string, string][] = [
 
 /** The datacenters the agent knows (/v1/catalog/datacenters): a switcher when there is more than one. */
 function DcSwitcher({ dc }: { dc: string }) {
-  const [dcs, setDcs] = useState<string[]>([]);
-  useEffect(() => { api<string[]>('GET', '/v1/catalog/datacenters').then((r) => setDcs(r.data), () => setDcs([])); }, []);
+  // Not a blocking endpoint: polled (api.ts), so a datacenter joined later appears by itself.
+  const dcs = useLive<string[]>('/v1/catalog/datacenters').data ?? [];
   if (dcs.length <= 1) return html`<span class="dc" title="datacenter">${dc}</span>`;
   return html`<label class="dc"><span class="sr-only">Datacenter</span><select data-dc-switcher value=${dc} onChange=${(e: Event) => {
     const next = (e.target as HTMLSelectElement).value;
@@ -90,7 +90,7 @@ function App() {
       <nav class="sections" aria-label="Sections">${SECTIONS.map(([id, label, key]) => html`<a href=${href(route.dc, id) + (id === 'kv' ? '/' : '')} aria-current=${route.section === id ? 'page' : undefined} title=${`g then ${key}`}>${label}</a>`)}</nav>
       <div class="top-right"><${DcSwitcher} dc=${route.dc} /><${TokenBox} /></div>
     </header>
-    <main id="main" tabindex="-1"><${Page} ...${route} /></main>`;
+    <main id="main" tabindex="-1"><${Page} key=${route.dc} ...${route} /></main>`;
 }
 
 render(html`<${App} />`, document.getElementById('app')!);
