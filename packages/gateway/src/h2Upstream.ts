@@ -27,6 +27,8 @@ import { checkServerSpiffe } from './upstream.ts';
 const RETRY_BUFFER = 1024 * 1024;
 /** An HTTP/2 session to a sidecar with no stream for this long is closed (gracefully). */
 const SESSION_IDLE_MS = 60_000;
+/** How long a new local connection may stay silent before its protocol is known. */
+const FIRST_BYTES_MS = 60_000;
 
 type Conn = { kind: 'h2'; session: http2.ClientHttp2Session } | { kind: 'h1' } | { kind: 'error'; error: Error };
 
@@ -112,7 +114,10 @@ export class H2UpstreamListener extends L7UpstreamListener {
       socket.once('close', () => this.accepted.delete(socket));
       socket.on('error', () => socket.destroy());
       // The first bytes decide the protocol; they are put back for the server that takes the connection.
+      // A connection that sends nothing does not hold a socket for ever (the servers' own timeouts start after).
+      socket.setTimeout(FIRST_BYTES_MS, () => socket.destroy());
       socket.once('data', (first: Buffer) => {
+        socket.setTimeout(0);
         socket.pause();
         socket.unshift(first);
         if (first.subarray(0, 3).toString('latin1') === 'PRI') this.acceptH2(socket);
