@@ -216,6 +216,17 @@ describe('key/value', () => {
     assert.equal((await agent.request('GET', '/v1/kv/?keys')).text, before);
     await shot('kv-invalid-key');
   });
+
+  test('a key deleted from its folder in the UI is gone from the API', async () => {
+    assert.equal((await agent.request('PUT', '/v1/kv/ui/doomed', { body: 'bye' })).text, 'true');
+    await page.goto(ui('kv/ui/'));
+    await page.waitForSelector('button[aria-label="Delete ui/doomed"]');
+    page.once('dialog', (d) => { void d.accept(); });
+    await page.click('button[aria-label="Delete ui/doomed"]');
+    await waitFor('the key gone from the API', async () => (await agent.request('GET', '/v1/kv/ui/doomed')).status === 404, 10_000);
+    await page.waitForFunction(() => document.querySelector('button[aria-label="Delete ui/doomed"]') === null, { timeout: 10_000 });
+    assert.equal((await agent.request('GET', '/v1/kv/ui/greeting?raw')).status, 200, 'only that key');
+  });
 });
 
 describe('intentions', () => {
@@ -240,6 +251,24 @@ describe('intentions', () => {
     const answer = await page.waitForSelector('[data-check-answer]');
     assert.equal(await answer!.evaluate((e) => e.getAttribute('data-check-answer')), 'denied');
     await shot('intentions');
+  });
+
+  test('an intention edited and then deleted in the UI is changed and then gone in the API', async () => {
+    const get = async () => (await agent.getJson<{ SourceName: string; DestinationName: string; Action: string }[]>('/v1/connect/intentions'))
+      .find((i) => i.SourceName === 'frontend' && i.DestinationName === 'billing');
+    await page.goto(ui('intentions'));
+    await page.waitForSelector('tr[data-intention="frontend>billing"]', { timeout: 15_000 });
+    await page.click('tr[data-intention="frontend>billing"] button.link:not(.danger)');
+    await page.waitForFunction(() => document.querySelector('input[name="source"]')?.value === 'frontend');
+    await page.click('input[name="action"][value="allow"]');
+    await page.click('form[aria-labelledby="h-intform"] button[type="submit"]');
+    await waitFor('the edit in the API', async () => (await get())?.Action === 'allow', 10_000);
+    // Delete asks first (a confirm dialog), then the row and the intention go.
+    const accept = (d: { accept(): Promise<void> }): void => { void d.accept(); };
+    page.once('dialog', accept);
+    await page.click('tr[data-intention="frontend>billing"] button.danger');
+    await waitFor('the intention gone from the API', async () => (await get()) === undefined, 10_000);
+    await page.waitForFunction(() => document.querySelector('tr[data-intention="frontend>billing"]') === null, { timeout: 10_000 });
   });
 });
 

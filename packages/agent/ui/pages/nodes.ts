@@ -34,7 +34,7 @@ export function NodesPage({ dc }: { dc: string }) {
       <tbody>${rows.slice(0, shown).map((n) => html`<tr key=${n.Node} data-node=${n.Node}>
         <th scope="row"><a href=${href(dc, 'nodes', n.Node)}>${n.Node}</a>${isLeader(n, leader) ? html` <span class="badge leader" title="Raft leader">★ leader</span>` : null}</th>
         <td><${HealthBadge} status=${worst(n.Checks.filter((c) => c.ServiceID === '').map((c) => c.Status))} /></td>
-        <td>${n.Address}</td><td>${n.Datacenter}</td>
+        <td data-label="Address">${n.Address}</td><td data-label="Datacenter">${n.Datacenter}</td>
         <td>${n.Services.length === 0 ? html`<span class="muted">none</span>` : n.Services.map((s) => html`<a class="tag" href=${href(dc, 'services', s.Service)}>${s.Service}</a> `)}</td>
       </tr>`)}</tbody></table>` : null}
   </section>`;

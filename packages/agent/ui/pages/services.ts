@@ -40,8 +40,8 @@ export function ServicesPage({ dc }: { dc: string }) {
           ${s.ChecksCritical > 0 ? html`<${HealthBadge} status="critical" label=${`${s.ChecksCritical} critical`} />` : null}
           ${s.ChecksPassing + s.ChecksWarning + s.ChecksCritical === 0 ? html`<span class="muted">no checks</span>` : null}
         </td>
-        <td>${s.InstanceCount}</td>
-        <td>${s.Kind ? html`<span class="badge kind">${kindLabel(s.Kind)}</span>` : html`<span class="muted">service</span>`}</td>
+        <td data-label="Instances">${s.InstanceCount}</td>
+        <td data-label="Kind">${s.Kind ? html`<span class="badge kind">${kindLabel(s.Kind)}</span>` : html`<span class="muted">service</span>`}</td>
         <td><${Tags} tags=${s.Tags} /></td>
       </tr>`)}</tbody></table>` : null}
   </section>`;
