@@ -68,7 +68,9 @@ export class Proc {
 const live = new Set<Proc>();
 const killAll = () => { for (const p of live) if (p.running) p.child.kill('SIGKILL'); };
 process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.on(sig, killAll);
+// once: a listener left in place would keep the process alive when netns.ts and agentProcess.ts
+// raise the signal again to die of it.
+for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, killAll);
 
 export interface Site {
   dc: Dc;
