@@ -192,8 +192,8 @@ test('registration: Kind mesh-gateway with lan and wan tagged addresses and a pa
   assert.equal(svc!.ServiceTaggedAddresses['wan']!.Address, '127.0.0.1');
   assert.notEqual(svc!.ServiceTaggedAddresses['wan']!.Port, svc!.ServicePort);
   await waitFor('the TCP check passing', async () => {
-    const checks = await agent.getJson<Array<{ Status: string; Type: string }>>('/v1/health/checks/edge-gateway');
-    return checks.length === 1 && checks[0]!.Status === 'passing' && checks[0]!.Type === 'tcp';
+    const checks = await agent.getJson<Array<{ Status: string; Type: string; Name: string }>>('/v1/health/checks/edge-gateway');
+    return checks.length === 1 && checks[0]!.Status === 'passing' && checks[0]!.Type === 'tcp' && checks[0]!.Name === 'Mesh Gateway Listening';
   }, 30_000, 250);
 });
 

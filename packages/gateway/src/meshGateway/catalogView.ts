@@ -151,6 +151,23 @@ export class CatalogView {
     return { instances: w.value };
   }
 
+  /** local()'s answer when it needs no waiting (a target without subset already watched), else undefined. */
+  localKnown(service: string, subset: string | undefined): Lookup | undefined {
+    if (subset || !this.servicesLoaded) return undefined;
+    if (!this.services.has(service)) return { refused: 'unknown_service', detail: `no service ${service} in the catalog` };
+    const w = this.health.get(`${service}?passing=1`);
+    if (!w?.value) return undefined;
+    return w.value.length ? { instances: w.value } : { refused: 'no_healthy_instance', detail: `no healthy Connect instance of ${service}` };
+  }
+
+  /** remote()'s answer when it needs no waiting, else undefined. */
+  remoteKnown(dc: string): Lookup | undefined {
+    const fixed = this.opts.staticRemotes?.[dc];
+    if (fixed?.length) return { instances: fixed };
+    const w = this.remotes.get(dc);
+    return w?.value?.length ? { instances: w.value } : undefined;
+  }
+
   /** Healthy mesh gateways of a remote datacenter, at their WAN addresses. */
   async remote(dc: string): Promise<Lookup> {
     const fixed = this.opts.staticRemotes?.[dc];
