@@ -18,7 +18,7 @@ export interface ChaosReport {
   verdict: { ok: boolean; summary: string };
   register: {
     attempted: number; ok: number; failed: number; indeterminate: number;
-    linearizable: boolean | 'unknown'; searched: number; keys: number;
+    linearizable: boolean | 'unknown'; searched: number; keys: number; unknownKeys: string[];
     counterexample?: string;
   };
   lock: { acquireAttempts: number; acquired: number; refused: number; indeterminate: number; lateAcks: number; sessions: number; holds: number; violations: string[] };
@@ -97,7 +97,7 @@ export function markdown(r: ChaosReport): string {
     `started ${r.startedAt}, took ${(r.elapsedMs / 1000).toFixed(0)} s${o.plant ? `; PLANTED BUG ${o.plant}` : ''}.`, '');
   lines.push('| check | verdict | figures |', '|---|---|---|');
   const reg = r.register;
-  lines.push(`| KV register linearizable | ${reg.linearizable === true ? 'yes' : reg.linearizable === 'unknown' ? 'unknown (search budget spent)' : '**NO**'} | ${reg.attempted} ops: ${reg.ok} ok, ${reg.failed} failed, ${reg.indeterminate} indeterminate; ${reg.keys} keys; ${reg.searched} search steps |`);
+  lines.push(`| KV register linearizable | ${reg.linearizable === true ? 'yes' : reg.linearizable === 'unknown' ? `not proven for ${reg.unknownKeys.length} keys (search budget spent)` : '**NO**'} | ${reg.attempted} ops: ${reg.ok} ok, ${reg.failed} failed, ${reg.indeterminate} indeterminate; ${reg.keys} keys; ${reg.searched} search steps |`);
   lines.push(`| lock mutual exclusion | ${r.lock.violations.length === 0 ? 'yes' : `**NO** (${r.lock.violations.length} overlaps)`} | ${r.lock.acquired} acquired / ${r.lock.acquireAttempts} attempts, ${r.lock.refused} refused, ${r.lock.indeterminate} indeterminate, ${r.lock.sessions} sessions, ${r.lock.holds} holds checked |`);
   lines.push(`| counter: no lost acked increment | ${r.counter.ok ? 'yes' : '**NO**'} | ${r.counter.explanation} |`);
   lines.push(`| one leader per term | ${r.elections.oneLeaderPerTerm ? 'yes' : '**NO**'} | ${r.elections.detail} |`);
