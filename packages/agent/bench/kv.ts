@@ -13,9 +13,9 @@
 // resident memory after 100,000 keys (VmRSS from /proc), for both, and the RSS of an idle server and
 // an idle client agent, run from the bundle (what bin/trellis runs) and from the TypeScript sources.
 //
-// --acl runs Trellis alone, twice: without ACLs, then with acl.enabled, default_policy = "deny" and
-// every request carrying a token whose one policy is a single key_prefix rule (issue 17: ACL cost
-// ≥ 0.9x of the run without). No etcd, startup or idle-RSS phases in that mode.
+// --acl runs Trellis alone: one server without ACLs and one with acl.enabled, default_policy = "deny"
+// and every request carrying a token whose one policy is a single key_prefix rule (issue 17: ACL
+// cost ≥ 0.9x of the run without), their cells interleaved ABBA. No etcd, startup or idle-RSS phases.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
 // three-member etcd, with the load on each one's leader.
@@ -453,44 +453,85 @@ async function startTrellisAcl(root: string): Promise<RunningSystem> {
   }
 }
 
-/** --acl: the same server without and with ACLs; each row's ACL ops/s as a fraction of the run without. */
+/** Two cells of one system (ABBA order) merged: ops/s and latencies averaged, errors summed. */
+function merge(a: CellResult, b: CellResult): CellResult {
+  return {
+    ops: a.ops + b.ops, opsPerSec: (a.opsPerSec + b.opsPerSec) / 2, p50Ms: (a.p50Ms + b.p50Ms) / 2, p99Ms: (a.p99Ms + b.p99Ms) / 2,
+    errors: a.errors + b.errors, firstError: a.firstError ?? b.firstError,
+    generatorCpuPct: (a.generatorCpuPct + b.generatorCpuPct) / 2, serverCpuPct: (a.serverCpuPct + b.serverCpuPct) / 2,
+  };
+}
+
+/**
+ * --acl: the same server without and with ACLs, both running, every cell measured in ABBA order
+ * (plain, ACL, ACL, plain; half the cell time each) so that load from other processes, which drifts
+ * over a run on a shared machine, falls on both alike. The idle one of the two uses almost no CPU.
+ */
 async function mainAcl(opts: Options): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-acl-'));
   const loadBefore = loadAvg();
   if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
-  const small = { ...opts, keys: 1 };
+  note('starting Trellis without ACLs, and with ACLs (default deny, one key_prefix rule) ...');
+  const plain = await startTrellis(root, 1);
+  let acl: RunningSystem | undefined;
   try {
-    note('starting Trellis without ACLs ...');
-    const plain = await startTrellis(root, 1);
-    let p: SystemResults;
-    try {
-      p = await measure(plain, small);
-    } finally {
-      await plain.stop();
+    acl = await startTrellisAcl(root);
+    const systems = [plain, acl] as const;
+    const written = new Map<RunningSystem, string[]>(systems.map((s) => [s, []]));
+    const half = opts.seconds / 2;
+    for (const s of systems) {
+      await runCell(s.target, s.pids, 16, Math.min(2, opts.seconds), (w, q) => {
+        const key = `warm/${w}/${q}`;
+        return { call: s.target.put(key, valueFor(key)) };
+      });
     }
-    note('starting Trellis with ACLs (default deny, one key_prefix rule) ...');
-    const acl = await startTrellisAcl(root);
-    let q: SystemResults;
-    try {
-      q = await measure(acl, small);
-    } finally {
-      await acl.stop();
-    }
+    /** One row: plain, ACL, ACL, plain. */
+    const abba = async (label: string, c: number, op: (s: RunningSystem) => (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }) => {
+      const cells = new Map<RunningSystem, CellResult[]>(systems.map((s) => [s, []]));
+      for (const s of [plain, acl!, acl!, plain]) {
+        note(`${s.target.name}: ${label} at c=${c} for ${half}s`);
+        cells.get(s)!.push(await runCell(s.target, s.pids, c, half, op(s)));
+      }
+      const [a1, a2] = cells.get(plain)!;
+      const [b1, b2] = cells.get(acl!)!;
+      return [merge(a1!, a2!), merge(b1!, b2!)] as const;
+    };
     const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'ACL ops/s', 'p50 ms', 'p99 ms', 'ACL/none', 'errors']];
     const verdict: string[] = [];
-    const add = (op: string, c: number, a: CellResult, b: CellResult) => {
+    const results: Record<string, unknown> = {};
+    const add = (op: string, c: number, [a, b]: readonly [CellResult, CellResult]) => {
       const ratio = b.opsPerSec / a.opsPerSec;
+      results[`${op} c=${c}`] = { plain: a, acl: b, ratio };
       rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), `${ratio.toFixed(2)}x`, `${a.errors}/${b.errors}`]);
       verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x)`);
     };
-    for (const c of WRITE_CONCURRENCY) add('write', c, p.writes[c]!, q.writes[c]!);
-    for (const c of READ_CONCURRENCY) add('read', c, p.reads[c]!, q.reads[c]!);
-    for (const c of READ_CONCURRENCY) add('read ?consistent', c, p.consistentReads[c]!, q.consistentReads[c]!);
+    for (const c of WRITE_CONCURRENCY) {
+      add('write', c, await abba('writes', c, (s) => (w, q) => {
+        const key = `bench/w${c}/${w}/${String(q).padStart(7, '0')}-${written.get(s)!.length}`;
+        written.get(s)!.push(key);
+        return { call: s.target.put(key, valueFor(key)) };
+      }));
+    }
+    for (const [label, build] of [['read', (s: RunningSystem) => s.target.get], ['read ?consistent', (s: RunningSystem) => s.target.getConsistent]] as const) {
+      for (const c of READ_CONCURRENCY) {
+        add(label, c, await abba(label, c, (s) => {
+          const keys = written.get(s)!;
+          let rnd = 12345;
+          let i = 0;
+          return () => {
+            rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+            const key = keys[rnd % keys.length]!;
+            const verify = (i++ % 100) === 0;
+            return { call: build(s)(key), check: verify ? (_st, body) => (s.target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined };
+          };
+        }));
+      }
+    }
     const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
     const lines = [
       `Trellis KV benchmark, ACL row  ${new Date().toISOString()}`,
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
-      `load: ${opts.seconds} s per cell after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir)`,
+      `load: ${opts.seconds} s per row and system (ABBA: two halves each, interleaved) after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir) per system`,
       'ACL run: acl.enabled, default_policy = "deny", every request with a token whose one policy is key_prefix "" { policy = "write" }',
       `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
       '',
@@ -498,14 +539,16 @@ async function mainAcl(opts: Options): Promise<void> {
       '',
       ...verdict,
     ];
-    if (opts.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, plain: p, acl: q }, null, 2)}\n`);
+    if (opts.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, rows: results }, null, 2)}\n`);
     else process.stdout.write(`${lines.join('\n')}\n`);
-    const errors = [p, q].flatMap((x) => [...Object.values(x.writes), ...Object.values(x.reads), ...Object.values(x.consistentReads)]).filter((c) => c.errors > 0);
+    const errors = Object.values(results).flatMap((r) => { const x = r as { plain: CellResult; acl: CellResult }; return [x.plain, x.acl]; }).filter((c) => c.errors > 0);
     if (errors.length > 0) {
       process.stdout.write(`ERRORS: ${errors.map((c) => c.firstError).join(' | ')}\n`);
       process.exitCode = 1;
     }
   } finally {
+    await acl?.stop();
+    await plain.stop();
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
