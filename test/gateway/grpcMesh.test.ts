@@ -24,6 +24,7 @@ type GreeterClient = grpc.Client & {
   Admin(req: { name: string }, cb: (err: grpc.ServiceError | null, r?: HelloReply) => void): grpc.ClientUnaryCall;
   Flaky(req: { name: string }, cb: (err: grpc.ServiceError | null, r?: HelloReply) => void): grpc.ClientUnaryCall;
   Count(req: { n: number; size: number }): grpc.ClientReadableStream<CountReply>;
+  Chat(): grpc.ClientDuplexStream<{ name: string }, HelloReply>;
 };
 
 const def = protoLoader.loadSync(path.join(repoRoot, 'test/fixtures/greeter.proto'), { keepCase: true, longs: Number, defaults: true });
@@ -53,6 +54,11 @@ function startGreeter(name: string): Promise<number> {
       flakyTries.set(call.request.name, n);
       if (n === 1) { cb({ code: grpc.status.UNAVAILABLE, details: 'first try fails' }); return; }
       cb(null, { message: `flaky ${call.request.name}`, server: name, tries: n, path: call.getPath() });
+    },
+    Chat: (call: grpc.ServerDuplexStream<{ name: string }, HelloReply>) => {
+      let i = 0;
+      call.on('data', (m: { name: string }) => { i++; call.write({ message: `chat ${m.name}`, server: name, tries: i, path: call.getPath() }); });
+      call.on('end', () => call.end());
     },
     Count: (call: grpc.ServerWritableStream<{ n: number; size: number }, CountReply>) => {
       const { n, size } = call.request;
@@ -227,6 +233,22 @@ test('a server-streaming call carries every message in order and pushes back on 
   await waitFor('the call status', () => status, 5_000);
   assert.equal(status!.code, grpc.status.OK);
   assert.deepEqual(got, Array.from({ length: n }, (_, i) => i));
+});
+
+test('a bidirectional stream: each message is answered before the next is sent (nothing waits for the end of the request)', async () => {
+  const call = client.Chat();
+  const replies: HelloReply[] = [];
+  let waiting: ((r: HelloReply) => void) | undefined;
+  call.on('data', (r: HelloReply) => { replies.push(r); waiting?.(r); });
+  for (const name of ['a', 'b', 'c']) {
+    const next = new Promise<HelloReply>((resolve) => { waiting = resolve; });
+    call.write({ name });
+    const r = await next;
+    assert.deepEqual([r.message, r.server, r.path], [`chat ${name}`, 'greeter v1', '/trellis.test.Greeter/Chat']);
+  }
+  call.end();
+  await new Promise<void>((resolve, reject) => { call.on('end', resolve); call.on('error', reject); });
+  assert.deepEqual(replies.map((r) => r.tries), [1, 2, 3]);
 });
 
 test('an L7 intention denies one gRPC method with PERMISSION_DENIED while another method works', async () => {

@@ -85,6 +85,7 @@ export class H2Inbound {
       localReply(stream, 503, 'upstream connect error or disconnect/reset before headers', grpc);
       return;
     }
+    out.on('error', () => { /* read by awaitResponse / relayResponse */ });
     stream.once('close', () => { if (!out.closed) out.close(http2.constants.NGHTTP2_CANCEL); });
     stream.pipe(out);
     const res = await awaitResponse(out, undefined);

@@ -197,6 +197,8 @@ export class H2UpstreamListener extends L7UpstreamListener {
         localReply(stream, 503, 'upstream connect error or disconnect/reset before headers', grpc);
         return;
       }
+      // Errors are read from awaitResponse/relayResponse; an abandoned attempt's late ones must not crash the proxy.
+      out.on('error', () => {});
       this.balancer.begin(inst.key);
       out.once('close', () => this.balancer.end(inst.key));
       const onCallerGone = () => { if (!out.closed) out.close(http2.constants.NGHTTP2_CANCEL); };
