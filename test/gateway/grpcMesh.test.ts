@@ -338,3 +338,17 @@ test(`the HTTP/2-mode proxies' idle RSS after the traffic is at or under ${MAX_H
     .catch((err: Error) => { throw new Error(`${err.message}: ${rssOf().map((x) => x.toFixed(1)).join(', ')} MB`); });
   assert.equal(settled.length, 4);
 });
+
+test('a protocol change grpc → http → grpc replaces the upstream listener on its port without a restart', async () => {
+  const pids = proxies.map((p) => p.child.pid);
+  const callerOut = () => proxies.find((p) => p.id === 'caller-1')!.out();
+  const changes = () => (callerOut().match(/upstream protocol changed/g) ?? []).length;
+  const before0 = changes();
+  await putConfig({ Kind: 'service-defaults', Name: 'greeter', Protocol: 'http' });
+  await waitFor('the caller\'s greeter listener replaced by an HTTP/1.1 one', () => changes() === before0 + 1 && /upstream listener started \(http\): upstream=greeter/.test(callerOut()), 10_000, 100);
+  await putConfig({ Kind: 'service-defaults', Name: 'greeter', Protocol: 'grpc' });
+  await waitFor('gRPC through the mesh again', async () => (await unary('Hello', 'back')).message === 'hello back', 20_000, 200);
+  assert.equal(changes(), before0 + 2);
+  assert.deepEqual(proxies.map((p) => p.child.pid), pids);
+  for (const p of proxies) assert.equal(p.child.exitCode, null);
+});
