@@ -219,12 +219,21 @@ async function startMesh(appPort: number): Promise<number> {
     Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'payments', LocalBindPort: upstreamPort }] } } },
   });
   const procs = ['payments', 'web'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  caseProcs.set('trellis', procs.map((p) => p.child));
   await waitFor('web -> payments through the sidecars', async () => { try { await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
   return upstreamPort;
 }
 
 let l7Chain: CompiledDiscoveryChain | undefined;
+/** The proxy processes of the trellis cases (L4: payments, web; L7: shop-1, shop-2, web-l7), for their CPU time. */
+const caseProcs = new Map<string, ChildProcess[]>();
+/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
+function cpuSeconds(pid: number): number {
+  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
+  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
+}
 
 /**
  * The routing decision alone, in this process: what the L7 listener computes per request before it
@@ -265,6 +274,7 @@ async function startL7Mesh(appPort: number): Promise<number> {
   await put('PUT', '/v1/agent/service/register', { Name: 'web-l7', Port: await freePort(),
     Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'shop', LocalBindPort: upstreamPort }] } } } });
   const procs = ['shop-1', 'shop-2', 'web-l7'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  caseProcs.set('trellis l7', procs.map((p) => p.child));
   // Both subsets answer before the run (the splitter sends a third of the requests to each).
   await waitFor('web-l7 -> shop through the chain', async () => { try { for (let i = 0; i < 6; i++) await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
@@ -303,6 +313,8 @@ async function main(): Promise<void> {
   ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
 
   const results = new Map<string, { lat: Row; tput: Row; p50: number; p99: number }>();
+  // The proxies' CPU time per request in the throughput row: what the path costs, whatever else runs.
+  const cpuPerRequestUs = new Map<string, number>();
   for (const c of cases) {
     process.stderr.write(`${c.name}: warm-up, ${RATE}/s open loop for ${SECONDS} s, ${CONNS} connections closed loop for ${TPUT_SECONDS} s\n`);
     await closedLoop(c.port, c.keepAlive, 4, WARMUP_MS);
@@ -310,7 +322,10 @@ async function main(): Promise<void> {
     const lat = await openLoop(c.port, c.keepAlive, RATE, SECONDS * 1000);
     process.stderr.write(`  ${c.name}: ${newSockets} of ${lat.ok} answered requests of the latency row used a new connection\n`);
     newSockets = 0;
+    const procsOfCase = caseProcs.get(c.name.replace(/ (ka|new)$/, '')) ?? [];
+    const cpu0 = procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0);
     const tput = await closedLoop(c.port, c.keepAlive, CONNS, TPUT_SECONDS * 1000);
+    if (procsOfCase.length > 0) cpuPerRequestUs.set(c.name, ((procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0) - cpu0) / Math.max(1, tput.ok)) * 1e6);
     process.stderr.write(`  ${c.name}: ${newSockets} of ${tput.ok} answered requests of the throughput row used a new connection\n`);
     const s = lat.lat.sort((a, b) => a - b);
     results.set(c.name, { lat, tput, p50: pct(s, 50), p99: pct(s, 99) });
@@ -367,6 +382,9 @@ async function main(): Promise<void> {
     out('L7 (issue 14): 10-route router, 3-way splitter, resolver with two subsets, keep-alive, against trellis ka (L4) in this run:');
     out(`  requests/s: L7 ${f(rate(l7), 0)}, L4 ${f(rate(tk), 0)} (${(rate(l7) / rate(tk)).toFixed(2)}x)`);
     out(`  p99 at ${RATE} requests/s: L7 ${f(l7.p99)} ms, L4 ${f(tk.p99)} ms; routing adds ${f(added)} ms p99 (target <= 0.2 ms: ${added <= 0.2 ? 'met' : 'NOT met'}); p50 ${f(l7.p50 - tk.p50)} ms`);
+    const c4 = cpuPerRequestUs.get('trellis ka');
+    const c7 = cpuPerRequestUs.get('trellis l7 ka');
+    if (c4 !== undefined && c7 !== undefined) out(`  proxies' CPU per request (all their processes, throughput row): L7 ${f(c7, 0)} us, L4 ${f(c4, 0)} us`);
     if (l7Chain) {
       const c = planCost(l7Chain);
       out(`  the routing decision alone (requestInfo + planRequest on this chain, in this process): p50 ${f(c.p50us, 1)} us, p99 ${f(c.p99us, 1)} us`);

@@ -29,6 +29,7 @@ let cast: FedCast;
 /** The A3/A4 end state the story carries into A5: payments subsets v1/v2, group: test → v2. */
 const PAYMENTS_SUBSETS = { v1: { Filter: 'Service.Meta.version == 1' }, v2: { Filter: 'Service.Meta.version == 2' } };
 
+// Two servers, two gateways, six apps and their sidecars: minutes on a loaded 2-core machine.
 before(async () => {
   cast = await FedCast.create();
   try {
@@ -37,7 +38,7 @@ before(async () => {
     process.stdout.write(`${cast.report()}\n`);
     throw err;
   }
-});
+}, { timeout: 300_000 });
 
 async function setUp() {
   // onprem and cloud start together: cloud retries its WAN join until onprem's pool is up.
@@ -56,7 +57,7 @@ afterEach((t) => {
   if ((t as { passed?: boolean }).passed === false && cast) process.stdout.write(`${cast.report()}\n`);
 });
 
-after(async () => { await cast?.stop(); });
+after(async () => { await cast?.stop(); }, { timeout: 60_000 });
 
 /** n requests on `front` all answered by `who`. */
 async function all(n: number, who: string, front: 'web' | 'api', path: string, headers: Record<string, string> = {}) {
