@@ -82,9 +82,15 @@ function makeCerts(dir: string, td: string): void {
 
 /** utime + stime of a process, in ms. */
 function cpuMs(pid: number): number {
+  const t = cpuSplitMs(pid);
+  return t.user + t.sys;
+}
+
+/** utime and stime of a process, in ms (user space vs the kernel's work for it). */
+function cpuSplitMs(pid: number): { user: number; sys: number } {
   const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
   const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return ((Number(f[11]) + Number(f[12])) * 1000) / CLK_TCK;
+  return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
 }
 
 function rssMb(pid: number): number {
@@ -126,7 +132,7 @@ function pingOn(s: tls.TLSSocket): Promise<number> {
   });
 }
 
-interface Row { ok: number; errors: number; firstError?: string; perSec: number; p50: number; p99: number; cpuPer?: number }
+interface Row { ok: number; errors: number; firstError?: string; perSec: number; p50: number; p99: number; cpuPer?: number; userPer?: number }
 
 function pct(sorted: number[], p: number): number {
   if (sorted.length === 0) return NaN;
@@ -143,6 +149,7 @@ async function closedNew(port: number, sni: string, conns: number, ms: number, p
   let errors = 0;
   let firstError: string | undefined;
   const cpu0 = pids.reduce((a, p) => a + cpuMs(p), 0);
+  const user0 = pids.reduce((a, p) => a + cpuSplitMs(p).user, 0);
   const end = performance.now() + ms;
   await Promise.all(Array.from({ length: conns }, async () => {
     while (performance.now() < end) {
@@ -150,7 +157,10 @@ async function closedNew(port: number, sni: string, conns: number, ms: number, p
     }
   }));
   const row = summarize(lat, errors, firstError, ms);
-  if (pids.length) row.cpuPer = ((pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0) * 1000) / Math.max(1, row.ok); // µs
+  if (pids.length) {
+    row.cpuPer = ((pids.reduce((a, p) => a + cpuMs(p), 0) - cpu0) * 1000) / Math.max(1, row.ok); // µs
+    row.userPer = ((pids.reduce((a, p) => a + cpuSplitMs(p).user, 0) - user0) * 1000) / Math.max(1, row.ok);
+  }
   return row;
 }
 
@@ -343,6 +353,12 @@ backend hop2
     const addedPerHop = direct && c.hops > 0 ? (r.half!.p99 - direct.half!.p99) / c.hops : undefined;
     const errs = r.fresh.errors + r.long.errors + r.half!.errors;
     out(`${c.name.padEnd(7)} | ${f(r.fresh.perSec, 0).padStart(6)} ${f(r.fresh.p50).padStart(6)} ${f(r.fresh.p99).padStart(6)} ${f(r.fresh.cpuPer, 0).padStart(11)} | ${f(r.long.perSec, 0).padStart(10)} ${f(r.long.p50).padStart(6)} ${f(r.long.p99).padStart(6)} ${f(r.long.cpuPer, 1).padStart(10)} | ${f(r.half!.p50).padStart(9)} ${f(r.half!.p99).padStart(6)} ${f(addedPerHop).padStart(8)} | ${errs}${errs ? ` (${r.fresh.firstError ?? r.long.firstError ?? r.half!.firstError})` : ''}`);
+  }
+  out('');
+  out('CPU per new connection, user space + kernel (µs; /proc/<pid>/stat utime + stime):');
+  for (const c of cases) {
+    const r = results.get(c.name)!.fresh;
+    if (r.cpuPer !== undefined) out(`  ${c.name.padEnd(7)} ${f(r.userPer, 0)} + ${f(r.cpuPer - (r.userPer ?? 0), 0)}`);
   }
   out('');
   out(`idle: ${idleN} concurrent connections through one gateway (asked ${idleWanted}; open-files limit ${limit}, 2 per connection): gateway RSS ${f(rssBefore, 1)} MB before, ${f(rssIdle, 1)} MB with them open`);
