@@ -47,7 +47,9 @@ describe('leader failure under write load (default timing)', () => {
     const writer = async (w: number) => {
       for (let i = 0; !stop; i++) {
         const s = targets[(w + i) % targets.length]!;
-        if (!s.running) continue;
+        // Yield even when skipping: a loop that never awaits would starve the event loop (and the
+        // test runner's timeout) once every target is down, e.g. after a failed assertion.
+        if (!s.running) { await sleep(5); continue; }
         const key = `load/w${w}-${seq++}`;
         const value = `${key}@${Date.now()}`;
         try {
@@ -84,24 +86,29 @@ describe('leader failure under write load (default timing)', () => {
 
     const load = [0, 1, 2, 3].map(writer);
     const readers = [...survivors, ...clients].map(reader);
-    await waitFor('writes acknowledged before the failure', () => outcomes.ok >= 20, 20_000);
+    let electedMs = NaN;
+    try {
+      await waitFor('writes acknowledged before the failure', () => outcomes.ok >= 20, 20_000);
 
-    const killedAt = Date.now();
-    await oldLeader.kill();
-    electing = true;
-    const newLeader = await waitFor('a new leader among the survivors', async () => {
-      const names = await Promise.all(survivors.map(async (s) => (await s.request('GET', '/v1/status/leader', { timeoutMs: 1000 })).json<string>()));
-      return names[0] && names[0] !== oldLeader.rpcAddr && names.every((n) => n === names[0]) ? names[0] : undefined;
-    }, 15_000, 25);
-    const electedMs = Date.now() - killedAt;
-    electing = false;
-    assert.ok(electedMs < 5000, `new leader ${newLeader} after ${electedMs} ms (must be < 5000)`);
+      const killedAt = Date.now();
+      await oldLeader.kill();
+      electing = true;
+      const newLeader = await waitFor('a new leader among the survivors', async () => {
+        const names = await Promise.all(survivors.map(async (s) => (await s.request('GET', '/v1/status/leader', { timeoutMs: 1000 })).json<string>()));
+        return names[0] && names[0] !== oldLeader.rpcAddr && names.every((n) => n === names[0]) ? names[0] : undefined;
+      }, 15_000, 25);
+      electedMs = Date.now() - killedAt;
+      electing = false;
+      assert.ok(electedMs < 5000, `new leader ${newLeader} after ${electedMs} ms (must be < 5000)`);
 
-    // Load continues against the new leader: writes are acknowledged again.
-    const okAtElection = outcomes.ok;
-    await waitFor('writes acknowledged after the election', () => outcomes.ok >= okAtElection + 20, 20_000);
-    stop = true;
-    await Promise.all([...load, ...readers]);
+      // Load continues against the new leader: writes are acknowledged again.
+      const okAtElection = outcomes.ok;
+      await waitFor('writes acknowledged after the election', () => outcomes.ok >= okAtElection + 20, 20_000);
+      stop = true;
+      await Promise.all([...load, ...readers]);
+    } finally {
+      stop = true; // a failed wait or assertion above must not leave the load running
+    }
     assert.ok(stale.duringElection > 0, `stale reads answered during the election (${JSON.stringify(stale)})`);
     assert.ok(stale.viaClientsDuringElection > 0, `stale reads through client agents answered during the election (${JSON.stringify(stale)})`);
     assert.equal(stale.errors, 0, `stale reads never fail (${JSON.stringify(stale)})`);
