@@ -96,8 +96,9 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     get(target, prop, receiver) {
       if (prop !== 'apply') return Reflect.get(target, prop, receiver) as unknown;
       return async (cmd: Parameters<AgentBackend['apply']>[0]) => {
-        const identity = aclRequest.getStore();
-        if (identity) authorizeCommand(identity, target.store, cmd);
+        // Outside a request (none today) a proposal is the anonymous token's: fail closed.
+        const identity = aclRequest.getStore() ?? await acl.resolver.resolve('');
+        authorizeCommand(identity, target.store, cmd);
         return target.apply(cmd);
       };
     },
