@@ -40,6 +40,7 @@ import { statusRoutes } from './routes/status.ts';
 import { txnRoutes } from './routes/txn.ts';
 import { uiInternalRoutes } from './routes/uiInternal.ts';
 import { registerUi } from './ui.ts';
+import { aclWriteInPrimary } from './aclPrimaryWrites.ts';
 
 /** Default cap for request bodies of endpoints that do not set their own. */
 export const DEFAULT_MAX_BODY_BYTES = 1024 * 1024;
@@ -289,10 +290,13 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
         await forwardAndReply(backend.forward, req, reply, ac.signal, spec.forwardBody);
         return;
       }
-      // Config entries and intentions are written in the primary datacenter (primary_datacenter).
+      // Config entries and intentions are written in the primary datacenter (primary_datacenter), and
+      // with ACLs on policies, roles and global tokens (aclPrimaryWrites.ts).
       const primary = backend.config.primaryDatacenter;
-      if (spec.writesInPrimary && primary && primary !== backend.config.datacenter
-        && method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS' && spec.methods[method] !== undefined) {
+      if (primary && primary !== backend.config.datacenter && method !== 'GET' && method !== 'HEAD' && method !== 'OPTIONS'
+        && spec.methods[method] !== undefined
+        && (spec.writesInPrimary || (acl !== undefined && spec.path.startsWith('/v1/acl/')
+          && aclWriteInPrimary(spec.path, method, decodePathTail(rawPath.slice(spec.path.length)), Buffer.isBuffer(req.body) ? req.body : undefined, backend.store)))) {
         if (!backend.forwardDc) throw new HttpError(500, 'No path to datacenter', 'ERR_NO_DC_PATH');
         const forwardDc = backend.forwardDc.bind(backend);
         await forwardAndReply((r, signal) => forwardDc(primary, { ...r, url: withDatacenter(r.url, primary) }, signal), req, reply, ac.signal);
@@ -397,4 +401,13 @@ function withDatacenter(url: string, dc: string): string {
 /** Tokens never reach the logs. */
 function redactUrl(url: string): string {
   return url.replace(/([?&]token=)[^&]*/g, '$1<hidden>');
+}
+
+/** A prefix path's remainder decoded, or '' when it is not valid percent-encoding (the handler answers that). */
+function decodePathTail(encoded: string): string {
+  try {
+    return decodeURIComponent(encoded);
+  } catch {
+    return '';
+  }
 }

@@ -19,6 +19,8 @@ import { SessionTimers } from './sessionTimers.ts';
 import { WanFederation } from './wan.ts';
 import { ConfigReplication } from './replication.ts';
 import { SecondaryCA } from './secondaryCA.ts';
+import { AclReplication } from './aclReplication.ts';
+import { aclReplicationRoutes, authorizeSignIntermediate } from './aclFederation.ts';
 import { hasWanPool } from '../gossip/fromConfig.ts';
 
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
@@ -31,8 +33,12 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   // A secondary datacenter (another primary_datacenter, reachable over the WAN) has no root of its
   // own: its CA is an intermediate of the primary's (secondaryCA.ts).
   const secondary = hasWanPool(config) && !!config.primaryDatacenter && config.primaryDatacenter !== config.datacenter;
+  const acl = setupServerAcl({ config, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
   const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger, secondary });
-  server.signIntermediate = (csrPem) => ca.signIntermediate(csrPem);
+  server.signIntermediate = (csrPem, token) => {
+    authorizeSignIntermediate(acl, token);
+    return ca.signIntermediate(csrPem);
+  };
   const leader = new LeaderRoutines({
     config, nodeId, store: server.store, apply, sessions, logger, ca,
     members: () => pool.memberViews().filter((m) => m.tags.dc === config.datacenter).map((m): ReconciledMember => {
@@ -44,7 +50,6 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
     }),
   });
   const stopReconciling = pool.onMembershipChange(() => void leader.reconcileMembers());
-  const acl = setupServerAcl({ config, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
   server.raft.node.on('leaderChange', (e) => {
     acl?.leaderChanged(e.isLocal);
     void leader.setLeader(e.isLocal).catch((err) => log.error({ err }, 'leader routines failed'));
@@ -68,9 +73,18 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       throw err;
     }
   }
-  // A secondary datacenter's leader replicates config entries (and so intentions) from the primary.
-  const fetchPrimary = (url: string, signal: AbortSignal) =>
-    wan!.forwardHttp(config.primaryDatacenter, { method: 'GET', url, headers: {}, body: Buffer.alloc(0) }, signal);
+  // A secondary datacenter's leader replicates config entries (and so intentions) from the primary,
+  // and with ACLs on its policies, roles and global tokens; every read carries acl.tokens.replication.
+  const replicationToken = (): string => config.acl.tokens.replication;
+  const fetchPrimaryWith = (url: string, token: string, signal: AbortSignal) =>
+    wan!.forwardHttp(config.primaryDatacenter, { method: 'GET', url, headers: token !== '' ? { 'x-consul-token': token } : {}, body: Buffer.alloc(0) }, signal);
+  const fetchPrimary = (url: string, signal: AbortSignal) => fetchPrimaryWith(url, acl ? replicationToken() : '', signal);
+  const aclReplication = wan && secondary && acl
+    ? new AclReplication({
+      primary: config.primaryDatacenter, store: server.store, apply: (cmd, signal) => server.apply(cmd, signal), logger,
+      fetchPrimary: fetchPrimaryWith, replicationToken, tokens: config.acl.enableTokenReplication,
+    })
+    : undefined;
   const secondaryLoops = wan && secondary
     ? [
       new ConfigReplication({
@@ -80,12 +94,13 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         primary: config.primaryDatacenter, ca, store: server.store, logger, fetchPrimary,
         signIntermediate: async (csrPem, signal) => {
           const res = await wan.rpcCall(config.primaryDatacenter, { callMs: 30_000, idempotent: true, signal }, (rpc, address, call) =>
-            rpc.call(address, 'Forward.SignIntermediate', { json: Buffer.from(JSON.stringify({ CSR: csrPem })) }, call));
+            rpc.call(address, 'Forward.SignIntermediate', { json: Buffer.from(JSON.stringify({ CSR: csrPem, ...(acl ? { Token: replicationToken() } : {}) })) }, call));
           const certPem = (JSON.parse((res.json ?? Buffer.alloc(0)).toString('utf8')) as { CertPEM?: unknown }).CertPEM;
           if (typeof certPem !== 'string') throw new Error('the primary answered SignIntermediate without a CertPEM');
           return certPem;
         },
       }),
+      ...(aclReplication ? [aclReplication] : []),
     ]
     : [];
   // Both run on the leader only, as Consul's leader routines do.
@@ -121,7 +136,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       // The same HTTP reads a client agent's DNS makes of its server, sent to the other datacenter.
       remote: (dc) => clientDnsLookup({ http: (req, signal) => wan.forwardHttp(dc, req, signal) }, dc),
     } : undefined)),
-    httpRoutes: (backend) => operatorRoutes({ server, backend }),
+    httpRoutes: (backend) => [...operatorRoutes({ server, backend }), ...aclReplicationRoutes(config, aclReplication)],
     attachHttp(http) {
       // Client agents' forwarded requests run through this server's HTTP API.
       server.httpHandler = (req, signal) => injectForwarded(http.app, {

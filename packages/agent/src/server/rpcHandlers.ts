@@ -31,7 +31,7 @@ export interface RpcHandlerDeps {
   sessions: () => LeaderSessionTimers | undefined;
   httpHandler: () => ((req: HttpRequestMsg, signal: AbortSignal) => Promise<HttpResponseMsg>) | undefined;
   /** The primary's CA signing a secondary's intermediate (server/connectCA.ts signIntermediate). */
-  signIntermediate: () => ((csrPem: string) => string) | undefined;
+  signIntermediate: () => ((csrPem: string, token: string | undefined) => string) | undefined;
 }
 
 export function rpcHandlers(d: RpcHandlerDeps): RpcHandlers {
@@ -73,13 +73,15 @@ export function rpcHandlers(d: RpcHandlerDeps): RpcHandlers {
       const sign = d.signIntermediate();
       if (!sign) throw new ServerError('ERR_SERVER_STARTING', 'the CA of this server is not running yet');
       let csr: unknown;
+      let token: unknown;
       try {
-        csr = (JSON.parse((req.json ?? Buffer.alloc(0)).toString('utf8')) as { CSR?: unknown }).CSR;
+        ({ CSR: csr, Token: token } = JSON.parse((req.json ?? Buffer.alloc(0)).toString('utf8')) as { CSR?: unknown; Token?: unknown });
       } catch {
         csr = undefined;
       }
       if (typeof csr !== 'string' || csr === '') throw new ServerError('ERR_BAD_REQUEST', 'SignIntermediate needs {"CSR": "<PEM>"}');
-      return { json: Buffer.from(JSON.stringify({ CertPEM: sign(csr) })) };
+      // The secondary's replication token (ACLs on: operator:write is checked by the signer).
+      return { json: Buffer.from(JSON.stringify({ CertPEM: sign(csr, typeof token === 'string' ? token : undefined) })) };
     },
     renewSession: (req) => {
       requireLeader();

@@ -56,8 +56,8 @@ export class Server {
   sessions: LeaderSessionTimers | undefined;
   /** Set by the agent: runs an HTTP API request forwarded by a client agent (Forward.Http). */
   httpHandler: ((req: HttpRequestMsg, signal: AbortSignal) => Promise<HttpResponseMsg>) | undefined;
-  /** Set by the agent: the CA signing a secondary datacenter's intermediate (Forward.SignIntermediate). */
-  signIntermediate: ((csrPem: string) => string) | undefined;
+  /** Set by the agent: the CA signing a secondary datacenter's intermediate (Forward.SignIntermediate), checking the caller's token. */
+  signIntermediate: ((csrPem: string, token: string | undefined) => string) | undefined;
   readonly #log: Logger;
   readonly #bootstrap: BootstrapCoordinator | undefined;
   readonly #writes: Writes;
