@@ -354,6 +354,14 @@ export function guardRequest(path: string, ctx: RequestContext, a: Identity, env
     case '/v1/snapshot':
       require(a, 'acl', 'write');
       return;
+    // Consul's Intention.Get / Check: intention read on (Check: service read of) the destination.
+    case '/v1/connect/intentions/exact':
+      // Writes too: a delete of a source that is not there proposes nothing, and still needs the right.
+      require(a, 'intention', write ? 'write' : 'read', ctx.get('destination') ?? '');
+      return;
+    case '/v1/connect/intentions/check':
+      require(a, 'service', 'read', ctx.get('destination') ?? '');
+      return;
   }
   if (path.startsWith('/v1/operator/')) require(a, 'operator', write ? 'write' : 'read');
 }
@@ -468,6 +476,21 @@ export function filterResult(path: string, ctx: RequestContext, value: unknown, 
       break;
     case '/v1/connect/intentions':
       if (ctx.method === 'GET') out = keepList(value, (i) => z.allowed('intention', 'read', String(i.DestinationName ?? '')), dropped);
+      break;
+    case '/v1/connect/intentions/': {
+      // One intention by ID (Consul's Intention.Get): intention read on its destination, else 403.
+      if (ctx.method === 'GET' && isObj(value) && !z.allowed('intention', 'read', String(value.DestinationName ?? ''))) {
+        throw denied(a, 'intention', 'read', String(value.DestinationName ?? ''));
+      }
+      break;
+    }
+    case '/v1/connect/intentions/match':
+      // {name: [intentions]}: each list keeps what the token may read.
+      if (isObj(value)) {
+        const o: Obj = {};
+        for (const [k, v] of Object.entries(value)) o[k] = keepList(v, (i) => z.allowed('intention', 'read', String(i.DestinationName ?? '')), dropped);
+        out = o;
+      }
       break;
   }
   return { value: out, filtered: dropped.any };

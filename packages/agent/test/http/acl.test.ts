@@ -74,6 +74,11 @@ const FAMILIES: Family[] = [
     write: { method: 'PUT', url: '/v1/connect/intentions/exact?source=api&destination=web', body: { Action: 'deny' } },
   },
   {
+    name: 'intention exact', rules: { read: named('service', 'web')('read'), write: named('service', 'web', ' intentions = "write"')('read'), deny: named('service', 'web')('deny'), uncovered: 'service_prefix "zzz" { policy = "write" intentions = "write" }' },
+    read: { method: 'GET', url: '/v1/connect/intentions/exact?source=api&destination=web' },
+    write: { method: 'DELETE', url: '/v1/connect/intentions/exact?source=nobody&destination=web' },
+  },
+  {
     name: 'operator', rules: { read: 'operator = "read"', write: 'operator = "write"', deny: 'operator = "deny"', uncovered: 'keyring = "write"' },
     read: { method: 'GET', url: '/v1/connect/ca/configuration' },
     write: { method: 'PUT', url: '/v1/connect/ca/configuration', body: { Provider: 'consul', Config: {} } },
