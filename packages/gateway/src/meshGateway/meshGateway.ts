@@ -194,37 +194,75 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   };
 
   let rr = 0;
+  // What an SNI name means, parsed once per name (per trust domain): the route of every later
+  // connection with that name is a map lookup. Bounded: a flood of distinct names empties it.
+  type Decision = { refused: string; detail: string } | { local: boolean; service: string; subset?: string; targetDc: string; target: string };
+  const decisions = new Map<string, Decision>();
+  let decisionsFor = '';
+  const decide = (sni: string): Decision => {
+    if (decisionsFor !== trustDomain) { decisions.clear(); decisionsFor = trustDomain; }
+    let d = decisions.get(sni);
+    if (d) return d;
+    const name = parseMeshSni(sni, trustDomain);
+    if ('refused' in name) d = { refused: name.refused, detail: name.detail };
+    else if (name.datacenter === dc && name.kind !== 'target') d = { refused: 'unknown_name', detail: `${sni}: names this gateway's own datacenter, not a target in it` };
+    else if (name.kind === 'target' && name.datacenter === dc) d = { local: true, service: name.service, subset: name.subset, targetDc: dc, target: targetId(name) };
+    else d = { local: false, service: '', targetDc: name.datacenter, target: name.datacenter };
+    if (decisions.size >= 4096) decisions.clear();
+    decisions.set(sni, d);
+    return d;
+  };
+  /** Routes at once when everything is known (the common case); false: `route` must wait. */
+  const routeNow = (socket: net.Socket, sni: string, hello: Buffer): boolean => {
+    if (!trustDomain) return false;
+    const d = decide(sni);
+    if ('refused' in d) { refuse(socket, d.refused, d.detail); return true; }
+    const lookup = d.local ? catalog.localKnown(d.service, d.subset) : catalog.remoteKnown(d.targetDc);
+    if (!lookup) return false;
+    if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return true; }
+    rr = (rr + 1) % 1_000_000;
+    forward(socket, hello, d.target, d.local ? 'local' : 'remote', lookup.instances, rr);
+    return true;
+  };
+  /** The first connection for a name waits for the trust domain and the target's first watch answer. */
   const route = async (socket: net.Socket, sni: string, hello: Buffer) => {
     if (!trustDomain) await Promise.race([rootsKnown, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
     if (!trustDomain) { refuse(socket, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
-    const name = parseMeshSni(sni, trustDomain);
-    if ('refused' in name) { refuse(socket, name.refused, name.detail); return; }
-    const targetDc = name.datacenter;
-    if (targetDc === dc && name.kind !== 'target') { refuse(socket, 'unknown_name', `${sni}: names this gateway's own datacenter, not a target in it`); return; }
-    const local = targetDc === dc && name.kind === 'target';
-    const target = local ? targetId(name) : targetDc;
-    // Known targets (every connection after a target's first) are routed without a promise; the
-    // first waits for its watch's first answer.
-    const lookup = (local ? catalog.localKnown(name.service, name.subset) : catalog.remoteKnown(targetDc))
-      ?? await (local ? catalog.local(name.service, name.subset) : catalog.remote(targetDc));
+    const d = decide(sni);
+    if ('refused' in d) { refuse(socket, d.refused, d.detail); return; }
+    const lookup = await (d.local ? catalog.local(d.service, d.subset) : catalog.remote(d.targetDc));
     if (socket.destroyed) return;
     if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return; }
     rr = (rr + 1) % 1_000_000;
-    forward(socket, hello, target, local ? 'local' : 'remote', lookup.instances, rr);
+    forward(socket, hello, d.target, d.local ? 'local' : 'remote', lookup.instances, rr);
   };
 
+  // Hello deadlines: one sweep every 250 ms over the connections still peeking, instead of a timer
+  // per connection (a slowloris is closed within helloTimeout + 250 ms).
+  const peeking = new Map<net.Socket, { deadline: number; peeker: ClientHelloPeeker }>();
+  const sweep = setInterval(() => {
+    const now = Date.now();
+    for (const [socket, p] of peeking) {
+      if (p.deadline > now) continue;
+      peeking.delete(socket);
+      refuse(socket, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${p.peeker.bytes} bytes)`);
+    }
+  }, Math.min(250, helloTimeoutMs));
+  sweep.unref();
+
+  const accepted = keyOf('', {});
+  const onClose = function (this: net.Socket) { sockets.delete(this); peeking.delete(this); };
+  const onSocketError = function (this: net.Socket) { this.destroy(); };
   const accept = (socket: net.Socket) => {
-    metrics.addKeyed(GW.accepted[0], GW.accepted[1], keyOf('', {}));
+    metrics.addKeyed(GW.accepted[0], GW.accepted[1], accepted);
     sockets.add(socket);
-    socket.once('close', () => sockets.delete(socket));
+    socket.once('close', onClose);
     socket.setNoDelay(true);
-    socket.on('error', () => socket.destroy());
+    socket.on('error', onSocketError);
     const peeker = new ClientHelloPeeker(maxHello);
-    const timer = setTimeout(() => refuse(socket, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${peeker.bytes} bytes)`), helloTimeoutMs);
-    // A caller that resets while sending its hello is gone: no timeout to count for it.
-    socket.once('close', () => clearTimeout(timer));
+    peeking.set(socket, { deadline: Date.now() + helloTimeoutMs, peeker });
     const stopPeeking = () => {
-      clearTimeout(timer);
+      peeking.delete(socket);
       socket.off('data', onData);
       socket.off('end', onEnd);
       socket.pause();
@@ -233,7 +271,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       stopPeeking();
       // A connection closed without a byte is a port probe (the agent's own TCP check every 10 s):
       // counted, never logged.
-      if (peeker.bytes === 0) { metrics.add(GW.refused[0], GW.refused[1], { cause: 'no_data' }); socket.destroy(); return; }
+      if (peeker.bytes === 0) { metrics.addKeyed(GW.refused[0], GW.refused[1], keyOf('cause/no_data', { cause: 'no_data' })); socket.destroy(); return; }
       refuse(socket, 'closed_early', `the caller closed after ${peeker.bytes} bytes, before a complete ClientHello`);
     };
     const onData = (chunk: Buffer) => {
@@ -241,7 +279,9 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       if (r.state === 'more') return;
       stopPeeking();
       if (r.state === 'refused') { refuse(socket, r.cause, r.detail); return; }
-      route(socket, r.sni, peeker.buffered()).catch((err: unknown) => refuse(socket, 'not_ready', (err as Error).message));
+      const hello = peeker.buffered();
+      if (routeNow(socket, r.sni, hello)) return;
+      route(socket, r.sni, hello).catch((err: unknown) => refuse(socket, 'not_ready', (err as Error).message));
     };
     socket.on('data', onData);
     socket.once('end', onEnd);
@@ -256,6 +296,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   let metricsServer: net.Server | undefined;
   const shutdown = async () => {
     stop.abort();
+    clearInterval(sweep);
     // close() waits for open connections: stop accepting, then end the open ones, then wait.
     const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
     for (const s of sockets) s.destroy();
