@@ -70,7 +70,8 @@ describe('ACLs on a server and a client agent (default deny)', () => {
 
   test('policies and tokens for the agent and a service; the client starts with its agent token', async () => {
     const pol = (Name: string, Rules: string) => server.request('PUT', '/v1/acl/policy', { ...as(mgmt), body: { Name, Rules } });
-    assert.equal((await pol('agent', 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }')).status, 200);
+    // The agent signs its services' leaf certificates with its own token: service write everywhere.
+    assert.equal((await pol('agent', 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "write" }')).status, 200);
     assert.equal((await pol('web', 'service "web" { policy = "write" }\nservice "web-sidecar-proxy" { policy = "write" }')).status, 200);
     assert.equal((await pol('kv-app', 'key_prefix "app/" { policy = "write" }')).status, 200);
     const tok = async (SecretID: string, names: string[]) => {
@@ -138,6 +139,13 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     assert.equal(anon.status, 200);
     assert.deepEqual(anon.json(), {});
     assert.equal(anon.headers['x-consul-results-filtered-by-acls'], 'true');
+    // A leaf certificate through the client: the caller needs service:write on that service.
+    const leaf = await waitFor('web leaf', async () => {
+      const r = await client.request('GET', '/v1/agent/connect/ca/leaf/web', as(WEB_TOKEN));
+      return r.status === 200 ? r : undefined;
+    }, 20_000, 200);
+    assert.match(leaf.json<{ CertPEM: string }>().CertPEM, /BEGIN CERTIFICATE/);
+    assert.equal((await client.request('GET', '/v1/agent/connect/ca/leaf/db', as(WEB_TOKEN))).status, 403);
     // The web token (no node read, service read only on its own) sees web only.
     const mine = await client.request('GET', '/v1/catalog/services', as(WEB_TOKEN));
     assert.deepEqual(Object.keys(mine.json<Record<string, string[]>>()).sort(), ['web', 'web-sidecar-proxy']);

@@ -23,6 +23,7 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const acl: AclBackend | undefined = config.acl.enabled ? {
     resolver: remoteResolver((req, signal) => servers.http(req, signal), config),
     defaultToken: config.acl.tokens.default,
+    agentToken: config.acl.tokens.agent,
     serviceTokens: new Map(),
   } : undefined;
   return {

@@ -29,6 +29,8 @@ export interface AclBackend {
   resolver: AclResolver;
   /** acl.tokens.default: the token of requests that carry none (Consul's user token). */
   defaultToken: string;
+  /** acl.tokens.agent: what a client agent's own calls to a server carry (leaf signing, anti-entropy). */
+  agentToken?: string;
   /**
    * The token each agent-local service was registered with, by service ID (Consul's service
    * token): anti-entropy writes that service's catalog rows with it. Filled by the HTTP layer.
