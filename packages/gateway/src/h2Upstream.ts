@@ -281,12 +281,15 @@ export class H2UpstreamListener extends L7UpstreamListener {
         checkServerIdentity: (_h, cert) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td }),
       });
       const forget = () => { if (this.conns.get(key) === p) this.conns.delete(key); };
-      sock.setTimeout(connectMs, () => sock.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' })));
+      // Removed once TLS is up (below): a socket that falls back to the HTTP/1.1 pool gets its idle timer re-armed there.
+      const onConnectTimeout = () => sock.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' }));
+      sock.setTimeout(connectMs, onConnectTimeout);
       const onError = (error: Error) => { forget(); resolve({ kind: 'error', error }); };
       sock.once('error', onError);
       sock.once('secureConnect', () => {
         sock.off('error', onError);
         sock.setTimeout(0);
+        sock.off('timeout', onConnectTimeout);
         if (sock.alpnProtocol !== 'h2') {
           sock.destroy();
           this.opts.logger.info('sidecar did not offer h2, using HTTP/1.1', { target: target.ID, instance: inst.key, alpn: sock.alpnProtocol });

@@ -167,8 +167,12 @@ export class L7UpstreamListener {
       // the later ones wait for the peer's delayed ACK (measured: p50 28.5 → 5.6 ms through the L7
       // path at 20 requests/s). node:http sets this on the sockets it makes itself.
       conn.setNoDelay(true);
-      conn.setTimeout(connectMs, () => conn.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' })));
-      conn.once('secureConnect', () => conn.setTimeout(0));
+      // The connect timeout is this listener's alone and goes once TLS is up: http.Agent re-arms the
+      // socket's timer for idle keep-alive sockets, and a listener left here would then destroy a
+      // reused, healthy connection with a false "no TLS connection" error (a 503 on its next request).
+      const onConnectTimeout = () => conn.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' }));
+      conn.setTimeout(connectMs, onConnectTimeout);
+      conn.once('secureConnect', () => { conn.setTimeout(0); conn.off('timeout', onConnectTimeout); });
       void cb;
       return conn;
     }) as unknown as http.Agent['createConnection'];
