@@ -163,7 +163,7 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
     // A server builds its HTTP API even without a port: client agents' requests run through it.
     if (config.ports.http > 0 || config.serverMode) {
       const host = config.httpAddrs[0] ?? '127.0.0.1';
-      http = createHttpServer(backend, { host, port: config.ports.http, logger, routes: role.httpRoutes?.(backend) ?? [] });
+      http = createHttpServer(backend, { host, port: config.ports.http, logger, routes: role.httpRoutes?.(backend) ?? [], extraHosts: config.httpAddrs.slice(1) });
       role.attachHttp?.(http, backend);
       if (config.ports.http > 0) httpPort = (await http.listen()).port;
       stack.push(() => http!.close());

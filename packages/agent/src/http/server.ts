@@ -12,6 +12,7 @@
 //   - limits.http_max_conns_per_client connections per client IP (a raw 429 beyond, as Consul), and
 //     request headers due within limits.https_handshake_timeout (connLimit.ts).
 
+import net from 'node:net';
 import Fastify, { type FastifyInstance, type FastifyReply, type FastifyRequest } from 'fastify';
 import type { Logger } from 'pino';
 import type { AgentBackend } from './backend.ts';
@@ -57,6 +58,8 @@ export interface HttpServerOptions {
   random?: () => number;
   /** Endpoints a role adds (a server's operator and snapshot endpoints), served like every other. */
   routes?: readonly EndpointSpec[];
+  /** More addresses to serve on the same port (`client_addr` may name several, space-separated, as in Consul). */
+  extraHosts?: readonly string[];
 }
 
 /** Everything a route module needs; built once per server. */
@@ -371,6 +374,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
     return reply.code(m.statusCode).type('text/plain; charset=utf-8').send(m.body);
   }
 
+  const extraServers: net.Server[] = [];
   return {
     app,
     metrics,
@@ -380,11 +384,22 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       const addr = app.server.address();
       const port = typeof addr === 'object' && addr ? addr.port : opts.port;
       logger?.info({ address: `${opts.host}:${port}` }, 'HTTP API listening');
+      // Fastify listens once; every further address hands its connections to the same HTTP server.
+      for (const host of opts.extraHosts ?? []) {
+        const extra = net.createServer((socket) => app.server.emit('connection', socket));
+        await new Promise<void>((resolve, reject) => {
+          extra.once('error', reject);
+          extra.listen({ host, port }, () => { extra.off('error', reject); resolve(); });
+        }).catch((err: Error) => { throw new Error(`HTTP API: cannot listen on ${host}:${port}: ${err.message}`, { cause: err }); });
+        extraServers.push(extra);
+        logger?.info({ address: `${host}:${port}` }, 'HTTP API listening');
+      }
       return { port };
     },
     async close() {
       for (const stop of closers) stop();
       for (const ac of inflight) ac.abort();
+      for (const extra of extraServers) extra.close();
       await app.close();
     },
   };
