@@ -377,7 +377,9 @@ backend hop2
   const g1 = results.get('gw x1');
   if (g1 && direct) {
     const added = g1.half!.p99 - direct.half!.p99;
-    out(`  added p99 per gateway hop at half load: ${f(added)} ms (<= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`);
+    // A direct case slower than the gateway's (a loaded machine) makes the difference meaningless.
+    if (direct.half!.p99 > 20 || added < 0) out(`  added p99 per gateway hop at half load: not measurable in this run (direct p99 ${f(direct.half!.p99)} ms, one gateway ${f(g1.half!.p99)} ms)`);
+    else out(`  added p99 per gateway hop at half load: ${f(added)} ms (<= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`);
   }
   out(`  idle RSS with ${idleN} connections: ${f(rssIdle, 1)} MB (<= 300 MB${idleN < 10_000 ? `, at ${idleN} not 10,000` : ''}: ${rssIdle <= 300 ? 'met' : 'NOT met'})`);
 }
