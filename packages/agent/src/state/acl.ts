@@ -16,69 +16,7 @@
 import { StateError, invalidRequest } from './errors.ts';
 import { deepFreeze, isRecord, optBool, optString, optStringArray, optUint, reqString } from './rows.ts';
 import type { WriteTx } from './tables.ts';
-
-/** A link from a token or role to a policy or role: Consul's ACLTokenPolicyLink / ACLTokenRoleLink. */
-export interface ACLLink {
-  ID: string;
-  Name: string;
-}
-
-/** Consul's ACLServiceIdentity: a templated policy for one service and its sidecar. */
-export interface ACLServiceIdentity {
-  ServiceName: string;
-  Datacenters?: string[];
-}
-
-/** Consul's ACLNodeIdentity: a templated policy for one node. */
-export interface ACLNodeIdentity {
-  NodeName: string;
-  Datacenter: string;
-}
-
-export interface ACLToken {
-  AccessorID: string;
-  SecretID: string;
-  Description: string;
-  Policies: ACLLink[];
-  Roles: ACLLink[];
-  ServiceIdentities: ACLServiceIdentity[];
-  NodeIdentities: ACLNodeIdentity[];
-  /** Only in this datacenter: never replicated (Consul's Local). */
-  Local: boolean;
-  /** RFC 3339; '' for a token that never expires. */
-  ExpirationTime: string;
-  CreateTime: string;
-  CreateIndex: number;
-  ModifyIndex: number;
-}
-
-export interface ACLPolicy {
-  ID: string;
-  Name: string;
-  Description: string;
-  Rules: string;
-  Datacenters: string[];
-  CreateIndex: number;
-  ModifyIndex: number;
-}
-
-export interface ACLRole {
-  ID: string;
-  Name: string;
-  Description: string;
-  Policies: ACLLink[];
-  ServiceIdentities: ACLServiceIdentity[];
-  NodeIdentities: ACLNodeIdentity[];
-  CreateIndex: number;
-  ModifyIndex: number;
-}
-
-/** Answer of the aclBootstrap command: refused once bootstrapped, unless the reset index matches. */
-export interface ACLBootstrapResult {
-  Bootstrapped: boolean;
-  /** The index to write into <data dir>/acl-bootstrap-reset to allow one more bootstrap. */
-  ResetIndex: number;
-}
+import type { ACLBootstrapResult, ACLLink, ACLNodeIdentity, ACLPolicy, ACLRole, ACLServiceIdentity, ACLToken } from './types.ts';
 
 export const ACL_ANONYMOUS_ACCESSOR_ID = '00000000-0000-0000-0000-000000000002';
 export const ACL_GLOBAL_MANAGEMENT_ID = '00000000-0000-0000-0000-000000000001';

@@ -1,7 +1,6 @@
 // The state store's public surface: what the server wiring, HTTP and DNS import.
 export * from './types.ts';
 export { StateStore } from './store.ts';
-export type { ACLToken, ACLPolicy, ACLRole, ACLLink, ACLServiceIdentity, ACLNodeIdentity, ACLBootstrapResult } from './acl.ts';
 export { ACL_ANONYMOUS_ACCESSOR_ID, ACL_GLOBAL_MANAGEMENT_ID } from './acl.ts';
 export { WatchSet } from './watch.ts';
 export { createFsm, type FsmEntry, type StateFsm } from './fsm.ts';

@@ -8,7 +8,7 @@
 import { applyDeregister, applyRegister } from './catalog.ts';
 import { configEntryDelete, configEntrySet } from './configEntries.ts';
 import { connectCASet } from './connectCA.ts';
-import { aclBootstrap, aclInit, aclPolicyDelete, aclPolicySet, aclRoleDelete, aclRoleSet, aclTokenDelete, aclTokenSet, type ACLPolicy, type ACLRole, type ACLToken } from './acl.ts';
+import { aclBootstrap, aclInit, aclPolicyDelete, aclPolicySet, aclRoleDelete, aclRoleSet, aclTokenDelete, aclTokenSet } from './acl.ts';
 import { StateError, invalidRequest } from './errors.ts';
 import { kvsDelete, kvsDeleteCas, kvsDeleteTree, kvsLock, kvsReapTombstones, kvsSet, kvsSetCas, kvsUnlock, pruneLockDelays } from './kvs.ts';
 import { isRecord, optBytes, optString, optUint, reqString } from './rows.ts';
@@ -19,7 +19,7 @@ import { runTxn } from './txn.ts';
 import { optUint64 } from './uint64.ts';
 import { WatchHub, WatchSet, kvTopic } from './watch.ts';
 import type {
-  CAConfiguration, CAProviderState, CARoot, CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
+  ACLPolicy, ACLRole, ACLToken, CAConfiguration, CAProviderState, CARoot, CheckServiceNode, CheckStatusFilter, ConfigEntry, Command, CommandResult, CommandType, CommandValueMap, DirEntry, HealthCheck,
   HealthServiceQueryOptions, Node, NodeService, NodeServicesValue, QueryResult, ServiceNode, ServiceQueryOptions,
   Session, SessionChange, StateReader, TableName, TxnOp, TxnResponse, WatchRecorder,
 } from './types.ts';

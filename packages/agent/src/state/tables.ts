@@ -10,8 +10,7 @@
 // command that succeeds publishes the topics it touched once, at commit.
 import { BTree } from './btree.ts';
 import { kvTopic, tableTopic, type WatchHub } from './watch.ts';
-import type { ACLPolicy, ACLRole, ACLToken } from './acl.ts';
-import type { CAConfiguration, CAProviderState, CARoot, ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
+import type { ACLPolicy, ACLRole, ACLToken, CAConfiguration, CAProviderState, CARoot, ConfigEntry, DirEntry, HealthCheck, Node, NodeService, Session, TableName } from './types.ts';
 
 export interface ServiceRow {
   /** The node's name as stored in its node row. */

@@ -6,7 +6,6 @@
 //
 // Every row is immutable once stored: a write replaces the object, so a reader may hold a row (or a
 // query's result) for as long as it likes without copying.
-import type { ACLBootstrapResult, ACLPolicy, ACLRole, ACLToken } from './acl.ts';
 
 // ---------------------------------------------------------------------------------------------------
 // Rows
@@ -797,4 +796,70 @@ export interface StateReader {
   /** Changes whenever any ACL row may have changed (a write to an ACL table, a snapshot restore). */
   aclGeneration(): string;
   aclBootstrapIndex(): number;
+}
+
+// ---------------------------------------------------------------------------------------------------
+// ACL rows (state/acl.ts)
+
+/** A link from a token or role to a policy or role: Consul's ACLTokenPolicyLink / ACLTokenRoleLink. */
+export interface ACLLink {
+  ID: string;
+  Name: string;
+}
+
+/** Consul's ACLServiceIdentity: a templated policy for one service and its sidecar. */
+export interface ACLServiceIdentity {
+  ServiceName: string;
+  Datacenters?: string[];
+}
+
+/** Consul's ACLNodeIdentity: a templated policy for one node. */
+export interface ACLNodeIdentity {
+  NodeName: string;
+  Datacenter: string;
+}
+
+export interface ACLToken {
+  AccessorID: string;
+  SecretID: string;
+  Description: string;
+  Policies: ACLLink[];
+  Roles: ACLLink[];
+  ServiceIdentities: ACLServiceIdentity[];
+  NodeIdentities: ACLNodeIdentity[];
+  /** Only in this datacenter: never replicated (Consul's Local). */
+  Local: boolean;
+  /** RFC 3339; '' for a token that never expires. */
+  ExpirationTime: string;
+  CreateTime: string;
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+export interface ACLPolicy {
+  ID: string;
+  Name: string;
+  Description: string;
+  Rules: string;
+  Datacenters: string[];
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+export interface ACLRole {
+  ID: string;
+  Name: string;
+  Description: string;
+  Policies: ACLLink[];
+  ServiceIdentities: ACLServiceIdentity[];
+  NodeIdentities: ACLNodeIdentity[];
+  CreateIndex: number;
+  ModifyIndex: number;
+}
+
+/** Answer of the aclBootstrap command: refused once bootstrapped, unless the reset index matches. */
+export interface ACLBootstrapResult {
+  Bootstrapped: boolean;
+  /** The index to write into <data dir>/acl-bootstrap-reset to allow one more bootstrap. */
+  ResetIndex: number;
 }
