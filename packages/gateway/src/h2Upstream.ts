@@ -109,7 +109,7 @@ export class H2UpstreamListener extends L7UpstreamListener {
   protected override makeServer(): net.Server {
     const h1 = this.http1Server();
     this.h1 = h1;
-    return net.createServer((socket) => {
+    return net.createServer({ noDelay: true }, (socket) => {
       this.accepted.add(socket);
       socket.once('close', () => this.accepted.delete(socket));
       socket.on('error', () => socket.destroy());
@@ -280,6 +280,7 @@ export class H2UpstreamListener extends L7UpstreamListener {
         ALPNProtocols: ['h2', 'http/1.1'],
         checkServerIdentity: (_h, cert) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td }),
       });
+      sock.setNoDelay(true); // as every proxied socket (pipe.ts)
       const forget = () => { if (this.conns.get(key) === p) this.conns.delete(key); };
       // Removed once TLS is up (below): a socket that falls back to the HTTP/1.1 pool gets its idle timer re-armed there.
       const onConnectTimeout = () => sock.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' }));

@@ -79,7 +79,7 @@ export class InboundListener {
   async listen(host: string, port: number): Promise<net.AddressInfo> {
     const snap = this.opts.tls.snapshot;
     if (!snap) throw new Error('inbound listener: no certificates yet');
-    const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true,
+    const server = tls.createServer({ ...snap.serverOptions, requestCert: true, rejectUnauthorized: true, allowHalfOpen: true, noDelay: true,
       // h2 for callers that offer it (http2/grpc upstreams; served in HTTP/2 by the L7 mode), else
       // http/1.1; a caller offering no ALPN (L4 pipes, HTTP/1.1 pools) is unaffected.
       ALPNProtocols: ['h2', 'http/1.1'],

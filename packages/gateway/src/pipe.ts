@@ -10,6 +10,11 @@ import { M, type Metrics } from './metrics.ts';
  * both. Metrics: active connections and bytes as seen by the downstream socket.
  */
 export function join(downstream: net.Socket, upstream: Duplex, metrics: Metrics, direction: string): void {
+  // TCP_NODELAY both ways, as Envoy and haproxy set it: a proxy forwards whatever arrived at once,
+  // and with Nagle's algorithm a second small write (an app flushing its headers, then its body)
+  // waits for the peer's delayed ACK: measured +41 ms p50 through the two sidecars (BENCHMARKS.md).
+  downstream.setNoDelay(true);
+  (upstream as Partial<net.Socket>).setNoDelay?.(true);
   downstream.pipe(upstream);
   upstream.pipe(downstream);
   const fail = () => { downstream.destroy(); upstream.destroy(); };

@@ -136,7 +136,7 @@ export class UpstreamListener {
 
   async listen(): Promise<net.AddressInfo> {
     const u = this.opts.upstream;
-    const server = net.createServer({ allowHalfOpen: true }, (socket) => this.accept(socket));
+    const server = net.createServer({ allowHalfOpen: true, noDelay: true }, (socket) => this.accept(socket));
     await new Promise<void>((resolve, reject) => {
       server.once('error', reject);
       server.listen(u.LocalBindPort, u.LocalBindAddress || '127.0.0.1', () => { server.off('error', reject); resolve(); });

@@ -1,0 +1,47 @@
+// pipe.ts's join: bytes both ways, a half-close passed on, and TCP_NODELAY on both sockets (a proxy
+// must not hold a small second write back for the peer's delayed ACK: +41 ms p50 through two
+// sidecars for an app that flushes its headers before its body, docs/BENCHMARKS.md).
+import { test } from 'node:test';
+import assert from 'node:assert/strict';
+import net from 'node:net';
+import { join } from '../src/pipe.ts';
+import { Metrics } from '../src/metrics.ts';
+
+/** A connected loopback pair: [the accepted side, the dialling side]. */
+async function pair(): Promise<[net.Socket, net.Socket]> {
+  const server = net.createServer({ allowHalfOpen: true });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+  const accepted = new Promise<net.Socket>((r) => server.once('connection', r));
+  const dialled = net.connect({ port: (server.address() as net.AddressInfo).port, host: '127.0.0.1', allowHalfOpen: true });
+  const a = await accepted;
+  server.close();
+  return [a, dialled];
+}
+
+test('join sets TCP_NODELAY on both sockets and pipes both ways, half-close included', async () => {
+  const [downstream, client] = await pair();
+  const [app, upstream] = await pair();
+  const noDelay: unknown[] = [];
+  for (const s of [downstream, upstream]) {
+    const orig = s.setNoDelay.bind(s);
+    s.setNoDelay = (v?: boolean) => { noDelay.push(s === downstream ? `down:${v}` : `up:${v}`); return orig(v); };
+  }
+  join(downstream, upstream, new Metrics(), 'test');
+  assert.deepEqual(noDelay.sort(), ['down:true', 'up:true']);
+
+  const appGot: Buffer[] = [];
+  app.on('data', (b: Buffer) => appGot.push(b));
+  const appEnded = new Promise<void>((r) => app.once('end', () => r()));
+  client.end('request bytes');
+  await appEnded; // the client's half-close reached the app
+  assert.equal(Buffer.concat(appGot).toString(), 'request bytes');
+
+  const clientGot: Buffer[] = [];
+  client.on('data', (b: Buffer) => clientGot.push(b));
+  const clientEnded = new Promise<void>((r) => client.once('end', () => r()));
+  app.write('head;');
+  app.end('body');
+  await clientEnded;
+  assert.equal(Buffer.concat(clientGot).toString(), 'head;body');
+  for (const s of [client, app, downstream, upstream]) s.destroy();
+});
