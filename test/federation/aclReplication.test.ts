@@ -8,7 +8,10 @@
 //        deletes in dc1 reach dc2; with dc1 killed dc2 keeps authorizing what it replicated and
 //        replication resumes when dc1 is back
 //   dc3  a secondary whose replication token does not exist in dc1: /v1/acl/replication names the
-//        error and nothing is replicated
+//        error and nothing is replicated (no ACL rows, no config entries, no intermediate signed)
+//   dc4  a secondary without enable_token_replication (ReplicationType "policies"): policies and
+//        roles replicate, global tokens are resolved by dc1 and cached for token_ttl (1 s here);
+//        with dc1 down, down_policy = "extend-cache" keeps the tokens it has seen working
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -36,6 +39,7 @@ function configFile(text: string): string {
   fs.writeFileSync(f, text);
   return f;
 }
+const ZERO = '0001-01-01T00:00:00Z';
 const aclHcl = (tokens: string, extra = '') =>
   `acl {\n  enabled = true\n  default_policy = "deny"\n  down_policy = "extend-cache"\n${extra}  tokens {\n${tokens}  }\n}\n`;
 
@@ -43,7 +47,8 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
   let dc1: AgentProcess;
   let dc2: AgentProcess;
   let dc3: AgentProcess;
-  const all = (): AgentProcess[] => [dc1, dc2, dc3].filter((a) => a !== undefined);
+  let dc4: AgentProcess;
+  const all = (): AgentProcess[] => [dc1, dc2, dc3, dc4].filter((a) => a !== undefined);
   const as = (token: string) => ({ headers: { 'X-Consul-Token': token } });
   const kvPut = async (a: AgentProcess, key: string, token: string) => (await a.request('PUT', `/v1/kv/${key}`, { ...as(token), body: 'v' })).status;
   const status = async (a: AgentProcess) => a.getJson<Status>('/v1/acl/replication');
@@ -63,9 +68,13 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     // The secondaries first, so the primary's -join-wan names them: a restarted primary joins again at once.
     dc2 = await AgentProcess.start({ name: 'aclrep-dc2', mode: 'server', args: ['-datacenter', 'dc2', '-primary-datacenter', 'dc1', ...secondary(REPL)] });
     dc3 = await AgentProcess.start({ name: 'aclrep-dc3', mode: 'server', args: ['-datacenter', 'dc3', '-primary-datacenter', 'dc1', ...secondary(BAD)] });
+    dc4 = await AgentProcess.start({
+      name: 'aclrep-dc4', mode: 'server',
+      args: ['-datacenter', 'dc4', '-primary-datacenter', 'dc1', '-config-file', configFile(aclHcl(`    replication = "${REPL}"\n`, '  token_ttl = "1s"\n'))],
+    });
     dc1 = await AgentProcess.start({
       name: 'aclrep-dc1', mode: 'server',
-      args: ['-datacenter', 'dc1', '-primary-datacenter', 'dc1', '-join-wan', dc2.serfWanAddr, '-join-wan', dc3.serfWanAddr,
+      args: ['-datacenter', 'dc1', '-primary-datacenter', 'dc1', '-join-wan', dc2.serfWanAddr, '-join-wan', dc3.serfWanAddr, '-join-wan', dc4.serfWanAddr,
         '-config-file', configFile(aclHcl(`    initial_management = "${MGMT}"\n`))],
     });
     // The replication token exists only in the primary, as an operator makes it there.
@@ -85,12 +94,14 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     const app = await makeToken(dc1, { Description: 'app', Policies: [{ Name: 'kv-app' }] });
     assert.equal(await kvPut(dc1, 'app/a', app.SecretID), 200);
     const started = Date.now();
-    await waitFor('dc2 authorizes the app token', async () => (await kvPut(dc2, 'app/a', app.SecretID)) === 200, 30_000, 200);
+    // The rows land in dc2's own Raft log (until then dc2 would ask dc1 about the token).
+    await waitFor('dc2 has the policy and the token', async () => (await dc2.request('GET', `/v1/acl/policy/${p.ID}`, as(MGMT))).status === 200
+      && (await dc2.request('GET', `/v1/acl/token/${app.AccessorID}`, as(MGMT))).status === 200, 30_000, 200);
     const took = Date.now() - started;
+    assert.equal(await kvPut(dc2, 'app/a', app.SecretID), 200);
     // Its rules, not more: a key outside its prefix, and no token at all, are refused in dc2.
     assert.equal(await kvPut(dc2, 'other/a', app.SecretID), 403);
     assert.equal(await kvPut(dc2, 'app/b', ''), 403);
-    // The rows themselves, in dc2's own Raft log (the management token replicated too).
     const here = await dc2.request('GET', `/v1/acl/policy/${p.ID}`, as(MGMT));
     assert.equal(here.status, 200, here.text);
     assert.equal(here.json<Policy>().Name, 'kv-app');
@@ -105,7 +116,7 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     const st1 = await status(dc1);
     assert.equal(st1.Enabled, false);
     assert.equal(st1.Running, false);
-    console.log(`# a token made in dc1 authorized in dc2 after ${took} ms`);
+    console.log(`# a policy and token made in dc1 replicated into dc2 after ${took} ms`);
   });
 
   test('a local token made in the secondary stays there; global writes made there land in the primary', { timeout: 60_000 }, async () => {
@@ -151,10 +162,61 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     assert.equal((await dc2.request('GET', '/v1/acl/token/self', as(MGMT))).status, 200);
   });
 
+  test('the federation reads need the replication token: config entries and the intermediate reach dc2, not dc3', { timeout: 90_000 }, async () => {
+    const w = await dc1.request('PUT', '/v1/config', { ...as(MGMT), body: { Kind: 'service-defaults', Name: 'web', Protocol: 'http' } });
+    assert.equal(w.text, 'true');
+    await waitFor('dc2 has service-defaults/web', async () => (await dc2.request('GET', '/v1/config/service-defaults/web', as(MGMT))).status === 200, 30_000, 200);
+    // dc2's CA is an intermediate the primary signed for its replication token (operator:write).
+    const roots1 = await waitFor('dc1 has a root', async () => {
+      const r = await dc1.getJson<{ ActiveRootID: string }>('/v1/connect/ca/roots');
+      return r.ActiveRootID ? r : undefined;
+    }, 30_000, 200);
+    await waitFor('dc2 shows the primary\'s root', async () => (await dc2.getJson<{ ActiveRootID: string }>('/v1/connect/ca/roots')).ActiveRootID === roots1.ActiveRootID, 30_000, 200);
+    // The primary's federation reads themselves: refused without the rights, answered with them.
+    for (const url of ['/v1/internal/federation/config-entries', '/v1/internal/federation/acl?tokens=1']) {
+      assert.equal((await dc1.request('GET', url)).status, 403, `${url} anonymous`);
+      assert.equal((await dc1.request('GET', url, as(BAD))).status, 403, `${url} unknown token`);
+      assert.equal((await dc1.request('GET', url, as(REPL))).status, 200, `${url} replication token`);
+    }
+    const reader = await makeToken(dc1, { Description: 'acl read only', Policies: [{ ID: (await makePolicy(dc1, 'acl-read', 'acl = "read"')).ID }] });
+    const r = await dc1.request('GET', '/v1/internal/federation/acl?tokens=1', as(reader.SecretID));
+    assert.equal(r.status, 403, 'acl:read does not see the secrets');
+    assert.match(r.text, /^Permission denied/);
+    // dc3's token is refused for both (the management token resolves in dc3 through the primary, so
+    // a read there is allowed and answers what dc3 has: nothing).
+    assert.equal((await dc3.request('GET', '/v1/config/service-defaults/web', as(MGMT))).status, 404);
+    assert.notEqual((await dc3.getJson<{ ActiveRootID: string }>('/v1/connect/ca/roots')).ActiveRootID, roots1.ActiveRootID);
+  });
+
+  test('without token replication (dc4): policies replicate, tokens resolve in the primary', { timeout: 60_000 }, async () => {
+    const app = await makeToken(dc1, { Description: 'app for dc4', Policies: [{ Name: 'kv-app' }] });
+    await waitFor('dc4 authorizes the token through the primary', async () => (await kvPut(dc4, 'app/dc4', app.SecretID)) === 200, 30_000, 200);
+    assert.equal(await kvPut(dc4, 'other/dc4', app.SecretID), 403);
+    const st = await waitFor('dc4 replicated policies', async () => {
+      const s = await status(dc4);
+      return s.ReplicatedIndex > 0 ? s : undefined;
+    }, 30_000, 200);
+    assert.equal(st.ReplicationType, 'policies');
+    assert.equal(st.ReplicatedTokenIndex, 0);
+    const pol = await dc1.request('GET', '/v1/acl/policy/name/kv-app', as(MGMT));
+    assert.equal(pol.status, 200, pol.text);
+    assert.equal((await dc4.request('GET', `/v1/acl/policy/${pol.json<Policy>().ID}`, as(MGMT))).status, 200, 'the policy row is in dc4');
+    assert.equal((await dc4.request('GET', `/v1/acl/token/${app.AccessorID}`, as(MGMT))).status, 403, 'the token row is not');
+  });
+
   test('with the primary killed the secondary keeps authorizing what it replicated; replication resumes after a restart', { timeout: 180_000 }, async () => {
     const kept = await makeToken(dc1, { Description: 'kept', Policies: [{ Name: 'kv-app' }] });
     await waitFor('dc2 authorizes the kept token', async () => (await kvPut(dc2, 'app/kept', kept.SecretID)) === 200, 30_000, 200);
+    assert.equal(await kvPut(dc4, 'app/kept', kept.SecretID), 200, 'dc4 resolved it in dc1 and cached it');
+    const cachedAt = Date.now();
+    const unseen = await makeToken(dc1, { Description: 'never used in dc4', Policies: [{ Name: 'kv-app' }] });
     await dc1.kill();
+    // dc4 (extend-cache): once token_ttl (1 s) has passed and dc4 finds dc1 unreachable, the cached
+    // identity keeps serving; a token it never resolved is not allowed.
+    await waitFor('dc4 cannot resolve a new token, past the kept token\'s TTL', async () => Date.now() - cachedAt > 2_000
+      && (await dc4.request('PUT', '/v1/kv/app/unseen', { ...as(unseen.SecretID), body: 'v', timeoutMs: 30_000 })).status !== 200, 60_000, 500);
+    assert.equal((await dc4.request('PUT', '/v1/kv/app/kept-down', { ...as(kept.SecretID), body: 'v', timeoutMs: 30_000 })).status, 200, 'extend-cache');
+    assert.equal((await dc4.request('PUT', '/v1/kv/other/kept-down', { ...as(kept.SecretID), body: 'v', timeoutMs: 30_000 })).status, 403);
     assert.equal(await kvPut(dc2, 'app/kept2', kept.SecretID), 200, 'known tokens keep working');
     assert.equal(await kvPut(dc2, 'other/kept', kept.SecretID), 403, 'with their own rules');
     assert.equal(await kvPut(dc2, 'app/anon', ''), 403);

@@ -1,12 +1,22 @@
 // The ACL side of federation on a server (issue 17, item 7), beside server/aclReplication.ts:
 //   GET /v1/acl/replication   Consul's ACL replication status (no ACL needed, as Consul's
 //                             ACL.ReplicationStatus); 401 "ACL support disabled" while ACLs are off
+//   secondaryResolver         how a secondary's servers resolve tokens (Consul's ACLResolver on a
+//                             server outside the primary): from the replicated rows once token
+//                             replication has completed a round; before that, or without
+//                             enable_token_replication, global tokens are resolved by the primary
+//                             (GET /v1/internal/acl/resolve there) and cached per acl.token_ttl,
+//                             acl.down_policy deciding while it cannot be reached (the client
+//                             agents' remoteResolver, http/aclResolve.ts); local tokens always here
 //   Forward.SignIntermediate  a secondary's CA asks the primary's to sign its intermediate; with ACLs
 //                             on the request must carry a token with operator:write (Consul's
 //                             ConnectCA.SignIntermediate), the secondary's acl.tokens.replication
 import type { RuntimeConfig } from '../config/runtime.ts';
 import { require } from '../http/aclEnforce.ts';
 import type { AclResolver } from '../http/aclResolve.ts';
+import { secretsEqual, type Identity } from '../acl/identity.ts';
+import { staticAuthorizer } from '../acl/authorizer.ts';
+import type { StateReader } from '../state/index.ts';
 import { HttpError } from '../http/errors.ts';
 import type { EndpointSpec } from '../http/router.ts';
 import type { AclReplication, AclReplicationStatusWire } from './aclReplication.ts';
@@ -44,5 +54,42 @@ export function authorizeSignIntermediate(acl: { resolver: AclResolver } | undef
     require(who, 'operator', 'write');
   } catch (err) {
     throw new ServerError('ERR_PERMISSION_DENIED', (err as Error).message);
+  }
+}
+
+/** A secondary server's resolver: `local` (its replica) or `remote` (the primary, with down_policy). */
+export function secondaryResolver(o: {
+  store: StateReader;
+  local: AclResolver;
+  remote: AclResolver;
+  /** True once token replication has completed a round: every global token is here. */
+  tokensReplicated(): boolean;
+  serverSecret(): string;
+}): AclResolver {
+  return {
+    resolve(secret, signal) {
+      if (o.tokensReplicated()) return o.local.resolve(secret, signal);
+      // The servers' own secret and this datacenter's local tokens exist only here.
+      const server = o.serverSecret();
+      if (server !== '' && secret !== '' && secretsEqual(secret, server)) return o.local.resolve(secret, signal);
+      if (secret !== '' && o.store.aclTokenBySecret(secret)?.Local === true) return o.local.resolve(secret, signal);
+      // The anonymous token: this datacenter's row (requests without a token must not wait on the WAN).
+      if (secret === '') return o.local.resolve(secret, signal);
+      return remoteOrDeny(o.remote, secret, signal);
+    },
+  };
+}
+
+/**
+ * The primary's answer; when it cannot be had and down_policy kept nothing (extend-cache or
+ * async-cache with no cached identity), deny everything, as Consul's resolver answers with its
+ * down authorizer rather than an error.
+ */
+async function remoteOrDeny(remote: AclResolver, secret: string, signal?: AbortSignal): Promise<Identity> {
+  try {
+    return await remote.resolve(secret, signal);
+  } catch (err) {
+    if (err instanceof HttpError && err.statusCode === 403) throw err;
+    return { accessorId: '', authorizer: staticAuthorizer(false) };
   }
 }

@@ -20,7 +20,9 @@ import { WanFederation } from './wan.ts';
 import { ConfigReplication } from './replication.ts';
 import { SecondaryCA } from './secondaryCA.ts';
 import { AclReplication } from './aclReplication.ts';
-import { aclReplicationRoutes, authorizeSignIntermediate } from './aclFederation.ts';
+import { aclReplicationRoutes, authorizeSignIntermediate, secondaryResolver } from './aclFederation.ts';
+import { remoteResolver } from '../http/aclResolve.ts';
+import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import { hasWanPool } from '../gossip/fromConfig.ts';
 
 export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
@@ -34,6 +36,18 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   // own: its CA is an intermediate of the primary's (secondaryCA.ts).
   const secondary = hasWanPool(config) && !!config.primaryDatacenter && config.primaryDatacenter !== config.datacenter;
   const acl = setupServerAcl({ config, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
+  // A secondary's servers resolve global tokens in the primary until token replication has them.
+  let toPrimary: ((req: ForwardedRequest, signal: AbortSignal) => Promise<ForwardedResponse>) | undefined;
+  let tokensReplicated = (): boolean => false;
+  if (acl && secondary) {
+    acl.resolver = secondaryResolver({
+      store: server.store, local: acl.resolver, tokensReplicated: () => tokensReplicated(), serverSecret: () => server.store.aclServerSecret(),
+      remote: remoteResolver((req, signal) => {
+        if (!toPrimary) throw new Error('the WAN pool is not running yet');
+        return toPrimary(req, signal);
+      }, config),
+    });
+  }
   const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger, secondary });
   server.signIntermediate = (csrPem, token) => {
     authorizeSignIntermediate(acl, token);
@@ -85,6 +99,8 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       fetchPrimary: fetchPrimaryWith, replicationToken, tokens: config.acl.enableTokenReplication,
     })
     : undefined;
+  if (wan) toPrimary = (req, signal) => wan!.forwardHttp(config.primaryDatacenter, req, signal);
+  if (aclReplication && config.acl.enableTokenReplication) tokensReplicated = () => aclReplication.status().ReplicatedTokenIndex > 0;
   const secondaryLoops = wan && secondary
     ? [
       new ConfigReplication({
