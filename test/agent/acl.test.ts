@@ -21,7 +21,7 @@ const execFileP = promisify(execFile);
 
 const AGENT_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c001';
 const WEB_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c002';
-const aclHcl = (extra = '') => `acl {\n  enabled = true\n  default_policy = "deny"\n  down_policy = "extend-cache"\n  tokens {\n${extra}  }\n}\n`;
+const aclHcl = (extra = '', top = '') => `acl {\n  enabled = true\n  default_policy = "deny"\n  down_policy = "extend-cache"\n${top}  tokens {\n${extra}  }\n}\n`;
 /** A config file (not -hcl, so no secret is on the command line the harness logs). */
 function configFile(text: string): string {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-acl-'));
@@ -82,7 +82,7 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     await tok(WEB_TOKEN, ['web', 'kv-app']);
     client = await AgentProcess.start({
       name: 'acl-client', mode: 'client', readyTimeoutMs: 60_000,
-      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${AGENT_TOKEN}"\n    dns = "${AGENT_TOKEN}"\n`))],
+      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${AGENT_TOKEN}"\n    dns = "${AGENT_TOKEN}"\n`, '  enable_token_persistence = true\n'))],
     });
     // Anti-entropy writes the client's node and its node checks with the agent token: a check
     // registered with the agent token reaches the catalog; anonymous cannot register one.
@@ -191,6 +191,23 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     assert.equal((await server.request('GET', '/v1/acl/tokens', as(mgmt))).text, tokensBefore);
     assert.equal((await server.request('GET', '/v1/acl/policies', as(mgmt))).json<unknown[]>().length, policiesBefore);
     assert.equal((await server.request('GET', '/v1/kv/app/nul', as(mgmt))).status, 404);
+  });
+
+  test('the agent\'s default token set at runtime (acl:write), persisted across a restart', async () => {
+    assert.equal((await client.request('PUT', '/v1/kv/app/dflt', { body: 'x' })).status, 403);
+    const noRight = await client.request('PUT', '/v1/agent/token/default', { ...as(WEB_TOKEN), body: { Token: WEB_TOKEN } });
+    assert.equal(noRight.status, 403);
+    const unknown = await client.request('PUT', '/v1/agent/token/nope', { ...as(mgmt), body: { Token: 'x' } });
+    assert.equal(unknown.status, 404);
+    assert.equal(unknown.text, 'Token "nope" is unknown');
+    const set = await client.request('PUT', '/v1/agent/token/default', { ...as(mgmt), body: { Token: WEB_TOKEN } });
+    assert.equal(set.status, 200, set.text);
+    // A request without a token now acts with the default token.
+    assert.equal((await client.request('PUT', '/v1/kv/app/dflt', { body: 'x' })).text, 'true');
+    const file = path.join(client.dataDir, 'acl-tokens.json');
+    assert.equal(fs.statSync(file).mode & 0o777, 0o600);
+    await client.restart();
+    await waitFor('the restarted client uses the persisted default token', async () => (await client.request('PUT', '/v1/kv/app/dflt2', { body: 'y' })).text === 'true', 30_000, 200);
   });
 
   test('token secrets show only to acl:write; read needs acl:read', async () => {

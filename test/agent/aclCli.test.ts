@@ -77,6 +77,14 @@ describe('trellis acl (CLI) against a dev agent with ACLs on', () => {
     const outside = await cli(['kv', 'put', '-token', t.SecretID, 'other', '4']);
     assert.equal(outside.code, 1);
 
+    // The agent's default token: requests without a token act with it.
+    const setTok = await cli(['acl', 'set-agent-token', 'default', t.SecretID], env);
+    assert.equal(setTok.code, 0, setTok.stderr);
+    assert.equal(setTok.stdout, 'ACL token "default" set successfully\n');
+    assert.equal((await cli(['kv', 'put', 'app/dflt', '5'])).code, 0);
+    assert.equal((await cli(['acl', 'set-agent-token', 'default', ''], env)).code, 0);
+    assert.equal((await cli(['kv', 'put', 'app/dflt', '6'])).code, 1);
+
     const upd = await cli(['acl', 'token', 'update', '-id', t.AccessorID, '-description', 'renamed'], env);
     assert.equal(upd.code, 0, upd.stderr);
     assert.match(upd.stdout, /^Token updated successfully\.\nAccessorID:/);

@@ -10,6 +10,7 @@ import { ClientServers, serversUnreachable } from './servers.ts';
 import { clientDnsLookup } from './dnsLookup.ts';
 import { remoteResolver, type AclBackend } from '../http/aclResolve.ts';
 import { antiEntropyToken } from '../http/aclEnforce.ts';
+import { loadPersistedTokens } from '../http/aclTokens.ts';
 
 export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const { config, logger, pool } = ctx;
@@ -20,6 +21,7 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
   const empty = new StateStore();
   // ACLs on: tokens resolve on a server; this agent's own catalog writes carry the agent token (or
   // the token a service was registered with).
+  if (config.acl.enabled) loadPersistedTokens(config);
   const acl: AclBackend | undefined = config.acl.enabled ? {
     resolver: remoteResolver((req, signal) => servers.http(req, signal), config),
     defaultToken: config.acl.tokens.default,

@@ -10,6 +10,7 @@ import { GLOBAL_MANAGEMENT_RULES } from '../acl/rules.ts';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import { authorizeCommand } from '../http/aclEnforce.ts';
 import { storeResolver, type AclBackend } from '../http/aclResolve.ts';
+import { loadPersistedTokens } from '../http/aclTokens.ts';
 import type { Logger } from '../logger.ts';
 import { decodeCommand, type AclInitCommand, type StateStore } from '../state/index.ts';
 import type { Writes } from './writes.ts';
@@ -21,8 +22,8 @@ import type { AclResolver } from '../http/aclResolve.ts';
  * anonymous token) may read: a service's instances need service:read and node:read on their node,
  * a node lookup node:read (Consul's DNS server resolves its requests with the agent's token).
  */
-export function aclDnsLookup(lookup: DnsLookup, resolver: AclResolver, token: string): DnsLookup {
-  const who = async () => resolver.resolve(token);
+export function aclDnsLookup(lookup: DnsLookup, resolver: AclResolver, token: () => string): DnsLookup {
+  const who = async () => resolver.resolve(token());
   return {
     ...lookup,
     async serviceInstances(service, tag) {
@@ -63,7 +64,7 @@ export function aclInitCommand(config: Pick<RuntimeConfig, 'acl'>, now = new Dat
 }
 
 export interface ServerAclOptions {
-  config: Pick<RuntimeConfig, 'acl' | 'datacenter'>;
+  config: Pick<RuntimeConfig, 'acl' | 'datacenter' | 'dataDir'>;
   store: StateStore;
   writes: Writes;
   apply: (cmd: AclInitCommand) => Promise<{ ok: boolean }>;
@@ -71,8 +72,9 @@ export interface ServerAclOptions {
 }
 
 /** Wires ACLs into a server; undefined (and nothing changed) while acl.enabled is false. */
-export function setupServerAcl(o: ServerAclOptions): (AclBackend & { dnsToken: string; leaderChanged(isLocal: boolean): void }) | undefined {
+export function setupServerAcl(o: ServerAclOptions): (AclBackend & { dnsToken: () => string; leaderChanged(isLocal: boolean): void }) | undefined {
   if (!o.config.acl.enabled) return undefined;
+  loadPersistedTokens(o.config);
   const log = o.logger.child({ component: 'agent.acl' });
   const resolver = storeResolver(o.store, o.config, () => o.store.aclServerSecret());
   o.writes.forwardToken = () => o.store.aclServerSecret();
@@ -97,10 +99,12 @@ export function setupServerAcl(o: ServerAclOptions): (AclBackend & { dnsToken: s
       await new Promise((r) => setTimeout(r, 500 * (attempt + 1)).unref());
     }
   }
+  const tokens = o.config.acl.tokens;
   return {
     resolver,
-    dnsToken: o.config.acl.tokens.dns || o.config.acl.tokens.default,
-    defaultToken: o.config.acl.tokens.default,
+    dnsToken: () => tokens.dns || tokens.default,
+    defaultToken: tokens.default,
+    agentToken: tokens.agent,
     serviceTokens: new Map(),
     leaderChanged(isLocal) {
       leading = isLocal;

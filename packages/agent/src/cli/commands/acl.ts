@@ -563,8 +563,50 @@ export const aclRoleDeleteCommand = cmd('acl role delete', 'Delete an ACL role',
   }
 });
 
+export const aclSetAgentTokenCommand = cmd('acl set-agent-token', 'Assign tokens for the Trellis agent', `Usage: trellis acl set-agent-token [options] TYPE TOKEN
+
+  This command will set the corresponding token for the agent to use. If token
+  persistence is enabled (acl.enable_token_persistence) the token is kept in the
+  data dir and used again after a restart.
+
+  Token types:
+
+    default                            The default token is the token that the agent will use for
+                                       both internal agent operations and operations initiated by
+                                       the HTTP and DNS interfaces when no specific token is provided.
+
+    agent                              The token that the agent will use for internal agent operations.
+
+    agent_recovery                     The token used to access the agent's own endpoints while
+                                       no server can resolve tokens.
+
+    replication                        The token that the servers will use to replicate ACLs from
+                                       the primary datacenter.
+
+    config_file_service_registration   The token for services and checks from config files.
+
+    dns                                The token used for DNS lookups.
+
+  Example:
+
+    $ trellis acl set-agent-token default c4d0f8df-3aba-4ab6-a7a0-35b760dc29a1`, [], async (ctx, flags, client) => {
+  if (flags.args.length !== 2) {
+    ctx.ui.error('Missing TYPE and TOKEN arguments');
+    return 1;
+  }
+  const [kind, token] = flags.args as [string, string];
+  try {
+    await call(client, 'PUT', `/v1/agent/token/${encodeURIComponent(kind)}`, { Token: token });
+    ctx.io.stdout.write(`ACL token "${kind}" set successfully\n`);
+    return 0;
+  } catch (err) {
+    ctx.ui.error(`Failed to set ACL token "${kind}": ${errText(err)}`);
+    return 1;
+  }
+});
+
 export const ACL_COMMANDS: readonly Command[] = [
-  aclBootstrapCommand,
+  aclBootstrapCommand, aclSetAgentTokenCommand,
   aclTokenCreateCommand, aclTokenReadCommand, aclTokenListCommand, aclTokenUpdateCommand, aclTokenDeleteCommand,
   aclPolicyCreateCommand, aclPolicyReadCommand, aclPolicyListCommand, aclPolicyUpdateCommand, aclPolicyDeleteCommand,
   aclRoleCreateCommand, aclRoleReadCommand, aclRoleListCommand, aclRoleUpdateCommand, aclRoleDeleteCommand,

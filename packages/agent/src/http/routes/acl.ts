@@ -19,6 +19,7 @@ import { applyOk } from '../../state/apply.ts';
 import { isUuid, parseGoDuration, type ACLPolicy, type ACLRole, type ACLToken } from '../../state/index.ts';
 import { aclRequest, require as requireRight, requestToken } from '../aclEnforce.ts';
 import { isExpired, resolvedTokenWire } from '../aclResolve.ts';
+import { AGENT_TOKEN_KINDS, setAgentToken } from '../aclTokens.ts';
 import { setQueryMeta } from '../blocking.ts';
 import type { RequestContext } from '../context.ts';
 import { jsonSyntaxError } from '../decode.ts';
@@ -445,7 +446,31 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
     return resolvedTokenWire(backend.store, t, backend.config.datacenter);
   }
 
+  /** PUT /v1/agent/token/<kind> {"Token": "..."}: this agent's own token of that kind (acl:write). */
+  function setToken(ctx: RequestContext): unknown {
+    requireRight(who(), 'acl', 'write');
+    const kind = AGENT_TOKEN_KINDS[ctx.rest];
+    if (!kind) throw notFound(`Token "${ctx.rest}" is unknown`);
+    const raw = ctx.body?.toString('utf8') ?? '';
+    let token: unknown;
+    try {
+      token = raw.trim() === '' ? undefined : (JSON.parse(raw) as Record<string, unknown>)?.Token ?? (JSON.parse(raw) as Record<string, unknown>)?.token;
+    } catch (err) {
+      throw badRequest(`Request decode failed: ${jsonSyntaxError(raw, err as Error)}`);
+    }
+    if (typeof token !== 'string') throw badRequest('Request decode failed: the body must be {"Token": "<secret>"}');
+    setAgentToken(backend.config, kind, token);
+    const acl = backend.acl;
+    if (acl) {
+      acl.defaultToken = backend.config.acl.tokens.default;
+      acl.agentToken = backend.config.acl.tokens.agent;
+    }
+    deps.logger?.info({ kind: ctx.rest }, 'Updated agent\'s ACL token');
+    return undefined;
+  }
+
   return [
+    { path: '/v1/agent/token/', prefix: true, agentLocal: true, methods: { PUT: setToken } },
     { path: '/v1/acl/bootstrap', methods: { PUT: bootstrap } },
     { path: '/v1/acl/token', methods: { PUT: tokenCreate } },
     { path: '/v1/acl/token/', prefix: true, methods: { GET: tokenById, PUT: tokenById, DELETE: tokenById } },

@@ -67,20 +67,22 @@ function serverApi(deps: RouteDeps): CAServerApi {
   const forward = backend.forward;
   // With ACLs on, the agent's own calls carry its agent token (the user's service:write was checked
   // on the leaf endpoint; signing needs service:write on every service there: service_prefix "").
-  const token = backend.acl ? (backend.acl.agentToken || backend.acl.defaultToken) : '';
-  const headers: Record<string, string> = token ? { 'x-consul-token': token } : {};
+  const headers = (): Record<string, string> => {
+    const token = backend.acl ? (backend.acl.agentToken || backend.acl.defaultToken) : '';
+    return token ? { 'x-consul-token': token } : {};
+  };
   if (forward) {
     return {
       async roots(minIndex, signal) {
         const url = `/v1/connect/ca/roots?index=${minIndex}&wait=${ROOTS_WATCH_S}s`;
-        const res = await forward({ method: 'GET', url, headers, body: Buffer.alloc(0) }, signal);
+        const res = await forward({ method: 'GET', url, headers: headers(), body: Buffer.alloc(0) }, signal);
         const text = res.body.toString('utf8');
         if (res.status !== 200) throw new Error(`reading the CA roots from a server: ${res.status} ${text.trim()}`);
         return { index: Number(res.headers['x-consul-index'] ?? 0), value: JSON.parse(text) as CARootsResponse };
       },
       async sign(csr, signal) {
         const res = await forward({
-          method: 'PUT', url: '/v1/internal/connect/ca/sign', headers: { ...headers, 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ CSR: csr })),
+          method: 'PUT', url: '/v1/internal/connect/ca/sign', headers: { ...headers(), 'content-type': 'application/json' }, body: Buffer.from(JSON.stringify({ CSR: csr })),
         }, signal);
         const text = res.body.toString('utf8');
         if (res.status === 429) throw Object.assign(new Error(text.trim()), { code: 'ERR_RATE_LIMITED' });
