@@ -111,8 +111,19 @@ class ParsedRules {
 
 const MAX_CACHED = 10_000;
 
+/**
+ * acl.tokens.agent_recovery (agent_master): works on this agent alone, even with no server reachable
+ * (Consul's agent recovery authorizer: agent:write on this node, node:read everywhere).
+ */
+function recoveryIdentity(config: { nodeName: string; acl: { tokens: { agentRecovery: string } } }, secret: string): Identity | undefined {
+  const recovery = config.acl.tokens.agentRecovery;
+  if (recovery === '' || secret === '' || !secretsEqual(secret, recovery)) return undefined;
+  const rules = parseRules(`agent "${config.nodeName.replace(/["\\]/g, '')}" { policy = "write" }\nnode_prefix "" { policy = "read" }`);
+  return { accessorId: 'agent-recovery', authorizer: chainedAuthorizer([rules], false) };
+}
+
 /** Servers: resolves from the local replica; cached per secret until an ACL row changes. */
-export function storeResolver(store: StateReader, config: Pick<RuntimeConfig, 'datacenter' | 'acl'>, serverSecret: () => string): AclResolver {
+export function storeResolver(store: StateReader, config: Pick<RuntimeConfig, 'datacenter' | 'acl' | 'nodeName'>, serverSecret: () => string): AclResolver {
   const defaultAllow = config.acl.defaultPolicy === 'allow';
   const parsed = new ParsedRules();
   let generation = '';
@@ -138,6 +149,8 @@ export function storeResolver(store: StateReader, config: Pick<RuntimeConfig, 'd
       if (why) throw aclNotFound(why);
       const server = serverSecret();
       if (server !== '' && secretsEqual(secret, server)) return management;
+      const recovery = recoveryIdentity(config, secret);
+      if (recovery) return recovery;
       const token = store.aclTokenBySecret(secret === '' ? ANONYMOUS_SECRET_ID : secret);
       if (!token || !secretsEqual(token.SecretID, secret === '' ? ANONYMOUS_SECRET_ID : secret)) {
         // No anonymous row yet (a leader has not initialised ACLs): the default policy alone.
@@ -176,7 +189,7 @@ export function resolvedTokenWire(store: StateReader, token: ACLToken, datacente
 type Forward = (req: ForwardedRequest, signal: AbortSignal) => Promise<ForwardedResponse>;
 
 /** Client agents: asks a server, caches for acl.token_ttl, applies acl.down_policy when none answers. */
-export function remoteResolver(forward: Forward, config: Pick<RuntimeConfig, 'acl'>, now: () => number = Date.now): AclResolver {
+export function remoteResolver(forward: Forward, config: Pick<RuntimeConfig, 'acl' | 'nodeName'>, now: () => number = Date.now): AclResolver {
   const defaultAllow = config.acl.defaultPolicy === 'allow';
   const ttl = config.acl.tokenTtlMs > 0 ? config.acl.tokenTtlMs : 30_000;
   const cache = new Map<string, { identity: Identity; fetchedAt: number; expiresAt: number }>();
@@ -219,6 +232,8 @@ export function remoteResolver(forward: Forward, config: Pick<RuntimeConfig, 'ac
     async resolve(secret, signal) {
       const why = badSecret(secret);
       if (why) throw aclNotFound(why);
+      const recovery = recoveryIdentity(config, secret);
+      if (recovery) return recovery;
       const t = now();
       const hit = cache.get(secret);
       if (hit && hit.expiresAt <= t) {

@@ -64,7 +64,7 @@ export function aclInitCommand(config: Pick<RuntimeConfig, 'acl'>, now = new Dat
 }
 
 export interface ServerAclOptions {
-  config: Pick<RuntimeConfig, 'acl' | 'datacenter' | 'dataDir'>;
+  config: Pick<RuntimeConfig, 'acl' | 'datacenter' | 'dataDir' | 'nodeName'>;
   store: StateStore;
   writes: Writes;
   apply: (cmd: AclInitCommand) => Promise<{ ok: boolean }>;

@@ -22,7 +22,8 @@ function setup(downPolicy: DownPolicy) {
     if (req.headers['x-consul-token'] === 'unknown') return { status: 403, headers: {}, body: Buffer.from('ACL not found') };
     return { status: 200, headers: {}, body: Buffer.from(JSON.stringify(wire)) };
   };
-  const config = { acl: { ...defaults().acl, enabled: true, defaultPolicy: 'deny' as const, downPolicy, tokenTtlMs: 30_000 } };
+  const acl = { ...defaults().acl, enabled: true, defaultPolicy: 'deny' as const, downPolicy, tokenTtlMs: 30_000 };
+  const config = { nodeName: 'client-1', acl: { ...acl, tokens: { ...acl.tokens, agentRecovery: 'recovery-secret' } } };
   const r = remoteResolver(forward, config, () => clock);
   return {
     r,
@@ -73,6 +74,17 @@ describe('client agents resolve tokens through a server', () => {
   test('a token the server does not know: 403 ACL not found, even with extend-cache', async () => {
     const s = setup('extend-cache');
     await assert.rejects(async () => s.r.resolve('unknown'), (e: Error & { statusCode?: number }) => e.statusCode === 403 && e.message === 'ACL not found');
+  });
+
+  test('the agent recovery token works with every server gone: agent:write on this node, node:read', async () => {
+    const s = setup('deny');
+    s.down();
+    const z = (await s.r.resolve('recovery-secret')).authorizer;
+    assert.equal(z.allowed('agent', 'write', 'client-1'), true);
+    assert.equal(z.allowed('agent', 'write', 'client-2'), false);
+    assert.equal(z.allowed('node', 'read', 'anything'), true);
+    assert.equal(z.allowed('key', 'read', 'app/x'), false);
+    assert.equal(s.calls(), 0);
   });
 
   test('a 10 KB token or one with a NUL byte is refused before any server call', async () => {
