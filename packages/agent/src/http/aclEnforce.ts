@@ -187,13 +187,16 @@ export function authorizeCommand(identity: Identity, store: StateReader, cmd: Co
 
 /**
  * The token an agent's own catalog write is made with (Consul's anti-entropy): a service's rows
- * with the token it was registered with, everything else with acl.tokens.agent (else the default).
+ * with the token it was registered with through the API; a service without one (from a config
+ * file, or registered before a restart: those tokens are not kept yet) with
+ * acl.tokens.config_file_service_registration when set; everything else with acl.tokens.agent
+ * (else the default).
  */
-export function antiEntropyToken(acl: { serviceTokens: Map<string, string> }, tokens: { agent: string; default: string }, cmd: Command): string {
+export function antiEntropyToken(acl: { serviceTokens: Map<string, string> }, tokens: { agent: string; default: string; configFileServiceRegistration?: string }, cmd: Command): string {
   let serviceId: string | undefined;
   if (cmd.type === 'catalogRegister') serviceId = cmd.Service?.ID ?? cmd.Service?.Service ?? cmd.Check?.ServiceID ?? cmd.Checks?.[0]?.ServiceID;
   else if (cmd.type === 'catalogDeregister') serviceId = cmd.ServiceID;
-  const own = serviceId ? acl.serviceTokens.get(serviceId) : undefined;
+  const own = serviceId ? acl.serviceTokens.get(serviceId) ?? tokens.configFileServiceRegistration : undefined;
   return own || tokens.agent || tokens.default;
 }
 
