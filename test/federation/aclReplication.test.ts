@@ -11,7 +11,8 @@
 //        error and nothing is replicated (no ACL rows, no config entries, no intermediate signed)
 //   dc4  a secondary without enable_token_replication (ReplicationType "policies"): policies and
 //        roles replicate, global tokens are resolved by dc1 and cached for token_ttl (1 s here);
-//        with dc1 down, down_policy = "extend-cache" keeps the tokens it has seen working
+//        with dc1 down, down_policy = "extend-cache" keeps the tokens it has seen working; its
+//        acl.tokens.initial_management makes no token (Consul creates it in the primary only)
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -22,6 +23,7 @@ import { AgentProcess, printLogsIfFailed, waitFor } from '../support/index.ts';
 const MGMT = '7d1f8a52-1c2b-4e0f-9a51-0b5e1e0f0001';
 const REPL = '7d1f8a52-1c2b-4e0f-9a51-0b5e1e0f0002';
 const BAD = '7d1f8a52-1c2b-4e0f-9a51-0b5e1e0f0003';
+const DC4_INITIAL = '7d1f8a52-1c2b-4e0f-9a51-0b5e1e0f0004';
 const REPLICATION_RULES = 'acl = "write"\noperator = "write"\nservice_prefix "" {\n  policy = "read"\n  intentions = "read"\n}\n';
 
 interface Status {
@@ -70,7 +72,7 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     dc3 = await AgentProcess.start({ name: 'aclrep-dc3', mode: 'server', args: ['-datacenter', 'dc3', '-primary-datacenter', 'dc1', ...secondary(BAD)] });
     dc4 = await AgentProcess.start({
       name: 'aclrep-dc4', mode: 'server',
-      args: ['-datacenter', 'dc4', '-primary-datacenter', 'dc1', '-config-file', configFile(aclHcl(`    replication = "${REPL}"\n`, '  token_ttl = "1s"\n'))],
+      args: ['-datacenter', 'dc4', '-primary-datacenter', 'dc1', '-config-file', configFile(aclHcl(`    replication = "${REPL}"\n    initial_management = "${DC4_INITIAL}"\n`, '  token_ttl = "1s"\n'))],
     });
     dc1 = await AgentProcess.start({
       name: 'aclrep-dc1', mode: 'server',
@@ -147,13 +149,15 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     await waitFor('dc2 no longer has the policy', async () => (await dc2.request('GET', `/v1/acl/policy/${p.ID}`, as(MGMT))).status !== 200, 30_000, 200);
   });
 
-  test('a replication token the primary does not know: LastErrorMessage says so and nothing replicates', { timeout: 60_000 }, async () => {
-    const st = await waitFor('dc3 reports the error', async () => {
+  test('a replication token the primary does not know: LastErrorMessage says so and nothing replicates', { timeout: 90_000 }, async () => {
+    // (Its first rounds may fail before the WAN is joined: "No path to datacenter".)
+    const st = await waitFor('dc3 reports the primary\'s refusal', async () => {
       const s = await status(dc3);
-      return s.LastErrorMessage !== '' ? s : undefined;
-    }, 30_000, 200);
+      return /ACL not found/.test(s.LastErrorMessage) ? s : undefined;
+    }, 45_000, 200);
     assert.equal(st.Enabled, true);
-    assert.match(st.LastErrorMessage, /ACL not found/);
+    assert.equal(st.Running, true);
+    assert.match(st.LastErrorMessage, /\(403\)/);
     assert.notEqual(st.LastError, '0001-01-01T00:00:00Z');
     assert.equal(st.ReplicatedIndex, 0);
     assert.equal(st.LastSuccess, '0001-01-01T00:00:00Z');
@@ -202,6 +206,13 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     assert.equal(pol.status, 200, pol.text);
     assert.equal((await dc4.request('GET', `/v1/acl/policy/${pol.json<Policy>().ID}`, as(MGMT))).status, 200, 'the policy row is in dc4');
     assert.equal((await dc4.request('GET', `/v1/acl/token/${app.AccessorID}`, as(MGMT))).status, 403, 'the token row is not');
+    // initial_management is the primary's business: dc4 made no token of its own from it.
+    const rows = await dc4.request('GET', '/v1/acl/tokens', as(MGMT));
+    assert.equal(rows.status, 200, rows.text);
+    const list = rows.json<Array<Token & { Description: string }>>();
+    assert.ok(list.length > 0 && list.every((t) => t.SecretID !== '<hidden>'), 'secrets shown to the management token');
+    assert.deepEqual(list.filter((t) => t.SecretID === DC4_INITIAL || t.Description === 'Initial Management Token'), []);
+    assert.equal(await kvPut(dc4, 'app/initial', DC4_INITIAL), 403);
   });
 
   test('with the primary killed the secondary keeps authorizing what it replicated; replication resumes after a restart', { timeout: 180_000 }, async () => {

@@ -35,7 +35,13 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   // A secondary datacenter (another primary_datacenter, reachable over the WAN) has no root of its
   // own: its CA is an intermediate of the primary's (secondaryCA.ts).
   const secondary = hasWanPool(config) && !!config.primaryDatacenter && config.primaryDatacenter !== config.datacenter;
-  const acl = setupServerAcl({ config, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
+  // A secondary makes no initial management token (Consul's initializeACLs does that in the primary
+  // only): its global tokens are the primary's, and replication would delete one made here.
+  const aclConfig = secondary && config.acl.tokens.initialManagement !== ''
+    ? { ...config, acl: { ...config.acl, tokens: { ...config.acl.tokens, initialManagement: '' } } }
+    : config;
+  if (aclConfig !== config && config.acl.enabled) log.warn('acl.tokens.initial_management is ignored outside the primary datacenter; create tokens in the primary');
+  const acl = setupServerAcl({ config: aclConfig, store: server.store, writes: server.writes, apply: (cmd) => server.apply(cmd), logger });
   // A secondary's servers resolve global tokens in the primary until token replication has them.
   let toPrimary: ((req: ForwardedRequest, signal: AbortSignal) => Promise<ForwardedResponse>) | undefined;
   let tokensReplicated = (): boolean => false;
