@@ -78,7 +78,9 @@ describe('trellis agent', () => {
     ];
     for (const c of cases) {
       const fake = fakeAgent();
-      const { cap, done } = startCli([...c.args, `-data-dir=${tmp}/d`, '-http-port=18501'], fake);
+      // -bind: without it the agent picks the machine's one private IPv4 address, and refuses to
+      // start when there are several (Consul's rule), as while a network-namespace test runs.
+      const { cap, done } = startCli([...c.args, `-data-dir=${tmp}/d`, '-http-port=18501', '-bind=127.0.0.1'], fake);
       await agentRunning(cap);
       cap.signals.emit(c.sig);
       assert.equal(await done, 0);
