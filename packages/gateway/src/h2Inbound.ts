@@ -11,7 +11,7 @@ import http2 from 'node:http2';
 import type tls from 'node:tls';
 import { isGrpcContentType } from './grpc.ts';
 import { awaitResponse, endToEndHeaders, localReply, relayResponse } from './h2Relay.ts';
-import type { Caller } from './l7Inbound.ts';
+import type { Caller } from './types.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';

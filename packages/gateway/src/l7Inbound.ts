@@ -15,6 +15,7 @@ import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
 import type { H2Inbound } from './h2Inbound.ts';
+import { hasBody } from './httpBody.ts';
 import type { AuthorizeResult } from './types.ts';
 
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
@@ -127,7 +128,10 @@ export class L7Inbound {
       res.writeHead(503, { 'content-type': 'text/plain', 'content-length': body.length });
       res.end(body);
     });
-    req.pipe(out);
+    // A request without a body (most) ends at once: req.pipe would add and remove a handful of
+    // listeners on both streams per request, interpreted JavaScript in the proxy's lite mode.
+    if (hasBody(req)) req.pipe(out);
+    else out.end();
   }
 
   close(): void {

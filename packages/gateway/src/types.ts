@@ -63,3 +63,6 @@ export interface AuthorizeResult {
   Authorized: boolean;
   Reason: string;
 }
+
+/** Who called the public listener: the SPIFFE URI of its certificate, the service it names, the certificate's serial. */
+export interface Caller { uri: string; service: string; serial: string }
