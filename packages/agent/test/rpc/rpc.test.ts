@@ -33,6 +33,7 @@ describe('server RPC', () => {
       http: (req) => ({ status: 201, headers: { ...req.headers, 'x-method': req.method ?? '', 'x-url': req.url ?? '' }, body: req.body }),
       nodeState: (req) => ({ json: Buffer.from(`node=${req.node}`) }),
       restore: async (data) => { restored = data; return { index: data.length }; },
+      signIntermediate: () => { throw fail('ERR_VALIDATION', 'not in this test'); },
       // Echo after a delay given by the first byte (answers come back out of order); 0xff fails.
       applyFrame: async (command) => {
         if (command[0] === 0xff) throw new NotLeaderError('lead-id', '10.0.0.2:8300');
