@@ -12,7 +12,8 @@
 //   dc4  a secondary without enable_token_replication (ReplicationType "policies"): policies and
 //        roles replicate, global tokens are resolved by dc1 and cached for token_ttl (1 s here);
 //        with dc1 down, down_policy = "extend-cache" keeps the tokens it has seen working; its
-//        acl.tokens.initial_management makes no token (Consul creates it in the primary only)
+//        acl.tokens.initial_management makes no token (Consul creates it in the primary only); a
+//        client agent there syncs its node with an agent token that exists only in dc1
 import { after, afterEach, before, describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
@@ -50,7 +51,8 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
   let dc2: AgentProcess;
   let dc3: AgentProcess;
   let dc4: AgentProcess;
-  const all = (): AgentProcess[] => [dc1, dc2, dc3, dc4].filter((a) => a !== undefined);
+  let client4: AgentProcess;
+  const all = (): AgentProcess[] => [dc1, dc2, dc3, dc4, client4].filter((a) => a !== undefined);
   const as = (token: string) => ({ headers: { 'X-Consul-Token': token } });
   const kvPut = async (a: AgentProcess, key: string, token: string) => (await a.request('PUT', `/v1/kv/${key}`, { ...as(token), body: 'v' })).status;
   const status = async (a: AgentProcess) => a.getJson<Status>('/v1/acl/replication');
@@ -192,7 +194,7 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     assert.notEqual((await dc3.getJson<{ ActiveRootID: string }>('/v1/connect/ca/roots')).ActiveRootID, roots1.ActiveRootID);
   });
 
-  test('without token replication (dc4): policies replicate, tokens resolve in the primary', { timeout: 60_000 }, async () => {
+  test('without token replication (dc4): policies replicate, tokens resolve in the primary', { timeout: 120_000 }, async () => {
     const app = await makeToken(dc1, { Description: 'app for dc4', Policies: [{ Name: 'kv-app' }] });
     await waitFor('dc4 authorizes the token through the primary', async () => (await kvPut(dc4, 'app/dc4', app.SecretID)) === 200, 30_000, 200);
     assert.equal(await kvPut(dc4, 'other/dc4', app.SecretID), 403);
@@ -206,6 +208,18 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     assert.equal(pol.status, 200, pol.text);
     assert.equal((await dc4.request('GET', `/v1/acl/policy/${pol.json<Policy>().ID}`, as(MGMT))).status, 200, 'the policy row is in dc4');
     assert.equal((await dc4.request('GET', `/v1/acl/token/${app.AccessorID}`, as(MGMT))).status, 403, 'the token row is not');
+    // A client agent of dc4 whose agent token exists only in dc1: its anti-entropy writes, checked
+    // by dc4's leader, resolve the token in dc1, so its service reaches dc4's catalog.
+    const agentPolicy = await makePolicy(dc1, 'agent-dc4', 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "write" }');
+    const agentToken = await makeToken(dc1, { Description: 'client4 agent', Policies: [{ ID: agentPolicy.ID }] });
+    client4 = await AgentProcess.start({
+      name: 'aclrep-c4', mode: 'client', readyTimeoutMs: 60_000,
+      args: ['-datacenter', 'dc4', '-primary-datacenter', 'dc1', '-retry-join', dc4.serfAddr, '-retry-interval', '1s',
+        '-config-file', configFile(`${aclHcl(`    agent = "${agentToken.SecretID}"\n`)}services {\n  name = "web4"\n  port = 8080\n}\n`)],
+    });
+    // A service from the client's config file is synced with the agent token (no HTTP request involved).
+    await waitFor('client4\'s web4 in dc4\'s catalog', async () => (await dc4.request('GET', '/v1/catalog/service/web4', as(MGMT))).json<Array<{ Node: string }>>()
+      .some((x) => x.Node === 'aclrep-c4'), 30_000, 250);
     // initial_management is the primary's business: dc4 made no token of its own from it.
     const rows = await dc4.request('GET', '/v1/acl/tokens', as(MGMT));
     assert.equal(rows.status, 200, rows.text);

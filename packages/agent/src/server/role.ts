@@ -6,7 +6,8 @@ import type { AgentRole, RoleContext } from '../role.ts';
 import { parseServer } from '../gossip/tags.ts';
 import { catalogStateFromStore } from '../local/state.ts';
 import { injectForwarded } from '../http/forward.ts';
-import type { Command } from '../state/index.ts';
+import { decodeCommand, type Command } from '../state/index.ts';
+import { authorizeCommand } from '../http/aclEnforce.ts';
 import { ServerCA } from './connectCA.ts';
 import { aclDnsLookup, setupServerAcl } from './acl.ts';
 import { catalogDnsLookup } from './dnsLookup.ts';
@@ -53,6 +54,13 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
         return toPrimary(req, signal);
       }, config),
     });
+  }
+  // Writes forwarded to this datacenter's leader (client agents' anti-entropy, other servers) are
+  // checked with the same resolver, so a global token this secondary has not replicated works too.
+  if (acl && secondary) {
+    server.writes.authorizeForwarded = async (token, command) => {
+      authorizeCommand(await acl.resolver.resolve(token ?? ''), server.store, decodeCommand(command));
+    };
   }
   const ca = new ServerCA({ store: server.store, apply, datacenter: config.datacenter, logger, secondary });
   server.signIntermediate = (csrPem, token) => {

@@ -43,7 +43,7 @@ export class Writes {
   /** ACLs on (server/acl.ts): the token this server forwards its writes with (the servers' secret). */
   forwardToken: (() => string) | undefined = undefined;
   /** ACLs on: checks a write forwarded here against the token it came with; throws to refuse it. */
-  authorizeForwarded: ((token: string | undefined, command: Buffer) => void) | undefined = undefined;
+  authorizeForwarded: ((token: string | undefined, command: Buffer) => void | Promise<void>) | undefined = undefined;
 
   constructor(o: WritesOptions) {
     this.#o = o;
@@ -99,7 +99,7 @@ export class Writes {
     this.requireLeader();
     // The token the write was sent with (rpc/tokenFrame.ts) is checked here and never proposed.
     const { token, command: data } = unwrapToken(frame);
-    if (this.authorizeForwarded && isCommandData(data)) this.authorizeForwarded(token, data);
+    if (this.authorizeForwarded && isCommandData(data)) await this.authorizeForwarded(token, data);
     // Only state-store commands travel this way; control entries (restore) have their own path.
     if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
     return encodeCommandResult(await this.applyOnLeader(data));
