@@ -25,18 +25,23 @@ function write(rel: string, text: string): string {
   return p;
 }
 
-test('an agent asked for ACLs refuses to start, naming the key', { timeout: 60_000 }, async () => {
-  // The config from issue 10, which an agent used to start with and then accept anonymous writes.
+test('an agent given ACLs in a config file enforces them: an anonymous write is 403 and changes nothing', { timeout: 90_000 }, async () => {
+  // The config from issue 10, which an agent once started with and then accepted anonymous writes
+  // (then refused, until ACLs were built): now it starts and denies.
   const file = write('acl/acl.json', '{"acl": {"enabled": true, "default_policy": "deny"}}');
-  const r = await runTrellis([
-    'agent', '-dev', '-bind', '127.0.0.1', '-client', '127.0.0.1',
-    '-http-port', String(await freePort()), '-dns-port', String(await freePort({ udp: true })),
-    '-server-port', String(await freePort()), '-serf-lan-port', String(await freePort()), '-serf-wan-port', '-1',
-    '-config-file', file,
-  ], { timeoutMs: 30_000 });
-  assert.notEqual(r.code, 0, `the agent must not start; stdout: ${r.stdout}`);
-  assert.match(r.stderr, new RegExp(`config: ${file.replace(/[.]/g, '\\.')}: acl\\.enabled = true: ACLs are not supported yet`));
-  assert.doesNotMatch(r.stdout, /agent running/i);
+  const agent = await AgentProcess.start({ name: 'acl-config', args: ['-config-file', file] });
+  try {
+    const put = await agent.request('PUT', '/v1/kv/from-anonymous', { body: 'x' });
+    assert.equal(put.status, 403, put.text);
+    assert.match(put.text, /Permission denied/);
+    const boot = await agent.request('PUT', '/v1/acl/bootstrap');
+    assert.equal(boot.status, 200, boot.text);
+    const secret = boot.json<{ SecretID: string }>().SecretID;
+    const get = await agent.request('GET', '/v1/kv/from-anonymous', { headers: { 'X-Consul-Token': secret } });
+    assert.equal(get.status, 404, 'the refused write stored nothing');
+  } finally {
+    await agent.dispose();
+  }
 });
 
 test('-config-dir with an HCL agent config and an HCL service definition registers the service; services register takes HCL', { timeout: 90_000 }, async () => {

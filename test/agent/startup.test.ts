@@ -57,7 +57,7 @@ describe('refused before start', () => {
     { name: 'invalid JSON', file: 'broken.json', text: '{"datacenter": ', says: /invalid JSON/ },
     { name: 'a wrong type', file: 'type.json', text: '{"ports": {"http": "x"}}', says: /"ports\.http" must be an integer/ },
     { name: 'an HCL syntax error', file: 'agent.hcl', text: 'datacenter = "dc1"\nports {\n  http = \n}\n', says: /invalid HCL at line 4, column 1: expected a value/ },
-    { name: 'ACLs turned on (not supported yet: refused, never ignored)', file: 'acl.hcl', text: 'acl {\n  enabled = true\n}\n', says: /acl\.enabled = true: ACLs are not supported yet/ },
+    { name: 'legacy (pre-1.4) ACLs turned on (not enforced: refused, never ignored)', file: 'acl.hcl', text: 'acl_datacenter = "dc1"\n', says: /acl_datacenter/ },
   ];
   for (const b of broken) {
     test(`a config file with ${b.name}: exit 1, names the file and what is wrong`, async () => {
