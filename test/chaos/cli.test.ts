@@ -8,6 +8,7 @@ import path from 'node:path';
 import { namespacesWithPrefix, netnsUnavailable } from '../support/netns.ts';
 import { checkCounter, lockViolations } from './workloads.ts';
 import { parseArgs, parseDuration } from './options.ts';
+import { checkRegister, pruneUnobserved } from './run.ts';
 
 const cli = path.join(import.meta.dirname, 'cli.ts');
 const why = netnsUnavailable();
@@ -51,6 +52,22 @@ test('checkers: lock overlaps and lost increments are found', () => {
   assert.match(checkCounter(2, [1, 2, 3], 5).explanation, /1 lost/);
   assert.match(checkCounter(5, [1, 2, 3], 1).explanation, /> 3 acknowledged \+ 1 indeterminate/);
   assert.match(checkCounter(3, [1, 2, 2, 3], 0).explanation, /acknowledged more than once.*2/);
+});
+
+test('register check: unobserved indeterminate writes are pruned only when no cas failed; violations stay violations', () => {
+  const put = (client: number, value: string, call: number, ret: number, known = true) =>
+    ({ client, input: { kind: 'put' as const, key: 'k', value }, output: known ? { kind: 'put' as const } : undefined, call, ret: known ? ret : Infinity });
+  const get = (client: number, value: string | null, call: number, ret: number) =>
+    ({ client, input: { kind: 'get' as const, key: 'k' }, output: { kind: 'get' as const, value }, call, ret });
+  const pending = Array.from({ length: 40 }, (_, i) => put(10 + i, `lost${i}`, 3 + i, 0, false));
+  const h = [put(1, 'a', 1, 2), ...pending, get(2, 'a', 50, 51)];
+  assert.equal(pruneUnobserved(h).length, 2);
+  assert.equal(checkRegister(h).ok, true);
+  // Read 'a' after 'b' was acknowledged later: not linearizable, with or without the pending writes.
+  const bad = [put(1, 'a', 1, 2), put(1, 'b', 3, 4), ...pending, get(2, 'a', 60, 61)];
+  assert.equal(checkRegister(bad).ok, false);
+  const casFalse = [...h, { client: 3, input: { kind: 'cas' as const, key: 'k', expected: 'a', value: 'c' }, output: { kind: 'cas' as const, ok: false }, call: 52, ret: 53 }];
+  assert.equal(pruneUnobserved(casFalse).length, casFalse.length);
 });
 
 test('the CLI refuses bad input and an existing namespace before making anything', { skip: why || false }, async () => {
