@@ -220,6 +220,13 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     // A service from the client's config file is synced with the agent token (no HTTP request involved).
     await waitFor('client4\'s web4 in dc4\'s catalog', async () => (await dc4.request('GET', '/v1/catalog/service/web4', as(MGMT))).json<Array<{ Node: string }>>()
       .some((x) => x.Node === 'aclrep-c4'), 30_000, 250);
+    // Its HTTP API: KV goes to dc4's server, which asks dc1; an agent endpoint is decided on the
+    // client, which asks dc4's server about the token, which has dc1 answer.
+    assert.equal(await kvPut(client4, 'app/via-client', app.SecretID), 200);
+    assert.equal(await kvPut(client4, 'other/via-client', app.SecretID), 403);
+    const reg = await client4.request('PUT', '/v1/agent/service/register', { ...as(agentToken.SecretID), body: { Name: 'api4', Port: 9090 } });
+    assert.equal(reg.status, 200, reg.text);
+    assert.equal((await client4.request('PUT', '/v1/agent/service/register', { ...as(app.SecretID), body: { Name: 'api5', Port: 9091 } })).status, 403);
     // initial_management is the primary's business: dc4 made no token of its own from it.
     const rows = await dc4.request('GET', '/v1/acl/tokens', as(MGMT));
     assert.equal(rows.status, 200, rows.text);

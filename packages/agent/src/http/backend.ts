@@ -106,6 +106,11 @@ export interface AgentBackend {
    * when none can be reached. Absent: every other datacenter has no path.
    */
   forwardDc?(dc: string, req: ForwardedRequest, signal: AbortSignal): Promise<ForwardedResponse>;
+  /**
+   * A secondary datacenter's server with ACLs on: whether a client agent's token lookup
+   * (GET /v1/internal/acl/resolve) is the primary's to answer (a global token not replicated here).
+   */
+  aclResolveInPrimary?(secret: string): boolean;
   /** `GET /v1/catalog/datacenters` (servers: from the WAN pool). Absent: this datacenter alone. */
   datacenters?(): string[];
   /** Servers' WAN pool: `?wan=1` on agent/members, agent/join and agent/force-leave. Absent on client agents. */

@@ -305,6 +305,12 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
         await forwardAndReply((r, signal) => forwardDc(primary, { ...r, url: withDatacenter(r.url, primary) }, signal), req, reply, ac.signal);
         return;
       }
+      // A client agent asking a secondary about a global token that is not replicated there: the primary answers.
+      if (spec.path === '/v1/internal/acl/resolve' && primary && backend.forwardDc && backend.aclResolveInPrimary?.(token ?? '')) {
+        const forwardDc = backend.forwardDc.bind(backend);
+        await forwardAndReply((r, signal) => forwardDc(primary, { ...r, url: withDatacenter(r.url, primary) }, signal), req, reply, ac.signal);
+        return;
+      }
       const allowed = allowedMethods(spec);
       if (method === 'OPTIONS' && spec.methods.OPTIONS === undefined) {
         reply.header('Allow', ['OPTIONS', ...allowed].join(','));

@@ -58,24 +58,28 @@ export function authorizeSignIntermediate(acl: { resolver: AclResolver } | undef
 }
 
 /** A secondary server's resolver: `local` (its replica) or `remote` (the primary, with down_policy). */
-export function secondaryResolver(o: {
+export interface SecondaryTokens {
   store: StateReader;
-  local: AclResolver;
-  remote: AclResolver;
   /** True once token replication has completed a round: every global token is here. */
   tokensReplicated(): boolean;
   serverSecret(): string;
-}): AclResolver {
+}
+
+/** Whether a secondary's server asks the primary about `secret` rather than its own replica. */
+export function resolvesInPrimary(o: SecondaryTokens, secret: string): boolean {
+  if (o.tokensReplicated()) return false;
+  // The anonymous token: this datacenter's row (requests without a token must not wait on the WAN).
+  if (secret === '') return false;
+  // The servers' own secret and this datacenter's local tokens exist only here.
+  const server = o.serverSecret();
+  if (server !== '' && secretsEqual(secret, server)) return false;
+  return o.store.aclTokenBySecret(secret)?.Local !== true;
+}
+
+export function secondaryResolver(o: SecondaryTokens & { local: AclResolver; remote: AclResolver }): AclResolver {
   return {
     resolve(secret, signal) {
-      if (o.tokensReplicated()) return o.local.resolve(secret, signal);
-      // The servers' own secret and this datacenter's local tokens exist only here.
-      const server = o.serverSecret();
-      if (server !== '' && secret !== '' && secretsEqual(secret, server)) return o.local.resolve(secret, signal);
-      if (secret !== '' && o.store.aclTokenBySecret(secret)?.Local === true) return o.local.resolve(secret, signal);
-      // The anonymous token: this datacenter's row (requests without a token must not wait on the WAN).
-      if (secret === '') return o.local.resolve(secret, signal);
-      return remoteOrDeny(o.remote, secret, signal);
+      return resolvesInPrimary(o, secret) ? remoteOrDeny(o.remote, secret, signal) : o.local.resolve(secret, signal);
     },
   };
 }

@@ -21,7 +21,7 @@ import { WanFederation } from './wan.ts';
 import { ConfigReplication } from './replication.ts';
 import { SecondaryCA } from './secondaryCA.ts';
 import { AclReplication } from './aclReplication.ts';
-import { aclReplicationRoutes, authorizeSignIntermediate, secondaryResolver } from './aclFederation.ts';
+import { aclReplicationRoutes, authorizeSignIntermediate, resolvesInPrimary, secondaryResolver, type SecondaryTokens } from './aclFederation.ts';
 import { remoteResolver } from '../http/aclResolve.ts';
 import type { ForwardedRequest, ForwardedResponse } from '../http/forward.ts';
 import { hasWanPool } from '../gossip/fromConfig.ts';
@@ -46,9 +46,10 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   // A secondary's servers resolve global tokens in the primary until token replication has them.
   let toPrimary: ((req: ForwardedRequest, signal: AbortSignal) => Promise<ForwardedResponse>) | undefined;
   let tokensReplicated = (): boolean => false;
+  const secondaryTokens: SecondaryTokens = { store: server.store, tokensReplicated: () => tokensReplicated(), serverSecret: () => server.store.aclServerSecret() };
   if (acl && secondary) {
     acl.resolver = secondaryResolver({
-      store: server.store, local: acl.resolver, tokensReplicated: () => tokensReplicated(), serverSecret: () => server.store.aclServerSecret(),
+      ...secondaryTokens, local: acl.resolver,
       remote: remoteResolver((req, signal) => {
         if (!toPrimary) throw new Error('the WAN pool is not running yet');
         return toPrimary(req, signal);
@@ -154,6 +155,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
       },
       connectCA: ca,
       ...(acl ? { acl } : {}),
+      ...(acl && secondary ? { aclResolveInPrimary: (secret: string) => resolvesInPrimary(secondaryTokens, secret) } : {}),
       ...(wan ? {
         forwardDc: (dc, req, signal) => wan.forwardHttp(dc, req, signal),
         datacenters: () => wan.datacenters(),
