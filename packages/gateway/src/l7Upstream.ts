@@ -14,6 +14,7 @@ import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
 import { requestHash, type RequestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
+import { hasBody, readBody } from './httpBody.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
@@ -202,17 +203,16 @@ export class L7UpstreamListener {
       reply(res, 503, `no route: ${(err as Error).message}`);
       return;
     }
-    // The body is held so a retry can send it again.
-    const chunks: Buffer[] = [];
-    let size = 0;
-    try {
-      for await (const c of req) {
-        size += (c as Buffer).length;
-        if (size > MAX_BODY) { reply(res, 413, 'request body too large'); return; }
-        chunks.push(c as Buffer);
-      }
-    } catch { return; }
-    const body = Buffer.concat(chunks);
+    // The body is held so a retry can send it again. Most requests have none (no Content-Length,
+    // no Transfer-Encoding): they skip the read entirely (no async iterator, no promise turns:
+    // interpreted JavaScript in the proxy's lite mode, ~2% of the upstream side's CPU profile).
+    let body: Buffer = EMPTY;
+    if (hasBody(req)) {
+      const read = await readBody(req, MAX_BODY);
+      if (read === 'too large') { reply(res, 413, 'request body too large'); return; }
+      if (read === undefined) return;
+      body = read;
+    }
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
     applyHeaderMods(headers, plan.requestHeaders);
@@ -294,6 +294,8 @@ export class L7UpstreamListener {
   /** Connections the HTTP/2 listener holds itself. */
   protected async closeConnections(): Promise<void> {}
 }
+
+const EMPTY = Buffer.alloc(0);
 
 function retire(a: http.Agent): void {
   (a as http.Agent & { keepAlive: boolean }).keepAlive = false;
