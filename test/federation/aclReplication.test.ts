@@ -137,6 +137,10 @@ describe('ACL replication: a secondary replicates policies, roles and global tok
     assert.equal(global.Local, false);
     assert.equal((await dc1.request('GET', `/v1/acl/token/${global.AccessorID}`, as(MGMT))).status, 200, 'the token is in the primary');
     await waitFor('dc2 authorizes the global token', async () => (await kvPut(dc2, 'dc2/x', global.SecretID)) === 200, 30_000, 200);
+    // Bootstrap is the primary's (Consul's ACL.BootstrapTokens outside it: ACL support disabled).
+    const boot = await dc2.request('PUT', '/v1/acl/bootstrap');
+    assert.equal(boot.status, 401, boot.text);
+    assert.equal(boot.text.trim(), 'ACL support disabled');
     // Replication rounds since then left the local token alone.
     assert.equal((await dc2.request('GET', `/v1/acl/token/${local.AccessorID}`, as(MGMT))).status, 200);
   });

@@ -305,6 +305,11 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
         await forwardAndReply((r, signal) => forwardDc(primary, { ...r, url: withDatacenter(r.url, primary) }, signal), req, reply, ac.signal);
         return;
       }
+      // Consul's BootstrapTokens outside the primary datacenter: acl.ErrDisabled (the first
+      // management token is made in the primary and replicated).
+      if (acl && spec.path === '/v1/acl/bootstrap' && primary && primary !== backend.config.datacenter) {
+        throw new HttpError(401, 'ACL support disabled', 'ERR_ACL_DISABLED');
+      }
       // A client agent asking a secondary about a global token that is not replicated there: the primary answers.
       if (spec.path === '/v1/internal/acl/resolve' && primary && backend.forwardDc && backend.aclResolveInPrimary?.(token ?? '')) {
         const forwardDc = backend.forwardDc.bind(backend);
