@@ -151,13 +151,15 @@ export class L7UpstreamListener {
   /** One keep-alive pool per target: its connections carry that target's SNI and identity check. */
   protected agentFor(target: DiscoveryTarget): http.Agent {
     const snap = this.opts.tls.snapshot!;
-    const key = `${target.ID}#${snap.generation}`;
+    // The connect timeout is in the key: a resolver's new ConnectTimeout (same target ID) must reach
+    // the pool's new connections, which its createConnection below would otherwise keep at the old value.
+    const connectMs = this.connectTimeoutMs(target);
+    const key = `${target.ID}#${snap.generation}#${connectMs}`;
     let a = this.agents.get(key);
     if (a) return a;
-    // A rotated leaf or root: new connections use it; the old pool's requests in flight finish, its idle sockets go.
+    // A rotated leaf or root (or timeout): new connections use it; the old pool's requests in flight finish, its idle sockets go.
     for (const [k, old] of this.agents) if (k.startsWith(`${target.ID}#`)) { retire(old); this.agents.delete(k); }
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
-    const connectMs = this.connectTimeoutMs(target);
     a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
     a.createConnection = ((options: { host?: string; port?: number }, cb: (err: Error | null, s?: net.Socket) => void) => {
       const conn = tls.connect({

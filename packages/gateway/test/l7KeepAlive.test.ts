@@ -82,3 +82,38 @@ test('a reused keep-alive connection answers a request slower than the keep-aliv
   assert.deepEqual(await get(), { status: 200, body: 'answer 2' });
   assert.equal(connections, 1, 'the second request went over the pooled connection');
 });
+
+test("a resolver's new ConnectTimeout for the same target applies to the next connection", async () => {
+  const service = 'silent';
+  // Accepts TCP and never answers the TLS handshake: only the connect timeout ends an attempt.
+  const held: import('node:net').Socket[] = [];
+  const silent = (await import('node:net')).createServer((s) => { held.push(s); });
+  await new Promise<void>((r) => silent.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => { for (const s of held) s.destroy(); return new Promise<void>((r) => silent.close(() => r())); });
+  const port = (silent.address() as { port: number }).port;
+  agent.setHealth(service, [{ Node: { Node: 'n1', Address: '127.0.0.1' }, Service: { ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Port: port } }]);
+  const id = `${service}.default.default.${DC}`;
+  const chain = (connectTimeout: string): CompiledDiscoveryChain => ({
+    ServiceName: service, Datacenter: DC, Protocol: 'http', StartNode: `resolver:${id}`,
+    Nodes: { [`resolver:${id}`]: { Type: 'resolver', Name: id, Resolver: { Target: id, ConnectTimeout: connectTimeout } } },
+    Targets: { [id]: { ID: id, Service: service, Datacenter: DC, SNI: `${service}.default.${DC}.internal.${TD}`, ConnectTimeout: connectTimeout } },
+  });
+  const failures: string[] = [];
+  const logger = { ...silentLogger, warn: (msg: string, fields?: Record<string, unknown>) => { failures.push(`${msg}: ${String((fields?.error as Error | undefined)?.message ?? '')}`); } };
+  const l = new L7UpstreamListener({ api, tls: material, metrics: new Metrics(), logger, chain: chain('1s'),
+    upstream: { DestinationName: service, LocalBindAddress: '127.0.0.1', LocalBindPort: await freePort() } });
+  closers.push(() => l.close());
+  await l.healthKnown(5000);
+  const local = (await l.listen()).port;
+  const get = () => new Promise<number>((resolve, reject) => {
+    const req = http.request({ host: '127.0.0.1', port: local, path: '/', agent: false }, (res) => { res.resume(); res.on('end', () => resolve(res.statusCode!)); });
+    req.on('error', reject);
+    req.end();
+  });
+  assert.equal(await get(), 503);
+  assert.ok(failures.some((f) => f.includes('within 1000 ms')), failures.join('\n'));
+  l.setChain(chain('2s'));
+  failures.length = 0;
+  assert.equal(await get(), 503);
+  assert.ok(failures.some((f) => f.includes('within 2000 ms')), `the new timeout applies: ${failures.join('\n')}`);
+});
