@@ -405,7 +405,11 @@ describe('WAN partition between onprem and cloud (issue 15, how it is checked)',
       t.skip(`loopback fallback (${cast.topo.fallbackReason}): no packet filter to partition with on this run`);
       return;
     }
-    await cast.putConfig({ Kind: 'service-resolver', Name: 'currency', ConnectTimeout: '2s', Redirect: { Datacenter: 'cloud' } });
+    // Fail fast the way a Consul user asks for it: ConnectTimeout ends new connections through the
+    // cut link, RequestTimeout the requests on connections pooled before the cut (their packets are
+    // dropped, nothing resets them; without it only the route's default timeout would end them,
+    // which in Envoy is 15 s, beyond the test apps' 10 s upstream timeout).
+    await cast.putConfig({ Kind: 'service-resolver', Name: 'currency', ConnectTimeout: '2s', RequestTimeout: '3s', Redirect: { Datacenter: 'cloud' } });
     await until(V2_CLOUD, 'web', '/', GROUP_TEST, 30_000);
     const pids = [...cast.servers.values(), ...cast.gateways.values(), ...[...cast.running.values()].flatMap((r) => [r.app, r.proxy])].map((p) => p.pid);
     // Every packet between onprem's and cloud's namespaces dropped; space still reaches both.
