@@ -58,6 +58,8 @@ export const AGENT_FLAGS: readonly AgentFlag[] = [
   f('server', 'bool', 'server', 'Switches agent to server mode.'),
   f('server-port', 'int', 'ports.server', 'Sets the server port to listen on.', { placeholder: 'port' }),
   f('ui', 'bool', 'ui_config.enabled', 'Enables the built-in static web UI server.'),
+  f('ui-content-path', 'string', 'ui_config.content_path', 'Sets the external UI path to a string. Defaults to: /ui/', { placeholder: 'path' }),
+  f('ui-dir', 'string', 'ui_config.dir', 'Path to directory containing the web UI resources.', { placeholder: 'path' }),
 ];
 
 export interface AgentFlagResult {

@@ -103,6 +103,9 @@ describe('parseAgentFlags maps Consul flags onto config keys', () => {
     assert.deepEqual(r.slices, { retry_join: ['a', 'b'] });
     assert.equal(r.devMode, false);
   });
+  test('-ui-content-path and -ui-dir set ui_config as Consul\'s flags do', () => {
+    assert.deepEqual(parseAgentFlags(['-ui', '-ui-content-path=/console/', '-ui-dir', '/srv/ui']).values, { ui_config: { enabled: true, content_path: '/console/', dir: '/srv/ui' } });
+  });
   test('-config-file and -config-dir share one ordered list', () => {
     const r = parseAgentFlags(['-config-dir=/d1', '-config-file', '/f1.json', '-config-dir', '/d2']);
     assert.deepEqual(r.configPaths, ['/d1', '/f1.json', '/d2']);
