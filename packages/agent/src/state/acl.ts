@@ -217,10 +217,12 @@ export function aclRoleDelete(tx: WriteTx, idRaw: unknown): boolean {
  * The one-time bootstrap (Consul's ACL.Bootstrap): stores a global-management token unless the
  * system was bootstrapped already, in which case only the stored reset index reopens it.
  */
-export function aclBootstrap(tx: WriteTx, tokenRaw: unknown, resetIndexRaw: unknown): ACLBootstrapResult {
+export function aclBootstrap(tx: WriteTx, tokenRaw: unknown, resetIndexRaw: unknown, globalManagementRaw?: unknown): ACLBootstrapResult {
   const reset = optUint(resetIndexRaw, 'ResetIndex');
   const d = tx.data;
   if (d.aclBootstrapIndex !== 0 && reset !== d.aclBootstrapIndex) return { Bootstrapped: false, ResetIndex: d.aclBootstrapIndex };
+  // A bootstrap can arrive before the new leader's aclInit is applied: the token's policy comes with it.
+  if (!d.aclPolicies.has(ACL_GLOBAL_MANAGEMENT_ID) && isRecord(globalManagementRaw)) aclPolicySet(tx, globalManagementRaw, true);
   aclTokenSet(tx, tokenRaw, true);
   tx.setAclBootstrapIndex(tx.index);
   return { Bootstrapped: true, ResetIndex: tx.index };

@@ -216,7 +216,7 @@ export class StateStore implements StateReader {
       case 'aclRoleDelete':
         return aclRoleDelete(tx, c.ID);
       case 'aclBootstrap':
-        return aclBootstrap(tx, c.Token, c.ResetIndex);
+        return aclBootstrap(tx, c.Token, c.ResetIndex, c.GlobalManagement);
       case 'aclInit':
         return aclInit(tx, c);
       case 'txn':

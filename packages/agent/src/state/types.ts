@@ -554,6 +554,8 @@ export interface AclBootstrapCommand extends CommandBase {
   type: 'aclBootstrap';
   Token: Record<string, unknown>;
   ResetIndex?: number;
+  /** The builtin policy, made here if the leader's aclInit has not been applied yet (a bootstrap right after start). */
+  GlobalManagement?: Record<string, unknown>;
 }
 /** A new leader's ACL initialisation (state/acl.ts aclInit). */
 export interface AclInitCommand extends CommandBase {

@@ -78,6 +78,18 @@ describe('ACL state', () => {
     assert.equal(s.aclBootstrapIndex(), 8);
   });
 
+  test('a bootstrap applied before the leader\'s aclInit makes the global-management policy it names', () => {
+    const s = new StateStore();
+    const tok = { AccessorID: 'acc-early', SecretID: 'sec-early', Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }] };
+    const r = s.apply(1, { type: 'aclBootstrap', Token: tok, GlobalManagement: GM });
+    assert.ok(r.ok, JSON.stringify(r));
+    assert.deepEqual(r.value, { Bootstrapped: true, ResetIndex: 1 });
+    assert.equal(s.aclToken('acc-early').value?.Policies[0]?.Name, 'global-management');
+    // The leader's aclInit afterwards keeps the policy and adds the anonymous token.
+    assert.ok(s.apply(2, { type: 'aclInit', GlobalManagement: GM, Anonymous: ANON, ServerSecret: 'srv' }).ok);
+    assert.equal(s.aclPolicies().value.length, 1);
+  });
+
   test('initial management token counts as the bootstrap', () => {
     const s = new StateStore();
     s.apply(1, { type: 'aclInit', GlobalManagement: GM, Anonymous: ANON, ServerSecret: 'x', InitialManagement: { AccessorID: 'im', SecretID: 'root', Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }] } });

@@ -13,8 +13,8 @@
 import { randomUUID } from 'node:crypto';
 import fs from 'node:fs/promises';
 import path from 'node:path';
-import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_POLICY_ID, type Identity } from '../../acl/identity.ts';
-import { AclRulesError, parseRules } from '../../acl/rules.ts';
+import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_MANAGEMENT_POLICY_NAME, type Identity } from '../../acl/identity.ts';
+import { AclRulesError, GLOBAL_MANAGEMENT_RULES, parseRules } from '../../acl/rules.ts';
 import { applyOk } from '../../state/apply.ts';
 import { isUuid, parseGoDuration, type ACLPolicy, type ACLRole, type ACLToken } from '../../state/index.ts';
 import { aclRequest, require as requireRight, requestToken } from '../aclEnforce.ts';
@@ -422,7 +422,13 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
       AccessorID: randomUUID(), SecretID: secret, Description: 'Bootstrap Token (Global Management)',
       Policies: [{ ID: GLOBAL_MANAGEMENT_POLICY_ID, Name: '' }], Local: false, CreateTime: new Date().toISOString(),
     };
-    const { value } = await applyOk(backend.apply, { type: 'aclBootstrap', Token: token, ...(reset ? { ResetIndex: reset.index } : {}) });
+    // The builtin policy rides along: a bootstrap sent right after the agent is up can reach the log
+    // before the new leader's aclInit does (it answered 400 "No such ACL policy" then).
+    const GlobalManagement = {
+      ID: GLOBAL_MANAGEMENT_POLICY_ID, Name: GLOBAL_MANAGEMENT_POLICY_NAME,
+      Description: 'Builtin Policy that grants unlimited access', Rules: GLOBAL_MANAGEMENT_RULES, Datacenters: [],
+    };
+    const { value } = await applyOk(backend.apply, { type: 'aclBootstrap', Token: token, GlobalManagement, ...(reset ? { ResetIndex: reset.index } : {}) });
     if (!value.Bootstrapped) {
       throw new HttpError(403, `Permission denied: ACL bootstrap no longer allowed (reset index: ${value.ResetIndex})`, 'ERR_PERMISSION_DENIED');
     }
