@@ -9,6 +9,9 @@ import type { CompiledDiscoveryChain, HeaderModifiers, RouteDestination } from '
 import { routeMatches, type HttpRequestInfo } from './routeMatch.ts';
 import { DEFAULT_MAX_RING_SIZE, DEFAULT_MIN_RING_SIZE, KetamaRing, MaglevTable, randomHash, type HashPolicy, type HashTable } from './hashLb.ts';
 
+/** Envoy's route timeout when neither the route nor the resolver sets RequestTimeout. */
+export const DEFAULT_ROUTE_TIMEOUT_MS = 15_000;
+
 export interface RequestPlan {
   /** The route taken (router chains only). */
   route?: { index: number; match: Record<string, unknown> | undefined; destination: RouteDestination | undefined };
@@ -17,7 +20,7 @@ export interface RequestPlan {
   /** Header changes in the order Envoy applies them: split (innermost) first, then route. */
   requestHeaders: HeaderModifiers[];
   responseHeaders: HeaderModifiers[];
-  /** The route's RequestTimeout, else the resolver's; undefined: none. */
+  /** The route's RequestTimeout, else the resolver's, else Envoy's default route timeout (15 s). */
   requestTimeoutMs?: number;
   /** The resolver node's LoadBalancer.Policy (Consul's names); default round_robin. */
   lbPolicy: string;
@@ -95,7 +98,9 @@ export function planRequest(chain: CompiledDiscoveryChain, req: HttpRequestInfo,
       const res = node.Resolver;
       if (!res) throw new ChainEvalError(`discovery chain for ${chain.ServiceName}: resolver node ${node.Name} has no Resolver`);
       plan.targets = [res.Target, ...(res.Failover?.Targets ?? [])];
-      plan.requestTimeoutMs = routeTimeout ?? durationMs(res.RequestTimeout);
+      // Consul leaves an unset RequestTimeout to Envoy, whose route timeout is then 15 s: a request on
+      // a pooled connection whose peer went silent (a cut WAN link drops packets, nothing resets) ends.
+      plan.requestTimeoutMs = routeTimeout ?? durationMs(res.RequestTimeout) ?? DEFAULT_ROUTE_TIMEOUT_MS;
       if (typeof node.LoadBalancer?.Policy === 'string' && node.LoadBalancer.Policy !== '') plan.lbPolicy = node.LoadBalancer.Policy;
       if (node.LoadBalancer) plan.loadBalancer = node.LoadBalancer as LoadBalancerConfig;
       return plan;

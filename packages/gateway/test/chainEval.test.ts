@@ -43,6 +43,11 @@ describe('planRequest', () => {
     assert.equal(p.requestTimeoutMs, 2000);
     assert.deepEqual(p.requestHeaders, [{ Set: { 'x-route': 'currency' } }]);
   });
+  test('no RequestTimeout on the route or the resolver: Envoy\'s 15 s route timeout', () => {
+    const p = planRequest(a2, req({ path: '/other' }));
+    assert.equal(p.route?.destination?.RequestTimeout, undefined, 'the default route sets none');
+    assert.equal(p.requestTimeoutMs, 15_000);
+  });
   test('A2: others take the catch-all to payments', () => {
     assert.deepEqual(planRequest(a2, req({ path: '/currency' })).targets, [T('payments')]);
     assert.deepEqual(planRequest(a2, req({ headers: { group: 'dev' } })).targets, [T('payments')]);
