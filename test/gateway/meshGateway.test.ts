@@ -116,7 +116,12 @@ async function register(name: string, id: string, app: TestApp, meta: Record<str
 
 before(async () => {
   agent = await AgentProcess.start({ name: 'mesh-gateway' });
-  const roots = await agent.getJson<{ TrustDomain: string; Roots: Array<{ RootCert: string; IntermediateCerts?: string[] | null }> }>('/v1/agent/connect/ca/roots');
+  // A fresh leader makes its CA just after it is elected: until then the roots are empty and a leaf
+  // request answers Consul's 500 "CA provider is nil" (a clean-clone run hit that window).
+  const roots = await waitFor('the CA roots', async () => {
+    const r = await agent.getJson<{ TrustDomain: string; Roots: Array<{ RootCert: string; IntermediateCerts?: string[] | null }> }>('/v1/agent/connect/ca/roots');
+    return r.Roots.length > 0 ? r : undefined;
+  }, 30_000, 100);
   td = roots.TrustDomain;
   ca = roots.Roots.flatMap((r) => [r.RootCert, ...(r.IntermediateCerts ?? [])]);
   // The test process plays `web` for the direct checks: it asks for web's leaf, as web's sidecar does.
