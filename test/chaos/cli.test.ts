@@ -54,7 +54,7 @@ test('checkers: lock overlaps and lost increments are found', () => {
   assert.match(checkCounter(3, [1, 2, 2, 3], 0).explanation, /acknowledged more than once.*2/);
 });
 
-test('register check: unobserved indeterminate writes are pruned only when no cas failed; violations stay violations', () => {
+test('register check: unobserved indeterminate writes are pruned first; a failed cas they could explain sends the check to the whole history; violations stay violations', () => {
   const put = (client: number, value: string, call: number, ret: number, known = true) =>
     ({ client, input: { kind: 'put' as const, key: 'k', value }, output: known ? { kind: 'put' as const } : undefined, call, ret: known ? ret : Infinity });
   const get = (client: number, value: string | null, call: number, ret: number) =>
@@ -67,7 +67,16 @@ test('register check: unobserved indeterminate writes are pruned only when no ca
   const bad = [put(1, 'a', 1, 2), put(1, 'b', 3, 4), ...pending, get(2, 'a', 60, 61)];
   assert.equal(checkRegister(bad).ok, false);
   const casFalse = [...h, { client: 3, input: { kind: 'cas' as const, key: 'k', expected: 'a', value: 'c' }, output: { kind: 'cas' as const, ok: false }, call: 52, ret: 53 }];
-  assert.equal(pruneUnobserved(casFalse).length, casFalse.length);
+  assert.equal(pruneUnobserved(casFalse).length, 2 + 1 + 1); // one pending write kept for the failed cas
+  assert.equal(checkRegister(casFalse).ok, true);
+  // Only a pending write makes this cas fail (the register still holds 'a' when it runs): linearizable
+  // with the write, not without it.
+  const explained = [put(1, 'a', 1, 2), put(5, 'x', 3, 0, false),
+    { client: 3, input: { kind: 'cas' as const, key: 'k', expected: 'a', value: 'c' }, output: { kind: 'cas' as const, ok: false }, call: 10, ret: 11 }];
+  assert.equal(pruneUnobserved(explained).length, 3);
+  assert.equal(checkRegister(explained).ok, true);
+  // And without the pending write it really is not linearizable.
+  assert.equal(checkRegister(explained.filter((op) => op.client !== 5)).ok, false);
 });
 
 test('the CLI refuses bad input and an existing namespace before making anything', { skip: why || false }, async () => {

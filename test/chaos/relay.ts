@@ -13,6 +13,9 @@ export class DelayRelay {
   readonly #timers = new Set<NodeJS.Timeout>();
   /** Chunks relayed (both directions), for the report. */
   chunks = 0;
+  /** Connections accepted, and those whose connection to the destination failed (for diagnostics). */
+  accepted = 0;
+  upstreamFailures = 0;
 
   private constructor(server: net.Server) {
     this.server = server;
@@ -35,7 +38,9 @@ export class DelayRelay {
   }
 
   #pipe(inbound: net.Socket, dest: { host: string; port: number }, random: () => number): void {
+    this.accepted++;
     const outbound = net.connect(dest.port, dest.host);
+    outbound.once('error', () => { this.upstreamFailures++; });
     for (const s of [inbound, outbound]) {
       this.#sockets.add(s);
       s.setNoDelay(true);

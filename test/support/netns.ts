@@ -22,6 +22,8 @@
 // Debian packages (deploy/install-netns-deps.sh) when missing.
 import { execFile, spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { repoRoot } from './paths.ts';
 
@@ -105,11 +107,52 @@ function usedSubnets(): string {
   return runSync('ip', ['-4', 'route', 'show', 'table', 'all']).out;
 }
 
+/**
+ * Claims of random subnets between plan() and the route build() adds: test files run in parallel
+ * processes, and two that read the route table before either added its route could pick the same
+ * /24 (the host would then have two routes to it and answer one topology through the other's link).
+ * A claim is a directory made with mkdir (atomic) holding the claiming pid; a dead pid's claim is free.
+ */
+const CLAIMS = path.join(os.tmpdir(), 'trellis-netns-subnets');
+
+function claimSubnet(subnet: string): boolean {
+  fs.mkdirSync(CLAIMS, { recursive: true });
+  const dir = path.join(CLAIMS, subnet);
+  try {
+    fs.mkdirSync(dir);
+  } catch {
+    let pid = 0;
+    try { pid = Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8')); } catch { /* being written, or gone */ }
+    if (pid > 0 && pidAlive(pid)) return false;
+    if (pid === 0) return false;
+    fs.rmSync(dir, { recursive: true, force: true });
+    try { fs.mkdirSync(dir); } catch { return false; }
+  }
+  fs.writeFileSync(path.join(dir, 'pid'), String(process.pid));
+  return true;
+}
+
+function releaseSubnet(subnet: string): void {
+  const dir = path.join(CLAIMS, subnet);
+  try {
+    if (Number(fs.readFileSync(path.join(dir, 'pid'), 'utf8')) === process.pid) fs.rmSync(dir, { recursive: true, force: true });
+  } catch { /* not ours, or already gone */ }
+}
+
+function pidAlive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
 function pickSubnet(): string {
   const routes = usedSubnets();
   for (let i = 0; i < 50; i++) {
     const s = `10.${213 + Math.floor(Math.random() * 10)}.${Math.floor(Math.random() * 256)}`;
-    if (!routes.includes(`${s}.`)) return s;
+    if (!routes.includes(`${s}.`) && claimSubnet(s)) return s;
   }
   throw new Error('network namespaces: no free 10.213-222.x.0/24 found');
 }
@@ -376,6 +419,7 @@ export class Netns {
     runSync('ip', ['link', 'del', this.hostLink]);
     for (const m of this.members) runSync('ip', ['netns', 'del', m.ns]);
     runSync('ip', ['netns', 'del', this.bridgeNs]);
+    releaseSubnet(this.subnet);
   }
 
   get destroyed(): boolean {
