@@ -20,7 +20,7 @@
 // secondary are forwarded to the primary (http/aclPrimaryWrites.ts).
 import type { ForwardedResponse } from '../http/forward.ts';
 import type { Logger } from '../logger.ts';
-import { sleep } from '../sleep.ts';
+import { FollowPrimary } from './followPrimary.ts';
 import type { ACLPolicy, ACLRole, ACLToken, Command, CommandResult, StateStore } from '../state/index.ts';
 
 export const ACL_REPLICATION_PATH = '/v1/internal/federation/acl';
@@ -37,8 +37,6 @@ export interface AclReplicationWire {
 }
 
 const WAIT = '5m';
-const MIN_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 10_000;
 
 export interface AclReplicationOptions {
   primary: string;
@@ -106,7 +104,7 @@ export function diffRows<T extends object>(local: T[], remote: T[], key: (r: T) 
 export class AclReplication {
   readonly #o: AclReplicationOptions;
   readonly #log: Logger;
-  #run: AbortController | undefined;
+  readonly #loop: FollowPrimary;
   #indexes = { policy: 0, role: 0, token: 0 };
   #lastSuccessMs = 0;
   #lastErrorMs = 0;
@@ -115,12 +113,22 @@ export class AclReplication {
   constructor(o: AclReplicationOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'agent.server.replication.acl' });
+    this.#loop = new FollowPrimary({
+      what: 'ACL replication',
+      log: this.#log,
+      round: (index, signal) => this.#round(index, signal),
+      failureMessage: 'ACL replication failed; the replicated ACLs keep serving',
+      onFailure: (err) => {
+        this.#lastErrorMs = Date.now();
+        this.#lastErrorMessage = err.message;
+      },
+    });
   }
 
   status(): AclReplicationStatusWire {
     return {
       Enabled: true,
-      Running: this.#run !== undefined,
+      Running: this.#loop.running,
       SourceDatacenter: this.#o.primary,
       ReplicationType: this.#o.tokens ? 'tokens' : 'policies',
       ReplicatedIndex: this.#indexes.policy,
@@ -133,44 +141,13 @@ export class AclReplication {
   }
 
   start(): void {
-    if (this.#run) return;
-    const ac = new AbortController();
-    this.#run = ac;
+    if (!this.#loop.start()) return;
     this.#log.info({ primary: this.#o.primary, tokens: this.#o.tokens }, 'started ACL replication from the primary datacenter');
-    void this.#loop(ac.signal).finally(() => {
-      if (this.#run === ac) this.#run = undefined;
-    });
   }
 
   stop(): void {
-    if (!this.#run) return;
-    this.#run.abort();
-    this.#run = undefined;
+    if (!this.#loop.stop()) return;
     this.#log.info({}, 'stopped ACL replication');
-  }
-
-  async #loop(signal: AbortSignal): Promise<void> {
-    let index = 0;
-    let backoff = MIN_BACKOFF_MS;
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        index = await this.#round(index, signal);
-        backoff = MIN_BACKOFF_MS;
-        if (failures > 0) this.#log.info({ failures }, 'ACL replication recovered');
-        failures = 0;
-      } catch (err) {
-        if (signal.aborted) return;
-        failures++;
-        this.#lastErrorMs = Date.now();
-        this.#lastErrorMessage = (err as Error).message;
-        if (failures === 1 || failures % 10 === 0) {
-          this.#log.warn({ err: (err as Error).message, failures, retryInMs: backoff }, 'ACL replication failed; the replicated ACLs keep serving');
-        }
-        await sleep(backoff, signal);
-        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
-      }
-    }
   }
 
   async #round(index: number, signal: AbortSignal): Promise<number> {

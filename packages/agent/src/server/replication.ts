@@ -18,7 +18,7 @@
 import type { ForwardedResponse } from '../http/forward.ts';
 import { CONFIG_ENTRIES_REPLICATION_PATH } from '../http/routes/replication.ts';
 import type { Logger } from '../logger.ts';
-import { sleep } from '../sleep.ts';
+import { FollowPrimary } from './followPrimary.ts';
 import type { Command, CommandResult, ConfigEntry, StateStore } from '../state/index.ts';
 
 /** Apply order of kinds: what others are validated against comes first (Consul's kind ordering). */
@@ -30,8 +30,6 @@ const kindRank = (kind: string): number => {
 
 /** Longest one blocking read of the primary waits (the primary answers sooner on any change). */
 const WAIT = '5m';
-const MIN_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 10_000;
 
 export interface ConfigReplicationOptions {
   primary: string;
@@ -84,12 +82,19 @@ export function diffConfigEntries(local: ConfigEntry[], remote: ConfigEntry[]): 
 export class ConfigReplication {
   readonly #o: ConfigReplicationOptions;
   readonly #log: Logger;
-  #run: AbortController | undefined;
+  readonly #loop: FollowPrimary;
   readonly #status: ReplicationStatus = { running: false, lastRemoteIndex: 0, lastSuccessMs: 0, lastError: '' };
 
   constructor(o: ConfigReplicationOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'agent.server.replication.config_entry' });
+    this.#loop = new FollowPrimary({
+      what: 'config entry replication',
+      log: this.#log,
+      round: (index, signal) => this.#round(index, signal),
+      failureMessage: 'config entry replication failed; the last replicated entries keep serving',
+      onFailure: (err) => { this.#status.lastError = err.message; },
+    });
   }
 
   status(): ReplicationStatus {
@@ -98,48 +103,16 @@ export class ConfigReplication {
 
   /** On gaining leadership. */
   start(): void {
-    if (this.#run) return;
-    const ac = new AbortController();
-    this.#run = ac;
+    if (!this.#loop.start(() => { this.#status.running = this.#loop.running; })) return;
     this.#status.running = true;
     this.#log.info({ primary: this.#o.primary }, 'started config entry replication from the primary datacenter');
-    void this.#loop(ac.signal).finally(() => {
-      if (this.#run === ac) this.#run = undefined;
-      this.#status.running = this.#run !== undefined;
-    });
   }
 
   /** On losing leadership, and when the server stops. */
   stop(): void {
-    if (!this.#run) return;
-    this.#run.abort();
-    this.#run = undefined;
+    if (!this.#loop.stop()) return;
     this.#status.running = false;
     this.#log.info({}, 'stopped config entry replication');
-  }
-
-  async #loop(signal: AbortSignal): Promise<void> {
-    let index = 0;
-    let backoff = MIN_BACKOFF_MS;
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        index = await this.#round(index, signal);
-        backoff = MIN_BACKOFF_MS;
-        if (failures > 0) this.#log.info({ failures }, 'config entry replication recovered');
-        failures = 0;
-      } catch (err) {
-        if (signal.aborted) return;
-        failures++;
-        this.#status.lastError = (err as Error).message;
-        // The first failure and then every tenth: a primary that is down for a while is one message, not hundreds.
-        if (failures === 1 || failures % 10 === 0) {
-          this.#log.warn({ err: (err as Error).message, failures, retryInMs: backoff }, 'config entry replication failed; the last replicated entries keep serving');
-        }
-        await sleep(backoff, signal);
-        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
-      }
-    }
   }
 
   /** One blocking read of the primary and the changes it calls for; returns the index to block on next. */

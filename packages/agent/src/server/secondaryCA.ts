@@ -18,13 +18,11 @@ import { parseProviderConfig } from '../ca/config.ts';
 import type { CARootsResponse } from '../ca/types.ts';
 import type { ForwardedResponse } from '../http/forward.ts';
 import type { Logger } from '../logger.ts';
-import { sleep } from '../sleep.ts';
+import { FollowPrimary } from './followPrimary.ts';
 import type { CARoot, StateStore } from '../state/index.ts';
 import type { ServerCA } from './connectCA.ts';
 
 const WAIT = '5m';
-const MIN_BACKOFF_MS = 500;
-const MAX_BACKOFF_MS = 10_000;
 
 export interface SecondaryCAOptions {
   primary: string;
@@ -58,47 +56,27 @@ function rootsKey(roots: readonly CARoot[]): string {
 export class SecondaryCA {
   readonly #o: SecondaryCAOptions;
   readonly #log: Logger;
-  #run: AbortController | undefined;
+  readonly #loop: FollowPrimary;
 
   constructor(o: SecondaryCAOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'agent.connect.ca' });
-  }
-
-  start(): void {
-    if (this.#run) return;
-    const ac = new AbortController();
-    this.#run = ac;
-    void this.#loop(ac.signal).finally(() => {
-      if (this.#run === ac) this.#run = undefined;
+    this.#loop = new FollowPrimary({
+      what: 'secondary CA sync',
+      log: this.#log,
+      round: (index, signal) => this.#round(index, signal),
+      restartFromZero: true,
+      failureMessage: 'secondary CA: could not sync with the primary datacenter; retrying',
+      failureFields: { primary: o.primary },
     });
   }
 
-  stop(): void {
-    this.#run?.abort();
-    this.#run = undefined;
+  start(): void {
+    this.#loop.start();
   }
 
-  async #loop(signal: AbortSignal): Promise<void> {
-    let index = 0;
-    let backoff = MIN_BACKOFF_MS;
-    let failures = 0;
-    while (!signal.aborted) {
-      try {
-        index = await this.#round(index, signal);
-        backoff = MIN_BACKOFF_MS;
-        failures = 0;
-      } catch (err) {
-        if (signal.aborted) return;
-        failures++;
-        if (failures === 1 || failures % 10 === 0) {
-          this.#log.warn({ err: (err as Error).message, failures, primary: this.#o.primary }, 'secondary CA: could not sync with the primary datacenter; retrying');
-        }
-        await sleep(backoff, signal);
-        backoff = Math.min(MAX_BACKOFF_MS, backoff * 2);
-        index = 0;
-      }
-    }
+  stop(): void {
+    this.#loop.stop();
   }
 
   async #round(index: number, signal: AbortSignal): Promise<number> {
