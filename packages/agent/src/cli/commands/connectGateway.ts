@@ -8,7 +8,8 @@
 import type { Command } from '../command.ts';
 import { execute, makeContext } from '../command.ts';
 import { HTTP_CLIENT_FLAGS, clientOptionsFrom } from '../http.ts';
-import type { CliIO, SignalName } from '../io.ts';
+import type { CliIO } from '../io.ts';
+import { runUntilSignal } from './runUntilSignal.ts';
 
 export const connectGatewayCommand: Command = {
   name: 'connect gateway',
@@ -76,15 +77,9 @@ export const connectGatewayCommand: Command = {
     }
     const logger = gw.createLogger({ level, json: flags.values.get('log-json') === true, name: 'mesh-gateway', write: (line) => io.stderr.write(line) });
     ui.output('==> Trellis Connect mesh gateway starting...');
-    const stopRequested = new Promise<SignalName>((resolve) => {
-      const on = (sig: SignalName) => () => { io.signals.off('SIGINT', handlers.SIGINT); io.signals.off('SIGTERM', handlers.SIGTERM); resolve(sig); };
-      const handlers = { SIGINT: on('SIGINT'), SIGTERM: on('SIGTERM') };
-      io.signals.on('SIGINT', handlers.SIGINT);
-      io.signals.on('SIGTERM', handlers.SIGTERM);
-    });
-    let gateway: Awaited<ReturnType<typeof gw.startMeshGateway>>;
-    try {
-      const started = gw.startMeshGateway({
+    return runUntilSignal({
+      io, ui, what: 'mesh gateway',
+      start: () => gw.startMeshGateway({
         httpAddr, token: token || undefined, logger,
         address: (flags.values.get('address') as string | undefined) || '0.0.0.0:8443',
         wanAddress: (flags.values.get('wan-address') as string | undefined) || undefined,
@@ -94,30 +89,16 @@ export const connectGatewayCommand: Command = {
         deregisterAfterCritical: (flags.values.get('deregister-after-critical') as string | undefined) || undefined,
         metricsAddr: (flags.values.get('metrics-addr') as string | undefined) || undefined,
         helloTimeoutMs,
-      });
-      const first = await Promise.race([started.then((g) => ({ g })), stopRequested.then((sig) => ({ sig }))]);
-      if ('sig' in first) {
-        void started.then((g) => g.stop(), () => undefined);
-        ui.output('==> Trellis Connect mesh gateway shutdown');
-        return 0;
-      }
-      gateway = first.g;
-    } catch (err) {
-      const msg = (err as Error).message;
-      ui.error(err instanceof gw.GatewayConfigError ? `==> Error preparing configuration: ${msg}` : `==> Failed initializing gateway: ${msg}`);
-      return 1;
-    }
-    ui.info(`            Service ID: ${gateway.serviceId}`);
-    ui.info(`            Datacenter: ${gateway.datacenter}`);
-    for (const a of gateway.addresses()) ui.info(`             Listening: ${a.address}:${a.port}`);
-    const m = gateway.metricsAddress();
-    if (m) ui.info(`               Metrics: http://${m.address}:${m.port}/metrics`);
-    ui.info('');
-    ui.output('==> Log data will now stream in as it occurs:\n');
-    await stopRequested;
-    await gateway.stop();
-    ui.output('==> Trellis Connect mesh gateway shutdown');
-    return 0;
+      }),
+      isConfigError: (err) => err instanceof gw.GatewayConfigError,
+      banner: (gateway) => {
+        ui.info(`            Service ID: ${gateway.serviceId}`);
+        ui.info(`            Datacenter: ${gateway.datacenter}`);
+        for (const a of gateway.addresses()) ui.info(`             Listening: ${a.address}:${a.port}`);
+        const m = gateway.metricsAddress();
+        if (m) ui.info(`               Metrics: http://${m.address}:${m.port}/metrics`);
+      },
+    });
   },
 };
 

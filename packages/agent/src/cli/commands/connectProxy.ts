@@ -6,7 +6,8 @@
 import type { Command } from '../command.ts';
 import { execute, makeContext } from '../command.ts';
 import { HTTP_CLIENT_FLAGS, clientOptionsFrom } from '../http.ts';
-import type { CliIO, SignalName } from '../io.ts';
+import type { CliIO } from '../io.ts';
+import { runUntilSignal } from './runUntilSignal.ts';
 
 export const connectProxyCommand: Command = {
   name: 'connect proxy',
@@ -83,45 +84,23 @@ export const connectProxyCommand: Command = {
     ui.info('    Configuration mode: Agent API');
     if (!proxyId) ui.info(`        Sidecar for ID: ${sidecarFor}`);
 
-    // A signal during start-up stops the start; after it, stops the proxy.
-    const stopRequested = new Promise<SignalName>((resolve) => {
-      const on = (sig: SignalName) => () => { io.signals.off('SIGINT', handlers.SIGINT); io.signals.off('SIGTERM', handlers.SIGTERM); resolve(sig); };
-      const handlers = { SIGINT: on('SIGINT'), SIGTERM: on('SIGTERM') };
-      io.signals.on('SIGINT', handlers.SIGINT);
-      io.signals.on('SIGTERM', handlers.SIGTERM);
-    });
-    let proxy: Awaited<ReturnType<typeof gw.startSidecarProxy>>;
-    try {
-      const started = gw.startSidecarProxy({
+    return runUntilSignal({
+      io, ui, what: 'proxy',
+      start: () => gw.startSidecarProxy({
         httpAddr, token: token || undefined,
         proxyServiceId: proxyId || undefined, sidecarFor: sidecarFor || undefined,
         metricsAddr: (flags.values.get('metrics-addr') as string | undefined) || undefined,
         logger,
-      });
-      const first = await Promise.race([started.then((p) => ({ p })), stopRequested.then((sig) => ({ sig }))]);
-      if ('sig' in first) {
-        // Stopped before the proxy had its certificates: let the start finish, then close it.
-        void started.then((p) => p.stop(), () => undefined);
-        ui.output('==> Trellis Connect proxy shutdown');
-        return 0;
-      }
-      proxy = first.p;
-    } catch (err) {
-      const msg = (err as Error).message;
-      ui.error(err instanceof gw.ProxyConfigError ? `==> Error preparing configuration: ${msg}` : `==> Failed initializing proxy: ${msg}`);
-      return 1;
-    }
-    ui.info(`              Proxy ID: ${proxy.proxyId}`);
-    const pub = proxy.publicAddress();
-    if (pub) ui.info(`       Public listener: ${pub.address}:${pub.port}`);
-    const m = proxy.metricsAddress();
-    if (m) ui.info(`               Metrics: http://${m.address}:${m.port}/metrics`);
-    ui.info('');
-    ui.output('==> Log data will now stream in as it occurs:\n');
-    await stopRequested;
-    await proxy.stop();
-    ui.output('==> Trellis Connect proxy shutdown');
-    return 0;
+      }),
+      isConfigError: (err) => err instanceof gw.ProxyConfigError,
+      banner: (proxy) => {
+        ui.info(`              Proxy ID: ${proxy.proxyId}`);
+        const pub = proxy.publicAddress();
+        if (pub) ui.info(`       Public listener: ${pub.address}:${pub.port}`);
+        const m = proxy.metricsAddress();
+        if (m) ui.info(`               Metrics: http://${m.address}:${m.port}/metrics`);
+      },
+    });
   },
 };
 
