@@ -199,12 +199,29 @@ backend app
   const check = spawnSync('haproxy', ['-c', '-f', path.join(dir, 'haproxy.cfg')], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`haproxy config: ${check.stdout}${check.stderr}`);
   const p = start('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')]);
+  haproxyProc = p.child;
   await waitFor('haproxy answers', async () => { try { await once(front, false); return true; } catch { return false; } }, 15_000, 100)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${p.out()}`); });
   return front;
 }
 
 // --- the mesh -------------------------------------------------------------------------------
+
+/** The web sidecar's -metrics-addr port: how many of its upstream connections resumed a TLS session. */
+let webMetricsPort = 0;
+/** consul_proxy_conns_total{direction="upstream"} and consul_proxy_tls_resumed_total of the web sidecar. */
+async function webUpstreamCounts(): Promise<{ conns: number; resumed: number }> {
+  const text = await new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port: webMetricsPort, path: '/metrics', agent: false }, (res) => {
+      let b = '';
+      res.setEncoding('utf8');
+      res.on('data', (d: string) => { b += d; });
+      res.on('end', () => resolve(b));
+    }).on('error', reject);
+  });
+  const sum = (re: RegExp) => text.split('\n').filter((l) => re.test(l)).reduce((a, l) => a + Number(l.slice(l.lastIndexOf(' ') + 1)), 0);
+  return { conns: sum(/^consul_proxy_conns_total\{[^}]*direction="upstream"/), resumed: sum(/^consul_proxy_tls_resumed_total[{ ]/) };
+}
 
 async function startMesh(appPort: number): Promise<number> {
   agent = await AgentProcess.start({ name: 'bench-proxy', args: ['-log-level', 'warn'] });
@@ -218,7 +235,9 @@ async function startMesh(appPort: number): Promise<number> {
     Name: 'web', Port: await freePort(),
     Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'payments', LocalBindPort: upstreamPort }] } } },
   });
-  const procs = ['payments', 'web'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  webMetricsPort = await freePort();
+  const procs = ['payments', 'web'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn',
+    ...(svc === 'web' ? ['-metrics-addr', `127.0.0.1:${webMetricsPort}`] : [])], trellisEnv()));
   caseProcs.set('trellis', procs.map((p) => p.child));
   await waitFor('web -> payments through the sidecars', async () => { try { await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
@@ -228,6 +247,8 @@ async function startMesh(appPort: number): Promise<number> {
 let l7Chain: CompiledDiscoveryChain | undefined;
 /** The proxy processes of the trellis cases (L4: payments, web; L7: shop-1, shop-2, web-l7), for their CPU time. */
 const caseProcs = new Map<string, ChildProcess[]>();
+/** haproxy's one process (all its threads), for its CPU time beside the trellis cases'. */
+let haproxyProc: ChildProcess | undefined;
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -322,9 +343,14 @@ async function main(): Promise<void> {
     const lat = await openLoop(c.port, c.keepAlive, RATE, SECONDS * 1000);
     process.stderr.write(`  ${c.name}: ${newSockets} of ${lat.ok} answered requests of the latency row used a new connection\n`);
     newSockets = 0;
-    const procsOfCase = caseProcs.get(c.name.replace(/ (ka|new)$/, '')) ?? [];
+    const procsOfCase = c.name.startsWith('haproxy ') ? [haproxyProc!] : caseProcs.get(c.name.replace(/ (ka|new)$/, '')) ?? [];
     const cpu0 = procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0);
+    const counts0 = c.name.startsWith('trellis ') && !c.name.includes('l7') ? await webUpstreamCounts() : undefined;
     const tput = await closedLoop(c.port, c.keepAlive, CONNS, TPUT_SECONDS * 1000);
+    if (counts0) {
+      const counts = await webUpstreamCounts();
+      process.stderr.write(`  ${c.name}: the web sidecar made ${counts.conns - counts0.conns} upstream mTLS connections in the throughput row, ${counts.resumed - counts0.resumed} of them resumed a TLS session\n`);
+    }
     if (procsOfCase.length > 0) cpuPerRequestUs.set(c.name, ((procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0) - cpu0) / Math.max(1, tput.ok)) * 1e6);
     process.stderr.write(`  ${c.name}: ${newSockets} of ${tput.ok} answered requests of the throughput row used a new connection\n`);
     const s = lat.lat.sort((a, b) => a - b);
@@ -352,6 +378,10 @@ async function main(): Promise<void> {
     const added = (x: number, b: number | undefined) => (base && !c.name.startsWith('direct') ? f(x - b!) : '-');
     out(`${c.name.padEnd(13)} ${f(r.lat.ok / r.lat.seconds, 0).padStart(9)} ${f(r.p50).padStart(7)} ${f(r.p99).padStart(7)} ${added(r.p50, base?.p50).padStart(8)} ${added(r.p99, base?.p99).padStart(8)} ${f(tputRate, 0).padStart(10)} ${(Number.isFinite(ratio) ? `${ratio.toFixed(2)}x` : '-').padStart(10)} ${`${r.lat.errors}/${r.tput.errors}`.padStart(7)}`);
   }
+  // CPU per request is what a loaded, shared machine disturbs least (throughput and latency move with
+  // whatever else runs): the proxies' utime+stime over the throughput row, per answered request.
+  const cpuRows = cases.filter((c) => cpuPerRequestUs.has(c.name)).map((c) => `${c.name} ${f(cpuPerRequestUs.get(c.name)!, 0)} us`);
+  if (cpuRows.length > 0) out(`proxies' CPU per request (utime+stime of the case's proxy processes over its throughput row): ${cpuRows.join(', ')}`);
   for (const c of cases) {
     const r = results.get(c.name)!;
     if (r.lat.firstError || r.tput.firstError) out(`  ${c.name} first errors: latency row: ${r.lat.firstError ?? '-'}; throughput row: ${r.tput.firstError ?? '-'}`);
