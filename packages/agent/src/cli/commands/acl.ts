@@ -321,6 +321,66 @@ export const aclTokenDeleteCommand = cmd('acl token delete', 'Delete an ACL toke
 
 // ---- policies --------------------------------------------------------------------------------------
 
+// ---- read, list and delete of policies and roles: the same commands over two kinds -------------
+
+interface NamedKind {
+  /** "policy", "role": in paths and messages. */
+  kind: string;
+  title: string;
+  idFlag: FlagSpec;
+  nameFlag: FlagSpec;
+  idFrom(client: ApiClient, flags: ParsedFlags): Promise<string>;
+  listPath: string;
+  format(o: Obj, meta: boolean): string;
+  formatListed(o: Obj, meta: boolean): string;
+}
+
+function needIdOrName(ctx: CommandContext, flags: ParsedFlags): boolean {
+  if (flagString(flags, 'id') || flagString(flags, 'name')) return true;
+  ctx.ui.error('Must specify either the -id or -name parameters');
+  return false;
+}
+
+function readCommand(k: NamedKind, synopsis: string, help: string): Command {
+  return cmd(`acl ${k.kind} read`, synopsis, help, [k.idFlag, k.nameFlag, FORMAT, META], async (ctx, flags, client) => {
+    if (!needIdOrName(ctx, flags)) return 1;
+    try {
+      const id = await k.idFrom(client, flags);
+      return show(ctx, flags, await call(client, 'GET', `/v1/acl/${k.kind}/${encodeURIComponent(id)}`) as Obj, k.format) ? 0 : 1;
+    } catch (err) {
+      ctx.ui.error(`Error reading ${k.kind} "${flagString(flags, 'id') ?? flagString(flags, 'name')}": ${errText(err)}`);
+      return 1;
+    }
+  });
+}
+
+function listCommand(k: NamedKind, synopsis: string, help: string): Command {
+  return cmd(`acl ${k.kind} list`, synopsis, help, [FORMAT, META], async (ctx, flags, client) => {
+    try {
+      return show(ctx, flags, await call(client, 'GET', k.listPath) as Obj[], k.formatListed) ? 0 : 1;
+    } catch (err) {
+      ctx.ui.error(`Failed to retrieve the ${k.kind} list: ${errText(err)}`);
+      return 1;
+    }
+  });
+}
+
+function deleteCommand(k: NamedKind, synopsis: string, help: string): Command {
+  return cmd(`acl ${k.kind} delete`, synopsis, help, [k.idFlag, k.nameFlag], async (ctx, flags, client) => {
+    if (!needIdOrName(ctx, flags)) return 1;
+    let id = '';
+    try {
+      id = await k.idFrom(client, flags);
+      await call(client, 'DELETE', `/v1/acl/${k.kind}/${encodeURIComponent(id)}`);
+      ctx.io.stdout.write(`${k.title} "${id}" deleted successfully\n`);
+      return 0;
+    } catch (err) {
+      ctx.ui.error(`Error deleting ${k.kind} "${id || flagString(flags, 'name')}": ${errText(err)}`);
+      return 1;
+    }
+  });
+}
+
 const POLICY_ID: FlagSpec = { name: 'id', kind: 'string', placeholder: 'value', usage: 'The ID of the policy. It may be specified as a unique ID prefix but will error if the prefix matches multiple policy IDs' };
 const POLICY_NAME: FlagSpec = { name: 'name', kind: 'string', placeholder: 'value', usage: 'The name of the policy' };
 
@@ -337,6 +397,8 @@ async function policyIdFrom(client: ApiClient, flags: ParsedFlags): Promise<stri
   const p = await call(client, 'GET', `/v1/acl/policy/name/${encodeURIComponent(name)}`) as Obj;
   return String(p.ID);
 }
+
+const POLICY: NamedKind = { kind: 'policy', title: 'Policy', idFlag: POLICY_ID, nameFlag: POLICY_NAME, idFrom: policyIdFrom, listPath: '/v1/acl/policies', format: formatPolicy, formatListed: formatPolicyStub };
 
 export const aclPolicyCreateCommand = cmd('acl policy create', 'Create an ACL policy', `Usage: trellis acl policy create -name NAME [options]
 
@@ -367,37 +429,18 @@ export const aclPolicyCreateCommand = cmd('acl policy create', 'Create an ACL po
   }
 });
 
-export const aclPolicyReadCommand = cmd('acl policy read', 'Read an ACL policy', `Usage: trellis acl policy read [options] POLICY
+export const aclPolicyReadCommand = readCommand(POLICY, 'Read an ACL policy', `Usage: trellis acl policy read [options] POLICY
 
   This command will retrieve and print out the details of a single policy.
 
           $ trellis acl policy read -id fdabbcb5-9de5-4b1a-961f-77214ae88cba
-          $ trellis acl policy read -name my-policy`, [POLICY_ID, POLICY_NAME, FORMAT, META], async (ctx, flags, client) => {
-  if (!flagString(flags, 'id') && !flagString(flags, 'name')) {
-    ctx.ui.error('Must specify either the -id or -name parameters');
-    return 1;
-  }
-  try {
-    const id = await policyIdFrom(client, flags);
-    return show(ctx, flags, await call(client, 'GET', `/v1/acl/policy/${encodeURIComponent(id)}`) as Obj, formatPolicy) ? 0 : 1;
-  } catch (err) {
-    ctx.ui.error(`Error reading policy "${flagString(flags, 'id') ?? flagString(flags, 'name')}": ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl policy read -name my-policy`);
 
-export const aclPolicyListCommand = cmd('acl policy list', 'Lists ACL policies', `Usage: trellis acl policy list [options]
+export const aclPolicyListCommand = listCommand(POLICY, 'Lists ACL policies', `Usage: trellis acl policy list [options]
 
   Lists all the ACL policies.
 
-          $ trellis acl policy list`, [FORMAT, META], async (ctx, flags, client) => {
-  try {
-    return show(ctx, flags, await call(client, 'GET', '/v1/acl/policies') as Obj[], formatPolicyStub) ? 0 : 1;
-  } catch (err) {
-    ctx.ui.error(`Failed to retrieve the policy list: ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl policy list`);
 
 export const aclPolicyUpdateCommand = cmd('acl policy update', 'Update an ACL policy', `Usage: trellis acl policy update [options]
 
@@ -429,27 +472,12 @@ export const aclPolicyUpdateCommand = cmd('acl policy update', 'Update an ACL po
   }
 });
 
-export const aclPolicyDeleteCommand = cmd('acl policy delete', 'Delete an ACL policy', `Usage: trellis acl policy delete [options] -id POLICY
+export const aclPolicyDeleteCommand = deleteCommand(POLICY, 'Delete an ACL policy', `Usage: trellis acl policy delete [options] -id POLICY
 
   Deletes an ACL policy by providing either the ID or a unique ID prefix, or its name.
 
           $ trellis acl policy delete -id b6b85
-          $ trellis acl policy delete -name my-policy`, [POLICY_ID, POLICY_NAME], async (ctx, flags, client) => {
-  if (!flagString(flags, 'id') && !flagString(flags, 'name')) {
-    ctx.ui.error('Must specify either the -id or -name parameters');
-    return 1;
-  }
-  let id = '';
-  try {
-    id = await policyIdFrom(client, flags);
-    await call(client, 'DELETE', `/v1/acl/policy/${encodeURIComponent(id)}`);
-    ctx.io.stdout.write(`Policy "${id}" deleted successfully\n`);
-    return 0;
-  } catch (err) {
-    ctx.ui.error(`Error deleting policy "${id || flagString(flags, 'name')}": ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl policy delete -name my-policy`);
 
 // ---- roles -----------------------------------------------------------------------------------------
 
@@ -463,6 +491,7 @@ async function roleIdFrom(client: ApiClient, flags: ParsedFlags): Promise<string
 const ROLE_ID: FlagSpec = { name: 'id', kind: 'string', placeholder: 'value', usage: 'The ID of the role' };
 const ROLE_NAME: FlagSpec = { name: 'name', kind: 'string', placeholder: 'value', usage: 'The name of the role' };
 const ROLE_LINKS = LINK_FLAGS.filter((f) => !f.name.startsWith('role-'));
+const ROLE: NamedKind = { kind: 'role', title: 'Role', idFlag: ROLE_ID, nameFlag: ROLE_NAME, idFrom: roleIdFrom, listPath: '/v1/acl/roles', format: formatRole, formatListed: formatRole };
 
 export const aclRoleCreateCommand = cmd('acl role create', 'Create an ACL role', `Usage: trellis acl role create -name NAME [options]
 
@@ -488,33 +517,14 @@ export const aclRoleCreateCommand = cmd('acl role create', 'Create an ACL role',
   }
 });
 
-export const aclRoleReadCommand = cmd('acl role read', 'Read an ACL role', `Usage: trellis acl role read [options] ROLE
+export const aclRoleReadCommand = readCommand(ROLE, 'Read an ACL role', `Usage: trellis acl role read [options] ROLE
 
           $ trellis acl role read -id fdabbcb5-9de5-4b1a-961f-77214ae88cba
-          $ trellis acl role read -name my-role`, [ROLE_ID, ROLE_NAME, FORMAT, META], async (ctx, flags, client) => {
-  if (!flagString(flags, 'id') && !flagString(flags, 'name')) {
-    ctx.ui.error('Must specify either the -id or -name parameters');
-    return 1;
-  }
-  try {
-    const id = await roleIdFrom(client, flags);
-    return show(ctx, flags, await call(client, 'GET', `/v1/acl/role/${encodeURIComponent(id)}`) as Obj, formatRole) ? 0 : 1;
-  } catch (err) {
-    ctx.ui.error(`Error reading role "${flagString(flags, 'id') ?? flagString(flags, 'name')}": ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl role read -name my-role`);
 
-export const aclRoleListCommand = cmd('acl role list', 'Lists ACL roles', `Usage: trellis acl role list [options]
+export const aclRoleListCommand = listCommand(ROLE, 'Lists ACL roles', `Usage: trellis acl role list [options]
 
-          $ trellis acl role list`, [FORMAT, META], async (ctx, flags, client) => {
-  try {
-    return show(ctx, flags, await call(client, 'GET', '/v1/acl/roles') as Obj[], formatRole) ? 0 : 1;
-  } catch (err) {
-    ctx.ui.error(`Failed to retrieve the role list: ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl role list`);
 
 export const aclRoleUpdateCommand = cmd('acl role update', 'Update an ACL role', `Usage: trellis acl role update [options]
 
@@ -543,25 +553,10 @@ export const aclRoleUpdateCommand = cmd('acl role update', 'Update an ACL role',
   }
 });
 
-export const aclRoleDeleteCommand = cmd('acl role delete', 'Delete an ACL role', `Usage: trellis acl role delete [options] -id ROLE
+export const aclRoleDeleteCommand = deleteCommand(ROLE, 'Delete an ACL role', `Usage: trellis acl role delete [options] -id ROLE
 
           $ trellis acl role delete -id b6b85
-          $ trellis acl role delete -name my-role`, [ROLE_ID, ROLE_NAME], async (ctx, flags, client) => {
-  if (!flagString(flags, 'id') && !flagString(flags, 'name')) {
-    ctx.ui.error('Must specify either the -id or -name parameters');
-    return 1;
-  }
-  let id = '';
-  try {
-    id = await roleIdFrom(client, flags);
-    await call(client, 'DELETE', `/v1/acl/role/${encodeURIComponent(id)}`);
-    ctx.io.stdout.write(`Role "${id}" deleted successfully\n`);
-    return 0;
-  } catch (err) {
-    ctx.ui.error(`Error deleting role "${id || flagString(flags, 'name')}": ${errText(err)}`);
-    return 1;
-  }
-});
+          $ trellis acl role delete -name my-role`);
 
 export const aclSetAgentTokenCommand = cmd('acl set-agent-token', 'Assign tokens for the Trellis agent', `Usage: trellis acl set-agent-token [options] TYPE TOKEN
 
