@@ -15,7 +15,11 @@
 //
 // Options: --quick (smaller and shorter: 100/1,000 members, 30 s of false-positive simulation),
 //          --seed=<n>, --only=sim|fp|real, --idle=<seconds> (idle CPU window, default 60).
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Not in the default run (they need root for network namespaces):
+//   --only=detect [--members=5] [--trials=9]   dead-node detection time of real member processes (kill -9)
+//   --only=loss [--members=4] [--rates=10,20,30] [--windows=2] [--window=60]
+//                                              false failure declarations under nft packet loss
+import { spawn, spawnSync, type ChildProcess, type SpawnOptions } from 'node:child_process';
 import { createInterface } from 'node:readline';
 import { readdirSync, readFileSync } from 'node:fs';
 import { fileURLToPath } from 'node:url';
@@ -23,6 +27,7 @@ import { epidemicModel, falsePositives, measureLifecycle } from '../src/gossip/s
 import type { Lifecycle, Propagation } from '../src/gossip/sim/index.ts';
 import { GossipPool } from '../src/gossip/index.ts';
 import { AgentProcess } from '../../../test/support/index.ts';
+import { Netns, ensureNetnsTools } from '../../../test/support/netns.ts';
 
 const self = fileURLToPath(import.meta.url);
 const args = process.argv.slice(2);
@@ -117,10 +122,14 @@ async function childReal(n: number): Promise<void> {
  */
 async function childMember(): Promise<void> {
   const n = Number(flag('n'));
-  const p = await GossipPool.create({ nodeName: flag('name')!, datacenter: 'dc1', bindAddr: '127.0.0.1', port: 0, joinTimeoutMs: 15_000 });
+  const p = await GossipPool.create({ nodeName: flag('name')!, datacenter: 'dc1', bindAddr: flag('bind') ?? '127.0.0.1', port: 0, joinTimeoutMs: 15_000 });
   await p.start();
   const say = (o: object): void => void process.stdout.write(`${JSON.stringify(o)}\n`);
   say({ addr: p.joinAddress });
+  // Member events with the time they happened here (epoch ms: the parent compares processes).
+  for (const type of ['member-join', 'member-failed', 'member-leave'] as const) {
+    p.on(type, (row) => say({ ev: type, member: row.Name, at: Date.now() }));
+  }
   const via = flag('join');
   if (via) {
     for (let attempt = 1; ; attempt++) {
@@ -148,13 +157,15 @@ async function childMember(): Promise<void> {
 }
 
 /** Starts a member process and resolves with it and its first line (its join address). */
-function startMember(name: string, n: number, join: string | undefined, lines: Map<ChildProcess, object[]>): Promise<{ proc: ChildProcess; addr: string }> {
-  const proc = spawn(process.execPath, [self, '--child=member', `--name=${name}`, `--n=${n}`, ...(join ? [`--join=${join}`] : [])], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  });
+function startMember(name: string, n: number, join: string | undefined, lines: Map<ChildProcess, object[]>,
+  net?: Netns, ns = name): Promise<{ proc: ChildProcess; addr: string }> {
+  const args = [self, '--child=member', `--name=${name}`, `--n=${n}`, ...(join ? [`--join=${join}`] : [])];
+  const stdio: SpawnOptions = { stdio: ['ignore', 'pipe', 'inherit'] };
+  // In a network namespace of its own (named after the member) when `net` is given.
+  const proc = net ? net.spawn(ns, process.execPath, [...args, `--bind=${net.address(ns)}`], stdio) : spawn(process.execPath, args, stdio);
   lines.set(proc, []);
   return new Promise((resolve, reject) => {
-    proc.once('exit', (code) => reject(new Error(`member ${name} exited with ${code}`)));
+    proc.once('exit', (code, signal) => reject(new Error(`member ${name} exited with ${code ?? signal}`)));
     createInterface({ input: proc.stdout! }).on('line', (l) => {
       const o = JSON.parse(l) as { addr?: string };
       lines.get(proc)!.push(o);
@@ -203,6 +214,123 @@ async function childProcs(n: number): Promise<void> {
     }));
   } finally {
     for (const p of procs) if (p.exitCode === null) p.kill('SIGKILL');
+  }
+}
+
+type MemberLine = { ev?: string; member?: string; at?: number; fullAt?: number };
+
+/** Events `observer` printed of `type` about `member` at or after `since` (epoch ms). */
+function eventsOf(lines: Map<ChildProcess, object[]>, observer: ChildProcess, type: string, member: string, since: number): number[] {
+  return (lines.get(observer)! as MemberLine[]).filter((o) => o.ev === type && o.member === member && o.at! >= since).map((o) => o.at!);
+}
+
+const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floor((xs.length - 1) / 2)]!;
+
+/**
+ * Dead-node detection, as the chaos harness measures it but without its load: n members (GossipPool
+ * processes at Consul's LAN defaults), each in a network namespace of its own, so a killed member's
+ * address stays and its kernel answers as a real host's does. Each trial kills one member with
+ * SIGKILL and times how long until every other member lists it failed; a new member then takes
+ * its place (in the killed one's namespace) and the pool converges again before the next trial.
+ */
+async function childDetect(n: number, trials: number): Promise<void> {
+  ensureNetnsTools();
+  const net = await Netns.create({ members: Array.from({ length: n }, (_, i) => `m${i}`) });
+  const lines = new Map<ChildProcess, object[]>();
+  const live: { name: string; ns: string; proc: ChildProcess; addr: string }[] = [];
+  const all: ChildProcess[] = [];
+  try {
+    for (let i = 0; i < n; i++) {
+      const name = `m${i}`;
+      const m = await startMember(name, n, live[0]?.addr, lines, net, name);
+      live.push({ name, ns: name, ...m });
+      all.push(m.proc);
+    }
+    const full = (): boolean => live.every((m) => (lines.get(m.proc)! as MemberLine[]).some((o) => o.fullAt !== undefined));
+    await waitFor(full, 'every member list to be full', 120_000);
+    const lastMs: number[] = [];
+    const firstMs: number[] = [];
+    for (let t = 0; t < trials; t++) {
+      await new Promise((r) => setTimeout(r, 3000 + Math.random() * 1000));
+      const victim = live.splice(Math.floor(Math.random() * live.length), 1)[0]!;
+      const t0 = Date.now();
+      victim.proc.kill('SIGKILL');
+      const seen = (): number[] => live.map((m) => eventsOf(lines, m.proc, 'member-failed', victim.name, t0)[0]).filter((x) => x !== undefined);
+      await waitFor(() => seen().length === live.length, `every member to list ${victim.name} failed`, 90_000);
+      const at = seen();
+      lastMs.push(Math.max(...at) - t0);
+      firstMs.push(Math.min(...at) - t0);
+      process.stderr.write(`  trial ${t + 1}: ${victim.name} killed; first member saw it failed after ${((Math.min(...at) - t0) / 1000).toFixed(2)} s, every member after ${((Math.max(...at) - t0) / 1000).toFixed(2)} s\n`);
+      // A new member in the killed one's namespace keeps the pool at n.
+      const name = `r${t}`;
+      const joinedAfter = Date.now();
+      const m = await startMember(name, n, live[0]!.addr, lines, net, victim.ns);
+      live.push({ name, ns: victim.ns, ...m });
+      all.push(m.proc);
+      await waitFor(() => live.every((o) => o.name === name || eventsOf(lines, o.proc, 'member-join', name, joinedAfter).length > 0)
+        && (lines.get(m.proc)! as MemberLine[]).some((o) => o.fullAt !== undefined), `${name} to join`, 120_000);
+    }
+    console.log(JSON.stringify({ n, trials, lastMs, firstMs, medianLastMs: median(lastMs), medianFirstMs: median(firstMs) }));
+  } finally {
+    for (const p of all) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await net.destroy();
+  }
+}
+
+/**
+ * False failure declarations under packet loss: n members in network namespaces (every member
+ * alive throughout), `windows` windows of `windowS` seconds at each loss rate (nft numgen on every
+ * member's input, as the chaos harness's loss fault). A declaration is one member-failed event at one
+ * member, from the start of the window until 10 s after it ended (a suspicion raised under loss
+ * may run out just after). Between windows the pool is healed until every member lists every member alive.
+ */
+async function childLoss(n: number, rates: number[], windows: number, windowS: number): Promise<void> {
+  ensureNetnsTools();
+  const names = Array.from({ length: n }, (_, i) => `m${i}`);
+  const net = await Netns.create({ members: names });
+  const lines = new Map<ChildProcess, object[]>();
+  const procs: ChildProcess[] = [];
+  let first: string | undefined;
+  try {
+    for (const name of names) {
+      const m = await startMember(name, n, first, lines, net, name);
+      first ??= m.addr;
+      procs.push(m.proc);
+    }
+    await waitFor(() => procs.every((p) => (lines.get(p)! as MemberLine[]).some((o) => o.fullAt !== undefined)), 'every member list to be full', 120_000);
+    // Alive in every list: the last join/failed event each observer printed about each member is a join.
+    const allAlive = (): boolean => procs.every((p) => names.every((name) => {
+      const evs = (lines.get(p)! as MemberLine[]).filter((o) => o.member === name && (o.ev === 'member-join' || o.ev === 'member-failed'));
+      return evs.length === 0 || evs.at(-1)!.ev === 'member-join';
+    }));
+    const results: { rate: number; declarations: number[] }[] = [];
+    for (const rate of rates) {
+      const declarations: number[] = [];
+      for (let w = 0; w < windows; w++) {
+        await new Promise((r) => setTimeout(r, 3000));
+        const t0 = Date.now();
+        await net.loss(rate);
+        await new Promise((r) => setTimeout(r, windowS * 1000));
+        await net.loss(0);
+        await new Promise((r) => setTimeout(r, 10_000));
+        const t1 = Date.now();
+        let count = 0;
+        const who: string[] = [];
+        for (const [i, p] of procs.entries()) {
+          for (const o of lines.get(p)! as MemberLine[]) {
+            if (o.ev === 'member-failed' && o.at! >= t0 && o.at! <= t1) { count++; who.push(`${o.member} by ${names[i]}`); }
+          }
+        }
+        declarations.push(count);
+        process.stderr.write(`  ${rate}% loss, window ${w + 1}: ${count} false failure declarations${who.length ? ` (${who.join(', ')})` : ''}\n`);
+        await waitFor(allAlive, 'every member alive again', 180_000);
+      }
+      results.push({ rate, declarations });
+    }
+    console.log(JSON.stringify({ n, windowS, results }));
+  } finally {
+    for (const p of procs) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+    await net.destroy();
   }
 }
 
@@ -299,6 +427,27 @@ async function main(): Promise<void> {
     const a = child<{ clientRssMb: number; clientCpuPct: number; serverRssMb: number }>('agents', [idleArg], 1024);
     console.log(`  a client agent process (trellis agent, joined to a -dev server): RSS ${fmt(a.clientRssMb, 0)} MB, idle CPU ${fmt(a.clientCpuPct, 3)}% of a core; the -dev server: RSS ${fmt(a.serverRssMb, 0)} MB`);
   }
+  if (only === 'detect') {
+    const n = Number(flag('members') ?? 5);
+    const trials = Number(flag('trials') ?? 9);
+    console.log(`\n4. Dead-node detection: ${n} members (GossipPool processes, one network namespace each), kill -9 one, ${trials} trials`);
+    const r = child<{ lastMs: number[]; firstMs: number[]; medianLastMs: number; medianFirstMs: number }>('detect', [`--n=${n}`, `--trials=${trials}`], 1024);
+    const s = (xs: number[]): string => xs.map((x) => fmt(x / 1000)).join(' ');
+    console.log(`  every other member lists it failed after: median ${fmt(r.medianLastMs / 1000)} s (min ${fmt(Math.min(...r.lastMs) / 1000)}, max ${fmt(Math.max(...r.lastMs) / 1000)}): ${s(r.lastMs)}`);
+    console.log(`  the first member lists it failed after:   median ${fmt(r.medianFirstMs / 1000)} s: ${s(r.firstMs)}`);
+  }
+
+  if (only === 'loss') {
+    const n = Number(flag('members') ?? 4);
+    const rates = (flag('rates') ?? '10,20,30').split(',').map(Number);
+    const windows = Number(flag('windows') ?? 2);
+    const windowS = Number(flag('window') ?? 60);
+    console.log(`\n5. False failure declarations under packet loss: ${n} members (one network namespace each), ${windows} × ${windowS} s per loss rate`);
+    const r = child<{ results: { rate: number; declarations: number[] }[] }>('loss', [`--n=${n}`, `--rates=${rates.join(',')}`, `--windows=${windows}`, `--window=${windowS}`], 1024);
+    for (const x of r.results) {
+      console.log(`  ${String(x.rate).padStart(2)}% loss: ${x.declarations.reduce((a, b) => a + b, 0)} false failure declarations (per window: ${x.declarations.join(', ')}); ${x.declarations.filter((d) => d > 0).length} of ${x.declarations.length} windows had any`);
+    }
+  }
 }
 
 const mode = flag('child');
@@ -309,4 +458,6 @@ else if (mode === 'real') await childReal(n);
 else if (mode === 'agents') await childAgents();
 else if (mode === 'member') await childMember();
 else if (mode === 'procs') await childProcs(n);
+else if (mode === 'detect') await childDetect(n, Number(flag('trials')));
+else if (mode === 'loss') await childLoss(n, flag('rates')!.split(',').map(Number), Number(flag('windows')), Number(flag('window')));
 else await main();
