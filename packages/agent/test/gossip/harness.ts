@@ -22,6 +22,12 @@ export class TestNet {
   readonly published: { from: string; output: Output }[] = [];
   readonly warnings: { node: string; code: string; message: string }[] = [];
   readonly crashed = new Set<string>();
+  /**
+   * Crashed members whose host is still up: a ping to one is answered by its host's "port
+   * unreachable", which reaches the pinger one latency later as the driver's probeRefused(seq).
+   */
+  readonly refusing = new Set<string>();
+  #refusals: { at: number; to: string; seq: number }[] = [];
   /** "a>b" cuts messages from a to b; "a>b:gossip" only those of one message type. */
   readonly cut = new Set<string>();
   latencyMs = 1;
@@ -90,6 +96,7 @@ export class TestNet {
       let next = Infinity;
       for (const [name, c] of this.cores) if (!this.crashed.has(name)) next = Math.min(next, c.nextDeadlineMs());
       for (const f of this.#inflight) next = Math.min(next, f.at);
+      for (const r of this.#refusals) next = Math.min(next, r.at);
       if (next > until) {
         this.now = Math.max(this.now, until);
         return;
@@ -97,7 +104,17 @@ export class TestNet {
       this.now = Math.max(this.now, next);
       const due = this.#inflight.filter((f) => f.at <= this.now).sort((a, b) => a.at - b.at || a.seq - b.seq);
       this.#inflight = this.#inflight.filter((f) => f.at > this.now);
+      const refusals = this.#refusals.filter((r) => r.at <= this.now);
+      this.#refusals = this.#refusals.filter((r) => r.at > this.now);
+      for (const r of refusals) {
+        if (this.crashed.has(r.to)) continue;
+        this.core(r.to).probeRefused(r.seq, this.now);
+        this.flush(r.to);
+      }
       for (const f of due) {
+        if (this.crashed.has(f.to) && this.refusing.has(f.to) && f.msg.type === 'ping') {
+          this.#refusals.push({ at: this.now + this.latencyMs, to: f.from, seq: f.msg.seq });
+        }
         if (this.crashed.has(f.to) || !this.cores.has(f.to)) continue;
         this.core(f.to).receive(f.msg, this.now);
         this.flush(f.to);

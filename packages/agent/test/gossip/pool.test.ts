@@ -140,6 +140,18 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     for (const p of pools) assert.equal(statusOf(p, 'n1'), 1);
   });
 
+  test('an empty datagram (another member\'s port check) is ignored: not malformed, not refused, not answered', async () => {
+    const target = pools[2]!;
+    const before = target.stats();
+    await sendPackets(target, [new Uint8Array(0), new Uint8Array(0)]);
+    // Then a malformed packet: once it is counted, the empty ones before it were processed too.
+    await sendPackets(target, [new Uint8Array([7, 7, 7])]);
+    await until('the malformed packet is counted', () => target.stats().malformed >= before.malformed + 1, 5000);
+    const after = target.stats();
+    assert.equal(after.malformed, before.malformed + 1, 'only the 3-byte packet is malformed');
+    assert.equal(after.framesRefused, before.framesRefused);
+  });
+
   test('graceful leave: the others see left (3), with member-leave and never member-failed', async () => {
     const t = performance.now();
     await pools[4]!.leave();
@@ -165,8 +177,13 @@ describe('GossipPool on libp2p (6 agents on loopback)', () => {
     // Detection bound at these settings: a probe round (≤ 5 × 200 ms), the probe (200 ms), and a
     // suspicion of at most 6 × 4 × 200 ms = 4.8 s; doubled for a loaded machine.
     // The bound is the wait's deadline: until() fails the test when it passes.
+    const refusedBefore = others.map((p) => p.stats().probesRefused);
     await until('everyone sees n5 failed', () => others.every((p) => statusOf(p, 'n5') === 4), 15_000);
     assert.equal(memberEvents.slice(eventsBefore).filter((e) => e.member === 'n5' && e.type === 'member-failed').length, 4);
+    // n5's port is closed while its host (loopback) is up: the port checks that ride the pings
+    // heard "port unreachable", and the probes failed at once rather than at their timeout.
+    const refused = others.reduce((a, p, i) => a + p.stats().probesRefused - refusedBefore[i]!, 0);
+    assert.ok(refused >= 1, `probes refused by n5's host: ${refused}`);
 
     // Restarted with the same data dir it has the same identity, refutes its death and is alive again.
     const again = await pool('n5', { dataDir });

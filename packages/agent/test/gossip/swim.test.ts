@@ -95,6 +95,77 @@ describe('SWIM failure detection', () => {
   });
 });
 
+describe('refused probes (a killed agent whose host is still up answers "port unreachable")', () => {
+  /** Runs until the first ping to `target` has been sent; returns it. */
+  const firstPing = (net: TestNet, target: string): { at: number; from: string } => {
+    for (let i = 0; i < 400; i++) {
+      const ping = net.sent.find((s) => s.to === target && s.msg.type === 'ping');
+      if (ping) return ping;
+      net.run(25);
+    }
+    return assert.fail(`no ping to ${target}`);
+  };
+
+  test('a refused ping fails the probe at once: suspicion and ping-reqs without waiting out the probe timeout, our health untouched', () => {
+    const net = new TestNet(4);
+    net.addConverged(names(6));
+    net.crashed.add('f');
+    net.refusing.add('f');
+    const ping = firstPing(net, 'f');
+    // Ping-req out and in, the relay's ping out, its refusal back, its nack: 6 latencies.
+    net.run(6 * net.latencyMs);
+    const prober = net.core(ping.from);
+    const f = prober.member('f')!;
+    assert.equal(f.state, 'suspect');
+    // The refusal takes a round trip (2 × latency); the probe timeout is 500 ms.
+    assert.ok(f.stateChangeMs - ping.at <= 2 * net.latencyMs, `suspected ${f.stateChangeMs - ping.at} ms after the ping`);
+    const reqs = net.sent.filter((s) => s.from === ping.from && s.msg.type === 'pingReq' && s.at >= ping.at);
+    assert.equal(reqs.length, 3, 'the indirect probes go out at once');
+    assert.ok(reqs.every((r) => r.at - ping.at <= 2 * net.latencyMs));
+    assert.equal(prober.stats.probesRefused, 1);
+    assert.equal(prober.healthScore, 0, 'a refusal is the target\'s fault, not ours');
+    // The relays were refused too: each nacked at once (before the relay's own 500 ms timeout)
+    // and suspects f on its own evidence.
+    for (const r of reqs) {
+      const relay = net.core(r.to);
+      assert.equal(relay.member('f')?.state, 'suspect', `${r.to} suspects f`);
+      assert.ok(relay.stats.probesRefused >= 1);
+      assert.ok(net.sent.some((s) => s.from === r.to && s.to === ping.from && s.msg.type === 'nack' && s.at - ping.at <= 6 * net.latencyMs), `${r.to} nacked at once`);
+    }
+  });
+
+  test('relays\' refusals confirm the suspicion at once: everyone lists the member failed at the Lifeguard minimum (4 s) after the first probe; a silent host takes longer', () => {
+    const detection = (refusing: boolean): number => {
+      const net = new TestNet(5);
+      net.addConverged(names(6));
+      net.crashed.add('f');
+      if (refusing) net.refusing.add('f');
+      const ping = firstPing(net, 'f');
+      net.run(30_000);
+      const failed = net.eventsOf('member-failed', 'f');
+      assert.equal(new Set(failed.map((e) => e.at_node)).size, 5, 'every survivor lists f failed');
+      return Math.max(...failed.map((e) => e.at)) - ping.at;
+    };
+    // N = 6: minimum suspicion timeout 4 × max(1, log10 6) × 1 s = 4 s, k = 2 confirmations.
+    const refused = detection(true);
+    assert.ok(refused >= 4000 && refused <= 4000 + 500, `refused: everyone lists f failed ${refused} ms after the first probe`);
+    // A host that stays silent (crashed machine, pulled cable): the probe waits out its interval,
+    // and the confirmations wait for other members' probes.
+    const silent = detection(false);
+    assert.ok(silent >= 5000, `silent: ${silent} ms`);
+  });
+
+  test('a refusal for an unknown or finished probe changes nothing', () => {
+    const net = new TestNet(6);
+    net.addConverged(names(3));
+    net.run(5000);
+    net.core('a').probeRefused(999_999, net.now);
+    net.flush('a');
+    assert.equal(net.core('a').stats.probesRefused, 0);
+    for (const n of ['b', 'c']) assert.equal(net.stateOf('a', n), 'alive');
+  });
+});
+
 describe('SWIM suspicion, incarnations and refutation', () => {
   test('§4.2: a suspicion about oneself is refuted with a higher incarnation, never accepted', () => {
     const net = new TestNet(4);

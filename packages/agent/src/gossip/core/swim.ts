@@ -55,6 +55,8 @@ export interface SwimCoreOptions {
 export interface SwimStats {
   probes: number;
   probesFailed: number;
+  /** Pings (ours or relayed) the target's host refused: nothing listened at its address any more. */
+  probesRefused: number;
   indirectProbes: number;
   acksLate: number;
   nacksSent: number;
@@ -99,6 +101,8 @@ interface Probe {
 
 interface Relay {
   requester: Endpoint;
+  /** The member the requester asked us to ping, at the endpoint it named. */
+  target: Endpoint;
   origSeq: number;
   deadlineMs: number;
   nack: boolean;
@@ -140,7 +144,7 @@ function endpointOf(n: Endpoint): Endpoint {
 export class SwimCore {
   readonly config: SwimConfig;
   readonly stats: SwimStats = {
-    probes: 0, probesFailed: 0, indirectProbes: 0, acksLate: 0, nacksSent: 0, nacksReceived: 0,
+    probes: 0, probesFailed: 0, probesRefused: 0, indirectProbes: 0, acksLate: 0, nacksSent: 0, nacksReceived: 0,
     suspicionsRaised: 0, deadDeclared: 0, refutations: 0, malformed: 0, refused: 0, conflicts: 0,
     misdirectedPings: 0, pushPulls: 0, eventsDelivered: 0, eventsDuplicate: 0, eventsTooOld: 0,
   };
@@ -394,6 +398,46 @@ export class SwimCore {
   }
 
   /**
+   * The driver learned that the ping it sent for `seq` was refused by the target's host: nothing
+   * listens at the member's address and port any more (ICMP port unreachable, or a TCP reset: a
+   * killed agent whose host is up). That is evidence about the target, not about us or the
+   * network: loss and partitions drop packets, they never answer for a missing process. So the
+   * probe does not wait out its timeout (SWIM would wait for the ack that cannot come):
+   * - our own probe fails now: the ping-reqs go out at once (the relays are witnesses of their
+   *   own) and the suspicion starts, without counting against our health;
+   * - a ping we relay for another member is answered with a nack at once, and we suspect the
+   *   target ourselves: an independent confirmation the requester receives on that nack, so its
+   *   Lifeguard suspicion timeout falls to the minimum instead of waiting for other members' turns
+   *   in their probe rounds.
+   * Unknown or finished sequence numbers are ignored (a refusal may arrive after the ack of a
+   * member that restarted meanwhile, for instance).
+   */
+  probeRefused(seq: number, now: number): void {
+    this.#now = now;
+    const p = this.#probe;
+    if (p && p.seq === seq) {
+      this.stats.probesRefused++;
+      // Suspect first, so the ping-reqs carry the suspicion to the relays.
+      this.#probeFailed(p, now, true);
+      if (!p.indirectSent) this.#startIndirect(p);
+      return;
+    }
+    const r = this.#relays.get(seq);
+    if (!r) return;
+    this.#relays.delete(seq);
+    this.stats.probesRefused++;
+    const rec = this.#members.get(r.target.name);
+    // Only a refusal at the member's current endpoint says anything about the member.
+    if (rec && rec !== this.#self && sameEndpoint(rec.node, r.target) && (rec.state === 'alive' || rec.state === 'suspect')) {
+      this.#suspectNode({ type: 'suspect', node: rec.node.name, incarnation: rec.incarnation, from: this.name }, now);
+    }
+    if (r.nack) {
+      this.stats.nacksSent++;
+      this.#send(r.requester, { type: 'nack', seq: r.origSeq, from: this.name, updates: this.#piggyback() });
+    }
+  }
+
+  /**
    * Answers a push-pull request: returns our state (built before merging, as memberlist does) and
    * merges the requester's. Throws ERR_MEMBER_REFUSED, merging nothing, when the requester's state
    * holds a member this pool refuses (Consul refuses a LAN join from another datacenter).
@@ -582,10 +626,11 @@ export class SwimCore {
     }
   }
 
-  #probeFailed(p: Probe, now: number): void {
+  #probeFailed(p: Probe, now: number, refused = false): void {
     this.#probe = undefined;
     this.stats.probesFailed++;
-    if (this.config.lifeguard) {
+    // A refused probe (probeRefused) is the target's fault: our health is not in question.
+    if (this.config.lifeguard && !refused) {
       // Lifeguard §4.1: relays that neither acked nor nacked point at us, not at the target. With
       // no relay to ask, a failed probe counts against our own health once.
       this.#awareness.applyDelta(p.expectedNacks > 0 ? p.expectedNacks - p.nacks : 1);
@@ -616,7 +661,7 @@ export class SwimCore {
     }
     const seq = this.#nextSeq();
     // The relay's own wait is the plain probe timeout (memberlist): the requester already scaled its own.
-    this.#relays.set(seq, { requester: endpointOf(requester), origSeq, deadlineMs: now + this.config.probeTimeoutMs, nack });
+    this.#relays.set(seq, { requester: endpointOf(requester), target: endpointOf(target), origSeq, deadlineMs: now + this.config.probeTimeoutMs, nack });
     this.#send(target, {
       type: 'ping', seq, from: this.name, replyTo: endpointOf(this.#self.node), target: target.name, updates: this.#piggyback(),
     });

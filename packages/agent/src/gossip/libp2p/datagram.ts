@@ -60,6 +60,47 @@ export function open(key: Buffer, packet: Uint8Array): Uint8Array {
   }
 }
 
+/**
+ * Sends one empty datagram to addr:port from a connected socket of its own and calls `onRefused`
+ * if the host answers that nothing listens there (ICMP port unreachable, which Linux reports to a
+ * connected UDP socket as ECONNREFUSED; the pool's unconnected socket never hears of it). That is
+ * what a killed agent's host says while its address is still up. Silence means nothing: the port
+ * is open (agents ignore empty datagrams), or the host or the network is silent. The socket is
+ * closed after `waitMs` or on the first error.
+ */
+export function checkPortRefuses(bindAddr: string, addr: string, port: number, waitMs: number, onRefused: () => void): void {
+  const socket = createSocket(isIPv6(addr) ? 'udp6' : 'udp4');
+  let closed = false;
+  const close = (): void => {
+    if (closed) return;
+    closed = true;
+    clearTimeout(timer);
+    try {
+      socket.close();
+    } catch {
+      // already closed
+    }
+  };
+  const timer = setTimeout(close, waitMs);
+  timer.unref();
+  socket.on('error', (err: NodeJS.ErrnoException) => {
+    const refused = err.code === 'ECONNREFUSED';
+    close();
+    if (refused) onRefused();
+  });
+  // From the bind address, as every other gossip packet (partition rules match it).
+  const local = bindAddr === '0.0.0.0' || bindAddr === '::' ? undefined : bindAddr;
+  socket.bind({ port: 0, ...(local ? { address: local } : {}) }, () => {
+    if (closed) return;
+    socket.connect(port, addr, (err?: Error) => {
+      if (err || closed) return close();
+      socket.send(new Uint8Array(0), (sendErr) => {
+        if (sendErr) close();
+      });
+    });
+  });
+}
+
 export interface DatagramSender {
   address: string;
   port: number;

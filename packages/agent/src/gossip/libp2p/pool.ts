@@ -32,7 +32,7 @@ import type { Endpoint, MemberEventType, MemberIdentity, MemberView, Message, Pu
 import { memberRow, type AgentMemberRow } from '../tags.ts';
 import { FrameDecoder, frame } from './framing.ts';
 import { loadOrCreatePeerKey, pskFromEncryptKey } from './keys.ts';
-import { DatagramSocket, MAX_DATAGRAM_BYTES, datagramKey, open, plainAddress, seal, type DatagramSender } from './datagram.ts';
+import { DatagramSocket, MAX_DATAGRAM_BYTES, checkPortRefuses, datagramKey, open, plainAddress, seal, type DatagramSender } from './datagram.ts';
 
 export const PUSH_PULL_PROTOCOL = '/trellis/pushpull/1.0.0';
 /** A push-pull carries the whole pool (~200 bytes a member). */
@@ -485,6 +485,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
             this.#periodicPushPull(o.to, o.msg);
           } else {
             this.#sendPacket(o.to, encodeMessage(o.msg));
+            if (o.msg.type === 'ping') this.#checkPort(o.to, o.msg.seq);
           }
           break;
         case 'publish':
@@ -566,6 +567,8 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   #onDatagram(packet: Uint8Array, from: DatagramSender): void {
     const core = this.#core;
     if (!core || !this.#running) return;
+    // Another member's port check (#checkPort): it only wants to know that someone listens.
+    if (packet.byteLength === 0) return;
     let bytes = packet;
     if (this.#packetKey) {
       try {
@@ -599,6 +602,21 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     const n = (this.#refusedLogged.get(kind) ?? 0) + 1;
     this.#refusedLogged.set(kind, n);
     if ((n & (n - 1)) === 0) this.#log.warn({ peer, kind, count: n }, `${what}: ${why}`);
+  }
+
+  /**
+   * Alongside each ping, asks the target's host whether anything listens on its port: a killed
+   * agent's host answers "port unreachable" within a round trip, and the core then fails the probe
+   * at once instead of waiting out the probe timeout (SwimCore.probeRefused). The check lasts as
+   * long as the direct probe may.
+   */
+  #checkPort(to: Endpoint, seq: number): void {
+    const waitMs = this.#config.probeTimeoutMs ?? LAN_DEFAULTS.probeTimeoutMs;
+    checkPortRefuses(this.#opts.bindAddr, to.addr, to.port, waitMs, () => {
+      if (!this.#running || !this.#core) return;
+      this.#core.probeRefused(seq, performance.now());
+      this.#flush();
+    });
   }
 
   #sendPacket(to: Endpoint, payload: Uint8Array): void {
