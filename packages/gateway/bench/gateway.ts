@@ -225,8 +225,12 @@ async function metric(addr: string, name: string, labels: Record<string, string>
 async function main(): Promise<void> {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-gateway-'));
   agent = await AgentProcess.start({ name: 'bench-gateway' });
-  const roots = await agent.getJson<{ TrustDomain: string }>('/v1/agent/connect/ca/roots');
-  const td = roots.TrustDomain;
+  // A fresh dev agent's leader makes its CA just after election: wait for the trust domain.
+  let td = '';
+  await waitFor('the CA roots name a trust domain', async () => {
+    td = (await agent!.getJson<{ TrustDomain?: string }>('/v1/agent/connect/ca/roots').catch(() => ({ TrustDomain: '' }))).TrustDomain ?? '';
+    return td !== '';
+  }, 30_000, 100);
   makeCerts(tmp, td);
   const read = (f: string) => fs.readFileSync(path.join(tmp!, f), 'utf8');
   clientCtx = tls.createSecureContext({ key: read('client.key'), cert: read('client.crt'), ca: read('ca.pem') });
@@ -251,6 +255,8 @@ async function main(): Promise<void> {
   const aMetrics = `127.0.0.1:${await freePort()}`;
   // BENCH_CPU_PROF=<dir>: the gateways write V8 CPU profiles there when stopped (SIGTERM).
   const prof = process.env['BENCH_CPU_PROF'] ? ['--cpu-prof', `--cpu-prof-dir=${process.env['BENCH_CPU_PROF']}`] : [];
+  // BENCH_GATEWAY_NODE_FLAGS='--flag ...': extra Node/V8 flags for the gateways (to compare settings).
+  prof.push(...(process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean));
   // The gateways run bundled, as `trellis connect gateway` runs from dist (no TypeScript stripping
   // at run time, whose compiler would count in the RSS).
   const gwJs = path.join(tmp, 'meshGateway.mjs');
