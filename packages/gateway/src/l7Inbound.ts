@@ -7,6 +7,7 @@
 // the first such connection, with the same decisions.
 
 import http from 'node:http';
+import net from 'node:net';
 import type tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { decideL7, defaultFromAgentSelf, type IntentionDefault, type L7Intention } from './l7Intentions.ts';
@@ -16,8 +17,12 @@ import { M, type Metrics } from './metrics.ts';
 import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
 import type { H2Inbound } from './h2Inbound.ts';
 import { hasBody } from './httpBody.ts';
+import { H1Pool } from './h1Client.ts';
+import { forwardHeaders, H1ServerConn, requestHead, type H1Request } from './h1Server.ts';
 import type { AuthorizeResult } from './types.ts';
 
+/** The largest request body the fast path holds; a larger Content-Length is streamed by node:http. */
+const MAX_BODY = 16 * 1024 * 1024;
 const HOP = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
 
 export interface L7InboundOptions {
@@ -40,6 +45,10 @@ export class L7Inbound {
   // Keep-Alive timeout; its default (1 s) against an app announcing timeout=1 means no socket is
   // ever reused and every request opens a new connection to the app (measured in bench:proxy).
   private readonly app = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, agentKeepAliveTimeoutBuffer: 100 } as http.AgentOptions);
+  /** The fast path's keep-alive connections to the app (h1Client.ts). */
+  private readonly pool = new H1Pool((host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' }), { connectMs: 10_000, what: 'connection' });
+  /** Connections the fast path serves (closed with the listener). */
+  private readonly leanConns = new Set<net.Socket>();
   private readonly stop = new AbortController();
   readonly ready: Promise<void>;
   private readonly idleGc = new IdleGc();
@@ -73,7 +82,15 @@ export class L7Inbound {
   accept(socket: tls.TLSSocket, caller: Caller): void {
     if (socket.alpnProtocol === 'h2') { this.acceptH2(socket, caller); return; }
     this.callers.set(socket, caller);
-    this.server.emit('connection', socket);
+    // HTTP/1.1 on the fast path (h1Server.ts); node:http takes what it does not serve, and bodies
+    // over MAX_BODY (which it streams to the app instead of holding them).
+    this.leanConns.add(socket);
+    socket.once('close', () => this.leanConns.delete(socket));
+    new H1ServerConn(socket, {
+      maxBody: MAX_BODY, large: 'fallback',
+      handle: (req, conn) => { void this.handleLean(req, conn, caller); },
+      fallback: (s) => { this.server.emit('connection', s); s.resume(); },
+    });
   }
 
   private h2: Promise<H2Inbound> | undefined;
@@ -134,8 +151,41 @@ export class L7Inbound {
     else out.end();
   }
 
+  /** handle() on the fast path: the same decision and answers, without node:http's objects. */
+  private async handleLean(req: H1Request, conn: H1ServerConn, caller: Caller): Promise<void> {
+    const { logger, metrics } = this.opts;
+    this.idleGc.touch();
+    const { method, target: url, headers: rq } = req.head;
+    const info = requestInfo(method, url, rq);
+    const { allowed, reason } = await this.decide(caller, info);
+    if (!allowed) {
+      metrics.add(M.denials[0], M.denials[1], {});
+      logger.info('request denied', { source: caller.uri, method: info.method, path: info.path, reason });
+      conn.reply(403, 'RBAC: access denied');
+      return;
+    }
+    const app = this.opts.localApp();
+    const headers: Record<string, string | string[]> = {};
+    for (const k in rq) if (!HOP.has(k)) headers[k] = rq[k]!;
+    headers['x-forwarded-client-cert'] = `URI=${caller.uri}`;
+    // A chunked body was decoded (h1Server.ts): it goes on with its length.
+    if (req.head.body === 'chunked') headers['content-length'] = String(req.body.length);
+    headers.host ??= `${app.host}:${app.port}`;
+    const out = await this.pool.request(app.host, app.port, method, requestHead(method, url, headers), req.body, undefined);
+    if (out.kind === 'error') {
+      logger.warn('local app request failed', { address: `${app.host}:${app.port}`, error: out.error });
+      conn.reply(503, 'upstream connect error or disconnect/reset before headers');
+      return;
+    }
+    conn.writeHead(out.res.head.status, out.res.head.reason, forwardHeaders(conn, out.res.head));
+    out.res.relay(conn);
+  }
+
   close(): void {
     this.idleGc.stop();
+    this.pool.close();
+    for (const c of this.leanConns) c.destroy();
+    this.leanConns.clear();
     this.stop.abort();
     this.server.closeAllConnections();
     this.app.destroy();

@@ -8,12 +8,15 @@
 // finish on the old plan.
 
 import http from 'node:http';
-import type net from 'node:net';
+import net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
 import { applyHeaderMods, Balancer, chooseTarget, planRequest, rewritePath, type RequestPlan } from './chainEval.ts';
 import { requestHash, type RequestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
+import { H1Pool } from './h1Client.ts';
+import type { ResponseHead } from './h1Parse.ts';
+import { forwardHeaders, H1ServerConn, requestHead, type H1Request } from './h1Server.ts';
 import { hasBody, readBody } from './httpBody.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
@@ -79,6 +82,12 @@ export class L7UpstreamListener {
   protected chain: CompiledDiscoveryChain;
   protected readonly targets = new Map<string, TargetWatch>();
   private readonly agents = new Map<string, http.Agent>();
+  /** The fast path's connection pools (h1Client.ts), keyed as the agents are. */
+  private readonly pools = new Map<string, H1Pool>();
+  /** Connections the fast path serves (closed with the listener). */
+  private readonly leanConns = new Set<net.Socket>();
+  /** node:http for what the fast path hands over (HTTP/1.0, Upgrade, Expect, ...): made on first use. */
+  private fallbackServer: http.Server | undefined;
   protected readonly balancer = new Balancer<Inst>();
   protected readonly idleGc = new IdleGc();
   protected readonly opts: L7UpstreamOptions;
@@ -121,9 +130,27 @@ export class L7UpstreamListener {
     return http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
   }
 
-  /** The server that listens on LocalBindPort. */
+  /**
+   * The server that listens on LocalBindPort: HTTP/1.1 parsed by the fast path (h1Server.ts), which
+   * hands node:http the connections it does not serve itself.
+   */
   protected makeServer(): net.Server {
-    return this.http1Server();
+    return net.createServer((socket) => this.acceptHttp1(socket));
+  }
+
+  /** Serves an HTTP/1.1 connection on the fast path. */
+  protected acceptHttp1(socket: net.Socket): void {
+    this.leanConns.add(socket);
+    socket.once('close', () => this.leanConns.delete(socket));
+    new H1ServerConn(socket, {
+      maxBody: MAX_BODY, large: 'reject',
+      handle: (req, conn) => { void this.handleLean(req, conn); },
+      fallback: (s) => {
+        this.fallbackServer ??= this.http1Server();
+        this.fallbackServer.emit('connection', s);
+        s.resume();
+      },
+    });
   }
 
   async listen(): Promise<net.AddressInfo> {
@@ -181,6 +208,29 @@ export class L7UpstreamListener {
     }) as unknown as http.Agent['createConnection'];
     this.agents.set(key, a);
     return a;
+  }
+
+  /** The fast path's pool per target, as agentFor: the target's SNI and identity check, new ones after a rotation. */
+  protected poolFor(target: DiscoveryTarget): H1Pool {
+    const snap = this.opts.tls.snapshot!;
+    const connectMs = this.connectTimeoutMs(target);
+    const key = `${target.ID}#${snap.generation}#${connectMs}`;
+    let p = this.pools.get(key);
+    if (p) return p;
+    for (const [k, old] of this.pools) if (k.startsWith(`${target.ID}#`)) { old.close(); this.pools.delete(k); }
+    const td = snap.roots.TrustDomain || snap.identity.trustDomain;
+    // TLS 1.3 resumption for the pool's new connections (a session ticket from an earlier one).
+    let session: Buffer | undefined;
+    p = new H1Pool((host, port) => {
+      const socket = tls.connect({
+        host, port, servername: target.SNI, secureContext: snap.clientContext, rejectUnauthorized: true, session,
+        checkServerIdentity: (_h, cert) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td }),
+      });
+      socket.once('session', (s: Buffer) => { session = s; });
+      return { socket, ready: 'secureConnect' };
+    }, { connectMs, what: 'TLS connection', maxIdlePerPeer: 64 });
+    this.pools.set(key, p);
+    return p;
   }
 
   protected connectTimeoutMs(t: DiscoveryTarget): number {
@@ -258,6 +308,60 @@ export class L7UpstreamListener {
     }
   }
 
+  /** handle() on the fast path: the same plan, retries and answers, without node:http's objects. */
+  private async handleLean(req: H1Request, conn: H1ServerConn): Promise<void> {
+    const { logger, metrics, upstream: u } = this.opts;
+    this.idleGc.touch();
+    const chain = this.chain;
+    const { method, target: url, headers: reqHeaders } = req.head;
+    const info = requestInfo(method, url, reqHeaders);
+    let plan: RequestPlan;
+    try {
+      plan = planRequest(chain, info);
+    } catch (err) {
+      conn.reply(503, `no route: ${(err as Error).message}`);
+      return;
+    }
+    const headers: Record<string, string | string[]> = {};
+    for (const k in reqHeaders) if (!HOP.has(k)) headers[k] = reqHeaders[k]!;
+    applyHeaderMods(headers, plan.requestHeaders);
+    headers['content-length'] = String(req.body.length);
+    headers.host ??= u.DestinationName;
+    const dest = plan.route?.destination;
+    const head = requestHead(method, rewritePath(url, plan.route?.match, dest?.PrefixRewrite), headers);
+    const policy = retryPolicyOf(dest);
+    const deadline = plan.requestTimeoutMs !== undefined ? Date.now() + plan.requestTimeoutMs : undefined;
+    const hashed = this.hashOf(plan, info, conn.socket.remoteAddress ?? '');
+    for (let attempt = 0; ; attempt++) {
+      const chosen = chooseTarget(plan.targets, (id) => this.targets.get(id)?.instances ?? []);
+      if (!chosen || !this.opts.tls.snapshot) {
+        metrics.add(M.dialFailures[0], M.dialFailures[1], { upstream: u.DestinationName });
+        logger.warn('no healthy instance of any target', { upstream: u.DestinationName, targets: plan.targets });
+        conn.reply(503, 'no healthy upstream');
+        return;
+      }
+      const target = chain.Targets[chosen.id]!;
+      const inst = this.balancer.pick(chosen.id, plan.lbPolicy, chosen.instances, { hash: hashed?.hash, attempt, ring: plan.loadBalancer?.RingHashConfig })!;
+      const left = deadline === undefined ? undefined : deadline - Date.now();
+      if (left !== undefined && left <= 0) { conn.reply(504, 'upstream request timeout'); return; }
+      this.balancer.begin(inst.key);
+      const out = await this.poolFor(target).request(inst.host, inst.port, method, head, req.body, left);
+      this.balancer.end(inst.key);
+      const canRetry = policy !== undefined && attempt < policy.numRetries && !conn.headSent;
+      if (out.kind === 'error') {
+        if (canRetry && !out.timeout && retryOnFailure(policy, out.connect ? 'connect-failure' : 'reset')) continue;
+        logger.warn('upstream request failed', { upstream: u.DestinationName, target: chosen.id, instance: inst.key, error: out.error });
+        conn.reply(out.timeout ? 504 : 503, out.timeout ? 'upstream request timeout' : 'upstream connect error or disconnect/reset before headers');
+        return;
+      }
+      const rhead = out.res.head;
+      if (canRetry && retryOnResponse(policy, rhead.status, rhead.headers)) { out.res.discard(); continue; }
+      conn.writeHead(rhead.status, rhead.reason, forwardedResponseHeaders(conn, rhead, plan.responseHeaders, hashed?.setCookie));
+      out.res.relay(conn);
+      return;
+    }
+  }
+
   protected send(target: DiscoveryTarget, inst: Inst, method: string, path: string, headers: Record<string, string | string[]>, body: Buffer, timeoutMs: number | undefined):
     Promise<{ kind: 'ok'; res: http.IncomingMessage } | { kind: 'error'; error: Error; connect: boolean; timeout: boolean }> {
     return new Promise((resolve) => {
@@ -284,6 +388,11 @@ export class L7UpstreamListener {
     this.targets.clear();
     for (const a of this.agents.values()) a.destroy();
     this.agents.clear();
+    for (const p of this.pools.values()) p.close();
+    this.pools.clear();
+    for (const c of this.leanConns) c.destroy();
+    this.leanConns.clear();
+    this.fallbackServer?.closeAllConnections();
     const s = this.server;
     this.server = undefined;
     if (!s) return;
@@ -298,6 +407,14 @@ export class L7UpstreamListener {
 }
 
 const EMPTY = Buffer.alloc(0);
+
+/** The peer's answer headers as forwarded (h1Server.forwardHeaders), with the chain's changes and the hash policy's cookie. */
+function forwardedResponseHeaders(conn: H1ServerConn, head: ResponseHead, mods: RequestPlan['responseHeaders'], setCookie?: string): Record<string, string | string[]> {
+  const rh = forwardHeaders(conn, head);
+  applyHeaderMods(rh, mods);
+  if (setCookie) rh['set-cookie'] = [...[rh['set-cookie'] ?? []].flat(), setCookie];
+  return rh;
+}
 
 function retire(a: http.Agent): void {
   (a as http.Agent & { keepAlive: boolean }).keepAlive = false;

@@ -1,0 +1,230 @@
+// The server side of the L7 fast path: one downstream HTTP/1.1 connection (an app's plain TCP on the
+// upstream listener, a peer sidecar's mTLS on the public listener), its requests parsed from the
+// socket's bytes (h1Parse.ts) and served one at a time, in order: a pipelined request waits in the
+// buffer until the answer before it is complete, so answers never interleave. Anything the fast
+// path does not do (h1Parse.ts: HTTP/1.0, Upgrade, Expect, ...) is handed, with the bytes not yet
+// served, to node:http for the rest of the connection; that happens only between requests.
+
+import type net from 'node:net';
+import { ChunkedScanner, headEnd, HttpParseError, MAX_HEAD_BYTES, parseRequestHead, skipEmptyLines, type RequestHead, type ResponseHead } from './h1Parse.ts';
+
+export interface H1Request {
+  head: RequestHead;
+  /** The whole body (decoded when it came chunked); empty when there is none. */
+  body: Buffer;
+}
+
+export interface H1ServerOptions {
+  /** Serves one request; it answers through `conn` (reply, or writeHead + write + finish, or abort). */
+  handle: (req: H1Request, conn: H1ServerConn) => void;
+  /** node:http takes the connection; the bytes not yet served have been put back into the socket. */
+  fallback: (socket: net.Socket) => void;
+  /** The largest body held for a request. */
+  maxBody: number;
+  /** A Content-Length over maxBody: 'reject' answers 413; 'fallback' lets node:http stream it. */
+  large: 'reject' | 'fallback';
+  /** A connection with no request in progress for this long is closed. */
+  idleMs?: number;
+}
+
+/** Reason phrases for the statuses the proxy answers itself. */
+const REASONS: Record<number, string> = {
+  200: 'OK', 400: 'Bad Request', 403: 'Forbidden', 413: 'Payload Too Large', 431: 'Request Header Fields Too Large',
+  500: 'Internal Server Error', 502: 'Bad Gateway', 503: 'Service Unavailable', 504: 'Gateway Timeout',
+};
+
+const EMPTY = Buffer.alloc(0);
+/** While a request is served, unread bytes past this pause the socket (a pipelining client cannot fill memory). */
+const MAX_BUFFERED = 64 * 1024;
+
+/** Hop-by-hop headers are not forwarded (RFC 9110 §7.6.1). */
+export const HOP_HEADERS = new Set(['connection', 'keep-alive', 'proxy-connection', 'transfer-encoding', 'upgrade', 'te', 'trailer']);
+
+/**
+ * The headers an answer from a peer goes on with: its own without hop-by-hop ones, and framing for
+ * this connection (a chunked body passes through as it came; an answer that ends with its
+ * connection ends this one too).
+ */
+export function forwardHeaders(conn: H1ServerConn, head: ResponseHead): Record<string, string | string[]> {
+  const rh: Record<string, string | string[]> = {};
+  for (const k in head.headers) if (!HOP_HEADERS.has(k)) rh[k] = head.headers[k]!;
+  if (head.body === 'chunked') rh['transfer-encoding'] = 'chunked';
+  else if (head.body === 'close') conn.keepAlive = false;
+  return rh;
+}
+
+/** A request head's text: request line and header lines (arrays become repeated lines). */
+export function requestHead(method: string, path: string, headers: Record<string, string | string[]>): string {
+  let s = `${method} ${path} HTTP/1.1\r\n`;
+  for (const k in headers) {
+    const v = headers[k]!;
+    if (Array.isArray(v)) for (const x of v) s += `${k}: ${x}\r\n`;
+    else s += `${k}: ${v}\r\n`;
+  }
+  return `${s}\r\n`;
+}
+
+/** Head text for a response: status line and header lines (values arrays become repeated lines). */
+export function responseHead(status: number, reason: string, headers: Record<string, string | string[] | number>): string {
+  let s = `HTTP/1.1 ${status} ${reason}\r\n`;
+  for (const k in headers) {
+    const v = headers[k]!;
+    if (Array.isArray(v)) for (const x of v) s += `${k}: ${x}\r\n`;
+    else s += `${k}: ${v}\r\n`;
+  }
+  return `${s}\r\n`;
+}
+
+export class H1ServerConn {
+  readonly socket: net.Socket;
+  /** Whether the connection stays open after the answer in progress. */
+  keepAlive = true;
+  /** The answer's head has been written (a failure after it can only abort the connection). */
+  headSent = false;
+  closed = false;
+  private readonly opts: H1ServerOptions;
+  private buf: Buffer = EMPTY;
+  private busy = false;
+  /** The head being read (its body is still arriving). */
+  private head: RequestHead | undefined;
+  private parts: Buffer[] = [];
+  private have = 0;
+  private chunked: ChunkedScanner | undefined;
+  private readonly onData = (c: Buffer) => this.data(c);
+  private readonly onTimeout = () => { if (!this.busy) this.socket.destroy(); };
+  private readonly onError = () => this.socket.destroy();
+  private readonly onClose = () => { this.closed = true; };
+
+  constructor(socket: net.Socket, opts: H1ServerOptions) {
+    this.socket = socket;
+    this.opts = opts;
+    socket.setNoDelay(true);
+    socket.on('data', this.onData);
+    socket.on('error', this.onError);
+    socket.on('close', this.onClose);
+    socket.setTimeout(opts.idleMs ?? 60_000, this.onTimeout);
+  }
+
+  private data(c: Buffer): void {
+    this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
+    if (this.busy) {
+      if (this.buf.length > MAX_BUFFERED) this.socket.pause();
+      return;
+    }
+    this.pump();
+  }
+
+  /** Parses what the buffer holds until a request is complete (then serves it) or more bytes are needed. */
+  private pump(): void {
+    try {
+      this.parse();
+    } catch (err) {
+      const e = err instanceof HttpParseError ? err : new HttpParseError(400, (err as Error).message);
+      this.keepAlive = false;
+      this.busy = true;
+      this.reply(e.status, e.message);
+    }
+  }
+
+  private parse(): void {
+    if (this.busy || this.closed) return;
+    let head = this.head;
+    if (!head) {
+      const start = skipEmptyLines(this.buf, 0);
+      const end = headEnd(this.buf, start);
+      if (end < 0) {
+        if (this.buf.length - start > MAX_HEAD_BYTES) throw new HttpParseError(431, `request head larger than ${MAX_HEAD_BYTES} bytes`);
+        return;
+      }
+      if (end - start > MAX_HEAD_BYTES) throw new HttpParseError(431, `request head larger than ${MAX_HEAD_BYTES} bytes`);
+      head = parseRequestHead(this.buf, start, end);
+      if (head.fallback !== undefined || (this.opts.large === 'fallback' && typeof head.body === 'number' && head.body > this.opts.maxBody)) {
+        this.handOver(start);
+        return;
+      }
+      if (typeof head.body === 'number' && head.body > this.opts.maxBody) throw new HttpParseError(413, `request body larger than ${this.opts.maxBody} bytes`);
+      this.buf = this.buf.subarray(end);
+      this.head = head;
+      if (head.body === 'chunked') this.chunked = new ChunkedScanner(true);
+    }
+    let body: Buffer = EMPTY;
+    if (head.body === 'chunked') {
+      const sc = this.chunked!;
+      const at = sc.feed(this.buf, 0);
+      if (sc.decoded > this.opts.maxBody) throw new HttpParseError(413, `request body larger than ${this.opts.maxBody} bytes`);
+      if (at < 0) { this.buf = EMPTY; return; }
+      this.buf = this.buf.subarray(at);
+      body = sc.parts.length === 1 ? sc.parts[0]! : Buffer.concat(sc.parts, sc.decoded);
+      this.chunked = undefined;
+    } else if (head.body > 0) {
+      const need = head.body - this.have;
+      if (this.buf.length < need) {
+        if (this.buf.length > 0) { this.parts.push(this.buf); this.have += this.buf.length; this.buf = EMPTY; }
+        return;
+      }
+      this.parts.push(this.buf.subarray(0, need));
+      this.buf = this.buf.subarray(need);
+      body = this.parts.length === 1 ? this.parts[0]! : Buffer.concat(this.parts, head.body);
+      this.parts = [];
+      this.have = 0;
+    }
+    this.head = undefined;
+    this.busy = true;
+    this.keepAlive = head.keepAlive;
+    this.headSent = false;
+    this.opts.handle({ head, body }, this);
+  }
+
+  /** node:http serves the rest of the connection, starting with the bytes from `from` on. */
+  private handOver(from: number): void {
+    const s = this.socket;
+    s.off('data', this.onData);
+    s.off('error', this.onError);
+    s.off('close', this.onClose);
+    s.off('timeout', this.onTimeout);
+    s.setTimeout(0);
+    s.pause();
+    const rest = this.buf.subarray(from);
+    this.buf = EMPTY;
+    this.closed = true;
+    if (rest.length > 0) s.unshift(rest);
+    this.opts.fallback(s);
+  }
+
+  /** Writes the answer's head; `headers` must carry its framing (content-length or transfer-encoding). */
+  writeHead(status: number, reason: string, headers: Record<string, string | string[] | number>): void {
+    if (!this.keepAlive) headers.connection = 'close';
+    this.headSent = true;
+    if (!this.closed) this.socket.write(responseHead(status, reason || REASONS[status] || '', headers), 'latin1');
+  }
+
+  /** Body bytes of the answer; false when the socket's buffer is full (wait for its 'drain'). */
+  write(b: Buffer): boolean {
+    return this.closed ? true : this.socket.write(b);
+  }
+
+  /** The answer is complete: the next pipelined request is served, or the connection ends. */
+  finish(): void {
+    if (this.closed) return;
+    if (!this.keepAlive) { this.closed = true; this.socket.end(); return; }
+    this.busy = false;
+    if (this.socket.isPaused()) this.socket.resume();
+    // A microtask, not a call: answers given at once (denials) to many pipelined requests must not nest.
+    if (this.buf.length > 0) queueMicrotask(() => this.pump());
+  }
+
+  /** A short text answer of the proxy's own (errors, denials). */
+  reply(status: number, text: string): void {
+    if (this.headSent) { this.abort(); return; }
+    const body = Buffer.from(text);
+    this.writeHead(status, REASONS[status] ?? '', { 'content-type': 'text/plain', 'content-length': body.length });
+    this.write(body);
+    this.finish();
+  }
+
+  /** The answer cannot be completed (the upstream failed mid-body): the client sees the connection end. */
+  abort(): void {
+    this.closed = true;
+    this.socket.destroy();
+  }
+}
