@@ -264,22 +264,37 @@ export class Nemesis {
     }
   }
 
-  /** During a loss window every member is alive: any member an agent lists as failed is a false declaration. */
+  /**
+   * During a loss window every member is alive: a member an agent lists as failed is a false
+   * declaration, unless the agent already listed it failed at its first look, a few ms into the
+   * window (a declaration takes ≥ 4 s of suspicion): that one is left over from an earlier fault
+   * (a killed agent restarted at its heal, still failed until serf's reconnect reaches it) and is
+   * reported apart. Once the agent lists it alive again, a new failure counts.
+   */
   async #watchFalseFailures(ev: FaultEvent): Promise<void> {
     const seen = new Set<string>();
+    const leftover = new Set<string>();
+    const everLeftover = new Set<string>();
+    const looked = new Set<string>();
     while (ev.end === undefined && !this.#o.stopped()) {
       await Promise.all(this.#c.agents.map(async (a) => {
         try {
           const r = await request(a.url, 'GET', '/v1/agent/members', { timeoutMs: 1000 });
           if (r.status !== 200) return;
+          const first = !looked.has(a.name);
+          looked.add(a.name);
           for (const m of r.json<Array<{ Name: string; Status: number }>>()) {
-            if (m.Status !== ALIVE && m.Status === FAILED) seen.add(`${m.Name} (seen by ${a.name})`);
+            const key = `${m.Name} (seen by ${a.name})`;
+            if (m.Status !== FAILED) leftover.delete(key);
+            else if (first) { leftover.add(key); everLeftover.add(key); }
+            else if (!leftover.has(key)) seen.add(key);
           }
         } catch { /* ignore */ }
       }));
       await new Promise((r) => setTimeout(r, 500));
     }
     ev.falseFailures = [...seen];
+    if (everLeftover.size > 0) ev.detail += `; already failed when the loss began (an earlier fault's, not counted): ${[...everLeftover].join(', ')}`;
   }
 
   async close(): Promise<void> {
