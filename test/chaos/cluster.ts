@@ -47,7 +47,7 @@ export class ChaosAgent {
       ...(this.cluster.minQuorum > 0 ? { autopilot: { min_quorum: this.cluster.minQuorum } } : {}),
     }));
     const a = ['agent', '-data-dir', path.join(this.dir, 'data'), '-node', this.name, '-bind', this.address, '-client', this.address,
-      '-retry-interval', '1s', '-config-file', cfg];
+      '-retry-interval', '1s', '-config-file', cfg, ...(process.env.TRELLIS_CHAOS_LOG_LEVEL ? ['-log-level', process.env.TRELLIS_CHAOS_LOG_LEVEL] : [])];
     if (this.role === 'server') a.push('-server', '-bootstrap-expect', String(this.cluster.servers.length));
     for (const s of this.cluster.servers) if (s !== this) a.push('-retry-join', s.address);
     return a;

@@ -212,8 +212,10 @@ export class RpcClient {
         // leader at an old address) must be reachable again within a second or two.
         'grpc.initial_reconnect_backoff_ms': 100,
         'grpc.max_reconnect_backoff_ms': 1000,
-        'grpc.keepalive_time_ms': 10_000,
-        'grpc.keepalive_timeout_ms': 5_000,
+        // A channel stuck on a connection a partition cut must not outlive the heal by long (the
+        // leader's autopilot Status calls ride it: a stuck one made a healed server look dead).
+        'grpc.keepalive_time_ms': 2_000,
+        'grpc.keepalive_timeout_ms': 2_000,
         // Retrying a forwarded write is decided by the caller, who knows whether it is safe.
         'grpc.enable_retries': 0,
       });
