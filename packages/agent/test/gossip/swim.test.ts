@@ -283,6 +283,42 @@ describe('SWIM suspicion, incarnations and refutation', () => {
     assert.equal(core.queueDepth, 1, 'an independent confirmation is spread');
   });
 
+  test('Lifeguard §4.3: the refutation of a suspicion carried by a probe rides on the ack, straight back to the accuser', () => {
+    const net = new TestNet(12);
+    net.addConverged(names(3));
+    net.deliver('a', { type: 'ping', seq: 7, from: 'b', replyTo: ident('b'), target: 'a', updates: [{ type: 'suspect', node: 'a', incarnation: 1, from: 'b' }] });
+    assert.equal(net.core('a').incarnation, 2, 'a refuted');
+    const ack = net.sent.find((s) => s.from === 'a' && s.msg.type === 'ack');
+    assert.ok(ack, 'the ping was acked');
+    const updates = (ack.msg as { updates: { type: string; incarnation?: number }[] }).updates;
+    assert.ok(updates.some((u) => u.type === 'alive' && u.incarnation === 2), `the ack carries alive a@2: ${JSON.stringify(updates)}`);
+  });
+
+  test('a stale suspicion or death of us still going round (our refutation was lost) spreads our current alive again, without a new incarnation', () => {
+    const net = new TestNet(13);
+    net.addConverged(names(3));
+    net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'suspect', node: 'a', incarnation: 1, from: 'b' }] });
+    assert.equal(net.core('a').incarnation, 2);
+    net.run(10_000);
+    assert.equal(net.core('a').queueDepth, 0, 'the refutation was fully transmitted');
+    for (const stale of [
+      { type: 'suspect' as const, node: 'a', incarnation: 1, from: 'c' },
+      { type: 'dead' as const, node: 'a', incarnation: 1, from: 'c' },
+    ]) {
+      const mark = net.sent.length;
+      net.cut.add('a>b'); // only c, who spreads the stale news, is to hear the alive again
+      net.deliver('a', { type: 'gossip', from: 'c', updates: [stale] });
+      assert.equal(net.core('a').incarnation, 2, `${stale.type}: same news, no new incarnation`);
+      net.run(1000);
+      net.cut.delete('a>b');
+      const resent = net.sent.slice(mark).filter((s) => s.from === 'a' && s.to === 'c' &&
+        (s.msg as { updates?: { type: string; incarnation?: number }[] }).updates?.some((u) => u.type === 'alive' && u.incarnation === 2));
+      assert.ok(resent.length > 0, `${stale.type}: a spread alive a@2 again`);
+    }
+    assert.equal(net.core('a').stats.refutations, 1);
+    assert.equal(net.core('a').stats.reannounced, 2);
+  });
+
   test('a ping meant for another member is dropped, not acked', () => {
     const net = new TestNet(9);
     net.addConverged(names(2));

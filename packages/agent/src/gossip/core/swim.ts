@@ -64,6 +64,8 @@ export interface SwimStats {
   suspicionsRaised: number;
   deadDeclared: number;
   refutations: number;
+  /** Our current alive spread again because a stale suspicion or death of us was still going round. */
+  reannounced: number;
   malformed: number;
   refused: number;
   conflicts: number;
@@ -145,7 +147,7 @@ export class SwimCore {
   readonly config: SwimConfig;
   readonly stats: SwimStats = {
     probes: 0, probesFailed: 0, probesRefused: 0, indirectProbes: 0, acksLate: 0, nacksSent: 0, nacksReceived: 0,
-    suspicionsRaised: 0, deadDeclared: 0, refutations: 0, malformed: 0, refused: 0, conflicts: 0,
+    suspicionsRaised: 0, deadDeclared: 0, refutations: 0, reannounced: 0, malformed: 0, refused: 0, conflicts: 0,
     misdirectedPings: 0, pushPulls: 0, eventsDelivered: 0, eventsDuplicate: 0, eventsTooOld: 0,
   };
 
@@ -348,6 +350,10 @@ export class SwimCore {
     this.#now = now;
     switch (msg.type) {
       case 'ping':
+        // The piggybacked updates first: when the ping carries a suspicion of us (Lifeguard's
+        // buddy system) our refutation then rides on the ack, straight back to a member that
+        // suspects us, rather than waiting for the next gossip round (which loss may eat).
+        for (const u of msg.updates) this.#applyUpdate(u, now, false);
         // memberlist: a ping meant for another member (an address now used by someone else) is
         // not ours to answer — acking it would keep a dead member looking alive.
         if (msg.target !== this.name) {
@@ -356,7 +362,7 @@ export class SwimCore {
         } else {
           this.#send(msg.replyTo, { type: 'ack', seq: msg.seq, from: this.name, updates: this.#piggyback() });
         }
-        break;
+        return;
       case 'ack':
         this.#handleAck(msg.seq);
         break;
@@ -736,7 +742,11 @@ export class SwimCore {
 
   #suspectNode(s: SuspectUpdate, now: number): void {
     const rec = this.#members.get(s.node);
-    if (!rec || s.incarnation < rec.incarnation) return;
+    if (!rec) return;
+    if (s.incarnation < rec.incarnation) {
+      if (rec === this.#self) this.#reannounce();
+      return;
+    }
     if (rec === this.#self) {
       // SWIM §4.2: a member never accepts a suspicion of itself; it refutes it.
       if (!this.#leaving) this.#refute(s.incarnation);
@@ -764,7 +774,11 @@ export class SwimCore {
 
   #deadNode(d: DeadUpdate, now: number): void {
     const rec = this.#members.get(d.node);
-    if (!rec || d.incarnation < rec.incarnation) return;
+    if (!rec) return;
+    if (d.incarnation < rec.incarnation) {
+      if (rec === this.#self) this.#reannounce();
+      return;
+    }
     // A member with a leave intent that then fails has left (serf: StatusLeaving → StatusLeft).
     const graceful = d.from === d.node || rec.leaveIntent;
     // Already gone; but a member's own leave message upgrades a failure to a graceful leave.
@@ -831,6 +845,18 @@ export class SwimCore {
     // Lifeguard §4.1: being suspected is a sign that we are the slow one.
     if (this.config.lifeguard) this.#awareness.applyDelta(1);
     this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, publish);
+  }
+
+  /**
+   * Someone still spreads a suspicion (or death) of us that we already refuted: the refutation did
+   * not reach everyone (loss), and whoever has not heard it will declare us failed when its
+   * suspicion runs out. Spread our current alive again, at the same incarnation: it is the same
+   * news, so it costs no incarnation and is not a refutation; the queue keeps one copy of it.
+   */
+  #reannounce(): void {
+    if (this.#leaving) return;
+    this.stats.reannounced++;
+    this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, false);
   }
 
   #nextIncarnation(atLeastAbove: number): number {
