@@ -16,7 +16,10 @@ import type { Command, StateReader, TxnOp } from '../state/index.ts';
 import type { RequestContext } from './context.ts';
 import { HttpError } from './errors.ts';
 
-/** The identity of the request being served, for checks made below the handler (apply). */
+/**
+ * The identity of a write request being served, for the check made below its handler (apply, which
+ * has no ctx). Handlers read ctx.identity; GET and HEAD handlers, which propose nothing, run outside it.
+ */
 export const aclRequest = new AsyncLocalStorage<Identity>();
 
 export const FILTERED_HEADER = 'X-Consul-Results-Filtered-By-ACLs';

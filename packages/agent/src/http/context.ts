@@ -3,6 +3,7 @@
 // `func(resp, req) (interface{}, error)` endpoints — and throw for errors (see errors.ts).
 
 import type { IncomingHttpHeaders } from 'node:http';
+import type { Identity } from '../acl/identity.ts';
 import { parseUint64 } from '../state/uint64.ts';
 import { badRequest } from './errors.ts';
 
@@ -45,6 +46,9 @@ export class RequestContext {
   readonly body: Buffer | undefined;
   /** Aborted when the client goes away or the server closes: blocking waits end at once. */
   readonly signal: AbortSignal;
+
+  /** Who the request is, with ACLs on (set by the HTTP server before the handler runs); undefined when they are off. */
+  identity: Identity | undefined = undefined;
 
   /** Response status; handlers change it for e.g. a 404 with headers, or a 409 with a JSON body. */
   status = 200;

@@ -17,7 +17,7 @@ import { ANONYMOUS_ACCESSOR_ID, GLOBAL_MANAGEMENT_POLICY_ID, GLOBAL_MANAGEMENT_P
 import { AclRulesError, GLOBAL_MANAGEMENT_RULES, parseRules } from '../../acl/rules.ts';
 import { applyOk } from '../../state/apply.ts';
 import { isUuid, parseGoDuration, type ACLPolicy, type ACLRole, type ACLToken } from '../../state/index.ts';
-import { aclRequest, require as requireRight, requestToken } from '../aclEnforce.ts';
+import { require as requireRight, requestToken } from '../aclEnforce.ts';
 import { isExpired, resolvedTokenWire } from '../aclResolve.ts';
 import { AGENT_TOKEN_KINDS, setAgentToken } from '../aclTokens.ts';
 import { setQueryMeta } from '../blocking.ts';
@@ -129,9 +129,9 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   const enabled = (): boolean => backend.config.acl?.enabled === true;
 
   /** The request's identity (the HTTP server resolved it); 401 while ACLs are off. */
-  function who(): Identity {
+  function who(ctx: RequestContext): Identity {
     if (!enabled()) throw new HttpError(401, 'ACL support disabled', 'ERR_ACL_DISABLED');
-    const id = aclRequest.getStore();
+    const id = ctx.identity;
     if (!id) throw new HttpError(401, 'ACL support disabled', 'ERR_ACL_DISABLED');
     return id;
   }
@@ -188,7 +188,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   // ---- tokens ----------------------------------------------------------------------------------
 
   async function tokenCreate(ctx: RequestContext): Promise<unknown> {
-    const z = who();
+    const z = who(ctx);
     requireRight(z, 'acl', 'write');
     const b = body(ctx);
     const t = tokenFromBody(b, undefined, undefined);
@@ -203,7 +203,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function tokenById(ctx: RequestContext): Promise<unknown> {
-    const z = who();
+    const z = who(ctx);
     let rest = ctx.rest;
     if (rest === 'self' && ctx.method === 'GET') {
       const secret = requestToken(ctx.headers, ctx.query) ?? backend.acl?.defaultToken ?? '';
@@ -249,7 +249,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   function tokenList(ctx: RequestContext): unknown {
-    const z = who();
+    const z = who(ctx);
     requireRight(z, 'acl', 'read');
     const showSecret = z.authorizer.allowed('acl', 'write');
     const res = backend.store.aclTokens();
@@ -280,7 +280,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function policyCreate(ctx: RequestContext): Promise<unknown> {
-    requireRight(who(), 'acl', 'write');
+    requireRight(who(ctx), 'acl', 'write');
     const b = body(ctx);
     if (b.ID !== undefined && b.ID !== '') throw badRequest('Cannot specify an ID in policy creation');
     const { value } = await applyOk(backend.apply, { type: 'aclPolicySet', Policy: policyFromBody(b, randomUUID()), Create: true });
@@ -288,7 +288,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function policyById(ctx: RequestContext): Promise<unknown> {
-    const z = who();
+    const z = who(ctx);
     const rest = ctx.rest;
     if (rest.startsWith('name/') && ctx.method === 'GET') {
       requireRight(z, 'acl', 'read');
@@ -322,7 +322,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   function policyList(ctx: RequestContext): unknown {
-    requireRight(who(), 'acl', 'read');
+    requireRight(who(ctx), 'acl', 'read');
     const res = backend.store.aclPolicies();
     setQueryMeta(ctx, backend, res.index, false);
     return res.value.map((p) => policyJson(p, true));
@@ -344,7 +344,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function roleCreate(ctx: RequestContext): Promise<unknown> {
-    requireRight(who(), 'acl', 'write');
+    requireRight(who(ctx), 'acl', 'write');
     const b = body(ctx);
     if (b.ID !== undefined && b.ID !== '') throw badRequest('Cannot specify an ID in role creation');
     const { value } = await applyOk(backend.apply, { type: 'aclRoleSet', Role: roleFromBody(b, randomUUID()), Create: true });
@@ -352,7 +352,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function roleById(ctx: RequestContext): Promise<unknown> {
-    const z = who();
+    const z = who(ctx);
     const rest = ctx.rest;
     if (rest.startsWith('name/') && ctx.method === 'GET') {
       requireRight(z, 'acl', 'read');
@@ -386,7 +386,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   function roleList(ctx: RequestContext): unknown {
-    requireRight(who(), 'acl', 'read');
+    requireRight(who(ctx), 'acl', 'read');
     const res = backend.store.aclRoles();
     setQueryMeta(ctx, backend, res.index, false);
     return res.value.map(roleJson);
@@ -414,7 +414,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
   }
 
   async function bootstrap(ctx: RequestContext): Promise<unknown> {
-    who();
+    who(ctx);
     const b = body(ctx);
     const secret = idParam(b.BootstrapSecret, 'BootstrapSecret') || randomUUID();
     const reset = await readResetIndex();
@@ -440,7 +440,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
 
   /** The caller's own token, for a client agent's resolver (Consul's ACL.TokenRead + PolicyResolve). */
   function resolveSelf(ctx: RequestContext): unknown {
-    const z = who();
+    const z = who(ctx);
     const given = requestToken(ctx.headers, ctx.query) ?? '';
     const secret = given !== '' ? given : 'anonymous';
     const t = backend.store.aclTokenBySecret(secret);
@@ -454,7 +454,7 @@ export function aclRoutes(deps: RouteDeps): EndpointSpec[] {
 
   /** PUT /v1/agent/token/<kind> {"Token": "..."}: this agent's own token of that kind (acl:write). */
   function setToken(ctx: RequestContext): unknown {
-    requireRight(who(), 'acl', 'write');
+    requireRight(who(ctx), 'acl', 'write');
     const kind = AGENT_TOKEN_KINDS[ctx.rest];
     if (!kind) throw notFound(`Token "${ctx.rest}" is unknown`);
     const raw = ctx.body?.toString('utf8') ?? '';

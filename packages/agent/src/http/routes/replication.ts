@@ -12,7 +12,7 @@
 // Not Consul endpoints: Consul replicates over its own RPC, which has no HTTP form.
 import { ACL_REPLICATION_PATH, type AclReplicationWire } from '../../server/aclReplication.ts';
 import type { ConfigEntry } from '../../state/types.ts';
-import { aclRequest, require } from '../aclEnforce.ts';
+import { require } from '../aclEnforce.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
 import { readQuery } from './common.ts';
 
@@ -24,7 +24,7 @@ export function replicationRoutes(deps: RouteDeps): EndpointSpec[] {
     path: CONFIG_ENTRIES_REPLICATION_PATH,
     methods: {
       GET: async (ctx) => {
-        const who = aclRequest.getStore();
+        const who = ctx.identity;
         if (who) {
           require(who, 'service', 'read', '');
           require(who, 'intention', 'read', '');
@@ -37,7 +37,7 @@ export function replicationRoutes(deps: RouteDeps): EndpointSpec[] {
     path: ACL_REPLICATION_PATH,
     methods: {
       GET: async (ctx) => {
-        const who = aclRequest.getStore();
+        const who = ctx.identity;
         if (who) require(who, 'acl', 'write');
         const tokens = ctx.get('tokens') === '1';
         return (await readQuery<AclReplicationWire>(ctx, deps, (ws) => {
