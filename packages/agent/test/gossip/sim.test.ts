@@ -67,9 +67,10 @@ describe('gossip simulator: accuracy', () => {
   }));
 
   test('a pool of 4 (the chaos cluster) under 30% loss: refutations reach the accusers, so false failures stay rare', seeded((seed) => {
-    // 10 runs of 120 s. Before refutations rode on acks and stale suspicions were answered with our
-    // alive again, these seeds gave 25 false declarations; Lifeguard alone cannot help a member
-    // whose one refutation was lost on its way to the accuser.
+    // 10 runs of 120 s. These seeds gave 25 false declarations before refutations rode on acks and
+    // a stale suspicion of us was answered by spreading our alive again, then 5 until any stale
+    // suspicion or death was answered with the newer alive straight to its sender, now 1: Lifeguard
+    // alone cannot help a member whose one refutation was lost on its way to the accuser.
     let total = 0;
     let suspicions = 0;
     for (let i = 0; i < 10; i++) {
@@ -78,7 +79,7 @@ describe('gossip simulator: accuracy', () => {
       suspicions += r.suspicions;
     }
     assert.ok(suspicions >= 200, `loss caused only ${suspicions} suspicions: the scenario is too mild`);
-    assert.ok(total <= 10, `${total} false failure declarations`);
+    assert.ok(total <= 3, `${total} false failure declarations`);
   }));
 
   test('refutation: a falsely suspected member raises its incarnation and nobody declares it failed', seeded((seed) => {

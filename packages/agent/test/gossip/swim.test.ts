@@ -319,6 +319,30 @@ describe('SWIM suspicion, incarnations and refutation', () => {
     assert.equal(net.core('a').stats.reannounced, 2);
   });
 
+  test('a stale suspicion or death of another member (the sender missed its refutation) is answered with the newer alive, straight to the sender', () => {
+    const net = new TestNet(14);
+    net.addConverged(names(3));
+    net.deliver('b', { type: 'gossip', from: 'c', updates: [{ type: 'alive', node: ident('c'), incarnation: 2 }] });
+    assert.equal(net.core('b').member('c')?.incarnation, 2);
+    for (const stale of [
+      { type: 'suspect' as const, node: 'c', incarnation: 1, from: 'a' },
+      { type: 'dead' as const, node: 'c', incarnation: 1, from: 'a' },
+    ]) {
+      const mark = net.sent.length;
+      net.deliver('b', { type: 'gossip', from: 'a', updates: [stale] });
+      assert.equal(net.stateOf('b', 'c'), 'alive', `${stale.type}: stale news changes nothing at b`);
+      const reply = net.sent.slice(mark).find((x) => x.from === 'b' && x.to === 'a' && x.msg.type === 'gossip');
+      assert.ok(reply, `${stale.type}: b answered a at once`);
+      assert.deepEqual((reply.msg as { updates: unknown[] }).updates, [{ type: 'alive', node: ident('c'), incarnation: 2 }]);
+    }
+    assert.equal(net.core('b').stats.staleAnswered, 2);
+    // Current news is not answered: a suspicion at c's current incarnation is a new suspicion.
+    const mark = net.sent.length;
+    net.deliver('b', { type: 'gossip', from: 'a', updates: [{ type: 'suspect', node: 'c', incarnation: 2, from: 'a' }] });
+    assert.equal(net.stateOf('b', 'c'), 'suspect');
+    assert.ok(!net.sent.slice(mark).some((x) => x.from === 'b' && x.to === 'a' && x.msg.type === 'gossip'));
+  });
+
   test('a ping meant for another member is dropped, not acked', () => {
     const net = new TestNet(9);
     net.addConverged(names(2));

@@ -66,6 +66,8 @@ export interface SwimStats {
   refutations: number;
   /** Our current alive spread again because a stale suspicion or death of us was still going round. */
   reannounced: number;
+  /** Alive updates sent straight back to a member that sent us a stale suspicion or death. */
+  staleAnswered: number;
   malformed: number;
   refused: number;
   conflicts: number;
@@ -147,7 +149,7 @@ export class SwimCore {
   readonly config: SwimConfig;
   readonly stats: SwimStats = {
     probes: 0, probesFailed: 0, probesRefused: 0, indirectProbes: 0, acksLate: 0, nacksSent: 0, nacksReceived: 0,
-    suspicionsRaised: 0, deadDeclared: 0, refutations: 0, reannounced: 0, malformed: 0, refused: 0, conflicts: 0,
+    suspicionsRaised: 0, deadDeclared: 0, refutations: 0, reannounced: 0, staleAnswered: 0, malformed: 0, refused: 0, conflicts: 0,
     misdirectedPings: 0, pushPulls: 0, eventsDelivered: 0, eventsDuplicate: 0, eventsTooOld: 0,
   };
 
@@ -169,6 +171,8 @@ export class SwimCore {
   #seq = 0;
   #probe: Probe | undefined;
   readonly #relays = new Map<number, Relay>();
+  /** While a message's updates are applied: members it carried stale suspicions or deaths of. */
+  #stale: Rec[] | undefined;
   /** Members in state alive or suspect, self included (memberlist estNumNodes). */
   #live = 1;
   #nextProbeMs: number;
@@ -353,7 +357,7 @@ export class SwimCore {
         // The piggybacked updates first: when the ping carries a suspicion of us (Lifeguard's
         // buddy system) our refutation then rides on the ack, straight back to a member that
         // suspects us, rather than waiting for the next gossip round (which loss may eat).
-        for (const u of msg.updates) this.#applyUpdate(u, now, false);
+        this.#applyUpdates(msg.from, msg.updates, now);
         // memberlist: a ping meant for another member (an address now used by someone else) is
         // not ours to answer — acking it would keep a dead member looking alive.
         if (msg.target !== this.name) {
@@ -395,7 +399,37 @@ export class SwimCore {
         }
         return;
     }
-    for (const u of msg.updates) this.#applyUpdate(u, now, false);
+    this.#applyUpdates(msg.from, msg.updates, now);
+  }
+
+  /**
+   * Applies a message's piggybacked updates. A suspicion or death it carries about a member we
+   * know alive at a newer incarnation is stale: the sender missed the refutation (lost under
+   * packet loss), and unless it hears it, it will declare a live member failed when its suspicion
+   * runs out. So the sender gets the newer alive straight back, in one gossip message.
+   */
+  #applyUpdates(from: string, updates: Update[], now: number): void {
+    const stale: Rec[] = [];
+    this.#stale = stale;
+    try {
+      for (const u of updates) this.#applyUpdate(u, now, false);
+    } finally {
+      this.#stale = undefined;
+    }
+    const to = this.#members.get(from);
+    if (stale.length === 0 || !to || to === this.#self || (to.state !== 'alive' && to.state !== 'suspect')) return;
+    const reply: Update[] = [];
+    let bytes = MESSAGE_HEADER_BYTES;
+    for (const r of stale) {
+      if (r.state !== 'alive' || reply.some((u) => u.type === 'alive' && u.node.name === r.node.name)) continue;
+      const u: AliveUpdate = { type: 'alive', node: r.node, incarnation: r.incarnation };
+      bytes += updateSize(u) + UPDATE_OVERHEAD_BYTES;
+      if (bytes > this.config.maxGossipBytes) break;
+      reply.push(u);
+    }
+    if (reply.length === 0) return;
+    this.stats.staleAnswered += reply.length;
+    this.#send(to.node, { type: 'gossip', from: this.name, updates: reply });
   }
 
   /** Counts a message that could not be decoded (the driver drops it). */
@@ -744,6 +778,7 @@ export class SwimCore {
     const rec = this.#members.get(s.node);
     if (!rec) return;
     if (s.incarnation < rec.incarnation) {
+      this.#stale?.push(rec);
       if (rec === this.#self) this.#reannounce();
       return;
     }
@@ -776,6 +811,7 @@ export class SwimCore {
     const rec = this.#members.get(d.node);
     if (!rec) return;
     if (d.incarnation < rec.incarnation) {
+      this.#stale?.push(rec);
       if (rec === this.#self) this.#reannounce();
       return;
     }
