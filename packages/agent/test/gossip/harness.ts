@@ -25,6 +25,7 @@ export class TestNet {
   /**
    * Crashed members whose host is still up: a ping to one is answered by its host's "port
    * unreachable", which reaches the pinger one latency later as the driver's probeRefused(seq).
+   * "a>f": pings from a to f are refused that way although f runs (a firewall rejecting a's packets).
    */
   readonly refusing = new Set<string>();
   #refusals: { at: number; to: string; seq: number }[] = [];
@@ -112,8 +113,10 @@ export class TestNet {
         this.flush(r.to);
       }
       for (const f of due) {
-        if (this.crashed.has(f.to) && this.refusing.has(f.to) && f.msg.type === 'ping') {
+        const rejected = this.refusing.has(`${f.from}>${f.to}`);
+        if (f.msg.type === 'ping' && (rejected || (this.crashed.has(f.to) && this.refusing.has(f.to)))) {
           this.#refusals.push({ at: this.now + this.latencyMs, to: f.from, seq: f.msg.seq });
+          if (rejected) continue;
         }
         if (this.crashed.has(f.to) || !this.cores.has(f.to)) continue;
         this.core(f.to).receive(f.msg, this.now);

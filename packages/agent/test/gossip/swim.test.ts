@@ -106,19 +106,19 @@ describe('refused probes (a killed agent whose host is still up answers "port un
     return assert.fail(`no ping to ${target}`);
   };
 
-  test('a refused ping fails the probe at once: suspicion and ping-reqs without waiting out the probe timeout, our health untouched', () => {
+  test('a refused ping sends the ping-reqs at once, and the probe fails as soon as the refused relays nack: no waiting out the probe timeout, our health untouched', () => {
     const net = new TestNet(4);
     net.addConverged(names(6));
     net.crashed.add('f');
     net.refusing.add('f');
     const ping = firstPing(net, 'f');
-    // Ping-req out and in, the relay's ping out, its refusal back, its nack: 6 latencies.
-    net.run(6 * net.latencyMs);
+    // Refusal back, ping-req out, the relay's ping out, its refusal back, its nack back: 6 latencies.
+    net.run(10 * net.latencyMs);
     const prober = net.core(ping.from);
     const f = prober.member('f')!;
     assert.equal(f.state, 'suspect');
-    // The refusal takes a round trip (2 × latency); the probe timeout is 500 ms.
-    assert.ok(f.stateChangeMs - ping.at <= 2 * net.latencyMs, `suspected ${f.stateChangeMs - ping.at} ms after the ping`);
+    // The probe timeout is 500 ms.
+    assert.ok(f.stateChangeMs - ping.at <= 6 * net.latencyMs, `suspected ${f.stateChangeMs - ping.at} ms after the ping`);
     const reqs = net.sent.filter((s) => s.from === ping.from && s.msg.type === 'pingReq' && s.at >= ping.at);
     assert.equal(reqs.length, 3, 'the indirect probes go out at once');
     assert.ok(reqs.every((r) => r.at - ping.at <= 2 * net.latencyMs));
@@ -153,6 +153,23 @@ describe('refused probes (a killed agent whose host is still up answers "port un
     // and the confirmations wait for other members' probes.
     const silent = detection(false);
     assert.ok(silent >= 5000, `silent: ${silent} ms`);
+  });
+
+  test('a refused ping is no failure when a relay reaches the target (a firewall rejecting only our packets)', () => {
+    const net = new TestNet(7);
+    net.addConverged(names(6));
+    net.refusing.add('a>f');
+    let ping: { at: number } | undefined;
+    for (let i = 0; i < 400 && !ping; i++) {
+      net.run(25);
+      ping = net.sent.find((s) => s.from === 'a' && s.to === 'f' && s.msg.type === 'ping');
+    }
+    assert.ok(ping, 'a probed f');
+    net.run(3000);
+    assert.equal(net.core('a').stats.probesRefused, 1);
+    assert.equal(net.stateOf('a', 'f'), 'alive', 'the relays\' acks saved f');
+    assert.equal(net.core('a').stats.suspicionsRaised, 0);
+    for (const n of names(5)) assert.equal(net.stateOf(n, 'f'), 'alive');
   });
 
   test('a refusal for an unknown or finished probe changes nothing', () => {

@@ -99,8 +99,12 @@ interface Probe {
   directDeadlineMs: number;
   endDeadlineMs: number;
   indirectSent: boolean;
+  /** Members asked to ping-req the target. */
+  relays: number;
   expectedNacks: number;
   nacks: number;
+  /** The target's host refused our ping (probeRefused): the probe ends once every relay has nacked too. */
+  refused: boolean;
 }
 
 interface Relay {
@@ -370,12 +374,16 @@ export class SwimCore {
       case 'ack':
         this.#handleAck(msg.seq);
         break;
-      case 'nack':
-        if (this.#probe && this.#probe.seq === msg.seq) {
-          this.#probe.nacks++;
+      case 'nack': {
+        const p = this.#probe;
+        if (p && p.seq === msg.seq) {
+          p.nacks++;
           this.stats.nacksReceived++;
+          // Refused by the target's host, and no relay reached it either: nothing left to wait for.
+          if (p.refused && p.nacks >= p.expectedNacks) this.#probeFailed(p, now, true);
         }
         break;
+      }
       case 'pingReq':
         this.#relay(msg.seq, msg.replyTo, msg.target, msg.nack, now);
         break;
@@ -439,12 +447,13 @@ export class SwimCore {
 
   /**
    * The driver learned that the ping it sent for `seq` was refused by the target's host: nothing
-   * listens at the member's address and port any more (ICMP port unreachable, or a TCP reset: a
-   * killed agent whose host is up). That is evidence about the target, not about us or the
-   * network: loss and partitions drop packets, they never answer for a missing process. So the
-   * probe does not wait out its timeout (SWIM would wait for the ack that cannot come):
-   * - our own probe fails now: the ping-reqs go out at once (the relays are witnesses of their
-   *   own) and the suspicion starts, without counting against our health;
+   * listens at the member's address and port any more (ICMP port unreachable: a killed agent whose
+   * host is up). That is evidence about the target, not about us: loss and partitions drop
+   * packets, they never answer for a missing process. So the probe does not wait out its timeout:
+   * - our own probe: the ping-reqs go out at once, and the probe fails as soon as every relay has
+   *   nacked (they are refused too, within a round trip), without counting against our health.
+   *   A relay that reaches the target still saves it (a firewall that rejects only our packets);
+   *   with no relay to ask, the probe fails at once;
    * - a ping we relay for another member is answered with a nack at once, and we suspect the
    *   target ourselves: an independent confirmation the requester receives on that nack, so its
    *   Lifeguard suspicion timeout falls to the minimum instead of waiting for other members' turns
@@ -456,10 +465,12 @@ export class SwimCore {
     this.#now = now;
     const p = this.#probe;
     if (p && p.seq === seq) {
+      if (p.refused) return;
       this.stats.probesRefused++;
-      // Suspect first, so the ping-reqs carry the suspicion to the relays.
-      this.#probeFailed(p, now, true);
+      p.refused = true;
       if (!p.indirectSent) this.#startIndirect(p);
+      // Without nacks (Lifeguard off) the relays' silence only tells at the probe's end.
+      if (p.relays === 0 || (p.expectedNacks > 0 && p.nacks >= p.expectedNacks)) this.#probeFailed(p, now, true);
       return;
     }
     const r = this.#relays.get(seq);
@@ -609,7 +620,7 @@ export class SwimCore {
       seq, target, incarnation: target.incarnation,
       directDeadlineMs: now + c.probeTimeoutMs * scale,
       endDeadlineMs: now + c.probeIntervalMs * scale,
-      indirectSent: false, expectedNacks: 0, nacks: 0,
+      indirectSent: false, relays: 0, expectedNacks: 0, nacks: 0, refused: false,
     };
     this.#probe = p;
     this.stats.probes++;
@@ -658,6 +669,7 @@ export class SwimCore {
     const nack = this.config.lifeguard;
     for (const r of relays) {
       this.stats.indirectProbes++;
+      p.relays++;
       if (nack) p.expectedNacks++;
       this.#send(r.node, {
         type: 'pingReq', seq: p.seq, from: this.name, replyTo: endpointOf(this.#self.node),
