@@ -11,7 +11,7 @@
 //      X-Consul-Results-Filtered-By-ACLs: true. A blocking query is filtered every time it answers.
 import { AsyncLocalStorage } from 'node:async_hooks';
 import type { Authorizer, Permission, Resource } from '../acl/authorizer.ts';
-import { permissionDeniedMessage, type Identity } from '../acl/identity.ts';
+import { ERR_PERMISSION_DENIED, permissionDeniedMessage, type Identity } from '../acl/identity.ts';
 import type { Command, StateReader, TxnOp } from '../state/index.ts';
 import type { RequestContext } from './context.ts';
 import { HttpError } from './errors.ts';
@@ -243,6 +243,8 @@ function field(o: Record<string, unknown>, name: string): unknown {
 export interface GuardEnv {
   nodeName: string;
   store: StateReader;
+  /** acl.enable_key_list_policy: KV listings (?recurse, ?keys) need `list` on the prefix. */
+  enableKeyListPolicy?: boolean;
   /** Agent-local services (for deregistration and checks by ID): service ID → name. */
   localServiceName(id: string): string | undefined;
   /** Agent-local checks: check ID → the service it belongs to ('' for node checks). */
@@ -258,7 +260,17 @@ export function guardRequest(path: string, ctx: RequestContext, a: Identity, env
   const write = m !== 'GET' && m !== 'HEAD';
   switch (path) {
     case '/v1/kv/':
-      if (!write && !ctx.has('recurse') && !ctx.has('keys')) require(a, 'key', 'read', ctx.rest);
+      if (write) return;
+      if (ctx.has('recurse') || ctx.has('keys')) {
+        // acl.enable_key_list_policy: a listing needs `list` on its prefix before anything is read
+        // (Consul's KVS.List / ListKeys answer acl.ErrPermissionDenied, the bare text); the entries
+        // are then filtered by `read` as always.
+        if (env.enableKeyListPolicy && !a.authorizer.allowed('key', 'list', ctx.rest)) {
+          throw new HttpError(403, ERR_PERMISSION_DENIED, 'ERR_PERMISSION_DENIED');
+        }
+        return;
+      }
+      require(a, 'key', 'read', ctx.rest);
       return;
     case '/v1/agent/self': case '/v1/agent/metrics':
       require(a, 'agent', 'read', env.nodeName);

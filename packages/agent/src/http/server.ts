@@ -114,6 +114,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const guardEnv: GuardEnv = {
     nodeName: backend.config.nodeName,
     store: backend.store,
+    enableKeyListPolicy: backend.config.acl?.enableKeyListPolicy === true,
     localServiceName: (id) => backend.local?.service?.(id)?.service.Service,
     localCheckService: (id) => {
       const c = backend.local?.check?.(id);

@@ -210,3 +210,62 @@ for (const defaultAllow of [false, true]) {
     });
   });
 }
+
+describe('acl.enable_key_list_policy: KV listings need list on the prefix', () => {
+  for (const enabled of [true, false]) {
+    for (const defaultAllow of [false, true]) {
+      test(`enable_key_list_policy = ${enabled}, default_policy = ${defaultAllow ? 'allow' : 'deny'}`, async () => {
+        const config = { acl: { ...defaults().acl, enabled: true, defaultPolicy: defaultAllow ? 'allow' as const : 'deny' as const, enableKeyListPolicy: enabled } };
+        const h = harness({ config, acl: (store, cfg) => ({ resolver: storeResolver(store, cfg, () => ''), defaultToken: '', serviceTokens: new Map() }) });
+        try {
+          h.apply({ type: 'aclInit', ServerSecret: 'srv', GlobalManagement: { ID: ACL_GLOBAL_MANAGEMENT_ID, Name: 'global-management', Rules: GLOBAL_MANAGEMENT_RULES }, Anonymous: { AccessorID: ACL_ANONYMOUS_ACCESSOR_ID, SecretID: 'anonymous' } });
+          h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'mgmt', SecretID: MGMT, Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }] } });
+          const tokens: Record<string, string> = {
+            read: 'key_prefix "app/" { policy = "read" }',
+            list: 'key_prefix "app/" { policy = "list" }',
+            write: 'key_prefix "app/" { policy = "write" }',
+            // list on app/, but app/secret/ is readable by nobody: the listing is allowed and filtered.
+            listSecretDenied: 'key_prefix "app/" { policy = "list" }\nkey_prefix "app/secret/" { policy = "deny" }',
+            uncovered: 'key_prefix "zzz/" { policy = "list" }',
+          };
+          for (const [name, rules] of Object.entries(tokens)) {
+            assert.ok(h.apply({ type: 'aclPolicySet', Create: true, Policy: { ID: `p-${name}`, Name: `p-${name}`, Rules: rules } }).ok);
+            assert.ok(h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: `a-${name}`, SecretID: `s-${name}`, Policies: [{ ID: `p-${name}` }] } }).ok);
+          }
+          for (const key of ['app/a', 'app/secret/b']) {
+            assert.equal((await h.req('PUT', `/v1/kv/${key}`, 'v', { 'X-Consul-Token': MGMT })).statusCode, 200);
+          }
+          const as = (name: string) => ({ 'X-Consul-Token': `s-${name}` });
+          for (const url of ['/v1/kv/app/?recurse', '/v1/kv/app/?keys', '/v1/kv/app/?keys&separator=/']) {
+            // read on the prefix: enough to list only while the option is off.
+            const r = await h.req('GET', url, undefined, as('read'));
+            if (enabled) {
+              assert.equal(r.statusCode, 403, `${url} read: ${r.body}`);
+              assert.equal(r.body, 'Permission denied');
+            } else {
+              assert.equal(r.statusCode, 200, `${url} read: ${r.body}`);
+            }
+            // list and write grant the listing.
+            for (const name of ['list', 'write']) assert.equal((await h.req('GET', url, undefined, as(name))).statusCode, 200, `${url} ${name}`);
+            // Allowed to list, entries still filtered by read.
+            const f = await h.req('GET', url, undefined, as('listSecretDenied'));
+            assert.equal(f.statusCode, 200, f.body);
+            assert.doesNotMatch(f.body, /secret/);
+            assert.equal(f.headers['x-consul-results-filtered-by-acls'], 'true');
+            // No rule on the prefix: the default policy decides the listing (then nothing is readable
+            // under default deny).
+            const u = await h.req('GET', url, undefined, as('uncovered'));
+            if (enabled && !defaultAllow) assert.equal(u.statusCode, 403, `${url} uncovered: ${u.body}`);
+            else assert.notEqual(u.statusCode, 403, `${url} uncovered: ${u.body}`);
+            // The management token lists everything.
+            assert.equal((await h.req('GET', url, undefined, { 'X-Consul-Token': MGMT })).statusCode, 200);
+          }
+          // A single key needs read, never list.
+          assert.equal((await h.req('GET', '/v1/kv/app/a', undefined, as('read'))).statusCode, 200);
+        } finally {
+          await h.close();
+        }
+      });
+    }
+  }
+});
