@@ -221,6 +221,7 @@ class Exchange implements UpstreamResponse {
     this.buf = EMPTY;
     if (this.head.body === 0) { this.complete(b.length === 0); return; }
     if (b.length > 0) this.bodyData(b);
+    else to.flushHead();
   }
 
   private bodyData(d: Buffer): void {

@@ -82,6 +82,8 @@ export class H1ServerConn {
   /** The answer's head has been written (a failure after it can only abort the connection). */
   headSent = false;
   closed = false;
+  /** The answer's head, held until its first body bytes (or its end) so both go in one write: one syscall and one TLS record. */
+  private pendingHead: string | undefined;
   private readonly opts: H1ServerOptions;
   private buf: Buffer = EMPTY;
   private busy = false;
@@ -195,17 +197,30 @@ export class H1ServerConn {
   writeHead(status: number, reason: string, headers: Record<string, string | string[] | number>): void {
     if (!this.keepAlive) headers.connection = 'close';
     this.headSent = true;
-    if (!this.closed) this.socket.write(responseHead(status, reason || REASONS[status] || '', headers), 'latin1');
+    this.pendingHead = responseHead(status, reason || REASONS[status] || '', headers);
   }
 
   /** Body bytes of the answer; false when the socket's buffer is full (wait for its 'drain'). */
   write(b: Buffer): boolean {
-    return this.closed ? true : this.socket.write(b);
+    if (this.closed) return true;
+    const head = this.pendingHead;
+    if (head === undefined) return this.socket.write(b);
+    this.pendingHead = undefined;
+    const h = Buffer.from(head, 'latin1');
+    return this.socket.write(Buffer.concat([h, b], h.length + b.length));
+  }
+
+  /** Sends a held head now (no body bytes are at hand: a streaming answer's client must not wait for them). */
+  flushHead(): void {
+    if (this.pendingHead === undefined || this.closed) return;
+    this.socket.write(this.pendingHead, 'latin1');
+    this.pendingHead = undefined;
   }
 
   /** The answer is complete: the next pipelined request is served, or the connection ends. */
   finish(): void {
     if (this.closed) return;
+    this.flushHead();
     if (!this.keepAlive) { this.closed = true; this.socket.end(); return; }
     this.busy = false;
     if (this.socket.isPaused()) this.socket.resume();
@@ -225,6 +240,7 @@ export class H1ServerConn {
   /** The answer cannot be completed (the upstream failed mid-body): the client sees the connection end. */
   abort(): void {
     this.closed = true;
+    this.pendingHead = undefined;
     this.socket.destroy();
   }
 }
