@@ -20,9 +20,11 @@ export function join(downstream: net.Socket, upstream: Duplex, metrics: Metrics,
   const fail = () => { downstream.destroy(); upstream.destroy(); };
   downstream.on('error', fail);
   upstream.on('error', fail);
-  upstream.on('close', () => { if (!downstream.destroyed) downstream.end(); });
+  // Only a side not ended yet: end() on an ended stream makes (and drops) an
+  // ERR_STREAM_ALREADY_FINISHED error, stack trace and all, for every connection.
+  upstream.on('close', () => { if (!downstream.destroyed && !downstream.writableEnded) downstream.end(); });
   downstream.on('close', () => {
-    if (!upstream.destroyed) upstream.end();
+    if (!upstream.destroyed && !upstream.writableEnded) upstream.end();
     metrics.add(M.rxBytes[0], M.rxBytes[1], { direction }, downstream.bytesRead);
     metrics.add(M.txBytes[0], M.txBytes[1], { direction }, downstream.bytesWritten);
   });

@@ -45,3 +45,24 @@ test('join sets TCP_NODELAY on both sockets and pipes both ways, half-close incl
   assert.equal(Buffer.concat(clientGot).toString(), 'head;body');
   for (const s of [client, app, downstream, upstream]) s.destroy();
 });
+
+test('join ends only a side not ended yet when the other closes (no ERR_STREAM_ALREADY_FINISHED made per connection)', async () => {
+  const [downstream, client] = await pair();
+  const [app, upstream] = await pair();
+  const lateEnds: string[] = [];
+  const orig = downstream.end.bind(downstream) as (...a: unknown[]) => net.Socket;
+  downstream.end = ((...args: unknown[]) => { if (downstream.writableEnded) lateEnds.push('downstream'); return orig(...args); }) as typeof downstream.end;
+  join(downstream, upstream, new Metrics(), 'test');
+  client.on('data', () => undefined);
+  // The app's answer is complete: the pipe ended the caller's side (its socket stays open, half-closed)...
+  app.end('answer');
+  await new Promise((r) => client.once('end', r));
+  assert.equal(downstream.writableEnded, true);
+  assert.equal(downstream.destroyed, false);
+  // ... then the upstream connection closes: nothing is left to end on the caller's side.
+  const upstreamClosed = new Promise((r) => upstream.once('close', r));
+  upstream.destroy();
+  await upstreamClosed;
+  assert.deepEqual(lateEnds, []);
+  for (const s of [client, app, downstream]) s.destroy();
+});
