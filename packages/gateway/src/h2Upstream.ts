@@ -22,6 +22,7 @@ import { M } from './metrics.ts';
 import { retryOnFailure, retryOnResponse, retryPolicyOf, type RetryPolicy } from './retryPolicy.ts';
 import { requestInfo } from './routeMatch.ts';
 import { checkServerSpiffe } from './upstream.ts';
+import { checkResumedServer, sessionKey, TlsSessionCache } from './tlsSessions.ts';
 
 /** A request body kept for retries up to this size; a larger one is streamed and not retried (Envoy's buffer limit). */
 const RETRY_BUFFER = 1024 * 1024;
@@ -105,6 +106,8 @@ export class H2UpstreamListener extends L7UpstreamListener {
   private readonly accepted = new Set<net.Socket>();
   private readonly inSessions = new Set<http2.ServerHttp2Session>();
   private h1: http.Server | undefined;
+  /** TLS sessions per instance and SNI: a session to a sidecar made again (idle close, failure) resumes. */
+  private readonly tlsSessions = new TlsSessionCache(this.opts.tls);
 
   protected override makeServer(): net.Server {
     const h1 = this.http1Server();
@@ -274,20 +277,27 @@ export class H2UpstreamListener extends L7UpstreamListener {
     }
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
     const connectMs = this.connectTimeoutMs(target);
+    const sessKey = sessionKey(inst.host, inst.port, target.SNI ?? '');
+    const checkIdentity = (cert: tls.PeerCertificate) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td });
+    const offered = this.tlsSessions.get(sessKey);
     const p = new Promise<Conn>((resolve) => {
       const sock = tls.connect({
         host: inst.host, port: inst.port, servername: target.SNI, secureContext: snap.clientContext, rejectUnauthorized: true,
         ALPNProtocols: ['h2', 'http/1.1'],
-        checkServerIdentity: (_h, cert) => checkServerSpiffe(cert, { service: target.Service, trustDomain: td }),
+        checkServerIdentity: (_h, cert) => checkIdentity(cert),
+        session: offered?.session,
       });
+      this.tlsSessions.track(sock, sessKey, snap.generation, offered);
       sock.setNoDelay(true); // as every proxied socket (pipe.ts)
       const forget = () => { if (this.conns.get(key) === p) this.conns.delete(key); };
       // Removed once TLS is up (below): a socket that falls back to the HTTP/1.1 pool gets its idle timer re-armed there.
       const onConnectTimeout = () => sock.destroy(Object.assign(new Error(`no TLS connection within ${connectMs} ms`), { code: 'ETIMEDOUT' }));
       sock.setTimeout(connectMs, onConnectTimeout);
-      const onError = (error: Error) => { forget(); resolve({ kind: 'error', error }); };
+      const onError = (error: Error) => { forget(); this.tlsSessions.forget(sessKey); resolve({ kind: 'error', error }); };
       sock.once('error', onError);
       sock.once('secureConnect', () => {
+        const wrongServer = checkResumedServer(sock, offered, checkIdentity);
+        if (wrongServer) { sock.destroy(wrongServer); return; }
         sock.off('error', onError);
         sock.setTimeout(0);
         sock.off('timeout', onConnectTimeout);
@@ -310,6 +320,7 @@ export class H2UpstreamListener extends L7UpstreamListener {
   }
 
   protected override async closeConnections(): Promise<void> {
+    this.tlsSessions.close();
     for (const p of this.conns.values()) void p.then((c) => { if (c.kind === 'h2') c.session.destroy(); });
     this.conns.clear();
     for (const s of this.inSessions) s.destroy();

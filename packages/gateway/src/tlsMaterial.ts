@@ -2,7 +2,14 @@
 // served them. Each change builds the TLS settings once (ARCHITECTURE.md "TLS cost": a context per
 // rotation, never per connection) and tells the listeners, which apply them to new connections
 // only: connections already made keep the context they were made with.
+//
+// Sessions are resumed between sidecars (a new connection per request is the test apps' way, and a
+// full handshake costs both sides about twice a resumed one): the public listener issues TLS 1.3
+// tickets under keys made for each snapshot, so a ticket from before a rotation of the leaf or the
+// roots can never be resumed after it (its holder makes a full handshake, verified against the
+// new roots); upstream listeners drop their cached sessions on rotation (tlsSessions.ts).
 
+import { randomBytes } from 'node:crypto';
 import tls from 'node:tls';
 import type { CARoots, LeafCert } from './types.ts';
 import { parseServiceUri, type ServiceIdentity } from './spiffe.ts';
@@ -14,13 +21,22 @@ export interface TlsSnapshot {
   identity: ServiceIdentity;
   /** PEMs every peer chain must end at: each root and its intermediates (cross-signed ones too). */
   ca: string[];
-  /** For tls.createServer / server.setSecureContext (built again per rotation by Node). */
-  serverOptions: tls.SecureContextOptions;
+  /** For tls.createServer / server.setSecureContext (built again per rotation by Node), with this snapshot's ticket keys. */
+  serverOptions: tls.SecureContextOptions & { ticketKeys: Buffer };
   /** For tls.connect: one context per rotation, shared by every upstream connection. */
   clientContext: tls.SecureContext;
   /** Bumped on each rotation (a session cached under an older one is not reused). */
   generation: number;
 }
+
+/**
+ * Key exchange groups, Envoy's defaults for both sides (ServerContextConfigImpl and
+ * ClientContextConfigImpl DEFAULT_CURVES "X25519:P-256": what Consul's sidecars negotiate). Node 24's
+ * OpenSSL 3.5 would otherwise offer the X25519MLKEM768 hybrid first, whose ML-KEM key generation,
+ * encapsulation and decapsulation cost a resumed handshake about a quarter more CPU (client and
+ * server together, measured in process: docs/BENCHMARKS.md).
+ */
+export const ECDH_CURVES = 'X25519:P-256';
 
 export function trustedPems(roots: CARoots): string[] {
   return (roots.Roots ?? []).flatMap((r) => [r.RootCert, ...(r.IntermediateCerts ?? [])]).filter((p) => typeof p === 'string' && p.length > 0);
@@ -63,10 +79,13 @@ export class TlsMaterial {
     if (!identity) throw new Error(`leaf certificate for ${this.leaf.Service}: ServiceURI ${JSON.stringify(this.leaf.ServiceURI)} is not a service SPIFFE ID`);
     const ca = trustedPems(this.roots);
     if (ca.length === 0) throw new Error('CA roots: the agent returned no root certificates');
-    const base = { key: this.leaf.PrivateKeyPEM, cert: this.leaf.CertPEM, ca, minVersion: 'TLSv1.2' as const };
+    const base = { key: this.leaf.PrivateKeyPEM, cert: this.leaf.CertPEM, ca, minVersion: 'TLSv1.2' as const, ecdhCurve: ECDH_CURVES };
     const clientContext = tls.createSecureContext(base);
+    // Fresh ticket keys (48 bytes: name, HMAC and AES keys) with every leaf or root change: tickets
+    // issued under the previous snapshot no longer decrypt, so they are never resumed.
+    const serverOptions = { ...base, ticketKeys: randomBytes(48) };
     const first = this.current === undefined;
-    this.current = { leaf: this.leaf, roots: this.roots, identity, ca, serverOptions: base, clientContext, generation: ++this.generation };
+    this.current = { leaf: this.leaf, roots: this.roots, identity, ca, serverOptions, clientContext, generation: ++this.generation };
     if (first) this.readyResolve(this.current);
     else for (const fn of this.listeners) fn(this.current);
   }

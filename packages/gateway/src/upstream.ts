@@ -3,7 +3,8 @@
 // destination's sidecar (GET /v1/health/connect/<dest>?passing, watched), connects to it with mTLS
 // presenting our leaf, names the target by SNI, and refuses the server unless its certificate's
 // SPIFFE ID is the destination service (Consul's connect/proxy/upstream.go and connect/tls.go's
-// server identity check). Then bytes are piped.
+// server identity check). Then bytes are piped. Reconnects to the same instance resume the TLS
+// session (tlsSessions.ts), the server's identity checked again on the resumed one.
 
 import net from 'node:net';
 import tls from 'node:tls';
@@ -13,6 +14,7 @@ import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
 import { parseServiceUri, upstreamSni, uriSans } from './spiffe.ts';
 import type { TlsMaterial } from './tlsMaterial.ts';
+import { checkResumedServer, sessionKey, TlsSessionCache } from './tlsSessions.ts';
 import type { ServiceEntry, Upstream } from './types.ts';
 import type { CompiledDiscoveryChain } from './chainTypes.ts';
 import { gatewayAddress, gatewayRoute, resolveMeshGatewayMode, startTarget } from './meshGatewayMode.ts';
@@ -65,8 +67,8 @@ export class UpstreamListener {
   private next = 0;
   private readonly stopWatch = new AbortController();
   private readonly sockets = new Set<net.Socket>();
-  /** TLS 1.3 tickets per instance, so reconnects resume instead of a full handshake. */
-  private readonly sessions = new Map<string, { generation: number; session: Buffer }>();
+  /** TLS sessions per instance and SNI, so reconnects resume instead of a full handshake. */
+  private readonly sessions: TlsSessionCache;
   /** Upstream Config.connect_timeout_ms (Consul's name for Envoy's), default 5 s. */
   private readonly connectTimeoutMs: number;
 
@@ -77,6 +79,7 @@ export class UpstreamListener {
     const u = opts.upstream;
     const t = Number(u.Config?.['connect_timeout_ms']);
     this.connectTimeoutMs = Number.isFinite(t) && t > 0 ? t : 5000;
+    this.sessions = new TlsSessionCache(opts.tls);
     this.source(this.via());
   }
 
@@ -185,20 +188,23 @@ export class UpstreamListener {
     const dc = u.Datacenter || snap.identity.datacenter;
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
     const instKey = `${inst.host}:${inst.port}`;
-    const cached = this.sessions.get(instKey);
+    const sni = upstreamSni(u.DestinationName, dc, td);
+    const sessKey = sessionKey(inst.host, inst.port, sni);
+    const checkIdentity = (cert: tls.PeerCertificate) => checkServerSpiffe(cert, { service: u.DestinationName, trustDomain: td });
+    const offered = this.sessions.get(sessKey);
     const conn = tls.connect({
       host: inst.host,
       port: inst.port,
-      servername: upstreamSni(u.DestinationName, dc, td),
+      servername: sni,
       secureContext: snap.clientContext,
       rejectUnauthorized: true,
-      checkServerIdentity: (_host, cert) => checkServerSpiffe(cert, { service: u.DestinationName, trustDomain: td }),
-      session: cached?.generation === snap.generation ? cached.session : undefined,
+      checkServerIdentity: (_host, cert) => checkIdentity(cert),
+      session: offered?.session,
     });
     conn.setTimeout(this.connectTimeoutMs, () => conn.destroy(Object.assign(new Error(`no TLS connection to ${instKey} within ${this.connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })));
-    conn.on('session', (session: Buffer) => this.sessions.set(instKey, { generation: snap.generation, session }));
+    this.sessions.track(conn, sessKey, snap.generation, offered);
     const onHandshakeError = (err: Error) => {
-      this.sessions.delete(instKey);
+      this.sessions.forget(sessKey);
       conn.destroy();
       const code = String((err as NodeJS.ErrnoException).code ?? '');
       const network = /^(ECONNREFUSED|ECONNRESET|ETIMEDOUT|EHOSTUNREACH|ENETUNREACH)$/.test(code);
@@ -210,6 +216,8 @@ export class UpstreamListener {
     };
     conn.once('error', onHandshakeError);
     conn.once('secureConnect', () => {
+      const wrongServer = checkResumedServer(conn, offered, checkIdentity);
+      if (wrongServer) { onHandshakeError(wrongServer); return; }
       conn.off('error', onHandshakeError);
       conn.setTimeout(0);
       if (conn.isSessionReused()) metrics.add(M.resumed[0], M.resumed[1], { upstream: u.DestinationName });
@@ -220,6 +228,7 @@ export class UpstreamListener {
 
   async close(): Promise<void> {
     this.stopWatch.abort();
+    this.sessions.close();
     const s = this.server;
     this.server = undefined;
     if (!s) return;
