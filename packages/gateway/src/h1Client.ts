@@ -11,6 +11,7 @@
 import type net from 'node:net';
 import { ChunkedScanner, headEnd, HttpParseError, MAX_HEAD_BYTES, parseResponseHead, type ResponseHead } from './h1Parse.ts';
 import type { H1ServerConn } from './h1Server.ts';
+import { IdleSweep } from './idleSweep.ts';
 
 /** Opens a connection to host:port; `ready` is its 'connect' or 'secureConnect' event. */
 export type Dial = (host: string, port: number) => { socket: net.Socket; ready: 'connect' | 'secureConnect' };
@@ -34,6 +35,8 @@ class UpConn {
   ready = false;
   /** Requests it has carried (0: a fresh connection). */
   uses = 0;
+  /** Used since the pool's last idle sweep. */
+  used = true;
   ex: Exchange | undefined;
   constructor(socket: net.Socket, key: string) {
     this.socket = socket;
@@ -61,11 +64,19 @@ export class H1Pool {
   private readonly maxIdle: number;
   private readonly idleMs: number;
   private closed = false;
+  /** Pooled connections not used for a whole sweep period are closed (idleSweep.ts: no socket timeouts). */
+  private readonly sweep: IdleSweep<UpConn>;
   constructor(dial: Dial, opts: H1PoolOptions) {
     this.dial = dial;
     this.opts = opts;
     this.maxIdle = opts.maxIdlePerPeer ?? 64;
     this.idleMs = opts.idleMs ?? 60_000;
+    this.sweep = new IdleSweep<UpConn>(this.idleMs / 2, (c) => {
+      if (c.socket.destroyed) return true;
+      if (c.used || c.ex) { c.used = false; return false; }
+      c.socket.destroy();
+      return true;
+    });
   }
 
   /**
@@ -104,9 +115,9 @@ export class H1Pool {
     socket.on('data', (d: Buffer) => { if (c.ex) c.ex.data(d); else socket.destroy(); });
     socket.on('end', () => { if (c.ex) c.ex.end(); else socket.destroy(); });
     socket.on('error', (err: Error) => { if (c.ex) c.ex.fail(err); });
-    socket.on('close', () => { c.ex?.fail(new Error('connection closed')); this.evict(c); });
-    // An idle pooled connection is closed after idleMs; a busy one is bounded by its request's timeout.
-    socket.setTimeout(this.idleMs, () => { if (!c.ex) socket.destroy(); });
+    socket.on('close', () => { c.ex?.fail(new Error('connection closed')); this.evict(c); this.sweep.delete(c); });
+    // An idle pooled connection is closed after idleMs / 2 to idleMs; a busy one is bounded by its request's timeout.
+    this.sweep.add(c);
     return c;
   }
 
@@ -129,6 +140,7 @@ export class H1Pool {
   private run(c: UpConn, method: string, head: string, body: Buffer, timeoutMs: number | undefined): Promise<ExchangeResult> {
     return new Promise((resolve) => {
       c.uses++;
+      c.used = true;
       c.ex = new Exchange(this, c, method, resolve, timeoutMs);
       const s = c.socket;
       if (body.length > 0) {
@@ -144,6 +156,7 @@ export class H1Pool {
   close(): void {
     this.closed = true;
     for (const list of this.idle.values()) for (const c of list) c.socket.destroy();
+    // Busy connections go when their exchange ends (release destroys them); their sweep ends with them.
     this.idle.clear();
   }
 }

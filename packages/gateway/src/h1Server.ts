@@ -6,6 +6,7 @@
 // served, to node:http for the rest of the connection; that happens only between requests.
 
 import type net from 'node:net';
+import { IdleSweep } from './idleSweep.ts';
 import { ChunkedScanner, headEnd, HttpParseError, MAX_HEAD_BYTES, parseRequestHead, skipEmptyLines, type RequestHead, type ResponseHead } from './h1Parse.ts';
 
 export interface H1Request {
@@ -23,9 +24,11 @@ export interface H1ServerOptions {
   maxBody: number;
   /** A Content-Length over maxBody: 'reject' answers 413; 'fallback' lets node:http stream it. */
   large: 'reject' | 'fallback';
-  /** A connection with no request in progress for this long is closed. */
-  idleMs?: number;
 }
+
+/** A connection with no request in progress and no bytes for 30–60 s is closed. */
+const IDLE_SWEEP_MS = 30_000;
+const idleConns = new IdleSweep<H1ServerConn>(IDLE_SWEEP_MS, (c) => c.sweep());
 
 /** Reason phrases for the statuses the proxy answers itself. */
 const REASONS: Record<number, string> = {
@@ -92,10 +95,11 @@ export class H1ServerConn {
   private parts: Buffer[] = [];
   private have = 0;
   private chunked: ChunkedScanner | undefined;
+  /** Bytes arrived since the last idle sweep. */
+  private used = true;
   private readonly onData = (c: Buffer) => this.data(c);
-  private readonly onTimeout = () => { if (!this.busy) this.socket.destroy(); };
   private readonly onError = () => this.socket.destroy();
-  private readonly onClose = () => { this.closed = true; };
+  private readonly onClose = () => { this.closed = true; idleConns.delete(this); };
 
   constructor(socket: net.Socket, opts: H1ServerOptions) {
     this.socket = socket;
@@ -104,10 +108,19 @@ export class H1ServerConn {
     socket.on('data', this.onData);
     socket.on('error', this.onError);
     socket.on('close', this.onClose);
-    socket.setTimeout(opts.idleMs ?? 60_000, this.onTimeout);
+    idleConns.add(this);
+  }
+
+  /** The idle sweep: true (and the connection closed) when nothing came and nothing was in progress for a whole period. */
+  sweep(): boolean {
+    if (this.closed) return true;
+    if (this.used || this.busy) { this.used = false; return false; }
+    this.socket.destroy();
+    return true;
   }
 
   private data(c: Buffer): void {
+    this.used = true;
     this.buf = this.buf.length === 0 ? c : Buffer.concat([this.buf, c]);
     if (this.busy) {
       if (this.buf.length > MAX_BUFFERED) this.socket.pause();
@@ -183,8 +196,7 @@ export class H1ServerConn {
     s.off('data', this.onData);
     s.off('error', this.onError);
     s.off('close', this.onClose);
-    s.off('timeout', this.onTimeout);
-    s.setTimeout(0);
+    idleConns.delete(this);
     s.pause();
     const rest = this.buf.subarray(from);
     this.buf = EMPTY;

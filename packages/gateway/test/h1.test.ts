@@ -291,3 +291,27 @@ test('the client pool: chunked and close-delimited answers are relayed whole; th
   assert.deepEqual(await get('/b').then((r) => [r.status, r.body]), [200, 'ok']);
   assert.equal(conns, 2, 'a close-delimited answer used up its connection');
 });
+
+test('the idle sweep drops an item not used for a whole period and keeps one in use', async () => {
+  const { IdleSweep } = await import('../src/idleSweep.ts');
+  const state = new Map<string, { used: boolean; dropped: boolean }>([['idle', { used: false, dropped: false }], ['busy', { used: true, dropped: false }]]);
+  const sweep = new IdleSweep<string>(200, (k) => {
+    const s = state.get(k)!;
+    if (s.used) { s.used = false; return false; }
+    s.dropped = true;
+    return true;
+  });
+  sweep.add('idle');
+  sweep.add('busy');
+  // Timers fire in order of expiry: the 10 ms one always runs between two sweeps, even on a stalled loop.
+  const keepBusy = setInterval(() => { state.get('busy')!.used = true; }, 10);
+  try {
+    await waitFor('the idle item dropped', () => state.get('idle')!.dropped, 5000, 10);
+    // The busy item has seen several sweeps by now and is still there.
+    await new Promise((r) => setTimeout(r, 700));
+    assert.equal(state.get('busy')!.dropped, false);
+  } finally {
+    clearInterval(keepBusy);
+  }
+  await waitFor('the busy item dropped once it stops being used', () => state.get('busy')!.dropped, 5000, 10);
+});
