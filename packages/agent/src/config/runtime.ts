@@ -68,6 +68,14 @@ export interface RuntimeConfig {
   nodeMeta: Record<string, string>;
   datacenter: string;
   primaryDatacenter: string;
+  /**
+   * primary_gateways: WAN addresses (host:port) of the primary datacenter's mesh gateways, with
+   * connect.enable_mesh_gateway_wan_federation the way a secondary's servers reach the primary's
+   * before the WAN pool says where its gateways are.
+   */
+  primaryGateways: string[];
+  /** primary_gateways_interval (Consul: 30 s). */
+  primaryGatewaysIntervalMs: number;
   /** Always fully qualified with a trailing dot, e.g. "consul.". */
   domain: string;
   altDomain: string;
@@ -253,6 +261,8 @@ const DEFAULT_SOURCE: RawConfig = {
   node_name: '',
   pid_file: '',
   primary_datacenter: '',
+  primary_gateways: [],
+  primary_gateways_interval: 30_000,
   recursors: [],
   rejoin_after_leave: false,
   retry_interval: 30_000,
@@ -525,6 +535,8 @@ function assemble(raw: RawConfig, meta: { devMode: boolean; configFiles: string[
     nodeMeta: get<Record<string, string>>('node_meta'),
     datacenter,
     primaryDatacenter,
+    primaryGateways: get<string[]>('primary_gateways'),
+    primaryGatewaysIntervalMs: get<number>('primary_gateways_interval'),
     domain,
     altDomain,
     dataDir: get<string>('data_dir'),
@@ -892,6 +904,30 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
   if (!/^[A-Za-z0-9/_-]+$/.test(c.ui.contentPath)) throw invalid('ui_config.content_path', `ui-content-path can only contain alphanumeric, -, _, or /. received: "${c.ui.contentPath}"`);
   if (c.connect.enableMeshGatewayWanFederation && !c.connect.enabled) {
     throw invalid('connect.enable_mesh_gateway_wan_federation', "'connect.enable_mesh_gateway_wan_federation=true' requires 'connect.enabled=true'");
+  }
+  // Consul's builder checks for WAN federation through mesh gateways, and one of Trellis's own:
+  // server RPC crosses the gateways by the TLS server name, so the server port must speak TLS.
+  if (c.connect.enableMeshGatewayWanFederation && !c.serverMode) {
+    throw invalid('connect.enable_mesh_gateway_wan_federation', "'connect.enable_mesh_gateway_wan_federation = true' requires 'server = true'");
+  }
+  if (c.connect.enableMeshGatewayWanFederation && c.nodeName.includes('/')) {
+    throw invalid('connect.enable_mesh_gateway_wan_federation', "'connect.enable_mesh_gateway_wan_federation = true' requires that 'node_name' not contain '/' characters");
+  }
+  if (c.connect.enableMeshGatewayWanFederation) {
+    const t = c.tls.internalRpc;
+    const missing = [!t.certFile && 'cert_file', !t.keyFile && 'key_file', !t.caFile && !t.caPath && 'ca_file (or ca_path)'].filter(Boolean);
+    if (missing.length > 0) {
+      throw invalid('connect.enable_mesh_gateway_wan_federation', `'connect.enable_mesh_gateway_wan_federation = true' requires TLS on the server port (servers reach each other through the mesh gateways by TLS server name): tls.internal_rpc (or tls.defaults) is missing ${missing.join(', ')}`);
+    }
+  }
+  if (c.primaryGateways.length > 0) {
+    if (!c.serverMode) throw invalid('primary_gateways', "'primary_gateways' requires 'server = true'");
+    if (c.primaryDatacenter === c.datacenter) throw invalid('primary_gateways', "'primary_gateways' should only be configured in a secondary datacenter");
+    for (const a of c.primaryGateways) {
+      if (!/^(\[[0-9a-fA-F:.]+\]|[^\s:/[\]]+):\d{1,5}$/.test(a) || Number(a.slice(a.lastIndexOf(':') + 1)) > 65535) {
+        throw invalid('primary_gateways', `primary_gateways: ${JSON.stringify(a)} is not host:port`);
+      }
+    }
   }
 
   for (const s of c.services) {

@@ -19,6 +19,12 @@ export interface CallOptions {
   signal?: AbortSignal;
   /** Give up connecting after this long (before the deadline), so a caller can try another server. */
   connectTimeoutMs?: number;
+  /**
+   * Give up connecting at the first failed attempt instead of retrying until connectTimeoutMs: a
+   * mesh gateway that cannot route the server name closes the connection at once, and the caller
+   * has another path to try (WAN federation through mesh gateways).
+   */
+  failFast?: boolean;
 }
 
 export interface RpcClientOptions {
@@ -27,6 +33,12 @@ export interface RpcClientOptions {
   /** Source address of the connections (the agent's bind address: Consul dials servers from it).
    *  Absent or unspecified (0.0.0.0, ::): the kernel picks one. */
   localAddress?: string;
+  /**
+   * The TLS server name (SNI) of every connection, whatever address is dialled: WAN federation
+   * through mesh gateways dials a gateway with the remote server's name (<node>.server.<dc>.<domain>),
+   * which the gateway routes by. Needs TLS credentials.
+   */
+  serverNameOverride?: string;
 }
 
 function abortError(signal: AbortSignal): Error {
@@ -206,6 +218,7 @@ export class RpcClient {
       const bound = boundTarget(address, this.#o.localAddress);
       const client = new grpc.Client(bound.target, this.#o.credentials ?? grpc.credentials.createInsecure(), {
         ...bound.options,
+        ...(this.#o.serverNameOverride ? { 'grpc.ssl_target_name_override': this.#o.serverNameOverride, 'grpc.default_authority': this.#o.serverNameOverride } : {}),
         'grpc.max_receive_message_length': MAX_RPC_MESSAGE_BYTES,
         'grpc.max_send_message_length': MAX_RPC_MESSAGE_BYTES,
         // grpc-js backs off up to 120 s after failures by default; a server that restarts (or a new
@@ -235,6 +248,24 @@ export class RpcClient {
       const onAbort = () => reject(abortError(opts.signal!));
       opts.signal?.addEventListener('abort', onAbort, { once: true });
       const connectBy = opts.connectTimeoutMs !== undefined ? Math.min(opts.deadline, Date.now() + opts.connectTimeoutMs) : opts.deadline;
+      if (opts.failFast) {
+        // Follow the state: READY resolves, the first TRANSIENT_FAILURE (or the deadline) rejects.
+        const channel = client.getChannel();
+        const step = (from: grpc.connectivityState) => {
+          channel.watchConnectivityState(from, connectBy, (err) => {
+            const now = channel.getConnectivityState(false);
+            if (!err && now === grpc.connectivityState.READY) { opts.signal?.removeEventListener('abort', onAbort); resolve(); return; }
+            if (err || now === grpc.connectivityState.TRANSIENT_FAILURE || now === grpc.connectivityState.SHUTDOWN) {
+              opts.signal?.removeEventListener('abort', onAbort);
+              reject(new RpcCallError(address, grpc.status.UNAVAILABLE, `cannot connect: ${err ? err.message : 'the connection failed'}`, false));
+              return;
+            }
+            step(now);
+          });
+        };
+        step(state);
+        return;
+      }
       client.waitForReady(connectBy, (err) => {
         opts.signal?.removeEventListener('abort', onAbort);
         if (err) reject(new RpcCallError(address, grpc.status.UNAVAILABLE, `cannot connect: ${err.message}`, false));

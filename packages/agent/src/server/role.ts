@@ -18,6 +18,7 @@ import { operatorRoutes } from './operatorRoutes.ts';
 import { Server } from './server.ts';
 import { SessionTimers } from './sessionTimers.ts';
 import { WanFederation } from './wan.ts';
+import { localGatewayReader } from './localGateways.ts';
 import { ConfigReplication } from './replication.ts';
 import { SecondaryCA } from './secondaryCA.ts';
 import { AclReplication } from './aclReplication.ts';
@@ -94,7 +95,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   let wan: WanFederation | undefined;
   if (hasWanPool(config)) {
     try {
-      wan = await WanFederation.start({ config, nodeId, logger, rpc: server.rpcClient });
+      wan = await WanFederation.start({ config, nodeId, logger, rpc: server.rpcClient, localGateways: localGatewayReader(server.store) });
     } catch (err) {
       stopReconciling();
       await server.stop();

@@ -9,6 +9,20 @@
 //                      ?dc naming its own datacenter, it does not forward again). Blocking queries
 //                      wait there. No live server, or none reachable: Consul's "No path to datacenter".
 //   rpcCall(dc)        any server RPC to a live server of a dc (replication, secondary CA).
+//
+// With connect.enable_mesh_gateway_wan_federation (Consul 1.8+'s WAN federation via mesh gateways)
+// no server RPC goes to another datacenter's server directly: the call is TLS to a mesh gateway
+// whose SNI is the remote server's name, <node>.server.<dc>.<domain> (Consul's agent/pool), which
+// the gateways route (packages/gateway meshGateway.ts): this datacenter's gateway to the remote
+// datacenter's gateway (WAN), that one to the server's RPC port. Paths, in order (Consul's
+// gateway_locator.go picks local gateways first, the primary's own gateways as the fallback):
+//   1. a healthy mesh gateway of this datacenter (its LAN address, from the local catalog);
+//   2. a gateway of the target datacenter itself (its WAN address): the ones the target's servers
+//      advertise in their WAN pool tag `mgw_wan` (Trellis's stand-in for Consul's federation
+//      states), and for the primary datacenter primary_gateways. This is how the first calls get
+//      through before this datacenter's gateway has learnt the remote gateways (it learns them
+//      with a ?dc= query that these calls carry).
+// WAN gossip itself still travels directly between the servers' serf WAN ports (see README).
 import type { RuntimeConfig } from '../config/runtime.ts';
 import { GossipError } from '../gossip/core/errors.ts';
 import { wanPoolOptions } from '../gossip/fromConfig.ts';
@@ -38,12 +52,24 @@ const CALL_MS = 60_000;
 /** A server of another datacenter that does not accept a connection this fast is skipped. */
 const CONNECT_TIMEOUT_MS = 3_000;
 
+/** A mesh gateway of this datacenter: where servers reach it (LAN) and where others do (WAN). */
+export interface LocalGateway { lan: string; wan: string }
+
+/** The WAN pool tag listing a datacenter's mesh gateways' WAN addresses (comma-separated). */
+export const GATEWAYS_TAG = 'mgw_wan';
+/** At most this many addresses in the tag: serf tags are 512 bytes in all. */
+const MAX_TAGGED_GATEWAYS = 4;
+/** How often a server re-reads its datacenter's gateways for the tag. */
+const GATEWAY_TAG_REFRESH_MS = 5_000;
+
 export interface WanFederationOptions {
   config: RuntimeConfig;
   nodeId: string;
   logger: Logger;
   rpc: RpcClient;
   random?: () => number;
+  /** With WAN federation through mesh gateways: this datacenter's healthy mesh gateways (local catalog). */
+  localGateways?: () => LocalGateway[];
 }
 
 export class WanFederation {
@@ -53,18 +79,70 @@ export class WanFederation {
   readonly #abort = new AbortController();
   /** With verify_server_hostname: a client per other datacenter, checking server.<that dc>.<domain>. */
   readonly #clients = new Map<string, RpcClient>();
+  /** WAN federation through mesh gateways: a client per remote server name (its SNI). */
+  readonly #viaGateway = new Map<string, RpcClient>();
+  readonly #tags: Record<string, string>;
+  #taggedGateways = '';
+  #tagTimer: NodeJS.Timeout | undefined;
 
-  private constructor(o: WanFederationOptions, pool: GossipPool) {
+  private constructor(o: WanFederationOptions, pool: GossipPool, tags: Record<string, string>) {
     this.#o = o;
     this.pool = pool;
+    this.#tags = tags;
     this.#log = o.logger.child({ component: 'agent.server.wan' });
   }
 
   /** Creates and starts the WAN pool (listening on the serf WAN port, alone until joined). */
   static async start(o: WanFederationOptions): Promise<WanFederation> {
-    const pool = await GossipPool.create(wanPoolOptions(o.config, { nodeId: o.nodeId, logger: o.logger.child({ component: 'agent.gossip.wan' }) }));
+    const opts = wanPoolOptions(o.config, { nodeId: o.nodeId, logger: o.logger.child({ component: 'agent.gossip.wan' }) });
+    const pool = await GossipPool.create(opts);
     await pool.start();
-    return new WanFederation(o, pool);
+    const wan = new WanFederation(o, pool, { ...opts.tags });
+    if (wan.viaGateways) {
+      wan.#tagGateways();
+      wan.#tagTimer = setInterval(() => wan.#tagGateways(), GATEWAY_TAG_REFRESH_MS);
+      wan.#tagTimer.unref();
+    }
+    return wan;
+  }
+
+  /** connect.enable_mesh_gateway_wan_federation: server RPC to other datacenters crosses mesh gateways. */
+  get viaGateways(): boolean {
+    return this.#o.config.connect.enableMeshGatewayWanFederation;
+  }
+
+  /** Advertises this datacenter's gateways (WAN addresses) in the WAN pool when they changed. */
+  #tagGateways(): void {
+    let list: string;
+    try {
+      list = [...new Set((this.#o.localGateways?.() ?? []).map((g) => g.wan))].sort().slice(0, MAX_TAGGED_GATEWAYS).join(',');
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, 'reading the local mesh gateways failed');
+      return;
+    }
+    if (list === this.#taggedGateways) return;
+    const tags = { ...this.#tags };
+    if (list) tags[GATEWAYS_TAG] = list;
+    try {
+      this.pool.setTags(tags);
+      this.#taggedGateways = list;
+    } catch (err) {
+      this.#log.warn({ err: (err as Error).message }, '(WAN) advertising the mesh gateways failed');
+    }
+  }
+
+  /** The WAN addresses of `dc`'s mesh gateways its live servers advertise (and primary_gateways for the primary). */
+  remoteGateways(dc: string): string[] {
+    const out = new Set<string>();
+    for (const m of this.pool.memberViews()) {
+      if (m.state !== 'alive' && m.state !== 'suspect') continue;
+      const srv = parseServer(m);
+      if (!srv || srv.datacenter !== dc) continue;
+      for (const a of (m.tags[GATEWAYS_TAG] ?? '').split(',')) if (a) out.add(a);
+    }
+    const c = this.#o.config;
+    if (dc === c.primaryDatacenter) for (const a of c.primaryGateways) out.add(a);
+    return [...out];
   }
 
   /**
@@ -144,15 +222,15 @@ export class WanFederation {
    */
   async rpcCall<T>(dc: string, o: { callMs: number; idempotent: boolean; signal?: AbortSignal },
     fn: (rpc: RpcClient, address: string, call: CallOptions) => Promise<T>): Promise<T> {
-    const rpc = this.#rpcFor(dc);
-    for (const address of this.liveServers(dc)) {
+    const failFast = this.viaGateways && dc !== this.#o.config.datacenter;
+    for (const { rpc, address } of this.#paths(dc)) {
       for (let attempt = 1; attempt <= 2; attempt++) {
         try {
-          return await fn(rpc, address, { deadline: Date.now() + o.callMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, ...(o.signal ? { signal: o.signal } : {}) });
+          return await fn(rpc, address, { deadline: Date.now() + o.callMs, connectTimeoutMs: CONNECT_TIMEOUT_MS, failFast, ...(o.signal ? { signal: o.signal } : {}) });
         } catch (err) {
           if (o.signal?.aborted || !(err instanceof RpcCallError)) throw err;
           if (!err.mayHaveArrived) {
-            this.#log.debug({ datacenter: dc, address, err: err.message }, 'server of another datacenter unreachable; trying another');
+            this.#log.debug({ datacenter: dc, address, err: err.message }, 'server of another datacenter unreachable; trying another path');
             break;
           }
           if (!o.idempotent || err.code === 'ERR_RPC_TIMEOUT' || attempt === 2) throw err;
@@ -182,9 +260,70 @@ export class WanFederation {
 
   async stop(): Promise<void> {
     this.#abort.abort();
-    for (const c of this.#clients.values()) c.close();
+    clearInterval(this.#tagTimer);
+    for (const c of [...this.#clients.values(), ...this.#viaGateway.values()]) c.close();
     this.#clients.clear();
+    this.#viaGateway.clear();
     await this.pool.stop();
+  }
+
+  /**
+   * Where calls to `dc` go, in the order to try them. Direct: each live server's RPC address.
+   * Through gateways (see the top): pairs of a gateway and a live server's name, as many as the
+   * longer of the two lists, so every gateway and every server is tried once (a gateway that
+   * cannot route a name closes the connection at once, and the next pair is tried).
+   */
+  #paths(dc: string): Array<{ rpc: RpcClient; address: string }> {
+    const servers = this.liveServers(dc);
+    const c = this.#o.config;
+    if (!this.viaGateways || dc === c.datacenter) {
+      const rpc = this.#rpcFor(dc);
+      return servers.map((address) => ({ rpc, address }));
+    }
+    const names = this.liveServerNames(dc);
+    const gateways = [...new Set([...(this.#o.localGateways?.() ?? []).map((g) => g.lan), ...this.remoteGateways(dc)])];
+    if (gateways.length === 0 || names.length === 0) return [];
+    const n = Math.max(gateways.length, names.length);
+    const out: Array<{ rpc: RpcClient; address: string }> = [];
+    for (let k = 0; k < n; k++) out.push({ rpc: this.#viaGatewayRpc(dc, names[k % names.length]!), address: gateways[k % gateways.length]! });
+    return out;
+  }
+
+  /** Node names (lower case) of the live servers of `dc`, in random order. */
+  liveServerNames(dc: string): string[] {
+    const suffix = `.${dc}`;
+    const out: string[] = [];
+    for (const m of this.pool.memberViews()) {
+      if (m.state !== 'alive' && m.state !== 'suspect') continue;
+      const srv = parseServer(m);
+      if (srv && srv.datacenter === dc) out.push((m.name.endsWith(suffix) ? m.name.slice(0, -suffix.length) : m.name).toLowerCase());
+    }
+    const random = this.#o.random ?? Math.random;
+    for (let i = out.length - 1; i > 0; i--) {
+      const j = Math.floor(random() * (i + 1));
+      [out[i], out[j]] = [out[j]!, out[i]!];
+    }
+    return out;
+  }
+
+  /**
+   * The client whose connections carry the SNI <node>.server.<dc>.<domain> (server.<dc>.<domain>
+   * when the node name is not a DNS label), with TLS credentials checking server.<dc>.<domain>
+   * when verify_server_hostname is on (the chain against the CA always).
+   */
+  #viaGatewayRpc(dc: string, node: string): RpcClient {
+    const c = this.#o.config;
+    const domain = c.domain.replace(/\.$/, '').toLowerCase();
+    const sni = /^[a-z0-9_]([a-z0-9_-]*[a-z0-9_])?$/.test(node) ? `${node}.server.${dc}.${domain}` : `server.${dc}.${domain}`;
+    let client = this.#viaGateway.get(sni);
+    if (!client) {
+      const tls = rpcTlsFromConfig({ ...c, datacenter: dc });
+      // Config validation refuses the setting without TLS; this is the last line of that defence.
+      if (!tls) throw new Error('WAN federation through mesh gateways needs TLS on the server port');
+      client = new RpcClient({ credentials: tls.client, logger: this.#o.logger, localAddress: c.bindAddr, serverNameOverride: sni });
+      this.#viaGateway.set(sni, client);
+    }
+    return client;
   }
 
   /**

@@ -6,6 +6,8 @@
 //   a subset's filter            GET /v1/discovery-chain/<svc>                 (blocking, on first use)
 //                                else GET /v1/config/service-resolver/<svc>    (blocking, on first use)
 //   a remote dc's gateways       GET /v1/health/service/<gateway>?dc=<dc>&passing (blocking, on first use)
+//   its datacenter's servers     GET /v1/health/service/consul?passing         (blocking, on first use:
+//                                server SNI names, WAN federation through mesh gateways)
 // Watches start on the first connection that needs them and only for names the catalog lists, so
 // a sender of made-up names cannot make the gateway open watches without bound.
 
@@ -66,6 +68,8 @@ export class CatalogView {
   private readonly chains = new Map<string, Watched<DiscoveryChainResponse>>();
   private readonly remotes = new Map<string, Watched<Instance[]>>();
   private readonly resolvers = new Map<string, Watched<ResolverEntry>>();
+  /** The `consul` service's instances: each server's node name and server RPC address. */
+  private serverWatch: Watched<Array<Instance & { node: string }>> | undefined;
   private readonly opts: CatalogViewOptions;
   private readonly firstAnswerMs: number;
 
@@ -184,8 +188,28 @@ export class CatalogView {
     return { instances: w.value };
   }
 
+  /**
+   * A healthy server of the gateway's own datacenter (`node` given: that one only), at its server
+   * RPC address: the `consul` service every server registers with the server port (Consul's too).
+   */
+  async servers(node: string | undefined): Promise<Lookup> {
+    this.serverWatch ??= this.watched<ServiceEntry[] | null, Array<Instance & { node: string }>>(new Map(), 'consul', '/v1/health/service/consul?passing=1',
+      (v) => (v ?? []).map((e) => ({ ...instanceAddress(e), node: (e.Node.Node ?? '').toLowerCase() })));
+    await this.firstOf(this.serverWatch);
+    return this.serversKnown(node) ?? { refused: 'not_ready', detail: `no answer for the servers yet${this.serverWatch.error ? `: ${this.serverWatch.error.message}` : ''}` };
+  }
+
+  /** servers()'s answer when it needs no waiting, else undefined. */
+  serversKnown(node: string | undefined): Lookup | undefined {
+    const all = this.serverWatch?.value;
+    if (!all) return undefined;
+    const list = node === undefined ? all : all.filter((s) => s.node === node);
+    if (list.length === 0) return { refused: 'no_healthy_instance', detail: node === undefined ? 'no healthy server in this datacenter' : `no healthy server named ${node} in this datacenter` };
+    return { instances: list };
+  }
+
   /** How many watches are open (tests: made-up names open none). */
   get watchCount(): number {
-    return this.health.size + this.chains.size + this.remotes.size + this.resolvers.size;
+    return this.health.size + this.chains.size + this.remotes.size + this.resolvers.size + (this.serverWatch ? 1 : 0);
   }
 }

@@ -2,6 +2,11 @@
 // reads the SNI of the TLS ClientHello without terminating TLS, and forwards the raw bytes:
 //   a name of its own datacenter  -> a healthy instance of that target's sidecar (LAN)
 //   a name of another datacenter  -> a healthy mesh gateway of that datacenter (its WAN address)
+// and, when its agent runs with connect.enable_mesh_gateway_wan_federation (servers federating
+// through the gateways, Consul 1.8+), the server names of sniNames.ts:
+//   server.<own dc>.<domain>, <node>.server.<own dc>.<domain>  -> a healthy server's RPC port
+//   server.<other dc>.<domain>, <node>.server.<other dc>...    -> that datacenter's gateway (WAN)
+// Server RPC is TLS end to end between the servers, as service traffic is between sidecars.
 // The TLS session stays between the two sidecars: the gateway holds no leaf certificate and never
 // asks the agent for one; it reads only the trust domain (CA roots) and the catalog.
 //
@@ -18,12 +23,12 @@ import type { CARoots } from '../types.ts';
 import type { Instance } from '../upstream.ts';
 import { CatalogView } from './catalogView.ts';
 import { ClientHelloPeeker, DEFAULT_MAX_HELLO_BYTES } from './clientHello.ts';
-import { parseMeshSni, targetId } from './sniNames.ts';
+import { parseMeshSni, parseServerSni, targetId } from './sniNames.ts';
 
 /** Metric names (one place, so tests and dashboards agree). */
 export const GW = {
   accepted: ['consul_mesh_gateway_accepted_total', 'Connections accepted, routed or not.'],
-  conns: ['consul_mesh_gateway_conns_total', 'Connections forwarded, by target (local: a service target ID; remote: the datacenter) and route (local|remote).'],
+  conns: ['consul_mesh_gateway_conns_total', 'Connections forwarded, by target (local: a service target ID; remote: the datacenter) and route (local|remote|server: a server of this datacenter, target server.<dc> or <node>.server.<dc>).'],
   active: ['consul_mesh_gateway_conns', 'Forwarded connections open now, by target and route.'],
   rx: ['consul_mesh_gateway_rx_bytes_total', 'Bytes received from the caller, by target and route; counted when a connection closes.'],
   tx: ['consul_mesh_gateway_tx_bytes_total', 'Bytes sent to the caller, by target and route; counted when a connection closes.'],
@@ -61,6 +66,14 @@ export interface MeshGatewayOptions {
   datacenter?: string;
   /** Remote gateways given by hand (dc -> host:port list), instead of asking the agent with ?dc=. */
   staticRemotes?: Record<string, string[]>;
+  /**
+   * Route server names (server.<dc>.<domain>, <node>.server.<dc>.<domain>): default whether the
+   * agent runs with connect.enable_mesh_gateway_wan_federation (GET /v1/agent/self), as Consul's
+   * mesh gateways expose servers only then.
+   */
+  serverRouting?: boolean;
+  /** The DNS domain of server names; default the agent's (DNSDomain), else consul. */
+  domain?: string;
 }
 
 export interface MeshGateway {
@@ -125,12 +138,24 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   const maxHello = opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
 
   let datacenter = opts.datacenter;
-  if (!datacenter) {
-    const self = await api.get<{ Config?: { Datacenter?: string } }>('/v1/agent/self');
-    datacenter = self.body.Config?.Datacenter;
+  let serverRouting = opts.serverRouting;
+  let domain = opts.domain;
+  if (!datacenter || serverRouting === undefined || domain === undefined) {
+    type Self = { Config?: { Datacenter?: string }; DebugConfig?: { DNSDomain?: string; ConnectMeshGatewayWANFederationEnabled?: boolean } };
+    // With the datacenter given, an agent not answering yet only means no server names are routed.
+    const self = datacenter
+      ? await api.get<Self>('/v1/agent/self').catch((err: unknown) => {
+        logger.warn('GET /v1/agent/self failed: server names (WAN federation through mesh gateways) are not routed', { error: err as Error });
+        return { body: {} as Self };
+      })
+      : await api.get<Self>('/v1/agent/self');
+    datacenter ||= self.body.Config?.Datacenter;
     if (!datacenter) throw new GatewayConfigError('the agent did not say its datacenter (GET /v1/agent/self)');
+    serverRouting ??= self.body.DebugConfig?.ConnectMeshGatewayWANFederationEnabled === true;
+    domain ??= self.body.DebugConfig?.DNSDomain || 'consul';
   }
   const dc = datacenter;
+  const serverDomain = domain.toLowerCase().replace(/\.$/, '');
   // The trust domain is all the gateway needs of the CA: it matches names, it verifies nothing.
   let trustDomain = '';
   let rootsSeen!: () => void;
@@ -156,7 +181,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     if (k === undefined) { k = metrics.key(labels); keys.set(id, k); }
     return k;
   };
-  const forward = (socket: net.Socket, hello: Buffer, target: string, route: 'local' | 'remote', candidates: Instance[], start: number) => {
+  const forward = (socket: net.Socket, hello: Buffer, target: string, route: 'local' | 'remote' | 'server', candidates: Instance[], start: number) => {
     const key = keyOf(`${route}/${target}`, { target, route });
     let tried = 0;
     const dial = () => {
@@ -196,15 +221,23 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   let rr = 0;
   // What an SNI name means, parsed once per name (per trust domain): the route of every later
   // connection with that name is a map lookup. Bounded: a flood of distinct names empties it.
-  type Decision = { refused: string; detail: string } | { local: boolean; service: string; subset?: string; targetDc: string; target: string };
+  // A server name is `local` (route 'server') for this datacenter's servers, a remote datacenter
+  // (route 'remote', to its gateways) otherwise.
+  type Decision = { refused: string; detail: string } | { local: boolean; service: string; subset?: string; targetDc: string; target: string; server?: { node?: string } };
   const decisions = new Map<string, Decision>();
   let decisionsFor = '';
   const decide = (sni: string): Decision => {
     if (decisionsFor !== trustDomain) { decisions.clear(); decisionsFor = trustDomain; }
     let d = decisions.get(sni);
     if (d) return d;
+    const srv = serverRouting ? parseServerSni(sni, serverDomain) : undefined;
     const name = parseMeshSni(sni, trustDomain);
-    if ('refused' in name) d = { refused: name.refused, detail: name.detail };
+    if (srv) {
+      const target = `${srv.node ? `${srv.node}.` : ''}server.${srv.datacenter}`;
+      d = srv.datacenter === dc
+        ? { local: true, service: '', targetDc: dc, target, server: srv.node ? { node: srv.node } : {} }
+        : { local: false, service: '', targetDc: srv.datacenter, target: srv.datacenter };
+    } else if ('refused' in name) d = { refused: name.refused, detail: name.detail };
     else if (name.datacenter === dc && name.kind !== 'target') d = { refused: 'unknown_name', detail: `${sni}: names this gateway's own datacenter, not a target in it` };
     else if (name.kind === 'target' && name.datacenter === dc) d = { local: true, service: name.service, subset: name.subset, targetDc: dc, target: targetId(name) };
     else d = { local: false, service: '', targetDc: name.datacenter, target: name.datacenter };
@@ -217,24 +250,27 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     if (!trustDomain) return false;
     const d = decide(sni);
     if ('refused' in d) { refuse(socket, d.refused, d.detail); return true; }
-    const lookup = d.local ? catalog.localKnown(d.service, d.subset) : catalog.remoteKnown(d.targetDc);
+    const lookup = d.server && d.local ? catalog.serversKnown(d.server.node) : d.local ? catalog.localKnown(d.service, d.subset) : catalog.remoteKnown(d.targetDc);
     if (!lookup) return false;
     if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return true; }
     rr = (rr + 1) % 1_000_000;
-    forward(socket, hello, d.target, d.local ? 'local' : 'remote', lookup.instances, rr);
+    forward(socket, hello, d.target, routeOf(d), lookup.instances, rr);
     return true;
   };
+  const routeOf = (d: Exclude<Decision, { refused: string }>) => (d.server && d.local ? 'server' : d.local ? 'local' : 'remote');
   /** The first connection for a name waits for the trust domain and the target's first watch answer. */
   const route = async (socket: net.Socket, sni: string, hello: Buffer) => {
-    if (!trustDomain) await Promise.race([rootsKnown, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
-    if (!trustDomain) { refuse(socket, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
+    // Server names do not need the trust domain: they are routed before the CA is known.
+    const serverName = serverRouting && parseServerSni(sni, serverDomain) !== undefined;
+    if (!trustDomain && !serverName) await Promise.race([rootsKnown, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
+    if (!trustDomain && !serverName) { refuse(socket, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
     const d = decide(sni);
     if ('refused' in d) { refuse(socket, d.refused, d.detail); return; }
-    const lookup = await (d.local ? catalog.local(d.service, d.subset) : catalog.remote(d.targetDc));
+    const lookup = await (d.server && d.local ? catalog.servers(d.server.node) : d.local ? catalog.local(d.service, d.subset) : catalog.remote(d.targetDc));
     if (socket.destroyed) return;
     if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return; }
     rr = (rr + 1) % 1_000_000;
-    forward(socket, hello, d.target, d.local ? 'local' : 'remote', lookup.instances, rr);
+    forward(socket, hello, d.target, routeOf(d), lookup.instances, rr);
   };
 
   // Hello deadlines: one sweep every 250 ms over the connections still peeking, instead of a timer

@@ -298,6 +298,7 @@ export function agentRoutes(deps: RouteDeps): EndpointSpec[] {
         NodeID: cfg.nodeId,
         ServerMode: cfg.serverMode,
         DNSDomain: cfg.domain,
+        ConnectMeshGatewayWANFederationEnabled: cfg.connect.enableMeshGatewayWanFederation,
         AdvertiseAddrLAN: cfg.advertiseAddrLan,
         HTTPPort: cfg.ports.http,
         DNSPort: cfg.ports.dns,
