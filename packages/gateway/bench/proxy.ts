@@ -41,8 +41,15 @@ const { values: argv } = parseArgs({
     conns: { type: 'string', default: '16' },
     'tput-seconds': { type: 'string', default: '10' },
     only: { type: 'string' }, // comma-separated case names, for profiling one case
+    help: { type: 'boolean' },
   },
 });
+if (argv.help) {
+  process.stdout.write('npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10 --only "trellis ka,trellis l7 ka"]\n'
+    + '  Prints latency/throughput per case, the L7 vs L4 rows, the proxies\' CPU per request and their idle RSS after the traffic.\n'
+    + '  The proxies run as `trellis connect proxy` does (TRELLIS_NODE, if set, names the Node binary or a wrapper).\n');
+  process.exit(0);
+}
 const RATE = Number(argv.rate);
 const SECONDS = Number(argv.seconds);
 const CONNS = Number(argv.conns);
@@ -249,6 +256,17 @@ let l7Chain: CompiledDiscoveryChain | undefined;
 const caseProcs = new Map<string, ChildProcess[]>();
 /** haproxy's one process (all its threads), for its CPU time beside the trellis cases'. */
 let haproxyProc: ChildProcess | undefined;
+/** VmRSS of a process in MB. */
+function rssMb(pid: number): number {
+  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
+  return m ? Number(m[1]) / 1024 : NaN;
+}
+/** What a proxy process runs: its Node flags and whether it is the bundle (a stale bundle means sources, full JIT). */
+function runsAs(pid: number): string {
+  const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
+  const flags = args.slice(1).filter((a) => a.startsWith('--')).join(' ');
+  return `${args.some((a) => a.endsWith('trellis.mjs')) ? 'bundle' : 'SOURCES (stale bundle)'}, ${flags}`;
+}
 /** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
 function cpuSeconds(pid: number): number {
   const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
@@ -357,6 +375,11 @@ async function main(): Promise<void> {
     results.set(c.name, { lat, tput, p50: pct(s, 50), p99: pct(s, 99) });
   }
   const loadAfter = loadAvg();
+  // Idle RSS after the traffic, as test/gateway/proxyProcess and l7Routing check it: 12 s after the
+  // last request (the proxies' idle collection runs 5 s after it, idleGc.ts).
+  const trellisProcs = [...caseProcs.entries()].filter(([name]) => cases.some((c) => c.name.replace(/ (ka|new)$/, '') === name));
+  if (trellisProcs.length > 0) await new Promise((r) => setTimeout(r, 12_000));
+  const idleRss = trellisProcs.map(([name, ps]) => `${name} ${ps.map((p) => f(rssMb(p.pid!), 1)).join(' / ')} MB`);
 
   const lines: string[] = [];
   const out = (s: string) => lines.push(s);
@@ -365,6 +388,7 @@ async function main(): Promise<void> {
   out(`generator: this process; latency rows: open loop ${RATE} requests/s for ${SECONDS} s; throughput: closed loop, ${CONNS} connections, ${TPUT_SECONDS} s; ${WARMUP_MS / 1000} s warm-up per case`);
   out(`app: test/fixtures/testApp.ts (own process, no upstreams); ka = http.Agent keepAlive, new = a new TCP connection per request`);
   out(`trellis: trellis agent -dev + two trellis connect proxy -sidecar-for processes (L4, mTLS, TLS 1.3 resumption); l7: three more (web-l7 in HTTP mode, shop-1/shop-2 HTTP inbound)`);
+  for (const [name, ps] of trellisProcs) out(`${name} proxies run: ${runsAs(ps[0]!.pid!)}`);
   out(`haproxy: tcp mode, plain frontend -> ssl backend (mTLS, verify required) -> ssl frontend -> app; default threads`);
   out(`load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed for the 2 cores: treat the numbers with care' : ''}`);
   out('');
@@ -386,6 +410,7 @@ async function main(): Promise<void> {
     const r = results.get(c.name)!;
     if (r.lat.firstError || r.tput.firstError) out(`  ${c.name} first errors: latency row: ${r.lat.firstError ?? '-'}; throughput row: ${r.tput.firstError ?? '-'}`);
   }
+  if (idleRss.length > 0) out(`proxies' idle RSS 12 s after the traffic: ${idleRss.join('; ')}`);
   const tk = results.get('trellis ka');
   const dk = results.get('direct ka');
   const hk = results.get('haproxy ka');
