@@ -5,6 +5,7 @@
 //   - anonymous KV writes get 403 (on the server and through the client) and change nothing;
 //   - the client's agent token (acl.tokens.agent) keeps anti-entropy working: its node reaches the catalog;
 //   - a service token registers its service and its sidecar (synced with that token), not another service;
+//   - that token is kept with the service in the data dir: after a restart the service syncs with it;
 //   - list reads are filtered with X-Consul-Results-Filtered-By-ACLs;
 //   - bad input: malformed rules (400 naming the line), unknown policy names, 10 KB tokens, NUL
 //     bytes, unknown tokens: a clear error, nothing stored.
@@ -21,6 +22,8 @@ const execFileP = promisify(execFile);
 
 const AGENT_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c001';
 const WEB_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c002';
+const NODES_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c003';
+const API_TOKEN = '0c3c4d52-8f1b-4a3e-9d43-7e0a61d1c004';
 const aclHcl = (extra = '', top = '') => `acl {\n  enabled = true\n  default_policy = "deny"\n  down_policy = "extend-cache"\n${top}  tokens {\n${extra}  }\n}\n`;
 /** A config file (not -hcl, so no secret is on the command line the harness logs). */
 function configFile(text: string): string {
@@ -208,6 +211,52 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     assert.equal(fs.statSync(file).mode & 0o777, 0o600);
     await client.restart();
     await waitFor('the restarted client uses the persisted default token', async () => (await client.request('PUT', '/v1/kv/app/dflt2', { body: 'y' })).text === 'true', 30_000, 200);
+  });
+
+  test('a service keeps the token it was registered with across a restart of its agent (persisted with it, as Consul)', async () => {
+    // An agent token that may write nodes but no service: only the service's own token can sync it.
+    const pol = (Name: string, Rules: string) => server.request('PUT', '/v1/acl/policy', { ...as(mgmt), body: { Name, Rules } });
+    assert.equal((await pol('nodes-only', 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }')).status, 200);
+    assert.equal((await pol('api', 'service "api" { policy = "write" }')).status, 200);
+    const tok = async (SecretID: string, Name: string) => {
+      const r = await server.request('PUT', '/v1/acl/token', { ...as(mgmt), body: { SecretID, Policies: [{ Name }] } });
+      assert.equal(r.status, 200, r.text);
+    };
+    await tok(NODES_TOKEN, 'nodes-only');
+    await tok(API_TOKEN, 'api');
+    const agent = await AgentProcess.start({
+      name: 'acl-client2', mode: 'client', readyTimeoutMs: 60_000,
+      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${NODES_TOKEN}"\n`))],
+    });
+    try {
+      const inCatalog = async () => {
+        const r = await server.request('GET', '/v1/catalog/service/api', as(mgmt));
+        return r.json<{ Node: string }[]>().some((s) => s.Node === agent.name);
+      };
+      // Its node first, written by its own anti-entropy with the agent token (a node check does that):
+      // the service's token has no node:write.
+      const chk = await agent.request('PUT', '/v1/agent/check/register', { ...as(NODES_TOKEN), body: { Name: 'disk2', TTL: '10m', Status: 'passing' } });
+      assert.equal(chk.status, 200, chk.text);
+      await waitFor('the agent\'s node check in the catalog', async () => {
+        const r = await server.request('GET', `/v1/health/node/${agent.name}`, as(mgmt));
+        return r.json<{ CheckID: string }[]>().some((c) => c.CheckID === 'disk2');
+      }, 30_000, 200);
+      const reg = await agent.request('PUT', '/v1/agent/service/register', { ...as(API_TOKEN), body: { Name: 'api', Port: 9090 } });
+      assert.equal(reg.status, 200, reg.text);
+      await waitFor('api in the catalog', inCatalog, 30_000, 200);
+      await agent.kill();
+      // Killed (no leave: its node stays in the catalog), and the service removed from the catalog while
+      // its agent is down: after the restart, anti-entropy has to write it again.
+      const dereg = await server.request('PUT', '/v1/catalog/deregister', { ...as(mgmt), body: { Node: agent.name, ServiceID: 'api' } });
+      assert.equal(dereg.status, 200, dereg.text);
+      assert.equal(await inCatalog(), false);
+      await agent.restart();
+      // Without its own token the agent token's write would be refused (no service:write on api).
+      await waitFor('api back in the catalog, written with its own token', inCatalog, 30_000, 200);
+      assert.equal((await agent.request('GET', '/v1/agent/service/api', as(API_TOKEN))).status, 200);
+    } finally {
+      await agent.dispose();
+    }
   });
 
   test('token secrets show only to acl:write; read needs acl:read', async () => {

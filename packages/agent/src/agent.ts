@@ -76,7 +76,10 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
       : await (await import('./client/role.ts')).startClientRole({ config, nodeId, logger, pool });
     stack.push(() => role.stop());
 
-    const persist = config.devMode || !config.dataDir ? undefined : new FilePersistence(config.dataDir);
+    // With ACLs on, a service registered through the API is saved with its token (persist.ts).
+    const serviceTokens = config.acl.enabled ? role.backend.acl?.serviceTokens : undefined;
+    const persist = config.devMode || !config.dataDir ? undefined
+      : new FilePersistence(config.dataDir, serviceTokens ? { serviceToken: (id) => serviceTokens.get(id) } : {});
     let antiEntropy: { soon(): void } | undefined;
     const local = new LocalState({
       ...(persist ? { persist } : {}),
@@ -114,7 +117,7 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
     // validation as PUT /v1/agent/service/register (a bad one already failed config validation or
     // fails here with a clear error); those registered through the API earlier come back from the
     // data dir.
-    startDefinitionsRegistration(config, local, persist, log, ac.signal);
+    startDefinitionsRegistration(config, local, persist, serviceTokens, log, ac.signal);
     antiEntropy = startAntiEntropy(local, pool, log, config.aeIntervalMs, ac.signal);
 
     let stopping: Promise<void> | undefined;
@@ -234,7 +237,9 @@ export async function startAgent(config: RuntimeConfig, opts: StartAgentOptions 
  * retried every second until it succeeds or the agent stops; one that is refused (LocalStateError: e.g.
  * a script check while scripts are disabled) is logged and dropped without holding up the others.
  */
-function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, persisted: FilePersistence | undefined, log: Logger, signal: AbortSignal): void {
+function startDefinitionsRegistration(
+  config: RuntimeConfig, local: LocalState, persisted: FilePersistence | undefined, serviceTokens: Map<string, string> | undefined, log: Logger, signal: AbortSignal,
+): void {
   const items: Array<{ what: string; run: () => Promise<void> }> = [];
   const configSidecars = new Set<string>();
   try {
@@ -255,10 +260,13 @@ function startDefinitionsRegistration(config: RuntimeConfig, local: LocalState, 
   }
   if (persisted) {
     const fromConfig = new Set([...items.map((i) => i.what), ...configSidecars]);
-    const { services, sidecarIds, checks, problems } = persisted.load();
+    const { services, sidecarIds, serviceTokens: tokens, checks, problems } = persisted.load();
     for (const p of problems) log.warn({}, `persisted registrations: ${p}`);
     for (const svc of services) {
       if (fromConfig.has(`service ${svc.ID} (configuration)`)) continue;
+      // Before the service is added: its first sync carries its own token, as before the restart.
+      const token = tokens.get(svc.ID);
+      if (token !== undefined && serviceTokens && !serviceTokens.has(svc.ID)) serviceTokens.set(svc.ID, token);
       items.push({ what: `service ${svc.ID} (persisted)`, run: () => local.addService(svc, [], { asSidecar: sidecarIds.has(svc.ID) }) });
     }
     // Checks after services: a service's check needs its service.

@@ -31,7 +31,7 @@ export interface AgentRole {
   /** The catalog's rows for a node, for anti-entropy. */
   catalogState: LocalStateOptions['catalogState'];
   /** The role's part of the HTTP backend. */
-  backend: Pick<AgentBackend, 'store' | 'consistentRead' | 'defaultRead' | 'raftStatus' | 'sessionTimers' | 'forward' | 'connectCA' | 'forwardDc' | 'datacenters' | 'wan'>;
+  backend: Pick<AgentBackend, 'store' | 'consistentRead' | 'defaultRead' | 'raftStatus' | 'sessionTimers' | 'forward' | 'connectCA' | 'forwardDc' | 'datacenters' | 'wan' | 'acl'>;
   /** Servers: -join-wan (rejects when no address answers) and -retry-join-wan, once the agent is up. */
   joinWan?(): Promise<void>;
   /** Catalog lookups for DNS; absent when this role does not serve DNS. */

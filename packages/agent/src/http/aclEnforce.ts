@@ -190,8 +190,8 @@ export function authorizeCommand(identity: Identity, store: StateReader, cmd: Co
 
 /**
  * The token an agent's own catalog write is made with (Consul's anti-entropy): a service's rows
- * with the token it was registered with through the API; a service without one (from a config
- * file, or registered before a restart: those tokens are not kept yet) with
+ * with the token it was registered with through the API (kept with the service in the data dir
+ * across restarts: local/persist.ts); a service without one (from a config file) with
  * acl.tokens.config_file_service_registration when set; everything else with acl.tokens.agent
  * (else the default).
  */

@@ -3,6 +3,9 @@
 // <data-dir>/checks, named by the SHA-256 of its ID, written to a temporary file and renamed into
 // place. Definitions from configuration files are not persisted: the files are their source.
 // A file that cannot be read or parsed is reported and skipped; it never stops the agent.
+// With ACLs on, a service keeps the token it was registered with (Consul's persistedService.Token):
+// after a restart anti-entropy writes its catalog rows with that token, not the agent's. The files
+// are 0600 in a 0700 directory, as Consul's (the data dir holds secrets already: Raft, tokens).
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -28,15 +31,21 @@ function fileName(id: string): string {
 export class FilePersistence implements LocalPersistence {
   readonly #services: string;
   readonly #checks: string;
+  readonly #serviceToken: (id: string) => string | undefined;
 
-  constructor(dataDir: string) {
+  /** `serviceToken`: the token a service was registered with (ACLs on), saved beside it. */
+  constructor(dataDir: string, opts: { serviceToken?: (id: string) => string | undefined } = {}) {
     this.#services = path.join(dataDir, 'services');
     this.#checks = path.join(dataDir, 'checks');
+    this.#serviceToken = opts.serviceToken ?? (() => undefined);
   }
 
   saveService(svc: ServiceFields, opts: { locallyRegisteredAsSidecar?: boolean } = {}): void {
+    const token = this.#serviceToken(svc.ID);
     // Consul's persistedService carries the same flag: a sidecar still goes with its service after a restart.
-    this.#write(this.#services, svc.ID, { Format: FORMAT, Service: svc, ...(opts.locallyRegisteredAsSidecar ? { LocallyRegisteredAsSidecar: true } : {}) });
+    this.#write(this.#services, svc.ID, {
+      Format: FORMAT, ...(token ? { Token: token } : {}), Service: svc, ...(opts.locallyRegisteredAsSidecar ? { LocallyRegisteredAsSidecar: true } : {}),
+    });
   }
 
   removeService(id: string): void {
@@ -52,9 +61,10 @@ export class FilePersistence implements LocalPersistence {
   }
 
   /** Everything persisted, and a message for each file that could not be used. */
-  load(): { services: ServiceFields[]; sidecarIds: Set<string>; checks: PersistedCheck[]; problems: string[] } {
+  load(): { services: ServiceFields[]; sidecarIds: Set<string>; serviceTokens: Map<string, string>; checks: PersistedCheck[]; problems: string[] } {
     const problems: string[] = [];
     const sidecarIds = new Set<string>();
+    const serviceTokens = new Map<string, string>();
     const read = <T>(dir: string, key: 'Service' | 'Check', idField: 'ID' | 'CheckID'): T[] => {
       let names: string[];
       try {
@@ -74,6 +84,7 @@ export class FilePersistence implements LocalPersistence {
           }
           out.push(item as T);
           if (doc.LocallyRegisteredAsSidecar === true) sidecarIds.add(item[idField] as string);
+          if (key === 'Service' && typeof doc.Token === 'string' && doc.Token !== '') serviceTokens.set(item[idField] as string, doc.Token);
         } catch (err) {
           problems.push(`skipping ${file}: ${(err as Error).message}; delete the file or register the ${key.toLowerCase()} again`);
         }
@@ -83,6 +94,7 @@ export class FilePersistence implements LocalPersistence {
     return {
       services: read<ServiceFields>(this.#services, 'Service', 'ID'),
       sidecarIds,
+      serviceTokens,
       checks: read<PersistedCheck>(this.#checks, 'Check', 'CheckID'),
       problems,
     };

@@ -60,3 +60,24 @@ test('a corrupt or foreign file is reported with its path and skipped; the other
     fs.rmSync(dir, { recursive: true, force: true });
   }
 });
+
+test('a service registered with a token keeps it (ACLs on): saved beside the service, 0600, read back by ID', () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-persist-'));
+  try {
+    const tokens = new Map([['web-1', 'secret-of-web-1']]);
+    const p = new FilePersistence(dir, { serviceToken: (id) => tokens.get(id) });
+    p.saveService(svc('web-1'));
+    p.saveService(svc('web-2')); // registered without a token: none saved
+    const r = new FilePersistence(dir).load();
+    assert.deepEqual([...r.serviceTokens], [['web-1', 'secret-of-web-1']]);
+    assert.deepEqual(r.services.find((s) => s.ID === 'web-1'), svc('web-1'), 'the token is not part of the service');
+    for (const f of fs.readdirSync(path.join(dir, 'services'))) {
+      assert.equal(fs.statSync(path.join(dir, 'services', f)).mode & 0o777, 0o600);
+    }
+    // Deregistered: the file, and with it the token, is gone.
+    p.removeService('web-1');
+    assert.deepEqual([...new FilePersistence(dir).load().serviceTokens], []);
+  } finally {
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
