@@ -6,10 +6,12 @@
 // then the client closes. The proxies see the same reads, writes and closes as in bench:gateway;
 // the load generator spends almost nothing, so many more connections are counted per second.
 //
-//   node packages/gateway/bench/gatewayCpu.ts [--seconds 5 --conns 16 --rounds 3] [--rate <conn/s>] [--baseline <entry.ts>]
+//   node packages/gateway/bench/gatewayCpu.ts [--seconds 5 --conns 16 --rounds 3] [--rate <conn/s>] [--floor] [--baseline <entry.ts>]
 // Closed loop with --conns workers, or with --rate an open loop at that many new connections/s.
+// --floor adds bench/floorRouter.ts (Node's net.Socket and pipe cost alone, no gateway logic).
 // Env BENCH_GATEWAY_NODE_FLAGS='--flag ...' adds Node/V8 flags to the gateway process
-// (BENCH_BASELINE_NODE_FLAGS to the baseline's, default the same).
+// (BENCH_BASELINE_NODE_FLAGS to the baseline's, default the same); BENCH_GATEWAY_ENV='NAME=value ...'
+// sets environment variables for it alone.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -29,6 +31,7 @@ const { values: argv } = parseArgs({
     only: { type: 'string' },
     baseline: { type: 'string' },
     rate: { type: 'string' },
+    floor: { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(argv.seconds);
@@ -45,13 +48,15 @@ function killAll(): void {
 process.on('exit', killAll);
 for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130); });
 
-function start(cmd: string, args: string[]): { child: ChildProcess; out: () => string; ready: Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+function start(cmd: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; ready: Promise<void> } {
+  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
   children.push(child);
   let out = '';
   let ready!: () => void;
   const readyP = new Promise<void>((r) => { ready = r; });
-  const keep = (b: Buffer) => { out = (out + b.toString()).slice(-20_000); if (/^ready/m.test(out)) ready(); };
+  // BENCH_GATEWAY_LOG=<file>: every child's output is appended there too (with --trace-gc, say).
+  const log = process.env['BENCH_GATEWAY_LOG'];
+  const keep = (b: Buffer) => { if (log) fs.appendFileSync(log, b); out = (out + b.toString()).slice(-20_000); if (/^ready/m.test(out)) ready(); };
   child.stdout!.on('data', keep);
   child.stderr!.on('data', keep);
   return { child, out: () => out, ready: readyP };
@@ -172,7 +177,9 @@ async function main(): Promise<void> {
   const gwJs = path.join(tmp, 'meshGateway.mjs');
   await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/meshGatewayProcess.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: gwJs, logLevel: 'warning' });
   const flags = (process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
-  const gw = start(process.execPath, [...flags, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${gwPort}` })]);
+  // BENCH_GATEWAY_ENV='NAME=value ...': environment for this gateway only (not the baseline).
+  const gwEnv = Object.fromEntries((process.env['BENCH_GATEWAY_ENV'] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
+  const gw = start(process.execPath, [...flags, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${gwPort}` })], gwEnv);
   // --baseline <entry.ts>: a second gateway built from another copy of meshGatewayProcess.ts (say,
   // the last commit's, from `git archive`), measured in alternation with this one under the same load.
   let base: ReturnType<typeof start> | undefined;
@@ -183,6 +190,15 @@ async function main(): Promise<void> {
     const baseFlags = (process.env['BENCH_BASELINE_NODE_FLAGS'] ?? process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
     base = start(process.execPath, [...baseFlags, baseJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${basePort}` })]);
     await base.ready;
+  }
+  // --floor: bench/floorRouter.ts too (first chunk, connect, pipe; nothing else): Node's own cost.
+  let floor: ReturnType<typeof start> | undefined;
+  const floorPort = await freePort();
+  if (argv.floor) {
+    const floorJs = path.join(tmp, 'floorRouter.mjs');
+    await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/floorRouter.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: floorJs, logLevel: 'warning' });
+    floor = start(process.execPath, [floorJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${floorPort}` })]);
+    await floor.ready;
   }
   const haPort = await freePort();
   fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), `global
@@ -207,6 +223,7 @@ backend echo
     { name: 'gw', port: gwPort, pid: gw.child.pid! },
     { name: 'ha', port: haPort, pid: ha.child.pid! },
     ...(base ? [{ name: 'base', port: basePort, pid: base.child.pid! }] : []),
+    ...(floor ? [{ name: 'floor', port: floorPort, pid: floor.child.pid! }] : []),
   ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
   for (const c of cases) {
     await waitFor(`${c.name} answers`, async () => { try { await oneConn(c.port, hello); return true; } catch { return false; } }, 20_000, 200);
@@ -230,6 +247,8 @@ backend echo
   if (g) out(`gateway: ${g.user.toFixed(0)} + ${g.sys.toFixed(0)} = ${(g.user + g.sys).toFixed(0)} us/conn; RSS ${(Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))![1]) / 1024).toFixed(1)} MB`);
   if (h) out(`haproxy: ${h.user.toFixed(0)} + ${h.sys.toFixed(0)} = ${(h.user + h.sys).toFixed(0)} us/conn`);
   if (g && h) out(`ratio: ${((g.user + g.sys) / (h.user + h.sys)).toFixed(2)}x (user ${(g.user / h.user).toFixed(2)}x)`);
+  const fl = avg('floor');
+  if (fl) out(`floor (first chunk, connect, pipe): ${fl.user.toFixed(0)} + ${fl.sys.toFixed(0)} = ${(fl.user + fl.sys).toFixed(0)} us/conn${h ? `, ${((fl.user + fl.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}${g ? `; this gateway / floor ${((g.user + g.sys) / (fl.user + fl.sys)).toFixed(2)}x` : ''}`);
   const b = avg('base');
   if (b) out(`baseline gateway: ${b.user.toFixed(0)} + ${b.sys.toFixed(0)} = ${(b.user + b.sys).toFixed(0)} us/conn${h ? `, ${((b.user + b.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}${g ? `; this gateway / baseline ${((g.user + g.sys) / (b.user + b.sys)).toFixed(2)}x` : ''}`);
   // SIGTERM and a moment to exit (a gateway run with --cpu-prof writes its profile then).

@@ -168,13 +168,16 @@ function parseServerName(e: Uint8Array): string | PeekResult | undefined {
     if (nameType === HOST_NAME) {
       if (host !== undefined) return bad('two host_name entries');
       if (len === 0 || len > 253) return bad(`host_name of ${len} bytes`);
-      let s = '';
+      // Checked byte by byte, then made a string in one piece (not a character at a time: ~45
+      // intermediate strings per connection), lower-cased only when it has upper case.
+      let upper = false;
       for (let i = p; i < p + len; i++) {
         const c = e[i]!;
         if (c < 0x21 || c > 0x7e) return bad('host_name is not printable ASCII');
-        s += String.fromCharCode(c);
+        if (c >= 0x41 && c <= 0x5a) upper = true;
       }
-      s = s.toLowerCase();
+      let s = String.fromCharCode.apply(null, e.subarray(p, p + len) as unknown as number[]);
+      if (upper) s = s.toLowerCase();
       if (!HOSTNAME.test(s)) return bad(`host_name ${JSON.stringify(s)} is not a DNS name`);
       host = s;
     }
