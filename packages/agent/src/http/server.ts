@@ -171,6 +171,7 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
   const inflight = new Set<AbortController>();
   const blocked = backend.config.http?.blockEndpoints ?? [];
   const responseHeaders = backend.config.http?.responseHeaders ?? {};
+  const defaultAclPolicy = backend.config.acl?.defaultPolicy ?? 'allow';
 
   // The web UI's files under ui_config.content_path (ui.ts): with -ui / ui_config.enabled, or -ui-dir.
   const uiEnabled = backend.config.ui !== undefined && (backend.config.ui.enabled || backend.config.ui.dir !== '');
@@ -269,8 +270,10 @@ export function createHttpServer(backend: AgentBackend, opts: HttpServerOptions)
       if (!reply.raw.writableFinished) ac.abort();
     };
     reply.raw.on('close', onClose);
-    // Consul's http_config.response_headers go on every answer, errors included.
+    // Consul's http_config.response_headers go on every answer, errors included; then, as Consul
+    // (1.9+) does after them in wrap(), acl.default_policy, ACLs on or off (the UI reads it).
     for (const [k, v] of Object.entries(responseHeaders)) reply.header(k, v);
+    reply.header('X-Consul-Default-ACL-Policy', defaultAclPolicy);
     try {
       const rawUrl = req.raw.url ?? '/';
       const q = rawUrl.indexOf('?');

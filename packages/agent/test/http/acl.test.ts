@@ -269,3 +269,26 @@ describe('acl.enable_key_list_policy: KV listings need list on the prefix', () =
     }
   }
 });
+
+describe('X-Consul-Default-ACL-Policy on every answer (Consul 1.9+), ACLs on or off', () => {
+  for (const acl of [undefined, 'allow', 'deny'] as const) {
+    test(acl ? `acl.enabled, default_policy = ${acl}` : 'ACLs off: allow', async () => {
+      const h = acl
+        ? harness({
+          config: { acl: { ...defaults().acl, enabled: true, defaultPolicy: acl } },
+          acl: (store, cfg) => ({ resolver: storeResolver(store, cfg, () => ''), defaultToken: '', serviceTokens: new Map() }),
+        })
+        : harness();
+      try {
+        const want = acl ?? 'allow';
+        // A read, a 404, a 400 and a refused or accepted write: the header is on each.
+        for (const [method, url, body] of [['GET', '/v1/status/leader'], ['GET', '/v1/kv/missing'], ['GET', '/v1/kv/x?index=nope'], ['PUT', '/v1/kv/x', 'v']] as const) {
+          const r = await h.req(method, url, body);
+          assert.equal(r.headers['x-consul-default-acl-policy'], want, `${method} ${url} (${r.statusCode})`);
+        }
+      } finally {
+        await h.close();
+      }
+    });
+  }
+});
