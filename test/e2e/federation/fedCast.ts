@@ -10,6 +10,7 @@ import { request, runTrellis, waitFor, type CliResult, type HttpResult } from '.
 import type { TestAppAnswer } from '../../fixtures/testApp.ts';
 import { ALLOWS } from '../scenarios/cast.ts';
 import { DATACENTERS, Proc, Topology, listening, type Dc, type Site, type Slot } from './topology.ts';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 
@@ -71,9 +72,16 @@ export class FedCast {
   readonly running = new Map<string, RunningMember>();
   private constructor(topo: Topology) { this.topo = topo; }
 
-  /** `log` gets the line saying which topology it is (namespaces, or the loopback fallback and why). */
-  static async create(log?: (line: string) => void): Promise<FedCast> {
-    return new FedCast(await Topology.create(log));
+  /**
+   * `log` gets the line saying which topology it is (namespaces, or the loopback fallback and why).
+   * `wanfed`: WAN federation through mesh gateways (servers with TLS on the server port,
+   * connect.enable_mesh_gateway_wan_federation, primary_gateways in the secondaries; server RPC
+   * ports closed between the namespaces).
+   */
+  static async create(log?: (line: string) => void, o: { wanfed?: boolean } = {}): Promise<FedCast> {
+    const topo = await Topology.create(log, o);
+    if (o.wanfed) makeServerCerts(topo);
+    return new FedCast(topo);
   }
 
   site(dc: Dc): Site { return this.topo.sites[dc]; }
@@ -110,7 +118,18 @@ export class FedCast {
   async startServer(dc: Dc): Promise<Proc> {
     const s = this.site(dc);
     const cfg = path.join(s.dir, 'agent.json');
-    fs.writeFileSync(cfg, JSON.stringify({ primary_datacenter: PRIMARY, connect: { enabled: true } }));
+    const certs = path.join(this.topo.root, 'certs');
+    fs.writeFileSync(cfg, JSON.stringify(this.topo.wanfed
+      ? {
+        primary_datacenter: PRIMARY,
+        connect: { enabled: true, enable_mesh_gateway_wan_federation: true },
+        tls: {
+          defaults: { ca_file: path.join(certs, 'ca.crt'), cert_file: path.join(certs, `${dc}.crt`), key_file: path.join(certs, `${dc}.key`), verify_incoming: true, verify_outgoing: true },
+          internal_rpc: { verify_server_hostname: true },
+        },
+        ...(dc !== PRIMARY ? { primary_gateways: [`${this.site(PRIMARY).wanHost}:${this.site(PRIMARY).ports.gwWan}`] } : {}),
+      }
+      : { primary_datacenter: PRIMARY, connect: { enabled: true } }));
     const pidFile = path.join(s.dir, 'agent.pid');
     fs.rmSync(pidFile, { force: true });
     const args = ['agent', '-server', '-bootstrap', '-data-dir', path.join(s.dir, 'data'), '-datacenter', dc, '-node', `${dc}-server`,
@@ -284,3 +303,16 @@ export class FedCast {
 }
 
 export { DATACENTERS };
+
+/** A CA and a server certificate per datacenter (server.<dc>.consul), in <root>/certs (wanfed). */
+function makeServerCerts(topo: Topology): void {
+  const dir = path.join(topo.root, 'certs');
+  fs.mkdirSync(dir, { recursive: true });
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: 'pipe' });
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', 'ca.key', '-out', 'ca.crt', '-subj', '/CN=ca', '-days', '1');
+  for (const dc of DATACENTERS) {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes', '-keyout', `${dc}.key`, '-out', `${dc}.csr`, '-subj', `/CN=server.${dc}.consul`);
+    fs.writeFileSync(path.join(dir, `${dc}.ext`), `subjectAltName=DNS:server.${dc}.consul\nextendedKeyUsage=serverAuth,clientAuth\n`);
+    ssl('x509', '-req', '-in', `${dc}.csr`, '-CA', 'ca.crt', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${dc}.crt`, '-days', '1', '-extfile', `${dc}.ext`);
+  }
+}

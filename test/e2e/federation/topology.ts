@@ -5,7 +5,8 @@
 //             every namespace the services bind the SAME address (127.0.0.1) and the SAME ports as
 //             in the others: overlapping addresses for real. Across namespaces only the mesh
 //             gateway's WAN port and the server's RPC and WAN gossip ports (federation needs them)
-//             are let through, by an nftables table of this module's own (trellis_fed) in each
+//             are let through (with `wanfed`, WAN federation through mesh gateways: the gateway's
+//             WAN port and the WAN gossip port only; server RPC crosses the gateways), by an nftables table of this module's own (trellis_fed) in each
 //             namespace; the test process (the host address) reaches everything, as a user would.
 //   loopback  when namespaces cannot be made (not root, no ip/nft): every datacenter on
 //             127.0.0.1 with ports of its own. Nothing overlaps; the suite says so in its output.
@@ -93,6 +94,9 @@ export class Topology {
   readonly net: Netns | undefined;
   readonly root: string;
 
+  /** Server RPC ports closed between datacenters (WAN federation through mesh gateways). */
+  wanfed = false;
+
   private constructor(mode: 'netns' | 'loopback', reason: string, sites: Record<Dc, Site>, netns: Netns | undefined, root: string) {
     this.mode = mode;
     this.fallbackReason = reason;
@@ -105,7 +109,7 @@ export class Topology {
    * Namespaces when this machine allows them (TRELLIS_FED_LOOPBACK=1 forces the fallback), else
    * loopback. Prints which, and why, on stdout.
    */
-  static async create(log: (line: string) => void = (l) => process.stdout.write(`# ${l}\n`)): Promise<Topology> {
+  static async create(log: (line: string) => void = (l) => process.stdout.write(`# ${l}\n`), o: { wanfed?: boolean } = {}): Promise<Topology> {
     const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-fed-'));
     let reason = process.env['TRELLIS_FED_LOOPBACK'] === '1' ? 'TRELLIS_FED_LOOPBACK=1' : netnsUnavailable();
     let netns: Netns | undefined;
@@ -132,10 +136,11 @@ export class Topology {
         : { dc, lanHost: '127.0.0.1', wanHost: '127.0.0.1', ports, dir };
     }
     const topo = new Topology(netns ? 'netns' : 'loopback', reason, sites, netns, root);
+    topo.wanfed = o.wanfed === true;
     if (netns) {
       for (const dc of DATACENTERS) await topo.#firewall(sites[dc]);
       log(`federation topology: network namespaces ${DATACENTERS.map((d) => `${sites[d].ns} (${d}, WAN ${sites[d].wanHost})`).join(', ')}; ` +
-        'services bind 127.0.0.1 with the same ports in every datacenter; only gateway WAN and server RPC/WAN gossip ports cross');
+        `services bind 127.0.0.1 with the same ports in every datacenter; only ${topo.wanfed ? 'gateway WAN and WAN gossip ports cross (server RPC only through the gateways)' : 'gateway WAN and server RPC/WAN gossip ports cross'}`);
     } else {
       log(`federation topology: LOOPBACK FALLBACK (no network namespaces: ${reason}); every datacenter on 127.0.0.1 with ports of its own, ` +
         'so addresses do NOT overlap and nothing but good behaviour keeps traffic on the gateways');
@@ -155,7 +160,7 @@ export class Topology {
       '    iifname "lo" accept;',
       '    ct state established,related accept;',
       `    ip saddr ${n.hostAddress} accept;`,
-      `    ip saddr ${n.subnet}.0/24 tcp dport { ${p.gwWan}, ${p.server}, ${p.serfWan} } accept;`,
+      `    ip saddr ${n.subnet}.0/24 tcp dport { ${this.wanfed ? '' : `${p.server}, `}${p.gwWan}, ${p.serfWan} } accept;`,
       `    ip saddr ${n.subnet}.0/24 udp dport ${p.serfWan} accept;`,
       `    ip saddr ${n.subnet}.0/24 drop;`,
       '  }',
