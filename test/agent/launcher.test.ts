@@ -197,6 +197,10 @@ describe('the trellis launcher under the system Node', () => {
     assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['connect', 'proxy', '-sidecar-for', 'web'], ['--lite-mode', '--max-semi-space-size=4', '--heap-growing-percent=50']]);
     r = await run({ TRELLIS_FROM_SRC: '1' }, ['connect', 'proxy', '-sidecar-for', 'web']);
     assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
+    // The mesh gateway: V8's full JIT, no lite mode (it tripled its CPU per connection against
+    // haproxy in bench:gateway) and no memory settings (its budget is 300 MB at 10,000 connections).
+    r = await run({}, ['connect', 'gateway', '-register']);
+    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['connect', 'gateway', '-register'], ['--enable-source-maps']]);
     // An edit in @trellis/gateway's sources (bundled too) makes the bundle stale.
     write('packages/gateway/src/index.ts', '', t0 + 15);
     assert.equal((await run()).file, path.join(pkg, 'src', 'cli', 'main.ts'));
