@@ -178,6 +178,8 @@ class Exchange implements UpstreamResponse {
   private scanner: ChunkedScanner | undefined;
   private to: H1ServerConn | undefined;
   private done = false;
+  /** The peer's connection ended after the head, before relay() was called: 'end' (clean) or 'error'. */
+  private ended: 'end' | 'error' | undefined;
 
   constructor(pool: H1Pool, c: UpConn, method: string, resolve: (r: ExchangeResult) => void, timeoutMs: number | undefined) {
     this.pool = pool;
@@ -230,11 +232,17 @@ class Exchange implements UpstreamResponse {
 
   relay(to: H1ServerConn): void {
     this.to = to;
+    // The client going away ends the relay (its socket may be paused waiting for that client to read).
+    to.onGone = () => this.abort();
     const b = this.buf;
     this.buf = EMPTY;
     if (this.head.body === 0) { this.complete(b.length === 0); return; }
     if (b.length > 0) this.bodyData(b);
     else to.flushHead();
+    if (this.done || this.ended === undefined) return;
+    // The peer's connection ended between the head and this call.
+    if (this.ended === 'end' && this.head.body === 'close') this.complete(false);
+    else this.abort();
   }
 
   private bodyData(d: Buffer): void {
@@ -271,6 +279,7 @@ class Exchange implements UpstreamResponse {
     if (this.done) return;
     this.done = true;
     const to = this.to!;
+    to.onGone = undefined;
     this.pool.release(this.c, clean && this.head.keepAlive);
     to.finish();
   }
@@ -280,14 +289,14 @@ class Exchange implements UpstreamResponse {
     this.done = true;
     this.c.ex = undefined;
     this.c.socket.destroy();
-    this.to?.abort();
+    if (this.to) { this.to.onGone = undefined; this.to.abort(); }
   }
 
   end(): void {
     if (this.resolve) { this.fail(new Error('the peer closed the connection before an answer')); return; }
     if (this.to && this.head.body === 'close') { this.complete(false); return; }
     if (this.to) { this.abort(); return; }
-    this.fail(new Error('the peer closed the connection in the middle of an answer'));
+    this.ended ??= 'end';
   }
 
   fail(err: Error): void {
@@ -300,10 +309,9 @@ class Exchange implements UpstreamResponse {
       r({ kind: 'error', error: err, connect: !this.c.ready, timeout: this.timedOut });
       return;
     }
-    if (this.to) {
-      this.abort();
-    }
-    // Head arrived, not relayed (a retry's discard): nothing waits.
+    if (this.to) { this.abort(); return; }
+    // Head arrived, not relayed yet (relay() ends the answer) or discarded (nothing waits).
+    this.ended ??= 'error';
   }
 
   discard(): void {

@@ -95,11 +95,19 @@ export class H1ServerConn {
   private parts: Buffer[] = [];
   private have = 0;
   private chunked: ChunkedScanner | undefined;
+  /** Called once if the connection goes away while an answer is being relayed to it (h1Client.ts). */
+  onGone: (() => void) | undefined;
   /** Bytes arrived since the last idle sweep. */
   private used = true;
   private readonly onData = (c: Buffer) => this.data(c);
   private readonly onError = () => this.socket.destroy();
-  private readonly onClose = () => { this.closed = true; idleConns.delete(this); };
+  private readonly onClose = () => {
+    this.closed = true;
+    idleConns.delete(this);
+    const gone = this.onGone;
+    this.onGone = undefined;
+    gone?.();
+  };
 
   constructor(socket: net.Socket, opts: H1ServerOptions) {
     this.socket = socket;

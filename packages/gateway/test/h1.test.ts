@@ -315,3 +315,41 @@ test('the idle sweep drops an item not used for a whole period and keeps one in 
   }
   await waitFor('the busy item dropped once it stops being used', () => state.get('busy')!.dropped, 5000, 10);
 });
+
+test('a client that goes away in the middle of a relayed answer closes the connection to the peer', async () => {
+  let peerClosed = false;
+  // The peer announces 10 MB and sends 64 KB: the relay waits for the rest (or the client) for ever.
+  const app = net.createServer((s) => {
+    s.once('data', () => s.write(`HTTP/1.1 200 OK\r\nContent-Length: ${10 * 1024 * 1024}\r\n\r\n${'x'.repeat(64 * 1024)}`));
+    s.on('close', () => { peerClosed = true; });
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => { app.close(); });
+  const appPort = (app.address() as net.AddressInfo).port;
+  const pool = new H1Pool((host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' }), { connectMs: 5000, what: 'connection' });
+  closers.push(() => pool.close());
+  const front = net.createServer((socket) => new H1ServerConn(socket, {
+    maxBody: 1024, large: 'reject', fallback: () => socket.destroy(),
+    handle: (req, conn) => {
+      void pool.request('127.0.0.1', appPort, 'GET', requestHead('GET', req.head.target, { host: 'app' }), req.body, 5000).then((out) => {
+        if (out.kind === 'error') { conn.reply(503, out.error.message); return; }
+        conn.writeHead(out.res.head.status, out.res.head.reason, forwardHeaders(conn, out.res.head));
+        out.res.relay(conn);
+      });
+    },
+  }));
+  await new Promise<void>((r) => front.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => { front.close(); });
+  const client = net.connect((front.address() as net.AddressInfo).port, '127.0.0.1');
+  client.on('error', () => undefined);
+  let got = 0;
+  await new Promise<void>((resolve) => {
+    client.on('data', (d: Buffer) => { got += d.length; if (got > 1024) resolve(); });
+    client.write('GET /big HTTP/1.1\r\nHost: a\r\n\r\n');
+  });
+  // Not reading any more (the relay may be paused on this client's full buffer), then gone.
+  client.pause();
+  client.destroy();
+  await waitFor('the peer connection closed', () => peerClosed, 5000, 20);
+});
