@@ -496,13 +496,16 @@ async function mainAcl(opts: Options): Promise<void> {
       const [b1, b2] = cells.get(acl!)!;
       return [merge(a1!, a2!), merge(b1!, b2!)] as const;
     };
-    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'ACL ops/s', 'p50 ms', 'p99 ms', 'ACL/none', 'errors']];
+    // Server CPU per operation (from /proc, both servers' own): far less moved by other processes'
+    // load than ops/s on a shared machine, so the column to compare when the load average is high.
+    const cpuUs = (c: CellResult) => (c.serverCpuPct * 1e4 / c.opsPerSec).toFixed(0);
+    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL/none', 'errors']];
     const verdict: string[] = [];
     const results: Record<string, unknown> = {};
     const add = (op: string, c: number, [a, b]: readonly [CellResult, CellResult]) => {
       const ratio = b.opsPerSec / a.opsPerSec;
       results[`${op} c=${c}`] = { plain: a, acl: b, ratio };
-      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), `${ratio.toFixed(2)}x`, `${a.errors}/${b.errors}`]);
+      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), cpuUs(a), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), cpuUs(b), `${ratio.toFixed(2)}x`, `${a.errors}/${b.errors}`]);
       verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x)`);
     };
     for (const c of WRITE_CONCURRENCY) {
