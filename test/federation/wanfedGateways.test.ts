@@ -83,7 +83,7 @@ describe('WAN federation through mesh gateways (loopback)', () => {
     const [lan, wan, m] = [await freePort(), await freePort(), await freePort()];
     const gw = await startMeshGateway({
       httpAddr: agent.httpAddr, address: `127.0.0.1:${lan}`, wanAddress: `127.0.0.1:${wan}`, register: true, metricsAddr: `127.0.0.1:${m}`,
-      serviceId: `mesh-gateway-${dc}`,
+      serviceId: `mesh-gateway-${dc}`, exposeServers: true,
     });
     gateways.push(gw);
     return { gw, lan, wan, metrics: `127.0.0.1:${m}` };
@@ -127,6 +127,11 @@ describe('WAN federation through mesh gateways (loopback)', () => {
     assert.equal(await peerCert(gw1Lan, 'nosuch.server.dc1.consul', ca), undefined);
     assert.equal(await peerCert(gw1Lan, 'a.b.server.dc1.consul', ca), undefined);
     assert.ok(await metric(gw1Metrics, 'consul_mesh_gateway_conns_total', { route: 'server', target: 'wanfed-dc1.server.dc1' }) >= 1);
+    // A gateway not started with -expose-servers does not route server names (Consul's too).
+    const plainPort = await freePort();
+    const plain = await startMeshGateway({ httpAddr: dc1.httpAddr, address: `127.0.0.1:${plainPort}` });
+    gateways.push(plain);
+    assert.equal(await peerCert(plainPort, 'server.dc1.consul', ca), undefined);
     assert.ok(await metric(gw1Metrics, 'consul_mesh_gateway_refused_total', { cause: 'no_healthy_instance' }) >= 1);
   });
 

@@ -154,7 +154,7 @@ export class FedCast {
     const s = this.site(dc);
     const proc = this.topo.trellis(dc, 'mesh-gateway', ['connect', 'gateway', '-register', '-service', 'mesh-gateway',
       '-address', `${s.lanHost}:${s.ports.gwLan}`, '-wan-address', `${s.wanHost}:${s.ports.gwWan}`,
-      '-http-addr', this.localHttp(dc), '-metrics-addr', `${s.wanHost}:${s.ports.gwMetrics}`]);
+      '-http-addr', this.localHttp(dc), '-metrics-addr', `${s.wanHost}:${s.ports.gwMetrics}`, ...(this.topo.wanfed ? ['-expose-servers'] : [])]);
     this.gateways.set(dc, proc);
     await waitFor(`${dc}'s mesh gateway listening on its WAN address and passing`, async () => {
       if (!proc.running) throw new Error(`${dc}'s gateway exited: ${proc.output().slice(-2000)}`);

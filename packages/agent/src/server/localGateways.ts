@@ -1,6 +1,7 @@
 // This datacenter's healthy mesh gateways, read from the server's own replica of the catalog (as
-// Consul's gateway locator reads its state store): services of kind mesh-gateway whose checks all
-// pass. WAN federation through mesh gateways dials them at their LAN address and advertises their
+// Consul's gateway locator reads its state store): services of kind mesh-gateway registered with
+// meta consul-wan-federation=1 (`trellis connect gateway -expose-servers`, Consul's
+// MetaWANFederationKey) whose checks all pass. WAN federation through mesh gateways dials them at their LAN address and advertises their
 // WAN address to the other datacenters (server/wan.ts).
 import type { StateStore } from '../state/index.ts';
 import type { LocalGateway } from './wan.ts';
@@ -20,7 +21,7 @@ export function localGatewayReader(store: StateStore, now: () => number = Date.n
     const list: LocalGateway[] = [];
     for (const name of Object.keys(services.value)) {
       for (const e of store.healthServiceNodes(name, { passingOnly: true }).value) {
-        if (e.Service.Kind !== 'mesh-gateway') continue;
+        if (e.Service.Kind !== 'mesh-gateway' || e.Service.Meta?.['consul-wan-federation'] !== '1') continue;
         const lanTag = e.Service.TaggedAddresses?.['lan'];
         const wanTag = e.Service.TaggedAddresses?.['wan'];
         const lan = hostPort(lanTag?.Address || e.Service.Address || e.Node.Address, lanTag?.Port || e.Service.Port);

@@ -71,3 +71,13 @@ describe('primary_gateways', () => {
       'primary_gateways', 'primary_gateways: "10.0.0.1" is not host:port');
   });
 });
+
+describe('service meta consul-wan-federation (-expose-servers)', () => {
+  test('allowed on a mesh gateway only, as Consul\'s allowedConsulMetaKeysForMeshGateway', async () => {
+    const { validateMeta } = await import('../../src/http/routes/convert.ts');
+    assert.equal(validateMeta({ 'consul-wan-federation': '1' }, 'Service', 'mesh-gateway'), null);
+    assert.equal(validateMeta({ 'consul-wan-federation': '1' }, 'Service', ''),
+      "Couldn't load metadata pair ('consul-wan-federation', '1'): Key prefix 'consul-' is reserved for internal use");
+    assert.match(validateMeta({ 'consul-other': '1' }, 'Service', 'mesh-gateway') ?? '', /reserved for internal use/);
+  });
+});

@@ -2,8 +2,9 @@
 // reads the SNI of the TLS ClientHello without terminating TLS, and forwards the raw bytes:
 //   a name of its own datacenter  -> a healthy instance of that target's sidecar (LAN)
 //   a name of another datacenter  -> a healthy mesh gateway of that datacenter (its WAN address)
-// and, when its agent runs with connect.enable_mesh_gateway_wan_federation (servers federating
-// through the gateways, Consul 1.8+), the server names of sniNames.ts:
+// and, started with exposeServers (Consul's -expose-servers: registered with service meta
+// consul-wan-federation=1) on an agent that runs with connect.enable_mesh_gateway_wan_federation
+// (servers federating through the gateways, Consul 1.8+), the server names of sniNames.ts:
 //   server.<own dc>.<domain>, <node>.server.<own dc>.<domain>  -> a healthy server's RPC port
 //   server.<other dc>.<domain>, <node>.server.<other dc>...    -> that datacenter's gateway (WAN)
 // Server RPC is TLS end to end between the servers, as service traffic is between sidecars.
@@ -67,11 +68,12 @@ export interface MeshGatewayOptions {
   /** Remote gateways given by hand (dc -> host:port list), instead of asking the agent with ?dc=. */
   staticRemotes?: Record<string, string[]>;
   /**
-   * Route server names (server.<dc>.<domain>, <node>.server.<dc>.<domain>): default whether the
-   * agent runs with connect.enable_mesh_gateway_wan_federation (GET /v1/agent/self), as Consul's
-   * mesh gateways expose servers only then.
+   * Consul's -expose-servers: register with service meta consul-wan-federation=1 (servers use only
+   * such gateways) and route server names (server.<dc>.<domain>, <node>.server.<dc>.<domain>) when
+   * the agent runs with connect.enable_mesh_gateway_wan_federation (GET /v1/agent/self), as
+   * Consul's mesh gateways expose servers only then.
    */
-  serverRouting?: boolean;
+  exposeServers?: boolean;
   /** The DNS domain of server names; default the agent's (DNSDomain), else consul. */
   domain?: string;
 }
@@ -138,7 +140,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   const maxHello = opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
 
   let datacenter = opts.datacenter;
-  let serverRouting = opts.serverRouting;
+  let serverRouting = opts.exposeServers ? undefined : false;
   let domain = opts.domain;
   if (!datacenter || serverRouting === undefined || domain === undefined) {
     type Self = { Config?: { Datacenter?: string }; DebugConfig?: { DNSDomain?: string; ConnectMeshGatewayWANFederationEnabled?: boolean } };
@@ -153,6 +155,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     if (!datacenter) throw new GatewayConfigError('the agent did not say its datacenter (GET /v1/agent/self)');
     serverRouting ??= self.body.DebugConfig?.ConnectMeshGatewayWANFederationEnabled === true;
     domain ??= self.body.DebugConfig?.DNSDomain || 'consul';
+    if (opts.exposeServers && !serverRouting) logger.warn('-expose-servers: the agent does not run with connect.enable_mesh_gateway_wan_federation; server names are not routed');
   }
   const dc = datacenter;
   const serverDomain = domain.toLowerCase().replace(/\.$/, '');
@@ -353,7 +356,7 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
       const m = parseHostPort(opts.metricsAddr, '-metrics-addr');
       metricsServer = await serveMetrics(metrics, m.host, m.port);
     }
-    if (opts.register) await register(api, { service, serviceId, lan, wan, deregisterAfter: opts.deregisterAfterCritical || '6h' });
+    if (opts.register) await register(api, { service, serviceId, lan, wan, deregisterAfter: opts.deregisterAfterCritical || '6h', exposeServers: opts.exposeServers === true });
   } catch (err) {
     await shutdown();
     throw err;
@@ -396,7 +399,7 @@ export function splice(a: net.Socket, b: net.Socket, onClose: () => void): void 
   b.once('close', closedOne(b, a));
 }
 
-async function register(api: AgentApi, r: { service: string; serviceId: string; lan: { host: string; port: number }; wan?: { host: string; port: number }; deregisterAfter: string }): Promise<void> {
+async function register(api: AgentApi, r: { service: string; serviceId: string; lan: { host: string; port: number }; wan?: { host: string; port: number }; deregisterAfter: string; exposeServers: boolean }): Promise<void> {
   const lanHost = r.lan.host === '0.0.0.0' || r.lan.host === '::' ? '' : r.lan.host;
   const wan = r.wan ?? r.lan;
   // Consul's `connect envoy -register` (command/connect/envoy/envoy.go) and its Helm chart's
@@ -408,6 +411,8 @@ async function register(api: AgentApi, r: { service: string; serviceId: string; 
     Name: r.service,
     Address: lanHost,
     Port: r.lan.port,
+    // Consul's structs.MetaWANFederationKey: servers federate through gateways with it only.
+    ...(r.exposeServers ? { Meta: { 'consul-wan-federation': '1' } } : {}),
     TaggedAddresses: {
       lan: { Address: lanHost, Port: r.lan.port },
       wan: { Address: wan.host === '0.0.0.0' || wan.host === '::' ? lanHost : wan.host, Port: wan.port },

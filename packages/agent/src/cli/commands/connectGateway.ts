@@ -29,6 +29,7 @@ export const connectGatewayCommand: Command = {
   flags: [
     { name: 'gateway', kind: 'string', usage: 'The type of gateway to run. Only "mesh" is supported (the default).' },
     { name: 'register', kind: 'bool', usage: 'Register a new gateway service before starting the gateway.' },
+    { name: 'expose-servers', kind: 'bool', usage: 'Expose the servers for WAN federation via this mesh gateway.' },
     { name: 'service', kind: 'string', usage: 'Name of the gateway service to register (default "mesh-gateway").' },
     { name: 'proxy-id', kind: 'string', usage: "The gateway's service ID on the local agent (default: the service name)." },
     { name: 'address', kind: 'string', placeholder: 'host:port', usage: 'LAN address to advertise in the gateway service registration and to listen on (default 0.0.0.0:8443).' },
@@ -84,6 +85,7 @@ export const connectGatewayCommand: Command = {
         address: (flags.values.get('address') as string | undefined) || '0.0.0.0:8443',
         wanAddress: (flags.values.get('wan-address') as string | undefined) || undefined,
         register: flags.values.get('register') === true,
+        exposeServers: flags.values.get('expose-servers') === true,
         service: (flags.values.get('service') as string | undefined) || undefined,
         serviceId: (flags.values.get('proxy-id') as string | undefined) || undefined,
         deregisterAfterCritical: (flags.values.get('deregister-after-critical') as string | undefined) || undefined,

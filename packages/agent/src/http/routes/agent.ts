@@ -169,7 +169,7 @@ export function serviceRegistration(def: Obj): ServiceRegistration {
     weights = { Passing: w.Passing ?? 1, Warning: w.Warning ?? 0 };
   }
   const meta = (def.Meta as Record<string, string> | undefined) ?? {};
-  const metaErr = validateMeta(meta, 'Service');
+  const metaErr = validateMeta(meta, 'Service', (def.Kind as string | undefined) ?? '');
   if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
   let kind = (def.Kind as string | undefined) ?? '';
   // The api package's name for a typical service.

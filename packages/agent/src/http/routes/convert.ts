@@ -19,8 +19,14 @@ export function isAnyAddress(addr: string): boolean {
 
 const META_KEY = /^[a-zA-Z0-9_-]+$/;
 
-/** Consul's ValidateServiceMetadata / ValidateNodeMetadata; null when valid. */
-export function validateMeta(meta: Record<string, string>, kind: 'Node' | 'Service'): string | null {
+/** Consul's allowedConsulMetaKeysForMeshGateway: MetaWANFederationKey (`-expose-servers`). */
+const MESH_GATEWAY_CONSUL_KEYS = new Set(['consul-wan-federation']);
+
+/**
+ * Consul's ValidateServiceMetadata / ValidateNodeMetadata; null when valid. `serviceKind`
+ * mesh-gateway may carry consul-wan-federation, the one consul- key Consul allows there.
+ */
+export function validateMeta(meta: Record<string, string>, kind: 'Node' | 'Service', serviceKind = ''): string | null {
   const entries = Object.entries(meta);
   if (entries.length > 64) return `${kind} metadata cannot contain more than 64 key/value pairs`;
   for (const [k, v] of entries) {
@@ -28,7 +34,7 @@ export function validateMeta(meta: Record<string, string>, kind: 'Node' | 'Servi
     if (k === '') why = 'Key cannot be blank';
     else if (!META_KEY.test(k)) why = 'Key contains invalid characters';
     else if (k.length > 128) why = 'Key is too long (limit: 128 characters)';
-    else if (k.startsWith('consul-')) why = "Key prefix 'consul-' is reserved for internal use";
+    else if (k.startsWith('consul-') && !(serviceKind === 'mesh-gateway' && MESH_GATEWAY_CONSUL_KEYS.has(k))) why = "Key prefix 'consul-' is reserved for internal use";
     else if (v.length > 512) why = 'Value is too long (limit: 512 characters)';
     if (why) return `Couldn't load metadata pair ('${k}', '${v}'): ${why}`;
   }
@@ -80,7 +86,7 @@ export function serviceInput(svc: Obj): NodeServiceInput {
   const address = (svc.Address as string | undefined) ?? '';
   if (isAnyAddress(address)) throw badRequest('Invalid service address');
   const meta = (svc.Meta as Record<string, string> | undefined) ?? {};
-  const metaErr = validateMeta(meta, 'Service');
+  const metaErr = validateMeta(meta, 'Service', kind);
   if (metaErr) throw badRequest(`Invalid Service Meta: ${metaErr}`);
   const out: NodeServiceInput = { ...(svc as Partial<NodeServiceInput>), Service: name, ID: id, Kind: kind as ServiceKind };
   // Accepted for compatibility with what clients send (the Go client posts an api.AgentService),
