@@ -96,6 +96,41 @@ describe('client agents resolve tokens through a server', () => {
 });
 
 describe('servers resolve tokens from their replica', () => {
+  test('a cached authorizer never outlives a change to its token, its roles or their policies, or a snapshot restore', () => {
+    const store = new StateStore();
+    let i = 1;
+    const apply = (cmd: Parameters<StateStore['apply']>[1]) => assert.ok(store.apply(i++, cmd).ok);
+    apply({ type: 'aclPolicySet', Create: true, Policy: { ID: 'p-app', Name: 'p-app', Rules: 'key_prefix "app/" { policy = "write" }' } });
+    apply({ type: 'aclPolicySet', Create: true, Policy: { ID: 'p-db', Name: 'p-db', Rules: 'key_prefix "db/" { policy = "write" }' } });
+    apply({ type: 'aclRoleSet', Create: true, Role: { ID: 'r', Name: 'r', Policies: [{ ID: 'p-app' }] } });
+    apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'a', SecretID: 's', Roles: [{ ID: 'r' }] } });
+    const config = { ...defaults(), acl: { ...defaults().acl, enabled: true, defaultPolicy: 'deny' as const } };
+    const r = storeResolver(store, config, () => 'server-secret');
+    const can = (key: string) => (r.resolve('s') as Exclude<ReturnType<typeof r.resolve>, Promise<unknown>>).authorizer.allowed('key', 'write', key);
+    assert.deepEqual([can('app/x'), can('db/x')], [true, false]);
+    // The role now links the other policy.
+    apply({ type: 'aclRoleSet', Create: false, Role: { ID: 'r', Name: 'r', Policies: [{ ID: 'p-db' }] } });
+    assert.deepEqual([can('app/x'), can('db/x')], [false, true]);
+    // That policy's rules change.
+    apply({ type: 'aclPolicySet', Create: false, Policy: { ID: 'p-db', Name: 'p-db', Rules: 'key_prefix "db/" { policy = "read" }' } });
+    assert.deepEqual([can('app/x'), can('db/x')], [false, false]);
+    // The token itself: the role replaced by a direct policy link.
+    const snap = store.snapshot();
+    apply({ type: 'aclTokenSet', Create: false, Token: { AccessorID: 'a', SecretID: 's', Policies: [{ ID: 'p-app' }] } });
+    assert.deepEqual([can('app/x'), can('db/x')], [true, false]);
+    // The role deleted: a token still linking it loses what it gave.
+    apply({ type: 'aclTokenSet', Create: false, Token: { AccessorID: 'a', SecretID: 's', Roles: [{ ID: 'r' }] } });
+    apply({ type: 'aclRoleDelete', ID: 'r' });
+    assert.deepEqual([can('app/x'), can('db/x')], [false, false]);
+    apply({ type: 'aclTokenSet', Create: false, Token: { AccessorID: 'a', SecretID: 's', Policies: [{ ID: 'p-app' }] } });
+    assert.deepEqual([can('app/x'), can('db/x')], [true, false]);
+    // A snapshot restore (a follower catching up) brings back the older rows, whatever the indexes.
+    store.restore(snap);
+    assert.deepEqual([can('app/x'), can('db/x')], [false, false], 'the restored role links p-db, now read-only');
+    apply({ type: 'aclPolicySet', Create: false, Policy: { ID: 'p-db', Name: 'p-db', Rules: 'key_prefix "db/" { policy = "write" }' } });
+    assert.deepEqual([can('app/x'), can('db/x')], [false, true]);
+  });
+
   test('a cached authorizer follows a policy edit and a token deletion', () => {
     const store = new StateStore();
     store.apply(1, { type: 'aclPolicySet', Create: true, Policy: { ID: 'p', Name: 'p', Rules: 'key_prefix "app/" { policy = "write" }' } });
