@@ -126,7 +126,7 @@ function recoveryIdentity(config: { nodeName: string; acl: { tokens: { agentReco
 export function storeResolver(store: StateReader, config: Pick<RuntimeConfig, 'datacenter' | 'acl' | 'nodeName'>, serverSecret: () => string): AclResolver {
   const defaultAllow = config.acl.defaultPolicy === 'allow';
   const parsed = new ParsedRules();
-  let generation = '';
+  let generation = -1;
   const cache = new Map<string, { identity: Identity; expiresAt: number }>();
   const management: Identity = { accessorId: '', authorizer: chainedAuthorizer([parseRules(GLOBAL_MANAGEMENT_RULES)], false) };
 

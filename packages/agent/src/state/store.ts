@@ -75,6 +75,10 @@ export class StateStore implements StateReader {
   #data = new StateData();
   /** Snapshot restores so far (part of aclGeneration). */
   #restores = 0;
+  /** aclGeneration's state: the ACL tables' highest index and the restores it was computed at. */
+  #aclGen = 0;
+  #aclGenIndex = -1;
+  #aclGenRestores = 0;
   readonly #hub = new WatchHub();
   readonly #sessionListeners = new Set<(change: SessionChange) => void>();
 
@@ -588,9 +592,21 @@ export class StateStore implements StateReader {
   }
 
   /** Changes with every write to an ACL table and every restore: cached authorizers are valid while it stays. */
-  aclGeneration(): string {
+  aclGeneration(): number {
+    // Raft indexes only grow between restores, so (restores, highest ACL table index) names the ACL
+    // rows exactly; the number counts the distinct pairs seen.
     const d = this.#data;
-    return `${this.#restores}:${Math.max(d.tableIndex('acl-tokens'), d.tableIndex('acl-policies'), d.tableIndex('acl-roles'))}`;
+    let index = d.tableIndex('acl-tokens');
+    const p = d.tableIndex('acl-policies');
+    if (p > index) index = p;
+    const r = d.tableIndex('acl-roles');
+    if (r > index) index = r;
+    if (index !== this.#aclGenIndex || this.#restores !== this.#aclGenRestores) {
+      this.#aclGenIndex = index;
+      this.#aclGenRestores = this.#restores;
+      this.#aclGen++;
+    }
+    return this.#aclGen;
   }
 
   aclBootstrapIndex(): number {

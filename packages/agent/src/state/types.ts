@@ -795,8 +795,11 @@ export interface StateReader {
   aclRole(id: string, ws?: WatchRecorder): QueryResult<ACLRole | null>;
   aclRoleByName(name: string, ws?: WatchRecorder): QueryResult<ACLRole | null>;
   aclRoles(ws?: WatchRecorder): QueryResult<ACLRole[]>;
-  /** Changes whenever any ACL row may have changed (a write to an ACL table, a snapshot restore). */
-  aclGeneration(): string;
+  /**
+   * Changes whenever any ACL row may have changed (a write to an ACL table, a snapshot restore): a
+   * number, compared on every request that carries a token (aclResolve.ts), so no string is built.
+   */
+  aclGeneration(): number;
   aclBootstrapIndex(): number;
 }
 

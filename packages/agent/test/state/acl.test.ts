@@ -98,12 +98,26 @@ describe('ACL state', () => {
     assert.ok(b.ok && !b.value.Bootstrapped);
   });
 
+  test('aclGeneration: stays while no ACL row changes; moves on an ACL write and on any restore, even of the same rows', () => {
+    const s = initialised();
+    const g1 = s.aclGeneration();
+    assert.equal(s.aclGeneration(), g1);
+    assert.ok(s.apply(2, { type: 'kvSet', Key: 'k', Value: new Uint8Array([1]), Flags: 0n, now: 0 } as never).ok);
+    assert.equal(s.aclGeneration(), g1, 'a KV write is not an ACL change');
+    s.apply(3, { type: 'aclPolicySet', Create: true, Policy: { ID: 'p', Name: 'p', Rules: '' } });
+    const g2 = s.aclGeneration();
+    assert.notEqual(g2, g1);
+    s.restore(s.snapshot());
+    assert.notEqual(s.aclGeneration(), g2, 'same rows and indexes, but a restore');
+  });
+
   test('snapshot round trip keeps rows, indexes, bootstrap index and secret', () => {
     const s = initialised();
     s.apply(2, { type: 'aclRoleSet', Create: true, Role: { ID: 'r1', Name: 'ops', Policies: [{ Name: 'global-management' }] } });
     s.apply(3, { type: 'aclBootstrap', Token: { AccessorID: 'b', SecretID: 'bs', Roles: [{ Name: 'ops' }] } });
-    const gen = s.aclGeneration();
     const t = new StateStore();
+    // The generation is compared within one store (the resolver's cache): a restore changes it.
+    const gen = t.aclGeneration();
     t.restore(s.snapshot());
     assert.deepEqual(Buffer.from(t.snapshot()), Buffer.from(s.snapshot()));
     assert.deepEqual(t.aclToken('b').value?.Roles, [{ ID: 'r1', Name: 'ops' }]);
