@@ -128,7 +128,7 @@ async function childMember(): Promise<void> {
   say({ addr: p.joinAddress });
   // Member events with the time they happened here (epoch ms: the parent compares processes).
   for (const type of ['member-join', 'member-failed', 'member-leave'] as const) {
-    p.on(type, (row) => say({ ev: type, member: row.Name, at: Date.now() }));
+    p.on(type, (row, view) => say({ ev: type, member: row.Name, inc: view.incarnation, health: p.stats().healthScore, at: Date.now() }));
   }
   const via = flag('join');
   if (via) {
@@ -260,9 +260,18 @@ async function childDetect(n: number, trials: number): Promise<void> {
       const at = seen();
       lastMs.push(Math.max(...at) - t0);
       firstMs.push(Math.min(...at) - t0);
-      process.stderr.write(`  trial ${t + 1}: ${victim.name} killed; first member saw it failed after ${((Math.min(...at) - t0) / 1000).toFixed(2)} s, every member after ${((Math.max(...at) - t0) / 1000).toFixed(2)} s\n`);
-      // A new member in the killed one's namespace keeps the pool at n.
-      const name = `r${t}`;
+      // A member listed failed and then alive again (a newer incarnation of it reached someone
+      // late) is a detection that did not hold: say so.
+      const rejoined = live.filter((m) => eventsOf(lines, m.proc, 'member-join', victim.name, t0).length > 0).map((m) => m.name);
+      const failedLines = live.flatMap((m) => (lines.get(m.proc)! as (MemberLine & { inc?: number; health?: number })[])
+        .filter((o) => o.ev === 'member-failed' && o.member === victim.name && o.at! >= t0));
+      const incs = [...new Set(failedLines.map((o) => o.inc))];
+      const health = failedLines.map((o) => o.health ?? 0);
+      process.stderr.write(`  trial ${t + 1}: ${victim.name} killed; first member saw it failed after ${((Math.min(...at) - t0) / 1000).toFixed(2)} s, every member after ${((Math.max(...at) - t0) / 1000).toFixed(2)} s (at incarnation ${incs.join('/')}; health scores ${health.join(' ')}${rejoined.length ? `; listed alive again by ${rejoined.join(', ')}` : ''})\n`);
+      // The member restarts in its namespace under its name (kill -9 and restart, as the chaos
+      // harness does): a new process, port and peer id, taking over the failed member's name. Only
+      // the member just killed is ever dead, so gossip is not spread over a trail of dead ones.
+      const name = victim.name;
       const joinedAfter = Date.now();
       const m = await startMember(name, n, live[0]!.addr, lines, net, victim.ns);
       live.push({ name, ns: victim.ns, ...m });
