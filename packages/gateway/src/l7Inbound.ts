@@ -6,7 +6,7 @@
 // A caller that negotiated ALPN h2 (an http2/grpc upstream) is served by h2Inbound.ts, imported on
 // the first such connection, with the same decisions.
 
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import type tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
@@ -18,7 +18,7 @@ import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
 import type { H2Inbound } from './h2Inbound.ts';
 import { hasBody } from './httpBody.ts';
 import { H1Pool } from './h1Client.ts';
-import { forwardHeaders, H1ServerConn, requestHead, type H1Request } from './h1Server.ts';
+import { forwardHeaders, H1ServerConn, nodeHttp, requestHead, type H1Request } from './h1Server.ts';
 import type { AuthorizeResult } from './types.ts';
 
 /** The largest request body the fast path holds; a larger Content-Length is streamed by node:http. */
@@ -39,12 +39,14 @@ export interface Caller { uri: string; service: string; serial: string }
 
 export class L7Inbound {
   private intentions: L7Intention[] = [];
-  private readonly server: http.Server;
+  /** node:http for what the fast path hands over: made on first use (h1Server.nodeHttp). */
+  private server: http.Server | undefined;
   private readonly callers = new WeakMap<object, Caller>();
   // agentKeepAliveTimeoutBuffer: Node drops a pooled socket this long before the app's announced
   // Keep-Alive timeout; its default (1 s) against an app announcing timeout=1 means no socket is
   // ever reused and every request opens a new connection to the app (measured in bench:proxy).
-  private readonly app = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, agentKeepAliveTimeoutBuffer: 100 } as http.AgentOptions);
+  // The fallback's pool to the app (made on first use).
+  private app: http.Agent | undefined;
   /** The fast path's keep-alive connections to the app (h1Client.ts). */
   private readonly pool = new H1Pool((host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' }), { connectMs: 10_000, what: 'connection' });
   /** Connections the fast path serves (closed with the listener). */
@@ -56,7 +58,6 @@ export class L7Inbound {
 
   constructor(opts: L7InboundOptions) {
     this.opts = opts;
-    this.server = http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
     let done!: () => void;
     this.ready = new Promise((r) => { done = r; });
     void watch<Record<string, L7Intention[] | null>>({
@@ -89,7 +90,7 @@ export class L7Inbound {
     new H1ServerConn(socket, {
       maxBody: MAX_BODY, large: 'fallback',
       handle: (req, conn) => { void this.handleLean(req, conn, caller); },
-      fallback: (s) => { this.server.emit('connection', s); s.resume(); },
+      fallback: (s) => { this.fallbackServer().emit('connection', s); s.resume(); },
     });
   }
 
@@ -112,6 +113,11 @@ export class L7Inbound {
     return { allowed: r.Authorized, reason: r.Reason };
   }
 
+  private fallbackServer(): http.Server {
+    this.server ??= nodeHttp().createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    return this.server;
+  }
+
   private async handle(req: http.IncomingMessage, res: http.ServerResponse): Promise<void> {
     const { logger, metrics } = this.opts;
     this.idleGc.touch();
@@ -131,7 +137,8 @@ export class L7Inbound {
     const headers: Record<string, string | string[]> = {};
     for (const [k, v] of Object.entries(req.headers)) if (v !== undefined && !HOP.has(k)) headers[k] = v;
     if (caller) headers['x-forwarded-client-cert'] = `URI=${caller.uri}`;
-    const out = http.request({ host: app.host, port: app.port, method: req.method, path: url, headers, agent: this.app }, (r) => {
+    this.app ??= new (nodeHttp().Agent)({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, agentKeepAliveTimeoutBuffer: 100 } as http.AgentOptions);
+    const out = nodeHttp().request({ host: app.host, port: app.port, method: req.method, path: url, headers, agent: this.app }, (r) => {
       const rh: Record<string, string | string[]> = {};
       for (const [k, v] of Object.entries(r.headers)) if (v !== undefined && !HOP.has(k)) rh[k] = v;
       res.writeHead(r.statusCode ?? 502, rh);
@@ -187,8 +194,8 @@ export class L7Inbound {
     for (const c of this.leanConns) c.destroy();
     this.leanConns.clear();
     this.stop.abort();
-    this.server.closeAllConnections();
-    this.app.destroy();
+    this.server?.closeAllConnections();
+    this.app?.destroy();
     void this.h2?.then((h) => h.close());
   }
 }

@@ -7,7 +7,7 @@
 // blocking queries (sidecarProxy.ts): a new one applies to the next request, requests in flight
 // finish on the old plan.
 
-import http from 'node:http';
+import type http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
@@ -16,7 +16,7 @@ import { requestHash, type RequestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
 import { H1Pool } from './h1Client.ts';
 import type { ResponseHead } from './h1Parse.ts';
-import { forwardHeaders, H1ServerConn, requestHead, type H1Request } from './h1Server.ts';
+import { forwardHeaders, H1ServerConn, nodeHttp, requestHead, type H1Request } from './h1Server.ts';
 import { hasBody, readBody } from './httpBody.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
@@ -127,7 +127,7 @@ export class L7UpstreamListener {
 
   /** The HTTP/1.1 server (the HTTP/2 listener hands it the connections that are not HTTP/2). */
   protected http1Server(): http.Server {
-    return http.createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
+    return nodeHttp().createServer({ keepAlive: true }, (req, res) => { void this.handle(req, res); });
   }
 
   /**
@@ -187,7 +187,7 @@ export class L7UpstreamListener {
     // A rotated leaf or root (or timeout): new connections use it; the old pool's requests in flight finish, its idle sockets go.
     for (const [k, old] of this.agents) if (k.startsWith(`${target.ID}#`)) { retire(old); this.agents.delete(k); }
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
-    a = new http.Agent({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
+    a = new (nodeHttp().Agent)({ keepAlive: true, maxSockets: 256, maxFreeSockets: 64, timeout: 60_000 });
     a.createConnection = ((options: { host?: string; port?: number }, cb: (err: Error | null, s?: net.Socket) => void) => {
       const conn = tls.connect({
         host: options.host, port: options.port, servername: target.SNI, secureContext: snap.clientContext, rejectUnauthorized: true,
@@ -368,7 +368,7 @@ export class L7UpstreamListener {
       let connected = false;
       let timedOut = false;
       const h = { ...headers, 'content-length': String(body.length) };
-      const r = http.request({ host: inst.host, port: inst.port, method, path, headers: h, agent: this.agentFor(target) }, (res) => {
+      const r = nodeHttp().request({ host: inst.host, port: inst.port, method, path, headers: h, agent: this.agentFor(target) }, (res) => {
         if (timer) clearTimeout(timer);
         resolve({ kind: 'ok', res });
       });
@@ -397,7 +397,7 @@ export class L7UpstreamListener {
     this.server = undefined;
     if (!s) return;
     const closed = new Promise<void>((r) => s.close(() => r()));
-    if (s instanceof http.Server) s.closeAllConnections();
+    (s as Partial<http.Server>).closeAllConnections?.();
     await this.closeConnections();
     await closed;
   }
