@@ -6,9 +6,10 @@
 // then the client closes. The proxies see the same reads, writes and closes as in bench:gateway;
 // the load generator spends almost nothing, so many more connections are counted per second.
 //
-//   node packages/gateway/bench/gatewayCpu.ts [--seconds 5 --conns 16 --rounds 3] [--rate <conn/s>] [--floor] [--baseline <entry.ts>]
+//   node packages/gateway/bench/gatewayCpu.ts [--seconds 5 --conns 16 --rounds 3] [--rate <conn/s>] [--floor] [--raw-floor] [--baseline <entry.ts>]
 // Closed loop with --conns workers, or with --rate an open loop at that many new connections/s.
-// --floor adds bench/floorRouter.ts (Node's net.Socket and pipe cost alone, no gateway logic).
+// --floor adds bench/floorRouter.ts (Node's net.Socket and pipe cost alone, no gateway logic);
+// --raw-floor bench/rawFloorRouter.ts (the same on libuv handles: no net.Socket, no streams).
 // Env BENCH_GATEWAY_NODE_FLAGS='--flag ...' adds Node/V8 flags to the gateway process
 // (BENCH_BASELINE_NODE_FLAGS to the baseline's, default the same); BENCH_GATEWAY_ENV='NAME=value ...'
 // sets environment variables for it alone.
@@ -32,6 +33,7 @@ const { values: argv } = parseArgs({
     baseline: { type: 'string' },
     rate: { type: 'string' },
     floor: { type: 'boolean', default: false },
+    'raw-floor': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(argv.seconds);
@@ -200,6 +202,15 @@ async function main(): Promise<void> {
     floor = start(process.execPath, [floorJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${floorPort}` })]);
     await floor.ready;
   }
+  // --raw-floor: bench/rawFloorRouter.ts too (the same on libuv handles, no net.Socket, no streams).
+  let rawFloor: ReturnType<typeof start> | undefined;
+  const rawFloorPort = await freePort();
+  if (argv['raw-floor']) {
+    const rawJs = path.join(tmp, 'rawFloorRouter.mjs');
+    await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/rawFloorRouter.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: rawJs, logLevel: 'warning' });
+    rawFloor = start(process.execPath, [rawJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${rawFloorPort}` })]);
+    await rawFloor.ready;
+  }
   const haPort = await freePort();
   fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), `global
   nbthread 1
@@ -224,6 +235,7 @@ backend echo
     { name: 'ha', port: haPort, pid: ha.child.pid! },
     ...(base ? [{ name: 'base', port: basePort, pid: base.child.pid! }] : []),
     ...(floor ? [{ name: 'floor', port: floorPort, pid: floor.child.pid! }] : []),
+    ...(rawFloor ? [{ name: 'raw', port: rawFloorPort, pid: rawFloor.child.pid! }] : []),
   ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
   for (const c of cases) {
     await waitFor(`${c.name} answers`, async () => { try { await oneConn(c.port, hello); return true; } catch { return false; } }, 20_000, 200);
@@ -249,6 +261,8 @@ backend echo
   if (g && h) out(`ratio: ${((g.user + g.sys) / (h.user + h.sys)).toFixed(2)}x (user ${(g.user / h.user).toFixed(2)}x)`);
   const fl = avg('floor');
   if (fl) out(`floor (first chunk, connect, pipe): ${fl.user.toFixed(0)} + ${fl.sys.toFixed(0)} = ${(fl.user + fl.sys).toFixed(0)} us/conn${h ? `, ${((fl.user + fl.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}${g ? `; this gateway / floor ${((g.user + g.sys) / (fl.user + fl.sys)).toFixed(2)}x` : ''}`);
+  const rf = avg('raw');
+  if (rf) out(`raw floor (libuv handles, no net.Socket): ${rf.user.toFixed(0)} + ${rf.sys.toFixed(0)} = ${(rf.user + rf.sys).toFixed(0)} us/conn${h ? `, ${((rf.user + rf.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}`);
   const b = avg('base');
   if (b) out(`baseline gateway: ${b.user.toFixed(0)} + ${b.sys.toFixed(0)} = ${(b.user + b.sys).toFixed(0)} us/conn${h ? `, ${((b.user + b.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}${g ? `; this gateway / baseline ${((g.user + g.sys) / (b.user + b.sys)).toFixed(2)}x` : ''}`);
   // SIGTERM and a moment to exit (a gateway run with --cpu-prof writes its profile then).
