@@ -27,6 +27,7 @@ let webApp: TestApp;
 let paymentsApp: TestApp;
 let upstreamPort: number;
 let metricsPort: number;
+let webMetricsPort: number;
 const procs: ProxyProc[] = [];
 
 function startProxy(args: string[], env: Record<string, string> = {}): ProxyProc {
@@ -63,6 +64,7 @@ before(async () => {
   agent.setLeaf('payments', makeLeaf(root, { trustDomain: TD, dc: 'dc1', service: 'payments' }));
   upstreamPort = await freePort();
   metricsPort = await freePort();
+  webMetricsPort = await freePort();
   const paymentsPort = await freePort();
   const webPort = await freePort();
   paymentsApp = await startTestApp({ name: 'payments v1 (onprem)' });
@@ -85,7 +87,7 @@ after(async () => {
 
 test('two `trellis connect proxy` processes carry web -> payments over mTLS, each idle under the RSS budget, and stop on SIGTERM', async () => {
   const payments = startProxy(['-sidecar-for', 'payments', '-metrics-addr', `127.0.0.1:${metricsPort}`]);
-  const web = startProxy(['-proxy-id', 'web-sidecar-proxy', '-log-level', 'debug']);
+  const web = startProxy(['-proxy-id', 'web-sidecar-proxy', '-log-level', 'debug', '-metrics-addr', `127.0.0.1:${webMetricsPort}`]);
   for (const p of [payments, web]) {
     await waitFor('the proxy is serving', () => {
       if (p.child.exitCode !== null) throw new Error(`proxy exited ${p.child.exitCode}: ${p.out()}`);
@@ -100,14 +102,19 @@ test('two `trellis connect proxy` processes carry web -> payments over mTLS, eac
   assert.equal(r.body.upstream_calls?.[`http://127.0.0.1:${upstreamPort}`]?.name, 'payments v1 (onprem)');
   for (let i = 0; i < 20; i++) assert.equal((await get(webApp.url)).status, 200);
 
-  const metrics = await new Promise<string>((resolve, reject) => {
-    http.get({ host: '127.0.0.1', port: metricsPort, path: '/metrics', agent: false }, (res) => {
+  const scrape = (port: number) => new Promise<string>((resolve, reject) => {
+    http.get({ host: '127.0.0.1', port, path: '/metrics', agent: false }, (res) => {
       let s = '';
       res.on('data', (c: Buffer) => { s += c.toString(); });
       res.on('end', () => resolve(s));
     }).on('error', reject);
   });
+  const metrics = await scrape(metricsPort);
   assert.match(metrics, /consul_proxy_conns_total\{direction="inbound"\} (2[1-9]|[3-9]\d|\d{3,})/);
+  // The web proxy's upstream connections after the first resume their TLS session (the test app
+  // opens a new connection per request, and so does the web proxy to payments' proxy).
+  const resumed = /consul_proxy_tls_resumed_total\{upstream="payments"\} (\d+)/.exec(await scrape(webMetricsPort));
+  assert.ok(resumed && Number(resumed[1]) >= 20, `resumed upstream TLS sessions: ${resumed?.[1] ?? 'none'}`);
 
   process.stdout.write(`# payments proxy after traffic: ${metrics.split('\n').filter((l) => /^(process_|nodejs_)/.test(l)).join(', ')}\n`);
   // Idle: traffic over, a moment for the heap to settle; the PID we hold is the proxy itself.
