@@ -230,8 +230,8 @@ const median = (xs: number[]): number => [...xs].sort((a, b) => a - b)[Math.floo
  * Dead-node detection, as the chaos harness measures it but without its load: n members (GossipPool
  * processes at Consul's LAN defaults), each in a network namespace of its own, so a killed member's
  * address stays and its kernel answers as a real host's does. Each trial kills one member with
- * SIGKILL and times how long until every other member lists it failed; a new member then takes
- * its place (in the killed one's namespace) and the pool converges again before the next trial.
+ * SIGKILL and times how long until every other member lists it failed; the member then restarts
+ * under its name in its namespace and the pool converges again before the next trial.
  */
 async function childDetect(n: number, trials: number): Promise<void> {
   ensureNetnsTools();
