@@ -196,7 +196,8 @@ describe('A5 Move currency v2 to the second datacenter (mesh gateways)', () => {
     assert.deepEqual([a.ServiceAddress, a.ServicePort], [b.ServiceAddress, b.ServicePort], 'currency\'s sidecar: same address and port in onprem and cloud');
     const cloud = cast.site('cloud');
     assert.equal(await cast.topo.reachableFrom('onprem', cloud.wanHost, cloud.ports.gwWan), true, 'onprem reaches cloud\'s gateway WAN port');
-    assert.equal(await cast.topo.reachableFrom('onprem', cloud.wanHost, cloud.ports.server), true, 'onprem reaches cloud\'s server RPC port');
+    // With WAN federation through mesh gateways (TRELLIS_FED_WANFED=1) server RPC crosses only the gateways.
+    assert.equal(await cast.topo.reachableFrom('onprem', cloud.wanHost, cloud.ports.server), !cast.topo.wanfed, 'cloud\'s server RPC port from onprem');
     assert.equal(await cast.topo.reachableFrom('onprem', cloud.wanHost, cloud.ports.front), false, 'onprem must not reach cloud\'s api directly');
     assert.equal(await cast.topo.reachableFrom('onprem', cloud.wanHost, cloud.ports.http), false, 'onprem must not reach cloud\'s agent HTTP API');
     assert.equal(await cast.topo.reachableFrom('cloud', cast.site('onprem').wanHost, cast.site('onprem').ports.front), false, 'cloud must not reach web directly');
