@@ -15,7 +15,8 @@
 //
 // --acl runs Trellis alone: one server without ACLs and one with acl.enabled, default_policy = "deny"
 // and every request carrying a token whose one policy is a single key_prefix rule (issue 17: ACL
-// cost ≥ 0.9x of the run without), their cells interleaved ABBA. No etcd, startup or idle-RSS phases.
+// cost ≥ 0.9x of the run without), their cells interleaved ABBA, with a third server without ACLs as
+// a control (how far two identical server processes differ). No etcd, startup or idle-RSS phases.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
 // three-member etcd, with the load on each one's leader.
@@ -466,6 +467,10 @@ function merge(a: CellResult, b: CellResult): CellResult {
  * --acl: the same server without and with ACLs, both running, every cell measured in ABBA order
  * (plain, ACL, ACL, plain; half the cell time each) so that load from other processes, which drifts
  * over a run on a shared machine, falls on both alike. The idle one of the two uses almost no CPU.
+ * A third server, also without ACLs (the control), runs in the middle of each row (plain, ACL,
+ * control, control, ACL, plain): control/none shows how far two identical server processes differ
+ * in that run, which interleaving cannot remove (it is per process, not per moment), so an ACL/none
+ * ratio can be read against it.
  */
 async function mainAcl(opts: Options): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-acl-'));
@@ -474,9 +479,12 @@ async function mainAcl(opts: Options): Promise<void> {
   note('starting Trellis without ACLs, and with ACLs (default deny, one key_prefix rule) ...');
   const plain = await startTrellis(root, 1);
   let acl: RunningSystem | undefined;
+  let control: RunningSystem | undefined;
   try {
     acl = await startTrellisAcl(root);
-    const systems = [plain, acl] as const;
+    const ctl = await AgentProcess.start({ name: 'bench-control', mode: 'server', dir: path.join(root, 'trellis-control'), args: ['-log-level', 'warn'] });
+    control = { target: { ...trellisTarget(ctl.ports.http), name: 'trellis (control)' }, pids: [ctl.pid!], leaderPid: ctl.pid!, stop: async () => { await ctl.stop(); } };
+    const systems = [plain, acl, control] as const;
     const written = new Map<RunningSystem, string[]>(systems.map((s) => [s, []]));
     const half = opts.seconds / 2;
     for (const s of systems) {
@@ -485,28 +493,31 @@ async function mainAcl(opts: Options): Promise<void> {
         return { call: s.target.put(key, valueFor(key)) };
       });
     }
-    /** One row: plain, ACL, ACL, plain. */
+    /** One row: plain, ACL, control, control, ACL, plain. */
     const abba = async (label: string, c: number, op: (s: RunningSystem) => (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }) => {
       const cells = new Map<RunningSystem, CellResult[]>(systems.map((s) => [s, []]));
-      for (const s of [plain, acl!, acl!, plain]) {
+      for (const s of [plain, acl!, control!, control!, acl!, plain]) {
         note(`${s.target.name}: ${label} at c=${c} for ${half}s`);
         cells.get(s)!.push(await runCell(s.target, s.pids, c, half, op(s)));
       }
       const [a1, a2] = cells.get(plain)!;
       const [b1, b2] = cells.get(acl!)!;
-      return [merge(a1!, a2!), merge(b1!, b2!)] as const;
+      const [c1, c2] = cells.get(control!)!;
+      return [merge(a1!, a2!), merge(b1!, b2!), merge(c1!, c2!)] as const;
     };
     // Server CPU per operation (from /proc, both servers' own): far less moved by other processes'
     // load than ops/s on a shared machine, so the column to compare when the load average is high.
     const cpuUs = (c: CellResult) => (c.serverCpuPct * 1e4 / c.opsPerSec).toFixed(0);
-    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL/none', 'errors']];
+    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL/none', 'control ops/s', 'cpu us/op', 'control/none', 'errors']];
     const verdict: string[] = [];
     const results: Record<string, unknown> = {};
-    const add = (op: string, c: number, [a, b]: readonly [CellResult, CellResult]) => {
+    const add = (op: string, c: number, [a, b, k]: readonly [CellResult, CellResult, CellResult]) => {
       const ratio = b.opsPerSec / a.opsPerSec;
-      results[`${op} c=${c}`] = { plain: a, acl: b, ratio };
-      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), cpuUs(a), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), cpuUs(b), `${ratio.toFixed(2)}x`, `${a.errors}/${b.errors}`]);
-      verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x)`);
+      const controlRatio = k.opsPerSec / a.opsPerSec;
+      results[`${op} c=${c}`] = { plain: a, acl: b, control: k, ratio, controlRatio };
+      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), cpuUs(a), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), cpuUs(b), `${ratio.toFixed(2)}x`,
+        k.opsPerSec.toFixed(0), cpuUs(k), `${controlRatio.toFixed(2)}x`, `${a.errors}/${b.errors}/${k.errors}`]);
+      verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x); control (a second server without ACLs) ${controlRatio.toFixed(2)}x`);
     };
     for (const c of WRITE_CONCURRENCY) {
       add('write', c, await abba('writes', c, (s) => (w, q) => {
@@ -534,8 +545,9 @@ async function mainAcl(opts: Options): Promise<void> {
     const lines = [
       `Trellis KV benchmark, ACL row  ${new Date().toISOString()}`,
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
-      `load: ${opts.seconds} s per row and system (ABBA: two halves each, interleaved) after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir) per system`,
+      `load: ${opts.seconds} s per row and system (two halves each, interleaved: plain, ACL, control, control, ACL, plain) after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir) per system`,
       'ACL run: acl.enabled, default_policy = "deny", every request with a token whose one policy is key_prefix "" { policy = "write" }',
+      'control: a third server without ACLs, in the middle of each row (plain, ACL, control, control, ACL, plain): how far two identical servers differ in this run',
       `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
       '',
       ...rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')),
@@ -544,12 +556,13 @@ async function mainAcl(opts: Options): Promise<void> {
     ];
     if (opts.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, rows: results }, null, 2)}\n`);
     else process.stdout.write(`${lines.join('\n')}\n`);
-    const errors = Object.values(results).flatMap((r) => { const x = r as { plain: CellResult; acl: CellResult }; return [x.plain, x.acl]; }).filter((c) => c.errors > 0);
+    const errors = Object.values(results).flatMap((r) => { const x = r as { plain: CellResult; acl: CellResult; control: CellResult }; return [x.plain, x.acl, x.control]; }).filter((c) => c.errors > 0);
     if (errors.length > 0) {
       process.stdout.write(`ERRORS: ${errors.map((c) => c.firstError).join(' | ')}\n`);
       process.exitCode = 1;
     }
   } finally {
+    await control?.stop();
     await acl?.stop();
     await plain.stop();
     fs.rmSync(root, { recursive: true, force: true });
