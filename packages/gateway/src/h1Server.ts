@@ -29,6 +29,12 @@ export interface H1ServerOptions {
 /** A connection with no request in progress and no bytes for 30–60 s is closed. */
 const IDLE_SWEEP_MS = 30_000;
 const idleConns = new IdleSweep<H1ServerConn>(IDLE_SWEEP_MS, (c) => c.sweep());
+/**
+ * Told to clients with each keep-alive answer (as node:http's server does with its own timeout): a
+ * client that honours it (Node's http.Agent drops a pooled socket a little before) never sends a
+ * request on a connection this side is closing. The sweep closes none idle for less than 30 s.
+ */
+const KEEP_ALIVE_HINT = `timeout=${IDLE_SWEEP_MS / 1000}`;
 
 /** Reason phrases for the statuses the proxy answers itself. */
 const REASONS: Record<number, string> = {
@@ -223,7 +229,8 @@ export class H1ServerConn {
 
   /** Writes the answer's head; `headers` must carry its framing (content-length or transfer-encoding). */
   writeHead(status: number, reason: string, headers: Record<string, string | string[] | number>): void {
-    if (!this.keepAlive) headers.connection = 'close';
+    if (this.keepAlive) headers['keep-alive'] = KEEP_ALIVE_HINT;
+    else headers.connection = 'close';
     this.headSent = true;
     this.pendingHead = responseHead(status, reason || REASONS[status] || '', headers);
   }

@@ -201,6 +201,9 @@ test('pipelined requests in one write are answered in order, even when the first
     { i: 2, method: 'POST', target: '/3', body: 'z' },
     { i: 3, method: 'GET', target: '/4', body: '' },
   ]);
+  // Keep-alive answers tell the client how long an idle connection stays (the sweep's 30 s); the last one closes it.
+  assert.equal(raw.match(/\r\nkeep-alive: timeout=30\r\n/g)?.length, 3);
+  assert.equal(raw.match(/\r\nconnection: close\r\n/g)?.length, 1);
 });
 
 test('a head over 16 KiB gets 431 and the connection closes; a malformed one gets 400', async () => {
