@@ -37,6 +37,8 @@ class UpConn {
   uses = 0;
   /** Used since the pool's last idle sweep. */
   used = true;
+  /** When the peer said it closes the connection if idle (its Keep-Alive: timeout=N), minus a margin; 0: not said. */
+  expires = 0;
   ex: Exchange | undefined;
   constructor(socket: net.Socket, key: string) {
     this.socket = socket;
@@ -99,6 +101,7 @@ export class H1Pool {
     const list = this.idle.get(key);
     while (list && list.length > 0) {
       const c = list.pop()!;
+      if (c.expires !== 0 && Date.now() >= c.expires) { c.socket.destroy(); continue; }
       if (!c.socket.destroyed) return c;
     }
     return undefined;
@@ -127,9 +130,19 @@ export class H1Pool {
     if (i >= 0) list!.splice(i, 1);
   }
 
-  /** A connection whose exchange completed cleanly goes back to the pool (or is closed). */
-  release(c: UpConn, reusable: boolean): void {
+  /**
+   * A connection whose exchange completed cleanly goes back to the pool (or is closed). `keepAlive`
+   * is the answer's Keep-Alive header: a peer that announces its idle timeout (Node's servers do,
+   * 5 s by default) is not sent a request on a connection it may be closing at that moment (a
+   * request that cannot be repeated would fail); as Node's http.Agent, 100 ms before.
+   */
+  release(c: UpConn, reusable: boolean, keepAlive?: string | string[]): void {
     c.ex = undefined;
+    if (typeof keepAlive === 'string') {
+      const i = keepAlive.indexOf('timeout=');
+      const secs = i >= 0 ? parseInt(keepAlive.slice(i + 8), 10) : NaN;
+      c.expires = secs > 0 ? Date.now() + secs * 1000 - 100 : 0;
+    }
     if (!reusable || this.closed || c.socket.destroyed) { c.socket.destroy(); return; }
     let list = this.idle.get(c.key);
     if (!list) { list = []; this.idle.set(c.key, list); }
@@ -280,7 +293,7 @@ class Exchange implements UpstreamResponse {
     this.done = true;
     const to = this.to!;
     to.onGone = undefined;
-    this.pool.release(this.c, clean && this.head.keepAlive);
+    this.pool.release(this.c, clean && this.head.keepAlive, this.head.headers['keep-alive']);
     to.finish();
   }
 

@@ -356,3 +356,36 @@ test('a client that goes away in the middle of a relayed answer closes the conne
   client.destroy();
   await waitFor('the peer connection closed', () => peerClosed, 5000, 20);
 });
+
+test("the client pool does not reuse a connection past the peer's announced Keep-Alive timeout", async () => {
+  let conns = 0;
+  // Announces timeout=1 and (unlike a real server) never closes: only the pool's own rule keeps it from reusing the socket.
+  const app = net.createServer((s) => {
+    conns++;
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\nKeep-Alive: timeout=1\r\nContent-Length: 2\r\n\r\nok'));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => { app.close(); });
+  const appPort = (app.address() as net.AddressInfo).port;
+  const pool = new H1Pool((host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' }), { connectMs: 5000, what: 'connection' });
+  closers.push(() => pool.close());
+  const post = async () => {
+    const out = await pool.request('127.0.0.1', appPort, 'POST', requestHead('POST', '/', { host: 'app', 'content-length': '1' }), Buffer.from('x'), 5000);
+    assert.equal(out.kind, 'ok');
+    if (out.kind === 'ok') out.res.discard();
+  };
+  const postKeep = async () => {
+    const out = await pool.request('127.0.0.1', appPort, 'POST', requestHead('POST', '/', { host: 'app', 'content-length': '1' }), Buffer.from('x'), 5000);
+    assert.ok(out.kind === 'ok');
+    // Relayed to nowhere: a stand-in client connection that only needs finish().
+    out.res.relay({ write: () => true, finish: () => undefined, flushHead: () => undefined, closed: false, socket: null } as unknown as H1ServerConn);
+  };
+  await postKeep();
+  await postKeep();
+  assert.equal(conns, 1, 'reused within the announced timeout');
+  // The idle time itself is the scenario: 1.2 s > 1 s announced (the pool stops 100 ms before).
+  await new Promise((r) => setTimeout(r, 1200));
+  await post();
+  assert.equal(conns, 2, 'a new connection after the announced timeout');
+});
