@@ -433,15 +433,8 @@ export function filterResult(path: string, ctx: RequestContext, value: unknown, 
   const check = (c: Obj) => node(c.Node) && (String(c.ServiceName ?? '') === '' || svc(c.ServiceName));
   let out = value;
   switch (path) {
-    case '/v1/kv/':
-      if (ctx.method !== 'GET') break;
-      if (ctx.has('keys') && Array.isArray(value)) {
-        out = value.filter((k) => z.allowed('key', 'read', String(k)));
-        if ((out as unknown[]).length !== value.length) dropped.any = true;
-      } else if (ctx.has('recurse')) {
-        out = keepList(value, (e) => z.allowed('key', 'read', String(e.Key ?? '')), dropped);
-      }
-      break;
+    // KV listings are filtered in their handler (routes/kv.ts), before ?keys folds and before the
+    // 404 for an empty answer, as Consul's KVS.List / ListKeys filter in the RPC.
     case '/v1/catalog/nodes': case '/v1/internal/ui/nodes':
       out = keepList(value, (n) => node(n.Node), dropped);
       break;

@@ -459,13 +459,16 @@ export class StateStore implements StateReader {
     return { index: this.#prefixIndex(prefix, max), value };
   }
 
-  kvKeys(prefix: string, separator: string, ws?: WatchRecorder): QueryResult<string[]> {
+  kvKeys(prefix: string, separator: string, ws?: WatchRecorder, visible?: (key: string) => boolean): QueryResult<string[]> {
     ws?.addKvPrefix(prefix);
     const value: string[] = [];
     let max = 0;
     let last = '';
     scanPrefix(this.#data.kvs, prefix, (k, e) => {
       if (e.ModifyIndex > max) max = e.ModifyIndex;
+      // Consul's ListKeys filters the entries, then folds what is left: a folder shows when a key
+      // under it may be read, whatever the rules say about the folder's own name.
+      if (visible && !visible(k)) return;
       if (separator === '') {
         value.push(k);
         return;

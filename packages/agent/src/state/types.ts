@@ -763,7 +763,8 @@ export interface StateReader {
   kvGet(key: string, ws?: WatchRecorder): QueryResult<DirEntry | null>;
   kvList(prefix: string, ws?: WatchRecorder): QueryResult<DirEntry[]>;
   /** Consul's `?keys&separator=`: keys under prefix, folded at the first separator after it. */
-  kvKeys(prefix: string, separator: string, ws?: WatchRecorder): QueryResult<string[]>;
+  /** `visible`: keys it refuses are left out before folding (ACLs), still counted in the index. */
+  kvKeys(prefix: string, separator: string, ws?: WatchRecorder, visible?: (key: string) => boolean): QueryResult<string[]>;
   /** Lock-delay expiry (ms since epoch) of a key, 0 when none. Lets the edge answer false early. */
   kvLockDelay(key: string): number;
   /** Runs read-only txn ops locally, without Raft (Consul's TxnRO); see isReadOnlyTxn. */

@@ -19,6 +19,8 @@ interface Family {
   rules: Record<Exclude<Kind, 'anonymous'>, string>;
   /** Global resources (acl) are never granted by default_policy = allow. */
   neverByDefault?: boolean;
+  /** A list filtered to nothing answers 404 (KV, as Consul's: the filter runs before the 404 check). */
+  emptyIs404?: boolean;
   /** A request needing read: a single object (403 when refused) or a list (filtered). */
   read: { method: string; url: string; body?: unknown; list?: (body: unknown) => boolean };
   /** A request needing write (403 when refused). */
@@ -34,7 +36,7 @@ const FAMILIES: Family[] = [
     write: { method: 'PUT', url: '/v1/kv/app/y', body: 'v' },
   },
   {
-    name: 'kv recursive', rules: { read: 'key_prefix "app/" { policy = "read" }', write: 'key_prefix "app/" { policy = "write" }', deny: 'key_prefix "app/" { policy = "deny" }', uncovered: 'key_prefix "zzz/" { policy = "write" }' },
+    name: 'kv recursive', emptyIs404: true, rules: { read: 'key_prefix "app/" { policy = "read" }', write: 'key_prefix "app/" { policy = "write" }', deny: 'key_prefix "app/" { policy = "deny" }', uncovered: 'key_prefix "zzz/" { policy = "write" }' },
     read: { method: 'GET', url: '/v1/kv/app/?recurse', list: (b) => Array.isArray(b) && b.some((e: { Key: string }) => e.Key === 'app/x') },
     write: { method: 'DELETE', url: '/v1/kv/app/tree/?recurse' },
   },
@@ -159,7 +161,10 @@ for (const defaultAllow of [false, true]) {
           const canRead = allowed(kind, 'read', defaultAllow, f.neverByDefault === true);
           const canWrite = allowed(kind, 'write', defaultAllow, f.neverByDefault === true);
           const r = await h.req(f.read.method, f.read.url, f.read.body, headers);
-          if (f.read.list) {
+          if (f.read.list && f.emptyIs404 && !canRead) {
+            assert.equal(r.statusCode, 404, `read ${f.read.url}: ${r.body}`);
+            assert.equal(r.headers['x-consul-results-filtered-by-acls'], 'true');
+          } else if (f.read.list) {
             assert.equal(r.statusCode, 200, r.body);
             const body: unknown = JSON.parse(r.body);
             if (f.name !== 'mesh config entries') {
@@ -291,4 +296,40 @@ describe('X-Consul-Default-ACL-Policy on every answer (Consul 1.9+), ACLs on or 
       }
     });
   }
+});
+
+describe('KV listings are filtered before ?keys folds them and before the 404, as Consul\'s ListKeys', () => {
+  test('a folder shows when a key under it may be read; nothing readable is a 404 that says it was filtered', async () => {
+    const config = { acl: { ...defaults().acl, enabled: true, defaultPolicy: 'deny' as const } };
+    const h = harness({ config, acl: (store, cfg) => ({ resolver: storeResolver(store, cfg, () => ''), defaultToken: '', serviceTokens: new Map() }) });
+    try {
+      h.apply({ type: 'aclInit', ServerSecret: 'srv', GlobalManagement: { ID: ACL_GLOBAL_MANAGEMENT_ID, Name: 'global-management', Rules: GLOBAL_MANAGEMENT_RULES }, Anonymous: { AccessorID: ACL_ANONYMOUS_ACCESSOR_ID, SecretID: 'anonymous' } });
+      h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'mgmt', SecretID: MGMT, Policies: [{ ID: ACL_GLOBAL_MANAGEMENT_ID }] } });
+      assert.ok(h.apply({ type: 'aclPolicySet', Create: true, Policy: { ID: 'p', Name: 'p', Rules: 'key "app/sub/y" { policy = "read" }' } }).ok);
+      assert.ok(h.apply({ type: 'aclTokenSet', Create: true, Token: { AccessorID: 'a', SecretID: 'one-key', Policies: [{ ID: 'p' }] } }).ok);
+      for (const key of ['app/a', 'app/sub/y', 'app/sub/z']) assert.equal((await h.req('PUT', `/v1/kv/${key}`, 'v', { 'X-Consul-Token': MGMT })).statusCode, 200);
+      const as = { 'X-Consul-Token': 'one-key' };
+      const folded = await h.req('GET', '/v1/kv/app/?keys&separator=/', undefined, as);
+      assert.equal(folded.statusCode, 200, folded.body);
+      assert.deepEqual(JSON.parse(folded.body), ['app/sub/']);
+      assert.equal(folded.headers['x-consul-results-filtered-by-acls'], 'true');
+      const flat = await h.req('GET', '/v1/kv/app/?keys', undefined, as);
+      assert.deepEqual(JSON.parse(flat.body), ['app/sub/y']);
+      const rec = await h.req('GET', '/v1/kv/app/?recurse', undefined, as);
+      assert.deepEqual((JSON.parse(rec.body) as { Key: string }[]).map((e) => e.Key), ['app/sub/y']);
+      assert.equal(rec.headers['x-consul-results-filtered-by-acls'], 'true');
+      // Nothing readable under the prefix: 404, with the header saying why.
+      for (const url of ['/v1/kv/app/a?keys', '/v1/kv/app/a?recurse']) {
+        const none = await h.req('GET', url, undefined, as);
+        assert.equal(none.statusCode, 404, `${url}: ${none.body}`);
+        assert.equal(none.headers['x-consul-results-filtered-by-acls'], 'true');
+      }
+      // The management token sees everything, unfiltered.
+      const all = await h.req('GET', '/v1/kv/app/?keys&separator=/', undefined, { 'X-Consul-Token': MGMT });
+      assert.deepEqual(JSON.parse(all.body), ['app/a', 'app/sub/']);
+      assert.equal(all.headers['x-consul-results-filtered-by-acls'], undefined);
+    } finally {
+      await h.close();
+    }
+  });
 });

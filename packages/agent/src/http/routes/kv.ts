@@ -10,6 +10,7 @@ import { applyOk } from '../../state/apply.ts';
 import { RawBody, type RequestContext } from '../context.ts';
 import { badRequest, HttpError } from '../errors.ts';
 import type { EndpointSpec, RouteDeps } from '../router.ts';
+import { FILTERED_HEADER } from '../aclEnforce.ts';
 import { readQuery } from './common.ts';
 
 /** Consul's default kv_max_value_size (the suggested Raft entry size). */
@@ -61,10 +62,23 @@ export function kvRoutes(deps: RouteDeps): EndpointSpec[] {
     const key = ctx.rest;
     checkKey(key);
     const store = backend.store;
+    // With ACLs on, listings keep what the token may read, filtered here before the 404 check and
+    // (for ?keys) before folding, as Consul's KVS.List / ListKeys do; a 404 may then be the filter's.
+    const who = ctx.identity?.authorizer;
+    let filtered = false;
+    const visible = who ? (k: string): boolean => {
+      if (who.allowed('key', 'read', k)) return true;
+      filtered = true;
+      return false;
+    } : undefined;
     if (ctx.has('keys')) {
       // Consul historically spelled it "seperator" and still accepts both.
       const sep = ctx.get('separator') ?? ctx.get('seperator') ?? '';
-      const res = await readQuery(ctx, deps, (ws) => store.kvKeys(key, sep, ws));
+      const res = await readQuery(ctx, deps, (ws) => {
+        filtered = false; // a blocking query's later round answers alone
+        return store.kvKeys(key, sep, ws, visible);
+      });
+      if (filtered) ctx.header(FILTERED_HEADER, 'true');
       // No 404 for the root: an empty store lists [].
       if (res.value.length === 0 && key !== '') {
         ctx.status = 404;
@@ -73,7 +87,12 @@ export function kvRoutes(deps: RouteDeps): EndpointSpec[] {
       return res.value;
     }
     if (ctx.has('recurse')) {
-      const res = await readQuery(ctx, deps, (ws) => store.kvList(key, ws));
+      const res = await readQuery(ctx, deps, (ws) => {
+        filtered = false;
+        const r = store.kvList(key, ws);
+        return visible ? { index: r.index, value: r.value.filter((e) => visible(e.Key)) } : r;
+      });
+      if (filtered) ctx.header(FILTERED_HEADER, 'true');
       if (res.value.length === 0) {
         ctx.status = 404;
         return undefined;
