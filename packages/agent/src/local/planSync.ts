@@ -1,7 +1,8 @@
 // Anti-entropy's decision, as a pure function (Consul's agent/local State.updateSyncState): compare
 // what this agent holds for its own node with what the catalog has, and list the writes that make
-// the catalog match. What the agent holds wins; the catalog's serfHealth check is the leader's and
-// is never touched. No I/O, no clock: LocalState.syncFull() reads both sides and carries the plan out.
+// the catalog match. What the agent holds wins; the catalog's serfHealth check and a server's
+// `consul` service are the leader's and are never touched (Consul's updateSyncState skips
+// structs.ConsulServiceID). No I/O, no clock: LocalState.syncFull() reads both sides and carries the plan out.
 
 import type { HealthCheckInput, NodeServiceInput } from '../state/types.ts';
 import { SERF_CHECK_ID } from '../structs/check.ts';
@@ -25,10 +26,13 @@ export type SyncCommand =
   | { op: 'registerCheck'; check: LocalCheckRow }
   | { op: 'deregisterCheck'; checkId: string };
 
+/** Consul's structs.ConsulServiceID: the leader registers it for every server (server RPC port). */
+const CONSUL_SERVICE_ID = 'consul';
+
 /**
  * The writes that make `catalog` match `local`: the node row when missing or different, each local
  * service and check the catalog lacks or holds differently, and a deregistration for each catalog
- * service and check of this node that the agent does not hold (serfHealth excepted). Services come
+ * service and check of this node that the agent does not hold (serfHealth and `consul` excepted). Services come
  * before checks, so a service check is written after its service. An empty plan means in sync.
  */
 export function planSync(local: LocalSnapshot, catalog: CatalogNodeView): SyncCommand[] {
@@ -45,7 +49,7 @@ export function planSync(local: LocalSnapshot, catalog: CatalogNodeView): SyncCo
     if (!have || !sameFields(service, have)) plan.push({ op: 'registerService', service });
   }
   for (const id of svcInCatalog.keys()) {
-    if (!localServices.has(id)) plan.push({ op: 'deregisterService', serviceId: id });
+    if (id !== CONSUL_SERVICE_ID && !localServices.has(id)) plan.push({ op: 'deregisterService', serviceId: id });
   }
   const checkInCatalog = new Map(catalog.checks.map((c) => [c.CheckID, c]));
   const localChecks = new Set(local.checks.map((c) => c.CheckID));

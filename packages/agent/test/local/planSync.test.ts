@@ -73,6 +73,14 @@ describe('planSync', () => {
       want: ['-service:rogue', '-check:stale'],
     },
     {
+      // Consul's updateSyncState: the leader's `consul` service of a server is not the agent's to remove
+      // (removed, mesh gateways exposing servers lost their route to it until the next leadership).
+      name: 'the consul service (the leader registers it for a server) is never deregistered',
+      local: { services: [], checks: [] },
+      catalog: { node: catalogNode, services: [catalogSvc('consul'), catalogSvc('rogue')], checks: [catalogCheck('serfHealth')] },
+      want: ['-service:rogue'],
+    },
+    {
       name: 'a missing list in the catalog row equals an empty one',
       local: { services: [svc('web', [])], checks: [] },
       catalog: { node: catalogNode, services: [{ ...catalogSvc('web'), Tags: undefined } as unknown as NodeService], checks: [] },

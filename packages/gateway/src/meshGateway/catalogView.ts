@@ -204,7 +204,10 @@ export class CatalogView {
     const all = this.serverWatch?.value;
     if (!all) return undefined;
     const list = node === undefined ? all : all.filter((s) => s.node === node);
-    if (list.length === 0) return { refused: 'no_healthy_instance', detail: node === undefined ? 'no healthy server in this datacenter' : `no healthy server named ${node} in this datacenter` };
+    if (list.length === 0) {
+      const known = all.length ? ` (healthy: ${all.slice(0, 5).map((s) => s.node).join(', ')})` : '';
+      return { refused: 'no_healthy_instance', detail: node === undefined ? 'no healthy server in this datacenter' : `no healthy server named ${node} in this datacenter${known}` };
+    }
     return { instances: list };
   }
 
