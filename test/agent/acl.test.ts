@@ -259,6 +259,39 @@ describe('ACLs on a server and a client agent (default deny)', () => {
     }
   });
 
+  test('a service token without node:write registers on a fresh client at once (200, as Consul); anti-entropy brings it to the catalog', async () => {
+    // Policies and tokens of their own (the test above may not have run).
+    const pol = (Name: string, Rules: string) => server.request('PUT', '/v1/acl/policy', { ...as(mgmt), body: { Name, Rules } });
+    assert.equal((await pol('nodes-only-fresh', 'node_prefix "" { policy = "write" }\nservice_prefix "" { policy = "read" }')).status, 200);
+    assert.equal((await pol('svc-fresh', 'service "fresh" { policy = "write" }')).status, 200);
+    const tok = async (Name: string): Promise<string> => {
+      const r = await server.request('PUT', '/v1/acl/token', { ...as(mgmt), body: { Policies: [{ Name }] } });
+      assert.equal(r.status, 200, r.text);
+      return r.json<{ SecretID: string }>().SecretID;
+    };
+    const nodesToken = await tok('nodes-only-fresh');
+    const svcToken = await tok('svc-fresh');
+    const agent = await AgentProcess.start({
+      name: 'acl-fresh', mode: 'client', readyTimeoutMs: 60_000,
+      args: ['-retry-join', server.serfAddr, '-retry-interval', '1s', '-config-file', configFile(aclHcl(`    agent = "${nodesToken}"\n`))],
+    });
+    try {
+      // At once after start: this agent's node may not be in the catalog yet, and the service's token
+      // may not write it. Consul answers 200 and syncs later; so must we.
+      const reg = await agent.request('PUT', '/v1/agent/service/register', { ...as(svcToken), body: { Name: 'fresh', Port: 9191 } });
+      assert.equal(reg.status, 200, reg.text);
+      await waitFor('fresh in the catalog', async () => {
+        const r = await server.request('GET', '/v1/catalog/service/fresh', as(mgmt));
+        return r.json<{ Node: string }[]>().some((x) => x.Node === agent.name);
+      }, 30_000, 200);
+      // The local check of the service's own rights still holds: another service is refused.
+      const other = await agent.request('PUT', '/v1/agent/service/register', { ...as(svcToken), body: { Name: 'not-fresh', Port: 9192 } });
+      assert.equal(other.status, 403, other.text);
+    } finally {
+      await agent.dispose();
+    }
+  });
+
   test('token secrets show only to acl:write; read needs acl:read', async () => {
     const list = await server.request('GET', '/v1/acl/tokens', as(WEB_TOKEN));
     assert.equal(list.status, 403);

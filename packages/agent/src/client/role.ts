@@ -32,7 +32,10 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
     // The agent's own services and checks: without a known server the change stays local at once
     // and anti-entropy writes it when one appears (as Consul's client agents do).
     apply: (cmd) => servers.apply(cmd, { waitForServerMs: 0, ...(acl ? { token: antiEntropyToken(acl, config.acl.tokens, cmd) } : {}) }),
-    syncLater: serversUnreachable,
+    // A service's token may lack node:write, which Consul asks only while this agent's node row is
+    // new or changed (the leader's member reconcile and the agent token's node sync write it): Consul
+    // answers such a registration at once and its anti-entropy syncs it later, so it is kept here too.
+    syncLater: (err) => serversUnreachable(err) || nodeRowDenied(err),
     catalogState: (node) => servers.nodeState(node),
     backend: {
       store: empty,
@@ -56,4 +59,10 @@ export async function startClientRole(ctx: RoleContext): Promise<AgentRole> {
       rpc.close();
     },
   };
+}
+
+/** A catalog write refused only because its token may not write this agent's node row. */
+export function nodeRowDenied(err: unknown): boolean {
+  const e = err as { code?: unknown; message?: unknown } | null;
+  return e?.code === 'ERR_PERMISSION_DENIED' && typeof e.message === 'string' && e.message.includes("lacks permission 'node:write'");
 }
