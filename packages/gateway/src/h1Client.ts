@@ -165,6 +165,17 @@ export class H1Pool {
     });
   }
 
+  /**
+   * Keeps at most `keep` idle connections per peer (the most recently used), closing the rest: after
+   * a burst, when traffic has stopped (idleGc.ts), a pool need not hold a TLS connection per
+   * request that was in flight at the peak (each holds OpenSSL and socket buffers).
+   */
+  trim(keep: number): void {
+    for (const list of this.idle.values()) {
+      while (list.length > keep) list.shift()!.socket.destroy();
+    }
+  }
+
   /** Closes idle connections; busy ones close when their exchange ends. */
   close(): void {
     this.closed = true;

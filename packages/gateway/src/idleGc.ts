@@ -32,8 +32,11 @@ export class IdleGc {
   private busySince = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly idleMs: number;
-  constructor(idleMs = 5000) {
+  /** Runs just before the collection (an owner frees what it holds for traffic: idle pooled connections). */
+  private readonly beforeGc: (() => void) | undefined;
+  constructor(idleMs = 5000, beforeGc?: () => void) {
     this.idleMs = idleMs;
+    this.beforeGc = beforeGc;
   }
 
   /** Called per request: (re)arms the collection for `idleMs` after the last one. */
@@ -47,7 +50,11 @@ export class IdleGc {
     this.timer = undefined;
     const quiet = Date.now() - this.busySince;
     if (quiet < this.idleMs) { this.timer = setTimeout(() => this.fire(), this.idleMs - quiet).unref(); return; }
-    getGc()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    const collect = () => getGc()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });
+    if (!this.beforeGc) { collect(); return; }
+    // What it closes is released once the handles' close callbacks ran (a loop turn later).
+    this.beforeGc();
+    setTimeout(collect, 100).unref();
   }
 
   stop(): void {

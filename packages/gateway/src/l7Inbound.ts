@@ -53,7 +53,8 @@ export class L7Inbound {
   private readonly leanConns = new Set<net.Socket>();
   private readonly stop = new AbortController();
   readonly ready: Promise<void>;
-  private readonly idleGc = new IdleGc();
+  /** After traffic stops: the pool to the app keeps 2 idle connections, then the heap is collected. */
+  private readonly idleGc = new IdleGc(undefined, () => this.pool.trim(2));
   private readonly opts: L7InboundOptions;
 
   constructor(opts: L7InboundOptions) {

@@ -89,7 +89,8 @@ export class L7UpstreamListener {
   /** node:http for what the fast path hands over (HTTP/1.0, Upgrade, Expect, ...): made on first use. */
   private fallbackServer: http.Server | undefined;
   protected readonly balancer = new Balancer<Inst>();
-  protected readonly idleGc = new IdleGc();
+  /** After traffic stops: the pools keep 2 idle connections per instance, then the heap is collected. */
+  protected readonly idleGc = new IdleGc(undefined, () => { for (const p of this.pools.values()) p.trim(2); });
   protected readonly opts: L7UpstreamOptions;
 
   constructor(opts: L7UpstreamOptions) {

@@ -389,3 +389,25 @@ test("the client pool does not reuse a connection past the peer's announced Keep
   await post();
   assert.equal(conns, 2, 'a new connection after the announced timeout');
 });
+
+test('trim keeps the most recently used idle connections per peer and closes the rest', async () => {
+  let open = 0;
+  const app = net.createServer((s) => {
+    open++;
+    s.on('close', () => { open--; });
+    s.on('data', () => s.write('HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n'));
+    s.on('error', () => undefined);
+  });
+  await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
+  closers.push(() => { app.close(); });
+  const appPort = (app.address() as net.AddressInfo).port;
+  const pool = new H1Pool((host, port) => ({ socket: net.connect({ host, port }), ready: 'connect' }), { connectMs: 5000, what: 'connection' });
+  closers.push(() => pool.close());
+  const sink = { write: () => true, finish: () => undefined, flushHead: () => undefined, closed: false, socket: null } as unknown as H1ServerConn;
+  // Three requests in flight at once: three connections, all pooled afterwards.
+  const outs = await Promise.all([0, 1, 2].map(() => pool.request('127.0.0.1', appPort, 'GET', requestHead('GET', '/', { host: 'app' }), Buffer.alloc(0), 5000)));
+  for (const o of outs) { assert.ok(o.kind === 'ok'); o.res.relay(sink); }
+  await waitFor('three app connections', () => open === 3, 5000, 10);
+  pool.trim(1);
+  await waitFor('two closed, one kept', () => open === 1, 5000, 10);
+});
