@@ -9,6 +9,7 @@ import { namespacesWithPrefix, netnsUnavailable } from '../support/netns.ts';
 import { checkCounter, lockViolations } from './workloads.ts';
 import { parseArgs, parseDuration } from './options.ts';
 import { checkRegister, pruneUnobserved } from './run.ts';
+import { latencySvg } from './report.ts';
 
 const cli = path.join(import.meta.dirname, 'cli.ts');
 const why = netnsUnavailable();
@@ -121,4 +122,15 @@ test('Ctrl-C during a run kills every agent and removes every namespace', { skip
   });
   assert.deepEqual(left, [], `agents left running: ${left.join(', ')}`);
   assert.match(out, /SIGINT: agents killed/);
+});
+
+test('the latency plot of a 30-minute run (300,000 requests) is drawn, with one dot per pixel and colour', () => {
+  const samples = Array.from({ length: 300_000 }, (_, i) => ({
+    workload: 'register' as const, kind: 'read', agent: 's1', at: i * 6, latencyMs: 1 + (i % 50), outcome: (i % 97 === 0 ? 'fail' : 'ok') as 'ok' | 'fail',
+  }));
+  const svg = latencySvg(samples, [{ fault: 'kill', start: 1000, end: 9000, targets: ['s1'], detail: 'kill -9 s1' }], 1_800_000, 3000);
+  assert.match(svg, /^<svg[\s\S]*<\/svg>$/);
+  const dots = svg.match(/<circle /g)?.length ?? 0;
+  assert.ok(dots > 1000 && dots < 120_000, `${dots} dots`);
+  assert.match(svg, /fill="#c62828"/);
 });

@@ -127,7 +127,9 @@ export function markdown(r: ChaosReport): string {
 export function latencySvg(samples: OpSample[], faults: FaultEvent[], elapsedMs: number, timeoutMs: number): string {
   const W = 1000, H = 380, L = 60, R = 20, T = 30, B = 40;
   const pw = W - L - R, ph = H - T - B;
-  const maxMs = Math.max(timeoutMs * 1.2, ...samples.map((s) => s.latencyMs));
+  // A loop, not Math.max(...): a 30-minute run has ~200,000 samples, past the argument limit.
+  let maxMs = timeoutMs * 1.2;
+  for (const s of samples) if (s.latencyMs > maxMs) maxMs = s.latencyMs;
   const lo = Math.log10(0.5), hi = Math.log10(maxMs);
   const x = (t: number) => L + (Math.min(t, elapsedMs) / elapsedMs) * pw;
   const y = (ms: number) => T + ph - ((Math.log10(Math.max(ms, 0.5)) - lo) / (hi - lo)) * ph;
@@ -148,7 +150,16 @@ export function latencySvg(samples: OpSample[], faults: FaultEvent[], elapsedMs:
   for (let t = 0; t <= elapsedMs; t += step) out.push(`<text x="${x(t).toFixed(1)}" y="${H - B + 16}" text-anchor="middle">${t / 1000}s</text>`);
   out.push(`<line x1="${L}" x2="${W - R}" y1="${T + ph}" y2="${T + ph}" stroke="#333"/><line x1="${L}" x2="${L}" y1="${T}" y2="${T + ph}" stroke="#333"/>`);
   const colour = { ok: '#2e7d32', info: '#9e9e9e', fail: '#c62828' };
-  for (const s of samples) out.push(`<circle cx="${x(s.at).toFixed(1)}" cy="${y(s.latencyMs).toFixed(1)}" r="1.6" fill="${colour[s.outcome]}" fill-opacity="0.6"/>`);
+  // One dot per request, except that requests landing on the same pixel with the same colour are
+  // drawn once (a long run would otherwise write hundreds of thousands of identical circles).
+  const drawn = new Set<string>();
+  for (const s of samples) {
+    const cx = Math.round(x(s.at)), cy = Math.round(y(s.latencyMs));
+    const key = `${cx},${cy},${s.outcome}`;
+    if (drawn.has(key)) continue;
+    drawn.add(key);
+    out.push(`<circle cx="${cx}" cy="${cy}" r="1.6" fill="${colour[s.outcome]}" fill-opacity="0.6"/>`);
+  }
   out.push(`<text x="${W - R}" y="${H - 8}" text-anchor="end"><tspan fill="${colour.ok}">● ok</tspan>  <tspan fill="${colour.info}">● refused (cas/acquire false)</tspan>  <tspan fill="${colour.fail}">● failed / no answer</tspan></text>`);
   out.push('</svg>');
   return out.join('\n');
