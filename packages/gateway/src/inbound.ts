@@ -13,6 +13,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AgentApi } from './agentApi.ts';
+import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
@@ -69,6 +70,8 @@ export interface InboundOptions {
 
 export class InboundListener {
   private server: tls.Server | undefined;
+  /** As the upstream listener's: one collection once connections stop coming. */
+  private readonly idleGc = new IdleGc();
   private readonly cache: AuthorizeCache;
   private readonly unsubscribe: () => void;
   private readonly sockets = new Set<net.Socket>();
@@ -90,7 +93,7 @@ export class InboundListener {
       ALPNProtocols: ['h2', 'http/1.1'],
       // A caller that does not finish its handshake does not hold a socket for Node's default 120 s.
       handshakeTimeout: 10_000 });
-    server.on('connection', (raw: net.Socket) => { this.sockets.add(raw); raw.once('close', () => this.sockets.delete(raw)); });
+    server.on('connection', (raw: net.Socket) => { this.idleGc.touch(); this.sockets.add(raw); raw.once('close', () => this.sockets.delete(raw)); });
     server.on('secureConnection', (socket) => this.accept(socket));
     server.on('tlsClientError', (err, socket) => {
       this.opts.metrics.add(M.handshakeFailures[0], M.handshakeFailures[1], { direction: 'inbound' });
@@ -177,6 +180,7 @@ export class InboundListener {
   }
 
   async close(): Promise<void> {
+    this.idleGc.stop();
     this.unsubscribe();
     const s = this.server;
     this.server = undefined;

@@ -9,6 +9,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
+import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
@@ -63,6 +64,8 @@ interface Source { instances: Instance[]; first: Promise<void>; stop: AbortContr
 export class UpstreamListener {
   readonly kind = 'tcp' as const;
   private server: net.Server | undefined;
+  /** After a burst of connections (each one's TLS objects), V8 keeps the heap it grew to: collect once traffic stops. */
+  private readonly idleGc = new IdleGc();
   private readonly sources = new Map<Via, Source>();
   private next = 0;
   private readonly stopWatch = new AbortController();
@@ -162,6 +165,7 @@ export class UpstreamListener {
   }
 
   private accept(socket: net.Socket): void {
+    this.idleGc.touch();
     const { metrics, logger, upstream: u } = this.opts;
     this.sockets.add(socket);
     socket.once('close', () => this.sockets.delete(socket));
@@ -227,6 +231,7 @@ export class UpstreamListener {
   }
 
   async close(): Promise<void> {
+    this.idleGc.stop();
     this.stopWatch.abort();
     this.sessions.close();
     const s = this.server;
