@@ -671,7 +671,12 @@ export class LocalState {
     } catch (err) {
       if (!this.#syncLater?.(err)) throw err;
       this.#deferrals++;
-      if (!this.#outOfSync) this.#onError(err, 'no server reachable: the change is kept on this agent and anti-entropy will write it to the catalog');
+      if (!this.#outOfSync) {
+        const denied = (err as { code?: unknown } | null)?.code === 'ERR_PERMISSION_DENIED';
+        this.#onError(err, denied
+          ? "the write's token may not write this agent's node yet: the change is kept on this agent and anti-entropy will write it to the catalog once the node is (acl.tokens.agent writes the node)"
+          : 'no server reachable: the change is kept on this agent and anti-entropy will write it to the catalog');
+      }
       this.#outOfSync = true;
       this.#onOutOfSync?.();
     }
