@@ -2,26 +2,15 @@
 // for health, real certificates): a sidecar that picks ALPN http/1.1 gets the request over
 // HTTP/1.1 and its answer (trailers included) goes back to the h2c caller as HTTP/2; a sidecar
 // that picks h2 gets every request on one TLS connection (multiplexed streams).
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import http2 from 'node:http2';
-import tls from 'node:tls';
-import { AgentApi } from '../src/agentApi.ts';
 import type { CompiledDiscoveryChain } from '../src/chainTypes.ts';
 import { H2UpstreamListener } from '../src/h2Upstream.ts';
-import { silentLogger } from '../src/log.ts';
-import { Metrics } from '../src/metrics.ts';
-import { TlsMaterial } from '../src/tlsMaterial.ts';
-import { FakeAgent } from './support/fakeAgent.ts';
-import { makeLeaf, makeRoot, rootsBody } from './support/testCa.ts';
-import { freePort } from '../../../test/support/index.ts';
+import { DC, TD, sidecar, upstreamListener, useL7Env } from './support/l7Env.ts';
 
-const TD = '11111111-2222-3333-4444-555555555555.consul';
-const DC = 'dc1';
-let agent: FakeAgent;
-let api: AgentApi;
-const closers: Array<() => Promise<void> | void> = [];
+const env = useL7Env();
 
 function chainFor(service: string, routes: Array<{ Match?: Record<string, unknown>; Destination?: Record<string, unknown> }> = []): CompiledDiscoveryChain {
   const id = `${service}.default.default.${DC}`;
@@ -36,26 +25,9 @@ function chainFor(service: string, routes: Array<{ Match?: Record<string, unknow
   };
 }
 
-const root = makeRoot(TD);
-const material = new TlsMaterial();
-
-/** A sidecar stand-in: mTLS with `service`'s certificate, choosing among `alpn`; counts connections. */
-async function sidecar(service: string, alpn: string[], onSocket: (s: tls.TLSSocket) => void): Promise<{ port: number; conns: () => number }> {
-  const leaf = makeLeaf(root, { trustDomain: TD, dc: DC, service });
-  let conns = 0;
-  const server = tls.createServer({ key: leaf.PrivateKeyPEM, cert: leaf.CertPEM, ca: [root.pem], requestCert: true, rejectUnauthorized: true, ALPNProtocols: alpn }, (s) => { conns++; onSocket(s); });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise<void>((r) => server.close(() => r())));
-  return { port: (server.address() as { port: number }).port, conns: () => conns };
-}
-
-async function listener(service: string, port: number, routes: Parameters<typeof chainFor>[1] = []): Promise<number> {
-  agent.setHealth(service, [{ Node: { Node: 'n1', Address: '127.0.0.1' }, Service: { ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Port: port } }]);
-  const l = new H2UpstreamListener({ api, tls: material, metrics: new Metrics(), logger: silentLogger, chain: chainFor(service, routes),
-    upstream: { DestinationName: service, LocalBindAddress: '127.0.0.1', LocalBindPort: await freePort() } });
-  closers.push(() => l.close());
-  await l.healthKnown(5000);
-  return (await l.listen()).port;
+/** An HTTP/2-mode upstream listener on `service`'s chain (its sidecar registered by sidecar()). */
+async function listener(service: string, routes: Parameters<typeof chainFor>[1] = []): Promise<number> {
+  return (await upstreamListener(env, chainFor(service, routes), { make: (o) => new H2UpstreamListener(o) })).port;
 }
 
 type Answer = { status: number; headers: http2.IncomingHttpHeaders; body: string; trailers: http2.IncomingHttpHeaders | undefined };
@@ -76,19 +48,6 @@ function h2get(port: number, path: string, n = 1, extra: Record<string, string> 
   return Promise.all(Array.from({ length: n }, one)).finally(() => session.close());
 }
 
-before(async () => {
-  agent = await FakeAgent.start();
-  api = new AgentApi({ httpAddr: agent.addr });
-  material.setLeaf(makeLeaf(root, { trustDomain: TD, dc: DC, service: 'web' }));
-  material.setRoots(rootsBody(TD, [{ root, active: true }]));
-});
-
-after(async () => {
-  for (const c of closers.reverse()) await c();
-  api.close();
-  await agent.close();
-});
-
 test('a sidecar that picks http/1.1: the request goes over HTTP/1.1, the answer and its trailers come back as HTTP/2', async () => {
   const h1 = http.createServer((req, res) => {
     res.writeHead(200, { 'content-type': 'text/plain', trailer: 'x-sum' });
@@ -96,9 +55,9 @@ test('a sidecar that picks http/1.1: the request goes over HTTP/1.1, the answer 
     res.addTrailers({ 'x-sum': '42' });
     res.end();
   });
-  closers.push(() => { h1.closeAllConnections(); });
-  const peer = await sidecar('legacy', ['http/1.1'], (s) => h1.emit('connection', s));
-  const port = await listener('legacy', peer.port);
+  env.closers.push(() => { h1.closeAllConnections(); });
+  const peer = await sidecar(env, 'legacy', (s) => h1.emit('connection', s), ['http/1.1']);
+  const port = await listener('legacy');
   const [r] = await h2get(port, '/a?b=1');
   assert.deepEqual([r!.status, r!.body, r!.trailers?.['x-sum']], [200, '1.1 GET /a?b=1', '42']);
 });
@@ -110,9 +69,9 @@ test('a sidecar that picks h2: 20 concurrent requests share one TLS connection',
     stream.once('wantTrailers', () => stream.sendTrailers({ 'x-path': String(headers[':path']) }));
     stream.end(`h2 ${headers[':path']}`);
   });
-  closers.push(() => { h2.close(); });
-  const peer = await sidecar('modern', ['h2', 'http/1.1'], (s) => h2.emit('connection', s));
-  const port = await listener('modern', peer.port);
+  env.closers.push(() => { h2.close(); });
+  const peer = await sidecar(env, 'modern', (s) => h2.emit('connection', s), ['h2', 'http/1.1']);
+  const port = await listener('modern');
   const out = await h2get(port, '/m', 20);
   for (const r of out) assert.deepEqual([r.status, r.body, r.trailers?.['x-path']], [200, 'h2 /m', '/m']);
   assert.equal(peer.conns(), 1);
@@ -130,9 +89,9 @@ test('route settings on HTTP/2: retries on a status code, RequestTimeout answere
     stream.respond({ ':status': (path.startsWith('/flaky') || path.startsWith('/nr')) && n === 1 ? 503 : 200 });
     stream.end(`${path} try ${n}`);
   });
-  closers.push(() => { for (const s of hung) s.close(); h2.close(); });
-  const peer = await sidecar('routed', ['h2'], (s) => h2.emit('connection', s));
-  const port = await listener('routed', peer.port, [
+  env.closers.push(() => { for (const s of hung) s.close(); h2.close(); });
+  const peer = await sidecar(env, 'routed', (s) => h2.emit('connection', s), ['h2']);
+  const port = await listener('routed', [
     { Match: { HTTP: { PathPrefix: '/slow' } }, Destination: { RequestTimeout: '300ms' } },
     { Match: { HTTP: { PathPrefix: '/flaky' } }, Destination: { NumRetries: 2, RetryOnStatusCodes: [503] } },
     { Match: { HTTP: { PathPrefix: '/nr' } }, Destination: { NumRetries: 2 } },

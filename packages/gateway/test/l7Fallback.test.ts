@@ -3,37 +3,16 @@
 // with `Expect: 100-continue` are served by node:http on the upstream listener (the expectation is
 // forwarded, so the inbound side hands its connection over too) and reach the app whole; requests
 // on the fast path before and after still work on the same listener.
-import { test, before, after } from 'node:test';
+import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http from 'node:http';
 import net from 'node:net';
-import tls from 'node:tls';
-import { AgentApi } from '../src/agentApi.ts';
-import type { CompiledDiscoveryChain } from '../src/chainTypes.ts';
-import { L7Inbound } from '../src/l7Inbound.ts';
-import { L7UpstreamListener } from '../src/l7Upstream.ts';
-import { silentLogger } from '../src/log.ts';
-import { Metrics } from '../src/metrics.ts';
-import { TlsMaterial } from '../src/tlsMaterial.ts';
-import { FakeAgent } from './support/fakeAgent.ts';
-import { makeLeaf, makeRoot, rootsBody } from './support/testCa.ts';
-import { freePort } from '../../../test/support/index.ts';
+import { inboundSidecar, resolverChain, upstreamListener, useL7Env } from './support/l7Env.ts';
 
-const TD = '11111111-2222-3333-4444-555555555555.consul';
-const DC = 'dc1';
-const root = makeRoot(TD);
-const material = new TlsMaterial();
-let agent: FakeAgent;
-let api: AgentApi;
-const closers: Array<() => Promise<void> | void> = [];
 let local = 0;
 const seen: Array<{ method: string; url: string; version: string; body: string; expect?: string }> = [];
 
-before(async () => {
-  agent = await FakeAgent.start();
-  api = new AgentApi({ httpAddr: agent.addr });
-  material.setLeaf(makeLeaf(root, { trustDomain: TD, dc: DC, service: 'web' }));
-  material.setRoots(rootsBody(TD, [{ root, active: true }]));
+useL7Env(async (env) => {
   const service = 'payments';
   const app = http.createServer((req, res) => {
     const chunks: Buffer[] = [];
@@ -46,37 +25,10 @@ before(async () => {
     });
   });
   await new Promise<void>((r) => app.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => { app.closeAllConnections(); return new Promise<void>((r) => app.close(() => r())); });
+  env.closers.push(() => { app.closeAllConnections(); return new Promise<void>((r) => app.close(() => r())); });
   const appPort = (app.address() as net.AddressInfo).port;
-  const inbound = new L7Inbound({
-    api, metrics: new Metrics(), logger: silentLogger, service,
-    localApp: () => ({ host: '127.0.0.1', port: appPort }),
-    authorize: () => Promise.resolve({ Authorized: true, Reason: 'test: allowed' }),
-  });
-  closers.push(() => inbound.close());
-  const leaf = makeLeaf(root, { trustDomain: TD, dc: DC, service });
-  const sidecar = tls.createServer({ key: leaf.PrivateKeyPEM, cert: leaf.CertPEM, ca: [root.pem], requestCert: true, rejectUnauthorized: true }, (s) => {
-    inbound.accept(s, { uri: `spiffe://${TD}/ns/default/dc/${DC}/svc/web`, service: 'web', serial: '01' });
-  });
-  await new Promise<void>((r) => sidecar.listen(0, '127.0.0.1', () => r()));
-  closers.push(() => new Promise<void>((r) => sidecar.close(() => r())));
-  agent.setHealth(service, [{ Node: { Node: 'n1', Address: '127.0.0.1' }, Service: { ID: `${service}-sidecar-proxy`, Service: `${service}-sidecar-proxy`, Port: (sidecar.address() as net.AddressInfo).port } }]);
-  const id = `${service}.default.default.${DC}`;
-  const chain: CompiledDiscoveryChain = {
-    ServiceName: service, Datacenter: DC, Protocol: 'http', StartNode: `resolver:${id}`,
-    Nodes: { [`resolver:${id}`]: { Type: 'resolver', Name: id, Resolver: { Target: id } } },
-    Targets: { [id]: { ID: id, Service: service, Datacenter: DC, SNI: `${service}.default.${DC}.internal.${TD}` } },
-  };
-  const l = new L7UpstreamListener({ api, tls: material, metrics: new Metrics(), logger: silentLogger, chain,
-    upstream: { DestinationName: service, LocalBindAddress: '127.0.0.1', LocalBindPort: await freePort() } });
-  closers.push(() => l.close());
-  await l.healthKnown(5000);
-  local = (await l.listen()).port;
-});
-after(async () => {
-  for (const c of closers.reverse()) await c();
-  api.close();
-  await agent.close();
+  await inboundSidecar(env, service, appPort);
+  local = (await upstreamListener(env, resolverChain(service))).port;
 });
 
 /** Sends raw bytes on a new connection, returns everything until the listener closes it. */
