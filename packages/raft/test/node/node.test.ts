@@ -89,6 +89,9 @@ describe('RaftNode', () => {
     }
     c.net.isolate(l.node.id);
     const stranded = l.node.propose(Buffer.from('stranded'));
+    // Checked by assert.rejects below; under load it can reject before that line attaches a handler,
+    // which node:test reported as this test's failure (an unhandled rejection).
+    stranded.catch(() => {});
     let nl = await c.leader(l.node.id);
     for (const deadline = Date.now() + 20_000; ;) {
       try { await nl.node.propose(Buffer.from('after')); break; } catch (e) {
