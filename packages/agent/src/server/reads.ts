@@ -170,9 +170,11 @@ export class ServerReads {
         // Lost leadership meanwhile: fall through to the follower path.
       }
     }
-    await this.#o.writes.onLeader('read', { idempotent: true, signal },
+    // reroute: a barrier in flight to a leader that is replaced (cut off, frozen) is asked again of
+    // the new one at once, rather than waiting out its deadline.
+    await this.#o.writes.onLeader('read', { idempotent: true, reroute: true, signal },
       async () => { await this.leaderBarrier(consistent, signal); },
-      () => this.#barrierOnFollower.wait(consistent, signal));
+      (_address, call) => this.#barrierOnFollower.wait(consistent, call.signal));
   }
 
   /** On the leader: resolves when a read of this mode may run; returns the index it covers. */

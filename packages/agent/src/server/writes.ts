@@ -6,12 +6,13 @@
 // refused it before proposing (not the leader, transfer in progress) or the call never connected.
 // Anything else (a connection lost mid-call, a leader deposed with the entry in flight) has an
 // unknown outcome and fails, as in Consul, rather than risk applying a write twice.
+import * as grpc from '@grpc/grpc-js';
 import { NotLeaderError } from '@trellis/raft';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
 import { decodeCommand, encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
 import type { CallOptions, RpcClient } from '../rpc/client.ts';
-import { retryable } from '../rpc/errors.ts';
+import { RpcCallError, retryable } from '../rpc/errors.ts';
 import { decodeCommandResult, encodeCommandResult } from '../rpc/results.ts';
 import { unwrapToken, wrapToken } from '../rpc/tokenFrame.ts';
 import type { ChaosPlant } from './chaosPlant.ts';
@@ -40,6 +41,8 @@ export class Writes {
   /** The leader this follower forwards writes to ('' while it leads or knows none). */
   #forwardedTo = '';
   readonly #leaderWaiters = new Set<() => void>();
+  /** Calls on the leader that may be re-routed (reads): the address each went to, to end at a leader change. */
+  readonly #reroutable = new Map<AbortController, string>();
   /** ACLs on (server/acl.ts): the token this server forwards its writes with (the servers' secret). */
   forwardToken: (() => string) | undefined = undefined;
   /** ACLs on: checks a write forwarded here against the token it came with; throws to refuse it. */
@@ -61,6 +64,15 @@ export class Writes {
       this.#o.rpcClient.abandonApplies(this.#forwardedTo, 'the leader changed while the write was in flight; it may or may not have been applied');
     }
     this.#forwardedTo = isLocal ? '' : leaderAddress;
+    // Reads (and other calls that change nothing) in flight to a server that is no longer the leader
+    // may never be answered (it is cut off, frozen or dead): they end now and run again on the new
+    // leader (onLeader), instead of waiting for their deadline or for keepalive to drop the
+    // connection. A read is safe to retry anywhere (Consul's canRetry); writes are not (above).
+    for (const [ac, address] of this.#reroutable) {
+      if (!isLocal && address === leaderAddress) continue;
+      this.#reroutable.delete(ac);
+      ac.abort(new RpcCallError(address, grpc.status.UNAVAILABLE, 'the leader changed while the call was in flight', true));
+    }
     this.wakeWaiters();
   }
 
@@ -116,8 +128,11 @@ export class Writes {
   /**
    * Runs `local` when this server leads, `remote` on the leader otherwise; while no leader is known,
    * waits for one up to rpc_hold_timeout. See retryable() for which failures are tried again.
+   * `reroute` (calls that change nothing, e.g. read barriers): when the leader changes while the
+   * call is in flight to the old one, the call's signal aborts with a retryable error and it runs
+   * again on the new leader. `remote` must honour `call.signal`.
    */
-  async onLeader<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal }, local: () => Promise<T>,
+  async onLeader<T>(what: string, o: { idempotent: boolean; reroute?: boolean; signal?: AbortSignal }, local: () => Promise<T>,
     remote: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
     const raft = this.#o.raft;
     const deadline = Date.now() + this.#o.config.rpcHoldTimeoutMs;
@@ -137,9 +152,18 @@ export class Writes {
           const st = raft.node.status();
           if (st.leader && st.leaderAddress) {
             target = st.leaderAddress;
-            return await remote(st.leaderAddress, {
-              deadline: Math.max(deadline, Date.now() + 1000) + 5000, connectTimeoutMs: 1000, signal: o.signal,
-            });
+            const call: CallOptions = { deadline: Math.max(deadline, Date.now() + 1000) + 5000, connectTimeoutMs: 1000, signal: o.signal };
+            if (!o.reroute || !o.idempotent) return await remote(st.leaderAddress, call);
+            const ac = new AbortController();
+            const onAbort = () => ac.abort(o.signal!.reason);
+            o.signal?.addEventListener('abort', onAbort, { once: true });
+            this.#reroutable.set(ac, st.leaderAddress);
+            try {
+              return await remote(st.leaderAddress, { ...call, signal: ac.signal });
+            } finally {
+              this.#reroutable.delete(ac);
+              o.signal?.removeEventListener('abort', onAbort);
+            }
           }
         }
       } catch (err) {
