@@ -13,10 +13,14 @@
 // resident memory after 100,000 keys (VmRSS from /proc), for both, and the RSS of an idle server and
 // an idle client agent, run from the bundle (what bin/trellis runs) and from the TypeScript sources.
 //
-// --acl runs Trellis alone: one server without ACLs and one with acl.enabled, default_policy = "deny"
-// and every request carrying a token whose one policy is a single key_prefix rule (issue 17: ACL
-// cost ≥ 0.9x of the run without), their cells interleaved ABBA, with a third server without ACLs as
-// a control (how far two identical server processes differ). No etcd, startup or idle-RSS phases.
+// --acl [--rounds 6] runs Trellis alone (issue 17: with ACLs >= 0.9x of the run without): three
+// servers started alike, one without ACLs, one with acl.enabled and default_policy = "deny", and a
+// second one without ACLs as the control (the noise floor: how far two identical servers differ),
+// every request to each carrying the same token (one key_prefix rule). Each row runs in rounds of
+// interleaved slices (XYZZYX, rotating the order); it reports per-round ratios (median and range) of
+// ops/s and of server CPU per operation, and a verdict per row against 0.9x that says when the
+// margin is inside the noise floor. --seconds is then the time per row and server (default 10).
+// No etcd, startup or idle-RSS phases. See mainAcl.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
 // three-member etcd, with the load on each one's leader.
@@ -40,7 +44,7 @@ const WRITE_CONCURRENCY = [1, 16, 64] as const;
 const READ_CONCURRENCY = [16, 64] as const;
 const STARTUP_RUNS = 5;
 
-interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean }
+interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean; rounds: number }
 
 function options(): Options {
   const { values } = parseArgs({
@@ -50,12 +54,13 @@ function options(): Options {
       servers: { type: 'string', default: '1' },
       json: { type: 'boolean', default: false },
       acl: { type: 'boolean', default: false },
+      rounds: { type: 'string', default: '6' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl] [--json]\n');
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl [--rounds N (default 6)]] [--json]\n');
     process.exit(0);
   }
   const seconds = Number(values.seconds);
@@ -64,7 +69,9 @@ function options(): Options {
   if (!(seconds > 0)) fail(`--seconds must be a positive number, got ${JSON.stringify(values.seconds)}`);
   if (!Number.isInteger(keys) || keys < 1) fail(`--keys must be a positive integer, got ${JSON.stringify(values.keys)}`);
   if (servers !== 1 && servers !== 3) fail(`--servers must be 1 or 3, got ${JSON.stringify(values.servers)}`);
-  return { seconds, keys, json: values.json, servers, acl: values.acl === true };
+  const rounds = Number(values.rounds);
+  if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) fail(`--rounds must be an integer from 1 to 100, got ${JSON.stringify(values.rounds)}`);
+  return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds };
 }
 
 function fail(msg: string): never {
@@ -143,6 +150,8 @@ interface CellResult {
   ops: number; opsPerSec: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string;
   /** CPU used during the cell, in % of one core: the generator (this process) and the server. */
   generatorCpuPct: number; serverCpuPct: number;
+  /** Wall-clock seconds of the cell, and the server processes' CPU seconds (utime+stime) in it. */
+  elapsedS: number; serverCpuS: number;
 }
 
 const CLOCK_TICKS_PER_S = 100; // USER_HZ on Linux
@@ -164,7 +173,8 @@ function percentile(sorted: Float64Array, p: number): number {
  * sends the next. `op(worker, seq)` builds the request. Latency is send-to-last-byte.
  */
 async function runCell(target: Target, serverPids: number[], concurrency: number, seconds: number,
-  op: (worker: number, seq: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }): Promise<CellResult> {
+  op: (worker: number, seq: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null },
+  latencies?: (sorted: Float64Array) => void): Promise<CellResult> {
   const agent = new http.Agent({ keepAlive: true, maxSockets: concurrency, maxFreeSockets: concurrency });
   let lat = new Float64Array(1 << 16);
   let n = 0;
@@ -203,10 +213,12 @@ async function runCell(target: Target, serverPids: number[], concurrency: number
   const elapsedS = (performance.now() - started) / 1000;
   const gen = process.cpuUsage(genCpu0);
   const generatorCpuPct = ((gen.user + gen.system) / 1e6 / elapsedS) * 100;
-  const serverCpuPct = ((serverCpu() - srvCpu0) / elapsedS) * 100;
+  const serverCpuS = serverCpu() - srvCpu0;
+  const serverCpuPct = (serverCpuS / elapsedS) * 100;
   agent.destroy();
   const sorted = lat.slice(0, n).sort();
-  return { ops: n, opsPerSec: n / elapsedS, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors, firstError, generatorCpuPct, serverCpuPct };
+  latencies?.(sorted);
+  return { ops: n, opsPerSec: n / elapsedS, p50Ms: percentile(sorted, 0.5), p99Ms: percentile(sorted, 0.99), errors, firstError, generatorCpuPct, serverCpuPct, elapsedS, serverCpuS };
 }
 
 /** Deterministic 64-byte value for a key, so reads can be verified without remembering values. */
@@ -417,154 +429,282 @@ async function startTrellis(root: string, servers: number): Promise<RunningSyste
   }
 }
 
+// ---------------------------------------------------------------------------------------------
+// --acl (issue 17): the same server with and without ACLs, interleaved in rounds.
+
+const ACL_MANAGEMENT = '6d5c8f1e-2b3a-4c7d-9e0f-1a2b3c4d5e6f';
+/** Keys written once to every server before the read rows, so that all read the same key set. */
+const ACL_READ_KEYS = 10_000;
+/** The six orders of three servers: round r runs PERMS[r % 6] forwards then backwards (XYZZYX). */
+const PERMS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]] as const;
+
 /**
- * One Trellis server with ACLs on (default deny) and a token whose single policy is one key_prefix
- * rule covering the bench's keys; the target sends that token on every request.
+ * One server for --acl: -server -bootstrap with a data dir and a config file that differs between
+ * the servers only in acl.enabled (the same default_policy and initial_management token in all).
  */
-async function startTrellisAcl(root: string): Promise<RunningSystem> {
-  const management = '6d5c8f1e-2b3a-4c7d-9e0f-1a2b3c4d5e6f';
-  const dir = path.join(root, 'trellis-acl');
+async function startAclBenchServer(root: string, name: string, aclOn: boolean): Promise<AgentProcess> {
+  const dir = path.join(root, name);
   fs.mkdirSync(dir, { recursive: true });
-  const cfg = path.join(dir, 'acl.hcl');
-  fs.writeFileSync(cfg, `acl {\n  enabled = true\n  default_policy = "deny"\n  tokens {\n    initial_management = "${management}"\n  }\n}\n`);
-  const a = await AgentProcess.start({ name: 'bench-acl', mode: 'server', dir, args: ['-log-level', 'warn', '-config-file', cfg] });
+  const cfg = path.join(dir, 'bench.hcl');
+  fs.writeFileSync(cfg, `acl {\n  enabled = ${aclOn}\n  default_policy = "deny"\n  tokens {\n    initial_management = "${ACL_MANAGEMENT}"\n  }\n}\n`);
+  return AgentProcess.start({ name, mode: 'server', dir, args: ['-log-level', 'warn', '-config-file', cfg] });
+}
+
+/**
+ * On the ACL server: a policy with one key_prefix rule covering the bench's keys and a token with
+ * only that policy; returns the token's SecretID. Checks that default deny is really on.
+ */
+async function makeBenchToken(port: number): Promise<string> {
+  const mgmt = { 'x-consul-token': ACL_MANAGEMENT, 'content-type': 'application/json' };
+  const agent = new http.Agent({ keepAlive: false });
   try {
-    const mgmt = { 'x-consul-token': management, 'content-type': 'application/json' };
-    const agent = new http.Agent({ keepAlive: false });
     const deadline = Date.now() + 30_000;
     let pol: { status: number; body: Buffer };
     // The initial management token exists once the leader has initialised ACLs.
     do {
-      pol = await call(agent, a.ports.http, { method: 'PUT', path: '/v1/acl/policy', headers: mgmt, body: Buffer.from(JSON.stringify({ Name: 'bench-kv', Rules: 'key_prefix "" { policy = "write" }' })) });
+      pol = await call(agent, port, { method: 'PUT', path: '/v1/acl/policy', headers: mgmt, body: Buffer.from(JSON.stringify({ Name: 'bench-kv', Rules: 'key_prefix "" { policy = "write" }' })) });
       if (pol.status === 200) break;
       await new Promise((r) => setTimeout(r, 200));
     } while (Date.now() < deadline);
     if (pol.status !== 200) throw new Error(`creating the bench policy answered ${pol.status} ${pol.body.toString()}`);
-    const tok = await call(agent, a.ports.http, { method: 'PUT', path: '/v1/acl/token', headers: mgmt, body: Buffer.from(JSON.stringify({ Policies: [{ Name: 'bench-kv' }] })) });
+    const tok = await call(agent, port, { method: 'PUT', path: '/v1/acl/token', headers: mgmt, body: Buffer.from(JSON.stringify({ Policies: [{ Name: 'bench-kv' }] })) });
     if (tok.status !== 200) throw new Error(`creating the bench token answered ${tok.status} ${tok.body.toString()}`);
-    agent.destroy();
     const secret = (JSON.parse(tok.body.toString()) as { SecretID: string }).SecretID;
-    // Default deny really is on: the same write without the token is refused.
-    const anon = await call(new http.Agent(), a.ports.http, { method: 'PUT', path: '/v1/kv/bench/anon', body: Buffer.from('x') });
-    if (anon.status !== 403) throw new Error(`an anonymous write answered ${anon.status}, expected 403`);
-    return { target: trellisTarget(a.ports.http, secret), pids: [a.pid!], leaderPid: a.pid!, stop: async () => { await a.stop(); } };
-  } catch (err) {
-    await a.stop();
-    throw err;
+    const anon = await call(agent, port, { method: 'PUT', path: '/v1/kv/bench/anon', body: Buffer.from('x') });
+    if (anon.status !== 403) throw new Error(`an anonymous write to the ACL server answered ${anon.status}, expected 403 (default deny)`);
+    return secret;
+  } finally {
+    agent.destroy();
   }
 }
 
-/** Two cells of one system (ABBA order) merged: ops/s and latencies averaged, errors summed. */
-function merge(a: CellResult, b: CellResult): CellResult {
-  return {
-    ops: a.ops + b.ops, opsPerSec: (a.opsPerSec + b.opsPerSec) / 2, p50Ms: (a.p50Ms + b.p50Ms) / 2, p99Ms: (a.p99Ms + b.p99Ms) / 2,
-    errors: a.errors + b.errors, firstError: a.firstError ?? b.firstError,
-    generatorCpuPct: (a.generatorCpuPct + b.generatorCpuPct) / 2, serverCpuPct: (a.serverCpuPct + b.serverCpuPct) / 2,
-  };
+/** What one server did in one round of one row (its two slices summed). */
+interface RoundCell { ops: number; elapsedS: number; cpuS: number }
+
+interface AclRowSystem {
+  opsPerSec: number; cpuUsPerOp: number; p50Ms: number; p99Ms: number; errors: number; firstError?: string;
+  rounds: RoundCell[];
 }
 
 /**
- * --acl: the same server without and with ACLs, both running, every cell measured in ABBA order
- * (plain, ACL, ACL, plain; half the cell time each) so that load from other processes, which drifts
- * over a run on a shared machine, falls on both alike. The idle one of the two uses almost no CPU.
- * A third server, also without ACLs (the control), runs in the middle of each row (plain, ACL,
- * control, control, ACL, plain): control/none shows how far two identical server processes differ
- * in that run, which interleaving cannot remove (it is per process, not per moment), so an ACL/none
- * ratio can be read against it.
+ * A per-round ratio over the rounds: its median, range, and a distribution-free confidence interval
+ * for the median (order statistics x(k) and x(n+1-k), the widest k whose coverage is still >= 95%;
+ * with 6 rounds that is the range, 96.9%; with fewer than 6 no k reaches 95% and the range is used).
+ */
+interface Spread { median: number; min: number; max: number; ciLow: number; ciHigh: number; ciCoverage: number; values: number[] }
+
+interface AclRow {
+  op: string; conc: number;
+  none: AclRowSystem; acl: AclRowSystem; control: AclRowSystem;
+  /** Per round: ACL ops/s over none's, control's over none's; CPU per op likewise. */
+  aclOps: Spread; controlOps: Spread; aclCpu: Spread; controlCpu: Spread;
+  verdict: 'met' | 'NOT met' | 'undecided'; margin: number; noise: number;
+}
+
+function spread(values: number[]): Spread {
+  const s = [...values].sort((a, b) => a - b);
+  const mid = s.length >> 1;
+  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
+  const n = s.length;
+  // P(Binomial(n, 1/2) <= j): the chance that at most j of n rounds fall below the true median.
+  const binomCdf = (j: number) => {
+    let sum = 0;
+    let term = 0.5 ** n; // C(n, 0) / 2^n
+    for (let i = 0; i <= j; i++) {
+      sum += term;
+      term = (term * (n - i)) / (i + 1);
+    }
+    return sum;
+  };
+  let k = 1; // 1-based rank from each end
+  while (k + 1 <= n / 2 && 1 - 2 * binomCdf(k) >= 0.95) k++;
+  return { median, min: s[0]!, max: s[n - 1]!, ciLow: s[k - 1]!, ciHigh: s[n - k]!, ciCoverage: 1 - 2 * binomCdf(k - 1), values };
+}
+
+const perSec = (c: RoundCell) => c.ops / c.elapsedS;
+const cpuPerOp = (c: RoundCell) => (c.ops > 0 ? (c.cpuS / c.ops) * 1e6 : Number.NaN);
+
+/**
+ * The verdict on a row: the target is ACL ops/s >= 0.9x none's. Two things blur the median ACL/none
+ * ratio: round-to-round scatter (its confidence interval) and a per-process difference that
+ * interleaving cannot remove, measured by the control: |median control/none - 1| (the noise floor).
+ * Met: the interval's low end, less the noise floor, is still >= 0.9x. NOT met: its high end plus
+ * the noise floor is below 0.9x. Anything else is undecided: this run cannot tell.
+ */
+function aclVerdict(aclOps: Spread, controlOps: Spread): { verdict: AclRow['verdict']; margin: number; noise: number } {
+  const noise = Math.abs(controlOps.median - 1);
+  const margin = aclOps.median - 0.9;
+  const verdict = aclOps.ciLow - noise >= 0.9 ? 'met' : aclOps.ciHigh + noise < 0.9 ? 'NOT met' : 'undecided';
+  return { verdict, margin, noise };
+}
+
+/**
+ * --acl: three servers started the same way (the same flags and config file but for acl.enabled):
+ * "none" without ACLs, "acl" with acl.enabled and default_policy = "deny", and "control", a second
+ * server without ACLs. Every request to every server carries the same X-Consul-Token header (the
+ * token whose one policy is key_prefix "" { policy = "write" }; servers without ACLs ignore it), so
+ * the load generator takes the same path for all three and the difference is the server's ACL work.
+ *
+ * Each row runs `rounds` rounds; in a round each server gets two slices of seconds/(2*rounds), in the
+ * order XYZZYX, and the order goes through all six permutations of the three servers across rounds,
+ * so neither drift over a round nor going first favours one. Per round the bench takes ACL/none and
+ * control/none of ops/s and of server CPU per operation (utime+stime from /proc); the report gives
+ * each ratio's median and range over the rounds. control/none is the noise floor: how far two
+ * identical server processes differ in this run, which interleaving cannot remove (it is per process,
+ * not per moment). Writes go to distinct keys; before the read rows every server gets the same
+ * ACL_READ_KEYS keys, and the reads of a slice follow the same key sequence on each server.
  */
 async function mainAcl(opts: Options): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-acl-'));
   const loadBefore = loadAvg();
   if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
-  note('starting Trellis without ACLs, and with ACLs (default deny, one key_prefix rule) ...');
-  const plain = await startTrellis(root, 1);
-  let acl: RunningSystem | undefined;
-  let control: RunningSystem | undefined;
+  const rounds = opts.rounds;
+  const slice = opts.seconds / (2 * rounds);
+  const procs: AgentProcess[] = [];
   try {
-    acl = await startTrellisAcl(root);
-    const ctl = await AgentProcess.start({ name: 'bench-control', mode: 'server', dir: path.join(root, 'trellis-control'), args: ['-log-level', 'warn'] });
-    control = { target: { ...trellisTarget(ctl.ports.http), name: 'trellis (control)' }, pids: [ctl.pid!], leaderPid: ctl.pid!, stop: async () => { await ctl.stop(); } };
-    const systems = [plain, acl, control] as const;
-    const written = new Map<RunningSystem, string[]>(systems.map((s) => [s, []]));
-    const half = opts.seconds / 2;
+    note('starting three servers the same way: none (no ACLs), acl (acl.enabled, default deny), control (no ACLs) ...');
+    for (const [name, on] of [['kv-none', false], ['kv-acl', true], ['kv-control', false]] as const) procs.push(await startAclBenchServer(root, name, on));
+    const secret = await makeBenchToken(procs[1]!.ports.http);
+    const names = ['none', 'acl', 'control'] as const;
+    const systems: RunningSystem[] = procs.map((p, i) => ({
+      target: { ...trellisTarget(p.ports.http, secret), name: names[i]! }, pids: [p.pid!], leaderPid: p.pid!, stop: async () => { await p.stop(); },
+    }));
+    // The servers without ACLs take the token's requests as the ACL server does.
     for (const s of systems) {
+      const agent = new http.Agent();
+      const r = await call(agent, s.target.port, s.target.put('bench/probe', valueFor('bench/probe')));
+      agent.destroy();
+      if (r.status !== 200) throw new Error(`${s.target.name}: a write with the bench token answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+    }
+    for (const s of systems) {
+      note(`${s.target.name}: warm-up writes for ${Math.min(2, opts.seconds)}s`);
       await runCell(s.target, s.pids, 16, Math.min(2, opts.seconds), (w, q) => {
         const key = `warm/${w}/${q}`;
         return { call: s.target.put(key, valueFor(key)) };
       });
     }
-    /** One row: plain, ACL, control, control, ACL, plain. */
-    const abba = async (label: string, c: number, op: (s: RunningSystem) => (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null }) => {
-      const cells = new Map<RunningSystem, CellResult[]>(systems.map((s) => [s, []]));
-      for (const s of [plain, acl!, control!, control!, acl!, plain]) {
-        note(`${s.target.name}: ${label} at c=${c} for ${half}s`);
-        cells.get(s)!.push(await runCell(s.target, s.pids, c, half, op(s)));
+
+    type Op = (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null };
+    /** One row: `rounds` rounds of XYZZYX slices; `op(s, round, k)` builds slice k (0, 1) of server s in a round. */
+    const row = async (label: string, c: number, op: (s: RunningSystem, round: number, k: number) => Op): Promise<AclRow> => {
+      const perRound: RoundCell[][] = systems.map(() => []);
+      const lats: Float64Array[][] = systems.map(() => []);
+      const errors = systems.map(() => 0);
+      const firstErrors: Array<string | undefined> = systems.map(() => undefined);
+      note(`${label} c=${c}: ${rounds} rounds of ${slice.toFixed(2)}s slices`);
+      for (let r = 0; r < rounds; r++) {
+        const order = PERMS[r % PERMS.length]!;
+        const cells = systems.map((): RoundCell => ({ ops: 0, elapsedS: 0, cpuS: 0 }));
+        const seen = systems.map(() => 0);
+        for (const i of [...order, ...[...order].reverse()]) {
+          const s = systems[i]!;
+          const res = await runCell(s.target, s.pids, c, slice, op(s, r, seen[i]!++), (sorted) => lats[i]!.push(sorted));
+          cells[i]!.ops += res.ops;
+          cells[i]!.elapsedS += res.elapsedS;
+          cells[i]!.cpuS += res.serverCpuS;
+          errors[i]! += res.errors;
+          firstErrors[i] ??= res.firstError;
+        }
+        for (const [i, cell] of cells.entries()) perRound[i]!.push(cell);
       }
-      const [a1, a2] = cells.get(plain)!;
-      const [b1, b2] = cells.get(acl!)!;
-      const [c1, c2] = cells.get(control!)!;
-      return [merge(a1!, a2!), merge(b1!, b2!), merge(c1!, c2!)] as const;
+      const sys = (i: number): AclRowSystem => {
+        const rs = perRound[i]!;
+        const ops = rs.reduce((a, x) => a + x.ops, 0);
+        const el = rs.reduce((a, x) => a + x.elapsedS, 0);
+        const cpu = rs.reduce((a, x) => a + x.cpuS, 0);
+        const all = new Float64Array(lats[i]!.reduce((a, x) => a + x.length, 0));
+        let off = 0;
+        for (const l of lats[i]!) { all.set(l, off); off += l.length; }
+        all.sort();
+        return { opsPerSec: ops / el, cpuUsPerOp: ops > 0 ? (cpu / ops) * 1e6 : Number.NaN, p50Ms: percentile(all, 0.5), p99Ms: percentile(all, 0.99), errors: errors[i]!, firstError: firstErrors[i], rounds: rs };
+      };
+      const [none, acl, control] = [sys(0), sys(1), sys(2)];
+      const ratios = (f: (c: RoundCell) => number, i: number) => spread(perRound[i]!.map((x, r) => f(x) / f(perRound[0]![r]!)));
+      const aclOps = ratios(perSec, 1);
+      const controlOps = ratios(perSec, 2);
+      return { op: label, conc: c, none, acl, control, aclOps, controlOps, aclCpu: ratios(cpuPerOp, 1), controlCpu: ratios(cpuPerOp, 2), ...aclVerdict(aclOps, controlOps) };
     };
-    // Server CPU per operation (from /proc, both servers' own): far less moved by other processes'
-    // load than ops/s on a shared machine, so the column to compare when the load average is high.
-    const cpuUs = (c: CellResult) => (c.serverCpuPct * 1e4 / c.opsPerSec).toFixed(0);
-    const rows: string[][] = [['op', 'conc', 'no ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'ACL/none', 'control ops/s', 'cpu us/op', 'control/none', 'errors']];
-    const verdict: string[] = [];
-    const results: Record<string, unknown> = {};
-    const add = (op: string, c: number, [a, b, k]: readonly [CellResult, CellResult, CellResult]) => {
-      const ratio = b.opsPerSec / a.opsPerSec;
-      const controlRatio = k.opsPerSec / a.opsPerSec;
-      results[`${op} c=${c}`] = { plain: a, acl: b, control: k, ratio, controlRatio };
-      rows.push([op, String(c), a.opsPerSec.toFixed(0), a.p50Ms.toFixed(2), a.p99Ms.toFixed(2), cpuUs(a), b.opsPerSec.toFixed(0), b.p50Ms.toFixed(2), b.p99Ms.toFixed(2), cpuUs(b), `${ratio.toFixed(2)}x`,
-        k.opsPerSec.toFixed(0), cpuUs(k), `${controlRatio.toFixed(2)}x`, `${a.errors}/${b.errors}/${k.errors}`]);
-      verdict.push(`${op} c=${c}: ${ratio.toFixed(2)}x ${ratio >= 0.9 ? 'met' : 'NOT met'} (target >= 0.9x); control (a second server without ACLs) ${controlRatio.toFixed(2)}x`);
-    };
+
+    const rows: AclRow[] = [];
     for (const c of WRITE_CONCURRENCY) {
-      add('write', c, await abba('writes', c, (s) => (w, q) => {
-        const key = `bench/w${c}/${w}/${String(q).padStart(7, '0')}-${written.get(s)!.length}`;
-        written.get(s)!.push(key);
+      rows.push(await row('write', c, (s, r, k) => (w, q) => {
+        const key = `bench/w${c}/${r}${k}/${w}/${String(q).padStart(7, '0')}`;
         return { call: s.target.put(key, valueFor(key)) };
       }));
     }
+    note(`writing the same ${ACL_READ_KEYS} keys to every server for the read rows`);
+    const readKeys = Array.from({ length: ACL_READ_KEYS }, (_, i) => `read/${String(i).padStart(6, '0')}`);
+    for (const s of systems) {
+      let next = 0;
+      const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+      await Promise.all(Array.from({ length: 64 }, async () => {
+        while (next < readKeys.length) {
+          const key = readKeys[next++]!;
+          const r = await call(agent, s.target.port, s.target.put(key, valueFor(key)));
+          if (r.status !== 200) throw new Error(`${s.target.name}: writing ${key} answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+        }
+      }));
+      agent.destroy();
+    }
     for (const [label, build] of [['read', (s: RunningSystem) => s.target.get], ['read ?consistent', (s: RunningSystem) => s.target.getConsistent]] as const) {
       for (const c of READ_CONCURRENCY) {
-        add(label, c, await abba(label, c, (s) => {
-          const keys = written.get(s)!;
-          let rnd = 12345;
+        rows.push(await row(label, c, (s, r, k) => {
+          // The same pseudo-random key sequence for every server in the same slot of a round.
+          let rnd = 12345 + r * 2 + k;
           let i = 0;
           return () => {
             rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
-            const key = keys[rnd % keys.length]!;
+            const key = readKeys[rnd % readKeys.length]!;
             const verify = (i++ % 100) === 0;
             return { call: build(s)(key), check: verify ? (_st, body) => (s.target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined };
           };
         }));
       }
     }
-    const widths = rows[0]!.map((_, i) => Math.max(...rows.map((r) => r[i]!.length)));
+
+    const loadAfter = loadAvg();
+    const errs = rows.flatMap((r) => [r.none, r.acl, r.control]).filter((x) => x.errors > 0).map((x) => x.firstError);
+    if (errs.length > 0) process.exitCode = 1;
+    if (opts.json) {
+      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, seconds: opts.seconds, rounds, sliceSeconds: slice, rows }, null, 2)}\n`);
+      return;
+    }
+    const x = (v: number) => `${v.toFixed(2)}x`;
+    const sp = (s: Spread) => `${x(s.median)} [${s.ciLow.toFixed(2)}-${s.ciHigh.toFixed(2)}]`;
+    const us = (v: number) => (Number.isFinite(v) ? v.toFixed(0) : '-');
+    const table = (head: string[], body: string[][]) => {
+      const all = [head, ...body];
+      const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
+      return all.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
+    };
     const lines = [
       `Trellis KV benchmark, ACL row  ${new Date().toISOString()}`,
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
-      `load: ${opts.seconds} s per row and system (two halves each, interleaved: plain, ACL, control, control, ACL, plain) after a 2 s warm-up, closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; one server (-server -bootstrap, data dir) per system`,
-      'ACL run: acl.enabled, default_policy = "deny", every request with a token whose one policy is key_prefix "" { policy = "write" }',
-      'control: a third server without ACLs, in the middle of each row (plain, ACL, control, control, ACL, plain): how far two identical servers differ in this run',
-      `load average (1/5/15 min): ${loadBefore} before, ${loadAvg()} after${os.loadavg()[0]! > 1 ? '  <- other processes competed: treat the numbers with care' : ''}`,
+      'servers: three trellis agent -server -bootstrap -data-dir, started alike (the same flags and config file but for acl.enabled), all running throughout:',
+      '  none = no ACLs; acl = acl.enabled, default_policy "deny"; control = no ACLs (a second identical server: the noise floor)',
+      'requests: every one to every server carries X-Consul-Token = a token whose one policy is key_prefix "" { policy = "write" } (servers without ACLs ignore it)',
+      `load: closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; writes to distinct keys; reads of the same ${ACL_READ_KEYS.toLocaleString('en-US')} keys on every server`,
+      `rounds: ${rounds} per row; in a round each server gets two ${slice.toFixed(2)} s slices in the order XYZZYX, the order rotating through the six permutations; ${(2 * rounds * slice).toFixed(1)} s per row and server`,
+      `load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed' : ''}`,
       '',
-      ...rows.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  ')),
+      'totals over all rounds (cpu us/op: the server process\'s utime+stime per operation):',
+      ...table(['op', 'conc', 'none ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'acl ops/s', 'p50 ms', 'p99 ms', 'cpu us/op', 'control ops/s', 'cpu us/op', 'errors'],
+        rows.map((r) => [r.op, String(r.conc), fmtOps(r.none.opsPerSec), fmtMs(r.none.p50Ms), fmtMs(r.none.p99Ms), us(r.none.cpuUsPerOp),
+          fmtOps(r.acl.opsPerSec), fmtMs(r.acl.p50Ms), fmtMs(r.acl.p99Ms), us(r.acl.cpuUsPerOp), fmtOps(r.control.opsPerSec), us(r.control.cpuUsPerOp),
+          `${r.none.errors}/${r.acl.errors}/${r.control.errors}`])),
       '',
-      ...verdict,
+      `ratios per round: median of ${rounds} [its ${(rows[0]!.aclOps.ciCoverage * 100).toFixed(1)}% confidence interval, order statistics${rows[0]!.aclOps.ciLow === rows[0]!.aclOps.min && rows[0]!.aclOps.ciHigh === rows[0]!.aclOps.max ? ': the range' : ''}]`,
+      ...table(['op', 'conc', 'ops/s acl/none', 'ops/s control/none', 'cpu/op acl/none', 'cpu/op control/none'],
+        rows.map((r) => [r.op, String(r.conc), sp(r.aclOps), sp(r.controlOps), sp(r.aclCpu), sp(r.controlCpu)])),
+      '',
+      'issue 17 target: acl ops/s >= 0.9x none. met: the interval\'s low end minus the noise floor (|control/none median - 1|) >= 0.9x;',
+      'NOT met: its high end plus the noise floor < 0.9x; otherwise undecided (this run cannot tell):',
+      ...rows.map((r) => `  ${`${r.op} c=${r.conc}:`.padEnd(25)} ${x(r.aclOps.median)} [${r.aclOps.ciLow.toFixed(2)}-${r.aclOps.ciHigh.toFixed(2)}], noise floor ${r.noise.toFixed(2)}: ${r.verdict === 'undecided' ? 'undecided' : r.verdict}; cpu/op acl/none ${x(r.aclCpu.median)} (control ${x(r.controlCpu.median)})`),
     ];
-    if (opts.json) process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter: loadAvg(), seconds: opts.seconds, rows: results }, null, 2)}\n`);
-    else process.stdout.write(`${lines.join('\n')}\n`);
-    const errors = Object.values(results).flatMap((r) => { const x = r as { plain: CellResult; acl: CellResult; control: CellResult }; return [x.plain, x.acl, x.control]; }).filter((c) => c.errors > 0);
-    if (errors.length > 0) {
-      process.stdout.write(`ERRORS: ${errors.map((c) => c.firstError).join(' | ')}\n`);
-      process.exitCode = 1;
-    }
+    if (errs.length > 0) lines.push('', `ERRORS (first of each server and row): ${errs.join(' | ')}`);
+    process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    await control?.stop();
-    await acl?.stop();
-    await plain.stop();
+    for (const p of procs.reverse()) await p.stop();
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
