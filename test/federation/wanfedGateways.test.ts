@@ -98,7 +98,8 @@ describe('WAN federation through mesh gateways (loopback)', () => {
     gw1 = g1.gw;
     gw1Lan = g1.lan;
     gw1Metrics = g1.metrics;
-    // dc2 finds the primary's servers through primary_gateways; WAN gossip itself is still direct.
+    // dc2 joins the WAN pool directly (-retry-join-wan; primary_gateways would too, every 30 s); then
+    // WAN gossip to dc1 goes through the gateways as server RPC does (server/wanGossip.ts).
     dc2 = await AgentProcess.start({
       name: 'wanfed-dc2', mode: 'server',
       args: ['-datacenter', 'dc2', '-config-file', configFile('dc2', { primary_gateways: [`127.0.0.1:${g1.wan}`] }), '-retry-join-wan', dc1.serfWanAddr],

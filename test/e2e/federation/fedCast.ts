@@ -115,7 +115,7 @@ export class FedCast {
 
   /**
    * The datacenter's server: bootstraps itself, Connect on, primary_datacenter onprem; the others
-   * join onprem's WAN pool (-retry-join-wan). Ready once it has a leader; the pid the test holds
+   * join onprem's WAN pool (-retry-join-wan; wanfed: through onprem's gateway, primary_gateways). Ready once it has a leader; the pid the test holds
    * must be the agent's own (its -pid-file), not a wrapper's (`ip netns exec` and the launcher exec).
    */
   async startServer(dc: Dc): Promise<Proc> {
@@ -130,7 +130,8 @@ export class FedCast {
           defaults: { ca_file: path.join(certs, 'ca.crt'), cert_file: path.join(certs, `${dc}.crt`), key_file: path.join(certs, `${dc}.key`), verify_incoming: true, verify_outgoing: true },
           internal_rpc: { verify_server_hostname: true },
         },
-        ...(dc !== PRIMARY ? { primary_gateways: [`${this.site(PRIMARY).wanHost}:${this.site(PRIMARY).ports.gwWan}`] } : {}),
+        // The secondaries join the WAN pool through the primary's gateway (no serf WAN port crosses).
+        ...(dc !== PRIMARY ? { primary_gateways: [`${this.site(PRIMARY).wanHost}:${this.site(PRIMARY).ports.gwWan}`], primary_gateways_interval: '1s' } : {}),
       }
       : { primary_datacenter: PRIMARY, connect: { enabled: true } }));
     const pidFile = path.join(s.dir, 'agent.pid');
@@ -139,7 +140,7 @@ export class FedCast {
       '-bind', s.wanHost, '-client', s.wanHost, '-config-file', cfg, '-pid-file', pidFile,
       '-http-port', String(s.ports.http), '-dns-port', String(s.ports.dns), '-server-port', String(s.ports.server),
       '-serf-lan-port', String(s.ports.serfLan), '-serf-wan-port', String(s.ports.serfWan)];
-    if (dc !== PRIMARY) args.push('-retry-join-wan', this.serfWanAddr(PRIMARY), '-retry-interval-wan', '1s');
+    if (dc !== PRIMARY && !this.topo.wanfed) args.push('-retry-join-wan', this.serfWanAddr(PRIMARY), '-retry-interval-wan', '1s');
     const proc = this.topo.trellis(dc, 'server', args);
     this.servers.set(dc, proc);
     await waitFor(`${dc}'s server has a leader`, async () => {

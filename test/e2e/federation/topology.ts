@@ -6,7 +6,7 @@
 //             in the others: overlapping addresses for real. Across namespaces only the mesh
 //             gateway's WAN port and the server's RPC and WAN gossip ports (federation needs them)
 //             are let through (with `wanfed`, WAN federation through mesh gateways: the gateway's
-//             WAN port and the WAN gossip port only; server RPC crosses the gateways), by an nftables table of this module's own (trellis_fed) in each
+//             WAN port only; server RPC and WAN gossip cross the gateways), by an nftables table of this module's own (trellis_fed) in each
 //             namespace; the test process (the host address) reaches everything, as a user would.
 //   loopback  when namespaces cannot be made (not root, no ip/nft): every datacenter on
 //             127.0.0.1 with ports of its own. Nothing overlaps; the suite says so in its output.
@@ -140,7 +140,7 @@ export class Topology {
     if (netns) {
       for (const dc of DATACENTERS) await topo.#firewall(sites[dc]);
       log(`federation topology: network namespaces ${DATACENTERS.map((d) => `${sites[d].ns} (${d}, WAN ${sites[d].wanHost})`).join(', ')}; ` +
-        `services bind 127.0.0.1 with the same ports in every datacenter; only ${topo.wanfed ? 'gateway WAN and WAN gossip ports cross (server RPC only through the gateways)' : 'gateway WAN and server RPC/WAN gossip ports cross'}`);
+        `services bind 127.0.0.1 with the same ports in every datacenter; only ${topo.wanfed ? 'the gateway WAN port crosses (server RPC and WAN gossip only through the gateways)' : 'gateway WAN and server RPC/WAN gossip ports cross'}`);
     } else {
       log(`federation topology: LOOPBACK FALLBACK (no network namespaces: ${reason}); every datacenter on 127.0.0.1 with ports of its own, ` +
         'so addresses do NOT overlap and nothing but good behaviour keeps traffic on the gateways');
@@ -148,7 +148,7 @@ export class Topology {
     return topo;
   }
 
-  /** Only the gateway's WAN port and the server's RPC and WAN gossip ports accept packets from other datacenters. */
+  /** Only the gateway's WAN port and the server's RPC and WAN gossip ports (wanfed: the gateway's WAN port alone) accept packets from other datacenters. */
   async #firewall(site: Site): Promise<void> {
     const n = this.net!;
     const p = site.ports;
@@ -160,8 +160,10 @@ export class Topology {
       '    iifname "lo" accept;',
       '    ct state established,related accept;',
       `    ip saddr ${n.hostAddress} accept;`,
-      `    ip saddr ${n.subnet}.0/24 tcp dport { ${this.wanfed ? '' : `${p.server}, `}${p.gwWan}, ${p.serfWan} } accept;`,
-      `    ip saddr ${n.subnet}.0/24 udp dport ${p.serfWan} accept;`,
+      // wanfed: the gateway's WAN port only (server RPC and WAN gossip both cross the gateways).
+      ...(this.wanfed
+        ? [`    ip saddr ${n.subnet}.0/24 tcp dport ${p.gwWan} accept;`]
+        : [`    ip saddr ${n.subnet}.0/24 tcp dport { ${p.server}, ${p.gwWan}, ${p.serfWan} } accept;`, `    ip saddr ${n.subnet}.0/24 udp dport ${p.serfWan} accept;`]),
       `    ip saddr ${n.subnet}.0/24 drop;`,
       '  }',
       '}',

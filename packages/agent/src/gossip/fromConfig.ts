@@ -5,7 +5,7 @@
 import path from 'node:path';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
-import type { GossipPoolOptions } from './libp2p/pool.ts';
+import type { GossipPoolOptions, GossipRouter } from './libp2p/pool.ts';
 import { clientTags, serverTags } from './tags.ts';
 
 export function lanPoolOptions(c: RuntimeConfig, opts: { nodeId: string; logger?: Logger; build?: string }): GossipPoolOptions {
@@ -56,7 +56,7 @@ export function wanMemberName(node: string, datacenter: string): string {
  * The WAN pool of a server: the same gossip stack as the LAN pool (same key, same wire), on the serf
  * WAN port with Consul's WAN timing (gossip_wan: probe 5 s, timeout 3 s, suspicion x6, gossip 500 ms).
  */
-export function wanPoolOptions(c: RuntimeConfig, opts: { nodeId: string; logger?: Logger; build?: string }): GossipPoolOptions {
+export function wanPoolOptions(c: RuntimeConfig, opts: { nodeId: string; logger?: Logger; build?: string; router?: GossipRouter }): GossipPoolOptions {
   const g = c.gossipWan;
   return {
     nodeName: wanMemberName(c.nodeName, c.datacenter),
@@ -73,6 +73,8 @@ export function wanPoolOptions(c: RuntimeConfig, opts: { nodeId: string; logger?
     encryptKey: c.encryptKey || undefined,
     logger: opts.logger,
     pool: 'wan',
+    // WAN federation through mesh gateways: other datacenters' servers through the gateways (server/wanGossip.ts).
+    ...(opts.router ? { router: opts.router } : {}),
     config: {
       gossipNodes: g.gossipNodes,
       gossipIntervalMs: g.gossipIntervalMs,

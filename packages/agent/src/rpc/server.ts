@@ -3,6 +3,7 @@
 // One port, one TLS configuration, one listener: what Consul's port 8300 multiplexes.
 import * as grpc from '@grpc/grpc-js';
 import net from 'node:net';
+import { helloAlpn } from '../server/wanGossip.ts';
 import { countConnsPerClient, type ConnLimiter } from '../http/connLimit.ts';
 import type { Logger } from '../logger.ts';
 import { serverProto, type RpcMethod, type RpcRequest, type RpcResponse } from './proto.ts';
@@ -55,6 +56,7 @@ export class RpcServer {
   #port: number | undefined;
   #listener: net.Server | undefined;
   #limiter: ConnLimiter | undefined;
+  #divert: { protocols: string[]; handle: (socket: net.Socket) => void } | undefined;
 
   constructor(o: RpcServerOptions) {
     this.#o = o;
@@ -104,7 +106,15 @@ export class RpcServer {
     const injector = this.grpcServer.createConnectionInjector(creds);
     const listener = net.createServer((socket) => {
       if (this.#limiter?.isRefused(socket)) return;
-      injector.injectConnection(socket);
+      const divert = this.#divert;
+      if (!divert) {
+        injector.injectConnection(socket);
+        return;
+      }
+      this.#peekAlpn(socket, (alpn) => {
+        if (alpn.some((p) => divert.protocols.includes(p))) divert.handle(socket);
+        else injector.injectConnection(socket);
+      });
     });
     this.#limiter = countConnsPerClient(listener, this.#o.maxConnsPerClient ?? 0, (socket, ip) => {
       // Consul's "rejecting RPC conn because rpc_max_conns_per_client exceeded".
@@ -129,6 +139,41 @@ export class RpcServer {
     this.#port = (listener.address() as net.AddressInfo).port;
     this.#log.info({ address: this.#o.listen, port: this.#port, tls: this.#o.credentials !== undefined }, 'server RPC listening');
     return this.#port;
+  }
+
+  /**
+   * Connections whose TLS ClientHello offers one of `protocols` (ALPN) go to `handle` instead of
+   * gRPC (WAN gossip through mesh gateways, server/wanGossip.ts, arrives on this port as Consul's
+   * does on its RPC port). Only then is each connection's ClientHello read before gRPC gets it.
+   */
+  divert(protocols: string[], handle: (socket: net.Socket) => void): void {
+    this.#divert = { protocols, handle };
+  }
+
+  /** Reads the ClientHello's ALPN list, then puts the bytes back for whoever takes the socket. */
+  #peekAlpn(socket: net.Socket, then: (alpn: string[]) => void): void {
+    const chunks: Buffer[] = [];
+    const timer = setTimeout(() => { cleanup(); socket.destroy(); }, 10_000);
+    const cleanup = (): void => {
+      clearTimeout(timer);
+      socket.off('data', onData);
+      socket.off('error', onEnd);
+      socket.off('close', onEnd);
+    };
+    const onEnd = (): void => cleanup();
+    const onData = (chunk: Buffer): void => {
+      chunks.push(chunk);
+      const all = chunks.length === 1 ? chunk : Buffer.concat(chunks);
+      const r = helloAlpn(all);
+      if (r === 'more') return;
+      cleanup();
+      socket.pause();
+      socket.unshift(all);
+      then(r === 'other' ? [] : r);
+    };
+    socket.on('data', onData);
+    socket.on('error', onEnd);
+    socket.on('close', onEnd);
   }
 
   /** Connections counted for a client IP (tests, metrics). */

@@ -95,7 +95,7 @@ export async function startServerRole(ctx: RoleContext): Promise<AgentRole> {
   let wan: WanFederation | undefined;
   if (hasWanPool(config)) {
     try {
-      wan = await WanFederation.start({ config, nodeId, logger, rpc: server.rpcClient, localGateways: localGatewayReader(server.store) });
+      wan = await WanFederation.start({ config, nodeId, logger, rpc: server.rpcClient, localGateways: localGatewayReader(server.store), rpcServer: server.rpc });
     } catch (err) {
       stopReconciling();
       await server.stop();

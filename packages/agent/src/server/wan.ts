@@ -22,7 +22,11 @@
 //      states), and for the primary datacenter primary_gateways. This is how the first calls get
 //      through before this datacenter's gateway has learnt the remote gateways (it learns them
 //      with a ?dc= query that these calls carry).
-// WAN gossip itself still travels directly between the servers' serf WAN ports (see README).
+// WAN gossip to other datacenters' servers takes the same paths (server/wanGossip.ts: the WAN
+// pool's packets and push-pulls as TLS with ALPN consul/wan-gossip/packet|stream, accepted on the
+// server RPC port), and a secondary joins the WAN pool through primary_gateways (every
+// primary_gateways_interval while it knows no live server of the primary), as Consul's servers do:
+// only the gateways' WAN ports need to be reachable between datacenters.
 import type { RuntimeConfig } from '../config/runtime.ts';
 import { GossipError } from '../gossip/core/errors.ts';
 import { wanPoolOptions } from '../gossip/fromConfig.ts';
@@ -34,6 +38,8 @@ import type { Logger } from '../logger.ts';
 import { RpcClient, type CallOptions } from '../rpc/client.ts';
 import { RpcCallError } from '../rpc/errors.ts';
 import { rpcTlsFromConfig } from '../rpc/tls.ts';
+import type { RpcServer } from '../rpc/server.ts';
+import { WAN_GOSSIP_PROTOCOLS, WanGossipAcceptor, WanGossipTransport } from './wanGossip.ts';
 
 /** Consul's structs.ErrNoDCPath. */
 export class NoPathToDatacenterError extends Error {
@@ -70,6 +76,8 @@ export interface WanFederationOptions {
   random?: () => number;
   /** With WAN federation through mesh gateways: this datacenter's healthy mesh gateways (local catalog). */
   localGateways?: () => LocalGateway[];
+  /** The server RPC port, where WAN gossip through mesh gateways arrives (RpcServer.divert). */
+  rpcServer?: Pick<RpcServer, 'divert'>;
 }
 
 export class WanFederation {
@@ -84,6 +92,10 @@ export class WanFederation {
   readonly #tags: Record<string, string>;
   #taggedGateways = '';
   #tagTimer: NodeJS.Timeout | undefined;
+  /** WAN gossip through mesh gateways (viaGateways): the pool's router and its receiving side. */
+  gossipTransport: WanGossipTransport | undefined;
+  gossipAcceptor: WanGossipAcceptor | undefined;
+  #primaryJoinTimer: NodeJS.Timeout | undefined;
 
   private constructor(o: WanFederationOptions, pool: GossipPool, tags: Record<string, string>) {
     this.#o = o;
@@ -94,10 +106,29 @@ export class WanFederation {
 
   /** Creates and starts the WAN pool (listening on the serf WAN port, alone until joined). */
   static async start(o: WanFederationOptions): Promise<WanFederation> {
-    const opts = wanPoolOptions(o.config, { nodeId: o.nodeId, logger: o.logger.child({ component: 'agent.gossip.wan' }) });
+    const c = o.config;
+    let transport: WanGossipTransport | undefined;
+    let wan: WanFederation | undefined;
+    const rpcTls = c.connect.enableMeshGatewayWanFederation ? rpcTlsFromConfig(c) : undefined;
+    if (c.connect.enableMeshGatewayWanFederation) {
+      // Config validation refuses the setting without TLS; this is the last line of that defence.
+      if (!rpcTls) throw new Error('WAN federation through mesh gateways needs TLS on the server port');
+      transport = new WanGossipTransport({
+        datacenter: c.datacenter, domain: c.domain, localAddress: c.bindAddr, logger: o.logger,
+        tls: { ...rpcTls.raft, verifyServerHostname: rpcTls.verifyServerHostname },
+        gateways: (dc) => wan?.gatewayPaths(dc) ?? [],
+      });
+    }
+    const opts = wanPoolOptions(c, { nodeId: o.nodeId, logger: o.logger.child({ component: 'agent.gossip.wan' }), ...(transport ? { router: transport } : {}) });
     const pool = await GossipPool.create(opts);
     await pool.start();
-    const wan = new WanFederation(o, pool, { ...opts.tags });
+    wan = new WanFederation(o, pool, { ...opts.tags });
+    if (transport && rpcTls) {
+      wan.gossipTransport = transport;
+      wan.gossipAcceptor = new WanGossipAcceptor({ pool, domain: c.domain, logger: o.logger, tls: { ...rpcTls.raft, verifyServerHostname: rpcTls.verifyServerHostname } });
+      const acceptor = wan.gossipAcceptor;
+      o.rpcServer?.divert(WAN_GOSSIP_PROTOCOLS, (socket) => acceptor.handle(socket));
+    }
     if (wan.viaGateways) {
       wan.#tagGateways();
       wan.#tagTimer = setInterval(() => wan.#tagGateways(), GATEWAY_TAG_REFRESH_MS);
@@ -151,6 +182,7 @@ export class WanFederation {
    */
   async joinAtStart(): Promise<void> {
     const c = this.#o.config;
+    if (this.viaGateways && c.datacenter !== c.primaryDatacenter && c.primaryGateways.length > 0) this.#joinThroughPrimaryGateways();
     if (c.startJoinWan.length > 0) {
       try {
         const n = await this.pool.join(c.startJoinWan);
@@ -166,6 +198,40 @@ export class WanFederation {
         if (!this.#abort.signal.aborted) this.#log.error({ err: err.message }, '(WAN) retry join failed: giving up (-retry-max-wan)');
       });
     }
+  }
+
+  /**
+   * A secondary's way into the WAN pool with WAN federation through mesh gateways (Consul's
+   * primary_gateways): a push-pull with any server of the primary (SNI server.<primary>.<domain>)
+   * through the gateway paths (this datacenter's gateways, then primary_gateways), now and then
+   * every primary_gateways_interval while no server of the primary is alive in the pool (a
+   * partition that outlived the reconnect timeout, a primary whose servers all restarted).
+   */
+  #joinThroughPrimaryGateways(): void {
+    const c = this.#o.config;
+    const primary = c.primaryDatacenter;
+    let logged = false;
+    const attempt = async (): Promise<void> => {
+      if (this.#abort.signal.aborted) return;
+      const known = this.pool.memberViews().some((m) => (m.state === 'alive' || m.state === 'suspect') && parseServer(m)?.datacenter === primary);
+      if (!known) {
+        try {
+          await this.pool.joinRouted({ name: `*.${primary}`, addr: '', port: 0, peerId: '' });
+          this.#log.info({ primary, gateways: this.gatewayPaths(primary) }, '(WAN) joined through the primary datacenter\'s mesh gateways');
+          logged = false;
+        } catch (err) {
+          if (this.#abort.signal.aborted) return;
+          // Once per failure streak at warn (every attempt at debug): a primary not up yet is normal at start.
+          if (!logged) this.#log.warn({ primary, err: (err as Error).message }, '(WAN) joining through primary_gateways failed; retrying every primary_gateways_interval');
+          else this.#log.debug({ primary, err: (err as Error).message }, '(WAN) joining through primary_gateways failed');
+          logged = true;
+        }
+      }
+      if (this.#abort.signal.aborted) return;
+      this.#primaryJoinTimer = setTimeout(() => void attempt(), c.primaryGatewaysIntervalMs);
+      this.#primaryJoinTimer.unref();
+    };
+    void attempt();
   }
 
   /** PUT /v1/agent/join/:addr?wan=1. */
@@ -261,6 +327,8 @@ export class WanFederation {
   async stop(): Promise<void> {
     this.#abort.abort();
     clearInterval(this.#tagTimer);
+    clearTimeout(this.#primaryJoinTimer);
+    this.gossipTransport?.stop();
     for (const c of [...this.#clients.values(), ...this.#viaGateway.values()]) c.close();
     this.#clients.clear();
     this.#viaGateway.clear();
@@ -281,12 +349,23 @@ export class WanFederation {
       return servers.map((address) => ({ rpc, address }));
     }
     const names = this.liveServerNames(dc);
-    const gateways = [...new Set([...(this.#o.localGateways?.() ?? []).map((g) => g.lan), ...this.remoteGateways(dc)])];
+    const gateways = this.gatewayPaths(dc);
     if (gateways.length === 0 || names.length === 0) return [];
     const n = Math.max(gateways.length, names.length);
     const out: Array<{ rpc: RpcClient; address: string }> = [];
     for (let k = 0; k < n; k++) out.push({ rpc: this.#viaGatewayRpc(dc, names[k % names.length]!), address: gateways[k % gateways.length]! });
     return out;
+  }
+
+  /** Mesh gateways to reach `dc` through, in the order to try them: this datacenter's (LAN), then `dc`'s own (WAN). */
+  gatewayPaths(dc: string): string[] {
+    let local: LocalGateway[] = [];
+    try {
+      local = this.#o.localGateways?.() ?? [];
+    } catch (err) {
+      this.#log.debug({ err: (err as Error).message }, 'reading the local mesh gateways failed');
+    }
+    return [...new Set([...local.map((g) => g.lan), ...this.remoteGateways(dc)])];
   }
 
   /** Node names (lower case) of the live servers of `dc`, in random order. */

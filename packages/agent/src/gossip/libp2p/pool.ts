@@ -10,6 +10,11 @@
 //   broadcasts   piggybacked on SWIM packets and sent to `gossipNodes` random members every gossip
 //                interval, as memberlist does; push-pull is the slow, sure path.
 //
+//   routed       with a GossipRouter (the WAN pool under WAN federation through mesh gateways,
+//                server/wanGossip.ts), packets and push-pulls to the members the router claims go
+//                through it instead (TLS through the mesh gateways, as Consul's wanfed transport);
+//                what it receives comes back in through ingestPacket() and answerPushPull().
+//
 // The driver owns timers, sockets and files; every protocol decision is the core's. After each
 // call into the core it takes the outputs and acts on them (send, emit, log).
 import { EventEmitter } from 'node:events';
@@ -50,6 +55,20 @@ function dialsFrom(bindAddr: string): { dialOpts?: TCPSocketOptions } {
   return { dialOpts: { localAddress: bindAddr } as TCPSocketOptions };
 }
 
+/**
+ * Another way to reach some members (Consul's wanfed.Transport for the WAN pool): packets and
+ * push-pulls to the members it routes go through it, not UDP and libp2p. Bytes are as the pool
+ * would put them on the wire (sealed with the gossip key when -encrypt is set).
+ */
+export interface GossipRouter {
+  /** Does traffic to this member go through the router? */
+  routes(to: Endpoint): boolean;
+  /** Sends one packet (best effort, as UDP: a failure is counted and forgotten). */
+  sendPacket(to: Endpoint, packet: Uint8Array): void;
+  /** One push-pull exchange with the member: sends the request, resolves with the reply. */
+  exchange(to: Endpoint, request: Uint8Array, timeoutMs: number): Promise<Uint8Array>;
+}
+
 export interface GossipPoolOptions {
   /** Member name (Consul node name; on the WAN pool `<node>.<dc>`). */
   nodeName: string;
@@ -85,6 +104,8 @@ export interface GossipPoolOptions {
   inboundConnectionThreshold?: number;
   /** Randomness for the core (default Math.random). */
   random?: () => number;
+  /** Routes traffic to some members another way (see GossipRouter). */
+  router?: GossipRouter;
 }
 
 /** A user event as delivered on the 'event' event. */
@@ -483,6 +504,9 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
         case 'send':
           if (o.msg.type === 'pushPull') {
             this.#periodicPushPull(o.to, o.msg);
+          } else if (this.#opts.router?.routes(o.to)) {
+            // No port check: the member's address is not reachable from here (that is why it is routed).
+            this.#sendRouted(o.to, encodeMessage(o.msg));
           } else {
             this.#sendPacket(o.to, encodeMessage(o.msg));
             if (o.msg.type === 'ping') this.#checkPort(o.to, o.msg.seq);
@@ -564,7 +588,17 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     this.#logRefused('spoofed', `${from.address}:${from.port}`, `${msg.type} from ${from.address}:${from.port} ${why}`, 'gossip packet from an unexpected address');
   }
 
-  #onDatagram(packet: Uint8Array, from: DatagramSender): void {
+  /**
+   * A packet the router received (through a mesh gateway, from `peer`, a sender already
+   * authenticated by its TLS certificate): processed like a UDP packet, except that its claimed
+   * reply address is taken as given (the packet's source is the gateway, and the answer goes back
+   * through the router by the member's name anyway).
+   */
+  ingestPacket(packet: Uint8Array, peer: string): void {
+    this.#onDatagram(packet, { address: peer, port: 0 }, true);
+  }
+
+  #onDatagram(packet: Uint8Array, from: DatagramSender, routed = false): void {
     const core = this.#core;
     if (!core || !this.#running) return;
     // Another member's port check (#checkPort): it only wants to know that someone listens.
@@ -592,7 +626,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       this.#logRefused('wrong-protocol', `${from.address}:${from.port}`, 'pushPull message in a packet');
       return;
     }
-    core.receive(this.#checkSender(msg, from), performance.now());
+    core.receive(routed ? msg : this.#checkSender(msg, from), performance.now());
     this.#flush();
   }
 
@@ -619,6 +653,16 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     });
   }
 
+  #sendRouted(to: Endpoint, payload: Uint8Array): void {
+    const bytes = this.#packetKey ? seal(this.#packetKey, payload) : payload;
+    try {
+      this.#opts.router!.sendPacket(to, bytes);
+    } catch (err) {
+      this.#counters.framesDropped++;
+      this.#log.debug({ err: (err as Error).message, peer: to.name }, 'routed gossip packet not sent');
+    }
+  }
+
   #sendPacket(to: Endpoint, payload: Uint8Array): void {
     const socket = this.#socket;
     const bytes = this.#packetKey ? seal(this.#packetKey, payload) : payload;
@@ -633,6 +677,107 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
   }
 
   // ------------------------------------------------------------------ push-pull
+
+  /** The reply of a routed push-pull (the same status byte and message as over libp2p, sealed with -encrypt). */
+  #readPushPullReply(sealed: Uint8Array): PushPullMessage {
+    let reply = sealed;
+    if (this.#packetKey) {
+      try {
+        reply = open(this.#packetKey, sealed);
+      } catch (err) {
+        throw new GossipError('ERR_KEY_MISMATCH', `the push-pull reply ${(err as Error).message}`, { cause: err });
+      }
+    }
+    return this.#pushPullReply(reply);
+  }
+
+  #pushPullReply(reply: Uint8Array): PushPullMessage {
+    if (reply[0] === PP_REFUSED) {
+      throw new GossipError('ERR_MEMBER_REFUSED', `refused by the remote member: ${new TextDecoder().decode(reply.subarray(1))}`);
+    }
+    if (reply[0] !== PP_OK) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull reply has unknown status ${reply[0]}`);
+    const msg = decodeMessage(reply.subarray(1));
+    if (msg.type !== 'pushPull' || !msg.reply) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull answered with a ${msg.type} message`);
+    return msg;
+  }
+
+  /** A push-pull through the router (a member it routes, or a join through it). */
+  async #pushPullRouted(to: Endpoint, req: PushPullMessage, timeoutMs: number): Promise<PushPullMessage> {
+    const body = encodeMessage(req);
+    const sealed = this.#packetKey ? seal(this.#packetKey, body) : body;
+    let reply: Uint8Array;
+    try {
+      reply = await this.#opts.router!.exchange(to, sealed, timeoutMs);
+    } catch (err) {
+      this.#counters.dialFailures++;
+      throw err;
+    }
+    return this.#readPushPullReply(reply);
+  }
+
+  /**
+   * Joins through the router: a push-pull with `to` (a name the router understands, e.g. any
+   * server of a datacenter). Resolves when the state was merged; rejects like join().
+   */
+  async joinRouted(to: Endpoint): Promise<void> {
+    const core = this.#requireCore();
+    if (!this.#opts.router) throw new GossipError('ERR_JOIN_FAILED', 'this pool has no router');
+    if (core.leaving) throw new GossipError('ERR_NOT_RUNNING', 'cannot join after leaving the pool');
+    const reply = await this.#pushPullRouted(to, core.joinRequest(), this.#opts.joinTimeoutMs ?? 5000);
+    core.mergePushPull(reply, performance.now());
+    this.#flush();
+    this.#log.info({ through: to.name }, 'joined gossip pool');
+  }
+
+  /**
+   * A push-pull request the router received (authenticated by TLS): the reply to send back, sealed
+   * with -encrypt as the request was. Throws (ERR_MALFORMED_MESSAGE) on a request that is not one.
+   */
+  answerPushPull(request: Uint8Array): Uint8Array {
+    const core = this.#requireCore();
+    let bytes = request;
+    if (this.#packetKey) {
+      try {
+        bytes = open(this.#packetKey, request);
+      } catch (err) {
+        this.#counters.framesRefused++;
+        throw err;
+      }
+    }
+    let msg: Message;
+    try {
+      msg = decodeMessage(bytes);
+    } catch (err) {
+      core.recordMalformed();
+      throw err;
+    }
+    if (msg.type !== 'pushPull' || msg.reply) {
+      this.#counters.framesRefused++;
+      throw new GossipError('ERR_MALFORMED_MESSAGE', 'expected a push-pull request');
+    }
+    const out = this.#pushPullAnswer(core, msg);
+    return this.#packetKey ? seal(this.#packetKey, out) : out;
+  }
+
+  /** The status byte and the reply (or why it was refused) to a push-pull request. */
+  #pushPullAnswer(core: SwimCore, msg: PushPullMessage): Uint8Array {
+    let out: Uint8Array;
+    try {
+      const reply = core.answerPushPull(msg, performance.now());
+      const body = encodeMessage(reply);
+      out = new Uint8Array(body.byteLength + 1);
+      out[0] = PP_OK;
+      out.set(body, 1);
+    } catch (err) {
+      this.#log.warn({ from: msg.from, err: (err as Error).message }, 'push-pull refused');
+      const why = new TextEncoder().encode((err as Error).message);
+      out = new Uint8Array(why.byteLength + 1);
+      out[0] = PP_REFUSED;
+      out.set(why, 1);
+    }
+    this.#flush();
+    return out;
+  }
 
   async #pushPull(target: Multiaddr, req: PushPullMessage, timeoutMs: number): Promise<PushPullMessage> {
     const signal = AbortSignal.timeout(timeoutMs);
@@ -652,21 +797,16 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
     }
     try {
       stream.send(frame(encodeMessage(req)));
-      const reply = await readOneFrame(stream, PUSH_PULL_MAX_FRAME_BYTES, signal);
-      if (reply[0] === PP_REFUSED) {
-        throw new GossipError('ERR_MEMBER_REFUSED', `refused by the remote member: ${new TextDecoder().decode(reply.subarray(1))}`);
-      }
-      if (reply[0] !== PP_OK) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull reply has unknown status ${reply[0]}`);
-      const msg = decodeMessage(reply.subarray(1));
-      if (msg.type !== 'pushPull' || !msg.reply) throw new GossipError('ERR_MALFORMED_MESSAGE', `push-pull answered with a ${msg.type} message`);
-      return msg;
+      return this.#pushPullReply(await readOneFrame(stream, PUSH_PULL_MAX_FRAME_BYTES, signal));
     } finally {
       stream.close().catch(() => { /* the exchange is complete or failed already; closing is best effort */ });
     }
   }
 
   #periodicPushPull(to: Endpoint, req: PushPullMessage): void {
-    this.#pushPull(endpointAddr(to), req, this.#opts.joinTimeoutMs ?? 5000).then((reply) => {
+    const timeoutMs = this.#opts.joinTimeoutMs ?? 5000;
+    const exchange = this.#opts.router?.routes(to) ? this.#pushPullRouted(to, req, timeoutMs) : this.#pushPull(endpointAddr(to), req, timeoutMs);
+    exchange.then((reply) => {
       if (!this.#running || !this.#core) return;
       try {
         this.#core.mergePushPull(reply, performance.now());
@@ -696,21 +836,7 @@ export class GossipPool extends EventEmitter<GossipPoolEvents> {
       stream.abort(new Error('expected a push-pull request'));
       return;
     }
-    let out: Uint8Array;
-    try {
-      const reply = core.answerPushPull(msg, performance.now());
-      const body = encodeMessage(reply);
-      out = new Uint8Array(body.byteLength + 1);
-      out[0] = PP_OK;
-      out.set(body, 1);
-    } catch (err) {
-      this.#log.warn({ from: msg.from, err: (err as Error).message }, 'push-pull refused');
-      const why = new TextEncoder().encode((err as Error).message);
-      out = new Uint8Array(why.byteLength + 1);
-      out[0] = PP_REFUSED;
-      out.set(why, 1);
-    }
-    this.#flush();
+    const out = this.#pushPullAnswer(core, msg);
     try {
       stream.send(frame(out));
       await stream.close();
