@@ -2,6 +2,9 @@
 // its own network namespace (test/support/netns.ts) on the default ports, servers joined by
 // -retry-join on each other's addresses and clients on the servers'. The test process reaches each
 // agent's HTTP API on its namespace address through the host veth, which no fault ever cuts.
+// With --net loopback (loopback.ts) the agents are plain processes on their own 127.x.y.n
+// addresses, advertising a relay front address each (-advertise), so peers reach them only
+// through the harness's relay; the HTTP API is reached on the agent's own address.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -9,6 +12,7 @@ import path from 'node:path';
 import { launcher, trellisEnv } from '../support/paths.ts';
 import { request } from '../support/http.ts';
 import { Netns } from '../support/netns.ts';
+import { LoopbackNet } from './loopback.ts';
 
 export const HTTP_PORT = 8500;
 export const SERVER_PORT = 8300;
@@ -17,6 +21,8 @@ export class ChaosAgent {
   readonly name: string;
   readonly role: 'server' | 'client';
   readonly address: string;
+  /** The address peers know it by: its own (namespaces), or its relay front (loopback). */
+  readonly advertise: string;
   readonly dir: string;
   #child: ChildProcess | undefined;
   #exited: Promise<void> = Promise.resolve();
@@ -24,16 +30,17 @@ export class ChaosAgent {
   paused = false;
   private readonly cluster: ChaosCluster;
 
-  constructor(cluster: ChaosCluster, name: string, role: 'server' | 'client', address: string, dir: string) {
+  constructor(cluster: ChaosCluster, name: string, role: 'server' | 'client', address: string, dir: string, advertise = address) {
     this.cluster = cluster;
     this.name = name;
     this.role = role;
     this.address = address;
+    this.advertise = advertise;
     this.dir = dir;
   }
 
   get url(): string { return `http://${this.address}:${HTTP_PORT}`; }
-  get rpcAddr(): string { return `${this.address}:${SERVER_PORT}`; }
+  get rpcAddr(): string { return `${this.advertise}:${SERVER_PORT}`; }
   get logFile(): string { return path.join(this.dir, 'agent.log'); }
   get pid(): number | undefined { return this.#child?.pid; }
   get running(): boolean { return this.#child !== undefined && this.#child.exitCode === null && this.#child.signalCode === null; }
@@ -48,8 +55,9 @@ export class ChaosAgent {
     }));
     const a = ['agent', '-data-dir', path.join(this.dir, 'data'), '-node', this.name, '-bind', this.address, '-client', this.address,
       '-retry-interval', '1s', '-config-file', cfg, ...(process.env.TRELLIS_CHAOS_LOG_LEVEL ? ['-log-level', process.env.TRELLIS_CHAOS_LOG_LEVEL] : [])];
+    if (this.advertise !== this.address) a.push('-advertise', this.advertise);
     if (this.role === 'server') a.push('-server', '-bootstrap-expect', String(this.cluster.servers.length));
-    for (const s of this.cluster.servers) if (s !== this) a.push('-retry-join', s.address);
+    for (const s of this.cluster.servers) if (s !== this) a.push('-retry-join', s.advertise);
     return a;
   }
 
@@ -115,20 +123,20 @@ for (const sig of ['SIGINT', 'SIGTERM', 'SIGHUP'] as const) {
   process.once(sig, () => {
     for (const c of live) {
       c.killAll();
-      process.stderr.write(`chaos: ${sig}: agents killed, namespaces ${c.net.prefix}-* removed; logs left in ${c.root}\n`);
+      process.stderr.write(`chaos: ${sig}: agents killed, ${c.net instanceof Netns ? `namespaces ${c.net.prefix}-* removed` : 'relay closed with this process'}; logs left in ${c.root}\n`);
     }
   });
 }
 
 export class ChaosCluster {
-  readonly net: Netns;
+  readonly net: Netns | LoopbackNet;
   readonly root: string;
   readonly servers: ChaosAgent[] = [];
   readonly clients: ChaosAgent[] = [];
   readonly plant: string;
   readonly minQuorum: number;
 
-  private constructor(net: Netns, root: string, plant: string, minQuorum: number) {
+  private constructor(net: Netns | LoopbackNet, root: string, plant: string, minQuorum: number) {
     this.net = net;
     this.root = root;
     this.plant = plant;
@@ -141,8 +149,14 @@ export class ChaosCluster {
     return Netns.plan({ members: names, prefix });
   }
 
-  /** Builds the namespaces and the agents' directories (nothing started). */
-  static async create(net: Netns, servers: number, clients: number, plant = '', minQuorum = 0): Promise<ChaosCluster> {
+  /** Plans the loopback addresses and the relay (nothing opened). */
+  static planLoopback(servers: number, clients: number, seed: number): LoopbackNet {
+    const names = [...Array.from({ length: servers }, (_, i) => `s${i + 1}`), ...Array.from({ length: clients }, (_, i) => `c${i + 1}`)];
+    return LoopbackNet.plan(names, seed);
+  }
+
+  /** Builds the namespaces (or opens the relay) and the agents' directories (nothing started). */
+  static async create(net: Netns | LoopbackNet, servers: number, clients: number, plant = '', minQuorum = 0): Promise<ChaosCluster> {
     await net.build();
     const root = fs.mkdtempSync(path.join(os.tmpdir(), `trellis-chaos-${net.prefix}-`));
     const c = new ChaosCluster(net, root, plant, minQuorum);
@@ -150,7 +164,7 @@ export class ChaosCluster {
     for (const m of net.members) {
       const dir = path.join(root, m.name);
       fs.mkdirSync(dir, { recursive: true });
-      const a = new ChaosAgent(c, m.name, m.name.startsWith('s') ? 'server' : 'client', m.address, dir);
+      const a = new ChaosAgent(c, m.name, m.name.startsWith('s') ? 'server' : 'client', m.address, dir, 'advertise' in m ? m.advertise : m.address);
       (a.role === 'server' ? c.servers : c.clients).push(a);
     }
     return c;

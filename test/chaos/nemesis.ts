@@ -8,6 +8,8 @@ import type { ChaosAgent, ChaosCluster } from './cluster.ts';
 import { SERVER_PORT } from './cluster.ts';
 import type { Fault } from './options.ts';
 import { DelayRelay } from './relay.ts';
+import { LoopbackNet } from './loopback.ts';
+import { Netns } from '../support/netns.ts';
 
 export interface FaultEvent {
   fault: Fault;
@@ -32,6 +34,8 @@ export interface FaultEvent {
   detectedMs?: number;
   /** For loss: members an agent declared failed while every member was alive. */
   falseFailures?: string[];
+  /** Loopback mode: datagrams and TCP connections the relay's blocks stopped during the window. */
+  relayBlocked?: number;
 }
 
 export interface NemesisOptions {
@@ -57,6 +61,7 @@ export class Nemesis {
   readonly #probes: Promise<void>[] = [];
   #killed: ChaosAgent[] = [];
   #paused: ChaosAgent[] = [];
+  #relayBlockedAtStart = 0;
 
   constructor(cluster: ChaosCluster, o: NemesisOptions) {
     this.#c = cluster;
@@ -87,7 +92,14 @@ export class Nemesis {
       // Autopilot may have removed a server that was dead for a while (and re-added it as a
       // non-voter): with fewer voters, one more fault can take the quorum away.
       const voters = await this.#c.voters(this.#c.servers.filter((s) => s.running && !s.paused));
+      const loop = this.#c.net instanceof LoopbackNet ? this.#c.net : undefined;
+      this.#relayBlockedAtStart = loop?.blockedTotal() ?? 0;
       const ev = await this.#inject(fault, leaderBefore);
+      if (loop && fault.startsWith('partition')) {
+        ev.detail += loop.style === 'drop'
+          ? '; relay: drop (connections stalled, new ones held)'
+          : '; relay: reject (connections reset, new ones refused)';
+      }
       ev.voters = voters;
       if (voters && voters.length < this.#c.servers.length) ev.detail += ` [only ${voters.length} voters: ${voters.join(',')}]`;
       this.events.push(ev);
@@ -151,13 +163,22 @@ export class Nemesis {
       case 'loss': {
         const pct = rng.range(10, 30);
         await c.net.loss(pct);
-        const ev: FaultEvent = { fault, start, targets: all, detail: `${pct}% packet loss between all members (nft numgen)`, falseFailures: [] };
+        const ev: FaultEvent = {
+          fault, start, targets: all, falseFailures: [],
+          detail: c.net instanceof LoopbackNet
+            ? `${pct}% packet loss between all members (relay: UDP datagrams dropped, TCP chunks delivered a retransmission timeout late)`
+            : `${pct}% packet loss between all members (nft numgen)`,
+        };
         this.#probes.push(this.#watchFalseFailures(ev));
         return ev;
       }
       case 'delay': {
         const delay = rng.range(50, 200);
         const jitter = Math.round(delay / 2);
+        if (c.net instanceof LoopbackNet) {
+          await c.net.setDelay(delay, jitter);
+          return { fault, start, targets: all, detail: `${delay} ms ± ${jitter} ms on every link between members (TCP and UDP), in the loopback relay` };
+        }
         await this.#startDelay(delay, jitter);
         return { fault, start, targets: servers, detail: `${delay} ms ± ${jitter} ms on server-port (Raft, RPC) TCP between servers, via a user-space relay` };
       }
@@ -167,6 +188,8 @@ export class Nemesis {
         const a = c.byName(x);
         const killedAt = performance.now();
         await a.kill();
+        // Loopback: the relay's front for it closes, so peers are refused as by a dead host's ports.
+        if (c.net instanceof LoopbackNet) await c.net.down(x);
         this.#killed.push(a);
         const ev: FaultEvent = { fault, start, targets: [x], detail: `kill -9 ${x}${x === leader ? ' (the leader)' : ''}; restarted at heal` };
         this.#probes.push(this.#watchDetection(ev, a, killedAt));
@@ -189,25 +212,35 @@ export class Nemesis {
     for (const r of this.#relays) { r.delayMs = 0; r.jitterMs = 0; }
     for (const a of this.#paused) a.resume();
     this.#paused = [];
-    for (const a of this.#killed) if (!a.running) a.start();
+    for (const a of this.#killed) {
+      if (a.running) continue;
+      if (c.net instanceof LoopbackNet) await c.net.up(a.name);
+      a.start();
+    }
     this.#killed = [];
     if (!ev) return;
     ev.end = this.#now();
+    if (c.net instanceof LoopbackNet) {
+      ev.relayBlocked = c.net.blockedTotal() - this.#relayBlockedAtStart;
+      if (ev.fault.startsWith('partition')) ev.detail += `; the relay stopped ${ev.relayBlocked} datagrams and connections`;
+    }
     // Evidence that the delayed connections really went through the relay.
-    if (ev.fault === 'delay') ev.detail += `; ${this.#relays.reduce((n, r) => n + r.chunks, 0)} chunks relayed so far`;
+    if (ev.fault === 'delay' && !(c.net instanceof LoopbackNet)) ev.detail += `; ${this.#relays.reduce((n, r) => n + r.chunks, 0)} chunks relayed so far`;
     this.#o.log(`+${(ev.end / 1000).toFixed(1)}s HEAL  ${ev.fault}`);
     this.#probes.push(this.#watchRecovery(ev));
   }
 
   async #startDelay(delay: number, jitter: number): Promise<void> {
     const c = this.#c;
+    const nn = c.net;
+    if (!(nn instanceof Netns)) throw new Error('the delay relay with nft redirects is for network namespaces');
     const rng = this.#o.rng.fork('relay');
     if (this.#relays.length === 0) {
-      for (const s of c.servers) this.#relays.push(await DelayRelay.start(c.net.hostAddress, { host: s.address, port: SERVER_PORT }, () => rng.float()));
+      for (const s of c.servers) this.#relays.push(await DelayRelay.start(nn.hostAddress, { host: s.address, port: SERVER_PORT }, () => rng.float()));
     }
     for (const r of this.#relays) { r.delayMs = delay; r.jitterMs = jitter; }
-    await Promise.all(c.servers.map((s) => c.net.redirect(s.name, c.servers.flatMap((d, j) => (d === s ? [] : [{
-      dest: d.address, port: SERVER_PORT, to: `${c.net.hostAddress}:${this.#relays[j]!.port}`,
+    await Promise.all(c.servers.map((s) => nn.redirect(s.name, c.servers.flatMap((d, j) => (d === s ? [] : [{
+      dest: d.address, port: SERVER_PORT, to: `${nn.hostAddress}:${this.#relays[j]!.port}`,
     }])))));
   }
 

@@ -11,7 +11,13 @@ export const NOT_POSSIBLE: Record<string, string> = {
   netem: 'tc netem: this kernel has no netem qdisc ("Specified qdisc kind is unknown"); use the "delay" fault (a user-space TCP relay) instead',
 };
 
+/** Where the cluster runs: network namespaces, or loopback addresses behind a relay (loopback.ts). */
+export const NETS = ['auto', 'netns', 'loopback'] as const;
+export type NetMode = (typeof NETS)[number];
+
 export interface ChaosOptions {
+  /** auto: namespaces when this machine can make them, else loopback (with a message saying why). */
+  net: NetMode;
   servers: number;
   clients: number;
   durationMs: number;
@@ -46,7 +52,11 @@ export const USAGE = `usage: npm run chaos -- [options]
   --timeout D         client-side operation timeout; past it an op is indeterminate (default 3s)
   --workers N         KV register workers, bound to agents in turn (default: one per agent)
   --out DIR           report directory (default chaos-report/<time>-seed<seed>)
-  --prefix P          network namespace name prefix (default: unique per run)
+  --net MODE          netns: each agent in its own network namespace (needs root, iproute2, nftables);
+                      loopback: each agent on its own 127.x.y.n address, peers reaching it only through
+                      a fault-injecting relay this process runs (no root needed); auto (default):
+                      netns when namespaces can be made here, else loopback, saying why
+  --prefix P          network namespace name prefix (default: unique per run; netns only)
   --min-quorum N      autopilot.min_quorum for the servers (default 0, Consul's: autopilot may remove a
                       server dead for 10 s, leaving fewer voters; N = --servers keeps every voter)
   --plant BUG         run every agent with a planted bug (stale-reads, early-ack): the checkers must fail
@@ -82,7 +92,7 @@ export const SMOKE_FAULTS: Fault[] = ['partition-leader', 'partition', 'kill', '
 /** Parses argv (after `--`). Throws with a message naming the bad input; `help` when --help. */
 export function parseArgs(argv: string[]): ChaosOptions | 'help' {
   const o: ChaosOptions = {
-    servers: 3, clients: 1, durationMs: 60_000, faults: [], seed: Math.floor(Math.random() * 2 ** 31), recoveryMs: 10_000,
+    net: 'auto', servers: 3, clients: 1, durationMs: 60_000, faults: [], seed: Math.floor(Math.random() * 2 ** 31), recoveryMs: 10_000,
     registerWorkers: 0, lockWorkers: 2, counterWorkers: 2, opTimeoutMs: 3000, outDir: '', plant: '', smoke: false, minQuorum: 0,
   };
   let faultsGiven: string | undefined;
@@ -97,6 +107,12 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
     switch (flag) {
       case '-h': case '--help': return 'help';
       case '--smoke': o.smoke = true; break;
+      case '--net': {
+        const v = takeValue() ?? '';
+        if (!(NETS as readonly string[]).includes(v)) throw new Error(`--net ${JSON.stringify(v)}: use one of ${NETS.join(', ')}`);
+        o.net = v as NetMode;
+        break;
+      }
       case '--servers': o.servers = parseInt10(flag, takeValue(), 1, 7); break;
       case '--clients': o.clients = parseInt10(flag, takeValue(), 0, 5); break;
       case '--duration': o.durationMs = parseDuration(flag, takeValue()); break;
@@ -148,8 +164,21 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
       throw new Error(`fault ${f} needs --servers 5 (with 3 servers a majorities ring or bridge is a plain partition)`);
     }
   }
+  if (o.net === 'loopback' && o.prefix !== undefined) throw new Error('--prefix names network namespaces; --net loopback makes none (drop --prefix, or use --net netns)');
   if (o.minQuorum > o.servers) throw new Error(`--min-quorum ${o.minQuorum}: more than --servers ${o.servers}`);
   if (o.registerWorkers === 0) o.registerWorkers = o.servers + o.clients;
   if (o.durationMs < 10_000) throw new Error(`--duration ${o.durationMs} ms: at least 10s (a fault window and its heal)`);
   return o;
+}
+
+/**
+ * The mode a run uses: `unavailable` is why this machine cannot make network namespaces ('' when
+ * it can). An explicit --net netns that cannot work is refused before anything starts; auto falls
+ * back to loopback and says why.
+ */
+export function chooseNet(requested: NetMode, unavailable: string): { mode: 'netns' | 'loopback'; message?: string } {
+  if (requested === 'loopback') return { mode: 'loopback' };
+  if (!unavailable) return { mode: 'netns' };
+  if (requested === 'netns') throw new Error(`--net netns: cannot make network namespaces here: ${unavailable} (use --net loopback: a fault-injecting relay on loopback addresses, no root needed)`);
+  return { mode: 'loopback', message: `network namespaces cannot be made here (${unavailable}): falling back to --net loopback (each agent on its own 127.x.y.n address, peers reaching it through a fault-injecting relay; docs/CHAOS.md)` };
 }

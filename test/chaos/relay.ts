@@ -5,6 +5,14 @@
 // (Netns.redirect), so the agents are unchanged.
 import net from 'node:net';
 
+/**
+ * When a chunk that may leave `waitMs` from now is due, given the previous chunk of its direction was
+ * due at `lastDue`: never before it (a TCP stream stays in order). Shared with loopback.ts's relay.
+ */
+export function orderedDue(lastDue: number, waitMs: number): number {
+  return Math.max(lastDue, Date.now() + Math.max(0, waitMs));
+}
+
 export class DelayRelay {
   delayMs = 0;
   jitterMs = 0;
@@ -52,7 +60,7 @@ export class DelayRelay {
       let pending = 0;
       from.on('data', (chunk: Buffer) => {
         const jitter = this.jitterMs > 0 ? (random() * 2 - 1) * this.jitterMs : 0;
-        const due = Math.max(lastDue, Date.now() + Math.max(0, this.delayMs + jitter));
+        const due = orderedDue(lastDue, this.delayMs + jitter);
         lastDue = due;
         const wait = due - Date.now();
         this.chunks++;

@@ -9,10 +9,11 @@ import { checkLinearizability, type Operation } from '../../packages/raft/src/si
 import { kvModel, type KvInput, type KvOutput } from '../../packages/raft/src/sim/kv.ts';
 import { Rng } from '../../packages/raft/src/sim/rng.ts';
 import { closeIdleSockets } from '../support/http.ts';
-import { ensureNetnsTools, netnsUnavailable } from '../support/netns.ts';
+import { ensureNetnsTools, netnsUnavailable, type Netns } from '../support/netns.ts';
 import { ChaosCluster } from './cluster.ts';
 import { Nemesis } from './nemesis.ts';
-import type { ChaosOptions } from './options.ts';
+import { chooseNet, type ChaosOptions } from './options.ts';
+import { LoopbackNet } from './loopback.ts';
 import { lastFailureAfterHeal, latencySvg, majorityThroughput, markdown, phaseFigures, type ChaosReport } from './report.ts';
 import { CounterWorkload, LockWorkload, RegisterWorkload, checkCounter, lockViolations, type OpSample, type Target, type WorkloadContext } from './workloads.ts';
 
@@ -85,19 +86,38 @@ export interface RunResult {
 }
 
 export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l) => process.stdout.write(`${l}\n`)): Promise<RunResult> {
-  const unavailable = netnsUnavailable();
-  if (unavailable === 'iproute2 (ip) is not installed' || unavailable === 'nftables (nft) is not installed') ensureNetnsTools();
-  const still = netnsUnavailable();
-  if (still) throw new Error(`chaos: cannot run here: ${still}`);
-  // Names are checked (and refused if in use) before anything is made.
-  const plan = ChaosCluster.plan(o.servers, o.clients, o.prefix);
-  const outDir = o.outDir || path.join('chaos-report', `${new Date().toISOString().replace(/[:.]/g, '-')}-seed${o.seed}`);
+  let unavailable = '';
+  if (o.net !== 'loopback') {
+    unavailable = netnsUnavailable();
+    if (unavailable === 'iproute2 (ip) is not installed' || unavailable === 'nftables (nft) is not installed') {
+      try { ensureNetnsTools(); } catch (err) { if (o.net === 'netns') throw err; }
+      unavailable = netnsUnavailable();
+    }
+  }
   const lines: string[] = [];
   const say = (l: string) => { lines.push(l); log(l); };
-  say(`chaos: seed ${o.seed}; ${o.servers} servers + ${o.clients} clients in namespaces ${plan.prefix}-* (${plan.subnet}.0/24); faults ${o.faults.join(', ')}; ${o.durationMs / 1000} s${o.plant ? `; PLANTED BUG ${o.plant}` : ''}`);
+  let net = chooseNet(o.net, unavailable);
+  if (net.message) say(`chaos: ${net.message}`);
+  // Names are checked (and refused if in use) before anything is made.
+  let plan: Netns | LoopbackNet = net.mode === 'netns' ? ChaosCluster.plan(o.servers, o.clients, o.prefix) : ChaosCluster.planLoopback(o.servers, o.clients, o.seed);
+  const outDir = o.outDir || path.join('chaos-report', `${new Date().toISOString().replace(/[:.]/g, '-')}-seed${o.seed}`);
+  const where = (p: Netns | LoopbackNet): string => (p.members.length > 0 && 'advertise' in p.members[0]!
+    ? `on loopback ${p.subnet}.0/24 behind a fault-injecting relay (--net loopback)`
+    : `in namespaces ${p.prefix}-* (${p.subnet}.0/24)`);
+  say(`chaos: seed ${o.seed}; ${o.servers} servers + ${o.clients} clients ${where(plan)}; faults ${o.faults.join(', ')}; ${o.durationMs / 1000} s${o.plant ? `; PLANTED BUG ${o.plant}` : ''}`);
 
   const startedAt = new Date().toISOString();
-  const cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant, o.minQuorum);
+  let cluster: ChaosCluster;
+  try {
+    cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant, o.minQuorum);
+  } catch (err) {
+    // A root that cannot make namespaces after all (a container without CAP_SYS_ADMIN): auto falls back.
+    if (o.net !== 'auto' || net.mode !== 'netns') throw err;
+    net = chooseNet('auto', `building them failed: ${(err as Error).message.split('\n')[0]}`);
+    say(`chaos: ${net.message}`);
+    plan = ChaosCluster.planLoopback(o.servers, o.clients, o.seed);
+    cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant, o.minQuorum);
+  }
   let failed = true;
   try {
     cluster.startAll();
@@ -137,6 +157,12 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
       await nemesis.close();
     }
     const elapsedMs = Math.round(performance.now() - t0);
+    if (cluster.net instanceof LoopbackNet) {
+      const r = cluster.net.stats;
+      say(`chaos: relay: ${r.tcpAccepted} TCP connections (${r.tcpRefused} refused, ${r.tcpCut} cut, ${r.tcpStalled} stalled, ${r.tcpHeld} held by partitions), ` +
+        `${r.tcpChunks} chunks (${r.tcpRetransmitted} late as if lost); ${r.udpForwarded} datagrams forwarded, ${r.udpBlocked} dropped by partitions, ${r.udpLost} by loss; ` +
+        `${r.unknownSource} from unknown sources`);
+    }
 
     // ---- checkers ----
     const history = register.history.operations((input) => input.kind === 'get');
@@ -162,7 +188,7 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
     if (!cv.ok) problems.push(`counter: ${cv.explanation}`);
     if (multi.length > 0) problems.push(`terms with two leaders: ${multi.map(([t]) => t).join(', ')}`);
     const report: ChaosReport = {
-      options: { ...o },
+      options: { ...o, net: net.mode, ...(cluster.net instanceof LoopbackNet ? { relay: cluster.net.stats } : {}) },
       startedAt,
       elapsedMs,
       verdict: {
