@@ -209,7 +209,7 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
     if (conf.voters.length === 1 && conf.voters[0] === this.id && conf.learners.length === 0) {
       for (let i = 0; i < this.opts.electionTicks * 2 && this.core.role !== 'leader'; i++) this.core.tick();
     }
-    this.ticker = this.clock.setInterval(() => { this.core.tick(); this.kick(); }, this.opts.tickMs);
+    this.ticker = this.startTicker();
     this.loopDone = this.loop();
     this.kick();
   }
@@ -473,6 +473,35 @@ export class RaftNode<R = unknown> implements RaftNodeApi<R> {
 
   private persistedHard = { term: 0, vote: '' };
 
+
+  /**
+   * The core's clock. With the real clock, ticks follow elapsed (monotonic) time rather than the
+   * number of times the interval fired: Node runs an interval late when the event loop is busy and
+   * never catches up, so under load a 100 ms tick took 130 ms or more, and election timeouts and
+   * check-quorum stretched with it (a failover that must take < 5 s took 7.1 s on a loaded machine).
+   * hashicorp/raft's timers are wall-clock timers too. A stall longer than an election timeout (a
+   * SIGSTOP, a long GC) counts as one tick short of it, so a node that wakes reads what arrived
+   * meanwhile before its election timer can fire. The simulator's clock keeps one tick per firing.
+   */
+  private startTicker(): unknown {
+    const tickMs = this.opts.tickMs;
+    if (this.clock !== realClock) return this.clock.setInterval(() => { this.core.tick(); this.kick(); }, tickMs);
+    const maxTicks = Math.max(1, this.opts.electionTicks - 1);
+    let last = performance.now();
+    return setInterval(() => {
+      const now = performance.now();
+      let n = Math.floor((now - last) / tickMs);
+      if (n <= 0) return;
+      if (n > maxTicks) {
+        n = maxTicks;
+        last = now;
+      } else {
+        last += n * tickMs;
+      }
+      for (let i = 0; i < n; i++) this.core.tick();
+      this.kick();
+    }, tickMs);
+  }
 
   private onSoftState(leader: NodeId | '', role: string): void {
     const wasLeader = this.leader === this.id;

@@ -18,7 +18,7 @@ class Counter {
 
 interface Member { node: RaftNode<number>; fsm: Counter; log: MemoryLogStore; snaps: MemorySnapshotStore }
 
-async function cluster(ids: string[], opts: { snapshotThreshold?: number; trailingLogs?: number; tickMs?: number } = {}) {
+async function cluster(ids: string[], opts: { snapshotThreshold?: number; trailingLogs?: number; tickMs?: number; electionTicks?: number } = {}) {
   const net = new MemoryNetwork();
   const members = new Map<string, Member>();
   const make = (id: string, log = new MemoryLogStore(id), snaps = new MemorySnapshotStore(), knownPeers?: Record<string, string>) => {
@@ -149,5 +149,35 @@ describe('RaftNode', () => {
     await l.node.transferLeader('d');
     assert.equal(d.node.isLeader(), true);
     assert.equal(await d.node.propose(Buffer.from('two')), 2);
+  });
+
+  test('the election clock follows elapsed time while the event loop runs timers late (check-quorum)', async (t) => {
+    // Election timeout 10 × 50 ms. The followers stop; the leader must step down (check-quorum)
+    // within 1-2 election timeouts of wall time. The event loop meanwhile runs every timer ~150 ms
+    // late (a busy 150 ms turn), as on a loaded machine: counting interval firings, 10 ticks took
+    // 1.5 s and the step-down came 1.5-3 s after the stop; counting elapsed time, within ~1 s.
+    const c = await cluster(['a', 'b', 'c'], { tickMs: 50, electionTicks: 10 });
+    t.after(() => c.stop());
+    const l = await c.leader();
+    await l.node.propose(Buffer.from('x'));
+    const followers = [...c.members.values()].filter((m) => m !== l);
+    await Promise.all(followers.map((m) => m.node.stop()));
+    const stoppedAt = performance.now();
+    let steppedDownMs = Number.NaN;
+    await new Promise<void>((resolve) => {
+      const busy = setInterval(() => {
+        if (!l.node.isLeader()) {
+          steppedDownMs = performance.now() - stoppedAt;
+          clearInterval(busy);
+          resolve();
+          return;
+        }
+        if (performance.now() - stoppedAt > 6000) { clearInterval(busy); resolve(); return; }
+        const until = performance.now() + 150;
+        while (performance.now() < until) { /* a busy event loop */ }
+      }, 1);
+    });
+    assert.ok(Number.isFinite(steppedDownMs), 'the leader did not step down within 6 s of losing its followers');
+    assert.ok(steppedDownMs < 1300, `the leader stepped down ${Math.round(steppedDownMs)} ms after its followers stopped (election timeout 500 ms)`);
   });
 });
