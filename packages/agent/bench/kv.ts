@@ -13,13 +13,14 @@
 // resident memory after 100,000 keys (VmRSS from /proc), for both, and the RSS of an idle server and
 // an idle client agent, run from the bundle (what bin/trellis runs) and from the TypeScript sources.
 //
-// --acl [--rounds 6] runs Trellis alone (issue 17: with ACLs >= 0.9x of the run without): three
-// servers started alike, one without ACLs, one with acl.enabled and default_policy = "deny", and a
-// second one without ACLs as the control (the noise floor: how far two identical servers differ),
-// every request to each carrying the same token (one key_prefix rule). Each row runs in rounds of
-// interleaved slices (XYZZYX, rotating the order); it reports per-round ratios (median and range) of
-// ops/s and of server CPU per operation, and a verdict per row against 0.9x that says when the
-// margin is inside the noise floor. --seconds is then the time per row and server (default 10).
+// --acl [--rounds 6] [--trios 2] runs Trellis alone (issue 17: with ACLs >= 0.9x of the run
+// without): three servers started alike, one without ACLs, one with acl.enabled and default_policy =
+// "deny", and a second one without ACLs as the control (the noise floor: how far two identical
+// servers differ), every request to each carrying the same token (one key_prefix rule), in `trios`
+// fresh sets of processes. Each row runs in rounds of interleaved slices (XYZZYX, rotating the
+// order); it reports per-round ratios (median and confidence interval) of ops/s and of server CPU
+// per operation, and a verdict per row against 0.9x that says when the run cannot tell. --seconds
+// is then the measured time per row and server (default 10).
 // No etcd, startup or idle-RSS phases. See mainAcl.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
@@ -38,13 +39,14 @@ import path from 'node:path';
 import { parseArgs } from 'node:util';
 import { AgentProcess, freePort, launcher, trellisEnv } from '../../../test/support/index.ts';
 import { Cluster, type ServerProc } from '../../../test/cluster/cluster.ts';
+import { roundSlots, spread, verdict, type Spread, type Verdict } from './interleaved.ts';
 
 const VALUE_BYTES = 64;
 const WRITE_CONCURRENCY = [1, 16, 64] as const;
 const READ_CONCURRENCY = [16, 64] as const;
 const STARTUP_RUNS = 5;
 
-interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean; rounds: number }
+interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean; rounds: number; trios: number }
 
 function options(): Options {
   const { values } = parseArgs({
@@ -55,12 +57,13 @@ function options(): Options {
       json: { type: 'boolean', default: false },
       acl: { type: 'boolean', default: false },
       rounds: { type: 'string', default: '6' },
+      trios: { type: 'string', default: '2' },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl [--rounds N (default 6)]] [--json]\n');
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl [--rounds N (default 6)] [--trios N (default 2)]] [--json]\n');
     process.exit(0);
   }
   const seconds = Number(values.seconds);
@@ -71,7 +74,9 @@ function options(): Options {
   if (servers !== 1 && servers !== 3) fail(`--servers must be 1 or 3, got ${JSON.stringify(values.servers)}`);
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) fail(`--rounds must be an integer from 1 to 100, got ${JSON.stringify(values.rounds)}`);
-  return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds };
+  const trios = Number(values.trios);
+  if (!Number.isInteger(trios) || trios < 1 || trios > 10) fail(`--trios must be an integer from 1 to 10, got ${JSON.stringify(values.trios)}`);
+  return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds, trios };
 }
 
 function fail(msg: string): never {
@@ -434,9 +439,7 @@ async function startTrellis(root: string, servers: number): Promise<RunningSyste
 
 const ACL_MANAGEMENT = '6d5c8f1e-2b3a-4c7d-9e0f-1a2b3c4d5e6f';
 /** Keys written once to every server before the read rows, so that all read the same key set. */
-const ACL_READ_KEYS = 10_000;
-/** The six orders of three servers: round r runs PERMS[r % 6] forwards then backwards (XYZZYX). */
-const PERMS = [[0, 1, 2], [1, 2, 0], [2, 0, 1], [0, 2, 1], [2, 1, 0], [1, 0, 2]] as const;
+const ACL_READ_KEYS = 5_000;
 
 /**
  * One server for --acl: -server -bootstrap with a data dir and a config file that differs between
@@ -486,57 +489,18 @@ interface AclRowSystem {
   rounds: RoundCell[];
 }
 
-/**
- * A per-round ratio over the rounds: its median, range, and a distribution-free confidence interval
- * for the median (order statistics x(k) and x(n+1-k), the widest k whose coverage is still >= 95%;
- * with 6 rounds that is the range, 96.9%; with fewer than 6 no k reaches 95% and the range is used).
- */
-interface Spread { median: number; min: number; max: number; ciLow: number; ciHigh: number; ciCoverage: number; values: number[] }
-
 interface AclRow {
   op: string; conc: number;
   none: AclRowSystem; acl: AclRowSystem; control: AclRowSystem;
   /** Per round: ACL ops/s over none's, control's over none's; CPU per op likewise. */
   aclOps: Spread; controlOps: Spread; aclCpu: Spread; controlCpu: Spread;
-  verdict: 'met' | 'NOT met' | 'undecided'; margin: number; noise: number;
-}
-
-function spread(values: number[]): Spread {
-  const s = [...values].sort((a, b) => a - b);
-  const mid = s.length >> 1;
-  const median = s.length % 2 === 1 ? s[mid]! : (s[mid - 1]! + s[mid]!) / 2;
-  const n = s.length;
-  // P(Binomial(n, 1/2) <= j): the chance that at most j of n rounds fall below the true median.
-  const binomCdf = (j: number) => {
-    let sum = 0;
-    let term = 0.5 ** n; // C(n, 0) / 2^n
-    for (let i = 0; i <= j; i++) {
-      sum += term;
-      term = (term * (n - i)) / (i + 1);
-    }
-    return sum;
-  };
-  let k = 1; // 1-based rank from each end
-  while (k + 1 <= n / 2 && 1 - 2 * binomCdf(k) >= 0.95) k++;
-  return { median, min: s[0]!, max: s[n - 1]!, ciLow: s[k - 1]!, ciHigh: s[n - k]!, ciCoverage: 1 - 2 * binomCdf(k - 1), values };
+  /** The median ops/s ratios of each trio of processes alone. */
+  aclOpsByTrio: number[]; controlOpsByTrio: number[];
+  verdict: Verdict; margin: number; noise: number;
 }
 
 const perSec = (c: RoundCell) => c.ops / c.elapsedS;
 const cpuPerOp = (c: RoundCell) => (c.ops > 0 ? (c.cpuS / c.ops) * 1e6 : Number.NaN);
-
-/**
- * The verdict on a row: the target is ACL ops/s >= 0.9x none's. Two things blur the median ACL/none
- * ratio: round-to-round scatter (its confidence interval) and a per-process difference that
- * interleaving cannot remove, measured by the control: |median control/none - 1| (the noise floor).
- * Met: the interval's low end, less the noise floor, is still >= 0.9x. NOT met: its high end plus
- * the noise floor is below 0.9x. Anything else is undecided: this run cannot tell.
- */
-function aclVerdict(aclOps: Spread, controlOps: Spread): { verdict: AclRow['verdict']; margin: number; noise: number } {
-  const noise = Math.abs(controlOps.median - 1);
-  const margin = aclOps.median - 0.9;
-  const verdict = aclOps.ciLow - noise >= 0.9 ? 'met' : aclOps.ciHigh + noise < 0.9 ? 'NOT met' : 'undecided';
-  return { verdict, margin, noise };
-}
 
 /**
  * --acl: three servers started the same way (the same flags and config file but for acl.enabled):
@@ -545,128 +509,163 @@ function aclVerdict(aclOps: Spread, controlOps: Spread): { verdict: AclRow['verd
  * token whose one policy is key_prefix "" { policy = "write" }; servers without ACLs ignore it), so
  * the load generator takes the same path for all three and the difference is the server's ACL work.
  *
- * Each row runs `rounds` rounds; in a round each server gets two slices of seconds/(2*rounds), in the
- * order XYZZYX, and the order goes through all six permutations of the three servers across rounds,
- * so neither drift over a round nor going first favours one. Per round the bench takes ACL/none and
+ * Each row runs `rounds` rounds per trio of processes; in a round each server gets two slices of
+ * seconds/(2*rounds*trios), in the order XYZZYX, the order going through all six permutations of the
+ * three across rounds, so neither drift over a round nor going first favours one. Two identical
+ * server processes differ by several percent for as long as they live (seen in earlier runs and in
+ * the control), which interleaving cannot remove: so the run uses `trios` fresh sets of three
+ * processes one after the other (started in a rotated order), and a process's offset becomes one
+ * more source of the scatter the confidence interval covers. Per round the bench takes ACL/none and
  * control/none of ops/s and of server CPU per operation (utime+stime from /proc); the report gives
- * each ratio's median and range over the rounds. control/none is the noise floor: how far two
- * identical server processes differ in this run, which interleaving cannot remove (it is per process,
- * not per moment). Writes go to distinct keys; before the read rows every server gets the same
- * ACL_READ_KEYS keys, and the reads of a slice follow the same key sequence on each server.
+ * each ratio's median with its confidence interval over all rounds, the median per trio, and a
+ * verdict per row (interleaved.ts). Writes go to distinct keys; before the read rows every server
+ * gets the same ACL_READ_KEYS keys, and the reads of a slice follow the same key sequence on each.
  */
 async function mainAcl(opts: Options): Promise<void> {
   const root = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-kv-acl-'));
   const loadBefore = loadAvg();
   if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
-  const rounds = opts.rounds;
-  const slice = opts.seconds / (2 * rounds);
-  const procs: AgentProcess[] = [];
-  try {
-    note('starting three servers the same way: none (no ACLs), acl (acl.enabled, default deny), control (no ACLs) ...');
-    for (const [name, on] of [['kv-none', false], ['kv-acl', true], ['kv-control', false]] as const) procs.push(await startAclBenchServer(root, name, on));
-    const secret = await makeBenchToken(procs[1]!.ports.http);
-    const names = ['none', 'acl', 'control'] as const;
-    const systems: RunningSystem[] = procs.map((p, i) => ({
-      target: { ...trellisTarget(p.ports.http, secret), name: names[i]! }, pids: [p.pid!], leaderPid: p.pid!, stop: async () => { await p.stop(); },
-    }));
-    // The servers without ACLs take the token's requests as the ACL server does.
-    for (const s of systems) {
-      const agent = new http.Agent();
-      const r = await call(agent, s.target.port, s.target.put('bench/probe', valueFor('bench/probe')));
-      agent.destroy();
-      if (r.status !== 200) throw new Error(`${s.target.name}: a write with the bench token answered ${r.status} ${r.body.toString().slice(0, 200)}`);
-    }
-    for (const s of systems) {
-      note(`${s.target.name}: warm-up writes for ${Math.min(2, opts.seconds)}s`);
-      await runCell(s.target, s.pids, 16, Math.min(2, opts.seconds), (w, q) => {
-        const key = `warm/${w}/${q}`;
-        return { call: s.target.put(key, valueFor(key)) };
-      });
-    }
+  const { rounds, trios } = opts;
+  const slice = opts.seconds / (2 * rounds * trios);
+  const names = ['none', 'acl', 'control'] as const;
+  type Op = (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null };
+  interface RowAcc {
+    label: string; conc: number; perRound: RoundCell[][]; lats: Float64Array[][]; errors: number[]; firstErrors: Array<string | undefined>;
+    /** The trio of each round. */
+    trioOf: number[];
+  }
+  const acc = (label: string, conc: number): RowAcc => ({
+    label, conc, perRound: names.map(() => []), lats: names.map(() => []), errors: names.map(() => 0), firstErrors: names.map(() => undefined), trioOf: [],
+  });
+  const writeRows = WRITE_CONCURRENCY.map((c) => acc('write', c));
+  const readRows = (['read', 'read ?consistent'] as const).flatMap((label) => READ_CONCURRENCY.map((c) => ({ ...acc(label, c), consistent: label !== 'read' })));
+  const readKeys = Array.from({ length: ACL_READ_KEYS }, (_, i) => `read/${String(i).padStart(6, '0')}`);
 
-    type Op = (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null };
-    /** One row: `rounds` rounds of XYZZYX slices; `op(s, round, k)` builds slice k (0, 1) of server s in a round. */
-    const row = async (label: string, c: number, op: (s: RunningSystem, round: number, k: number) => Op): Promise<AclRow> => {
-      const perRound: RoundCell[][] = systems.map(() => []);
-      const lats: Float64Array[][] = systems.map(() => []);
-      const errors = systems.map(() => 0);
-      const firstErrors: Array<string | undefined> = systems.map(() => undefined);
-      note(`${label} c=${c}: ${rounds} rounds of ${slice.toFixed(2)}s slices`);
-      for (let r = 0; r < rounds; r++) {
-        const order = PERMS[r % PERMS.length]!;
-        const cells = systems.map((): RoundCell => ({ ops: 0, elapsedS: 0, cpuS: 0 }));
-        const seen = systems.map(() => 0);
-        for (const i of [...order, ...[...order].reverse()]) {
-          const s = systems[i]!;
-          const res = await runCell(s.target, s.pids, c, slice, op(s, r, seen[i]!++), (sorted) => lats[i]!.push(sorted));
-          cells[i]!.ops += res.ops;
-          cells[i]!.elapsedS += res.elapsedS;
-          cells[i]!.cpuS += res.serverCpuS;
-          errors[i]! += res.errors;
-          firstErrors[i] ??= res.firstError;
-        }
-        for (const [i, cell] of cells.entries()) perRound[i]!.push(cell);
+  /** Round g (numbered across trios) of one row: XYZZYX slices; `op(s, k)` builds slice k (0, 1) of server s. */
+  const round = async (row: RowAcc, systems: RunningSystem[], trio: number, g: number, op: (s: RunningSystem, k: number) => Op) => {
+    const cells = systems.map((): RoundCell => ({ ops: 0, elapsedS: 0, cpuS: 0 }));
+    const seen = systems.map(() => 0);
+    for (const i of roundSlots(g)) {
+      const s = systems[i]!;
+      const res = await runCell(s.target, s.pids, row.conc, slice, op(s, seen[i]!++), (sorted) => row.lats[i]!.push(sorted));
+      cells[i]!.ops += res.ops;
+      cells[i]!.elapsedS += res.elapsedS;
+      cells[i]!.cpuS += res.serverCpuS;
+      row.errors[i]! += res.errors;
+      row.firstErrors[i] ??= res.firstError;
+    }
+    for (const [i, cell] of cells.entries()) row.perRound[i]!.push(cell);
+    row.trioOf.push(trio);
+  };
+
+  /** One trio of fresh processes: started, given the token, warmed up, every row's rounds, stopped. */
+  const runTrio = async (trio: number) => {
+    const procs: AgentProcess[] = [];
+    try {
+      // Started in a rotated order (none, acl, control; then acl, control, none; ...).
+      for (let j = 0; j < 3; j++) {
+        const i = (j + trio) % 3;
+        note(`trio ${trio + 1}/${trios}: starting ${names[i]}`);
+        procs[i] = await startAclBenchServer(root, `kv-${names[i]}-${trio + 1}`, i === 1);
       }
-      const sys = (i: number): AclRowSystem => {
-        const rs = perRound[i]!;
-        const ops = rs.reduce((a, x) => a + x.ops, 0);
-        const el = rs.reduce((a, x) => a + x.elapsedS, 0);
-        const cpu = rs.reduce((a, x) => a + x.cpuS, 0);
-        const all = new Float64Array(lats[i]!.reduce((a, x) => a + x.length, 0));
-        let off = 0;
-        for (const l of lats[i]!) { all.set(l, off); off += l.length; }
-        all.sort();
-        return { opsPerSec: ops / el, cpuUsPerOp: ops > 0 ? (cpu / ops) * 1e6 : Number.NaN, p50Ms: percentile(all, 0.5), p99Ms: percentile(all, 0.99), errors: errors[i]!, firstError: firstErrors[i], rounds: rs };
-      };
-      const [none, acl, control] = [sys(0), sys(1), sys(2)];
-      const ratios = (f: (c: RoundCell) => number, i: number) => spread(perRound[i]!.map((x, r) => f(x) / f(perRound[0]![r]!)));
-      const aclOps = ratios(perSec, 1);
-      const controlOps = ratios(perSec, 2);
-      return { op: label, conc: c, none, acl, control, aclOps, controlOps, aclCpu: ratios(cpuPerOp, 1), controlCpu: ratios(cpuPerOp, 2), ...aclVerdict(aclOps, controlOps) };
-    };
-
-    const rows: AclRow[] = [];
-    for (const c of WRITE_CONCURRENCY) {
-      rows.push(await row('write', c, (s, r, k) => (w, q) => {
-        const key = `bench/w${c}/${r}${k}/${w}/${String(q).padStart(7, '0')}`;
-        return { call: s.target.put(key, valueFor(key)) };
+      const secret = await makeBenchToken(procs[1]!.ports.http);
+      const systems: RunningSystem[] = procs.map((p, i) => ({
+        target: { ...trellisTarget(p.ports.http, secret), name: names[i]! }, pids: [p.pid!], leaderPid: p.pid!, stop: async () => { await p.stop(); },
       }));
-    }
-    note(`writing the same ${ACL_READ_KEYS} keys to every server for the read rows`);
-    const readKeys = Array.from({ length: ACL_READ_KEYS }, (_, i) => `read/${String(i).padStart(6, '0')}`);
-    for (const s of systems) {
-      let next = 0;
-      const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
-      await Promise.all(Array.from({ length: 64 }, async () => {
-        while (next < readKeys.length) {
-          const key = readKeys[next++]!;
-          const r = await call(agent, s.target.port, s.target.put(key, valueFor(key)));
-          if (r.status !== 200) throw new Error(`${s.target.name}: writing ${key} answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+      // The servers without ACLs take the token's requests as the ACL server does.
+      for (const s of systems) {
+        const agent = new http.Agent();
+        const r = await call(agent, s.target.port, s.target.put('bench/probe', valueFor('bench/probe')));
+        agent.destroy();
+        if (r.status !== 200) throw new Error(`${s.target.name}: a write with the bench token answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+      }
+      for (const i of roundSlots(trio).slice(0, 3)) {
+        const s = systems[i]!;
+        note(`trio ${trio + 1}/${trios}: ${s.target.name}: warm-up writes for ${Math.min(2, opts.seconds)}s`);
+        await runCell(s.target, s.pids, 16, Math.min(2, opts.seconds), (w, q) => {
+          const key = `warm/${w}/${q}`;
+          return { call: s.target.put(key, valueFor(key)) };
+        });
+      }
+      for (const row of writeRows) {
+        note(`trio ${trio + 1}/${trios}: write c=${row.conc}: ${rounds} rounds of ${slice.toFixed(2)}s slices`);
+        for (let r = 0; r < rounds; r++) {
+          const g = trio * rounds + r;
+          await round(row, systems, trio, g, (s, k) => (w, q) => {
+            const key = `bench/w${row.conc}/${g}${k}/${w}/${String(q).padStart(7, '0')}`;
+            return { call: s.target.put(key, valueFor(key)) };
+          });
         }
-      }));
-      agent.destroy();
-    }
-    for (const [label, build] of [['read', (s: RunningSystem) => s.target.get], ['read ?consistent', (s: RunningSystem) => s.target.getConsistent]] as const) {
-      for (const c of READ_CONCURRENCY) {
-        rows.push(await row(label, c, (s, r, k) => {
-          // The same pseudo-random key sequence for every server in the same slot of a round.
-          let rnd = 12345 + r * 2 + k;
-          let i = 0;
-          return () => {
-            rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
-            const key = readKeys[rnd % readKeys.length]!;
-            const verify = (i++ % 100) === 0;
-            return { call: build(s)(key), check: verify ? (_st, body) => (s.target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined };
-          };
+      }
+      note(`trio ${trio + 1}/${trios}: writing the same ${ACL_READ_KEYS} keys to every server for the read rows`);
+      for (const s of systems) {
+        let next = 0;
+        const agent = new http.Agent({ keepAlive: true, maxSockets: 64 });
+        await Promise.all(Array.from({ length: 64 }, async () => {
+          while (next < readKeys.length) {
+            const key = readKeys[next++]!;
+            const r = await call(agent, s.target.port, s.target.put(key, valueFor(key)));
+            if (r.status !== 200) throw new Error(`${s.target.name}: writing ${key} answered ${r.status} ${r.body.toString().slice(0, 200)}`);
+          }
         }));
+        agent.destroy();
       }
+      for (const row of readRows) {
+        note(`trio ${trio + 1}/${trios}: ${row.label} c=${row.conc}: ${rounds} rounds of ${slice.toFixed(2)}s slices`);
+        for (let r = 0; r < rounds; r++) {
+          const g = trio * rounds + r;
+          await round(row, systems, trio, g, (s, k) => {
+            // The same pseudo-random key sequence for every server in the same slot of a round.
+            let rnd = 12345 + g * 2 + k;
+            let i = 0;
+            const build = row.consistent ? s.target.getConsistent : s.target.get;
+            return () => {
+              rnd = (Math.imul(rnd, 1103515245) + 12345) >>> 0;
+              const key = readKeys[rnd % readKeys.length]!;
+              const verify = (i++ % 100) === 0;
+              return { call: build(key), check: verify ? (_st, body) => (s.target.verifyGet(body, valueFor(key)) ? null : `wrong or missing value for ${key}`) : undefined };
+            };
+          });
+        }
+      }
+    } finally {
+      for (const p of procs) await p?.stop();
     }
+  };
 
+  const finish = (row: RowAcc): AclRow => {
+    const sys = (i: number): AclRowSystem => {
+      const rs = row.perRound[i]!;
+      const ops = rs.reduce((a, x) => a + x.ops, 0);
+      const el = rs.reduce((a, x) => a + x.elapsedS, 0);
+      const cpu = rs.reduce((a, x) => a + x.cpuS, 0);
+      const all = new Float64Array(row.lats[i]!.reduce((a, x) => a + x.length, 0));
+      let off = 0;
+      for (const l of row.lats[i]!) { all.set(l, off); off += l.length; }
+      all.sort();
+      return { opsPerSec: ops / el, cpuUsPerOp: ops > 0 ? (cpu / ops) * 1e6 : Number.NaN, p50Ms: percentile(all, 0.5), p99Ms: percentile(all, 0.99), errors: row.errors[i]!, firstError: row.firstErrors[i], rounds: rs };
+    };
+    const perRoundRatio = (f: (c: RoundCell) => number, i: number) => row.perRound[i]!.map((x, r) => f(x) / f(row.perRound[0]![r]!));
+    const byTrio = (values: number[]) => Array.from({ length: trios }, (_, t) => spread(values.filter((_, r) => row.trioOf[r] === t)).median);
+    const aclOpsR = perRoundRatio(perSec, 1);
+    const controlOpsR = perRoundRatio(perSec, 2);
+    const aclOps = spread(aclOpsR);
+    const controlOps = spread(controlOpsR);
+    return {
+      op: row.label, conc: row.conc, none: sys(0), acl: sys(1), control: sys(2), aclOps, controlOps,
+      aclCpu: spread(perRoundRatio(cpuPerOp, 1)), controlCpu: spread(perRoundRatio(cpuPerOp, 2)),
+      aclOpsByTrio: byTrio(aclOpsR), controlOpsByTrio: byTrio(controlOpsR), ...verdict(aclOps, controlOps, 0.9),
+    };
+  };
+
+  try {
+    for (let t = 0; t < trios; t++) await runTrio(t);
+    const rows = [...writeRows, ...readRows].map(finish);
     const loadAfter = loadAvg();
     const errs = rows.flatMap((r) => [r.none, r.acl, r.control]).filter((x) => x.errors > 0).map((x) => x.firstError);
     if (errs.length > 0) process.exitCode = 1;
     if (opts.json) {
-      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, seconds: opts.seconds, rounds, sliceSeconds: slice, rows }, null, 2)}\n`);
+      process.stdout.write(`${JSON.stringify({ date: new Date().toISOString(), loadBefore, loadAfter, seconds: opts.seconds, rounds, trios, sliceSeconds: slice, rows }, null, 2)}\n`);
       return;
     }
     const x = (v: number) => `${v.toFixed(2)}x`;
@@ -677,14 +676,15 @@ async function mainAcl(opts: Options): Promise<void> {
       const widths = head.map((_, i) => Math.max(...all.map((r) => r[i]!.length)));
       return all.map((r) => r.map((cell, i) => (i < 2 ? cell.padEnd(widths[i]!) : cell.padStart(widths[i]!))).join('  '));
     };
+    const n = rounds * trios;
     const lines = [
       `Trellis KV benchmark, ACL row  ${new Date().toISOString()}`,
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
-      'servers: three trellis agent -server -bootstrap -data-dir, started alike (the same flags and config file but for acl.enabled), all running throughout:',
+      `servers: ${trios} trio(s), one after the other, of three trellis agent -server -bootstrap -data-dir started alike (the same flags and config file but for acl.enabled):`,
       '  none = no ACLs; acl = acl.enabled, default_policy "deny"; control = no ACLs (a second identical server: the noise floor)',
       'requests: every one to every server carries X-Consul-Token = a token whose one policy is key_prefix "" { policy = "write" } (servers without ACLs ignore it)',
       `load: closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; writes to distinct keys; reads of the same ${ACL_READ_KEYS.toLocaleString('en-US')} keys on every server`,
-      `rounds: ${rounds} per row; in a round each server gets two ${slice.toFixed(2)} s slices in the order XYZZYX, the order rotating through the six permutations; ${(2 * rounds * slice).toFixed(1)} s per row and server`,
+      `rounds: ${rounds} per row and trio; in a round each server gets two ${slice.toFixed(2)} s slices in the order XYZZYX, the order rotating through the six permutations; ${(2 * n * slice).toFixed(1)} s per row and server`,
       `load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed' : ''}`,
       '',
       'totals over all rounds (cpu us/op: the server process\'s utime+stime per operation):',
@@ -693,18 +693,18 @@ async function mainAcl(opts: Options): Promise<void> {
           fmtOps(r.acl.opsPerSec), fmtMs(r.acl.p50Ms), fmtMs(r.acl.p99Ms), us(r.acl.cpuUsPerOp), fmtOps(r.control.opsPerSec), us(r.control.cpuUsPerOp),
           `${r.none.errors}/${r.acl.errors}/${r.control.errors}`])),
       '',
-      `ratios per round: median of ${rounds} [its ${(rows[0]!.aclOps.ciCoverage * 100).toFixed(1)}% confidence interval, order statistics${rows[0]!.aclOps.ciLow === rows[0]!.aclOps.min && rows[0]!.aclOps.ciHigh === rows[0]!.aclOps.max ? ': the range' : ''}]`,
-      ...table(['op', 'conc', 'ops/s acl/none', 'ops/s control/none', 'cpu/op acl/none', 'cpu/op control/none'],
-        rows.map((r) => [r.op, String(r.conc), sp(r.aclOps), sp(r.controlOps), sp(r.aclCpu), sp(r.controlCpu)])),
+      `ratios per round: median of ${n} [its ${(rows[0]!.aclOps.ciCoverage * 100).toFixed(1)}% confidence interval, order statistics${rows[0]!.aclOps.ciLow === rows[0]!.aclOps.min && rows[0]!.aclOps.ciHigh === rows[0]!.aclOps.max ? ': the range' : ''}]; then the ops/s medians per trio`,
+      ...table(['op', 'conc', 'ops/s acl/none', 'ops/s control/none', 'cpu/op acl/none', 'cpu/op control/none', 'acl/none by trio', 'control/none by trio'],
+        rows.map((r) => [r.op, String(r.conc), sp(r.aclOps), sp(r.controlOps), sp(r.aclCpu), sp(r.controlCpu),
+          r.aclOpsByTrio.map((v) => v.toFixed(2)).join(' '), r.controlOpsByTrio.map((v) => v.toFixed(2)).join(' ')])),
       '',
       'issue 17 target: acl ops/s >= 0.9x none. met: the interval\'s low end minus the noise floor (|control/none median - 1|) >= 0.9x;',
       'NOT met: its high end plus the noise floor < 0.9x; otherwise undecided (this run cannot tell):',
-      ...rows.map((r) => `  ${`${r.op} c=${r.conc}:`.padEnd(25)} ${x(r.aclOps.median)} [${r.aclOps.ciLow.toFixed(2)}-${r.aclOps.ciHigh.toFixed(2)}], noise floor ${r.noise.toFixed(2)}: ${r.verdict === 'undecided' ? 'undecided' : r.verdict}; cpu/op acl/none ${x(r.aclCpu.median)} (control ${x(r.controlCpu.median)})`),
+      ...rows.map((r) => `  ${`${r.op} c=${r.conc}:`.padEnd(25)} ${x(r.aclOps.median)} [${r.aclOps.ciLow.toFixed(2)}-${r.aclOps.ciHigh.toFixed(2)}], noise floor ${r.noise.toFixed(2)}: ${r.verdict}; cpu/op acl/none ${x(r.aclCpu.median)} (control ${x(r.controlCpu.median)})`),
     ];
     if (errs.length > 0) lines.push('', `ERRORS (first of each server and row): ${errs.join(' | ')}`);
     process.stdout.write(`${lines.join('\n')}\n`);
   } finally {
-    for (const p of procs.reverse()) await p.stop();
     fs.rmSync(root, { recursive: true, force: true });
   }
 }
