@@ -17,8 +17,8 @@
 // ports are closed, so peers are refused as a dead host's ports refuse them). How each reaches the
 // wire is in docs/CHAOS.md ("Loopback mode"):
 // - a blocked link drops its UDP datagrams; a TCP connection between two members stops when either
-//   direction is blocked (as over IP, where a one-way drop also loses the ACKs). Two styles, chosen
-//   per fault by a seeded stream: `drop` stalls existing connections (neither side is read or
+//   direction is blocked (as over IP, where a one-way drop also loses the ACKs). Two styles, the
+//   first partition's drawn from the seed and later ones alternating: `drop` stalls existing connections (neither side is read or
 //   written until the heal, then they carry on, like TCP over a silent network) and holds new ones
 //   unconnected until the heal; `reject` resets existing connections at once (cut) and resets new
 //   ones as they arrive (as nft `reject with tcp reset` would).
@@ -171,6 +171,7 @@ export class LoopbackNet {
   readonly #timers = new Set<NodeJS.Timeout>();
   #grudge: Grudge = new Map();
   #lossPercent = 0;
+  #partitions = 0;
   #destroyed = false;
 
   private constructor(subnet: string, names: string[], rng: Rng) {
@@ -230,7 +231,12 @@ export class LoopbackNet {
       for (const x of v) this.member(x);
     }
     const blocking = [...grudge.values()].some((s) => s.size > 0);
-    if (blocking && ![...this.#grudge.values()].some((s) => s.size > 0)) this.style = this.styleOverride ?? (this.#rng.chance(0.5) ? 'drop' : 'reject');
+    if (blocking && ![...this.#grudge.values()].some((s) => s.size > 0)) {
+      // The first partition's style is drawn; later ones alternate, so a run with two partitions has both.
+      this.#partitions++;
+      const drawn: PartitionStyle = this.#partitions === 1 ? (this.#rng.chance(0.5) ? 'drop' : 'reject') : this.style === 'drop' ? 'reject' : 'drop';
+      this.style = this.styleOverride ?? drawn;
+    }
     this.#grudge = new Map([...grudge].map(([k, v]) => [k, new Set(v)]));
     this.#applyToConnections();
   }
