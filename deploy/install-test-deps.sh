@@ -13,3 +13,5 @@ if [ ${#need[@]} -gt 0 ]; then
 fi
 # iproute2 and nftables for the network-namespace suites (test/chaos): their own script, also run by npm run chaos.
 bash "$(dirname "$0")/install-netns-deps.sh"
+# gcc and libfaketime for the chaos harness's disk-stall and clock-step faults: their own script, also run by npm run chaos.
+bash "$(dirname "$0")/install-host-fault-deps.sh"

@@ -26,7 +26,10 @@ test('options: bad input is refused with a message naming it', () => {
   assert.throws(() => parseArgs(['--faults', 'partition,wobble']), /unknown fault "wobble"; known: partition/);
   assert.throws(() => parseArgs(['--duration', '120']), /a duration needs a unit .* e\.g\. 120s/);
   assert.throws(() => parseArgs(['--duration', 'soon']), /not a duration/);
-  assert.throws(() => parseArgs(['--faults', 'disk']), /not possible on this machine: disk stalls are not implemented: this kernel has no device-mapper/);
+  assert.throws(() => parseArgs(['--faults', 'disk']), /unknown fault "disk": did you mean disk-stall/);
+  assert.throws(() => parseArgs(['--faults', 'clock']), /unknown fault "clock": did you mean clock-step/);
+  assert.deepEqual((parseArgs(['--faults', 'disk-stall,clock-step']) as { faults: string[] }).faults, ['disk-stall', 'clock-step']);
+  assert.ok(!(parseArgs([]) as { faults: string[] }).faults.includes('disk-stall'), 'host faults run only when named');
   assert.throws(() => parseArgs(['--faults', 'netem']), /no netem qdisc/);
   assert.throws(() => parseArgs(['--servers', '4']), /use 3 or 5/);
   assert.throws(() => parseArgs(['--faults', 'partition-ring']), /needs --servers 5/);

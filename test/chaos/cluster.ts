@@ -13,6 +13,7 @@ import { launcher, trellisEnv } from '../support/paths.ts';
 import { request } from '../support/http.ts';
 import { Netns } from '../support/netns.ts';
 import { LoopbackNet } from './loopback.ts';
+import { HostFaults } from './hostFaults.ts';
 
 export const HTTP_PORT = 8500;
 export const SERVER_PORT = 8300;
@@ -70,7 +71,7 @@ export class ChaosAgent {
       // detached: its own process group; `ip netns exec` execs the launcher, which execs Node, so
       // the pid is the agent's.
       this.#child = this.cluster.net.spawn(this.name, launcher, this.args(), {
-        cwd: this.dir, env: trellisEnv({ TRELLIS_CHAOS_PLANT: this.cluster.plant || undefined }), stdio: ['ignore', fd, fd], detached: true,
+        cwd: this.dir, env: trellisEnv({ TRELLIS_CHAOS_PLANT: this.cluster.plant || undefined, ...this.cluster.hostFaults.env(this) }), stdio: ['ignore', fd, fd], detached: true,
       });
     } finally {
       fs.closeSync(fd);
@@ -135,6 +136,8 @@ export class ChaosCluster {
   readonly clients: ChaosAgent[] = [];
   readonly plant: string;
   readonly minQuorum: number;
+  /** disk-stall / clock-step: the LD_PRELOAD libraries agents start with (hostFaults.ts); none by default. */
+  hostFaults = new HostFaults({});
 
   private constructor(net: Netns | LoopbackNet, root: string, plant: string, minQuorum: number) {
     this.net = net;

@@ -10,6 +10,7 @@ import type { Fault } from './options.ts';
 import { DelayRelay } from './relay.ts';
 import { LoopbackNet } from './loopback.ts';
 import { Netns } from '../support/netns.ts';
+import { appliedIndex, observedClockSkewS } from './hostFaults.ts';
 
 export interface FaultEvent {
   fault: Fault;
@@ -36,6 +37,10 @@ export interface FaultEvent {
   falseFailures?: string[];
   /** Loopback mode: datagrams and TCP connections the relay's blocks stopped during the window. */
   relayBlocked?: number;
+  /** disk-stall: evidence it happened (hostFaults.ts): calls the shim held, applied Raft indexes at stall and heal. */
+  stall?: { calls: number; holdingAtHeal: number; target: [number | null, number | null]; others: Record<string, [number | null, number | null]> };
+  /** clock-step: the offset written, and the skew the agent's HTTP Date header showed during the window. */
+  clock?: { offsetS: number; observedSkewS: number | null };
 }
 
 export interface NemesisOptions {
@@ -61,6 +66,8 @@ export class Nemesis {
   readonly #probes: Promise<void>[] = [];
   #killed: ChaosAgent[] = [];
   #paused: ChaosAgent[] = [];
+  #stalled: Array<{ a: ChaosAgent; ev: FaultEvent; heldBefore: number }> = [];
+  #stepped: ChaosAgent[] = [];
   #relayBlockedAtStart = 0;
 
   constructor(cluster: ChaosCluster, o: NemesisOptions) {
@@ -103,7 +110,7 @@ export class Nemesis {
       ev.voters = voters;
       if (voters && voters.length < this.#c.servers.length) ev.detail += ` [only ${voters.length} voters: ${voters.join(',')}]`;
       this.events.push(ev);
-      if (leaderBefore && ev.targets.length === 1 && ev.targets[0] === leaderBefore && fault !== 'partition-oneway') {
+      if (leaderBefore && ev.targets.length === 1 && ev.targets[0] === leaderBefore && fault !== 'partition-oneway' && fault !== 'clock-step') {
         this.#probes.push(this.#watchFailover(ev, leaderBefore));
       }
       o.log(`+${(ev.start / 1000).toFixed(1)}s FAULT ${fault}: ${ev.detail}`);
@@ -202,6 +209,38 @@ export class Nemesis {
         this.#paused.push(a);
         return { fault, start, targets: [x], detail: `SIGSTOP ${x}${x === leader ? ' (the leader)' : ''}; SIGCONT at heal` };
       }
+      case 'disk-stall': {
+        const x = leader && rng.chance(0.6) ? leader : rng.pick(servers);
+        const a = c.byName(x);
+        const before = await this.#applied();
+        const heldBefore = c.hostFaults.stallCounts(a).held;
+        c.hostFaults.setStall(a, true);
+        const ev: FaultEvent = {
+          fault, start, targets: [x],
+          detail: `disk stall on ${x}${x === leader ? ' (the leader)' : ''}: its writes and syncs under its data directory held (LD_PRELOAD shim) until the heal`,
+          stall: { calls: 0, holdingAtHeal: 0, target: [before[x] ?? null, null], others: Object.fromEntries(servers.filter((n) => n !== x).map((n) => [n, [before[n] ?? null, null]])) },
+        };
+        this.#stalled.push({ a, ev, heldBefore });
+        return ev;
+      }
+      case 'clock-step': {
+        const x = leader && rng.chance(0.5) ? leader : rng.pick(all);
+        const a = c.byName(x);
+        // Seconds to minutes, either way.
+        const offsetS = (rng.chance(0.5) ? 1 : -1) * rng.pick([5, 15, 30, 60, 120, 300]);
+        c.hostFaults.setClockOffset(a, offsetS);
+        this.#stepped.push(a);
+        const ev: FaultEvent = {
+          fault, start, targets: [x], clock: { offsetS, observedSkewS: null },
+          detail: `wall clock of ${x}${x === leader ? ' (the leader)' : ''} stepped ${offsetS > 0 ? '+' : ''}${offsetS} s (libfaketime; monotonic clock untouched); stepped back at heal`,
+        };
+        // libfaketime re-reads the offset within 1 s, Node's Date header within 1 s more.
+        this.#probes.push((async () => {
+          await new Promise((r) => setTimeout(r, 2500));
+          if (ev.end === undefined) ev.clock!.observedSkewS = (await observedClockSkewS(a.url)) ?? null;
+        })());
+        return ev;
+      }
     }
   }
 
@@ -209,6 +248,26 @@ export class Nemesis {
   async heal(ev?: FaultEvent): Promise<void> {
     const c = this.#c;
     await c.net.heal();
+    if (this.#stalled.length > 0) {
+      // Evidence first, while the disk is still stalled: the applied indexes, the calls held.
+      const now = await this.#applied();
+      for (const { a, ev: sev, heldBefore } of this.#stalled) {
+        const st = sev.stall!;
+        const counts = c.hostFaults.stallCounts(a);
+        st.calls = counts.held - heldBefore;
+        st.holdingAtHeal = counts.holding;
+        st.target[1] = now[a.name] ?? null;
+        for (const n of Object.keys(st.others)) st.others[n]![1] = now[n] ?? null;
+        const d = (p: [number | null, number | null]): string => (p[0] === null || p[1] === null ? '?' : `+${p[1] - p[0]}`);
+        sev.detail += `; ${st.calls} writes/syncs held (${st.holdingAtHeal} still held at heal); applied index during the stall: ${a.name} ${d(st.target)}, ` +
+          Object.entries(st.others).map(([n, p]) => `${n} ${d(p)}`).join(', ');
+        c.hostFaults.setStall(a, false);
+      }
+      this.#stalled = [];
+    }
+    for (const a of this.#stepped) c.hostFaults.setClockOffset(a, 0);
+    if (ev?.clock) ev.detail += `; its HTTP Date header showed ${ev.clock.observedSkewS === null ? 'no answer' : `${ev.clock.observedSkewS > 0 ? '+' : ''}${ev.clock.observedSkewS} s`} during the step`;
+    this.#stepped = [];
     for (const r of this.#relays) { r.delayMs = 0; r.jitterMs = 0; }
     for (const a of this.#paused) a.resume();
     this.#paused = [];
@@ -328,6 +387,12 @@ export class Nemesis {
     }
     ev.falseFailures = [...seen];
     if (everLeftover.size > 0) ev.detail += `; already failed when the loss began (an earlier fault's, not counted): ${[...everLeftover].join(', ')}`;
+  }
+
+  /** Every server's applied Raft index (null: no answer within 1 s). */
+  async #applied(): Promise<Record<string, number | null>> {
+    const vals = await Promise.all(this.#c.servers.map(async (s) => [s.name, (await appliedIndex(s.url)) ?? null] as const));
+    return Object.fromEntries(vals);
   }
 
   async close(): Promise<void> {

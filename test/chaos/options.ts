@@ -1,15 +1,22 @@
 // The chaos run's options and their parsing: every bad input is refused here, before anything is
 // started (no namespace, no process). `npm run chaos -- --help` prints USAGE.
 
-export const FAULTS = ['partition', 'partition-oneway', 'partition-leader', 'partition-ring', 'partition-bridge', 'loss', 'delay', 'kill', 'pause'] as const;
+export const FAULTS = ['partition', 'partition-oneway', 'partition-leader', 'partition-ring', 'partition-bridge', 'loss', 'delay', 'kill', 'pause', 'disk-stall', 'clock-step'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /** Faults from the issue that this harness knows but cannot inject on this machine, and why. */
 export const NOT_POSSIBLE: Record<string, string> = {
-  clock: 'clock steps are not implemented: the agent reads the system clock (Date.now), CLOCK_REALTIME cannot be set per process or per time namespace, and a libfaketime (LD_PRELOAD) wrapper was not tried',
-  disk: 'disk stalls are not implemented: this kernel has no device-mapper (no dm-delay / dm-flakey), and a stalling FUSE filesystem would need a FUSE library that is not installed; "pause" (SIGSTOP) is the closest fault',
   netem: 'tc netem: this kernel has no netem qdisc ("Specified qdisc kind is unknown"); use the "delay" fault (a user-space TCP relay) instead',
 };
+
+/** Short names people try, and the fault they mean. */
+const DID_YOU_MEAN: Record<string, string> = {
+  clock: 'clock-step (one agent\'s wall clock stepped by seconds to minutes, through libfaketime)',
+  disk: 'disk-stall (one server\'s writes and syncs to its data directory held, through an LD_PRELOAD shim)',
+};
+
+/** Faults that need LD_PRELOAD libraries in the agents (hostFaults.ts): only run when named in --faults. */
+export const HOST_FAULTS: readonly Fault[] = ['disk-stall', 'clock-step'];
 
 /** Where the cluster runs: network namespaces, or loopback addresses behind a relay (loopback.ts). */
 export const NETS = ['auto', 'netns', 'loopback'] as const;
@@ -46,7 +53,8 @@ export const USAGE = `usage: npm run chaos -- [options]
   --servers N         server agents (3 or 5; default 3)
   --clients N         client agents (default 1)
   --duration D        how long faults are injected, with a unit: 90s, 2m, 30m (default 60s)
-  --faults a,b,...    from: ${FAULTS.join(', ')} (default: all that fit the cluster size)
+  --faults a,b,...    from: ${FAULTS.join(', ')} (default: all that fit the cluster size, except
+                      disk-stall and clock-step, which need gcc / libfaketime and are run when named)
   --seed N            schedule seed (default: random, printed)
   --recovery D        load after the last heal (default 10s)
   --timeout D         client-side operation timeout; past it an op is indeterminate (default 3s)
@@ -61,7 +69,7 @@ export const USAGE = `usage: npm run chaos -- [options]
                       server dead for 10 s, leaving fewer voters; N = --servers keeps every voter)
   --plant BUG         run every agent with a planted bug (stale-reads, early-ack): the checkers must fail
   --smoke             the CI preset: 3 servers, 1 client, 45s, partition-leader,partition,kill,pause,loss
-Not possible on this machine: ${Object.keys(NOT_POSSIBLE).join(', ')} (named in the error if asked for).`;
+Not possible on this machine: netem (named in the error if asked for).`;
 
 /** A duration with a unit (ms, s, m, h); a bare number is refused (is 30 seconds or minutes?). */
 export function parseDuration(flag: string, v: string | undefined): number {
@@ -84,7 +92,7 @@ function parseInt10(flag: string, v: string | undefined, min: number, max: numbe
 }
 
 export function defaultFaults(servers: number): Fault[] {
-  return FAULTS.filter((f) => servers >= 5 || (f !== 'partition-ring' && f !== 'partition-bridge'));
+  return FAULTS.filter((f) => !HOST_FAULTS.includes(f) && (servers >= 5 || (f !== 'partition-ring' && f !== 'partition-bridge')));
 }
 
 export const SMOKE_FAULTS: Fault[] = ['partition-leader', 'partition', 'kill', 'pause', 'loss'];
@@ -151,6 +159,7 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
     const names = faultsGiven.split(',').map((s) => s.trim()).filter(Boolean);
     if (names.length === 0) throw new Error('--faults needs at least one fault name');
     for (const n of names) {
+      if (n in DID_YOU_MEAN) throw new Error(`unknown fault ${JSON.stringify(n)}: did you mean ${DID_YOU_MEAN[n]}?`);
       if (n in NOT_POSSIBLE) throw new Error(`fault ${JSON.stringify(n)} is not possible on this machine: ${NOT_POSSIBLE[n]}`);
       if (!(FAULTS as readonly string[]).includes(n)) throw new Error(`unknown fault ${JSON.stringify(n)}; known: ${FAULTS.join(', ')}`);
     }

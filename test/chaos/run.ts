@@ -14,6 +14,7 @@ import { ChaosCluster } from './cluster.ts';
 import { Nemesis } from './nemesis.ts';
 import { chooseNet, type ChaosOptions } from './options.ts';
 import { LoopbackNet } from './loopback.ts';
+import { HostFaults, prepareHostFaults } from './hostFaults.ts';
 import { lastFailureAfterHeal, latencySvg, majorityThroughput, markdown, phaseFigures, type ChaosReport } from './report.ts';
 import { CounterWorkload, LockWorkload, RegisterWorkload, checkCounter, lockViolations, type OpSample, type Target, type WorkloadContext } from './workloads.ts';
 
@@ -94,6 +95,8 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
       unavailable = netnsUnavailable();
     }
   }
+  // disk-stall / clock-step: their libraries are installed and built (or the run refused) first.
+  const hostTools = prepareHostFaults(o.faults);
   const lines: string[] = [];
   const say = (l: string) => { lines.push(l); log(l); };
   let net = chooseNet(o.net, unavailable);
@@ -118,6 +121,7 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
     plan = ChaosCluster.planLoopback(o.servers, o.clients, o.seed);
     cluster = await ChaosCluster.create(plan, o.servers, o.clients, o.plant, o.minQuorum);
   }
+  cluster.hostFaults = new HostFaults(hostTools);
   let failed = true;
   try {
     cluster.startAll();
