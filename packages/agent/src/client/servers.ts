@@ -28,6 +28,8 @@ export function serversUnreachable(err: unknown): boolean {
 
 /** A server a call could not reach is not tried again for this long (unless it is the only way left later). */
 const FAILED_SERVER_BACKOFF_MS = 5_000;
+/** How often the pool is looked at for servers gossip suspects (suspicion raises no member event). */
+const SUSPECT_POLL_MS = 200;
 
 /** Every known server failed a call moments ago: fail at once instead of waiting on each again. */
 export class ServersUnreachableError extends Error {
@@ -67,16 +69,22 @@ export class ClientServers {
   #order: string[] = [];
   /** Servers a call just failed to reach: skipped until then (gossip may not have noticed yet). */
   readonly #backoffUntil = new Map<string, number>();
-  /** Calls waiting on each server, so they can be ended when gossip says it failed or left. */
-  readonly #inflight = new Map<string, Set<AbortController>>();
+  /** Calls waiting on each server (and whether each may run again elsewhere), so they can be ended
+   *  when gossip says it failed or left, or, for those that may, when gossip suspects it. */
+  readonly #inflight = new Map<string, Map<AbortController, boolean>>();
   readonly #waiters = new Set<() => void>();
   readonly #unsubscribe: () => void;
+  /** Servers gossip suspects (SWIM: a probe went unanswered and nobody vouched for it yet). */
+  #suspect = new Set<string>();
+  readonly #suspectPoll: NodeJS.Timeout;
 
   constructor(o: ClientServersOptions) {
     this.#o = o;
     this.#log = o.logger.child({ component: 'agent.client.servers' });
     this.#unsubscribe = o.pool.onMembershipChange(() => this.#refresh());
     this.#refresh();
+    this.#suspectPoll = setInterval(() => this.#checkSuspects(), SUSPECT_POLL_MS);
+    this.#suspectPoll.unref();
   }
 
   /** Live servers of this datacenter, preferred first. */
@@ -86,6 +94,7 @@ export class ClientServers {
 
   close(): void {
     this.#unsubscribe();
+    clearInterval(this.#suspectPoll);
     for (const w of this.#waiters) w();
   }
 
@@ -102,7 +111,7 @@ export class ClientServers {
     // query could wait minutes): end those calls now; reads go on to another server.
     for (const [a, calls] of this.#inflight) {
       if (live.has(a)) continue;
-      for (const ac of calls) ac.abort(new RpcCallError(a, grpc.status.UNAVAILABLE, 'the server failed or left while the call was in flight', true));
+      for (const ac of calls.keys()) ac.abort(new RpcCallError(a, grpc.status.UNAVAILABLE, 'the server failed or left while the call was in flight', true));
       this.#inflight.delete(a);
     }
     const added = [...live].filter((a) => !kept.includes(a));
@@ -117,12 +126,38 @@ export class ClientServers {
     if (kept.length > 0) for (const w of [...this.#waiters]) w();
   }
 
+  /**
+   * A server gossip starts to suspect (cut off by a partition, frozen, dead) goes to the back of the
+   * line, so new calls go to another server about a second after it stopped answering instead of
+   * after gossip declares it failed (~5 s); calls in flight to it that may run again elsewhere (reads)
+   * end now and do. Writes in flight stay: they may have arrived, and end with the connection or their
+   * deadline. A suspicion that turns out false costs a read one more round trip.
+   */
+  #checkSuspects(): void {
+    const now = new Set<string>();
+    for (const m of this.#o.pool.memberViews()) {
+      if (m.state !== 'suspect') continue;
+      const s = parseServer(m);
+      if (s && s.datacenter === this.#o.datacenter) now.add(s.rpcAddr);
+    }
+    for (const a of now) {
+      if (this.#suspect.has(a)) continue;
+      this.#demote(a);
+      const calls = this.#inflight.get(a);
+      const retry = calls ? [...calls].filter(([, idempotent]) => idempotent).map(([ac]) => ac) : [];
+      this.#log.debug({ server: a, retried: retry.length }, 'gossip suspects a server; preferring another');
+      for (const ac of retry) ac.abort(new RpcCallError(a, grpc.status.UNAVAILABLE, 'gossip suspects the server failed while the call was in flight', true));
+    }
+    this.#suspect = now;
+  }
+
   /** The failed server goes to the back of the line. */
   #demote(address: string): void {
     const i = this.#order.indexOf(address);
     if (i < 0 || this.#order.length < 2) return;
     this.#order.splice(i, 1);
     this.#order.push(address);
+    this.#log.debug({ servers: this.#order }, 'servers changed');
   }
 
   async #waitForServer(deadline: number, signal?: AbortSignal): Promise<void> {
@@ -156,8 +191,8 @@ export class ClientServers {
       const onAbort = (): void => ac.abort(o.signal?.reason);
       o.signal?.addEventListener('abort', onAbort, { once: true });
       let calls = this.#inflight.get(address);
-      if (!calls) this.#inflight.set(address, calls = new Set());
-      calls.add(ac);
+      if (!calls) this.#inflight.set(address, calls = new Map());
+      calls.set(ac, o.idempotent);
       try {
         const r = await fn(address, { deadline: Date.now() + o.callMs, connectTimeoutMs: 2000, signal: ac.signal });
         this.#backoffUntil.delete(address);

@@ -136,3 +136,34 @@ test('calls waiting on a server that gossip marks failed end at once: a read mov
   assert.match((err as Error).message, /failed or left while the call was in flight/);
   servers.close();
 });
+
+test('when gossip suspects the server a call waits on, a read moves to another server at once and a write keeps waiting; new calls prefer the other server', async () => {
+  const { pool, servers } = make();
+  pool.set([{ name: 's1', port: 8300 }, { name: 's2', port: 8310 }]);
+  const first = servers.servers()[0]!;
+  const other = servers.servers()[1]!;
+  let hanging = 0;
+  let writeSignal: AbortSignal | undefined;
+  const fn = (address: string, call: { signal?: AbortSignal }) => new Promise<string>((resolve, reject) => {
+    if (address !== first) { resolve(address); return; }
+    hanging++;
+    call.signal!.addEventListener('abort', () => reject(call.signal!.reason), { once: true });
+  });
+  const read = servers.call('read', { idempotent: true, callMs: 60_000 }, fn);
+  const write = servers.call('apply', { idempotent: false, callMs: 60_000 }, (address, call) => { writeSignal = call.signal; return fn(address, call); });
+  for (let i = 0; i < 500 && hanging < 2; i++) await new Promise((r) => setTimeout(r, 10));
+  assert.equal(hanging, 2, 'both calls reached the unanswering server');
+  // Suspicion raises no membership event: the views change silently, as the gossip core's do.
+  const name = first.endsWith(':8300') ? 's1' : 's2';
+  pool.views = pool.views.map((v) => (v.name === name ? { ...v, state: 'suspect' } : v));
+  const t0 = Date.now();
+  assert.equal(await read, other);
+  assert.ok(Date.now() - t0 < 2000, `the read moved after ${Date.now() - t0} ms`);
+  assert.equal(servers.servers()[0], other, 'the suspected server went to the back of the line');
+  assert.equal(writeSignal?.aborted, false, 'a write that may have arrived is not ended by a suspicion');
+  // The suspected server stays usable (suspicion is not failure); the write still ends with it.
+  pool.set([{ name, port: Number(first.split(':')[1]), state: 'dead' }, { name: name === 's1' ? 's2' : 's1', port: Number(other.split(':')[1]) }]);
+  const err = await write.then(() => undefined, (e: unknown) => e);
+  assert.ok(err instanceof RpcCallError && err.mayHaveArrived, String(err));
+  servers.close();
+});
