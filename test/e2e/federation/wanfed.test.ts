@@ -24,8 +24,8 @@ import { waitFor } from '../../support/index.ts';
 import { FedCast, PRIMARY } from './fedCast.ts';
 
 let cast: FedCast;
-/** When both gateways were passing (the earliest the WAN join through them can succeed). */
-let gatewaysUpAt = 0;
+/** When onprem's gateway process was started (the earliest cloud's WAN join through it can succeed). */
+let primaryGatewayStartedAt = 0;
 
 interface WanMember { Name: string; Status: number; Tags: Record<string, string> }
 /** serf member status numbers: 1 alive, 3 left, 4 failed. */
@@ -51,8 +51,8 @@ before(async () => {
   try {
     // cloud retries its WAN join until onprem's pool is up; its primary_gateways name onprem's gateway.
     await Promise.all([cast.startServer('onprem'), cast.startServer('cloud')]);
+    primaryGatewayStartedAt = Date.now();
     await Promise.all([cast.startGateway('onprem'), cast.startGateway('cloud')]);
-    gatewaysUpAt = Date.now();
   } catch (err) {
     process.stdout.write(`${cast.report()}\n`);
     throw err;
@@ -73,7 +73,10 @@ describe('WAN federation through mesh gateways', () => {
   test('WAN gossip crosses the gateways: `members -wan` in each datacenter shows both servers alive', { timeout: 120_000 }, async () => {
     await waitFor('each datacenter sees both servers alive in the WAN pool', async () =>
       await wanStatus('onprem', 'cloud-server.cloud') === ALIVE && await wanStatus('cloud', 'onprem-server.onprem') === ALIVE, 90_000, 100);
-    process.stdout.write(`# wanfed: WAN pool joined through the gateways ${Date.now() - gatewaysUpAt} ms after both gateways were passing\n`);
+    // cloud's server logs its join through primary_gateways (it retries every second until onprem's gateway routes).
+    const joined = /^(\S+) \[INFO\]\s+agent\.server\.wan: \(WAN\) joined through the primary/m.exec(cast.servers.get('cloud')!.output());
+    assert.ok(joined, 'cloud\'s server logged its WAN join through primary_gateways');
+    process.stdout.write(`# wanfed: cloud joined the WAN pool through onprem's gateway ${Date.parse(joined[1]!) - primaryGatewayStartedAt} ms after that gateway's process was started (joins retried every 1 s)\n`);
     for (const dc of ['onprem', 'cloud'] as const) {
       const m = await membersWan(dc);
       assert.equal(m.get('onprem-server.onprem'), 'alive', `${dc}: ${JSON.stringify([...m])}`);
