@@ -12,7 +12,10 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
+import * as grpc from '@grpc/grpc-js';
 import pino from 'pino';
+import { RpcClient } from '../../src/rpc/client.ts';
+import { RpcServer, type RpcHandlers } from '../../src/rpc/server.ts';
 import { GossipPool } from '../../src/gossip/libp2p/pool.ts';
 import { serverTags } from '../../src/gossip/tags.ts';
 import {
@@ -142,5 +145,44 @@ describe('WAN pools of two datacenters through the TLS router', () => {
     s.on('error', () => { /* closed by the acceptor */ });
     await new Promise<void>((r) => s.once('close', () => r()));
     assert.equal(acceptors.get('dc1')!.stats.refused, refusedBefore + 1);
+  });
+
+  test('the server RPC port diverts connections offering a WAN gossip protocol; gRPC over TLS still works beside them', { timeout: 20_000 }, async () => {
+    const m = material('dc1');
+    const none = () => { throw new Error('not in this test'); };
+    const handlers: RpcHandlers = {
+      status: () => ({ server: { id: 'srv', name: 'srv' }, term: 3, lastContactMs: -1 }),
+      apply: none, readIndex: none, renewSession: none, http: none, nodeState: none, signIntermediate: none,
+      addPeer: none, removePeer: none, transferLeader: none, autopilotHealth: none, applyFrame: none, restore: none,
+    };
+    const rpc = new RpcServer({
+      listen: '127.0.0.1:0', logger: log, handlers,
+      credentials: grpc.ServerCredentials.createSsl(m.ca as Buffer, [{ private_key: m.key as Buffer, cert_chain: m.cert as Buffer }], true),
+    });
+    const port = await rpc.bind();
+    const diverted: net.Socket[] = [];
+    rpc.divert([ALPN_WAN_GOSSIP_PACKET, ALPN_WAN_GOSSIP_STREAM], (socket) => { diverted.push(socket); acceptors.get('dc1')!.handle(socket); });
+    const client = new RpcClient({ logger: log, credentials: grpc.credentials.createSsl(m.ca as Buffer, m.key as Buffer, m.cert as Buffer, { checkServerIdentity: () => undefined }) });
+    try {
+      const res = await client.call(`127.0.0.1:${port}`, 'Status.Status', {}, { deadline: Date.now() + 5000, connectTimeoutMs: 2000 });
+      assert.equal(res.term, 3, 'gRPC answered through the peeking listener');
+      assert.equal(diverted.length, 0, 'the gRPC connection was not diverted');
+      const packetsBefore = acceptors.get('dc1')!.stats.packets;
+      // A gossip packet connection, as a server of dc2 dials it (the acceptor's TLS, not gRPC's, answers).
+      const s = tls.connect({ host: '127.0.0.1', port, servername: 's-dc1.server.dc1.consul', ALPNProtocols: [ALPN_WAN_GOSSIP_PACKET], ca: material('dc2').ca, cert: material('dc2').cert, key: material('dc2').key, checkServerIdentity: () => undefined });
+      await new Promise<void>((resolve, reject) => { s.once('secureConnect', () => resolve()); s.once('error', reject); });
+      assert.equal(s.alpnProtocol, ALPN_WAN_GOSSIP_PACKET);
+      const packet = Buffer.from('not a gossip message');
+      const framed = Buffer.alloc(4 + packet.length);
+      framed.writeUInt32BE(packet.length, 0);
+      packet.copy(framed, 4);
+      s.write(framed);
+      await waitFor('the packet reached the acceptor', () => acceptors.get('dc1')!.stats.packets === packetsBefore + 1, 5000, 20);
+      assert.equal(diverted.length, 1);
+      s.destroy();
+    } finally {
+      client.close();
+      await rpc.stop(100);
+    }
   });
 });
