@@ -209,6 +209,51 @@ test('backpressure: a backend that stops reading stops the caller; resumed, all 
   b.close();
 });
 
+test('backpressure back to the backend: a caller that stops reading stops it; after the caller\'s FIN, all 48 MB and the end arrive intact', async () => {
+  // The backend -> caller direction (read through onread into the gateway's shared buffer) and its
+  // end after the caller had ended (the gateway closes the caller's socket instead of shutting it down).
+  const sent = createHash('sha256');
+  const total = 48 * 1024 * 1024;
+  let written = 0;
+  const b = await backend((s) => {
+    s.on('data', () => undefined);
+    s.on('end', () => {
+      const chunk = Buffer.alloc(64 * 1024);
+      const pump = () => {
+        while (written < total) {
+          chunk.fill((written / chunk.length) % 251);
+          sent.update(chunk);
+          written += chunk.length;
+          if (!s.write(chunk)) return;
+        }
+        s.end();
+      };
+      s.on('drain', pump);
+      pump();
+    });
+  });
+  instances.set('big', [b.port]);
+  await catalogRead();
+  const s = await connect(gw);
+  s.pause();
+  s.write(await helloFor(`big.default.dc1.internal.${TD}`));
+  s.end();
+  await until('the backend started sending', () => written > 0);
+  await new Promise((r) => setTimeout(r, 1500));
+  assert.ok(written < total, `the backend was never stopped (${written} bytes written)`);
+  assert.ok(written < 32 * 1024 * 1024, `${written} bytes left the backend while the caller read nothing`);
+  const got = createHash('sha256');
+  let received = 0;
+  s.on('data', (c: Buffer) => { got.update(c); received += c.length; });
+  const ended = new Promise<void>((r) => s.once('end', () => r()));
+  s.resume();
+  await ended;
+  assert.equal(received, total);
+  assert.equal(got.digest('hex'), sent.digest('hex'));
+  s.destroy();
+  b.close();
+});
+
 test('a name of no known datacenter, or of no service: closed and counted', async () => {
   for (const [sni, cause] of [[`api.default.dc9.internal.${TD}`, 'unknown_datacenter'], [`nope.default.dc1.internal.${TD}`, 'unknown_service']] as const) {
     const s = await connect(gw);
@@ -218,6 +263,6 @@ test('a name of no known datacenter, or of no service: closed and counted', asyn
     s.destroy();
     assert.equal(gw.metrics.get('consul_mesh_gateway_refused_total', { cause }), 1, cause);
   }
-  // Only names the catalog lists opened watches: api, web, half, slow (health) - not nope or dc9.
-  assert.equal(gw.watchCount(), 4);
+  // Only names the catalog lists opened watches: api, web, half, slow, big (health) - not nope or dc9.
+  assert.equal(gw.watchCount(), 5);
 });
