@@ -12,15 +12,23 @@
 //
 // Rows per case:
 //   new conn   closed loop, N workers, each a new TLS connection per request (full handshake, no
-//              session resumption): connections/s, p50/p99 of connect+request, CPU per connection
-//              of the gateway(s) / haproxy
-//   long-lived closed loop, N connections opened first, many requests each: requests/s, p50/p99
-//   @half      open loop of new connections at half the one-gateway peak: p50/p99 (added per hop)
+//              session resumption): connections/s (the peak), p50/p99 of connect+request, CPU per
+//              connection of the gateway(s) / haproxy
+//   long-lived closed loop, N connections opened first, many requests each: requests/s (the peak), p50/p99
+//   @half      after all peaks: open loops at half the one-gateway peaks, new connections and
+//              requests over N long-lived connections, latency from when each was due; p50/p99 and
+//              what each hop adds to direct's (case minus direct, per hop). In --half-rounds rounds
+//              (default 2), the cases in turn and the order reversed every other round, pooled.
 // Then: 10,000 concurrent idle connections through one gateway (fewer if the open-files limit
 // cannot hold 2 per connection in the gateway), the gateway's RSS.
 //
-//   npm run bench:gateway [-- --seconds 8 --conns 16 --idle 10000]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+// Pinned by default (taskset, where this process may use 2 CPUs or more): the load generator (this
+// process), the agent and the backend on CPU 0, the gateways and haproxy on CPU 1, so the
+// generator's and the backend's TLS handshakes do not delay the proxy's work; the output says so.
+// --no-pin runs everything unpinned.
+//
+//   npm run bench:gateway [-- --seconds 8 --conns 16 --idle 10000 --half-rounds 2 --no-pin --only "direct,gw x1,ha x1"]
+import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
@@ -28,8 +36,8 @@ import path from 'node:path';
 import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import * as esbuild from 'esbuild';
 import { AgentProcess, freePort, repoRoot, waitFor } from '../../../test/support/index.ts';
+import { bundle, captureHello, cpuMs, cpuSplitMs, haproxyVersion, killWithChildren, openssl, pct, pin, rssMb, sniHaproxyConfig, start, startHaproxy, cleanUp, trustDomainOf, usableCpus } from './benchSupport.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -37,38 +45,14 @@ const { values: argv } = parseArgs({
     conns: { type: 'string', default: '16' },
     idle: { type: 'string', default: '10000' },
     only: { type: 'string' },
+    'half-rounds': { type: 'string', default: '2' },
+    'no-pin': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(argv.seconds);
 const CONNS = Number(argv.conns);
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
-
-const children: ChildProcess[] = [];
 let agent: AgentProcess | undefined;
 let tmp: string | undefined;
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  agent?.killNow();
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130); });
-
-function start(cmd: string, args: string[]): { child: ChildProcess; out: () => string; ready: Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  let ready!: () => void;
-  const readyP = new Promise<void>((r) => { ready = r; });
-  const keep = (b: Buffer) => { out = (out + b.toString()).slice(-20_000); if (/^ready/m.test(out)) ready(); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, out: () => out, ready: readyP };
-}
-
-function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-}
 
 /** A CA and two RSA 2048 leaves with SPIFFE URI SANs, as the mesh's (the backend: echo; the client: web). */
 function makeCerts(dir: string, td: string): void {
@@ -80,29 +64,10 @@ function makeCerts(dir: string, td: string): void {
   }
 }
 
-/** utime + stime of a process, in ms. */
-function cpuMs(pid: number): number {
-  const t = cpuSplitMs(pid);
-  return t.user + t.sys;
-}
-
-/** utime and stime of a process, in ms (user space vs the kernel's work for it). */
-function cpuSplitMs(pid: number): { user: number; sys: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
-}
-
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
-
 let clientCtx: tls.SecureContext;
 
 /** One new mTLS connection, one ping/pong, closed: ms from connect() to the pong. */
-function newConnRequest(port: number, sni: string): Promise<number> {
-  const t0 = performance.now();
+function newConnRequest(port: number, sni: string, t0 = performance.now()): Promise<number> {
   return new Promise((resolve, reject) => {
     const s = tls.connect({ host: '127.0.0.1', port, servername: sni, secureContext: clientCtx, checkServerIdentity: () => undefined });
     const timer = setTimeout(() => s.destroy(new Error('timeout')), 10_000);
@@ -121,8 +86,7 @@ function openConn(port: number, sni: string): Promise<tls.TLSSocket> {
   });
 }
 
-function pingOn(s: tls.TLSSocket): Promise<number> {
-  const t0 = performance.now();
+function pingOn(s: tls.TLSSocket, t0 = performance.now()): Promise<number> {
   return new Promise((resolve, reject) => {
     const onData = () => { s.off('error', onErr); resolve(performance.now() - t0); };
     const onErr = (e: Error) => { s.off('data', onData); reject(e); };
@@ -132,16 +96,11 @@ function pingOn(s: tls.TLSSocket): Promise<number> {
   });
 }
 
-interface Row { ok: number; errors: number; firstError?: string; perSec: number; p50: number; p99: number; cpuPer?: number; userPer?: number }
-
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.floor((p / 100) * sorted.length))]!;
-}
+interface Row { ok: number; errors: number; firstError?: string; perSec: number; p50: number; p99: number; cpuPer?: number; userPer?: number; lat?: number[] }
 
 function summarize(lat: number[], errors: number, firstError: string | undefined, ms: number): Row {
   lat.sort((a, b) => a - b);
-  return { ok: lat.length, errors, firstError, perSec: lat.length / (ms / 1000), p50: pct(lat, 50), p99: pct(lat, 99) };
+  return { ok: lat.length, errors, firstError, perSec: lat.length / (ms / 1000), p50: pct(lat, 50), p99: pct(lat, 99), lat };
 }
 
 async function closedNew(port: number, sni: string, conns: number, ms: number, pids: number[]): Promise<Row> {
@@ -183,34 +142,52 @@ async function closedLong(port: number, sni: string, conns: number, ms: number, 
   return row;
 }
 
-async function openNew(port: number, sni: string, rate: number, ms: number): Promise<Row> {
-  const lat: number[] = [];
-  let errors = 0;
-  let firstError: string | undefined;
-  const pending: Array<Promise<void>> = [];
+/** Calls fire(i, due) `rate` times a second for `ms`, each when due (a late timer catches up at once). */
+async function onSchedule(rate: number, ms: number, fire: (i: number, due: number) => void): Promise<void> {
   const t0 = performance.now();
   const total = Math.floor((rate * ms) / 1000);
   for (let i = 0; i < total; i++) {
     const due = t0 + (i * 1000) / rate;
     const wait = due - performance.now();
     if (wait > 1) await new Promise((r) => setTimeout(r, wait));
-    pending.push(newConnRequest(port, sni).then((m) => { lat.push(m); }, (e: Error) => { errors++; firstError ??= e.message; }));
+    fire(i, due);
   }
+}
+
+/**
+ * Open loop: `rate` new connections/s for `ms`, each started on schedule whether or not earlier ones
+ * answered, its latency counted from when it was due (a late generator is not hidden).
+ */
+async function openNew(port: number, sni: string, rate: number, ms: number): Promise<Row> {
+  const lat: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const pending: Array<Promise<void>> = [];
+  await onSchedule(rate, ms, (_i, due) => {
+    pending.push(newConnRequest(port, sni, due).then((m) => { lat.push(m); }, (e: Error) => { errors++; firstError ??= e.message; }));
+  });
   await Promise.all(pending);
   return summarize(lat, errors, firstError, ms);
 }
 
-/** The ClientHello Node sends for `sni` (captured by a plain TCP server), for the idle row. */
-async function captureHello(sni: string): Promise<Buffer> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (b: Buffer) => { resolve(b); s.destroy(); })));
-  const c = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, servername: sni, secureContext: clientCtx });
-  c.on('error', () => undefined);
-  const hello = await got;
-  c.destroy();
-  server.close();
-  return hello;
+/**
+ * Open loop on `conns` long-lived connections: `rate` requests/s in turn over them (a connection
+ * still waiting for an answer queues the next one), latency from when each was due.
+ */
+async function openLong(port: number, sni: string, conns: number, rate: number, ms: number): Promise<Row> {
+  const sockets = await Promise.all(Array.from({ length: conns }, () => openConn(port, sni)));
+  for (const s of sockets) await pingOn(s); // warm
+  const lat: number[] = [];
+  let errors = 0;
+  let firstError: string | undefined;
+  const chains: Array<Promise<void>> = sockets.map(() => Promise.resolve());
+  await onSchedule(rate, ms, (i, due) => {
+    const k = i % sockets.length;
+    chains[k] = chains[k]!.then(() => pingOn(sockets[k]!, due)).then((m) => { lat.push(m); }, (e: Error) => { errors++; firstError ??= e.message; });
+  });
+  await Promise.all(chains);
+  for (const s of sockets) s.destroy();
+  return summarize(lat, errors, firstError, ms);
 }
 
 async function metric(addr: string, name: string, labels: Record<string, string>): Promise<number> {
@@ -223,21 +200,25 @@ async function metric(addr: string, name: string, labels: Record<string, string>
 }
 
 async function main(): Promise<void> {
+  // Pinning (default where this process may use 2 CPUs or more and taskset works; --no-pin turns it
+  // off): the load generator (this process), the agent and the backend on CPU 0, the proxy under
+  // test (the gateways, haproxy) on CPU 1, so the generator's and the backend's TLS handshakes do
+  // not queue the proxy's work behind them. Other processes on the machine are not kept off either CPU.
+  const pinned = !argv['no-pin'] && usableCpus() >= 2 && pin(process.pid, '0');
+  const genCpu = pinned ? '0' : undefined;
+  const proxyCpu = pinned ? '1' : undefined;
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-gateway-'));
   agent = await AgentProcess.start({ name: 'bench-gateway' });
-  // A fresh dev agent's leader makes its CA just after election: wait for the trust domain.
-  let td = '';
-  await waitFor('the CA roots name a trust domain', async () => {
-    td = (await agent!.getJson<{ TrustDomain?: string }>('/v1/agent/connect/ca/roots').catch(() => ({ TrustDomain: '' }))).TrustDomain ?? '';
-    return td !== '';
-  }, 30_000, 100);
+  killWithChildren(agent);
+  if (pinned && agent.pid !== undefined) pin(agent.pid, '0');
+  const td = await trustDomainOf(agent);
   makeCerts(tmp, td);
   const read = (f: string) => fs.readFileSync(path.join(tmp!, f), 'utf8');
   clientCtx = tls.createSecureContext({ key: read('client.key'), cert: read('client.crt'), ca: read('ca.pem') });
 
   const backendPort = await freePort();
   const sinkPort = await freePort();
-  const backend = start(process.execPath, [path.join(repoRoot, 'packages/gateway/bench/tlsEcho.ts'), tmp, String(backendPort), String(sinkPort)]);
+  const backend = start(process.execPath, [path.join(repoRoot, 'packages/gateway/bench/tlsEcho.ts'), tmp, String(backendPort), String(sinkPort)], { cpus: genCpu });
   await backend.ready;
   // The backend and the sink as the Connect instances of `echo` and `idle` (sidecar ports).
   for (const [name, port] of [['echo', backendPort], ['idle', sinkPort]] as const) {
@@ -259,45 +240,20 @@ async function main(): Promise<void> {
   prof.push(...(process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean));
   // The gateways run bundled, as `trellis connect gateway` runs from dist (no TypeScript stripping
   // at run time, whose compiler would count in the RSS).
-  const gwJs = path.join(tmp, 'meshGateway.mjs');
-  await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/meshGatewayProcess.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: gwJs, logLevel: 'warning' });
-  const gwB = start(process.execPath, [...prof, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${bPort}`, datacenter: 'dc2' })]);
-  const gwA = start(process.execPath, [...prof, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${aPort}`, metricsAddr: aMetrics, staticRemotes: { dc2: [`127.0.0.1:${bPort}`] } })]);
+  const gwJs = await bundle(path.join(repoRoot, 'packages/gateway/bench/meshGatewayProcess.ts'), path.join(tmp, 'meshGateway.mjs'));
+  const gwB = start(process.execPath, [...prof, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${bPort}`, datacenter: 'dc2' })], { cpus: proxyCpu });
+  const gwA = start(process.execPath, [...prof, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${aPort}`, metricsAddr: aMetrics, staticRemotes: { dc2: [`127.0.0.1:${bPort}`] } })], { cpus: proxyCpu });
   await Promise.all([gwA.ready, gwB.ready]);
 
   const ha1 = await freePort();
   const ha2 = await freePort();
   const sni1 = `echo.default.dc1.internal.${td}`;
   const sni2 = `echo.default.dc2.internal.${td}`;
-  const cfg = `global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend hop1
-  bind 127.0.0.1:${ha1}
-  tcp-request inspect-delay 5s
-  tcp-request content accept if { req.ssl_hello_type 1 }
-  use_backend echo if { req.ssl_sni -i ${sni1} }
-  use_backend hop2 if { req.ssl_sni -m end .dc2.internal.${td} }
-frontend hop2
-  bind 127.0.0.1:${ha2}
-  tcp-request inspect-delay 5s
-  tcp-request content accept if { req.ssl_hello_type 1 }
-  use_backend echo if { req.ssl_sni -i ${sni2} }
-backend echo
-  server s1 127.0.0.1:${backendPort}
-backend hop2
-  server s1 127.0.0.1:${ha2}
-`;
-  fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), cfg);
-  const check = spawnSync('haproxy', ['-c', '-f', path.join(tmp, 'haproxy.cfg')], { encoding: 'utf8' });
-  if (check.status !== 0) throw new Error(`haproxy config: ${check.stdout}${check.stderr}`);
-  const ha = start('haproxy', ['-db', '-f', path.join(tmp, 'haproxy.cfg')]);
-  const haVersion = spawnSync('haproxy', ['-v'], { encoding: 'utf8' }).stdout.split('\n')[0];
+  const ha = startHaproxy(tmp, sniHaproxyConfig([
+    { name: 'hop1', port: ha1, routes: [{ sni: sni1, backend: 'echo' }, { suffix: `.dc2.internal.${td}`, backend: 'hop2' }] },
+    { name: 'hop2', port: ha2, routes: [{ sni: sni2, backend: 'echo' }] },
+  ], { echo: backendPort, hop2: ha2 }), { cpus: proxyCpu });
+  const haVersion = haproxyVersion();
 
   const cases = [
     { name: 'direct', port: backendPort, sni: sni1, pids: [] as number[], hops: 0 },
@@ -314,7 +270,8 @@ backend hop2
     }
   }
   const ms = SECONDS * 1000;
-  const results = new Map<string, { fresh: Row; long: Row; half?: Row }>();
+  const results = new Map<string, { fresh: Row; long: Row; half?: Row; halfLong?: Row }>();
+  // Peaks first (closed loops), then the open loops at half of them.
   for (const c of cases) {
     // Warm-up (JIT, the gateway's first catalog answers), not measured.
     await closedNew(c.port, c.sni, CONNS, Math.min(2000, ms / 2), []);
@@ -323,15 +280,38 @@ backend hop2
     results.set(c.name, { fresh, long });
     process.stderr.write(`${c.name}: new ${fresh.perSec.toFixed(0)}/s, long-lived ${long.perSec.toFixed(0)}/s\n`);
   }
-  const peak = results.get('gw x1')?.fresh.perSec ?? results.get('direct')?.fresh.perSec ?? 200;
-  const halfRate = Math.max(10, Math.floor(peak / 2));
-  for (const c of cases) results.get(c.name)!.half = await openNew(c.port, c.sni, halfRate, ms);
+  // Half of the one-gateway peak (of direct's when gw x1 is not run).
+  const peakOf = results.get('gw x1') ?? results.get('direct');
+  const halfRate = Math.max(10, Math.floor((peakOf?.fresh.perSec ?? 200) / 2));
+  const halfLongRate = Math.max(100, Math.floor((peakOf?.long.perSec ?? 2000) / 2));
+  // The open-loop rows in rounds, the cases in turn within each round, latencies pooled per case:
+  // a burst of other work on the machine then falls on every case, not on one.
+  const halfRounds = Math.max(1, Number(argv['half-rounds']));
+  const halfMs = ms / halfRounds;
+  const pooled = new Map<string, { fresh: Row[]; long: Row[] }>();
+  for (let round = 0; round < halfRounds; round++) {
+    for (const c of round % 2 === 0 ? cases : [...cases].reverse()) {
+      const p = pooled.get(c.name) ?? { fresh: [], long: [] };
+      p.fresh.push(await openNew(c.port, c.sni, halfRate, halfMs));
+      p.long.push(await openLong(c.port, c.sni, CONNS, halfLongRate, halfMs));
+      pooled.set(c.name, p);
+    }
+  }
+  const pool = (rows: Row[]): Row => {
+    const lat = rows.flatMap((r) => r.lat ?? []);
+    return summarize(lat, rows.reduce((a, r) => a + r.errors, 0), rows.find((r) => r.firstError)?.firstError, ms);
+  };
+  for (const c of cases) {
+    const r = results.get(c.name)!;
+    r.half = pool(pooled.get(c.name)!.fresh);
+    r.halfLong = pool(pooled.get(c.name)!.long);
+  }
 
   // 10,000 idle connections through gateway A (2 descriptors each in the gateway).
   const limit = Number(spawnSync('bash', ['-c', 'ulimit -n'], { encoding: 'utf8' }).stdout.trim()) || 1024;
   const idleWanted = Number(argv.idle);
   const idleN = Math.min(idleWanted, Math.floor((limit - 300) / 2));
-  const hello = await captureHello(`idle.default.dc1.internal.${td}`);
+  const hello = await captureHello(`idle.default.dc1.internal.${td}`, clientCtx);
   const rssBefore = rssMb(gwA.child.pid!);
   const idle: net.Socket[] = [];
   for (let i = 0; i < idleN; i += 200) {
@@ -341,7 +321,7 @@ backend hop2
       idle.push(s);
     })));
   }
-  await waitFor('idle connections all forwarded', async () => (await metric(aMetrics, 'consul_mesh_gateway_conns', { target: 'idle.default.dc1' })) >= idleN, 60_000, 250);
+  if (idleN > 0) await waitFor('idle connections all forwarded', async () => (await metric(aMetrics, 'consul_mesh_gateway_conns', { target: 'idle.default.dc1' })) >= idleN, 60_000, 250);
   await new Promise((r) => setTimeout(r, 2000));
   const rssIdle = rssMb(gwA.child.pid!);
   for (const s of idle) s.destroy();
@@ -349,16 +329,27 @@ backend hop2
   const out = (s: string) => process.stdout.write(`${s}\n`);
   out('');
   out(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; load average ${os.loadavg().map((l) => l.toFixed(1)).join(' ')}; Node ${process.version}; ${haVersion}`);
-  out(`load: ${CONNS} workers/connections, ${SECONDS} s per row; RSA 2048 mTLS leaves; @half = open loop at ${halfRate} new connections/s (half the one-gateway peak)`);
+  out(pinned
+    ? 'pinned (taskset): load generator, agent and backend on CPU 0; gateways and haproxy on CPU 1 (other processes on the machine may still run on either)'
+    : `not pinned (${argv['no-pin'] ? '--no-pin' : 'fewer than 2 CPUs, or taskset failed'}): load generator, backend and proxies share the CPUs`);
+  out(`load: ${CONNS} workers/connections, ${SECONDS} s per row; RSA 2048 mTLS leaves; @half = open loops at half the one-gateway peak, ${halfRounds} rounds of ${(halfMs / 1000).toFixed(1)} s per case, cases in turn: ${halfRate} new connections/s, and ${halfLongRate} requests/s over ${CONNS} long-lived connections; latency from when each was due`);
   out('');
   const f = (n: number | undefined, d = 2) => (n === undefined || Number.isNaN(n) ? '-' : n.toFixed(d));
-  out(`${'case'.padEnd(7)} | ${'new/s'.padStart(6)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} ${'cpu us/conn'.padStart(11)} | ${'long req/s'.padStart(10)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} ${'cpu us/req'.padStart(10)} | ${'@half p50'.padStart(9)} ${'p99'.padStart(6)} ${'+p99/hop'.padStart(8)} | errors`);
+  out(`${'case'.padEnd(7)} | ${'new/s'.padStart(6)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} ${'cpu us/conn'.padStart(11)} | ${'long req/s'.padStart(10)} ${'p50'.padStart(6)} ${'p99'.padStart(6)} ${'cpu us/req'.padStart(10)} | errors`);
   const direct = results.get('direct');
   for (const c of cases) {
     const r = results.get(c.name)!;
-    const addedPerHop = direct && c.hops > 0 ? (r.half!.p99 - direct.half!.p99) / c.hops : undefined;
-    const errs = r.fresh.errors + r.long.errors + r.half!.errors;
-    out(`${c.name.padEnd(7)} | ${f(r.fresh.perSec, 0).padStart(6)} ${f(r.fresh.p50).padStart(6)} ${f(r.fresh.p99).padStart(6)} ${f(r.fresh.cpuPer, 0).padStart(11)} | ${f(r.long.perSec, 0).padStart(10)} ${f(r.long.p50).padStart(6)} ${f(r.long.p99).padStart(6)} ${f(r.long.cpuPer, 1).padStart(10)} | ${f(r.half!.p50).padStart(9)} ${f(r.half!.p99).padStart(6)} ${f(addedPerHop).padStart(8)} | ${errs}${errs ? ` (${r.fresh.firstError ?? r.long.firstError ?? r.half!.firstError})` : ''}`);
+    const errs = r.fresh.errors + r.long.errors;
+    out(`${c.name.padEnd(7)} | ${f(r.fresh.perSec, 0).padStart(6)} ${f(r.fresh.p50).padStart(6)} ${f(r.fresh.p99).padStart(6)} ${f(r.fresh.cpuPer, 0).padStart(11)} | ${f(r.long.perSec, 0).padStart(10)} ${f(r.long.p50).padStart(6)} ${f(r.long.p99).padStart(6)} ${f(r.long.cpuPer, 1).padStart(10)} | ${errs}${errs ? ` (${r.fresh.firstError ?? r.long.firstError})` : ''}`);
+  }
+  out('');
+  out(`at half load (ms; added = the case's p50/p99 minus direct's in this run, per hop):`);
+  out(`${'case'.padEnd(7)} | ${'new conn p50'.padStart(12)} ${'p99'.padStart(7)} ${'+p50/hop'.padStart(8)} ${'+p99/hop'.padStart(8)} | ${'long-lived p50'.padStart(14)} ${'p99'.padStart(7)} ${'+p50/hop'.padStart(8)} ${'+p99/hop'.padStart(8)} | errors`);
+  const added = (r: Row | undefined, d: Row | undefined, hops: number, k: 'p50' | 'p99') => (r && d && hops > 0 ? (r[k] - d[k]) / hops : undefined);
+  for (const c of cases) {
+    const r = results.get(c.name)!;
+    const errs = r.half!.errors + r.halfLong!.errors;
+    out(`${c.name.padEnd(7)} | ${f(r.half!.p50).padStart(12)} ${f(r.half!.p99).padStart(7)} ${f(added(r.half, direct?.half, c.hops, 'p50')).padStart(8)} ${f(added(r.half, direct?.half, c.hops, 'p99')).padStart(8)} | ${f(r.halfLong!.p50).padStart(14)} ${f(r.halfLong!.p99).padStart(7)} ${f(added(r.halfLong, direct?.halfLong, c.hops, 'p50')).padStart(8)} ${f(added(r.halfLong, direct?.halfLong, c.hops, 'p99')).padStart(8)} | ${errs}${errs ? ` (${r.half!.firstError ?? r.halfLong!.firstError})` : ''}`);
   }
   out('');
   out('CPU per new connection, user space + kernel (µs; /proc/<pid>/stat utime + stime):');
@@ -381,29 +372,22 @@ backend hop2
     out(`  ${hop}: new connections ${f(rn)}x haproxy (target >= 1.0: ${rn !== undefined && rn >= 1 ? 'met' : 'NOT met'}); long-lived ${f(rl)}x (>= 0.8: ${rl !== undefined && rl >= 0.8 ? 'met' : 'NOT met'}); CPU per new connection ${f(rc)}x haproxy's (<= 1.2: ${rc !== undefined && rc <= 1.2 ? 'met' : 'NOT met'})`);
   }
   const g1 = results.get('gw x1');
+  const h1 = results.get('ha x1');
   if (g1 && direct) {
-    const added = g1.half!.p99 - direct.half!.p99;
-    // A direct case slower than the gateway's (a loaded machine) makes the difference meaningless.
-    if (direct.half!.p99 > 20 || added < 0) out(`  added p99 per gateway hop at half load: not measurable in this run (direct p99 ${f(direct.half!.p99)} ms, one gateway ${f(g1.half!.p99)} ms)`);
-    else out(`  added p99 per gateway hop at half load: ${f(added)} ms (<= 1 ms: ${added <= 1 ? 'met' : 'NOT met'})`);
+    for (const [what, k] of [['new connections', 'half'], ['long-lived', 'halfLong']] as const) {
+      const a = g1[k]!.p99 - direct[k]!.p99;
+      const ha1Added = h1 ? f(h1[k]!.p99 - direct[k]!.p99) : '-';
+      // A direct case slower than the gateway's makes the difference meaningless (noise larger than it).
+      if (a < 0) out(`  added p99 per gateway hop at half load (${what}): not measurable in this run (direct p99 ${f(direct[k]!.p99)} ms above one gateway's ${f(g1[k]!.p99)} ms; haproxy added ${ha1Added} ms)`);
+      else out(`  added p99 per gateway hop at half load (${what}): ${f(a)} ms, haproxy ${ha1Added} ms (<= 1 ms: ${a <= 1 ? 'met' : 'NOT met'}${pinned ? '' : '; not pinned'})`);
+    }
   }
-  out(`  idle RSS with ${idleN} connections: ${f(rssIdle, 1)} MB (<= 300 MB${idleN < 10_000 ? `, at ${idleN} not 10,000` : ''}: ${rssIdle <= 300 ? 'met' : 'NOT met'})`);
-}
-
-async function stopAll(): Promise<void> {
-  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  for (const c of alive) c.kill('SIGTERM');
-  await Promise.race([
-    Promise.all(alive.map((c) => new Promise((r) => c.once('exit', r)))),
-    new Promise((r) => setTimeout(r, 3000).unref()),
-  ]);
-  killAll();
+  if (idleN === 0) out('  idle RSS with 10,000 connections: not measured (--idle 0)');
+  else out(`  idle RSS with ${idleN} connections: ${f(rssIdle, 1)} MB (<= 300 MB${idleN < 10_000 ? `, at ${idleN} not 10,000` : ''}: ${rssIdle <= 300 ? 'met' : 'NOT met'})`);
 }
 
 try {
   await main();
 } finally {
-  await stopAll();
-  await agent?.dispose().catch(() => undefined);
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await cleanUp(agent, tmp);
 }

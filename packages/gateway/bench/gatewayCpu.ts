@@ -13,16 +13,14 @@
 // Env BENCH_GATEWAY_NODE_FLAGS='--flag ...' adds Node/V8 flags to the gateway process
 // (BENCH_BASELINE_NODE_FLAGS to the baseline's, default the same); BENCH_GATEWAY_ENV='NAME=value ...'
 // sets environment variables for it alone.
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
-import tls from 'node:tls';
 import { performance } from 'node:perf_hooks';
 import { parseArgs } from 'node:util';
-import * as esbuild from 'esbuild';
 import { AgentProcess, freePort, repoRoot, waitFor } from '../../../test/support/index.ts';
+import { bundle, captureHello, cpuSplitMs, killAll, killWithChildren, rssMb, sniHaproxyConfig, start, startHaproxy, stopAll, trustDomainOf } from './benchSupport.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -39,49 +37,8 @@ const { values: argv } = parseArgs({
 const SECONDS = Number(argv.seconds);
 const CONNS = Number(argv.conns);
 const ROUNDS = Number(argv.rounds);
-const CLK_TCK = Number(spawnSync('getconf', ['CLK_TCK'], { encoding: 'utf8' }).stdout.trim()) || 100;
 
-const children: ChildProcess[] = [];
 let agent: AgentProcess | undefined;
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  agent?.killNow();
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130); });
-
-function start(cmd: string, args: string[], env: Record<string, string> = {}): { child: ChildProcess; out: () => string; ready: Promise<void> } {
-  const child = spawn(cmd, args, { stdio: ['ignore', 'pipe', 'pipe'], env: { ...process.env, ...env } });
-  children.push(child);
-  let out = '';
-  let ready!: () => void;
-  const readyP = new Promise<void>((r) => { ready = r; });
-  // BENCH_GATEWAY_LOG=<file>: every child's output is appended there too (with --trace-gc, say).
-  const log = process.env['BENCH_GATEWAY_LOG'];
-  const keep = (b: Buffer) => { if (log) fs.appendFileSync(log, b); out = (out + b.toString()).slice(-20_000); if (/^ready/m.test(out)) ready(); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, out: () => out, ready: readyP };
-}
-
-function cpuSplitMs(pid: number): { user: number; sys: number } {
-  const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
-  return { user: (Number(f[11]) * 1000) / CLK_TCK, sys: (Number(f[12]) * 1000) / CLK_TCK };
-}
-
-/** The ClientHello Node sends for `sni` (captured by a plain TCP server). */
-async function captureHello(sni: string): Promise<Buffer> {
-  const server = net.createServer();
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-  const got = new Promise<Buffer>((resolve) => server.once('connection', (s) => s.once('data', (b: Buffer) => { resolve(b); s.destroy(); })));
-  const c = tls.connect({ host: '127.0.0.1', port: (server.address() as net.AddressInfo).port, servername: sni, rejectUnauthorized: false });
-  c.on('error', () => undefined);
-  const hello = await got;
-  c.destroy();
-  server.close();
-  return hello;
-}
 
 const SERVER_FLIGHT = Buffer.alloc(1900, 0x17);
 const CLIENT_FLIGHT = Buffer.alloc(1600, 0x17);
@@ -162,11 +119,8 @@ async function closedLoop(port: number, hello: Buffer, ms: number, pid?: number)
 async function main(): Promise<void> {
   const tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-gwcpu-'));
   agent = await AgentProcess.start({ name: 'bench-gwcpu' });
-  let td = '';
-  await waitFor('the CA roots name a trust domain', async () => {
-    td = (await agent!.getJson<{ TrustDomain?: string }>('/v1/agent/connect/ca/roots').catch(() => ({ TrustDomain: '' }))).TrustDomain ?? '';
-    return td !== '';
-  }, 30_000, 100);
+  killWithChildren(agent);
+  const td = await trustDomainOf(agent);
   const sni = `echo.default.dc1.internal.${td}`;
   const hello = await captureHello(sni);
   const backendPort = await freePort();
@@ -177,18 +131,18 @@ async function main(): Promise<void> {
 
   const gwPort = await freePort();
   const gwJs = path.join(tmp, 'meshGateway.mjs');
-  await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/meshGatewayProcess.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: gwJs, logLevel: 'warning' });
+  await bundle(path.join(repoRoot, 'packages/gateway/bench/meshGatewayProcess.ts'), gwJs);
   const flags = (process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
   // BENCH_GATEWAY_ENV='NAME=value ...': environment for this gateway only (not the baseline).
   const gwEnv = Object.fromEntries((process.env['BENCH_GATEWAY_ENV'] ?? '').split(' ').filter(Boolean).map((kv) => [kv.slice(0, kv.indexOf('=')), kv.slice(kv.indexOf('=') + 1)]));
-  const gw = start(process.execPath, [...flags, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${gwPort}` })], gwEnv);
+  const gw = start(process.execPath, [...flags, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${gwPort}` })], { env: { ...process.env, ...gwEnv } });
   // --baseline <entry.ts>: a second gateway built from another copy of meshGatewayProcess.ts (say,
   // the last commit's, from `git archive`), measured in alternation with this one under the same load.
   let base: ReturnType<typeof start> | undefined;
   const basePort = await freePort();
   if (argv.baseline) {
     const baseJs = path.join(tmp, 'meshGatewayBase.mjs');
-    await esbuild.build({ entryPoints: [path.resolve(argv.baseline)], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: baseJs, logLevel: 'warning' });
+    await bundle(path.resolve(argv.baseline), baseJs);
     const baseFlags = (process.env['BENCH_BASELINE_NODE_FLAGS'] ?? process.env['BENCH_GATEWAY_NODE_FLAGS'] ?? '').split(' ').filter(Boolean);
     base = start(process.execPath, [...baseFlags, baseJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${basePort}` })]);
     await base.ready;
@@ -198,7 +152,7 @@ async function main(): Promise<void> {
   const floorPort = await freePort();
   if (argv.floor) {
     const floorJs = path.join(tmp, 'floorRouter.mjs');
-    await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/floorRouter.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: floorJs, logLevel: 'warning' });
+    await bundle(path.join(repoRoot, 'packages/gateway/bench/floorRouter.ts'), floorJs);
     floor = start(process.execPath, [floorJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${floorPort}` })]);
     await floor.ready;
   }
@@ -207,28 +161,12 @@ async function main(): Promise<void> {
   const rawFloorPort = await freePort();
   if (argv['raw-floor']) {
     const rawJs = path.join(tmp, 'rawFloorRouter.mjs');
-    await esbuild.build({ entryPoints: [path.join(repoRoot, 'packages/gateway/bench/rawFloorRouter.ts')], bundle: true, platform: 'node', format: 'esm', target: 'node24', outfile: rawJs, logLevel: 'warning' });
+    await bundle(path.join(repoRoot, 'packages/gateway/bench/rawFloorRouter.ts'), rawJs);
     rawFloor = start(process.execPath, [rawJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${rawFloorPort}` })]);
     await rawFloor.ready;
   }
   const haPort = await freePort();
-  fs.writeFileSync(path.join(tmp, 'haproxy.cfg'), `global
-  nbthread 1
-  maxconn 9000
-defaults
-  mode tcp
-  timeout connect 5s
-  timeout client 60s
-  timeout server 60s
-frontend hop1
-  bind 127.0.0.1:${haPort}
-  tcp-request inspect-delay 5s
-  tcp-request content accept if { req.ssl_hello_type 1 }
-  use_backend echo if { req.ssl_sni -i ${sni} }
-backend echo
-  server s1 127.0.0.1:${backendPort}
-`);
-  const ha = start('haproxy', ['-db', '-f', path.join(tmp, 'haproxy.cfg')]);
+  const ha = startHaproxy(tmp, sniHaproxyConfig([{ name: 'hop1', port: haPort, routes: [{ sni, backend: 'echo' }] }], { echo: backendPort }));
   await gw.ready;
   const cases = [
     { name: 'gw', port: gwPort, pid: gw.child.pid! },
@@ -242,10 +180,11 @@ backend echo
     await closedLoop(c.port, hello, 2000); // warm-up (JIT, first catalog answers)
   }
   const out = (s: string) => process.stdout.write(`${s}\n`);
-  out(`Node ${process.version}; gateway flags: ${flags.join(' ') || '(none)'}; ${argv.rate ? `open loop at ${argv.rate} conn/s` : `${CONNS} workers`}, ${SECONDS} s per row, ${ROUNDS} rounds alternating`);
+  out(`Node ${process.version}; gateway flags: ${flags.join(' ') || '(none)'}; ${argv.rate ? `open loop at ${argv.rate} conn/s` : `${CONNS} workers`}, ${SECONDS} s per row, ${ROUNDS} rounds, the order reversed every other round`);
   const sums = new Map<string, { user: number; sys: number; n: number }>();
   for (let round = 0; round < ROUNDS; round++) {
-    for (const c of cases) {
+    // A-B-B-A: the order reversed every other round, so a drift in the machine's load falls on all.
+    for (const c of round % 2 === 0 ? cases : [...cases].reverse()) {
       const row = argv.rate ? await openLoop(c.port, hello, Number(argv.rate), SECONDS * 1000, c.pid) : await closedLoop(c.port, hello, SECONDS * 1000, c.pid);
       const s = sums.get(c.name) ?? { user: 0, sys: 0, n: 0 };
       s.user += row.user; s.sys += row.sys; s.n++;
@@ -256,7 +195,7 @@ backend echo
   const avg = (n: string) => { const s = sums.get(n); return s ? { user: s.user / s.n, sys: s.sys / s.n } : undefined; };
   const g = avg('gw');
   const h = avg('ha');
-  if (g) out(`gateway: ${g.user.toFixed(0)} + ${g.sys.toFixed(0)} = ${(g.user + g.sys).toFixed(0)} us/conn; RSS ${(Number(/VmRSS:\s+(\d+)/.exec(fs.readFileSync(`/proc/${gw.child.pid}/status`, 'utf8'))![1]) / 1024).toFixed(1)} MB`);
+  if (g) out(`gateway: ${g.user.toFixed(0)} + ${g.sys.toFixed(0)} = ${(g.user + g.sys).toFixed(0)} us/conn; RSS ${rssMb(gw.child.pid!).toFixed(1)} MB`);
   if (h) out(`haproxy: ${h.user.toFixed(0)} + ${h.sys.toFixed(0)} = ${(h.user + h.sys).toFixed(0)} us/conn`);
   if (g && h) out(`ratio: ${((g.user + g.sys) / (h.user + h.sys)).toFixed(2)}x (user ${(g.user / h.user).toFixed(2)}x)`);
   const fl = avg('floor');
@@ -266,9 +205,7 @@ backend echo
   const b = avg('base');
   if (b) out(`baseline gateway: ${b.user.toFixed(0)} + ${b.sys.toFixed(0)} = ${(b.user + b.sys).toFixed(0)} us/conn${h ? `, ${((b.user + b.sys) / (h.user + h.sys)).toFixed(2)}x haproxy` : ''}${g ? `; this gateway / baseline ${((g.user + g.sys) / (b.user + b.sys)).toFixed(2)}x` : ''}`);
   // SIGTERM and a moment to exit (a gateway run with --cpu-prof writes its profile then).
-  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  for (const c of alive) c.kill('SIGTERM');
-  await Promise.race([Promise.all(alive.map((c) => new Promise((r) => c.once('exit', r)))), new Promise((r) => setTimeout(r, 5000).unref())]);
+  await stopAll(5000);
   fs.rmSync(tmp, { recursive: true, force: true });
 }
 

@@ -22,7 +22,7 @@
 // sidecars front the same test app. Its "+p99 vs L4" is its p99 minus `trellis ka`'s in the same run.
 //
 //   npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10]
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
@@ -33,6 +33,7 @@ import { AgentProcess, freePort, launcher, repoRoot, trellisEnv, waitFor } from 
 import { planRequest } from '../src/chainEval.ts';
 import type { CompiledDiscoveryChain } from '../src/chainTypes.ts';
 import { requestInfo } from '../src/routeMatch.ts';
+import { cleanUp, cpuMs, killWithChildren, openssl, pct, rssMb, start as startChild } from './benchSupport.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -56,25 +57,11 @@ const CONNS = Number(argv.conns);
 const TPUT_SECONDS = Number(argv['tput-seconds']);
 const WARMUP_MS = 2000;
 
-const children: ChildProcess[] = [];
+// Children and the agent are killed on exit, SIGINT and SIGTERM (benchSupport.ts).
 let agent: AgentProcess | undefined;
 let tmp: string | undefined;
-function killAll(): void {
-  for (const c of children) if (c.exitCode === null && c.signalCode === null) c.kill('SIGKILL');
-  agent?.killNow();
-}
-process.on('exit', killAll);
-for (const sig of ['SIGINT', 'SIGTERM'] as const) process.once(sig, () => { killAll(); process.exit(130); });
 
-function start(cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env): { child: ChildProcess; out: () => string } {
-  const child = spawn(cmd, args, { env, stdio: ['ignore', 'pipe', 'pipe'] });
-  children.push(child);
-  let out = '';
-  const keep = (b: Buffer) => { out = (out + b.toString()).slice(-20_000); };
-  child.stdout!.on('data', keep);
-  child.stderr!.on('data', keep);
-  return { child, out: () => out };
-}
+const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startChild(cmd, args, { env });
 
 // --- load generator -------------------------------------------------------------------------
 
@@ -154,17 +141,7 @@ async function closedLoop(port: number, keepAlive: boolean, conns: number, ms: n
   return { ok: lat.length, errors, seconds: (performance.now() - start) / 1000, lat, firstError };
 }
 
-function pct(sorted: number[], p: number): number {
-  if (sorted.length === 0) return NaN;
-  return sorted[Math.min(sorted.length - 1, Math.ceil((p / 100) * sorted.length) - 1)]!;
-}
-
 // --- haproxy reference ----------------------------------------------------------------------
-
-function openssl(args: string[], cwd: string): void {
-  const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (r.status !== 0) throw new Error(`openssl ${args.join(' ')}: ${r.stderr}`);
-}
 
 /** A CA and two RSA 2048 leaves (server, client) with SPIFFE URI SANs like the mesh's, as PEM files. */
 function makeCerts(dir: string): void {
@@ -232,6 +209,7 @@ async function webUpstreamCounts(): Promise<{ conns: number; resumed: number }> 
 
 async function startMesh(appPort: number): Promise<number> {
   agent = await AgentProcess.start({ name: 'bench-proxy', args: ['-log-level', 'warn'] });
+  killWithChildren(agent);
   const upstreamPort = await freePort();
   const register = async (body: unknown) => {
     const r = await agent!.request('PUT', '/v1/agent/service/register', { body: JSON.stringify(body) });
@@ -256,24 +234,12 @@ let l7Chain: CompiledDiscoveryChain | undefined;
 const caseProcs = new Map<string, ChildProcess[]>();
 /** haproxy's one process (all its threads), for its CPU time beside the trellis cases'. */
 let haproxyProc: ChildProcess | undefined;
-/** VmRSS of a process in MB. */
-function rssMb(pid: number): number {
-  const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
-  return m ? Number(m[1]) / 1024 : NaN;
-}
 /** What a proxy process runs: its Node flags and whether it is the bundle (a stale bundle means sources, full JIT). */
 function runsAs(pid: number): string {
   const args = fs.readFileSync(`/proc/${pid}/cmdline`, 'utf8').split('\0').filter(Boolean);
   const flags = args.slice(1).filter((a) => a.startsWith('--')).join(' ');
   return `${args.some((a) => a.endsWith('trellis.mjs')) ? 'bundle' : 'SOURCES (stale bundle)'}, ${flags}`;
 }
-/** CPU seconds (user + system) a process has used, from /proc/<pid>/stat. */
-function cpuSeconds(pid: number): number {
-  const f = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
-  const fields = f.slice(f.lastIndexOf(')') + 2).split(' ');
-  return (Number(fields[11]) + Number(fields[12])) / 100; // utime, stime in clock ticks (USER_HZ 100)
-}
-
 /**
  * The routing decision alone, in this process: what the L7 listener computes per request before it
  * forwards (the request's match fields, then the chain walk: 10 routes tried, a split drawn, the
@@ -362,14 +328,14 @@ async function main(): Promise<void> {
     process.stderr.write(`  ${c.name}: ${newSockets} of ${lat.ok} answered requests of the latency row used a new connection\n`);
     newSockets = 0;
     const procsOfCase = c.name.startsWith('haproxy ') ? [haproxyProc!] : caseProcs.get(c.name.replace(/ (ka|new)$/, '')) ?? [];
-    const cpu0 = procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0);
+    const cpu0 = procsOfCase.reduce((a, p) => a + cpuMs(p.pid!) / 1000, 0);
     const counts0 = c.name.startsWith('trellis ') && !c.name.includes('l7') ? await webUpstreamCounts() : undefined;
     const tput = await closedLoop(c.port, c.keepAlive, CONNS, TPUT_SECONDS * 1000);
     if (counts0) {
       const counts = await webUpstreamCounts();
       process.stderr.write(`  ${c.name}: the web sidecar made ${counts.conns - counts0.conns} upstream mTLS connections in the throughput row, ${counts.resumed - counts0.resumed} of them resumed a TLS session\n`);
     }
-    if (procsOfCase.length > 0) cpuPerRequestUs.set(c.name, ((procsOfCase.reduce((a, p) => a + cpuSeconds(p.pid!), 0) - cpu0) / Math.max(1, tput.ok)) * 1e6);
+    if (procsOfCase.length > 0) cpuPerRequestUs.set(c.name, ((procsOfCase.reduce((a, p) => a + cpuMs(p.pid!) / 1000, 0) - cpu0) / Math.max(1, tput.ok)) * 1e6);
     process.stderr.write(`  ${c.name}: ${newSockets} of ${tput.ok} answered requests of the throughput row used a new connection\n`);
     const s = lat.lat.sort((a, b) => a - b);
     results.set(c.name, { lat, tput, p50: pct(s, 50), p99: pct(s, 99) });
@@ -449,21 +415,8 @@ async function main(): Promise<void> {
   process.stdout.write(lines.join('\n') + '\n');
 }
 
-/** SIGTERM first (a proxy run under --cpu-prof writes its profile on a clean exit), SIGKILL after 3 s. */
-async function stopAll(): Promise<void> {
-  const alive = children.filter((c) => c.exitCode === null && c.signalCode === null);
-  for (const c of alive) c.kill('SIGTERM');
-  await Promise.race([
-    Promise.all(alive.map((c) => new Promise((r) => c.once('exit', r)))),
-    new Promise((r) => setTimeout(r, 3000).unref()),
-  ]);
-  killAll();
-}
-
 try {
   await main();
 } finally {
-  await stopAll();
-  await agent?.dispose().catch(() => undefined);
-  if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
+  await cleanUp(agent, tmp);
 }
