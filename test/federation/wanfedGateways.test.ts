@@ -98,11 +98,12 @@ describe('WAN federation through mesh gateways (loopback)', () => {
     gw1 = g1.gw;
     gw1Lan = g1.lan;
     gw1Metrics = g1.metrics;
-    // dc2 joins the WAN pool directly (-retry-join-wan; primary_gateways would too, every 30 s); then
-    // WAN gossip to dc1 goes through the gateways as server RPC does (server/wanGossip.ts).
+    // dc2 joins the WAN pool through dc1's gateway (primary_gateways; -retry-join-wan is refused
+    // with the setting, as Consul refuses it), and WAN gossip crosses the gateways as server RPC
+    // does (server/wanGossip.ts).
     dc2 = await AgentProcess.start({
       name: 'wanfed-dc2', mode: 'server',
-      args: ['-datacenter', 'dc2', '-config-file', configFile('dc2', { primary_gateways: [`127.0.0.1:${g1.wan}`] }), '-retry-join-wan', dc1.serfWanAddr],
+      args: ['-datacenter', 'dc2', '-config-file', configFile('dc2', { primary_gateways: [`127.0.0.1:${g1.wan}`], primary_gateways_interval: '1s' })],
     });
     agents.push(dc2);
     gw2 = (await gateway(dc2, 'dc2')).gw;

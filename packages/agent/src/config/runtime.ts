@@ -913,6 +913,10 @@ export function validateConfig(c: RuntimeConfig, warnings: string[] = []): strin
   if (c.connect.enableMeshGatewayWanFederation && c.nodeName.includes('/')) {
     throw invalid('connect.enable_mesh_gateway_wan_federation', "'connect.enable_mesh_gateway_wan_federation = true' requires that 'node_name' not contain '/' characters");
   }
+  // WAN gossip crosses the gateways too, and secondaries join through primary_gateways.
+  if (c.connect.enableMeshGatewayWanFederation && c.retryJoinWan.length > 0) {
+    throw invalid('retry_join_wan', "'retry_join_wan' is incompatible with 'connect.enable_mesh_gateway_wan_federation = true'");
+  }
   if (c.connect.enableMeshGatewayWanFederation) {
     const t = c.tls.internalRpc;
     const missing = [!t.certFile && 'cert_file', !t.keyFile && 'key_file', !t.caFile && !t.caPath && 'ca_file (or ca_path)'].filter(Boolean);

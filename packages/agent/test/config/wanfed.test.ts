@@ -51,6 +51,11 @@ describe('connect.enable_mesh_gateway_wan_federation', () => {
       "'connect.enable_mesh_gateway_wan_federation = true' requires 'server = true'");
   });
 
+  test('refuses retry_join_wan (Consul\'s text): secondaries join through primary_gateways', () => {
+    rejects([...base, '-datacenter', 'dc2', '-config-file', wanfed(), '-config-file', tlsFile, '-retry-join-wan', '10.0.0.1:8302'], 'retry_join_wan',
+      "'retry_join_wan' is incompatible with 'connect.enable_mesh_gateway_wan_federation = true'");
+  });
+
   test('with TLS it builds; primary_gateways and primary_gateways_interval are read', () => {
     const pg = file('pg.json', { primary_datacenter: 'dc1', primary_gateways: ['10.0.0.1:8443', 'gw.example.com:443'], primary_gateways_interval: '5s' });
     const { config } = buildRuntimeConfig([...base, '-datacenter', 'dc2', '-config-file', wanfed(), '-config-file', tlsFile, '-config-file', pg], env);
