@@ -377,8 +377,10 @@ async function main(): Promise<void> {
     for (const [what, k] of [['new connections', 'half'], ['long-lived', 'halfLong']] as const) {
       const a = g1[k]!.p99 - direct[k]!.p99;
       const ha1Added = h1 ? f(h1[k]!.p99 - direct[k]!.p99) : '-';
-      // A direct case slower than the gateway's makes the difference meaningless (noise larger than it).
-      if (a < 0) out(`  added p99 per gateway hop at half load (${what}): not measurable in this run (direct p99 ${f(direct[k]!.p99)} ms above one gateway's ${f(g1[k]!.p99)} ms; haproxy added ${ha1Added} ms)`);
+      // A direct case slower than the gateway's, or whose own p99 is ten times the 1 ms target, says the
+      // machine's delays (other processes' CPU time) are larger than what is measured: no verdict.
+      if (direct[k]!.p99 > 10) out(`  added p99 per gateway hop at half load (${what}): not measurable in this run (direct's own p99 ${f(direct[k]!.p99)} ms, over 10x the 1 ms target; one gateway ${f(g1[k]!.p99)} ms, haproxy added ${ha1Added} ms)`);
+      else if (a < 0) out(`  added p99 per gateway hop at half load (${what}): not measurable in this run (direct p99 ${f(direct[k]!.p99)} ms above one gateway's ${f(g1[k]!.p99)} ms; haproxy added ${ha1Added} ms)`);
       else out(`  added p99 per gateway hop at half load (${what}): ${f(a)} ms, haproxy ${ha1Added} ms (<= 1 ms: ${a <= 1 ? 'met' : 'NOT met'}${pinned ? '' : '; not pinned'})`);
     }
   }
