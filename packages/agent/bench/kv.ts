@@ -567,6 +567,8 @@ async function mainAcl(opts: Options): Promise<void> {
   const writeRows = WRITE_CONCURRENCY.map((c) => acc('write', c));
   const readRows = (['read', 'read ?consistent'] as const).flatMap((label) => READ_CONCURRENCY.map((c) => ({ ...acc(label, c), consistent: label !== 'read' })));
   const readKeys = Array.from({ length: ACL_READ_KEYS }, (_, i) => `read/${String(i).padStart(6, '0')}`);
+  /** What each server process ran: the bundle, or the sources (the launcher's choice when a .ts is newer than the bundle). */
+  const ran = new Set<string>();
 
   /** Round g (numbered across trios) of one row: XYZZYX slices; `op(s, k)` builds slice k (0, 1) of server s. */
   const round = async (row: RowAcc, systems: RunningSystem[], trio: number, g: number, op: (s: RunningSystem, k: number) => Op) => {
@@ -594,6 +596,10 @@ async function mainAcl(opts: Options): Promise<void> {
         const i = (j + trio) % 3;
         note(`trio ${trio + 1}/${trios}: starting ${names[i]}`);
         procs[i] = await startAclBenchServer(root, `kv-${names[i]}-${trio + 1}`, i === 1);
+      }
+      for (const p of procs) {
+        const argv = fs.readFileSync(`/proc/${p.pid!}/cmdline`, 'utf8').split('\0');
+        ran.add(argv.some((a) => a.endsWith('dist/trellis.mjs')) ? 'the bundle (dist/trellis.mjs)' : 'the TypeScript sources (the bundle was stale)');
       }
       const secret = await makeBenchToken(procs[1]!.ports.http);
       const systems: RunningSystem[] = procs.map((p, i) => ({
@@ -712,6 +718,7 @@ async function mainAcl(opts: Options): Promise<void> {
       `machine: ${os.cpus().length} x ${os.cpus()[0]?.model ?? '?'}; Node ${process.version}; data dirs on ${fsType(root)}`,
       `servers: ${trios} trio(s), one after the other, of three trellis agent -server -bootstrap -data-dir started alike (the same flags and config file but for acl.enabled):`,
       '  none = no ACLs; acl = acl.enabled, default_policy "deny"; control = no ACLs (a second identical server: the noise floor)',
+      `servers ran: ${[...ran].join(' and ')}${ran.size > 1 ? '  <- MIXED: a source file changed during the run; rebuild (node packages/agent/build.ts) and run again' : ''}`,
       'requests: every one to every server carries X-Consul-Token = a token whose one policy is key_prefix "" { policy = "write" } (servers without ACLs ignore it)',
       `load: closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; writes to distinct keys; reads of the same ${ACL_READ_KEYS.toLocaleString('en-US')} keys on every server`,
       `rounds: ${rounds} per row and trio; in a round each server gets two ${slice.toFixed(2)} s slices in the order XYZZYX, the order rotating through the six permutations; ${(2 * n * slice).toFixed(1)} s per row and server`,
