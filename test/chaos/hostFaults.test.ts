@@ -2,7 +2,9 @@
 // first (LevelDB writes stop while the flag is set and the event loop goes on; Date.now steps while
 // performance.now does not), then a short chaos run of real agents with both faults, which must
 // pass every checker and show that each fault happened: the stalled server's applied Raft index
-// stood still while the others' advanced, and the stepped agent's HTTP Date header moved by the step.
+// stood still while the others' advanced, and the stepped agent's HTTP Date header moved by the step;
+// a lock-delay still held between the stepped clock and a true one (before the leader stamped its
+// own clock on every write, a server stepped ±60 s let a lock be retaken inside it).
 // Needs Linux, gcc and libfaketime (installed by deploy/install-host-fault-deps.sh as root).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -129,6 +131,9 @@ test('chaos with disk-stall and clock-step: every checker passes, and both fault
   for (const f of steps) {
     const ck = f.clock!;
     assert.ok(ck.observedSkewS !== null && Math.abs(ck.observedSkewS - ck.offsetS) <= 2, `${f.targets[0]}'s clock moved by ${ck.offsetS} s: ${f.detail}`);
+    // Lock-delay across the stepped clock and a true one, both ways: refused both times.
+    assert.equal(ck.lockDelay?.length, 2, `the lock-delay probe ran both ways: ${f.detail}`);
+    for (const l of ck.lockDelay!) assert.match(l, /: held$/, f.detail);
   }
   for (const f of report.faults) assert.ok(f.leaderAfterHealMs !== undefined, `no leader within 30 s after healing ${f.fault}`);
   fs.rmSync(out, { recursive: true, force: true });

@@ -188,3 +188,38 @@ export async function appliedIndex(url: string, timeoutMs = 1000): Promise<numbe
     return undefined;
   }
 }
+
+/**
+ * Lock-delay across clocks: a session holding `key` is destroyed through `destroyVia`, then another
+ * session tries to acquire the key through `acquireVia` at once. With a lock-delay of `delayS` the
+ * acquire must be refused (Consul: the key cannot be locked again for lock-delay after its session
+ * is invalidated). Returns 'held' (refused), 'bypassed' (acquired inside the delay), or why the
+ * probe could not run ('' when it ran). Both sessions are destroyed afterwards.
+ */
+export async function lockDelayProbe(destroyVia: string, acquireVia: string, key: string, delayS = 10): Promise<{ result: 'held' | 'bypassed' | 'not run'; why: string }> {
+  const put = (url: string, p: string, body?: string) => request(url, 'PUT', p, { body, timeoutMs: 3000 });
+  const sessions: string[] = [];
+  try {
+    for (const url of [destroyVia, acquireVia]) {
+      const r = await put(url, '/v1/session/create', JSON.stringify({ Name: 'chaos-lock-delay-probe', LockDelay: `${delayS}s`, Behavior: 'release' }));
+      if (r.status !== 200) return { result: 'not run', why: `session create via ${url}: ${r.status} ${r.text.trim()}` };
+      sessions.push(r.json<{ ID: string }>().ID);
+    }
+    const [a, b] = sessions as [string, string];
+    const acq = await put(destroyVia, `/v1/kv/${key}?acquire=${a}`, 'a');
+    if (acq.status !== 200 || acq.text.trim() !== 'true') return { result: 'not run', why: `first acquire via ${destroyVia}: ${acq.status} ${acq.text.trim()}` };
+    const d = await put(destroyVia, `/v1/session/destroy/${a}`);
+    if (d.status !== 200) return { result: 'not run', why: `session destroy via ${destroyVia}: ${d.status} ${d.text.trim()}` };
+    const t = performance.now();
+    const second = await put(acquireVia, `/v1/kv/${key}?acquire=${b}`, 'b');
+    const ms = Math.round(performance.now() - t);
+    if (second.status !== 200) return { result: 'not run', why: `second acquire via ${acquireVia}: ${second.status} ${second.text.trim()}` };
+    return second.text.trim() === 'true'
+      ? { result: 'bypassed', why: `acquired ${ms} ms after the destroy, inside the ${delayS} s lock-delay` }
+      : { result: 'held', why: '' };
+  } catch (err) {
+    return { result: 'not run', why: (err as Error).message };
+  } finally {
+    for (const s of sessions) await put(destroyVia, `/v1/session/destroy/${s}`).catch(() => undefined);
+  }
+}

@@ -10,7 +10,7 @@ import type { Fault } from './options.ts';
 import { DelayRelay } from './relay.ts';
 import { LoopbackNet } from './loopback.ts';
 import { Netns } from '../support/netns.ts';
-import { appliedIndex, observedClockSkewS } from './hostFaults.ts';
+import { appliedIndex, lockDelayProbe, observedClockSkewS } from './hostFaults.ts';
 
 export interface FaultEvent {
   fault: Fault;
@@ -40,7 +40,7 @@ export interface FaultEvent {
   /** disk-stall: evidence it happened (hostFaults.ts): calls the shim held, applied Raft indexes at stall and heal. */
   stall?: { calls: number; holdingAtHeal: number; target: [number | null, number | null]; others: Record<string, [number | null, number | null]> };
   /** clock-step: the offset written, and the skew the agent's HTTP Date header showed during the window. */
-  clock?: { offsetS: number; observedSkewS: number | null };
+  clock?: { offsetS: number; observedSkewS: number | null; lockDelay?: string[] };
 }
 
 export interface NemesisOptions {
@@ -68,6 +68,8 @@ export class Nemesis {
   #paused: ChaosAgent[] = [];
   #stalled: Array<{ a: ChaosAgent; ev: FaultEvent; heldBefore: number }> = [];
   #stepped: ChaosAgent[] = [];
+  /** The clock-step window's probe (skew, lock-delay): the heal waits for it (≤ 5 s) before stepping back. */
+  #clockProbe: Promise<void> | undefined;
   #relayBlockedAtStart = 0;
 
   constructor(cluster: ChaosCluster, o: NemesisOptions) {
@@ -235,10 +237,23 @@ export class Nemesis {
           detail: `wall clock of ${x}${x === leader ? ' (the leader)' : ''} stepped ${offsetS > 0 ? '+' : ''}${offsetS} s (libfaketime; monotonic clock untouched); stepped back at heal`,
         };
         // libfaketime re-reads the offset within 1 s, Node's Date header within 1 s more.
-        this.#probes.push((async () => {
+        // Then lock-delay across the two clocks: a session destroyed through one agent, the lock
+        // taken at once through the other, both ways; the lock-delay must hold (hostFaults.ts).
+        const other = c.byName(rng.pick(servers.filter((n) => n !== x)));
+        const n = this.events.length;
+        this.#clockProbe = (async () => {
           await new Promise((r) => setTimeout(r, 2500));
-          if (ev.end === undefined) ev.clock!.observedSkewS = (await observedClockSkewS(a.url)) ?? null;
-        })());
+          if (ev.end !== undefined) return;
+          ev.clock!.observedSkewS = (await observedClockSkewS(a.url)) ?? null;
+          const ways = [[other, a], [a, other]] as const;
+          ev.clock!.lockDelay = [];
+          for (const [i, [d, q]] of ways.entries()) {
+            if (ev.end !== undefined) break;
+            const p = await lockDelayProbe(d.url, q.url, `chaos-probe/lock-delay/${n}-${i}`);
+            ev.clock!.lockDelay.push(`destroy via ${d.name}, acquire via ${q.name}: ${p.result}${p.why ? ` (${p.why})` : ''}`);
+          }
+        })();
+        this.#probes.push(this.#clockProbe);
         return ev;
       }
     }
@@ -265,8 +280,13 @@ export class Nemesis {
       }
       this.#stalled = [];
     }
+    if (this.#clockProbe) await Promise.race([this.#clockProbe, new Promise((r) => setTimeout(r, 5000))]);
+    this.#clockProbe = undefined;
     for (const a of this.#stepped) c.hostFaults.setClockOffset(a, 0);
-    if (ev?.clock) ev.detail += `; its HTTP Date header showed ${ev.clock.observedSkewS === null ? 'no answer' : `${ev.clock.observedSkewS > 0 ? '+' : ''}${ev.clock.observedSkewS} s`} during the step`;
+    if (ev?.clock) {
+      ev.detail += `; its HTTP Date header showed ${ev.clock.observedSkewS === null ? 'no answer' : `${ev.clock.observedSkewS > 0 ? '+' : ''}${ev.clock.observedSkewS} s`} during the step`;
+      if (ev.clock.lockDelay?.length) ev.detail += `; lock-delay (10 s): ${ev.clock.lockDelay.join('; ')}`;
+    }
     this.#stepped = [];
     for (const r of this.#relays) { r.delayMs = 0; r.jitterMs = 0; }
     for (const a of this.#paused) a.resume();

@@ -191,6 +191,8 @@ export async function runChaos(o: ChaosOptions, log: (line: string) => void = (l
     if (overlaps.length > 0) problems.push(`${overlaps.length} lock overlaps`);
     if (!cv.ok) problems.push(`counter: ${cv.explanation}`);
     if (multi.length > 0) problems.push(`terms with two leaders: ${multi.map(([t]) => t).join(', ')}`);
+    const bypassed = nemesis.events.flatMap((e) => (e.clock?.lockDelay ?? []).filter((l) => / bypassed/.test(l)).map((l) => `${e.targets[0]} ${e.clock!.offsetS} s: ${l}`));
+    if (bypassed.length > 0) problems.push(`lock-delay bypassed under a clock step: ${bypassed.join('; ')}`);
     const report: ChaosReport = {
       options: { ...o, net: net.mode, ...(cluster.net instanceof LoopbackNet ? { relay: cluster.net.stats } : {}) },
       startedAt,

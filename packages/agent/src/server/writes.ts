@@ -10,7 +10,7 @@ import * as grpc from '@grpc/grpc-js';
 import { NotLeaderError } from '@trellis/raft';
 import type { RuntimeConfig } from '../config/runtime.ts';
 import type { Logger } from '../logger.ts';
-import { decodeCommand, encodeCommand, isCommandData, type Command, type CommandResult } from '../state/index.ts';
+import { decodeCommand, encodeCommand, isCommandData, restampCommand, type Command, type CommandResult } from '../state/index.ts';
 import type { CallOptions, RpcClient } from '../rpc/client.ts';
 import { RpcCallError, retryable } from '../rpc/errors.ts';
 import { decodeCommandResult, encodeCommandResult } from '../rpc/results.ts';
@@ -92,7 +92,9 @@ export class Writes {
       });
   }
 
-  applyOnLeader(data: Uint8Array): Promise<CommandResult> {
+  applyOnLeader(proposed: Uint8Array): Promise<CommandResult> {
+    // The leader's clock is the state store's (lock-delays), whichever server took the request.
+    const data = restampCommand(proposed, Date.now());
     if (this.#o.plant === 'early-ack') {
       // PLANTED BUG (TRELLIS_CHAOS_PLANT=early-ack): a KV write answered "true" once it is in this
       // leader's own log, before a quorum has it or it is applied.

@@ -97,6 +97,51 @@ export function encodeCommand(cmd: Command, now: number = Date.now()): Uint8Arra
   return out;
 }
 
+/**
+ * The same command with its `now` replaced: the leader stamps its own clock on every write it
+ * proposes (server/writes.ts applyOnLeader), so the times the state store keeps (lock-delays) are
+ * all read from one clock, the leader's, as in Consul, whose leader checks lock-delays against its
+ * own time. Without it a server whose wall clock had been stepped (chaos clock-step) stamped the
+ * destroy or the acquire it took: +60 s on the acquiring server, or -60 s on the destroying one,
+ * let a second session take a lock 11-24 ms after the first was destroyed, inside a 10 s
+ * lock-delay. Only the JSON part is rewritten; the value bytes are copied as they are.
+ */
+export function restampCommand(data: Uint8Array, now: number): Uint8Array {
+  let jsonBytes: Uint8Array;
+  let tail: Uint8Array | undefined;
+  if (data instanceof Uint8Array && data.length >= 2 && data[0] === COMMAND_FORMAT_VERSION) {
+    jsonBytes = data.subarray(1);
+  } else if (data instanceof Uint8Array && data.length >= 5 && data[0] === COMMAND_FORMAT_RAW_BYTES) {
+    const jsonLength = new DataView(data.buffer, data.byteOffset, data.byteLength).getUint32(1);
+    if (5 + jsonLength > data.length) throw new CommandDecodeError(`command entry is truncated: its JSON claims ${jsonLength} bytes, ${data.length - 5} follow`);
+    jsonBytes = data.subarray(5, 5 + jsonLength);
+    tail = data.subarray(5 + jsonLength);
+  } else {
+    throw new CommandDecodeError('command entry is empty, truncated or of an unknown format');
+  }
+  let doc: unknown;
+  try {
+    doc = JSON.parse(Buffer.from(jsonBytes.buffer, jsonBytes.byteOffset, jsonBytes.byteLength).toString('utf8'));
+  } catch (e) {
+    throw new CommandDecodeError(`command entry is not valid JSON: ${(e as Error).message}`);
+  }
+  if (!isRecord(doc)) throw new CommandDecodeError('command entry has no type');
+  doc.now = now;
+  const json = Buffer.from(JSON.stringify(doc));
+  if (tail === undefined) {
+    const out = new Uint8Array(json.length + 1);
+    out[0] = COMMAND_FORMAT_VERSION;
+    out.set(json, 1);
+    return out;
+  }
+  const out = entrySlabs.alloc(5 + json.length + tail.byteLength);
+  out[0] = COMMAND_FORMAT_RAW_BYTES;
+  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1, json.length);
+  out.set(json, 5);
+  out.set(tail, 5 + json.length);
+  return out;
+}
+
 /** Reads a byte field: base64 text in format 1, an [offset, length] reference into `tail` in format 2. */
 type BytesReader = (v: unknown, where: string) => unknown;
 

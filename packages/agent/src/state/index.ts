@@ -4,7 +4,7 @@ export { StateStore } from './store.ts';
 export { ACL_ANONYMOUS_ACCESSOR_ID, ACL_GLOBAL_MANAGEMENT_ID } from './acl.ts';
 export { WatchSet } from './watch.ts';
 export { createFsm, type FsmEntry, type StateFsm } from './fsm.ts';
-export { encodeCommand, decodeCommand, isCommandData, COMMAND_FORMAT_VERSION, COMMAND_FORMAT_RAW_BYTES } from './codec.ts';
+export { encodeCommand, decodeCommand, isCommandData, restampCommand, COMMAND_FORMAT_VERSION, COMMAND_FORMAT_RAW_BYTES } from './codec.ts';
 export { isReadOnlyTxn } from './txn.ts';
 export { UINT64_MAX, parseUint64 } from './uint64.ts';
 export { SERF_CHECK_ID } from './catalog.ts';

@@ -3,7 +3,7 @@
 // stay format 1, byte for byte; entries earlier builds wrote (base64, format 1) still decode.
 import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
-import { COMMAND_FORMAT_RAW_BYTES, COMMAND_FORMAT_VERSION, decodeCommand, encodeCommand, isCommandData } from '../../src/state/codec.ts';
+import { COMMAND_FORMAT_RAW_BYTES, COMMAND_FORMAT_VERSION, decodeCommand, encodeCommand, isCommandData, restampCommand } from '../../src/state/codec.ts';
 import { CommandDecodeError } from '../../src/state/errors.ts';
 import { createFsm } from '../../src/state/fsm.ts';
 import { StateStore } from '../../src/state/store.ts';
@@ -60,6 +60,24 @@ describe('command codec', () => {
       const back = decodeCommand(data);
       assert.deepEqual(comparable(back), comparable({ ...cmd, now: 9 }));
     }
+  });
+
+  test('restampCommand: the leader clock replaces the proposer now, nothing else changes (both formats)', () => {
+    const cmds: Command[] = [
+      { type: 'kvLock', Key: 'l', Value: binary(700), Flags: 0x2ddccbc058a50c18n, Session: 's' },
+      { type: 'sessionDestroy', ID: 'abc' },
+      { type: 'txn', Ops: [{ KV: { Verb: 'set', Key: 'x', Value: binary(30), Flags: 2n ** 63n } }, { KV: { Verb: 'get', Key: 'x' } }] },
+    ];
+    for (const cmd of cmds) {
+      const data = encodeCommand(cmd, 1000);
+      const restamped = restampCommand(data, 61_000);
+      assert.equal(restamped[0], data[0], `${cmd.type}: same format`);
+      assert.deepEqual(comparable(decodeCommand(restamped)), comparable({ ...cmd, now: 61_000 }));
+      // The original is untouched (it may be a view into a batch off the network).
+      assert.equal((decodeCommand(data) as { now?: number }).now, 1000);
+    }
+    assert.throws(() => restampCommand(new Uint8Array([9, 1, 2]), 1), CommandDecodeError);
+    assert.throws(() => restampCommand(Uint8Array.from([COMMAND_FORMAT_VERSION, 0x7b]), 1), CommandDecodeError);
   });
 
   test('a decoded value is a copy: it does not keep the entry (or a batch around it) alive or change with it', () => {
