@@ -62,6 +62,27 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
   }
 }
 
+/**
+ * Writes `total` bytes of a known pattern to `s` in 64 KB chunks (into `hash` as well), only as fast
+ * as `s` drains, then ends it. Returns how many bytes it has written so far.
+ */
+function pump(s: net.Socket, total: number, hash: ReturnType<typeof createHash>): () => number {
+  const chunk = Buffer.alloc(64 * 1024);
+  let written = 0;
+  const more = () => {
+    while (written < total) {
+      chunk.fill((written / chunk.length) % 251);
+      hash.update(chunk);
+      written += chunk.length;
+      if (!s.write(chunk)) return;
+    }
+    s.end();
+  };
+  s.on('drain', more);
+  more();
+  return () => written;
+}
+
 let gw: MeshGateway;
 let remote: Awaited<ReturnType<typeof backend>>;
 
@@ -181,26 +202,13 @@ test('backpressure: a backend that stops reading stops the caller; resumed, all 
   const sent = createHash('sha256');
   s.write(hello);
   sent.update(hello);
-  const chunk = Buffer.alloc(64 * 1024);
   const total = 48 * 1024 * 1024;
-  let written = 0;
-  // Write until the socket says stop, and keep going only on drain.
-  const pump = () => {
-    while (written < total) {
-      chunk.fill(written / chunk.length % 251);
-      sent.update(chunk);
-      written += chunk.length;
-      if (!s.write(chunk)) return;
-    }
-    s.end();
-  };
-  s.on('drain', pump);
-  pump();
+  const written = pump(s, total, sent);
   // With the backend paused, the caller stalls well before 48 MB: what is in flight is the kernel's
   // socket buffers (a few MB each way), not the gateway's memory.
   await new Promise((r) => setTimeout(r, 1500));
   const inFlight = s.bytesWritten;
-  assert.ok(written < total, `the caller was never stopped (${written} bytes written)`);
+  assert.ok(written() < total, `the caller was never stopped (${written()} bytes written)`);
   assert.ok(inFlight < 32 * 1024 * 1024, `${inFlight} bytes left the caller while the backend read nothing`);
   serverSide.resume();
   await until('every byte arrived', () => received === hello.length + total, 30_000);
@@ -214,23 +222,10 @@ test('backpressure back to the backend: a caller that stops reading stops it; af
   // end after the caller had ended (the gateway closes the caller's socket instead of shutting it down).
   const sent = createHash('sha256');
   const total = 48 * 1024 * 1024;
-  let written = 0;
+  let written = () => 0;
   const b = await backend((s) => {
     s.on('data', () => undefined);
-    s.on('end', () => {
-      const chunk = Buffer.alloc(64 * 1024);
-      const pump = () => {
-        while (written < total) {
-          chunk.fill((written / chunk.length) % 251);
-          sent.update(chunk);
-          written += chunk.length;
-          if (!s.write(chunk)) return;
-        }
-        s.end();
-      };
-      s.on('drain', pump);
-      pump();
-    });
+    s.on('end', () => { written = pump(s, total, sent); });
   });
   instances.set('big', [b.port]);
   await catalogRead();
@@ -238,10 +233,10 @@ test('backpressure back to the backend: a caller that stops reading stops it; af
   s.pause();
   s.write(await helloFor(`big.default.dc1.internal.${TD}`));
   s.end();
-  await until('the backend started sending', () => written > 0);
+  await until('the backend started sending', () => written() > 0);
   await new Promise((r) => setTimeout(r, 1500));
-  assert.ok(written < total, `the backend was never stopped (${written} bytes written)`);
-  assert.ok(written < 32 * 1024 * 1024, `${written} bytes left the backend while the caller read nothing`);
+  assert.ok(written() < total, `the backend was never stopped (${written()} bytes written)`);
+  assert.ok(written() < 32 * 1024 * 1024, `${written()} bytes left the backend while the caller read nothing`);
   const got = createHash('sha256');
   let received = 0;
   s.on('data', (c: Buffer) => { got.update(c); received += c.length; });
