@@ -42,11 +42,15 @@ const { values: argv } = parseArgs({
     conns: { type: 'string', default: '16' },
     'tput-seconds': { type: 'string', default: '10' },
     only: { type: 'string' }, // comma-separated case names, for profiling one case
+    // The generator (this process), the app and the agent on CPU 0, the proxies and haproxy on CPU 1
+    // (taskset): the generator does not compete with what it measures. For tail latency on a shared
+    // machine, also run the whole bench under `nice -n -10` (children inherit it; docs/BENCHMARKS.md).
+    pin: { type: 'boolean' },
     help: { type: 'boolean' },
   },
 });
 if (argv.help) {
-  process.stdout.write('npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10 --only "trellis ka,trellis l7 ka"]\n'
+  process.stdout.write('npm run bench:proxy [-- --rate 1000 --seconds 10 --conns 16 --tput-seconds 10 --only "trellis ka,trellis l7 ka" --pin]\n'
     + '  Prints latency/throughput per case, the L7 vs L4 rows, the proxies\' CPU per request and their idle RSS after the traffic.\n'
     + '  The proxies run as `trellis connect proxy` does (TRELLIS_NODE, if set, names the Node binary or a wrapper).\n');
   process.exit(0);
@@ -60,6 +64,11 @@ const WARMUP_MS = 2000;
 // Children and the agent are killed on exit, SIGINT and SIGTERM (benchSupport.ts).
 let agent: AgentProcess | undefined;
 let tmp: string | undefined;
+
+/** --pin: a proxy's command line on CPU 1 (taskset execs it: the pid stays the proxy's, for its CPU time). */
+function onProxyCpu(cmd: string, args: string[]): [string, string[]] {
+  return argv.pin ? ['taskset', ['-c', '1', cmd, ...args]] : [cmd, args];
+}
 
 const start = (cmd: string, args: string[], env: NodeJS.ProcessEnv = process.env) => startChild(cmd, args, { env });
 
@@ -182,7 +191,7 @@ backend app
   fs.writeFileSync(path.join(dir, 'haproxy.cfg'), cfg);
   const check = spawnSync('haproxy', ['-c', '-f', path.join(dir, 'haproxy.cfg')], { encoding: 'utf8' });
   if (check.status !== 0) throw new Error(`haproxy config: ${check.stdout}${check.stderr}`);
-  const p = start('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')]);
+  const p = start(...onProxyCpu('haproxy', ['-db', '-f', path.join(dir, 'haproxy.cfg')]));
   haproxyProc = p.child;
   await waitFor('haproxy answers', async () => { try { await once(front, false); return true; } catch { return false; } }, 15_000, 100)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${p.out()}`); });
@@ -221,8 +230,8 @@ async function startMesh(appPort: number): Promise<number> {
     Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'payments', LocalBindPort: upstreamPort }] } } },
   });
   webMetricsPort = await freePort();
-  const procs = ['payments', 'web'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn',
-    ...(svc === 'web' ? ['-metrics-addr', `127.0.0.1:${webMetricsPort}`] : [])], trellisEnv()));
+  const procs = ['payments', 'web'].map((svc) => start(...onProxyCpu(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn',
+    ...(svc === 'web' ? ['-metrics-addr', `127.0.0.1:${webMetricsPort}`] : [])]), trellisEnv()));
   caseProcs.set('trellis', procs.map((p) => p.child));
   await waitFor('web -> payments through the sidecars', async () => { try { await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
     .catch((err) => { throw new Error(`${(err as Error).message}\n${procs.map((p) => p.out()).join('\n')}`); });
@@ -278,7 +287,7 @@ async function startL7Mesh(appPort: number): Promise<number> {
   }
   await put('PUT', '/v1/agent/service/register', { Name: 'web-l7', Port: await freePort(),
     Connect: { SidecarService: { Port: await freePort(), Proxy: { Config: { bind_address: '127.0.0.1' }, Upstreams: [{ DestinationName: 'shop', LocalBindPort: upstreamPort }] } } } });
-  const procs = ['shop-1', 'shop-2', 'web-l7'].map((svc) => start(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn'], trellisEnv()));
+  const procs = ['shop-1', 'shop-2', 'web-l7'].map((svc) => start(...onProxyCpu(launcher, ['connect', 'proxy', '-sidecar-for', svc, '-http-addr', agent!.httpAddr, '-log-level', 'warn']), trellisEnv()));
   caseProcs.set('trellis l7', procs.map((p) => p.child));
   // Both subsets answer before the run (the splitter sends a third of the requests to each).
   await waitFor('web-l7 -> shop through the chain', async () => { try { for (let i = 0; i < 6; i++) await once(upstreamPort, false); return true; } catch { return false; } }, 60_000, 250)
@@ -296,6 +305,7 @@ const f = (x: number, d = 2) => (Number.isFinite(x) ? x.toFixed(d) : '-');
 
 async function main(): Promise<void> {
   tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-bench-proxy-'));
+  if (argv.pin && spawnSync('taskset', ['-a', '-p', '-c', '0', String(process.pid)], { stdio: 'ignore' }).status !== 0) throw new Error('--pin: taskset failed');
   const loadBefore = loadAvg();
   const appPort = await freePort();
   const app = start(process.execPath, [path.join(repoRoot, 'test/fixtures/testApp.ts'), '-name', 'payments', '-listen', `127.0.0.1:${appPort}`]);
@@ -351,7 +361,9 @@ async function main(): Promise<void> {
   const out = (s: string) => lines.push(s);
   out(`Trellis proxy benchmark  ${new Date().toISOString()}`);
   out(`machine: ${os.cpus().length} x ${os.cpus()[0]?.model.trim()}, ${(os.totalmem() / 2 ** 30).toFixed(0)} GiB; Node ${process.version}; ${haVersion}`);
-  out(`generator: this process; latency rows: open loop ${RATE} requests/s for ${SECONDS} s; throughput: closed loop, ${CONNS} connections, ${TPUT_SECONDS} s; ${WARMUP_MS / 1000} s warm-up per case`);
+  const stat = fs.readFileSync(`/proc/${process.pid}/stat`, 'utf8');
+  const nice = Number(stat.slice(stat.lastIndexOf(')') + 2).split(' ')[16]); // field 19, nice
+  out(`generator: this process${argv.pin ? ' (pinned: generator, app, agent on CPU 0; proxies, haproxy on CPU 1)' : ''}${nice !== 0 ? `, nice ${nice}` : ''}; latency rows: open loop ${RATE} requests/s for ${SECONDS} s; throughput: closed loop, ${CONNS} connections, ${TPUT_SECONDS} s; ${WARMUP_MS / 1000} s warm-up per case`);
   out(`app: test/fixtures/testApp.ts (own process, no upstreams); ka = http.Agent keepAlive, new = a new TCP connection per request`);
   out(`trellis: trellis agent -dev + two trellis connect proxy -sidecar-for processes (L4, mTLS, TLS 1.3 resumption); l7: three more (web-l7 in HTTP mode, shop-1/shop-2 HTTP inbound)`);
   for (const [name, ps] of trellisProcs) out(`${name} proxies run: ${runsAs(ps[0]!.pid!)}`);

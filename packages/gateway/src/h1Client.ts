@@ -66,6 +66,9 @@ export class H1Pool {
   private readonly maxIdle: number;
   private readonly idleMs: number;
   private closed = false;
+  /** The last Keep-Alive header release() parsed, and its timeout minus the margin (0: none). */
+  private kaText: string | undefined;
+  private kaMs = 0;
   /** Pooled connections not used for a whole sweep period are closed (idleSweep.ts: no socket timeouts). */
   private readonly sweep: IdleSweep<UpConn>;
   constructor(dial: Dial, opts: H1PoolOptions) {
@@ -85,10 +88,10 @@ export class H1Pool {
    * Sends one request (head text, body) to host:port on a pooled connection, else a new one;
    * resolves when the response head has arrived or the attempt failed. A pooled connection that
    * turns out closed by the peer before any answer (the keep-alive race) is replaced by a new one
-   * once, for methods that may be repeated (RFC 9110 §9.2.2).
+   * once, for methods that may be repeated (RFC 9110 §9.2.2). `key` names host:port in the pool (a
+   * caller that holds it as a string passes it: no string built per request).
    */
-  async request(host: string, port: number, method: string, head: string, body: Buffer, timeoutMs: number | undefined): Promise<ExchangeResult> {
-    const key = `${host}:${port}`;
+  async request(host: string, port: number, method: string, head: string, body: Buffer, timeoutMs: number | undefined, key = `${host}:${port}`): Promise<ExchangeResult> {
     const pooled = this.take(key);
     if (pooled) {
       const r = await this.run(pooled, method, head, body, timeoutMs);
@@ -139,9 +142,14 @@ export class H1Pool {
   release(c: UpConn, reusable: boolean, keepAlive?: string | string[]): void {
     c.ex = undefined;
     if (typeof keepAlive === 'string') {
-      const i = keepAlive.indexOf('timeout=');
-      const secs = i >= 0 ? parseInt(keepAlive.slice(i + 8), 10) : NaN;
-      c.expires = secs > 0 ? Date.now() + secs * 1000 - 100 : 0;
+      // The same peer sends the same value each time: parsed once.
+      if (keepAlive !== this.kaText) {
+        const i = keepAlive.indexOf('timeout=');
+        const secs = i >= 0 ? parseInt(keepAlive.slice(i + 8), 10) : NaN;
+        this.kaText = keepAlive;
+        this.kaMs = secs > 0 ? secs * 1000 - 100 : 0;
+      }
+      c.expires = this.kaMs > 0 ? Date.now() + this.kaMs : 0;
     }
     if (!reusable || this.closed || c.socket.destroyed) { c.socket.destroy(); return; }
     let list = this.idle.get(c.key);

@@ -81,6 +81,32 @@ export function requestHead(method: string, path: string, headers: Record<string
   return `${s}\r\n`;
 }
 
+/**
+ * requestHead(method, path, headers) for `headers` = `from` without hop-by-hop fields, then `set`
+ * (a [name, value] set in place, else appended), Content-Length set to `contentLength` when given
+ * (in place, else appended) and `host` appended when absent: the same text as building that object
+ * first, without the object (per request on the L7 fast path).
+ */
+export function forwardRequestHead(method: string, path: string, from: Record<string, string | string[]>, set: readonly [string, string] | undefined, contentLength: number | undefined, host: string): string {
+  let s = `${method} ${path} HTTP/1.1\r\n`;
+  let sawSet = false;
+  let sawLength = false;
+  let sawHost = false;
+  for (const k in from) {
+    if (HOP_HEADERS.has(k)) continue;
+    if (set !== undefined && k === set[0]) { sawSet = true; s += `${k}: ${set[1]}\r\n`; continue; }
+    if (k === 'content-length' && contentLength !== undefined) { sawLength = true; s += `content-length: ${contentLength}\r\n`; continue; }
+    if (k === 'host') sawHost = true;
+    const v = from[k]!;
+    if (Array.isArray(v)) for (const x of v) s += `${k}: ${x}\r\n`;
+    else s += `${k}: ${v}\r\n`;
+  }
+  if (set !== undefined && !sawSet) s += `${set[0]}: ${set[1]}\r\n`;
+  if (contentLength !== undefined && !sawLength) s += `content-length: ${contentLength}\r\n`;
+  if (!sawHost) s += `host: ${host}\r\n`;
+  return `${s}\r\n`;
+}
+
 /** Head text for a response: status line and header lines (values arrays become repeated lines). */
 export function responseHead(status: number, reason: string, headers: Record<string, string | string[] | number>): string {
   let s = `HTTP/1.1 ${status} ${reason}\r\n`;
@@ -233,6 +259,26 @@ export class H1ServerConn {
     else headers.connection = 'close';
     this.headSent = true;
     this.pendingHead = responseHead(status, reason || REASONS[status] || '', headers);
+  }
+
+  /**
+   * writeHead(head.status, head.reason, forwardHeaders(this, head)) without the header object: the
+   * peer's answer head as it goes on (hop-by-hop fields dropped, this connection's framing added).
+   */
+  forwardHead(head: ResponseHead): void {
+    if (head.body === 'close') this.keepAlive = false;
+    let s = `HTTP/1.1 ${head.status} ${head.reason || REASONS[head.status] || ''}\r\n`;
+    const h = head.headers;
+    for (const k in h) {
+      if (HOP_HEADERS.has(k)) continue;
+      const v = h[k]!;
+      if (Array.isArray(v)) for (const x of v) s += `${k}: ${x}\r\n`;
+      else s += `${k}: ${v}\r\n`;
+    }
+    if (head.body === 'chunked') s += 'transfer-encoding: chunked\r\n';
+    s += this.keepAlive ? `keep-alive: ${KEEP_ALIVE_HINT}\r\n\r\n` : 'connection: close\r\n\r\n';
+    this.headSent = true;
+    this.pendingHead = s;
   }
 
   /** Body bytes of the answer; false when the socket's buffer is full (wait for its 'drain'). */

@@ -18,7 +18,7 @@ import { requestInfo, type HttpRequestInfo } from './routeMatch.ts';
 import type { H2Inbound } from './h2Inbound.ts';
 import { hasBody } from './httpBody.ts';
 import { H1Pool } from './h1Client.ts';
-import { forwardHeaders, H1ServerConn, nodeHttp, requestHead, type H1Request } from './h1Server.ts';
+import { forwardRequestHead, H1ServerConn, nodeHttp, type H1Request } from './h1Server.ts';
 import type { AuthorizeResult } from './types.ts';
 
 /** The largest request body the fast path holds; a larger Content-Length is streamed by node:http. */
@@ -173,19 +173,17 @@ export class L7Inbound {
       return;
     }
     const app = this.opts.localApp();
-    const headers: Record<string, string | string[]> = {};
-    for (const k in rq) if (!HOP.has(k)) headers[k] = rq[k]!;
-    headers['x-forwarded-client-cert'] = `URI=${caller.uri}`;
-    // A chunked body was decoded (h1Server.ts): it goes on with its length.
-    if (req.head.body === 'chunked') headers['content-length'] = String(req.body.length);
-    headers.host ??= `${app.host}:${app.port}`;
-    const out = await this.pool.request(app.host, app.port, method, requestHead(method, url, headers), req.body, undefined);
+    // The caller's headers without hop-by-hop ones, its identity in XFCC, and (a chunked body was
+    // decoded, h1Server.ts) the body's length; written as text at once (forwardRequestHead).
+    const head = forwardRequestHead(method, url, rq, ['x-forwarded-client-cert', `URI=${caller.uri}`],
+      req.head.body === 'chunked' ? req.body.length : undefined, `${app.host}:${app.port}`);
+    const out = await this.pool.request(app.host, app.port, method, head, req.body, undefined);
     if (out.kind === 'error') {
       logger.warn('local app request failed', { address: `${app.host}:${app.port}`, error: out.error });
       conn.reply(503, 'upstream connect error or disconnect/reset before headers');
       return;
     }
-    conn.writeHead(out.res.head.status, out.res.head.reason, forwardHeaders(conn, out.res.head));
+    conn.forwardHead(out.res.head);
     out.res.relay(conn);
   }
 

@@ -16,7 +16,7 @@ import { requestHash, type RequestHash } from './hashLb.ts';
 import type { CompiledDiscoveryChain, DiscoveryTarget } from './chainTypes.ts';
 import { H1Pool } from './h1Client.ts';
 import type { ResponseHead } from './h1Parse.ts';
-import { forwardHeaders, H1ServerConn, nodeHttp, requestHead, type H1Request } from './h1Server.ts';
+import { forwardHeaders, forwardRequestHead, H1ServerConn, nodeHttp, requestHead, type H1Request } from './h1Server.ts';
 import { hasBody, readBody } from './httpBody.ts';
 import { IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
@@ -84,6 +84,8 @@ export class L7UpstreamListener {
   private readonly agents = new Map<string, http.Agent>();
   /** The fast path's connection pools (h1Client.ts), keyed as the agents are. */
   private readonly pools = new Map<string, H1Pool>();
+  /** poolFor's last answer per target object. */
+  private readonly lastPool = new WeakMap<DiscoveryTarget, { generation: number; key: string; pool: H1Pool }>();
   /** Connections the fast path serves (closed with the listener). */
   private readonly leanConns = new Set<net.Socket>();
   /** node:http for what the fast path hands over (HTTP/1.0, Upgrade, Expect, ...): made on first use. */
@@ -214,10 +216,15 @@ export class L7UpstreamListener {
   /** The fast path's pool per target, as agentFor: the target's SNI and identity check, new ones after a rotation. */
   protected poolFor(target: DiscoveryTarget): H1Pool {
     const snap = this.opts.tls.snapshot!;
+    // Per request: the last answer for this target object (a new chain brings new ones) while the
+    // TLS material's generation holds and the pool is still the one under its key (no key string
+    // built, no timeout parsed).
+    const last = this.lastPool.get(target);
+    if (last !== undefined && last.generation === snap.generation && this.pools.get(last.key) === last.pool) return last.pool;
     const connectMs = this.connectTimeoutMs(target);
     const key = `${target.ID}#${snap.generation}#${connectMs}`;
     let p = this.pools.get(key);
-    if (p) return p;
+    if (p) { this.lastPool.set(target, { generation: snap.generation, key, pool: p }); return p; }
     for (const [k, old] of this.pools) if (k.startsWith(`${target.ID}#`)) { old.close(); this.pools.delete(k); }
     const td = snap.roots.TrustDomain || snap.identity.trustDomain;
     // TLS 1.3 resumption for the pool's new connections (a session ticket from an earlier one).
@@ -231,6 +238,7 @@ export class L7UpstreamListener {
       return { socket, ready: 'secureConnect' };
     }, { connectMs, what: 'TLS connection', maxIdlePerPeer: 64 });
     this.pools.set(key, p);
+    this.lastPool.set(target, { generation: snap.generation, key, pool: p });
     return p;
   }
 
@@ -323,13 +331,20 @@ export class L7UpstreamListener {
       conn.reply(503, `no route: ${(err as Error).message}`);
       return;
     }
-    const headers: Record<string, string | string[]> = {};
-    for (const k in reqHeaders) if (!HOP.has(k)) headers[k] = reqHeaders[k]!;
-    applyHeaderMods(headers, plan.requestHeaders);
-    headers['content-length'] = String(req.body.length);
-    headers.host ??= u.DestinationName;
     const dest = plan.route?.destination;
-    const head = requestHead(method, rewritePath(url, plan.route?.match, dest?.PrefixRewrite), headers);
+    const path = rewritePath(url, plan.route?.match, dest?.PrefixRewrite);
+    let head: string;
+    if (plan.requestHeaders.length === 0) {
+      // No header changes on the way (most routes): the head's text straight from the request's headers.
+      head = forwardRequestHead(method, path, reqHeaders, undefined, req.body.length, u.DestinationName);
+    } else {
+      const headers: Record<string, string | string[]> = {};
+      for (const k in reqHeaders) if (!HOP.has(k)) headers[k] = reqHeaders[k]!;
+      applyHeaderMods(headers, plan.requestHeaders);
+      headers['content-length'] = String(req.body.length);
+      headers.host ??= u.DestinationName;
+      head = requestHead(method, path, headers);
+    }
     const policy = retryPolicyOf(dest);
     const deadline = plan.requestTimeoutMs !== undefined ? Date.now() + plan.requestTimeoutMs : undefined;
     const hashed = this.hashOf(plan, info, conn.socket.remoteAddress ?? '');
@@ -346,7 +361,7 @@ export class L7UpstreamListener {
       const left = deadline === undefined ? undefined : deadline - Date.now();
       if (left !== undefined && left <= 0) { conn.reply(504, 'upstream request timeout'); return; }
       this.balancer.begin(inst.key);
-      const out = await this.poolFor(target).request(inst.host, inst.port, method, head, req.body, left);
+      const out = await this.poolFor(target).request(inst.host, inst.port, method, head, req.body, left, inst.key);
       this.balancer.end(inst.key);
       const canRetry = policy !== undefined && attempt < policy.numRetries && !conn.headSent;
       if (out.kind === 'error') {
@@ -357,7 +372,8 @@ export class L7UpstreamListener {
       }
       const rhead = out.res.head;
       if (canRetry && retryOnResponse(policy, rhead.status, rhead.headers)) { out.res.discard(); continue; }
-      conn.writeHead(rhead.status, rhead.reason, forwardedResponseHeaders(conn, rhead, plan.responseHeaders, hashed?.setCookie));
+      if (plan.responseHeaders.length === 0 && !hashed?.setCookie) conn.forwardHead(rhead);
+      else conn.writeHead(rhead.status, rhead.reason, forwardedResponseHeaders(conn, rhead, plan.responseHeaders, hashed?.setCookie));
       out.res.relay(conn);
       return;
     }

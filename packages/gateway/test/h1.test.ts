@@ -8,7 +8,7 @@ import http from 'node:http';
 import net from 'node:net';
 import { ChunkedScanner, HttpParseError, parseRequestHead, parseResponseHead, headEnd } from '../src/h1Parse.ts';
 import { H1Pool } from '../src/h1Client.ts';
-import { forwardHeaders, H1ServerConn, requestHead, type H1Request } from '../src/h1Server.ts';
+import { forwardHeaders, forwardRequestHead, H1ServerConn, HOP_HEADERS, requestHead, type H1Request } from '../src/h1Server.ts';
 import { waitFor } from '../../../test/support/index.ts';
 
 const closers: Array<() => void | Promise<void>> = [];
@@ -410,4 +410,55 @@ test('trim keeps the most recently used idle connections per peer and closes the
   await waitFor('three app connections', () => open === 3, 5000, 10);
   pool.trim(1);
   await waitFor('two closed, one kept', () => open === 1, 5000, 10);
+});
+
+test('heads written without a header object are the same text as through one (forwardRequestHead, forwardHead)', () => {
+  // The old way: an object of the non-hop-by-hop fields, then the changes, then requestHead.
+  const viaObject = (from: Record<string, string | string[]>, set: [string, string] | undefined, len: number | undefined, host: string) => {
+    const h: Record<string, string | string[]> = {};
+    for (const k in from) if (!HOP_HEADERS.has(k)) h[k] = from[k]!;
+    if (set) h[set[0]] = set[1];
+    if (len !== undefined) h['content-length'] = String(len);
+    h.host ??= host;
+    return requestHead('POST', '/p?q=1', h);
+  };
+  const requests: Array<Record<string, string | string[]>> = [
+    {},
+    { host: 'a:1', 'user-agent': 'x', connection: 'keep-alive', 'keep-alive': 'timeout=5', accept: '*/*' },
+    { 'content-length': '3', 'x-forwarded-client-cert': 'URI=spiffe://evil', cookie: ['a=1', 'b=2'], te: 'trailers', upgrade: 'h2c' },
+    { 'transfer-encoding': 'chunked', 'x-a': 'b', host: 'h' },
+  ];
+  for (const from of requests) {
+    for (const set of [undefined, ['x-forwarded-client-cert', 'URI=spiffe://td/ns/default/dc/dc1/svc/web'] as [string, string]]) {
+      for (const len of [undefined, 0, 3]) {
+        assert.equal(forwardRequestHead('POST', '/p?q=1', from, set, len, 'up'), viaObject(from, set, len, 'up'), JSON.stringify({ from, set, len }));
+      }
+    }
+  }
+  // Answers: forwardHead(head) against writeHead(status, reason, forwardHeaders(conn, head)), per framing and keep-alive.
+  const written = (keepAlive: boolean, f: (c: H1ServerConn) => void) => {
+    let out = '';
+    const sock = { setNoDelay() {}, on() { return sock; }, write(x: string) { out += x; return true; } } as unknown as net.Socket;
+    const c = new H1ServerConn(sock, { handle: () => {}, fallback: () => {}, maxBody: 1, large: 'reject' });
+    c.keepAlive = keepAlive;
+    f(c);
+    c.flushHead();
+    c.sweep();
+    return { out, keepAlive: c.keepAlive };
+  };
+  for (const text of [
+    'HTTP/1.1 200 OK\r\nContent-Type: text/plain\r\nContent-Length: 2\r\nConnection: keep-alive\r\nKeep-Alive: timeout=1\r\nSet-Cookie: a=1\r\nSet-Cookie: b=2\r\n\r\n',
+    'HTTP/1.1 404 \r\nTransfer-Encoding: chunked\r\nX-A: b\r\n\r\n',
+    'HTTP/1.1 200 OK\r\nX-A: b\r\n\r\n',
+    'HTTP/1.1 204 No Content\r\n\r\n',
+  ]) {
+    const b = Buffer.from(text, 'latin1');
+    const head = parseResponseHead(b, 0, headEnd(b, 0), 'GET');
+    for (const ka of [true, false]) {
+      const a = written(ka, (c) => c.forwardHead(head));
+      const o = written(ka, (c) => c.writeHead(head.status, head.reason, forwardHeaders(c, head)));
+      assert.deepEqual(a, o, `${JSON.stringify(text)} keepAlive ${ka}`);
+      assert.match(a.out, /\r\n\r\n$/);
+    }
+  }
 });
