@@ -37,7 +37,9 @@ export interface Clock {
 }
 
 const realClock: Clock = {
-  now: () => Date.now(),
+  // Monotonic: now() only measures durations (last leader contact, a transfer's deadline), which a
+  // step of the wall clock (NTP, an operator; chaos clock-step) must not stretch or shrink.
+  now: () => performance.now(),
   setTimeout: (fn, ms) => setTimeout(fn, ms),
   clearTimeout: (h) => clearTimeout(h as NodeJS.Timeout),
   setInterval: (fn, ms) => setInterval(fn, ms),
@@ -75,7 +77,7 @@ export interface RaftNodeOptions<R> {
   /** Addresses of existing members, for a node that joins a running cluster: it must be able to answer
    *  the leader before the log (which carries every member's address) has reached it. */
   knownPeers?: Record<NodeId, string>;
-  /** Default: the real clock (Date.now, setTimeout, setInterval). */
+  /** Default: the real clock (performance.now, setTimeout, setInterval). */
   clock?: Clock;
   /** Testing only: replaces readyPlan.ts's plan (the simulator injects a deliberately wrong order to
    *  prove its checkers see one). */
