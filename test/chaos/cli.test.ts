@@ -30,6 +30,7 @@ test('options: bad input is refused with a message naming it', () => {
   assert.throws(() => parseArgs(['--faults', 'clock']), /unknown fault "clock": did you mean clock-step/);
   assert.deepEqual((parseArgs(['--faults', 'disk-stall,clock-step']) as { faults: string[] }).faults, ['disk-stall', 'clock-step']);
   assert.ok(!(parseArgs([]) as { faults: string[] }).faults.includes('disk-stall'), 'host faults run only when named');
+  assert.throws(() => parseArgs(['--faults', 'clock-step,clock-jump']), /clock-step and clock-jump cannot run together/);
   assert.throws(() => parseArgs(['--faults', 'netem']), /no netem qdisc/);
   assert.throws(() => parseArgs(['--servers', '4']), /use 3 or 5/);
   assert.throws(() => parseArgs(['--faults', 'partition-ring']), /needs --servers 5/);

@@ -5,6 +5,7 @@
 // stood still while the others' advanced, and the stepped agent's HTTP Date header moved by the step;
 // a lock-delay still held between the stepped clock and a true one (before the leader stamped its
 // own clock on every write, a server stepped ±60 s let a lock be retaken inside it).
+// clock-jump (both clocks forward, kept) has its own short run: an agent fakes one clock or both.
 // Needs Linux, gcc and libfaketime (installed by deploy/install-host-fault-deps.sh as root).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
@@ -108,10 +109,39 @@ test('clock-step: libfaketime steps Node 24\'s Date.now both ways, performance.n
   }
 });
 
+test('clock-jump: libfaketime moves Node 24\'s performance.now and Date.now forward together; a timer due in the gap fires at once', { skip: why || false, timeout: 30_000 }, async () => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-jump-test-'));
+  const h = new HostFaults({ faketimeLib: tools.faketimeLib, fakeMonotonic: true });
+  const agent = { name: 'x', dir, url: '' };
+  // Every 100 ms: performance.now and Date.now since the child started; "fired" when a 20 s timer fires.
+  const c = child(`
+    const d0 = Date.now(), p0 = performance.now();
+    setInterval(() => console.log((performance.now() - p0) + ' ' + (Date.now() - d0)), 100);
+    setTimeout(() => console.log('fired ' + (performance.now() - p0)), 20000);
+  `, h.env(agent));
+  try {
+    while (c.lines.length < 3) await sleep(50);
+    const t0 = Date.now();
+    h.setClockOffset(agent, 30);
+    while (Date.now() - t0 < 4000 && !c.lines.some((l) => l.startsWith('fired'))) await sleep(100);
+    const fired = c.lines.find((l) => l.startsWith('fired'));
+    assert.ok(fired, `the 20 s timer fired within ${Date.now() - t0} ms of a 30 s jump`);
+    await sleep(300);
+    const [mono, wall] = c.lines.filter((l) => !l.startsWith('fired')).at(-1)!.split(' ').map(Number);
+    const real = Date.now() - t0;
+    assert.ok(mono! >= 30_000 && mono! < 30_000 + real + 2000, `performance.now jumped 30 s: ${mono} ms after ${real} ms of real time`);
+    assert.ok(Math.abs(wall! - mono!) < 500, `Date.now moved with it: ${wall} vs ${mono}`);
+  } finally {
+    c.kill();
+    await c.exited;
+    fs.rmSync(dir, { recursive: true, force: true });
+  }
+});
+
 test('chaos with disk-stall and clock-step: every checker passes, and both faults really happened', { skip: why || false, timeout: 150_000 }, async () => {
   const out = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-chaos-host-'));
   const seed = process.env.TRELLIS_CHAOS_SEED ?? String(Math.floor(Math.random() * 1e9));
-  const opts = parseArgs(['--faults', 'disk-stall,clock-step', '--duration', '36s', '--recovery', '5s', '--seed', seed, '--out', out]) as ChaosOptions;
+  const opts = parseArgs(['--faults', 'disk-stall,clock-step', '--duration', '32s', '--recovery', '4s', '--seed', seed, '--out', out]) as ChaosOptions;
   const { report } = await runChaos(opts, (l) => process.stdout.write(`# ${l}\n`));
   const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
   assert.equal(report.verdict.ok, true, `seed ${seed}: ${report.verdict.summary}\n${md}`);
@@ -136,5 +166,24 @@ test('chaos with disk-stall and clock-step: every checker passes, and both fault
     for (const l of ck.lockDelay!) assert.match(l, /: held$/, f.detail);
   }
   for (const f of report.faults) assert.ok(f.leaderAfterHealMs !== undefined, `no leader within 30 s after healing ${f.fault}`);
+  fs.rmSync(out, { recursive: true, force: true });
+});
+
+test('chaos with clock-jump: every checker passes; the agent\'s clocks really jumped', { skip: why || false, timeout: 90_000 }, async () => {
+  const out = fs.mkdtempSync(path.join(os.tmpdir(), 'trellis-chaos-jump-'));
+  const seed = process.env.TRELLIS_CHAOS_SEED ?? String(Math.floor(Math.random() * 1e9));
+  const opts = parseArgs(['--faults', 'clock-jump', '--duration', '18s', '--recovery', '4s', '--seed', seed, '--out', out]) as ChaosOptions;
+  const { report } = await runChaos(opts, (l) => process.stdout.write(`# ${l}\n`));
+  const md = fs.readFileSync(path.join(out, 'report.md'), 'utf8');
+  assert.equal(report.verdict.ok, true, `seed ${seed}: ${report.verdict.summary}\n${md}`);
+  const jumps = report.faults.filter((f) => f.fault === 'clock-jump');
+  assert.ok(jumps.length >= 1, md);
+  for (const f of jumps) {
+    const ck = f.clock!;
+    assert.ok(ck.jumpS! > 0 && ck.offsetS >= ck.jumpS!, f.detail);
+    assert.ok(ck.observedSkewS !== null && Math.abs(ck.observedSkewS - ck.offsetS) <= 2, `${f.targets[0]}'s clocks jumped to +${ck.offsetS} s: ${f.detail}`);
+    for (const l of ck.lockDelay ?? []) assert.match(l, /: held$/, f.detail);
+    assert.ok(f.leaderAfterHealMs !== undefined, `a leader after ${f.fault}`);
+  }
   fs.rmSync(out, { recursive: true, force: true });
 });

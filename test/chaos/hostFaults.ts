@@ -7,6 +7,9 @@
 //               offset ("+90", "-45"): the agent's wall clock (Date.now, CLOCK_REALTIME) steps by that
 //               many seconds, within FAKETIME_CACHE_DURATION (1 s); CLOCK_MONOTONIC (performance.now,
 //               libuv's timers) is left alone, as when NTP or an operator steps a host's clock.
+//   clock-jump  libfaketime as above but faking CLOCK_MONOTONIC too: both clocks jump forward by the
+//               same seconds and stay there (a monotonic clock never goes back), as a process sees a
+//               VM paused and resumed by its hypervisor: every timer due in the gap fires at once.
 // The tools are checked (and installed by deploy/install-host-fault-deps.sh when root) before
 // anything starts; a run asking for a fault this machine cannot inject is refused with the reason.
 import { execFileSync } from 'node:child_process';
@@ -28,6 +31,8 @@ export interface HostFaultTools {
   stallLib?: string;
   /** libfaketimeMT (the thread-safe build: Node runs LevelDB and fs work on libuv's threads). */
   faketimeLib?: string;
+  /** What libfaketime fakes: the wall clock alone (clock-step) or both clocks (clock-jump). */
+  fakeMonotonic?: boolean;
 }
 
 function faketimeLib(): string | undefined {
@@ -63,7 +68,7 @@ export function buildStallShim(): string {
  */
 export function prepareHostFaults(faults: readonly Fault[]): HostFaultTools {
   const disk = faults.includes('disk-stall');
-  const clock = faults.includes('clock-step');
+  const clock = faults.includes('clock-step') || faults.includes('clock-jump');
   if (!disk && !clock) return {};
   if (process.platform !== 'linux') throw new Error(`${disk ? 'disk-stall' : 'clock-step'}: needs Linux (LD_PRELOAD into the agent processes)`);
   if ((disk && !hasGcc()) || (clock && !faketimeLib())) {
@@ -71,14 +76,15 @@ export function prepareHostFaults(faults: readonly Fault[]): HostFaultTools {
       execFileSync('bash', [INSTALL, ...(disk ? ['disk'] : []), ...(clock ? ['clock'] : [])], { stdio: ['ignore', 'inherit', 'pipe'] });
     } catch (err) {
       const why = String((err as { stderr?: Buffer }).stderr ?? '').trim() || (err as Error).message;
-      throw new Error(`${[disk && !hasGcc() ? 'disk-stall needs gcc (to build test/chaos/stall/stall.c)' : '', clock && !faketimeLib() ? 'clock-step needs libfaketime (Debian package faketime)' : ''].filter(Boolean).join('; ')}: ${why}`);
+      throw new Error(`${[disk && !hasGcc() ? 'disk-stall needs gcc (to build test/chaos/stall/stall.c)' : '', clock && !faketimeLib() ? 'clock-step and clock-jump need libfaketime (Debian package faketime)' : ''].filter(Boolean).join('; ')}: ${why}`);
     }
   }
   const tools: HostFaultTools = {};
   if (disk) tools.stallLib = buildStallShim();
   if (clock) {
     tools.faketimeLib = faketimeLib();
-    if (!tools.faketimeLib) throw new Error('clock-step: libfaketimeMT.so.1 not found after installing faketime');
+    if (!tools.faketimeLib) throw new Error('clock-step / clock-jump: libfaketimeMT.so.1 not found after installing faketime');
+    tools.fakeMonotonic = faults.includes('clock-jump');
   }
   return tools;
 }
@@ -121,11 +127,9 @@ export class HostFaults {
     if (this.tools.faketimeLib) {
       const f = this.#clockFile(a);
       if (!fs.existsSync(f)) fs.writeFileSync(f, '+0\n');
-      Object.assign(env, {
-        FAKETIME_TIMESTAMP_FILE: f, FAKETIME_CACHE_DURATION: '1',
-        // Wall clock only (both spellings: libfaketime 0.9.10 reads FAKETIME_DONT_FAKE_MONOTONIC).
-        FAKETIME_DONT_FAKE_MONOTONIC: '1', DONT_FAKE_MONOTONIC: '1',
-      });
+      Object.assign(env, { FAKETIME_TIMESTAMP_FILE: f, FAKETIME_CACHE_DURATION: '1' });
+      // clock-step: the wall clock only (both spellings: libfaketime 0.9.10 reads FAKETIME_DONT_FAKE_MONOTONIC).
+      if (!this.tools.fakeMonotonic) Object.assign(env, { FAKETIME_DONT_FAKE_MONOTONIC: '1', DONT_FAKE_MONOTONIC: '1' });
       preload.push(this.tools.faketimeLib);
     }
     if (preload.length > 0) env.LD_PRELOAD = [...preload, ...(process.env.LD_PRELOAD ? [process.env.LD_PRELOAD] : [])].join(':');

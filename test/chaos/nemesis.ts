@@ -40,7 +40,7 @@ export interface FaultEvent {
   /** disk-stall: evidence it happened (hostFaults.ts): calls the shim held, applied Raft indexes at stall and heal. */
   stall?: { calls: number; holdingAtHeal: number; target: [number | null, number | null]; others: Record<string, [number | null, number | null]> };
   /** clock-step: the offset written, and the skew the agent's HTTP Date header showed during the window. */
-  clock?: { offsetS: number; observedSkewS: number | null; lockDelay?: string[] };
+  clock?: { offsetS: number; observedSkewS: number | null; lockDelay?: string[]; jumpS?: number };
 }
 
 export interface NemesisOptions {
@@ -225,17 +225,30 @@ export class Nemesis {
         this.#stalled.push({ a, ev, heldBefore });
         return ev;
       }
-      case 'clock-step': {
+      case 'clock-step':
+      case 'clock-jump': {
         const x = leader && rng.chance(0.5) ? leader : rng.pick(all);
         const a = c.byName(x);
-        // Seconds to minutes, either way.
-        const offsetS = (rng.chance(0.5) ? 1 : -1) * rng.pick([5, 15, 30, 60, 120, 300]);
-        c.hostFaults.setClockOffset(a, offsetS);
-        this.#stepped.push(a);
-        const ev: FaultEvent = {
-          fault, start, targets: [x], clock: { offsetS, observedSkewS: null },
-          detail: `wall clock of ${x}${x === leader ? ' (the leader)' : ''} stepped ${offsetS > 0 ? '+' : ''}${offsetS} s (libfaketime; monotonic clock untouched); stepped back at heal`,
-        };
+        let ev: FaultEvent;
+        if (fault === 'clock-step') {
+          // Seconds to minutes, either way.
+          const offsetS = (rng.chance(0.5) ? 1 : -1) * rng.pick([5, 15, 30, 60, 120, 300]);
+          c.hostFaults.setClockOffset(a, offsetS);
+          this.#stepped.push(a);
+          ev = {
+            fault, start, targets: [x], clock: { offsetS, observedSkewS: null },
+            detail: `wall clock of ${x}${x === leader ? ' (the leader)' : ''} stepped ${offsetS > 0 ? '+' : ''}${offsetS} s (libfaketime; monotonic clock untouched); stepped back at heal`,
+          };
+        } else {
+          // Forward only, and kept: both clocks jump as after a VM pause, and never come back.
+          const jumpS = rng.pick([5, 10, 30, 60]);
+          const offsetS = c.hostFaults.clockOffset(a) + jumpS;
+          c.hostFaults.setClockOffset(a, offsetS);
+          ev = {
+            fault, start, targets: [x], clock: { offsetS, observedSkewS: null, jumpS },
+            detail: `monotonic and wall clocks of ${x}${x === leader ? ' (the leader)' : ''} jumped +${jumpS} s (libfaketime; +${offsetS} s in all since it started); not undone (a monotonic clock never goes back)`,
+          };
+        }
         // libfaketime re-reads the offset within 1 s, Node's Date header within 1 s more.
         // Then lock-delay across the two clocks: a session destroyed through one agent, the lock
         // taken at once through the other, both ways; the lock-delay must hold (hostFaults.ts).
@@ -284,7 +297,7 @@ export class Nemesis {
     this.#clockProbe = undefined;
     for (const a of this.#stepped) c.hostFaults.setClockOffset(a, 0);
     if (ev?.clock) {
-      ev.detail += `; its HTTP Date header showed ${ev.clock.observedSkewS === null ? 'no answer' : `${ev.clock.observedSkewS > 0 ? '+' : ''}${ev.clock.observedSkewS} s`} during the step`;
+      ev.detail += `; its HTTP Date header showed ${ev.clock.observedSkewS === null ? 'no answer' : `${ev.clock.observedSkewS > 0 ? '+' : ''}${ev.clock.observedSkewS} s`} during the window`;
       if (ev.clock.lockDelay?.length) ev.detail += `; lock-delay (10 s): ${ev.clock.lockDelay.join('; ')}`;
     }
     this.#stepped = [];

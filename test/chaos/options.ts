@@ -1,7 +1,7 @@
 // The chaos run's options and their parsing: every bad input is refused here, before anything is
 // started (no namespace, no process). `npm run chaos -- --help` prints USAGE.
 
-export const FAULTS = ['partition', 'partition-oneway', 'partition-leader', 'partition-ring', 'partition-bridge', 'loss', 'delay', 'kill', 'pause', 'disk-stall', 'clock-step'] as const;
+export const FAULTS = ['partition', 'partition-oneway', 'partition-leader', 'partition-ring', 'partition-bridge', 'loss', 'delay', 'kill', 'pause', 'disk-stall', 'clock-step', 'clock-jump'] as const;
 export type Fault = (typeof FAULTS)[number];
 
 /** Faults from the issue that this harness knows but cannot inject on this machine, and why. */
@@ -16,7 +16,7 @@ const DID_YOU_MEAN: Record<string, string> = {
 };
 
 /** Faults that need LD_PRELOAD libraries in the agents (hostFaults.ts): only run when named in --faults. */
-export const HOST_FAULTS: readonly Fault[] = ['disk-stall', 'clock-step'];
+export const HOST_FAULTS: readonly Fault[] = ['disk-stall', 'clock-step', 'clock-jump'];
 
 /** Where the cluster runs: network namespaces, or loopback addresses behind a relay (loopback.ts). */
 export const NETS = ['auto', 'netns', 'loopback'] as const;
@@ -54,7 +54,8 @@ export const USAGE = `usage: npm run chaos -- [options]
   --clients N         client agents (default 1)
   --duration D        how long faults are injected, with a unit: 90s, 2m, 30m (default 60s)
   --faults a,b,...    from: ${FAULTS.join(', ')} (default: all that fit the cluster size, except
-                      disk-stall and clock-step, which need gcc / libfaketime and are run when named)
+                      disk-stall, clock-step and clock-jump, which need gcc / libfaketime and are run
+                      when named; clock-step and clock-jump cannot be combined in one run)
   --seed N            schedule seed (default: random, printed)
   --recovery D        load after the last heal (default 10s)
   --timeout D         client-side operation timeout; past it an op is indeterminate (default 3s)
@@ -166,6 +167,9 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
     o.faults = [...new Set(names)] as Fault[];
   } else if (!o.smoke) {
     o.faults = defaultFaults(o.servers);
+  }
+  if (o.faults.includes('clock-step') && o.faults.includes('clock-jump')) {
+    throw new Error('faults clock-step and clock-jump cannot run together: clock-step moves the wall clock alone (libfaketime with the monotonic clock left real), clock-jump moves both clocks; an agent is started in one mode (run them separately)');
   }
   if (o.servers !== 3 && o.servers !== 5) throw new Error(`--servers ${o.servers}: use 3 or 5 (a Raft cluster of an odd size the schedule's faults are written for)`);
   for (const f of o.faults) {
