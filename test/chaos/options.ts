@@ -11,7 +11,7 @@ export const NOT_POSSIBLE: Record<string, string> = {
 
 /** Short names people try, and the fault they mean. */
 const DID_YOU_MEAN: Record<string, string> = {
-  clock: 'clock-step (one agent\'s wall clock stepped by seconds to minutes, through libfaketime)',
+  clock: 'clock-step (one agent\'s wall clock stepped by seconds to minutes, through libfaketime) or clock-jump (its monotonic and wall clocks jumping forward)',
   disk: 'disk-stall (one server\'s writes and syncs to its data directory held, through an LD_PRELOAD shim)',
 };
 
