@@ -48,6 +48,12 @@ export class AuthorizeCache {
     if (e.expires <= this.now()) { this.entries.delete(uri); return undefined; }
     return e.result;
   }
+  /** Milliseconds until the decision for `uri` expires; 0 when there is none. */
+  left(uri: string): number {
+    const e = this.entries.get(uri);
+    return e ? Math.max(0, e.expires - this.now()) : 0;
+  }
+  get ttl(): number { return this.ttlMs; }
   set(uri: string, result: AuthorizeResult): void {
     if (this.entries.size > 1000) this.entries.clear(); // bounded: a cache, not a record
     this.entries.set(uri, { result, expires: this.now() + this.ttlMs });
@@ -164,9 +170,35 @@ export class InboundListener {
     });
   }
 
+  /** The agent's answers being fetched, per caller URI: callers arriving meanwhile wait for the same one. */
+  private readonly asking = new Map<string, Promise<AuthorizeResult>>();
+
+  /**
+   * The agent's decision for a caller (cached for authorizeCacheMs). The L7 inbound asks per request
+   * for callers no intention names: in the last half of the cache's life the answer is fetched again
+   * in the background while the cached one is used, so under steady traffic no request waits for the
+   * agent (before: once a TTL per caller, every request arriving during the POST sent its own and
+   * waited for it, a burst of slow requests in the L7 path's tail). An expired decision is never
+   * used: fail closed as before.
+   */
   async authorize(uri: string, serial: string): Promise<AuthorizeResult> {
     const cached = this.cache.get(uri);
-    if (cached) return cached;
+    if (cached) {
+      if (this.cache.left(uri) * 2 < this.cache.ttl && !this.asking.has(uri)) void this.ask(uri, serial);
+      return cached;
+    }
+    return this.ask(uri, serial);
+  }
+
+  private ask(uri: string, serial: string): Promise<AuthorizeResult> {
+    let p = this.asking.get(uri);
+    if (p) return p;
+    p = this.askAgent(uri, serial).finally(() => { this.asking.delete(uri); });
+    this.asking.set(uri, p);
+    return p;
+  }
+
+  private async askAgent(uri: string, serial: string): Promise<AuthorizeResult> {
     try {
       const res = await this.opts.api.post<AuthorizeResult>('/v1/agent/connect/authorize', { Target: this.opts.target(), ClientCertURI: uri, ClientCertSerial: serial });
       const result = { Authorized: res.body.Authorized === true, Reason: String(res.body.Reason ?? '') };

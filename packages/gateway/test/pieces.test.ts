@@ -5,7 +5,7 @@ import { test, describe } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { parseServiceUri, serviceUri, upstreamSni, uriSans } from '../src/spiffe.ts';
-import { AuthorizeCache, serialHex } from '../src/inbound.ts';
+import { AuthorizeCache, InboundListener, serialHex } from '../src/inbound.ts';
 import { checkServerSpiffe, instanceAddress } from '../src/upstream.ts';
 import { lookupProxyIdForSidecar, resolveProxyConfig, startSidecarProxy, ProxyConfigError } from '../src/sidecarProxy.ts';
 import { makeLeaf, makeRoot, rootsBody } from './support/testCa.ts';
@@ -72,6 +72,48 @@ test('AuthorizeCache forgets a decision after its TTL', () => {
   assert.equal(c.get('u')?.Authorized, true);
   now = 1500;
   assert.equal(c.get('u'), undefined);
+});
+
+test('InboundListener.authorize: one agent call for callers arriving together; refreshed ahead of expiry without waiting; an expired answer is never used', async () => {
+  let calls = 0;
+  let answer = true;
+  let release: () => void = () => {};
+  const api = { post: async () => { calls++; await new Promise<void>((r) => { release = r; }); return { status: 200, body: { Authorized: answer, Reason: 'r' } }; } };
+  const logs: string[] = [];
+  const inbound = new InboundListener({
+    api: api as never, tls: { onRotate: () => () => {} } as never, metrics: {} as never,
+    logger: { error: (m: string) => logs.push(m) } as never, target: () => 'shop', localApp: () => ({ host: '127.0.0.1', port: 1 }), authorizeCacheMs: 2000,
+  });
+  // Three requests before the agent answered: one POST, the same answer for all.
+  const first = [inbound.authorize('spiffe://x/svc/web', '01'), inbound.authorize('spiffe://x/svc/web', '01'), inbound.authorize('spiffe://x/svc/web', '01')];
+  await new Promise((r) => setImmediate(r));
+  assert.equal(calls, 1);
+  release();
+  assert.deepEqual((await Promise.all(first)).map((x) => x.Authorized), [true, true, true]);
+  // Fresh: from the cache, no call.
+  assert.equal((await inbound.authorize('spiffe://x/svc/web', '01')).Authorized, true);
+  assert.equal(calls, 1);
+  // In the last half of its life: the cached answer at once, a refresh in the background.
+  await new Promise((r) => setTimeout(r, 1100));
+  assert.equal((await inbound.authorize('spiffe://x/svc/web', '01')).Authorized, true);
+  await new Promise((r) => setImmediate(r));
+  assert.equal(calls, 2);
+  answer = false;
+  release();
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal((await inbound.authorize('spiffe://x/svc/web', '01')).Authorized, false, 'the refreshed answer replaces the cached one');
+  // Expired (no request for a whole TTL): the next caller waits for the agent.
+  await new Promise((r) => setTimeout(r, 2100));
+  const late = inbound.authorize('spiffe://x/svc/web', '01');
+  let settled = false;
+  void late.then(() => { settled = true; });
+  await new Promise((r) => setTimeout(r, 20));
+  assert.equal(settled, false, 'an expired answer is not used');
+  assert.equal(calls, 3);
+  answer = true;
+  release();
+  assert.equal((await late).Authorized, true);
+  assert.deepEqual(logs, []);
 });
 
 test('instanceAddress: the service address, else the node\'s', () => {
