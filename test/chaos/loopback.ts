@@ -29,7 +29,7 @@ import { spawn, type ChildProcess, type SpawnOptions } from 'node:child_process'
 import dgram from 'node:dgram';
 import net from 'node:net';
 import { Rng } from '../../packages/raft/src/sim/rng.ts';
-import { ringGrudge, type Grudge } from '../support/netns.ts';
+import { bridgeGroups, oneWayGrudge, partitionGrudge, ringGrudge, type Grudge } from '../support/netns.ts';
 import { orderedDue } from './relay.ts';
 
 /** Agent ports relayed: server RPC + Raft, serf LAN, serf WAN (TCP); serf LAN and WAN (UDP). */
@@ -242,22 +242,11 @@ export class LoopbackNet {
   }
 
   partition(groups: string[][]): Promise<void> {
-    const g: Grudge = new Map();
-    groups.forEach((a, i) => groups.forEach((b, j) => {
-      if (i === j) return;
-      for (const x of a) {
-        const s = g.get(x) ?? new Set<string>();
-        for (const y of b) if (y !== x) s.add(y);
-        g.set(x, s);
-      }
-    }));
-    return this.setGrudge(g);
+    return this.setGrudge(partitionGrudge(groups));
   }
 
   dropOneWay(from: string[], to: string[]): Promise<void> {
-    const g: Grudge = new Map();
-    for (const t of to) g.set(t, new Set(from.filter((f) => f !== t)));
-    return this.setGrudge(g);
+    return this.setGrudge(oneWayGrudge(from, to));
   }
 
   isolate(name: string): Promise<void> {
@@ -269,9 +258,7 @@ export class LoopbackNet {
   }
 
   bridge(names: string[] = this.members.map((m) => m.name)): Promise<void> {
-    if (names.length < 3) throw new Error('loopback net: a bridge needs at least 3 members');
-    const mid = Math.floor(names.length / 2);
-    return this.partition([names.slice(0, mid), names.slice(mid + 1)]);
+    return this.partition(bridgeGroups(names, 'loopback net'));
   }
 
   async loss(percent: number): Promise<void> {

@@ -285,23 +285,12 @@ export class Netns {
 
   /** Symmetric partition: members in different groups cannot reach each other. Members in no group keep every link. */
   partition(groups: string[][]): Promise<void> {
-    const g: Grudge = new Map();
-    groups.forEach((a, i) => groups.forEach((b, j) => {
-      if (i === j) return;
-      for (const x of a) {
-        const s = g.get(x) ?? new Set<string>();
-        for (const y of b) if (y !== x) s.add(y);
-        g.set(x, s);
-      }
-    }));
-    return this.setGrudge(g);
+    return this.setGrudge(partitionGrudge(groups));
   }
 
   /** One-way: every member of `to` stops receiving from every member of `from` (the reverse direction works). */
   dropOneWay(from: string[], to: string[]): Promise<void> {
-    const g: Grudge = new Map();
-    for (const t of to) g.set(t, new Set(from.filter((f) => f !== t)));
-    return this.setGrudge(g);
+    return this.setGrudge(oneWayGrudge(from, to));
   }
 
   /** Cuts one member off from all others (both directions). */
@@ -323,11 +312,7 @@ export class Netns {
    * reaches both. Needs ≥ 3 members.
    */
   bridge(names: string[] = this.members.map((m) => m.name)): Promise<void> {
-    if (names.length < 3) throw new Error('network namespaces: a bridge needs at least 3 members');
-    const mid = Math.floor(names.length / 2);
-    const left = names.slice(0, mid);
-    const right = names.slice(mid + 1);
-    return this.partition([left, right]);
+    return this.partition(bridgeGroups(names, 'network namespaces'));
   }
 
   /** Drops `percent`% of packets between members, at random (nft numgen), on every member's input. 0 removes it. */
@@ -425,6 +410,34 @@ export class Netns {
   get destroyed(): boolean {
     return this.#destroyed;
   }
+}
+
+/** Drops for a symmetric partition: members in different groups cannot reach each other. */
+export function partitionGrudge(groups: string[][]): Grudge {
+  const g: Grudge = new Map();
+  groups.forEach((a, i) => groups.forEach((b, j) => {
+    if (i === j) return;
+    for (const x of a) {
+      const s = g.get(x) ?? new Set<string>();
+      for (const y of b) if (y !== x) s.add(y);
+      g.set(x, s);
+    }
+  }));
+  return g;
+}
+
+/** Drops for a one-way cut: every member of `to` stops receiving from every member of `from`. */
+export function oneWayGrudge(from: string[], to: string[]): Grudge {
+  const g: Grudge = new Map();
+  for (const t of to) g.set(t, new Set(from.filter((f) => f !== t)));
+  return g;
+}
+
+/** Jepsen's bridge as two groups: the halves either side of the middle member, which is in neither. */
+export function bridgeGroups(names: string[], what: string): [string[], string[]] {
+  if (names.length < 3) throw new Error(`${what}: a bridge needs at least 3 members`);
+  const mid = Math.floor(names.length / 2);
+  return [names.slice(0, mid), names.slice(mid + 1)];
 }
 
 /**
