@@ -92,9 +92,7 @@ export class Writes {
       });
   }
 
-  applyOnLeader(proposed: Uint8Array): Promise<CommandResult> {
-    // The leader's clock is the state store's (lock-delays), whichever server took the request.
-    const data = restampCommand(proposed, Date.now());
+  applyOnLeader(data: Uint8Array): Promise<CommandResult> {
     if (this.#o.plant === 'early-ack') {
       // PLANTED BUG (TRELLIS_CHAOS_PLANT=early-ack): a KV write answered "true" once it is in this
       // leader's own log, before a quorum has it or it is applied.
@@ -116,7 +114,10 @@ export class Writes {
     if (this.authorizeForwarded && isCommandData(data)) await this.authorizeForwarded(token, data);
     // Only state-store commands travel this way; control entries (restore) have their own path.
     if (!isCommandData(data)) throw new ServerError('ERR_BAD_REQUEST', 'a forwarded write must be a state store command');
-    return encodeCommandResult(await this.applyOnLeader(data));
+    // The leader's clock is the state store's (lock-delays), whichever server took the request: a
+    // command built on a follower carries the follower's time, so the leader stamps its own. (One
+    // built here, the leader, already carries this clock's time.)
+    return encodeCommandResult(await this.applyOnLeader(restampCommand(data, Date.now())));
   }
 
   /** Throws unless this server is the leader (a call forwarded here expects one). */
