@@ -17,6 +17,13 @@ if (opts === 'help') {
   process.exit(0);
 }
 try {
+  if (opts.federation) {
+    // Loaded only here: the federation topology installs its own SIGINT handler when loaded, which
+    // the single-datacenter run's Ctrl-C handling (cluster.ts) must not get.
+    const { runFederationChaos } = await import('./federation.ts');
+    const { report } = await runFederationChaos({ durationMs: opts.durationMs, seed: opts.seed, partitions: opts.partitions ?? 0, outDir: opts.outDir });
+    process.exit(report.verdict.ok ? 0 : 1);
+  }
   const { report } = await runChaos(opts);
   process.exit(report.verdict.ok ? 0 : 1);
 } catch (err) {

@@ -47,7 +47,14 @@ export interface ChaosOptions {
   minQuorum: number;
   /** Namespace name prefix; default unique per run. */
   prefix?: string;
+  /** --federation: two datacenters with mesh gateways under WAN partitions instead (federation.ts). */
+  federation?: boolean;
+  /** --partitions N (with --federation): exactly N WAN partitions; 0 = as many as fit in --duration. */
+  partitions?: number;
 }
+
+/** The options --federation takes (the rest configure the single-datacenter run). */
+const FEDERATION_FLAGS = ['--federation', '--duration', '--seed', '--out', '--partitions'];
 
 export const USAGE = `usage: npm run chaos -- [options]
   --servers N         server agents (3 or 5; default 3)
@@ -70,6 +77,10 @@ export const USAGE = `usage: npm run chaos -- [options]
                       server dead for 10 s, leaving fewer voters; N = --servers keeps every voter)
   --plant BUG         run every agent with a planted bug (stale-reads, early-ack): the checkers must fail
   --smoke             the CI preset: 3 servers, 1 client, 45s, partition-leader,partition,kill,pause,loss
+  --federation        instead: two datacenters (namespaces) with mesh gateways, sidecars and apps; local
+                      and cross-datacenter calls while the WAN link between them is cut and healed
+                      (takes --duration, --seed, --out, --partitions N only; docs/CHAOS.md)
+  --partitions N      with --federation: exactly N WAN partitions (default: as many as fit --duration)
 Not possible on this machine: netem (named in the error if asked for).`;
 
 /** A duration with a unit (ms, s, m, h); a bare number is refused (is 30 seconds or minutes?). */
@@ -116,6 +127,8 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
     switch (flag) {
       case '-h': case '--help': return 'help';
       case '--smoke': o.smoke = true; break;
+      case '--federation': o.federation = true; break;
+      case '--partitions': o.partitions = parseInt10(flag, takeValue(), 1, 20); break;
       case '--net': {
         const v = takeValue() ?? '';
         if (!(NETS as readonly string[]).includes(v)) throw new Error(`--net ${JSON.stringify(v)}: use one of ${NETS.join(', ')}`);
@@ -148,6 +161,13 @@ export function parseArgs(argv: string[]): ChaosOptions | 'help' {
         throw new Error(`unknown option ${JSON.stringify(a)}\n${USAGE}`);
     }
   }
+  if (o.federation) {
+    const other = [...seen].filter((f) => !FEDERATION_FLAGS.includes(f));
+    if (other.length) throw new Error(`--federation takes only ${FEDERATION_FLAGS.slice(1).join(', ')}; not ${other.join(', ')} (its one fault is the WAN partition between two datacenters)`);
+    if (o.durationMs < 10_000) throw new Error(`--duration ${o.durationMs} ms: at least 10s (a fault window and its heal)`);
+    return o;
+  }
+  if (o.partitions !== undefined) throw new Error('--partitions counts WAN partitions: it goes with --federation');
   if (o.smoke) {
     // The CI preset; explicit flags after it still win where given.
     if (!seen.has('--servers')) o.servers = 3;

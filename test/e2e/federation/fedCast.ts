@@ -65,6 +65,16 @@ export function describeCall(call: TestAppAnswer | undefined): string {
   return call.code === 200 ? call.name : `${call.name} (status ${call.code})`;
 }
 
+/**
+ * A call that failed at the hop `depth` calls below the front app (a connection failure or an
+ * error status), the front app answering 500 (federation.test.ts, chaos --federation).
+ */
+export function failedHop(r: { status: number; body: TestAppAnswer }, depth: number): boolean {
+  let call: TestAppAnswer | undefined = r.body;
+  for (let i = 0; i < depth; i++) call = Object.values(call?.upstream_calls ?? {})[0];
+  return r.status === 500 && call !== undefined && (call.code === -1 || call.code >= 500);
+}
+
 export class FedCast {
   readonly topo: Topology;
   readonly servers = new Map<Dc, Proc>();

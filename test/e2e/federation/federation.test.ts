@@ -14,9 +14,8 @@ import assert from 'node:assert/strict';
 import { X509Certificate } from 'node:crypto';
 import tls from 'node:tls';
 import { waitFor } from '../../support/index.ts';
-import type { TestAppAnswer } from '../../fixtures/testApp.ts';
 import { binomialBound } from '../scenarios/cast.ts';
-import { CAST, FedCast, describeCall } from './fedCast.ts';
+import { CAST, FedCast, describeCall, failedHop } from './fedCast.ts';
 import type { Dc } from './topology.ts';
 
 const V1 = 'payments v1 (onprem)';
@@ -91,13 +90,6 @@ async function waitMembersWan(names: string[]) {
   }, 60_000, 500);
   const rows = await membersWan();
   assert.deepEqual(rows.map((c) => [c[0], c[2], c[3], c[6]]).sort(), names.map((n) => [n, 'alive', 'server', n.split('.')[1]]).sort());
-}
-
-/** A call that failed at the hop `front` made (a connection failure or an error status), the front app answering 500. */
-function failedHop(r: { status: number; body: TestAppAnswer }, depth: number): boolean {
-  let call: TestAppAnswer | undefined = r.body;
-  for (let i = 0; i < depth; i++) call = Object.values(call?.upstream_calls ?? {})[0];
-  return r.status === 500 && call !== undefined && (call.code === -1 || call.code >= 500);
 }
 
 /**
