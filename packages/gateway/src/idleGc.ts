@@ -12,6 +12,7 @@
 // requests: idle RSS 62.5 / 61.9 MB (payments / web side) with gc(), 57.1 / 58.0 MB with this
 // (docs/BENCHMARKS.md, "L7 proxy idle RSS").
 
+import type net from 'node:net';
 import v8 from 'node:v8';
 import vm from 'node:vm';
 
@@ -28,15 +29,33 @@ function getGc(): Gc | undefined {
   return gc;
 }
 
+/** The bytes the open sockets of `sockets` have moved: an L4 listener's traffic, read only when a collection is due. */
+export function bytesMoved(sockets: Iterable<net.Socket>): () => number {
+  return () => {
+    let n = 0;
+    for (const s of sockets) n += s.bytesRead + s.bytesWritten;
+    return n;
+  };
+}
+
 export class IdleGc {
   private busySince = 0;
   private timer: NodeJS.Timeout | undefined;
   private readonly idleMs: number;
   /** Runs just before the collection (an owner frees what it holds for traffic: idle pooled connections). */
   private readonly beforeGc: (() => void) | undefined;
-  constructor(idleMs = 5000, beforeGc?: () => void) {
+  /**
+   * Traffic that touch() does not see (an L4 listener touches per new connection, not per chunk):
+   * a figure that changes while it flows. Checked when a collection is due; a change counts as
+   * activity, so kept-alive connections still carrying requests never get a last-resort GC (a
+   * pause of several ms) in the middle of their traffic.
+   */
+  private readonly activity: (() => number) | undefined;
+  private lastActivity = 0;
+  constructor(idleMs = 5000, beforeGc?: () => void, activity?: () => number) {
     this.idleMs = idleMs;
     this.beforeGc = beforeGc;
+    this.activity = activity;
   }
 
   /** Called per request: (re)arms the collection for `idleMs` after the last one. */
@@ -48,6 +67,10 @@ export class IdleGc {
 
   private fire(): void {
     this.timer = undefined;
+    if (this.activity) {
+      const a = this.activity();
+      if (a !== this.lastActivity) { this.lastActivity = a; this.busySince = Date.now(); }
+    }
     const quiet = Date.now() - this.busySince;
     if (quiet < this.idleMs) { this.timer = setTimeout(() => this.fire(), this.idleMs - quiet).unref(); return; }
     const collect = () => getGc()?.({ type: 'major', execution: 'sync', flavor: 'last-resort' });

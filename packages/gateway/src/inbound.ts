@@ -13,7 +13,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import type { AgentApi } from './agentApi.ts';
-import { IdleGc } from './idleGc.ts';
+import { bytesMoved, IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
@@ -76,11 +76,11 @@ export interface InboundOptions {
 
 export class InboundListener {
   private server: tls.Server | undefined;
-  /** As the upstream listener's: one collection once connections stop coming. */
-  private readonly idleGc = new IdleGc();
+  private readonly sockets = new Set<net.Socket>();
+  /** As the upstream listener's: one collection once connections stop coming and bytes stop moving. */
+  private readonly idleGc = new IdleGc(undefined, undefined, bytesMoved(this.sockets));
   private readonly cache: AuthorizeCache;
   private readonly unsubscribe: () => void;
-  private readonly sockets = new Set<net.Socket>();
 
   private readonly opts: InboundOptions;
 

@@ -9,7 +9,7 @@
 import net from 'node:net';
 import tls from 'node:tls';
 import { watch, type AgentApi } from './agentApi.ts';
-import { IdleGc } from './idleGc.ts';
+import { bytesMoved, IdleGc } from './idleGc.ts';
 import type { Logger } from './log.ts';
 import { M, type Metrics } from './metrics.ts';
 import { join, track } from './pipe.ts';
@@ -64,12 +64,12 @@ interface Source { instances: Instance[]; first: Promise<void>; stop: AbortContr
 export class UpstreamListener {
   readonly kind = 'tcp' as const;
   private server: net.Server | undefined;
+  private readonly sockets = new Set<net.Socket>();
   /** After a burst of connections (each one's TLS objects), V8 keeps the heap it grew to: collect once traffic stops. */
-  private readonly idleGc = new IdleGc();
+  private readonly idleGc = new IdleGc(undefined, undefined, bytesMoved(this.sockets));
   private readonly sources = new Map<Via, Source>();
   private next = 0;
   private readonly stopWatch = new AbortController();
-  private readonly sockets = new Set<net.Socket>();
   /** TLS sessions per instance and SNI, so reconnects resume instead of a full handshake. */
   private readonly sessions: TlsSessionCache;
   /** Upstream Config.connect_timeout_ms (Consul's name for Envoy's), default 5 s. */
