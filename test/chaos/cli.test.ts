@@ -9,7 +9,7 @@ import { namespacesWithPrefix, netnsUnavailable } from '../support/netns.ts';
 import { checkCounter, lockViolations } from './workloads.ts';
 import { parseArgs, parseDuration } from './options.ts';
 import { checkRegister, pruneUnobserved } from './run.ts';
-import { latencySvg } from './report.ts';
+import { lastFailureAfterHeal, latencySvg } from './report.ts';
 
 const cli = path.join(import.meta.dirname, 'cli.ts');
 const why = netnsUnavailable();
@@ -137,4 +137,21 @@ test('the latency plot of a 30-minute run (300,000 requests) is drawn, with one 
   const dots = svg.match(/<circle /g)?.length ?? 0;
   assert.ok(dots > 1000 && dots < 120_000, `${dots} dots`);
   assert.match(svg, /fill="#c62828"/);
+});
+
+test('last failure after a heal: a request the next fault failed is that fault\'s, not this one\'s recovery', () => {
+  const at = (t: number, latencyMs: number, outcome: 'ok' | 'fail') => ({ workload: 'register' as const, kind: 'write', agent: 's1', at: t, latencyMs, outcome });
+  const faults = [
+    { fault: 'kill' as const, start: 1000, end: 9000, targets: ['s1'], detail: 'kill -9 s1' },
+    { fault: 'pause' as const, start: 14_000, end: 20_000, targets: ['s2'], detail: 'SIGSTOP s2' },
+  ];
+  const samples = [
+    at(9500, 40, 'fail'), // the first fault's recovery: 0.5 s after its heal
+    at(10_000, 30, 'ok'),
+    at(13_950, 3000, 'fail'), // sent before the second fault, failed by it
+    at(21_000, 20, 'ok'),
+  ];
+  assert.deepEqual(lastFailureAfterHeal(samples, faults), [500, null]);
+  // The same failure, had it ended before the next fault began, is the first fault's.
+  assert.deepEqual(lastFailureAfterHeal([...samples, at(13_000, 50, 'fail')], faults), [4000, null]);
 });

@@ -56,13 +56,19 @@ export function phaseFigures(samples: OpSample[], faults: FaultEvent[]): ChaosRe
   return out;
 }
 
-/** Per fault: the last failed request sent after the heal (before the next fault), as ms after the heal; null = none failed. */
+/**
+ * Per fault: the last failed request sent after the heal, as ms after the heal; null = none failed.
+ * Only requests that also ended before the next fault began count: one sent a moment before the next
+ * fault and failed by it (a leader killed under it) says nothing about this fault's recovery.
+ */
 export function lastFailureAfterHeal(samples: OpSample[], faults: FaultEvent[]): Array<number | null> {
   return faults.map((f, i) => {
     if (f.end === undefined) return null;
     const until = faults[i + 1]?.start ?? Infinity;
     let last: number | null = null;
-    for (const s of samples) if (s.outcome === 'fail' && s.at >= f.end && s.at < until) last = Math.max(last ?? 0, s.at - f.end);
+    for (const s of samples) {
+      if (s.outcome === 'fail' && s.at >= f.end && s.at + s.latencyMs < until) last = Math.max(last ?? 0, s.at - f.end);
+    }
     return last;
   });
 }
