@@ -191,9 +191,12 @@ describe('the trellis launcher under the system Node', () => {
     assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['agent', '-dev'], ['--max-semi-space-size=4', '--heap-growing-percent=50', '--enable-source-maps']]);
     r = await run({ TRELLIS_FROM_SRC: '1' });
     assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
-    // The sidecar proxy: no source maps from the bundle (its memory budget), and V8's full JIT (lite
-    // mode doubled its CPU per request).
+    // The sidecar proxy: no source maps and V8 lite mode from the bundle (its memory budget); from
+    // src no lite mode (it has no WebAssembly, which type stripping needs).
     r = await run({}, ['connect', 'proxy', '-sidecar-for', 'web']);
+    assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['connect', 'proxy', '-sidecar-for', 'web'], ['--lite-mode', '--max-semi-space-size=4', '--heap-growing-percent=50']]);
+    // TRELLIS_PROXY_JIT=1: the full JIT instead (twice the throughput per CPU, more memory).
+    r = await run({ TRELLIS_PROXY_JIT: '1' }, ['connect', 'proxy', '-sidecar-for', 'web']);
     assert.deepEqual([r.file, r.args, r.execArgv], [dist, ['connect', 'proxy', '-sidecar-for', 'web'], ['--max-semi-space-size=4', '--heap-growing-percent=50']]);
     r = await run({ TRELLIS_FROM_SRC: '1' }, ['connect', 'proxy', '-sidecar-for', 'web']);
     assert.deepEqual([r.file, r.execArgv], [path.join(pkg, 'src', 'cli', 'main.ts'), ['--max-semi-space-size=4', '--heap-growing-percent=50']]);

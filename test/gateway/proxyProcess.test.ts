@@ -1,7 +1,7 @@
 // `trellis connect proxy` as users run it: two proxy processes (web's and payments') started through
 // the launcher against an agent API (the gateway's fake agent: real HTTP on loopback, Consul's
 // shapes), the test apps in this process. Traffic crosses both processes over mTLS; each process
-// stays within the proxy's memory budget (idle RSS after light traffic <= 70 MB: it loads the CLI and the gateway, not
+// stays within the proxy's memory budget (idle RSS <= 60 MB: it loads the CLI and the gateway, not
 // the agent runtime); SIGTERM stops it with exit 0; a sidecar that is not registered is an error.
 
 import { test, before, after } from 'node:test';
@@ -18,9 +18,7 @@ import { startTestApp, type TestApp, type TestAppAnswer } from '../fixtures/test
 import { freePort, launcher, runTrellis, trellisEnv, waitFor } from '../support/index.ts';
 
 const TD = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee.consul';
-// With V8's full JIT (since 2026-12-07; lite mode doubled the CPU per request) these two measured
-// 62.1-62.2 MB, 57.3 in lite mode; ~46 MB of it is the node binary's shared text pages.
-const MAX_IDLE_RSS_MB = 70;
+const MAX_IDLE_RSS_MB = 60;
 
 interface ProxyProc { child: ChildProcess; out: () => string; exited: Promise<number | null> }
 

@@ -70,7 +70,7 @@ const router = (version: number) => ({ Kind: 'service-router', Name: 'api', Rout
 /** What bin/trellis execs for `connect proxy` from the bundle (its flags and malloc settings). */
 function proxyCommand(args: string[]): [string, string[], NodeJS.ProcessEnv] {
   if (!argv.dist) return [launcher, args, trellisEnv()];
-  return [nodeBin, ['--max-semi-space-size=4', '--heap-growing-percent=50', path.join(argv.dist, 'trellis.mjs'), ...args],
+  return [nodeBin, ['--lite-mode', '--max-semi-space-size=4', '--heap-growing-percent=50', path.join(argv.dist, 'trellis.mjs'), ...args],
     { ...trellisEnv(), MALLOC_ARENA_MAX: '2', MALLOC_MMAP_THRESHOLD_: '131072' }];
 }
 
