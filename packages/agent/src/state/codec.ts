@@ -76,8 +76,12 @@ export function encodeCommand(cmd: Command, now: number = Date.now()): Uint8Arra
       return { ...op, KV: kv };
     });
   }
-  const json = Buffer.from(JSON.stringify(wire));
-  if (!hasBytes) {
+  return frameCommand(Buffer.from(JSON.stringify(wire)), hasBytes ? tail.parts : undefined, tail.bytes);
+}
+
+/** A command entry's bytes: format 1 (the JSON alone) without value bytes, else format 2 (JSON length, JSON, value bytes). */
+function frameCommand(json: Uint8Array, tailParts: readonly Uint8Array[] | undefined, tailBytes: number): Uint8Array {
+  if (tailParts === undefined) {
     const out = new Uint8Array(json.length + 1);
     out[0] = COMMAND_FORMAT_VERSION;
     out.set(json, 1);
@@ -85,12 +89,12 @@ export function encodeCommand(cmd: Command, now: number = Date.now()): Uint8Arra
   }
   // From the entries' slabs (not Buffer's shared pool, whose slabs stored values share): the Raft
   // log keeps entries for a while and drops them in order, so their slabs are freed in turn.
-  const out = entrySlabs.alloc(5 + json.length + tail.bytes);
+  const out = entrySlabs.alloc(5 + json.length + tailBytes);
   out[0] = COMMAND_FORMAT_RAW_BYTES;
   new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1, json.length);
   out.set(json, 5);
   let at = 5 + json.length;
-  for (const part of tail.parts) {
+  for (const part of tailParts) {
     out.set(part, at);
     at += part.byteLength;
   }
@@ -127,19 +131,7 @@ export function restampCommand(data: Uint8Array, now: number): Uint8Array {
   }
   if (!isRecord(doc)) throw new CommandDecodeError('command entry has no type');
   doc.now = now;
-  const json = Buffer.from(JSON.stringify(doc));
-  if (tail === undefined) {
-    const out = new Uint8Array(json.length + 1);
-    out[0] = COMMAND_FORMAT_VERSION;
-    out.set(json, 1);
-    return out;
-  }
-  const out = entrySlabs.alloc(5 + json.length + tail.byteLength);
-  out[0] = COMMAND_FORMAT_RAW_BYTES;
-  new DataView(out.buffer, out.byteOffset, out.byteLength).setUint32(1, json.length);
-  out.set(json, 5);
-  out.set(tail, 5 + json.length);
-  return out;
+  return frameCommand(Buffer.from(JSON.stringify(doc)), tail === undefined ? undefined : [tail], tail?.byteLength ?? 0);
 }
 
 /** Reads a byte field: base64 text in format 1, an [offset, length] reference into `tail` in format 2. */
