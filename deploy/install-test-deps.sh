@@ -6,6 +6,9 @@ command -v dig >/dev/null 2>&1 || need+=(dnsutils)
 # Headless Chromium for the web UI's browser tests (test/ui), driven by puppeteer-core: Debian's
 # build, so nothing downloads a browser of its own.
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
+# jemalloc for `trellis connect proxy` (bin/trellis preloads it where present): the proxy suites'
+# idle-RSS bounds hold after bursts of connections with it (glibc keeps their high-water mark).
+compgen -G '/usr/lib/*-linux-gnu/libjemalloc.so.2' >/dev/null || need+=(libjemalloc2)
 if [ ${#need[@]} -gt 0 ]; then
   if [ "$(id -u)" != 0 ]; then echo "install-test-deps: need root to apt-get install ${need[*]}" >&2; exit 1; fi
   echo "install-test-deps: apt-get install ${need[*]}"

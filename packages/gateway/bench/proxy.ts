@@ -33,7 +33,7 @@ import { AgentProcess, freePort, launcher, repoRoot, trellisEnv, waitFor } from 
 import { planRequest } from '../src/chainEval.ts';
 import type { CompiledDiscoveryChain } from '../src/chainTypes.ts';
 import { requestInfo } from '../src/routeMatch.ts';
-import { cleanUp, cpuMs, killWithChildren, openssl, pct, rssMb, start as startChild } from './benchSupport.ts';
+import { cleanUp, cpuMs, killWithChildren, openssl, pct, rssMb, rssParts, start as startChild } from './benchSupport.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -355,7 +355,10 @@ async function main(): Promise<void> {
   // last request (the proxies' idle collection runs 5 s after it, idleGc.ts).
   const trellisProcs = [...caseProcs.entries()].filter(([name]) => cases.some((c) => c.name.replace(/ (ka|new)$/, '') === name));
   if (trellisProcs.length > 0) await new Promise((r) => setTimeout(r, 12_000));
-  const idleRss = trellisProcs.map(([name, ps]) => `${name} ${ps.map((p) => f(rssMb(p.pid!), 1)).join(' / ')} MB`);
+  const idleRss = trellisProcs.map(([name, ps]) => `${name} ${ps.map((p) => {
+    const parts = rssParts(p.pid!);
+    return `${f(rssMb(p.pid!), 1)} (anon ${f(parts.anon, 1)}, of it glibc [heap] ${f(parts.heap, 1)}; file ${f(parts.file, 1)})`;
+  }).join(' / ')} MB`);
 
   const lines: string[] = [];
   const out = (s: string) => lines.push(s);

@@ -83,6 +83,10 @@ export const connectProxyCommand: Command = {
     ui.output('==> Trellis Connect proxy starting...');
     ui.info('    Configuration mode: Agent API');
     if (!proxyId) ui.info(`        Sidecar for ID: ${sidecarFor}`);
+    // The launcher (bin/trellis) preloads jemalloc where the system has it: say which allocator runs,
+    // and what to do when it is glibc's (a burst of connections then stays resident).
+    const jemalloc = (process.env.LD_PRELOAD ?? '').split(/[:\s]+/).find((l) => /libjemalloc\.so/.test(l));
+    ui.info(`      Memory allocator: ${jemalloc ? `jemalloc (${jemalloc})` : 'glibc malloc (install libjemalloc2 so that memory freed after a burst of connections goes back to the system)'}`);
 
     return runUntilSignal({
       io, ui, what: 'proxy',
