@@ -4,3 +4,4 @@ export { runTrellis, type CliOptions, type CliResult } from './cli.ts';
 export { request, closeIdleSockets, type HttpResult, type RequestOptions } from './http.ts';
 export { freePort, reservePort, type FreePortOptions } from './ports.ts';
 export { repoRoot, launcher, binDir, trellisEnv } from './paths.ts';
+export { pin, usableCpus } from './cpus.ts';

@@ -37,7 +37,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { parseArgs } from 'node:util';
-import { AgentProcess, freePort, launcher, trellisEnv } from '../../../test/support/index.ts';
+import { AgentProcess, freePort, launcher, pin, trellisEnv, usableCpus } from '../../../test/support/index.ts';
 import { Cluster, type ServerProc } from '../../../test/cluster/cluster.ts';
 import { roundSlots, spread, verdict, type Spread, type Verdict } from './interleaved.ts';
 
@@ -46,7 +46,7 @@ const WRITE_CONCURRENCY = [1, 16, 64] as const;
 const READ_CONCURRENCY = [16, 64] as const;
 const STARTUP_RUNS = 5;
 
-interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean; rounds: number; trios: number }
+interface Options { seconds: number; keys: number; json: boolean; servers: number; acl: boolean; rounds: number; trios: number; pin: boolean }
 
 function options(): Options {
   const { values } = parseArgs({
@@ -58,12 +58,13 @@ function options(): Options {
       acl: { type: 'boolean', default: false },
       rounds: { type: 'string', default: '6' },
       trios: { type: 'string', default: '2' },
+      'no-pin': { type: 'boolean', default: false },
       help: { type: 'boolean', default: false },
     },
     strict: true,
   });
   if (values.help) {
-    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl [--rounds N (default 6)] [--trios N (default 2)]] [--json]\n');
+    process.stdout.write('usage: node packages/agent/bench/kv.ts [--seconds N (default 10)] [--keys N (default 100000)] [--servers 1|3] [--acl [--rounds N (default 6)] [--trios N (default 2)] [--no-pin]] [--json]\n');
     process.exit(0);
   }
   const seconds = Number(values.seconds);
@@ -76,7 +77,7 @@ function options(): Options {
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) fail(`--rounds must be an integer from 1 to 100, got ${JSON.stringify(values.rounds)}`);
   const trios = Number(values.trios);
   if (!Number.isInteger(trios) || trios < 1 || trios > 10) fail(`--trios must be an integer from 1 to 10, got ${JSON.stringify(values.trios)}`);
-  return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds, trios };
+  return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds, trios, pin: values['no-pin'] !== true };
 }
 
 function fail(msg: string): never {
@@ -554,6 +555,13 @@ async function mainAcl(opts: Options): Promise<void> {
   if (os.loadavg()[0]! > 1) note(`WARNING: load average ${loadBefore} before the run: other processes are competing for the CPUs`);
   const { rounds, trios } = opts;
   const slice = opts.seconds / (2 * rounds * trios);
+  // Pinned (the default where this process may use 2 CPUs or more): the load generator (this
+  // process) on CPU 0, each server with all its threads on CPU 1. Only one server is loaded at a
+  // time, so the three never compete with each other, and none of them with the generator: what
+  // moves one slice's ops/s against the next is then the server's own work, not where the
+  // scheduler put the generator. (Trellis against itself: etcd's Go runtime is not in this row.)
+  const pinned = opts.pin && usableCpus() >= 2;
+  if (pinned && !pin(process.pid, '0')) fail('taskset could not pin the load generator to CPU 0 (util-linux missing?); run with --no-pin');
   const names = ['none', 'acl', 'control'] as const;
   type Op = (w: number, q: number) => { call: HttpCall; check?: (status: number, body: Buffer) => string | null };
   interface RowAcc {
@@ -596,6 +604,7 @@ async function mainAcl(opts: Options): Promise<void> {
         const i = (j + trio) % 3;
         note(`trio ${trio + 1}/${trios}: starting ${names[i]}`);
         procs[i] = await startAclBenchServer(root, `kv-${names[i]}-${trio + 1}`, i === 1);
+        if (pinned && !pin(procs[i]!.pid!, '1')) throw new Error(`taskset could not pin ${names[i]} (pid ${procs[i]!.pid}) to CPU 1; run with --no-pin`);
       }
       for (const p of procs) {
         const argv = fs.readFileSync(`/proc/${p.pid!}/cmdline`, 'utf8').split('\0');
@@ -721,6 +730,7 @@ async function mainAcl(opts: Options): Promise<void> {
       `servers ran: ${[...ran].join(' and ')}${ran.size > 1 ? '  <- MIXED: a source file changed during the run; rebuild (node packages/agent/build.ts) and run again' : ''}`,
       'requests: every one to every server carries X-Consul-Token = a token whose one policy is key_prefix "" { policy = "write" } (servers without ACLs ignore it)',
       `load: closed loop, keep-alive HTTP/1.1, ${VALUE_BYTES}-byte values; writes to distinct keys; reads of the same ${ACL_READ_KEYS.toLocaleString('en-US')} keys on every server`,
+      `placement: ${pinned ? 'pinned with taskset: the load generator (this process) on CPU 0, every server with all its threads on CPU 1' : 'unpinned (--no-pin, or fewer than 2 CPUs usable)'}`,
       `rounds: ${rounds} per row and trio; in a round each server gets two ${slice.toFixed(2)} s slices in the order XYZZYX, the order rotating through the six permutations; ${(2 * n * slice).toFixed(1)} s per row and server`,
       `load average (1/5/15 min): ${loadBefore} before, ${loadAfter} after${os.loadavg()[0]! > 1 ? '  <- other processes competed' : ''}`,
       '',

@@ -6,7 +6,6 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
-import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
 import * as esbuild from 'esbuild';
@@ -78,19 +77,8 @@ export async function cleanUp(agent: AgentProcess | undefined, tmp: string | und
   if (tmp) fs.rmSync(tmp, { recursive: true, force: true });
 }
 
-/**
- * Pins a running process and all its threads (taskset -a -p), e.g. this load generator or the
- * agent. Returns false where taskset is missing or refused.
- */
-export function pin(pid: number, cpus: string): boolean {
-  return spawnSync('taskset', ['-a', '-p', '-c', cpus, String(pid)], { encoding: 'utf8' }).status === 0;
-}
-
-/** How many CPUs this process may run on (`nproc`: its affinity mask), else os.availableParallelism(). */
-export function usableCpus(): number {
-  const r = spawnSync('nproc', [], { encoding: 'utf8' });
-  return Number(r.stdout.trim()) || os.availableParallelism();
-}
+// CPU placement lives with the test support (the KV bench pins too).
+export { pin, usableCpus } from '../../../test/support/cpus.ts';
 
 export function openssl(args: string[], cwd: string): void {
   const r = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
@@ -114,6 +102,21 @@ export function cpuMs(pid: number): number {
 export function rssMb(pid: number): number {
   const m = /VmRSS:\s+(\d+) kB/.exec(fs.readFileSync(`/proc/${pid}/status`, 'utf8'));
   return m ? Number(m[1]) / 1024 : NaN;
+}
+
+/**
+ * Where a process's resident memory is, in MB: anonymous (V8's heap, glibc's malloc), file-backed
+ * (mostly the node binary's text) and glibc's main-arena `[heap]` within the anonymous part
+ * (/proc/<pid>/status and smaps).
+ */
+export function rssParts(pid: number): { anon: number; file: number; heap: number } {
+  const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
+  const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
+  let heap = 0;
+  const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
+  const at = smaps.indexOf('[heap]');
+  if (at >= 0) heap = Number(/Rss:\s+(\d+) kB/.exec(smaps.slice(at))?.[1] ?? 0) / 1024;
+  return { anon: kb('RssAnon'), file: kb('RssFile'), heap };
 }
 
 /** The p-th percentile (nearest rank) of ascending `sorted`; NaN when empty. */

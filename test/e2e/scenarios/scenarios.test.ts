@@ -182,10 +182,15 @@ describe('A4 Canary', () => {
   async function assertShare(p: number) {
     const [lo, hi] = binomialBound(p, 1000);
     const first = await shareOfV2(1000);
+    process.stdout.write(`# v2 share ${first} (${p} expected, bound ${lo.toFixed(3)}–${hi.toFixed(3)})\n`);
     if (first >= lo && first <= hi) return;
-    process.stdout.write(`# v2 share ${first} outside ${lo.toFixed(3)}–${hi.toFixed(3)}; one fresh sample of 1,000\n`);
+    process.stdout.write('# outside the bound: one fresh sample of 1,000\n');
     const second = await shareOfV2(1000);
-    assert.ok(second >= lo && second <= hi, `v2 share ${first}, then ${second}, outside ${lo.toFixed(3)}–${hi.toFixed(3)}`);
+    if (second >= lo && second <= hi) return;
+    // What the agent compiled for payments, to tell a wrong chain from a wrong draw in the proxy.
+    const chain = (await cast.agent.request('GET', '/v1/discovery-chain/payments')).json() as { Chain: { Nodes: Record<string, { Type: string; Splits?: Array<{ Weight: number; NextNode: string }> }> } };
+    const splits = Object.values(chain.Chain.Nodes).filter((n) => n.Type === 'splitter').map((n) => n.Splits);
+    assert.fail(`v2 share ${first}, then ${second}, outside ${lo.toFixed(3)}–${hi.toFixed(3)}; the agent's chain splits: ${JSON.stringify(splits)}`);
   }
 
   test('100/0: all plain requests v1; group: test still v2 (a route naming a subset skips the splitter)', async () => {
