@@ -189,12 +189,12 @@ test('chaos in loopback mode: leader isolation and kill -9 through the relay, li
   // server names the leader), then kill -9. (With kill first, the restarted server may not name the
   // leader yet when the isolation starts, and a random server is isolated instead.)
   const seed = process.env.TRELLIS_CHAOS_SEED ?? '1';
-  // The run goes in its own process (the harness's CLI, `npm run chaos`, which exits once its report
-  // is written): run in this one, a clean-clone run once had this file pass and then stay busy for
-  // ten minutes with something of the harness still alive (about one run in four of this file
-  // alone; what stays is not found yet), which would hold the whole test run to CI's deadline.
+  // The run goes in its own process (the harness's CLI, `npm run chaos`, which exits through
+  // process.exit once its report is written). Run in this one, the file passed and then its process
+  // spun in Node's teardown for ten minutes (2 of 9 runs by hand, and once in a clean-clone run:
+  // docs/CHAOS.md), which would hold the whole test run to CI's deadline.
   const args = ['--net', 'loopback', '--smoke', '--duration', '24s', '--recovery', '5s', '--faults', 'partition-leader,kill', '--seed', seed, '--out', out];
-  parseArgs(args);
+  parseArgs(args); // a bad option is refused here, with the parser's message, before anything is spawned
   const run = spawnSync(process.execPath, [path.join(import.meta.dirname, 'cli.ts'), ...args], { encoding: 'utf8', timeout: 140_000 });
   for (const l of `${run.stdout}${run.stderr}`.split('\n')) if (l !== '') process.stdout.write(`# ${l}\n`);
   assert.ok(fs.existsSync(path.join(out, 'report.json')), `the chaos run wrote no report (exit ${run.status}, signal ${run.signal})`);

@@ -105,18 +105,18 @@ export function rssMb(pid: number): number {
 }
 
 /**
- * Where a process's resident memory is, in MB: anonymous (V8's heap, glibc's malloc), file-backed
- * (mostly the node binary's text) and glibc's main-arena `[heap]` within the anonymous part
- * (/proc/<pid>/status and smaps).
+ * A process's resident memory and where it is, in MB: all of it (VmRSS), anonymous (V8's heap,
+ * glibc's malloc), file-backed (mostly the node binary's text) and glibc's main-arena `[heap]`
+ * within the anonymous part (/proc/<pid>/status and smaps).
  */
-export function rssParts(pid: number): { anon: number; file: number; heap: number } {
+export function rssParts(pid: number): { rss: number; anon: number; file: number; heap: number } {
   const status = fs.readFileSync(`/proc/${pid}/status`, 'utf8');
   const kb = (name: string) => Number(new RegExp(`${name}:\\s+(\\d+) kB`).exec(status)?.[1] ?? NaN) / 1024;
   let heap = 0;
   const smaps = fs.readFileSync(`/proc/${pid}/smaps`, 'utf8');
   const at = smaps.indexOf('[heap]');
   if (at >= 0) heap = Number(/Rss:\s+(\d+) kB/.exec(smaps.slice(at))?.[1] ?? 0) / 1024;
-  return { anon: kb('RssAnon'), file: kb('RssFile'), heap };
+  return { rss: kb('VmRSS'), anon: kb('RssAnon'), file: kb('RssFile'), heap };
 }
 
 /** The p-th percentile (nearest rank) of ascending `sorted`; NaN when empty. */

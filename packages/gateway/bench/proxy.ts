@@ -33,7 +33,7 @@ import { AgentProcess, freePort, launcher, repoRoot, trellisEnv, waitFor } from 
 import { planRequest } from '../src/chainEval.ts';
 import type { CompiledDiscoveryChain } from '../src/chainTypes.ts';
 import { requestInfo } from '../src/routeMatch.ts';
-import { cleanUp, cpuMs, killWithChildren, openssl, pct, rssMb, rssParts, start as startChild } from './benchSupport.ts';
+import { cleanUp, cpuMs, killWithChildren, openssl, pct, rssParts, start as startChild } from './benchSupport.ts';
 
 const { values: argv } = parseArgs({
   options: {
@@ -357,7 +357,7 @@ async function main(): Promise<void> {
   if (trellisProcs.length > 0) await new Promise((r) => setTimeout(r, 12_000));
   const idleRss = trellisProcs.map(([name, ps]) => `${name} ${ps.map((p) => {
     const parts = rssParts(p.pid!);
-    return `${f(rssMb(p.pid!), 1)} (anon ${f(parts.anon, 1)}, of it glibc [heap] ${f(parts.heap, 1)}; file ${f(parts.file, 1)})`;
+    return `${f(parts.rss, 1)} (anon ${f(parts.anon, 1)}, of it glibc [heap] ${f(parts.heap, 1)}; file ${f(parts.file, 1)})`;
   }).join(' / ')} MB`);
 
   const lines: string[] = [];
