@@ -51,17 +51,38 @@ describe('Lifeguard §4.1 local health multiplier', () => {
 describe('transmit-limited broadcast queue', () => {
   const alive = (name: string, inc = 1): Update => ({ type: 'alive', node: { name, addr: '', port: 1, peerId: '', tags: {} }, incarnation: inc });
 
-  test('retransmit limit is mult × ceil(log10(N + 1))', () => {
-    assert.deepEqual([1, 9, 10, 99, 100, 1000, 5000].map((n) => retransmitLimit(4, n)), [4, 4, 8, 8, 12, 16, 16]);
+  test('retransmit limit is mult × ceil(log10(N + 1)); under 10 members, enough for every other member (up to 2 × mult)', () => {
+    assert.deepEqual([1, 3, 5, 8, 9, 10, 99, 100, 1000, 5000].map((n) => retransmitLimit(4, n)), [4, 4, 4, 7, 8, 8, 8, 12, 16, 16]);
+    assert.deepEqual([8, 9].map((n) => retransmitLimit(1, n)), [2, 2]);
   });
 
   test('a broadcast is sent exactly limit times, then leaves the queue', () => {
     const q = new BroadcastQueue(100);
     q.push(alive('a'), 'a', 20);
     let sent = 0;
-    for (let i = 0; i < 20; i++) sent += q.take(2, 1000, 3, 4).length;
+    for (let i = 0; i < 20; i++) sent += q.take(2, 1000, 3, 4, i % 2 ? 'b' : 'c').length;
     assert.equal(sent, retransmitLimit(4, 3));
     assert.equal(q.length, 0);
+  });
+
+  test('a broadcast is not sent again to a member that had it (or sent it) while others have not', () => {
+    const q = new BroadcastQueue(100);
+    q.push(alive('x'), 'x', 20, 'm1');
+    // 6 members: m1 (the sender) and m2..m5 besides us.
+    assert.equal(q.take(2, 1000, 6, 4, 'm1').length, 0, 'not back to its sender');
+    assert.equal(q.take(2, 1000, 6, 4, 'm2').length, 1);
+    assert.equal(q.take(2, 1000, 6, 4, 'm2').length, 0, 'not twice to m2');
+    assert.equal(q.take(2, 1000, 6, 4, 'm3').length, 1);
+    assert.equal(q.take(2, 1000, 6, 4, 'm4').length, 1);
+    // m5 has not had it, so m2..m4 still wait; once m5 has, repeats are allowed up to the limit.
+    assert.equal(q.take(2, 1000, 6, 4, 'm3').length, 0);
+    assert.equal(q.take(2, 1000, 6, 4, 'm5').length, 1);
+    assert.equal(q.length, 1, 'four transmissions of the five a 6-member pool allows');
+    assert.equal(q.take(2, 1000, 6, 4, 'm2').length, 1, 'a repeat, now that everyone has had it');
+    assert.equal(q.length, 0);
+    q.push(alive('y'), 'y', 20);
+    for (const to of ['m1', 'm2', 'm3', 'm4', 'm5']) assert.equal(q.take(2, 1000, 6, 4, to).length, 1, to);
+    assert.equal(q.take(2, 1000, 6, 4, 'm1').length, 0, 'gone after the limit even though repeats were allowed');
   });
 
   test('a newer broadcast about the same member replaces the queued one; user events never do', () => {
@@ -70,7 +91,7 @@ describe('transmit-limited broadcast queue', () => {
     q.push(alive('a', 2), 'a', 20);
     q.push({ type: 'userEvent', ltime: 1, name: 'x', payload: new Uint8Array() }, undefined, 10);
     q.push({ type: 'userEvent', ltime: 2, name: 'x', payload: new Uint8Array() }, undefined, 10);
-    const got = q.take(2, 1000, 3, 4);
+    const got = q.take(2, 1000, 3, 4, 'b');
     assert.equal(got.length, 3);
     assert.deepEqual(got.filter((u) => u.type === 'alive').map((u) => u.type === 'alive' && u.incarnation), [2]);
   });
@@ -78,13 +99,13 @@ describe('transmit-limited broadcast queue', () => {
   test('fewest transmissions first, newest first among equals, within the byte budget', () => {
     const q = new BroadcastQueue(100);
     q.push(alive('old'), 'old', 100);
-    q.take(2, 1000, 3, 4); // old: 1 transmit
+    q.take(2, 1000, 3, 4, 'b'); // old: 1 transmit
     q.push(alive('mid'), 'mid', 100);
     q.push(alive('new'), 'new', 100);
-    const got = q.take(2, 210, 3, 4).map((u) => u.type === 'alive' && u.node.name);
+    const got = q.take(2, 210, 3, 4, 'b').map((u) => u.type === 'alive' && u.node.name);
     assert.deepEqual(got, ['new', 'mid']);
     // Now all three have been sent once: the newest goes first again.
-    assert.deepEqual(q.take(2, 110, 3, 4).map((u) => u.type === 'alive' && u.node.name), ['new']);
+    assert.deepEqual(q.take(2, 110, 3, 4, 'c').map((u) => u.type === 'alive' && u.node.name), ['new']);
   });
 
   test('depth limit prunes the oldest broadcasts', () => {
@@ -92,7 +113,7 @@ describe('transmit-limited broadcast queue', () => {
     for (let i = 0; i < 20; i++) q.push(alive(`m${i}`), `m${i}`, 10);
     assert.equal(q.length, 16);
     assert.equal(q.pruned, 4);
-    const names = q.take(2, 10_000, 3, 4).map((u) => u.type === 'alive' && u.node.name);
+    const names = q.take(2, 10_000, 3, 4, 'b').map((u) => u.type === 'alive' && u.node.name);
     assert.ok(!names.includes('m0') && names.includes('m19'));
   });
 });

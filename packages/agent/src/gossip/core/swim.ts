@@ -177,6 +177,8 @@ export class SwimCore {
   readonly #relays = new Map<number, Relay>();
   /** While a message's updates are applied: members it carried stale suspicions or deaths of. */
   #stale: Rec[] | undefined;
+  /** While applying a member's updates: its name, so what we re-broadcast is not sent back to it. */
+  #heardFrom: string | undefined;
   /** Members in state alive or suspect, self included (memberlist estNumNodes). */
   #live = 1;
   #nextProbeMs: number;
@@ -309,7 +311,7 @@ export class SwimCore {
       this.#relays.delete(seq);
       if (r.nack) {
         this.stats.nacksSent++;
-        this.#send(r.requester, { type: 'nack', seq: r.origSeq, from: this.name, updates: this.#piggyback() });
+        this.#send(r.requester, { type: 'nack', seq: r.origSeq, from: this.name, updates: this.#piggyback(r.requester.name) });
       }
     }
     const p = this.#probe;
@@ -368,7 +370,7 @@ export class SwimCore {
           this.stats.misdirectedPings++;
           this.#warn('misdirected-ping', `ping from ${msg.from} was meant for ${msg.target}, not this member (${this.name}); dropped`);
         } else {
-          this.#send(msg.replyTo, { type: 'ack', seq: msg.seq, from: this.name, updates: this.#piggyback() });
+          this.#send(msg.replyTo, { type: 'ack', seq: msg.seq, from: this.name, updates: this.#piggyback(msg.replyTo.name) });
         }
         return;
       case 'ack':
@@ -419,10 +421,12 @@ export class SwimCore {
   #applyUpdates(from: string, updates: Update[], now: number): void {
     const stale: Rec[] = [];
     this.#stale = stale;
+    this.#heardFrom = from;
     try {
       for (const u of updates) this.#applyUpdate(u, now, false);
     } finally {
       this.#stale = undefined;
+      this.#heardFrom = undefined;
     }
     const to = this.#members.get(from);
     if (stale.length === 0 || !to || to === this.#self || (to.state !== 'alive' && to.state !== 'suspect')) return;
@@ -484,7 +488,7 @@ export class SwimCore {
     }
     if (r.nack) {
       this.stats.nacksSent++;
-      this.#send(r.requester, { type: 'nack', seq: r.origSeq, from: this.name, updates: this.#piggyback() });
+      this.#send(r.requester, { type: 'nack', seq: r.origSeq, from: this.name, updates: this.#piggyback(r.requester.name) });
     }
   }
 
@@ -498,7 +502,7 @@ export class SwimCore {
     this.#checkRemoteState(req);
     const reply = this.#pushPullMessage(req.join, true);
     this.#mergeMembers(req, now);
-    if (!req.join) for (const e of req.events) this.#applyUpdate(e, now, false);
+    if (!req.join) this.#applyEvents(req.from, req.events, now);
     const joiner = this.#members.get(req.from);
     if (req.join && this.#publish && joiner && joiner.state === 'alive') {
       // The member answering a join is already well connected, the joiner is not yet: it hands
@@ -535,7 +539,7 @@ export class SwimCore {
       // Tell the pool about us again now that there is someone to tell.
       this.#broadcast({ type: 'alive', node: this.#self.node, incarnation: this.#self.incarnation }, true);
     } else {
-      for (const e of reply.events) this.#applyUpdate(e, now, false);
+      this.#applyEvents(reply.from, reply.events, now);
     }
   }
 
@@ -630,7 +634,7 @@ export class SwimCore {
     if (c.lifeguard && target.state === 'suspect') {
       updates.push({ type: 'suspect', node: target.node.name, incarnation: target.incarnation, from: this.name });
     }
-    updates.push(...this.#piggyback());
+    updates.push(...this.#piggyback(target.node.name));
     this.#send(target.node, { type: 'ping', seq, from: this.name, replyTo: endpointOf(this.#self.node), target: target.node.name, updates });
   }
 
@@ -673,7 +677,7 @@ export class SwimCore {
       if (nack) p.expectedNacks++;
       this.#send(r.node, {
         type: 'pingReq', seq: p.seq, from: this.name, replyTo: endpointOf(this.#self.node),
-        target: endpointOf(p.target.node), nack, updates: this.#piggyback(),
+        target: endpointOf(p.target.node), nack, updates: this.#piggyback(r.node.name),
       });
     }
   }
@@ -700,7 +704,7 @@ export class SwimCore {
     const relay = this.#relays.get(seq);
     if (relay) {
       this.#relays.delete(seq);
-      this.#send(relay.requester, { type: 'ack', seq: relay.origSeq, from: this.name, updates: this.#piggyback() });
+      this.#send(relay.requester, { type: 'ack', seq: relay.origSeq, from: this.name, updates: this.#piggyback(relay.requester.name) });
       return;
     }
     this.stats.acksLate++;
@@ -715,11 +719,21 @@ export class SwimCore {
     // The relay's own wait is the plain probe timeout (memberlist): the requester already scaled its own.
     this.#relays.set(seq, { requester: endpointOf(requester), target: endpointOf(target), origSeq, deadlineMs: now + this.config.probeTimeoutMs, nack });
     this.#send(target, {
-      type: 'ping', seq, from: this.name, replyTo: endpointOf(this.#self.node), target: target.name, updates: this.#piggyback(),
+      type: 'ping', seq, from: this.name, replyTo: endpointOf(this.#self.node), target: target.name, updates: this.#piggyback(target.name),
     });
   }
 
   // ------------------------------------------------------------------ state transitions
+
+  /** The user events of a push-pull (what the other side remembers). */
+  #applyEvents(from: string, events: UserEventUpdate[], now: number): void {
+    this.#heardFrom = from;
+    try {
+      for (const e of events) this.#applyUpdate(e, now, false);
+    } finally {
+      this.#heardFrom = undefined;
+    }
+  }
 
   #applyUpdate(u: Update, now: number, local: boolean): void {
     switch (u.type) {
@@ -974,8 +988,9 @@ export class SwimCore {
     const targets = this.#kRandom(this.config.gossipNodes,
       (r) => r.state === 'alive' || r.state === 'suspect' || r.stateChangeMs > deadline);
     for (const t of targets) {
-      const updates = this.#queue.take(UPDATE_OVERHEAD_BYTES, this.config.maxGossipBytes - MESSAGE_HEADER_BYTES, this.#live, this.config.retransmitMult);
-      if (updates.length === 0) return;
+      // An empty take for one target (it already had everything) may still leave news for the next.
+      const updates = this.#piggyback(t.node.name);
+      if (updates.length === 0) continue;
       this.#send(t.node, { type: 'gossip', from: this.name, updates });
     }
   }
@@ -1063,8 +1078,9 @@ export class SwimCore {
     return this.#seq;
   }
 
-  #piggyback(): Update[] {
-    return this.#queue.take(UPDATE_OVERHEAD_BYTES, this.config.maxGossipBytes - MESSAGE_HEADER_BYTES, this.#live, this.config.retransmitMult);
+  /** Queued broadcasts to ride on a message to `to`. */
+  #piggyback(to: string): Update[] {
+    return this.#queue.take(UPDATE_OVERHEAD_BYTES, this.config.maxGossipBytes - MESSAGE_HEADER_BYTES, this.#live, this.config.retransmitMult, to);
   }
 
   /** Queues a broadcast (and, when it originated here, hands it out for publishing). Returns its queue id. */
@@ -1074,7 +1090,7 @@ export class SwimCore {
       this.#nextGossipMs = this.#now + Math.floor(this.#random() * interval);
     }
     const key = u.type === 'userEvent' ? undefined : u.type === 'alive' ? u.node.name : u.node;
-    const id = this.#queue.push(u, key, updateSize(u));
+    const id = this.#queue.push(u, key, updateSize(u), local ? undefined : this.#heardFrom);
     if (local && this.#publish) this.#outputs.push({ kind: 'publish', update: u });
     return id;
   }
