@@ -166,7 +166,7 @@ function fuzzRequests(rand: () => number, n: number): FuzzRequest[] {
     switch (Math.floor(rand() * 6)) {
       // Truncated: never closes. At least one byte: an empty body is a valid session/create.
       case 0: return text.slice(0, 1 + Math.floor(rand() * (text.length - 2)));
-      case 1: return bytes(1 + Math.floor(rand() * 64));
+      case 1: return notJson(() => bytes(1 + Math.floor(rand() * 64)));
       case 2: { // an unknown field next to the real ones
         const v = structuredClone(valid) as Record<string, unknown> | Array<Record<string, unknown>>;
         const target = Array.isArray(v) ? v[0]! : v;
@@ -177,7 +177,18 @@ function fuzzRequests(rand: () => number, n: number): FuzzRequest[] {
         return JSON.stringify(valid, (_k, x) => (typeof x === 'string' ? { length: x.length } : x));
       }
       case 4: return `${text}${pick(['}', ']', ',', 'x', '{'])}`; // trailing garbage
-      default: return `{${junk(Math.floor(rand() * 40))}`; // not JSON
+      default: return notJson(() => `{${junk(Math.floor(rand() * 40))}`);
+    }
+  };
+  // Random text or bytes can be JSON by chance: "{" + "}" is "{}", a valid session/create (seed 662480620).
+  const notJson = (make: () => string | Buffer): string | Buffer => {
+    for (;;) {
+      const b = make();
+      try {
+        JSON.parse(b.toString());
+      } catch {
+        return b;
+      }
     }
   };
   const readPaths = ['/v1/kv/fixture/k0', '/v1/kv/fixture?recurse', '/v1/kv/?keys', '/v1/catalog/nodes', '/v1/catalog/services',
