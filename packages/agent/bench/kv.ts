@@ -20,7 +20,9 @@
 // fresh sets of processes. Each row runs in rounds of interleaved slices (XYZZYX, rotating the
 // order); it reports per-round ratios (median and confidence interval) of ops/s and of server CPU
 // per operation, and a verdict per row against 0.9x that says when the run cannot tell. --seconds
-// is then the measured time per row and server (default 10).
+// is then the measured time per row and server (default 10). Fresh processes differ by up to ±10%
+// from each other, so a row whose ratio is near 0.9x needs many trios: every row was decided by
+// `--seconds 120 --trios 30` (49 minutes on 2 cores, docs/BENCHMARKS.md); --trios goes up to 40.
 // No etcd, startup or idle-RSS phases. See mainAcl.
 //
 // --servers 3 runs three Trellis servers (-bootstrap-expect 3, joined by -retry-join) against a
@@ -76,7 +78,7 @@ function options(): Options {
   const rounds = Number(values.rounds);
   if (!Number.isInteger(rounds) || rounds < 1 || rounds > 100) fail(`--rounds must be an integer from 1 to 100, got ${JSON.stringify(values.rounds)}`);
   const trios = Number(values.trios);
-  if (!Number.isInteger(trios) || trios < 1 || trios > 10) fail(`--trios must be an integer from 1 to 10, got ${JSON.stringify(values.trios)}`);
+  if (!Number.isInteger(trios) || trios < 1 || trios > 40) fail(`--trios must be an integer from 1 to 40, got ${JSON.stringify(values.trios)}`);
   return { seconds, keys, json: values.json, servers, acl: values.acl === true, rounds, trios, pin: values['no-pin'] !== true };
 }
 
