@@ -457,6 +457,35 @@ describe('membership changes', () => {
       (e: unknown) => e instanceof GossipError && e.code === 'ERR_UNKNOWN_MEMBER' && /No node found with name 'nobody'/.test(e.message));
   });
 
+  test('a refutation goes to the member whose message prompted it, in the first gossip round', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const net = new TestNet(seed);
+      net.addConverged(names(4));
+      const mark = net.sent.length;
+      // b passes on a leave intent for a: a refutes, by gossip (serf), to b as to the others.
+      net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'forceLeave', node: 'a', incarnation: 1, prune: false, from: 'b' }] });
+      net.run(250); // one gossip round (200 ms) and its deliveries
+      const toB = net.sent.slice(mark).filter((m) => m.from === 'a' && m.to === 'b')
+        .flatMap((m) => ('updates' in m.msg ? m.msg.updates : []));
+      assert.ok(toB.some((u) => u.type === 'alive' && u.node.name === 'a' && u.incarnation > 1),
+        `seed ${seed}: a's refutation reached b in the first round: ${JSON.stringify(toB)}`);
+    }
+  });
+
+  test('news a member passes on is not sent back to the member it came from while others lack it', () => {
+    for (const seed of [1, 2, 3, 4, 5, 6, 7, 8]) {
+      const net = new TestNet(seed);
+      net.addConverged(names(8));
+      const mark = net.sent.length;
+      net.deliver('a', { type: 'gossip', from: 'b', updates: [{ type: 'alive', node: ident('c'), incarnation: 5 }] });
+      net.run(250); // one round: 3 of the 7 others hear it from a
+      const fromA = net.sent.slice(mark).filter((m) => m.from === 'a')
+        .filter((m) => 'updates' in m.msg && m.msg.updates.some((u) => u.type === 'alive' && u.node.name === 'c'));
+      assert.ok(fromA.length > 0, `seed ${seed}: a passed the news on`);
+      assert.ok(!fromA.some((m) => m.to === 'b'), `seed ${seed}: the news about c went back to b, which sent it`);
+    }
+  });
+
   test('force-leave of a live member is serf\'s leave intent: leaving until it refutes; one that fails meanwhile has left', () => {
     const net = new TestNet(14);
     net.addConverged(names(4));

@@ -177,8 +177,12 @@ export class SwimCore {
   readonly #relays = new Map<number, Relay>();
   /** While a message's updates are applied: members it carried stale suspicions or deaths of. */
   #stale: Rec[] | undefined;
-  /** While applying a member's updates: its name, so what we re-broadcast is not sent back to it. */
-  #heardFrom: string | undefined;
+  /**
+   * While one of a member's updates is applied: the update and that member, so that passing the
+   * update on does not send it back there. News of our own that it prompts (a refutation) is not
+   * the update itself, and goes to the sender too.
+   */
+  #heard: { update: Update; from: string } | undefined;
   /** Members in state alive or suspect, self included (memberlist estNumNodes). */
   #live = 1;
   #nextProbeMs: number;
@@ -421,12 +425,10 @@ export class SwimCore {
   #applyUpdates(from: string, updates: Update[], now: number): void {
     const stale: Rec[] = [];
     this.#stale = stale;
-    this.#heardFrom = from;
     try {
-      for (const u of updates) this.#applyUpdate(u, now, false);
+      for (const u of updates) this.#applyHeard(u, from, now);
     } finally {
       this.#stale = undefined;
-      this.#heardFrom = undefined;
     }
     const to = this.#members.get(from);
     if (stale.length === 0 || !to || to === this.#self || (to.state !== 'alive' && to.state !== 'suspect')) return;
@@ -727,11 +729,16 @@ export class SwimCore {
 
   /** The user events of a push-pull (what the other side remembers). */
   #applyEvents(from: string, events: UserEventUpdate[], now: number): void {
-    this.#heardFrom = from;
+    for (const e of events) this.#applyHeard(e, from, now);
+  }
+
+  /** Applies an update that member `from` sent us. */
+  #applyHeard(u: Update, from: string, now: number): void {
+    this.#heard = { update: u, from };
     try {
-      for (const e of events) this.#applyUpdate(e, now, false);
+      this.#applyUpdate(u, now, false);
     } finally {
-      this.#heardFrom = undefined;
+      this.#heard = undefined;
     }
   }
 
@@ -1090,7 +1097,8 @@ export class SwimCore {
       this.#nextGossipMs = this.#now + Math.floor(this.#random() * interval);
     }
     const key = u.type === 'userEvent' ? undefined : u.type === 'alive' ? u.node.name : u.node;
-    const id = this.#queue.push(u, key, updateSize(u), local ? undefined : this.#heardFrom);
+    const heardFrom = !local && this.#heard?.update === u ? this.#heard.from : undefined;
+    const id = this.#queue.push(u, key, updateSize(u), heardFrom);
     if (local && this.#publish) this.#outputs.push({ kind: 'publish', update: u });
     return id;
   }
