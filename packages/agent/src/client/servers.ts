@@ -28,6 +28,13 @@ export function serversUnreachable(err: unknown): boolean {
 
 /** A server a call could not reach is not tried again for this long (unless it is the only way left later). */
 const FAILED_SERVER_BACKOFF_MS = 5_000;
+/**
+ * While every server is backed off, one call a second still tries one of them (the one whose back-off
+ * ends first); the others fail at once. Without it a client agent failed every call for the rest of
+ * the back-off after a partition healed: 5.15 s in a 30-minute chaos run (docs/CHAOS.md), with a
+ * leader elected 0.3 s after the heal.
+ */
+const PROBE_INTERVAL_MS = 1_000;
 /** How often the pool is looked at for servers gossip suspects (suspicion raises no member event). */
 const SUSPECT_POLL_MS = 200;
 
@@ -56,6 +63,8 @@ export interface ClientServersOptions {
   /** Consul's rpc_hold_timeout: how long a call waits for a server to be known. */
   holdTimeoutMs: number;
   random?: () => number;
+  /** The clock for back-offs (tests). */
+  now?: () => number;
 }
 
 /** Longest a forwarded blocking query may wait on the server (Consul caps ?wait at 10 minutes, plus jitter). */
@@ -69,6 +78,8 @@ export class ClientServers {
   #order: string[] = [];
   /** Servers a call just failed to reach: skipped until then (gossip may not have noticed yet). */
   readonly #backoffUntil = new Map<string, number>();
+  /** When a call may next try a backed-off server because every server is backed off. */
+  #probeAt = 0;
   /** Calls waiting on each server (and whether each may run again elsewhere), so they can be ended
    *  when gossip says it failed or left, or, for those that may, when gossip suspects it. */
   readonly #inflight = new Map<string, Map<AbortController, boolean>>();
@@ -85,6 +96,10 @@ export class ClientServers {
     this.#refresh();
     this.#suspectPoll = setInterval(() => this.#checkSuspects(), SUSPECT_POLL_MS);
     this.#suspectPoll.unref();
+  }
+
+  #now(): number {
+    return (this.#o.now ?? Date.now)();
   }
 
   /** Live servers of this datacenter, preferred first. */
@@ -182,9 +197,14 @@ export class ClientServers {
   async call<T>(what: string, o: { idempotent: boolean; signal?: AbortSignal; callMs: number; waitForServerMs?: number },
     fn: (address: string, call: CallOptions) => Promise<T>): Promise<T> {
     await this.#waitForServer(Date.now() + (o.waitForServerMs ?? this.#o.holdTimeoutMs), o.signal);
-    const now = Date.now();
-    const reachable = this.servers().filter((a) => (this.#backoffUntil.get(a) ?? 0) <= now);
-    if (reachable.length === 0) throw new ServersUnreachableError(this.#order.length);
+    const now = this.#now();
+    let reachable = this.servers().filter((a) => (this.#backoffUntil.get(a) ?? 0) <= now);
+    if (reachable.length === 0) {
+      if (now < this.#probeAt || this.#order.length === 0) throw new ServersUnreachableError(this.#order.length);
+      this.#probeAt = now + PROBE_INTERVAL_MS;
+      const soonest = this.#order.reduce((a, b) => ((this.#backoffUntil.get(b) ?? 0) < (this.#backoffUntil.get(a) ?? 0) ? b : a));
+      reachable = [soonest];
+    }
     let last: unknown;
     for (const address of reachable) {
       const ac = new AbortController();
@@ -201,7 +221,7 @@ export class ClientServers {
         // The server already waited rpc_hold_timeout for a leader: the others would wait the same.
         if (o.signal?.aborted || !retryable(err, o.idempotent) || (err as { code?: unknown }).code === 'ERR_NO_LEADER') throw err;
         last = err;
-        if (err instanceof RpcCallError) this.#backoffUntil.set(address, Date.now() + FAILED_SERVER_BACKOFF_MS);
+        if (err instanceof RpcCallError) this.#backoffUntil.set(address, this.#now() + FAILED_SERVER_BACKOFF_MS);
         this.#demote(address);
         this.#log.debug({ what, address, err: (err as Error).message }, 'server unavailable; trying another');
       } finally {

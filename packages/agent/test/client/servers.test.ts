@@ -32,9 +32,9 @@ class FakePool extends EventEmitter {
 const logger = pino({ level: 'silent' });
 const refused = (address: string) => new RpcCallError(address, grpc.status.UNAVAILABLE, 'connect ECONNREFUSED', false);
 
-function make(random = () => 0) {
+function make(random = () => 0, now?: () => number) {
   const pool = new FakePool();
-  const servers = new ClientServers({ pool: pool as never, datacenter: 'dc1', rpc: {} as RpcClient, logger, holdTimeoutMs: 300, random });
+  const servers = new ClientServers({ pool: pool as never, datacenter: 'dc1', rpc: {} as RpcClient, logger, holdTimeoutMs: 300, random, now });
   return { pool, servers };
 }
 
@@ -66,12 +66,43 @@ test('a call fails over to another server when the first cannot be reached, then
   calls.length = 0;
   await servers.call('read', { idempotent: true, callMs: 1000 }, fn);
   assert.deepEqual(calls, [answered]);
-  // When every server failed moments ago, a call fails at once, as unreachable.
+  // When every server failed moments ago, one call tries the one whose back-off ends first, and
+  // the next calls within a second fail at once, as unreachable.
   down.add(answered);
   await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e));
   calls.length = 0;
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e));
+  assert.deepEqual(calls, [first], 'one probe, of the server backed off first');
+  calls.length = 0;
   await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e) && /none of the 2 known server/.test((e as Error).message));
-  assert.deepEqual(calls, [], 'no server was tried again during the back-off');
+  assert.deepEqual(calls, [], 'no server was tried again within the probe interval');
+  servers.close();
+});
+
+test('after a partition heals, calls reach a server within a second, not when the 5 s back-off ends', async () => {
+  let now = 1_000_000;
+  const { pool, servers } = make(() => 0, () => now);
+  pool.set([{ name: 's1', port: 8300 }, { name: 's2', port: 8310 }]);
+  let cut = true;
+  const calls: string[] = [];
+  const fn = async (address: string) => {
+    calls.push(address);
+    if (cut) throw new RpcCallError(address, grpc.status.DEADLINE_EXCEEDED, 'no answer (partition)', true);
+    return address;
+  };
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn));
+  assert.equal(calls.length, 2, 'both servers tried while cut off');
+  now += 300;
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e));
+  cut = false; // the heal
+  now += 200;
+  await assert.rejects(servers.call('read', { idempotent: true, callMs: 1000 }, fn), (e: unknown) => serversUnreachable(e),
+    'within the probe interval of the last probe: fails at once');
+  now += 900;
+  calls.length = 0;
+  assert.equal(await servers.call('read', { idempotent: true, callMs: 1000 }, fn), '127.0.0.1:8300');
+  assert.deepEqual(calls, ['127.0.0.1:8300'], 'the probe reached the healed server, 1.4 s after the cut and well inside its 5 s back-off');
+  assert.equal(await servers.call('read', { idempotent: true, callMs: 1000 }, fn), '127.0.0.1:8300', 'and it is used again at once');
   servers.close();
 });
 
