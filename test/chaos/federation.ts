@@ -100,11 +100,12 @@ export function recoveredAfter(calls: FedCall[], healAt: number, run = 3): numbe
 }
 
 /** The figures of one partition window from the calls (sorted by `at`). */
-export function partitionFigures(calls: FedCall[], p: { index: number; start: number; end: number; configEntry: string; configAbsentDuringPartition: boolean; configReplicatedAfterMs: number | null }): WanPartition {
+export function partitionFigures(calls: FedCall[], p: { index: number; start: number; end: number; cutUntil?: number; configEntry: string; configAbsentDuringPartition: boolean; configReplicatedAfterMs: number | null }): WanPartition {
   const local = calls.filter((c) => c.kind === 'local' && c.at >= p.start && c.at < p.end);
   const cross = calls.filter((c) => c.kind === 'cross' && c.at >= p.start && c.at < p.end);
   const failed = cross.filter((c) => !c.ok).map((c) => c.ms);
-  const okThroughCut = cross.filter((c) => c.ok && c.at + c.ms <= p.end).length;
+  // Answered while the rules were certainly in (before the heal began): through the cut link.
+  const okThroughCut = cross.filter((c) => c.ok && c.at + c.ms <= (p.cutUntil ?? p.end)).length;
   const localOk = local.filter((c) => c.ok).length;
   return {
     ...p,
@@ -211,8 +212,12 @@ export async function runFederationChaos(o: FedChaosOptions, print: (line: strin
         if (!o.partitions && now() + gap + length > o.durationMs && parts.length > 0) break;
         await sleep(gap);
         const index = parts.length;
-        const start = now();
+        // The window opens once the rules are in: a call sent while nft was still applying them may
+        // cross the link and succeed (CI, seed 106533400: "1 cross-datacenter call(s) succeeded
+        // through a cut WAN link").
         await net.partition([['onprem'], ['cloud']]);
+        const start = now();
+        let healBegan = 0;
         say(`partition ${index + 1}: WAN link onprem <-> cloud cut for ${length} ms`);
         const configEntry = `chaos-wan-${o.seed}-${index + 1}`;
         let configAbsentDuringPartition = false;
@@ -223,6 +228,7 @@ export async function runFederationChaos(o: FedChaosOptions, print: (line: strin
           say(`partition ${index + 1}: service-defaults/${configEntry} written in onprem; in cloud: ${configAbsentDuringPartition ? 'absent' : 'PRESENT'}`);
           await sleep(Math.max(0, start + length - now()));
         } finally {
+          healBegan = now();
           await net.heal();
         }
         const end = now();
@@ -235,7 +241,7 @@ export async function runFederationChaos(o: FedChaosOptions, print: (line: strin
         // Wait (bounded) for the cross calls to come back before the next gap, so windows do not overlap a recovery.
         const deadline = end + LIMITS.recoveryMs + 5000;
         while (recoveredAfter(calls, end) === null && now() < deadline) await sleep(200);
-        const fig = partitionFigures([...calls].sort((a, b) => a.at - b.at), { index, start, end, configEntry, configAbsentDuringPartition, configReplicatedAfterMs });
+        const fig = partitionFigures([...calls].sort((a, b) => a.at - b.at), { index, start, end, cutUntil: healBegan, configEntry, configAbsentDuringPartition, configReplicatedAfterMs });
         parts.push(fig);
         say(`partition ${index + 1}: local ${fig.local.ok}/${fig.local.calls}; cross failed ${fig.cross.failed}/${fig.cross.calls} (failed in median ${fig.cross.failMedianMs} ms; slowest ${fig.cross.maxMs} ms); ` +
           `cross calls back ${fig.recoveredAfterMs ?? 'never'} ms after heal; config in cloud ${configReplicatedAfterMs ?? 'never'} ms after heal`);
