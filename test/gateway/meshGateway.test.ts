@@ -190,6 +190,9 @@ after(async () => {
 });
 
 test('registration: Kind mesh-gateway with lan and wan tagged addresses and a passing TCP check', async () => {
+  // The launcher's Node has the bindings the raw transport checks for: the CLI gateway runs on it.
+  assert.match(children.find((c) => c.name === 'gateway')!.out(), /Transport: raw \(libuv TCP handles\)/);
+  assert.equal(gwA.transport, 'raw');
   const [svc] = await agent.getJson<Array<{ ServiceKind: string; ServiceID: string; ServicePort: number; ServiceTaggedAddresses: Record<string, { Address: string; Port: number }> }>>('/v1/catalog/service/edge-gateway');
   assert.equal(svc!.ServiceKind, 'mesh-gateway');
   assert.equal(svc!.ServiceID, 'edge-gateway');

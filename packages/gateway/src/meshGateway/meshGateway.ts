@@ -25,6 +25,7 @@ import type { Instance } from '../upstream.ts';
 import { CatalogView } from './catalogView.ts';
 import { ClientHelloPeeker, DEFAULT_MAX_HELLO_BYTES } from './clientHello.ts';
 import { parseMeshSni, parseServerSni, targetId } from './sniNames.ts';
+import { chooseTransport, type GwConn, type GwListener } from './transport.ts';
 
 /** Metric names (one place, so tests and dashboards agree). */
 export const GW = {
@@ -76,12 +77,19 @@ export interface MeshGatewayOptions {
   exposeServers?: boolean;
   /** The DNS domain of server names; default the agent's (DNSDomain), else consul. */
   domain?: string;
+  /**
+   * How connections are held (transport.ts): `raw` (libuv handles, the default where Node's
+   * bindings are what it expects) or `net` (net.Socket); default TRELLIS_GATEWAY_TRANSPORT, else raw.
+   */
+  transport?: 'raw' | 'net';
 }
 
 export interface MeshGateway {
   readonly serviceId: string;
   readonly datacenter: string;
   readonly metrics: Metrics;
+  /** The transport in use (transport.ts). */
+  readonly transport: 'raw' | 'net';
   /** The bound listeners (LAN first). */
   addresses(): net.AddressInfo[];
   metricsAddress(): net.AddressInfo | undefined;
@@ -113,11 +121,12 @@ export class RateLimitedLog {
     this.logger = logger;
     this.everyMs = everyMs;
   }
-  warn(cause: string, msg: string, fields: Record<string, unknown>): void {
+  /** `fields` may be a function, called only when the line is logged. */
+  warn(cause: string, msg: string, fields: Record<string, unknown> | (() => Record<string, unknown>)): void {
     const now = Date.now();
     const l = this.last.get(cause);
     if (l && now - l.at < this.everyMs) { l.suppressed++; return; }
-    this.logger.warn(msg, { cause, ...fields, ...(l?.suppressed ? { suppressed_since_last: l.suppressed } : {}) });
+    this.logger.warn(msg, { cause, ...(typeof fields === 'function' ? fields() : fields), ...(l?.suppressed ? { suppressed_since_last: l.suppressed } : {}) });
     this.last.set(cause, { at: now, suppressed: 0 });
   }
 }
@@ -138,6 +147,12 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   const helloTimeoutMs = opts.helloTimeoutMs ?? 10_000;
   const connectTimeoutMs = opts.connectTimeoutMs ?? 5000;
   const maxHello = opts.maxHelloBytes ?? DEFAULT_MAX_HELLO_BYTES;
+  let transport: ReturnType<typeof chooseTransport>;
+  try {
+    transport = chooseTransport(opts.transport);
+  } catch (err) {
+    throw new GatewayConfigError((err as Error).message);
+  }
 
   let datacenter = opts.datacenter;
   let serverRouting = opts.exposeServers ? undefined : false;
@@ -169,11 +184,10 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
   });
   const catalog = new CatalogView({ api, logger: logger.named('catalog'), signal: stop.signal, datacenter: dc, gatewayService: service, staticRemotes });
 
-  const sockets = new Set<net.Socket>();
-  const refuse = (socket: net.Socket, cause: string, detail: string) => {
+  const refuse = (conn: GwConn, cause: string, detail: string) => {
     metrics.addKeyed(GW.refused[0], GW.refused[1], keyOf(`cause/${cause}`, { cause }));
-    refusalLog.warn(cause, 'connection refused', { detail, remote: `${socket.remoteAddress}:${socket.remotePort}` });
-    socket.destroy();
+    refusalLog.warn(cause, 'connection refused', () => ({ detail, remote: conn.remote() }));
+    conn.destroy();
   };
 
   // Label sets formatted once per target (or cause), not per connection: a connection's six
@@ -184,43 +198,32 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     if (k === undefined) { k = metrics.key(labels); keys.set(id, k); }
     return k;
   };
-  const forward = (socket: net.Socket, hello: Buffer, target: string, route: 'local' | 'remote' | 'server', candidates: Instance[], start: number) => {
+  const forward = (conn: GwConn, hello: Buffer, target: string, route: 'local' | 'remote' | 'server', candidates: Instance[], start: number) => {
     const key = keyOf(`${route}/${target}`, { target, route });
     let tried = 0;
+    const onDone = (rx: number, tx: number) => {
+      metrics.addKeyed(GW.active[0], GW.active[1], key, -1, 'gauge');
+      metrics.addKeyed(GW.rx[0], GW.rx[1], key, rx);
+      metrics.addKeyed(GW.tx[0], GW.tx[1], key, tx);
+    };
+    const onConnect = () => {
+      metrics.addKeyed(GW.conns[0], GW.conns[1], key);
+      metrics.addKeyed(GW.active[0], GW.active[1], key, 1, 'gauge');
+      conn.splice(hello, onDone);
+    };
+    let inst: Instance;
+    const onFail = (err: Error) => {
+      metrics.addKeyed(GW.dialFailures[0], GW.dialFailures[1], key);
+      logger.debug('dial failed', { target, instance: `${inst.host}:${inst.port}`, error: err });
+      // A refused or silent instance is skipped for the next (each at most once): health lags.
+      if (tried < candidates.length) { dial(); return; }
+      refuse(conn, 'dial_failed', `${target}: ${err.message}`);
+    };
     const dial = () => {
-      if (socket.destroyed) return;
-      const inst = candidates[(start + tried) % candidates.length]!;
+      if (conn.closed) return;
+      inst = candidates[(start + tried) % candidates.length]!;
       tried++;
-      // The backend's bytes go to the caller through `onread` (read into one shared buffer, copied
-      // per read), not through the socket's Readable stream: see relayToCaller.
-      const up: net.Socket = net.connect({
-        host: inst.host, port: inst.port, allowHalfOpen: true, noDelay: true,
-        onread: { buffer: READ_BUFFER, callback: (n: number, buf: Buffer) => relayToCaller(socket, up, n, buf) },
-      });
-      const timer = setTimeout(() => up.destroy(Object.assign(new Error(`no connection within ${connectTimeoutMs} ms`), { code: 'ETIMEDOUT' })), connectTimeoutMs);
-      const onError = (err: Error) => {
-        clearTimeout(timer);
-        metrics.addKeyed(GW.dialFailures[0], GW.dialFailures[1], key);
-        logger.debug('dial failed', { target, instance: `${inst.host}:${inst.port}`, error: err });
-        // A refused or silent instance is skipped for the next (each at most once): health lags.
-        if (tried < candidates.length) { dial(); return; }
-        refuse(socket, 'dial_failed', `${target}: ${err.message}`);
-      };
-      up.once('error', onError);
-      up.once('connect', () => {
-        clearTimeout(timer);
-        up.off('error', onError);
-        // The caller left while we dialled: nothing to forward, nothing to count.
-        if (socket.destroyed) { up.destroy(); return; }
-        metrics.addKeyed(GW.conns[0], GW.conns[1], key);
-        metrics.addKeyed(GW.active[0], GW.active[1], key, 1, 'gauge');
-        up.write(hello);
-        splice(socket, up, () => {
-          metrics.addKeyed(GW.active[0], GW.active[1], key, -1, 'gauge');
-          metrics.addKeyed(GW.rx[0], GW.rx[1], key, socket.bytesRead);
-          metrics.addKeyed(GW.tx[0], GW.tx[1], key, socket.bytesWritten);
-        });
-      });
+      conn.dial(inst.host, inst.port, connectTimeoutMs, onConnect, onFail);
     };
     dial();
   };
@@ -253,103 +256,92 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     return d;
   };
   /** Routes at once when everything is known (the common case); false: `route` must wait. */
-  const routeNow = (socket: net.Socket, sni: string, hello: Buffer): boolean => {
+  const routeNow = (conn: GwConn, sni: string, hello: Buffer): boolean => {
     if (!trustDomain) return false;
     const d = decide(sni);
-    if ('refused' in d) { refuse(socket, d.refused, d.detail); return true; }
+    if ('refused' in d) { refuse(conn, d.refused, d.detail); return true; }
     const lookup = d.server && d.local ? catalog.serversKnown(d.server.node) : d.local ? catalog.localKnown(d.service, d.subset) : catalog.remoteKnown(d.targetDc);
     if (!lookup) return false;
-    if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return true; }
+    if ('refused' in lookup) { refuse(conn, lookup.refused, lookup.detail); return true; }
     rr = (rr + 1) % 1_000_000;
-    forward(socket, hello, d.target, routeOf(d), lookup.instances, rr);
+    forward(conn, hello, d.target, routeOf(d), lookup.instances, rr);
     return true;
   };
   const routeOf = (d: Exclude<Decision, { refused: string }>) => (d.server && d.local ? 'server' : d.local ? 'local' : 'remote');
   /** The first connection for a name waits for the trust domain and the target's first watch answer. */
-  const route = async (socket: net.Socket, sni: string, hello: Buffer) => {
+  const route = async (conn: GwConn, sni: string, hello: Buffer) => {
     // Server names do not need the trust domain: they are routed before the CA is known.
     const serverName = serverRouting && parseServerSni(sni, serverDomain) !== undefined;
     if (!trustDomain && !serverName) await Promise.race([rootsKnown, new Promise<void>((r) => setTimeout(r, 3000).unref())]);
-    if (!trustDomain && !serverName) { refuse(socket, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
+    if (conn.closed) return;
+    if (!trustDomain && !serverName) { refuse(conn, 'not_ready', 'trust domain not known yet (CA roots)'); return; }
     const d = decide(sni);
-    if ('refused' in d) { refuse(socket, d.refused, d.detail); return; }
+    if ('refused' in d) { refuse(conn, d.refused, d.detail); return; }
     const lookup = await (d.server && d.local ? catalog.servers(d.server.node) : d.local ? catalog.local(d.service, d.subset) : catalog.remote(d.targetDc));
-    if (socket.destroyed) return;
-    if ('refused' in lookup) { refuse(socket, lookup.refused, lookup.detail); return; }
+    if (conn.closed) return;
+    if ('refused' in lookup) { refuse(conn, lookup.refused, lookup.detail); return; }
     rr = (rr + 1) % 1_000_000;
-    forward(socket, hello, d.target, routeOf(d), lookup.instances, rr);
+    forward(conn, hello, d.target, routeOf(d), lookup.instances, rr);
   };
 
   // Hello deadlines: one sweep every 250 ms over the connections still peeking, instead of a timer
   // per connection (a slowloris is closed within helloTimeout + 250 ms).
-  const peeking = new Map<net.Socket, { deadline: number; peeker: ClientHelloPeeker }>();
+  const peeking = new Map<GwConn, { deadline: number; peeker: ClientHelloPeeker }>();
   const sweep = setInterval(() => {
     const now = Date.now();
-    for (const [socket, p] of peeking) {
+    for (const [conn, p] of peeking) {
       if (p.deadline > now) continue;
-      peeking.delete(socket);
-      refuse(socket, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${p.peeker.bytes} bytes)`);
+      peeking.delete(conn);
+      refuse(conn, 'timeout', `no complete ClientHello within ${helloTimeoutMs} ms (${p.peeker.bytes} bytes)`);
     }
   }, Math.min(250, helloTimeoutMs));
   sweep.unref();
 
   const accepted = keyOf('', {});
-  const onClose = function (this: net.Socket) { sockets.delete(this); peeking.delete(this); };
-  const onSocketError = function (this: net.Socket) { this.destroy(); };
-  const accept = (socket: net.Socket) => {
+  const noData = keyOf('cause/no_data', { cause: 'no_data' });
+  const onClosed = (conn: GwConn) => { peeking.delete(conn); };
+  const accept = (conn: GwConn) => {
     metrics.addKeyed(GW.accepted[0], GW.accepted[1], accepted);
-    sockets.add(socket);
-    socket.once('close', onClose);
-    socket.on('error', onSocketError);
+    conn.onClosed = onClosed;
     const peeker = new ClientHelloPeeker(maxHello);
-    peeking.set(socket, { deadline: Date.now() + helloTimeoutMs, peeker });
+    peeking.set(conn, { deadline: Date.now() + helloTimeoutMs, peeker });
     const stopPeeking = () => {
-      peeking.delete(socket);
-      socket.off('data', onData);
-      socket.off('end', onEnd);
-      socket.pause();
+      peeking.delete(conn);
+      conn.stopPeek();
     };
     const onEnd = () => {
       stopPeeking();
       // A connection closed without a byte is a port probe (the agent's own TCP check every 10 s):
       // counted, never logged.
-      if (peeker.bytes === 0) { metrics.addKeyed(GW.refused[0], GW.refused[1], keyOf('cause/no_data', { cause: 'no_data' })); socket.destroy(); return; }
-      refuse(socket, 'closed_early', `the caller closed after ${peeker.bytes} bytes, before a complete ClientHello`);
+      if (peeker.bytes === 0) { metrics.addKeyed(GW.refused[0], GW.refused[1], noData); conn.destroy(); return; }
+      refuse(conn, 'closed_early', `the caller closed after ${peeker.bytes} bytes, before a complete ClientHello`);
     };
     const onData = (chunk: Buffer) => {
       const r = peeker.push(chunk);
       if (r.state === 'more') return;
       stopPeeking();
-      if (r.state === 'refused') { refuse(socket, r.cause, r.detail); return; }
+      if (r.state === 'refused') { refuse(conn, r.cause, r.detail); return; }
       const hello = peeker.buffered();
-      if (routeNow(socket, r.sni, hello)) return;
-      route(socket, r.sni, hello).catch((err: unknown) => refuse(socket, 'not_ready', (err as Error).message));
+      if (routeNow(conn, r.sni, hello)) return;
+      route(conn, r.sni, hello).catch((err: unknown) => refuse(conn, 'not_ready', (err as Error).message));
     };
-    socket.on('data', onData);
-    socket.once('end', onEnd);
+    conn.peek(onData, onEnd);
   };
 
-  const servers: net.Server[] = [];
-  const listen = (host: string, port: number) => new Promise<net.Server>((resolve, reject) => {
-    const server = net.createServer({ allowHalfOpen: true, pauseOnConnect: false, noDelay: true }, accept);
-    server.once('error', reject);
-    server.listen({ host, port, backlog: 4096 }, () => { server.off('error', reject); resolve(server); });
-  });
+  const listeners: GwListener[] = [];
   let metricsServer: net.Server | undefined;
   const shutdown = async () => {
     stop.abort();
     clearInterval(sweep);
-    // close() waits for open connections: stop accepting, then end the open ones, then wait.
-    const closed = Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r()))));
-    for (const s of sockets) s.destroy();
-    await closed;
+    // Stop accepting and close the open connections (each listener closes its own), then wait.
+    await Promise.all(listeners.map((l) => l.close()));
     if (metricsServer) await new Promise<void>((r) => metricsServer!.close(() => r()));
   };
   try {
-    servers.push(await listen(lan.host, lan.port));
+    listeners.push(await transport.listen(lan.host, lan.port, 4096, accept));
     if (wan && (wan.host !== lan.host || wan.port !== lan.port)) {
       try {
-        servers.push(await listen(wan.host, wan.port));
+        listeners.push(await transport.listen(wan.host, wan.port, 4096, accept));
       } catch (err) {
         // A WAN address behind NAT is not this host's: the LAN listener is the one traffic reaches.
         logger.warn('not listening on the WAN address (not local?)', { address: opts.wanAddress, error: err as Error });
@@ -364,76 +356,17 @@ export async function startMeshGateway(opts: MeshGatewayOptions): Promise<MeshGa
     await shutdown();
     throw err;
   }
-  logger.info('mesh gateway started', { datacenter: dc, addresses: servers.map((s) => { const a = s.address() as net.AddressInfo; return `${a.address}:${a.port}`; }) });
+  logger.info('mesh gateway started', { datacenter: dc, transport: transport.name, addresses: listeners.map((l) => { const a = l.address(); return `${a.address}:${a.port}`; }) });
   return {
     serviceId,
     datacenter: dc,
     metrics,
-    addresses: () => servers.map((s) => s.address() as net.AddressInfo),
+    transport: transport.name,
+    addresses: () => listeners.map((l) => l.address()),
     metricsAddress: () => (metricsServer?.address() as net.AddressInfo | null) ?? undefined,
     watchCount: () => catalog.watchCount,
     stop: shutdown,
   };
-}
-
-/**
- * What the gateway reads from backends and remote gateways lands here (net.Socket's public `onread`
- * option): libuv reads into this one buffer and relayToCaller copies each read out at once, before
- * any other socket reads. Without it Node allocates a 64 KB backing store per read, shrinks it,
- * wraps it in a Buffer and runs it through the Readable stream ('data', pipe's ondata).
- */
-const READ_BUFFER = Buffer.allocUnsafe(64 * 1024);
-
-/**
- * An upstream read (n bytes in `buf`) forwarded to the caller. The copy (from Node's 8 KB pool for
- * reads under 4 KB) is needed because a write the kernel does not take at once keeps its buffer
- * until it completes, and READ_BUFFER is refilled by the next read of any upstream. A full caller
- * stops reads from the upstream (false = readStop) until it drains (backpressure).
- */
-function relayToCaller(caller: net.Socket, up: net.Socket, n: number, buf: Buffer): boolean {
-  if (caller.destroyed) return false;
-  if (caller.write(Buffer.from(buf.subarray(0, n)))) return true;
-  caller.once('drain', () => { if (!up.destroyed) up.resume(); });
-  return false;
-}
-
-/**
- * Relays the caller and the chosen upstream both ways; the upstream's reads already go to the caller
- * (relayToCaller, set when it was dialled), this adds the caller's reads, the ends and the closes.
- * Each direction ends on its own (half-close: a caller that shuts its write side still gets the
- * answer); a destination whose buffer is full pauses its source until it drains (backpressure); an
- * error or a reset destroys both. The direction that ends last closes its destination instead of
- * shutting it down first when nothing is left to write there: close() sends the FIN after the data
- * the kernel holds (no unread input, so no reset), and saves a shutdown and Node's end/finish steps.
- */
-export function splice(caller: net.Socket, up: net.Socket, onClose: () => void): void {
-  let closed = 0;
-  const fail = () => { caller.destroy(); up.destroy(); };
-  caller.on('error', fail);
-  up.on('error', fail);
-  const resumeCaller = () => { if (!caller.destroyed) caller.resume(); };
-  caller.on('data', (chunk: Buffer) => {
-    if (!up.write(chunk)) { caller.pause(); up.once('drain', resumeCaller); }
-  });
-  const endTo = (dst: net.Socket) => {
-    if (dst.destroyed) return;
-    if (dst.readableEnded && dst.writableLength === 0) dst.destroy();
-    else dst.end();
-  };
-  caller.once('end', () => endTo(up));
-  up.once('end', () => endTo(caller));
-  // A side that closed after its input ended closed normally: the other side finishes writing what
-  // it holds and closes by itself. One that closed before its input ended (a reset) takes the other
-  // down with it.
-  const closedOne = (x: net.Socket, other: net.Socket) => () => {
-    if (!x.readableEnded) other.destroy();
-    if (++closed === 2) onClose();
-  };
-  caller.once('close', closedOne(caller, up));
-  up.once('close', closedOne(up, caller));
-  // The caller was paused while its route was found; its end, if it came meanwhile, is emitted now.
-  if (caller.readableEnded) endTo(up);
-  else caller.resume();
 }
 
 async function register(api: AgentApi, r: { service: string; serviceId: string; lan: { host: string; port: number }; wan?: { host: string; port: number }; deregisterAfter: string; exposeServers: boolean }): Promise<void> {

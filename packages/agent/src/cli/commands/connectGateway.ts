@@ -96,6 +96,7 @@ export const connectGatewayCommand: Command = {
       banner: (gateway) => {
         ui.info(`            Service ID: ${gateway.serviceId}`);
         ui.info(`            Datacenter: ${gateway.datacenter}`);
+        ui.info(`             Transport: ${gateway.transport === 'raw' ? 'raw (libuv TCP handles)' : 'net (net.Socket)'}`);
         for (const a of gateway.addresses()) ui.info(`             Listening: ${a.address}:${a.port}`);
         const m = gateway.metricsAddress();
         if (m) ui.info(`               Metrics: http://${m.address}:${m.port}/metrics`);
