@@ -166,7 +166,6 @@ export class InboundListener {
       const local = net.connect({ host: app.host, port: app.port, allowHalfOpen: true });
       local.on('error', (err) => logger.warn('local app connection failed', { address: `${app.host}:${app.port}`, error: err }));
       join(socket, local, metrics, 'inbound');
-      socket.resume();
     });
   }
 

@@ -226,7 +226,6 @@ export class UpstreamListener {
       conn.setTimeout(0);
       if (conn.isSessionReused()) metrics.add(M.resumed[0], M.resumed[1], { upstream: u.DestinationName });
       join(socket, conn, metrics, 'upstream');
-      socket.resume();
     });
   }
 

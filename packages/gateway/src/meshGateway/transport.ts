@@ -14,12 +14,17 @@
 // event), while the same relay on the handles spends 1.04-1.10x (docs/BENCHMARKS.md, "Mesh gateway
 // CPU per connection"). The bindings come from `process.binding`, deprecated (DEP0111, a warning
 // only under --pending-deprecation) and internal: their shapes are Node's to change. Node is pinned
-// (the `node@24` devDependency the launcher runs), `rawBinding()` checks every shape it uses before
-// choosing raw, and the forwarding tests run against both implementations.
+// (the `node@24` devDependency the launcher runs), `uvBinding()` (../uvHandles.ts) checks every shape
+// used before raw is chosen, and the forwarding tests run against both implementations.
 
 import dns from 'node:dns';
 import net from 'node:net';
 import util from 'node:util';
+import { HandleRelay, UV_EOF, uvBinding, type Handle, type UvBinding } from '../uvHandles.ts';
+
+type Binding = UvBinding;
+// eslint-disable-next-line @typescript-eslint/no-explicit-any
+type Req = any; // TCPConnectWrap
 
 /** A caller's connection, from accept to close. */
 export interface GwConn {
@@ -209,66 +214,11 @@ export const netTransport: Transport = {
 
 // --- raw: libuv handles ----------------------------------------------------------------------------
 
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Handle = any; // Node's internal TCPWrap objects (no types)
-// eslint-disable-next-line @typescript-eslint/no-explicit-any
-type Req = any; // WriteWrap, ShutdownWrap, TCPConnectWrap
-
-interface Binding {
-  TCP: new (type: number) => Handle;
-  TCPConnectWrap: new () => Req;
-  WriteWrap: new () => Req;
-  ShutdownWrap: new () => Req;
-  SERVER: number;
-  SOCKET: number;
-  state: Int32Array;
-  kReadBytesOrError: number;
-  kArrayBufferOffset: number;
-  kLastWriteWasAsync: number;
-}
-
-let binding: Binding | null | undefined;
-
-/** Node's tcp_wrap and stream_wrap bindings, if every part the raw transport uses is there. */
-export function rawBinding(): Binding | null {
-  if (binding !== undefined) return binding;
-  binding = null;
-  try {
-    const pb = (process as unknown as { binding?: (name: string) => Record<string, unknown> }).binding;
-    if (typeof pb !== 'function') return null;
-    const t = pb.call(process, 'tcp_wrap') as Record<string, Handle>;
-    const s = pb.call(process, 'stream_wrap') as Record<string, Handle>;
-    const constants = t.constants as Record<string, number> | undefined;
-    const ok = typeof t.TCP === 'function' && typeof t.TCPConnectWrap === 'function' && typeof s.WriteWrap === 'function' &&
-      typeof s.ShutdownWrap === 'function' && s.streamBaseState instanceof Int32Array && constants &&
-      typeof constants.SERVER === 'number' && typeof constants.SOCKET === 'number' &&
-      [s.kReadBytesOrError, s.kArrayBufferOffset, s.kLastWriteWasAsync].every((k) => typeof k === 'number');
-    if (!ok) return null;
-    const proto = t.TCP.prototype as Record<string, unknown>;
-    for (const m of ['bind', 'bind6', 'listen', 'connect', 'connect6', 'getsockname', 'getpeername', 'setNoDelay', 'readStart', 'readStop', 'writeBuffer', 'shutdown', 'close']) {
-      if (typeof proto[m] !== 'function') return null;
-    }
-    binding = {
-      TCP: t.TCP, TCPConnectWrap: t.TCPConnectWrap, WriteWrap: s.WriteWrap, ShutdownWrap: s.ShutdownWrap,
-      SERVER: constants!.SERVER!, SOCKET: constants!.SOCKET!, state: s.streamBaseState,
-      kReadBytesOrError: s.kReadBytesOrError, kArrayBufferOffset: s.kArrayBufferOffset, kLastWriteWasAsync: s.kLastWriteWasAsync,
-    };
-  } catch {
-    binding = null;
-  }
-  return binding;
-}
-
-const UV_EOF = -4095;
-
 /**
- * One caller and, once dialled, its upstream, as libuv handles. The relay: each read is written to
- * the other side in the same callback (the read's own buffer, which Node allocates per read); a
- * write libuv could not finish at once stops reads from its source until it completes, so at most
- * one write per direction is in flight (backpressure). A source's end, once what it sent is written,
- * shuts the destination's write side (half-close); the second direction to end closes both (close()
- * sends the FIN after the data the kernel holds, and both inputs are at their end, so no reset). A
- * read or write error closes both.
+ * One caller and, once dialled, its upstream, as libuv handles; after the dial a HandleRelay
+ * (../uvHandles.ts) moves the bytes. The second direction to end closes both handles without a
+ * shutdown first (close() sends the FIN after the data the kernel holds, and both inputs are at
+ * their end, so no reset).
  */
 class RawConn implements GwConn {
   onClosed?: (conn: GwConn) => void;
@@ -279,9 +229,7 @@ class RawConn implements GwConn {
   onData?: (chunk: Buffer) => void;
   onEnd?: () => void;
   private onDone?: (rx: number, tx: number) => void;
-  /** Per direction (0: caller -> upstream, 1: upstream -> caller): source at its end; a write pending; destination shut. */
-  ended0 = false; ended1 = false;
-  pending0 = false; pending1 = false;
+  private relay?: HandleRelay;
   /** The dial in progress: its handle, when it gives up, what to call. */
   dialUp: Handle = undefined;
   dialDeadline = 0;
@@ -357,46 +305,15 @@ class RawConn implements GwConn {
     this.onDone = onDone;
     this.onData = undefined;
     this.onEnd = undefined;
-    this.h.onread = callerRead;
-    this.up.onread = upRead;
-    this.write(0, first);
-    if (this.closed) return;
-    this.up.readStart();
-    if (!this.pending0) this.h.readStart();
-  }
-  /** Writes `buf` to direction `dir`'s destination; false if the connection closed. */
-  write(dir: 0 | 1, buf: Uint8Array): void {
-    const b = this.b;
-    const dst = dir === 0 ? this.up : this.h;
-    const req = new b.WriteWrap();
-    req.handle = dst;
-    req.oncomplete = afterWrite;
-    req.async = false;
-    req.conn = this;
-    req.dir = dir;
-    req.buffer = buf; // kept until the write completes
-    const err = dst.writeBuffer(req, buf);
-    if (err !== 0) { this.destroy(); return; }
-    if (b.state[b.kLastWriteWasAsync] !== 0) {
-      // The kernel took part of it: stop the source until libuv finishes (afterWrite).
-      if (dir === 0) { this.pending0 = true; this.h.readStop(); } else { this.pending1 = true; this.up.readStop(); }
-    }
-  }
-  /** Direction `dir`'s source is at its end and all it sent is written. */
-  finish(dir: 0 | 1): void {
-    const otherDone = dir === 0 ? this.ended1 && !this.pending1 : this.ended0 && !this.pending0;
-    if (otherDone) { this.close(); return; }
-    const req = new this.b.ShutdownWrap();
-    req.handle = dir === 0 ? this.up : this.h;
-    req.oncomplete = afterShutdown;
-    req.conn = this;
-    if (req.handle.shutdown(req) !== 0) this.destroy();
+    this.relay = new HandleRelay(this.b, this.h, this.up, { closeOnLastEnd: true, close: () => this.close() });
+    this.relay.start([first]);
   }
   /** Closes both handles (a normal end or an error alike: libuv closes the descriptors). */
   close(): void {
     if (this.closed) return;
     this.closed = true;
     if (this.dialUp) { this.dialUp.close(); this.endDial(); }
+    if (this.relay) this.relay.done = true;
     const rx = this.h.bytesRead as number;
     const tx = this.h.bytesWritten as number;
     this.h.close();
@@ -453,7 +370,7 @@ function ipFamily(host: string): number {
 
 function peekRead(this: Handle, ab: ArrayBuffer): void {
   const c: RawConn = this.conn;
-  const b = rawBinding()!;
+  const b = uvBinding()!;
   const n = b.state[b.kReadBytesOrError]!;
   if (n > 0) { c.onData?.(Buffer.from(ab, b.state[b.kArrayBufferOffset], n)); return; }
   if (n === 0) return;
@@ -462,36 +379,8 @@ function peekRead(this: Handle, ab: ArrayBuffer): void {
   c.destroy();
 }
 
-function relayRead(c: RawConn, dir: 0 | 1, ab: ArrayBuffer, b: Binding): void {
-  const n = b.state[b.kReadBytesOrError]!;
-  if (n > 0) { c.write(dir, new Uint8Array(ab, b.state[b.kArrayBufferOffset], n)); return; }
-  if (n === 0) return;
-  if (n !== UV_EOF) { c.destroy(); return; } // a reset or another error: both go
-  (dir === 0 ? c.h : c.up).readStop();
-  if (dir === 0) { c.ended0 = true; if (!c.pending0) c.finish(0); } else { c.ended1 = true; if (!c.pending1) c.finish(1); }
-}
-
-function callerRead(this: Handle, ab: ArrayBuffer): void { relayRead(this.conn, 0, ab, binding!); }
-function upRead(this: Handle, ab: ArrayBuffer): void { relayRead(this.conn, 1, ab, binding!); }
-
-function afterWrite(this: Req, status: number): void {
-  const c: RawConn = this.conn;
-  const dir: 0 | 1 = this.dir;
-  if (dir === 0) c.pending0 = false; else c.pending1 = false;
-  if (c.closed) return;
-  if (status < 0) { c.destroy(); return; }
-  const ended = dir === 0 ? c.ended0 : c.ended1;
-  if (ended) { c.finish(dir); return; }
-  (dir === 0 ? c.h : c.up).readStart();
-}
-
-function afterShutdown(this: Req, status: number): void {
-  const c: RawConn = this.conn;
-  if (!c.closed && status < 0) c.destroy();
-}
-
 function rawTransport(): Transport | null {
-  const b = rawBinding();
+  const b = uvBinding();
   if (!b) return null;
   return {
     name: 'raw',
