@@ -7,7 +7,7 @@ import { describe, test } from 'node:test';
 import assert from 'node:assert/strict';
 import net from 'node:net';
 import { join } from '../src/pipe.ts';
-import { Metrics } from '../src/metrics.ts';
+import { M, Metrics } from '../src/metrics.ts';
 
 /** A connected loopback pair: [the accepted side, the dialling side]. */
 async function pair(): Promise<[net.Socket, net.Socket]> {
@@ -29,7 +29,8 @@ for (const handles of [true, false]) describe(handles ? 'join on the handles' : 
       const orig = s.setNoDelay.bind(s);
       s.setNoDelay = (v?: boolean) => { noDelay.push(s === downstream ? `down:${v}` : `up:${v}`); return orig(v); };
     }
-    join(downstream, upstream, new Metrics(), 'test', handles);
+    const metrics = new Metrics();
+    join(downstream, upstream, metrics, 'test', handles);
     assert.deepEqual(noDelay.sort(), ['down:true', 'up:true']);
 
     const appGot: Buffer[] = [];
@@ -48,7 +49,12 @@ for (const handles of [true, false]) describe(handles ? 'join on the handles' : 
     app.end('body');
     await clientEnded;
     assert.equal(Buffer.concat(clientGot).toString(), 'head;body');
+    const closed = new Promise((r) => { if (downstream.closed) r(undefined); else downstream.once('close', r); });
     for (const s of [client, app, downstream, upstream]) s.destroy();
+    await closed;
+    // Bytes as the caller's socket saw them, counted when it closed.
+    assert.equal(metrics.get(M.rxBytes[0], { direction: 'test' }), 'request bytes'.length);
+    assert.equal(metrics.get(M.txBytes[0], { direction: 'test' }), 'head;body'.length);
   });
 
   test('backpressure both ways: 24 MB each way, intact, through a reader that pauses', { timeout: 60_000 }, async () => {
