@@ -28,6 +28,9 @@
 // --no-pin runs everything unpinned.
 //
 //   npm run bench:gateway [-- --seconds 8 --conns 16 --idle 10000 --half-rounds 2 --no-pin --only "direct,gw x1,ha x1"]
+// --raw-floor adds a case `raw x1`: bench/rawFloorRouter.ts where the gateway would be (pinned the
+// same way), the floor under any gateway on libuv handles: first chunk, connect, relay, no SNI
+// parsing, catalog, metrics or deadlines.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -47,6 +50,7 @@ const { values: argv } = parseArgs({
     only: { type: 'string' },
     'half-rounds': { type: 'string', default: '2' },
     'no-pin': { type: 'boolean', default: false },
+    'raw-floor': { type: 'boolean', default: false },
   },
 });
 const SECONDS = Number(argv.seconds);
@@ -245,6 +249,14 @@ async function main(): Promise<void> {
   const gwA = start(process.execPath, [...prof, gwJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${aPort}`, metricsAddr: aMetrics, staticRemotes: { dc2: [`127.0.0.1:${bPort}`] } })], { cpus: proxyCpu });
   await Promise.all([gwA.ready, gwB.ready]);
 
+  let rawFloor: ReturnType<typeof start> | undefined;
+  const rawFloorPort = await freePort();
+  if (argv['raw-floor']) {
+    const rawJs = await bundle(path.join(repoRoot, 'packages/gateway/bench/rawFloorRouter.ts'), path.join(tmp, 'rawFloorRouter.mjs'));
+    rawFloor = start(process.execPath, [rawJs, JSON.stringify({ httpAddr: agent.httpAddr, address: `127.0.0.1:${rawFloorPort}` })], { cpus: proxyCpu });
+    await rawFloor.ready;
+  }
+
   const ha1 = await freePort();
   const ha2 = await freePort();
   const sni1 = `echo.default.dc1.internal.${td}`;
@@ -261,6 +273,7 @@ async function main(): Promise<void> {
     { name: 'gw x2', port: aPort, sni: sni2, pids: [gwA.child.pid!, gwB.child.pid!], hops: 2 },
     { name: 'ha x1', port: ha1, sni: sni1, pids: [ha.child.pid!], hops: 1 },
     { name: 'ha x2', port: ha1, sni: sni2, pids: [ha.child.pid!], hops: 2 },
+    ...(rawFloor ? [{ name: 'raw x1', port: rawFloorPort, sni: sni1, pids: [rawFloor.child.pid!], hops: 1 }] : []),
   ].filter((c) => !argv.only || argv.only.split(',').includes(c.name));
   for (const c of cases) {
     try {
