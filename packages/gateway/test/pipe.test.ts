@@ -8,6 +8,7 @@ import assert from 'node:assert/strict';
 import net from 'node:net';
 import { join } from '../src/pipe.ts';
 import { M, Metrics } from '../src/metrics.ts';
+import { pump } from './support/pump.ts';
 
 /** A connected loopback pair: [the accepted side, the dialling side]. */
 async function pair(): Promise<[net.Socket, net.Socket]> {
@@ -63,21 +64,8 @@ for (const handles of [true, false]) describe(handles ? 'join on the handles' : 
     join(downstream, upstream, new Metrics(), 'test', handles);
     const total = 24 * 1024 * 1024;
     const send = (s: net.Socket) => {
-      const h = createHash('sha256');
-      const chunk = Buffer.alloc(64 * 1024);
-      let n = 0;
-      const more = () => {
-        while (n < total) {
-          chunk.fill(n % 251);
-          h.update(chunk);
-          n += chunk.length;
-          if (!s.write(chunk)) return;
-        }
-        s.end();
-      };
-      s.on('drain', more);
-      more();
-      return { hash: h, written: () => n };
+      const hash = createHash('sha256');
+      return { hash, written: pump(s, total, hash) };
     };
     const receive = (s: net.Socket) => new Promise<string>((resolve) => {
       const h = createHash('sha256');

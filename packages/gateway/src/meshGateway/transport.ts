@@ -22,7 +22,6 @@ import net from 'node:net';
 import util from 'node:util';
 import { HandleRelay, UV_EOF, uvBinding, type Handle, type UvBinding } from '../uvHandles.ts';
 
-type Binding = UvBinding;
 // eslint-disable-next-line @typescript-eslint/no-explicit-any
 type Req = any; // TCPConnectWrap
 
@@ -160,7 +159,7 @@ function relayToCaller(caller: net.Socket, up: net.Socket, n: number, buf: Buffe
  * shutting it down first when nothing is left to write there: close() sends the FIN after the data
  * the kernel holds (no unread input, so no reset), and saves a shutdown and Node's end/finish steps.
  */
-export function splice(caller: net.Socket, up: net.Socket, onClose: () => void): void {
+function splice(caller: net.Socket, up: net.Socket, onClose: () => void): void {
   let closed = 0;
   const fail = () => { caller.destroy(); up.destroy(); };
   caller.on('error', fail);
@@ -225,7 +224,7 @@ class RawConn implements GwConn {
   closed = false;
   readonly h: Handle;
   up: Handle = undefined;
-  private readonly b: Binding;
+  private readonly b: UvBinding;
   onData?: (chunk: Buffer) => void;
   onEnd?: () => void;
   private onDone?: (rx: number, tx: number) => void;
@@ -239,7 +238,7 @@ class RawConn implements GwConn {
   onFail?: (err: Error) => void;
   /** The listener's open connections (closed by its close()). */
   private readonly open: Set<RawConn>;
-  constructor(b: Binding, h: Handle, open: Set<RawConn>) {
+  constructor(b: UvBinding, h: Handle, open: Set<RawConn>) {
     this.b = b;
     this.h = h;
     this.open = open;

@@ -13,6 +13,7 @@ import http from 'node:http';
 import net from 'node:net';
 import tls from 'node:tls';
 import { startMeshGateway, type MeshGateway } from '../../src/meshGateway/index.ts';
+import { pump } from '../support/pump.ts';
 
 const TD = 'aaaaaaaa-bbbb-cccc-dddd-eeeeeeeeeeee.consul';
 let agentServer: http.Server;
@@ -61,27 +62,6 @@ async function until(what: string, cond: () => boolean, ms = 5000): Promise<void
     if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
     await new Promise((r) => setTimeout(r, 20));
   }
-}
-
-/**
- * Writes `total` bytes of a known pattern to `s` in 64 KB chunks (into `hash` as well), only as fast
- * as `s` drains, then ends it. Returns how many bytes it has written so far.
- */
-function pump(s: net.Socket, total: number, hash: ReturnType<typeof createHash>): () => number {
-  const chunk = Buffer.alloc(64 * 1024);
-  let written = 0;
-  const more = () => {
-    while (written < total) {
-      chunk.fill((written / chunk.length) % 251);
-      hash.update(chunk);
-      written += chunk.length;
-      if (!s.write(chunk)) return;
-    }
-    s.end();
-  };
-  s.on('drain', more);
-  more();
-  return () => written;
 }
 
 /** The stand-in answers without X-Consul-Index, so the gateway reads it again every second. */
